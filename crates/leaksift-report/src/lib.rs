@@ -1,0 +1,5 @@
+//! Rendering of analysis results: text tables, JSON envelopes, SVG charts, flamegraphs. Renderers never compute.
+
+pub mod escape;
+pub mod table;
+pub mod units;

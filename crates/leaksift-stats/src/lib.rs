@@ -1,0 +1,1 @@
+//! Trend statistics and the leak verdict: pure functions over (time, bytes) series, no I/O.

@@ -1,0 +1,3 @@
+//! The native allocation trace: in-memory model, on-disk format, writer and reader.
+
+pub mod model;

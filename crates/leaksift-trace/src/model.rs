@@ -1,0 +1,148 @@
+//! The decoded trace: what the reader yields and the analysis consumes, independent of the on-disk encoding.
+//!
+//! This is the contract between the recorder (`leaksift-preload` + the writer in this crate) and the
+//! analysis (`leaksift-native`). Addresses are absolute virtual addresses in the traced process (AVMA);
+//! turning them into module-relative offsets is the analysis' job, using [`Module`] records.
+
+/// Identifier of a deduplicated call stack in the trace. Defined by a [`Event::Stack`] before first use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StackId(pub u32);
+
+/// Small dense identifier of a traced thread, assigned by the recorder in order of first event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ThreadId(pub u32);
+
+/// Identifier of a loaded module (executable or shared object), unique within one trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleId(pub u32);
+
+/// Nanoseconds since the start of tracing (monotonic clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TraceTime(pub u64);
+
+/// What the trace header says about the traced process and how it was recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceHeader {
+    /// On-disk format version the file was written with.
+    pub format_version: u32,
+    pub pid: u32,
+    /// The command line of the traced process (argv), lossily decoded.
+    pub command: Vec<String>,
+    /// Wall-clock start of tracing, seconds since the Unix epoch.
+    pub start_unix_s: u64,
+    pub page_size: u64,
+    /// Whether mmap/munmap were traced (`record --mmap`).
+    pub traces_mmap: bool,
+}
+
+/// A loaded module and where it is mapped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    pub id: ModuleId,
+    /// Path as the dynamic loader reported it (may be empty for the main program on some systems;
+    /// the recorder substitutes `/proc/self/exe`'s target).
+    pub path: String,
+    /// GNU build-id from `.note.gnu.build-id`, if present: lets symbolization run on another machine.
+    pub build_id: Option<Vec<u8>>,
+    /// Load bias: AVMA = SVMA + `base`.
+    pub base: u64,
+    /// Mapped executable/readable ranges `[start, end)` in AVMA, from the program headers.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// Which allocator entry point produced an allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AllocKind {
+    Malloc,
+    Calloc,
+    Realloc,
+    ReallocArray,
+    PosixMemalign,
+    AlignedAlloc,
+    Memalign,
+    Valloc,
+    Pvalloc,
+    Mmap,
+}
+
+/// memcheck's leak classes (valgrind `--leak-check=full --show-leak-kinds=all`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LeakClass {
+    /// No pointer to the block's start or interior anywhere in the roots or reachable blocks.
+    DefinitelyLost,
+    /// Not reachable from the roots, but pointed to (at its start) from a definitely lost block.
+    IndirectlyLost,
+    /// Reachable only through pointers into its interior.
+    PossiblyLost,
+    /// Reachable through a pointer to its start from a root (stacks, registers, globals, TLS).
+    StillReachable,
+}
+
+/// Why a reachability scan ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanTrigger {
+    /// At process exit (after `main` returned or `exit` was called).
+    Exit,
+    /// On demand, from a signal or the control file, while the program kept running.
+    OnDemand,
+}
+
+/// One live block's class in a reachability scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScannedBlock {
+    pub address: u64,
+    pub class: LeakClass,
+}
+
+/// The result of a reachability scan: every block live at `time`, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeakScan {
+    pub time: TraceTime,
+    pub trigger: ScanTrigger,
+    pub blocks: Vec<ScannedBlock>,
+}
+
+/// How the traced process ended, when the trace records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessEnd {
+    /// Exited with this status.
+    Exited(i32),
+}
+
+/// One decoded trace record, in the order the recorder wrote it (per-thread order is preserved;
+/// events of different threads are ordered by their flush, and `time` gives the true order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Defines a stack: return addresses, innermost frame first, outermost (e.g. `_start`) last.
+    Stack { id: StackId, frames: Vec<u64> },
+    ModuleLoaded(Module),
+    ModuleUnloaded { id: ModuleId, time: TraceTime },
+    Alloc {
+        time: TraceTime,
+        thread: ThreadId,
+        address: u64,
+        size: u64,
+        stack: StackId,
+        kind: AllocKind,
+    },
+    Free {
+        time: TraceTime,
+        thread: ThreadId,
+        address: u64,
+    },
+    /// A realloc that moved or resized a block: `old_address` (0 for realloc(NULL, n)) is freed
+    /// and `new_address` allocated with `size` bytes at `stack`.
+    Realloc {
+        time: TraceTime,
+        thread: ThreadId,
+        old_address: u64,
+        new_address: u64,
+        size: u64,
+        stack: StackId,
+    },
+    /// Resident set size of the whole process, sampled periodically by the writer thread.
+    RssSample { time: TraceTime, rss_bytes: u64 },
+    LeakScan(LeakScan),
+    /// Written last on a clean exit. A trace without it was cut short (crash, SIGKILL, OOM kill).
+    End { time: TraceTime, end: ProcessEnd },
+}

@@ -1,0 +1,11 @@
+//! One module per subcommand: flag definitions and the glue from engine to renderer.
+
+pub mod check;
+pub mod demo;
+pub mod diff;
+pub mod heap;
+pub mod paths;
+pub mod record;
+pub mod report;
+pub mod trend;
+pub mod watch;

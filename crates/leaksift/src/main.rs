@@ -1,0 +1,63 @@
+//! The `leaksift` command line: parses flags, calls an engine, picks a renderer, maps outcomes to exit codes.
+
+mod cmd;
+mod outcome;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::outcome::Outcome;
+
+/// Find memory leaks: confirm growth, locate what accumulates, explain what keeps it alive, guard CI.
+#[derive(Debug, Parser)]
+#[command(name = "leaksift", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sample the memory of a process, a launched command or a cgroup and decide whether it leaks.
+    Watch(cmd::watch::Args),
+    /// Run the leak verdict on a recorded series (CSV with `t` and `bytes` columns).
+    Trend(cmd::trend::Args),
+    /// CI gate: run a scenario against a server repeatedly and fail on per-iteration growth.
+    Check(cmd::check::Args),
+    /// Run a command under the LD_PRELOAD allocation tracer and write a trace.
+    Record(cmd::record::Args),
+    /// Analyse a native trace: leaks by class, peak, hotspots, growth by call site.
+    Report(cmd::report::Args),
+    /// Analyse a V8 .heapsnapshot or a Java HPROF dump: classes, dominators, leak suspects.
+    Heap(cmd::heap::Args),
+    /// Show the shortest retaining paths from the GC roots to one object.
+    Paths(cmd::paths::Args),
+    /// Compare two heap snapshots/dumps, or find leaks across baseline, target and final.
+    Diff(cmd::diff::Args),
+    /// Run the whole leak hunt on a bundled leaky program.
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Watch(args) => cmd::watch::run(args),
+        Command::Trend(args) => cmd::trend::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Record(args) => cmd::record::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Heap(args) => cmd::heap::run(args),
+        Command::Paths(args) => cmd::paths::run(args),
+        Command::Diff(args) => cmd::diff::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+    };
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(error) => {
+            // One line: the context chain joined by ": " names the file/PID/command and the cause.
+            eprintln!("leaksift: error: {error:#}");
+            Outcome::INPUT_ERROR_CODE.into()
+        }
+    }
+}
