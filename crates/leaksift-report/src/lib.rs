@@ -4,3 +4,7 @@ pub mod escape;
 pub mod progress;
 pub mod table;
 pub mod units;
+// Domain renderers, one module per engine (owned by the engine's author):
+pub mod chart;
+pub mod heap;
+pub mod native;

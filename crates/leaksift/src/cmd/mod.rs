@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 pub mod diff;
 pub mod heap;
+pub mod heapfile;
 pub mod paths;
 pub mod record;
 pub mod report;

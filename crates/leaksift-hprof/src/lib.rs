@@ -1,0 +1,1 @@
+//! Java HPROF heap dump reader: builds the format-neutral heap graph with MAT semantics.

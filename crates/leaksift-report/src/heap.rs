@@ -1,0 +1,1 @@
+//! Text and JSON rendering of heap-graph analyses (heap, paths, diff).

@@ -1,0 +1,1 @@
+//! Text rendering and flamegraphs of native trace reports.
