@@ -1,1 +1,9 @@
 //! The heap graph and its readers (V8 .heapsnapshot, Java HPROF): dominators, retained sizes, paths, suspects, diff.
+
+pub mod graph;
+
+pub use graph::{
+    ClassId, ClassInfo, Detachedness, EdgeData, EdgeIndex, EdgeKind, EdgeName, GcRootKind,
+    GraphBuilder, GraphError, GraphParts, HeapFormat, HeapGraph, NodeData, NodeFlags, NodeIndex,
+    NodeKind, ObjectId, SourceLocation, StringBacking, StringEncoding, StringId, StringTable,
+};
