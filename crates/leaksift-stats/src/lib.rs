@@ -1,1 +1,408 @@
 //! Trend statistics and the leak verdict: pure functions over (time, bytes) series, no I/O.
+//!
+//! [`analyze`] answers "is this memory series leaking?" with a [`Verdict`] and its evidence. The
+//! method, step by step (each step's reason is in `docs/ARCHITECTURE.md`, "leaksift-stats"):
+//!
+//! 1. **Segments.** The series is split at restarts: indices the caller knows (a PID change, see
+//!    [`analyze_with_breaks`]) and drops below half of the recent baseline. Segments are analysed
+//!    jointly (pairs never cross a restart), so a leak that is OOM-killed periodically is a leak.
+//! 2. **Baseline.** Each segment is cut into windows of `⌈n / windows⌉` samples and only each
+//!    window's minimum is kept. A GC or temporaries sawtooth moves the peaks, not the troughs, so
+//!    the baseline is flat for a sawtooth and rises for a leak. This also aggregates long series:
+//!    a million samples become about [`Config::windows`] points, which keeps the O(m²) pairwise
+//!    methods below far under a second.
+//! 3. **Trend.** Theil–Sen slope of the baseline (median pairwise slope, robust to outliers and
+//!    steps) with Sen's 95% interval, and the Mann–Kendall one-sided p-value for an increase, with
+//!    the tie correction (memory series have many equal values).
+//! 4. **Verdict.** Growth is a finding when it is significant (p < `alpha` and the interval's lower
+//!    bound > 0) and material (slope × observed span ≥ the growth threshold). A finding is a
+//!    `Plateau` when the last quarter of the last segment grows at under 30% of the overall slope
+//!    (Coroot's tail guard), else a `Leak`. No finding is `Stable` when the interval rules out
+//!    material growth, else `Inconclusive` (too noisy); too few points is `Inconclusive` too.
+//! 5. **Time to limit** (leaks only, with [`Config::limit`]): (limit − fitted current) / slope, as
+//!    a range from the slope interval.
+
+mod baseline;
+mod mann_kendall;
+mod theil_sen;
+
+pub use baseline::Point;
+pub use mann_kendall::{KendallScore, upper_tail};
+pub use theil_sen::{SlopeFit, Z_95, median, ols_slope};
+
+use std::fmt;
+
+/// Thresholds of the verdict. Every default is chosen for RSS-like series of a whole process;
+/// callers analysing smaller quantities (bytes live at one call site) lower `min_growth_bytes`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// One-sided Mann–Kendall significance level for "it grows". Default 0.01: a watch is often
+    /// run many times, and a false leak alarm costs more than a missed weak trend.
+    pub alpha: f64,
+    /// About how many baseline windows the series is cut into. Default 30: enough points for a
+    /// tight Theil–Sen interval and a meaningful tail, while each window is long enough (n/30
+    /// samples) to contain a sawtooth trough for sawtooth periods up to 1/30 of the run.
+    pub windows: usize,
+    /// Fewer samples than this gives `Inconclusive`. Default 6: with 6 perfectly rising points the
+    /// one-sided Mann–Kendall p is 0.004, the fewest points that can pass `alpha = 0.01`.
+    pub min_samples: usize,
+    /// Segments (between restarts) with fewer samples than this are ignored. Default 3.
+    pub min_segment_samples: usize,
+    /// A sample below this fraction of the recent baseline starts a new segment (a restart);
+    /// `None` disables drop detection. Default `Some(0.5)`: Coroot's "drop of more than half".
+    pub restart_drop: Option<f64>,
+    /// Growth over the observed span below this many bytes is never a finding. Default 256 KiB:
+    /// page-granular RSS creep (stacks, TLS, allocator arenas) stays below it, and a leak smaller
+    /// than that over the watched span cannot be told from such creep.
+    pub min_growth_bytes: f64,
+    /// Growth over the observed span below this fraction of the baseline level is never a
+    /// finding. Default 0.01 (1%).
+    pub min_growth_fraction: f64,
+    /// No finding is `Stable` only when the interval's upper bound × span stays below the growth
+    /// threshold or this fraction of the level, whichever is larger; else `Inconclusive`.
+    /// Default 0.10.
+    pub stable_fraction: f64,
+    /// Fraction of the last segment's time span that forms the tail. Default 0.25 (Coroot).
+    pub tail_fraction: f64,
+    /// A finding whose tail slope (OLS on the tail's baseline points) is below this fraction of
+    /// the overall slope is a `Plateau`. Default 0.3 (Coroot's tail guard).
+    pub tail_ratio: f64,
+    /// The tail guard needs at least this many baseline points in the tail. Default 4.
+    pub min_tail_points: usize,
+    /// Bytes at which the process fails (a `--limit` or a cgroup's `memory.max`).
+    pub limit: Option<f64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            alpha: 0.01,
+            windows: 30,
+            min_samples: 6,
+            min_segment_samples: 3,
+            restart_drop: Some(0.5),
+            min_growth_bytes: 256.0 * 1024.0,
+            min_growth_fraction: 0.01,
+            stable_fraction: 0.10,
+            tail_fraction: 0.25,
+            tail_ratio: 0.3,
+            min_tail_points: 4,
+            limit: None,
+        }
+    }
+}
+
+/// What the series shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Significant, material growth that does not slow down.
+    Leak,
+    /// Significant growth that levels off (warm-up, a cache filling up).
+    Plateau,
+    /// No material growth (flat, or a sawtooth around a flat baseline).
+    Stable,
+    /// Too few points, or too noisy to rule growth in or out.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Lower-case name used in text and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Leak => "leak",
+            Verdict::Plateau => "plateau",
+            Verdict::Stable => "stable",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the verdict came out as it did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reason {
+    /// Fewer samples or baseline points than needed, or no time span.
+    TooFewPoints { needed: usize },
+    /// Significant, material growth whose tail keeps the pace.
+    SteadyGrowth,
+    /// Significant growth whose tail slope fell below `tail_ratio` × the overall slope.
+    TailFlattened { tail_slope: f64 },
+    /// The trend is not significant and the interval rules out material growth.
+    NoSignificantGrowth,
+    /// Growth is significant but below the growth threshold.
+    GrowthBelowThreshold { threshold: f64 },
+    /// No significant growth, but the interval is too wide to rule material growth out.
+    TooNoisy,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::TooFewPoints { needed } => write!(f, "too few points (need at least {needed})"),
+            Reason::SteadyGrowth => f.write_str("significant growth that keeps its pace"),
+            Reason::TailFlattened { .. } => f.write_str("growth levelled off in the last part"),
+            Reason::NoSignificantGrowth => f.write_str("no significant growth"),
+            Reason::GrowthBelowThreshold { .. } => {
+                f.write_str("growth is significant but below the threshold")
+            }
+            Reason::TooNoisy => f.write_str("too noisy to rule growth in or out"),
+        }
+    }
+}
+
+impl Reason {
+    /// Stable machine name for JSON output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::TooFewPoints { .. } => "too_few_points",
+            Reason::SteadyGrowth => "steady_growth",
+            Reason::TailFlattened { .. } => "tail_flattened",
+            Reason::NoSignificantGrowth => "no_significant_growth",
+            Reason::GrowthBelowThreshold { .. } => "growth_below_threshold",
+            Reason::TooNoisy => "too_noisy",
+        }
+    }
+}
+
+/// One restart segment: sample indices `start..end` and its fitted line `intercept + slope · t`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SegmentFit {
+    pub start: usize,
+    pub end: usize,
+    /// Theil–Sen intercept of this segment's baseline with the pooled slope; NaN without a slope.
+    pub intercept: f64,
+}
+
+/// Time until the fitted trend reaches [`Config::limit`], in units of t.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeToLimit {
+    /// At the Theil–Sen slope.
+    pub estimate: f64,
+    /// At the interval's upper slope.
+    pub earliest: f64,
+    /// At the interval's lower slope; `None` when that bound is not positive (maybe never).
+    pub latest: Option<f64>,
+    /// Fitted baseline at the last sample, the starting point of the projection.
+    pub current: f64,
+}
+
+/// The verdict with its evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    /// Theil–Sen slope of the baseline, bytes per unit of t; NaN with fewer than two points.
+    pub slope: f64,
+    /// Sen's 95% interval of `slope`; NaN bounds with fewer than two points.
+    pub slope_ci: (f64, f64),
+    /// One-sided Mann–Kendall p-value for an increase (ties corrected); 1 without evidence.
+    pub p_value: f64,
+    /// Mann–Kendall S and its variance, summed over segments.
+    pub kendall: KendallScore,
+    /// Number of input samples.
+    pub samples: usize,
+    /// Samples per baseline window.
+    pub window_samples: usize,
+    /// The baseline points (per-window minima) of all analysed segments, in time order.
+    pub baseline: Vec<Point>,
+    /// The analysed segments (restarts split them; too-short ones are left out).
+    pub segments: Vec<SegmentFit>,
+    /// Number of restarts detected or given (segment boundaries, short segments included).
+    pub restarts: usize,
+    /// Median of the baseline, bytes.
+    pub level: f64,
+    /// Sum of the analysed segments' time spans.
+    pub span: f64,
+    /// `slope × span`: growth over the observed span, bytes (NaN without a slope).
+    pub growth: f64,
+    /// OLS slope of the last segment's tail baseline, when the tail has enough points.
+    pub tail_slope: Option<f64>,
+    /// Present for leaks when [`Config::limit`] is set.
+    pub time_to_limit: Option<TimeToLimit>,
+}
+
+/// Invalid input series.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StatsError {
+    #[error("{t} time values but {bytes} byte values")]
+    LengthMismatch { t: usize, bytes: usize },
+    #[error("sample {index}: value is not a finite number")]
+    NonFinite { index: usize },
+    #[error("sample {index}: time goes backwards")]
+    TimeDecreasing { index: usize },
+    #[error("restart index {index} is outside the series of {len} samples")]
+    BreakOutOfRange { index: usize, len: usize },
+}
+
+/// Analyses a series: `t` non-decreasing (any unit; `slope` is bytes per that unit), `bytes` the
+/// memory at each time. Restarts are detected from drops only.
+pub fn analyze(t: &[f64], bytes: &[f64], config: &Config) -> Result<Analysis, StatsError> {
+    analyze_with_breaks(t, bytes, &[], config)
+}
+
+/// Like [`analyze`], with known restarts: a new segment starts at each index in `breaks` (e.g. the
+/// first sample after the watched PID changed).
+pub fn analyze_with_breaks(
+    t: &[f64],
+    bytes: &[f64],
+    breaks: &[usize],
+    config: &Config,
+) -> Result<Analysis, StatsError> {
+    validate(t, bytes, breaks)?;
+    let n = t.len();
+    let window = baseline::window_len(n, config.windows);
+    let ranges = baseline::segments(bytes, breaks, window, config.restart_drop);
+    let restarts = ranges.len().saturating_sub(1);
+    let kept: Vec<_> = ranges
+        .into_iter()
+        .filter(|r| r.len() >= config.min_segment_samples.max(1))
+        .collect();
+    let per_segment: Vec<(Vec<f64>, Vec<f64>)> = kept
+        .iter()
+        .map(|r| {
+            let pts = baseline::window_minima(t, bytes, r.clone(), window);
+            (
+                pts.iter().map(|p| p.t).collect(),
+                pts.iter().map(|p| p.bytes).collect(),
+            )
+        })
+        .collect();
+    let kendall = KendallScore::combine(per_segment.iter().map(|(_, b)| KendallScore::of(b)));
+    let p_value = kendall.p_increasing();
+    let groups: Vec<(&[f64], &[f64])> = per_segment
+        .iter()
+        .map(|(t, b)| (t.as_slice(), b.as_slice()))
+        .collect();
+    let fit = theil_sen::fit(&groups, kendall);
+    let baseline: Vec<Point> = per_segment
+        .iter()
+        .flat_map(|(t, b)| t.iter().zip(b).map(|(&t, &bytes)| Point { t, bytes }))
+        .collect();
+    let level = median(&baseline.iter().map(|p| p.bytes).collect::<Vec<_>>());
+    let span: f64 = kept.iter().map(|r| t[r.end - 1] - t[r.start]).sum();
+    let (slope, slope_ci) = fit.map_or((f64::NAN, (f64::NAN, f64::NAN)), |f| (f.slope, f.ci));
+    let segments: Vec<SegmentFit> = kept
+        .iter()
+        .zip(&per_segment)
+        .map(|(r, (pt, pb))| {
+            let offsets: Vec<f64> = pt.iter().zip(pb).map(|(t, b)| b - slope * t).collect();
+            SegmentFit {
+                start: r.start,
+                end: r.end,
+                intercept: median(&offsets),
+            }
+        })
+        .collect();
+    let tail_slope = per_segment
+        .last()
+        .and_then(|(pt, pb)| tail_slope(pt, pb, config));
+    let growth = slope * span;
+
+    let mut analysis = Analysis {
+        verdict: Verdict::Inconclusive,
+        reason: Reason::TooFewPoints {
+            needed: config.min_samples,
+        },
+        slope,
+        slope_ci,
+        p_value,
+        kendall,
+        samples: n,
+        window_samples: window,
+        baseline,
+        segments,
+        restarts,
+        level,
+        span,
+        growth,
+        tail_slope,
+        time_to_limit: None,
+    };
+    if n < config.min_samples || analysis.baseline.len() < 2 || fit.is_none() || span <= 0.0 {
+        return Ok(analysis);
+    }
+    let threshold = config
+        .min_growth_bytes
+        .max(config.min_growth_fraction * level.abs());
+    let significant = p_value < config.alpha && slope_ci.0 > 0.0;
+    (analysis.verdict, analysis.reason) = if significant && growth >= threshold {
+        match tail_slope {
+            Some(tail) if tail < config.tail_ratio * slope => {
+                (Verdict::Plateau, Reason::TailFlattened { tail_slope: tail })
+            }
+            _ => (Verdict::Leak, Reason::SteadyGrowth),
+        }
+    } else if slope_ci.1 * span <= threshold.max(config.stable_fraction * level.abs()) {
+        if significant {
+            (Verdict::Stable, Reason::GrowthBelowThreshold { threshold })
+        } else {
+            (Verdict::Stable, Reason::NoSignificantGrowth)
+        }
+    } else {
+        (Verdict::Inconclusive, Reason::TooNoisy)
+    };
+    if analysis.verdict == Verdict::Leak {
+        analysis.time_to_limit = config.limit.and_then(|limit| {
+            let last = analysis.segments.last()?;
+            time_to_limit(limit, last.intercept + slope * t[n - 1], slope, slope_ci)
+        });
+    }
+    Ok(analysis)
+}
+
+fn validate(t: &[f64], bytes: &[f64], breaks: &[usize]) -> Result<(), StatsError> {
+    if t.len() != bytes.len() {
+        return Err(StatsError::LengthMismatch {
+            t: t.len(),
+            bytes: bytes.len(),
+        });
+    }
+    for i in 0..t.len() {
+        if !t[i].is_finite() || !bytes[i].is_finite() {
+            return Err(StatsError::NonFinite { index: i });
+        }
+        if i > 0 && t[i] < t[i - 1] {
+            return Err(StatsError::TimeDecreasing { index: i });
+        }
+    }
+    if let Some(&index) = breaks.iter().find(|&&b| b >= t.len()) {
+        return Err(StatsError::BreakOutOfRange {
+            index,
+            len: t.len(),
+        });
+    }
+    Ok(())
+}
+
+/// OLS slope over the baseline points in the last `tail_fraction` of the segment's span.
+fn tail_slope(t: &[f64], bytes: &[f64], config: &Config) -> Option<f64> {
+    let (&first, &last) = (t.first()?, t.last()?);
+    let from = last - config.tail_fraction * (last - first);
+    let start = t.iter().position(|&x| x >= from)?;
+    if t.len() - start < config.min_tail_points.max(2) {
+        return None;
+    }
+    ols_slope(&t[start..], &bytes[start..])
+}
+
+/// Projects `current` to `limit` along the slope and its interval.
+fn time_to_limit(limit: f64, current: f64, slope: f64, ci: (f64, f64)) -> Option<TimeToLimit> {
+    if slope <= 0.0 {
+        return None;
+    }
+    let left = (limit - current).max(0.0);
+    Some(TimeToLimit {
+        estimate: left / slope,
+        earliest: left / ci.1.max(slope),
+        latest: (ci.0 > 0.0).then(|| left / ci.0),
+        current,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! Restart segmentation and the per-window-minimum baseline that removes a GC/temporaries sawtooth.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+/// One point of the baseline: the smallest sample of a window and the time it was taken.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub t: f64,
+    pub bytes: f64,
+}
+
+/// Samples per baseline window so that a series of `n` samples gives about `windows` windows.
+pub fn window_len(n: usize, windows: usize) -> usize {
+    n.div_ceil(windows.max(1)).max(1)
+}
+
+/// How many windows back the restart test looks for the "recent baseline" it compares against.
+/// Three windows span several sawtooth periods, so a GC drop from a peak to the baseline is never
+/// mistaken for a restart; a restart falls to the start-up level, far below the recent minimum.
+const RESTART_LOOKBACK_WINDOWS: usize = 3;
+
+/// Splits sample indices into segments: a new segment starts at every index in `breaks` (e.g. a
+/// PID change) and, when `drop` is `Some(f)`, at every sample below `f` × the minimum of the
+/// preceding `3 × window` samples of the current segment (a restart after an OOM kill).
+pub fn segments(
+    bytes: &[f64],
+    breaks: &[usize],
+    window: usize,
+    drop: Option<f64>,
+) -> Vec<Range<usize>> {
+    let lookback = window * RESTART_LOOKBACK_WINDOWS;
+    let mut out = Vec::new();
+    let mut start = 0;
+    // Monotonic deque of indices whose values increase: front is the minimum of the look-back.
+    let mut recent: VecDeque<usize> = VecDeque::new();
+    for i in 0..bytes.len() {
+        let forced = i > start && breaks.contains(&i);
+        let dropped = match (drop, recent.front()) {
+            (Some(f), Some(&m)) if i > start => bytes[i] < f * bytes[m],
+            _ => false,
+        };
+        if forced || dropped {
+            out.push(start..i);
+            start = i;
+            recent.clear();
+        }
+        while recent.back().is_some_and(|&b| bytes[b] >= bytes[i]) {
+            recent.pop_back();
+        }
+        recent.push_back(i);
+        while recent.front().is_some_and(|&f| f + lookback <= i) {
+            recent.pop_front();
+        }
+    }
+    if start < bytes.len() {
+        out.push(start..bytes.len());
+    }
+    out
+}
+
+/// The minimum of each consecutive window of `window` samples within `range`; a short remainder is
+/// merged into the last window (a short window's minimum misses the sawtooth trough and would
+/// fake growth at the end).
+pub fn window_minima(t: &[f64], bytes: &[f64], range: Range<usize>, window: usize) -> Vec<Point> {
+    let len = range.len();
+    let count = (len / window.max(1)).max(1);
+    let mut points = Vec::with_capacity(count);
+    for k in 0..count {
+        let lo = range.start + k * window;
+        let hi = if k + 1 == count {
+            range.end
+        } else {
+            lo + window
+        };
+        if lo >= hi {
+            break;
+        }
+        let mut best = lo;
+        for i in lo + 1..hi {
+            if bytes[i] < bytes[best] {
+                best = i;
+            }
+        }
+        points.push(Point {
+            t: t[best],
+            bytes: bytes[best],
+        });
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sawtooth_drop_is_not_a_restart() {
+        let bytes: Vec<f64> = (0..300).map(|i| 100.0 + f64::from(i % 10) * 30.0).collect();
+        assert_eq!(segments(&bytes, &[], 10, Some(0.5)), vec![0..300]);
+    }
+
+    #[test]
+    fn restart_splits() {
+        let mut bytes: Vec<f64> = (0..100).map(|i| 100.0 + f64::from(i) * 10.0).collect();
+        bytes.extend((0..50).map(|i| 100.0 + f64::from(i) * 10.0));
+        assert_eq!(segments(&bytes, &[], 5, Some(0.5)), vec![0..100, 100..150]);
+        assert_eq!(segments(&bytes, &[], 5, None), vec![0..150]);
+        assert_eq!(segments(&bytes, &[40], 5, None), vec![0..40, 40..150]);
+    }
+
+    #[test]
+    fn minima_merge_the_remainder() {
+        let t: Vec<f64> = (0..10).map(f64::from).collect();
+        let b = [5.0, 4.0, 6.0, 3.0, 9.0, 8.0, 7.0, 9.0, 9.0, 1.0];
+        let pts = window_minima(&t, &b, 0..10, 3);
+        assert_eq!(pts.len(), 3);
+        assert_eq!(pts[0], Point { t: 1.0, bytes: 4.0 });
+        assert_eq!(pts[2], Point { t: 9.0, bytes: 1.0 });
+    }
+}

@@ -1,0 +1,290 @@
+//! Verdicts on synthetic series: noise, sawtooth, warm-up, staircase, restarts, short series, and
+//! invariances (adding a constant, rescaling time).
+
+use super::*;
+use proptest::prelude::*;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Deterministic noise in [-1, 1) (SplitMix64), so failures reproduce.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+/// `n` samples at 1 s spacing of `f(t)` plus uniform noise of ± `noise` bytes.
+fn series(n: usize, noise: f64, seed: u64, f: impl Fn(f64) -> f64) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = Noise(seed);
+    let t: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let b = t.iter().map(|&t| f(t) + noise * rng.next()).collect();
+    (t, b)
+}
+
+/// A sawtooth of temporaries: climbs `height` over `period` seconds, then drops back.
+fn sawtooth(t: f64, period: f64, height: f64) -> f64 {
+    (t % period) / period * height
+}
+
+fn verdict(t: &[f64], b: &[f64]) -> Analysis {
+    analyze(t, b, &Config::default()).unwrap()
+}
+
+#[test]
+fn flat_noise_is_stable() {
+    let (t, b) = series(300, 2.0 * MIB, 1, |_| 100.0 * MIB);
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Stable, "{a:?}");
+    assert!(a.slope_ci.0 <= 0.0 || a.p_value >= 0.01);
+}
+
+#[test]
+fn perfectly_flat_is_stable() {
+    let t: Vec<f64> = (0..50).map(f64::from).collect();
+    let a = verdict(&t, &[5.0 * MIB; 50]);
+    assert_eq!(a.verdict, Verdict::Stable);
+    assert_eq!(a.slope, 0.0);
+    assert_eq!(a.p_value, 1.0);
+}
+
+#[test]
+fn steady_leak_with_noise() {
+    let (t, b) = series(300, 2.0 * MIB, 2, |t| 100.0 * MIB + 0.2 * MIB * t);
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+    assert!(
+        a.slope_ci.0 < 0.2 * MIB && 0.2 * MIB < a.slope_ci.1,
+        "{a:?}"
+    );
+    assert!(a.p_value < 1e-6);
+}
+
+#[test]
+fn sawtooth_around_a_flat_baseline_is_stable() {
+    let (t, b) = series(600, 0.5 * MIB, 3, |t| {
+        50.0 * MIB + sawtooth(t, 7.0, 40.0 * MIB)
+    });
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Stable, "{a:?}");
+}
+
+#[test]
+fn leak_under_a_sawtooth_is_a_leak() {
+    let (t, b) = series(600, 0.5 * MIB, 4, |t| {
+        50.0 * MIB + 0.05 * MIB * t + sawtooth(t, 7.0, 40.0 * MIB)
+    });
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+    assert!(
+        (a.slope / MIB - 0.05).abs() < 0.02,
+        "slope {}",
+        a.slope / MIB
+    );
+}
+
+#[test]
+fn ols_would_be_fooled_by_a_sawtooth_phase_but_the_baseline_is_not() {
+    // The run ends near the top of a tooth: raw samples "grow", the troughs do not. The windows
+    // (12 samples) are longer than the sawtooth period (10 s).
+    let (t, b) = series(119, 0.0, 5, |t| 20.0 * MIB + sawtooth(t, 10.0, 30.0 * MIB));
+    assert!(ols_slope(&t, &b).unwrap() > 0.0);
+    let cfg = Config {
+        windows: 10,
+        ..Config::default()
+    };
+    assert_eq!(analyze(&t, &b, &cfg).unwrap().verdict, Verdict::Stable);
+}
+
+#[test]
+fn warm_up_curve_is_a_plateau() {
+    let (t, b) = series(400, 0.3 * MIB, 6, |t| {
+        100.0 * MIB + 80.0 * MIB * (1.0 - (-t / 40.0).exp())
+    });
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Plateau, "{a:?}");
+    assert!(matches!(a.reason, Reason::TailFlattened { .. }));
+}
+
+#[test]
+fn grow_then_flat_is_a_plateau() {
+    let (t, b) = series(300, 0.2 * MIB, 7, |t| 10.0 * MIB + 0.5 * MIB * t.min(120.0));
+    assert_eq!(verdict(&t, &b).verdict, Verdict::Plateau);
+}
+
+#[test]
+fn staircase_is_a_leak() {
+    // 10 MiB steps every 40 s with flat stretches in between.
+    let (t, b) = series(400, 0.1 * MIB, 8, |t| {
+        10.0 * MIB + 10.0 * MIB * (t / 40.0).floor()
+    });
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+    assert!((a.slope / MIB - 0.25).abs() < 0.1, "{}", a.slope / MIB);
+}
+
+#[test]
+fn leak_restarted_by_oom_kills_is_still_a_leak() {
+    // Climbs to ~210 MiB, is killed, restarts at 10 MiB: three restarts.
+    let (t, b) = series(400, 0.5 * MIB, 9, |t| 10.0 * MIB + 2.0 * MIB * (t % 100.0));
+    let a = verdict(&t, &b);
+    assert_eq!(a.restarts, 3);
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+    assert!((a.slope / MIB - 2.0).abs() < 0.1);
+    // Without segmentation the fit sees a zig-zag with a much weaker slope.
+    let plain = analyze(
+        &t,
+        &b,
+        &Config {
+            restart_drop: None,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    assert!(plain.slope < a.slope);
+}
+
+#[test]
+fn known_pid_change_splits_segments() {
+    let (t, b) = series(200, 0.0, 10, |t| {
+        10.0 * MIB + 1.0 * MIB * (t % 100.0) * 0.3 + 2.0 * MIB
+    });
+    let a = analyze_with_breaks(&t, &b, &[100], &Config::default()).unwrap();
+    assert_eq!(a.segments.len(), 2);
+    assert_eq!(a.segments[1].start, 100);
+}
+
+#[test]
+fn too_short_is_inconclusive() {
+    let a = verdict(&[0.0, 1.0, 2.0], &[1.0 * MIB, 2.0 * MIB, 3.0 * MIB]);
+    assert_eq!(a.verdict, Verdict::Inconclusive);
+    assert!(matches!(a.reason, Reason::TooFewPoints { .. }));
+    let empty = verdict(&[], &[]);
+    assert_eq!(empty.verdict, Verdict::Inconclusive);
+    assert!(empty.slope.is_nan());
+}
+
+#[test]
+fn wild_noise_is_inconclusive() {
+    let (t, b) = series(12, 200.0 * MIB, 11, |_| 300.0 * MIB);
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{a:?}");
+    assert_eq!(a.reason, Reason::TooNoisy);
+}
+
+#[test]
+fn tiny_step_is_not_a_leak() {
+    // One 4 KiB page more after a while: significant but immaterial.
+    let t: Vec<f64> = (0..60).map(f64::from).collect();
+    let b: Vec<f64> = t
+        .iter()
+        .map(|&t| {
+            if t < 30.0 {
+                2.0 * MIB
+            } else {
+                2.0 * MIB + 4096.0
+            }
+        })
+        .collect();
+    assert_eq!(verdict(&t, &b).verdict, Verdict::Stable);
+}
+
+#[test]
+fn time_to_limit_is_a_range() {
+    let (t, b) = series(300, 1.0 * MIB, 12, |t| 100.0 * MIB + 1.0 * MIB * t);
+    let cfg = Config {
+        limit: Some(1000.0 * MIB),
+        ..Config::default()
+    };
+    let a = analyze(&t, &b, &cfg).unwrap();
+    let ttl = a.time_to_limit.expect("leak with a limit");
+    // 100 + 299 ≈ 399 MiB now, 601 MiB left at 1 MiB/s.
+    assert!((ttl.estimate - 601.0).abs() < 30.0, "{ttl:?}");
+    assert!(ttl.earliest <= ttl.estimate && ttl.estimate <= ttl.latest.unwrap());
+    assert!(verdict(&t, &b).time_to_limit.is_none());
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let cfg = Config::default();
+    assert_eq!(
+        analyze(&[0.0], &[], &cfg),
+        Err(StatsError::LengthMismatch { t: 1, bytes: 0 })
+    );
+    assert_eq!(
+        analyze(&[0.0, f64::NAN], &[1.0, 1.0], &cfg),
+        Err(StatsError::NonFinite { index: 1 })
+    );
+    assert_eq!(
+        analyze(&[1.0, 0.0], &[1.0, 1.0], &cfg),
+        Err(StatsError::TimeDecreasing { index: 1 })
+    );
+    assert!(analyze_with_breaks(&[0.0], &[1.0], &[5], &cfg).is_err());
+}
+
+#[test]
+fn million_samples_aggregate() {
+    let (t, b) = series(1_000_000, 1.0 * MIB, 13, |t| 100.0 * MIB + 100.0 * t);
+    let a = verdict(&t, &b);
+    assert!(a.baseline.len() <= Config::default().windows);
+    assert_eq!(a.verdict, Verdict::Leak);
+}
+
+fn shape() -> impl Strategy<Value = (Vec<f64>, Vec<f64>)> {
+    (20usize..200, 0u64..1000, 0usize..4).prop_map(|(n, seed, kind)| {
+        series(n, 1.0 * MIB, seed, move |t| match kind {
+            0 => 50.0 * MIB,
+            1 => 50.0 * MIB + 2.0 * MIB * t,
+            2 => 50.0 * MIB + sawtooth(t, 5.0, 20.0 * MIB),
+            _ => 50.0 * MIB + 3.0 * MIB * t.min(n as f64 / 3.0),
+        })
+    })
+}
+
+proptest! {
+    #[test]
+    fn adding_a_constant_keeps_the_verdict((t, b) in shape(), c in 0.0f64..(10.0 * MIB)) {
+        let cfg = Config { min_growth_fraction: 0.0, stable_fraction: 0.0, restart_drop: None, ..Config::default() };
+        let a = analyze(&t, &b, &cfg).unwrap();
+        let shifted: Vec<f64> = b.iter().map(|x| x + c).collect();
+        let s = analyze(&t, &shifted, &cfg).unwrap();
+        prop_assert_eq!(a.verdict, s.verdict);
+        prop_assert!((a.slope - s.slope).abs() <= 1e-6 * a.slope.abs().max(1.0));
+        prop_assert_eq!(a.p_value, s.p_value);
+    }
+
+    #[test]
+    fn rescaling_time_keeps_the_verdict((t, b) in shape(), k in 0.001f64..1000.0) {
+        let cfg = Config::default();
+        let a = analyze(&t, &b, &cfg).unwrap();
+        let scaled: Vec<f64> = t.iter().map(|x| x * k).collect();
+        let s = analyze(&scaled, &b, &cfg).unwrap();
+        prop_assert_eq!(a.verdict, s.verdict);
+        prop_assert!((a.slope - s.slope * k).abs() <= 1e-6 * a.slope.abs().max(1.0));
+        prop_assert_eq!(a.p_value, s.p_value);
+    }
+
+    #[test]
+    fn never_panics_and_interval_contains_the_slope(
+        raw in proptest::collection::vec((0.0f64..10.0, -1e12f64..1e12), 0..300),
+    ) {
+        let mut t = 0.0;
+        let (mut ts, mut bs) = (Vec::new(), Vec::new());
+        for (dt, b) in raw {
+            t += dt;
+            ts.push(t);
+            bs.push(b);
+        }
+        let a = analyze(&ts, &bs, &Config::default()).unwrap();
+        if a.slope.is_finite() {
+            prop_assert!(a.slope_ci.0 <= a.slope && a.slope <= a.slope_ci.1);
+        }
+        prop_assert!((0.0..=1.0).contains(&a.p_value));
+    }
+}
