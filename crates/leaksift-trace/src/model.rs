@@ -114,9 +114,15 @@ pub enum ProcessEnd {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// Defines a stack: return addresses, innermost frame first, outermost (e.g. `_start`) last.
-    Stack { id: StackId, frames: Vec<u64> },
+    Stack {
+        id: StackId,
+        frames: Vec<u64>,
+    },
     ModuleLoaded(Module),
-    ModuleUnloaded { id: ModuleId, time: TraceTime },
+    ModuleUnloaded {
+        id: ModuleId,
+        time: TraceTime,
+    },
     Alloc {
         time: TraceTime,
         thread: ThreadId,
@@ -141,8 +147,14 @@ pub enum Event {
         stack: StackId,
     },
     /// Resident set size of the whole process, sampled periodically by the writer thread.
-    RssSample { time: TraceTime, rss_bytes: u64 },
+    RssSample {
+        time: TraceTime,
+        rss_bytes: u64,
+    },
     LeakScan(LeakScan),
     /// Written last on a clean exit. A trace without it was cut short (crash, SIGKILL, OOM kill).
-    End { time: TraceTime, end: ProcessEnd },
+    End {
+        time: TraceTime,
+        end: ProcessEnd,
+    },
 }

@@ -1,0 +1,36 @@
+//! Errors of the trace reader: each names the byte offset in the file where decoding failed.
+
+use std::io;
+
+/// Why a trace could not be read. Every variant carries the byte offset (from the start of the file)
+/// of the structure that failed to decode; [`TraceError::offset`] returns it.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("cannot read trace at byte {offset}: {source}")]
+    Io {
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("not a leaksift trace: bad magic bytes at byte 0")]
+    BadMagic,
+    #[error(
+        "unsupported trace format version {version} at byte {offset} (this build reads version {})",
+        crate::format::FORMAT_VERSION
+    )]
+    UnsupportedVersion { offset: u64, version: u32 },
+    #[error("corrupt trace at byte {offset}: {what}")]
+    Corrupt { offset: u64, what: String },
+}
+
+impl TraceError {
+    /// Byte offset in the file where the failing structure starts.
+    pub fn offset(&self) -> u64 {
+        match self {
+            TraceError::Io { offset, .. }
+            | TraceError::UnsupportedVersion { offset, .. }
+            | TraceError::Corrupt { offset, .. } => *offset,
+            TraceError::BadMagic => 0,
+        }
+    }
+}

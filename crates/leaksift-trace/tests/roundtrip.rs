@@ -1,0 +1,282 @@
+//! Writer → reader round trips, truncation detection and hostile input (no panics, offsets named).
+
+use leaksift_trace::model::*;
+use leaksift_trace::{TraceError, TraceReader, TraceWriter, Truncation};
+use proptest::prelude::*;
+
+fn header() -> TraceHeader {
+    TraceHeader {
+        format_version: leaksift_trace::format::FORMAT_VERSION,
+        pid: 4242,
+        command: vec!["./prog".into(), "--flag".into(), "ünïcode".into()],
+        start_unix_s: 1_700_000_000,
+        page_size: 4096,
+        traces_mmap: true,
+    }
+}
+
+fn sample_events() -> Vec<Event> {
+    let t = TraceTime;
+    vec![
+        Event::ModuleLoaded(Module {
+            id: ModuleId(0),
+            path: "/usr/bin/prog".into(),
+            build_id: Some(vec![0xde, 0xad, 0xbe, 0xef]),
+            base: 0x5555_5555_4000,
+            ranges: vec![(0x5555_5555_4000, 0x5555_5555_9000)],
+        }),
+        Event::ModuleLoaded(Module {
+            id: ModuleId(1),
+            path: String::new(),
+            build_id: None,
+            base: 0,
+            ranges: vec![],
+        }),
+        Event::Stack {
+            id: StackId(1),
+            frames: vec![0x5555_5555_5123, 0x7fff_0000_1000, 0x5555_5555_4fff],
+        },
+        Event::Stack {
+            id: StackId(7),
+            frames: vec![],
+        },
+        Event::Alloc {
+            time: t(10),
+            thread: ThreadId(0),
+            address: 0x5555_5560_0010,
+            size: 32,
+            stack: StackId(1),
+            kind: AllocKind::Malloc,
+        },
+        Event::Alloc {
+            time: t(10),
+            thread: ThreadId(3),
+            address: 0x7f00_0000_0010,
+            size: 1 << 40,
+            stack: StackId(7),
+            kind: AllocKind::PosixMemalign,
+        },
+        Event::Realloc {
+            time: t(25),
+            thread: ThreadId(0),
+            old_address: 0x5555_5560_0010,
+            new_address: 0x5555_5560_0100,
+            size: 64,
+            stack: StackId(1),
+        },
+        Event::Realloc {
+            time: t(25),
+            thread: ThreadId(0),
+            old_address: 0,
+            new_address: 0x10,
+            size: 0,
+            stack: StackId(7),
+        },
+        Event::Free {
+            time: t(30),
+            thread: ThreadId(3),
+            address: 0x7f00_0000_0010,
+        },
+        Event::Free {
+            time: t(29),
+            thread: ThreadId(3),
+            address: u64::MAX,
+        },
+        Event::RssSample {
+            time: t(1_000_000),
+            rss_bytes: 12 << 20,
+        },
+        Event::ModuleUnloaded {
+            id: ModuleId(1),
+            time: t(1_000_001),
+        },
+        Event::LeakScan(LeakScan {
+            time: t(2_000_000),
+            trigger: ScanTrigger::OnDemand,
+            blocks: vec![
+                ScannedBlock {
+                    address: 0x5555_5560_0100,
+                    class: LeakClass::DefinitelyLost,
+                },
+                ScannedBlock {
+                    address: 0x10,
+                    class: LeakClass::IndirectlyLost,
+                },
+                ScannedBlock {
+                    address: 0x20,
+                    class: LeakClass::PossiblyLost,
+                },
+                ScannedBlock {
+                    address: 0x30,
+                    class: LeakClass::StillReachable,
+                },
+            ],
+        }),
+        Event::LeakScan(LeakScan {
+            time: t(2_000_000),
+            trigger: ScanTrigger::Exit,
+            blocks: vec![],
+        }),
+        Event::End {
+            time: t(3_000_000),
+            end: ProcessEnd::Exited(-3),
+        },
+    ]
+}
+
+fn encode(events: &[Event], chunk_bytes: usize) -> Vec<u8> {
+    let mut writer = TraceWriter::new(Vec::new(), &header()).expect("writing to a Vec");
+    writer.set_chunk_bytes(chunk_bytes);
+    for event in events {
+        writer.write(event).expect("writing to a Vec");
+    }
+    writer.finish().expect("writing to a Vec")
+}
+
+fn decode(bytes: &[u8]) -> Result<(Vec<Event>, Truncation), TraceError> {
+    let mut reader = TraceReader::from_bytes(bytes)?;
+    let events = reader.events().collect::<Result<Vec<_>, _>>()?;
+    Ok((events, reader.truncation()))
+}
+
+#[test]
+fn every_event_kind_round_trips_exactly() {
+    for chunk_bytes in [1024, 1 << 20] {
+        let events = sample_events();
+        let bytes = encode(&events, chunk_bytes);
+        let mut reader = TraceReader::from_bytes(&bytes).unwrap();
+        assert_eq!(reader.header(), &header());
+        assert_eq!(reader.truncation(), Truncation::Unknown);
+        let decoded: Vec<Event> = reader.events().map(Result::unwrap).collect();
+        assert_eq!(decoded, events);
+        assert_eq!(reader.truncation(), Truncation::Complete);
+        assert!(!reader.is_truncated());
+    }
+}
+
+#[test]
+fn many_chunks_round_trip_through_a_file() {
+    let mut events = Vec::new();
+    for i in 0..20_000u64 {
+        events.push(Event::Alloc {
+            time: TraceTime(i * 7),
+            thread: ThreadId((i % 5) as u32),
+            address: 0x1000 + (i % 97) * 48,
+            size: i % 300,
+            stack: StackId((i % 13) as u32),
+            kind: if i % 3 == 0 {
+                AllocKind::Calloc
+            } else {
+                AllocKind::Malloc
+            },
+        });
+        events.push(Event::Free {
+            time: TraceTime(i * 7 + 3),
+            thread: ThreadId(0),
+            address: 0x1000 + (i % 97) * 48,
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.lks");
+    std::fs::write(&path, encode(&events, 4096)).unwrap();
+    let mut reader = TraceReader::open(&path).unwrap();
+    let decoded: Vec<Event> = reader.events().map(Result::unwrap).collect();
+    assert_eq!(decoded, events);
+    assert!(reader.is_truncated(), "no End event was written");
+    assert_eq!(
+        reader.truncation(),
+        Truncation::Truncated {
+            partial_chunk_offset: None
+        }
+    );
+}
+
+#[test]
+fn time_resolution_quantises_times_downwards() {
+    let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
+    writer.set_time_resolution(100);
+    for time in [0u64, 50, 99, 100, 150, 260, 261] {
+        writer.free(TraceTime(time), ThreadId(0), 8).unwrap();
+    }
+    let bytes = writer.finish().unwrap();
+    let times: Vec<u64> = decode(&bytes)
+        .unwrap()
+        .0
+        .iter()
+        .map(|e| match e {
+            Event::Free { time, .. } => time.0,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(times, vec![0, 0, 0, 100, 100, 260, 260]);
+}
+
+#[test]
+fn a_cut_file_reads_up_to_the_last_complete_chunk() {
+    let events = sample_events();
+    let bytes = encode(&events, 1024);
+    let full = decode(&bytes).unwrap().0;
+    // Cutting anywhere after the header never errors: it yields a prefix and reports truncation.
+    let header_len = {
+        let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
+        writer.flush().unwrap();
+        writer.finish().unwrap().len()
+    };
+    for cut in header_len..bytes.len() {
+        let (prefix, truncation) = decode(&bytes[..cut]).unwrap();
+        assert!(
+            matches!(truncation, Truncation::Truncated { .. }),
+            "cut at {cut}"
+        );
+        assert_eq!(prefix[..], full[..prefix.len()]);
+    }
+}
+
+#[test]
+fn bad_magic_version_and_checksums_are_named_errors() {
+    assert!(matches!(
+        decode(b"not a trace at all"),
+        Err(TraceError::BadMagic)
+    ));
+    let mut bytes = encode(&sample_events(), 1 << 20);
+    bytes[8] = 9;
+    let err = decode(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TraceError::UnsupportedVersion {
+                offset: 8,
+                version: 9
+            }
+        ),
+        "{err}"
+    );
+    let mut bytes = encode(&sample_events(), 1 << 20);
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x40;
+    let err = decode(&bytes).unwrap_err();
+    assert!(err.to_string().contains("corrupt trace at byte"), "{err}");
+    assert!(err.offset() > 16);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode(&bytes);
+        let mut with_magic = leaksift_trace::format::MAGIC.to_vec();
+        with_magic.extend_from_slice(&bytes);
+        let _ = decode(&with_magic);
+    }
+
+    #[test]
+    fn bit_flips_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6)) {
+        let mut bytes = encode(&sample_events(), 1024);
+        for (index, bit) in flips {
+            let i = index.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        let _ = decode(&bytes);
+    }
+}
