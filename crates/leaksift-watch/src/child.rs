@@ -1,0 +1,200 @@
+//! A launched command in its own process group, so it and everything it starts can be stopped
+//! together (SIGTERM, then SIGKILL after a grace period), also when leaksift is interrupted.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Signal, kill_process_group};
+
+use crate::{Pid, WatchError};
+
+/// Where a launched command's standard output goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Shares leaksift's stdout.
+    Inherit,
+    /// Goes to leaksift's stderr (keeps leaksift's own stdout, e.g. JSON, clean).
+    ToStderr,
+}
+
+/// A running command that leads its own process group. Dropping it stops the group.
+#[derive(Debug)]
+pub struct Launched {
+    child: Child,
+    command: String,
+    status: Option<ExitStatus>,
+}
+
+impl Launched {
+    /// Starts `argv` (no shell) as the leader of a new process group.
+    pub fn spawn(argv: &[OsString], output: Output) -> Result<Self, WatchError> {
+        let command = display_command(argv);
+        let (program, args) = argv.split_first().ok_or_else(|| WatchError::Spawn {
+            command: command.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
+        })?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).process_group(0).stdin(Stdio::null());
+        if output == Output::ToStderr {
+            use std::os::fd::AsFd;
+            let stderr = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|source| WatchError::Spawn {
+                    command: command.clone(),
+                    source,
+                })?;
+            cmd.stdout(Stdio::from(stderr));
+        }
+        let child = cmd.spawn().map_err(|source| WatchError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        Ok(Launched {
+            child,
+            command,
+            status: None,
+        })
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid(self.child.id())
+    }
+
+    /// The command line as the user would type it (for messages).
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// The exit status once the command has exited (reaps it).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the command to exit.
+    pub fn wait_for(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`. Returns the leader's
+    /// exit status.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        self.signal_group(Signal::TERM);
+        if self.wait_for(grace).is_none() {
+            self.signal_group(Signal::KILL);
+            self.status = self.child.wait().ok();
+        }
+        // Descendants that ignored SIGTERM while the leader exited still get killed.
+        self.signal_group(Signal::KILL);
+        self.status
+    }
+
+    fn signal_group(&self, signal: Signal) {
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            // ESRCH (the group is already empty) is the expected outcome, not an error.
+            let _ = kill_process_group(pgid, signal);
+        }
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(2));
+    }
+}
+
+/// Exit code to pass on: the code, or 128 + signal number as shells report it.
+pub fn exit_code(status: ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (code & 0xff) as u8,
+        (None, Some(signal)) => (128 + signal).min(255) as u8,
+        (None, None) => 1,
+    }
+}
+
+/// Joins arguments with spaces, quoting those that need it, for messages only.
+pub fn display_command(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| {
+            let s = a.to_string_lossy();
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                s.into_owned()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn passes_on_exit_codes() {
+        let mut l = Launched::spawn(&argv(&["sh", "-c", "exit 7"]), Output::Inherit).unwrap();
+        let status = l.wait_for(Duration::from_secs(10)).unwrap();
+        assert_eq!(exit_code(status), 7);
+    }
+
+    #[test]
+    fn stops_the_whole_group() {
+        // The shell starts a grandchild; stopping the group must end it too.
+        let mut l = Launched::spawn(
+            &argv(&["sh", "-c", "sleep 30 & echo $! ; wait"]),
+            Output::ToStderr,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let kids = crate::procfs::descendants(l.pid());
+        assert!(kids.len() >= 2, "{kids:?}");
+        let status = l.stop(Duration::from_secs(2)).unwrap();
+        assert_eq!(exit_code(status), 128 + 15);
+        std::thread::sleep(Duration::from_millis(100));
+        for kid in &kids[1..] {
+            let state = std::fs::read_to_string(format!("/proc/{kid}/stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for init to reap it.
+            assert!(
+                state.is_empty() || state.contains(") Z "),
+                "{kid} still runs: {state}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let err = Launched::spawn(&argv(&["/nonexistent/prog"]), Output::Inherit).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
+    }
+
+    #[test]
+    fn quotes_for_display() {
+        assert_eq!(
+            display_command(&argv(&["echo", "a b", "it's"])),
+            r"echo 'a b' 'it'\''s'"
+        );
+    }
+}

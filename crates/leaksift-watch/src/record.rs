@@ -1,0 +1,142 @@
+//! The sampling loop of `watch`: samples at a fixed rate until the duration ends, the launched
+//! command exits, the target vanishes or the user interrupts; the samples taken are always kept.
+
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::child::Launched;
+use crate::{Sample, Sampler, WatchError};
+
+/// Smallest interval `watch` accepts: below it the sampler's own cost and scheduler jitter
+/// dominate.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How long to sleep at most between checks of the stop flag and the child.
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Copy, Debug)]
+pub struct RecordOptions {
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+}
+
+/// Why sampling ended.
+#[derive(Debug)]
+pub enum Stop {
+    DurationReached,
+    Interrupted,
+    ChildExited(ExitStatus),
+    Failed(WatchError),
+}
+
+#[derive(Debug)]
+pub struct Recording {
+    pub samples: Vec<Sample>,
+    pub stop: Stop,
+}
+
+/// Samples `sampler` every `interval`; `on_sample` sees all samples so far after each one.
+pub fn record(
+    sampler: &mut Sampler,
+    mut child: Option<&mut Launched>,
+    options: &RecordOptions,
+    interrupted: &AtomicBool,
+    mut on_sample: impl FnMut(&[Sample]),
+) -> Recording {
+    let interval = options.interval.max(MIN_INTERVAL);
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    let mut next = started;
+    let stop = loop {
+        if interrupted.load(Ordering::Relaxed) {
+            break Stop::Interrupted;
+        }
+        if let Some(status) = child.as_deref_mut().and_then(Launched::try_wait) {
+            break Stop::ChildExited(status);
+        }
+        match sampler.sample() {
+            Ok(sample) => {
+                samples.push(sample);
+                on_sample(&samples);
+            }
+            Err(error) => {
+                // A launched command that just exited makes its /proc files vanish first.
+                let exited = child
+                    .as_deref_mut()
+                    .and_then(|c| c.wait_for(Duration::from_millis(500)));
+                break match exited {
+                    Some(status) => Stop::ChildExited(status),
+                    None => Stop::Failed(error),
+                };
+            }
+        }
+        if options.duration.is_some_and(|d| started.elapsed() >= d) {
+            break Stop::DurationReached;
+        }
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            // Fell behind (a slow smaps_rollup, a busy machine): skip the missed ticks.
+            next = now;
+        }
+        while let Some(left) = next.checked_duration_since(Instant::now()) {
+            if left.is_zero() || interrupted.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(left.min(POLL));
+        }
+    };
+    Recording { samples, stop }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::child::Output;
+    use crate::{Pid, Target};
+
+    #[test]
+    fn stops_when_the_command_exits() {
+        let argv = ["sh", "-c", "sleep 0.3; exit 3"].map(std::ffi::OsString::from);
+        let mut child = Launched::spawn(&argv, Output::Inherit).unwrap();
+        let mut sampler = Sampler::new(&Target::Tree { root: child.pid() }).unwrap();
+        let opts = RecordOptions {
+            interval: Duration::from_millis(20),
+            duration: Some(Duration::from_secs(20)),
+        };
+        let rec = record(
+            &mut sampler,
+            Some(&mut child),
+            &opts,
+            &AtomicBool::new(false),
+            |_| {},
+        );
+        match rec.stop {
+            Stop::ChildExited(status) => assert_eq!(crate::child::exit_code(status), 3),
+            other => panic!("{other:?}"),
+        }
+        assert!(rec.samples.len() >= 3, "{}", rec.samples.len());
+        assert!(rec.samples.iter().all(|s| s.bytes > 0));
+    }
+
+    #[test]
+    fn stops_after_the_duration_and_on_interrupt() {
+        let me = Target::Process {
+            pid: Pid(std::process::id()),
+            pss: false,
+        };
+        let mut sampler = Sampler::new(&me).unwrap();
+        let opts = RecordOptions {
+            interval: Duration::from_millis(10),
+            duration: Some(Duration::from_millis(200)),
+        };
+        let rec = record(&mut sampler, None, &opts, &AtomicBool::new(false), |_| {});
+        assert!(matches!(rec.stop, Stop::DurationReached));
+        assert!(rec.samples.len() >= 5);
+        assert!(rec.samples.windows(2).all(|w| w[0].t < w[1].t));
+        let stop = AtomicBool::new(true);
+        let rec = record(&mut sampler, None, &opts, &stop, |_| {});
+        assert!(matches!(rec.stop, Stop::Interrupted));
+    }
+}

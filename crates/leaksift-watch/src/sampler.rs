@@ -1,0 +1,217 @@
+//! What to watch and how one sample of it is taken.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::cgroup::Cgroup;
+use crate::procfs::{self, ProcFile};
+use crate::{Pid, Sample, WatchError};
+
+/// What to sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One process; `pss` reads smaps_rollup (PSS/USS, exact anon) instead of status.
+    Process { pid: Pid, pss: bool },
+    /// A process and all its descendants, summed by PSS.
+    Tree { root: Pid },
+    /// A cgroup v2 directory.
+    Cgroup { dir: PathBuf },
+}
+
+/// Which quantity `Sample::bytes` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// VmRSS of one process.
+    Rss,
+    /// PSS of one process.
+    Pss,
+    /// Sum of PSS over a process tree.
+    TreePss,
+    /// memory.current − inactive_file of a cgroup.
+    WorkingSet,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Rss => "rss",
+            Signal::Pss => "pss",
+            Signal::TreePss => "tree_pss",
+            Signal::WorkingSet => "cgroup_working_set",
+        }
+    }
+}
+
+/// How often a tree's membership is re-enumerated (walking `/proc/*/task/*/children` costs more
+/// than a sample, so it is not done at 10 ms intervals).
+const TREE_REFRESH: Duration = Duration::from_secs(1);
+
+/// Takes samples of one [`Target`]; `t` counts seconds from the sampler's creation.
+#[derive(Debug)]
+pub struct Sampler {
+    mode: Mode,
+    started: Instant,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Status(ProcFile),
+    Rollup(ProcFile),
+    Tree {
+        root: Pid,
+        members: Vec<ProcFile>,
+        refreshed: Instant,
+    },
+    Cgroup(Cgroup),
+}
+
+impl Sampler {
+    /// Opens the target's files; fails when the process is gone, smaps_rollup is not readable
+    /// (permission) or the directory is not a cgroup v2 with the memory controller.
+    pub fn new(target: &Target) -> Result<Self, WatchError> {
+        let mode = match target {
+            Target::Process { pid, pss: false } => Mode::Status(ProcFile::open(*pid, "status")?),
+            Target::Process { pid, pss: true } => {
+                let mut file = ProcFile::open(*pid, "smaps_rollup")?;
+                file.read()?;
+                Mode::Rollup(file)
+            }
+            Target::Tree { root } => {
+                let mut file = ProcFile::open(*root, "smaps_rollup")?;
+                file.read()?;
+                Mode::Tree {
+                    root: *root,
+                    members: vec![file],
+                    refreshed: Instant::now() - TREE_REFRESH,
+                }
+            }
+            Target::Cgroup { dir } => Mode::Cgroup(Cgroup::open(dir)?),
+        };
+        Ok(Sampler {
+            mode,
+            started: Instant::now(),
+        })
+    }
+
+    /// The quantity analysed.
+    pub fn signal(&self) -> Signal {
+        match self.mode {
+            Mode::Status(_) => Signal::Rss,
+            Mode::Rollup(_) => Signal::Pss,
+            Mode::Tree { .. } => Signal::TreePss,
+            Mode::Cgroup(_) => Signal::WorkingSet,
+        }
+    }
+
+    /// Seconds since the sampler was created.
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Takes one sample now.
+    pub fn sample(&mut self) -> Result<Sample, WatchError> {
+        let t = self.elapsed();
+        match &mut self.mode {
+            Mode::Status(file) => {
+                let pid = file.pid();
+                let text = file.read()?;
+                let s = procfs::parse_status(text).ok_or(WatchError::ProcessGone { pid: pid.0 })?;
+                Ok(Sample {
+                    t,
+                    bytes: s.rss,
+                    rss: Some(s.rss),
+                    anon: Some(s.anon),
+                    file: Some(s.file + s.shmem),
+                    swap: Some(s.swap),
+                    pid: Some(pid),
+                    processes: Some(1),
+                    ..Sample::default()
+                })
+            }
+            Mode::Rollup(file) => {
+                let pid = file.pid();
+                let r = read_rollup(file)?;
+                Ok(Sample {
+                    t,
+                    bytes: r.pss,
+                    rss: Some(r.rss),
+                    anon: Some(r.anonymous.saturating_sub(r.lazy_free)),
+                    swap: Some(r.swap),
+                    pss: Some(r.pss),
+                    uss: Some(r.private),
+                    pid: Some(pid),
+                    processes: Some(1),
+                    ..Sample::default()
+                })
+            }
+            Mode::Tree {
+                root,
+                members,
+                refreshed,
+            } => {
+                if refreshed.elapsed() >= TREE_REFRESH {
+                    refresh_tree(*root, members);
+                    *refreshed = Instant::now();
+                }
+                let mut total = procfs::Rollup::default();
+                let mut alive = Vec::with_capacity(members.len());
+                for (i, file) in members.iter_mut().enumerate() {
+                    match read_rollup(file) {
+                        Ok(r) => {
+                            total.rss += r.rss;
+                            total.pss += r.pss;
+                            total.pss_anon += r.pss_anon;
+                            total.private += r.private;
+                            total.swap_pss += r.swap_pss;
+                            alive.push(true);
+                        }
+                        // The root's failure ends the watch; a descendant may exit any time.
+                        Err(e) if i == 0 => return Err(e),
+                        Err(_) => alive.push(false),
+                    }
+                }
+                let mut keep = alive.into_iter();
+                members.retain(|_| keep.next().unwrap_or(false));
+                Ok(Sample {
+                    t,
+                    bytes: total.pss,
+                    rss: Some(total.rss),
+                    anon: Some(total.pss_anon),
+                    swap: Some(total.swap_pss),
+                    pss: Some(total.pss),
+                    uss: Some(total.private),
+                    pid: Some(*root),
+                    processes: Some(members.len() as u32),
+                    ..Sample::default()
+                })
+            }
+            Mode::Cgroup(cg) => cg.sample(t),
+        }
+    }
+
+    /// The cgroup's memory.max, when watching a cgroup that has one.
+    pub fn limit(&self) -> Result<Option<u64>, WatchError> {
+        match &self.mode {
+            Mode::Cgroup(cg) => cg.limit(),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn read_rollup(file: &mut ProcFile) -> Result<procfs::Rollup, WatchError> {
+    let pid = file.pid();
+    procfs::parse_rollup(file.read()?).ok_or(WatchError::ProcessGone { pid: pid.0 })
+}
+
+/// Opens smaps_rollup for descendants that appeared since the last refresh. Members whose files
+/// fail to open exited in between and are skipped.
+fn refresh_tree(root: Pid, members: &mut Vec<ProcFile>) {
+    let known: Vec<Pid> = members.iter().map(ProcFile::pid).collect();
+    for pid in procfs::descendants(root) {
+        if !known.contains(&pid) {
+            if let Ok(file) = ProcFile::open(pid, "smaps_rollup") {
+                members.push(file);
+            }
+        }
+    }
+}
