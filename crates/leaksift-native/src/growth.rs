@@ -1,0 +1,247 @@
+//! Growth by call site: each stack's live bytes sampled over the run, then classified by the same
+//! trend engine as `watch` (`leaksift-stats`), which finds the leak suspects of a process that
+//! never exits.
+//!
+//! Sampling is bounded: samples start 1 ms apart, and whenever [`MAX_SAMPLES`] have been taken
+//! every other one is dropped and the interval doubles, so a run of any length keeps between
+//! `MAX_SAMPLES / 2` and `MAX_SAMPLES` evenly spaced samples. A stack's series is stored sparsely:
+//! one `(sample, bytes)` entry per sample at which its live bytes had changed.
+
+use leaksift_stats::{Analysis as TrendAnalysis, Config as TrendConfig, StatsError};
+
+use crate::replay::{Analysis, StackIndex, StackStats};
+
+/// Upper bound on samples kept per run (even, so halving pairs samples up exactly).
+pub const MAX_SAMPLES: usize = 512;
+const INITIAL_INTERVAL_NS: u64 = 1_000_000;
+
+/// Samples of every stack's live bytes over the run.
+#[derive(Debug)]
+pub struct SiteSampler {
+    interval_ns: u64,
+    next_due_ns: u64,
+    /// Sample times, nanoseconds since the start of tracing.
+    times: Vec<u64>,
+    /// Per stack: `(sample index, live bytes)` for each sample where the value had changed.
+    changes: Vec<Vec<(u32, u64)>>,
+    dirty: Vec<bool>,
+    dirty_list: Vec<StackIndex>,
+}
+
+impl Default for SiteSampler {
+    fn default() -> Self {
+        SiteSampler {
+            interval_ns: INITIAL_INTERVAL_NS,
+            next_due_ns: 0,
+            times: Vec::new(),
+            changes: Vec::new(),
+            dirty: Vec::new(),
+            dirty_list: Vec::new(),
+        }
+    }
+}
+
+impl SiteSampler {
+    pub(crate) fn grow(&mut self, stacks: usize) {
+        self.changes.resize_with(stacks, Vec::new);
+        self.dirty.resize(stacks, false);
+    }
+
+    /// Notes that `stack`'s live bytes changed since the last sample.
+    pub(crate) fn mark(&mut self, stack: StackIndex) {
+        let slot = stack.0 as usize;
+        if !self.dirty[slot] {
+            self.dirty[slot] = true;
+            self.dirty_list.push(stack);
+        }
+    }
+
+    /// Takes a sample of the state as of `time_ns` if one is due.
+    pub(crate) fn maybe_sample(&mut self, time_ns: u64, stats: &[StackStats]) {
+        if time_ns >= self.next_due_ns {
+            self.sample(time_ns, stats);
+            self.next_due_ns = time_ns.saturating_add(self.interval_ns);
+        }
+    }
+
+    /// Takes the final sample (the state at the end of the trace).
+    pub(crate) fn finish(&mut self, time_ns: u64, live_bytes: &[u64]) {
+        if self.times.last().is_some_and(|&last| last >= time_ns) && self.dirty_list.is_empty() {
+            return;
+        }
+        let index = self.push_time(time_ns);
+        for stack in std::mem::take(&mut self.dirty_list) {
+            let slot = stack.0 as usize;
+            self.dirty[slot] = false;
+            Self::record(&mut self.changes[slot], index, live_bytes[slot]);
+        }
+    }
+
+    fn sample(&mut self, time_ns: u64, stats: &[StackStats]) {
+        let index = self.push_time(time_ns);
+        for stack in std::mem::take(&mut self.dirty_list) {
+            let slot = stack.0 as usize;
+            self.dirty[slot] = false;
+            Self::record(&mut self.changes[slot], index, stats[slot].live_bytes);
+        }
+        if self.times.len() >= MAX_SAMPLES {
+            self.halve();
+        }
+    }
+
+    fn push_time(&mut self, time_ns: u64) -> u32 {
+        // A final sample may land on the last sample's time; it then replaces that sample.
+        if self.times.last().is_some_and(|&last| last >= time_ns) {
+            return (self.times.len() - 1) as u32;
+        }
+        self.times.push(time_ns);
+        (self.times.len() - 1) as u32
+    }
+
+    fn record(changes: &mut Vec<(u32, u64)>, index: u32, bytes: u64) {
+        match changes.last_mut() {
+            Some(last) if last.0 == index => last.1 = bytes,
+            _ => changes.push((index, bytes)),
+        }
+    }
+
+    /// Keeps samples 1, 3, 5, …: new sample `j` is old sample `2j + 1`, and the value at new
+    /// sample `j` is the last change at an old index `i` with `i / 2 <= j`.
+    fn halve(&mut self) {
+        let times = std::mem::take(&mut self.times);
+        self.times = times.into_iter().skip(1).step_by(2).collect();
+        for changes in &mut self.changes {
+            let mut merged: Vec<(u32, u64)> = Vec::with_capacity(changes.len());
+            for &(index, bytes) in changes.iter() {
+                Self::record(&mut merged, index / 2, bytes);
+            }
+            *changes = merged;
+        }
+        self.interval_ns = self.interval_ns.saturating_mul(2);
+    }
+
+    /// Number of samples taken.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Whether no sample was taken.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// Sample times in seconds since the start of tracing.
+    pub fn times_s(&self) -> Vec<f64> {
+        self.times.iter().map(|&t| t as f64 / 1e9).collect()
+    }
+
+    /// `stack`'s live bytes at every sample.
+    pub fn series(&self, stack: StackIndex) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.times.len());
+        let mut current = 0u64;
+        let mut changes = self.changes[stack.0 as usize].iter().peekable();
+        for index in 0..self.times.len() as u32 {
+            while let Some(&&(at, bytes)) = changes.peek() {
+                if at > index {
+                    break;
+                }
+                current = bytes;
+                changes.next();
+            }
+            out.push(current as f64);
+        }
+        out
+    }
+}
+
+/// One call site's growth over the run.
+#[derive(Debug)]
+pub struct SiteGrowth {
+    pub stack: StackIndex,
+    pub live_bytes_at_end: u64,
+    pub trend: TrendAnalysis,
+}
+
+/// Classifies the growth of the `limit` stacks holding the most live bytes at the end of the run.
+/// Sites whose series the trend engine rejects (too few samples) are left out.
+pub fn call_site_growth(
+    analysis: &Analysis,
+    limit: usize,
+    config: &TrendConfig,
+) -> Vec<SiteGrowth> {
+    let mut candidates: Vec<StackIndex> = analysis
+        .stacks
+        .indices()
+        .filter(|&s| analysis.stats(s).live_bytes > 0)
+        .collect();
+    candidates.sort_by_key(|&s| (std::cmp::Reverse(analysis.stats(s).live_bytes), s));
+    candidates.truncate(limit);
+    let times = analysis.sites.times_s();
+    candidates
+        .into_iter()
+        .filter_map(|stack| {
+            let series = analysis.sites.series(stack);
+            let trend: Result<TrendAnalysis, StatsError> =
+                leaksift_stats::analyze(&times, &series, config);
+            trend.ok().map(|trend| SiteGrowth {
+                stack,
+                live_bytes_at_end: analysis.stats(stack).live_bytes,
+                trend,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use leaksift_trace::model::{AllocKind, Event, StackId, ThreadId, TraceTime};
+
+    use super::*;
+    use crate::replay::Replay;
+    use crate::view::site_trend_config;
+
+    #[test]
+    fn a_steadily_growing_site_is_a_leak_and_a_churning_one_is_not() {
+        let mut replay = Replay::new();
+        for id in [1, 2] {
+            replay.event(&Event::Stack {
+                id: StackId(id),
+                frames: vec![u64::from(id)],
+            });
+        }
+        let alloc = |time: u64, address: u64, size: u64, stack: u32| Event::Alloc {
+            time: TraceTime(time),
+            thread: ThreadId(0),
+            address,
+            size,
+            stack: StackId(stack),
+            kind: AllocKind::Malloc,
+        };
+        // Over 10 s: site 1 keeps 512 bytes of every request; site 2 holds at most 8 KiB.
+        for i in 0..10_000u64 {
+            let time = i * 1_000_000;
+            replay.event(&alloc(time, 0x1000_0000 + i * 1024, 512, 1));
+            let churn = 0x9000_0000 + (i % 8) * 0x10000;
+            if i >= 8 {
+                replay.event(&Event::Free {
+                    time: TraceTime(time),
+                    thread: ThreadId(0),
+                    address: churn,
+                });
+            }
+            replay.event(&alloc(time, churn, 1024, 2));
+        }
+        let analysis = replay.finish();
+        let sites = call_site_growth(&analysis, 10, &site_trend_config());
+        let verdict = |id: u32| {
+            sites
+                .iter()
+                .find(|s| analysis.stacks.id(s.stack) == StackId(id))
+                .map(|s| s.trend.verdict)
+                .unwrap()
+        };
+        assert_eq!(verdict(1), leaksift_stats::Verdict::Leak);
+        assert_ne!(verdict(2), leaksift_stats::Verdict::Leak);
+        assert_eq!(sites[0].live_bytes_at_end, 512 * 10_000);
+    }
+}

@@ -1,0 +1,170 @@
+//! LeakSanitizer-style suppressions: `leak:PATTERN` lines matched against the function, module
+//! and source file names of a leak's allocation stack.
+//!
+//! Matching follows sanitizer_common's `TemplateMatch`: the pattern matches anywhere in the name
+//! unless anchored with `^` (start) or `$` (end), and `*` matches any run of characters. Blank
+//! lines and lines starting with `#` are ignored; anything else is an error naming the line.
+
+use crate::symbolize::Frame;
+
+/// A malformed suppressions line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("line {line}: {reason}")]
+pub struct SuppressionError {
+    /// 1-based line number.
+    pub line: usize,
+    pub reason: String,
+}
+
+/// The parsed `leak:` patterns, in file order.
+#[derive(Debug, Default, Clone)]
+pub struct Suppressions {
+    patterns: Vec<String>,
+}
+
+impl Suppressions {
+    /// Parses a suppressions file's text.
+    pub fn parse(text: &str) -> Result<Self, SuppressionError> {
+        let mut patterns = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let error = |reason: String| SuppressionError {
+                line: index + 1,
+                reason,
+            };
+            let Some((kind, pattern)) = line.split_once(':') else {
+                return Err(error(format!("expected `leak:PATTERN`, found `{line}`")));
+            };
+            if kind.trim() != "leak" {
+                return Err(error(format!(
+                    "unsupported suppression type `{}` (only `leak` is supported)",
+                    kind.trim()
+                )));
+            }
+            let pattern = pattern.trim();
+            if pattern.is_empty() {
+                return Err(error("empty pattern after `leak:`".to_string()));
+            }
+            patterns.push(pattern.to_string());
+        }
+        Ok(Suppressions { patterns })
+    }
+
+    /// The patterns, in file order.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// The first pattern matching any frame's function, module or file name.
+    pub fn matching(&self, frames: &[Frame]) -> Option<&str> {
+        self.patterns
+            .iter()
+            .find(|pattern| {
+                frames.iter().any(|frame| {
+                    template_match(pattern, &frame.function)
+                        || template_match(pattern, &frame.module)
+                        || frame
+                            .file
+                            .as_deref()
+                            .is_some_and(|file| template_match(pattern, file))
+                })
+            })
+            .map(String::as_str)
+    }
+}
+
+/// sanitizer_common's `TemplateMatch`: substring match with `*` wildcards and `^`/`$` anchors.
+/// An empty name never matches.
+pub fn template_match(template: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let (mut template, mut anchored_start) = match template.strip_prefix('^') {
+        Some(rest) => (rest, true),
+        None => (template, false),
+    };
+    let mut rest = name;
+    let mut after_asterisk = false;
+    while let Some(first) = template.chars().next() {
+        if first == '*' {
+            template = &template[1..];
+            anchored_start = false;
+            after_asterisk = true;
+            continue;
+        }
+        if first == '$' {
+            return rest.is_empty() || after_asterisk;
+        }
+        if rest.is_empty() {
+            return false;
+        }
+        let literal_end = template.find(['*', '$']).unwrap_or(template.len());
+        let literal = &template[..literal_end];
+        let Some(found) = rest.find(literal) else {
+            return false;
+        };
+        if anchored_start && found != 0 {
+            return false;
+        }
+        rest = &rest[found + literal.len()..];
+        template = &template[literal_end..];
+        anchored_start = false;
+        after_asterisk = false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, module: &str, file: Option<&str>) -> Frame {
+        Frame {
+            function: function.to_string(),
+            file: file.map(str::to_string),
+            line: Some(1),
+            module: module.to_string(),
+            offset: 0,
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn template_match_follows_sanitizer_rules() {
+        assert!(template_match("leaky", "make_leaky_buffer"));
+        assert!(!template_match("^leaky", "make_leaky_buffer"));
+        assert!(template_match("^make_*buffer$", "make_leaky_buffer"));
+        assert!(!template_match("^make_*buf$", "make_leaky_buffer"));
+        assert!(template_match("libfoo.so", "/usr/lib/libfoo.so.1"));
+        assert!(template_match("*", "anything"));
+        assert!(template_match("a*$", "abc"));
+        assert!(!template_match("x", ""));
+        assert!(template_match("ns::Widget::*make", "ns::Widget::make"));
+    }
+
+    #[test]
+    fn parses_comments_and_reports_bad_lines() {
+        let s = Suppressions::parse("# c\n\nleak:foo\n  leak: bar*baz  \n").unwrap();
+        assert_eq!(s.patterns(), ["foo", "bar*baz"]);
+        assert_eq!(Suppressions::parse("leak:a\nrace:b\n").unwrap_err().line, 2);
+        assert_eq!(Suppressions::parse("leak:\n").unwrap_err().line, 1);
+        assert_eq!(Suppressions::parse("\n\nnonsense\n").unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn matches_function_module_or_file() {
+        let s =
+            Suppressions::parse("leak:^third_party_init$\nleak:libvendor\nleak:gen/*.c").unwrap();
+        let stack = [frame("helper", "/app/bin", Some("/src/main.c"))];
+        assert_eq!(s.matching(&stack), None);
+        let stack = [frame("third_party_init", "/app/bin", None)];
+        assert_eq!(s.matching(&stack), Some("^third_party_init$"));
+        let stack = [frame("??", "/opt/libvendor.so", None)];
+        assert_eq!(s.matching(&stack), Some("libvendor"));
+        let stack = [frame("f", "/app/bin", Some("/src/gen/table.c"))];
+        assert_eq!(s.matching(&stack), Some("gen/*.c"));
+    }
+}

@@ -1,0 +1,275 @@
+//! The symbolized report of one trace: what `leaksift report` prints as tables or JSON, built from
+//! a replay [`Analysis`], a [`Symbolizer`] and optional [`Suppressions`].
+
+use leaksift_trace::model::{LeakClass, ProcessEnd, ScanTrigger};
+
+use crate::growth::call_site_growth;
+use crate::replay::{Analysis, BlocksBytes, LeakTotals, StackIndex};
+use crate::suppress::Suppressions;
+use crate::symbolize::{Frame, Symbolizer};
+
+/// How much of the analysis the report lists.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// Rows in the peak, hotspot, temporary and growth lists.
+    pub top: usize,
+    /// Call sites whose growth is classified (those holding the most live bytes at the end).
+    pub growth_sites: usize,
+    pub trend: leaksift_stats::Config,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        ViewOptions {
+            top: 10,
+            growth_sites: 50,
+            trend: site_trend_config(),
+        }
+    }
+}
+
+/// The trend engine's thresholds for one call site's live bytes: growth of 1 KiB is material
+/// (the default 256 KiB suits a whole process's RSS), and a site that frees everything is not a
+/// restart, so drops do not split the series.
+pub fn site_trend_config() -> leaksift_stats::Config {
+    leaksift_stats::Config {
+        min_growth_bytes: 1024.0,
+        restart_drop: None,
+        ..leaksift_stats::Config::default()
+    }
+}
+
+/// The symbolized report.
+#[derive(Debug, serde::Serialize)]
+pub struct NativeReport {
+    /// The trace has no end record: the process died or the file was cut short.
+    pub truncated: bool,
+    /// The traced process's exit status, when it exited cleanly.
+    pub exit_status: Option<i32>,
+    pub duration_s: f64,
+    pub allocations: u64,
+    pub frees: u64,
+    pub allocated_bytes: u64,
+    pub temporary_allocations: u64,
+    pub peak_bytes: u64,
+    pub peak_blocks: u64,
+    pub peak_time_s: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub live_at_end: BlocksBytes,
+    pub scan: Option<ScanView>,
+    /// All blocks of the scan by class.
+    pub leaks: LeakTotals,
+    /// The same, without blocks whose allocation stack matched a suppression.
+    pub unsuppressed: LeakTotals,
+    pub leak_stacks: Vec<LeakStack>,
+    pub peak_stacks: Vec<PeakStack>,
+    pub hotspots: Vec<Hotspot>,
+    pub temporaries: Vec<Hotspot>,
+    pub growth: GrowthView,
+}
+
+/// The reachability scan the leak classes come from.
+#[derive(Debug, serde::Serialize)]
+pub struct ScanView {
+    pub time_s: f64,
+    /// `exit` or `on_demand`.
+    pub trigger: &'static str,
+    /// Scanned blocks whose allocation is not in the trace.
+    pub unmatched_blocks: u64,
+}
+
+/// Blocks of one leak class allocated at one stack.
+#[derive(Debug, serde::Serialize)]
+pub struct LeakStack {
+    /// `definitely_lost`, `indirectly_lost`, `possibly_lost` or `still_reachable`.
+    pub kind: &'static str,
+    pub blocks: u64,
+    pub bytes: u64,
+    /// The suppression pattern that matched this stack.
+    pub suppressed_by: Option<String>,
+    /// Innermost first, outermost (`main`) last.
+    pub frames: Vec<Frame>,
+}
+
+/// A stack's share of the heap at its peak.
+#[derive(Debug, serde::Serialize)]
+pub struct PeakStack {
+    pub bytes: u64,
+    pub frames: Vec<Frame>,
+}
+
+/// Allocation counts of one stack.
+#[derive(Debug, serde::Serialize)]
+pub struct Hotspot {
+    pub allocations: u64,
+    pub allocated_bytes: u64,
+    pub temporary: u64,
+    pub frames: Vec<Frame>,
+}
+
+/// Growth by call site.
+#[derive(Debug, serde::Serialize)]
+pub struct GrowthView {
+    /// Samples of each site's live bytes over the run.
+    pub samples: usize,
+    /// Classified sites, `leak` verdicts first, then by live bytes at the end.
+    pub sites: Vec<SiteView>,
+}
+
+/// One call site's trend.
+#[derive(Debug, serde::Serialize)]
+pub struct SiteView {
+    /// `leak`, `plateau`, `stable` or `inconclusive` (as `watch`).
+    pub verdict: &'static str,
+    /// Why the trend engine decided so (a stable code, as in `watch`'s JSON).
+    pub reason: &'static str,
+    pub slope_bytes_per_s: f64,
+    pub slope_ci_bytes_per_s: [f64; 2],
+    pub p_value: f64,
+    pub live_bytes_at_end: u64,
+    pub frames: Vec<Frame>,
+}
+
+/// The snake-case name of a leak class, as in the JSON.
+pub fn class_name(class: LeakClass) -> &'static str {
+    match class {
+        LeakClass::DefinitelyLost => "definitely_lost",
+        LeakClass::IndirectlyLost => "indirectly_lost",
+        LeakClass::PossiblyLost => "possibly_lost",
+        LeakClass::StillReachable => "still_reachable",
+    }
+}
+
+/// Builds the report.
+pub fn build(
+    analysis: &Analysis,
+    symbolizer: &mut Symbolizer<'_>,
+    suppressions: &Suppressions,
+    options: &ViewOptions,
+) -> NativeReport {
+    let mut frames_of = |stack: StackIndex| -> Vec<Frame> {
+        trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
+    };
+    let mut unsuppressed = LeakTotals::default();
+    let leak_stacks: Vec<LeakStack> = analysis
+        .leak_groups
+        .iter()
+        .map(|group| {
+            let frames = frames_of(group.stack);
+            let suppressed_by = suppressions.matching(&frames).map(str::to_string);
+            if suppressed_by.is_none() {
+                unsuppressed.class_mut(group.class).absorb(BlocksBytes {
+                    blocks: group.blocks,
+                    bytes: group.bytes,
+                });
+            }
+            LeakStack {
+                kind: class_name(group.class),
+                blocks: group.blocks,
+                bytes: group.bytes,
+                suppressed_by,
+                frames,
+            }
+        })
+        .collect();
+
+    let top_by = |key: &dyn Fn(StackIndex) -> u64| -> Vec<StackIndex> {
+        let mut stacks: Vec<StackIndex> =
+            analysis.stacks.indices().filter(|&s| key(s) > 0).collect();
+        stacks.sort_by_key(|&s| (std::cmp::Reverse(key(s)), s));
+        stacks.truncate(options.top);
+        stacks
+    };
+    let peak_stacks = top_by(&|s| analysis.stats(s).peak_bytes)
+        .into_iter()
+        .map(|s| PeakStack {
+            bytes: analysis.stats(s).peak_bytes,
+            frames: frames_of(s),
+        })
+        .collect();
+    let mut hotspot = |s: StackIndex| {
+        let stats = analysis.stats(s);
+        Hotspot {
+            allocations: stats.allocations,
+            allocated_bytes: stats.allocated_bytes,
+            temporary: stats.temporaries,
+            frames: frames_of(s),
+        }
+    };
+    let hotspots = top_by(&|s| analysis.stats(s).allocations)
+        .into_iter()
+        .map(&mut hotspot)
+        .collect();
+    let temporaries = top_by(&|s| analysis.stats(s).temporaries)
+        .into_iter()
+        .map(&mut hotspot)
+        .collect();
+
+    let mut sites: Vec<SiteView> = call_site_growth(analysis, options.growth_sites, &options.trend)
+        .into_iter()
+        .map(|site| SiteView {
+            verdict: site.trend.verdict.as_str(),
+            reason: site.trend.reason.code(),
+            slope_bytes_per_s: site.trend.slope,
+            slope_ci_bytes_per_s: [site.trend.slope_ci.0, site.trend.slope_ci.1],
+            p_value: site.trend.p_value,
+            live_bytes_at_end: site.live_bytes_at_end,
+            frames: frames_of(site.stack),
+        })
+        .collect();
+    sites.sort_by_key(|site| {
+        (
+            site.verdict != "leak",
+            std::cmp::Reverse(site.live_bytes_at_end),
+        )
+    });
+    sites.truncate(options.top);
+
+    NativeReport {
+        truncated: analysis.truncated,
+        exit_status: analysis.end.map(|ProcessEnd::Exited(code)| code),
+        duration_s: seconds(analysis.duration.0),
+        allocations: analysis.allocations,
+        frees: analysis.frees,
+        allocated_bytes: analysis.allocated_bytes,
+        temporary_allocations: analysis.temporaries,
+        peak_bytes: analysis.peak.bytes,
+        peak_blocks: analysis.peak.blocks,
+        peak_time_s: seconds(analysis.peak.time.0),
+        peak_rss_bytes: analysis.peak_rss_bytes,
+        live_at_end: analysis.live_at_end,
+        scan: analysis.scan.map(|scan| ScanView {
+            time_s: seconds(scan.time.0),
+            trigger: match scan.trigger {
+                ScanTrigger::Exit => "exit",
+                ScanTrigger::OnDemand => "on_demand",
+            },
+            unmatched_blocks: scan.unmatched_blocks,
+        }),
+        leaks: analysis.leaks,
+        unsuppressed,
+        leak_stacks,
+        peak_stacks,
+        hotspots,
+        temporaries,
+        growth: GrowthView {
+            samples: analysis.sites.len(),
+            sites,
+        },
+    }
+}
+
+fn seconds(nanos: u64) -> f64 {
+    nanos as f64 / 1e9
+}
+
+/// Drops the C runtime frames below `main` (`__libc_start_main`, `_start`), as memcheck does.
+pub fn trim_below_main(mut frames: Vec<Frame>) -> Vec<Frame> {
+    if let Some(main) = frames
+        .iter()
+        .position(|f| f.function == "main" && !f.inlined)
+    {
+        frames.truncate(main + 1);
+    }
+    frames
+}

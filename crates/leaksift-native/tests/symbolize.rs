@@ -1,0 +1,126 @@
+//! Symbolization of a real binary from a recorded module map: the recorded path, a build-id
+//! debug directory when the binary is gone (another machine), and `??` with module+offset when no
+//! symbols can be found.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use leaksift_native::symbolize::{Symbolizer, UNKNOWN};
+use leaksift_trace::model::{Module, ModuleId};
+
+const BIAS: u64 = 0x5555_0000_0000;
+
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/native")
+}
+
+fn run(command: &mut Command) {
+    let status = command.status().expect("tool runs");
+    assert!(status.success(), "{command:?} failed");
+}
+
+/// Builds `stacks.c` with debug info and returns the binary and `inner_alloc`'s ELF address.
+fn build(dir: &Path) -> (PathBuf, u64) {
+    let binary = dir.join("stacks");
+    run(Command::new("cc")
+        .args(["-g", "-O0", "-Wl,--build-id", "-o"])
+        .arg(&binary)
+        .arg(programs().join("stacks.c")));
+    let nm = Command::new("nm").arg(&binary).output().unwrap();
+    let listing = String::from_utf8(nm.stdout).unwrap();
+    let address = listing
+        .lines()
+        .find_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (address, _, name) = (parts.next()?, parts.next()?, parts.next()?);
+            (name == "inner_alloc").then(|| u64::from_str_radix(address, 16).unwrap())
+        })
+        .expect("inner_alloc in nm output");
+    (binary, address)
+}
+
+fn module(path: &Path, build_id: Option<Vec<u8>>) -> Module {
+    Module {
+        id: ModuleId(1),
+        path: path.display().to_string(),
+        build_id,
+        base: BIAS,
+        ranges: vec![(BIAS, BIAS + 0x10_0000)],
+    }
+}
+
+fn build_id(path: &Path) -> Vec<u8> {
+    blazesym::helper::read_elf_build_id(path)
+        .unwrap()
+        .expect("binary has a build-id")
+        .into_owned()
+}
+
+#[test]
+fn symbolizes_from_the_recorded_path_and_from_a_build_id_debug_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, inner_alloc) = build(dir.path());
+    let id = build_id(&binary);
+    // A return address a few bytes into `inner_alloc`.
+    let address = BIAS + inner_alloc + 9;
+
+    let modules = [module(&binary, Some(id.clone()))];
+    let mut symbolizer = Symbolizer::new(&modules, &[]);
+    let frames = symbolizer.stack(&[address]);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].function, "inner_alloc");
+    assert!(frames[0].file.as_deref().unwrap().ends_with("stacks.c"));
+    assert!(
+        (6..=10).contains(&frames[0].line.unwrap()),
+        "{:?}",
+        frames[0]
+    );
+
+    // Another machine: the binary is gone, its debug file sits in a build-id directory.
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let debug_root = dir.path().join("debug");
+    let debug_file = debug_root
+        .join(".build-id")
+        .join(&hex[..2])
+        .join(format!("{}.debug", &hex[2..]));
+    std::fs::create_dir_all(debug_file.parent().unwrap()).unwrap();
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&binary)
+        .arg(&debug_file));
+    let elsewhere = [module(&dir.path().join("gone/stacks"), Some(id.clone()))];
+    let mut symbolizer = Symbolizer::new(&elsewhere, std::slice::from_ref(&debug_root));
+    let moved = symbolizer.stack(&[address]);
+    assert_eq!(
+        moved,
+        frames
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                f.module = elsewhere[0].path.clone();
+                f
+            })
+            .collect::<Vec<_>>()
+    );
+
+    // A different build at the recorded path is not trusted.
+    let wrong = [module(&binary, Some(vec![0xde, 0xad, 0xbe, 0xef]))];
+    let mut symbolizer = Symbolizer::new(&wrong, &[debug_root]);
+    let unknown = symbolizer.stack(&[address]);
+    assert_eq!(unknown[0].function, UNKNOWN);
+    assert_eq!(unknown[0].module, binary.display().to_string());
+    assert_eq!(unknown[0].offset, inner_alloc + 8);
+}
+
+#[test]
+fn addresses_outside_every_module_are_unknown_not_errors() {
+    let modules = [module(Path::new("/nonexistent/lib.so"), None)];
+    let mut symbolizer = Symbolizer::new(&modules, &[]);
+    let frames = symbolizer.stack(&[0x42, BIAS + 0x100]);
+    assert_eq!(frames.len(), 2);
+    assert!(frames.iter().all(|f| f.function == UNKNOWN));
+    assert_eq!(frames[0].module, UNKNOWN);
+    assert_eq!(frames[0].offset, 0x42);
+    assert_eq!(frames[1].module, "/nonexistent/lib.so");
+    assert_eq!(frames[1].offset, 0xff);
+}
