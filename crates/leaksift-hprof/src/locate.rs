@@ -1,0 +1,61 @@
+//! Re-reading single objects after the passes, from the checkpoints pass 1 left every 64 objects.
+
+use crate::bytes::Cursor;
+use crate::error::HprofError;
+use crate::format::{Header, tag};
+use crate::scan::{CHECKPOINT_EVERY, Checkpoint};
+use crate::walk::{SubRecord, next_sub_record};
+
+/// Random access to objects by ordinal (≥ 1) at the cost of walking at most 63 sub-records.
+#[derive(Debug)]
+pub struct Locator<'d, 'c> {
+    pub data: &'d [u8],
+    pub header: &'c Header,
+    pub checkpoints: &'c [Checkpoint],
+}
+
+impl<'d> Locator<'d, '_> {
+    /// The sub-record of object `ordinal`, or `None` if there is no such object.
+    pub fn object(&self, ordinal: u32) -> Result<Option<SubRecord<'d>>, HprofError> {
+        let Some(position) = (ordinal as usize).checked_sub(1) else {
+            return Ok(None);
+        };
+        let Some(checkpoint) = self.checkpoints.get(position / CHECKPOINT_EVERY) else {
+            return Ok(None);
+        };
+        let mut skip = position % CHECKPOINT_EVERY;
+        let id_size = self.header.id_size;
+        let mut segment_end = checkpoint.segment_end.min(self.data.len());
+        let mut cursor = Cursor::new(&self.data[..segment_end], checkpoint.offset, id_size);
+        loop {
+            if cursor.is_empty() {
+                // Move on to the next heap dump segment.
+                let mut records = Cursor::new(self.data, segment_end, id_size);
+                loop {
+                    if records.is_empty() {
+                        return Ok(None);
+                    }
+                    let record_tag = records.u1("record tag")?;
+                    records.u4("record time")?;
+                    let length = records.u4("record length")? as usize;
+                    let start = records.pos();
+                    records.take(length, "record body")?;
+                    if matches!(record_tag, tag::HEAP_DUMP | tag::HEAP_DUMP_SEGMENT) {
+                        segment_end = records.pos();
+                        cursor = Cursor::new(&self.data[..segment_end], start, id_size);
+                        break;
+                    }
+                }
+                continue;
+            }
+            let record = next_sub_record(&mut cursor)?;
+            if matches!(record, SubRecord::Root(_) | SubRecord::Other) {
+                continue;
+            }
+            if skip == 0 {
+                return Ok(Some(record));
+            }
+            skip -= 1;
+        }
+    }
+}

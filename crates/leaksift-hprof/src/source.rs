@@ -1,0 +1,163 @@
+//! Opening a dump file: memory-mapped when plain, decompressed to an unlinked temporary file and
+//! mapped when gzip. Pages already read are released from the process (MADV_DONTNEED) as a pass
+//! moves on, so the mapping does not count towards the resident set.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap, UncheckedAdvice};
+
+use crate::error::{ErrorKind, HprofError};
+use crate::{HprofDump, Observer};
+
+/// True when `data` starts with the gzip magic number.
+pub fn is_gzip(data: &[u8]) -> bool {
+    data.starts_with(&[0x1f, 0x8b])
+}
+
+/// A dump file ready to read.
+#[derive(Debug)]
+pub struct DumpFile {
+    path: PathBuf,
+    map: Option<Mmap>,
+    compressed: bool,
+}
+
+fn io_error(offset: u64, error: &std::io::Error) -> HprofError {
+    HprofError::new(offset, ErrorKind::Io(error.to_string()))
+}
+
+impl DumpFile {
+    /// Opens `path`, decompressing gzip input first.
+    pub fn open(path: &Path) -> Result<DumpFile, HprofError> {
+        let mut file = File::open(path).map_err(|e| io_error(0, &e))?;
+        let mut magic = [0u8; 2];
+        let got = file.read(&mut magic).map_err(|e| io_error(0, &e))?;
+        let compressed = is_gzip(&magic[..got]);
+        let backing = if compressed {
+            let file = File::open(path).map_err(|e| io_error(0, &e))?;
+            decompress(file)?
+        } else {
+            file
+        };
+        let len = backing.metadata().map_err(|e| io_error(0, &e))?.len();
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: the file is mapped read-only and we never write through the mapping. A plain
+            // dump being modified by another process while we read it is the one hazard of every
+            // memory-mapped reader; the reader never panics on changed bytes, it reports errors.
+            let map = unsafe { Mmap::map(&backing) }.map_err(|e| io_error(0, &e))?;
+            // Both passes read front to back: let the kernel read ahead.
+            let _ = map.advise(Advice::Sequential);
+            Some(map)
+        };
+        Ok(DumpFile {
+            path: path.to_path_buf(),
+            map,
+            compressed,
+        })
+    }
+
+    /// The (decompressed) dump bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether the file was gzip-compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.compressed
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the dump into a heap graph, releasing mapped pages behind each pass.
+    pub fn read(&self, observer: &mut dyn Observer) -> Result<HprofDump, HprofError> {
+        let mut releasing = Releasing {
+            map: self.map.as_ref(),
+            released: 0,
+            inner: observer,
+        };
+        let dump = crate::read(self.bytes(), &mut releasing);
+        releasing.release_all();
+        dump
+    }
+}
+
+/// Decompresses a gzip stream (all members) into an unlinked temporary file.
+fn decompress(file: File) -> Result<File, HprofError> {
+    let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    let mut out = tempfile::tempfile().map_err(|e| io_error(0, &e))?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    loop {
+        let n = match decoder.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(HprofError::new(
+                    written,
+                    ErrorKind::Io(format!("gzip stream: {e}")),
+                ));
+            }
+        };
+        out.write_all(&buffer[..n])
+            .map_err(|e| io_error(written, &e))?;
+        written += n as u64;
+    }
+    Ok(out)
+}
+
+/// Forwards progress and drops the mapped pages a pass has finished with.
+struct Releasing<'m, 'o> {
+    map: Option<&'m Mmap>,
+    released: usize,
+    inner: &'o mut dyn Observer,
+}
+
+const PAGE: usize = 4096;
+
+impl Releasing<'_, '_> {
+    fn release_to(&mut self, offset: usize) {
+        let Some(map) = self.map else {
+            return;
+        };
+        let end = (offset.min(map.len()) / PAGE) * PAGE;
+        if end > self.released {
+            // SAFETY: the mapping is private, read-only and never written, so MADV_DONTNEED
+            // only drops our page-table entries: the next access faults the same bytes back in
+            // from the file, and every slice into the mapping stays valid and unchanged.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    UncheckedAdvice::DontNeed,
+                    self.released,
+                    end - self.released,
+                )
+            };
+            self.released = end;
+        }
+    }
+
+    fn release_all(&mut self) {
+        let len = self.map.map_or(0, |m| m.len());
+        self.release_to(len + PAGE);
+        self.released = 0;
+    }
+}
+
+impl Observer for Releasing<'_, '_> {
+    fn phase(&mut self, name: &'static str) {
+        // A new pass starts from the beginning again.
+        self.release_all();
+        self.inner.phase(name);
+    }
+
+    fn consumed(&mut self, offset: usize, total: usize) {
+        self.release_to(offset);
+        self.inner.consumed(offset, total);
+    }
+}

@@ -1,0 +1,190 @@
+//! Java threads: their stacks (STACK TRACE / STACK FRAME records) and the objects each frame's
+//! local variables hold (Java frame and JNI local roots).
+
+use leaksift_heap::{GcRootKind, NodeIndex};
+use rustc_hash::FxHashMap;
+
+use crate::error::HprofError;
+use crate::format::BasicType;
+use crate::ids::IdIndex;
+use crate::layout::{ClassTable, java_class_name};
+use crate::locate::Locator;
+use crate::scan::Scan;
+use crate::walk::{SubRecord, ids};
+
+/// One frame of a thread's stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadFrame {
+    /// 0 = the innermost frame.
+    pub depth: u32,
+    /// `package.Class.method`.
+    pub method: String,
+    /// `File.java:123`, `Native Method`, `Compiled Code` or `Unknown Source`.
+    pub location: String,
+    /// Objects held by this frame's local variables (Java locals and JNI locals).
+    pub locals: Vec<NodeIndex>,
+}
+
+/// One thread of the dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadStack {
+    pub object: NodeIndex,
+    pub serial: u32,
+    /// `Thread.name`, when the dump holds the string.
+    pub name: Option<String>,
+    pub frames: Vec<ThreadFrame>,
+    /// Thread-held roots without a frame (native stack, thread block, JNI monitors, frame -1).
+    pub other_locals: Vec<NodeIndex>,
+}
+
+/// Collects every thread that has a THREAD OBJECT root.
+pub fn collect(
+    scan: &Scan<'_>,
+    classes: &ClassTable,
+    index: &IdIndex,
+    locator: &Locator<'_, '_>,
+) -> Result<Vec<ThreadStack>, HprofError> {
+    let text = |id: u64| {
+        scan.strings
+            .get(&id)
+            .map(|raw| String::from_utf8_lossy(raw).into_owned())
+    };
+    let mut threads = Vec::new();
+    let mut by_serial: FxHashMap<u32, usize> = FxHashMap::default();
+    for root in &scan.roots {
+        let (GcRootKind::ThreadObject, Some(serial)) = (root.kind, root.thread_serial) else {
+            continue;
+        };
+        let Some(object) = index.lookup(&scan.ids, root.object) else {
+            continue;
+        };
+        if by_serial.contains_key(&serial) {
+            continue;
+        }
+        let mut frames = Vec::new();
+        let trace = root.stack_trace.and_then(|serial| scan.traces.get(&serial));
+        for (depth, frame_id) in trace
+            .into_iter()
+            .flat_map(|frames| ids(frames, scan.id_size))
+            .enumerate()
+        {
+            let Some(frame) = scan.frames.get(&frame_id) else {
+                continue;
+            };
+            let class = scan
+                .class_serials
+                .get(&frame.class_serial)
+                .and_then(|class_id| scan.class_names.get(class_id))
+                .and_then(|name| text(*name))
+                .map(|name| java_class_name(&name))
+                .unwrap_or_else(|| "<unknown class>".to_string());
+            let method = text(frame.method_name).unwrap_or_default();
+            let source = text(frame.source_file).filter(|s| !s.is_empty());
+            let location = match (frame.line, source) {
+                (line, Some(file)) if line > 0 => format!("{file}:{line}"),
+                (-2, _) => "Compiled Code".to_string(),
+                (-3, _) => "Native Method".to_string(),
+                (_, Some(file)) => file,
+                (_, None) => "Unknown Source".to_string(),
+            };
+            frames.push(ThreadFrame {
+                depth: depth as u32,
+                method: format!("{class}.{method}"),
+                location,
+                locals: Vec::new(),
+            });
+        }
+        by_serial.insert(serial, threads.len());
+        threads.push(ThreadStack {
+            object: NodeIndex(object),
+            serial,
+            name: thread_name(scan, classes, index, locator, object)?,
+            frames,
+            other_locals: Vec::new(),
+        });
+    }
+    for root in &scan.roots {
+        let Some(&thread) = root.thread_serial.and_then(|s| by_serial.get(&s)) else {
+            continue;
+        };
+        if root.kind == GcRootKind::ThreadObject {
+            continue;
+        }
+        let Some(object) = index.lookup(&scan.ids, root.object) else {
+            continue;
+        };
+        let thread = &mut threads[thread];
+        let slot = root
+            .frame
+            .and_then(|frame| usize::try_from(frame).ok())
+            .and_then(|depth| thread.frames.get_mut(depth))
+            .map(|frame| &mut frame.locals)
+            .unwrap_or(&mut thread.other_locals);
+        if !slot.contains(&NodeIndex(object)) {
+            slot.push(NodeIndex(object));
+        }
+    }
+    Ok(threads)
+}
+
+/// Reads `Thread.name` → `String.value` (+ `coder`) and decodes it (JDK 8 char[] or JDK 9+
+/// compact strings: Latin-1 bytes, or UTF-16 in the VM's little-endian byte order).
+fn thread_name(
+    scan: &Scan<'_>,
+    classes: &ClassTable,
+    index: &IdIndex,
+    locator: &Locator<'_, '_>,
+    thread: u32,
+) -> Result<Option<String>, HprofError> {
+    let field = |ordinal: u32, name: &[u8]| -> Result<Option<u64>, HprofError> {
+        let Some(SubRecord::Instance {
+            class_id, fields, ..
+        }) = locator.object(ordinal)?
+        else {
+            return Ok(None);
+        };
+        let Some(class) = classes.index_of(class_id) else {
+            return Ok(None);
+        };
+        let Some((offset, ty)) = classes.field(class, name, &scan.strings, scan.id_size) else {
+            return Ok(None);
+        };
+        let width = ty.dump_size(scan.id_size);
+        Ok(fields
+            .get(offset..offset + width)
+            .map(|raw| raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
+    };
+    let Some(string) = field(thread, b"name")?.and_then(|id| index.lookup(&scan.ids, id)) else {
+        return Ok(None);
+    };
+    let Some(array) = field(string, b"value")?.and_then(|id| index.lookup(&scan.ids, id)) else {
+        return Ok(None);
+    };
+    let utf16 = field(string, b"coder")? == Some(1);
+    let text = match locator.object(array)? {
+        Some(SubRecord::PrimitiveArray {
+            ty: BasicType::Char,
+            data: Some(data),
+            ..
+        }) => decode_utf16(data, u16::from_be_bytes),
+        Some(SubRecord::PrimitiveArray {
+            ty: BasicType::Byte,
+            data: Some(data),
+            ..
+        }) if utf16 => decode_utf16(data, u16::from_le_bytes),
+        Some(SubRecord::PrimitiveArray {
+            ty: BasicType::Byte,
+            data: Some(data),
+            ..
+        }) => data.iter().map(|&b| char::from(b)).collect(),
+        _ => return Ok(None),
+    };
+    Ok(Some(text))
+}
+
+fn decode_utf16(data: &[u8], unit: fn([u8; 2]) -> u16) -> String {
+    let units = data.chunks_exact(2).map(|pair| unit([pair[0], pair[1]]));
+    char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
+}

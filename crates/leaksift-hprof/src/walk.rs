@@ -1,0 +1,403 @@
+//! Walking the records and heap-dump sub-records of a dump, handing each to a visitor.
+
+use crate::bytes::{Cursor, IdSize};
+use crate::error::{ErrorKind, HprofError};
+use leaksift_heap::GcRootKind as RootKind;
+
+use crate::format::{BasicType, Header, read_type, sub, tag};
+
+/// One GC root sub-record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Root {
+    pub kind: RootKind,
+    pub object: u64,
+    /// Thread serial number for thread-related roots (Java frame, JNI local, native stack, ...).
+    pub thread_serial: Option<u32>,
+    /// Frame index in the thread's stack trace (Java frame and JNI local roots; may be -1).
+    pub frame: Option<i32>,
+    /// The thread's stack trace serial (thread object roots).
+    pub stack_trace: Option<u32>,
+}
+
+/// A static field of a class dump with its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticField {
+    pub name: u64,
+    pub ty: BasicType,
+    /// Object id for reference fields, the raw bits otherwise.
+    pub value: u64,
+}
+
+/// An instance field declaration (no value; values live in instance dumps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDecl {
+    pub name: u64,
+    pub ty: BasicType,
+}
+
+/// A CLASS_DUMP sub-record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassDump {
+    pub id: u64,
+    pub super_id: u64,
+    pub loader_id: u64,
+    pub signers_id: u64,
+    pub protection_domain_id: u64,
+    /// Instance size in bytes as the VM reported it.
+    pub instance_size: u32,
+    pub statics: Vec<StaticField>,
+    /// Instance fields declared by this class only (superclass fields are in its own dump).
+    pub fields: Vec<FieldDecl>,
+}
+
+/// One heap-dump sub-record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubRecord<'a> {
+    Root(Root),
+    Class(ClassDump),
+    Instance {
+        id: u64,
+        class_id: u64,
+        /// Field values: this class's fields, then its superclass's, and so on.
+        fields: &'a [u8],
+    },
+    ObjectArray {
+        id: u64,
+        class_id: u64,
+        /// `length × id size` bytes of element ids.
+        elements: &'a [u8],
+    },
+    PrimitiveArray {
+        id: u64,
+        ty: BasicType,
+        length: u32,
+        /// Element bytes; `None` for Android's no-data arrays.
+        data: Option<&'a [u8]>,
+    },
+    /// Android's heap-info marker and other sub-records that carry no objects.
+    Other,
+}
+
+/// A STACK FRAME record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackFrame {
+    pub id: u64,
+    pub method_name: u64,
+    pub signature: u64,
+    pub source_file: u64,
+    pub class_serial: u32,
+    /// > 0 line number; 0 none; -1 unknown; -2 compiled; -3 native.
+    pub line: i32,
+}
+
+/// Receives the records of a dump in file order.
+pub trait Visitor<'a> {
+    fn utf8(&mut self, _id: u64, _text: &'a [u8]) {}
+    fn load_class(&mut self, _class_serial: u32, _class_id: u64, _name: u64) {}
+    fn frame(&mut self, _frame: StackFrame) {}
+    /// A stack trace; `frames` holds the raw frame ids (id size each), top frame first.
+    fn trace(&mut self, _serial: u32, _thread_serial: u32, _frames: &'a [u8]) {}
+    /// A HEAP_DUMP or HEAP_DUMP_SEGMENT record whose sub-records span `start..end`.
+    fn segment(&mut self, _start: usize, _end: usize) {}
+    /// A heap-dump sub-record starting at byte `offset`.
+    fn sub_record(&mut self, offset: usize, record: SubRecord<'a>) -> Result<(), HprofError>;
+}
+
+const PROGRESS_STEP: usize = 16 << 20;
+
+/// Walks every record of the dump after the header; `reached` hears the offset about every
+/// 16 MiB.
+pub fn walk<'a, V: Visitor<'a>>(
+    data: &'a [u8],
+    header: &Header,
+    visitor: &mut V,
+    reached: &mut dyn FnMut(usize),
+) -> Result<(), HprofError> {
+    let id_size = header.id_size;
+    let ids = id_size.bytes();
+    let mut cursor = Cursor::new(data, header.records_start, id_size);
+    let mut next_mark = PROGRESS_STEP;
+    while !cursor.is_empty() {
+        let record_tag = cursor.u1("record tag")?;
+        cursor.u4("record time")?;
+        let length = cursor.u4("record length")? as usize;
+        let body_start = cursor.pos();
+        let body = cursor.take(length, "record body")?;
+        let mut rec = Cursor::new(data, body_start, id_size);
+        let body_end = body_start + body.len();
+        match record_tag {
+            tag::UTF8 => {
+                let id = rec.id("string id")?;
+                let text = rec.take(body_end - rec.pos(), "string bytes")?;
+                visitor.utf8(id, text);
+            }
+            tag::LOAD_CLASS => {
+                let serial = rec.u4("class serial")?;
+                let class_id = rec.id("class id")?;
+                rec.u4("stack trace serial")?;
+                let name = rec.id("class name id")?;
+                check_length(&rec, body_end)?;
+                visitor.load_class(serial, class_id, name);
+            }
+            tag::FRAME => {
+                let frame = StackFrame {
+                    id: rec.id("frame id")?,
+                    method_name: rec.id("method name id")?,
+                    signature: rec.id("method signature id")?,
+                    source_file: rec.id("source file id")?,
+                    class_serial: rec.u4("class serial")?,
+                    line: rec.u4("line number")? as i32,
+                };
+                check_length(&rec, body_end)?;
+                visitor.frame(frame);
+            }
+            tag::TRACE => {
+                let serial = rec.u4("stack trace serial")?;
+                let thread_serial = rec.u4("thread serial")?;
+                let count = rec.u4("frame count")? as usize;
+                let frames = rec.take(count.saturating_mul(ids), "stack trace frames")?;
+                check_length(&rec, body_end)?;
+                visitor.trace(serial, thread_serial, frames);
+            }
+            tag::HEAP_DUMP | tag::HEAP_DUMP_SEGMENT => {
+                visitor.segment(body_start, body_end);
+                let mut seg = Cursor::new(&data[..body_end], body_start, id_size);
+                while !seg.is_empty() {
+                    let offset = seg.pos();
+                    let record = next_sub_record(&mut seg)
+                        .map_err(|e| overrun_as_segment_error(e, data.len(), body_end))?;
+                    visitor.sub_record(offset, record)?;
+                    if seg.pos() >= next_mark {
+                        reached(seg.pos());
+                        next_mark = seg.pos() + PROGRESS_STEP;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if cursor.pos() >= next_mark {
+            reached(cursor.pos());
+            next_mark = cursor.pos() + PROGRESS_STEP;
+        }
+    }
+    Ok(())
+}
+
+/// A truncation inside a segment that is not at the end of the file is a segment overrun.
+fn overrun_as_segment_error(error: HprofError, file_len: usize, segment_end: usize) -> HprofError {
+    match error.kind {
+        ErrorKind::Truncated { .. } if segment_end < file_len => {
+            HprofError::new(error.offset, ErrorKind::SegmentOverrun(segment_end as u64))
+        }
+        _ => error,
+    }
+}
+
+fn check_length(rec: &Cursor<'_>, end: usize) -> Result<(), HprofError> {
+    if rec.pos() == end {
+        Ok(())
+    } else {
+        Err(rec.error(ErrorKind::Malformed(
+            "record length does not match its contents",
+        )))
+    }
+}
+
+/// Parses the sub-record at the cursor.
+pub fn next_sub_record<'a>(cursor: &mut Cursor<'a>) -> Result<SubRecord<'a>, HprofError> {
+    let id_size = cursor.id_size();
+    let sub_tag = cursor.u1("sub-record tag")?;
+    let simple_root = |cursor: &mut Cursor<'a>, kind| -> Result<SubRecord<'a>, HprofError> {
+        Ok(SubRecord::Root(Root {
+            kind,
+            object: cursor.id("root object id")?,
+            thread_serial: None,
+            frame: None,
+            stack_trace: None,
+        }))
+    };
+    Ok(match sub_tag {
+        sub::ROOT_UNKNOWN => simple_root(cursor, RootKind::Unknown)?,
+        sub::ROOT_STICKY_CLASS => simple_root(cursor, RootKind::StickyClass)?,
+        sub::ROOT_MONITOR_USED => simple_root(cursor, RootKind::MonitorUsed)?,
+        sub::ANDROID_ROOT_INTERNED_STRING => simple_root(cursor, RootKind::InternedString)?,
+        sub::ANDROID_ROOT_FINALIZING => simple_root(cursor, RootKind::Finalizing)?,
+        sub::ANDROID_ROOT_DEBUGGER => simple_root(cursor, RootKind::Debugger)?,
+        sub::ANDROID_ROOT_REFERENCE_CLEANUP => simple_root(cursor, RootKind::ReferenceCleanup)?,
+        sub::ANDROID_ROOT_VM_INTERNAL => simple_root(cursor, RootKind::VmInternal)?,
+        sub::ANDROID_ROOT_UNREACHABLE => simple_root(cursor, RootKind::Unreachable)?,
+        sub::ROOT_JNI_GLOBAL => {
+            let object = cursor.id("root object id")?;
+            cursor.id("JNI global ref id")?;
+            SubRecord::Root(Root {
+                kind: RootKind::JniGlobal,
+                object,
+                thread_serial: None,
+                frame: None,
+                stack_trace: None,
+            })
+        }
+        sub::ROOT_JNI_LOCAL | sub::ROOT_JAVA_FRAME | sub::ANDROID_ROOT_JNI_MONITOR => {
+            let kind = match sub_tag {
+                sub::ROOT_JNI_LOCAL => RootKind::JniLocal,
+                sub::ROOT_JAVA_FRAME => RootKind::JavaFrame,
+                _ => RootKind::JniMonitor,
+            };
+            let object = cursor.id("root object id")?;
+            let thread_serial = cursor.u4("thread serial")?;
+            let frame = cursor.u4("frame number")? as i32;
+            SubRecord::Root(Root {
+                kind,
+                object,
+                thread_serial: Some(thread_serial),
+                frame: (kind != RootKind::JniMonitor).then_some(frame),
+                stack_trace: None,
+            })
+        }
+        sub::ROOT_NATIVE_STACK | sub::ROOT_THREAD_BLOCK => {
+            let kind = if sub_tag == sub::ROOT_NATIVE_STACK {
+                RootKind::NativeStack
+            } else {
+                RootKind::ThreadBlock
+            };
+            let object = cursor.id("root object id")?;
+            let thread_serial = cursor.u4("thread serial")?;
+            SubRecord::Root(Root {
+                kind,
+                object,
+                thread_serial: Some(thread_serial),
+                frame: None,
+                stack_trace: None,
+            })
+        }
+        sub::ROOT_THREAD_OBJECT => {
+            let object = cursor.id("thread object id")?;
+            let thread_serial = cursor.u4("thread serial")?;
+            let stack_trace = cursor.u4("stack trace serial")?;
+            SubRecord::Root(Root {
+                kind: RootKind::ThreadObject,
+                object,
+                thread_serial: Some(thread_serial),
+                frame: None,
+                stack_trace: Some(stack_trace),
+            })
+        }
+        sub::CLASS_DUMP => SubRecord::Class(class_dump(cursor)?),
+        sub::INSTANCE_DUMP => {
+            let id = cursor.id("instance id")?;
+            cursor.u4("stack trace serial")?;
+            let class_id = cursor.id("instance class id")?;
+            let length = cursor.u4("instance field bytes")? as usize;
+            let fields = cursor.take(length, "instance field values")?;
+            SubRecord::Instance {
+                id,
+                class_id,
+                fields,
+            }
+        }
+        sub::OBJECT_ARRAY_DUMP => {
+            let id = cursor.id("array id")?;
+            cursor.u4("stack trace serial")?;
+            let length = cursor.u4("array length")? as usize;
+            let class_id = cursor.id("array class id")?;
+            let elements = cursor.take(length.saturating_mul(id_size.bytes()), "array elements")?;
+            SubRecord::ObjectArray {
+                id,
+                class_id,
+                elements,
+            }
+        }
+        sub::PRIMITIVE_ARRAY_DUMP | sub::ANDROID_PRIMITIVE_ARRAY_NODATA => {
+            let id = cursor.id("array id")?;
+            cursor.u4("stack trace serial")?;
+            let length = cursor.u4("array length")?;
+            let ty = read_type(cursor, "primitive array type")?;
+            if ty == BasicType::Object {
+                return Err(cursor.error(ErrorKind::Malformed("primitive array of object type")));
+            }
+            let data = if sub_tag == sub::PRIMITIVE_ARRAY_DUMP {
+                let bytes = (length as usize).saturating_mul(ty.dump_size(id_size));
+                Some(cursor.take(bytes, "array elements")?)
+            } else {
+                None
+            };
+            SubRecord::PrimitiveArray {
+                id,
+                ty,
+                length,
+                data,
+            }
+        }
+        sub::ANDROID_HEAP_DUMP_INFO => {
+            cursor.u4("heap id")?;
+            cursor.id("heap name id")?;
+            SubRecord::Other
+        }
+        other => {
+            let pos = cursor.pos() - 1;
+            return Err(HprofError::new(
+                pos as u64,
+                ErrorKind::UnknownSubRecord(other),
+            ));
+        }
+    })
+}
+
+/// Reads a value of type `ty`: the id for references, the raw big-endian bits otherwise.
+fn value(cursor: &mut Cursor<'_>, ty: BasicType) -> Result<u64, HprofError> {
+    let size = ty.dump_size(cursor.id_size());
+    let raw = cursor.take(size, "field value")?;
+    Ok(raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+}
+
+fn class_dump(cursor: &mut Cursor<'_>) -> Result<ClassDump, HprofError> {
+    let id = cursor.id("class id")?;
+    cursor.u4("stack trace serial")?;
+    let super_id = cursor.id("superclass id")?;
+    let loader_id = cursor.id("class loader id")?;
+    let signers_id = cursor.id("signers id")?;
+    let protection_domain_id = cursor.id("protection domain id")?;
+    cursor.id("reserved id")?;
+    cursor.id("reserved id")?;
+    let instance_size = cursor.u4("instance size")?;
+    let constants = cursor.u2("constant pool size")?;
+    for _ in 0..constants {
+        cursor.u2("constant pool index")?;
+        let ty = read_type(cursor, "constant pool entry")?;
+        value(cursor, ty)?;
+    }
+    let static_count = cursor.u2("static field count")?;
+    let mut statics = Vec::with_capacity(usize::from(static_count));
+    for _ in 0..static_count {
+        let name = cursor.id("static field name id")?;
+        let ty = read_type(cursor, "static field")?;
+        statics.push(StaticField {
+            name,
+            ty,
+            value: value(cursor, ty)?,
+        });
+    }
+    let field_count = cursor.u2("instance field count")?;
+    let mut fields = Vec::with_capacity(usize::from(field_count));
+    for _ in 0..field_count {
+        let name = cursor.id("instance field name id")?;
+        let ty = read_type(cursor, "instance field")?;
+        fields.push(FieldDecl { name, ty });
+    }
+    Ok(ClassDump {
+        id,
+        super_id,
+        loader_id,
+        signers_id,
+        protection_domain_id,
+        instance_size,
+        statics,
+        fields,
+    })
+}
+
+/// Iterates the ids packed in `raw` (object array elements, stack trace frames).
+pub fn ids(raw: &[u8], id_size: IdSize) -> impl Iterator<Item = u64> + '_ {
+    raw.chunks_exact(id_size.bytes())
+        .map(move |chunk| id_size.decode(chunk))
+}
