@@ -26,6 +26,10 @@ mod layout;
 mod locate;
 mod scan;
 mod source;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 mod threads;
 mod walk;
 

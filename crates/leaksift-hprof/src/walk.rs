@@ -123,12 +123,12 @@ pub fn walk<'a, V: Visitor<'a>>(
         let length = cursor.u4("record length")? as usize;
         let body_start = cursor.pos();
         let body = cursor.take(length, "record body")?;
-        let mut rec = Cursor::new(data, body_start, id_size);
         let body_end = body_start + body.len();
+        let mut rec = Cursor::new(&data[..body_end], body_start, id_size);
         match record_tag {
             tag::UTF8 => {
                 let id = rec.id("string id")?;
-                let text = rec.take(body_end - rec.pos(), "string bytes")?;
+                let text = rec.take(rec.remaining(), "string bytes")?;
                 visitor.utf8(id, text);
             }
             tag::LOAD_CLASS => {

@@ -1,0 +1,289 @@
+//! Reader tests on hand-built dumps: a hand-computed dominator tree, both id sizes, both heap
+//! record kinds, Android tags, and hostile input (truncation, bit flips, random bytes).
+
+use leaksift_heap::dominators::Dominators;
+use leaksift_heap::{EdgeKind, GcRootKind, HeapGraph, NodeFlags, NodeIndex};
+use proptest::prelude::*;
+
+use crate::error::ErrorKind;
+use crate::format::sub;
+use crate::testing::{BYTE, DumpWriter, OBJECT};
+use crate::{HprofDump, Quiet, read};
+
+const OBJECT_CLASS: u64 = 0x100;
+const NODE: u64 = 0x110;
+const REFERENCE: u64 = 0x120;
+const WEAK_REFERENCE: u64 = 0x130;
+const OBJECT_ARRAY: u64 = 0x140;
+const HOLDER: u64 = 0x150;
+const BYTES_CLASS: u64 = 0x160;
+
+// Objects: the shape is Holder.HOLDER → a; a → b, c; b → d; c → d, wr; d → e, arr;
+// arr → e, bytes; wr ~> f (weak referent); x is an interned-string root.
+const A: u64 = 0x1000;
+const B: u64 = 0x1010;
+const C: u64 = 0x1020;
+const D: u64 = 0x1030;
+const E: u64 = 0x1040;
+const WR: u64 = 0x1050;
+const F: u64 = 0x1060;
+const ARR: u64 = 0x1070;
+const BYTES: u64 = 0x1080;
+const X: u64 = 0x1090;
+
+/// The hand-built dump; `cut` splits the heap into two segments before the instances.
+fn shape(version: &'static str, id_size: usize, cut: bool) -> Vec<u8> {
+    let mut w = DumpWriter::new(version, id_size);
+    let names = [
+        (1, "Node"),
+        (2, "left"),
+        (3, "right"),
+        (4, "java/lang/Object"),
+        (5, "java/lang/ref/Reference"),
+        (6, "referent"),
+        (7, "java/lang/ref/WeakReference"),
+        (8, "[Ljava/lang/Object;"),
+        (9, "HOLDER"),
+        (10, "Holder"),
+        (11, "[B"),
+    ];
+    for (id, text) in names {
+        w.string(id, text);
+    }
+    for (serial, class, name) in [
+        (1, OBJECT_CLASS, 4),
+        (2, NODE, 1),
+        (3, REFERENCE, 5),
+        (4, WEAK_REFERENCE, 7),
+        (5, OBJECT_ARRAY, 8),
+        (6, HOLDER, 10),
+        (7, BYTES_CLASS, 11),
+    ] {
+        w.load_class(serial, class, name);
+    }
+    w.class(OBJECT_CLASS, 0, &[], &[])
+        .class(NODE, OBJECT_CLASS, &[(2, OBJECT), (3, OBJECT)], &[])
+        .class(REFERENCE, OBJECT_CLASS, &[(6, OBJECT)], &[])
+        .class(WEAK_REFERENCE, REFERENCE, &[], &[])
+        .class(OBJECT_ARRAY, OBJECT_CLASS, &[], &[])
+        .class(HOLDER, OBJECT_CLASS, &[], &[(9, A)])
+        .class(BYTES_CLASS, OBJECT_CLASS, &[], &[]);
+    for class in [
+        OBJECT_CLASS,
+        NODE,
+        REFERENCE,
+        WEAK_REFERENCE,
+        OBJECT_ARRAY,
+        HOLDER,
+        BYTES_CLASS,
+    ] {
+        w.root(sub::ROOT_STICKY_CLASS, class);
+    }
+    if cut {
+        w.cut();
+    }
+    w.instance(A, NODE, &[B, C])
+        .instance(B, NODE, &[D, 0])
+        .instance(C, NODE, &[D, WR])
+        .instance(D, NODE, &[E, ARR])
+        .instance(E, NODE, &[0, 0])
+        .instance(WR, WEAK_REFERENCE, &[F])
+        .instance(F, NODE, &[0, 0])
+        .object_array(ARR, OBJECT_ARRAY, &[E, BYTES])
+        .byte_array(BYTES, 100)
+        .instance(X, NODE, &[0, 0]);
+    if version == "1.0.3" {
+        // Android extras: an interned-string root, heap info, an int array without data.
+        w.root(sub::ANDROID_ROOT_INTERNED_STRING, X);
+        let mut info = vec![sub::ANDROID_HEAP_DUMP_INFO, 0, 0, 0, 1];
+        info.extend(std::iter::repeat_n(0u8, id_size));
+        w.raw_heap(&info);
+        let mut no_data = vec![sub::ANDROID_PRIMITIVE_ARRAY_NODATA];
+        no_data.extend(std::iter::repeat_n(0u8, id_size - 1));
+        no_data.push(0xA0);
+        no_data.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 10, 10]);
+        w.raw_heap(&no_data);
+    } else {
+        w.root(sub::ROOT_UNKNOWN, X);
+    }
+    w.finish(if cut { 0x1C } else { 0x0C })
+}
+
+fn node(g: &HeapGraph, id: u64) -> NodeIndex {
+    g.nodes().find(|&n| g.id(n).0 == id).expect("node with id")
+}
+
+fn check_shape(dump: &HprofDump, id_size: u64) {
+    let g = &dump.graph;
+    let dom = Dominators::compute(g);
+    let n = |id| node(g, id);
+    assert_eq!(dom.idom(n(A)), n(HOLDER));
+    assert_eq!(dom.idom(n(HOLDER)), g.root());
+    assert_eq!(dom.idom(n(B)), n(A));
+    assert_eq!(dom.idom(n(C)), n(A));
+    assert_eq!(dom.idom(n(D)), n(A));
+    assert_eq!(dom.idom(n(E)), n(D));
+    assert_eq!(dom.idom(n(ARR)), n(D));
+    assert_eq!(dom.idom(n(BYTES)), n(ARR));
+    assert_eq!(dom.idom(n(WR)), n(C));
+    // The weak referent is not retained by its reference.
+    assert_ne!(dom.idom(n(F)), n(WR));
+    // Sizes: 8-byte ids → 12-byte header, 4-byte references (compressed oops), 16-byte array
+    // header; 4-byte ids → 8-byte header, 12-byte array header.
+    let (node_size, array2, bytes100) = if id_size == 8 {
+        (24, 24, 120)
+    } else {
+        (16, 24, 112)
+    };
+    assert_eq!(g.self_size(n(A)), node_size);
+    assert_eq!(g.self_size(n(ARR)), array2);
+    assert_eq!(g.self_size(n(BYTES)), bytes100);
+    assert_eq!(dom.retained(n(ARR)), array2 + bytes100);
+    assert_eq!(dom.retained(n(D)), 2 * node_size + array2 + bytes100);
+    assert_eq!(dom.retained(n(C)), node_size + g.self_size(n(WR)));
+    assert_eq!(
+        dom.retained(n(A)),
+        4 * node_size + g.self_size(n(WR)) + array2 + bytes100 + node_size
+    );
+    let referent: Vec<_> = g
+        .edges(n(WR))
+        .filter(|&e| g.edge_label(e) == "referent")
+        .map(|e| (g.edge_to(e), g.edge_kind(e), g.is_essential(e)))
+        .collect();
+    assert_eq!(referent, vec![(n(F), EdgeKind::Weak, false)]);
+    assert!(g.flags(n(X)).has(NodeFlags::GC_ROOT));
+    assert!(g.flags(n(HOLDER)).has(NodeFlags::GC_ROOT));
+    assert!(!g.flags(n(A)).has(NodeFlags::GC_ROOT));
+}
+
+#[test]
+fn hand_built_dump_with_4_byte_ids_and_android_tags() {
+    let dump = read(&shape("1.0.3", 4, false), &mut Quiet).expect("read");
+    assert_eq!(dump.info.id_size, 4);
+    assert_eq!(dump.info.version, "1.0.3");
+    check_shape(&dump, 4);
+    let g = &dump.graph;
+    let kinds: Vec<_> = g
+        .edges(g.root())
+        .filter(|&e| g.edge_to(e) == node(g, X))
+        .map(|e| g.edge_kind(e))
+        .collect();
+    assert_eq!(kinds, vec![EdgeKind::GcRoot(GcRootKind::InternedString)]);
+    // The no-data int[10]: 12 + 40 → 56 bytes.
+    assert_eq!(g.self_size(node(g, 0xA0)), 56);
+}
+
+#[test]
+fn hand_built_dump_with_8_byte_ids_and_segments() {
+    let dump = read(&shape("1.0.2", 8, true), &mut Quiet).expect("read");
+    assert!(dump.info.sizes.compressed_oops);
+    check_shape(&dump, 8);
+}
+
+#[test]
+fn hand_built_dump_1_0_1_single_heap_dump_record() {
+    let dump = read(&shape("1.0.1", 8, false), &mut Quiet).expect("read");
+    check_shape(&dump, 8);
+    assert_eq!(dump.info.objects, 7 + 10);
+}
+
+#[test]
+fn every_truncation_inside_the_heap_is_an_error_with_its_offset() {
+    let data = shape("1.0.2", 8, false);
+    let heap_start = last_record_start(&data);
+    for cut in 0..data.len() {
+        let result = read(&data[..cut], &mut Quiet);
+        if cut > heap_start {
+            let error = result.expect_err("a cut inside the heap record must fail");
+            assert!(
+                error.offset <= cut as u64,
+                "offset {} past cut {cut}",
+                error.offset
+            );
+            assert!(matches!(error.kind, ErrorKind::Truncated { .. }), "{error}");
+        }
+    }
+}
+
+/// Offset of the last top-level record (the heap dump) of a dump built by [`shape`].
+fn last_record_start(data: &[u8]) -> usize {
+    let mut at = data.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8;
+    let mut last = at;
+    while at < data.len() {
+        last = at;
+        let len = u32::from_be_bytes(data[at + 5..at + 9].try_into().unwrap()) as usize;
+        at += 9 + len;
+    }
+    last
+}
+
+#[test]
+fn unknown_sub_record_names_its_offset() {
+    let mut w = DumpWriter::new("1.0.2", 8);
+    w.raw_heap(&[0x42, 1, 2, 3]);
+    let data = w.finish(0x1C);
+    let error = read(&data, &mut Quiet).expect_err("unknown tag");
+    assert_eq!(error.kind, ErrorKind::UnknownSubRecord(0x42));
+    assert_eq!(error.offset, (data.len() - 4) as u64);
+}
+
+#[test]
+fn bad_headers_are_rejected() {
+    assert_eq!(read(b"", &mut Quiet).unwrap_err().kind, ErrorKind::NotHprof);
+    assert_eq!(
+        read(b"JAVA PROFILE 1.0.9\0", &mut Quiet).unwrap_err().kind,
+        ErrorKind::NotHprof
+    );
+    let mut bad_ids = b"JAVA PROFILE 1.0.2\0".to_vec();
+    bad_ids.extend_from_slice(&[0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let error = read(&bad_ids, &mut Quiet).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::IdSize(3));
+    assert_eq!(error.offset, 19);
+}
+
+#[test]
+fn empty_heap_still_makes_a_graph_with_its_root() {
+    let data = DumpWriter::new("1.0.2", 8).finish(0x1C);
+    let dump = read(&data, &mut Quiet).expect("read");
+    assert_eq!(dump.graph.node_count(), 1);
+}
+
+#[test]
+fn writer_byte_type_code_matches_the_format() {
+    assert_eq!(
+        crate::format::BasicType::from_code(BYTE),
+        Some(crate::format::BasicType::Byte)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn random_bytes_after_a_header_never_panic(body in proptest::collection::vec(any::<u8>(), 0..600), ids8 in any::<bool>()) {
+        let mut data = b"JAVA PROFILE 1.0.2\0".to_vec();
+        data.extend_from_slice(&(if ids8 { 8u32 } else { 4 }).to_be_bytes());
+        data.extend_from_slice(&0u64.to_be_bytes());
+        data.extend_from_slice(&body);
+        let _ = read(&data, &mut Quiet);
+    }
+
+    #[test]
+    fn bit_flips_and_truncations_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6), cut in any::<prop::sample::Index>(), ids8 in any::<bool>()) {
+        let mut data = shape("1.0.2", if ids8 { 8 } else { 4 }, ids8);
+        for (at, bit) in flips {
+            let at = at.index(data.len());
+            data[at] ^= 1 << bit;
+        }
+        let keep = cut.index(data.len() + 1);
+        match read(&data[..keep], &mut Quiet) {
+            Ok(dump) => prop_assert!(dump.graph.node_count() >= 1),
+            Err(error) => prop_assert!(error.offset <= keep as u64),
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = read(&data, &mut Quiet);
+    }
+}
