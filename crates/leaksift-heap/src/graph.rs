@@ -1336,6 +1336,11 @@ impl HeapGraph {
         self.flags[node.get()] = flags.0;
     }
 
+    /// Replaces a node's name (DevTools renames detached embedder objects).
+    pub fn set_name(&mut self, node: NodeIndex, name: StringId) {
+        self.name[node.get()] = name.0;
+    }
+
     /// Replaces a node's self size (DevTools folds some internal sizes into their owners).
     pub fn set_self_size(&mut self, node: NodeIndex, size: u64) {
         self.self_size[node.get()] = size;

@@ -1,0 +1,284 @@
+//! Comparing snapshots: the two-way per-class comparison (DevTools' Comparison view, objects
+//! matched by id) and three-way leak finding (allocated between baseline and target, still alive
+//! in final), grouped by normalized retaining-path signature and ranked by exact retained size.
+
+use std::collections::HashMap;
+
+use crate::dominators::Dominators;
+use crate::graph::{ClassId, EdgeName, HeapGraph, NodeIndex, NodeKind, SourceLocation};
+use crate::paths::{PathTree, RetainingPath};
+
+/// New and deleted objects of one class between a base and a target snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassDiff {
+    pub name: String,
+    pub location: Option<SourceLocation>,
+    pub new_count: u64,
+    pub new_bytes: u64,
+    pub deleted_count: u64,
+    pub deleted_bytes: u64,
+}
+
+impl ClassDiff {
+    /// New minus deleted bytes.
+    pub fn delta_bytes(&self) -> i128 {
+        i128::from(self.new_bytes) - i128::from(self.deleted_bytes)
+    }
+
+    /// New minus deleted instances.
+    pub fn delta_count(&self) -> i128 {
+        i128::from(self.new_count) - i128::from(self.deleted_count)
+    }
+}
+
+type ClassKey = (String, Option<SourceLocation>);
+
+/// `(class key, id, self size)` of every node with a non-zero self size, sorted by key then id.
+fn keyed_nodes(graph: &HeapGraph, keys: &mut HashMap<ClassKey, u32>) -> Vec<(u32, u64, u64)> {
+    let mut class_keys: Vec<u32> = Vec::with_capacity(graph.class_count());
+    for class in 0..graph.class_count() as u32 {
+        let info = graph.class_info(ClassId(class));
+        let key = (graph.string(info.name).into_owned(), info.location);
+        let next = keys.len() as u32;
+        class_keys.push(*keys.entry(key).or_insert(next));
+    }
+    let mut out: Vec<(u32, u64, u64)> = graph
+        .nodes()
+        .filter(|n| graph.self_size(*n) != 0)
+        .map(|n| (class_keys[graph.class(n).0 as usize], graph.id(n).0, graph.self_size(n)))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Per class (name and constructor location), objects in `target` whose id is not in `base`
+/// (new) and objects of `base` whose id is not in `target` (deleted). Classes without changes are
+/// left out; the largest absolute byte change comes first.
+pub fn compare(base: &HeapGraph, target: &HeapGraph) -> Vec<ClassDiff> {
+    let mut keys: HashMap<ClassKey, u32> = HashMap::new();
+    let a = keyed_nodes(base, &mut keys);
+    let b = keyed_nodes(target, &mut keys);
+    let mut names: Vec<Option<ClassKey>> = vec![None; keys.len()];
+    for (key, index) in keys {
+        names[index as usize] = Some(key);
+    }
+    let mut diffs: Vec<ClassDiff> = names
+        .into_iter()
+        .map(|key| {
+            let (name, location) = key.unwrap_or_default();
+            ClassDiff {
+                name,
+                location,
+                new_count: 0,
+                new_bytes: 0,
+                deleted_count: 0,
+                deleted_bytes: 0,
+            }
+        })
+        .collect();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let left = a.get(i).map(|x| (x.0, x.1));
+        let right = b.get(j).map(|x| (x.0, x.1));
+        match (left, right) {
+            (Some(l), Some(r)) if l == r => {
+                i += 1;
+                j += 1;
+            }
+            (Some(l), Some(r)) if l < r => {
+                diffs[l.0 as usize].deleted_count += 1;
+                diffs[l.0 as usize].deleted_bytes += a[i].2;
+                i += 1;
+            }
+            (Some(l), None) => {
+                diffs[l.0 as usize].deleted_count += 1;
+                diffs[l.0 as usize].deleted_bytes += a[i].2;
+                i += 1;
+            }
+            (_, Some(r)) => {
+                diffs[r.0 as usize].new_count += 1;
+                diffs[r.0 as usize].new_bytes += b[j].2;
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    diffs.retain(|d| d.new_count + d.deleted_count > 0);
+    diffs.sort_by(|x, y| {
+        y.delta_bytes()
+            .abs()
+            .cmp(&x.delta_bytes().abs())
+            .then_with(|| x.name.cmp(&y.name))
+    });
+    diffs
+}
+
+/// The sorted object ids of a snapshot, for membership tests in [`find_leaks`].
+pub fn sorted_ids(graph: &HeapGraph) -> Vec<u64> {
+    let mut ids = graph.ids().to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// A group of leaked objects that share a retaining-path signature.
+#[derive(Clone, Debug)]
+pub struct LeakGroup {
+    /// The class of the group's biggest top-level leaked object.
+    pub class: ClassId,
+    /// Leaked objects in the group (top-level ones and the leaked objects they dominate).
+    pub count: u64,
+    /// Top-level leaked objects (no other leaked object dominates them).
+    pub roots: u64,
+    /// Exact bytes freed if the group's top-level leaked objects were freed.
+    pub retained_bytes: u64,
+    /// The normalized path signature shared by the group.
+    pub signature: String,
+    /// The shortest retaining path of the biggest top-level object (none if unreachable).
+    pub path: Option<RetainingPath>,
+    /// The biggest top-level leaked object.
+    pub representative: NodeIndex,
+}
+
+/// Finds objects of `final_graph` allocated after `baseline` and present in `target` (by id),
+/// groups the top-level ones (those no other leaked object dominates) by the signature of their
+/// shortest retaining path, and ranks groups by exact retained size. Nothing is filtered out
+/// except grouping nodes (the root and synthetic categories).
+pub fn find_leaks(
+    baseline_ids: &[u64],
+    target_ids: &[u64],
+    final_graph: &HeapGraph,
+    dominators: &Dominators,
+) -> Vec<LeakGroup> {
+    let n = final_graph.node_count();
+    let ids = final_graph.ids();
+    let leaked: Vec<bool> = (0..n)
+        .map(|i| {
+            let node = NodeIndex(i as u32);
+            let kind = final_graph.kind(node);
+            node != final_graph.root()
+                && !matches!(kind, NodeKind::Synthetic | NodeKind::Root)
+                && target_ids.binary_search(&ids[i]).is_ok()
+                && baseline_ids.binary_search(&ids[i]).is_err()
+        })
+        .collect();
+    // top[n] = the top-level leaked node above n (itself if it is one), u32::MAX if none.
+    let mut top = vec![u32::MAX; n];
+    for &node in dominators.preorder() {
+        let node_index = NodeIndex(node);
+        let dominator = dominators.idom(node_index);
+        let above = if dominator == node_index {
+            u32::MAX
+        } else {
+            top[dominator.get()]
+        };
+        top[node as usize] = if above != u32::MAX {
+            above
+        } else if leaked[node as usize] {
+            node
+        } else {
+            u32::MAX
+        };
+    }
+    let tree = PathTree::new(final_graph, &[]);
+    struct Building {
+        class_retained: HashMap<ClassId, u64>,
+        count: u64,
+        roots: u64,
+        retained: u64,
+        representative: NodeIndex,
+    }
+    let mut groups: HashMap<String, Building> = HashMap::new();
+    let mut signature_of_top: HashMap<u32, String> = HashMap::new();
+    for node in 0..n as u32 {
+        if top[node as usize] == node {
+            let node_index = NodeIndex(node);
+            let signature = match tree.path_to(final_graph, node_index) {
+                Some(path) => signature(final_graph, &path),
+                None => format!("(unreachable) {}", final_graph.class_name(final_graph.class(node_index))),
+            };
+            let retained = dominators.retained(node_index);
+            let group = groups.entry(signature.clone()).or_insert(Building {
+                class_retained: HashMap::new(),
+                count: 0,
+                roots: 0,
+                retained: 0,
+                representative: node_index,
+            });
+            group.roots += 1;
+            group.retained += retained;
+            *group.class_retained.entry(final_graph.class(node_index)).or_default() += retained;
+            if retained > dominators.retained(group.representative) {
+                group.representative = node_index;
+            }
+            signature_of_top.insert(node, signature);
+        }
+    }
+    for node in 0..n {
+        if leaked[node] && top[node] != u32::MAX {
+            if let Some(signature) = signature_of_top.get(&top[node]) {
+                if let Some(group) = groups.get_mut(signature) {
+                    group.count += 1;
+                }
+            }
+        }
+    }
+    let mut out: Vec<LeakGroup> = groups
+        .into_iter()
+        .map(|(signature, g)| {
+            let class = g
+                .class_retained
+                .iter()
+                .max_by_key(|(class, bytes)| (**bytes, std::cmp::Reverse(**class)))
+                .map_or(final_graph.class(g.representative), |(class, _)| *class);
+            LeakGroup {
+                class,
+                count: g.count,
+                roots: g.roots,
+                retained_bytes: g.retained,
+                path: tree.path_to(final_graph, g.representative),
+                representative: g.representative,
+                signature,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.retained_bytes
+            .cmp(&a.retained_bytes)
+            .then_with(|| a.signature.cmp(&b.signature))
+    });
+    out
+}
+
+/// A path's signature: edge kinds, edge names with indices and digit runs normalized, and class
+/// names, so that paths differing only in element indices or numbered keys compare equal.
+pub fn signature(graph: &HeapGraph, path: &RetainingPath) -> String {
+    let mut out = String::new();
+    for step in &path.steps {
+        if let Some(edge) = step.via {
+            out.push_str(" -");
+            out.push_str(&graph.edge_kind(edge).name());
+            out.push(':');
+            match graph.edge_name(edge) {
+                EdgeName::Index(_) => out.push_str("[]"),
+                EdgeName::Named(name) => {
+                    let mut in_digits = false;
+                    for ch in graph.string(name).chars() {
+                        if ch.is_ascii_digit() {
+                            if !in_digits {
+                                out.push('#');
+                            }
+                            in_digits = true;
+                        } else {
+                            in_digits = false;
+                            out.push(ch);
+                        }
+                    }
+                }
+            }
+            out.push_str("-> ");
+        }
+        out.push_str(&graph.class_name(graph.class(step.node)));
+    }
+    out
+}

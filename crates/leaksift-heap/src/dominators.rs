@@ -1,0 +1,499 @@
+//! Dominator tree and retained sizes over the essential edges (iterative Lengauer–Tarjan).
+//!
+//! The algorithm is the "simple" Lengauer–Tarjan (path compression, O(E log V)) with an
+//! explicit-stack DFS and an explicit-stack `compress`, so there is no recursion at any depth.
+//! All arrays are flat `u32` columns indexed by vertex number (1-based, 0 = none).
+//!
+//! Nodes the DFS from the root does not reach are handled the way DevTools handles them, so the
+//! numbers match its Summary view: first every unreached node without any essential retainer
+//! (e.g. reachable only through weak edges) becomes a child of the root and is searched from;
+//! then every node still unreached (cycles retained only by each other) is attached to the root
+//! on its own. Such nodes are reported in [`Dominators::unreachable_count`].
+
+use crate::graph::{EdgeKind, HeapGraph, NodeIndex};
+
+/// The immediate dominator of every node, the DFS order, and retained sizes.
+#[derive(Debug)]
+pub struct Dominators {
+    /// Immediate dominator ordinal per node; the root dominates itself.
+    idom: Vec<u32>,
+    /// Node ordinals in DFS preorder; a node's dominator always comes before it.
+    preorder: Vec<u32>,
+    /// Retained size per node: its self size plus that of every node it dominates.
+    retained: Vec<u64>,
+    /// Children of each node in the dominator tree (CSR over `dominated`).
+    first_dominated: Vec<u32>,
+    dominated: Vec<u32>,
+    root: NodeIndex,
+    unreachable: u32,
+}
+
+impl Dominators {
+    /// Computes the dominator tree of `graph` from its root over essential edges, and retained sizes.
+    pub fn compute(graph: &HeapGraph) -> Dominators {
+        let (idom, preorder, unreachable) = lengauer_tarjan(graph);
+        let self_sizes = graph.self_sizes();
+        let mut retained = self_sizes.to_vec();
+        for &node in preorder.iter().skip(1).rev() {
+            let dominator = idom[node as usize] as usize;
+            retained[dominator] += retained[node as usize];
+        }
+        let (first_dominated, dominated) = dominated_csr(&idom, graph.root());
+        Dominators {
+            idom,
+            preorder,
+            retained,
+            first_dominated,
+            dominated,
+            root: graph.root(),
+            unreachable,
+        }
+    }
+
+    /// The root of the tree (the graph's root).
+    pub fn root(&self) -> NodeIndex {
+        self.root
+    }
+
+    /// The immediate dominator of `node` (the root for the root itself).
+    #[inline]
+    pub fn idom(&self, node: NodeIndex) -> NodeIndex {
+        NodeIndex(self.idom[node.get()])
+    }
+
+    /// The retained size of `node`.
+    #[inline]
+    pub fn retained(&self, node: NodeIndex) -> u64 {
+        self.retained[node.get()]
+    }
+
+    /// Retained sizes of all nodes, indexed by ordinal.
+    pub fn retained_sizes(&self) -> &[u64] {
+        &self.retained
+    }
+
+    /// Nodes in DFS preorder from the root (every node appears once).
+    pub fn preorder(&self) -> &[u32] {
+        &self.preorder
+    }
+
+    /// The nodes `node` immediately dominates.
+    pub fn dominated(&self, node: NodeIndex) -> impl ExactSizeIterator<Item = NodeIndex> + '_ {
+        let from = self.first_dominated[node.get()] as usize;
+        let to = self.first_dominated[node.get() + 1] as usize;
+        self.dominated[from..to].iter().map(|n| NodeIndex(*n))
+    }
+
+    /// How many nodes were not reachable from the root over essential edges.
+    pub fn unreachable_count(&self) -> u32 {
+        self.unreachable
+    }
+
+    /// Whether `ancestor` dominates `node` (every node dominates itself).
+    pub fn dominates(&self, ancestor: NodeIndex, node: NodeIndex) -> bool {
+        let mut current = node;
+        loop {
+            if current == ancestor {
+                return true;
+            }
+            let up = self.idom(current);
+            if up == current {
+                return false;
+            }
+            current = up;
+        }
+    }
+}
+
+/// Children lists of the dominator tree, each in increasing ordinal order.
+fn dominated_csr(idom: &[u32], root: NodeIndex) -> (Vec<u32>, Vec<u32>) {
+    let n = idom.len();
+    let mut first = vec![0u32; n + 1];
+    for (node, &d) in idom.iter().enumerate() {
+        if node != root.get() {
+            first[d as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        first[i + 1] += first[i];
+    }
+    let mut cursor: Vec<u32> = first[..n].to_vec();
+    let mut dominated = vec![0u32; n.saturating_sub(1)];
+    for (node, &d) in idom.iter().enumerate() {
+        if node != root.get() {
+            dominated[cursor[d as usize] as usize] = node as u32;
+            cursor[d as usize] += 1;
+        }
+    }
+    (first, dominated)
+}
+
+/// Returns (idom per ordinal, preorder of ordinals, number of nodes not reached from the root).
+fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
+    let n = graph.node_count();
+    let first_edge = graph.first_edges();
+    let targets = graph.edge_targets();
+    let kinds = graph.edge_kind_bytes();
+    let essential = |edge: usize| kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0;
+    // Vertex numbers are ordinal + 1; 0 means "none".
+    let r = graph.root().0 + 1;
+    let mut parent = vec![0u32; n + 1];
+    let mut semi = vec![0u32; n + 1];
+    let mut vertex = vec![0u32; n + 1];
+    let mut label = vec![0u32; n + 1];
+    let mut count = 0u32;
+
+    {
+        let mut next_edge = vec![0u64; n];
+        let mut dfs = |start: u32, parent: &mut [u32], semi: &mut [u32], count: &mut u32| {
+            next_edge[start as usize - 1] = first_edge[start as usize - 1];
+            let mut v = start;
+            while v != 0 {
+                if semi[v as usize] == 0 {
+                    *count += 1;
+                    semi[v as usize] = *count;
+                    vertex[*count as usize] = v;
+                    label[v as usize] = v;
+                }
+                let mut v_next = parent[v as usize];
+                let ordinal = v as usize - 1;
+                while next_edge[ordinal] < first_edge[ordinal + 1] {
+                    let edge = next_edge[ordinal] as usize;
+                    if essential(edge) {
+                        let w = targets[edge] + 1;
+                        if semi[w as usize] == 0 {
+                            parent[w as usize] = v;
+                            next_edge[w as usize - 1] = first_edge[w as usize - 1];
+                            v_next = w;
+                            break;
+                        }
+                    }
+                    next_edge[ordinal] += 1;
+                }
+                v = v_next;
+            }
+        };
+        dfs(r, &mut parent, &mut semi, &mut count);
+        if (count as usize) < n {
+            let mut has_essential_retainer = vec![false; n];
+            for (edge, &to) in targets.iter().enumerate() {
+                if essential(edge) {
+                    has_essential_retainer[to as usize] = true;
+                }
+            }
+            for v in 1..=n as u32 {
+                if semi[v as usize] == 0 && !has_essential_retainer[v as usize - 1] {
+                    parent[v as usize] = r;
+                    dfs(v, &mut parent, &mut semi, &mut count);
+                }
+            }
+        }
+    }
+    let reached_from_root_or_orphans = count;
+    if (count as usize) < n {
+        for v in 1..=n as u32 {
+            if semi[v as usize] == 0 {
+                parent[v as usize] = r;
+                count += 1;
+                semi[v as usize] = count;
+                vertex[count as usize] = v;
+                label[v as usize] = v;
+            }
+        }
+    }
+    let unreachable = count_unreached_from_root(graph);
+    debug_assert!(reached_from_root_or_orphans <= count);
+
+    // Essential retainers of every node (reverse CSR, source vertex numbers).
+    let (first_retainer, retainers) = essential_retainers(graph);
+
+    let mut ancestor = vec![0u32; n + 1];
+    let mut dom = vec![0u32; n + 1];
+    let mut bucket_head = vec![0u32; n + 1];
+    let mut bucket_next = vec![0u32; n + 1];
+    let mut stack: Vec<u32> = Vec::new();
+
+    let mut eval = |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32]| -> u32 {
+        if ancestor[v as usize] == 0 {
+            return v;
+        }
+        // compress(v), iteratively.
+        let mut x = v;
+        while ancestor[ancestor[x as usize] as usize] != 0 {
+            stack.push(x);
+            x = ancestor[x as usize];
+        }
+        while let Some(w) = stack.pop() {
+            let a = ancestor[w as usize] as usize;
+            if semi[label[a] as usize] < semi[label[w as usize] as usize] {
+                label[w as usize] = label[a];
+            }
+            ancestor[w as usize] = ancestor[a];
+        }
+        label[v as usize]
+    };
+
+    for i in (2..=count).rev() {
+        let w = vertex[i as usize];
+        let ordinal = w as usize - 1;
+        let preds = &retainers[first_retainer[ordinal] as usize..first_retainer[ordinal + 1] as usize];
+        if preds.is_empty() {
+            // Orphans have the root as their only predecessor.
+            semi[w as usize] = semi[r as usize];
+        }
+        for &v in preds {
+            let u = eval(v, &mut ancestor, &mut label, &semi);
+            if semi[u as usize] < semi[w as usize] {
+                semi[w as usize] = semi[u as usize];
+            }
+        }
+        let s = vertex[semi[w as usize] as usize] as usize;
+        bucket_next[w as usize] = bucket_head[s];
+        bucket_head[s] = w;
+        let p = parent[w as usize];
+        ancestor[w as usize] = p;
+        let mut v = std::mem::take(&mut bucket_head[p as usize]);
+        while v != 0 {
+            let u = eval(v, &mut ancestor, &mut label, &semi);
+            dom[v as usize] = if semi[u as usize] < semi[v as usize] {
+                u
+            } else {
+                p
+            };
+            v = bucket_next[v as usize];
+        }
+    }
+    drop((ancestor, bucket_head, bucket_next, parent, label, retainers, first_retainer));
+
+    dom[r as usize] = r;
+    for i in 2..=count {
+        let w = vertex[i as usize] as usize;
+        if dom[w] != vertex[semi[w] as usize] {
+            dom[w] = dom[dom[w] as usize];
+        }
+    }
+    drop(semi);
+    // To ordinals: idom[ordinal] = dom[ordinal + 1] - 1; preorder = vertex[1..] - 1.
+    dom.remove(0);
+    for d in dom.iter_mut() {
+        *d = d.saturating_sub(1);
+    }
+    vertex.remove(0);
+    vertex.truncate(count as usize);
+    for v in vertex.iter_mut() {
+        *v -= 1;
+    }
+    (dom, vertex, unreachable)
+}
+
+/// Number of nodes not reachable from the root over essential edges.
+fn count_unreached_from_root(graph: &HeapGraph) -> u32 {
+    let reached = crate::distances::reachable_from_root(graph);
+    reached.iter().filter(|r| !**r).count() as u32
+}
+
+/// Reverse CSR of the essential edges: for each node, the vertex numbers (ordinal + 1) of the
+/// sources of essential edges into it.
+fn essential_retainers(graph: &HeapGraph) -> (Vec<u64>, Vec<u32>) {
+    let n = graph.node_count();
+    let first_edge = graph.first_edges();
+    let targets = graph.edge_targets();
+    let kinds = graph.edge_kind_bytes();
+    let mut first = vec![0u64; n + 1];
+    for (edge, &to) in targets.iter().enumerate() {
+        if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
+            first[to as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        first[i + 1] += first[i];
+    }
+    let mut cursor: Vec<u64> = first[..n].to_vec();
+    let mut sources = vec![0u32; first[n] as usize];
+    for from in 0..n {
+        for edge in first_edge[from]..first_edge[from + 1] {
+            let edge = edge as usize;
+            if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
+                let to = targets[edge] as usize;
+                sources[cursor[to] as usize] = from as u32 + 1;
+                cursor[to] += 1;
+            }
+        }
+    }
+    (first, sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::*;
+    use proptest::prelude::*;
+
+    /// A graph with `n` nodes of self size `10 * (i + 1)` and the given essential edges; root 0.
+    fn graph(n: usize, edges: &[(u32, u32)], weak: &[(u32, u32)]) -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::V8, StringTable::new(), n, edges.len());
+        let name = b.strings_mut().intern("N").unwrap();
+        let class = b.intern_class(ClassInfo::named(name)).unwrap();
+        for i in 0..n {
+            b.add_node(NodeData {
+                id: ObjectId(i as u64 * 2 + 1),
+                class,
+                name,
+                self_size: 10 * (i as u64 + 1),
+                kind: NodeKind::Object,
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+        }
+        let all = edges.iter().map(|e| (*e, true)).chain(weak.iter().map(|e| (*e, false)));
+        for ((from, to), essential) in all {
+            b.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(to),
+                    kind: if essential { EdgeKind::Property } else { EdgeKind::Weak },
+                    name: EdgeName::Named(name),
+                    essential,
+                },
+            );
+        }
+        b.finish().unwrap()
+    }
+
+    fn idoms(d: &Dominators, n: usize) -> Vec<u32> {
+        (0..n as u32).map(|i| d.idom(NodeIndex(i)).0).collect()
+    }
+
+    #[test]
+    fn diamond_and_chain() {
+        // 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3, 3 -> 4
+        let g = graph(5, &[(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)], &[]);
+        let d = Dominators::compute(&g);
+        assert_eq!(idoms(&d, 5), vec![0, 0, 0, 0, 3]);
+        assert_eq!(d.retained(NodeIndex(3)), 40 + 50);
+        assert_eq!(d.retained(NodeIndex(1)), 20);
+        assert_eq!(d.retained(NodeIndex(0)), 150);
+        assert_eq!(d.unreachable_count(), 0);
+    }
+
+    #[test]
+    fn classic_lengauer_tarjan_example() {
+        // The flowgraph from Lengauer & Tarjan (1979), letters R=0, A=1, B=2, C=3, D=4, E=5,
+        // F=6, G=7, H=8, I=9, J=10, K=11, L=12.
+        let edges = [
+            (0, 1), (0, 2), (0, 3), (1, 4), (2, 1), (2, 4), (2, 5), (3, 6), (3, 7), (4, 12),
+            (5, 8), (6, 9), (7, 9), (7, 10), (8, 5), (8, 11), (9, 11), (10, 9), (11, 9), (11, 0),
+            (12, 8),
+        ];
+        let g = graph(13, &edges, &[]);
+        let d = Dominators::compute(&g);
+        // Expected idoms from the paper: A,B,C,D,E,H,I,K -> R; F,G -> C; J -> G; L -> D.
+        assert_eq!(idoms(&d, 13), vec![0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 7, 0, 4]);
+    }
+
+    #[test]
+    fn weak_only_and_cliques_hang_off_the_root() {
+        // 3 is reachable only by a weak edge and owns 4; 5 <-> 6 is an unreachable clique.
+        let g = graph(7, &[(0, 1), (1, 2), (3, 4), (5, 6), (6, 5)], &[(2, 3)]);
+        let d = Dominators::compute(&g);
+        assert_eq!(d.idom(NodeIndex(3)), NodeIndex(0));
+        assert_eq!(d.idom(NodeIndex(4)), NodeIndex(3));
+        assert_eq!(d.idom(NodeIndex(5)), NodeIndex(0));
+        assert_eq!(d.unreachable_count(), 4);
+        let total: u64 = g.self_sizes().iter().sum();
+        assert_eq!(d.retained(NodeIndex(0)), total);
+        assert_eq!(d.preorder().len(), 7);
+    }
+
+    #[test]
+    fn deep_chain_needs_no_recursion() {
+        let n = 300_000u32;
+        let edges: Vec<(u32, u32)> = (0..n - 1).map(|i| (i, i + 1)).collect();
+        let g = graph(n as usize, &edges, &[]);
+        let d = Dominators::compute(&g);
+        assert_eq!(d.idom(NodeIndex(n - 1)), NodeIndex(n - 2));
+        assert_eq!(d.retained(NodeIndex(n - 2)), 10 * (n as u64 - 1) + 10 * n as u64);
+    }
+
+    /// Dominators by definition: d dominates v iff v is unreachable from the root without d.
+    fn naive_idoms(n: usize, edges: &[(u32, u32)]) -> Vec<Option<u32>> {
+        let reach = |skip: Option<u32>| {
+            let mut seen = vec![false; n];
+            if skip == Some(0) {
+                return seen;
+            }
+            let mut stack = vec![0u32];
+            seen[0] = true;
+            while let Some(v) = stack.pop() {
+                for &(a, b) in edges {
+                    if a == v && Some(b) != skip && !seen[b as usize] {
+                        seen[b as usize] = true;
+                        stack.push(b);
+                    }
+                }
+            }
+            seen
+        };
+        let reachable = reach(None);
+        let mut dominators: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for d in 0..n as u32 {
+            let without = reach(Some(d));
+            for v in 0..n {
+                if reachable[v] && (v as u32 == d || !without[v]) {
+                    dominators[v].push(d);
+                }
+            }
+        }
+        (0..n)
+            .map(|v| {
+                if !reachable[v] {
+                    return None;
+                }
+                if v == 0 {
+                    return Some(0);
+                }
+                // The immediate dominator is the strict dominator dominated by all others.
+                let strict: Vec<u32> = dominators[v].iter().copied().filter(|d| *d as usize != v).collect();
+                strict
+                    .iter()
+                    .copied()
+                    .find(|&c| strict.iter().all(|&o| dominators[c as usize].contains(&o)))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_definition_on_random_graphs(
+            n in 2usize..14,
+            raw in proptest::collection::vec((0u32..14, 0u32..14), 0..40),
+            tree in proptest::collection::vec(0u32..1000, 14),
+        ) {
+            let mut edges: Vec<(u32, u32)> = raw
+                .into_iter()
+                .map(|(a, b)| (a % n as u32, b % n as u32))
+                .filter(|(a, b)| a != b)
+                .collect();
+            // A random spanning tree makes every node reachable, so the definition applies.
+            for v in 1..n as u32 {
+                edges.push((tree[v as usize] % v, v));
+            }
+            let g = graph(n, &edges, &[]);
+            let d = Dominators::compute(&g);
+            let expected = naive_idoms(n, &edges);
+            for v in 0..n {
+                prop_assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), expected[v], "node {}", v);
+            }
+            // Retained size = sum of self sizes over the dominated subtree.
+            for v in 0..n as u32 {
+                let mut sum = 0;
+                for u in 0..n as u32 {
+                    if d.dominates(NodeIndex(v), NodeIndex(u)) {
+                        sum += g.self_size(NodeIndex(u));
+                    }
+                }
+                prop_assert_eq!(d.retained(NodeIndex(v)), sum);
+            }
+        }
+    }
+}

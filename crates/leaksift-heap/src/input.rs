@@ -1,0 +1,160 @@
+//! Opening a heap file: memory-mapping it (or inflating gzip into memory) and detecting its format.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::graph::{HeapFormat, StringBacking};
+
+/// The bytes of a heap file: a read-only memory map, or the inflated content of a gzip file.
+#[derive(Debug)]
+pub enum HeapBytes {
+    /// The file itself, memory-mapped.
+    Mapped(memmap2::Mmap),
+    /// Bytes held in memory (inflated gzip, or test input).
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for HeapBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            HeapBytes::Mapped(map) => map,
+            HeapBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl HeapBytes {
+    /// Tells the kernel the pages of `range` will not be read again soon, so they leave this
+    /// process's resident set (they stay in the page cache and are re-read on demand).
+    /// A no-op for in-memory bytes.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        if let HeapBytes::Mapped(map) = self {
+            let page = 4096;
+            let start = range.start.div_ceil(page) * page;
+            let end = range.end.min(map.len()) / page * page;
+            if end > start {
+                // SAFETY: the mapping is private and read-only and backed by a file, so dropping
+                // its pages cannot lose data: later reads fault them back in from the file.
+                // No reference into these pages is relied on to stay resident.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+    }
+
+    /// The bytes as a shared string backing for a [`crate::graph::StringTable`].
+    pub fn backing(self: &Arc<Self>) -> StringBacking {
+        self.clone()
+    }
+}
+
+/// Why a heap file could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("gzip data is corrupt or truncated after {inflated} inflated bytes: {source}")]
+    Gzip {
+        inflated: u64,
+        source: std::io::Error,
+    },
+    #[error(
+        "not a heap snapshot or heap dump (expected a V8 .heapsnapshot starting with {{\"snapshot\" or an HPROF file starting with \"JAVA PROFILE 1.0.\"); the file starts with {start:?}"
+    )]
+    UnknownFormat { start: String },
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const HPROF_MAGIC: &[u8] = b"JAVA PROFILE 1.0.";
+
+/// Detects the format of heap file content from its first bytes (after gzip inflation).
+pub fn detect_format(bytes: &[u8]) -> Option<HeapFormat> {
+    if bytes.starts_with(HPROF_MAGIC) {
+        return Some(HeapFormat::Hprof);
+    }
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = &bytes[start..];
+    let after_brace = rest.strip_prefix(b"{")?;
+    let key_start = after_brace.iter().position(|b| !b.is_ascii_whitespace())?;
+    after_brace[key_start..]
+        .starts_with(b"\"snapshot\"")
+        .then_some(HeapFormat::V8)
+}
+
+/// An opened heap file: its bytes and its detected format.
+#[derive(Debug)]
+pub struct HeapInput {
+    pub bytes: Arc<HeapBytes>,
+    pub format: HeapFormat,
+    /// Whether the file was gzip-compressed.
+    pub gzipped: bool,
+}
+
+/// Opens `path`: memory-maps it, inflates it if it is gzip, and detects the format from content.
+pub fn open(path: &Path) -> Result<HeapInput, InputError> {
+    let file = File::open(path)?;
+    // SAFETY: the map is read-only and private. If another process truncates the file while we
+    // read it, accesses past the new end fault (SIGBUS); that is the accepted hazard of every
+    // mmap-based reader, and heap dumps are not modified after they are written.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    let (bytes, gzipped) = if map.starts_with(&GZIP_MAGIC) {
+        (HeapBytes::Owned(inflate(&map)?), true)
+    } else {
+        (HeapBytes::Mapped(map), false)
+    };
+    let Some(format) = detect_format(bytes.as_ref()) else {
+        let start: String = String::from_utf8_lossy(&bytes.as_ref()[..bytes.as_ref().len().min(24)])
+            .chars()
+            .collect();
+        return Err(InputError::UnknownFormat { start });
+    };
+    Ok(HeapInput {
+        bytes: Arc::new(bytes),
+        format,
+        gzipped,
+    })
+}
+
+/// Inflates a gzip stream (possibly with several members) into memory.
+pub fn inflate(compressed: &[u8]) -> Result<Vec<u8>, InputError> {
+    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4));
+    let mut decoder = flate2::read::MultiGzDecoder::new(compressed);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|source| InputError::Gzip {
+            inflated: out.len() as u64,
+            source,
+        })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats_from_content() {
+        assert_eq!(detect_format(b"JAVA PROFILE 1.0.2\0"), Some(HeapFormat::Hprof));
+        assert_eq!(detect_format(b"{\"snapshot\":{}}"), Some(HeapFormat::V8));
+        assert_eq!(detect_format(b" \n{ \"snapshot\":"), Some(HeapFormat::V8));
+        assert_eq!(detect_format(b"{\"nodes\":[]}"), None);
+        assert_eq!(detect_format(b""), None);
+    }
+
+    #[test]
+    fn inflates_gzip() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"{\"snapshot\":1}").unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(inflate(&gz).unwrap(), b"{\"snapshot\":1}");
+        assert!(matches!(inflate(&gz[..gz.len() / 2]), Err(InputError::Gzip { .. })));
+    }
+}

@@ -1,0 +1,140 @@
+//! Leak suspects by Eclipse MAT's rule: top-level dominators retaining at least a threshold of
+//! the heap, then classes whose top-level instances together do; for each, the accumulation
+//! point found by following the biggest dominated child while it keeps ≥ 70% of its parent.
+
+use crate::dominators::Dominators;
+use crate::graph::{ClassId, HeapGraph, NodeIndex, NodeKind};
+
+/// MAT's default threshold: a suspect retains at least 10% of the heap.
+pub const DEFAULT_THRESHOLD: f64 = 0.10;
+/// MAT's accumulation rule: descend while the biggest child keeps this share of its parent.
+pub const ACCUMULATION_RATIO: f64 = 0.70;
+
+/// What a suspect is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SuspectKind {
+    /// One object retains the bytes.
+    Single(NodeIndex),
+    /// The top-level instances of a class together retain the bytes.
+    Class {
+        class: ClassId,
+        instances: u64,
+        /// The biggest instance (its path and accumulation point are shown).
+        biggest: NodeIndex,
+    },
+}
+
+/// A leak suspect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspect {
+    pub kind: SuspectKind,
+    pub retained_bytes: u64,
+    /// Where the retained bytes pile up (may be the suspect itself).
+    pub accumulation_point: NodeIndex,
+}
+
+impl Suspect {
+    /// The object whose retaining path explains the suspect.
+    pub fn representative(&self) -> NodeIndex {
+        match self.kind {
+            SuspectKind::Single(node) => node,
+            SuspectKind::Class { biggest, .. } => biggest,
+        }
+    }
+}
+
+/// Whether a node only groups others (the root, V8's synthetic `(GC roots)` categories).
+fn is_grouping(graph: &HeapGraph, node: NodeIndex) -> bool {
+    node == graph.root() || matches!(graph.kind(node), NodeKind::Synthetic | NodeKind::Root)
+}
+
+/// Top-level dominators: nodes immediately dominated by the root or by a grouping node.
+pub fn top_level_dominators(graph: &HeapGraph, dominators: &Dominators) -> Vec<NodeIndex> {
+    let mut out = Vec::new();
+    let mut stack = vec![graph.root()];
+    while let Some(node) = stack.pop() {
+        for child in dominators.dominated(node) {
+            if is_grouping(graph, child) {
+                stack.push(child);
+            } else {
+                out.push(child);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        dominators
+            .retained(*b)
+            .cmp(&dominators.retained(*a))
+            .then(a.cmp(b))
+    });
+    out
+}
+
+/// Follows the biggest dominated child while it keeps at least [`ACCUMULATION_RATIO`] of its
+/// parent's retained size.
+pub fn accumulation_point(dominators: &Dominators, start: NodeIndex) -> NodeIndex {
+    let mut current = start;
+    loop {
+        let biggest = dominators
+            .dominated(current)
+            .max_by_key(|c| (dominators.retained(*c), std::cmp::Reverse(c.0)));
+        match biggest {
+            Some(child)
+                if dominators.retained(child) as f64
+                    >= ACCUMULATION_RATIO * dominators.retained(current) as f64
+                    && dominators.retained(child) > 0 =>
+            {
+                current = child
+            }
+            _ => return current,
+        }
+    }
+}
+
+/// Finds the suspects retaining at least `threshold` (a fraction) of the root's retained size.
+pub fn find_suspects(graph: &HeapGraph, dominators: &Dominators, threshold: f64) -> Vec<Suspect> {
+    let total = dominators.retained(graph.root());
+    let limit = (threshold * total as f64).ceil() as u64;
+    let top = top_level_dominators(graph, dominators);
+    let mut suspects = Vec::new();
+    for &node in &top {
+        let retained = dominators.retained(node);
+        if retained < limit.max(1) {
+            break;
+        }
+        suspects.push(Suspect {
+            kind: SuspectKind::Single(node),
+            retained_bytes: retained,
+            accumulation_point: accumulation_point(dominators, node),
+        });
+    }
+    // Classes whose top-level instances (those not already reported alone) add up to the limit.
+    let mut by_class: Vec<(u64, u64, Option<NodeIndex>)> = vec![(0, 0, None); graph.class_count()];
+    for &node in top.iter().skip(suspects.len()) {
+        let entry = &mut by_class[graph.class(node).0 as usize];
+        entry.0 += dominators.retained(node);
+        entry.1 += 1;
+        if entry.2.is_none() {
+            entry.2 = Some(node);
+        }
+    }
+    let mut classes: Vec<Suspect> = by_class
+        .into_iter()
+        .enumerate()
+        .filter_map(|(class, (retained, instances, biggest))| {
+            let biggest = biggest?;
+            (instances > 1 && retained >= limit.max(1)).then(|| Suspect {
+                kind: SuspectKind::Class {
+                    class: ClassId(class as u32),
+                    instances,
+                    biggest,
+                },
+                retained_bytes: retained,
+                accumulation_point: accumulation_point(dominators, biggest),
+            })
+        })
+        .collect();
+    classes.sort_by(|a, b| b.retained_bytes.cmp(&a.retained_bytes));
+    suspects.extend(classes);
+    suspects
+}

@@ -1,0 +1,623 @@
+//! DevTools' interpretation of a V8 snapshot (`HeapSnapshot.ts` in devtools-frontend), re-stated
+//! over the heap graph: DOM detachedness propagation, the page-owned rule, essential edges,
+//! shallow-size folding of internal arrays, and class names (including plain-object interfaces).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use crate::graph::{
+    ClassId, ClassInfo, Detachedness, EdgeIndex, EdgeKind, EdgeName, GraphError, HeapGraph,
+    NodeFlags, NodeIndex, NodeKind, SourceLocation, StringId,
+};
+
+/// After this many characters the inferred interface name stops growing (DevTools' constants).
+const MIN_INTERFACE_PROPERTY_COUNT: usize = 1;
+const MAX_INTERFACE_NAME_LENGTH: usize = 120;
+const MIN_OBJECT_COUNT_PER_INTERFACE: usize = 2;
+const MIN_OBJECT_PROPORTION_PER_INTERFACE: usize = 1000;
+
+/// A named set of properties: plain objects having them are grouped as class `name` (`{a, b}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceDefinition {
+    pub name: String,
+    pub properties: Vec<String>,
+}
+
+/// JavaScript's string order (UTF-16 code units), used wherever DevTools sorts or compares names.
+fn js_cmp(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// JavaScript's `string.length`.
+fn js_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Propagates attached/detached state through embedder (`native`) nodes and prefixes the names
+/// of detached ones with `Detached `.
+pub fn propagate_dom_state(graph: &mut HeapGraph) -> Result<(), GraphError> {
+    let n = graph.node_count();
+    let mut visited = vec![false; n];
+    let mut attached: Vec<u32> = Vec::new();
+    let mut detached: Vec<u32> = Vec::new();
+    let mut renamed: HashMap<StringId, StringId> = HashMap::new();
+    let mut process = |graph: &mut HeapGraph,
+                       node: NodeIndex,
+                       state: Detachedness,
+                       attached: &mut Vec<u32>,
+                       detached: &mut Vec<u32>|
+     -> Result<(), GraphError> {
+        if visited[node.get()] {
+            return Ok(());
+        }
+        visited[node.get()] = true;
+        if graph.kind(node) != NodeKind::Native {
+            return Ok(());
+        }
+        let flags = graph.flags(node).set_detachedness(state);
+        graph.set_flags(node, flags);
+        match state {
+            Detachedness::Attached => attached.push(node.0),
+            Detachedness::Detached => {
+                let old = graph.name_id(node);
+                let new = match renamed.get(&old) {
+                    Some(id) => *id,
+                    None => {
+                        let text = format!("Detached {}", graph.string(old));
+                        let id = graph.strings_mut().push(&text)?;
+                        renamed.insert(old, id);
+                        id
+                    }
+                };
+                graph.set_name(node, new);
+                detached.push(node.0);
+            }
+            Detachedness::Unknown => {}
+        }
+        Ok(())
+    };
+    for node in graph.nodes() {
+        let state = graph.detachedness(node);
+        if state != Detachedness::Unknown {
+            process(graph, node, state, &mut attached, &mut detached)?;
+        }
+    }
+    let propagates = |kind: EdgeKind| !matches!(kind, EdgeKind::Hidden | EdgeKind::Weak);
+    while let Some(node) = attached.pop() {
+        for edge in graph.edges(NodeIndex(node)) {
+            if propagates(graph.edge_kind(edge)) {
+                let child = graph.edge_to(edge);
+                process(graph, child, Detachedness::Attached, &mut attached, &mut detached)?;
+            }
+        }
+    }
+    while let Some(node) = detached.pop() {
+        if graph.detachedness(NodeIndex(node)) == Detachedness::Attached {
+            continue;
+        }
+        for edge in graph.edges(NodeIndex(node)) {
+            if propagates(graph.edge_kind(edge)) {
+                let child = graph.edge_to(edge);
+                process(graph, child, Detachedness::Detached, &mut attached, &mut detached)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Marks as page-owned everything reachable (not through weak edges) from the root's shortcut
+/// edges (the global objects) and from `(Document DOM trees)`.
+pub fn mark_page_owned(graph: &mut HeapGraph) {
+    let root = graph.root();
+    let mut stack: Vec<u32> = Vec::new();
+    let mut owned = vec![false; graph.node_count()];
+    for edge in graph.edges(root) {
+        let child = graph.edge_to(edge);
+        let entry = match graph.edge_kind(edge) {
+            EdgeKind::Shortcut => true,
+            EdgeKind::Element => {
+                graph.kind(child) == NodeKind::Synthetic && graph.name(child) == "(Document DOM trees)"
+            }
+            _ => false,
+        };
+        if entry && !owned[child.get()] {
+            owned[child.get()] = true;
+            stack.push(child.0);
+        }
+    }
+    while let Some(node) = stack.pop() {
+        for edge in graph.edges(NodeIndex(node)) {
+            let child = graph.edge_to(edge);
+            if owned[child.get()] || graph.edge_kind(edge) == EdgeKind::Weak {
+                continue;
+            }
+            owned[child.get()] = true;
+            stack.push(child.0);
+        }
+    }
+    for (node, is_owned) in owned.into_iter().enumerate() {
+        if is_owned {
+            let node = NodeIndex(node as u32);
+            let flags = graph.flags(node);
+            graph.set_flags(node, NodeFlags(flags.0 | NodeFlags::PAGE_OWNED));
+        }
+    }
+}
+
+/// The table id in a WeakMap ephemeron edge name
+/// `<n> / part of key (<k> @<id>) -> value (<v> @<id>) pair in WeakMap (table @<table>)`.
+fn weak_map_table_id(name: &str) -> Option<u64> {
+    let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let rest = name[digits..].strip_prefix(" / part of key (")?;
+    let (middle, table) = rest.rsplit_once(" pair in WeakMap (table @")?;
+    let table = table.strip_suffix(')')?;
+    if table.is_empty() || !table.bytes().all(|b| b.is_ascii_digit()) || !middle.contains(") -> value (") {
+        return None;
+    }
+    if !middle.ends_with(')') {
+        return None;
+    }
+    table.parse().ok()
+}
+
+/// Sets each edge's essential bit by DevTools' rule: not weak, not a self edge, not the WeakMap
+/// table → value ephemeron edge, shortcuts only from the root, and no edge from a non-page-owned
+/// node into a page-owned one (except from the root).
+pub fn mark_essential_edges(graph: &mut HeapGraph) {
+    let root = graph.root();
+    let mut weak_map_names: HashMap<StringId, Option<u64>> = HashMap::new();
+    for node in 0..graph.node_count() as u32 {
+        let node = NodeIndex(node);
+        let node_owned = graph.flags(node).has(NodeFlags::PAGE_OWNED);
+        let node_id = graph.id(node).0;
+        for edge in graph.edge_range(node) {
+            let edge = EdgeIndex(edge);
+            let kind = graph.edge_kind(edge);
+            let child = graph.edge_to(edge);
+            let essential = match kind {
+                EdgeKind::Weak => false,
+                _ if child == node => false,
+                EdgeKind::Internal => {
+                    let table = match graph.edge_name(edge) {
+                        EdgeName::Named(name) => {
+                            let starts_with_digit = graph
+                                .strings()
+                                .raw(name)
+                                .is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit));
+                            if starts_with_digit {
+                                *weak_map_names
+                                    .entry(name)
+                                    .or_insert_with(|| weak_map_table_id(&graph.string(name)))
+                            } else {
+                                None
+                            }
+                        }
+                        EdgeName::Index(_) => None,
+                    };
+                    table != Some(node_id)
+                }
+                _ => true,
+            };
+            let essential = essential
+                && (node == root
+                    || (kind != EdgeKind::Shortcut
+                        && !(graph.flags(child).has(NodeFlags::PAGE_OWNED) && !node_owned)));
+            graph.set_essential(edge, essential);
+        }
+    }
+}
+
+/// Moves the self size of internal arrays and hidden objects owned by exactly one user-visible
+/// object into that owner (DevTools' `calculateShallowSizes`), when the snapshot has user roots.
+pub fn calculate_shallow_sizes(graph: &mut HeapGraph) {
+    let root = graph.root();
+    let has_user_roots = graph
+        .edges(root)
+        .any(|e| graph.kind(graph.edge_to(e)) != NodeKind::Synthetic);
+    if !has_user_roots {
+        return;
+    }
+    const UNVISITED: u32 = u32::MAX;
+    const MULTIPLE: u32 = u32::MAX - 1;
+    let n = graph.node_count();
+    let mut owners = vec![0u32; n];
+    let mut worklist: Vec<u32> = Vec::new();
+    for node in graph.nodes() {
+        let kind = graph.kind(node);
+        let ownable = matches!(kind, NodeKind::Hidden | NodeKind::Array)
+            || (kind == NodeKind::Native && graph.name(node) == "system / ExternalStringData");
+        if ownable {
+            owners[node.get()] = UNVISITED;
+        } else {
+            owners[node.get()] = node.0;
+            worklist.push(node.0);
+        }
+    }
+    while let Some(id) = worklist.pop() {
+        let owner = owners[id as usize];
+        for edge in graph.edges(NodeIndex(id)) {
+            if graph.edge_kind(edge) == EdgeKind::Weak {
+                continue;
+            }
+            let target = graph.edge_to(edge).0;
+            let current = owners[target as usize];
+            if current == UNVISITED {
+                owners[target as usize] = owner;
+                worklist.push(target);
+            } else if current != target && current != owner && current != MULTIPLE {
+                owners[target as usize] = MULTIPLE;
+                worklist.push(target);
+            }
+        }
+    }
+    for (i, &owner) in owners.iter().enumerate() {
+        if owner == UNVISITED || owner == MULTIPLE || owner == i as u32 {
+            continue;
+        }
+        let owner = NodeIndex(owner);
+        if graph.kind(owner) == NodeKind::Synthetic || owner == root {
+            continue;
+        }
+        let owned = NodeIndex(i as u32);
+        let size = graph.self_size(owned);
+        graph.set_self_size(owned, 0);
+        graph.set_self_size(owner, graph.self_size(owner) + size);
+    }
+}
+
+/// DevTools' `formatPropertyName`: names with `,'"{}` are shown as JSON string literals.
+fn format_property_name(name: &str) -> String {
+    if name.contains([',', '\'', '"', '{', '}']) {
+        serde_json::to_string(name).unwrap_or_else(|_| name.to_string())
+    } else {
+        name.to_string()
+    }
+}
+
+/// Caches whether node names equal "Object" (plain JS objects), per string id.
+struct PlainObjects {
+    is_object_name: Vec<u8>,
+}
+
+impl PlainObjects {
+    fn new(graph: &HeapGraph) -> PlainObjects {
+        PlainObjects {
+            is_object_name: vec![0; graph.strings().len()],
+        }
+    }
+
+    fn is_plain(&mut self, graph: &HeapGraph, node: NodeIndex) -> bool {
+        if graph.kind(node) != NodeKind::Object {
+            return false;
+        }
+        let name = graph.name_id(node);
+        let Some(cached) = self.is_object_name.get_mut(name.0 as usize) else {
+            return graph.name(node) == "Object";
+        };
+        if *cached == 0 {
+            *cached = if graph.string(name) == "Object" { 1 } else { 2 };
+        }
+        *cached == 1
+    }
+}
+
+/// DevTools' `inferInterfaceDefinitions`: popular property sets of plain objects.
+fn infer_interfaces(graph: &HeapGraph, plain: &mut PlainObjects) -> Vec<InterfaceDefinition> {
+    struct Candidate {
+        definition: InterfaceDefinition,
+        count: usize,
+        order: usize,
+    }
+    let mut candidates: HashMap<String, Candidate> = HashMap::new();
+    let mut total = 0usize;
+    for node in graph.nodes() {
+        if !plain.is_plain(graph, node) {
+            continue;
+        }
+        total += 1;
+        let mut name = String::from("{");
+        let mut name_len = 1usize;
+        let mut properties = Vec::new();
+        for edge in graph.edges(node) {
+            if graph.edge_kind(edge) != EdgeKind::Property {
+                continue;
+            }
+            let edge_name = graph.edge_label(edge);
+            if edge_name == "__proto__" {
+                continue;
+            }
+            let formatted = format_property_name(&edge_name);
+            let formatted_len = js_len(&formatted);
+            if name_len > MIN_INTERFACE_PROPERTY_COUNT
+                && name_len + formatted_len > MAX_INTERFACE_NAME_LENGTH
+            {
+                break;
+            }
+            if name_len != 1 {
+                name.push_str(", ");
+                name_len += 2;
+            }
+            name.push_str(&formatted);
+            name_len += formatted_len;
+            properties.push(edge_name.into_owned());
+        }
+        if properties.is_empty() {
+            continue;
+        }
+        name.push('}');
+        let order = candidates.len();
+        candidates
+            .entry(name.clone())
+            .and_modify(|c| c.count += 1)
+            .or_insert(Candidate {
+                definition: InterfaceDefinition { name, properties },
+                count: 1,
+                order,
+            });
+    }
+    let mut sorted: Vec<Candidate> = candidates.into_values().collect();
+    sorted.sort_by(|a, b| b.count.cmp(&a.count).then(a.order.cmp(&b.order)));
+    // DevTools keeps candidates with count >= max(2, total / 1000), a real-number division.
+    let min_count_exact = |count: usize| {
+        count >= MIN_OBJECT_COUNT_PER_INTERFACE && count * MIN_OBJECT_PROPORTION_PER_INTERFACE >= total
+    };
+    sorted
+        .into_iter()
+        .take_while(|c| min_count_exact(c.count))
+        .map(|c| c.definition)
+        .collect()
+}
+
+struct MatchInfo {
+    name: usize,
+    property_count: usize,
+    index: usize,
+}
+
+#[derive(Default)]
+struct TreeNode {
+    next: HashMap<String, usize>,
+    match_info: Option<usize>,
+    greatest_next: Option<String>,
+}
+
+/// The property tree of DevTools' `applyInterfaceDefinitions`.
+struct InterfaceMatcher {
+    tree: Vec<TreeNode>,
+    infos: Vec<MatchInfo>,
+}
+
+impl InterfaceMatcher {
+    fn new(definitions: &[InterfaceDefinition]) -> InterfaceMatcher {
+        let mut tree = vec![TreeNode::default()];
+        let mut infos = Vec::new();
+        for (index, definition) in definitions.iter().enumerate() {
+            let mut properties = definition.properties.clone();
+            properties.sort_by(|a, b| js_cmp(a, b));
+            let mut current = 0usize;
+            for property in &properties {
+                let next = match tree[current].next.get(property) {
+                    Some(next) => *next,
+                    None => {
+                        tree.push(TreeNode::default());
+                        let next = tree.len() - 1;
+                        let node = &mut tree[current];
+                        node.next.insert(property.clone(), next);
+                        if node
+                            .greatest_next
+                            .as_deref()
+                            .is_none_or(|g| js_cmp(g, property) == Ordering::Less)
+                        {
+                            node.greatest_next = Some(property.clone());
+                        }
+                        next
+                    }
+                };
+                current = next;
+            }
+            if tree[current].match_info.is_none() {
+                infos.push(MatchInfo {
+                    name: index,
+                    property_count: properties.len(),
+                    index,
+                });
+                tree[current].match_info = Some(infos.len() - 1);
+            }
+        }
+        InterfaceMatcher { tree, infos }
+    }
+
+    fn better(&self, a: Option<usize>, b: Option<usize>) -> Option<usize> {
+        let Some(b) = b else { return a };
+        let Some(a_index) = a else { return Some(b) };
+        let (ai, bi) = (&self.infos[a_index], &self.infos[b]);
+        if ai.property_count > bi.property_count {
+            return a;
+        }
+        if bi.property_count > ai.property_count {
+            return Some(b);
+        }
+        if ai.index <= bi.index { a } else { Some(b) }
+    }
+
+    /// The index of the matching definition for an object with these (sorted) properties.
+    fn best_match(&self, properties: &[String]) -> Option<usize> {
+        let mut states: Vec<usize> = vec![0];
+        // `None` stands for DevTools' fallback match "Object" (property count 0, index ∞).
+        let mut best = self.better(None, self.tree[0].match_info);
+        for property in properties {
+            let current = states.clone();
+            for state in current {
+                let node = &self.tree[state];
+                let exhausted = node
+                    .greatest_next
+                    .as_deref()
+                    .is_none_or(|g| js_cmp(property, g) != Ordering::Less);
+                if exhausted {
+                    states.retain(|s| *s != state);
+                }
+                if let Some(&next) = node.next.get(property) {
+                    if !states.contains(&next) {
+                        states.push(next);
+                    }
+                    best = self.better(best, self.tree[next].match_info);
+                }
+            }
+        }
+        best.map(|m| self.infos[m].name)
+    }
+}
+
+/// How a node's class is derived, before it is turned into text (a cache key).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ClassSource {
+    /// Named after the node's own name (objects and embedder objects).
+    Name(StringId),
+    /// A plain object matching interface definition `n`.
+    Interface(usize),
+    /// Named after the node type (`(system)`, `Function`, `(string)`, …).
+    Kind(u8),
+}
+
+/// Assigns DevTools' class (name + constructor location for objects) to every node and returns
+/// the interface definitions used for plain objects (`given`, or inferred from the snapshot).
+pub fn assign_classes(
+    graph: &mut HeapGraph,
+    locations: &HashMap<u32, SourceLocation>,
+    given: Option<&[InterfaceDefinition]>,
+) -> Result<Vec<InterfaceDefinition>, GraphError> {
+    let mut plain = PlainObjects::new(graph);
+    let definitions = match given {
+        Some(defs) => defs.to_vec(),
+        None => infer_interfaces(graph, &mut plain),
+    };
+    let matcher = InterfaceMatcher::new(&definitions);
+    let mut cache: HashMap<(ClassSource, Option<SourceLocation>), ClassId> = HashMap::new();
+    let mut properties: Vec<String> = Vec::new();
+    for node in 0..graph.node_count() as u32 {
+        let node = NodeIndex(node);
+        let kind = graph.kind(node);
+        let source = match kind {
+            NodeKind::Object if !definitions.is_empty() && plain.is_plain(graph, node) => {
+                properties.clear();
+                for edge in graph.edges(node) {
+                    if graph.edge_kind(edge) == EdgeKind::Property {
+                        properties.push(graph.edge_label(edge).into_owned());
+                    }
+                }
+                properties.sort_by(|a, b| js_cmp(a, b));
+                match matcher.best_match(&properties) {
+                    Some(index) => ClassSource::Interface(index),
+                    None => ClassSource::Name(graph.name_id(node)),
+                }
+            }
+            NodeKind::Object | NodeKind::Native => ClassSource::Name(graph.name_id(node)),
+            other => ClassSource::Kind(other as u8),
+        };
+        let location = if kind == NodeKind::Object {
+            locations.get(&node.0).copied()
+        } else {
+            None
+        };
+        let class = match cache.get(&(source, location)) {
+            Some(class) => *class,
+            None => {
+                let text = match source {
+                    ClassSource::Name(name) => class_name_from_node_name(&graph.string(name)),
+                    ClassSource::Interface(index) => definitions[index].name.clone(),
+                    ClassSource::Kind(kind) => kind_class_name(NodeKind::from_u8(kind)).to_string(),
+                };
+                let name = graph.strings_mut().intern(&text)?;
+                let class = graph.intern_class(ClassInfo {
+                    name,
+                    location,
+                    class_object: None,
+                })?;
+                cache.insert((source, location), class);
+                class
+            }
+        };
+        graph.set_class(node, class);
+    }
+    Ok(definitions)
+}
+
+/// Re-classifies plain objects of an already read snapshot with other interface definitions
+/// (DevTools applies the base snapshot's definitions to the compared one).
+pub fn apply_interface_definitions(
+    graph: &mut HeapGraph,
+    locations: &HashMap<u32, SourceLocation>,
+    definitions: &[InterfaceDefinition],
+) -> Result<(), GraphError> {
+    assign_classes(graph, locations, Some(definitions)).map(|_| ())
+}
+
+/// DevTools' class name for nodes of a type other than object/native.
+fn kind_class_name(kind: NodeKind) -> String {
+    match kind {
+        NodeKind::Hidden => "(system)".into(),
+        NodeKind::Code => "(compiled code)".into(),
+        NodeKind::Closure => "Function".into(),
+        NodeKind::RegExp => "RegExp".into(),
+        other => format!("({})", other.name()),
+    }
+}
+
+/// DevTools' class name for object/native nodes: the name, with HTML-like names cut to the tag
+/// (`<div id="a">` → `<div>`, `Detached <div id="a">` → `Detached <div>`).
+fn class_name_from_node_name(name: &str) -> String {
+    if name.starts_with('<') {
+        if let Some(space) = name.find(' ') {
+            return format!("{}>", &name[..space]);
+        }
+    } else if let Some(rest) = name.strip_prefix("Detached <") {
+        if let Some(space) = rest.find(' ') {
+            return format!("Detached <{}>", &rest[..space]);
+        }
+    }
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_weak_map_edge_names() {
+        let name = "7 / part of key (Object @123) -> value (Array @456) pair in WeakMap (table @789)";
+        assert_eq!(weak_map_table_id(name), Some(789));
+        assert_eq!(weak_map_table_id("part of key"), None);
+        assert_eq!(weak_map_table_id("7 / part of key (x @1) pair in WeakMap (table @)"), None);
+    }
+
+    #[test]
+    fn class_names_follow_devtools() {
+        assert_eq!(class_name_from_node_name("<div id=\"a\">"), "<div>");
+        assert_eq!(class_name_from_node_name("Detached <div id=\"a\">"), "Detached <div>");
+        assert_eq!(class_name_from_node_name("Foo"), "Foo");
+        assert_eq!(kind_class_name(NodeKind::ConsString), "(concatenated string)");
+        assert_eq!(format_property_name("a,b"), "\"a,b\"");
+    }
+
+    #[test]
+    fn interface_matching_prefers_larger_then_earlier() {
+        let defs = vec![
+            InterfaceDefinition {
+                name: "{a}".into(),
+                properties: vec!["a".into()],
+            },
+            InterfaceDefinition {
+                name: "{a, b}".into(),
+                properties: vec!["b".into(), "a".into()],
+            },
+        ];
+        let m = InterfaceMatcher::new(&defs);
+        let props = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(m.best_match(&props(&["a", "b", "c"])), Some(1));
+        assert_eq!(m.best_match(&props(&["a", "c"])), Some(0));
+        assert_eq!(m.best_match(&props(&["b"])), None);
+    }
+}

@@ -1,0 +1,413 @@
+//! V8 `.heapsnapshot` reader: meta-driven fields, parallel number scanning, lazy strings, and
+//! DevTools' semantics (essential edges, page-owned rule, shallow sizes, class names).
+
+mod devtools;
+mod scan;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+pub use devtools::{InterfaceDefinition, apply_interface_definitions};
+
+use crate::graph::{
+    ClassInfo, Detachedness, EdgeKind, GraphError, GraphParts, HeapFormat, HeapGraph, NodeFlags,
+    NodeIndex, NodeKind, SourceLocation, StringEncoding, StringTable,
+};
+use crate::input::HeapBytes;
+
+/// Why a snapshot could not be read. Offsets are byte offsets into the (inflated) file.
+#[derive(Debug, thiserror::Error)]
+pub enum V8Error {
+    #[error("at byte {offset}: expected {expected}")]
+    Syntax { offset: u64, expected: &'static str },
+    #[error("at byte {offset}: {what}")]
+    Shape { offset: u64, what: String },
+    #[error("snapshot meta: {0}")]
+    Meta(String),
+    #[error("missing the `{0}` section")]
+    MissingSection(&'static str),
+    #[error("{0}")]
+    Graph(#[from] GraphError),
+}
+
+/// A read snapshot: the graph with DevTools' semantics applied, plus V8-only facts.
+#[derive(Debug)]
+pub struct V8Snapshot {
+    pub graph: HeapGraph,
+    /// `snapshot.extra_native_bytes` (added to the total by DevTools), 0 when absent.
+    pub extra_native_bytes: u64,
+    /// The plain-object interfaces (`{a, b}` class names) applied to this snapshot.
+    pub interfaces: Vec<InterfaceDefinition>,
+    /// Per node ordinal, the constructor location for object nodes that have one.
+    pub locations: HashMap<u32, SourceLocation>,
+}
+
+/// Field positions read from `snapshot.meta`.
+struct Meta {
+    node_fields: usize,
+    node_type: usize,
+    node_name: usize,
+    node_id: usize,
+    node_self_size: usize,
+    node_edge_count: usize,
+    node_detachedness: Option<usize>,
+    node_kinds: Vec<NodeKind>,
+    edge_fields: usize,
+    edge_type: usize,
+    edge_name: usize,
+    edge_to: usize,
+    edge_kinds: Vec<EdgeKind>,
+    location_fields: usize,
+    location_object: usize,
+    location_script: usize,
+    location_line: usize,
+    location_column: usize,
+    root_index: usize,
+    extra_native_bytes: u64,
+}
+
+fn str_list<'a>(meta: &'a Value, key: &str) -> Result<Vec<&'a str>, V8Error> {
+    meta.get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| V8Error::Meta(format!("`{key}` is missing or not a list")))?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| V8Error::Meta(format!("`{key}` holds a non-string")))
+        })
+        .collect()
+}
+
+fn position(list: &[&str], name: &str, key: &str) -> Result<usize, V8Error> {
+    list.iter()
+        .position(|f| *f == name)
+        .ok_or_else(|| V8Error::Meta(format!("`{key}` has no `{name}` field")))
+}
+
+fn type_names<'a>(meta: &'a Value, key: &str, index: usize) -> Result<Vec<&'a str>, V8Error> {
+    meta.get(key)
+        .and_then(|t| t.get(index))
+        .and_then(Value::as_array)
+        .ok_or_else(|| V8Error::Meta(format!("`{key}[{index}]` is not the list of type names")))?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| V8Error::Meta(format!("`{key}` holds a non-string type")))
+        })
+        .collect()
+}
+
+impl Meta {
+    fn parse(snapshot: &[u8]) -> Result<Meta, V8Error> {
+        let value: Value = serde_json::from_slice(snapshot)
+            .map_err(|e| V8Error::Meta(format!("the `snapshot` object is not valid JSON: {e}")))?;
+        let meta = value
+            .get("meta")
+            .ok_or_else(|| V8Error::Meta("no `meta` object".into()))?;
+        let node_fields = str_list(meta, "node_fields")?;
+        let edge_fields = str_list(meta, "edge_fields")?;
+        if node_fields.len() > 16 || edge_fields.len() > 16 {
+            return Err(V8Error::Meta("more than 16 fields per node or edge".into()));
+        }
+        let node_type = position(&node_fields, "type", "node_fields")?;
+        let edge_type = position(&edge_fields, "type", "edge_fields")?;
+        let node_kinds = type_names(meta, "node_types", node_type)?
+            .into_iter()
+            .map(|t| NodeKind::from_v8_type_name(t).unwrap_or(NodeKind::Other))
+            .collect();
+        let edge_kinds = type_names(meta, "edge_types", edge_type)?
+            .into_iter()
+            .map(|t| EdgeKind::from_v8_type_name(t).unwrap_or(EdgeKind::Other))
+            .collect();
+        let location_fields = match meta.get("location_fields") {
+            Some(_) => str_list(meta, "location_fields")?,
+            None => vec!["object_index", "script_id", "line", "column"],
+        };
+        let optional_index = |key: &str| -> Result<Option<usize>, V8Error> {
+            match value.get(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(|n| Some(n as usize))
+                    .ok_or_else(|| V8Error::Meta(format!("`{key}` is not a non-negative integer"))),
+            }
+        };
+        Ok(Meta {
+            node_fields: node_fields.len(),
+            node_type,
+            node_name: position(&node_fields, "name", "node_fields")?,
+            node_id: position(&node_fields, "id", "node_fields")?,
+            node_self_size: position(&node_fields, "self_size", "node_fields")?,
+            node_edge_count: position(&node_fields, "edge_count", "node_fields")?,
+            node_detachedness: node_fields.iter().position(|f| *f == "detachedness"),
+            node_kinds,
+            edge_fields: edge_fields.len(),
+            edge_type,
+            edge_name: position(&edge_fields, "name_or_index", "edge_fields")?,
+            edge_to: position(&edge_fields, "to_node", "edge_fields")?,
+            edge_kinds,
+            location_fields: location_fields.len().max(1),
+            location_object: position(&location_fields, "object_index", "location_fields")?,
+            location_script: position(&location_fields, "script_id", "location_fields")?,
+            location_line: position(&location_fields, "line", "location_fields")?,
+            location_column: position(&location_fields, "column", "location_fields")?,
+            root_index: optional_index("root_index")?.unwrap_or(0),
+            extra_native_bytes: optional_index("extra_native_bytes")?.unwrap_or(0) as u64,
+        })
+    }
+}
+
+/// Reads a snapshot from its bytes and applies DevTools' semantics. `on_phase` is told the name
+/// of each phase as it starts. With `interfaces`, plain objects are classified with those
+/// interface definitions (DevTools compares snapshots using the base snapshot's definitions);
+/// otherwise they are inferred from this snapshot.
+pub fn read(
+    bytes: Arc<HeapBytes>,
+    interfaces: Option<&[InterfaceDefinition]>,
+    on_phase: &mut dyn FnMut(&str),
+) -> Result<V8Snapshot, V8Error> {
+    on_phase("scanning snapshot");
+    let data: &[u8] = (*bytes).as_ref();
+    let sections = scan::sections(data)?;
+    let meta = Meta::parse(
+        &data[sections
+            .snapshot
+            .clone()
+            .ok_or(V8Error::MissingSection("snapshot"))?],
+    )?;
+    let nodes_body = sections.nodes.clone().ok_or(V8Error::MissingSection("nodes"))?;
+    let edges_body = sections.edges.clone().ok_or(V8Error::MissingSection("edges"))?;
+    let strings_body = sections
+        .strings
+        .clone()
+        .ok_or(V8Error::MissingSection("strings"))?;
+
+    on_phase("reading strings");
+    let mut strings = StringTable::with_backing(bytes.backing());
+    scan::strings(data, strings_body.clone(), |offset, len, escaped| {
+        let len = u32::try_from(len).map_err(|_| V8Error::Shape {
+            offset: offset as u64,
+            what: "a string longer than 4 GiB".into(),
+        })?;
+        let encoding = if escaped {
+            StringEncoding::JsonEscaped
+        } else {
+            StringEncoding::Utf8
+        };
+        strings.push_backed(offset as u64, len, encoding)?;
+        Ok(())
+    })?;
+    let string_count = strings.len() as u64;
+
+    on_phase("parsing nodes");
+    let pieces = rayon::current_num_threads() * 8;
+    let (node_chunks, node_numbers) = scan::chunks(data, nodes_body.clone(), meta.node_fields, pieces)?;
+    let node_count = node_numbers / meta.node_fields;
+    if node_count == 0 {
+        return Err(V8Error::Shape {
+            offset: nodes_body.start as u64,
+            what: "the snapshot has no nodes".into(),
+        });
+    }
+    if node_count >= u32::MAX as usize {
+        return Err(GraphError::TooManyNodes(node_count as u64).into());
+    }
+    let mut ids = vec![0u64; node_count];
+    let mut names = vec![0u32; node_count];
+    let mut self_size = vec![0u64; node_count];
+    let mut kinds = vec![0u8; node_count];
+    let mut flags = vec![0u8; node_count];
+    let mut edge_counts = vec![0u32; node_count];
+    {
+        let lengths: Vec<usize> = node_chunks.iter().map(|c| c.records).collect();
+        let columns = scan::split_mut(&mut ids, &lengths)
+            .into_iter()
+            .zip(scan::split_mut(&mut names, &lengths))
+            .zip(scan::split_mut(&mut self_size, &lengths))
+            .zip(scan::split_mut(&mut kinds, &lengths))
+            .zip(scan::split_mut(&mut flags, &lengths))
+            .zip(scan::split_mut(&mut edge_counts, &lengths));
+        node_chunks
+            .par_iter()
+            .zip(columns.collect::<Vec<_>>())
+            .try_for_each(|(chunk, (((((ids, names), sizes), kinds), flags), edge_counts))| {
+                scan::parse_records(data, chunk, meta.node_fields, |i, f| {
+                    let bad = |what: String| V8Error::Shape {
+                        offset: chunk.bytes.start as u64,
+                        what: format!("node {}: {what}", chunk.first_record + i),
+                    };
+                    let kind = *meta
+                        .node_kinds
+                        .get(f[meta.node_type] as usize)
+                        .ok_or_else(|| bad(format!("unknown type {}", f[meta.node_type])))?;
+                    if f[meta.node_name] >= string_count {
+                        return Err(bad(format!("name {} is not a string index", f[meta.node_name])));
+                    }
+                    ids[i] = f[meta.node_id];
+                    names[i] = f[meta.node_name] as u32;
+                    sizes[i] = f[meta.node_self_size];
+                    kinds[i] = kind as u8;
+                    let detachedness = meta
+                        .node_detachedness
+                        .map_or(Detachedness::Unknown, |d| Detachedness::from_u8(f[d].min(3) as u8));
+                    flags[i] = NodeFlags::with_detachedness(detachedness).0;
+                    edge_counts[i] = u32::try_from(f[meta.node_edge_count])
+                        .map_err(|_| bad("edge count above 2^32".into()))?;
+                    Ok(())
+                })
+            })?;
+    }
+    bytes.release(nodes_body.clone());
+
+    let mut first_edge = vec![0u64; node_count + 1];
+    for (i, count) in edge_counts.iter().enumerate() {
+        first_edge[i + 1] = first_edge[i] + u64::from(*count);
+    }
+    drop(edge_counts);
+
+    on_phase("parsing edges");
+    let (edge_chunks, edge_numbers) = scan::chunks(data, edges_body.clone(), meta.edge_fields, pieces)?;
+    let edge_count = edge_numbers / meta.edge_fields;
+    if first_edge[node_count] != edge_count as u64 {
+        return Err(V8Error::Shape {
+            offset: edges_body.start as u64,
+            what: format!(
+                "the nodes' edge counts add up to {}, but the `edges` array holds {edge_count} edges",
+                first_edge[node_count]
+            ),
+        });
+    }
+    let mut edge_to = vec![0u32; edge_count];
+    let mut edge_kind = vec![0u8; edge_count];
+    let mut edge_name = vec![0u32; edge_count];
+    {
+        let lengths: Vec<usize> = edge_chunks.iter().map(|c| c.records).collect();
+        let columns = scan::split_mut(&mut edge_to, &lengths)
+            .into_iter()
+            .zip(scan::split_mut(&mut edge_kind, &lengths))
+            .zip(scan::split_mut(&mut edge_name, &lengths));
+        let node_fields = meta.node_fields as u64;
+        edge_chunks
+            .par_iter()
+            .zip(columns.collect::<Vec<_>>())
+            .try_for_each(|(chunk, ((to, kind), name))| {
+                scan::parse_records(data, chunk, meta.edge_fields, |i, f| {
+                    let bad = |what: String| V8Error::Shape {
+                        offset: chunk.bytes.start as u64,
+                        what: format!("edge {}: {what}", chunk.first_record + i),
+                    };
+                    let k = *meta
+                        .edge_kinds
+                        .get(f[meta.edge_type] as usize)
+                        .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
+                    let target = f[meta.edge_to];
+                    if target % node_fields != 0 || target / node_fields >= node_count as u64 {
+                        return Err(bad(format!("to_node {target} is not a node")));
+                    }
+                    let label = f[meta.edge_name];
+                    if !k.name_is_index() && label >= string_count {
+                        return Err(bad(format!("name {label} is not a string index")));
+                    }
+                    to[i] = (target / node_fields) as u32;
+                    kind[i] = k.to_byte(true);
+                    name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
+                    Ok(())
+                })
+            })?;
+    }
+    bytes.release(edges_body.clone());
+
+    let locations = match sections.locations.clone() {
+        Some(body) => read_locations(data, body, &meta, node_count, &kinds)?,
+        None => HashMap::new(),
+    };
+
+    if meta.root_index % meta.node_fields != 0 || meta.root_index / meta.node_fields >= node_count {
+        return Err(V8Error::Meta(format!(
+            "root_index {} is not a node",
+            meta.root_index
+        )));
+    }
+    // Provisional classes, one per node type; DevTools' naming replaces them below.
+    let mut classes = Vec::new();
+    let mut class_of_kind = HashMap::new();
+    let mut class = vec![0u32; node_count];
+    for (i, k) in kinds.iter().enumerate() {
+        let next = class_of_kind.len() as u32;
+        let id = *class_of_kind.entry(*k).or_insert(next);
+        if id == next {
+            let name = strings.intern(&format!("({})", NodeKind::from_u8(*k).name()))?;
+            classes.push(ClassInfo::named(name));
+        }
+        class[i] = id;
+    }
+    let mut graph = HeapGraph::from_parts(GraphParts {
+        format: HeapFormat::V8,
+        strings,
+        classes,
+        ids,
+        class,
+        name: names,
+        self_size,
+        kind: kinds,
+        flags,
+        first_edge,
+        edge_to,
+        edge_kind,
+        edge_name,
+        root: NodeIndex((meta.root_index / meta.node_fields) as u32),
+    })?;
+
+    on_phase("applying DevTools semantics");
+    devtools::propagate_dom_state(&mut graph)?;
+    devtools::mark_page_owned(&mut graph);
+    devtools::mark_essential_edges(&mut graph);
+    devtools::calculate_shallow_sizes(&mut graph);
+    let interfaces = devtools::assign_classes(&mut graph, &locations, interfaces)?;
+    Ok(V8Snapshot {
+        graph,
+        extra_native_bytes: meta.extra_native_bytes,
+        interfaces,
+        locations,
+    })
+}
+
+fn read_locations(
+    data: &[u8],
+    body: std::ops::Range<usize>,
+    meta: &Meta,
+    node_count: usize,
+    kinds: &[u8],
+) -> Result<HashMap<u32, SourceLocation>, V8Error> {
+    let (chunks, _) = scan::chunks(data, body, meta.location_fields, 1)?;
+    let mut locations = HashMap::new();
+    for chunk in &chunks {
+        scan::parse_records(data, chunk, meta.location_fields, |_, f| {
+            let index = f[meta.location_object];
+            if index % meta.node_fields as u64 != 0 || index / meta.node_fields as u64 >= node_count as u64 {
+                return Err(V8Error::Shape {
+                    offset: chunk.bytes.start as u64,
+                    what: format!("location object_index {index} is not a node"),
+                });
+            }
+            let ordinal = (index / meta.node_fields as u64) as u32;
+            // DevTools uses locations only for the class key of `object` nodes.
+            if kinds[ordinal as usize] == NodeKind::Object as u8 {
+                let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                locations.insert(
+                    ordinal,
+                    SourceLocation {
+                        script_id: to_u32(f[meta.location_script]),
+                        line: to_u32(f[meta.location_line]),
+                        column: to_u32(f[meta.location_column]),
+                    },
+                );
+            }
+            Ok(())
+        })?;
+    }
+    Ok(locations)
+}

@@ -1,0 +1,393 @@
+//! Hand-written scanning of the `.heapsnapshot` JSON: top-level sections, flat number arrays
+//! (parsed in parallel chunks cut at record boundaries) and the string array (spans only).
+
+use rayon::prelude::*;
+
+use super::V8Error;
+
+/// Byte ranges of the top-level sections we use (array bodies exclude the brackets).
+#[derive(Debug, Default)]
+pub struct Sections {
+    /// The `snapshot` object, braces included.
+    pub snapshot: Option<std::ops::Range<usize>>,
+    pub nodes: Option<std::ops::Range<usize>>,
+    pub edges: Option<std::ops::Range<usize>>,
+    pub locations: Option<std::ops::Range<usize>>,
+    /// The `strings` array body.
+    pub strings: Option<std::ops::Range<usize>>,
+}
+
+fn syntax(offset: usize, expected: &'static str) -> V8Error {
+    V8Error::Syntax {
+        offset: offset as u64,
+        expected,
+    }
+}
+
+#[inline]
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+        pos += 1;
+    }
+    pos
+}
+
+fn expect(bytes: &[u8], pos: usize, byte: u8, what: &'static str) -> Result<usize, V8Error> {
+    if bytes.get(pos) == Some(&byte) {
+        Ok(pos + 1)
+    } else {
+        Err(syntax(pos, what))
+    }
+}
+
+/// Skips a JSON string starting at the opening quote; returns the position after the closing
+/// quote and whether the string contains escapes.
+pub fn skip_string(bytes: &[u8], pos: usize) -> Result<(usize, bool), V8Error> {
+    let mut i = expect(bytes, pos, b'"', "a string")?;
+    let mut escaped = false;
+    loop {
+        let Some(found) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+            return Err(syntax(bytes.len(), "the end of a string (the file is truncated)"));
+        };
+        i += found;
+        if bytes[i] == b'\\' {
+            escaped = true;
+            i += 2;
+            if i > bytes.len() {
+                return Err(syntax(bytes.len(), "the end of a string (the file is truncated)"));
+            }
+        } else {
+            return Ok((i + 1, escaped));
+        }
+    }
+}
+
+/// Skips any JSON value starting at `pos`; returns the position after it.
+fn skip_value(bytes: &[u8], pos: usize) -> Result<usize, V8Error> {
+    let mut depth = 0usize;
+    let mut i = pos;
+    loop {
+        let Some(&b) = bytes.get(i) else {
+            return Err(syntax(i, "the end of a value (the file is truncated)"));
+        };
+        match b {
+            b'"' => {
+                i = skip_string(bytes, i)?.0;
+                if depth == 0 {
+                    return Ok(i);
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                i += 1;
+            }
+            b']' | b'}' => {
+                if depth == 0 {
+                    return Ok(i);
+                }
+                depth -= 1;
+                i += 1;
+                if depth == 0 {
+                    return Ok(i);
+                }
+            }
+            b',' if depth == 0 => return Ok(i),
+            _ => i += 1,
+        }
+    }
+}
+
+/// Finds the body of a flat array of numbers starting at `pos` (the `[`): returns the body range
+/// and the position after the `]`.
+fn flat_array(bytes: &[u8], pos: usize) -> Result<(std::ops::Range<usize>, usize), V8Error> {
+    let start = expect(bytes, pos, b'[', "an array `[`")?;
+    let Some(len) = memchr::memchr(b']', &bytes[start..]) else {
+        return Err(syntax(bytes.len(), "the end of an array (the file is truncated)"));
+    };
+    Ok((start..start + len, start + len + 1))
+}
+
+/// Finds the top-level sections of a snapshot. Unknown sections are skipped.
+pub fn sections(bytes: &[u8]) -> Result<Sections, V8Error> {
+    let mut sections = Sections::default();
+    let mut pos = expect(bytes, skip_ws(bytes, 0), b'{', "`{` at the start")?;
+    loop {
+        pos = skip_ws(bytes, pos);
+        if bytes.get(pos) == Some(&b'}') {
+            break;
+        }
+        let (after_key, _) = skip_string(bytes, pos)?;
+        let key = &bytes[pos + 1..after_key - 1];
+        pos = skip_ws(bytes, after_key);
+        pos = expect(bytes, pos, b':', "`:` after a key")?;
+        pos = skip_ws(bytes, pos);
+        match key {
+            b"nodes" | b"edges" | b"locations" => {
+                let (body, after) = flat_array(bytes, pos)?;
+                match key {
+                    b"nodes" => sections.nodes = Some(body),
+                    b"edges" => sections.edges = Some(body),
+                    _ => sections.locations = Some(body),
+                }
+                pos = after;
+            }
+            b"strings" => {
+                let start = expect(bytes, pos, b'[', "the `strings` array")?;
+                let end = skip_value(bytes, pos)?;
+                sections.strings = Some(start..end - 1);
+                pos = end;
+            }
+            b"snapshot" => {
+                let end = skip_value(bytes, pos)?;
+                sections.snapshot = Some(pos..end);
+                pos = end;
+            }
+            _ => pos = skip_value(bytes, pos)?,
+        }
+        pos = skip_ws(bytes, pos);
+        match bytes.get(pos) {
+            Some(b',') => pos += 1,
+            Some(b'}') => break,
+            _ => return Err(syntax(pos, "`,` or `}` between top-level sections")),
+        }
+    }
+    Ok(sections)
+}
+
+/// Visits the strings of the `strings` array body: `(offset, len, escaped)` of each string's
+/// inside (quotes excluded), in order.
+pub fn strings(
+    bytes: &[u8],
+    body: std::ops::Range<usize>,
+    mut each: impl FnMut(usize, usize, bool) -> Result<(), V8Error>,
+) -> Result<(), V8Error> {
+    let mut pos = skip_ws(bytes, body.start);
+    if pos >= body.end {
+        return Ok(());
+    }
+    loop {
+        let (after, escaped) = skip_string(bytes, pos)?;
+        each(pos + 1, after - pos - 2, escaped)?;
+        pos = skip_ws(bytes, after);
+        if pos >= body.end {
+            return Ok(());
+        }
+        pos = expect(bytes, pos, b',', "`,` between strings")?;
+        pos = skip_ws(bytes, pos);
+    }
+}
+
+/// A piece of a flat number array that starts at a record boundary.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Byte range in the file.
+    pub bytes: std::ops::Range<usize>,
+    /// Index of the first record of the chunk.
+    pub first_record: usize,
+    /// Number of records in the chunk.
+    pub records: usize,
+}
+
+/// Counts the numbers in a flat array body and cuts it into about `pieces` chunks, each starting
+/// at a record (`record_len` numbers) boundary. Returns the chunks and the total number count.
+pub fn chunks(
+    bytes: &[u8],
+    body: std::ops::Range<usize>,
+    record_len: usize,
+    pieces: usize,
+) -> Result<(Vec<Chunk>, usize), V8Error> {
+    let text = &bytes[body.clone()];
+    if text.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok((Vec::new(), 0));
+    }
+    // Cut points right after a comma (or at the start).
+    let pieces = pieces.max(1);
+    let step = text.len().div_ceil(pieces).max(1);
+    let mut cuts = vec![0usize];
+    let mut at = step;
+    while at < text.len() {
+        match memchr::memchr(b',', &text[at..]) {
+            Some(i) => {
+                let cut = at + i + 1;
+                if cut < text.len() && cut > *cuts.last().unwrap_or(&0) {
+                    cuts.push(cut);
+                }
+                at = cut + step;
+            }
+            None => break,
+        }
+    }
+    cuts.push(text.len());
+    let commas: Vec<usize> = cuts
+        .par_windows(2)
+        .map(|w| memchr::memchr_iter(b',', &text[w[0]..w[1]]).count())
+        .collect();
+    let total_numbers = commas.iter().sum::<usize>() + 1;
+    if total_numbers % record_len != 0 {
+        return Err(V8Error::Shape {
+            offset: body.start as u64,
+            what: format!(
+                "the array holds {total_numbers} numbers, not a multiple of its {record_len} fields"
+            ),
+        });
+    }
+    // Move every cut forward to the next record boundary.
+    let mut starts = Vec::with_capacity(cuts.len());
+    let mut index = 0usize;
+    for (i, window) in cuts.windows(2).enumerate() {
+        let (mut cut, mut at_index) = (window[0], index);
+        while at_index % record_len != 0 {
+            let next = memchr::memchr(b',', &text[cut..]).map_or(text.len(), |p| cut + p + 1);
+            cut = next;
+            at_index += 1;
+        }
+        if starts.last().is_none_or(|(c, _)| *c < cut) && cut < text.len() {
+            starts.push((cut, at_index));
+        }
+        index += commas[i];
+    }
+    let mut result = Vec::with_capacity(starts.len());
+    for (i, &(cut, number_index)) in starts.iter().enumerate() {
+        let (end, end_index) = starts
+            .get(i + 1)
+            .copied()
+            .unwrap_or((text.len(), total_numbers));
+        result.push(Chunk {
+            bytes: body.start + cut..body.start + end,
+            first_record: number_index / record_len,
+            records: (end_index - number_index) / record_len,
+        });
+    }
+    Ok((result, total_numbers))
+}
+
+/// Parses the numbers of one chunk, calling `each(record_in_chunk, &fields)` per record.
+/// Numbers are non-negative integers separated by commas and optional whitespace.
+pub fn parse_records(
+    bytes: &[u8],
+    chunk: &Chunk,
+    record_len: usize,
+    mut each: impl FnMut(usize, &[u64]) -> Result<(), V8Error>,
+) -> Result<(), V8Error> {
+    let mut fields = [0u64; 16];
+    let text = &bytes[chunk.bytes.clone()];
+    let mut i = 0usize;
+    let mut field = 0usize;
+    let mut record = 0usize;
+    let n = text.len();
+    while i < n {
+        while i < n && text[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            break;
+        }
+        let start = i;
+        let mut value: u64 = 0;
+        while i < n && text[i].is_ascii_digit() {
+            let digit = u64::from(text[i] - b'0');
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(digit))
+                .ok_or_else(|| syntax(chunk.bytes.start + start, "a number below 2^64"))?;
+            i += 1;
+        }
+        if i == start {
+            return Err(syntax(chunk.bytes.start + i, "a non-negative integer"));
+        }
+        fields[field] = value;
+        field += 1;
+        if field == record_len {
+            if record >= chunk.records {
+                return Err(syntax(chunk.bytes.start + start, "fewer numbers in the array"));
+            }
+            each(record, &fields[..record_len])?;
+            record += 1;
+            field = 0;
+        }
+        while i < n && text[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < n {
+            if text[i] != b',' {
+                return Err(syntax(chunk.bytes.start + i, "`,` between numbers"));
+            }
+            i += 1;
+        }
+    }
+    if field != 0 || record != chunk.records {
+        return Err(syntax(chunk.bytes.end, "a complete record of numbers"));
+    }
+    Ok(())
+}
+
+/// Splits `slice` into consecutive mutable pieces of the given lengths.
+pub fn split_mut<'a, T>(mut slice: &'a mut [T], lengths: &[usize]) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(lengths.len());
+    for &len in lengths {
+        let (head, tail) = std::mem::take(&mut slice).split_at_mut(len);
+        out.push(head);
+        slice = tail;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_records(text: &str, record_len: usize, pieces: usize) -> Result<Vec<Vec<u64>>, V8Error> {
+        let bytes = text.as_bytes();
+        let (chunks, _) = chunks(bytes, 0..bytes.len(), record_len, pieces)?;
+        let mut out = Vec::new();
+        for chunk in &chunks {
+            let mut local = Vec::new();
+            parse_records(bytes, chunk, record_len, |i, f| {
+                assert_eq!(i, local.len());
+                local.push(f.to_vec());
+                Ok(())
+            })?;
+            assert_eq!(out.len(), chunk.first_record);
+            out.extend(local);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn chunks_start_at_record_boundaries() {
+        let text = "1,2,3,\n4,5,6,7,8,9,10,11,12 , 13,14,15";
+        for pieces in 1..12 {
+            let records = all_records(text, 3, pieces).unwrap();
+            assert_eq!(records.len(), 5, "pieces {pieces}");
+            assert_eq!(records[4], vec![13, 14, 15]);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_numbers() {
+        assert!(all_records("1,2,x", 3, 1).is_err());
+        assert!(all_records("1,2", 3, 1).is_err());
+        assert!(all_records("1,-2,3", 3, 1).is_err());
+        assert!(all_records("1,,3", 3, 1).is_err());
+        assert!(all_records("99999999999999999999999,1,1", 3, 1).is_err());
+        assert!(all_records("", 3, 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn finds_sections_in_any_order() {
+        let text = br#" {"strings":["a","b\"c"], "extra":{"x":[1,[2]]}, "nodes":[1,2],
+            "snapshot":{"meta":{}},"edges":[]}"#;
+        let s = sections(text).unwrap();
+        assert_eq!(&text[s.nodes.clone().unwrap()], b"1,2");
+        assert_eq!(&text[s.snapshot.clone().unwrap()], br#"{"meta":{}}"#);
+        let mut seen = Vec::new();
+        strings(text, s.strings.unwrap(), |o, l, e| {
+            seen.push((String::from_utf8_lossy(&text[o..o + l]).into_owned(), e));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![("a".into(), false), ("b\\\"c".into(), true)]);
+        assert!(sections(br#"{"nodes":[1,2"#).is_err());
+        assert!(sections(br#"{"strings":["abc"#).is_err());
+    }
+}
