@@ -55,13 +55,17 @@ const W: f64 = 960.0;
 const H: f64 = 520.0;
 const LEFT: f64 = 88.0;
 const RIGHT: f64 = 32.0;
-const TOP: f64 = 86.0;
+const TOP: f64 = 96.0;
 const BOTTOM: f64 = 64.0;
 /// The x range is stretched to show a limit crossing only when it lies within this many observed
 /// spans; a farther crossing is stated in words.
 const MAX_STRETCH: f64 = 3.0;
 /// Above this many samples, the sample line keeps each pixel column's minimum and maximum.
 const MAX_DRAWN_SAMPLES: usize = 2 * 880;
+
+/// Longest title and subtitle (in characters) that fit beside the verdict badge.
+const TITLE_CHARS: usize = 64;
+const SUBTITLE_CHARS: usize = 118;
 
 const SAMPLE_COLOR: &str = "#7aa6d8";
 const BASELINE_COLOR: &str = "#1f4e8c";
@@ -102,6 +106,8 @@ pub fn render(chart: &MemoryChart<'_>) -> String {
         );
     let (y_min, y_max) = min_max(ys).unwrap_or((0.0, 1.0));
     let y_unit = byte_unit(y_max.abs().max(y_min.abs()));
+    // Headroom so the top line (often the limit) does not sit on the frame.
+    let y_max = y_max + 0.04 * (y_max - y_min);
     let y_ticks = nice_ticks(y_min / y_unit.1, y_max / y_unit.1, 6);
     let (y_lo, y_hi) = (
         y_ticks.first().copied().unwrap_or(0.0) * y_unit.1,
@@ -129,8 +135,8 @@ pub fn render(chart: &MemoryChart<'_>) -> String {
 <text x="{LEFT}" y="30" font-size="19" font-weight="600" fill="{TEXT_COLOR}">{}</text>
 <text x="{LEFT}" y="52" fill="{MUTED_COLOR}">{}</text>
 "##,
-        xml(chart.title),
-        xml(chart.subtitle)
+        xml(&ellipsize(chart.title, TITLE_CHARS)),
+        xml(&ellipsize(chart.subtitle, SUBTITLE_CHARS))
     );
     badge(&mut svg, chart.verdict);
 
@@ -181,9 +187,9 @@ pub fn render(chart: &MemoryChart<'_>) -> String {
         let y = py(limit);
         let _ = writeln!(
             svg,
-            r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{LIMIT_COLOR}" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{LIMIT_COLOR}">limit {}</text>"#,
+            r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{LIMIT_COLOR}" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="{LIMIT_COLOR}">limit {}</text>"#,
             LEFT + plot_w,
-            LEFT + plot_w - 4.0,
+            LEFT + 6.0,
             y - 6.0,
             xml(&units::bytes(limit))
         );
@@ -251,7 +257,7 @@ pub fn render(chart: &MemoryChart<'_>) -> String {
             xml(&text)
         );
     }
-    legend(&mut svg, chart, plot_h);
+    legend(&mut svg, chart);
     svg.push_str("</svg>\n");
     svg
 }
@@ -273,7 +279,7 @@ fn badge(svg: &mut String, verdict: &str) {
     );
 }
 
-fn legend(svg: &mut String, chart: &MemoryChart<'_>, plot_h: f64) {
+fn legend(svg: &mut String, chart: &MemoryChart<'_>) {
     /// How a legend entry's mark is drawn.
     enum Mark {
         Line(&'static str, f64, &'static str),
@@ -289,7 +295,7 @@ fn legend(svg: &mut String, chart: &MemoryChart<'_>, plot_h: f64) {
     if chart.limit.is_some() {
         items.push((Mark::Line(LIMIT_COLOR, 1.5, "6 4"), "limit"));
     }
-    let y = TOP + plot_h + 40.0;
+    let y = TOP - 26.0;
     let mut x = LEFT;
     for (mark, label) in items {
         match mark {
@@ -317,6 +323,16 @@ fn legend(svg: &mut String, chart: &MemoryChart<'_>, plot_h: f64) {
         );
         x += 40.0 + 7.0 * label.chars().count() as f64;
     }
+}
+
+/// Cuts `text` to at most `max` characters, ending with "…" when cut.
+fn ellipsize(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 fn crossing_text(c: Crossing, now: f64, x_axis: XAxis) -> String {

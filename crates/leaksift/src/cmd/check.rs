@@ -1,10 +1,251 @@
-//! `leaksift check`: being built (see the issue that owns it); fails with a clear message until then.
+//! `leaksift check`: a CI gate for servers. Starts the server, waits until it is ready, runs a
+//! scenario command repeatedly and fails (exit 1) when memory grows per iteration beyond a budget.
 
+mod junit;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use leaksift_report::progress::Progress;
+use leaksift_report::units;
+use leaksift_stats::Config;
+use leaksift_watch::check::{self, CheckOptions, Ready};
+use leaksift_watch::child::{Launched, Output};
+use leaksift_watch::{Sampler, Target};
+use serde::Serialize;
+
+use self::junit::CaseResult;
+use super::trend::options::{parse_bytes, parse_duration, parse_probability};
+use super::trend::render::{self, Evidence, Per, Verdict};
+use super::watch::interrupt_flag;
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Shell command (run with `sh -c`) that exercises the server once; it must exit 0.
+    #[arg(long, value_name = "CMD")]
+    pub scenario: String,
+    /// Scenario runs before measuring (fill caches, JIT, pools).
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub warmup: usize,
+    /// Measured scenario runs; memory is sampled after each.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(5..))]
+    pub iterations: u64,
+    /// Allowed growth per iteration: fail only when the 95% interval's lower bound exceeds it.
+    /// The default, 16 KiB (four pages), is above the page-granular noise of RSS/PSS and far below
+    /// a leak of one buffer per request.
+    #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = parse_bytes)]
+    pub budget: u64,
+    /// Wait this long after starting the server (used when --ready-cmd is not given).
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
+    pub ready_delay: Duration,
+    /// Shell command polled every 100ms until it exits 0 (e.g. `curl -sf localhost:8080/health`).
+    #[arg(long, value_name = "CMD")]
+    pub ready_cmd: Option<String>,
+    /// Give up waiting for --ready-cmd after this long.
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
+    /// Significance level of the one-sided Mann–Kendall test for growth.
+    #[arg(long, value_name = "P", default_value_t = 0.01, value_parser = parse_probability)]
+    pub alpha: f64,
+    /// Write a JUnit XML report (one test case; slope, interval and p-value as properties).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the chart of memory per iteration as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Print one JSON object (schema leaksift.check.v1) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The server command and its arguments.
+    #[arg(last = true, required = true, value_name = "SERVER")]
+    pub server: Vec<OsString>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`leaksift check` is not available in this build yet")
+/// `--json` output of `check` (documented in docs/json.md).
+#[derive(Debug, Serialize)]
+struct CheckJson {
+    schema: &'static str,
+    server: String,
+    scenario: String,
+    result: &'static str,
+    verdict: &'static str,
+    slope_bytes_per_iteration: f64,
+    slope_ci: [f64; 2],
+    p_value: f64,
+    samples: usize,
+    budget_bytes_per_iteration: u64,
+    warmup: usize,
+    iterations: u64,
+    bytes_per_iteration_sample: Vec<u64>,
+    #[serde(flatten)]
+    evidence: Evidence,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let interrupted = interrupt_flag()?;
+    let started = Instant::now();
+    // Dropping `server` (on every path out of this function) stops its process group.
+    let mut server = Launched::spawn(&args.server, Output::ToStderr)?;
+    let server_name = server.command().to_string();
+    let mut progress = Progress::stderr(args.quiet);
+    let ready = match &args.ready_cmd {
+        Some(cmd) => Ready::Command(cmd.clone()),
+        None => Ready::Delay(args.ready_delay),
+    };
+    progress.phase(&format!("starting `{server_name}`"));
+    let ready_result = check::wait_ready(&mut server, &ready, args.ready_timeout, &interrupted);
+    let run = ready_result.and_then(|()| {
+        let mut sampler = Sampler::new(&Target::Tree { root: server.pid() })?;
+        progress.phase("running the scenario");
+        let options = CheckOptions {
+            scenario: args.scenario.clone(),
+            warmup: args.warmup,
+            iterations: args.iterations as usize,
+            ready: ready.clone(),
+            ready_timeout: args.ready_timeout,
+        };
+        Ok(check::run_iterations(
+            &mut server,
+            &mut sampler,
+            &options,
+            &interrupted,
+            |k, s| {
+                progress.update(&format!(
+                    "iteration {k}/{}  {}",
+                    args.iterations,
+                    units::bytes(s.bytes as f64)
+                ));
+            },
+        ))
+    });
+    progress.finish();
+    server.stop(Duration::from_secs(2));
+    let seconds = started.elapsed().as_secs_f64();
+    let (samples, error) = match run {
+        Ok(run) => (run.samples, run.error),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let t: Vec<f64> = (0..samples.len()).map(|k| k as f64).collect();
+    let bytes: Vec<f64> = samples.iter().map(|s| s.bytes as f64).collect();
+    let samples_text = bytes
+        .iter()
+        .enumerate()
+        .map(|(k, b)| format!("iteration {k}: {b:.0} bytes"))
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    if let Some(error) = error {
+        let message = format!("checking `{server_name}`: {error}");
+        if let Some(path) = &args.junit {
+            let xml = junit::render(
+                &args.scenario,
+                seconds,
+                &[],
+                &CaseResult::Error {
+                    message: message.clone(),
+                },
+                &samples_text,
+            );
+            render::write_file(path, &xml)?;
+        }
+        return Err(anyhow::anyhow!(message));
+    }
+
+    let config = Config {
+        alpha: args.alpha,
+        // One baseline point per iteration: samples are taken at quiet moments already.
+        windows: usize::MAX,
+        min_samples: 6,
+        // A "leak" verdict means at least the budget per iteration over the run.
+        min_growth_bytes: args.budget as f64 * args.iterations as f64,
+        min_growth_fraction: 0.0,
+        restart_drop: None,
+        ..Config::default()
+    };
+    let analysis = leaksift_stats::analyze(&t, &bytes, &config).context("analysing the samples")?;
+    let failed = analysis.p_value < args.alpha && analysis.slope_ci.0 > args.budget as f64;
+    let verdict = Verdict {
+        analysis: &analysis,
+        t: &t,
+        bytes: &bytes,
+        per: Per::Iteration,
+        signal: "PSS of the server's process tree",
+        axis: "PSS after iteration",
+        limit: None,
+    };
+    if let Some(svg) = &args.svg {
+        render::write_file(
+            svg,
+            &verdict.svg(&format!("leaksift check `{server_name}`")),
+        )?;
+    }
+    let summary = format!(
+        "{} per iteration (95%: {} … {}), p = {}, budget {} per iteration",
+        units::bytes(analysis.slope),
+        units::bytes(analysis.slope_ci.0),
+        units::bytes(analysis.slope_ci.1),
+        render::p_value(analysis.p_value),
+        units::bytes(args.budget as f64)
+    );
+    if let Some(path) = &args.junit {
+        let properties = [
+            ("slope_bytes_per_iteration", format!("{}", analysis.slope)),
+            ("slope_ci_low", format!("{}", analysis.slope_ci.0)),
+            ("slope_ci_high", format!("{}", analysis.slope_ci.1)),
+            ("p_value", format!("{}", analysis.p_value)),
+            ("budget_bytes_per_iteration", args.budget.to_string()),
+            ("iterations", args.iterations.to_string()),
+            ("warmup", args.warmup.to_string()),
+            ("verdict", analysis.verdict.as_str().to_string()),
+            ("server", server_name.clone()),
+        ];
+        let result = if failed {
+            CaseResult::Failed {
+                message: format!("memory grows {summary}"),
+                detail: samples_text.clone(),
+            }
+        } else {
+            CaseResult::Passed
+        };
+        render::write_file(
+            path,
+            &junit::render(&args.scenario, seconds, &properties, &result, &samples_text),
+        )?;
+    }
+    if args.json {
+        let json = CheckJson {
+            schema: "leaksift.check.v1",
+            server: server_name,
+            scenario: args.scenario.clone(),
+            result: if failed { "fail" } else { "pass" },
+            verdict: analysis.verdict.as_str(),
+            slope_bytes_per_iteration: analysis.slope,
+            slope_ci: [analysis.slope_ci.0, analysis.slope_ci.1],
+            p_value: analysis.p_value,
+            samples: analysis.samples,
+            budget_bytes_per_iteration: args.budget,
+            warmup: args.warmup,
+            iterations: args.iterations,
+            bytes_per_iteration_sample: samples.iter().map(|s| s.bytes).collect(),
+            evidence: verdict.evidence(),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!(
+            "{}: memory grows {summary}",
+            if failed { "FAIL" } else { "PASS" }
+        );
+        print!("{}", verdict.text());
+    }
+    Ok(if failed {
+        Outcome::LeakFound
+    } else {
+        Outcome::Clean
+    })
 }

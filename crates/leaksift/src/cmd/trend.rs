@@ -1,10 +1,101 @@
-//! `leaksift trend`: being built (see the issue that owns it); fails with a clear message until then.
+//! `leaksift trend`: the leak verdict on a series someone already has (a CSV with `t` seconds and
+//! `bytes` columns, e.g. `watch --out`).
 
+pub mod options;
+pub mod render;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use self::options::{Thresholds, parse_bytes};
+use self::render::{Evidence, Per, Verdict};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// CSV file with a header naming `t` (seconds) and `bytes` columns; a `pid` column marks restarts.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Memory limit; gives the time to reach it (default: the file's `limit` column, if any).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub limit: Option<u64>,
+    /// Write the chart (samples, baseline, trend, limit crossing) as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Print one JSON object (schema leaksift.trend.v1) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when the verdict is "leak".
+    #[arg(long)]
+    pub fail_on_leak: bool,
+    #[command(flatten)]
+    pub thresholds: Thresholds,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`leaksift trend` is not available in this build yet")
+/// `--json` output of `trend` (documented in docs/json.md).
+#[derive(Debug, Serialize)]
+struct TrendJson {
+    schema: &'static str,
+    file: String,
+    verdict: &'static str,
+    slope_bytes_per_s: f64,
+    slope_ci: [f64; 2],
+    p_value: f64,
+    samples: usize,
+    time_to_limit_s: Option<f64>,
+    time_to_limit_range_s: Option<[Option<f64>; 2]>,
+    #[serde(flatten)]
+    evidence: Evidence,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let name = args.file.display().to_string();
+    let text = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
+    let text = String::from_utf8_lossy(&text);
+    let series = leaksift_watch::csv::parse_series(&text)
+        .map_err(|e| anyhow::anyhow!("{name}:{}: {}", e.line, e.message))?;
+    let limit = args.limit.map(|l| l as f64).or(series.limit);
+    let mut config = args.thresholds.config(None);
+    config.limit = limit;
+    let analysis =
+        leaksift_stats::analyze_with_breaks(&series.t, &series.bytes, &series.breaks, &config)
+            .with_context(|| format!("analysing {name}"))?;
+    let verdict = Verdict {
+        analysis: &analysis,
+        t: &series.t,
+        bytes: &series.bytes,
+        per: Per::Second,
+        signal: "bytes",
+        axis: "memory",
+        limit,
+    };
+    if let Some(svg) = &args.svg {
+        render::write_file(svg, &verdict.svg(&format!("leaksift trend {name}")))?;
+    }
+    if args.json {
+        let json = TrendJson {
+            schema: "leaksift.trend.v1",
+            file: name,
+            verdict: analysis.verdict.as_str(),
+            slope_bytes_per_s: analysis.slope,
+            slope_ci: [analysis.slope_ci.0, analysis.slope_ci.1],
+            p_value: analysis.p_value,
+            samples: analysis.samples,
+            time_to_limit_s: analysis.time_to_limit.map(|t| t.estimate),
+            time_to_limit_range_s: verdict.time_to_limit_range(),
+            evidence: verdict.evidence(),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", verdict.text());
+    }
+    Ok(
+        if args.fail_on_leak && analysis.verdict == leaksift_stats::Verdict::Leak {
+            Outcome::LeakFound
+        } else {
+            Outcome::Clean
+        },
+    )
 }

@@ -1,10 +1,372 @@
-//! `leaksift watch`: being built (see the issue that owns it); fails with a clear message until then.
+//! `leaksift watch`: sample the memory of a PID, a launched command's process tree or a cgroup v2,
+//! show live progress, then print the leak verdict with its evidence, the CSV and the chart.
 
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use leaksift_report::progress::Progress;
+use leaksift_report::units;
+use leaksift_stats::{Analysis, Config, Verdict as StatsVerdict};
+use leaksift_watch::child::{self, Launched, Output};
+use leaksift_watch::record::{self, RecordOptions, Stop};
+use leaksift_watch::sampler::Signal;
+use leaksift_watch::{Pid, Sample, Sampler, Target};
+use serde::Serialize;
+
+use super::trend::options::{Thresholds, parse_bytes, parse_duration};
+use super::trend::render::{self, Evidence, Per, Verdict};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "cgroup", "command"])))]
+pub struct Args {
+    /// Watch this running process.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Watch a cgroup v2 directory (e.g. /sys/fs/cgroup/system.slice/app.service).
+    #[arg(long, value_name = "DIR")]
+    pub cgroup: Option<PathBuf>,
+    /// Time between samples (at least 10ms).
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Stop after this long (default: until the process exits or Ctrl-C).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// With --pid, read PSS/USS from smaps_rollup (precise, but walks page tables at every sample).
+    #[arg(long)]
+    pub pss: bool,
+    /// Write the samples as CSV (columns documented in docs/json.md).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write the chart (samples, baseline, trend, limit crossing) as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Memory limit for the time-to-limit projection (default: the cgroup's memory.max).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub limit: Option<u64>,
+    /// Print one JSON object (schema leaksift.watch.v1) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when the verdict is "leak" (otherwise a launched command's exit code is passed on).
+    #[arg(long)]
+    pub fail_on_leak: bool,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub thresholds: Thresholds,
+    /// Command to launch and watch with its whole process tree (summed by PSS).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`leaksift watch` is not available in this build yet")
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < record::MIN_INTERVAL {
+        return Err(format!(
+            "the interval must be at least 10ms, found {text:?}"
+        ));
+    }
+    Ok(d)
+}
+
+/// `--json` output of `watch` (documented in docs/json.md).
+#[derive(Debug, Serialize)]
+struct WatchJson {
+    schema: &'static str,
+    target: TargetJson,
+    signal: &'static str,
+    verdict: &'static str,
+    slope_bytes_per_s: f64,
+    slope_ci: [f64; 2],
+    p_value: f64,
+    samples: usize,
+    time_to_limit_s: Option<f64>,
+    time_to_limit_range_s: Option<[Option<f64>; 2]>,
+    interval_s: f64,
+    stopped: &'static str,
+    exit_code: Option<u8>,
+    #[serde(flatten)]
+    evidence: Evidence,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetJson {
+    kind: &'static str,
+    pid: Option<u32>,
+    command: Option<String>,
+    cgroup: Option<String>,
+}
+
+/// A watched thing: how to describe it, and the command to stop if we launched it.
+struct Watched {
+    target: Target,
+    label: String,
+    json: TargetJson,
+    child: Option<Launched>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let interrupted = interrupt_flag()?;
+    let mut watched = start(&args)?;
+    let mut sampler =
+        Sampler::new(&watched.target).with_context(|| format!("watching {}", watched.label))?;
+    let limit = match args.limit {
+        Some(l) => Some(l),
+        None => sampler
+            .limit()
+            .with_context(|| format!("watching {}", watched.label))?,
+    };
+    let config = args.thresholds.config(limit);
+    let mut csv = CsvOut::create(args.out.as_deref())?;
+    let mut progress = Progress::stderr(args.quiet);
+    progress.phase(&format!("watching {}", watched.label));
+    let mut last_update = Instant::now() - Duration::from_secs(1);
+    let options = RecordOptions {
+        interval: args.interval,
+        duration: args.duration,
+    };
+    let recording = record::record(
+        &mut sampler,
+        watched.child.as_mut(),
+        &options,
+        &interrupted,
+        |samples| {
+            if let Some(last) = samples.last() {
+                csv.row(last);
+            }
+            if last_update.elapsed() >= Duration::from_millis(250) {
+                last_update = Instant::now();
+                progress.update(&live_line(samples, &config));
+            }
+        },
+    );
+    progress.finish();
+    let csv_result = csv.finish();
+    let exit_status = match &recording.stop {
+        Stop::ChildExited(status) => Some(child::exit_code(*status)),
+        _ => None,
+    };
+    if let Some(child) = watched.child.as_mut() {
+        child.stop(Duration::from_secs(2));
+    }
+
+    let t: Vec<f64> = recording.samples.iter().map(|s| s.t).collect();
+    let bytes: Vec<f64> = recording.samples.iter().map(|s| s.bytes as f64).collect();
+    let analysis = leaksift_stats::analyze(&t, &bytes, &config).context("analysing the samples")?;
+    let signal = format!("{} of {}", signal_name(sampler.signal()), watched.label);
+    let axis = axis_name(sampler.signal());
+    let verdict = Verdict {
+        analysis: &analysis,
+        t: &t,
+        bytes: &bytes,
+        per: Per::Second,
+        signal: &signal,
+        axis,
+        limit: limit.map(|l| l as f64),
+    };
+    if let Some(svg) = &args.svg {
+        render::write_file(
+            svg,
+            &verdict.svg(&format!("leaksift watch {}", watched.label)),
+        )?;
+    }
+    csv_result?;
+    if let Stop::Failed(error) = recording.stop {
+        return Err(anyhow::Error::new(error).context(format!(
+            "watching {} (stopped after {} samples)",
+            watched.label,
+            recording.samples.len()
+        )));
+    }
+    let stopped = match recording.stop {
+        Stop::DurationReached => "duration",
+        Stop::Interrupted => "interrupted",
+        Stop::ChildExited(_) => "command_exited",
+        Stop::Failed(_) => "error",
+    };
+    if args.json {
+        let json = WatchJson {
+            schema: "leaksift.watch.v1",
+            target: watched.json,
+            signal: sampler.signal().as_str(),
+            verdict: analysis.verdict.as_str(),
+            slope_bytes_per_s: analysis.slope,
+            slope_ci: [analysis.slope_ci.0, analysis.slope_ci.1],
+            p_value: analysis.p_value,
+            samples: analysis.samples,
+            time_to_limit_s: analysis.time_to_limit.map(|t| t.estimate),
+            time_to_limit_range_s: verdict.time_to_limit_range(),
+            interval_s: args.interval.as_secs_f64(),
+            stopped,
+            exit_code: exit_status,
+            evidence: verdict.evidence(),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", verdict.text());
+        if let Some(code) = exit_status {
+            println!("command exited with code {code}");
+        }
+    }
+    Ok(outcome(&analysis, args.fail_on_leak, exit_status))
+}
+
+/// Leak with --fail-on-leak → 1; else a launched command's exit code; else 0.
+fn outcome(analysis: &Analysis, fail_on_leak: bool, exit_code: Option<u8>) -> Outcome {
+    if fail_on_leak && analysis.verdict == StatsVerdict::Leak {
+        Outcome::LeakFound
+    } else {
+        exit_code.map_or(Outcome::Clean, Outcome::ChildExit)
+    }
+}
+
+/// SIGINT/SIGTERM set a flag: sampling stops and the verdict is still printed.
+pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .context("installing the Ctrl-C handler")?;
+    }
+    Ok(flag)
+}
+
+fn start(args: &Args) -> anyhow::Result<Watched> {
+    if let Some(pid) = args.pid {
+        return Ok(Watched {
+            target: Target::Process {
+                pid: Pid(pid),
+                pss: args.pss,
+            },
+            label: format!("pid {pid}"),
+            json: TargetJson {
+                kind: "pid",
+                pid: Some(pid),
+                command: None,
+                cgroup: None,
+            },
+            child: None,
+        });
+    }
+    if let Some(dir) = &args.cgroup {
+        return Ok(Watched {
+            target: Target::Cgroup { dir: dir.clone() },
+            label: format!("cgroup {}", dir.display()),
+            json: TargetJson {
+                kind: "cgroup",
+                pid: None,
+                command: None,
+                cgroup: Some(dir.display().to_string()),
+            },
+            child: None,
+        });
+    }
+    let output = if args.json {
+        Output::ToStderr
+    } else {
+        Output::Inherit
+    };
+    let child = Launched::spawn(&args.command, output)?;
+    let pid = child.pid();
+    Ok(Watched {
+        target: Target::Tree { root: pid },
+        label: format!("`{}` (pid {pid})", child.command()),
+        json: TargetJson {
+            kind: "command",
+            pid: Some(pid.0),
+            command: Some(child.command().to_string()),
+            cgroup: None,
+        },
+        child: Some(child),
+    })
+}
+
+fn signal_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Rss => "RSS",
+        Signal::Pss => "PSS",
+        Signal::TreePss => "PSS summed over the process tree",
+        Signal::WorkingSet => "working set (memory.current − inactive_file)",
+    }
+}
+
+fn axis_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Rss => "RSS",
+        Signal::Pss => "PSS",
+        Signal::TreePss => "PSS, process tree",
+        Signal::WorkingSet => "working set",
+    }
+}
+
+/// "123 samples  45.6 MiB  slope +1.2 MiB/s  so far: leak".
+fn live_line(samples: &[Sample], config: &Config) -> String {
+    let last = samples.last().map_or(0.0, |s| s.bytes as f64);
+    let t: Vec<f64> = samples.iter().map(|s| s.t).collect();
+    let b: Vec<f64> = samples.iter().map(|s| s.bytes as f64).collect();
+    match leaksift_stats::analyze(&t, &b, config) {
+        Ok(a) if a.slope.is_finite() => format!(
+            "{} samples  {}  slope {}/s  so far: {}",
+            samples.len(),
+            units::bytes(last),
+            units::bytes(a.slope),
+            a.verdict
+        ),
+        _ => format!("{} samples  {}", samples.len(), units::bytes(last)),
+    }
+}
+
+/// The `--out` CSV, written as samples arrive so an interrupted run keeps its data.
+struct CsvOut {
+    path: Option<PathBuf>,
+    writer: Option<BufWriter<File>>,
+    error: Option<std::io::Error>,
+}
+
+impl CsvOut {
+    fn create(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let writer = match path {
+            Some(p) => {
+                let file = File::create(p).with_context(|| format!("creating {}", p.display()))?;
+                let mut w = BufWriter::new(file);
+                leaksift_watch::csv::write_header(&mut w)
+                    .with_context(|| format!("writing {}", p.display()))?;
+                Some(w)
+            }
+            None => None,
+        };
+        Ok(CsvOut {
+            path: path.map(Into::into),
+            writer,
+            error: None,
+        })
+    }
+
+    fn row(&mut self, sample: &Sample) {
+        if let (Some(w), None) = (self.writer.as_mut(), &self.error) {
+            if let Err(e) = leaksift_watch::csv::write_row(w, sample) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        let flushed = self.writer.take().map_or(Ok(()), |mut w| w.flush());
+        match self.error.take().map_or(flushed, Err) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "writing {}",
+                self.path
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("-"))
+                    .display()
+            ))),
+        }
+    }
 }

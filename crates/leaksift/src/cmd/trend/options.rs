@@ -1,0 +1,126 @@
+//! Flags shared by `watch`, `trend` and `check`: the verdict thresholds, and parsers for sizes
+//! (`64MiB`, `10k`) and durations (`500ms`, `2s`, `1m`).
+
+use std::time::Duration;
+
+use leaksift_stats::Config;
+
+/// Thresholds of the leak verdict (defaults and their reasons: docs/ARCHITECTURE.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Thresholds {
+    /// Significance level of the one-sided Mann–Kendall test for growth.
+    #[arg(long, value_name = "P", default_value_t = 0.01, value_parser = parse_probability)]
+    pub alpha: f64,
+    /// Number of baseline windows (each keeps its minimum; longer windows absorb longer GC cycles).
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(2..))]
+    pub windows: u32,
+    /// Growth over the observed span below this is never a leak.
+    #[arg(long, value_name = "BYTES", default_value = "256KiB", value_parser = parse_bytes)]
+    pub min_growth: u64,
+    /// A growth whose last quarter grows slower than this fraction of the overall slope is a plateau.
+    #[arg(long, value_name = "R", default_value_t = 0.3, value_parser = parse_probability)]
+    pub tail_ratio: f64,
+    /// A drop below this fraction of the recent baseline is a restart (0 disables restart detection).
+    #[arg(long, value_name = "F", default_value_t = 0.5, value_parser = parse_probability)]
+    pub restart_drop: f64,
+}
+
+impl Thresholds {
+    /// The statistics configuration these flags describe.
+    pub fn config(&self, limit: Option<u64>) -> Config {
+        Config {
+            alpha: self.alpha,
+            windows: self.windows as usize,
+            min_growth_bytes: self.min_growth as f64,
+            tail_ratio: self.tail_ratio,
+            restart_drop: (self.restart_drop > 0.0).then_some(self.restart_drop),
+            limit: limit.map(|l| l as f64),
+            ..Config::default()
+        }
+    }
+}
+
+/// A probability or fraction in [0, 1].
+pub fn parse_probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number between 0 and 1, found {text:?}")),
+    }
+}
+
+/// A byte count with an optional suffix: `k`/`KB` (1000), `KiB` (1024), `M`, `MiB`, `G`, `GiB`,
+/// `T`, `TiB`; `B` alone is bytes. Fractions are allowed (`1.5GiB`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, suffix) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a size like 512MiB or 10k, found {text:?}"))?;
+    let scale: f64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "ki" | "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mi" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "ti" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size suffix {other:?} in {text:?}")),
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(format!("size {text:?} is too large"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// A duration: a number with `ms`, `s`, `m`/`min`, `h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, suffix) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 500ms, 2s or 1m, found {text:?}"))?;
+    let seconds = match suffix.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("10k"), Ok(10_000));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("2 MB"), Ok(2_000_000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5XB").is_err());
+        assert!(parse_bytes("1e400").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("1d").is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Rendering a verdict for `watch`, `trend` and `check`: the human table, the JSON evidence
+//! fields and the SVG chart. Nothing here computes statistics.
+
+use leaksift_report::chart::{self, Crossing, Line, MemoryChart, XAxis};
+use leaksift_report::table::{Align, Table};
+use leaksift_report::units;
+use leaksift_stats::Analysis;
+use serde::Serialize;
+
+/// What the x values count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Per {
+    Second,
+    Iteration,
+}
+
+impl Per {
+    fn suffix(self) -> &'static str {
+        match self {
+            Per::Second => "/s",
+            Per::Iteration => "/iteration",
+        }
+    }
+}
+
+/// A series and its analysis, as the renderers need them.
+#[derive(Debug)]
+pub struct Verdict<'a> {
+    pub analysis: &'a Analysis,
+    pub t: &'a [f64],
+    pub bytes: &'a [f64],
+    pub per: Per,
+    /// What the values are, e.g. "RSS of pid 1234".
+    pub signal: &'a str,
+    /// The y-axis title, short, e.g. "RSS".
+    pub axis: &'a str,
+    pub limit: Option<f64>,
+}
+
+/// JSON fields shared by the three commands (flattened into each command's object).
+#[derive(Debug, Serialize)]
+pub struct Evidence {
+    /// Machine name of the reason for the verdict.
+    pub reason: &'static str,
+    pub first_bytes: Option<f64>,
+    pub last_bytes: Option<f64>,
+    pub peak_bytes: Option<f64>,
+    pub baseline_level_bytes: f64,
+    pub growth_bytes: f64,
+    pub tail_slope: Option<f64>,
+    pub kendall_s: f64,
+    pub kendall_variance: f64,
+    pub window_samples: usize,
+    pub baseline_points: usize,
+    pub restarts: usize,
+    pub span: f64,
+    pub limit_bytes: Option<f64>,
+}
+
+impl Verdict<'_> {
+    pub fn evidence(&self) -> Evidence {
+        let a = self.analysis;
+        Evidence {
+            reason: a.reason.code(),
+            first_bytes: self.bytes.first().copied(),
+            last_bytes: self.bytes.last().copied(),
+            peak_bytes: self.bytes.iter().copied().reduce(f64::max),
+            baseline_level_bytes: a.level,
+            growth_bytes: a.growth,
+            tail_slope: a.tail_slope,
+            kendall_s: a.kendall.s,
+            kendall_variance: a.kendall.variance,
+            window_samples: a.window_samples,
+            baseline_points: a.baseline.len(),
+            restarts: a.restarts,
+            span: a.span,
+            limit_bytes: self.limit,
+        }
+    }
+
+    /// `[earliest, latest]` until the limit, latest `None` when the interval allows no growth.
+    pub fn time_to_limit_range(&self) -> Option<[Option<f64>; 2]> {
+        self.analysis
+            .time_to_limit
+            .map(|t| [Some(t.earliest), t.latest])
+    }
+
+    /// The human summary: a two-column table.
+    pub fn text(&self) -> String {
+        let a = self.analysis;
+        let rate = |v: f64| {
+            if v.is_finite() {
+                format!(
+                    "{}{}{}",
+                    if v > 0.0 { "+" } else { "" },
+                    units::bytes(v),
+                    self.per.suffix()
+                )
+            } else {
+                "n/a".to_string()
+            }
+        };
+        let mut table = Table::new(&[("evidence", Align::Left), ("value", Align::Left)]);
+        table.row([
+            "verdict".to_string(),
+            format!("{}  ({})", a.verdict.as_str().to_uppercase(), a.reason),
+        ]);
+        table.row(["signal", self.signal]);
+        let over = match self.per {
+            Per::Second => format!("over {}", units::duration(a.span)),
+            Per::Iteration => format!("over {:.0} iterations", a.span),
+        };
+        table.row(["samples".to_string(), format!("{} {over}", a.samples)]);
+        if let (Some(first), Some(last)) = (self.bytes.first(), self.bytes.last()) {
+            let peak = self.bytes.iter().copied().fold(f64::MIN, f64::max);
+            table.row([
+                "memory".to_string(),
+                format!(
+                    "{} → {} (peak {}, baseline level {})",
+                    units::bytes(*first),
+                    units::bytes(*last),
+                    units::bytes(peak),
+                    units::bytes(a.level)
+                ),
+            ]);
+        }
+        table.row([
+            "slope".to_string(),
+            format!(
+                "{}  (95%: {} … {}, Theil–Sen on {} window minima)",
+                rate(a.slope),
+                rate(a.slope_ci.0),
+                rate(a.slope_ci.1),
+                a.baseline.len()
+            ),
+        ]);
+        table.row([
+            "p-value".to_string(),
+            format!(
+                "{}  (Mann–Kendall, one-sided, ties corrected)",
+                p_value(a.p_value)
+            ),
+        ]);
+        if let Some(tail) = a.tail_slope {
+            table.row(["tail slope".to_string(), rate(tail)]);
+        }
+        if a.restarts > 0 {
+            table.row(["restarts".to_string(), a.restarts.to_string()]);
+        }
+        if let Some(limit) = self.limit {
+            let value = match a.time_to_limit {
+                Some(ttl) => {
+                    let fmt = |v: f64| match self.per {
+                        Per::Second => units::duration(v),
+                        Per::Iteration => format!("{v:.0} iterations"),
+                    };
+                    format!(
+                        "~{} (95%: {} … {}) to reach {}",
+                        fmt(ttl.estimate),
+                        fmt(ttl.earliest),
+                        ttl.latest.map_or("never".to_string(), fmt),
+                        units::bytes(limit)
+                    )
+                }
+                None => format!("not projected (no leak), limit {}", units::bytes(limit)),
+            };
+            table.row(["time to limit".to_string(), value]);
+        }
+        table.render()
+    }
+
+    /// The SVG chart.
+    pub fn svg(&self, title: &str) -> String {
+        let a = self.analysis;
+        let samples: Vec<(f64, f64)> = self
+            .t
+            .iter()
+            .copied()
+            .zip(self.bytes.iter().copied())
+            .collect();
+        let baseline: Vec<(f64, f64)> = a.baseline.iter().map(|p| (p.t, p.bytes)).collect();
+        let trend: Vec<Line> = if a.slope.is_finite() {
+            a.segments
+                .iter()
+                .filter(|s| s.intercept.is_finite())
+                .map(|s| {
+                    let (t0, t1) = (self.t[s.start], self.t[s.end - 1]);
+                    Line {
+                        t0,
+                        y0: s.intercept + a.slope * t0,
+                        t1,
+                        y1: s.intercept + a.slope * t1,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let now = self.t.last().copied().unwrap_or(0.0);
+        let crossing = a.time_to_limit.map(|ttl| Crossing {
+            at: now + ttl.estimate,
+            earliest: now + ttl.earliest,
+            latest: ttl.latest.map(|l| now + l),
+        });
+        let subtitle = format!(
+            "{} — slope {}{s} (95%: {}{s} … {}{s}), p = {}",
+            a.reason,
+            units::bytes(a.slope),
+            units::bytes(a.slope_ci.0),
+            units::bytes(a.slope_ci.1),
+            p_value(a.p_value),
+            s = self.per.suffix()
+        );
+        chart::render(&MemoryChart {
+            title,
+            signal: self.axis,
+            subtitle: &subtitle,
+            verdict: a.verdict.as_str(),
+            x_axis: match self.per {
+                Per::Second => XAxis::Seconds,
+                Per::Iteration => XAxis::Iterations,
+            },
+            samples: &samples,
+            baseline: &baseline,
+            trend: &trend,
+            limit: self.limit,
+            crossing,
+        })
+    }
+}
+
+/// A p-value with sensible precision.
+pub fn p_value(p: f64) -> String {
+    if p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+/// Writes `text` to `path`, naming the file on failure.
+pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
