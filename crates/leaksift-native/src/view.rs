@@ -273,3 +273,68 @@ pub fn trim_below_main(mut frames: Vec<Frame>) -> Vec<Frame> {
     }
     frames
 }
+
+/// What a flamegraph's widths measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlameMetric {
+    /// Bytes lost at the end (definitely, indirectly and possibly lost) when the trace has a
+    /// reachability scan; all bytes still live at the end of the trace otherwise.
+    Leaked,
+    /// Bytes each stack held at the heap's peak.
+    Peak,
+    /// Number of allocations.
+    Allocations,
+}
+
+/// One flamegraph stack: function names outermost first (`main` first), and its weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlameStack {
+    pub frames: Vec<String>,
+    pub weight: u64,
+}
+
+/// The stacks with a nonzero `metric`, symbolized.
+pub fn flame_stacks(
+    analysis: &Analysis,
+    symbolizer: &mut Symbolizer<'_>,
+    metric: FlameMetric,
+) -> Vec<FlameStack> {
+    let mut weights = vec![0u64; analysis.stacks.len()];
+    match metric {
+        FlameMetric::Leaked if analysis.scan.is_some() => {
+            for group in &analysis.leak_groups {
+                if group.class != LeakClass::StillReachable {
+                    weights[group.stack.0 as usize] += group.bytes;
+                }
+            }
+        }
+        FlameMetric::Leaked => {
+            for (weight, stats) in weights.iter_mut().zip(&analysis.stack_stats) {
+                *weight = stats.live_bytes;
+            }
+        }
+        FlameMetric::Peak => {
+            for (weight, stats) in weights.iter_mut().zip(&analysis.stack_stats) {
+                *weight = stats.peak_bytes;
+            }
+        }
+        FlameMetric::Allocations => {
+            for (weight, stats) in weights.iter_mut().zip(&analysis.stack_stats) {
+                *weight = stats.allocations;
+            }
+        }
+    }
+    analysis
+        .stacks
+        .indices()
+        .filter(|s| weights[s.0 as usize] > 0)
+        .map(|s| FlameStack {
+            frames: trim_below_main(symbolizer.stack(analysis.stacks.frames(s)))
+                .into_iter()
+                .rev()
+                .map(|frame| frame.function)
+                .collect(),
+            weight: weights[s.0 as usize],
+        })
+        .collect()
+}

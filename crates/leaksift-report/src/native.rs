@@ -1,1 +1,352 @@
-//! Text rendering and flamegraphs of native trace reports.
+//! Text rendering of native trace reports (`leaksift report`): leak summary, leak stacks, peak
+//! holders, hotspots, temporaries and growth by call site.
+
+use std::fmt::Write;
+
+use leaksift_native::symbolize::{Frame, UNKNOWN};
+use leaksift_native::view::{Hotspot, NativeReport};
+
+use crate::table::{Align, Table};
+use crate::units;
+
+/// What the report is about, for its first lines.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceLabel<'a> {
+    pub trace: &'a str,
+    pub command: &'a [String],
+    pub pid: u32,
+}
+
+/// How many frames of a leak stack are printed.
+const LEAK_STACK_FRAMES: usize = 24;
+
+/// Renders the whole report as text.
+pub fn render_text(report: &NativeReport, label: TraceLabel<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "trace {}: pid {}, `{}`",
+        label.trace,
+        label.pid,
+        label.command.join(" ")
+    );
+    if report.truncated {
+        let _ = writeln!(
+            out,
+            "TRUNCATED: the trace ends without the process's exit (crash, kill or a cut file); \
+             figures cover what was recorded"
+        );
+    } else if let Some(status) = report.exit_status {
+        let _ = writeln!(
+            out,
+            "exited with status {status} after {}",
+            units::duration(report.duration_s)
+        );
+    }
+    let temporary_share = if report.allocations > 0 {
+        100.0 * report.temporary_allocations as f64 / report.allocations as f64
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        out,
+        "{} allocations ({}), {} frees, {} temporary ({temporary_share:.0}%)",
+        report.allocations,
+        units::bytes(report.allocated_bytes as f64),
+        report.frees,
+        report.temporary_allocations,
+    );
+    let _ = write!(
+        out,
+        "peak heap {} in {} blocks at {}",
+        units::bytes(report.peak_bytes as f64),
+        report.peak_blocks,
+        units::duration(report.peak_time_s)
+    );
+    match report.peak_rss_bytes {
+        Some(rss) => {
+            let _ = writeln!(out, "; peak RSS {}", units::bytes(rss as f64));
+        }
+        None => out.push('\n'),
+    }
+    let _ = writeln!(
+        out,
+        "live at end: {} in {} blocks",
+        units::bytes(report.live_at_end.bytes as f64),
+        report.live_at_end.blocks
+    );
+
+    out.push('\n');
+    match &report.scan {
+        Some(scan) => {
+            let _ = writeln!(
+                out,
+                "LEAK SUMMARY (reachability scan {} at {})",
+                if scan.trigger == "exit" {
+                    "at exit"
+                } else {
+                    "on demand"
+                },
+                units::duration(scan.time_s)
+            );
+            let mut table = Table::new(&[
+                ("class", Align::Left),
+                ("blocks", Align::Right),
+                ("bytes", Align::Right),
+                ("unsuppressed bytes", Align::Right),
+            ]);
+            let rows = [
+                (
+                    "definitely lost",
+                    report.leaks.definitely_lost,
+                    report.unsuppressed.definitely_lost,
+                ),
+                (
+                    "indirectly lost",
+                    report.leaks.indirectly_lost,
+                    report.unsuppressed.indirectly_lost,
+                ),
+                (
+                    "possibly lost",
+                    report.leaks.possibly_lost,
+                    report.unsuppressed.possibly_lost,
+                ),
+                (
+                    "still reachable",
+                    report.leaks.still_reachable,
+                    report.unsuppressed.still_reachable,
+                ),
+            ];
+            for (name, all, unsuppressed) in rows {
+                table.row([
+                    name.to_string(),
+                    all.blocks.to_string(),
+                    all.bytes.to_string(),
+                    unsuppressed.bytes.to_string(),
+                ]);
+            }
+            out.push_str(&table.render());
+            if scan.unmatched_blocks > 0 {
+                let _ = writeln!(
+                    out,
+                    "({} scanned blocks had no allocation record and are not counted)",
+                    scan.unmatched_blocks
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "LEAK SUMMARY: not available (the trace has no reachability scan); see growth below"
+            );
+        }
+    }
+
+    let lost: Vec<_> = report
+        .leak_stacks
+        .iter()
+        .filter(|s| s.kind != "still_reachable")
+        .collect();
+    if !lost.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nLost blocks by allocation stack (innermost frame first):"
+        );
+        for (rank, stack) in lost.iter().enumerate() {
+            let _ = write!(
+                out,
+                "\n#{} {}: {} in {} block{}",
+                rank + 1,
+                stack.kind.replace('_', " "),
+                units::bytes(stack.bytes as f64),
+                stack.blocks,
+                if stack.blocks == 1 { "" } else { "s" }
+            );
+            match &stack.suppressed_by {
+                Some(pattern) => {
+                    let _ = writeln!(out, " (suppressed by leak:{pattern})");
+                }
+                None => out.push('\n'),
+            }
+            for (i, frame) in stack.frames.iter().take(LEAK_STACK_FRAMES).enumerate() {
+                let _ = writeln!(
+                    out,
+                    "    {} {}",
+                    if i == 0 { "at" } else { "by" },
+                    frame_text(frame)
+                );
+            }
+            if stack.frames.len() > LEAK_STACK_FRAMES {
+                let _ = writeln!(
+                    out,
+                    "    … {} more frames",
+                    stack.frames.len() - LEAK_STACK_FRAMES
+                );
+            }
+        }
+    }
+
+    if !report.peak_stacks.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nHeld at the peak ({}):",
+            units::bytes(report.peak_bytes as f64)
+        );
+        let mut table = Table::new(&[("bytes", Align::Right), ("allocated at", Align::Left)]);
+        for stack in &report.peak_stacks {
+            table.row([units::bytes(stack.bytes as f64), site(&stack.frames)]);
+        }
+        out.push_str(&table.render());
+    }
+    hotspot_table(&mut out, "Hotspots (most allocations):", &report.hotspots);
+    hotspot_table(
+        &mut out,
+        "Temporary allocations (freed before the next allocation):",
+        &report.temporaries,
+    );
+
+    if !report.growth.sites.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nGrowth by call site ({} samples of live bytes):",
+            report.growth.samples
+        );
+        let mut table = Table::new(&[
+            ("verdict", Align::Left),
+            ("growth/s", Align::Right),
+            ("live at end", Align::Right),
+            ("allocated at", Align::Left),
+        ]);
+        for growth in &report.growth.sites {
+            table.row([
+                growth.verdict.to_string(),
+                units::bytes(growth.slope_bytes_per_s),
+                units::bytes(growth.live_bytes_at_end as f64),
+                site(&growth.frames),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+    out
+}
+
+fn hotspot_table(out: &mut String, title: &str, rows: &[Hotspot]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title}");
+    let mut table = Table::new(&[
+        ("allocations", Align::Right),
+        ("temporary", Align::Right),
+        ("bytes", Align::Right),
+        ("allocated at", Align::Left),
+    ]);
+    for row in rows {
+        table.row([
+            row.allocations.to_string(),
+            row.temporary.to_string(),
+            units::bytes(row.allocated_bytes as f64),
+            site(&row.frames),
+        ]);
+    }
+    out.push_str(&table.render());
+}
+
+/// `function (file:line)`, or `?? (module+0xoffset)` when unresolved.
+pub fn frame_text(frame: &Frame) -> String {
+    let inlined = if frame.inlined { " [inlined]" } else { "" };
+    match (&frame.file, frame.line) {
+        _ if frame.function == UNKNOWN => format!("?? ({}+{:#x})", frame.module, frame.offset),
+        (Some(file), Some(line)) => {
+            format!("{}{inlined} ({}:{line})", frame.function, short_file(file))
+        }
+        (Some(file), None) => format!("{}{inlined} ({})", frame.function, short_file(file)),
+        _ => format!(
+            "{}{inlined} ({}+{:#x})",
+            frame.function,
+            short_file(&frame.module),
+            frame.offset
+        ),
+    }
+}
+
+fn short_file(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Frames inside allocators and allocation wrappers, skipped in one-line site labels.
+fn is_allocator_frame(frame: &Frame) -> bool {
+    const PREFIXES: [&str; 9] = [
+        "malloc",
+        "calloc",
+        "realloc",
+        "operator new",
+        "__rust_",
+        "__rdl_",
+        "alloc::",
+        "<alloc::",
+        "std::alloc",
+    ];
+    PREFIXES.iter().any(|p| frame.function.starts_with(p))
+}
+
+/// A one-line label for a stack: its first two frames outside the allocator.
+fn site(frames: &[Frame]) -> String {
+    let user: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| !is_allocator_frame(f))
+        .take(2)
+        .collect();
+    let shown: Vec<&Frame> = if user.is_empty() {
+        frames.iter().take(2).collect()
+    } else {
+        user
+    };
+    if shown.is_empty() {
+        return UNKNOWN.to_string();
+    }
+    shown
+        .iter()
+        .map(|f| frame_text(f))
+        .collect::<Vec<_>>()
+        .join(" ← ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, file: Option<&str>, line: Option<u32>) -> Frame {
+        Frame {
+            function: function.to_string(),
+            file: file.map(str::to_string),
+            line,
+            module: "/usr/lib/libfoo.so".to_string(),
+            offset: 0x1234,
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn frames_show_source_or_module_offset() {
+        assert_eq!(
+            frame_text(&frame("f", Some("/src/a.c"), Some(12))),
+            "f (a.c:12)"
+        );
+        assert_eq!(
+            frame_text(&frame("??", None, None)),
+            "?? (/usr/lib/libfoo.so+0x1234)"
+        );
+        assert_eq!(frame_text(&frame("g", None, None)), "g (libfoo.so+0x1234)");
+    }
+
+    #[test]
+    fn site_labels_skip_allocator_frames() {
+        let frames = [
+            frame("operator new(unsigned long)", None, None),
+            frame("make", Some("/src/m.cpp"), Some(3)),
+            frame("main", Some("/src/m.cpp"), Some(9)),
+        ];
+        assert_eq!(site(&frames), "make (m.cpp:3) ← main (m.cpp:9)");
+    }
+}

@@ -1,10 +1,221 @@
-//! `leaksift report`: being built (see the issue that owns it); fails with a clear message until then.
+//! `leaksift report`: replays a native trace, symbolizes it and prints leaks by class, peak,
+//! hotspots, temporaries and growth by call site; optionally a flamegraph and a CI verdict.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use leaksift_native::replay::Replay;
+use leaksift_native::suppress::Suppressions;
+use leaksift_native::symbolize::Symbolizer;
+use leaksift_native::view::{self, FlameMetric, NativeReport, ViewOptions};
+use leaksift_report::flamegraph::{self, WeightedStack};
+use leaksift_report::native::{TraceLabel, render_text};
+use leaksift_report::progress::Progress;
+use leaksift_trace::TraceReader;
+
+use crate::cmd::trend::options::parse_bytes;
 use crate::outcome::Outcome;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// JSON schema name of this command's output.
+const SCHEMA: &str = "leaksift.report.v1";
 
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`leaksift report` is not available in this build yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Trace written by `leaksift record`.
+    pub trace: PathBuf,
+    /// Print one JSON object (schema `leaksift.report.v1`) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a flamegraph SVG of the metric chosen by --flamegraph-metric.
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+    /// What the flamegraph's widths measure.
+    #[arg(long, value_enum, default_value_t = MetricArg::Leaked)]
+    pub flamegraph_metric: MetricArg,
+    /// Exit 1 when unsuppressed definitely + indirectly lost bytes exceed BYTES (default 0).
+    /// Accepts suffixes like 10KiB. Put TRACE before this flag when giving no value.
+    #[arg(long, value_name = "BYTES", num_args = 0..=1, default_missing_value = "0", value_parser = parse_bytes)]
+    pub fail_on_leak: Option<u64>,
+    /// LeakSanitizer-style suppressions: `leak:PATTERN` lines, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Option<PathBuf>,
+    /// Rows in the peak, hotspot, temporary and growth lists.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Extra directory searched for separate debug files (`.build-id/xx/….debug`, debuglink
+    /// targets) before /usr/lib/debug; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
+}
+
+/// `--flamegraph-metric` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricArg {
+    /// Bytes lost at exit (all live bytes when the trace has no leak scan).
+    Leaked,
+    /// Bytes held at the heap's peak.
+    Peak,
+    /// Allocation counts.
+    Allocations,
+}
+
+/// The `--fail-on-leak` check as written to JSON.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct FailCheck {
+    budget_bytes: u64,
+    /// Unsuppressed definitely + indirectly lost bytes.
+    lost_bytes: u64,
+    failed: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct JsonReport<'a> {
+    schema: &'static str,
+    trace: String,
+    pid: u32,
+    command: &'a [String],
+    #[serde(flatten)]
+    report: &'a NativeReport,
+    fail_on_leak: Option<FailCheck>,
+    flamegraph: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let suppressions = match &args.suppressions {
+        Some(path) => load_suppressions(path)?,
+        None => Suppressions::default(),
+    };
+    let trace_name = args.trace.display().to_string();
+    let mut progress = Progress::stderr(false);
+
+    progress.phase("reading trace");
+    let mut reader = TraceReader::open(&args.trace)
+        .with_context(|| format!("cannot open trace {trace_name}"))?;
+    let header = reader.header().clone();
+    let mut replay = Replay::new();
+    let mut read_error = None;
+    for (count, event) in reader.events().enumerate() {
+        match event {
+            Ok(event) => replay.event(&event),
+            Err(error) => {
+                read_error = Some(error);
+                break;
+            }
+        }
+        if count % (1 << 20) == 0 && count > 0 {
+            progress.update(&format!("{} M events", count >> 20));
+        }
+    }
+    let file_truncated = reader.is_truncated();
+    let mut analysis = replay.finish();
+    analysis.truncated |= file_truncated || read_error.is_some();
+
+    progress.phase("symbolizing");
+    let mut symbolizer = Symbolizer::new(&analysis.modules, &args.debug_dir);
+    let options = ViewOptions {
+        top: args.top,
+        ..ViewOptions::default()
+    };
+    let report = view::build(&analysis, &mut symbolizer, &suppressions, &options);
+
+    if let Some(path) = &args.flamegraph {
+        progress.phase("writing flamegraph");
+        let (metric, title, unit) = match args.flamegraph_metric {
+            MetricArg::Leaked => (FlameMetric::Leaked, "Bytes lost at exit", "bytes"),
+            MetricArg::Peak => (FlameMetric::Peak, "Bytes held at the heap peak", "bytes"),
+            MetricArg::Allocations => (FlameMetric::Allocations, "Allocations", "allocations"),
+        };
+        let stacks: Vec<WeightedStack> = view::flame_stacks(&analysis, &mut symbolizer, metric)
+            .into_iter()
+            .map(|s| WeightedStack {
+                frames: s.frames,
+                weight: s.weight,
+            })
+            .collect();
+        let title = format!("{title}: {}", header.command.join(" "));
+        write_flamegraph(path, &stacks, &title, unit)?;
+    }
+    progress.finish();
+
+    let fail_check = args.fail_on_leak.map(|budget| {
+        let lost =
+            report.unsuppressed.definitely_lost.bytes + report.unsuppressed.indirectly_lost.bytes;
+        FailCheck {
+            budget_bytes: budget,
+            lost_bytes: lost,
+            failed: lost > budget,
+        }
+    });
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        let json = JsonReport {
+            schema: SCHEMA,
+            trace: trace_name.clone(),
+            pid: header.pid,
+            command: &header.command,
+            report: &report,
+            fail_on_leak: fail_check,
+            flamegraph: args.flamegraph.as_ref().map(|p| p.display().to_string()),
+        };
+        serde_json::to_writer(&mut out, &json).context("cannot write JSON to stdout")?;
+        writeln!(out)?;
+    } else {
+        let label = TraceLabel {
+            trace: &trace_name,
+            command: &header.command,
+            pid: header.pid,
+        };
+        out.write_all(render_text(&report, label).as_bytes())?;
+        if let Some(check) = &fail_check {
+            writeln!(
+                out,
+                "\n--fail-on-leak: {} lost (definitely + indirectly, unsuppressed), budget {}: {}",
+                check.lost_bytes,
+                check.budget_bytes,
+                if check.failed { "FAIL" } else { "ok" }
+            )?;
+        }
+    }
+    out.flush()?;
+
+    if let Some(error) = read_error {
+        return Err(anyhow!(error).context(format!("trace {trace_name} is corrupt")));
+    }
+    match fail_check {
+        Some(_) if report.scan.is_none() => Err(anyhow!(
+            "cannot check --fail-on-leak: trace {trace_name} has no reachability scan (the process did not exit normally)"
+        )),
+        Some(check) if check.failed => Ok(Outcome::LeakFound),
+        _ => Ok(Outcome::Clean),
+    }
+}
+
+fn load_suppressions(path: &Path) -> anyhow::Result<Suppressions> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read suppressions file {}", path.display()))?;
+    Suppressions::parse(&text).map_err(|error| {
+        anyhow!(
+            "suppressions file {}:{}: {}",
+            path.display(),
+            error.line,
+            error.reason
+        )
+    })
+}
+
+fn write_flamegraph(
+    path: &Path,
+    stacks: &[WeightedStack],
+    title: &str,
+    unit: &str,
+) -> anyhow::Result<()> {
+    let file = File::create(path)
+        .with_context(|| format!("cannot create flamegraph {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    flamegraph::write_svg(stacks, title, unit, &mut out)
+        .and_then(|()| out.flush())
+        .with_context(|| format!("cannot write flamegraph {}", path.display()))
 }
