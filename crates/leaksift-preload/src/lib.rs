@@ -1,1 +1,18 @@
-//! LD_PRELOAD allocation tracer: allocator hooks, stack capture, per-thread buffers, reachability scan.
+//! LD_PRELOAD allocation tracer: allocator hooks, stack capture, per-thread buffers, writer
+//! thread, reachability scan. Loaded by `leaksift record`; configured through `LEAKSIFT_*`
+//! environment variables (see `runtime`). Only crate of the workspace with much `unsafe`: every
+//! block says why it is sound.
+
+mod alloc;
+mod buffers;
+mod hooks;
+mod modules;
+mod runtime;
+mod scan;
+mod stacks;
+mod sys;
+mod unwind;
+mod writer;
+
+#[global_allocator]
+static ALLOCATOR: alloc::TracerAllocator = alloc::TracerAllocator;

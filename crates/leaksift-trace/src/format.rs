@@ -70,7 +70,8 @@ pub fn alloc_kind_code(kind: AllocKind) -> u8 {
     ALLOC_KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
-pub(crate) fn alloc_kind_from_code(code: u8) -> Option<AllocKind> {
+/// The [`AllocKind`] stored as `code`, if it is one.
+pub fn alloc_kind_from_code(code: u8) -> Option<AllocKind> {
     ALLOC_KINDS.get(usize::from(code)).copied()
 }
 

@@ -1,0 +1,112 @@
+//! The library's own allocator: Rust allocations go straight to glibc (never through our hooks);
+//! big ones get their own mappings, registered so the leak scan can skip the tracer's memory.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::sys;
+
+/// Allocations at least this big are mapped directly. Smaller ones come from glibc's heaps,
+/// which the leak scan never treats as roots.
+const OWN_MAPPING_MIN: usize = 128 << 10;
+const REGISTRY_SLOTS: usize = 4096;
+
+/// Start and length of every mapping the tracer made for itself (0 = free slot).
+static OWN_STARTS: [AtomicUsize; REGISTRY_SLOTS] = [const { AtomicUsize::new(0) }; REGISTRY_SLOTS];
+static OWN_LENS: [AtomicUsize; REGISTRY_SLOTS] = [const { AtomicUsize::new(0) }; REGISTRY_SLOTS];
+
+/// Records a mapping the tracer owns (stack table, big buffers).
+pub fn register_own_mapping(start: *mut u8, len: usize) {
+    for (slot, slot_len) in OWN_STARTS.iter().zip(&OWN_LENS) {
+        if slot
+            .compare_exchange(0, start as usize, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            slot_len.store(len, Ordering::Release);
+            return;
+        }
+    }
+    // Registry full: the scan may then read this mapping as a root (only over-reports reachability).
+}
+
+fn unregister_own_mapping(start: *mut u8) {
+    for (slot, slot_len) in OWN_STARTS.iter().zip(&OWN_LENS) {
+        if slot.load(Ordering::Acquire) == start as usize {
+            slot_len.store(0, Ordering::Release);
+            slot.store(0, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// Snapshot of the tracer's own mappings as `(start, end)`.
+pub fn own_mappings() -> Vec<(usize, usize)> {
+    OWN_STARTS
+        .iter()
+        .zip(&OWN_LENS)
+        .filter_map(|(s, l)| {
+            let start = s.load(Ordering::Acquire);
+            let len = l.load(Ordering::Acquire);
+            (start != 0 && len != 0).then_some((start, start + len))
+        })
+        .collect()
+}
+
+fn round_to_pages(len: usize) -> usize {
+    (len + 4095) & !4095
+}
+
+pub struct TracerAllocator;
+
+// SAFETY: every path returns memory from glibc or a fresh mapping, sized and aligned per `layout`
+// (mappings are page-aligned, glibc honours alignment through memalign).
+unsafe impl GlobalAlloc for TracerAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() >= OWN_MAPPING_MIN && layout.align() <= 4096 {
+            let len = round_to_pages(layout.size());
+            let ptr = sys::map_anonymous(len);
+            if !ptr.is_null() {
+                register_own_mapping(ptr, len);
+            }
+            return ptr;
+        }
+        if layout.align() <= 16 {
+            // SAFETY: plain glibc allocation.
+            unsafe { sys::__libc_malloc(layout.size()) as *mut u8 }
+        } else {
+            // SAFETY: plain glibc allocation; align is a power of two.
+            unsafe { sys::__libc_memalign(layout.align(), layout.size()) as *mut u8 }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if layout.size() >= OWN_MAPPING_MIN && layout.align() <= 4096 {
+            unregister_own_mapping(ptr);
+            // SAFETY: `ptr` came from `map_anonymous` with this rounded length.
+            unsafe { sys::unmap(ptr, round_to_pages(layout.size())) };
+        } else {
+            // SAFETY: `ptr` came from glibc in `alloc`.
+            unsafe { sys::__libc_free(ptr as *mut core::ffi::c_void) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if layout.size() < OWN_MAPPING_MIN && new_size < OWN_MAPPING_MIN && layout.align() <= 16 {
+            // SAFETY: both sizes stay on the glibc path, where `ptr` came from.
+            return unsafe {
+                sys::__libc_realloc(ptr as *mut core::ffi::c_void, new_size) as *mut u8
+            };
+        }
+        // SAFETY: `layout.align()` is valid; the caller guarantees `new_size` fits isize.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: fresh allocation of the new layout.
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are valid for the smaller of the two sizes and do not overlap.
+            unsafe { core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
+            // SAFETY: `ptr` was allocated with `layout`.
+            unsafe { self.dealloc(ptr, layout) };
+        }
+        new
+    }
+}

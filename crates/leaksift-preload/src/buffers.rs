@@ -1,0 +1,293 @@
+//! Per-thread event buffers: each thread appends fixed-size raw events to its own buffer under
+//! its own (uncontended) spin flag; full buffers go on a lock-free list for the writer thread,
+//! which also takes partly filled buffers every cycle. No global lock, no syscall per event.
+
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+use crate::sys;
+use crate::unwind::{StackBounds, UnwindCache};
+
+/// What a raw event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// `kind` is an `AllocKind` code.
+    Alloc,
+    Free,
+    Realloc,
+}
+
+/// One event as the hooks write it: the writer thread delta-encodes and compresses it.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct RawEvent {
+    pub timestamp: u64,
+    pub address: u64,
+    /// Realloc only: the block that was resized (0 for `realloc(NULL, n)`).
+    pub old_address: u64,
+    pub size: u64,
+    pub stack: u32,
+    pub op: Op,
+    pub kind: u8,
+}
+
+pub const EVENTS_PER_BUFFER: usize = 2000;
+
+/// A batch of one thread's events; allocated from glibc (the scan never reads glibc heaps as roots).
+pub struct RawBuffer {
+    pub next: *mut RawBuffer,
+    pub thread: u32,
+    pub len: usize,
+    pub events: [RawEvent; EVENTS_PER_BUFFER],
+}
+
+impl RawBuffer {
+    fn allocate(thread: u32) -> *mut RawBuffer {
+        // SAFETY: glibc allocation, initialised field by field before use; `events` needs no init
+        // because only `events[..len]` is ever read.
+        unsafe {
+            let buffer = sys::__libc_malloc(core::mem::size_of::<RawBuffer>()) as *mut RawBuffer;
+            if !buffer.is_null() {
+                ptr::addr_of_mut!((*buffer).next).write(ptr::null_mut());
+                ptr::addr_of_mut!((*buffer).thread).write(thread);
+                ptr::addr_of_mut!((*buffer).len).write(0);
+            }
+            buffer
+        }
+    }
+
+    /// # Safety
+    /// `buffer` came from `allocate` and is no longer referenced.
+    pub unsafe fn release(buffer: *mut RawBuffer) {
+        // SAFETY: per the contract.
+        unsafe { sys::__libc_free(buffer as *mut core::ffi::c_void) }
+    }
+
+    pub fn events(&self) -> &[RawEvent] {
+        &self.events[..self.len.min(EVENTS_PER_BUFFER)]
+    }
+}
+
+/// A traced thread. Never freed (a hook may run in a thread after its TLS destructors), so a dead
+/// thread costs only this small struct.
+pub struct ThreadState {
+    pub thread: u32,
+    lock: AtomicBool,
+    buffer: UnsafeCell<*mut RawBuffer>,
+    next: UnsafeCell<*mut ThreadState>,
+    /// Stack bounds and unwind cache: written only by the owning thread.
+    unwind: UnsafeCell<(StackBounds, *mut UnwindCache)>,
+}
+
+/// Every thread state ever created (push-front only).
+static THREADS: AtomicPtr<ThreadState> = AtomicPtr::new(ptr::null_mut());
+static NEXT_THREAD_ID: AtomicU32 = AtomicU32::new(0);
+/// Full buffers waiting for the writer (a Treiber stack; the writer takes it whole).
+static FULL: AtomicPtr<RawBuffer> = AtomicPtr::new(ptr::null_mut());
+static FULL_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Bumped whenever the writer has work; the writer sleeps on it.
+pub static WAKE: AtomicU32 = AtomicU32::new(0);
+/// Above this many queued buffers (~320 MiB of events) producers wait for the writer.
+const MAX_QUEUED: usize = 4096;
+
+impl ThreadState {
+    /// Creates and registers the calling thread's state (allocates: call under the guard).
+    pub fn create(bounds: StackBounds, cache: *mut UnwindCache) -> *mut ThreadState {
+        let state = Box::into_raw(Box::new(ThreadState {
+            thread: NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
+            lock: AtomicBool::new(false),
+            buffer: UnsafeCell::new(ptr::null_mut()),
+            next: UnsafeCell::new(ptr::null_mut()),
+            unwind: UnsafeCell::new((bounds, cache)),
+        }));
+        // SAFETY: freshly created, not yet shared.
+        unsafe { push_state(state) };
+        state
+    }
+
+    /// Stack bounds of the owning thread.
+    pub fn bounds(&self) -> StackBounds {
+        // SAFETY: a plain copy; only the owner writes it (the scan tolerates a stale value).
+        unsafe { (*self.unwind.get()).0 }
+    }
+
+    /// The owner's unwind cache, if it has one.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this, and not re-entrantly.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn cache(&self) -> Option<&mut UnwindCache> {
+        // SAFETY: per the contract, the owner has exclusive use of its cache.
+        unsafe { (*self.unwind.get()).1.as_mut() }
+    }
+
+    /// Installs stack bounds and a cache (owner thread only, e.g. the main thread from the constructor).
+    ///
+    /// # Safety
+    /// Only the owning thread may call this.
+    pub unsafe fn set_unwind(&self, bounds: StackBounds, cache: *mut UnwindCache) {
+        // SAFETY: per the contract.
+        unsafe { *self.unwind.get() = (bounds, cache) };
+    }
+
+    /// Runs `operation` under this thread's lock with the timestamp taken before it, then records
+    /// the event it returns. Used for realloc, whose old block must not be seen reused by
+    /// another thread before this event.
+    #[inline]
+    pub fn push_around(&self, operation: impl FnOnce() -> Option<RawEvent>) {
+        self.lock();
+        let timestamp = sys::timestamp();
+        match operation() {
+            Some(mut event) => {
+                event.timestamp = timestamp;
+                self.append_locked(event);
+            }
+            None => self.unlock(),
+        }
+    }
+}
+
+/// # Safety
+/// `state` must be a live, never-freed state not yet in the list.
+unsafe fn push_state(state: *mut ThreadState) {
+    let mut head = THREADS.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `state` is not shared until the CAS publishes it.
+        unsafe { *(*state).next.get() = head };
+        match THREADS.compare_exchange_weak(head, state, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(current) => head = current,
+        }
+    }
+}
+
+impl ThreadState {
+    /// In a fork child: makes the forking thread's state the only one, with an empty buffer.
+    ///
+    /// # Safety
+    /// Call only in the child, single-threaded, after [`reset_after_fork`].
+    pub unsafe fn readopt_after_fork(state: *mut ThreadState) {
+        // SAFETY: single-threaded child; the parent's partial events belong to the parent's trace.
+        unsafe {
+            (*state).lock.store(false, Ordering::Release);
+            *(*state).buffer.get() = ptr::null_mut();
+            push_state(state);
+        }
+    }
+}
+
+impl ThreadState {
+    fn lock(&self) {
+        while self.lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn unlock(&self) {
+        self.lock.store(false, Ordering::Release);
+    }
+
+    /// Appends one event; the timestamp is taken under the lock so that a writer drain that
+    /// started before it cannot miss an earlier-stamped event.
+    #[inline]
+    pub fn push(&self, mut event: RawEvent) {
+        self.lock();
+        event.timestamp = sys::timestamp();
+        self.append_locked(event);
+    }
+
+    /// Writes `event` into the buffer and releases the lock (taken by the caller).
+    #[inline]
+    fn append_locked(&self, event: RawEvent) {
+        // SAFETY: the buffer pointer is only touched under `lock`, which the caller holds.
+        let slot = unsafe { &mut *self.buffer.get() };
+        if slot.is_null() {
+            *slot = RawBuffer::allocate(self.thread);
+            if slot.is_null() {
+                self.unlock();
+                return;
+            }
+        }
+        // SAFETY: `*slot` is a live buffer owned by this state; len < EVENTS_PER_BUFFER here.
+        let full = unsafe {
+            let buffer = &mut **slot;
+            buffer.events[buffer.len] = event;
+            buffer.len += 1;
+            buffer.len == EVENTS_PER_BUFFER
+        };
+        let handed_off = if full {
+            core::mem::replace(slot, ptr::null_mut())
+        } else {
+            ptr::null_mut()
+        };
+        self.unlock();
+        if !handed_off.is_null() {
+            queue_full(handed_off);
+        }
+    }
+
+    /// Takes the partly filled buffer, if any (writer thread).
+    fn take(&self) -> *mut RawBuffer {
+        self.lock();
+        // SAFETY: under `lock`.
+        let taken = unsafe { core::mem::replace(&mut *self.buffer.get(), ptr::null_mut()) };
+        self.unlock();
+        taken
+    }
+}
+
+fn queue_full(buffer: *mut RawBuffer) {
+    let mut head = FULL.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `buffer` is exclusively ours until the CAS publishes it.
+        unsafe { (*buffer).next = head };
+        match FULL.compare_exchange_weak(head, buffer, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(current) => head = current,
+        }
+    }
+    let queued = FULL_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    WAKE.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&WAKE);
+    // Back-pressure: never let an allocation storm outrun the writer without bound.
+    let mut waited = 0;
+    while FULL_COUNT.load(Ordering::Relaxed) > MAX_QUEUED && queued > MAX_QUEUED && waited < 10_000
+    {
+        // SAFETY: plain sleep.
+        unsafe { libc::usleep(200) };
+        waited += 1;
+    }
+}
+
+/// Collects every pending buffer: the full queue and each thread's partial buffer (writer only).
+/// Partial buffers are taken after the caller read the clock, the queue after that, so every
+/// event stamped before the caller's clock read is in the result.
+pub fn drain_all(out: &mut Vec<*mut RawBuffer>) {
+    let mut state = THREADS.load(Ordering::Acquire);
+    while !state.is_null() {
+        // SAFETY: states are never freed.
+        let s = unsafe { &*state };
+        let buffer = s.take();
+        if !buffer.is_null() {
+            out.push(buffer);
+        }
+        // SAFETY: `next` is written once before the state is published.
+        state = unsafe { *s.next.get() };
+    }
+    let mut full = FULL.swap(ptr::null_mut(), Ordering::AcqRel);
+    while !full.is_null() {
+        out.push(full);
+        FULL_COUNT.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: taken from the queue, exclusively ours now.
+        full = unsafe { (*full).next };
+    }
+}
+
+/// Forgets every thread state and queued buffer (in a fork child: those threads do not exist).
+pub fn reset_after_fork() {
+    THREADS.store(ptr::null_mut(), Ordering::Release);
+    FULL.store(ptr::null_mut(), Ordering::Release);
+    FULL_COUNT.store(0, Ordering::Release);
+}

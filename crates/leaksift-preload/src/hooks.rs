@@ -1,0 +1,352 @@
+//! The exported allocator entry points. Each is a naked trampoline that builds a frame-pointer
+//! frame and passes its address to the Rust implementation, so stack capture starts from an exact
+//! (return address, stack pointer, caller frame pointer) triple whatever the compiler did with
+//! this crate's own frames. Implementations forward to glibc's `__libc_*` functions and record
+//! free/realloc before the block can be reused by another thread.
+
+use core::ffi::{c_int, c_void};
+use core::mem::MaybeUninit;
+
+use crate::buffers::{Op, RawEvent};
+use crate::runtime::{self, current_thread};
+use crate::sys::{self, ReentryGuard};
+use crate::unwind::{MAX_FRAMES, capture};
+
+/// `AllocKind` codes of the trace format (see `leaksift_trace::format::alloc_kind_code`).
+mod kind {
+    pub const MALLOC: u8 = 0;
+    pub const CALLOC: u8 = 1;
+    pub const REALLOC: u8 = 2;
+    pub const POSIX_MEMALIGN: u8 = 4;
+    pub const ALIGNED_ALLOC: u8 = 5;
+    pub const MEMALIGN: u8 = 6;
+    pub const VALLOC: u8 = 7;
+    pub const PVALLOC: u8 = 8;
+    pub const MMAP: u8 = 9;
+}
+
+/// Defines an exported function whose frame address is passed to `$imp` in register `$reg`
+/// (the first argument register after the function's own arguments).
+macro_rules! trampoline {
+    ($name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty, $imp:ident, $reg:literal) => {
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            core::arch::naked_asm!(
+                "push rbp",
+                "mov rbp, rsp",
+                concat!("mov ", $reg, ", rbp"),
+                "call {imp}",
+                "pop rbp",
+                "ret",
+                imp = sym $imp,
+            )
+        }
+    };
+}
+
+trampoline!(malloc(size: usize) -> *mut c_void, malloc_impl, "rsi");
+trampoline!(calloc(count: usize, size: usize) -> *mut c_void, calloc_impl, "rdx");
+trampoline!(realloc(ptr: *mut c_void, size: usize) -> *mut c_void, realloc_impl, "rdx");
+trampoline!(reallocarray(ptr: *mut c_void, count: usize, size: usize) -> *mut c_void, reallocarray_impl, "rcx");
+trampoline!(free(ptr: *mut c_void) -> (), free_impl, "rsi");
+trampoline!(posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int, posix_memalign_impl, "rcx");
+trampoline!(aligned_alloc(align: usize, size: usize) -> *mut c_void, aligned_alloc_impl, "rdx");
+trampoline!(memalign(align: usize, size: usize) -> *mut c_void, memalign_impl, "rdx");
+trampoline!(valloc(size: usize) -> *mut c_void, valloc_impl, "rsi");
+trampoline!(pvalloc(size: usize) -> *mut c_void, pvalloc_impl, "rsi");
+trampoline!(munmap(addr: *mut c_void, len: usize) -> c_int, munmap_impl, "rdx");
+
+/// `mmap` has six register arguments: the frame goes on the stack as the seventh.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: i64,
+) -> *mut c_void {
+    core::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "sub rsp, 8",
+        "push rbp",
+        "call {imp}",
+        "leave",
+        "ret",
+        imp = sym mmap_impl,
+    )
+}
+
+/// `mmap64` is the same function on 64-bit glibc.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: i64,
+) -> *mut c_void {
+    core::arch::naked_asm!("jmp {target}", target = sym mmap)
+}
+
+/// Records an allocation with its stack. Runs with the re-entry guard held.
+#[inline(always)]
+fn record_alloc(frame: *const u64, op: Op, kind: u8, address: u64, old_address: u64, size: u64) {
+    let Some(state) = current_thread() else {
+        return;
+    };
+    let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
+    // SAFETY: `frame` is this call's trampoline frame; the cache belongs to this thread and the
+    // guard prevents re-entrant use.
+    let depth = unsafe { capture(frame, state.bounds(), state.cache(), &mut frames) };
+    // SAFETY: `capture` initialised the first `depth` entries.
+    let frames = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
+    let stack = runtime::intern_stack(frames);
+    state.push(RawEvent {
+        timestamp: 0,
+        address,
+        old_address,
+        size,
+        stack,
+        op,
+        kind,
+    });
+}
+
+#[inline(always)]
+fn record_free(address: u64) {
+    if let Some(state) = current_thread() {
+        state.push(RawEvent {
+            timestamp: 0,
+            address,
+            old_address: 0,
+            size: 0,
+            stack: 0,
+            op: Op::Free,
+            kind: 0,
+        });
+    }
+}
+
+extern "C" fn malloc_impl(size: usize, frame: *const u64) -> *mut c_void {
+    // SAFETY: glibc's allocator.
+    let ptr = unsafe { sys::__libc_malloc(size) };
+    if !ptr.is_null()
+        && runtime::tracing()
+        && let Some(_guard) = ReentryGuard::enter()
+    {
+        record_alloc(frame, Op::Alloc, kind::MALLOC, ptr as u64, 0, size as u64);
+    }
+    ptr
+}
+
+extern "C" fn calloc_impl(count: usize, size: usize, frame: *const u64) -> *mut c_void {
+    // SAFETY: glibc's allocator (it checks the multiplication for overflow).
+    let ptr = unsafe { sys::__libc_calloc(count, size) };
+    if !ptr.is_null()
+        && runtime::tracing()
+        && let Some(_guard) = ReentryGuard::enter()
+    {
+        record_alloc(
+            frame,
+            Op::Alloc,
+            kind::CALLOC,
+            ptr as u64,
+            0,
+            count.wrapping_mul(size) as u64,
+        );
+    }
+    ptr
+}
+
+/// glibc's realloc with the caller's arguments.
+fn real_realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: the caller's pointer is one glibc handed out (or null), as realloc requires.
+    unsafe { sys::__libc_realloc(ptr, size) }
+}
+
+fn traced_realloc(ptr: *mut c_void, size: usize, frame: *const u64) -> *mut c_void {
+    if !runtime::tracing() {
+        return real_realloc(ptr, size);
+    }
+    let Some(_guard) = ReentryGuard::enter() else {
+        return real_realloc(ptr, size);
+    };
+    if ptr.is_null() {
+        let new = real_realloc(ptr, size);
+        if !new.is_null() {
+            record_alloc(
+                frame,
+                Op::Realloc,
+                kind::REALLOC,
+                new as u64,
+                0,
+                size as u64,
+            );
+        }
+        return new;
+    }
+    if size == 0 {
+        // glibc frees the block and returns NULL.
+        record_free(ptr as u64);
+        return real_realloc(ptr, size);
+    }
+    let Some(state) = current_thread() else {
+        return real_realloc(ptr, size);
+    };
+    let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
+    // SAFETY: as in `record_alloc`.
+    let depth = unsafe { capture(frame, state.bounds(), state.cache(), &mut frames) };
+    // SAFETY: `capture` initialised the first `depth` entries.
+    let frames = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
+    let stack = runtime::intern_stack(frames);
+    let mut result = core::ptr::null_mut();
+    state.push_around(|| {
+        result = real_realloc(ptr, size);
+        (!result.is_null()).then_some(RawEvent {
+            timestamp: 0,
+            address: result as u64,
+            old_address: ptr as u64,
+            size: size as u64,
+            stack,
+            op: Op::Realloc,
+            kind: kind::REALLOC,
+        })
+    });
+    result
+}
+
+extern "C" fn realloc_impl(ptr: *mut c_void, size: usize, frame: *const u64) -> *mut c_void {
+    traced_realloc(ptr, size, frame)
+}
+
+extern "C" fn reallocarray_impl(
+    ptr: *mut c_void,
+    count: usize,
+    size: usize,
+    frame: *const u64,
+) -> *mut c_void {
+    match count.checked_mul(size) {
+        Some(total) => traced_realloc(ptr, total, frame),
+        None => {
+            runtime::set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+extern "C" fn free_impl(ptr: *mut c_void, _frame: *const u64) {
+    if !ptr.is_null()
+        && runtime::tracing()
+        && let Some(_guard) = ReentryGuard::enter()
+    {
+        record_free(ptr as u64);
+    }
+    // SAFETY: glibc's allocator with the caller's pointer.
+    unsafe { sys::__libc_free(ptr) }
+}
+
+/// Shared body of the aligned allocators (glibc has only `__libc_memalign` publicly).
+fn aligned(align: usize, size: usize, kind: u8, frame: *const u64) -> *mut c_void {
+    // SAFETY: glibc's allocator; it validates `align` itself.
+    let ptr = unsafe { sys::__libc_memalign(align, size) };
+    if !ptr.is_null()
+        && runtime::tracing()
+        && let Some(_guard) = ReentryGuard::enter()
+    {
+        record_alloc(frame, Op::Alloc, kind, ptr as u64, 0, size as u64);
+    }
+    ptr
+}
+
+extern "C" fn posix_memalign_impl(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+    frame: *const u64,
+) -> c_int {
+    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    let ptr = aligned(align, size, kind::POSIX_MEMALIGN, frame);
+    if ptr.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller passes a valid out-pointer (POSIX contract).
+    unsafe { *out = ptr };
+    0
+}
+
+extern "C" fn aligned_alloc_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {
+    if !align.is_power_of_two() {
+        runtime::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    aligned(align, size, kind::ALIGNED_ALLOC, frame)
+}
+
+extern "C" fn memalign_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {
+    aligned(align, size, kind::MEMALIGN, frame)
+}
+
+extern "C" fn valloc_impl(size: usize, frame: *const u64) -> *mut c_void {
+    aligned(runtime::page_size(), size, kind::VALLOC, frame)
+}
+
+extern "C" fn pvalloc_impl(size: usize, frame: *const u64) -> *mut c_void {
+    let page = runtime::page_size();
+    let rounded = size.max(1).div_ceil(page).saturating_mul(page);
+    aligned(page, rounded, kind::PVALLOC, frame)
+}
+
+extern "C" fn mmap_impl(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: i64,
+    frame: *const u64,
+) -> *mut c_void {
+    // SAFETY: the raw syscall with the caller's arguments, exactly what glibc's wrapper does.
+    let result = unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, offset) };
+    let ptr = result as *mut c_void;
+    if result != -1
+        && runtime::tracing_mmap()
+        && let Some(_guard) = ReentryGuard::enter()
+    {
+        record_alloc(frame, Op::Alloc, kind::MMAP, ptr as u64, 0, len as u64);
+    }
+    if result == -1 { libc::MAP_FAILED } else { ptr }
+}
+
+extern "C" fn munmap_impl(addr: *mut c_void, len: usize, _frame: *const u64) -> c_int {
+    if runtime::tracing_mmap()
+        && let Some(_guard) = ReentryGuard::enter()
+    {
+        record_free(addr as u64);
+    }
+    // SAFETY: the raw syscall with the caller's arguments.
+    unsafe { libc::syscall(libc::SYS_munmap, addr, len) as c_int }
+}
+
+/// `dlopen`: forwards to the next definition, then refreshes the unwinder so the new module's
+/// frames unwind from its first allocation (outside any allocation hook: no loader lock held).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> *mut c_void {
+    let real = runtime::next_dlopen();
+    let Some(real) = real else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: the real dlopen with the caller's arguments.
+    let handle = unsafe { real(filename, flags) };
+    if !handle.is_null() {
+        runtime::modules_changed();
+    }
+    handle
+}

@@ -1,0 +1,132 @@
+//! The loaded modules, read with `dl_iterate_phdr` (never from inside an allocation hook: it takes
+//! the loader lock): path, GNU build-id, load bias, PT_LOAD ranges, writable ranges and unwind tables.
+
+use core::ffi::{c_int, c_void};
+
+/// One module as the dynamic loader reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedModule {
+    pub path: String,
+    pub build_id: Option<Vec<u8>>,
+    pub base: u64,
+    /// PT_LOAD ranges `[start, end)` in AVMA.
+    pub ranges: Vec<(u64, u64)>,
+    /// `.eh_frame_hdr` (from PT_GNU_EH_FRAME) as `(start, len)` in AVMA.
+    pub eh_frame_hdr: Option<(u64, u64)>,
+}
+
+/// Load/unload counters of the loader: when they change, the module list changed.
+pub fn generation() -> (u64, u64) {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: the loader passes a valid info; `data` is the `(u64, u64)` below.
+        unsafe {
+            let out = &mut *(data as *mut (u64, u64));
+            *out = ((*info).dlpi_adds, (*info).dlpi_subs);
+        }
+        1
+    }
+    let mut counters = (0u64, 0u64);
+    // SAFETY: the callback only writes through `data`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first), &mut counters as *mut _ as *mut c_void) };
+    counters
+}
+
+/// Every loaded module, in loader order (the main program first).
+pub fn loaded_modules() -> Vec<LoadedModule> {
+    unsafe extern "C" fn collect(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: the loader passes a valid info whose phdrs stay mapped during the callback;
+        // `data` is the Vec below.
+        unsafe {
+            let out = &mut *(data as *mut Vec<LoadedModule>);
+            if let Some(module) = describe(&*info) {
+                out.push(module);
+            }
+        }
+        0
+    }
+    let mut modules = Vec::new();
+    // SAFETY: the callback only pushes into `modules`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(collect), &mut modules as *mut _ as *mut c_void) };
+    modules
+}
+
+/// # Safety
+/// `info` must be a loader-provided `dl_phdr_info` for a module that stays mapped.
+unsafe fn describe(info: &libc::dl_phdr_info) -> Option<LoadedModule> {
+    if info.dlpi_phdr.is_null() || info.dlpi_phnum == 0 {
+        return None;
+    }
+    // SAFETY: the loader guarantees `dlpi_phnum` headers at `dlpi_phdr`.
+    let phdrs =
+        unsafe { core::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+    let base = info.dlpi_addr;
+    let name = if info.dlpi_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a NUL-terminated string owned by the loader.
+        unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let path = if name.is_empty() {
+        std::fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        name
+    };
+    let mut module = LoadedModule {
+        path,
+        build_id: None,
+        base,
+        ranges: Vec::new(),
+        eh_frame_hdr: None,
+    };
+    for ph in phdrs {
+        let start = base.wrapping_add(ph.p_vaddr);
+        let end = start.wrapping_add(ph.p_memsz);
+        match ph.p_type {
+            libc::PT_LOAD => {
+                module.ranges.push((start, end));
+            }
+            libc::PT_GNU_EH_FRAME => module.eh_frame_hdr = Some((start, ph.p_memsz)),
+            libc::PT_NOTE if module.build_id.is_none() => {
+                // SAFETY: PT_NOTE of a loaded module is mapped readable for `p_memsz` bytes.
+                let notes =
+                    unsafe { core::slice::from_raw_parts(start as *const u8, ph.p_memsz as usize) };
+                module.build_id = gnu_build_id(notes);
+            }
+            _ => {}
+        }
+    }
+    (!module.ranges.is_empty()).then_some(module)
+}
+
+/// Finds NT_GNU_BUILD_ID in a note segment.
+fn gnu_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
+    let align4 = |n: usize| (n + 3) & !3;
+    while notes.len() >= 12 {
+        let word = |i: usize| {
+            u32::from_ne_bytes([notes[i], notes[i + 1], notes[i + 2], notes[i + 3]]) as usize
+        };
+        let (namesz, descsz, kind) = (word(0), word(4), word(8));
+        let name_end = 12 + align4(namesz);
+        let desc_end = name_end.checked_add(align4(descsz))?;
+        if desc_end > notes.len() {
+            return None;
+        }
+        if kind == 3 && namesz == 4 && &notes[12..16] == b"GNU\0" {
+            return Some(notes[name_end..name_end + descsz].to_vec());
+        }
+        notes = &notes[desc_end..];
+    }
+    None
+}

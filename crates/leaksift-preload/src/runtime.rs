@@ -1,0 +1,373 @@
+//! Process-wide tracer state: lazy core initialisation from the first hook, the constructor that
+//! reads the configuration and starts the writer thread, thread states, fork and exit handling.
+//!
+//! Configuration comes from the environment set by `leaksift record`:
+//! `LEAKSIFT_OUTPUT` (trace path; unset = tracing off), `LEAKSIFT_MMAP=1`, `LEAKSIFT_FOLLOW_FORK=1`,
+//! `LEAKSIFT_CONTROL` (a path: creating it requests a leak scan), `LEAKSIFT_SCAN_SIGNAL` (a signal
+//! number whose delivery requests a leak scan; unset = no handler installed).
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+use std::ffi::CStr;
+
+use crate::buffers::{self, ThreadState};
+use crate::stacks::{StackTable, UNKNOWN_STACK};
+use crate::sys::{self, ReentryGuard};
+use crate::unwind::{self, StackBounds};
+use crate::{modules, writer};
+
+const STATE_UNINIT: u8 = 0;
+const STATE_ACTIVE: u8 = 1;
+const STATE_OFF: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(STATE_UNINIT);
+static INIT_LOCK: AtomicBool = AtomicBool::new(false);
+static CONSTRUCTED: AtomicBool = AtomicBool::new(false);
+static TRACE_MMAP: AtomicBool = AtomicBool::new(false);
+static STACKS: AtomicPtr<StackTable> = AtomicPtr::new(core::ptr::null_mut());
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
+static NEXT_DLOPEN: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Requests to the writer thread.
+pub static SCAN_REQUESTED: AtomicBool = AtomicBool::new(false);
+pub static EXIT_REQUESTED: AtomicBool = AtomicBool::new(false);
+pub static EXIT_STATUS: AtomicU32 = AtomicU32::new(0);
+/// Stack pointer of the thread that called `exit` (the scan reads its stack from there up).
+pub static EXIT_SP: AtomicU64 = AtomicU64::new(0);
+/// Set by the writer when the exit scan and the final flush are done.
+pub static EXIT_DONE: AtomicU32 = AtomicU32::new(0);
+pub static WRITER_RUNNING: AtomicBool = AtomicBool::new(false);
+pub static MODULES_DIRTY: AtomicBool = AtomicBool::new(true);
+
+/// Whether allocation events are being recorded. Initialises the core on first use.
+#[inline(always)]
+pub fn tracing() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        STATE_ACTIVE => true,
+        STATE_OFF => false,
+        _ => init_core(),
+    }
+}
+
+pub fn tracing_mmap() -> bool {
+    TRACE_MMAP.load(Ordering::Relaxed) && tracing()
+}
+
+/// Stops recording (fork child without `--follow-fork`, after the exit scan, or on setup failure).
+pub fn stop_tracing() {
+    STATE.store(STATE_OFF, Ordering::Release);
+}
+
+/// Maps the stack table. Safe in any hook: raw mmap syscalls only.
+#[cold]
+fn init_core() -> bool {
+    while INIT_LOCK.swap(true, Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    if STATE.load(Ordering::Acquire) == STATE_UNINIT {
+        match StackTable::new() {
+            Some(table) => {
+                let table = Box::into_raw(Box::new(table));
+                STACKS.store(table, Ordering::Release);
+                STATE.store(STATE_ACTIVE, Ordering::Release);
+            }
+            None => STATE.store(STATE_OFF, Ordering::Release),
+        }
+    }
+    INIT_LOCK.store(false, Ordering::Release);
+    STATE.load(Ordering::Acquire) == STATE_ACTIVE
+}
+
+pub fn stacks() -> Option<&'static StackTable> {
+    let table = STACKS.load(Ordering::Acquire);
+    // SAFETY: the table is never freed once published.
+    (!table.is_null()).then(|| unsafe { &*table })
+}
+
+#[inline(always)]
+pub fn intern_stack(frames: &[u64]) -> u32 {
+    stacks().map_or(UNKNOWN_STACK, |t| t.intern(frames))
+}
+
+pub fn page_size() -> usize {
+    PAGE_SIZE.load(Ordering::Relaxed)
+}
+
+pub fn set_errno(value: c_int) {
+    // SAFETY: errno is thread-local and always valid.
+    unsafe { *libc::__errno_location() = value };
+}
+
+/// The calling thread's state, created on its first event. Call with the re-entry guard held.
+#[inline(always)]
+pub fn current_thread() -> Option<&'static ThreadState> {
+    let ptr = sys::thread_state_ptr() as *mut ThreadState;
+    if !ptr.is_null() {
+        // SAFETY: thread states are never freed.
+        return Some(unsafe { &*ptr });
+    }
+    create_thread_state()
+}
+
+#[cold]
+fn create_thread_state() -> Option<&'static ThreadState> {
+    // Never pthread_getattr_np here: it may be what called malloc, holding the thread's lock.
+    let (bounds, cache) = if CONSTRUCTED.load(Ordering::Acquire) && !is_main_thread() {
+        (
+            StackBounds {
+                high: thread_pointer(),
+            },
+            Box::into_raw(unwind::new_cache()),
+        )
+    } else {
+        (StackBounds::default(), core::ptr::null_mut())
+    };
+    let state = ThreadState::create(bounds, cache);
+    sys::set_thread_state_ptr(state as *mut c_void);
+    // SAFETY: never freed.
+    Some(unsafe { &*state })
+}
+
+fn is_main_thread() -> bool {
+    // SAFETY: plain syscalls without arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) == libc::syscall(libc::SYS_getpid) }
+}
+
+/// The thread pointer: glibc places a thread's descriptor (and static TLS) at the top of its
+/// stack block, so for threads other than the main one the stack lies below it.
+fn thread_pointer() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let tp: u64;
+        // SAFETY: reads the TCB self-pointer at %fs:0 (x86-64 TLS ABI).
+        unsafe {
+            core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
+        };
+        tp
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        0
+    }
+}
+
+/// The main thread's stack top from pthread (reads /proc/self/maps: constructor only).
+fn main_stack_bounds() -> StackBounds {
+    // SAFETY: standard pthread attribute calls on the current thread with a local attr object.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return StackBounds::default();
+        }
+        let mut addr: *mut c_void = core::ptr::null_mut();
+        let mut size: usize = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        if ok {
+            StackBounds {
+                high: addr as u64 + size as u64,
+            }
+        } else {
+            StackBounds::default()
+        }
+    }
+}
+
+type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
+
+/// glibc's `dlopen`, resolved once with `dlsym(RTLD_NEXT)` under the guard (dlsym may allocate).
+pub fn next_dlopen() -> Option<DlopenFn> {
+    let mut ptr = NEXT_DLOPEN.load(Ordering::Acquire);
+    if ptr.is_null() {
+        let _guard = ReentryGuard::enter();
+        // SAFETY: dlsym with a static NUL-terminated name.
+        ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, c"dlopen".as_ptr()) };
+        NEXT_DLOPEN.store(ptr, Ordering::Release);
+    }
+    // SAFETY: `dlopen`'s signature.
+    (!ptr.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, DlopenFn>(ptr) })
+}
+
+/// After a successful `dlopen`: rebuild the unwinder now, tell the writer to log the modules.
+pub fn modules_changed() {
+    if !CONSTRUCTED.load(Ordering::Acquire) || STATE.load(Ordering::Acquire) != STATE_ACTIVE {
+        return;
+    }
+    let Some(_guard) = ReentryGuard::enter() else {
+        return;
+    };
+    unwind::publish(&modules::loaded_modules());
+    MODULES_DIRTY.store(true, Ordering::Release);
+}
+
+/// Settings read from the environment by the constructor.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub output: String,
+    pub follow_fork: bool,
+    pub control: Option<String>,
+}
+
+fn env(name: &CStr) -> Option<String> {
+    // SAFETY: getenv with a NUL-terminated name; the result is copied immediately.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: getenv returns a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(value) }
+        .to_string_lossy()
+        .into_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+static CONFIG: AtomicPtr<Config> = AtomicPtr::new(core::ptr::null_mut());
+
+pub fn config() -> Option<&'static Config> {
+    let c = CONFIG.load(Ordering::Acquire);
+    // SAFETY: the config is leaked once set.
+    (!c.is_null()).then(|| unsafe { &*c })
+}
+
+/// Runs from `.init_array` when the library is loaded, before the program's constructors.
+extern "C" fn constructor() {
+    let _guard = ReentryGuard::enter();
+    // SAFETY: sysconf is always safe.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if page > 0 {
+        PAGE_SIZE.store(page as usize, Ordering::Relaxed);
+    }
+    let Some(output) = env(c"LEAKSIFT_OUTPUT") else {
+        stop_tracing();
+        return;
+    };
+    let config = Config {
+        output,
+        follow_fork: env(c"LEAKSIFT_FOLLOW_FORK").is_some_and(|v| v == "1"),
+        control: env(c"LEAKSIFT_CONTROL"),
+    };
+    TRACE_MMAP.store(
+        env(c"LEAKSIFT_MMAP").is_some_and(|v| v == "1"),
+        Ordering::Relaxed,
+    );
+    CONFIG.store(Box::into_raw(Box::new(config.clone())), Ordering::Release);
+    if !tracing() {
+        return;
+    }
+    unwind::publish(&modules::loaded_modules());
+    // The main thread may already have a state from allocations made before this constructor.
+    let main = current_thread();
+    CONSTRUCTED.store(true, Ordering::Release);
+    if let Some(main) = main {
+        // SAFETY: we are the owning (main) thread.
+        unsafe {
+            if main.cache().is_none() {
+                main.set_unwind(main_stack_bounds(), Box::into_raw(unwind::new_cache()));
+            }
+        }
+    }
+    let Some(sink) = writer::open_output(&config, false) else {
+        stop_tracing();
+        return;
+    };
+    if let Some(signal) = env(c"LEAKSIFT_SCAN_SIGNAL").and_then(|s| s.parse::<c_int>().ok()) {
+        install_scan_signal(signal);
+    }
+    // SAFETY: registering plain extern "C" callbacks with glibc.
+    unsafe {
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_parent),
+            Some(after_fork_child),
+        );
+        on_exit(at_exit, core::ptr::null_mut());
+    }
+    writer::spawn(sink);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CONSTRUCTOR: extern "C" fn() = constructor;
+
+unsafe extern "C" {
+    fn on_exit(function: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+}
+
+extern "C" fn scan_signal_handler(_signal: c_int) {
+    SCAN_REQUESTED.store(true, Ordering::Release);
+    buffers::WAKE.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&buffers::WAKE);
+}
+
+fn install_scan_signal(signal: c_int) {
+    // SAFETY: installs an async-signal-safe handler (atomics and a futex syscall only).
+    unsafe {
+        let mut action: libc::sigaction = core::mem::zeroed();
+        action.sa_sigaction = scan_signal_handler as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, core::ptr::null_mut());
+    }
+}
+
+/// Last exit handler (registered first): asks the writer for the exit scan and waits for it.
+extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
+    if STATE.load(Ordering::Acquire) != STATE_ACTIVE || !WRITER_RUNNING.load(Ordering::Acquire) {
+        return;
+    }
+    let _guard = ReentryGuard::enter();
+    let marker = 0u64;
+    EXIT_SP.store(&marker as *const u64 as u64, Ordering::Release);
+    EXIT_STATUS.store(status as u32, Ordering::Release);
+    EXIT_REQUESTED.store(true, Ordering::Release);
+    buffers::WAKE.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&buffers::WAKE);
+    // Wait for the writer (bounded: a wedged writer must not hang the exit forever).
+    for _ in 0..600 {
+        if EXIT_DONE.load(Ordering::Acquire) != 0 {
+            break;
+        }
+        sys::futex_wait(&EXIT_DONE, 0, 100_000_000);
+    }
+    core::hint::black_box(&marker);
+}
+
+extern "C" fn before_fork() {
+    if STATE.load(Ordering::Acquire) == STATE_ACTIVE {
+        writer::pause();
+    }
+}
+
+extern "C" fn after_fork_parent() {
+    if STATE.load(Ordering::Acquire) == STATE_ACTIVE {
+        writer::resume();
+    }
+}
+
+/// The child has one thread and no writer. Untraced unless `--follow-fork`, then traced to
+/// `<output>.<pid>` by a new writer thread.
+extern "C" fn after_fork_child() {
+    if STATE.load(Ordering::Acquire) != STATE_ACTIVE {
+        return;
+    }
+    WRITER_RUNNING.store(false, Ordering::Release);
+    let follow = config().is_some_and(|c| c.follow_fork);
+    if !follow {
+        stop_tracing();
+        return;
+    }
+    let _guard = ReentryGuard::enter();
+    buffers::reset_after_fork();
+    let me = sys::thread_state_ptr() as *mut ThreadState;
+    if !me.is_null() {
+        // SAFETY: single-threaded child, after the reset.
+        unsafe { ThreadState::readopt_after_fork(me) };
+    }
+    writer::resume();
+    match config().and_then(|c| writer::open_output(c, true)) {
+        Some(sink) => writer::spawn_in_child(sink),
+        None => stop_tracing(),
+    }
+}

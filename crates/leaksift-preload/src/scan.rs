@@ -1,0 +1,362 @@
+//! memcheck-style reachability scan over the live blocks, run by the writer thread.
+//!
+//! Roots are every readable+writable mapping (module data and bss, TLS, thread stacks, anonymous
+//! memory) except glibc's heaps, the live blocks themselves, the tracer's own memory and its stack;
+//! the thread that asked for the scan (at exit) is scanned from its stack pointer up only.
+//! Classification follows valgrind's `mc_leakcheck.c`: marking from the roots makes a block
+//! Reachable through a start pointer from a definite source and Possible through an interior
+//! pointer (or from a Possible block); then every still-unreached block, in address order, leads a
+//! clique whose unreached members become indirectly lost. The heuristics valgrind enables by
+//! default (`--leak-check-heuristics=all`) that need no type information are applied:
+//! stdstring, length64 and newarray turn such interior pointers into start pointers.
+//! Memory is read with `process_vm_readv` on ourselves, so a block or mapping that disappears
+//! while a live program is scanned yields a short read instead of a crash.
+
+use std::collections::HashMap;
+
+use leaksift_trace::model::LeakClass;
+
+use crate::alloc::own_mappings;
+
+/// What the writer remembers about a live block.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveBlock {
+    pub size: u64,
+    pub stack: u32,
+    /// `AllocKind` code.
+    pub kind: u8,
+}
+
+const MMAP_KIND: u8 = 9;
+const WORD: u64 = 8;
+/// glibc's HEAP_MAX_SIZE on 64-bit: non-main arenas live in heaps aligned to it.
+const ARENA_HEAP_ALIGN: u64 = 64 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Unreached,
+    Possible,
+    Reachable,
+    Indirect,
+}
+
+struct Blocks {
+    starts: Vec<u64>,
+    sizes: Vec<u64>,
+}
+
+impl Blocks {
+    /// Index of the block `ptr` points into (a zero-sized block only by its start).
+    fn find(&self, ptr: u64) -> Option<usize> {
+        let i = self.starts.partition_point(|&s| s <= ptr).checked_sub(1)?;
+        let (start, size) = (self.starts[i], self.sizes[i]);
+        (ptr < start + size || ptr == start).then_some(i)
+    }
+}
+
+/// Copies `len` bytes at `address` of this process into `out`; returns how many were readable.
+fn read_memory(address: u64, out: &mut [u8]) -> usize {
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr() as *mut libc::c_void,
+        iov_len: out.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: out.len(),
+    };
+    // SAFETY: reads our own address space into `out`; faults are reported, not raised.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n >= 0 {
+        return n as usize;
+    }
+    // Partially unmapped: fall back page by page.
+    let mut done = 0;
+    while done < out.len() {
+        let page_end = ((address + done as u64) | 4095) + 1;
+        let len = ((page_end - address) as usize - done).min(out.len() - done);
+        let local = libc::iovec {
+            iov_base: out[done..].as_mut_ptr() as *mut libc::c_void,
+            iov_len: len,
+        };
+        let remote = libc::iovec {
+            iov_base: (address + done as u64) as *mut libc::c_void,
+            iov_len: len,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) }
+            != len as isize
+        {
+            break;
+        }
+        done += len;
+    }
+    done
+}
+
+fn read_word(address: u64) -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    (read_memory(address, &mut bytes) == 8).then(|| u64::from_ne_bytes(bytes))
+}
+
+/// Calls `visit` with every aligned word in `[start, end)`.
+fn for_each_word(start: u64, end: u64, buffer: &mut Vec<u8>, mut visit: impl FnMut(u64)) {
+    let mut at = (start + WORD - 1) & !(WORD - 1);
+    while at + WORD <= end {
+        let len = ((end - at) & !(WORD - 1)).min(1 << 20) as usize;
+        buffer.resize(len, 0);
+        let got = read_memory(at, buffer) & !(WORD as usize - 1);
+        for chunk in buffer[..got].chunks_exact(8) {
+            visit(u64::from_ne_bytes([
+                chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+            ]));
+        }
+        if got < len {
+            // Skip the unreadable page.
+            at = ((at + got as u64) | 4095) + 1;
+        } else {
+            at += len as u64;
+        }
+    }
+}
+
+/// valgrind's default interior-pointer heuristics that need no type information.
+fn interior_counts_as_start(ptr: u64, start: u64, size: u64) -> bool {
+    let offset = ptr - start;
+    if offset == 3 * WORD {
+        // stdstring: length, capacity, refcount, chars (capacity + 1 bytes).
+        if let (Some(length), Some(capacity)) = (read_word(start), read_word(start + WORD))
+            && 3 * WORD + capacity.wrapping_add(1) == size
+            && length <= capacity
+        {
+            return true;
+        }
+    }
+    if offset == WORD
+        && let Some(first) = read_word(start)
+    {
+        // length64: the first word is the length of the rest.
+        if first > 0 && size - WORD == first {
+            return true;
+        }
+        // newarray: the first word is a plausible element count of a new[] array.
+        if first > 0 && (size - WORD) % first == 0 {
+            return true;
+        }
+    }
+    false
+}
+
+struct Marker<'a> {
+    blocks: &'a Blocks,
+    marks: Vec<Mark>,
+    stack: Vec<usize>,
+    buffer: Vec<u8>,
+}
+
+impl Marker<'_> {
+    /// valgrind's lc_push_without_clique_if_a_chunk_ptr.
+    fn reach(&mut self, ptr: u64, prior_definite: bool) {
+        let Some(i) = self.blocks.find(ptr) else {
+            return;
+        };
+        if self.marks[i] == Mark::Reachable {
+            return;
+        }
+        let start = self.blocks.starts[i];
+        let via_start = ptr == start || interior_counts_as_start(ptr, start, self.blocks.sizes[i]);
+        if via_start && prior_definite {
+            self.marks[i] = Mark::Reachable;
+            self.stack.push(i);
+        } else if self.marks[i] == Mark::Unreached {
+            self.marks[i] = Mark::Possible;
+            self.stack.push(i);
+        }
+    }
+
+    fn scan_root(&mut self, start: u64, end: u64) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        for_each_word(start, end, &mut buffer, |word| self.reach(word, true));
+        self.buffer = buffer;
+        self.drain_without_clique();
+    }
+
+    fn drain_without_clique(&mut self) {
+        while let Some(i) = self.stack.pop() {
+            let definite = self.marks[i] == Mark::Reachable;
+            let (start, size) = (self.blocks.starts[i], self.blocks.sizes[i]);
+            let mut buffer = std::mem::take(&mut self.buffer);
+            for_each_word(start, start + size, &mut buffer, |word| {
+                self.reach(word, definite)
+            });
+            self.buffer = buffer;
+        }
+    }
+
+    /// valgrind's clique pass: unreached blocks reachable from `leader` become indirectly lost.
+    fn clique(&mut self, leader: usize) {
+        self.stack.push(leader);
+        while let Some(i) = self.stack.pop() {
+            let (start, size) = (self.blocks.starts[i], self.blocks.sizes[i]);
+            let mut buffer = std::mem::take(&mut self.buffer);
+            for_each_word(start, start + size, &mut buffer, |word| {
+                if let Some(j) = self.blocks.find(word)
+                    && self.marks[j] == Mark::Unreached
+                    && j != leader
+                {
+                    self.marks[j] = Mark::Indirect;
+                    self.stack.push(j);
+                }
+            });
+            self.buffer = buffer;
+        }
+    }
+}
+
+/// One line of `/proc/self/maps`.
+struct Mapping {
+    start: u64,
+    end: u64,
+    readable_writable: bool,
+    path: String,
+}
+
+fn mappings() -> Vec<Mapping> {
+    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let range = fields.next()?;
+            let perms = fields.next()?;
+            let path = fields.nth(3).unwrap_or("").to_string();
+            let (start, end) = range.split_once('-')?;
+            Some(Mapping {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                readable_writable: perms.starts_with("rw"),
+                path,
+            })
+        })
+        .collect()
+}
+
+/// Root ranges: rw mappings minus glibc heaps, live blocks, the tracer's memory and the unused
+/// part of the requester's stack.
+fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) -> Vec<(u64, u64)> {
+    let maps = mappings();
+    let mut excluded: Vec<(u64, u64)> = Vec::new();
+    for m in maps.iter().filter(|m| m.readable_writable) {
+        if m.path == "[heap]" {
+            excluded.push((m.start, m.end));
+        }
+        // Non-main arena heaps: 64 MiB-aligned, starting with heap_info whose ar_ptr points just
+        // past a heap_info (first heap) or into another heap of the same arena.
+        let mut aligned = (m.start + ARENA_HEAP_ALIGN - 1) & !(ARENA_HEAP_ALIGN - 1);
+        while aligned < m.end {
+            if let (Some(arena), Some(size)) = (read_word(aligned), read_word(aligned + 2 * WORD))
+                && arena & (ARENA_HEAP_ALIGN - 1) <= 64
+                && arena != 0
+                && size <= ARENA_HEAP_ALIGN
+            {
+                excluded.push((aligned, aligned + size.max(4096)));
+            }
+            aligned += ARENA_HEAP_ALIGN;
+        }
+        if let Some(sp) = requester_sp
+            && m.start <= sp
+            && sp < m.end
+        {
+            excluded.push((m.start, sp));
+        }
+    }
+    excluded.extend(
+        blocks
+            .starts
+            .iter()
+            .zip(&blocks.sizes)
+            .map(|(&s, &z)| (s.saturating_sub(16), s + z)),
+    );
+    excluded.extend(
+        own_mappings()
+            .into_iter()
+            .map(|(s, e)| (s as u64, e as u64)),
+    );
+    excluded.push(scanner_stack);
+    excluded.sort_unstable();
+
+    let mut out = Vec::new();
+    for m in maps.iter().filter(|m| m.readable_writable) {
+        if m.path.starts_with("/dev/") && m.path != "/dev/zero" {
+            continue;
+        }
+        let mut cursor = m.start;
+        let first = excluded.partition_point(|&(_, end)| end <= m.start);
+        for &(s, e) in &excluded[first..] {
+            if s >= m.end {
+                break;
+            }
+            if s > cursor {
+                out.push((cursor, s));
+            }
+            cursor = cursor.max(e);
+        }
+        if cursor < m.end {
+            out.push((cursor, m.end));
+        }
+    }
+    out
+}
+
+/// Stack of the calling (scanning) thread.
+fn own_stack() -> (u64, u64) {
+    let marker = 0u8;
+    let here = &marker as *const u8 as u64;
+    mappings()
+        .into_iter()
+        .find(|m| m.start <= here && here < m.end)
+        .map_or((here, here), |m| (m.start, m.end))
+}
+
+/// Classifies every live heap block (mmap regions are roots, not blocks), sorted by address.
+pub fn classify<S: std::hash::BuildHasher>(
+    live: &HashMap<u64, LiveBlock, S>,
+    requester_sp: Option<u64>,
+) -> Vec<(u64, LeakClass)> {
+    let mut sorted: Vec<(u64, u64)> = live
+        .iter()
+        .filter(|(_, b)| b.kind != MMAP_KIND)
+        .map(|(&a, b)| (a, b.size))
+        .collect();
+    sorted.sort_unstable();
+    let blocks = Blocks {
+        starts: sorted.iter().map(|b| b.0).collect(),
+        sizes: sorted.iter().map(|b| b.1).collect(),
+    };
+    let roots = roots(&blocks, requester_sp, own_stack());
+    let mut marker = Marker {
+        blocks: &blocks,
+        marks: vec![Mark::Unreached; sorted.len()],
+        stack: Vec::new(),
+        buffer: Vec::new(),
+    };
+    for (start, end) in roots {
+        marker.scan_root(start, end);
+    }
+    for leader in 0..sorted.len() {
+        if marker.marks[leader] == Mark::Unreached {
+            marker.clique(leader);
+        }
+    }
+    sorted
+        .iter()
+        .zip(&marker.marks)
+        .map(|(&(address, _), mark)| {
+            let class = match mark {
+                Mark::Unreached => LeakClass::DefinitelyLost,
+                Mark::Indirect => LeakClass::IndirectlyLost,
+                Mark::Possible => LeakClass::PossiblyLost,
+                Mark::Reachable => LeakClass::StillReachable,
+            };
+            (address, class)
+        })
+        .collect()
+}

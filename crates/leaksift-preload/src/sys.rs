@@ -1,0 +1,153 @@
+//! Thin FFI layer: glibc's real allocator, the C thread-locals, raw syscalls and clocks.
+//!
+//! Everything here is callable from inside an allocation hook: no allocation, no locks, no
+//! lazily-bound symbol that could recurse into the hooks.
+
+use core::ffi::c_void;
+
+unsafe extern "C" {
+    // glibc's public allocator entry points (GLIBC_2.2.5): they never call back into `malloc`.
+    pub fn __libc_malloc(size: usize) -> *mut c_void;
+    pub fn __libc_calloc(count: usize, size: usize) -> *mut c_void;
+    pub fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+    pub fn __libc_free(ptr: *mut c_void);
+    pub fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+
+    // src/tls.c: initial-exec thread-locals.
+    fn leaksift_enter() -> i32;
+    fn leaksift_leave();
+    fn leaksift_get_thread_state() -> *mut c_void;
+    fn leaksift_set_thread_state(state: *mut c_void);
+}
+
+/// Held while the current thread is inside the tracer; allocations made meanwhile (by libc on our
+/// behalf, by `dlsym`, by the writer thread) go straight to glibc untraced.
+pub struct ReentryGuard(());
+
+impl ReentryGuard {
+    /// `None` when the thread is already inside the tracer.
+    #[inline(always)]
+    pub fn enter() -> Option<ReentryGuard> {
+        // SAFETY: touches only the calling thread's initial-exec TLS word.
+        (unsafe { leaksift_enter() } != 0).then_some(ReentryGuard(()))
+    }
+
+    /// Marks the calling thread as permanently inside the tracer (the writer thread).
+    pub fn enter_forever() {
+        // SAFETY: as in `enter`.
+        unsafe { leaksift_enter() };
+    }
+}
+
+impl Drop for ReentryGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: clears the calling thread's TLS word set by `enter`.
+        unsafe { leaksift_leave() }
+    }
+}
+
+/// The calling thread's tracer state pointer (null until its first traced event).
+#[inline(always)]
+pub fn thread_state_ptr() -> *mut c_void {
+    // SAFETY: reads the calling thread's initial-exec TLS word.
+    unsafe { leaksift_get_thread_state() }
+}
+
+#[inline(always)]
+pub fn set_thread_state_ptr(state: *mut c_void) {
+    // SAFETY: writes the calling thread's initial-exec TLS word.
+    unsafe { leaksift_set_thread_state(state) }
+}
+
+/// Anonymous private mapping through the raw syscall (never through a hooked `mmap`).
+pub fn map_anonymous(len: usize) -> *mut u8 {
+    // SAFETY: a fresh anonymous mapping has no aliasing requirements; failure returns MAP_FAILED.
+    let ptr = unsafe {
+        libc::syscall(
+            libc::SYS_mmap,
+            0usize,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1i32,
+            0usize,
+        )
+    };
+    if ptr == -1 || ptr == 0 {
+        core::ptr::null_mut()
+    } else {
+        ptr as *mut u8
+    }
+}
+
+/// Unmaps a mapping made by [`map_anonymous`].
+///
+/// # Safety
+/// `ptr..ptr+len` must be a mapping made by `map_anonymous` that nothing refers to any more.
+pub unsafe fn unmap(ptr: *mut u8, len: usize) {
+    // SAFETY: per the function contract.
+    unsafe { libc::syscall(libc::SYS_munmap, ptr as usize, len) };
+}
+
+/// Monotonic nanoseconds (vDSO clock_gettime, no syscall).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Cheap per-event timestamp: the TSC on x86-64 (constant and synchronised across cores on the
+/// machines we target), the monotonic clock elsewhere. Converted to nanoseconds by the writer.
+#[inline(always)]
+pub fn timestamp() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no memory effects.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        monotonic_ns()
+    }
+}
+
+/// Sleeps on `word` until it differs from `expected`, a wake, or `timeout_ns`.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (timeout_ns / 1_000_000_000) as i64,
+        tv_nsec: (timeout_ns % 1_000_000_000) as i64,
+    };
+    // SAFETY: `word` is a live aligned u32; FUTEX_WAIT only reads it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+        )
+    };
+}
+
+/// Wakes every waiter on `word` (async-signal-safe).
+pub fn futex_wake(word: &core::sync::atomic::AtomicU32) {
+    // SAFETY: `word` is a live aligned u32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        )
+    };
+}
+
+pub fn getpid() -> u32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::syscall(libc::SYS_getpid) as u32 }
+}

@@ -1,0 +1,558 @@
+//! The writer thread: drains the per-thread buffers, restores time order, keeps the live-block
+//! map, encodes events with `leaksift_trace::TraceWriter` (delta/varint, LZ4 chunks), logs module
+//! changes and RSS, flushes every 100 ms, and runs leak scans on request and at exit.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+
+use leaksift_trace::TraceWriter;
+use leaksift_trace::format::{FORMAT_VERSION, alloc_kind_from_code};
+use leaksift_trace::model::{
+    AllocKind, LeakScan, Module, ModuleId, ProcessEnd, ScanTrigger, ScannedBlock, StackId,
+    ThreadId, TraceHeader, TraceTime,
+};
+
+use crate::buffers::{self, Op, RawBuffer, RawEvent, WAKE};
+use crate::modules::{self, LoadedModule};
+use crate::runtime::{self, Config};
+use crate::scan::{self, LiveBlock};
+use crate::sys::{self, ReentryGuard};
+use crate::unwind;
+
+const CYCLE_NS: u64 = 100_000_000;
+/// Event times are stored at this resolution (a tick record at most every 100 µs).
+const TIME_RESOLUTION_NS: u64 = 100_000;
+
+/// An opened trace file with its header written.
+pub struct Sink {
+    trace: TraceWriter<File>,
+}
+
+/// Multiplicative hasher for block addresses (keys are already well spread).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (value ^ (value >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type LiveMap = HashMap<u64, LiveBlock, BuildHasherDefault<AddressHasher>>;
+
+/// Converts raw timestamps (TSC ticks) into nanoseconds since tracing started.
+#[derive(Clone, Copy)]
+struct Clock {
+    origin: u64,
+    nanos_per_tick: f64,
+}
+
+impl Clock {
+    fn calibrate() -> Clock {
+        let (t0, n0) = (sys::timestamp(), sys::monotonic_ns());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let (t1, n1) = (sys::timestamp(), sys::monotonic_ns());
+        let ticks = t1.saturating_sub(t0).max(1);
+        Clock {
+            origin: t0,
+            nanos_per_tick: (n1 - n0) as f64 / ticks as f64,
+        }
+    }
+
+    fn nanos(&self, timestamp: u64) -> TraceTime {
+        TraceTime((timestamp.saturating_sub(self.origin) as f64 * self.nanos_per_tick) as u64)
+    }
+}
+
+struct Pending {
+    event: RawEvent,
+    thread: u32,
+}
+
+pub struct Writer {
+    sink: Sink,
+    clock: Clock,
+    pending: Vec<Pending>,
+    drained: Vec<*mut RawBuffer>,
+    defined_stacks: Vec<u64>,
+    live: LiveMap,
+    modules: Vec<(ModuleId, LoadedModule)>,
+    next_module_id: u32,
+    module_generation: (u64, u64),
+    last_periodic: u64,
+    last_flush: u64,
+    failed: bool,
+}
+
+static WRITER: AtomicPtr<Writer> = AtomicPtr::new(core::ptr::null_mut());
+static PAUSE_REQUESTED: AtomicBool = AtomicBool::new(false);
+static PAUSED: AtomicU32 = AtomicU32::new(0);
+
+/// Opens the trace file for this process. The first process claims `output`; an exec'd image of
+/// the same process, a spawned program under `--follow-fork` or a followed fork child writes
+/// `output.<pid>` (`.<pid>.<n>` if taken). Other processes stay untraced (`None`).
+pub fn open_output(config: &Config, fork_child: bool) -> Option<Sink> {
+    let pid = sys::getpid();
+    let mut claim_main = !fork_child;
+    if claim_main && let Some(owner) = trace_owner(&config.output) {
+        claim_main = false;
+        if owner != pid && !config.follow_fork {
+            return None;
+        }
+    }
+    let file = if claim_main {
+        create_new(&config.output).or_else(|| {
+            // Lost a race for the main path: fall back to a per-pid file if following.
+            config
+                .follow_fork
+                .then(|| create_per_pid(&config.output, pid))
+                .flatten()
+        })?
+    } else {
+        create_per_pid(&config.output, pid)?
+    };
+    let header = TraceHeader {
+        format_version: FORMAT_VERSION,
+        pid,
+        command: command_line(),
+        start_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        page_size: runtime::page_size() as u64,
+        traces_mmap: runtime::tracing_mmap(),
+    };
+    let mut trace = TraceWriter::new(file, &header).ok()?;
+    trace.set_time_resolution(TIME_RESOLUTION_NS);
+    Some(Sink { trace })
+}
+
+/// pid in the header of an existing trace at `path`.
+fn trace_owner(path: &str) -> Option<u32> {
+    let mut bytes = Vec::with_capacity(4096);
+    File::open(path)
+        .ok()?
+        .take(1 << 16)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    leaksift_trace::TraceReader::from_bytes(&bytes)
+        .ok()
+        .map(|r| r.header().pid)
+}
+
+fn create_new(path: &str) -> Option<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .ok()
+}
+
+fn create_per_pid(output: &str, pid: u32) -> Option<File> {
+    (0..100).find_map(|n| {
+        let path = if n == 0 {
+            format!("{output}.{pid}")
+        } else {
+            format!("{output}.{pid}.{n}")
+        };
+        create_new(&path)
+    })
+}
+
+fn command_line() -> Vec<String> {
+    std::fs::read("/proc/self/cmdline")
+        .map(|bytes| {
+            bytes
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts the writer thread for a freshly opened trace.
+pub fn spawn(sink: Sink) {
+    let writer = Box::new(Writer {
+        sink,
+        clock: Clock {
+            origin: sys::timestamp(),
+            nanos_per_tick: 1.0,
+        },
+        pending: Vec::new(),
+        drained: Vec::new(),
+        defined_stacks: Vec::new(),
+        live: LiveMap::default(),
+        modules: Vec::new(),
+        next_module_id: 0,
+        module_generation: (u64::MAX, u64::MAX),
+        last_periodic: 0,
+        last_flush: 0,
+        failed: false,
+    });
+    start_thread(Box::into_raw(writer), true);
+}
+
+/// In a followed fork child: continue with the parent's live blocks (paused, hence consistent)
+/// in a new file, restating them as allocations at time 0.
+pub fn spawn_in_child(sink: Sink) {
+    let writer = WRITER.load(Ordering::Acquire);
+    if writer.is_null() {
+        spawn(sink);
+        return;
+    }
+    // SAFETY: the parent's writer thread does not exist in the child; its state was left at a
+    // safe point by `pause`, so we are its only user now.
+    let w = unsafe { &mut *writer };
+    w.sink = sink;
+    w.pending.clear();
+    w.drained.clear();
+    w.defined_stacks.clear();
+    w.modules.clear();
+    w.next_module_id = 0;
+    w.module_generation = (u64::MAX, u64::MAX);
+    w.failed = false;
+    w.refresh_modules(true);
+    let inherited: Vec<(u64, LiveBlock)> = w.live.iter().map(|(a, b)| (*a, *b)).collect();
+    for (address, block) in inherited {
+        w.define_stack(block.stack);
+        let kind = alloc_kind_from_code(block.kind).unwrap_or(AllocKind::Malloc);
+        let result = w.sink.trace.alloc(
+            TraceTime(0),
+            ThreadId(0),
+            address,
+            block.size,
+            StackId(block.stack),
+            kind,
+        );
+        w.check(result);
+    }
+    start_thread(writer, false);
+}
+
+/// Starts the writer thread with raw `pthread_create`, so that the re-entry guard is set before
+/// any code runs on it (std's thread start-up would allocate through our hooks first).
+fn start_thread(writer: *mut Writer, calibrate: bool) {
+    extern "C" fn writer_main(arg: *mut libc::c_void) -> *mut libc::c_void {
+        ReentryGuard::enter_forever();
+        let calibrate = arg as usize & 1 == 1;
+        let writer = WRITER.load(Ordering::Acquire);
+        // SAFETY: the writer state is owned by this thread from now on (pause hands it over only
+        // while this thread waits at a safe point).
+        let writer = unsafe { &mut *writer };
+        if calibrate {
+            writer.clock = Clock::calibrate();
+        }
+        writer.run();
+        core::ptr::null_mut()
+    }
+    WRITER.store(writer, Ordering::Release);
+    runtime::WRITER_RUNNING.store(true, Ordering::Release);
+    let _guard = ReentryGuard::enter();
+    // SAFETY: standard thread creation with default attributes; the thread is detached.
+    let created = unsafe {
+        let mut thread: libc::pthread_t = 0;
+        let rc = libc::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            writer_main,
+            usize::from(calibrate) as *mut libc::c_void,
+        );
+        if rc == 0 {
+            libc::pthread_detach(thread);
+        }
+        rc == 0
+    };
+    if !created {
+        runtime::WRITER_RUNNING.store(false, Ordering::Release);
+        runtime::stop_tracing();
+    }
+}
+
+/// Before fork: park the writer at a safe point so a followed child inherits a consistent state.
+pub fn pause() {
+    if !runtime::WRITER_RUNNING.load(Ordering::Acquire) {
+        return;
+    }
+    PAUSE_REQUESTED.store(true, Ordering::Release);
+    WAKE.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&WAKE);
+    for _ in 0..200 {
+        if PAUSED.load(Ordering::Acquire) == 1 {
+            return;
+        }
+        sys::futex_wait(&PAUSED, 0, 10_000_000);
+    }
+}
+
+/// After fork (parent, or child before it starts its own writer).
+pub fn resume() {
+    PAUSED.store(0, Ordering::Release);
+    PAUSE_REQUESTED.store(false, Ordering::Release);
+    sys::futex_wake(&PAUSED);
+    WAKE.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&WAKE);
+}
+
+impl Writer {
+    fn run(&mut self) {
+        loop {
+            let seen = WAKE.load(Ordering::Acquire);
+            if PAUSE_REQUESTED.load(Ordering::Acquire) {
+                PAUSED.store(1, Ordering::Release);
+                sys::futex_wake(&PAUSED);
+                while PAUSE_REQUESTED.load(Ordering::Acquire) {
+                    sys::futex_wait(&PAUSED, 1, 10_000_000);
+                }
+                continue;
+            }
+            if runtime::EXIT_REQUESTED.load(Ordering::Acquire) {
+                self.finish();
+                return;
+            }
+            self.cycle(false);
+            let now = sys::monotonic_ns();
+            if now.saturating_sub(self.last_periodic) >= CYCLE_NS {
+                self.last_periodic = now;
+                self.periodic(now);
+            }
+            if runtime::SCAN_REQUESTED.swap(false, Ordering::AcqRel) {
+                self.scan(ScanTrigger::OnDemand, None);
+                let result = self.sink.trace.flush();
+                self.check(result);
+            }
+            if self.failed {
+                runtime::stop_tracing();
+                runtime::WRITER_RUNNING.store(false, Ordering::Release);
+                return;
+            }
+            if WAKE.load(Ordering::Acquire) == seen {
+                sys::futex_wait(&WAKE, seen, 50_000_000);
+            }
+        }
+    }
+
+    fn check(&mut self, result: std::io::Result<()>) {
+        if result.is_err() {
+            self.failed = true;
+        }
+    }
+
+    fn periodic(&mut self, now: u64) {
+        let time = self.clock.nanos(sys::timestamp());
+        if let Some(rss) = resident_bytes() {
+            let result = self.sink.trace.rss_sample(time, rss);
+            self.check(result);
+        }
+        if let Some(control) = runtime::config().and_then(|c| c.control.as_deref())
+            && std::fs::remove_file(control).is_ok()
+        {
+            runtime::SCAN_REQUESTED.store(true, Ordering::Release);
+        }
+        if now.saturating_sub(self.last_flush) >= CYCLE_NS {
+            self.last_flush = now;
+            let result = self.sink.trace.flush();
+            self.check(result);
+        }
+    }
+
+    /// Drains every buffer and writes, in time order, the events stamped before the drain began
+    /// (all of them when `everything`); later ones wait for the next cycle.
+    fn cycle(&mut self, everything: bool) {
+        let start = sys::timestamp();
+        buffers::drain_all(&mut self.drained);
+        for &buffer in &self.drained {
+            // SAFETY: drained buffers are exclusively ours until released below.
+            let b = unsafe { &*buffer };
+            self.pending.extend(b.events().iter().map(|&event| Pending {
+                event,
+                thread: b.thread,
+            }));
+        }
+        for buffer in self.drained.drain(..) {
+            // SAFETY: fully copied out above.
+            unsafe { RawBuffer::release(buffer) };
+        }
+        self.refresh_modules(false);
+        if self.pending.is_empty() {
+            return;
+        }
+        self.pending.sort_by_key(|p| p.event.timestamp);
+        let ready = if everything {
+            self.pending.len()
+        } else {
+            self.pending.partition_point(|p| p.event.timestamp < start)
+        };
+        let mut pending = std::mem::take(&mut self.pending);
+        for p in pending.drain(..ready) {
+            self.emit(p);
+        }
+        self.pending = pending;
+    }
+
+    fn emit(&mut self, p: Pending) {
+        let e = p.event;
+        let time = self.clock.nanos(e.timestamp);
+        let thread = ThreadId(p.thread);
+        let result = match e.op {
+            Op::Alloc => {
+                self.define_stack(e.stack);
+                let kind = alloc_kind_from_code(e.kind).unwrap_or(AllocKind::Malloc);
+                self.live.insert(
+                    e.address,
+                    LiveBlock {
+                        size: e.size,
+                        stack: e.stack,
+                        kind: e.kind,
+                    },
+                );
+                self.sink
+                    .trace
+                    .alloc(time, thread, e.address, e.size, StackId(e.stack), kind)
+            }
+            Op::Free => {
+                // Frees of blocks allocated before tracing began are not events of this trace.
+                if self.live.remove(&e.address).is_none() {
+                    return;
+                }
+                self.sink.trace.free(time, thread, e.address)
+            }
+            Op::Realloc => {
+                self.define_stack(e.stack);
+                let old = if e.old_address != 0 && self.live.remove(&e.old_address).is_some() {
+                    e.old_address
+                } else {
+                    0
+                };
+                self.live.insert(
+                    e.address,
+                    LiveBlock {
+                        size: e.size,
+                        stack: e.stack,
+                        kind: e.kind,
+                    },
+                );
+                self.sink
+                    .trace
+                    .realloc(time, thread, old, e.address, e.size, StackId(e.stack))
+            }
+        };
+        self.check(result);
+    }
+
+    fn define_stack(&mut self, id: u32) {
+        let (word, bit) = (id as usize / 64, id % 64);
+        if self.defined_stacks.len() <= word {
+            self.defined_stacks.resize(word + 1, 0);
+        }
+        if self.defined_stacks[word] & (1 << bit) != 0 {
+            return;
+        }
+        self.defined_stacks[word] |= 1 << bit;
+        let frames = runtime::stacks().map_or(&[][..], |t| t.frames(id));
+        let result = self.sink.trace.stack(StackId(id), frames);
+        self.check(result);
+    }
+
+    /// Logs loaded/unloaded modules when the loader's counters moved (or `force`), and rebuilds the
+    /// unwinder if modules were loaded behind our `dlopen` hook (e.g. by glibc itself).
+    fn refresh_modules(&mut self, force: bool) {
+        let generation = modules::generation();
+        let dirty = runtime::MODULES_DIRTY.swap(false, Ordering::AcqRel);
+        if !force && !dirty && generation == self.module_generation {
+            return;
+        }
+        let first = self.module_generation == (u64::MAX, u64::MAX);
+        self.module_generation = generation;
+        let current = modules::loaded_modules();
+        if !first && !dirty {
+            unwind::publish(&current);
+        }
+        let time = self.clock.nanos(sys::timestamp());
+        let mut kept = Vec::with_capacity(current.len());
+        for (id, known) in std::mem::take(&mut self.modules) {
+            if current
+                .iter()
+                .any(|m| m.base == known.base && m.path == known.path)
+            {
+                kept.push((id, known));
+            } else {
+                let result = self.sink.trace.module_unloaded(time, id);
+                self.check(result);
+            }
+        }
+        for module in current {
+            if kept
+                .iter()
+                .any(|(_, k)| k.base == module.base && k.path == module.path)
+            {
+                continue;
+            }
+            let id = ModuleId(self.next_module_id);
+            self.next_module_id += 1;
+            let record = Module {
+                id,
+                path: module.path.clone(),
+                build_id: module.build_id.clone(),
+                base: module.base,
+                ranges: module.ranges.clone(),
+            };
+            let result = self.sink.trace.module_loaded(&record);
+            self.check(result);
+            kept.push((id, module));
+        }
+        self.modules = kept;
+    }
+
+    fn scan(&mut self, trigger: ScanTrigger, requester_sp: Option<u64>) {
+        let time = self.clock.nanos(sys::timestamp());
+        let classes = scan::classify(&self.live, requester_sp);
+        let blocks = classes
+            .into_iter()
+            .map(|(address, class)| ScannedBlock { address, class })
+            .collect();
+        let result = self.sink.trace.leak_scan(&LeakScan {
+            time,
+            trigger,
+            blocks,
+        });
+        self.check(result);
+    }
+
+    /// Exit: write everything, scan, write `End`, flush, stop tracing and release the exiting thread.
+    fn finish(&mut self) {
+        self.cycle(true);
+        let sp = runtime::EXIT_SP.load(Ordering::Acquire);
+        self.scan(ScanTrigger::Exit, Some(sp));
+        runtime::stop_tracing();
+        let status = runtime::EXIT_STATUS.load(Ordering::Acquire) as i32;
+        let time = self.clock.nanos(sys::timestamp());
+        let result = self.sink.trace.end(time, ProcessEnd::Exited(status));
+        self.check(result);
+        let result = self.sink.trace.flush();
+        self.check(result);
+        runtime::WRITER_RUNNING.store(false, Ordering::Release);
+        runtime::EXIT_DONE.store(1, Ordering::Release);
+        sys::futex_wake(&runtime::EXIT_DONE);
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (cheap: no page-table walk).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * runtime::page_size() as u64)
+}
