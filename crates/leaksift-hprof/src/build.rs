@@ -61,6 +61,44 @@ struct Labels {
     protection_domain: StringId,
 }
 
+/// A class table entry resolved for the graph.
+#[derive(Debug)]
+struct GraphClass {
+    class: ClassId,
+    name: StringId,
+    /// Ordinal of the class object.
+    node: Option<u32>,
+    fields: Vec<GraphField>,
+}
+
+/// A reference field ready to become an edge.
+#[derive(Debug, Clone, Copy)]
+struct GraphField {
+    offset: u32,
+    name: StringId,
+    /// [`EdgeKind::to_byte`] with the essential bit of the field's retention.
+    kind: u8,
+}
+
+fn intern_name(
+    strings: &mut StringTable,
+    cache: &mut FxHashMap<u64, StringId>,
+    scan: &Scan<'_>,
+    name: u64,
+) -> Result<StringId, HprofError> {
+    if let Some(id) = cache.get(&name) {
+        return Ok(*id);
+    }
+    let text = scan
+        .strings
+        .get(&name)
+        .map(|raw| String::from_utf8_lossy(raw))
+        .unwrap_or_default();
+    let id = strings.intern(&text).map_err(graph_error)?;
+    cache.insert(name, id);
+    Ok(id)
+}
+
 /// Fills the graph columns during pass 2.
 pub struct GraphFill<'s, 'a> {
     scan: &'s Scan<'a>,
@@ -69,9 +107,8 @@ pub struct GraphFill<'s, 'a> {
     rule: SizeRule,
     strings: StringTable,
     class_infos: Vec<ClassInfo>,
-    /// Graph class and name per class table entry.
-    def_class: Vec<ClassId>,
-    def_name: Vec<StringId>,
+    /// Graph class, name, class node and reference fields per class table entry.
+    defs: Vec<GraphClass>,
     /// Graph class of `java.lang.Class` (the class of class objects).
     class_class: ClassId,
     /// Graph class and class object ordinal of each primitive array type.
@@ -131,15 +168,32 @@ impl<'s, 'a> GraphFill<'s, 'a> {
             });
             Ok((id, name))
         };
-        let mut def_class = Vec::with_capacity(classes.defs.len());
-        let mut def_name = Vec::with_capacity(classes.defs.len());
+        let mut field_names = FxHashMap::default();
+        let mut defs = Vec::with_capacity(classes.defs.len());
         for def in &classes.defs {
             let (class, name) = intern_class(&mut strings, &def.name, Some(def.dump.id))?;
-            def_class.push(class);
-            def_name.push(name);
+            let mut fields = Vec::with_capacity(def.ref_fields.len());
+            for field in &def.ref_fields {
+                let (kind, essential) = match field.retention {
+                    Retention::Strong => (EdgeKind::Field, true),
+                    Retention::Referent => (EdgeKind::Weak, false),
+                    Retention::FinalizerChain => (EdgeKind::Field, false),
+                };
+                fields.push(GraphField {
+                    offset: field.offset,
+                    name: intern_name(&mut strings, &mut field_names, scan, field.name)?,
+                    kind: kind.to_byte(essential),
+                });
+            }
+            defs.push(GraphClass {
+                class,
+                name,
+                node: index.lookup(&scan.ids, def.dump.id),
+                fields,
+            });
         }
         let class_class = match classes.find_by_name("java.lang.Class") {
-            Some(index) => def_class[index as usize],
+            Some(index) => defs[index as usize].class,
             None => intern_class(&mut strings, "java.lang.Class", None)?.0,
         };
         let mut primitive_arrays = FxHashMap::default();
@@ -154,11 +208,10 @@ impl<'s, 'a> GraphFill<'s, 'a> {
             BasicType::Long,
         ] {
             let entry = match classes.find_by_name(ty.array_class_name()) {
-                Some(at) => (
-                    def_class[at as usize],
-                    def_name[at as usize],
-                    index.lookup(&scan.ids, classes.defs[at as usize].dump.id),
-                ),
+                Some(at) => {
+                    let def = &defs[at as usize];
+                    (def.class, def.name, def.node)
+                }
                 None => {
                     let (class, name) = intern_class(&mut strings, ty.array_class_name(), None)?;
                     (class, name, None)
@@ -206,12 +259,11 @@ impl<'s, 'a> GraphFill<'s, 'a> {
             rule,
             strings,
             class_infos,
-            def_class,
-            def_name,
+            defs,
             class_class,
             primitive_arrays,
             unknown_class,
-            field_names: FxHashMap::default(),
+            field_names,
             labels,
             pending: Vec::new(),
             next_pending: 0,
@@ -295,34 +347,24 @@ impl<'s, 'a> GraphFill<'s, 'a> {
         ordinal
     }
 
+    /// An edge to the object with id `to_id` (nothing for null); `kind` is a stored kind byte.
     #[inline]
-    fn edge(&mut self, to_id: u64, kind: EdgeKind, name: u32, essential: bool) {
+    fn edge_byte(&mut self, to_id: u64, kind: u8, name: u32) {
         if to_id == 0 {
             return;
         }
         match self.index.lookup(&self.scan.ids, to_id) {
             Some(to) => {
                 self.edge_to.push(to);
-                self.edge_kind.push(kind.to_byte(essential));
+                self.edge_kind.push(kind);
                 self.edge_name.push(name);
             }
             None => self.stats.dangling_references += 1,
         }
     }
 
-    fn field_name(&mut self, name: u64) -> Result<StringId, HprofError> {
-        if let Some(id) = self.field_names.get(&name) {
-            return Ok(*id);
-        }
-        let text = self
-            .scan
-            .strings
-            .get(&name)
-            .map(|raw| String::from_utf8_lossy(raw))
-            .unwrap_or_default();
-        let id = self.strings.intern(&text).map_err(graph_error)?;
-        self.field_names.insert(name, id);
-        Ok(id)
+    fn edge(&mut self, to_id: u64, kind: EdgeKind, name: u32, essential: bool) {
+        self.edge_byte(to_id, kind.to_byte(essential), name);
     }
 
     fn class_index(&mut self, class_id: u64) -> Option<u32> {
@@ -345,7 +387,7 @@ impl<'s, 'a> GraphFill<'s, 'a> {
 
     fn class_dump(&mut self, dump: &ClassDump) -> Result<(), HprofError> {
         let def = self.classes.index_of(dump.id);
-        let name = def.map_or(self.unknown_class.1, |at| self.def_name[at as usize]);
+        let name = def.map_or(self.unknown_class.1, |at| self.defs[at as usize].name);
         let statics: u64 = dump
             .statics
             .iter()
@@ -369,7 +411,12 @@ impl<'s, 'a> GraphFill<'s, 'a> {
             if field.ty != BasicType::Object || field.value == 0 {
                 continue;
             }
-            let name = self.field_name(field.name)?;
+            let name = intern_name(
+                &mut self.strings,
+                &mut self.field_names,
+                self.scan,
+                field.name,
+            )?;
             let chain = is_finalizer
                 && self
                     .scan
@@ -381,56 +428,62 @@ impl<'s, 'a> GraphFill<'s, 'a> {
         Ok(())
     }
 
-    fn instance(&mut self, class_id: u64, fields: &[u8]) -> Result<(), HprofError> {
+    fn instance(&mut self, class_id: u64, fields: &[u8]) {
         let id_size = self.scan.id_size;
         let Some(at) = self.class_index(class_id) else {
             self.stats.instances_of_unknown_classes += 1;
             let size = (self.rule.header + fields.len() as u64 + 7) & !7;
             let (class, name) = self.unknown_class;
             self.begin_node(class, name, size, NodeKind::Instance);
-            return Ok(());
+            return;
         };
-        let classes = self.classes;
-        let def = &classes.defs[at as usize];
-        if def.field_bytes as usize != fields.len() {
+        let at = at as usize;
+        let layout = &self.classes.defs[at];
+        if layout.field_bytes as usize != fields.len() {
             self.stats.layout_mismatches += 1;
         }
-        let (class, name) = (self.def_class[at as usize], self.def_name[at as usize]);
-        self.begin_node(class, name, def.instance_size, NodeKind::Instance);
-        self.edge(class_id, EdgeKind::ClassOf, self.labels.class_of.0, true);
+        let size = layout.instance_size;
+        let def = &self.defs[at];
+        let (class, name, class_node) = (def.class, def.name, def.node);
+        self.begin_node(class, name, size, NodeKind::Instance);
+        self.class_edge(class_node);
         let width = id_size.bytes();
-        for field in &def.ref_fields {
+        for slot in 0..self.defs[at].fields.len() {
+            let field = self.defs[at].fields[slot];
             let start = field.offset as usize;
             let Some(raw) = fields.get(start..start + width) else {
                 continue;
             };
-            let target = id_size.decode(raw);
-            if target == 0 {
-                continue;
-            }
-            let name = self.field_name(field.name)?;
-            let (kind, essential) = match field.retention {
-                Retention::Strong => (EdgeKind::Field, true),
-                Retention::Referent => (EdgeKind::Weak, false),
-                Retention::FinalizerChain => (EdgeKind::Field, false),
-            };
-            self.edge(target, kind, name.0, essential);
+            self.edge_byte(id_size.decode(raw), field.kind, field.name.0);
         }
-        Ok(())
+    }
+
+    /// The edge from an object to its class object.
+    #[inline]
+    fn class_edge(&mut self, class_node: Option<u32>) {
+        if let Some(to) = class_node {
+            self.edge_to.push(to);
+            self.edge_kind.push(EdgeKind::ClassOf.to_byte(true));
+            self.edge_name.push(self.labels.class_of.0);
+        }
     }
 
     fn object_array(&mut self, class_id: u64, elements: &[u8]) {
         let id_size: IdSize = self.scan.id_size;
         let length = (elements.len() / id_size.bytes()) as u64;
-        let (class, name) = match self.class_index(class_id) {
-            Some(at) => (self.def_class[at as usize], self.def_name[at as usize]),
-            None => self.unknown_class,
+        let (class, name, class_node) = match self.class_index(class_id) {
+            Some(at) => {
+                let def = &self.defs[at as usize];
+                (def.class, def.name, def.node)
+            }
+            None => (self.unknown_class.0, self.unknown_class.1, None),
         };
         let size = self.rule.array(BasicType::Object, length);
         self.begin_node(class, name, size, NodeKind::ObjectArray);
-        self.edge(class_id, EdgeKind::ClassOf, self.labels.class_of.0, true);
+        self.class_edge(class_node);
+        let kind = EdgeKind::ArrayElement.to_byte(true);
         for (slot, target) in ids(elements, id_size).enumerate() {
-            self.edge(target, EdgeKind::ArrayElement, slot as u32, true);
+            self.edge_byte(target, kind, slot as u32);
         }
     }
 
@@ -438,11 +491,7 @@ impl<'s, 'a> GraphFill<'s, 'a> {
         let (class, name, class_node) = self.primitive_arrays[&ty];
         let size = self.rule.array(ty, u64::from(length));
         self.begin_node(class, name, size, NodeKind::PrimitiveArray);
-        if let Some(to) = class_node {
-            self.edge_to.push(to);
-            self.edge_kind.push(EdgeKind::ClassOf.to_byte(true));
-            self.edge_name.push(self.labels.class_of.0);
-        }
+        self.class_edge(class_node);
     }
 
     /// Completes the columns (the id column is added by [`FilledColumns::into_graph`]).
@@ -526,7 +575,10 @@ impl<'a> Visitor<'a> for GraphFill<'_, 'a> {
             SubRecord::Class(dump) => self.class_dump(&dump),
             SubRecord::Instance {
                 class_id, fields, ..
-            } => self.instance(class_id, fields),
+            } => {
+                self.instance(class_id, fields);
+                Ok(())
+            }
             SubRecord::ObjectArray {
                 class_id, elements, ..
             } => {

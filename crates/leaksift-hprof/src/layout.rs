@@ -106,6 +106,7 @@ fn align8(bytes: u64) -> u64 {
 /// Converts a JVM internal class name to its Java form:
 /// `java/lang/String` → `java.lang.String`, `[[I` → `int[][]`, `[Ljava/lang/Object;` → `java.lang.Object[]`.
 pub fn java_class_name(internal: &str) -> String {
+    let internal = strip_hidden_class_address(internal);
     let dims = internal.bytes().take_while(|&b| b == b'[').count();
     if dims == 0 {
         return internal.replace('/', ".");
@@ -127,6 +128,25 @@ pub fn java_class_name(internal: &str) -> String {
             .replace('/', "."),
     };
     format!("{base}{}", "[]".repeat(dims))
+}
+
+/// Drops the address HotSpot appends to hidden classes (`Foo$$Lambda$14+0x00007f6f4504a0c0`,
+/// `Foo$$Lambda$14/0x0000000800c0b000`): it changes from run to run, and would split one lambda
+/// class into different classes when comparing dumps.
+fn strip_hidden_class_address(name: &str) -> &str {
+    let Some(at) = name.rfind("0x") else {
+        return name;
+    };
+    let digits = &name[at + 2..];
+    let separator = name[..at].chars().next_back();
+    if matches!(separator, Some('+' | '/'))
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        &name[..at - 1]
+    } else {
+        name
+    }
 }
 
 /// All classes of the dump, by class object id.

@@ -40,7 +40,7 @@ pub use error::{ErrorKind, HprofError};
 pub use format::looks_like_hprof;
 pub use layout::SizeRule;
 pub use source::{DumpFile, is_gzip};
-pub use threads::{ThreadFrame, ThreadStack};
+pub use threads::{FrameRetention, ThreadFrame, ThreadRetention, ThreadStack, thread_retention};
 
 /// Facts about a dump that the graph does not carry.
 #[derive(Debug, Clone, PartialEq, Eq)]

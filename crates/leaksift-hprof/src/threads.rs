@@ -1,6 +1,7 @@
 //! Java threads: their stacks (STACK TRACE / STACK FRAME records) and the objects each frame's
 //! local variables hold (Java frame and JNI local roots).
 
+use leaksift_heap::dominators::Dominators;
 use leaksift_heap::{GcRootKind, NodeIndex};
 use rustc_hash::FxHashMap;
 
@@ -187,4 +188,77 @@ fn decode_utf16(data: &[u8], unit: fn([u8; 2]) -> u16) -> String {
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect()
+}
+
+/// What one frame's locals keep alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRetention {
+    /// Index into [`ThreadStack::frames`].
+    pub frame: usize,
+    /// Retained bytes of the frame's locals (a local dominated by another local of the same
+    /// thread is counted once, inside that one).
+    pub retained: u64,
+    /// The local retaining the most.
+    pub biggest: Option<NodeIndex>,
+}
+
+/// What one thread keeps alive: its object's retained size (which includes its locals, since
+/// they hang off the thread object) and its frames ranked by what their locals retain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadRetention {
+    /// Index into the thread list.
+    pub thread: usize,
+    pub retained: u64,
+    /// Frames with locals, largest retention first.
+    pub frames: Vec<FrameRetention>,
+}
+
+/// Ranks threads by retained size and, inside each, frames by what their locals retain.
+pub fn thread_retention(threads: &[ThreadStack], dominators: &Dominators) -> Vec<ThreadRetention> {
+    let mut out: Vec<ThreadRetention> = threads
+        .iter()
+        .enumerate()
+        .map(|(index, thread)| {
+            let all_locals: Vec<NodeIndex> = thread
+                .frames
+                .iter()
+                .flat_map(|f| f.locals.iter().copied())
+                .chain(thread.other_locals.iter().copied())
+                .collect();
+            // A local is counted where it is not inside another local's dominator subtree.
+            let counted = |local: NodeIndex| {
+                !all_locals
+                    .iter()
+                    .any(|&other| other != local && dominators.dominates(other, local))
+            };
+            let mut frames: Vec<FrameRetention> = thread
+                .frames
+                .iter()
+                .enumerate()
+                .filter(|(_, frame)| !frame.locals.is_empty())
+                .map(|(at, frame)| FrameRetention {
+                    frame: at,
+                    retained: frame
+                        .locals
+                        .iter()
+                        .filter(|&&local| counted(local))
+                        .map(|&local| dominators.retained(local))
+                        .sum(),
+                    biggest: frame
+                        .locals
+                        .iter()
+                        .copied()
+                        .max_by_key(|&local| dominators.retained(local)),
+                })
+                .collect();
+            frames.sort_by(|a, b| b.retained.cmp(&a.retained).then(a.frame.cmp(&b.frame)));
+            ThreadRetention {
+                thread: index,
+                retained: dominators.retained(thread.object),
+                frames,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.retained.cmp(&a.retained).then(a.thread.cmp(&b.thread)));
+    out
 }

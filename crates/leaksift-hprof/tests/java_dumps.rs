@@ -140,3 +140,63 @@ fn static_leak_dump_counts_sessions() {
     let roots = g.edges(g.root()).count();
     assert!(roots > 100, "{roots} root edges");
 }
+
+#[test]
+fn main_frame_of_the_listener_leak_retains_the_widgets() {
+    let dump = read("listener_leak.hprof.gz");
+    let g = &dump.graph;
+    let dominators = leaksift_heap::dominators::Dominators::compute(g);
+    let ranking = leaksift_hprof::thread_retention(&dump.threads, &dominators);
+    let top = &ranking[0];
+    let thread = &dump.threads[top.thread];
+    assert_eq!(thread.name.as_deref(), Some("main"));
+    let frame = &top.frames[0];
+    assert_eq!(thread.frames[frame.frame].method, "ListenerLeak.main");
+    // 1500 widgets, each with an int[250] (16 + 1000 bytes) and a listener: well over 1.5 MB.
+    assert!(frame.retained > 1_500_000, "{}", frame.retained);
+    assert!(top.retained >= frame.retained);
+    let biggest = frame.biggest.expect("a local");
+    assert_eq!(g.class_name(g.class(biggest)), "ListenerLeak$EventBus");
+}
+
+#[test]
+fn shape_dominator_tree_matches_the_hand_computed_one() {
+    let dump = read("shape.hprof.gz");
+    let g = &dump.graph;
+    let dom = leaksift_heap::dominators::Dominators::compute(g);
+    let nodes: Vec<NodeIndex> = nodes_of_class(g, "Shape$Node").collect();
+    let by_payload = |size: u64| {
+        *nodes
+            .iter()
+            .find(|&&n| g.self_size(field(g, n, "payload")[0].0) == size)
+            .expect("node")
+    };
+    let (a, b, c, d, e, w) = (
+        by_payload(120),
+        by_payload(216),
+        by_payload(320),
+        by_payload(416),
+        by_payload(520),
+        by_payload(616),
+    );
+    // Shape.HOLDER -> a; a -> b, c; b -> d; c -> d; d -> e; e -> w; Shape.WEAK ~> w.
+    assert_eq!(dom.idom(b), a);
+    assert_eq!(dom.idom(c), a);
+    assert_eq!(dom.idom(d), a);
+    assert_eq!(dom.idom(e), d);
+    assert_eq!(dom.idom(w), e, "the weak referent must not count");
+    // Hand-computed retained sizes (24-byte nodes, byte[n] = align8(16 + n)):
+    // w = 24 + 616; e = 24 + 520 + w; d = 24 + 416 + e; b = 24 + 216; c = 24 + 320;
+    // a = 24 + 120 + b + c + d.
+    assert_eq!(dom.retained(w), 640);
+    assert_eq!(dom.retained(e), 1184);
+    assert_eq!(dom.retained(d), 1624);
+    assert_eq!(dom.retained(b), 240);
+    assert_eq!(dom.retained(c), 344);
+    assert_eq!(dom.retained(a), 2352);
+    let shape = g
+        .nodes()
+        .find(|&n| g.kind(n) == NodeKind::Class && g.name(n) == "Shape")
+        .expect("class Shape");
+    assert!(dom.dominates(shape, a));
+}
