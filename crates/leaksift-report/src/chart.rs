@@ -118,11 +118,14 @@ pub fn render(chart: &MemoryChart<'_>) -> String {
         XAxis::Seconds => time_unit(x_hi - x_lo),
         XAxis::Iterations => ("iteration", 1.0),
     };
-    let x_ticks = nice_ticks(x_lo / x_unit.1, x_hi / x_unit.1, 8);
-    let (x_lo, x_hi) = (
-        x_ticks.first().copied().unwrap_or(0.0).min(x_lo / x_unit.1) * x_unit.1,
-        x_ticks.last().copied().unwrap_or(1.0).max(x_hi / x_unit.1) * x_unit.1,
-    );
+    // The x range is the data's (a tick-rounded range would leave an empty band on the right);
+    // ticks outside it are dropped.
+    let x_ticks: Vec<f64> = nice_ticks(x_lo / x_unit.1, x_hi / x_unit.1, 8)
+        .into_iter()
+        .filter(|t| {
+            *t * x_unit.1 >= x_lo - 1e-9 * observed && *t * x_unit.1 <= x_hi + 1e-9 * observed
+        })
+        .collect();
 
     let px = |x: f64| LEFT + (x - x_lo) / (x_hi - x_lo) * plot_w;
     let py = |y: f64| TOP + plot_h - (y - y_lo) / (y_hi - y_lo) * plot_h;

@@ -60,7 +60,9 @@ pub struct Config {
     pub min_growth_fraction: f64,
     /// No finding is `Stable` only when the interval's upper bound × span stays below the growth
     /// threshold or this fraction of the level, whichever is larger; else `Inconclusive`.
-    /// Default 0.10.
+    /// Default 0.25: "stable" claims that growth of a quarter of the level over the watched span
+    /// is ruled out; a sawtooth sampled at random phases leaves baseline noise of several percent
+    /// of the level, which a tighter bound would call inconclusive.
     pub stable_fraction: f64,
     /// Fraction of the last segment's time span that forms the tail. Default 0.25 (Coroot).
     pub tail_fraction: f64,
@@ -83,7 +85,7 @@ impl Default for Config {
             restart_drop: Some(0.5),
             min_growth_bytes: 256.0 * 1024.0,
             min_growth_fraction: 0.01,
-            stable_fraction: 0.10,
+            stable_fraction: 0.25,
             tail_fraction: 0.25,
             tail_ratio: 0.3,
             min_tail_points: 4,

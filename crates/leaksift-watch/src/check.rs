@@ -129,8 +129,10 @@ pub fn run_iterations(
             if k > 0 {
                 step(server, interrupted, &options.scenario, options.warmup + k)?;
             }
+            let pid = server.pid().0;
             let sample = sampler
                 .sample()
+                .and_then(|s| s.ok_or(WatchError::ProcessGone { pid }))
                 .map_err(|e| server_gone(server).unwrap_or(e))?;
             on_iteration(k, &sample);
             samples.push(sample);

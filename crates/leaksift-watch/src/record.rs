@@ -56,10 +56,11 @@ pub fn record(
             break Stop::ChildExited(status);
         }
         match sampler.sample() {
-            Ok(sample) => {
+            Ok(Some(sample)) => {
                 samples.push(sample);
                 on_sample(&samples);
             }
+            Ok(None) => {}
             Err(error) => {
                 // A launched command that just exited makes its /proc files vanish first.
                 let exited = child

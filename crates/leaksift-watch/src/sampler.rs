@@ -108,8 +108,15 @@ impl Sampler {
         self.started.elapsed().as_secs_f64()
     }
 
-    /// Takes one sample now.
-    pub fn sample(&mut self) -> Result<Sample, WatchError> {
+    /// Takes one sample now; `None` when a process target has no memory at all, which happens
+    /// only between fork and exec or while it exits (a zero would fake a restart).
+    pub fn sample(&mut self) -> Result<Option<Sample>, WatchError> {
+        let sample = self.read()?;
+        let empty_process = sample.bytes == 0 && !matches!(self.mode, Mode::Cgroup(_));
+        Ok((!empty_process).then_some(sample))
+    }
+
+    fn read(&mut self) -> Result<Sample, WatchError> {
         let t = self.elapsed();
         match &mut self.mode {
             Mode::Status(file) => {

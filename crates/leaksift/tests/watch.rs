@@ -1,0 +1,222 @@
+//! `leaksift watch` on real processes: the four memory shapes of
+//! `tests/programs/watch/memory_shapes.c` must come out leak / stable / plateau / stable, and bad
+//! targets must give one-line errors with exit code 2 while keeping the samples taken.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use assert_cmd::prelude::*;
+
+fn leaksift() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leaksift"))
+}
+
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/watch")
+}
+
+/// Compiles memory_shapes.c once per test run into a temporary directory.
+fn memory_shapes() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &BUILT
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let exe = dir.path().join("memory_shapes");
+            let status = Command::new("cc")
+                .args(["-O1", "-Wall", "-o"])
+                .arg(&exe)
+                .arg(programs().join("memory_shapes.c"))
+                .status()
+                .expect("cc must be installed to build the test programs");
+            assert!(status.success(), "compiling memory_shapes.c failed");
+            (dir, exe)
+        })
+        .1
+}
+
+/// Watches `memory_shapes MODE` for 10 s at 50 ms and returns the JSON verdict.
+fn watch_shape(mode: &str, extra: &[&str]) -> serde_json::Value {
+    let out = leaksift()
+        .args(["watch", "--quiet", "--interval", "50ms", "--duration", "10s", "--json"])
+        .args(extra)
+        .arg("--")
+        .arg(memory_shapes())
+        .arg(mode)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["schema"], "leaksift.watch.v1");
+    assert!(json["samples"].as_u64().unwrap() >= 50, "{json}");
+    json
+}
+
+#[test]
+fn steady_leak_under_a_sawtooth_is_a_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("leak.csv");
+    let svg = dir.path().join("leak.svg");
+    let json = watch_shape(
+        "leak-sawtooth",
+        &["--out", csv.to_str().unwrap(), "--svg", svg.to_str().unwrap(), "--limit", "1GiB"],
+    );
+    assert_eq!(json["verdict"], "leak", "{json}");
+    // The program keeps 20 KiB per 10 ms tick: at most 2 MiB/s, less when ticks run late.
+    let slope = json["slope_bytes_per_s"].as_f64().unwrap();
+    assert!(slope > 0.5 * 1048576.0 && slope < 2.5 * 1048576.0, "{json}");
+    let ci = json["slope_ci"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() > 0.0, "{json}");
+    assert!(json["time_to_limit_s"].as_f64().unwrap() > 0.0, "{json}");
+    assert_eq!(json["target"]["kind"], "command");
+
+    // The CSV has the documented header and one row per sample; trend agrees with watch.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(leaksift_watch_header()));
+    assert_eq!(lines.count() as u64, json["samples"].as_u64().unwrap());
+    let trend = leaksift().args(["trend", "--json"]).arg(&csv).output().unwrap();
+    let trend: serde_json::Value = serde_json::from_slice(&trend.stdout).unwrap();
+    assert_eq!(trend["verdict"], "leak");
+    // Same samples, times rounded to microseconds in the CSV.
+    let trend_slope = trend["slope_bytes_per_s"].as_f64().unwrap();
+    assert!((trend_slope - slope).abs() <= 1e-3 * slope, "{trend_slope} vs {slope}");
+
+    // The chart is well-formed XML with the samples, baseline and trend drawn.
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert_well_formed(&svg);
+    assert!(svg.contains("<polyline") && svg.contains("LEAK") && svg.contains("limit reached in ~"));
+}
+
+fn leaksift_watch_header() -> &'static str {
+    "t,bytes,rss,anon,file,swap,pss,uss,limit,oom_kills,pid,processes"
+}
+
+#[test]
+fn sawtooth_around_a_flat_baseline_is_stable() {
+    let json = watch_shape("sawtooth", &[]);
+    assert_eq!(json["verdict"], "stable", "{json}");
+    // The sawtooth itself is large: peaks several MiB above the baseline.
+    let peak = json["peak_bytes"].as_f64().unwrap();
+    let level = json["baseline_level_bytes"].as_f64().unwrap();
+    assert!(peak - level > 2.0 * 1048576.0, "{json}");
+    assert!(json["time_to_limit_s"].is_null());
+}
+
+#[test]
+fn growth_then_plateau_is_a_plateau() {
+    let json = watch_shape("plateau", &[]);
+    assert_eq!(json["verdict"], "plateau", "{json}");
+    assert_eq!(json["reason"], "tail_flattened");
+}
+
+#[test]
+fn flat_is_stable() {
+    let json = watch_shape("flat", &[]);
+    assert_eq!(json["verdict"], "stable", "{json}");
+}
+
+fn assert_well_formed(xml: &str) {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut depth = 0i32;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("invalid XML at {}: {e}", reader.buffer_position()),
+        }
+    }
+    assert_eq!(depth, 0);
+}
+
+#[test]
+fn passes_on_the_exit_code_of_the_command() {
+    let out = leaksift()
+        .args(["watch", "-q", "--interval", "20ms", "--", "sh", "-c", "sleep 0.4; exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("command exited with code 7"));
+}
+
+#[test]
+fn vanished_pid_is_an_error_but_keeps_the_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("gone.csv");
+    let svg = dir.path().join("gone.svg");
+    let mut victim = Command::new("sleep").arg("0.6").spawn().unwrap();
+    let pid = victim.id();
+    // Reap the victim as soon as it exits so its /proc entry disappears.
+    let reaper = std::thread::spawn(move || victim.wait());
+    let out = leaksift()
+        .args(["watch", "-q", "--interval", "20ms", "--duration", "20s", "--pid"])
+        .arg(pid.to_string())
+        .arg("--out")
+        .arg(&csv)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    reaper.join().unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("leaksift: error: watching pid"), "{stderr}");
+    assert!(stderr.contains(&format!("process {pid} is gone")), "{stderr}");
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
+    assert!(rows > 5, "{rows} lines in the CSV");
+    assert_well_formed(&std::fs::read_to_string(&svg).unwrap());
+}
+
+#[test]
+fn bad_targets_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--pid", "99999999"], "process 99999999 is gone"),
+        (&["--cgroup", dir.path().to_str().unwrap()], "not a cgroup v2 directory"),
+        (&["--", "/nonexistent/program"], "cannot start `/nonexistent/program`"),
+    ];
+    for (args, message) in cases {
+        let out = leaksift().args(["watch", "-q", "--duration", "1s"]).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("leaksift: error: ") && stderr.contains(message), "{stderr}");
+    }
+    leaksift().args(["watch", "--interval", "1ms", "--pid", "1"]).assert().code(2);
+    leaksift().args(["watch", "--interval", "1s"]).assert().code(2);
+}
+
+#[test]
+fn permission_denied_on_smaps_is_an_error() {
+    // Needs root to drop to another user; skip elsewhere (CI runs as root in the container).
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root || Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    // As `nobody`, PID 1's smaps_rollup (owned by root) is not readable.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["watch", "-q", "--pss", "--duration", "1s", "--pid", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("Permission denied") && stderr.contains("exec") {
+        eprintln!("skipped: the test binary is not executable by nobody: {stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("permission denied reading /proc/1/smaps_rollup"), "{stderr}");
+}
