@@ -168,3 +168,34 @@ mod tests {
         assert_eq!(s.matching(&stack), Some("gen/*.c"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_parses_or_fails_with_a_line(text in "(?s).{0,200}") {
+            match Suppressions::parse(&text) {
+                Ok(s) => {
+                    for pattern in s.patterns() {
+                        let _ = template_match(pattern, &text);
+                    }
+                }
+                Err(e) => prop_assert!(e.line >= 1 && e.line <= text.lines().count()),
+            }
+        }
+
+        #[test]
+        fn arbitrary_patterns_and_names_never_panic(pattern in "[\\^$*a-c:é]{0,12}", name in "[\\^$*a-c:é]{0,12}") {
+            let _ = template_match(&pattern, &name);
+        }
+
+        #[test]
+        fn a_literal_pattern_matches_exactly_the_names_containing_it(pattern in "[a-c]{1,4}", name in "[a-c]{0,8}") {
+            prop_assert_eq!(template_match(&pattern, &name), name.contains(&pattern));
+        }
+    }
+}

@@ -32,7 +32,7 @@ pub fn write_svg(
         // inferno refuses input without weight; draw one labelled bar instead of failing.
         options.subtitle = Some("empty: no stack has a nonzero value".to_string());
         let placeholder = ["(no data) 1"];
-        return inferno::flamegraph::from_lines(&mut options, placeholder.into_iter(), out);
+        return inferno::flamegraph::from_lines(&mut options, placeholder, out);
     }
     inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
 }

@@ -88,11 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         None => Suppressions::default(),
     };
     let trace_name = args.trace.display().to_string();
-    let mut progress = Progress::stderr(false);
-
-    progress.phase("reading trace");
     let mut reader = TraceReader::open(&args.trace)
         .with_context(|| format!("cannot open trace {trace_name}"))?;
+    let mut progress = Progress::stderr(false);
+    progress.phase("reading trace");
     let header = reader.header().clone();
     let mut replay = Replay::new();
     let mut read_error = None;

@@ -1,0 +1,789 @@
+//! `leaksift report` end to end.
+//!
+//! Two kinds of tests:
+//! * traces written with `leaksift_trace::TraceWriter` whose stacks point into a real binary
+//!   compiled here (exit codes, suppressions, truncation, corruption, JSON shape, flamegraph
+//!   escaping), independent of the recorder;
+//! * `leaksift record` of real C, C++ and Rust programs, compared with valgrind memcheck's leak
+//!   summary and checked frame by frame down to `main`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::Command as Cli;
+use leaksift_trace::TraceWriter;
+use leaksift_trace::model::{
+    AllocKind, LeakClass, LeakScan, Module, ModuleId, ProcessEnd, ScanTrigger, ScannedBlock,
+    StackId, ThreadId, TraceHeader, TraceTime,
+};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/native")
+}
+
+fn leaksift() -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_leaksift"))
+}
+
+fn must_run(command: &mut Command) -> std::process::Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Compiles one test program with `compiler` and `flags` into `dir`.
+fn compile(dir: &Path, compiler: &str, source: &str, name: &str, flags: &[&str]) -> PathBuf {
+    let binary = dir.join(name);
+    must_run(
+        Command::new(compiler)
+            .args(flags)
+            .arg("-o")
+            .arg(&binary)
+            .arg(programs().join(source)),
+    );
+    binary
+}
+
+/// ELF address of the symbol whose (mangled) name satisfies `wanted`.
+fn symbol_address(binary: &Path, wanted: impl Fn(&str) -> bool) -> u64 {
+    let listing = must_run(Command::new("nm").arg(binary)).stdout;
+    String::from_utf8(listing)
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (address, _, name) = (parts.next()?, parts.next()?, parts.next()?);
+            wanted(name).then(|| u64::from_str_radix(address, 16).unwrap())
+        })
+        .unwrap_or_else(|| panic!("symbol not found in {}", binary.display()))
+}
+
+/// 1-based line of the `line:NAME` marker in a test program.
+fn marker_line(source: &str, name: &str) -> u32 {
+    let text = std::fs::read_to_string(programs().join(source)).unwrap();
+    let marker = format!("line:{name} ");
+    let marker_end = format!("line:{name}");
+    text.lines()
+        .position(|l| l.contains(&marker) || l.trim_end().ends_with(&marker_end))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no marker line:{name} in {source}"))
+}
+
+fn build_id(binary: &Path) -> Option<Vec<u8>> {
+    let notes = must_run(Command::new("readelf").arg("-n").arg(binary)).stdout;
+    let notes = String::from_utf8(notes).unwrap();
+    let hex = notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))?;
+    Some(
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect(),
+    )
+}
+
+const BIAS: u64 = 0x5600_0000_0000;
+const MAIN_THREAD: ThreadId = ThreadId(0);
+
+fn module_at(binary: &Path, id: u32, base: u64) -> Module {
+    Module {
+        id: ModuleId(id),
+        path: binary.display().to_string(),
+        build_id: build_id(binary),
+        base,
+        ranges: vec![(base, base + 0x10_0000)],
+    }
+}
+
+fn header(command: &str) -> TraceHeader {
+    TraceHeader {
+        format_version: leaksift_trace::format::FORMAT_VERSION,
+        pid: 4242,
+        command: vec![command.to_string()],
+        start_unix_s: 1_700_000_000,
+        page_size: 4096,
+        traces_mmap: false,
+    }
+}
+
+fn json_of(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn class(json: &Value, name: &str) -> (u64, u64) {
+    let c = &json["leaks"][name];
+    (c["blocks"].as_u64().unwrap(), c["bytes"].as_u64().unwrap())
+}
+
+fn functions(frames: &Value) -> Vec<String> {
+    frames
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic traces over a real binary
+
+/// A trace of `stacks.c`'s functions: definitely lost 100 + 48 B, indirectly lost 40 B, possibly
+/// lost 64 B and still reachable 32 B, plus a temporary allocation. `complete` adds the exit
+/// scan and the end record.
+struct Synthetic {
+    _dir: tempfile::TempDir,
+    trace: PathBuf,
+    dir: PathBuf,
+}
+
+fn synthetic(complete: bool) -> Synthetic {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(dir.path(), "cc", "stacks.c", "stacks", &["-g", "-O0"]);
+    let at = |name: &str| BIAS + symbol_address(&binary, |n| n == name) + 9;
+    let trace = dir.path().join("synthetic.trace");
+    let file = std::fs::File::create(&trace).unwrap();
+    let mut writer = TraceWriter::new(file, &header(&binary.display().to_string())).unwrap();
+    writer.module_loaded(&module_at(&binary, 0, BIAS)).unwrap();
+    let deep = [
+        at("inner_alloc"),
+        at("middle_call"),
+        at("outer_call"),
+        at("main"),
+        0xdead_0000,
+    ];
+    writer.stack(StackId(1), &deep).unwrap();
+    writer.stack(StackId(2), &[0x1234, at("main")]).unwrap();
+    let mut time = 1_000u64;
+    let mut alloc = |w: &mut TraceWriter<std::fs::File>, address: u64, size: u64, stack: u32| {
+        time += 1_000;
+        w.alloc(
+            TraceTime(time),
+            MAIN_THREAD,
+            address,
+            size,
+            StackId(stack),
+            AllocKind::Malloc,
+        )
+        .unwrap();
+    };
+    alloc(&mut writer, 0x1000, 100, 1);
+    alloc(&mut writer, 0x2000, 48, 1);
+    alloc(&mut writer, 0x3000, 40, 1);
+    alloc(&mut writer, 0x4000, 64, 2);
+    alloc(&mut writer, 0x5000, 32, 2);
+    alloc(&mut writer, 0x6000, 7, 2);
+    writer.free(TraceTime(20_000), MAIN_THREAD, 0x6000).unwrap();
+    if complete {
+        let blocks = [
+            (0x1000, LeakClass::DefinitelyLost),
+            (0x2000, LeakClass::DefinitelyLost),
+            (0x3000, LeakClass::IndirectlyLost),
+            (0x4000, LeakClass::PossiblyLost),
+            (0x5000, LeakClass::StillReachable),
+        ];
+        writer
+            .leak_scan(&LeakScan {
+                time: TraceTime(30_000),
+                trigger: ScanTrigger::Exit,
+                blocks: blocks
+                    .iter()
+                    .map(|&(address, class)| ScannedBlock { address, class })
+                    .collect(),
+            })
+            .unwrap();
+        writer
+            .end(TraceTime(31_000), ProcessEnd::Exited(0))
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    Synthetic {
+        dir: dir.path().to_path_buf(),
+        trace,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn json_report_of_a_synthetic_trace() {
+    let t = synthetic(true);
+    let output = leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json = json_of(&output);
+    assert_eq!(json["schema"], "leaksift.report.v1");
+    let first_key = String::from_utf8_lossy(&output.stdout);
+    assert!(first_key.starts_with("{\"schema\":"));
+    assert_eq!(json["truncated"], false);
+    assert_eq!(json["exit_status"], 0);
+    assert_eq!(json["allocations"], 6);
+    assert_eq!(json["frees"], 1);
+    assert_eq!(json["temporary_allocations"], 1);
+    assert_eq!(json["peak_bytes"], 291);
+    assert_eq!(class(&json, "definitely_lost"), (2, 148));
+    assert_eq!(class(&json, "indirectly_lost"), (1, 40));
+    assert_eq!(class(&json, "possibly_lost"), (1, 64));
+    assert_eq!(class(&json, "still_reachable"), (1, 32));
+
+    let stacks = json["leak_stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 4);
+    assert_eq!(stacks[0]["kind"], "definitely_lost");
+    assert_eq!(stacks[0]["blocks"], 2);
+    assert_eq!(stacks[0]["bytes"], 148);
+    // Outermost frame last, cut below main (the 0xdead0000 frame is gone).
+    assert_eq!(
+        functions(&stacks[0]["frames"]),
+        ["inner_alloc", "middle_call", "outer_call", "main"]
+    );
+    for frame in stacks[0]["frames"].as_array().unwrap() {
+        assert!(
+            frame["file"].as_str().unwrap().ends_with("stacks.c"),
+            "{frame}"
+        );
+        assert!(frame["line"].as_u64().unwrap() > 0);
+    }
+    // An address outside every module is `??`, never an error.
+    let possibly = &stacks[2];
+    assert_eq!(possibly["kind"], "possibly_lost");
+    assert_eq!(functions(&possibly["frames"]), ["??", "main"]);
+    assert_eq!(possibly["frames"][0]["module"], "??");
+    assert_eq!(json["fail_on_leak"], Value::Null);
+    assert_eq!(json["hotspots"][0]["allocations"], 3);
+}
+
+#[test]
+fn human_report_lists_the_summary_and_stacks() {
+    let t = synthetic(true);
+    let output = leaksift().arg("report").arg(&t.trace).output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("LEAK SUMMARY"), "{text}");
+    assert!(text.contains("definitely lost"));
+    assert!(text.contains("at inner_alloc (stacks.c:"), "{text}");
+    assert!(text.contains("by main (stacks.c:"), "{text}");
+}
+
+#[test]
+fn fail_on_leak_exit_codes_and_budget() {
+    let t = synthetic(true);
+    // 148 + 40 bytes definitely and indirectly lost.
+    leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .arg("--fail-on-leak")
+        .assert()
+        .code(1);
+    leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .args(["--fail-on-leak", "187"])
+        .assert()
+        .code(1);
+    let output = leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .args(["--fail-on-leak=188", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["fail_on_leak"]["lost_bytes"], 188);
+    assert_eq!(json["fail_on_leak"]["failed"], false);
+    leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .args(["--fail-on-leak", "1KiB"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn suppressions_silence_matching_stacks() {
+    let t = synthetic(true);
+    let supp = t.dir.join("leaks.supp");
+    std::fs::write(&supp, "# third-party init\n\nleak:^middle_*$\n").unwrap();
+    let output = leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .arg("--json")
+        .arg("--suppressions")
+        .arg(&supp)
+        .arg("--fail-on-leak")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json = json_of(&output);
+    assert_eq!(json["leak_stacks"][0]["suppressed_by"], "^middle_*$");
+    assert_eq!(json["unsuppressed"]["definitely_lost"]["bytes"], 0);
+    assert_eq!(json["leaks"]["definitely_lost"]["bytes"], 148);
+
+    // A pattern matching nothing leaves the verdict alone.
+    std::fs::write(&supp, "leak:nothing_matches_this\n").unwrap();
+    leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .arg("--suppressions")
+        .arg(&supp)
+        .arg("--fail-on-leak")
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn malformed_suppressions_name_file_and_line() {
+    let t = synthetic(true);
+    let supp = t.dir.join("bad.supp");
+    std::fs::write(&supp, "leak:fine\nrace:not_a_leak_rule\n").unwrap();
+    let output = leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .arg("--suppressions")
+        .arg(&supp)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("leaksift: error: "), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:", supp.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn truncated_trace_is_reported_as_truncated() {
+    let t = synthetic(false);
+    let output = leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let json = json_of(&output);
+    assert_eq!(json["truncated"], true);
+    assert_eq!(json["scan"], Value::Null);
+    assert_eq!(json["live_at_end"]["bytes"], 284);
+    let text = leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(String::from_utf8(text).unwrap().contains("TRUNCATED"));
+    // A CI gate cannot pass a trace without a leak scan; the report is still printed.
+    let output = leaksift()
+        .arg("report")
+        .arg(&t.trace)
+        .args(["--json", "--fail-on-leak"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(json_of(&output)["truncated"], true);
+}
+
+#[test]
+fn corrupt_traces_fail_with_one_line_and_keep_partial_results() {
+    let t = synthetic(true);
+    let garbage = t.dir.join("garbage.trace");
+    std::fs::write(&garbage, b"definitely not a trace").unwrap();
+    let output = leaksift().arg("report").arg(&garbage).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("garbage.trace"), "{stderr}");
+
+    // Flip bytes near the end of the file: the events decoded before still give a report.
+    let mut bytes = std::fs::read(&t.trace).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 12..n - 4] {
+        *b ^= 0x5a;
+    }
+    let corrupt = t.dir.join("corrupt.trace");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let output = leaksift()
+        .arg("report")
+        .arg(&corrupt)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Progress lines of the phases that ran come first; the error is one line, the last.
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("leaksift: error: "), "{stderr}");
+    assert!(
+        last.contains("corrupt.trace") && last.contains("byte"),
+        "{stderr}"
+    );
+    assert_eq!(json_of(&output)["truncated"], true);
+
+    let missing = leaksift()
+        .arg("report")
+        .arg(t.dir.join("missing.trace"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn flamegraph_escapes_names_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(
+        dir.path(),
+        "c++",
+        "markup_names.cpp",
+        "markup",
+        &["-g", "-O0"],
+    );
+    let make = BIAS + symbol_address(&binary, |n| n.contains("makeI6script")) + 9;
+    let main = BIAS + symbol_address(&binary, |n| n == "main") + 9;
+    let trace = dir.path().join("markup.trace");
+    let mut writer = TraceWriter::new(
+        std::fs::File::create(&trace).unwrap(),
+        &header("<b>cmd</b>"),
+    )
+    .unwrap();
+    writer.module_loaded(&module_at(&binary, 0, BIAS)).unwrap();
+    writer.stack(StackId(7), &[make, main]).unwrap();
+    writer
+        .alloc(
+            TraceTime(5),
+            MAIN_THREAD,
+            0x10,
+            24,
+            StackId(7),
+            AllocKind::Malloc,
+        )
+        .unwrap();
+    writer.end(TraceTime(9), ProcessEnd::Exited(0)).unwrap();
+    writer.finish().unwrap();
+
+    for metric in ["leaked", "peak", "allocations"] {
+        let svg = dir.path().join(format!("{metric}.svg"));
+        leaksift()
+            .arg("report")
+            .arg(&trace)
+            .arg("--flamegraph")
+            .arg(&svg)
+            .args(["--flamegraph-metric", metric])
+            .assert()
+            .success();
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            svg.contains("make&lt;script&gt;"),
+            "{metric}: demangled name missing"
+        );
+        assert!(!svg.contains("<script>"), "{metric}: unescaped name in SVG");
+        assert!(
+            !svg.contains("<b>cmd"),
+            "{metric}: unescaped command in title"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real programs under `leaksift record`
+
+/// Runs `binary` under `leaksift record` and returns the trace path.
+fn record(dir: &Path, binary: &Path) -> PathBuf {
+    let trace = dir.join(format!(
+        "{}.trace",
+        binary.file_name().unwrap().to_string_lossy()
+    ));
+    let output = leaksift()
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(binary)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "record {} failed: {}",
+        binary.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    trace
+}
+
+fn report_json(trace: &Path) -> Value {
+    let output = leaksift()
+        .arg("report")
+        .arg(trace)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_of(&output)
+}
+
+const CLASSES: [&str; 4] = [
+    "definitely_lost",
+    "indirectly_lost",
+    "possibly_lost",
+    "still_reachable",
+];
+
+/// memcheck's LEAK SUMMARY as (blocks, bytes) per class, in [`CLASSES`] order.
+fn memcheck_summary(binary: &Path) -> [(u64, u64); 4] {
+    let output = Command::new("valgrind")
+        .args([
+            "--leak-check=full",
+            "--show-leak-kinds=all",
+            "--run-libc-freeres=no",
+        ])
+        .arg(binary)
+        .output()
+        .expect("valgrind is installed (apt-get install valgrind)");
+    let log = String::from_utf8_lossy(&output.stderr);
+    if log.contains("All heap blocks were freed") {
+        return [(0, 0); 4];
+    }
+    assert!(log.contains("LEAK SUMMARY"), "no LEAK SUMMARY in:\n{log}");
+    let mut summary = [(0, 0); 4];
+    for (slot, label) in [
+        "definitely lost:",
+        "indirectly lost:",
+        "possibly lost:",
+        "still reachable:",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let line = log
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no `{label}` in:\n{log}"));
+        // "==1==    definitely lost: 1,148 bytes in 2 blocks"
+        let numbers: Vec<u64> = line[line.find(label).unwrap() + label.len()..]
+            .split_whitespace()
+            .filter_map(|w| w.replace(',', "").parse().ok())
+            .collect();
+        assert_eq!(numbers.len(), 2, "cannot parse {line:?}");
+        summary[slot] = (numbers[1], numbers[0]);
+    }
+    summary
+}
+
+fn leaksift_summary(json: &Value) -> [(u64, u64); 4] {
+    CLASSES.map(|name| class(json, name))
+}
+
+fn assert_classes_equal_memcheck(flags: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(dir.path(), "cc", "leak_classes.c", "leak_classes", flags);
+    let json = report_json(&record(dir.path(), &binary));
+    assert_eq!(json["truncated"], false);
+    let ours = leaksift_summary(&json);
+    let memcheck = memcheck_summary(&binary);
+    assert_eq!(
+        ours, memcheck,
+        "leaksift vs memcheck (blocks, bytes) per {CLASSES:?}"
+    );
+    // And they are the program's known leaks, so the comparison is not vacuous.
+    assert_eq!(ours[0], (2, 148));
+    assert_eq!(ours[1], (1, 200));
+    assert_eq!(ours[2], (1, 64));
+    assert!(ours[3].0 >= 1 && ours[3].1 >= 32);
+}
+
+#[test]
+fn leak_classes_equal_memcheck_with_frame_pointers() {
+    assert_classes_equal_memcheck(&["-g", "-O0", "-fno-omit-frame-pointer"]);
+}
+
+#[test]
+fn leak_classes_equal_memcheck_without_frame_pointers() {
+    assert_classes_equal_memcheck(&["-g", "-O0", "-fomit-frame-pointer"]);
+}
+
+/// The leak stack of the given class and size.
+fn leak_stack<'j>(json: &'j Value, kind: &str, bytes: u64) -> &'j Value {
+    json["leak_stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == kind && s["bytes"] == bytes)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {kind} stack of {bytes} bytes in {:#}",
+                json["leak_stacks"]
+            )
+        })
+}
+
+/// The frames of `stack` that lie in `binary`, as (function, file name, line).
+fn frames_in(stack: &Value, binary: &Path) -> Vec<(String, String, u64)> {
+    let module = binary.display().to_string();
+    stack["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["module"] == module.as_str())
+        .map(|f| {
+            let file = f["file"].as_str().unwrap_or("");
+            (
+                f["function"].as_str().unwrap().to_string(),
+                file.rsplit('/').next().unwrap().to_string(),
+                f["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn assert_c_stack(flags: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(dir.path(), "cc", "stacks.c", "stacks", flags);
+    let json = report_json(&record(dir.path(), &binary));
+    let stack = leak_stack(&json, "definitely_lost", 42);
+    let frames = stack["frames"].as_array().unwrap();
+    assert_eq!(
+        frames.last().unwrap()["function"],
+        "main",
+        "outermost frame last"
+    );
+    let expected: Vec<(String, String, u64)> = ["inner_alloc", "middle_call", "outer_call", "main"]
+        .iter()
+        .map(|f| {
+            (
+                f.to_string(),
+                "stacks.c".to_string(),
+                u64::from(marker_line("stacks.c", f)),
+            )
+        })
+        .collect();
+    assert_eq!(frames_in(stack, &binary), expected, "{stack:#}");
+    // Nothing but the allocator sits between malloc's caller and the program's frames.
+    assert_eq!(frames[0]["function"], "inner_alloc", "{stack:#}");
+}
+
+#[test]
+fn c_stack_frame_by_frame_with_frame_pointers() {
+    assert_c_stack(&["-g", "-O0", "-fno-omit-frame-pointer"]);
+}
+
+#[test]
+fn c_stack_frame_by_frame_without_frame_pointers() {
+    assert_c_stack(&["-g", "-O0", "-fomit-frame-pointer"]);
+}
+
+#[test]
+fn cpp_stack_has_demangled_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(
+        dir.path(),
+        "c++",
+        "stacks.cpp",
+        "stacks_cpp",
+        &["-g", "-O0"],
+    );
+    let json = report_json(&record(dir.path(), &binary));
+    let stack = leak_stack(&json, "definitely_lost", 72);
+    let frames = stack["frames"].as_array().unwrap();
+    assert!(
+        frames[0]["function"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator new"),
+        "{stack:#}"
+    );
+    let line = |name| u64::from(marker_line("stacks.cpp", name));
+    assert_eq!(
+        frames_in(stack, &binary),
+        [
+            (
+                "shapes::Factory::create(int)".to_string(),
+                "stacks.cpp".to_string(),
+                line("create")
+            ),
+            (
+                "build_and_forget(int)".to_string(),
+                "stacks.cpp".to_string(),
+                line("build_and_forget")
+            ),
+            ("main".to_string(), "stacks.cpp".to_string(), line("main")),
+        ],
+        "{stack:#}"
+    );
+    assert_eq!(frames.last().unwrap()["function"], "main");
+}
+
+#[test]
+fn rust_stack_has_demangled_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("stacks_rs");
+    must_run(
+        Command::new("rustc")
+            .args(["-g", "-C", "opt-level=0", "--edition", "2021", "-o"])
+            .arg(&binary)
+            .arg(programs().join("stacks.rs")),
+    );
+    let json = report_json(&record(dir.path(), &binary));
+    // The Box is definitely lost; the 333-byte Vec buffer it owns is indirectly lost.
+    assert_eq!(leak_stack(&json, "indirectly_lost", 333)["blocks"], 1);
+    let stack = leak_stack(&json, "definitely_lost", 24);
+    let user: Vec<(String, String, u64)> = frames_in(stack, &binary)
+        .into_iter()
+        .filter(|(_, file, _)| file == "stacks.rs")
+        .collect();
+    let line = |name| u64::from(marker_line("stacks.rs", name));
+    assert_eq!(
+        user,
+        [
+            (
+                "stacks::make_leak".to_string(),
+                "stacks.rs".to_string(),
+                line("make_leak")
+            ),
+            (
+                "stacks::run".to_string(),
+                "stacks.rs".to_string(),
+                line("run")
+            ),
+            (
+                "stacks::main".to_string(),
+                "stacks.rs".to_string(),
+                line("main")
+            ),
+        ],
+        "{stack:#}"
+    );
+    let frames = stack["frames"].as_array().unwrap();
+    assert_eq!(frames.last().unwrap()["function"], "main", "{stack:#}");
+}
