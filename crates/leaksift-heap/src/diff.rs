@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::dominators::Dominators;
 use crate::graph::{ClassId, EdgeName, HeapGraph, NodeIndex, NodeKind, SourceLocation};
+use crate::histogram::ClassStats;
 use crate::paths::{PathTree, RetainingPath};
 
 /// New and deleted objects of one class between a base and a target snapshot.
@@ -45,7 +46,13 @@ fn keyed_nodes(graph: &HeapGraph, keys: &mut HashMap<ClassKey, u32>) -> Vec<(u32
     let mut out: Vec<(u32, u64, u64)> = graph
         .nodes()
         .filter(|n| graph.self_size(*n) != 0)
-        .map(|n| (class_keys[graph.class(n).0 as usize], graph.id(n).0, graph.self_size(n)))
+        .map(|n| {
+            (
+                class_keys[graph.class(n).0 as usize],
+                graph.id(n).0,
+                graph.self_size(n),
+            )
+        })
         .collect();
     out.sort_unstable();
     out
@@ -104,13 +111,53 @@ pub fn compare(base: &HeapGraph, target: &HeapGraph) -> Vec<ClassDiff> {
         }
     }
     diffs.retain(|d| d.new_count + d.deleted_count > 0);
+    sort_by_change(&mut diffs);
+    diffs
+}
+
+/// Per class (by name and location), the change in instance count and shallow bytes between two
+/// histograms: for formats whose object ids are addresses (HPROF), where objects cannot be
+/// matched one by one. Growth is reported as "new", shrinkage as "deleted".
+pub fn compare_histograms(
+    base: &HeapGraph,
+    base_classes: &[ClassStats],
+    target: &HeapGraph,
+    target_classes: &[ClassStats],
+) -> Vec<ClassDiff> {
+    let mut totals: HashMap<ClassKey, (i128, i128)> = HashMap::new();
+    for (graph, classes, sign) in [(base, base_classes, -1i128), (target, target_classes, 1)] {
+        for stats in classes {
+            let info = graph.class_info(stats.class);
+            let key = (graph.string(info.name).into_owned(), info.location);
+            let entry = totals.entry(key).or_default();
+            entry.0 += sign * i128::from(stats.count);
+            entry.1 += sign * i128::from(stats.shallow_bytes);
+        }
+    }
+    let clamp = |v: i128| u64::try_from(v.max(0)).unwrap_or(u64::MAX);
+    let mut diffs: Vec<ClassDiff> = totals
+        .into_iter()
+        .filter(|(_, (count, bytes))| *count != 0 || *bytes != 0)
+        .map(|((name, location), (count, bytes))| ClassDiff {
+            name,
+            location,
+            new_count: clamp(count),
+            new_bytes: clamp(bytes),
+            deleted_count: clamp(-count),
+            deleted_bytes: clamp(-bytes),
+        })
+        .collect();
+    sort_by_change(&mut diffs);
+    diffs
+}
+
+fn sort_by_change(diffs: &mut [ClassDiff]) {
     diffs.sort_by(|x, y| {
         y.delta_bytes()
             .abs()
             .cmp(&x.delta_bytes().abs())
             .then_with(|| x.name.cmp(&y.name))
     });
-    diffs
 }
 
 /// The sorted object ids of a snapshot, for membership tests in [`find_leaks`].
@@ -195,7 +242,10 @@ pub fn find_leaks(
             let node_index = NodeIndex(node);
             let signature = match tree.path_to(final_graph, node_index) {
                 Some(path) => signature(final_graph, &path),
-                None => format!("(unreachable) {}", final_graph.class_name(final_graph.class(node_index))),
+                None => format!(
+                    "(unreachable) {}",
+                    final_graph.class_name(final_graph.class(node_index))
+                ),
             };
             let retained = dominators.retained(node_index);
             let group = groups.entry(signature.clone()).or_insert(Building {
@@ -207,7 +257,10 @@ pub fn find_leaks(
             });
             group.roots += 1;
             group.retained += retained;
-            *group.class_retained.entry(final_graph.class(node_index)).or_default() += retained;
+            *group
+                .class_retained
+                .entry(final_graph.class(node_index))
+                .or_default() += retained;
             if retained > dominators.retained(group.representative) {
                 group.representative = node_index;
             }

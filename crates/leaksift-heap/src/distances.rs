@@ -30,7 +30,11 @@ fn bfs(graph: &HeapGraph, cut: &[NodeIndex], with_parents: bool) -> (Vec<u32>, V
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
     let mut distance = vec![UNREACHABLE; n];
-    let mut via = if with_parents { vec![u64::MAX; n] } else { Vec::new() };
+    let mut via = if with_parents {
+        vec![u64::MAX; n]
+    } else {
+        Vec::new()
+    };
     let root = graph.root().get();
     // Cut nodes are pre-marked so they are never entered (their distance is reset below).
     for c in cut {

@@ -236,7 +236,8 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     for i in (2..=count).rev() {
         let w = vertex[i as usize];
         let ordinal = w as usize - 1;
-        let preds = &retainers[first_retainer[ordinal] as usize..first_retainer[ordinal + 1] as usize];
+        let preds =
+            &retainers[first_retainer[ordinal] as usize..first_retainer[ordinal + 1] as usize];
         if preds.is_empty() {
             // Orphans have the root as their only predecessor.
             semi[w as usize] = semi[r as usize];
@@ -263,7 +264,15 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             v = bucket_next[v as usize];
         }
     }
-    drop((ancestor, bucket_head, bucket_next, parent, label, retainers, first_retainer));
+    drop((
+        ancestor,
+        bucket_head,
+        bucket_next,
+        parent,
+        label,
+        retainers,
+        first_retainer,
+    ));
 
     dom[r as usize] = r;
     for i in 2..=count {
@@ -345,13 +354,20 @@ mod tests {
             })
             .unwrap();
         }
-        let all = edges.iter().map(|e| (*e, true)).chain(weak.iter().map(|e| (*e, false)));
+        let all = edges
+            .iter()
+            .map(|e| (*e, true))
+            .chain(weak.iter().map(|e| (*e, false)));
         for ((from, to), essential) in all {
             b.add_edge(
                 NodeIndex(from),
                 EdgeData {
                     to: NodeIndex(to),
-                    kind: if essential { EdgeKind::Property } else { EdgeKind::Weak },
+                    kind: if essential {
+                        EdgeKind::Property
+                    } else {
+                        EdgeKind::Weak
+                    },
                     name: EdgeName::Named(name),
                     essential,
                 },
@@ -381,8 +397,26 @@ mod tests {
         // The flowgraph from Lengauer & Tarjan (1979), letters R=0, A=1, B=2, C=3, D=4, E=5,
         // F=6, G=7, H=8, I=9, J=10, K=11, L=12.
         let edges = [
-            (0, 1), (0, 2), (0, 3), (1, 4), (2, 1), (2, 4), (2, 5), (3, 6), (3, 7), (4, 12),
-            (5, 8), (6, 9), (7, 9), (7, 10), (8, 5), (8, 11), (9, 11), (10, 9), (11, 9), (11, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (1, 4),
+            (2, 1),
+            (2, 4),
+            (2, 5),
+            (3, 6),
+            (3, 7),
+            (4, 12),
+            (5, 8),
+            (6, 9),
+            (7, 9),
+            (7, 10),
+            (8, 5),
+            (8, 11),
+            (9, 11),
+            (10, 9),
+            (11, 9),
+            (11, 0),
             (12, 8),
         ];
         let g = graph(13, &edges, &[]);
@@ -412,7 +446,10 @@ mod tests {
         let g = graph(n as usize, &edges, &[]);
         let d = Dominators::compute(&g);
         assert_eq!(d.idom(NodeIndex(n - 1)), NodeIndex(n - 2));
-        assert_eq!(d.retained(NodeIndex(n - 2)), 10 * (n as u64 - 1) + 10 * n as u64);
+        assert_eq!(
+            d.retained(NodeIndex(n - 2)),
+            10 * (n as u64 - 1) + 10 * n as u64
+        );
     }
 
     /// Dominators by definition: d dominates v iff v is unreachable from the root without d.
@@ -453,7 +490,11 @@ mod tests {
                     return Some(0);
                 }
                 // The immediate dominator is the strict dominator dominated by all others.
-                let strict: Vec<u32> = dominators[v].iter().copied().filter(|d| *d as usize != v).collect();
+                let strict: Vec<u32> = dominators[v]
+                    .iter()
+                    .copied()
+                    .filter(|d| *d as usize != v)
+                    .collect();
                 strict
                     .iter()
                     .copied()
@@ -481,8 +522,8 @@ mod tests {
             let g = graph(n, &edges, &[]);
             let d = Dominators::compute(&g);
             let expected = naive_idoms(n, &edges);
-            for v in 0..n {
-                prop_assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), expected[v], "node {}", v);
+            for (v, want) in expected.iter().enumerate() {
+                prop_assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), *want, "node {}", v);
             }
             // Retained size = sum of self sizes over the dominated subtree.
             for v in 0..n as u32 {

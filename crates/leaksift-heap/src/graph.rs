@@ -80,6 +80,12 @@ impl HeapFormat {
             HeapFormat::Hprof => "hprof",
         }
     }
+
+    /// Whether object ids identify the same object across files of one process (V8 node ids),
+    /// rather than being addresses that change between dumps (HPROF).
+    pub fn has_stable_ids(self) -> bool {
+        matches!(self, HeapFormat::V8)
+    }
 }
 
 /// What kind of thing a node is. V8 node types first, then HPROF's object kinds.
@@ -1374,6 +1380,9 @@ impl HeapGraph {
         let class = self.class_name(self.class(node));
         let name = self.name(node);
         let id = self.id(node);
+        if node == self.root && name.is_empty() {
+            return format!("(root) @{id}");
+        }
         if name.is_empty() || name == class {
             format!("{class} @{id}")
         } else {

@@ -88,6 +88,32 @@ pub fn detect_format(bytes: &[u8]) -> Option<HeapFormat> {
         .then_some(HeapFormat::V8)
 }
 
+/// Detects the format of the file at `path` from its first bytes, looking inside gzip, without
+/// reading the whole file.
+pub fn sniff(path: &Path) -> Result<HeapFormat, InputError> {
+    let mut file = File::open(path)?;
+    let mut head = Vec::with_capacity(4096);
+    (&mut file).take(4096).read_to_end(&mut head)?;
+    let content = if head.starts_with(&GZIP_MAGIC) {
+        let mut inflated = Vec::with_capacity(4096);
+        let file = File::open(path)?;
+        let mut decoder =
+            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)).take(4096);
+        decoder
+            .read_to_end(&mut inflated)
+            .map_err(|source| InputError::Gzip {
+                inflated: inflated.len() as u64,
+                source,
+            })?;
+        inflated
+    } else {
+        head
+    };
+    detect_format(&content).ok_or_else(|| InputError::UnknownFormat {
+        start: String::from_utf8_lossy(&content[..content.len().min(24)]).into_owned(),
+    })
+}
+
 /// An opened heap file: its bytes and its detected format.
 #[derive(Debug)]
 pub struct HeapInput {
@@ -110,9 +136,10 @@ pub fn open(path: &Path) -> Result<HeapInput, InputError> {
         (HeapBytes::Mapped(map), false)
     };
     let Some(format) = detect_format(bytes.as_ref()) else {
-        let start: String = String::from_utf8_lossy(&bytes.as_ref()[..bytes.as_ref().len().min(24)])
-            .chars()
-            .collect();
+        let start: String =
+            String::from_utf8_lossy(&bytes.as_ref()[..bytes.as_ref().len().min(24)])
+                .chars()
+                .collect();
         return Err(InputError::UnknownFormat { start });
     };
     Ok(HeapInput {
@@ -141,7 +168,10 @@ mod tests {
 
     #[test]
     fn detects_formats_from_content() {
-        assert_eq!(detect_format(b"JAVA PROFILE 1.0.2\0"), Some(HeapFormat::Hprof));
+        assert_eq!(
+            detect_format(b"JAVA PROFILE 1.0.2\0"),
+            Some(HeapFormat::Hprof)
+        );
         assert_eq!(detect_format(b"{\"snapshot\":{}}"), Some(HeapFormat::V8));
         assert_eq!(detect_format(b" \n{ \"snapshot\":"), Some(HeapFormat::V8));
         assert_eq!(detect_format(b"{\"nodes\":[]}"), None);
@@ -155,6 +185,9 @@ mod tests {
         enc.write_all(b"{\"snapshot\":1}").unwrap();
         let gz = enc.finish().unwrap();
         assert_eq!(inflate(&gz).unwrap(), b"{\"snapshot\":1}");
-        assert!(matches!(inflate(&gz[..gz.len() / 2]), Err(InputError::Gzip { .. })));
+        assert!(matches!(
+            inflate(&gz[..gz.len() / 2]),
+            Err(InputError::Gzip { .. })
+        ));
     }
 }

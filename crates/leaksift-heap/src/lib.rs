@@ -7,11 +7,11 @@ pub use graph::{
     GraphBuilder, GraphError, GraphParts, HeapFormat, HeapGraph, NodeData, NodeFlags, NodeIndex,
     NodeKind, ObjectId, SourceLocation, StringBacking, StringEncoding, StringId, StringTable,
 };
+pub mod diff;
 pub mod distances;
 pub mod dominators;
-pub mod input;
-pub mod v8;
 pub mod histogram;
+pub mod input;
 pub mod paths;
 pub mod suspects;
-pub mod diff;
+pub mod v8;

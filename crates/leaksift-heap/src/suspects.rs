@@ -134,7 +134,7 @@ pub fn find_suspects(graph: &HeapGraph, dominators: &Dominators, threshold: f64)
             })
         })
         .collect();
-    classes.sort_by(|a, b| b.retained_bytes.cmp(&a.retained_bytes));
+    classes.sort_by_key(|s| std::cmp::Reverse(s.retained_bytes));
     suspects.extend(classes);
     suspects
 }

@@ -1,1 +1,337 @@
-//! Text and JSON rendering of heap-graph analyses (heap, paths, diff).
+//! Text rendering of heap-graph analyses (heap, paths, diff) from plain view rows.
+//!
+//! The CLI turns engine results into these rows (names already decoded); this module only lays
+//! them out. JSON is produced by the CLI from the same rows.
+
+use crate::table::{Align, Table};
+use crate::units::bytes;
+
+/// One class in a histogram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassRow {
+    pub name: String,
+    pub count: u64,
+    pub shallow_bytes: u64,
+    pub retained_bytes: u64,
+}
+
+/// One object (a dominator, a detached object…).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRow {
+    /// Class and name, e.g. `Foo @123` or `(string) "abc" @55`.
+    pub description: String,
+    pub id: u64,
+    pub shallow_bytes: u64,
+    pub retained_bytes: u64,
+}
+
+/// One step of a retaining path: the edge into the node (none for the root) and the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathStepRow {
+    pub edge_kind: Option<String>,
+    pub edge_name: Option<String>,
+    pub node: String,
+    pub id: u64,
+    pub shallow_bytes: u64,
+    pub retained_bytes: u64,
+}
+
+/// A leak suspect with the path that explains it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspectRow {
+    pub description: String,
+    pub retained_bytes: u64,
+    pub accumulation_point: String,
+    pub path: Vec<PathStepRow>,
+}
+
+/// A string value held by several objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuplicateStringRow {
+    pub value: String,
+    pub count: u64,
+    pub wasted_bytes: u64,
+}
+
+/// A format-specific section appended by the reader (e.g. HPROF threads), already rendered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraSectionText {
+    pub title: String,
+    pub text: String,
+}
+
+/// Everything `leaksift heap` shows.
+#[derive(Clone, Debug, Default)]
+pub struct HeapSummary {
+    pub file: String,
+    pub format: String,
+    pub node_count: u64,
+    pub edge_count: u64,
+    pub total_bytes: u64,
+    pub class_count: u64,
+    pub classes: Vec<ClassRow>,
+    pub dominators: Vec<ObjectRow>,
+    pub suspects: Vec<SuspectRow>,
+    pub detached: Vec<ClassRow>,
+    pub duplicate_strings: Vec<DuplicateStringRow>,
+    pub unreachable_count: u64,
+    pub extra_sections: Vec<ExtraSectionText>,
+}
+
+/// Shortens a display string to `max` characters with an ellipsis.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn percent(part: u64, total: u64) -> String {
+    if total == 0 {
+        return "-".into();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / total as f64)
+}
+
+/// Renders a class table (count, shallow, retained, share of total).
+pub fn render_classes(rows: &[ClassRow], total: u64) -> String {
+    let mut t = Table::new(&[
+        ("count", Align::Right),
+        ("shallow", Align::Right),
+        ("retained", Align::Right),
+        ("%", Align::Right),
+        ("class", Align::Left),
+    ]);
+    for r in rows {
+        t.row([
+            r.count.to_string(),
+            bytes(r.shallow_bytes as f64),
+            bytes(r.retained_bytes as f64),
+            percent(r.retained_bytes, total),
+            clip(&r.name, 100),
+        ]);
+    }
+    t.render()
+}
+
+fn render_objects(rows: &[ObjectRow], total: u64) -> String {
+    let mut t = Table::new(&[
+        ("retained", Align::Right),
+        ("%", Align::Right),
+        ("shallow", Align::Right),
+        ("object", Align::Left),
+    ]);
+    for r in rows {
+        t.row([
+            bytes(r.retained_bytes as f64),
+            percent(r.retained_bytes, total),
+            bytes(r.shallow_bytes as f64),
+            clip(&r.description, 100),
+        ]);
+    }
+    t.render()
+}
+
+/// Renders a retaining path, one step per line, root first.
+pub fn render_path(steps: &[PathStepRow]) -> String {
+    let mut out = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        let indent = "  ".repeat(i.min(12));
+        match (&step.edge_kind, &step.edge_name) {
+            (Some(kind), Some(name)) => out.push_str(&format!(
+                "{indent}--[{kind} {}]--> {}  (retains {})\n",
+                clip(name, 60),
+                clip(&step.node, 80),
+                bytes(step.retained_bytes as f64)
+            )),
+            _ => out.push_str(&format!("{indent}{}\n", clip(&step.node, 80))),
+        }
+    }
+    out
+}
+
+/// Renders the whole `heap` report.
+pub fn render_summary(s: &HeapSummary) -> String {
+    let mut out = format!(
+        "{} ({}): {} objects, {} references, {} reachable total\n",
+        s.file,
+        s.format,
+        s.node_count,
+        s.edge_count,
+        bytes(s.total_bytes as f64)
+    );
+    if s.unreachable_count > 0 {
+        out.push_str(&format!(
+            "{} objects are not reachable from the roots over strong references (attached to the root, as DevTools does)\n",
+            s.unreachable_count
+        ));
+    }
+    out.push_str("\nLeak suspects\n");
+    if s.suspects.is_empty() {
+        out.push_str("  none: no object or class retains the threshold share of the heap\n");
+    }
+    for (i, suspect) in s.suspects.iter().enumerate() {
+        out.push_str(&format!(
+            "{}. {} — {} ({})\n",
+            i + 1,
+            suspect.description,
+            bytes(suspect.retained_bytes as f64),
+            percent(suspect.retained_bytes, s.total_bytes)
+        ));
+        out.push_str(&format!(
+            "   accumulated in: {}\n",
+            suspect.accumulation_point
+        ));
+        for line in render_path(&suspect.path).lines() {
+            out.push_str("   ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "\nClasses by retained size (top {} of {})\n",
+        s.classes.len(),
+        s.class_count
+    ));
+    out.push_str(&render_classes(&s.classes, s.total_bytes));
+    out.push_str("\nTop dominators\n");
+    out.push_str(&render_objects(&s.dominators, s.total_bytes));
+    if !s.detached.is_empty() {
+        out.push_str("\nDetached objects\n");
+        out.push_str(&render_classes(&s.detached, s.total_bytes));
+    }
+    if !s.duplicate_strings.is_empty() {
+        out.push_str("\nDuplicated strings\n");
+        let mut t = Table::new(&[
+            ("copies", Align::Right),
+            ("wasted", Align::Right),
+            ("value", Align::Left),
+        ]);
+        for d in &s.duplicate_strings {
+            t.row([
+                d.count.to_string(),
+                bytes(d.wasted_bytes as f64),
+                format!("{:?}", clip(&d.value, 80)),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    for section in &s.extra_sections {
+        out.push_str(&format!("\n{}\n{}", section.title, section.text));
+        if !section.text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// One class in a two-way comparison.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassDiffRow {
+    pub name: String,
+    pub new_count: u64,
+    pub deleted_count: u64,
+    pub new_bytes: u64,
+    pub deleted_bytes: u64,
+}
+
+/// Renders a two-way comparison table.
+pub fn render_class_diff(rows: &[ClassDiffRow]) -> String {
+    let mut t = Table::new(&[
+        ("# new", Align::Right),
+        ("# deleted", Align::Right),
+        ("# delta", Align::Right),
+        ("alloc", Align::Right),
+        ("freed", Align::Right),
+        ("size delta", Align::Right),
+        ("class", Align::Left),
+    ]);
+    for r in rows {
+        t.row([
+            r.new_count.to_string(),
+            r.deleted_count.to_string(),
+            (i128::from(r.new_count) - i128::from(r.deleted_count)).to_string(),
+            bytes(r.new_bytes as f64),
+            bytes(r.deleted_bytes as f64),
+            bytes(r.new_bytes as f64 - r.deleted_bytes as f64),
+            clip(&r.name, 100),
+        ]);
+    }
+    t.render()
+}
+
+/// One group of leaked objects in a three-way comparison.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeakRow {
+    pub class: String,
+    pub count: u64,
+    pub retained_bytes: u64,
+    pub path: Vec<PathStepRow>,
+}
+
+/// Renders the three-way leak list, largest first, each with its representative path.
+pub fn render_leaks(rows: &[LeakRow], total_leaked: u64) -> String {
+    if rows.is_empty() {
+        return "No leaks: nothing allocated between baseline and target is still alive in final.\n"
+            .into();
+    }
+    let mut out = format!(
+        "{} leak groups, {} retained in total; largest first\n",
+        rows.len(),
+        bytes(total_leaked as f64)
+    );
+    for (i, row) in rows.iter().enumerate() {
+        out.push_str(&format!(
+            "\n{}. {} × {} objects, retaining {}\n",
+            i + 1,
+            clip(&row.class, 80),
+            row.count,
+            bytes(row.retained_bytes as f64)
+        ));
+        for line in render_path(&row.path).lines() {
+            out.push_str("   ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_paths_root_first() {
+        let steps = vec![
+            PathStepRow {
+                edge_kind: None,
+                edge_name: None,
+                node: "(root)".into(),
+                id: 1,
+                shallow_bytes: 0,
+                retained_bytes: 100,
+            },
+            PathStepRow {
+                edge_kind: Some("property".into()),
+                edge_name: Some("cache".into()),
+                node: "Map @5".into(),
+                id: 5,
+                shallow_bytes: 10,
+                retained_bytes: 2048,
+            },
+        ];
+        assert_eq!(
+            render_path(&steps),
+            "(root)\n  --[property cache]--> Map @5  (retains 2.00 KiB)\n"
+        );
+    }
+
+    #[test]
+    fn clips_long_names() {
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("abc", 4), "abc");
+    }
+}

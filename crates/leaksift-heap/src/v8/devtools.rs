@@ -87,7 +87,13 @@ pub fn propagate_dom_state(graph: &mut HeapGraph) -> Result<(), GraphError> {
         for edge in graph.edges(NodeIndex(node)) {
             if propagates(graph.edge_kind(edge)) {
                 let child = graph.edge_to(edge);
-                process(graph, child, Detachedness::Attached, &mut attached, &mut detached)?;
+                process(
+                    graph,
+                    child,
+                    Detachedness::Attached,
+                    &mut attached,
+                    &mut detached,
+                )?;
             }
         }
     }
@@ -98,7 +104,13 @@ pub fn propagate_dom_state(graph: &mut HeapGraph) -> Result<(), GraphError> {
         for edge in graph.edges(NodeIndex(node)) {
             if propagates(graph.edge_kind(edge)) {
                 let child = graph.edge_to(edge);
-                process(graph, child, Detachedness::Detached, &mut attached, &mut detached)?;
+                process(
+                    graph,
+                    child,
+                    Detachedness::Detached,
+                    &mut attached,
+                    &mut detached,
+                )?;
             }
         }
     }
@@ -116,7 +128,8 @@ pub fn mark_page_owned(graph: &mut HeapGraph) {
         let entry = match graph.edge_kind(edge) {
             EdgeKind::Shortcut => true,
             EdgeKind::Element => {
-                graph.kind(child) == NodeKind::Synthetic && graph.name(child) == "(Document DOM trees)"
+                graph.kind(child) == NodeKind::Synthetic
+                    && graph.name(child) == "(Document DOM trees)"
             }
             _ => false,
         };
@@ -154,7 +167,10 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
     let rest = name[digits..].strip_prefix(" / part of key (")?;
     let (middle, table) = rest.rsplit_once(" pair in WeakMap (table @")?;
     let table = table.strip_suffix(')')?;
-    if table.is_empty() || !table.bytes().all(|b| b.is_ascii_digit()) || !middle.contains(") -> value (") {
+    if table.is_empty()
+        || !table.bytes().all(|b| b.is_ascii_digit())
+        || !middle.contains(") -> value (")
+    {
         return None;
     }
     if !middle.ends_with(')') {
@@ -201,10 +217,10 @@ pub fn mark_essential_edges(graph: &mut HeapGraph) {
                 }
                 _ => true,
             };
-            let essential = essential
-                && (node == root
-                    || (kind != EdgeKind::Shortcut
-                        && !(graph.flags(child).has(NodeFlags::PAGE_OWNED) && !node_owned)));
+            // Away from the root: no shortcuts, and nothing from outside the page into it.
+            let page_rule = node_owned || !graph.flags(child).has(NodeFlags::PAGE_OWNED);
+            let essential =
+                essential && (node == root || (kind != EdgeKind::Shortcut && page_rule));
             graph.set_essential(edge, essential);
         }
     }
@@ -362,7 +378,8 @@ fn infer_interfaces(graph: &HeapGraph, plain: &mut PlainObjects) -> Vec<Interfac
     sorted.sort_by(|a, b| b.count.cmp(&a.count).then(a.order.cmp(&b.order)));
     // DevTools keeps candidates with count >= max(2, total / 1000), a real-number division.
     let min_count_exact = |count: usize| {
-        count >= MIN_OBJECT_COUNT_PER_INTERFACE && count * MIN_OBJECT_PROPORTION_PER_INTERFACE >= total
+        count >= MIN_OBJECT_COUNT_PER_INTERFACE
+            && count * MIN_OBJECT_PROPORTION_PER_INTERFACE >= total
     };
     sorted
         .into_iter()
@@ -587,18 +604,28 @@ mod tests {
 
     #[test]
     fn parses_weak_map_edge_names() {
-        let name = "7 / part of key (Object @123) -> value (Array @456) pair in WeakMap (table @789)";
+        let name =
+            "7 / part of key (Object @123) -> value (Array @456) pair in WeakMap (table @789)";
         assert_eq!(weak_map_table_id(name), Some(789));
         assert_eq!(weak_map_table_id("part of key"), None);
-        assert_eq!(weak_map_table_id("7 / part of key (x @1) pair in WeakMap (table @)"), None);
+        assert_eq!(
+            weak_map_table_id("7 / part of key (x @1) pair in WeakMap (table @)"),
+            None
+        );
     }
 
     #[test]
     fn class_names_follow_devtools() {
         assert_eq!(class_name_from_node_name("<div id=\"a\">"), "<div>");
-        assert_eq!(class_name_from_node_name("Detached <div id=\"a\">"), "Detached <div>");
+        assert_eq!(
+            class_name_from_node_name("Detached <div id=\"a\">"),
+            "Detached <div>"
+        );
         assert_eq!(class_name_from_node_name("Foo"), "Foo");
-        assert_eq!(kind_class_name(NodeKind::ConsString), "(concatenated string)");
+        assert_eq!(
+            kind_class_name(NodeKind::ConsString),
+            "(concatenated string)"
+        );
         assert_eq!(format_property_name("a,b"), "\"a,b\"");
     }
 

@@ -178,8 +178,14 @@ pub fn read(
             .clone()
             .ok_or(V8Error::MissingSection("snapshot"))?],
     )?;
-    let nodes_body = sections.nodes.clone().ok_or(V8Error::MissingSection("nodes"))?;
-    let edges_body = sections.edges.clone().ok_or(V8Error::MissingSection("edges"))?;
+    let nodes_body = sections
+        .nodes
+        .clone()
+        .ok_or(V8Error::MissingSection("nodes"))?;
+    let edges_body = sections
+        .edges
+        .clone()
+        .ok_or(V8Error::MissingSection("edges"))?;
     let strings_body = sections
         .strings
         .clone()
@@ -204,7 +210,8 @@ pub fn read(
 
     on_phase("parsing nodes");
     let pieces = rayon::current_num_threads() * 8;
-    let (node_chunks, node_numbers) = scan::chunks(data, nodes_body.clone(), meta.node_fields, pieces)?;
+    let (node_chunks, node_numbers) =
+        scan::chunks(data, nodes_body.clone(), meta.node_fields, pieces)?;
     let node_count = node_numbers / meta.node_fields;
     if node_count == 0 {
         return Err(V8Error::Shape {
@@ -233,32 +240,38 @@ pub fn read(
         node_chunks
             .par_iter()
             .zip(columns.collect::<Vec<_>>())
-            .try_for_each(|(chunk, (((((ids, names), sizes), kinds), flags), edge_counts))| {
-                scan::parse_records(data, chunk, meta.node_fields, |i, f| {
-                    let bad = |what: String| V8Error::Shape {
-                        offset: chunk.bytes.start as u64,
-                        what: format!("node {}: {what}", chunk.first_record + i),
-                    };
-                    let kind = *meta
-                        .node_kinds
-                        .get(f[meta.node_type] as usize)
-                        .ok_or_else(|| bad(format!("unknown type {}", f[meta.node_type])))?;
-                    if f[meta.node_name] >= string_count {
-                        return Err(bad(format!("name {} is not a string index", f[meta.node_name])));
-                    }
-                    ids[i] = f[meta.node_id];
-                    names[i] = f[meta.node_name] as u32;
-                    sizes[i] = f[meta.node_self_size];
-                    kinds[i] = kind as u8;
-                    let detachedness = meta
-                        .node_detachedness
-                        .map_or(Detachedness::Unknown, |d| Detachedness::from_u8(f[d].min(3) as u8));
-                    flags[i] = NodeFlags::with_detachedness(detachedness).0;
-                    edge_counts[i] = u32::try_from(f[meta.node_edge_count])
-                        .map_err(|_| bad("edge count above 2^32".into()))?;
-                    Ok(())
-                })
-            })?;
+            .try_for_each(
+                |(chunk, (((((ids, names), sizes), kinds), flags), edge_counts))| {
+                    scan::parse_records(data, chunk, meta.node_fields, |i, f| {
+                        let bad = |what: String| V8Error::Shape {
+                            offset: chunk.bytes.start as u64,
+                            what: format!("node {}: {what}", chunk.first_record + i),
+                        };
+                        let kind = *meta
+                            .node_kinds
+                            .get(f[meta.node_type] as usize)
+                            .ok_or_else(|| bad(format!("unknown type {}", f[meta.node_type])))?;
+                        if f[meta.node_name] >= string_count {
+                            return Err(bad(format!(
+                                "name {} is not a string index",
+                                f[meta.node_name]
+                            )));
+                        }
+                        ids[i] = f[meta.node_id];
+                        names[i] = f[meta.node_name] as u32;
+                        sizes[i] = f[meta.node_self_size];
+                        kinds[i] = kind as u8;
+                        let detachedness =
+                            meta.node_detachedness.map_or(Detachedness::Unknown, |d| {
+                                Detachedness::from_u8(f[d].min(3) as u8)
+                            });
+                        flags[i] = NodeFlags::with_detachedness(detachedness).0;
+                        edge_counts[i] = u32::try_from(f[meta.node_edge_count])
+                            .map_err(|_| bad("edge count above 2^32".into()))?;
+                        Ok(())
+                    })
+                },
+            )?;
     }
     bytes.release(nodes_body.clone());
 
@@ -269,7 +282,8 @@ pub fn read(
     drop(edge_counts);
 
     on_phase("parsing edges");
-    let (edge_chunks, edge_numbers) = scan::chunks(data, edges_body.clone(), meta.edge_fields, pieces)?;
+    let (edge_chunks, edge_numbers) =
+        scan::chunks(data, edges_body.clone(), meta.edge_fields, pieces)?;
     let edge_count = edge_numbers / meta.edge_fields;
     if first_edge[node_count] != edge_count as u64 {
         return Err(V8Error::Shape {
@@ -387,7 +401,9 @@ fn read_locations(
     for chunk in &chunks {
         scan::parse_records(data, chunk, meta.location_fields, |_, f| {
             let index = f[meta.location_object];
-            if index % meta.node_fields as u64 != 0 || index / meta.node_fields as u64 >= node_count as u64 {
+            if index % meta.node_fields as u64 != 0
+                || index / meta.node_fields as u64 >= node_count as u64
+            {
                 return Err(V8Error::Shape {
                     offset: chunk.bytes.start as u64,
                     what: format!("location object_index {index} is not a node"),

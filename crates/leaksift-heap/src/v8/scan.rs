@@ -47,14 +47,20 @@ pub fn skip_string(bytes: &[u8], pos: usize) -> Result<(usize, bool), V8Error> {
     let mut escaped = false;
     loop {
         let Some(found) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
-            return Err(syntax(bytes.len(), "the end of a string (the file is truncated)"));
+            return Err(syntax(
+                bytes.len(),
+                "the end of a string (the file is truncated)",
+            ));
         };
         i += found;
         if bytes[i] == b'\\' {
             escaped = true;
             i += 2;
             if i > bytes.len() {
-                return Err(syntax(bytes.len(), "the end of a string (the file is truncated)"));
+                return Err(syntax(
+                    bytes.len(),
+                    "the end of a string (the file is truncated)",
+                ));
             }
         } else {
             return Ok((i + 1, escaped));
@@ -102,7 +108,10 @@ fn skip_value(bytes: &[u8], pos: usize) -> Result<usize, V8Error> {
 fn flat_array(bytes: &[u8], pos: usize) -> Result<(std::ops::Range<usize>, usize), V8Error> {
     let start = expect(bytes, pos, b'[', "an array `[`")?;
     let Some(len) = memchr::memchr(b']', &bytes[start..]) else {
-        return Err(syntax(bytes.len(), "the end of an array (the file is truncated)"));
+        return Err(syntax(
+            bytes.len(),
+            "the end of an array (the file is truncated)",
+        ));
     };
     Ok((start..start + len, start + len + 1))
 }
@@ -299,7 +308,10 @@ pub fn parse_records(
         field += 1;
         if field == record_len {
             if record >= chunk.records {
-                return Err(syntax(chunk.bytes.start + start, "fewer numbers in the array"));
+                return Err(syntax(
+                    chunk.bytes.start + start,
+                    "fewer numbers in the array",
+                ));
             }
             each(record, &fields[..record_len])?;
             record += 1;

@@ -1,10 +1,186 @@
-//! `leaksift heap`: being built (see the issue that owns it); fails with a clear message until then.
+//! `leaksift heap`: classes, top dominators, leak suspects with their paths, detached objects and
+//! duplicated strings of a V8 .heapsnapshot or a Java HPROF dump.
 
+pub(crate) mod views;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use leaksift_heap::histogram::{class_histogram, class_histogram_filtered};
+use leaksift_heap::paths::PathTree;
+use leaksift_heap::suspects::{self, SuspectKind, find_suspects, top_level_dominators};
+use leaksift_heap::{Detachedness, NodeIndex, StringId};
+use leaksift_report::heap::{
+    DuplicateStringRow, ExtraSectionText, HeapSummary, SuspectRow, render_summary,
+};
+use leaksift_report::progress::Progress;
+use serde_json::json;
+
+use self::views::{Analysis, object_json, path_json, print_json};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The heap file: a V8 .heapsnapshot (optionally gzip-compressed) or a Java HPROF dump.
+    pub file: PathBuf,
+    /// Print one JSON object (schema leaksift.heap.v1) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows in the class and dominator tables (the JSON lists every class).
+    #[arg(long, default_value_t = 25)]
+    pub top: usize,
+    /// Share of the heap (percent) an object or class must retain to be a leak suspect.
+    #[arg(long, default_value_t = 10.0)]
+    pub threshold: f64,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`leaksift heap` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if !(0.0..=100.0).contains(&args.threshold) {
+        anyhow::bail!("--threshold must be a percentage between 0 and 100");
+    }
+    let mut progress = Progress::stderr(args.quiet);
+    let analysis = Analysis::load(&args.file, None, &mut progress)?;
+    progress.phase("classes and suspects");
+    let graph = analysis.graph();
+    let dominators = &analysis.dominators;
+    let total = analysis.total_bytes();
+
+    let histogram = class_histogram(graph, dominators);
+    let top_dominators: Vec<NodeIndex> = top_level_dominators(graph, dominators)
+        .into_iter()
+        .take(args.top)
+        .collect();
+    let found = find_suspects(graph, dominators, args.threshold / 100.0);
+    let tree = PathTree::new(graph, &[]);
+    let suspects: Vec<SuspectRow> = found
+        .iter()
+        .map(|s| {
+            let representative = s.representative();
+            let description = match &s.kind {
+                SuspectKind::Single(node) => format!("one object: {}", graph.describe(*node)),
+                SuspectKind::Class {
+                    class, instances, ..
+                } => format!(
+                    "{instances} instances of {} (biggest: {})",
+                    graph.class_name(*class),
+                    graph.describe(representative)
+                ),
+            };
+            SuspectRow {
+                description,
+                retained_bytes: s.retained_bytes,
+                accumulation_point: graph.describe(s.accumulation_point),
+                path: tree
+                    .path_to(graph, representative)
+                    .map(|p| analysis.path_rows(&p))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let detached = class_histogram_filtered(graph, dominators, |n| {
+        graph.detachedness(n) == Detachedness::Detached
+    });
+    let duplicates = duplicate_strings(&analysis, 10);
+
+    let summary = HeapSummary {
+        file: args.file.display().to_string(),
+        format: graph.format().name().to_string(),
+        node_count: graph.node_count() as u64,
+        edge_count: graph.edge_count(),
+        total_bytes: total,
+        class_count: histogram.len() as u64,
+        classes: histogram
+            .iter()
+            .take(args.top)
+            .map(|s| analysis.class_row(s))
+            .collect(),
+        dominators: top_dominators
+            .iter()
+            .map(|n| analysis.object_row(*n))
+            .collect(),
+        suspects,
+        detached: detached.iter().map(|s| analysis.class_row(s)).collect(),
+        duplicate_strings: duplicates,
+        unreachable_count: u64::from(dominators.unreachable_count()),
+        extra_sections: analysis
+            .heap
+            .extra_sections
+            .iter()
+            .map(|s| ExtraSectionText {
+                title: s.title.clone(),
+                text: s.text.clone(),
+            })
+            .collect(),
+    };
+    progress.finish();
+
+    if args.json {
+        let extra: serde_json::Map<String, serde_json::Value> = analysis
+            .heap
+            .extra_sections
+            .iter()
+            .map(|s| (s.json_key.clone(), s.json.clone()))
+            .collect();
+        print_json(&json!({
+            "schema": "leaksift.heap.v1",
+            "file": summary.file,
+            "format": summary.format,
+            "node_count": summary.node_count,
+            "edge_count": summary.edge_count,
+            "total_bytes": summary.total_bytes,
+            "unreachable_count": summary.unreachable_count,
+            "suspect_threshold": args.threshold / 100.0,
+            "accumulation_ratio": suspects::ACCUMULATION_RATIO,
+            "classes": histogram.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
+            "dominators": summary.dominators.iter().map(object_json).collect::<Vec<_>>(),
+            "suspects": summary.suspects.iter().map(|s| json!({
+                "description": s.description,
+                "retained_bytes": s.retained_bytes,
+                "accumulation_point": s.accumulation_point,
+                "path": path_json(&s.path),
+            })).collect::<Vec<_>>(),
+            "detached": detached.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
+            "duplicate_strings": summary.duplicate_strings.iter().map(|d| json!({
+                "value": d.value, "count": d.count, "wasted_bytes": d.wasted_bytes,
+            })).collect::<Vec<_>>(),
+            "extra": extra,
+        }))?;
+    } else {
+        print!("{}", render_summary(&summary));
+    }
+    Ok(Outcome::Clean)
+}
+
+/// String values held by several string objects, most wasted bytes first.
+fn duplicate_strings(analysis: &Analysis, top: usize) -> Vec<DuplicateStringRow> {
+    let graph = analysis.graph();
+    let mut by_value: HashMap<StringId, (u64, u64, u64)> = HashMap::new();
+    for node in graph.nodes() {
+        if !graph.kind(node).is_string() {
+            continue;
+        }
+        let size = graph.self_size(node);
+        let entry = by_value.entry(graph.name_id(node)).or_insert((0, 0, 0));
+        entry.0 += 1;
+        entry.1 += size;
+        entry.2 = entry.2.max(size);
+    }
+    let mut rows: Vec<(StringId, u64, u64)> = by_value
+        .into_iter()
+        .filter(|(_, (count, _, _))| *count > 1)
+        .map(|(value, (count, total, biggest))| (value, count, total - biggest))
+        .filter(|(_, _, wasted)| *wasted > 0)
+        .collect();
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    rows.into_iter()
+        .take(top)
+        .map(|(value, count, wasted)| DuplicateStringRow {
+            value: graph.string(value).chars().take(200).collect(),
+            count,
+            wasted_bytes: wasted,
+        })
+        .collect()
 }

@@ -1,1 +1,153 @@
 //! Opening a heap file of either format (V8 .heapsnapshot, Java HPROF), detected from its content.
+//!
+//! `heap`, `paths` and `diff` only see a [`LoadedHeap`]: the format-neutral graph plus optional
+//! format-specific sections. Adding a format means adding one arm to [`load`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use leaksift_heap::input::{self, HeapInput};
+use leaksift_heap::{HeapFormat, HeapGraph, v8};
+use leaksift_report::progress::Progress;
+
+/// A format-specific part of the `heap` report (e.g. HPROF threads and frames).
+#[derive(Debug, Clone)]
+pub struct ExtraSection {
+    /// Heading in the text report.
+    pub title: String,
+    /// Key of the section in the JSON report (under `"extra"`).
+    pub json_key: String,
+    /// The section rendered as text.
+    pub text: String,
+    /// The section as JSON.
+    pub json: serde_json::Value,
+}
+
+/// How a format classifies objects, kept to classify a compared file the same way.
+#[derive(Debug, Clone, Default)]
+pub enum ClassScheme {
+    /// Classes are fixed by the file (HPROF class objects).
+    #[default]
+    Fixed,
+    /// V8: the plain-object interfaces (`{a, b}`) inferred from this snapshot.
+    V8Interfaces(Vec<v8::InterfaceDefinition>),
+}
+
+/// A heap file read into a graph.
+#[derive(Debug)]
+pub struct LoadedHeap {
+    pub path: PathBuf,
+    pub graph: HeapGraph,
+    /// Bytes the format counts in its total that are not in any node (V8 `extra_native_bytes`).
+    pub extra_bytes: u64,
+    /// Sections only this format has, shown after the common ones.
+    pub extra_sections: Vec<ExtraSection>,
+    pub class_scheme: ClassScheme,
+}
+
+/// Reads `path`, detecting its format from its content. With `classify_like`, objects are
+/// classified the way that other file's were (for comparisons).
+pub fn load(
+    path: &Path,
+    classify_like: Option<&ClassScheme>,
+    progress: &mut Progress,
+) -> anyhow::Result<LoadedHeap> {
+    let shown = path.display();
+    let format = input::sniff(path).with_context(|| format!("{shown}"))?;
+    match format {
+        HeapFormat::V8 => load_v8(path, classify_like, progress),
+        HeapFormat::Hprof => {
+            // Java HPROF (leaksift-hprof): two passes over the memory-mapped (or gunzipped) dump.
+            struct Phases<'p>(&'p mut Progress);
+            impl leaksift_hprof::Observer for Phases<'_> {
+                fn phase(&mut self, name: &'static str) {
+                    self.0.phase(&format!("hprof {name}"));
+                }
+                fn consumed(&mut self, offset: usize, total: usize) {
+                    self.0.update(&format!("{}%", offset * 100 / total.max(1)));
+                }
+            }
+            progress.phase(&format!("opening {shown}"));
+            let file = leaksift_hprof::DumpFile::open(path).with_context(|| format!("{shown}"))?;
+            let dump = file
+                .read(&mut Phases(progress))
+                .with_context(|| format!("{shown}"))?;
+            // Threads, their stacks and the objects each frame's locals hold. Retained sizes
+            // per frame need the dominator tree: `leaksift_hprof::thread_retention`.
+            let graph = &dump.graph;
+            let mut table = leaksift_report::table::Table::new(&[
+                ("thread", leaksift_report::table::Align::Left),
+                ("frame", leaksift_report::table::Align::Left),
+                ("locals", leaksift_report::table::Align::Right),
+                ("biggest local", leaksift_report::table::Align::Left),
+            ]);
+            let mut threads_json = Vec::new();
+            for thread in &dump.threads {
+                let name = thread
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("#{}", thread.serial));
+                let mut frames_json = Vec::new();
+                for frame in &thread.frames {
+                    let biggest = frame.locals.iter().max_by_key(|n| graph.self_size(**n));
+                    if let Some(&biggest) = biggest {
+                        table.row([
+                            name.clone(),
+                            format!("{} ({})", frame.method, frame.location),
+                            frame.locals.len().to_string(),
+                            graph.describe(biggest),
+                        ]);
+                    }
+                    frames_json.push(serde_json::json!({
+                        "depth": frame.depth,
+                        "method": frame.method,
+                        "location": frame.location,
+                        "locals": frame.locals.iter().map(|n| graph.id(*n).0).collect::<Vec<_>>(),
+                    }));
+                }
+                threads_json.push(serde_json::json!({
+                    "name": thread.name,
+                    "serial": thread.serial,
+                    "object": graph.id(thread.object).0,
+                    "frames": frames_json,
+                }));
+            }
+            let threads = ExtraSection {
+                title: "Threads: frames holding objects in local variables".to_string(),
+                json_key: "threads".to_string(),
+                text: table.render(),
+                json: serde_json::Value::Array(threads_json),
+            };
+            Ok(LoadedHeap {
+                path: path.to_path_buf(),
+                graph: dump.graph,
+                extra_bytes: 0,
+                extra_sections: vec![threads],
+                class_scheme: ClassScheme::Fixed,
+            })
+        }
+    }
+}
+
+fn load_v8(
+    path: &Path,
+    classify_like: Option<&ClassScheme>,
+    progress: &mut Progress,
+) -> anyhow::Result<LoadedHeap> {
+    let shown = path.display();
+    progress.phase(&format!("reading {shown}"));
+    let HeapInput { bytes, .. } = input::open(path).with_context(|| format!("{shown}"))?;
+    let interfaces = match classify_like {
+        Some(ClassScheme::V8Interfaces(defs)) => Some(defs.as_slice()),
+        _ => None,
+    };
+    let snapshot = v8::read(bytes, interfaces, &mut |phase| progress.phase(phase))
+        .with_context(|| format!("{shown}"))?;
+    Ok(LoadedHeap {
+        path: path.to_path_buf(),
+        graph: snapshot.graph,
+        extra_bytes: snapshot.extra_native_bytes,
+        extra_sections: Vec::new(),
+        class_scheme: ClassScheme::V8Interfaces(snapshot.interfaces),
+    })
+}

@@ -1,10 +1,75 @@
-//! `leaksift paths`: being built (see the issue that owns it); fails with a clear message until then.
+//! `leaksift paths`: the shortest retaining paths from the GC roots to one object, optionally
+//! with some retainers ignored (DevTools' "ignore this retainer").
 
+use std::path::PathBuf;
+
+use leaksift_heap::paths::retaining_paths;
+use leaksift_report::heap::render_path;
+use leaksift_report::progress::Progress;
+use serde_json::json;
+
+use super::heap::views::{Analysis, object_json, path_json, print_json};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The heap file: a V8 .heapsnapshot (optionally gzip-compressed) or a Java HPROF dump.
+    pub file: PathBuf,
+    /// Object id (V8 node id as shown by DevTools `@N`, or the HPROF object address).
+    #[arg(long)]
+    pub id: u64,
+    /// Ignore this retainer (by object id) and recompute; repeatable.
+    #[arg(long = "ignore", value_name = "ID")]
+    pub ignore: Vec<u64>,
+    /// At most this many paths (one per direct retainer, shortest first).
+    #[arg(long, default_value_t = 5)]
+    pub max: usize,
+    /// Print one JSON object (schema leaksift.paths.v1) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`leaksift paths` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let mut progress = Progress::stderr(args.quiet);
+    let analysis = Analysis::load(&args.file, None, &mut progress)?;
+    let target = analysis.node_by_id(args.id)?;
+    let cut = args
+        .ignore
+        .iter()
+        .map(|id| analysis.node_by_id(*id))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    progress.phase("retaining paths");
+    let paths = retaining_paths(analysis.graph(), target, &cut, args.max.max(1));
+    progress.finish();
+    let rows: Vec<_> = paths.iter().map(|p| analysis.path_rows(p)).collect();
+    let object = analysis.object_row(target);
+    if args.json {
+        print_json(&json!({
+            "schema": "leaksift.paths.v1",
+            "file": args.file.display().to_string(),
+            "object": object_json(&object),
+            "ignored": args.ignore,
+            "reachable": !rows.is_empty(),
+            "paths": rows.iter().map(|r| path_json(r)).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        println!(
+            "{} — retains {}",
+            object.description,
+            leaksift_report::units::bytes(object.retained_bytes as f64)
+        );
+        if rows.is_empty() {
+            println!(
+                "not reachable from the roots over strong references (with the ignored retainers cut)"
+            );
+        }
+        for (i, row) in rows.iter().enumerate() {
+            println!("\npath {}:", i + 1);
+            print!("{}", render_path(row));
+        }
+    }
+    Ok(Outcome::Clean)
 }

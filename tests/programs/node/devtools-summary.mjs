@@ -1,0 +1,28 @@
+// Runs DevTools' own heap snapshot analysis (npm heap-snapshot-toolkit, which bundles
+// devtools-frontend's HeapSnapshot.ts) on a snapshot and prints its Summary view as JSON:
+//   node devtools-summary.mjs FILE.heapsnapshot[.gz]
+// Output: {"total_bytes", "classes": [{key, name, count, shallow_bytes,
+// retained_bytes}]} where key is DevTools' class key (",Name" or "script,line,column,Name").
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { parse, DevToolsAPI } from 'heap-snapshot-toolkit';
+
+const file = process.argv[2];
+let stream = createReadStream(file);
+if (file.endsWith('.gz')) stream = stream.pipe(createGunzip());
+stream.setEncoding('utf-8');
+const snapshot = await parse(stream);
+const aggregates = await snapshot.aggregatesWithFilter(new DevToolsAPI.HeapSnapshotModel.NodeFilter());
+const classes = Object.entries(aggregates).map(([key, a]) => ({
+  key,
+  name: a.name,
+  count: a.count,
+  shallow_bytes: a.self,
+  retained_bytes: a.maxRet,
+}));
+classes.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+const statistics = await snapshot.getStatistics();
+process.stdout.write(JSON.stringify({
+  total_bytes: statistics.total,
+  classes,
+}) + '\n');
