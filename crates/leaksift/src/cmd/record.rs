@@ -1,10 +1,222 @@
-//! `leaksift record`: being built (see the issue that owns it); fails with a clear message until then.
+//! `leaksift record`: runs a command with the LD_PRELOAD allocation tracer and reports where the
+//! trace went; exits with the command's exit status (128 + signal when it was killed).
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
 
 use crate::outcome::Outcome;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// File name of the tracer library, looked up next to the `leaksift` executable.
+const PRELOAD_NAME: &str = "libleaksift_preload.so";
 
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`leaksift record` is not available in this build yet")
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "While the command runs, create the file OUTPUT.scan (e.g. `touch`) or send \
+the --scan-signal to request a leak scan of the live process; `leaksift report OUTPUT` shows it."
+)]
+pub struct Args {
+    /// Trace file to write (default: leaksift.<program>.lks in the current directory; replaced).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also trace mmap/munmap (as allocations of kind mmap; the leak scan treats them as roots).
+    #[arg(long)]
+    pub mmap: bool,
+    /// Trace forked children and other programs the command starts, each to OUTPUT.<pid>.
+    /// Without it, children are untraced.
+    #[arg(long)]
+    pub follow_fork: bool,
+    /// Signal (name like USR2 or number) that requests a leak scan while the command runs.
+    /// No handler is installed unless given.
+    #[arg(long, value_name = "SIGNAL", value_parser = parse_signal)]
+    pub scan_signal: Option<i32>,
+    /// The command to trace and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+fn parse_signal(text: &str) -> Result<i32, String> {
+    if let Ok(n) = text.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("signal {n} out of range"))
+        };
+    }
+    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
+    let number = match name.as_str() {
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "HUP" => libc::SIGHUP,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        _ => {
+            return Err(format!(
+                "unsupported signal {text:?} (use USR1, USR2, HUP, WINCH, PWR or a number)"
+            ));
+        }
+    };
+    Ok(number)
+}
+
+/// The tracer library: `$LEAKSIFT_PRELOAD`, or next to this executable (or its parent directory,
+/// for test binaries in `target/*/deps`).
+fn find_preload() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("LEAKSIFT_PRELOAD") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("LEAKSIFT_PRELOAD={} is not a file", path.display());
+        }
+        return Ok(std::fs::canonicalize(&path).unwrap_or(path));
+    }
+    let exe = std::env::current_exe().context("cannot locate the leaksift executable")?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    [dir.join(PRELOAD_NAME), dir.join("..").join(PRELOAD_NAME)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .with_context(|| {
+            format!(
+                "cannot find {PRELOAD_NAME} next to {}: build it with `cargo build -p leaksift-preload` \
+                 or set LEAKSIFT_PRELOAD",
+                exe.display()
+            )
+        })
+}
+
+fn default_output(command: &OsString) -> PathBuf {
+    let program = Path::new(command)
+        .file_name()
+        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
+    PathBuf::from(format!("leaksift.{program}.lks"))
+}
+
+/// Absolute form of `path` (relative to the current directory), so a command that changes
+/// directory still writes where the user asked.
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("cannot read the current directory")?
+        .join(path))
+}
+
+/// Per-process traces written next to `output` (`OUTPUT.<pid>[.<n>]`).
+fn sibling_traces(output: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            file_name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split('.').next())
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|entry| entry.path())
+        .collect();
+    found.sort();
+    found
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let preload = find_preload()?;
+    let output = absolute(
+        &args
+            .output
+            .clone()
+            .unwrap_or_else(|| default_output(&args.command[0])),
+    )?;
+    let control = PathBuf::from(format!("{}.scan", output.display()));
+    for stale in std::iter::once(output.clone())
+        .chain(std::iter::once(control.clone()))
+        .chain(sibling_traces(&output))
+    {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot replace {}", stale.display())),
+        }
+    }
+    let mut ld_preload = preload.as_os_str().to_os_string();
+    if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        ld_preload.push(" ");
+        ld_preload.push(existing);
+    }
+    let mut command = Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .env("LD_PRELOAD", ld_preload)
+        .env("LEAKSIFT_OUTPUT", &output)
+        .env("LEAKSIFT_CONTROL", &control)
+        .env("LEAKSIFT_MMAP", if args.mmap { "1" } else { "0" })
+        .env(
+            "LEAKSIFT_FOLLOW_FORK",
+            if args.follow_fork { "1" } else { "0" },
+        )
+        .env_remove("LEAKSIFT_SCAN_SIGNAL");
+    if let Some(signal) = args.scan_signal {
+        command.env("LEAKSIFT_SCAN_SIGNAL", signal.to_string());
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run {}", Path::new(&args.command[0]).display()))?;
+    eprintln!(
+        "leaksift: recording pid {} to {}",
+        child.id(),
+        output.display()
+    );
+    eprintln!(
+        "leaksift: create {} to request a leak scan",
+        control.display()
+    );
+    // Like a shell waiting for its job: terminal interrupts go to the command, not to us.
+    // SAFETY: setting dispositions of our own process to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    let status = child.wait().context("waiting for the traced command")?;
+    let _ = std::fs::remove_file(&control);
+    let code = match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(signal)) => {
+            eprintln!(
+                "leaksift: the command was killed by signal {signal}; the trace ends at its last flush"
+            );
+            128u8.wrapping_add(signal as u8)
+        }
+        _ => 1,
+    };
+    let size = std::fs::metadata(&output).map(|m| m.len()).with_context(|| {
+        format!(
+            "{} did not start the tracer, no trace at {} (statically linked or setuid programs cannot be traced)",
+            Path::new(&args.command[0]).display(),
+            output.display()
+        )
+    })?;
+    eprintln!(
+        "leaksift: trace written to {} ({}); analyse it with `leaksift report {}`",
+        output.display(),
+        leaksift_report::units::bytes(size as f64),
+        output.display()
+    );
+    for other in sibling_traces(&output) {
+        eprintln!("leaksift: another traced process wrote {}", other.display());
+    }
+    Ok(Outcome::ChildExit(code))
 }
