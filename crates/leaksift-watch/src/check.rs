@@ -153,7 +153,15 @@ fn step(
     if interrupted.load(Ordering::Relaxed) {
         return Err(WatchError::Interrupted);
     }
-    run_scenario(scenario, iteration)?;
+    // On a terminal, Ctrl-C also reaches the scenario (same process group): report the
+    // interruption, not the scenario's death by SIGINT.
+    run_scenario(scenario, iteration).map_err(|e| {
+        if interrupted.load(Ordering::Relaxed) {
+            WatchError::Interrupted
+        } else {
+            e
+        }
+    })?;
     match server_gone(server) {
         Some(e) => Err(e),
         None => Ok(()),

@@ -1,0 +1,226 @@
+//! `leaksift check` against a real HTTP server (tests/programs/watch/check_server.py): the server
+//! that keeps memory per request fails, the one that frees it passes, the JUnit file is valid XML,
+//! and the server is stopped on every path (failure, scenario error, Ctrl-C).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use quick_xml::events::Event;
+
+fn leaksift() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leaksift"))
+}
+
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/watch")
+}
+
+/// Files of one check run: the server's port and pid files and the JUnit report.
+struct Run {
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn new() -> Self {
+        Run {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    /// `leaksift check FLAGS… -- python3 check_server.py --mode MODE …`; `PORT` in the scenario
+    /// is replaced by the port file's path.
+    fn command(&self, mode: &str, scenario: &str, iterations: &str, flags: &[&str]) -> Command {
+        let port = self.path("port");
+        let mut cmd = leaksift();
+        cmd.args(["check", "-q", "--warmup", "3", "--iterations", iterations])
+            .args(flags)
+            .arg("--ready-cmd")
+            .arg(format!("test -s {}", port.display()))
+            .arg("--scenario")
+            .arg(scenario.replace("PORT", &port.display().to_string()))
+            .arg("--junit")
+            .arg(self.path("junit.xml"))
+            .args(["--", "python3"])
+            .arg(programs().join("check_server.py"))
+            .args(["--mode", mode, "--port-file"])
+            .arg(&port)
+            .arg("--pid-file")
+            .arg(self.path("pid"));
+        cmd
+    }
+    fn scenario() -> String {
+        format!("python3 {} PORT", programs().join("scenario.py").display())
+    }
+    fn server_pid(&self) -> u32 {
+        std::fs::read_to_string(self.path("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+    /// The server process must be gone (or a zombie about to be reaped by init).
+    fn assert_server_stopped(&self) {
+        let stat = format!("/proc/{}/stat", self.server_pid());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match std::fs::read_to_string(&stat) {
+                Err(_) => return,
+                Ok(s) if s.contains(") Z ") => return,
+                Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        panic!("server {} still runs", self.server_pid());
+    }
+}
+
+/// Parses the JUnit file with a real XML parser; returns (the suite's failures attribute, the
+/// test case's properties, whether it has an <error>).
+fn junit(path: &Path) -> (String, Vec<(String, String)>, bool) {
+    let xml = std::fs::read_to_string(path).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut failures, mut properties, mut error) = (String::new(), Vec::new(), false);
+    let mut depth = 0i32;
+    loop {
+        let event = reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("invalid JUnit XML: {e}\n{xml}"));
+        let attr = |e: &quick_xml::events::BytesStart, name: &[u8]| {
+            e.try_get_attribute(name)
+                .unwrap()
+                .map(|a| a.unescape_value().unwrap().into_owned())
+                .unwrap_or_default()
+        };
+        let element = match &event {
+            Event::Start(e) => {
+                depth += 1;
+                Some(e)
+            }
+            Event::Empty(e) => Some(e),
+            Event::End(_) => {
+                depth -= 1;
+                None
+            }
+            Event::Eof => break,
+            _ => None,
+        };
+        if let Some(e) = element {
+            match e.local_name().into_inner() {
+                b"testsuite" => failures = attr(e, b"failures"),
+                b"property" => properties.push((attr(e, b"name"), attr(e, b"value"))),
+                b"error" => error = true,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(depth, 0, "unbalanced elements");
+    (failures, properties, error)
+}
+
+fn property(props: &[(String, String)], name: &str) -> f64 {
+    props
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no property {name}: {props:?}"))
+        .1
+        .parse()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn server_that_keeps_memory_per_request_fails() {
+    let run = Run::new();
+    let out = run
+        .command("keep", &Run::scenario(), "12", &[])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("FAIL"));
+    let (failures, props, error) = junit(&run.path("junit.xml"));
+    assert_eq!(failures, "1");
+    assert!(!error);
+    // Four requests of 256 KiB kept per iteration.
+    let slope = property(&props, "slope_bytes_per_iteration");
+    assert!(
+        slope > 512.0 * 1024.0 && slope < 2.0 * 1048576.0,
+        "{props:?}"
+    );
+    assert!(property(&props, "slope_ci_low") > 16384.0);
+    assert!(property(&props, "p_value") < 0.01);
+    run.assert_server_stopped();
+}
+
+#[test]
+fn server_that_frees_memory_passes_with_json() {
+    let run = Run::new();
+    let out = run
+        .command("free", &Run::scenario(), "12", &["--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("{\n  \"schema\": \"leaksift.check.v1\","),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["result"], "pass");
+    assert_eq!(json["samples"], 13);
+    assert!(json["slope_bytes_per_iteration"].is_number());
+    assert!(json["slope_ci"][0].as_f64().unwrap() <= 16384.0, "{json}");
+    let (failures, props, error) = junit(&run.path("junit.xml"));
+    assert_eq!(failures, "0");
+    assert!(!error);
+    assert!(property(&props, "p_value") >= 0.0);
+    run.assert_server_stopped();
+}
+
+#[test]
+fn failing_scenario_is_an_error_and_stops_the_server() {
+    let run = Run::new();
+    let out = run
+        .command("free", "echo 'no route to host' >&2; exit 3", "5", &[])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("scenario `echo 'no route to host' >&2; exit 3` failed in iteration 1"),
+        "{err}"
+    );
+    assert!(err.contains("no route to host"), "{err}");
+    let (_, _, error) = junit(&run.path("junit.xml"));
+    assert!(error, "the JUnit report records the error");
+    run.assert_server_stopped();
+}
+
+#[test]
+fn ctrl_c_stops_the_server() {
+    let run = Run::new();
+    let child = run
+        .command("free", "sleep 0.2", "1000", &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !run.path("pid").exists() || !run.path("port").exists() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) with a valid pid of our own child and a standard signal.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    run.assert_server_stopped();
+}

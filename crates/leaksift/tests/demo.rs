@@ -1,0 +1,29 @@
+//! `leaksift demo` from a fresh directory: runs its steps on the bundled leaky program, finds the
+//! leak and writes the chart.
+
+use std::process::Command;
+
+#[test]
+fn demo_finds_the_bundled_leak_and_draws_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo-out");
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["demo", "--duration", "4s", "--out-dir"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("== step 1/"), "{stdout}");
+    assert!(stdout.contains("$ leaksift watch "), "{stdout}");
+    assert!(stdout.contains("LEAK"), "{stdout}");
+    let svg = std::fs::read_to_string(out_dir.join("watch.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("LEAK"));
+    let csv = std::fs::read_to_string(out_dir.join("watch.csv")).unwrap();
+    assert!(csv.lines().count() > 20);
+}
