@@ -10,12 +10,21 @@ fn leaksift() -> Command {
 }
 
 /// `n` samples, one per second, of `f(t)`, as a CSV with `t,bytes[,pid]`.
-fn csv(dir: &Path, name: &str, n: usize, f: impl Fn(f64) -> (f64, Option<u32>)) -> std::path::PathBuf {
+fn csv(
+    dir: &Path,
+    name: &str,
+    n: usize,
+    f: impl Fn(f64) -> (f64, Option<u32>),
+) -> std::path::PathBuf {
     let mut text = String::from("t,bytes,pid\n");
     for i in 0..n {
         let t = i as f64;
         let (bytes, pid) = f(t);
-        let _ = writeln!(text, "{t},{bytes:.0},{}", pid.map(|p| p.to_string()).unwrap_or_default());
+        let _ = writeln!(
+            text,
+            "{t},{bytes:.0},{}",
+            pid.map(|p| p.to_string()).unwrap_or_default()
+        );
     }
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -30,7 +39,12 @@ fn wiggle(t: f64) -> f64 {
 const MIB: f64 = 1048576.0;
 
 fn trend_json(path: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = leaksift().args(["trend", "--json"]).args(extra).arg(path).output().unwrap();
+    let out = leaksift()
+        .args(["trend", "--json"])
+        .args(extra)
+        .arg(path)
+        .output()
+        .unwrap();
     let json = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code(), json)
@@ -40,7 +54,10 @@ fn trend_json(path: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
 fn leak_with_fail_on_leak_exits_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = csv(dir.path(), "leak.csv", 300, |t| {
-        (100.0 * MIB + 0.5 * MIB * t + (t % 10.0) * 3.0 * MIB + MIB * wiggle(t), None)
+        (
+            100.0 * MIB + 0.5 * MIB * t + (t % 10.0) * 3.0 * MIB + MIB * wiggle(t),
+            None,
+        )
     });
     let out = leaksift()
         .args(["trend", "--json", "--fail-on-leak", "--limit", "2GiB"])
@@ -49,7 +66,10 @@ fn leak_with_fail_on_leak_exits_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("{\n  \"schema\": \"leaksift.trend.v1\","), "{text}");
+    assert!(
+        text.starts_with("{\n  \"schema\": \"leaksift.trend.v1\","),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["verdict"], "leak");
     for key in ["slope_bytes_per_s", "p_value", "time_to_limit_s"] {
@@ -68,9 +88,15 @@ fn leak_with_fail_on_leak_exits_one() {
 #[test]
 fn sawtooth_is_stable_and_warm_up_is_a_plateau() {
     let dir = tempfile::tempdir().unwrap();
-    let saw = csv(dir.path(), "saw.csv", 300, |t| (50.0 * MIB + (t % 7.0) * 4.0 * MIB, None));
+    let saw = csv(dir.path(), "saw.csv", 300, |t| {
+        (50.0 * MIB + (t % 7.0) * 4.0 * MIB, None)
+    });
     let (code, json) = trend_json(&saw, &["--fail-on-leak"]);
-    assert_eq!((code, &json["verdict"]), (Some(0), &serde_json::json!("stable")), "{json}");
+    assert_eq!(
+        (code, &json["verdict"]),
+        (Some(0), &serde_json::json!("stable")),
+        "{json}"
+    );
     assert!(json["time_to_limit_s"].is_null());
     let warm = csv(dir.path(), "warm.csv", 300, |t| {
         (50.0 * MIB + 80.0 * MIB * (1.0 - (-t / 40.0).exp()), None)
@@ -83,7 +109,10 @@ fn pid_changes_split_restarts() {
     let dir = tempfile::tempdir().unwrap();
     // Restarts every 100 s (a new pid) at a level only 20% below the peak: no drop detection.
     let path = csv(dir.path(), "restarts.csv", 300, |t| {
-        (400.0 * MIB + MIB * (t % 100.0), Some(1000 + (t / 100.0) as u32))
+        (
+            400.0 * MIB + MIB * (t % 100.0),
+            Some(1000 + (t / 100.0) as u32),
+        )
     });
     let (_, json) = trend_json(&path, &["--restart-drop", "0"]);
     assert_eq!(json["restarts"], 2, "{json}");
@@ -94,12 +123,23 @@ fn pid_changes_split_restarts() {
 #[test]
 fn human_output_and_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let path = csv(dir.path(), "leak.csv", 100, |t| (10.0 * MIB + MIB * t, None));
+    let path = csv(dir.path(), "leak.csv", 100, |t| {
+        (10.0 * MIB + MIB * t, None)
+    });
     let svg = dir.path().join("chart.svg");
-    let out = leaksift().arg("trend").arg(&path).arg("--svg").arg(&svg).output().unwrap();
+    let out = leaksift()
+        .arg("trend")
+        .arg(&path)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("LEAK") && stdout.contains("+1.00 MiB/s"), "{stdout}");
+    assert!(
+        stdout.contains("LEAK") && stdout.contains("+1.00 MiB/s"),
+        "{stdout}"
+    );
     let svg = std::fs::read_to_string(&svg).unwrap();
     let mut reader = quick_xml::Reader::from_str(&svg);
     loop {
@@ -117,11 +157,31 @@ fn malformed_input_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("empty.csv", "", "empty.csv:1: empty file: no header"),
-        ("noheader.csv", "time,mem\n1,2\n", "noheader.csv:1: header has no `t` column"),
-        ("bad.csv", "t,bytes\n0,100\n1,12x\n", "bad.csv:3: `bytes` is not a number: \"12x\""),
-        ("back.csv", "t,bytes\n5,100\n4,100\n", "back.csv:3: `t` goes backwards (4)"),
-        ("short.csv", "t,bytes\n0\n", "short.csv:2: missing `bytes` field"),
-        ("onlyheader.csv", "t,bytes\n", "onlyheader.csv:1: no samples after the header"),
+        (
+            "noheader.csv",
+            "time,mem\n1,2\n",
+            "noheader.csv:1: header has no `t` column",
+        ),
+        (
+            "bad.csv",
+            "t,bytes\n0,100\n1,12x\n",
+            "bad.csv:3: `bytes` is not a number: \"12x\"",
+        ),
+        (
+            "back.csv",
+            "t,bytes\n5,100\n4,100\n",
+            "back.csv:3: `t` goes backwards (4)",
+        ),
+        (
+            "short.csv",
+            "t,bytes\n0\n",
+            "short.csv:2: missing `bytes` field",
+        ),
+        (
+            "onlyheader.csv",
+            "t,bytes\n",
+            "onlyheader.csv:1: no samples after the header",
+        ),
     ];
     for (name, content, message) in cases {
         let path = dir.path().join(name);
@@ -130,9 +190,15 @@ fn malformed_input_names_file_and_line() {
         assert_eq!(out.status.code(), Some(2), "{name}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.starts_with("leaksift: error: ") && stderr.contains(message), "{stderr}");
+        assert!(
+            stderr.starts_with("leaksift: error: ") && stderr.contains(message),
+            "{stderr}"
+        );
     }
-    let out = leaksift().args(["trend", "/nonexistent/series.csv"]).output().unwrap();
+    let out = leaksift()
+        .args(["trend", "/nonexistent/series.csv"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent/series.csv"));
 }

@@ -38,7 +38,15 @@ fn memory_shapes() -> &'static Path {
 /// Watches `memory_shapes MODE` for 10 s at 50 ms and returns the JSON verdict.
 fn watch_shape(mode: &str, extra: &[&str]) -> serde_json::Value {
     let out = leaksift()
-        .args(["watch", "--quiet", "--interval", "50ms", "--duration", "10s", "--json"])
+        .args([
+            "watch",
+            "--quiet",
+            "--interval",
+            "50ms",
+            "--duration",
+            "10s",
+            "--json",
+        ])
         .args(extra)
         .arg("--")
         .arg(memory_shapes())
@@ -64,7 +72,14 @@ fn steady_leak_under_a_sawtooth_is_a_leak() {
     let svg = dir.path().join("leak.svg");
     let json = watch_shape(
         "leak-sawtooth",
-        &["--out", csv.to_str().unwrap(), "--svg", svg.to_str().unwrap(), "--limit", "1GiB"],
+        &[
+            "--out",
+            csv.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+            "--limit",
+            "1GiB",
+        ],
     );
     assert_eq!(json["verdict"], "leak", "{json}");
     // The program keeps 20 KiB per 10 ms tick: at most 2 MiB/s, less when ticks run late.
@@ -80,17 +95,26 @@ fn steady_leak_under_a_sawtooth_is_a_leak() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some(leaksift_watch_header()));
     assert_eq!(lines.count() as u64, json["samples"].as_u64().unwrap());
-    let trend = leaksift().args(["trend", "--json"]).arg(&csv).output().unwrap();
+    let trend = leaksift()
+        .args(["trend", "--json"])
+        .arg(&csv)
+        .output()
+        .unwrap();
     let trend: serde_json::Value = serde_json::from_slice(&trend.stdout).unwrap();
     assert_eq!(trend["verdict"], "leak");
     // Same samples, times rounded to microseconds in the CSV.
     let trend_slope = trend["slope_bytes_per_s"].as_f64().unwrap();
-    assert!((trend_slope - slope).abs() <= 1e-3 * slope, "{trend_slope} vs {slope}");
+    assert!(
+        (trend_slope - slope).abs() <= 1e-3 * slope,
+        "{trend_slope} vs {slope}"
+    );
 
     // The chart is well-formed XML with the samples, baseline and trend drawn.
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert_well_formed(&svg);
-    assert!(svg.contains("<polyline") && svg.contains("LEAK") && svg.contains("limit reached in ~"));
+    assert!(
+        svg.contains("<polyline") && svg.contains("LEAK") && svg.contains("limit reached in ~")
+    );
 }
 
 fn leaksift_watch_header() -> &'static str {
@@ -139,10 +163,24 @@ fn assert_well_formed(xml: &str) {
 #[test]
 fn passes_on_the_exit_code_of_the_command() {
     let out = leaksift()
-        .args(["watch", "-q", "--interval", "20ms", "--", "sh", "-c", "sleep 0.4; exit 7"])
+        .args([
+            "watch",
+            "-q",
+            "--interval",
+            "20ms",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.4; exit 7",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("command exited with code 7"));
 }
 
@@ -156,7 +194,15 @@ fn vanished_pid_is_an_error_but_keeps_the_samples() {
     // Reap the victim as soon as it exits so its /proc entry disappears.
     let reaper = std::thread::spawn(move || victim.wait());
     let out = leaksift()
-        .args(["watch", "-q", "--interval", "20ms", "--duration", "20s", "--pid"])
+        .args([
+            "watch",
+            "-q",
+            "--interval",
+            "20ms",
+            "--duration",
+            "20s",
+            "--pid",
+        ])
         .arg(pid.to_string())
         .arg("--out")
         .arg(&csv)
@@ -168,8 +214,14 @@ fn vanished_pid_is_an_error_but_keeps_the_samples() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("leaksift: error: watching pid"), "{stderr}");
-    assert!(stderr.contains(&format!("process {pid} is gone")), "{stderr}");
+    assert!(
+        stderr.starts_with("leaksift: error: watching pid"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("process {pid} is gone")),
+        "{stderr}"
+    );
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
     assert!(rows > 5, "{rows} lines in the CSV");
     assert_well_formed(&std::fs::read_to_string(&svg).unwrap());
@@ -180,18 +232,37 @@ fn bad_targets_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&[&str], &str); 3] = [
         (&["--pid", "99999999"], "process 99999999 is gone"),
-        (&["--cgroup", dir.path().to_str().unwrap()], "not a cgroup v2 directory"),
-        (&["--", "/nonexistent/program"], "cannot start `/nonexistent/program`"),
+        (
+            &["--cgroup", dir.path().to_str().unwrap()],
+            "not a cgroup v2 directory",
+        ),
+        (
+            &["--", "/nonexistent/program"],
+            "cannot start `/nonexistent/program`",
+        ),
     ];
     for (args, message) in cases {
-        let out = leaksift().args(["watch", "-q", "--duration", "1s"]).args(args).output().unwrap();
+        let out = leaksift()
+            .args(["watch", "-q", "--duration", "1s"])
+            .args(args)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.starts_with("leaksift: error: ") && stderr.contains(message), "{stderr}");
+        assert!(
+            stderr.starts_with("leaksift: error: ") && stderr.contains(message),
+            "{stderr}"
+        );
     }
-    leaksift().args(["watch", "--interval", "1ms", "--pid", "1"]).assert().code(2);
-    leaksift().args(["watch", "--interval", "1s"]).assert().code(2);
+    leaksift()
+        .args(["watch", "--interval", "1ms", "--pid", "1"])
+        .assert()
+        .code(2);
+    leaksift()
+        .args(["watch", "--interval", "1s"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -218,5 +289,8 @@ fn permission_denied_on_smaps_is_an_error() {
         return;
     }
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("permission denied reading /proc/1/smaps_rollup"), "{stderr}");
+    assert!(
+        stderr.contains("permission denied reading /proc/1/smaps_rollup"),
+        "{stderr}"
+    );
 }
