@@ -1,0 +1,371 @@
+//! `leaksift heap`, `paths` and `diff` on V8 heap snapshots written by real Node programs.
+//!
+//! DevTools equality: the committed fixtures under `tests/fixtures/v8/` come with DevTools' own
+//! numbers for them (`*.devtools.json`, computed by `tests/programs/node/devtools-summary.mjs`
+//! with npm `heap-snapshot-toolkit`, which bundles devtools-frontend's HeapSnapshot.ts); every
+//! class's count, shallow and retained size and the total must be equal. When node and the
+//! toolkit are installed (`npm ci` in tests/programs/node), a fresh snapshot is compared live too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/v8").join(name)
+}
+
+fn programs() -> PathBuf {
+    repo().join("tests/programs/node")
+}
+
+fn leaksift() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leaksift"))
+}
+
+/// Runs leaksift with `args` and returns (exit code, stdout JSON or Null, stderr).
+fn run(args: &[&str]) -> (i32, Value, String) {
+    let out = leaksift().args(args).output().expect("run leaksift");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn heap_json(file: &Path) -> Value {
+    let (code, json, stderr) = run(&["heap", "--json", "-q", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "leaksift heap failed: {stderr}");
+    assert_eq!(json["schema"], "leaksift.heap.v1");
+    json
+}
+
+/// DevTools' class key: "script,line,column,Name" for objects with a location, ",Name" otherwise.
+fn class_key(class: &Value) -> String {
+    let name = class["name"].as_str().unwrap();
+    match &class["location"] {
+        Value::Null => format!(",{name}"),
+        l => format!("{},{},{},{name}", l["script_id"], l["line"], l["column"]),
+    }
+}
+
+/// Asserts leaksift's summary equals DevTools' for every class and the total.
+fn assert_matches_devtools(ours: &Value, devtools: &Value) {
+    assert_eq!(
+        ours["total_bytes"], devtools["total_bytes"],
+        "total size differs"
+    );
+    let mut mine: Vec<(String, u64, u64, u64)> = ours["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                class_key(c),
+                c["count"].as_u64().unwrap(),
+                c["shallow_bytes"].as_u64().unwrap(),
+                c["retained_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut theirs: Vec<(String, u64, u64, u64)> = devtools["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["key"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+                c["shallow_bytes"].as_u64().unwrap(),
+                c["retained_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    mine.sort();
+    theirs.sort();
+    let differences: Vec<_> = theirs
+        .iter()
+        .filter(|t| !mine.contains(t))
+        .chain(mine.iter().filter(|m| !theirs.contains(m)))
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "{} class rows differ from DevTools: {:?}",
+        differences.len(),
+        &differences[..differences.len().min(10)]
+    );
+    assert!(
+        mine.len() > 5,
+        "too few classes to be a meaningful comparison"
+    );
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn committed_fixtures_match_devtools_exactly() {
+    for name in ["handmade", "shapes", "emitter-final"] {
+        let snapshot = if name == "handmade" {
+            fixture("handmade.heapsnapshot")
+        } else {
+            fixture(&format!("{name}.heapsnapshot.gz"))
+        };
+        let ours = heap_json(&snapshot);
+        let devtools = read_json(&fixture(&format!("{name}.devtools.json")));
+        assert_matches_devtools(&ours, &devtools);
+    }
+}
+
+#[test]
+fn handmade_corner_cases_follow_devtools() {
+    let ours = heap_json(&fixture("handmade.heapsnapshot"));
+    let classes = ours["classes"].as_array().unwrap();
+    let find = |key: &str| {
+        classes
+            .iter()
+            .find(|c| class_key(c) == key)
+            .unwrap()
+            .clone()
+    };
+    // Reachable only through a weak edge: attached to the root, retains its child.
+    assert_eq!(find(",Lonely")["retained_bytes"], 60);
+    // The same class name at two locations is two classes.
+    assert_eq!(find("7,10,4,Foo")["count"], 1);
+    assert_eq!(find(",Foo")["count"], 1);
+    // Detachedness propagates to embedder children and renames them.
+    assert_eq!(find(",Detached HTMLSpanElement")["count"], 1);
+    assert_eq!(ours["detached"].as_array().unwrap().len(), 2);
+    assert_eq!(ours["unreachable_count"], 4);
+}
+
+fn node_available() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn fresh_node_snapshot_matches_devtools_when_the_toolkit_is_installed() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let toolkit = programs().join("node_modules/heap-snapshot-toolkit");
+    if !toolkit.exists() {
+        eprintln!("skipped: run `npm ci` in tests/programs/node to compare against DevTools live");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("fresh.heapsnapshot");
+    let status = Command::new("node")
+        .arg(programs().join("shapes.js"))
+        .arg(&snapshot)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = Command::new("node")
+        .arg(programs().join("devtools-summary.mjs"))
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let devtools: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_matches_devtools(&heap_json(&snapshot), &devtools);
+}
+
+/// Runs a leak program that writes baseline, target and final snapshots into `dir`.
+fn three_snapshots(program: &str, dir: &Path) -> [PathBuf; 3] {
+    let files = ["baseline", "target", "final"].map(|n| dir.join(format!("{n}.heapsnapshot")));
+    let status = Command::new("node")
+        .arg(programs().join(program))
+        .args(&files)
+        .status()
+        .expect("run node");
+    assert!(status.success(), "{program} failed");
+    files
+}
+
+fn path_edges(leak: &Value) -> Vec<String> {
+    leak["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["edge"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn three_way(files: &[PathBuf; 3]) -> Value {
+    let args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    let (code, json, stderr) = run(&["diff", "--json", "-q", args[0], args[1], args[2]]);
+    assert_eq!(code, 1, "a leak must exit 1: {stderr}");
+    assert_eq!(json["schema"], "leaksift.diff.v1");
+    json
+}
+
+#[test]
+fn emitter_listener_leak_is_ranked_first_with_the_event_in_its_path() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_snapshots("leak-emitter.js", dir.path());
+    let json = three_way(&files);
+    let leaks = json["leaks"].as_array().unwrap();
+    let first = &leaks[0];
+    let edges = path_edges(first);
+    assert!(
+        edges.iter().any(|e| e == "config-changed"),
+        "path {edges:?}"
+    );
+    assert!(edges.iter().any(|e| e == "bus"), "path {edges:?}");
+    // 2000 leaked requests, each a closure, a context, a RequestContext, headers and a body.
+    assert!(first["count"].as_u64().unwrap() >= 2000 * 4, "{first}");
+    assert!(
+        first["retained_bytes"].as_u64().unwrap() > 1_000_000,
+        "{first}"
+    );
+    for other in &leaks[1..] {
+        assert!(other["retained_bytes"].as_u64() <= first["retained_bytes"].as_u64());
+    }
+
+    // `paths` explains the representative leaked object; ignoring the listener array cuts it off.
+    let id = first["representative_id"].as_u64().unwrap().to_string();
+    let last = files[2].to_str().unwrap();
+    let (code, paths, stderr) = run(&["paths", "--json", "-q", last, "--id", &id]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(paths["schema"], "leaksift.paths.v1");
+    let shortest = &paths["paths"][0];
+    assert!(
+        shortest
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["edge"] == "config-changed"),
+        "{shortest}"
+    );
+    let array_step = shortest
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["edge"] == "config-changed")
+        .unwrap();
+    let array_id = array_step["id"].as_u64().unwrap().to_string();
+    let (code, cut, _) = run(&[
+        "paths", "--json", "-q", last, "--id", &id, "--ignore", &array_id,
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(cut["reachable"], false, "{cut}");
+
+    // Two-way comparison: the 2000 RequestContexts made between baseline and target are new.
+    let (code, compare, stderr) = run(&[
+        "diff",
+        "--json",
+        "-q",
+        files[0].to_str().unwrap(),
+        files[1].to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let request = compare["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "RequestContext")
+        .expect("RequestContext in the comparison");
+    assert_eq!(request["new_count"], 2000);
+    assert_eq!(request["deleted_count"], 0);
+}
+
+#[test]
+fn growing_map_leak_is_ranked_first_with_the_owner_in_its_path() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_snapshots("leak-map.js", dir.path());
+    let json = three_way(&files);
+    let first = &json["leaks"][0];
+    let edges = path_edges(first);
+    assert!(edges.iter().any(|e| e == "sessionStore"), "path {edges:?}");
+    assert!(edges.iter().any(|e| e == "sessions"), "path {edges:?}");
+    assert!(
+        first["retained_bytes"].as_u64().unwrap() > 1_000_000,
+        "{first}"
+    );
+    assert!(first["count"].as_u64().unwrap() >= 2000 * 3, "{first}");
+}
+
+#[test]
+fn text_report_shows_suspects_and_classes() {
+    let out = leaksift()
+        .args(["heap", "-q"])
+        .arg(fixture("shapes.heapsnapshot.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Leak suspects"), "{text}");
+    assert!(text.contains("Classes by retained size"), "{text}");
+    assert!(text.contains("Point"), "{text}");
+    assert!(text.contains("Duplicated strings"), "{text}");
+}
+
+#[test]
+fn truncated_and_foreign_files_fail_with_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(fixture("handmade.heapsnapshot")).unwrap();
+    for cut in [40, whole.len() / 3, whole.len() / 2, whole.len() - 2] {
+        let file = dir.path().join("cut.heapsnapshot");
+        std::fs::write(&file, &whole[..cut]).unwrap();
+        let (code, _, stderr) = run(&["heap", "-q", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "cut at {cut}: {stderr}");
+        assert!(stderr.starts_with("leaksift: error: "), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("cut.heapsnapshot"), "{stderr}");
+        assert!(stderr.contains("byte"), "cut at {cut}: {stderr}");
+    }
+    let foreign = dir.path().join("notes.txt");
+    std::fs::write(&foreign, "hello").unwrap();
+    let (code, _, stderr) = run(&["heap", foreign.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a heap snapshot"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        "paths",
+        "--id",
+        "999999",
+        fixture("handmade.heapsnapshot").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no object with id 999999"), "{stderr}");
+}
+
+#[test]
+fn gzip_and_plain_snapshots_give_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.heapsnapshot");
+    let mut decoder = flate2::read::GzDecoder::new(
+        std::fs::File::open(fixture("shapes.heapsnapshot.gz")).unwrap(),
+    );
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut decoder, &mut bytes).unwrap();
+    std::fs::write(&plain, bytes).unwrap();
+    let mut a = heap_json(&plain);
+    let mut b = heap_json(&fixture("shapes.heapsnapshot.gz"));
+    a["file"] = Value::Null;
+    b["file"] = Value::Null;
+    assert_eq!(a, b);
+}
