@@ -339,14 +339,76 @@ extern "C" fn munmap_impl(addr: *mut c_void, len: usize, _frame: *const u64) -> 
 /// frames unwind from its first allocation (outside any allocation hook: no loader lock held).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> *mut c_void {
-    let real = runtime::next_dlopen();
-    let Some(real) = real else {
+    type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
+    let Some(real) = runtime::next_symbol(c"dlopen") else {
         return core::ptr::null_mut();
     };
-    // SAFETY: the real dlopen with the caller's arguments.
-    let handle = unsafe { real(filename, flags) };
+    // SAFETY: glibc's dlopen has this signature; the caller's arguments pass through.
+    let handle = unsafe { core::mem::transmute::<*mut c_void, DlopenFn>(real)(filename, flags) };
     if !handle.is_null() {
         runtime::modules_changed();
     }
     handle
+}
+
+unsafe extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// `execve`: the new image replaces this one, so write out the pending events first (the trace
+/// of this image then ends without an `End` event; the new image traces to `OUTPUT.<pid>`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execve(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    runtime::flush_and_wait(5000);
+    // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
+    unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execv(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+) -> c_int {
+    runtime::flush_and_wait(5000);
+    // SAFETY: the raw syscall with the caller's arguments and the current environment.
+    unsafe { libc::syscall(libc::SYS_execve, path, argv, environ) as c_int }
+}
+
+type ExecvpeFn = unsafe extern "C" fn(
+    *const libc::c_char,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) -> c_int;
+
+/// `execvp`/`execvpe` search PATH: flush, then let glibc's versions do the search.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execvpe(
+    file: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    runtime::flush_and_wait(5000);
+    match runtime::next_symbol(c"execvpe") {
+        // SAFETY: glibc's execvpe has this signature; the caller's arguments pass through.
+        Some(real) => unsafe {
+            core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp)
+        },
+        None => {
+            runtime::set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execvp(
+    file: *const libc::c_char,
+    argv: *const *const libc::c_char,
+) -> c_int {
+    // SAFETY: forwards with the current environment, as execvp is defined to.
+    unsafe { execvpe(file, argv, environ) }
 }

@@ -28,7 +28,6 @@ static CONSTRUCTED: AtomicBool = AtomicBool::new(false);
 static TRACE_MMAP: AtomicBool = AtomicBool::new(false);
 static STACKS: AtomicPtr<StackTable> = AtomicPtr::new(core::ptr::null_mut());
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
-static NEXT_DLOPEN: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Requests to the writer thread.
 pub static SCAN_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -39,6 +38,11 @@ pub static EXIT_SP: AtomicU64 = AtomicU64::new(0);
 /// Set by the writer when the exit scan and the final flush are done.
 pub static EXIT_DONE: AtomicU32 = AtomicU32::new(0);
 pub static WRITER_RUNNING: AtomicBool = AtomicBool::new(false);
+pub static WRITER_TID: AtomicU32 = AtomicU32::new(0);
+/// Flush requests (exec, fatal signals): the writer writes everything pending and sets
+/// `FLUSH_DONE` to the request count it served.
+pub static FLUSH_REQUESTED: AtomicU32 = AtomicU32::new(0);
+pub static FLUSH_DONE: AtomicU32 = AtomicU32::new(0);
 pub static MODULES_DIRTY: AtomicBool = AtomicBool::new(true);
 
 /// Whether allocation events are being recorded. Initialises the core on first use.
@@ -175,19 +179,13 @@ fn main_stack_bounds() -> StackBounds {
     }
 }
 
-type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
-
-/// glibc's `dlopen`, resolved once with `dlsym(RTLD_NEXT)` under the guard (dlsym may allocate).
-pub fn next_dlopen() -> Option<DlopenFn> {
-    let mut ptr = NEXT_DLOPEN.load(Ordering::Acquire);
-    if ptr.is_null() {
-        let _guard = ReentryGuard::enter();
-        // SAFETY: dlsym with a static NUL-terminated name.
-        ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, c"dlopen".as_ptr()) };
-        NEXT_DLOPEN.store(ptr, Ordering::Release);
-    }
-    // SAFETY: `dlopen`'s signature.
-    (!ptr.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, DlopenFn>(ptr) })
+/// The next definition of `name` after this library (glibc's), resolved under the guard
+/// (dlsym may allocate). Not cached: only used on rare calls (dlopen, exec).
+pub fn next_symbol(name: &CStr) -> Option<*mut c_void> {
+    let _guard = ReentryGuard::enter();
+    // SAFETY: dlsym with a NUL-terminated name.
+    let ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+    (!ptr.is_null()).then_some(ptr)
 }
 
 /// After a successful `dlopen`: rebuild the unwinder now, tell the writer to log the modules.
@@ -275,6 +273,7 @@ extern "C" fn constructor() {
     if let Some(signal) = env(c"LEAKSIFT_SCAN_SIGNAL").and_then(|s| s.parse::<c_int>().ok()) {
         install_scan_signal(signal);
     }
+    install_fatal_signal_handlers();
     // SAFETY: registering plain extern "C" callbacks with glibc.
     unsafe {
         libc::pthread_atfork(
@@ -309,6 +308,71 @@ fn install_scan_signal(signal: c_int) {
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(signal, &action, core::ptr::null_mut());
+    }
+}
+
+/// Asks the writer to write out every pending event and waits up to `timeout_ms` for it
+/// (async-signal-safe: atomics and futex calls only). Returns immediately on the writer thread.
+pub fn flush_and_wait(timeout_ms: u32) {
+    if STATE.load(Ordering::Acquire) != STATE_ACTIVE
+        || !WRITER_RUNNING.load(Ordering::Acquire)
+        || WRITER_TID.load(Ordering::Acquire) == sys::gettid()
+    {
+        return;
+    }
+    let target = FLUSH_REQUESTED
+        .fetch_add(1, Ordering::AcqRel)
+        .wrapping_add(1);
+    buffers::WAKE.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&buffers::WAKE);
+    for _ in 0..timeout_ms / 10 {
+        let done = FLUSH_DONE.load(Ordering::Acquire);
+        if done.wrapping_sub(target) as i32 >= 0 {
+            return;
+        }
+        sys::futex_wait(&FLUSH_DONE, done, 10_000_000);
+    }
+}
+
+/// Signals whose default action kills the process: the trace is flushed first.
+const FATAL_SIGNALS: [c_int; 7] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+    libc::SIGTERM,
+    libc::SIGINT,
+];
+
+extern "C" fn fatal_signal_handler(signal: c_int) {
+    flush_and_wait(2000);
+    // Then die exactly as without the tracer: default action, signal raised again (it is blocked
+    // until this handler returns; a faulting instruction also faults again).
+    // SAFETY: signal and raise are async-signal-safe.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+}
+
+/// Installs the flush-then-die handler for fatal signals still at their default disposition.
+fn install_fatal_signal_handlers() {
+    for signal in FATAL_SIGNALS {
+        // SAFETY: queries and installs dispositions; the handler is async-signal-safe.
+        unsafe {
+            let mut current: libc::sigaction = core::mem::zeroed();
+            if libc::sigaction(signal, core::ptr::null(), &mut current) != 0
+                || current.sa_sigaction != libc::SIG_DFL
+            {
+                continue;
+            }
+            let mut action: libc::sigaction = core::mem::zeroed();
+            action.sa_sigaction = fatal_signal_handler as *const () as usize;
+            action.sa_flags = libc::SA_ONSTACK | libc::SA_RESETHAND;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, core::ptr::null_mut());
+        }
     }
 }
 

@@ -147,6 +147,11 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32) {
     };
 }
 
+pub fn gettid() -> u32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
 pub fn getpid() -> u32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { libc::syscall(libc::SYS_getpid) as u32 }

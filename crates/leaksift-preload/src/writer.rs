@@ -248,6 +248,7 @@ pub fn spawn_in_child(sink: Sink) {
 fn start_thread(writer: *mut Writer, calibrate: bool) {
     extern "C" fn writer_main(arg: *mut libc::c_void) -> *mut libc::c_void {
         ReentryGuard::enter_forever();
+        runtime::WRITER_TID.store(sys::gettid(), Ordering::Release);
         let calibrate = arg as usize & 1 == 1;
         let writer = WRITER.load(Ordering::Acquire);
         // SAFETY: the writer state is owned by this thread from now on (pause hands it over only
@@ -312,6 +313,8 @@ impl Writer {
         loop {
             let seen = WAKE.load(Ordering::Acquire);
             if PAUSE_REQUESTED.load(Ordering::Acquire) {
+                // Bring the live map up to date: a followed child starts from it.
+                self.cycle(true);
                 PAUSED.store(1, Ordering::Release);
                 sys::futex_wake(&PAUSED);
                 while PAUSE_REQUESTED.load(Ordering::Acquire) {
@@ -333,6 +336,14 @@ impl Writer {
                 self.scan(ScanTrigger::OnDemand, None);
                 let result = self.sink.trace.flush();
                 self.check(result);
+            }
+            let requested = runtime::FLUSH_REQUESTED.load(Ordering::Acquire);
+            if requested != runtime::FLUSH_DONE.load(Ordering::Acquire) {
+                self.cycle(true);
+                let result = self.sink.trace.flush();
+                self.check(result);
+                runtime::FLUSH_DONE.store(requested, Ordering::Release);
+                sys::futex_wake(&runtime::FLUSH_DONE);
             }
             if self.failed {
                 runtime::stop_tracing();

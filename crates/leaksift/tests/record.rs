@@ -1,0 +1,714 @@
+//! `leaksift record` on real C, C++ and Rust programs built by this harness: leak classes (also
+//! against valgrind), frame-by-frame stacks with and without frame pointers, allocator coverage,
+//! threads, fork, exec, crashes and on-demand scans. Traces are checked with the trace reader.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use leaksift_trace::TraceReader;
+use leaksift_trace::model::{
+    AllocKind, Event, LeakClass, Module, ProcessEnd, ScanTrigger, StackId,
+};
+
+fn programs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/record")
+}
+
+/// Makes sure the tracer library next to the `leaksift` binary is built and current
+/// (`cargo test -p leaksift` alone does not build the cdylib).
+fn ensure_preload() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let bin = Path::new(env!("CARGO_BIN_EXE_leaksift"));
+        let profile_dir = bin.parent().expect("binary directory");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "-p", "leaksift-preload"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        if let Some(target) = profile_dir.parent() {
+            cargo.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cargo
+            .status()
+            .expect("running cargo build -p leaksift-preload");
+        assert!(status.success(), "building the preload library failed");
+        assert!(profile_dir.join("libleaksift_preload.so").is_file());
+    });
+}
+
+fn compile(compiler: &str, source: &str, flags: &[&str], dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let status = Command::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(programs_dir().join(source))
+        .status()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(status.success(), "{compiler} {source} failed");
+    out
+}
+
+fn compile_c(source: &str, flags: &[&str], dir: &Path, name: &str) -> PathBuf {
+    let mut all = vec!["-g", "-pthread"];
+    all.extend_from_slice(flags);
+    compile("gcc", source, &all, dir, name)
+}
+
+fn record(trace: &Path, extra: &[&str], program: &Path, args: &[&str]) -> Output {
+    ensure_preload();
+    Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .arg("record")
+        .arg("-o")
+        .arg(trace)
+        .args(extra)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("running leaksift record")
+}
+
+/// A fully decoded trace.
+struct Trace {
+    pid: u32,
+    events: Vec<Event>,
+    truncated: bool,
+}
+
+impl Trace {
+    fn read(path: &Path) -> Trace {
+        let mut reader =
+            TraceReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let pid = reader.header().pid;
+        let events = reader
+            .events()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Trace {
+            pid,
+            events,
+            truncated: reader.is_truncated(),
+        }
+    }
+
+    fn allocs(&self, wanted: u64) -> Vec<(u64, StackId, AllocKind)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Alloc {
+                    address,
+                    size,
+                    stack,
+                    kind,
+                    ..
+                } if *size == wanted => Some((*address, *stack, *kind)),
+                Event::Realloc {
+                    new_address,
+                    size,
+                    stack,
+                    ..
+                } if *size == wanted => Some((*new_address, *stack, AllocKind::Realloc)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn frees(&self) -> Vec<u64> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Free { address, .. } => Some(*address),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stack(&self, id: StackId) -> Vec<u64> {
+        self.events
+            .iter()
+            .find_map(|e| match e {
+                Event::Stack { id: i, frames } if *i == id => Some(frames.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("stack {id:?} is not defined"))
+    }
+
+    fn modules(&self) -> Vec<&Module> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ModuleLoaded(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sizes of blocks live at the end of the trace, by address.
+    fn live(&self) -> HashMap<u64, u64> {
+        let mut live = HashMap::new();
+        for e in &self.events {
+            match e {
+                Event::Alloc { address, size, .. } => {
+                    live.insert(*address, *size);
+                }
+                Event::Realloc {
+                    old_address,
+                    new_address,
+                    size,
+                    ..
+                } => {
+                    live.remove(old_address);
+                    live.insert(*new_address, *size);
+                }
+                Event::Free { address, .. } => {
+                    live.remove(address);
+                }
+                _ => {}
+            }
+        }
+        live
+    }
+
+    /// (blocks, bytes) per class of the last scan with `trigger`, sizes from the replay.
+    fn leak_summary(&self, trigger: ScanTrigger) -> HashMap<LeakClass, (u64, u64)> {
+        let mut live = HashMap::new();
+        let mut summary = None;
+        for e in &self.events {
+            match e {
+                Event::Alloc { address, size, .. } => {
+                    live.insert(*address, *size);
+                }
+                Event::Realloc {
+                    old_address,
+                    new_address,
+                    size,
+                    ..
+                } => {
+                    live.remove(old_address);
+                    live.insert(*new_address, *size);
+                }
+                Event::Free { address, .. } => {
+                    live.remove(address);
+                }
+                Event::LeakScan(scan) if scan.trigger == trigger => {
+                    let mut totals: HashMap<LeakClass, (u64, u64)> = HashMap::new();
+                    for block in &scan.blocks {
+                        let size = *live.get(&block.address).expect("scanned block is live");
+                        let t = totals.entry(block.class).or_default();
+                        t.0 += 1;
+                        t.1 += size;
+                    }
+                    summary = Some(totals);
+                }
+                _ => {}
+            }
+        }
+        summary.expect("the trace has a leak scan")
+    }
+
+    fn end(&self) -> Option<ProcessEnd> {
+        self.events.iter().find_map(|e| match e {
+            Event::End { end, .. } => Some(*end),
+            _ => None,
+        })
+    }
+}
+
+/// Function symbols of an ELF file: (start, end, name), SVMA.
+fn function_symbols(binary: &Path) -> Vec<(u64, u64, String)> {
+    let out = Command::new("nm")
+        .args(["-S", "--defined-only"])
+        .arg(binary)
+        .output()
+        .expect("running nm");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if parts.len() != 4 || !matches!(parts[2], "T" | "t") {
+                return None;
+            }
+            let start = u64::from_str_radix(parts[0], 16).ok()?;
+            let size = u64::from_str_radix(parts[1], 16).ok()?;
+            Some((start, start + size, parts[3].to_string()))
+        })
+        .collect()
+}
+
+/// Names the function each frame returns into (`?` outside `binary`).
+fn frame_names(trace: &Trace, frames: &[u64], binary: &Path) -> Vec<String> {
+    let canonical = std::fs::canonicalize(binary).unwrap();
+    let module = trace
+        .modules()
+        .into_iter()
+        .find(|m| std::fs::canonicalize(&m.path).is_ok_and(|p| p == canonical))
+        .expect("the program is among the modules");
+    let symbols = function_symbols(binary);
+    frames
+        .iter()
+        .map(|&frame| {
+            let svma = frame.wrapping_sub(module.base).wrapping_sub(1);
+            symbols
+                .iter()
+                .find(|(s, e, _)| *s <= svma && svma < *e)
+                .map_or_else(|| "?".to_string(), |(_, _, n)| n.clone())
+        })
+        .collect()
+}
+
+fn valgrind_summary(program: &Path) -> HashMap<LeakClass, (u64, u64)> {
+    let out = Command::new("valgrind")
+        .args([
+            "--leak-check=full",
+            "--show-leak-kinds=all",
+            "--run-libc-freeres=no",
+        ])
+        .arg(program)
+        .output()
+        .expect("running valgrind");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut summary = HashMap::new();
+    for (label, class) in [
+        ("definitely lost:", LeakClass::DefinitelyLost),
+        ("indirectly lost:", LeakClass::IndirectlyLost),
+        ("possibly lost:", LeakClass::PossiblyLost),
+        ("still reachable:", LeakClass::StillReachable),
+    ] {
+        if let Some(line) = text.lines().find(|l| l.contains(label)) {
+            let numbers: Vec<u64> = line
+                .split(label)
+                .nth(1)
+                .unwrap_or("")
+                .replace(',', "")
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            if let [bytes, blocks] = numbers[..] {
+                if blocks > 0 {
+                    summary.insert(class, (blocks, bytes));
+                }
+            }
+        }
+    }
+    summary
+}
+
+#[test]
+fn leak_classes_match_valgrind_with_and_without_frame_pointers() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, flags) in [
+        ("leaks_fp", &["-O0", "-fno-omit-frame-pointer"][..]),
+        ("leaks_nofp", &["-O2", "-fomit-frame-pointer"][..]),
+    ] {
+        let program = compile_c("leaks.c", flags, dir.path(), name);
+        let trace_path = dir.path().join(format!("{name}.lks"));
+        let out = record(&trace_path, &[], &program, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let trace = Trace::read(&trace_path);
+        assert!(!trace.truncated);
+        assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)));
+        let ours = trace.leak_summary(ScanTrigger::Exit);
+        assert_eq!(
+            ours.get(&LeakClass::DefinitelyLost),
+            Some(&(2, 132)),
+            "{name}: {ours:?}"
+        );
+        assert_eq!(
+            ours.get(&LeakClass::IndirectlyLost),
+            Some(&(1, 48)),
+            "{name}: {ours:?}"
+        );
+        assert_eq!(
+            ours.get(&LeakClass::PossiblyLost),
+            Some(&(1, 64)),
+            "{name}: {ours:?}"
+        );
+        let valgrind = valgrind_summary(&program);
+        assert_eq!(ours, valgrind, "{name}: leaksift vs valgrind");
+    }
+}
+
+#[test]
+fn stacks_are_exact_through_frame_pointer_and_dwarf_code() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, flags) in [
+        ("stacks_fp", &["-O2", "-fno-omit-frame-pointer"][..]),
+        ("stacks_nofp", &["-O2", "-fomit-frame-pointer"][..]),
+    ] {
+        let program = compile_c("stacks.c", flags, dir.path(), name);
+        let trace_path = dir.path().join(format!("{name}.lks"));
+        let out = record(&trace_path, &[], &program, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let trace = Trace::read(&trace_path);
+
+        let (_, stack, kind) = trace.allocs(12345)[0];
+        assert_eq!(kind, AllocKind::Malloc);
+        let frames = trace.stack(stack);
+        let names = frame_names(&trace, &frames, &program);
+        assert_eq!(
+            names[..4],
+            ["level3", "level2", "level1", "main"],
+            "{name}: {names:?}"
+        );
+
+        // Through glibc's qsort, which has no frame pointers: only CFI gets past it.
+        let (_, stack, _) = trace.allocs(23456)[0];
+        let names = frame_names(&trace, &trace.stack(stack), &program);
+        assert_eq!(names[0], "compare", "{name}: {names:?}");
+        let ours: Vec<&String> = names.iter().filter(|n| *n != "?").collect();
+        assert_eq!(
+            ours[..3],
+            ["compare", "sort_with_allocation", "main"],
+            "{name}: {names:?}"
+        );
+        assert!(
+            names[1] == "?",
+            "{name}: the frame after compare is in libc: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn cxx_new_and_delete_reach_malloc_and_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile("g++", "cxx.cpp", &["-O1", "-g"], dir.path(), "cxx");
+    let trace_path = dir.path().join("cxx.lks");
+    let out = record(&trace_path, &[], &program, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = Trace::read(&trace_path);
+    let frees = trace.frees();
+    for size in [34567u64, 4321 * 8, 5001] {
+        let allocs = trace.allocs(size);
+        assert_eq!(allocs.len(), 1, "one block of {size} bytes");
+        let (address, stack, kind) = allocs[0];
+        assert_eq!(kind, AllocKind::Malloc);
+        assert!(
+            frees.contains(&address),
+            "the {size}-byte block was deleted"
+        );
+        // Innermost frames are in libstdc++'s operator new; the chain reaches our function.
+        let names = frame_names(&trace, &trace.stack(stack), &program);
+        assert_eq!(names[0], "?", "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "_Z15cxx_allocationsv"),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n == "main"), "{names:?}");
+    }
+    let leaked = trace.allocs(3333)[0].0;
+    assert!(trace.live().contains_key(&leaked));
+    let summary = trace.leak_summary(ScanTrigger::Exit);
+    assert!(
+        summary
+            .get(&LeakClass::StillReachable)
+            .is_some_and(|(_, bytes)| *bytes >= 3333)
+    );
+}
+
+#[test]
+fn rust_default_allocator_reaches_malloc() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("rust_alloc");
+    let status = Command::new("rustc")
+        .args(["-O", "-g", "--edition", "2021", "-o"])
+        .arg(&program)
+        .arg(programs_dir().join("rust_alloc.rs"))
+        .status()
+        .expect("running rustc");
+    assert!(status.success());
+    let trace_path = dir.path().join("rust.lks");
+    let out = record(&trace_path, &[], &program, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = Trace::read(&trace_path);
+    let frees = trace.frees();
+    for size in [45678u64, 5678] {
+        let allocs = trace.allocs(size);
+        assert_eq!(allocs.len(), 1, "one block of {size} bytes");
+        assert!(frees.contains(&allocs[0].0));
+        let names = frame_names(&trace, &trace.stack(allocs[0].1), &program);
+        assert!(
+            names.iter().any(|n| n.contains("rust_allocations")),
+            "{names:?}"
+        );
+    }
+}
+
+#[test]
+fn eight_threads_give_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("threads.c", &["-O2"], dir.path(), "threads");
+    let trace_path = dir.path().join("threads.lks");
+    let out = record(&trace_path, &[], &program, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = Trace::read(&trace_path);
+    let allocs = trace.allocs(77);
+    assert_eq!(allocs.len(), 8 * 20000);
+    let live = trace.live();
+    assert!(
+        allocs
+            .iter()
+            .all(|(address, _, _)| !live.contains_key(address) || live[address] != 77)
+    );
+    let threads: std::collections::HashSet<u32> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alloc {
+                thread, size: 77, ..
+            } => Some(thread.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(threads.len(), 8);
+    // Events are in time order.
+    let times: Vec<u64> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alloc { time, .. } | Event::Free { time, .. } => Some(time.0),
+            _ => None,
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+fn traces_with_size(dir: &Path, prefix: &str, size: u64) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .filter(|p| !Trace::read(p).allocs(size).is_empty())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("fork_exec.c", &["-O1"], dir.path(), "fork_exec");
+
+    let trace_path = dir.path().join("plain.lks");
+    let out = record(&trace_path, &[], &program, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the exec'd image's status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let main = Trace::read(&trace_path);
+    assert_eq!(
+        main.allocs(1111).len(),
+        1,
+        "parent allocation flushed before exec"
+    );
+    assert!(main.allocs(2222).is_empty(), "fork child untraced");
+    assert!(traces_with_size(dir.path(), "plain.lks.", 2222).is_empty());
+    let exec_trace = dir.path().join(format!("plain.lks.{}", main.pid));
+    let image = Trace::read(&exec_trace);
+    assert_eq!(image.pid, main.pid);
+    assert_eq!(image.allocs(4444).len(), 1);
+    assert_eq!(image.end(), Some(ProcessEnd::Exited(5)));
+
+    let trace_path = dir.path().join("follow.lks");
+    let out = record(&trace_path, &["--follow-fork"], &program, &[]);
+    assert_eq!(out.status.code(), Some(5));
+    let children = traces_with_size(dir.path(), "follow.lks.", 2222);
+    assert_eq!(children.len(), 1, "the followed child has its own trace");
+    let child = Trace::read(&children[0]);
+    assert_ne!(child.pid, main.pid);
+    assert_eq!(child.end(), Some(ProcessEnd::Exited(0)));
+    assert_eq!(
+        child.allocs(1111).len(),
+        1,
+        "blocks inherited from the parent are restated"
+    );
+}
+
+#[test]
+fn a_segfault_leaves_a_readable_truncated_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
+    let trace_path = dir.path().join("segv.lks");
+    let out = record(&trace_path, &[], &program, &["segv"]);
+    assert_eq!(out.status.code(), Some(128 + 11));
+    let trace = Trace::read(&trace_path);
+    assert!(trace.truncated);
+    assert_eq!(trace.allocs(5555).len(), 1);
+}
+
+/// Runs `crash MODE` under record, returns the record process and the program's pid.
+fn start_waiting(
+    program: &Path,
+    trace: &Path,
+    mode: &str,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    i32,
+) {
+    ensure_preload();
+    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .arg("record")
+        .arg("-o")
+        .arg(trace)
+        .arg("--")
+        .arg(program)
+        .arg(mode)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(record.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .expect("ready line");
+    (record, stdout, pid)
+}
+
+/// Polls the trace until `done` holds for what it contains (the writer flushes every 100 ms).
+fn wait_for_trace(path: &Path, done: impl Fn(&Trace) -> bool) -> Trace {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut reader) = TraceReader::open(path) {
+            let events: Vec<Event> = reader.events().map_while(Result::ok).collect();
+            let trace = Trace {
+                pid: reader.header().pid,
+                events,
+                truncated: reader.is_truncated(),
+            };
+            if done(&trace) {
+                return trace;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the trace never showed what was expected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigkill_leaves_a_trace_readable_up_to_the_last_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
+    let trace_path = dir.path().join("kill.lks");
+    let (mut record, _stdout, pid) = start_waiting(&program, &trace_path, "wait");
+    wait_for_trace(&trace_path, |t| !t.allocs(6666).is_empty());
+    // SAFETY: signalling the traced program we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let status = record.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 9));
+    let trace = Trace::read(&trace_path);
+    assert!(trace.truncated);
+    assert_eq!(trace.allocs(6666).len(), 1);
+}
+
+#[test]
+fn the_control_file_triggers_a_scan_of_the_running_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
+    let trace_path = dir.path().join("scan.lks");
+    let (mut record, _stdout, _pid) = start_waiting(&program, &trace_path, "scan");
+    std::fs::write(dir.path().join("scan.lks.scan"), b"").unwrap();
+    let trace = wait_for_trace(&trace_path, |t| {
+        t.events
+            .iter()
+            .any(|e| matches!(e, Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand))
+    });
+    let lost = trace.allocs(7777)[0].0;
+    let scan = trace
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    let class = scan
+        .blocks
+        .iter()
+        .find(|b| b.address == lost)
+        .map(|b| b.class);
+    assert_eq!(class, Some(LeakClass::DefinitelyLost));
+    use std::io::Write;
+    record.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert_eq!(record.wait().unwrap().code(), Some(0));
+    let trace = Trace::read(&trace_path);
+    assert!(!trace.truncated);
+}
+
+#[test]
+fn mmap_is_traced_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("mmap.c", &["-O1"], dir.path(), "mmap");
+    let trace_path = dir.path().join("mmap.lks");
+    let out = record(&trace_path, &["--mmap"], &program, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let trace = Trace::read(&trace_path);
+    let gone = trace.allocs(1 << 20);
+    let kept = trace.allocs(3 << 20);
+    assert_eq!((gone.len(), kept.len()), (1, 1));
+    assert_eq!(gone[0].2, AllocKind::Mmap);
+    assert!(trace.frees().contains(&gone[0].0));
+    assert!(trace.live().contains_key(&kept[0].0));
+
+    let trace_path = dir.path().join("nommap.lks");
+    record(&trace_path, &[], &program, &[]);
+    assert!(Trace::read(&trace_path).allocs(3 << 20).is_empty());
+}
+
+#[test]
+fn a_command_that_cannot_run_is_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = record(
+        &dir.path().join("x.lks"),
+        &[],
+        &dir.path().join("missing-program"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("leaksift: error: cannot run"),
+        "{stderr}"
+    );
+}
