@@ -19,7 +19,7 @@ class Factory {
 
 } // namespace shapes
 
-__attribute__((noinline)) static void build_and_forget(int id) {
+__attribute__((noinline)) void build_and_forget(int id) {
     shapes::Widget *widget = shapes::Factory::create(id); // line:build_and_forget
     widget->payload[0] = 1;
 }
