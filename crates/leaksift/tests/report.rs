@@ -783,3 +783,80 @@ fn rust_stack_has_demangled_names() {
     let frames = stack["frames"].as_array().unwrap();
     assert_eq!(frames.last().unwrap()["function"], "main", "{stack:#}");
 }
+
+#[test]
+fn inlined_frames_are_expanded_from_dwarf() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(dir.path(), "cc", "inlined.c", "inlined", &["-g", "-O2"]);
+    let json = report_json(&record(dir.path(), &binary));
+    let stack = sized_stack(&json, 54);
+    let frames: Vec<(String, u64, bool)> = stack["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["function"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap_or(0),
+                f["inlined"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let line = |name| u64::from(marker_line("inlined.c", name));
+    assert_eq!(
+        frames,
+        [
+            ("fill".to_string(), line("fill"), true),
+            ("make".to_string(), line("make"), false),
+            ("main".to_string(), line("main"), false),
+        ],
+        "{stack:#}"
+    );
+}
+
+#[test]
+fn growth_by_call_site_finds_the_leak_in_a_killed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(
+        dir.path(),
+        "cc",
+        "growing_server.c",
+        "growing_server",
+        &["-g", "-O0"],
+    );
+    let trace = dir.path().join("server.trace");
+    let output = leaksift()
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&binary)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(128 + 9),
+        "record passes on the SIGKILL"
+    );
+    let json = report_json(&trace);
+    assert_eq!(json["truncated"], true);
+    assert_eq!(json["scan"], Value::Null);
+    let sites = json["growth"]["sites"].as_array().unwrap();
+    let top = &sites[0];
+    assert_eq!(top["verdict"], "leak", "{:#}", json["growth"]);
+    assert!(top["slope_bytes_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(top["frames"][0]["function"], "remember");
+    assert_eq!(
+        top["frames"][0]["line"].as_u64().unwrap(),
+        u64::from(marker_line("growing_server.c", "remember"))
+    );
+    // The churned scratch buffer is not a suspect.
+    assert!(
+        sites
+            .iter()
+            .filter(|s| s["verdict"] == "leak")
+            .all(|s| s["frames"][0]["function"] == "remember"),
+        "{:#}",
+        json["growth"]
+    );
+}
