@@ -124,3 +124,38 @@ fn addresses_outside_every_module_are_unknown_not_errors() {
     assert_eq!(frames[1].module, "/nonexistent/lib.so");
     assert_eq!(frames[1].offset, 0xff);
 }
+
+#[test]
+fn follows_gnu_debuglink_into_a_debug_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, inner_alloc) = build(dir.path());
+    let debug_root = dir.path().join("debug");
+    std::fs::create_dir_all(&debug_root).unwrap();
+    let debug_file = debug_root.join("stacks.debug");
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&binary)
+        .arg(&debug_file));
+    // Strip the binary's DWARF and point it at the separate file, as distributions do.
+    run(Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(format!("--add-gnu-debuglink={}", debug_file.display()))
+        .arg(&binary));
+    let modules = [module(&binary, Some(build_id(&binary)))];
+    let address = BIAS + inner_alloc + 9;
+
+    let without = Symbolizer::new(&modules, &[]).stack(&[address]);
+    assert_eq!(
+        without[0].function, "inner_alloc",
+        "the symbol table is kept"
+    );
+    assert_eq!(
+        without[0].line, None,
+        "no line information without the debug file"
+    );
+
+    let with = Symbolizer::new(&modules, std::slice::from_ref(&debug_root)).stack(&[address]);
+    assert_eq!(with[0].function, "inner_alloc");
+    assert!(with[0].file.as_deref().unwrap().ends_with("stacks.c"));
+    assert!(with[0].line.is_some());
+}
