@@ -94,17 +94,20 @@ pub fn compare(base: &HeapGraph, target: &HeapGraph) -> Vec<ClassDiff> {
             }
             (Some(l), Some(r)) if l < r => {
                 diffs[l.0 as usize].deleted_count += 1;
-                diffs[l.0 as usize].deleted_bytes += a[i].2;
+                diffs[l.0 as usize].deleted_bytes =
+                    diffs[l.0 as usize].deleted_bytes.saturating_add(a[i].2);
                 i += 1;
             }
             (Some(l), None) => {
                 diffs[l.0 as usize].deleted_count += 1;
-                diffs[l.0 as usize].deleted_bytes += a[i].2;
+                diffs[l.0 as usize].deleted_bytes =
+                    diffs[l.0 as usize].deleted_bytes.saturating_add(a[i].2);
                 i += 1;
             }
             (_, Some(r)) => {
                 diffs[r.0 as usize].new_count += 1;
-                diffs[r.0 as usize].new_bytes += b[j].2;
+                diffs[r.0 as usize].new_bytes =
+                    diffs[r.0 as usize].new_bytes.saturating_add(b[j].2);
                 j += 1;
             }
             (None, None) => break,
@@ -256,11 +259,12 @@ pub fn find_leaks(
                 representative: node_index,
             });
             group.roots += 1;
-            group.retained += retained;
-            *group
+            group.retained = group.retained.saturating_add(retained);
+            let class_total = group
                 .class_retained
                 .entry(final_graph.class(node_index))
-                .or_default() += retained;
+                .or_default();
+            *class_total = class_total.saturating_add(retained);
             if retained > dominators.retained(group.representative) {
                 group.representative = node_index;
             }

@@ -36,7 +36,7 @@ impl Dominators {
         let mut retained = self_sizes.to_vec();
         for &node in preorder.iter().skip(1).rev() {
             let dominator = idom[node as usize] as usize;
-            retained[dominator] += retained[node as usize];
+            retained[dominator] = retained[dominator].saturating_add(retained[node as usize]);
         }
         let (first_dominated, dominated) = dominated_csr(&idom, graph.root());
         Dominators {

@@ -48,7 +48,7 @@ pub fn class_histogram_filtered(
         }
         let s = &mut stats[class_of[node.get()] as usize];
         s.count += 1;
-        s.shallow_bytes += size;
+        s.shallow_bytes = s.shallow_bytes.saturating_add(size);
     }
     // Depth-first over the dominator tree, tracking how many counted instances of each class
     // are on the current path; a node counts only if none are.
@@ -62,7 +62,9 @@ pub fn class_histogram_filtered(
         }
         let index = NodeIndex(node);
         if active[class] == 0 && sizes[node as usize] != 0 && filter(index) {
-            stats[class].retained_bytes += dominators.retained(index);
+            stats[class].retained_bytes = stats[class]
+                .retained_bytes
+                .saturating_add(dominators.retained(index));
             active[class] += 1;
             stack.push((node, true));
         }

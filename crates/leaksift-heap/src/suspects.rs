@@ -112,7 +112,7 @@ pub fn find_suspects(graph: &HeapGraph, dominators: &Dominators, threshold: f64)
     let mut by_class: Vec<(u64, u64, Option<NodeIndex>)> = vec![(0, 0, None); graph.class_count()];
     for &node in top.iter().skip(suspects.len()) {
         let entry = &mut by_class[graph.class(node).0 as usize];
-        entry.0 += dominators.retained(node);
+        entry.0 = entry.0.saturating_add(dominators.retained(node));
         entry.1 += 1;
         if entry.2.is_none() {
             entry.2 = Some(node);

@@ -184,6 +184,9 @@ pub fn render_summary(s: &HeapSummary) -> String {
             "   accumulated in: {}\n",
             suspect.accumulation_point
         ));
+        if suspect.path.is_empty() {
+            out.push_str("   (not reachable from the roots over strong references)\n");
+        }
         for line in render_path(&suspect.path).lines() {
             out.push_str("   ");
             out.push_str(line);

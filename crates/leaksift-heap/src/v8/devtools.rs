@@ -280,7 +280,7 @@ pub fn calculate_shallow_sizes(graph: &mut HeapGraph) {
         let owned = NodeIndex(i as u32);
         let size = graph.self_size(owned);
         graph.set_self_size(owned, 0);
-        graph.set_self_size(owner, graph.self_size(owner) + size);
+        graph.set_self_size(owner, graph.self_size(owner).saturating_add(size));
     }
 }
 

@@ -427,3 +427,83 @@ fn read_locations(
     }
     Ok(locations)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HANDMADE: &[u8] = include_bytes!("../../../../tests/fixtures/v8/handmade.heapsnapshot");
+
+    fn read_bytes(bytes: Vec<u8>) -> Result<V8Snapshot, V8Error> {
+        read(Arc::new(HeapBytes::Owned(bytes)), None, &mut |_| {})
+    }
+
+    /// Reads and runs every analysis; nothing may panic whatever the input.
+    fn exercise(bytes: Vec<u8>) {
+        if let Ok(snapshot) = read_bytes(bytes) {
+            let graph = &snapshot.graph;
+            let dominators = crate::dominators::Dominators::compute(graph);
+            let _ = crate::histogram::class_histogram(graph, &dominators);
+            let _ = crate::suspects::find_suspects(graph, &dominators, 0.1);
+            let ids = crate::diff::sorted_ids(graph);
+            let _ = crate::diff::find_leaks(&[], &ids, graph, &dominators);
+            let _ = crate::diff::compare(graph, graph);
+            let last = NodeIndex(graph.node_count() as u32 - 1);
+            let _ = crate::paths::retaining_paths(graph, last, &[graph.root()], 3);
+            for node in graph.nodes() {
+                let _ = graph.describe(node);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_the_handmade_fixture() {
+        let snapshot = read_bytes(HANDMADE.to_vec()).unwrap();
+        assert_eq!(snapshot.graph.node_count(), 19);
+        assert_eq!(snapshot.graph.edge_count(), 24);
+        let text = snapshot
+            .graph
+            .nodes()
+            .find(|n| snapshot.graph.kind(*n) == NodeKind::String)
+            .unwrap();
+        assert_eq!(snapshot.graph.name(text), "caf\u{fffd} é \"quoted\"");
+    }
+
+    #[test]
+    fn reports_meta_errors() {
+        let broken = String::from_utf8_lossy(HANDMADE).replace("\"to_node\"", "\"target\"");
+        assert!(matches!(
+            read_bytes(broken.into_bytes()),
+            Err(V8Error::Meta(_))
+        ));
+        let bad_target = String::from_utf8_lossy(HANDMADE).replacen(",1,14,", ",1,15,", 1);
+        assert!(read_bytes(bad_target.into_bytes()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            exercise(bytes);
+        }
+
+        #[test]
+        fn mutated_snapshots_never_panic(
+            at in 0usize..HANDMADE.len(),
+            patch in proptest::collection::vec(
+                prop_oneof![Just(b'0'), Just(b'9'), Just(b','), Just(b']'), Just(b'"'), any::<u8>()],
+                1..6,
+            ),
+            cut in 0usize..=HANDMADE.len(),
+        ) {
+            let mut bytes = HANDMADE.to_vec();
+            for (i, b) in patch.iter().enumerate() {
+                if at + i < bytes.len() {
+                    bytes[at + i] = *b;
+                }
+            }
+            bytes.truncate(cut.max(at));
+            exercise(bytes);
+        }
+    }
+}

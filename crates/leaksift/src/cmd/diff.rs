@@ -151,7 +151,9 @@ fn three_way(
                 .unwrap_or_default(),
         })
         .collect();
-    let total: u64 = rows.iter().map(|r| r.retained_bytes).sum();
+    let total = rows
+        .iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.retained_bytes));
     if args.json {
         print_json(&json!({
             "schema": "leaksift.diff.v1",

@@ -165,7 +165,7 @@ fn duplicate_strings(analysis: &Analysis, top: usize) -> Vec<DuplicateStringRow>
         let size = graph.self_size(node);
         let entry = by_value.entry(graph.name_id(node)).or_insert((0, 0, 0));
         entry.0 += 1;
-        entry.1 += size;
+        entry.1 = entry.1.saturating_add(size);
         entry.2 = entry.2.max(size);
     }
     let mut rows: Vec<(StringId, u64, u64)> = by_value

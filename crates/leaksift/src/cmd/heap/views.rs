@@ -32,7 +32,9 @@ impl Analysis {
 
     /// The heap's total: the root's retained size plus bytes the format keeps outside nodes.
     pub fn total_bytes(&self) -> u64 {
-        self.dominators.retained(self.heap.graph.root()) + self.heap.extra_bytes
+        self.dominators
+            .retained(self.heap.graph.root())
+            .saturating_add(self.heap.extra_bytes)
     }
 
     pub fn graph(&self) -> &HeapGraph {
