@@ -112,10 +112,21 @@ pub fn load(
                     "frames": frames_json,
                 }));
             }
+            // Servers have hundreds of threads: the text shows the first rows, JSON has all.
+            const TEXT_ROWS: usize = 40;
+            let mut text = table.render();
+            let rows = table.len();
+            if rows > TEXT_ROWS {
+                text = text.lines().take(TEXT_ROWS + 1).collect::<Vec<_>>().join("\n");
+                text.push_str(&format!(
+                    "\n… {} more frames holding locals (all in --json)\n",
+                    rows - TEXT_ROWS
+                ));
+            }
             let threads = ExtraSection {
                 title: "Threads: frames holding objects in local variables".to_string(),
                 json_key: "threads".to_string(),
-                text: table.render(),
+                text,
                 json: serde_json::Value::Array(threads_json),
             };
             Ok(LoadedHeap {
