@@ -117,7 +117,11 @@ pub fn load(
             let mut text = table.render();
             let rows = table.len();
             if rows > TEXT_ROWS {
-                text = text.lines().take(TEXT_ROWS + 1).collect::<Vec<_>>().join("\n");
+                text = text
+                    .lines()
+                    .take(TEXT_ROWS + 1)
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 text.push_str(&format!(
                     "\n… {} more frames holding locals (all in --json)\n",
                     rows - TEXT_ROWS
