@@ -1,5 +1,13 @@
-//! Pass 2: every object becomes a node and every reference an edge of the heap graph, in file
-//! order, so the CSR columns are filled by appending (no sort, no per-edge source column).
+//! Pass 2: every object becomes a node and every reference an edge of the heap graph.
+//!
+//! An object's ordinal is its position in the file (pass 1 counted them), so the heap segments
+//! can be split into contiguous groups, one per core: each worker writes its objects' node
+//! columns in place and appends its edges in ordinal order. The CSR columns then need no sort:
+//! the workers' edge runs are concatenated and their offsets shifted.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
 use leaksift_heap::{
     ClassId, ClassInfo, EdgeKind, GcRootKind, GraphError, GraphParts, HeapFormat, HeapGraph,
@@ -7,13 +15,13 @@ use leaksift_heap::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::bytes::IdSize;
+use crate::bytes::{Cursor, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
 use crate::ids::IdIndex;
 use crate::layout::{ClassTable, Retention, SizeRule};
-use crate::scan::Scan;
-use crate::walk::{ClassDump, Root, SubRecord, Visitor, ids};
+use crate::scan::{Scan, Segment};
+use crate::walk::{ClassDump, Root, SubRecord, ids, next_sub_record};
 
 /// An edge waiting for its source node: GC-root links from the root or from a thread object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,6 +59,15 @@ pub struct BuildStats {
     pub layout_mismatches: u64,
 }
 
+impl BuildStats {
+    fn add(&mut self, other: &BuildStats) {
+        self.dangling_references += other.dangling_references;
+        self.dangling_roots += other.dangling_roots;
+        self.instances_of_unknown_classes += other.instances_of_unknown_classes;
+        self.layout_mismatches += other.layout_mismatches;
+    }
+}
+
 /// Labels of the synthetic edges.
 #[derive(Debug)]
 struct Labels {
@@ -69,6 +86,7 @@ struct GraphClass {
     /// Ordinal of the class object.
     node: Option<u32>,
     fields: Vec<GraphField>,
+    is_finalizer: bool,
 }
 
 /// A reference field ready to become an edge.
@@ -80,6 +98,31 @@ struct GraphField {
     kind: u8,
 }
 
+/// A graph class, its name and its class object's ordinal.
+type ClassSlot = (ClassId, StringId, Option<u32>);
+
+const PRIMITIVES: [BasicType; 8] = [
+    BasicType::Boolean,
+    BasicType::Char,
+    BasicType::Float,
+    BasicType::Double,
+    BasicType::Byte,
+    BasicType::Short,
+    BasicType::Int,
+    BasicType::Long,
+];
+
+fn graph_error(error: GraphError) -> HprofError {
+    let text = match error {
+        GraphError::TooManyNodes(_) => "the dump has more than 2^32 - 1 objects",
+        GraphError::TooManyStrings => "the dump has more than 2^32 - 1 distinct names",
+        GraphError::TooManyClasses => "the dump has more than 2^32 - 1 classes",
+        _ => "the heap graph could not be built",
+    };
+    HprofError::new(0, ErrorKind::Malformed(text))
+}
+
+/// Interns the HPROF string `name` into the graph's string table (once per id).
 fn intern_name(
     strings: &mut StringTable,
     cache: &mut FxHashMap<u64, StringId>,
@@ -99,54 +142,31 @@ fn intern_name(
     Ok(id)
 }
 
-/// Fills the graph columns during pass 2.
-pub struct GraphFill<'s, 'a> {
+/// Everything pass 2 reads, resolved up front so that the workers share it read-only.
+pub struct GraphPlan<'s, 'a> {
     scan: &'s Scan<'a>,
     classes: &'s ClassTable,
     index: &'s IdIndex,
     rule: SizeRule,
     strings: StringTable,
     class_infos: Vec<ClassInfo>,
-    /// Graph class, name, class node and reference fields per class table entry.
     defs: Vec<GraphClass>,
-    /// Graph class of `java.lang.Class` (the class of class objects).
+    /// Graph names of every static field name.
+    static_names: FxHashMap<u64, StringId>,
+    /// The class of class objects (`java.lang.Class`).
     class_class: ClassId,
-    /// Graph class and class object ordinal of each primitive array type.
-    primitive_arrays: FxHashMap<BasicType, (ClassId, StringId, Option<u32>)>,
+    primitive_arrays: [ClassSlot; 8],
     unknown_class: (ClassId, StringId),
-    field_names: FxHashMap<u64, StringId>,
+    root_class: (ClassId, StringId),
     labels: Labels,
+    /// GC-root edges sorted by source ordinal.
     pending: Vec<PendingEdge>,
-    next_pending: usize,
-    next_ordinal: u32,
-    last_class: Option<(u64, u32)>,
-    pub stats: BuildStats,
-    // Graph columns.
-    class: Vec<u32>,
-    name: Vec<u32>,
-    self_size: Vec<u64>,
-    kind: Vec<u8>,
-    flags: Vec<u8>,
-    first_edge: Vec<u64>,
-    edge_to: Vec<u32>,
-    edge_kind: Vec<u8>,
-    edge_name: Vec<u32>,
+    dangling_roots: u64,
+    /// Upper bound of the edge count (null references included).
+    edge_bound: usize,
 }
 
-fn graph_error(error: GraphError) -> HprofError {
-    HprofError::new(0, ErrorKind::Malformed(graph_error_text(&error)))
-}
-
-fn graph_error_text(error: &GraphError) -> &'static str {
-    match error {
-        GraphError::TooManyNodes(_) => "the dump has more than 2^32 - 1 objects",
-        GraphError::TooManyStrings => "the dump has more than 2^32 - 1 distinct names",
-        GraphError::TooManyClasses => "the dump has more than 2^32 - 1 classes",
-        _ => "the heap graph could not be built",
-    }
-}
-
-impl<'s, 'a> GraphFill<'s, 'a> {
+impl<'s, 'a> GraphPlan<'s, 'a> {
     pub fn new(
         scan: &'s Scan<'a>,
         classes: &'s ClassTable,
@@ -168,8 +188,9 @@ impl<'s, 'a> GraphFill<'s, 'a> {
             });
             Ok((id, name))
         };
-        let mut field_names = FxHashMap::default();
+        let mut names = FxHashMap::default();
         let mut defs = Vec::with_capacity(classes.defs.len());
+        let mut static_names = FxHashMap::default();
         for def in &classes.defs {
             let (class, name) = intern_class(&mut strings, &def.name, Some(def.dump.id))?;
             let mut fields = Vec::with_capacity(def.ref_fields.len());
@@ -181,33 +202,29 @@ impl<'s, 'a> GraphFill<'s, 'a> {
                 };
                 fields.push(GraphField {
                     offset: field.offset,
-                    name: intern_name(&mut strings, &mut field_names, scan, field.name)?,
+                    name: intern_name(&mut strings, &mut names, scan, field.name)?,
                     kind: kind.to_byte(essential),
                 });
+            }
+            for field in &def.dump.statics {
+                let name = intern_name(&mut strings, &mut names, scan, field.name)?;
+                static_names.insert(field.name, name);
             }
             defs.push(GraphClass {
                 class,
                 name,
                 node: index.lookup(&scan.ids, def.dump.id),
                 fields,
+                is_finalizer: def.name == "java.lang.ref.Finalizer",
             });
         }
         let class_class = match classes.find_by_name("java.lang.Class") {
-            Some(index) => defs[index as usize].class,
+            Some(at) => defs[at as usize].class,
             None => intern_class(&mut strings, "java.lang.Class", None)?.0,
         };
-        let mut primitive_arrays = FxHashMap::default();
-        for ty in [
-            BasicType::Boolean,
-            BasicType::Char,
-            BasicType::Float,
-            BasicType::Double,
-            BasicType::Byte,
-            BasicType::Short,
-            BasicType::Int,
-            BasicType::Long,
-        ] {
-            let entry = match classes.find_by_name(ty.array_class_name()) {
+        let mut primitive_arrays = [(ClassId(0), StringId(0), None); 8];
+        for (slot, ty) in primitive_arrays.iter_mut().zip(PRIMITIVES) {
+            *slot = match classes.find_by_name(ty.array_class_name()) {
                 Some(at) => {
                     let def = &defs[at as usize];
                     (def.class, def.name, def.node)
@@ -217,7 +234,6 @@ impl<'s, 'a> GraphFill<'s, 'a> {
                     (class, name, None)
                 }
             };
-            primitive_arrays.insert(ty, entry);
         }
         let unknown_class = intern_class(&mut strings, "<unknown class>", None)?;
         let root_class = intern_class(&mut strings, "<GC roots>", None)?;
@@ -228,9 +244,6 @@ impl<'s, 'a> GraphFill<'s, 'a> {
             signers: strings.intern("<signers>").map_err(graph_error)?,
             protection_domain: strings.intern("<protection domain>").map_err(graph_error)?,
         };
-        let node_count = scan.ids.len();
-        // Upper bound of the edge count (null references included), so the columns never
-        // reallocate; untouched capacity costs address space, not memory.
         let instance_refs: u64 = scan
             .instances_per_class
             .iter()
@@ -249,10 +262,9 @@ impl<'s, 'a> GraphFill<'s, 'a> {
         let edge_bound = instance_refs
             + static_refs
             + scan.array_elements
-            + node_count as u64
+            + scan.ids.len() as u64
             + scan.roots.len() as u64;
-        let edge_capacity = usize::try_from(edge_bound).unwrap_or(usize::MAX / 16);
-        let mut fill = GraphFill {
+        let mut plan = GraphPlan {
             scan,
             classes,
             index,
@@ -260,31 +272,18 @@ impl<'s, 'a> GraphFill<'s, 'a> {
             strings,
             class_infos,
             defs,
+            static_names,
             class_class,
             primitive_arrays,
             unknown_class,
-            field_names,
+            root_class,
             labels,
             pending: Vec::new(),
-            next_pending: 0,
-            next_ordinal: 1,
-            last_class: None,
-            stats: BuildStats::default(),
-            class: Vec::with_capacity(node_count),
-            name: Vec::with_capacity(node_count),
-            self_size: Vec::with_capacity(node_count),
-            kind: Vec::with_capacity(node_count),
-            flags: Vec::with_capacity(node_count),
-            first_edge: Vec::with_capacity(node_count + 1),
-            edge_to: Vec::with_capacity(edge_capacity),
-            edge_kind: Vec::with_capacity(edge_capacity),
-            edge_name: Vec::with_capacity(edge_capacity),
+            dangling_roots: 0,
+            edge_bound: usize::try_from(edge_bound).unwrap_or(usize::MAX / 16),
         };
-        fill.plan_root_edges(&scan.roots);
-        // The synthetic root: ordinal 0, its edges first.
-        fill.push_node(root_class.0, root_class.1, 0, NodeKind::Root);
-        fill.pending_edges_of(0);
-        Ok(fill)
+        plan.plan_root_edges(&scan.roots);
+        Ok(plan)
     }
 
     /// Resolves the GC roots into edges from the root or from their thread's object.
@@ -301,7 +300,7 @@ impl<'s, 'a> GraphFill<'s, 'a> {
         let mut pending = Vec::with_capacity(roots.len());
         for root in roots {
             let Some(to) = self.index.lookup(ids, root.object) else {
-                self.stats.dangling_roots += 1;
+                self.dangling_roots += 1;
                 continue;
             };
             let owner = root
@@ -321,50 +320,359 @@ impl<'s, 'a> GraphFill<'s, 'a> {
         self.pending = pending;
     }
 
-    fn pending_edges_of(&mut self, ordinal: u32) {
+    /// Runs pass 2 over `data` with up to `workers` threads; `consumed` hears each finished
+    /// byte range and the bytes read so far.
+    pub fn fill(
+        self,
+        data: &[u8],
+        workers: usize,
+        consumed: &mut dyn FnMut(Range<usize>, usize),
+    ) -> Result<(GraphParts, BuildStats), HprofError> {
+        let node_count = self.scan.ids.len();
+        let groups = split_segments(&self.scan.segments, workers.max(1));
+        let mut class = vec![0u32; node_count];
+        let mut name = vec![0u32; node_count];
+        let mut self_size = vec![0u64; node_count];
+        let mut kind = vec![0u8; node_count];
+        let mut first_edge = Vec::with_capacity(node_count + 1);
+        first_edge.resize(node_count, 0u64);
+        let abort = AtomicBool::new(false);
+        let (sender, receiver) = mpsc::channel::<Range<usize>>();
+        let results: Vec<Result<EdgeRun, HprofError>> = std::thread::scope(|scope| {
+            let mut handles = Vec::with_capacity(groups.len());
+            let mut columns = NodeSlices {
+                class: &mut class,
+                name: &mut name,
+                self_size: &mut self_size,
+                kind: &mut kind,
+                first_edge: &mut first_edge,
+            };
+            for (at, group) in groups.iter().enumerate() {
+                let first = if at == 0 {
+                    0
+                } else {
+                    group.first().map_or(node_count as u32, |s| s.first_ordinal)
+                };
+                let end = groups
+                    .get(at + 1)
+                    .and_then(|g| g.first())
+                    .map_or(node_count as u32, |s| s.first_ordinal);
+                let (mine, rest) = columns.split_at((end - first) as usize);
+                columns = rest;
+                let pending_from = self.pending.partition_point(|e| e.from < first);
+                let pending_to = self.pending.partition_point(|e| e.from < end);
+                let mut worker = Worker {
+                    plan: &self,
+                    first,
+                    next: first,
+                    nodes: mine,
+                    edges: EdgeRun::with_capacity(if at == 0 { self.edge_bound } else { 0 }),
+                    pending: &self.pending[pending_from..pending_to],
+                    next_pending: 0,
+                    last_class: None,
+                    stats: BuildStats::default(),
+                };
+                let sender = sender.clone();
+                let abort = &abort;
+                handles.push(scope.spawn(move || {
+                    let result = worker.run(data, group, &sender, abort);
+                    if result.is_err() {
+                        abort.store(true, Ordering::Relaxed);
+                    }
+                    result.map(|()| worker.finish())
+                }));
+            }
+            drop(sender);
+            let mut read = 0;
+            for done in receiver {
+                read += done.len();
+                consumed(done, read);
+            }
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or(Err(HprofError::new(
+                        0,
+                        ErrorKind::Malformed("a pass-2 worker stopped unexpectedly"),
+                    )))
+                })
+                .collect()
+        });
+        let mut runs = Vec::with_capacity(results.len());
+        for result in results {
+            runs.push(result?);
+        }
+        // Concatenate the workers' edge runs and shift their offsets.
+        let mut stats = BuildStats {
+            dangling_roots: self.dangling_roots,
+            ..BuildStats::default()
+        };
+        let mut runs = runs.into_iter();
+        let mut edges = runs.next().unwrap_or_else(|| EdgeRun::with_capacity(0));
+        stats.add(&edges.stats);
+        for run in runs {
+            let base = edges.to.len() as u64;
+            for offset in &mut first_edge[run.nodes.clone()] {
+                *offset += base;
+            }
+            edges.to.extend_from_slice(&run.to);
+            edges.kind.extend_from_slice(&run.kind);
+            edges.name.extend_from_slice(&run.name);
+            stats.add(&run.stats);
+        }
+        first_edge.push(edges.to.len() as u64);
+        edges.to.shrink_to_fit();
+        edges.kind.shrink_to_fit();
+        edges.name.shrink_to_fit();
+        // Direct targets of the root are the GC roots.
+        let mut flags = vec![0u8; node_count];
+        if node_count > 0 {
+            for &to in &edges.to[first_edge[0] as usize..first_edge[1] as usize] {
+                flags[to as usize] |= NodeFlags::GC_ROOT;
+            }
+        }
+        let parts = GraphParts {
+            format: HeapFormat::Hprof,
+            strings: self.strings,
+            classes: self.class_infos,
+            ids: Vec::new(),
+            class,
+            name,
+            self_size,
+            kind,
+            flags,
+            first_edge,
+            edge_to: edges.to,
+            edge_kind: edges.kind,
+            edge_name: edges.name,
+            root: NodeIndex(0),
+        };
+        Ok((parts, stats))
+    }
+}
+
+/// Produces the graph from pass 2's columns and pass 1's id column (moved in, not copied).
+pub fn into_graph(mut parts: GraphParts, ids: Vec<u64>) -> Result<HeapGraph, HprofError> {
+    parts.ids = ids;
+    HeapGraph::from_parts(parts).map_err(graph_error)
+}
+
+/// Splits the heap segments into at most `workers` contiguous groups of similar byte size.
+fn split_segments(segments: &[Segment], workers: usize) -> Vec<&[Segment]> {
+    let total: usize = segments.iter().map(|s| s.end - s.start).sum();
+    let mut groups = Vec::with_capacity(workers);
+    let mut start = 0;
+    let mut bytes = 0;
+    for (at, segment) in segments.iter().enumerate() {
+        bytes += segment.end - segment.start;
+        let target = total / workers * (groups.len() + 1);
+        if bytes >= target && groups.len() + 1 < workers {
+            groups.push(&segments[start..=at]);
+            start = at + 1;
+        }
+    }
+    groups.push(&segments[start..]);
+    groups
+}
+
+/// The node columns of one worker's ordinal range.
+struct NodeSlices<'c> {
+    class: &'c mut [u32],
+    name: &'c mut [u32],
+    self_size: &'c mut [u64],
+    kind: &'c mut [u8],
+    first_edge: &'c mut [u64],
+}
+
+impl<'c> NodeSlices<'c> {
+    fn split_at(self, at: usize) -> (NodeSlices<'c>, NodeSlices<'c>) {
+        let at = at.min(self.class.len());
+        let (class, class_rest) = self.class.split_at_mut(at);
+        let (name, name_rest) = self.name.split_at_mut(at);
+        let (self_size, size_rest) = self.self_size.split_at_mut(at);
+        let (kind, kind_rest) = self.kind.split_at_mut(at);
+        let (first_edge, edge_rest) = self.first_edge.split_at_mut(at);
+        (
+            NodeSlices {
+                class,
+                name,
+                self_size,
+                kind,
+                first_edge,
+            },
+            NodeSlices {
+                class: class_rest,
+                name: name_rest,
+                self_size: size_rest,
+                kind: kind_rest,
+                first_edge: edge_rest,
+            },
+        )
+    }
+}
+
+/// One worker's edges, in its nodes' order, and its counters.
+struct EdgeRun {
+    /// The worker's ordinal range.
+    nodes: Range<usize>,
+    to: Vec<u32>,
+    kind: Vec<u8>,
+    name: Vec<u32>,
+    stats: BuildStats,
+}
+
+impl EdgeRun {
+    fn with_capacity(capacity: usize) -> Self {
+        // Untouched capacity costs address space, not memory.
+        EdgeRun {
+            nodes: 0..0,
+            to: Vec::with_capacity(capacity),
+            kind: Vec::with_capacity(capacity),
+            name: Vec::with_capacity(capacity),
+            stats: BuildStats::default(),
+        }
+    }
+}
+
+/// Builds the nodes and edges of one group of segments.
+struct Worker<'p, 's, 'a> {
+    plan: &'p GraphPlan<'s, 'a>,
+    first: u32,
+    next: u32,
+    nodes: NodeSlices<'p>,
+    edges: EdgeRun,
+    pending: &'p [PendingEdge],
+    next_pending: usize,
+    last_class: Option<(u64, u32)>,
+    stats: BuildStats,
+}
+
+/// Progress is reported in steps of this many bytes.
+const PROGRESS_STEP: usize = 16 << 20;
+
+impl Worker<'_, '_, '_> {
+    fn run(
+        &mut self,
+        data: &[u8],
+        segments: &[Segment],
+        progress: &mpsc::Sender<Range<usize>>,
+        abort: &AtomicBool,
+    ) -> Result<(), HprofError> {
+        let id_size = self.plan.scan.id_size;
+        if self.first == 0 {
+            let (class, name) = self.plan.root_class;
+            self.begin_node(class, name, 0, NodeKind::Root)?;
+        }
+        let mut unreported = None::<Range<usize>>;
+        for segment in segments {
+            if abort.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let mut cursor = Cursor::new(&data[..segment.end], segment.start, id_size);
+            while !cursor.is_empty() {
+                match next_sub_record(&mut cursor)? {
+                    SubRecord::Root(_) | SubRecord::Other => {}
+                    SubRecord::Class(dump) => self.class_dump(&dump)?,
+                    SubRecord::Instance {
+                        class_id, fields, ..
+                    } => self.instance(class_id, fields)?,
+                    SubRecord::ObjectArray {
+                        class_id, elements, ..
+                    } => self.object_array(class_id, elements)?,
+                    SubRecord::PrimitiveArray { ty, length, .. } => {
+                        self.primitive_array(ty, length)?
+                    }
+                }
+            }
+            let done = match unreported.take() {
+                Some(range) => range.start..segment.end,
+                None => segment.start..segment.end,
+            };
+            if done.len() >= PROGRESS_STEP {
+                let _ = progress.send(done);
+            } else {
+                unreported = Some(done);
+            }
+        }
+        if let Some(done) = unreported {
+            let _ = progress.send(done);
+        }
+        let expected = self.nodes.class.len();
+        if (self.next - self.first) as usize != expected {
+            return Err(HprofError::new(
+                segments.first().map_or(0, |s| s.start as u64),
+                ErrorKind::Malformed("the second pass saw a different number of objects"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> EdgeRun {
+        let mut edges = self.edges;
+        edges.nodes = self.first as usize..self.next as usize;
+        edges.stats = self.stats;
+        edges
+    }
+
+    fn begin_node(
+        &mut self,
+        class: ClassId,
+        name: StringId,
+        size: u64,
+        kind: NodeKind,
+    ) -> Result<(), HprofError> {
+        let at = (self.next - self.first) as usize;
+        if at >= self.nodes.class.len() {
+            return Err(HprofError::new(
+                0,
+                ErrorKind::Malformed("the second pass saw more objects than the first"),
+            ));
+        }
+        self.nodes.class[at] = class.0;
+        self.nodes.name[at] = name.0;
+        self.nodes.self_size[at] = size;
+        self.nodes.kind[at] = kind as u8;
+        self.nodes.first_edge[at] = self.edges.to.len() as u64;
+        let ordinal = self.next;
+        self.next += 1;
         while let Some(edge) = self.pending.get(self.next_pending).copied() {
             if edge.from > ordinal {
                 break;
             }
             self.next_pending += 1;
-            if edge.from < ordinal {
-                continue;
+            if edge.from == ordinal {
+                self.push_edge(edge.to, edge.kind, edge.name);
             }
-            self.edge_to.push(edge.to);
-            self.edge_kind.push(edge.kind);
-            self.edge_name.push(edge.name);
         }
+        Ok(())
     }
 
-    fn push_node(&mut self, class: ClassId, name: StringId, size: u64, kind: NodeKind) -> u32 {
-        let ordinal = self.class.len() as u32;
-        self.class.push(class.0);
-        self.name.push(name.0);
-        self.self_size.push(size);
-        self.kind.push(kind as u8);
-        self.flags.push(0);
-        self.first_edge.push(self.edge_to.len() as u64);
-        ordinal
+    #[inline]
+    fn push_edge(&mut self, to: u32, kind: u8, name: u32) {
+        self.edges.to.push(to);
+        self.edges.kind.push(kind);
+        self.edges.name.push(name);
     }
 
     /// An edge to the object with id `to_id` (nothing for null); `kind` is a stored kind byte.
     #[inline]
-    fn edge_byte(&mut self, to_id: u64, kind: u8, name: u32) {
+    fn edge(&mut self, to_id: u64, kind: u8, name: u32) {
         if to_id == 0 {
             return;
         }
-        match self.index.lookup(&self.scan.ids, to_id) {
-            Some(to) => {
-                self.edge_to.push(to);
-                self.edge_kind.push(kind);
-                self.edge_name.push(name);
-            }
+        match self.plan.index.lookup(&self.plan.scan.ids, to_id) {
+            Some(to) => self.push_edge(to, kind, name),
             None => self.stats.dangling_references += 1,
         }
     }
 
-    fn edge(&mut self, to_id: u64, kind: EdgeKind, name: u32, essential: bool) {
-        self.edge_byte(to_id, kind.to_byte(essential), name);
+    /// The edge from an object to its class object.
+    #[inline]
+    fn class_edge(&mut self, class_node: Option<u32>) {
+        if let Some(to) = class_node {
+            let kind = EdgeKind::ClassOf.to_byte(true);
+            self.push_edge(to, kind, self.plan.labels.class_of.0);
+        }
     }
 
     fn class_index(&mut self, class_id: u64) -> Option<u32> {
@@ -373,222 +681,115 @@ impl<'s, 'a> GraphFill<'s, 'a> {
                 return Some(index);
             }
         }
-        let index = self.classes.index_of(class_id)?;
+        let index = self.plan.classes.index_of(class_id)?;
         self.last_class = Some((class_id, index));
         Some(index)
     }
 
-    fn begin_node(&mut self, class: ClassId, name: StringId, size: u64, kind: NodeKind) {
-        let ordinal = self.push_node(class, name, size, kind);
-        debug_assert_eq!(ordinal, self.next_ordinal);
-        self.next_ordinal += 1;
-        self.pending_edges_of(ordinal);
-    }
-
     fn class_dump(&mut self, dump: &ClassDump) -> Result<(), HprofError> {
-        let def = self.classes.index_of(dump.id);
-        let name = def.map_or(self.unknown_class.1, |at| self.defs[at as usize].name);
+        let plan = self.plan;
+        let def = plan
+            .classes
+            .index_of(dump.id)
+            .map(|at| &plan.defs[at as usize]);
+        let name = def.map_or(plan.unknown_class.1, |def| def.name);
         let statics: u64 = dump
             .statics
             .iter()
-            .map(|field| self.rule.value_size(field.ty))
+            .map(|field| plan.rule.value_size(field.ty))
             .sum();
-        let size = (self.rule.header + statics + 7) & !7;
-        let class = self.class_class;
-        self.begin_node(class, name, size, NodeKind::Class);
-        let labels = [
-            (dump.super_id, self.labels.superclass),
-            (dump.loader_id, self.labels.loader),
-            (dump.signers_id, self.labels.signers),
-            (dump.protection_domain_id, self.labels.protection_domain),
-        ];
-        for (target, label) in labels {
-            self.edge(target, EdgeKind::ClassLink, label.0, true);
-        }
-        let is_finalizer =
-            def.is_some_and(|at| self.classes.defs[at as usize].name == "java.lang.ref.Finalizer");
+        let size = (plan.rule.header + statics + 7) & !7;
+        self.begin_node(plan.class_class, name, size, NodeKind::Class)?;
+        let link = EdgeKind::ClassLink.to_byte(true);
+        self.edge(dump.super_id, link, plan.labels.superclass.0);
+        self.edge(dump.loader_id, link, plan.labels.loader.0);
+        self.edge(dump.signers_id, link, plan.labels.signers.0);
+        self.edge(
+            dump.protection_domain_id,
+            link,
+            plan.labels.protection_domain.0,
+        );
+        let is_finalizer = def.is_some_and(|def| def.is_finalizer);
         for field in &dump.statics {
-            if field.ty != BasicType::Object || field.value == 0 {
+            if field.ty != BasicType::Object {
                 continue;
             }
-            let name = intern_name(
-                &mut self.strings,
-                &mut self.field_names,
-                self.scan,
-                field.name,
-            )?;
+            let name = plan
+                .static_names
+                .get(&field.name)
+                .copied()
+                .unwrap_or_default();
             let chain = is_finalizer
-                && self
+                && plan
                     .scan
                     .strings
                     .get(&field.name)
                     .is_some_and(|s| *s == b"unfinalized");
-            self.edge(field.value, EdgeKind::StaticField, name.0, !chain);
+            let kind = EdgeKind::StaticField.to_byte(!chain);
+            self.edge(field.value, kind, name.0);
         }
         Ok(())
     }
 
-    fn instance(&mut self, class_id: u64, fields: &[u8]) {
-        let id_size = self.scan.id_size;
+    fn instance(&mut self, class_id: u64, fields: &[u8]) -> Result<(), HprofError> {
+        let plan = self.plan;
+        let id_size = plan.scan.id_size;
         let Some(at) = self.class_index(class_id) else {
             self.stats.instances_of_unknown_classes += 1;
-            let size = (self.rule.header + fields.len() as u64 + 7) & !7;
-            let (class, name) = self.unknown_class;
-            self.begin_node(class, name, size, NodeKind::Instance);
-            return;
+            let size = (plan.rule.header + fields.len() as u64 + 7) & !7;
+            let (class, name) = plan.unknown_class;
+            return self.begin_node(class, name, size, NodeKind::Instance);
         };
-        let at = at as usize;
-        let layout = &self.classes.defs[at];
+        let layout = &plan.classes.defs[at as usize];
         if layout.field_bytes as usize != fields.len() {
             self.stats.layout_mismatches += 1;
         }
-        let size = layout.instance_size;
-        let def = &self.defs[at];
-        let (class, name, class_node) = (def.class, def.name, def.node);
-        self.begin_node(class, name, size, NodeKind::Instance);
-        self.class_edge(class_node);
+        let def = &plan.defs[at as usize];
+        self.begin_node(
+            def.class,
+            def.name,
+            layout.instance_size,
+            NodeKind::Instance,
+        )?;
+        self.class_edge(def.node);
         let width = id_size.bytes();
-        for slot in 0..self.defs[at].fields.len() {
-            let field = self.defs[at].fields[slot];
+        for field in &def.fields {
             let start = field.offset as usize;
-            let Some(raw) = fields.get(start..start + width) else {
-                continue;
-            };
-            self.edge_byte(id_size.decode(raw), field.kind, field.name.0);
+            if let Some(raw) = fields.get(start..start + width) {
+                self.edge(id_size.decode(raw), field.kind, field.name.0);
+            }
         }
+        Ok(())
     }
 
-    /// The edge from an object to its class object.
-    #[inline]
-    fn class_edge(&mut self, class_node: Option<u32>) {
-        if let Some(to) = class_node {
-            self.edge_to.push(to);
-            self.edge_kind.push(EdgeKind::ClassOf.to_byte(true));
-            self.edge_name.push(self.labels.class_of.0);
-        }
-    }
-
-    fn object_array(&mut self, class_id: u64, elements: &[u8]) {
-        let id_size: IdSize = self.scan.id_size;
+    fn object_array(&mut self, class_id: u64, elements: &[u8]) -> Result<(), HprofError> {
+        let plan = self.plan;
+        let id_size: IdSize = plan.scan.id_size;
         let length = (elements.len() / id_size.bytes()) as u64;
         let (class, name, class_node) = match self.class_index(class_id) {
             Some(at) => {
-                let def = &self.defs[at as usize];
+                let def = &plan.defs[at as usize];
                 (def.class, def.name, def.node)
             }
-            None => (self.unknown_class.0, self.unknown_class.1, None),
+            None => (plan.unknown_class.0, plan.unknown_class.1, None),
         };
-        let size = self.rule.array(BasicType::Object, length);
-        self.begin_node(class, name, size, NodeKind::ObjectArray);
+        let size = plan.rule.array(BasicType::Object, length);
+        self.begin_node(class, name, size, NodeKind::ObjectArray)?;
         self.class_edge(class_node);
         let kind = EdgeKind::ArrayElement.to_byte(true);
         for (slot, target) in ids(elements, id_size).enumerate() {
-            self.edge_byte(target, kind, slot as u32);
+            self.edge(target, kind, slot as u32);
         }
+        Ok(())
     }
 
-    fn primitive_array(&mut self, ty: BasicType, length: u32) {
-        let (class, name, class_node) = self.primitive_arrays[&ty];
-        let size = self.rule.array(ty, u64::from(length));
-        self.begin_node(class, name, size, NodeKind::PrimitiveArray);
+    fn primitive_array(&mut self, ty: BasicType, length: u32) -> Result<(), HprofError> {
+        let plan = self.plan;
+        let slot = PRIMITIVES.iter().position(|&p| p == ty).unwrap_or(0);
+        let (class, name, class_node) = plan.primitive_arrays[slot];
+        let size = plan.rule.array(ty, u64::from(length));
+        self.begin_node(class, name, size, NodeKind::PrimitiveArray)?;
         self.class_edge(class_node);
-    }
-
-    /// Completes the columns (the id column is added by [`FilledColumns::into_graph`]).
-    pub fn finish(mut self) -> FilledColumns {
-        self.first_edge.push(self.edge_to.len() as u64);
-        // Direct targets of the root are the GC roots.
-        let root_edges = self.first_edge[0] as usize..self.first_edge[1] as usize;
-        for &to in &self.edge_to[root_edges] {
-            self.flags[to as usize] |= NodeFlags::GC_ROOT;
-        }
-        self.edge_to.shrink_to_fit();
-        self.edge_kind.shrink_to_fit();
-        self.edge_name.shrink_to_fit();
-        FilledColumns {
-            stats: self.stats,
-            strings: self.strings,
-            classes: self.class_infos,
-            class: self.class,
-            name: self.name,
-            self_size: self.self_size,
-            kind: self.kind,
-            flags: self.flags,
-            first_edge: self.first_edge,
-            edge_to: self.edge_to,
-            edge_kind: self.edge_kind,
-            edge_name: self.edge_name,
-        }
-    }
-}
-
-/// The graph columns after pass 2, waiting for pass 1's id column.
-#[derive(Debug)]
-pub struct FilledColumns {
-    pub stats: BuildStats,
-    strings: StringTable,
-    classes: Vec<ClassInfo>,
-    class: Vec<u32>,
-    name: Vec<u32>,
-    self_size: Vec<u64>,
-    kind: Vec<u8>,
-    flags: Vec<u8>,
-    first_edge: Vec<u64>,
-    edge_to: Vec<u32>,
-    edge_kind: Vec<u8>,
-    edge_name: Vec<u32>,
-}
-
-impl FilledColumns {
-    /// The graph; `ids` is pass 1's id column (moved in, not copied).
-    pub fn into_graph(self, ids: Vec<u64>) -> Result<HeapGraph, HprofError> {
-        if self.class.len() != ids.len() {
-            return Err(HprofError::new(
-                0,
-                ErrorKind::Malformed("the second pass saw a different number of objects"),
-            ));
-        }
-        HeapGraph::from_parts(GraphParts {
-            format: HeapFormat::Hprof,
-            strings: self.strings,
-            classes: self.classes,
-            ids,
-            class: self.class,
-            name: self.name,
-            self_size: self.self_size,
-            kind: self.kind,
-            flags: self.flags,
-            first_edge: self.first_edge,
-            edge_to: self.edge_to,
-            edge_kind: self.edge_kind,
-            edge_name: self.edge_name,
-            root: NodeIndex(0),
-        })
-        .map_err(graph_error)
-    }
-}
-
-impl<'a> Visitor<'a> for GraphFill<'_, 'a> {
-    fn sub_record(&mut self, _offset: usize, record: SubRecord<'a>) -> Result<(), HprofError> {
-        match record {
-            SubRecord::Root(_) | SubRecord::Other => Ok(()),
-            SubRecord::Class(dump) => self.class_dump(&dump),
-            SubRecord::Instance {
-                class_id, fields, ..
-            } => {
-                self.instance(class_id, fields);
-                Ok(())
-            }
-            SubRecord::ObjectArray {
-                class_id, elements, ..
-            } => {
-                self.object_array(class_id, elements);
-                Ok(())
-            }
-            SubRecord::PrimitiveArray { ty, length, .. } => {
-                self.primitive_array(ty, length);
-                Ok(())
-            }
-        }
+        Ok(())
     }
 }

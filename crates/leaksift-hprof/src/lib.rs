@@ -89,8 +89,9 @@ pub struct HprofDump {
 pub trait Observer {
     /// A new phase starts ("scan", "index", "graph", "threads").
     fn phase(&mut self, _name: &'static str) {}
-    /// The current pass has read the dump up to byte `offset` of `total`.
-    fn consumed(&mut self, _offset: usize, _total: usize) {}
+    /// The current pass is done with the bytes `done` and has read `read` of the `total` bytes.
+    /// Passes may work on several parts of the dump at once (one per core).
+    fn consumed(&mut self, _done: std::ops::Range<usize>, _read: usize, _total: usize) {}
 }
 
 /// An observer that ignores everything.
@@ -99,14 +100,25 @@ pub struct Quiet;
 
 impl Observer for Quiet {}
 
-/// Reads a whole (uncompressed) dump held in memory.
+/// Reads a whole (uncompressed) dump held in memory, building the graph on every core.
 pub fn read(data: &[u8], observer: &mut dyn Observer) -> Result<HprofDump, HprofError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    read_with_workers(data, observer, workers)
+}
+
+fn read_with_workers(
+    data: &[u8],
+    observer: &mut dyn Observer,
+    workers: usize,
+) -> Result<HprofDump, HprofError> {
     let header = format::parse_header(data)?;
     observer.phase("scan");
     let mut scan = scan::Scan::new(header.id_size);
     let total = data.len();
+    let mut scanned = 0;
     walk::walk(data, &header, &mut scan, &mut |at| {
-        observer.consumed(at, total)
+        observer.consumed(scanned..at, at, total);
+        scanned = at;
     })?;
     scan.finish();
     observer.phase("index");
@@ -114,11 +126,10 @@ pub fn read(data: &[u8], observer: &mut dyn Observer) -> Result<HprofDump, Hprof
     let sizes = SizeRule::guess(header.id_size, scan.id_range);
     let classes = layout::ClassTable::build(&mut scan, &sizes);
     observer.phase("graph");
-    let mut fill = build::GraphFill::new(&scan, &classes, &index, sizes)?;
-    walk::walk(data, &header, &mut fill, &mut |at| {
-        observer.consumed(at, total)
+    let plan = build::GraphPlan::new(&scan, &classes, &index, sizes)?;
+    let (parts, stats) = plan.fill(data, workers, &mut |done, read| {
+        observer.consumed(done, read, total)
     })?;
-    let columns = fill.finish();
     observer.phase("threads");
     let locator = locate::Locator {
         data,
@@ -135,9 +146,9 @@ pub fn read(data: &[u8], observer: &mut dyn Observer) -> Result<HprofDump, Hprof
         objects: scan.ids.len() as u64 - 1,
         classes: classes.defs.len() as u64,
         gc_roots: scan.roots.len() as u64,
-        stats: columns.stats,
+        stats,
     };
-    let graph = columns.into_graph(std::mem::take(&mut scan.ids))?;
+    let graph = build::into_graph(parts, std::mem::take(&mut scan.ids))?;
     Ok(HprofDump {
         graph,
         info,

@@ -13,6 +13,14 @@ pub struct Checkpoint {
     pub segment_end: usize,
 }
 
+/// A HEAP_DUMP(_SEGMENT) body and the ordinal of its first object.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    pub start: usize,
+    pub end: usize,
+    pub first_ordinal: u32,
+}
+
 /// Every `CHECKPOINT_EVERY`-th object's position is remembered (see [`crate::locate`]).
 pub const CHECKPOINT_EVERY: usize = 64;
 
@@ -37,6 +45,8 @@ pub struct Scan<'a> {
     /// Object-array elements in the whole dump (also for sizing).
     pub array_elements: u64,
     pub checkpoints: Vec<Checkpoint>,
+    /// Every heap dump record, in file order.
+    pub segments: Vec<Segment>,
     segment_end: usize,
     /// Lowest and highest object id (addresses), for the compressed-oops guess.
     pub id_range: Option<(u64, u64)>,
@@ -58,6 +68,7 @@ impl<'a> Scan<'a> {
             instances_per_class: FxHashMap::default(),
             array_elements: 0,
             checkpoints: Vec::new(),
+            segments: Vec::new(),
             segment_end: 0,
             id_range: None,
             last_class: (0, 0),
@@ -119,8 +130,13 @@ impl<'a> Visitor<'a> for Scan<'a> {
         self.traces.insert(serial, frames);
     }
 
-    fn segment(&mut self, _start: usize, end: usize) {
+    fn segment(&mut self, start: usize, end: usize) {
         self.segment_end = end;
+        self.segments.push(Segment {
+            start,
+            end,
+            first_ordinal: self.ids.len() as u32,
+        });
     }
 
     fn sub_record(&mut self, offset: usize, record: SubRecord<'a>) -> Result<(), HprofError> {

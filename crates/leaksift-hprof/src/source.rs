@@ -78,11 +78,10 @@ impl DumpFile {
     pub fn read(&self, observer: &mut dyn Observer) -> Result<HprofDump, HprofError> {
         let mut releasing = Releasing {
             map: self.map.as_ref(),
-            released: 0,
             inner: observer,
         };
         let dump = crate::read(self.bytes(), &mut releasing);
-        releasing.release_all();
+        releasing.release(0..self.bytes().len());
         dump
     }
 }
@@ -115,49 +114,37 @@ fn decompress(file: File) -> Result<File, HprofError> {
 /// Forwards progress and drops the mapped pages a pass has finished with.
 struct Releasing<'m, 'o> {
     map: Option<&'m Mmap>,
-    released: usize,
     inner: &'o mut dyn Observer,
 }
 
 const PAGE: usize = 4096;
 
 impl Releasing<'_, '_> {
-    fn release_to(&mut self, offset: usize) {
+    /// Drops the whole pages inside `range` from the resident set.
+    fn release(&mut self, range: std::ops::Range<usize>) {
         let Some(map) = self.map else {
             return;
         };
-        let end = (offset.min(map.len()) / PAGE) * PAGE;
-        if end > self.released {
+        let start = range.start.div_ceil(PAGE) * PAGE;
+        let end = range.end.min(map.len()) / PAGE * PAGE;
+        if end > start {
             // SAFETY: the mapping is private, read-only and never written, so MADV_DONTNEED
             // only drops our page-table entries: the next access faults the same bytes back in
             // from the file, and every slice into the mapping stays valid and unchanged.
             let _ = unsafe {
-                map.unchecked_advise_range(
-                    UncheckedAdvice::DontNeed,
-                    self.released,
-                    end - self.released,
-                )
+                map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
             };
-            self.released = end;
         }
-    }
-
-    fn release_all(&mut self) {
-        let len = self.map.map_or(0, |m| m.len());
-        self.release_to(len + PAGE);
-        self.released = 0;
     }
 }
 
 impl Observer for Releasing<'_, '_> {
     fn phase(&mut self, name: &'static str) {
-        // A new pass starts from the beginning again.
-        self.release_all();
         self.inner.phase(name);
     }
 
-    fn consumed(&mut self, offset: usize, total: usize) {
-        self.release_to(offset);
-        self.inner.consumed(offset, total);
+    fn consumed(&mut self, done: std::ops::Range<usize>, read: usize, total: usize) {
+        self.release(done.clone());
+        self.inner.consumed(done, read, total);
     }
 }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use crate::error::ErrorKind;
 use crate::format::sub;
 use crate::testing::{BYTE, DumpWriter, OBJECT};
-use crate::{HprofDump, Quiet, read};
+use crate::{HprofDump, Quiet, read, read_with_workers};
 
 const OBJECT_CLASS: u64 = 0x100;
 const NODE: u64 = 0x110;
@@ -185,6 +185,52 @@ fn hand_built_dump_1_0_1_single_heap_dump_record() {
     let dump = read(&shape("1.0.1", 8, false), &mut Quiet).expect("read");
     check_shape(&dump, 8);
     assert_eq!(dump.info.objects, 7 + 10);
+}
+
+#[test]
+fn any_number_of_workers_builds_the_same_graph() {
+    // Segments: classes and roots | a b c | d e wr | f arr bytes x (+ the root kinds).
+    let mut w = DumpWriter::new("1.0.2", 8);
+    w.string(1, "Node").string(2, "left").string(3, "right");
+    w.load_class(1, NODE, 1);
+    w.class(NODE, 0, &[(2, OBJECT), (3, OBJECT)], &[]);
+    w.root(sub::ROOT_STICKY_CLASS, NODE)
+        .root(sub::ROOT_UNKNOWN, A)
+        .cut();
+    w.instance(A, NODE, &[B, C])
+        .instance(B, NODE, &[D, 0])
+        .instance(C, NODE, &[D, E])
+        .cut();
+    w.instance(D, NODE, &[E, A])
+        .instance(E, NODE, &[0, 0])
+        .cut();
+    w.instance(F, NODE, &[A, 0]).root(sub::ROOT_UNKNOWN, F);
+    let data = w.finish(0x1C);
+    let shape = |workers| {
+        let dump = read_with_workers(&data, &mut Quiet, workers).expect("read");
+        let g = dump.graph;
+        let edges: Vec<(u64, u64, String)> = g
+            .nodes()
+            .flat_map(|n| {
+                g.edges(n)
+                    .map(|e| {
+                        (
+                            g.id(n).0,
+                            g.id(g.edge_to(e)).0,
+                            g.edge_label(e).into_owned(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (g.node_count(), g.first_edges().to_vec(), edges)
+    };
+    let one = shape(1);
+    assert_eq!(one.0, 1 + 1 + 6);
+    assert!(one.2.contains(&(D, A, "right".to_string())));
+    for workers in 2..7 {
+        assert_eq!(shape(workers), one, "{workers} workers");
+    }
 }
 
 #[test]

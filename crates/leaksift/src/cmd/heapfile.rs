@@ -63,8 +63,8 @@ pub fn load(
                 fn phase(&mut self, name: &'static str) {
                     self.0.phase(&format!("hprof {name}"));
                 }
-                fn consumed(&mut self, offset: usize, total: usize) {
-                    self.0.update(&format!("{}%", offset * 100 / total.max(1)));
+                fn consumed(&mut self, _done: std::ops::Range<usize>, read: usize, total: usize) {
+                    self.0.update(&format!("{}%", read * 100 / total.max(1)));
                 }
             }
             progress.phase(&format!("opening {shown}"));
