@@ -5,12 +5,6 @@ use crate::graph::{EdgeKind, HeapGraph, NodeIndex};
 /// Distance of a node not reachable from the root.
 pub const UNREACHABLE: u32 = u32::MAX;
 
-/// Which nodes the root reaches over essential edges.
-pub fn reachable_from_root(graph: &HeapGraph) -> Vec<bool> {
-    let distances = distances_from_root(graph, &[]);
-    distances.iter().map(|d| *d != UNREACHABLE).collect()
-}
-
 /// BFS distance of every node from the root over essential edges, never entering the nodes in
 /// `cut` (DevTools' "ignore this retainer"). Unreached nodes get [`UNREACHABLE`].
 pub fn distances_from_root(graph: &HeapGraph, cut: &[NodeIndex]) -> Vec<u32> {

@@ -142,7 +142,7 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     let mut vertex = vec![0u32; n + 1];
     let mut label = vec![0u32; n + 1];
     let mut count = 0u32;
-
+    let reached_from_root;
     {
         let mut next_edge = vec![0u64; n];
         let mut dfs = |start: u32, parent: &mut [u32], semi: &mut [u32], count: &mut u32| {
@@ -174,6 +174,7 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             }
         };
         dfs(r, &mut parent, &mut semi, &mut count);
+        reached_from_root = count;
         if (count as usize) < n {
             let mut has_essential_retainer = vec![false; n];
             for (edge, &to) in targets.iter().enumerate() {
@@ -189,7 +190,6 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             }
         }
     }
-    let reached_from_root_or_orphans = count;
     if (count as usize) < n {
         for v in 1..=n as u32 {
             if semi[v as usize] == 0 {
@@ -201,16 +201,16 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             }
         }
     }
-    let unreachable = count_unreached_from_root(graph);
-    debug_assert!(reached_from_root_or_orphans <= count);
+    let unreachable = n as u32 - reached_from_root;
 
     // Essential retainers of every node (reverse CSR, source vertex numbers).
     let (first_retainer, retainers) = essential_retainers(graph);
 
     let mut ancestor = vec![0u32; n + 1];
     let mut dom = vec![0u32; n + 1];
+    // Buckets are linked lists; while a vertex waits in a bucket, its `dom` slot holds the link
+    // to the next one (it gets its real value when the bucket is processed).
     let mut bucket_head = vec![0u32; n + 1];
-    let mut bucket_next = vec![0u32; n + 1];
     let mut stack: Vec<u32> = Vec::new();
 
     let mut eval = |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32]| -> u32 {
@@ -249,25 +249,25 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             }
         }
         let s = vertex[semi[w as usize] as usize] as usize;
-        bucket_next[w as usize] = bucket_head[s];
+        dom[w as usize] = bucket_head[s];
         bucket_head[s] = w;
         let p = parent[w as usize];
         ancestor[w as usize] = p;
         let mut v = std::mem::take(&mut bucket_head[p as usize]);
         while v != 0 {
+            let next = dom[v as usize];
             let u = eval(v, &mut ancestor, &mut label, &semi);
             dom[v as usize] = if semi[u as usize] < semi[v as usize] {
                 u
             } else {
                 p
             };
-            v = bucket_next[v as usize];
+            v = next;
         }
     }
     drop((
         ancestor,
         bucket_head,
-        bucket_next,
         parent,
         label,
         retainers,
@@ -295,37 +295,32 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     (dom, vertex, unreachable)
 }
 
-/// Number of nodes not reachable from the root over essential edges.
-fn count_unreached_from_root(graph: &HeapGraph) -> u32 {
-    let reached = crate::distances::reachable_from_root(graph);
-    reached.iter().filter(|r| !**r).count() as u32
-}
-
 /// Reverse CSR of the essential edges: for each node, the vertex numbers (ordinal + 1) of the
-/// sources of essential edges into it.
+/// sources of essential edges into it. Filled back to front so no cursor array is needed.
 fn essential_retainers(graph: &HeapGraph) -> (Vec<u64>, Vec<u32>) {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
+    // first[i] counts, then becomes the end of i's range, then (after filling) its start.
     let mut first = vec![0u64; n + 1];
     for (edge, &to) in targets.iter().enumerate() {
         if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-            first[to as usize + 1] += 1;
+            first[to as usize] += 1;
         }
     }
-    for i in 0..n {
-        first[i + 1] += first[i];
+    for i in 1..n {
+        first[i] += first[i - 1];
     }
-    let mut cursor: Vec<u64> = first[..n].to_vec();
+    first[n] = if n > 0 { first[n - 1] } else { 0 };
     let mut sources = vec![0u32; first[n] as usize];
     for from in 0..n {
         for edge in first_edge[from]..first_edge[from + 1] {
             let edge = edge as usize;
             if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
                 let to = targets[edge] as usize;
-                sources[cursor[to] as usize] = from as u32 + 1;
-                cursor[to] += 1;
+                first[to] -= 1;
+                sources[first[to] as usize] = from as u32 + 1;
             }
         }
     }

@@ -79,3 +79,44 @@ pub fn class_histogram_filtered(
     });
     stats
 }
+
+/// A string value held by several string objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DuplicateString {
+    pub value: crate::graph::StringId,
+    pub count: u64,
+    /// Bytes of all copies but the biggest.
+    pub wasted_bytes: u64,
+}
+
+/// String values held by more than one string object, most wasted bytes first (at most `top`).
+pub fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateString> {
+    let mut by_value: rustc_hash::FxHashMap<u32, (u64, u64, u64)> = Default::default();
+    for node in graph.nodes() {
+        if !graph.kind(node).is_string() {
+            continue;
+        }
+        let size = graph.self_size(node);
+        let entry = by_value.entry(graph.name_id(node).0).or_insert((0, 0, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.saturating_add(size);
+        entry.2 = entry.2.max(size);
+    }
+    let mut rows: Vec<DuplicateString> = by_value
+        .into_iter()
+        .filter(|(_, (count, _, _))| *count > 1)
+        .map(|(value, (count, total, biggest))| DuplicateString {
+            value: crate::graph::StringId(value),
+            count,
+            wasted_bytes: total - biggest,
+        })
+        .filter(|d| d.wasted_bytes > 0)
+        .collect();
+    rows.sort_by(|a, b| {
+        b.wasted_bytes
+            .cmp(&a.wasted_bytes)
+            .then(a.value.cmp(&b.value))
+    });
+    rows.truncate(top);
+    rows
+}

@@ -5,6 +5,8 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use crate::graph::{
     ClassId, ClassInfo, Detachedness, EdgeIndex, EdgeKind, EdgeName, GraphError, HeapGraph,
     NodeFlags, NodeIndex, NodeKind, SourceLocation, StringId,
@@ -184,7 +186,7 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
 /// node into a page-owned one (except from the root).
 pub fn mark_essential_edges(graph: &mut HeapGraph) {
     let root = graph.root();
-    let mut weak_map_names: HashMap<StringId, Option<u64>> = HashMap::new();
+    let mut weak_map_names: FxHashMap<StringId, Option<u64>> = FxHashMap::default();
     for node in 0..graph.node_count() as u32 {
         let node = NodeIndex(node);
         let node_owned = graph.flags(node).has(NodeFlags::PAGE_OWNED);
@@ -501,9 +503,10 @@ enum ClassSource {
 
 /// Assigns DevTools' class (name + constructor location for objects) to every node and returns
 /// the interface definitions used for plain objects (`given`, or inferred from the snapshot).
+/// `locations` are `(node ordinal, location)` sorted by ordinal, one per node.
 pub fn assign_classes(
     graph: &mut HeapGraph,
-    locations: &HashMap<u32, SourceLocation>,
+    locations: &[(u32, SourceLocation)],
     given: Option<&[InterfaceDefinition]>,
 ) -> Result<Vec<InterfaceDefinition>, GraphError> {
     let mut plain = PlainObjects::new(graph);
@@ -512,8 +515,13 @@ pub fn assign_classes(
         None => infer_interfaces(graph, &mut plain),
     };
     let matcher = InterfaceMatcher::new(&definitions);
-    let mut cache: HashMap<(ClassSource, Option<SourceLocation>), ClassId> = HashMap::new();
+    // Classes without a location are cached by their source; located ones by source + location.
+    const NONE: u32 = u32::MAX;
+    let mut by_name: Vec<u32> = vec![NONE; graph.strings().len()];
+    let mut unlocated: FxHashMap<ClassSource, ClassId> = FxHashMap::default();
+    let mut located: FxHashMap<(ClassSource, SourceLocation), ClassId> = FxHashMap::default();
     let mut properties: Vec<String> = Vec::new();
+    let mut next_location = 0usize;
     for node in 0..graph.node_count() as u32 {
         let node = NodeIndex(node);
         let kind = graph.kind(node);
@@ -534,18 +542,32 @@ pub fn assign_classes(
             NodeKind::Object | NodeKind::Native => ClassSource::Name(graph.name_id(node)),
             other => ClassSource::Kind(other as u8),
         };
-        let location = if kind == NodeKind::Object {
-            locations.get(&node.0).copied()
-        } else {
-            None
+        while locations
+            .get(next_location)
+            .is_some_and(|(o, _)| *o < node.0)
+        {
+            next_location += 1;
+        }
+        let location = match locations.get(next_location) {
+            Some((o, location)) if *o == node.0 && kind == NodeKind::Object => Some(*location),
+            _ => None,
         };
-        let class = match cache.get(&(source, location)) {
-            Some(class) => *class,
+        let cached = match (source, location) {
+            (ClassSource::Name(name), None) => by_name
+                .get(name.0 as usize)
+                .copied()
+                .filter(|c| *c != NONE)
+                .map(ClassId),
+            (_, None) => unlocated.get(&source).copied(),
+            (_, Some(location)) => located.get(&(source, location)).copied(),
+        };
+        let class = match cached {
+            Some(class) => class,
             None => {
                 let text = match source {
                     ClassSource::Name(name) => class_name_from_node_name(&graph.string(name)),
                     ClassSource::Interface(index) => definitions[index].name.clone(),
-                    ClassSource::Kind(kind) => kind_class_name(NodeKind::from_u8(kind)).to_string(),
+                    ClassSource::Kind(kind) => kind_class_name(NodeKind::from_u8(kind)),
                 };
                 let name = graph.strings_mut().intern(&text)?;
                 let class = graph.intern_class(ClassInfo {
@@ -553,23 +575,23 @@ pub fn assign_classes(
                     location,
                     class_object: None,
                 })?;
-                cache.insert((source, location), class);
+                match (source, location) {
+                    (ClassSource::Name(name), None) if (name.0 as usize) < by_name.len() => {
+                        by_name[name.0 as usize] = class.0;
+                    }
+                    (_, None) => {
+                        unlocated.insert(source, class);
+                    }
+                    (_, Some(location)) => {
+                        located.insert((source, location), class);
+                    }
+                }
                 class
             }
         };
         graph.set_class(node, class);
     }
     Ok(definitions)
-}
-
-/// Re-classifies plain objects of an already read snapshot with other interface definitions
-/// (DevTools applies the base snapshot's definitions to the compared one).
-pub fn apply_interface_definitions(
-    graph: &mut HeapGraph,
-    locations: &HashMap<u32, SourceLocation>,
-    definitions: &[InterfaceDefinition],
-) -> Result<(), GraphError> {
-    assign_classes(graph, locations, Some(definitions)).map(|_| ())
 }
 
 /// DevTools' class name for nodes of a type other than object/native.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde_json::Value;
 
-pub use devtools::{InterfaceDefinition, apply_interface_definitions};
+pub use devtools::InterfaceDefinition;
 
 use crate::graph::{
     ClassInfo, Detachedness, EdgeKind, GraphError, GraphParts, HeapFormat, HeapGraph, NodeFlags,
@@ -41,8 +41,6 @@ pub struct V8Snapshot {
     pub extra_native_bytes: u64,
     /// The plain-object interfaces (`{a, b}` class names) applied to this snapshot.
     pub interfaces: Vec<InterfaceDefinition>,
-    /// Per node ordinal, the constructor location for object nodes that have one.
-    pub locations: HashMap<u32, SourceLocation>,
 }
 
 /// Field positions read from `snapshot.meta`.
@@ -172,6 +170,8 @@ pub fn read(
     on_phase("scanning snapshot");
     let data: &[u8] = (*bytes).as_ref();
     let sections = scan::sections(data)?;
+    // Scanning touched every page; let them go and fault each part back in as it is parsed.
+    bytes.release(0..data.len());
     let meta = Meta::parse(
         &data[sections
             .snapshot
@@ -207,6 +207,7 @@ pub fn read(
         Ok(())
     })?;
     let string_count = strings.len() as u64;
+    bytes.release(strings_body.clone());
 
     on_phase("parsing nodes");
     let pieces = rayon::current_num_threads() * 8;
@@ -242,7 +243,7 @@ pub fn read(
             .zip(columns.collect::<Vec<_>>())
             .try_for_each(
                 |(chunk, (((((ids, names), sizes), kinds), flags), edge_counts))| {
-                    scan::parse_records(data, chunk, meta.node_fields, |i, f| {
+                    let parsed = scan::parse_records(data, chunk, meta.node_fields, |i, f| {
                         let bad = |what: String| V8Error::Shape {
                             offset: chunk.bytes.start as u64,
                             what: format!("node {}: {what}", chunk.first_record + i),
@@ -269,7 +270,9 @@ pub fn read(
                         edge_counts[i] = u32::try_from(f[meta.node_edge_count])
                             .map_err(|_| bad("edge count above 2^32".into()))?;
                         Ok(())
-                    })
+                    });
+                    bytes.release(chunk.bytes.clone());
+                    parsed
                 },
             )?;
     }
@@ -308,7 +311,7 @@ pub fn read(
             .par_iter()
             .zip(columns.collect::<Vec<_>>())
             .try_for_each(|(chunk, ((to, kind), name))| {
-                scan::parse_records(data, chunk, meta.edge_fields, |i, f| {
+                let parsed = scan::parse_records(data, chunk, meta.edge_fields, |i, f| {
                     let bad = |what: String| V8Error::Shape {
                         offset: chunk.bytes.start as u64,
                         what: format!("edge {}: {what}", chunk.first_record + i),
@@ -329,14 +332,16 @@ pub fn read(
                     kind[i] = k.to_byte(true);
                     name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
                     Ok(())
-                })
+                });
+                bytes.release(chunk.bytes.clone());
+                parsed
             })?;
     }
     bytes.release(edges_body.clone());
 
     let locations = match sections.locations.clone() {
         Some(body) => read_locations(data, body, &meta, node_count, &kinds)?,
-        None => HashMap::new(),
+        None => Vec::new(),
     };
 
     if meta.root_index % meta.node_fields != 0 || meta.root_index / meta.node_fields >= node_count {
@@ -381,11 +386,11 @@ pub fn read(
     devtools::mark_essential_edges(&mut graph);
     devtools::calculate_shallow_sizes(&mut graph);
     let interfaces = devtools::assign_classes(&mut graph, &locations, interfaces)?;
+    drop(locations);
     Ok(V8Snapshot {
         graph,
         extra_native_bytes: meta.extra_native_bytes,
         interfaces,
-        locations,
     })
 }
 
@@ -395,9 +400,9 @@ fn read_locations(
     meta: &Meta,
     node_count: usize,
     kinds: &[u8],
-) -> Result<HashMap<u32, SourceLocation>, V8Error> {
+) -> Result<Vec<(u32, SourceLocation)>, V8Error> {
     let (chunks, _) = scan::chunks(data, body, meta.location_fields, 1)?;
-    let mut locations = HashMap::new();
+    let mut locations = Vec::new();
     for chunk in &chunks {
         scan::parse_records(data, chunk, meta.location_fields, |_, f| {
             let index = f[meta.location_object];
@@ -413,18 +418,22 @@ fn read_locations(
             // DevTools uses locations only for the class key of `object` nodes.
             if kinds[ordinal as usize] == NodeKind::Object as u8 {
                 let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-                locations.insert(
+                locations.push((
                     ordinal,
                     SourceLocation {
                         script_id: to_u32(f[meta.location_script]),
                         line: to_u32(f[meta.location_line]),
                         column: to_u32(f[meta.location_column]),
                     },
-                );
+                ));
             }
             Ok(())
         })?;
     }
+    // Sorted by node, the last entry for a node winning (DevTools builds a map in file order).
+    locations.reverse();
+    locations.sort_by_key(|(ordinal, _)| *ordinal);
+    locations.dedup_by_key(|(ordinal, _)| *ordinal);
     Ok(locations)
 }
 

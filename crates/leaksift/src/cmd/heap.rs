@@ -3,13 +3,12 @@
 
 pub(crate) mod views;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use leaksift_heap::histogram::{class_histogram, class_histogram_filtered};
+use leaksift_heap::histogram::{self, class_histogram, class_histogram_filtered};
 use leaksift_heap::paths::PathTree;
 use leaksift_heap::suspects::{self, SuspectKind, find_suspects, top_level_dominators};
-use leaksift_heap::{Detachedness, NodeIndex, StringId};
+use leaksift_heap::{Detachedness, NodeIndex};
 use leaksift_report::heap::{
     DuplicateStringRow, ExtraSectionText, HeapSummary, SuspectRow, render_summary,
 };
@@ -157,30 +156,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 /// String values held by several string objects, most wasted bytes first.
 fn duplicate_strings(analysis: &Analysis, top: usize) -> Vec<DuplicateStringRow> {
     let graph = analysis.graph();
-    let mut by_value: HashMap<StringId, (u64, u64, u64)> = HashMap::new();
-    for node in graph.nodes() {
-        if !graph.kind(node).is_string() {
-            continue;
-        }
-        let size = graph.self_size(node);
-        let entry = by_value.entry(graph.name_id(node)).or_insert((0, 0, 0));
-        entry.0 += 1;
-        entry.1 = entry.1.saturating_add(size);
-        entry.2 = entry.2.max(size);
-    }
-    let mut rows: Vec<(StringId, u64, u64)> = by_value
+    histogram::duplicate_strings(graph, top)
         .into_iter()
-        .filter(|(_, (count, _, _))| *count > 1)
-        .map(|(value, (count, total, biggest))| (value, count, total - biggest))
-        .filter(|(_, _, wasted)| *wasted > 0)
-        .collect();
-    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    rows.into_iter()
-        .take(top)
-        .map(|(value, count, wasted)| DuplicateStringRow {
-            value: graph.string(value).chars().take(200).collect(),
-            count,
-            wasted_bytes: wasted,
+        .map(|d| DuplicateStringRow {
+            value: graph.string(d.value).chars().take(200).collect(),
+            count: d.count,
+            wasted_bytes: d.wasted_bytes,
         })
         .collect()
 }
