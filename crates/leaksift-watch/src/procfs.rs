@@ -71,10 +71,7 @@ pub struct Status {
 pub fn parse_status(text: &str) -> Option<Status> {
     let mut s = Status::default();
     let mut seen_rss = false;
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
+    for (key, value) in kib_fields(text) {
         let slot = match key {
             "VmRSS" => {
                 seen_rss = true;
@@ -86,9 +83,16 @@ pub fn parse_status(text: &str) -> Option<Status> {
             "VmSwap" => &mut s.swap,
             _ => continue,
         };
-        *slot = kib_value(value)?;
+        *slot = value()?;
     }
     seen_rss.then_some(s)
+}
+
+/// The `Key: value` lines of a /proc file, each value parsed on demand as `N kB` → bytes.
+fn kib_fields(text: &str) -> impl Iterator<Item = (&str, impl Fn() -> Option<u64>)> {
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key, move || kib_value(value)))
 }
 
 /// The fields of `/proc/PID/smaps_rollup`, bytes.
@@ -108,11 +112,7 @@ pub struct Rollup {
 pub fn parse_rollup(text: &str) -> Option<Rollup> {
     let mut r = Rollup::default();
     let mut seen_pss = false;
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = || kib_value(value);
+    for (key, value) in kib_fields(text) {
         match key {
             "Rss" => r.rss = value()?,
             "Pss" => {

@@ -211,15 +211,9 @@ fn vanished_pid_is_an_error_but_keeps_the_samples() {
         .output()
         .unwrap();
     reaper.join().unwrap().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = assert_one_line_error(&out, &format!("process {pid} is gone"));
     assert!(
         stderr.starts_with("leaksift: error: watching pid"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("process {pid} is gone")),
         "{stderr}"
     );
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
@@ -247,13 +241,7 @@ fn bad_targets_are_one_line_errors() {
             .args(args)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.starts_with("leaksift: error: ") && stderr.contains(message),
-            "{stderr}"
-        );
+        assert_one_line_error(&out, message);
     }
     leaksift()
         .args(["watch", "--interval", "1ms", "--pid", "1"])
@@ -288,9 +276,17 @@ fn permission_denied_on_smaps_is_an_error() {
         eprintln!("skipped: the test binary is not executable by nobody: {stderr}");
         return;
     }
+    assert_one_line_error(&out, "permission denied reading /proc/1/smaps_rollup");
+}
+
+/// Exit code 2 and exactly one `leaksift: error:` line on stderr containing `message`.
+fn assert_one_line_error(out: &std::process::Output, message: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("permission denied reading /proc/1/smaps_rollup"),
+        stderr.starts_with("leaksift: error: ") && stderr.contains(message),
         "{stderr}"
     );
+    stderr
 }

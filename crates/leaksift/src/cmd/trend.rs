@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use self::options::{Thresholds, parse_bytes};
-use self::render::{Evidence, Per, Verdict};
+use self::render::{Evidence, Headline, Per, Verdict};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -39,13 +39,8 @@ pub struct Args {
 struct TrendJson {
     schema: &'static str,
     file: String,
-    verdict: &'static str,
-    slope_bytes_per_s: f64,
-    slope_ci: [f64; 2],
-    p_value: f64,
-    samples: usize,
-    time_to_limit_s: Option<f64>,
-    time_to_limit_range_s: Option<[Option<f64>; 2]>,
+    #[serde(flatten)]
+    headline: Headline,
     #[serde(flatten)]
     evidence: Evidence,
 }
@@ -78,13 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let json = TrendJson {
             schema: "leaksift.trend.v1",
             file: name,
-            verdict: analysis.verdict.as_str(),
-            slope_bytes_per_s: analysis.slope,
-            slope_ci: [analysis.slope_ci.0, analysis.slope_ci.1],
-            p_value: analysis.p_value,
-            samples: analysis.samples,
-            time_to_limit_s: analysis.time_to_limit.map(|t| t.estimate),
-            time_to_limit_range_s: verdict.time_to_limit_range(),
+            headline: verdict.headline(),
             evidence: verdict.evidence(),
         };
         println!("{}", serde_json::to_string_pretty(&json)?);

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -20,7 +20,7 @@ use leaksift_watch::{Pid, Sample, Sampler, Target};
 use serde::Serialize;
 
 use super::trend::options::{Thresholds, parse_bytes, parse_duration};
-use super::trend::render::{self, Evidence, Per, Verdict};
+use super::trend::render::{self, Evidence, Headline, Per, Verdict};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -82,13 +82,8 @@ struct WatchJson {
     schema: &'static str,
     target: TargetJson,
     signal: &'static str,
-    verdict: &'static str,
-    slope_bytes_per_s: f64,
-    slope_ci: [f64; 2],
-    p_value: f64,
-    samples: usize,
-    time_to_limit_s: Option<f64>,
-    time_to_limit_range_s: Option<[Option<f64>; 2]>,
+    #[serde(flatten)]
+    headline: Headline,
     interval_s: f64,
     stopped: &'static str,
     exit_code: Option<u8>,
@@ -128,6 +123,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut progress = Progress::stderr(args.quiet);
     progress.phase(&format!("watching {}", watched.label));
     let mut last_update = Instant::now() - Duration::from_secs(1);
+    // The live verdict re-analyses all samples; compute it only when someone sees it.
+    let live = !args.quiet && std::io::stderr().is_terminal();
     let options = RecordOptions {
         interval: args.interval,
         duration: args.duration,
@@ -141,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if let Some(last) = samples.last() {
                 csv.row(last);
             }
-            if last_update.elapsed() >= Duration::from_millis(250) {
+            if live && last_update.elapsed() >= Duration::from_millis(250) {
                 last_update = Instant::now();
                 progress.update(&live_line(samples, &config));
             }
@@ -196,13 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             schema: "leaksift.watch.v1",
             target: watched.json,
             signal: sampler.signal().as_str(),
-            verdict: analysis.verdict.as_str(),
-            slope_bytes_per_s: analysis.slope,
-            slope_ci: [analysis.slope_ci.0, analysis.slope_ci.1],
-            p_value: analysis.p_value,
-            samples: analysis.samples,
-            time_to_limit_s: analysis.time_to_limit.map(|t| t.estimate),
-            time_to_limit_range_s: verdict.time_to_limit_range(),
+            headline: verdict.headline(),
             interval_s: args.interval.as_secs_f64(),
             stopped,
             exit_code: exit_status,

@@ -51,15 +51,8 @@ pub fn parse_probability(text: &str) -> Result<f64, String> {
 /// A byte count with an optional suffix: `k`/`KB` (1000), `KiB` (1024), `M`, `MiB`, `G`, `GiB`,
 /// `T`, `TiB`; `B` alone is bytes. Fractions are allowed (`1.5GiB`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, suffix) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a size like 512MiB or 10k, found {text:?}"))?;
-    let scale: f64 = match suffix.trim().to_ascii_lowercase().as_str() {
+    let (value, suffix) = split_number(text, "a size like 512MiB or 10k")?;
+    let scale: f64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
         "ki" | "kib" => 1024.0,
@@ -80,15 +73,8 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 /// A duration: a number with `ms`, `s`, `m`/`min`, `h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, suffix) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration like 500ms, 2s or 1m, found {text:?}"))?;
-    let seconds = match suffix.trim() {
+    let (value, suffix) = split_number(text, "a duration like 500ms, 2s or 1m")?;
+    let seconds = match suffix {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,
@@ -96,6 +82,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
+}
+
+/// Splits `"1.5GiB"` into `(1.5, "GiB")` (the suffix trimmed); `expected` describes valid input.
+fn split_number<'a>(text: &'a str, expected: &str) -> Result<(f64, &'a str), String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, suffix) = t.split_at(split);
+    let value = number
+        .parse()
+        .map_err(|_| format!("expected {expected}, found {text:?}"))?;
+    Ok((value, suffix.trim()))
 }
 
 #[cfg(test)]

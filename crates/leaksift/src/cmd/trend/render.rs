@@ -37,6 +37,20 @@ pub struct Verdict<'a> {
     pub limit: Option<f64>,
 }
 
+/// The verdict and its headline numbers in `watch` and `trend` JSON (rates per second; `check`
+/// names its slope per iteration instead).
+#[derive(Debug, Serialize)]
+pub struct Headline {
+    pub verdict: &'static str,
+    pub slope_bytes_per_s: f64,
+    pub slope_ci: [f64; 2],
+    pub p_value: f64,
+    pub samples: usize,
+    pub time_to_limit_s: Option<f64>,
+    /// `[earliest, latest]`; latest `None` when the interval's lower slope is not positive.
+    pub time_to_limit_range_s: Option<[Option<f64>; 2]>,
+}
+
 /// JSON fields shared by the three commands (flattened into each command's object).
 #[derive(Debug, Serialize)]
 pub struct Evidence {
@@ -78,11 +92,18 @@ impl Verdict<'_> {
         }
     }
 
-    /// `[earliest, latest]` until the limit, latest `None` when the interval allows no growth.
-    pub fn time_to_limit_range(&self) -> Option<[Option<f64>; 2]> {
-        self.analysis
-            .time_to_limit
-            .map(|t| [Some(t.earliest), t.latest])
+    /// The leading JSON fields of `watch` and `trend`.
+    pub fn headline(&self) -> Headline {
+        let a = self.analysis;
+        Headline {
+            verdict: a.verdict.as_str(),
+            slope_bytes_per_s: a.slope,
+            slope_ci: [a.slope_ci.0, a.slope_ci.1],
+            p_value: a.p_value,
+            samples: a.samples,
+            time_to_limit_s: a.time_to_limit.map(|t| t.estimate),
+            time_to_limit_range_s: a.time_to_limit.map(|t| [Some(t.earliest), t.latest]),
+        }
     }
 
     /// The human summary: a two-column table.
