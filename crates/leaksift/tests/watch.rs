@@ -182,6 +182,17 @@ fn passes_on_the_exit_code_of_the_command() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("command exited with code 7"));
+    // A command that exits before the first sample still passes its code on.
+    let out = leaksift()
+        .args(["watch", "-q", "--", "sh", "-c", "exit 5"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -110,8 +110,25 @@ struct Watched {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let interrupted = interrupt_flag()?;
     let mut watched = start(&args)?;
-    let mut sampler =
-        Sampler::new(&watched.target).with_context(|| format!("watching {}", watched.label))?;
+    let mut sampler = match Sampler::new(&watched.target) {
+        Ok(sampler) => sampler,
+        Err(error) => {
+            // A launched command that exits at once leaves nothing to sample: pass its code on.
+            let exited = watched
+                .child
+                .as_mut()
+                .and_then(|c| c.wait_for(Duration::from_millis(500)));
+            if let Some(status) = exited {
+                let code = child::exit_code(status);
+                eprintln!(
+                    "leaksift: {} exited with code {code} before the first sample",
+                    watched.label
+                );
+                return Ok(Outcome::ChildExit(code));
+            }
+            return Err(anyhow::Error::new(error).context(format!("watching {}", watched.label)));
+        }
+    };
     let limit = match args.limit {
         Some(l) => Some(l),
         None => sampler
