@@ -6,8 +6,6 @@
 //! the workers' edge runs are concatenated and their offsets shifted.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 
 use leaksift_heap::{
     ClassId, ClassInfo, EdgeKind, GcRootKind, GraphError, GraphParts, HeapFormat, HeapGraph,
@@ -15,13 +13,14 @@ use leaksift_heap::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::bytes::{Cursor, IdSize};
+use crate::bytes::IdSize;
 use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
 use crate::ids::IdIndex;
 use crate::layout::{ClassTable, Retention, SizeRule};
-use crate::scan::{Scan, Segment};
-use crate::walk::{ClassDump, Root, SubRecord, ids, next_sub_record};
+use crate::parallel::{self, Segment, Shared};
+use crate::scan::Scan;
+use crate::walk::{ClassDump, Root, SubRecord, ids};
 
 /// An edge waiting for its source node: GC-root links from the root or from a thread object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -329,79 +328,55 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         consumed: &mut dyn FnMut(Range<usize>, usize),
     ) -> Result<(GraphParts, BuildStats), HprofError> {
         let node_count = self.scan.ids.len();
-        let groups = split_segments(&self.scan.segments, workers.max(1));
+        let segments = &self.scan.segments;
+        let groups = parallel::split_segments(segments, workers);
         let mut class = vec![0u32; node_count];
         let mut name = vec![0u32; node_count];
         let mut self_size = vec![0u64; node_count];
         let mut kind = vec![0u8; node_count];
         let mut first_edge = Vec::with_capacity(node_count + 1);
         first_edge.resize(node_count, 0u64);
-        let abort = AtomicBool::new(false);
-        let (sender, receiver) = mpsc::channel::<Range<usize>>();
-        let results: Vec<Result<EdgeRun, HprofError>> = std::thread::scope(|scope| {
-            let mut handles = Vec::with_capacity(groups.len());
-            let mut columns = NodeSlices {
-                class: &mut class,
-                name: &mut name,
-                self_size: &mut self_size,
-                kind: &mut kind,
-                first_edge: &mut first_edge,
+        let first_ordinal = |group: Option<&Range<usize>>| {
+            group
+                .and_then(|g| self.scan.segment_first_ordinal.get(g.start).copied())
+                .unwrap_or(node_count as u32)
+        };
+        let mut columns = NodeSlices {
+            class: &mut class,
+            name: &mut name,
+            self_size: &mut self_size,
+            kind: &mut kind,
+            first_edge: &mut first_edge,
+        };
+        let mut workers = Vec::with_capacity(groups.len());
+        for (at, group) in groups.iter().enumerate() {
+            let first = if at == 0 {
+                0
+            } else {
+                first_ordinal(Some(group))
             };
-            for (at, group) in groups.iter().enumerate() {
-                let first = if at == 0 {
-                    0
-                } else {
-                    group.first().map_or(node_count as u32, |s| s.first_ordinal)
-                };
-                let end = groups
-                    .get(at + 1)
-                    .and_then(|g| g.first())
-                    .map_or(node_count as u32, |s| s.first_ordinal);
-                let (mine, rest) = columns.split_at((end - first) as usize);
-                columns = rest;
-                let pending_from = self.pending.partition_point(|e| e.from < first);
-                let pending_to = self.pending.partition_point(|e| e.from < end);
-                let mut worker = Worker {
-                    plan: &self,
-                    first,
-                    next: first,
-                    nodes: mine,
-                    edges: EdgeRun::with_capacity(if at == 0 { self.edge_bound } else { 0 }),
-                    pending: &self.pending[pending_from..pending_to],
-                    next_pending: 0,
-                    last_class: None,
-                    stats: BuildStats::default(),
-                };
-                let sender = sender.clone();
-                let abort = &abort;
-                handles.push(scope.spawn(move || {
-                    let result = worker.run(data, group, &sender, abort);
-                    if result.is_err() {
-                        abort.store(true, Ordering::Relaxed);
-                    }
-                    result.map(|()| worker.finish())
-                }));
-            }
-            drop(sender);
-            let mut read = 0;
-            for done in receiver {
-                read += done.len();
-                consumed(done, read);
-            }
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or(Err(HprofError::new(
-                        0,
-                        ErrorKind::Malformed("a pass-2 worker stopped unexpectedly"),
-                    )))
-                })
-                .collect()
-        });
-        let mut runs = Vec::with_capacity(results.len());
-        for result in results {
-            runs.push(result?);
+            let end = first_ordinal(groups.get(at + 1)).max(first);
+            let (mine, rest) = columns.split_at((end - first) as usize);
+            columns = rest;
+            let pending_from = self.pending.partition_point(|e| e.from < first);
+            let pending_to = self.pending.partition_point(|e| e.from < end);
+            workers.push(Worker {
+                plan: &self,
+                segments: &segments[group.clone()],
+                first,
+                next: first,
+                nodes: mine,
+                edges: EdgeRun::with_capacity(if at == 0 { self.edge_bound } else { 0 }),
+                pending: &self.pending[pending_from..pending_to],
+                next_pending: 0,
+                last_class: None,
+                stats: BuildStats::default(),
+            });
         }
+        let runs: Vec<EdgeRun> = parallel::run(workers, |w, shared| w.run(data, shared), consumed)?
+            .into_iter()
+            .map(Worker::finish)
+            .collect();
         // Concatenate the workers' edge runs and shift their offsets.
         let mut stats = BuildStats {
             dangling_roots: self.dangling_roots,
@@ -455,24 +430,6 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
 pub fn into_graph(mut parts: GraphParts, ids: Vec<u64>) -> Result<HeapGraph, HprofError> {
     parts.ids = ids;
     HeapGraph::from_parts(parts).map_err(graph_error)
-}
-
-/// Splits the heap segments into at most `workers` contiguous groups of similar byte size.
-fn split_segments(segments: &[Segment], workers: usize) -> Vec<&[Segment]> {
-    let total: usize = segments.iter().map(|s| s.end - s.start).sum();
-    let mut groups = Vec::with_capacity(workers);
-    let mut start = 0;
-    let mut bytes = 0;
-    for (at, segment) in segments.iter().enumerate() {
-        bytes += segment.end - segment.start;
-        let target = total / workers * (groups.len() + 1);
-        if bytes >= target && groups.len() + 1 < workers {
-            groups.push(&segments[start..=at]);
-            start = at + 1;
-        }
-    }
-    groups.push(&segments[start..]);
-    groups
 }
 
 /// The node columns of one worker's ordinal range.
@@ -537,6 +494,7 @@ impl EdgeRun {
 /// Builds the nodes and edges of one group of segments.
 struct Worker<'p, 's, 'a> {
     plan: &'p GraphPlan<'s, 'a>,
+    segments: &'p [Segment],
     first: u32,
     next: u32,
     nodes: NodeSlices<'p>,
@@ -547,56 +505,25 @@ struct Worker<'p, 's, 'a> {
     stats: BuildStats,
 }
 
-/// Progress is reported in steps of this many bytes.
-const PROGRESS_STEP: usize = 16 << 20;
-
 impl Worker<'_, '_, '_> {
-    fn run(
-        &mut self,
-        data: &[u8],
-        segments: &[Segment],
-        progress: &mpsc::Sender<Range<usize>>,
-        abort: &AtomicBool,
-    ) -> Result<(), HprofError> {
+    fn run(&mut self, data: &[u8], shared: &Shared<'_>) -> Result<(), HprofError> {
         let id_size = self.plan.scan.id_size;
         if self.first == 0 {
             let (class, name) = self.plan.root_class;
             self.begin_node(class, name, 0, NodeKind::Root)?;
         }
-        let mut unreported = None::<Range<usize>>;
-        for segment in segments {
-            if abort.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let mut cursor = Cursor::new(&data[..segment.end], segment.start, id_size);
-            while !cursor.is_empty() {
-                match next_sub_record(&mut cursor)? {
-                    SubRecord::Root(_) | SubRecord::Other => {}
-                    SubRecord::Class(dump) => self.class_dump(&dump)?,
-                    SubRecord::Instance {
-                        class_id, fields, ..
-                    } => self.instance(class_id, fields)?,
-                    SubRecord::ObjectArray {
-                        class_id, elements, ..
-                    } => self.object_array(class_id, elements)?,
-                    SubRecord::PrimitiveArray { ty, length, .. } => {
-                        self.primitive_array(ty, length)?
-                    }
-                }
-            }
-            let done = match unreported.take() {
-                Some(range) => range.start..segment.end,
-                None => segment.start..segment.end,
-            };
-            if done.len() >= PROGRESS_STEP {
-                let _ = progress.send(done);
-            } else {
-                unreported = Some(done);
-            }
-        }
-        if let Some(done) = unreported {
-            let _ = progress.send(done);
-        }
+        let segments = self.segments;
+        shared.each_sub_record(data, segments, id_size, |_, _, _, record| match record {
+            SubRecord::Root(_) | SubRecord::Other => Ok(()),
+            SubRecord::Class(dump) => self.class_dump(&dump),
+            SubRecord::Instance {
+                class_id, fields, ..
+            } => self.instance(class_id, fields),
+            SubRecord::ObjectArray {
+                class_id, elements, ..
+            } => self.object_array(class_id, elements),
+            SubRecord::PrimitiveArray { ty, length, .. } => self.primitive_array(ty, length),
+        })?;
         let expected = self.nodes.class.len();
         if (self.next - self.first) as usize != expected {
             return Err(HprofError::new(

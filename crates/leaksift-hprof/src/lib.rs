@@ -38,6 +38,7 @@ mod format;
 mod ids;
 mod layout;
 mod locate;
+mod parallel;
 mod scan;
 mod source;
 #[cfg(test)]
@@ -113,14 +114,10 @@ fn read_with_workers(
 ) -> Result<HprofDump, HprofError> {
     let header = format::parse_header(data)?;
     observer.phase("scan");
-    let mut scan = scan::Scan::new(header.id_size);
     let total = data.len();
-    let mut scanned = 0;
-    walk::walk(data, &header, &mut scan, &mut |at| {
-        observer.consumed(scanned..at, at, total);
-        scanned = at;
+    let mut scan = scan::scan(data, &header, workers, &mut |done, read| {
+        observer.consumed(done, read, total)
     })?;
-    scan.finish();
     observer.phase("index");
     let index = ids::IdIndex::build(&scan.ids);
     let sizes = SizeRule::guess(header.id_size, scan.id_range);

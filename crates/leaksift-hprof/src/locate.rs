@@ -1,9 +1,10 @@
-//! Re-reading single objects after the passes, from the checkpoints pass 1 left every 64 objects.
+//! Re-reading single objects after the passes, from the checkpoints pass 1 left about every 64
+//! objects.
 
 use crate::bytes::Cursor;
 use crate::error::HprofError;
 use crate::format::{Header, tag};
-use crate::scan::{CHECKPOINT_EVERY, Checkpoint};
+use crate::scan::Checkpoint;
 use crate::walk::{SubRecord, next_sub_record};
 
 /// Random access to objects by ordinal (≥ 1) at the cost of walking at most 63 sub-records.
@@ -17,13 +18,13 @@ pub struct Locator<'d, 'c> {
 impl<'d> Locator<'d, '_> {
     /// The sub-record of object `ordinal`, or `None` if there is no such object.
     pub fn object(&self, ordinal: u32) -> Result<Option<SubRecord<'d>>, HprofError> {
-        let Some(position) = (ordinal as usize).checked_sub(1) else {
+        let after = self
+            .checkpoints
+            .partition_point(|c| c.first_ordinal <= ordinal);
+        let Some(checkpoint) = after.checked_sub(1).and_then(|at| self.checkpoints.get(at)) else {
             return Ok(None);
         };
-        let Some(checkpoint) = self.checkpoints.get(position / CHECKPOINT_EVERY) else {
-            return Ok(None);
-        };
-        let mut skip = position % CHECKPOINT_EVERY;
+        let mut skip = ordinal - checkpoint.first_ordinal;
         let id_size = self.header.id_size;
         let mut segment_end = checkpoint.segment_end.min(self.data.len());
         let mut cursor = Cursor::new(&self.data[..segment_end], checkpoint.offset, id_size);

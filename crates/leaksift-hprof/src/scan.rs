@@ -1,28 +1,30 @@
 //! Pass 1: strings, classes, stack traces, GC roots and the id of every object in file order.
+//!
+//! The top-level records are walked once on the calling thread (they are small: the heap dump
+//! records are only located); the heap dump records are then scanned on every core, each worker
+//! taking a contiguous group, and the groups' results are appended in file order.
+
+use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
 use crate::bytes::IdSize;
 use crate::error::HprofError;
-use crate::walk::{ClassDump, Root, StackFrame, SubRecord, Visitor};
+use crate::format::Header;
+use crate::parallel::{self, Segment, Shared};
+use crate::walk::{ClassDump, Root, StackFrame, SubRecord, Visitor, walk_records};
 
 /// Where the sub-record of an object starts, to re-read it later without a third full pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Checkpoint {
+    /// Ordinal of the object at `offset`.
+    pub first_ordinal: u32,
     pub offset: usize,
     pub segment_end: usize,
 }
 
-/// A HEAP_DUMP(_SEGMENT) body and the ordinal of its first object.
-#[derive(Debug, Clone, Copy)]
-pub struct Segment {
-    pub start: usize,
-    pub end: usize,
-    pub first_ordinal: u32,
-}
-
-/// Every `CHECKPOINT_EVERY`-th object's position is remembered (see [`crate::locate`]).
-pub const CHECKPOINT_EVERY: usize = 64;
+/// About every `CHECKPOINT_EVERY`-th object's position is remembered (see [`crate::locate`]).
+pub const CHECKPOINT_EVERY: u32 = 64;
 
 /// What pass 1 learns. Object ordinal 0 is the graph's synthetic root (id 0).
 #[derive(Debug)]
@@ -44,72 +46,13 @@ pub struct Scan<'a> {
     pub instances_per_class: FxHashMap<u64, u64>,
     /// Object-array elements in the whole dump (also for sizing).
     pub array_elements: u64,
+    /// Sorted by ordinal.
     pub checkpoints: Vec<Checkpoint>,
-    /// Every heap dump record, in file order.
+    /// Every heap dump record, in file order, and the ordinal of its first object.
     pub segments: Vec<Segment>,
-    segment_end: usize,
+    pub segment_first_ordinal: Vec<u32>,
     /// Lowest and highest object id (addresses), for the compressed-oops guess.
     pub id_range: Option<(u64, u64)>,
-    last_class: (u64, u64),
-}
-
-impl<'a> Scan<'a> {
-    pub fn new(id_size: IdSize) -> Self {
-        Scan {
-            id_size,
-            strings: FxHashMap::default(),
-            class_names: FxHashMap::default(),
-            class_serials: FxHashMap::default(),
-            frames: FxHashMap::default(),
-            traces: FxHashMap::default(),
-            class_dumps: Vec::new(),
-            roots: Vec::new(),
-            ids: vec![0],
-            instances_per_class: FxHashMap::default(),
-            array_elements: 0,
-            checkpoints: Vec::new(),
-            segments: Vec::new(),
-            segment_end: 0,
-            id_range: None,
-            last_class: (0, 0),
-        }
-    }
-
-    fn object(&mut self, offset: usize, id: u64) {
-        if (self.ids.len() - 1) % CHECKPOINT_EVERY == 0 {
-            self.checkpoints.push(Checkpoint {
-                offset,
-                segment_end: self.segment_end,
-            });
-        }
-        self.ids.push(id);
-        self.id_range = Some(match self.id_range {
-            None => (id, id),
-            Some((lo, hi)) => (lo.min(id), hi.max(id)),
-        });
-    }
-
-    fn count_instance(&mut self, class_id: u64) {
-        // Instances of one class often come in runs: count the run, flush on a class change.
-        if self.last_class.0 == class_id {
-            self.last_class.1 += 1;
-            return;
-        }
-        self.flush_instance_run();
-        self.last_class = (class_id, 1);
-    }
-
-    fn flush_instance_run(&mut self) {
-        let (class_id, run) = std::mem::take(&mut self.last_class);
-        if run > 0 {
-            *self.instances_per_class.entry(class_id).or_default() += run;
-        }
-    }
-
-    /// Completes the scan after the walk.
-    pub fn finish(&mut self) {
-        self.flush_instance_run();
-    }
 }
 
 impl<'a> Visitor<'a> for Scan<'a> {
@@ -131,32 +74,201 @@ impl<'a> Visitor<'a> for Scan<'a> {
     }
 
     fn segment(&mut self, start: usize, end: usize) {
-        self.segment_end = end;
-        self.segments.push(Segment {
-            start,
-            end,
-            first_ordinal: self.ids.len() as u32,
+        self.segments.push(Segment { start, end });
+    }
+}
+
+/// Runs pass 1 with up to `workers` threads; `consumed` hears each finished byte range of the
+/// heap dump records and the bytes read so far.
+pub fn scan<'a>(
+    data: &'a [u8],
+    header: &Header,
+    workers: usize,
+    consumed: &mut dyn FnMut(Range<usize>, usize),
+) -> Result<Scan<'a>, HprofError> {
+    let id_size = header.id_size;
+    let mut scan = Scan {
+        id_size,
+        strings: FxHashMap::default(),
+        class_names: FxHashMap::default(),
+        class_serials: FxHashMap::default(),
+        frames: FxHashMap::default(),
+        traces: FxHashMap::default(),
+        class_dumps: Vec::new(),
+        roots: Vec::new(),
+        ids: vec![0],
+        instances_per_class: FxHashMap::default(),
+        array_elements: 0,
+        checkpoints: Vec::new(),
+        segments: Vec::new(),
+        segment_first_ordinal: Vec::new(),
+        id_range: None,
+    };
+    walk_records(data, header, &mut scan)?;
+    let segments = std::mem::take(&mut scan.segments);
+    let groups: Vec<HeapScan> = parallel::split_segments(&segments, workers)
+        .into_iter()
+        .enumerate()
+        .map(|(at, range)| HeapScan::new(&segments[range], at == 0))
+        .collect();
+    let mut groups = parallel::run(
+        groups,
+        |group, shared| group.run(data, id_size, shared),
+        consumed,
+    )?
+    .into_iter();
+    if let Some(first) = groups.next() {
+        // The first group's ids (with the root's slot) become the id column; the others are
+        // appended, each freed as soon as it is copied.
+        let rest: Vec<HeapScan> = groups.collect();
+        let mut first = first;
+        scan.ids = std::mem::take(&mut first.ids);
+        scan.ids.reserve(rest.iter().map(|g| g.ids.len()).sum());
+        scan.append(first, 1);
+        for group in rest {
+            let base = scan.ids.len() as u32;
+            scan.ids.extend_from_slice(&group.ids);
+            scan.append(group, base);
+        }
+    }
+    scan.segments = segments;
+    Ok(scan)
+}
+
+impl Scan<'_> {
+    /// Appends one group's results (groups arrive in file order; their ids are already in
+    /// the id column from ordinal `base` on).
+    fn append(&mut self, group: HeapScan<'_>, base: u32) {
+        let mut first = base;
+        for count in &group.segment_counts {
+            self.segment_first_ordinal.push(first);
+            first += count;
+        }
+        self.checkpoints
+            .extend(group.checkpoints.into_iter().map(|c| Checkpoint {
+                first_ordinal: c.first_ordinal + base,
+                ..c
+            }));
+        self.roots.extend(group.roots);
+        self.class_dumps.extend(group.class_dumps);
+        for (class, count) in group.instances_per_class {
+            *self.instances_per_class.entry(class).or_default() += count;
+        }
+        self.array_elements += group.array_elements;
+        if let Some((lo, hi)) = group.id_range {
+            self.id_range = Some(match self.id_range {
+                None => (lo, hi),
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+            });
+        }
+    }
+}
+
+/// The heap part of pass 1 for one group of heap dump records.
+#[derive(Debug)]
+struct HeapScan<'g> {
+    segments: &'g [Segment],
+    /// Objects per segment of the group.
+    segment_counts: Vec<u32>,
+    /// Ids in file order (the first group's starts with the root's 0).
+    ids: Vec<u64>,
+    /// Local ordinals: the group's first object is 0.
+    checkpoints: Vec<Checkpoint>,
+    objects: u32,
+    roots: Vec<Root>,
+    class_dumps: Vec<ClassDump>,
+    instances_per_class: FxHashMap<u64, u64>,
+    /// The current run of instances of one class, counted before it goes to the map.
+    run: (u64, u64),
+    array_elements: u64,
+    id_range: Option<(u64, u64)>,
+}
+
+impl<'g> HeapScan<'g> {
+    fn new(segments: &'g [Segment], with_root: bool) -> Self {
+        HeapScan {
+            segments,
+            segment_counts: Vec::new(),
+            ids: if with_root { vec![0] } else { Vec::new() },
+            checkpoints: Vec::new(),
+            objects: 0,
+            roots: Vec::new(),
+            class_dumps: Vec::new(),
+            instances_per_class: FxHashMap::default(),
+            run: (0, 0),
+            array_elements: 0,
+            id_range: None,
+        }
+    }
+
+    fn run(&mut self, data: &[u8], id_size: IdSize, shared: &Shared<'_>) -> Result<(), HprofError> {
+        let segments = self.segments;
+        self.segment_counts = vec![0; segments.len()];
+        shared.each_sub_record(data, segments, id_size, |offset, at, segment, record| {
+            let before = self.objects;
+            self.sub_record(offset, segment.end, record, id_size);
+            self.segment_counts[at] += self.objects - before;
+            Ok(())
+        })?;
+        self.flush_run();
+        Ok(())
+    }
+
+    fn object(&mut self, offset: usize, segment_end: usize, id: u64) {
+        if self.objects % CHECKPOINT_EVERY == 0 {
+            self.checkpoints.push(Checkpoint {
+                first_ordinal: self.objects,
+                offset,
+                segment_end,
+            });
+        }
+        self.objects += 1;
+        self.ids.push(id);
+        self.id_range = Some(match self.id_range {
+            None => (id, id),
+            Some((lo, hi)) => (lo.min(id), hi.max(id)),
         });
     }
 
-    fn sub_record(&mut self, offset: usize, record: SubRecord<'a>) -> Result<(), HprofError> {
+    fn count_instance(&mut self, class_id: u64) {
+        if self.run.0 == class_id {
+            self.run.1 += 1;
+            return;
+        }
+        self.flush_run();
+        self.run = (class_id, 1);
+    }
+
+    fn flush_run(&mut self) {
+        let (class_id, count) = std::mem::take(&mut self.run);
+        if count > 0 {
+            *self.instances_per_class.entry(class_id).or_default() += count;
+        }
+    }
+
+    fn sub_record(
+        &mut self,
+        offset: usize,
+        segment_end: usize,
+        record: SubRecord<'_>,
+        id_size: IdSize,
+    ) {
         match record {
             SubRecord::Root(root) => self.roots.push(root),
             SubRecord::Class(class) => {
-                self.object(offset, class.id);
+                self.object(offset, segment_end, class.id);
                 self.class_dumps.push(class);
             }
             SubRecord::Instance { id, class_id, .. } => {
-                self.object(offset, id);
+                self.object(offset, segment_end, id);
                 self.count_instance(class_id);
             }
             SubRecord::ObjectArray { id, elements, .. } => {
-                self.object(offset, id);
-                self.array_elements += (elements.len() / self.id_size.bytes()) as u64;
+                self.object(offset, segment_end, id);
+                self.array_elements += (elements.len() / id_size.bytes()) as u64;
             }
-            SubRecord::PrimitiveArray { id, .. } => self.object(offset, id),
+            SubRecord::PrimitiveArray { id, .. } => self.object(offset, segment_end, id),
             SubRecord::Other => {}
         }
-        Ok(())
     }
 }

@@ -97,26 +97,21 @@ pub trait Visitor<'a> {
     fn frame(&mut self, _frame: StackFrame) {}
     /// A stack trace; `frames` holds the raw frame ids (id size each), top frame first.
     fn trace(&mut self, _serial: u32, _thread_serial: u32, _frames: &'a [u8]) {}
-    /// A HEAP_DUMP or HEAP_DUMP_SEGMENT record whose sub-records span `start..end`.
+    /// A HEAP_DUMP or HEAP_DUMP_SEGMENT record whose sub-records span `start..end` (read
+    /// them with [`each_sub_record`]).
     fn segment(&mut self, _start: usize, _end: usize) {}
-    /// A heap-dump sub-record starting at byte `offset`.
-    fn sub_record(&mut self, offset: usize, record: SubRecord<'a>) -> Result<(), HprofError>;
 }
 
-const PROGRESS_STEP: usize = 16 << 20;
-
-/// Walks every record of the dump after the header; `reached` hears the offset about every
-/// 16 MiB.
-pub fn walk<'a, V: Visitor<'a>>(
+/// Walks the top-level records of the dump after the header; heap dump records are handed
+/// over by their byte range without reading their sub-records.
+pub fn walk_records<'a, V: Visitor<'a>>(
     data: &'a [u8],
     header: &Header,
     visitor: &mut V,
-    reached: &mut dyn FnMut(usize),
 ) -> Result<(), HprofError> {
     let id_size = header.id_size;
     let ids = id_size.bytes();
     let mut cursor = Cursor::new(data, header.records_start, id_size);
-    let mut next_mark = PROGRESS_STEP;
     while !cursor.is_empty() {
         let record_tag = cursor.u1("record tag")?;
         cursor.u4("record time")?;
@@ -159,26 +154,29 @@ pub fn walk<'a, V: Visitor<'a>>(
                 check_length(&rec, body_end)?;
                 visitor.trace(serial, thread_serial, frames);
             }
-            tag::HEAP_DUMP | tag::HEAP_DUMP_SEGMENT => {
-                visitor.segment(body_start, body_end);
-                let mut seg = Cursor::new(&data[..body_end], body_start, id_size);
-                while !seg.is_empty() {
-                    let offset = seg.pos();
-                    let record = next_sub_record(&mut seg)
-                        .map_err(|e| overrun_as_segment_error(e, data.len(), body_end))?;
-                    visitor.sub_record(offset, record)?;
-                    if seg.pos() >= next_mark {
-                        reached(seg.pos());
-                        next_mark = seg.pos() + PROGRESS_STEP;
-                    }
-                }
-            }
+            tag::HEAP_DUMP | tag::HEAP_DUMP_SEGMENT => visitor.segment(body_start, body_end),
             _ => {}
         }
-        if cursor.pos() >= next_mark {
-            reached(cursor.pos());
-            next_mark = cursor.pos() + PROGRESS_STEP;
-        }
+    }
+    Ok(())
+}
+
+/// Calls `each` with the offset and contents of every sub-record of the heap dump record
+/// spanning `start..end`.
+pub fn each_sub_record<'a>(
+    data: &'a [u8],
+    start: usize,
+    end: usize,
+    id_size: IdSize,
+    mut each: impl FnMut(usize, SubRecord<'a>) -> Result<(), HprofError>,
+) -> Result<(), HprofError> {
+    let end = end.min(data.len());
+    let mut cursor = Cursor::new(&data[..end], start, id_size);
+    while !cursor.is_empty() {
+        let offset = cursor.pos();
+        let record = next_sub_record(&mut cursor)
+            .map_err(|e| overrun_as_segment_error(e, data.len(), end))?;
+        each(offset, record)?;
     }
     Ok(())
 }
