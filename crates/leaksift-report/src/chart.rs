@@ -82,6 +82,12 @@ pub fn render(chart: &MemoryChart<'_>) -> String {
 
     let xs = chart.samples.iter().map(|p| p.0);
     let (x_lo, x_hi_data) = min_max(xs).unwrap_or((0.0, 1.0));
+    // A series that starts just after zero (the first sample of a watch) is drawn from zero.
+    let x_lo = if x_lo > 0.0 && x_lo < 0.05 * (x_hi_data - x_lo) {
+        0.0
+    } else {
+        x_lo
+    };
     let observed = (x_hi_data - x_lo).max(f64::MIN_POSITIVE);
     let crossing_shown = chart
         .crossing

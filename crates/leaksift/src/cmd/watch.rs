@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// With --pid, read PSS/USS from smaps_rollup (precise, but walks page tables at every sample).
-    #[arg(long)]
+    #[arg(long, requires = "pid")]
     pub pss: bool,
     /// Write the samples as CSV (columns documented in docs/json.md).
     #[arg(long, value_name = "FILE")]
