@@ -34,8 +34,14 @@ pub fn segments(
     let mut start = 0;
     // Monotonic deque of indices whose values increase: front is the minimum of the look-back.
     let mut recent: VecDeque<usize> = VecDeque::new();
+    let mut breaks: Vec<usize> = breaks.to_vec();
+    breaks.sort_unstable();
+    let mut next_break = breaks.iter().peekable();
     for i in 0..bytes.len() {
-        let forced = i > start && breaks.contains(&i);
+        let mut forced = false;
+        while next_break.next_if(|&&b| b <= i).is_some_and(|&b| b == i) {
+            forced = i > start;
+        }
         let dropped = match (drop, recent.front()) {
             (Some(f), Some(&m)) if i > start => bytes[i] < f * bytes[m],
             _ => false,
