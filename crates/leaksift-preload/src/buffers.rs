@@ -7,7 +7,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::sys;
-use crate::unwind::{StackBounds, UnwindCache};
+use crate::unwind::{StackBounds, ThreadUnwinder};
 
 /// What a raw event records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,31 +38,47 @@ pub const EVENTS_PER_BUFFER: usize = 2000;
 /// A batch of one thread's events; allocated from glibc (the scan never reads glibc heaps as roots).
 pub struct RawBuffer {
     pub next: *mut RawBuffer,
+    /// The thread state that filled it: the writer hands the emptied buffer back as its spare.
+    owner: *const ThreadState,
     pub thread: u32,
     pub len: usize,
     pub events: [RawEvent; EVENTS_PER_BUFFER],
 }
 
 impl RawBuffer {
-    fn allocate(thread: u32) -> *mut RawBuffer {
+    fn allocate(owner: &ThreadState) -> *mut RawBuffer {
         // SAFETY: glibc allocation, initialised field by field before use; `events` needs no init
         // because only `events[..len]` is ever read.
         unsafe {
             let buffer = sys::__libc_malloc(core::mem::size_of::<RawBuffer>()) as *mut RawBuffer;
             if !buffer.is_null() {
                 ptr::addr_of_mut!((*buffer).next).write(ptr::null_mut());
-                ptr::addr_of_mut!((*buffer).thread).write(thread);
+                ptr::addr_of_mut!((*buffer).owner).write(owner);
+                ptr::addr_of_mut!((*buffer).thread).write(owner.thread);
                 ptr::addr_of_mut!((*buffer).len).write(0);
             }
             buffer
         }
     }
 
+    /// Gives an emptied buffer back to its thread as the next one to fill, or frees it if the
+    /// thread already has a spare (writer thread only).
+    ///
     /// # Safety
-    /// `buffer` came from `allocate` and is no longer referenced.
-    pub unsafe fn release(buffer: *mut RawBuffer) {
-        // SAFETY: per the contract.
-        unsafe { sys::__libc_free(buffer as *mut core::ffi::c_void) }
+    /// `buffer` came from `allocate`, was drained, and nothing else refers to it.
+    pub unsafe fn recycle(buffer: *mut RawBuffer) {
+        // SAFETY: per the contract; owners are never freed.
+        unsafe {
+            (*buffer).len = 0;
+            let owner = &*(*buffer).owner;
+            if owner
+                .spare
+                .compare_exchange(ptr::null_mut(), buffer, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                sys::__libc_free(buffer as *mut core::ffi::c_void);
+            }
+        }
     }
 
     pub fn events(&self) -> &[RawEvent] {
@@ -76,9 +92,11 @@ pub struct ThreadState {
     pub thread: u32,
     lock: AtomicBool,
     buffer: UnsafeCell<*mut RawBuffer>,
+    /// An empty buffer returned by the writer, taken when the current one is handed off.
+    spare: AtomicPtr<RawBuffer>,
     next: UnsafeCell<*mut ThreadState>,
     /// Stack bounds and unwind cache: written only by the owning thread.
-    unwind: UnsafeCell<(StackBounds, *mut UnwindCache)>,
+    unwind: UnsafeCell<(StackBounds, *mut ThreadUnwinder)>,
 }
 
 /// Every thread state ever created (push-front only).
@@ -94,11 +112,12 @@ const MAX_QUEUED: usize = 4096;
 
 impl ThreadState {
     /// Creates and registers the calling thread's state (allocates: call under the guard).
-    pub fn create(bounds: StackBounds, cache: *mut UnwindCache) -> *mut ThreadState {
+    pub fn create(bounds: StackBounds, cache: *mut ThreadUnwinder) -> *mut ThreadState {
         let state = Box::into_raw(Box::new(ThreadState {
             thread: NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
             lock: AtomicBool::new(false),
             buffer: UnsafeCell::new(ptr::null_mut()),
+            spare: AtomicPtr::new(ptr::null_mut()),
             next: UnsafeCell::new(ptr::null_mut()),
             unwind: UnsafeCell::new((bounds, cache)),
         }));
@@ -118,7 +137,7 @@ impl ThreadState {
     /// # Safety
     /// Only the owning thread may call this, and not re-entrantly.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn cache(&self) -> Option<&mut UnwindCache> {
+    pub unsafe fn cache(&self) -> Option<&mut ThreadUnwinder> {
         // SAFETY: per the contract, the owner has exclusive use of its cache.
         unsafe { (*self.unwind.get()).1.as_mut() }
     }
@@ -127,7 +146,7 @@ impl ThreadState {
     ///
     /// # Safety
     /// Only the owning thread may call this.
-    pub unsafe fn set_unwind(&self, bounds: StackBounds, cache: *mut UnwindCache) {
+    pub unsafe fn set_unwind(&self, bounds: StackBounds, cache: *mut ThreadUnwinder) {
         // SAFETY: per the contract.
         unsafe { *self.unwind.get() = (bounds, cache) };
     }
@@ -204,7 +223,12 @@ impl ThreadState {
         // SAFETY: the buffer pointer is only touched under `lock`, which the caller holds.
         let slot = unsafe { &mut *self.buffer.get() };
         if slot.is_null() {
-            *slot = RawBuffer::allocate(self.thread);
+            let spare = self.spare.swap(ptr::null_mut(), Ordering::AcqRel);
+            *slot = if spare.is_null() {
+                RawBuffer::allocate(self)
+            } else {
+                spare
+            };
             if slot.is_null() {
                 self.unlock();
                 return;

@@ -7,6 +7,7 @@
 use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
 
+use crate::buffers::ThreadState;
 use crate::buffers::{Op, RawEvent};
 use crate::runtime::{self, current_thread};
 use crate::sys::{self, ReentryGuard};
@@ -94,19 +95,30 @@ pub unsafe extern "C" fn mmap64(
     core::arch::naked_asm!("jmp {target}", target = sym mmap)
 }
 
+/// Captures and interns the calling thread's stack from the trampoline frame `frame`.
+/// Runs with the re-entry guard held.
+#[inline(always)]
+fn stack_of(state: &ThreadState, frame: *const u64) -> u32 {
+    let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
+    // SAFETY: the unwinder belongs to this thread and the guard rules out re-entrant use.
+    let mut unwinder = unsafe { state.cache() };
+    // SAFETY: `frame` is this call's live trampoline frame.
+    let depth = unsafe { capture(frame, state.bounds(), unwinder.as_deref_mut(), &mut frames) };
+    // SAFETY: `capture` initialised the first `depth` entries.
+    let frames = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
+    match unwinder {
+        Some(u) => u.stack_id(frames, runtime::intern_stack),
+        None => runtime::intern_stack(frames),
+    }
+}
+
 /// Records an allocation with its stack. Runs with the re-entry guard held.
 #[inline(always)]
 fn record_alloc(frame: *const u64, op: Op, kind: u8, address: u64, old_address: u64, size: u64) {
     let Some(state) = current_thread() else {
         return;
     };
-    let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
-    // SAFETY: `frame` is this call's trampoline frame; the cache belongs to this thread and the
-    // guard prevents re-entrant use.
-    let depth = unsafe { capture(frame, state.bounds(), state.cache(), &mut frames) };
-    // SAFETY: `capture` initialised the first `depth` entries.
-    let frames = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
-    let stack = runtime::intern_stack(frames);
+    let stack = stack_of(state, frame);
     state.push(RawEvent {
         timestamp: 0,
         address,
@@ -199,12 +211,7 @@ fn traced_realloc(ptr: *mut c_void, size: usize, frame: *const u64) -> *mut c_vo
     let Some(state) = current_thread() else {
         return real_realloc(ptr, size);
     };
-    let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
-    // SAFETY: as in `record_alloc`.
-    let depth = unsafe { capture(frame, state.bounds(), state.cache(), &mut frames) };
-    // SAFETY: `capture` initialised the first `depth` entries.
-    let frames = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
-    let stack = runtime::intern_stack(frames);
+    let stack = stack_of(state, frame);
     let mut result = core::ptr::null_mut();
     state.push_around(|| {
         result = real_realloc(ptr, size);

@@ -123,7 +123,7 @@ fn create_thread_state() -> Option<&'static ThreadState> {
             StackBounds {
                 high: thread_pointer(),
             },
-            Box::into_raw(unwind::new_cache()),
+            Box::into_raw(unwind::new_thread_unwinder()),
         )
     } else {
         (StackBounds::default(), core::ptr::null_mut())
@@ -262,7 +262,10 @@ extern "C" fn constructor() {
         // SAFETY: we are the owning (main) thread.
         unsafe {
             if main.cache().is_none() {
-                main.set_unwind(main_stack_bounds(), Box::into_raw(unwind::new_cache()));
+                main.set_unwind(
+                    main_stack_bounds(),
+                    Box::into_raw(unwind::new_thread_unwinder()),
+                );
             }
         }
     }

@@ -45,6 +45,7 @@ pub fn publish(modules: &[LoadedModule]) {
     let fresh = Box::into_raw(Box::new(unwinder));
     // The previous snapshot is leaked on purpose: another thread may be unwinding with it.
     SNAPSHOT.store(fresh, Ordering::Release);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
     BUILDING.store(false, Ordering::Release);
 }
 
@@ -114,6 +115,152 @@ pub struct StackBounds {
     pub high: u64,
 }
 
+/// One frame's unwind step, distilled from framehop's rule for a return address so that the hot
+/// path replays it with two or three loads instead of a rule lookup through framehop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// `(sp, bp) = (bp + 16, [bp])`.
+    FramePointer,
+    /// `sp += delta`; `bp = [old sp + bp_at]` when the function saved it there, else unchanged.
+    Offset { delta: u32, bp_at: Option<u32> },
+    /// The outermost frame.
+    End,
+    /// A rule the distillation does not cover: framehop unwinds this frame every time.
+    Framehop,
+}
+
+impl Step {
+    fn pack(self) -> u64 {
+        match self {
+            Step::FramePointer => 1,
+            Step::End => 2,
+            Step::Framehop => 3,
+            Step::Offset { delta, bp_at } => {
+                4 | (u64::from(delta) << 8) | (bp_at.map_or(0, |o| u64::from(o) + 1) << 40)
+            }
+        }
+    }
+
+    fn unpack(packed: u64) -> Step {
+        match packed & 0xff {
+            1 => Step::FramePointer,
+            2 => Step::End,
+            4 => Step::Offset {
+                delta: ((packed >> 8) & 0xffff_ffff) as u32,
+                bp_at: match packed >> 40 {
+                    0 => None,
+                    o => Some((o - 1) as u32),
+                },
+            },
+            _ => Step::Framehop,
+        }
+    }
+}
+
+const STEP_SLOTS: usize = 2048;
+/// Bumped whenever a new module snapshot is published: cached steps are then stale.
+static GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+/// A thread's unwinding state: framehop's cache plus a direct-mapped cache of distilled steps.
+pub struct ThreadUnwinder {
+    framehop: UnwindCache,
+    generation: u64,
+    addresses: [u64; STEP_SLOTS],
+    steps: [u64; STEP_SLOTS],
+    /// The last stack this thread interned: loops allocate from the same stack again and again.
+    last_frames: [u64; MAX_FRAMES],
+    last_len: usize,
+    last_id: u32,
+}
+
+/// A fresh per-thread unwinder (allocates: call under the guard, not on the hot path).
+pub fn new_thread_unwinder() -> Box<ThreadUnwinder> {
+    Box::new(ThreadUnwinder {
+        framehop: UnwindCache::new_in(),
+        generation: 0,
+        addresses: [0; STEP_SLOTS],
+        steps: [0; STEP_SLOTS],
+        last_frames: [0; MAX_FRAMES],
+        last_len: usize::MAX,
+        last_id: 0,
+    })
+}
+
+/// Finds framehop's rule for `return_address` by unwinding one frame of a synthetic stack whose
+/// every word holds its own (tagged) address: the new sp and bp then say which rule ran.
+fn distill(unwinder: &ModuleUnwinder, cache: &mut UnwindCache, return_address: u64) -> Step {
+    const SP: u64 = 0x1000_0000;
+    const BP: u64 = 0x4000_0000;
+    const TAG: u64 = 0x5a5a_0000_0000_0000;
+    let Some(address) = FrameAddress::from_return_address(return_address) else {
+        return Step::End;
+    };
+    let mut regs = UnwindRegsX86_64::new(return_address, SP, BP);
+    let mut read = |addr: u64| Ok(addr ^ TAG);
+    match unwinder.unwind_frame(address, &mut regs, cache, &mut read) {
+        Ok(None) => Step::End,
+        Ok(Some(next)) => {
+            let (sp, bp) = (regs.sp(), regs.bp());
+            if sp < 8 || next != (sp - 8) ^ TAG {
+                return Step::Framehop;
+            }
+            if sp == BP + 16 && bp == BP ^ TAG {
+                return Step::FramePointer;
+            }
+            let delta = sp.wrapping_sub(SP);
+            if delta == 0 || delta >= 1 << 24 || delta % 8 != 0 {
+                return Step::Framehop;
+            }
+            if bp == BP {
+                return Step::Offset {
+                    delta: delta as u32,
+                    bp_at: None,
+                };
+            }
+            let saved_at = (bp ^ TAG).wrapping_sub(SP);
+            if saved_at < delta {
+                Step::Offset {
+                    delta: delta as u32,
+                    bp_at: Some(saved_at as u32),
+                }
+            } else {
+                Step::Framehop
+            }
+        }
+        Err(_) => Step::Framehop,
+    }
+}
+
+impl ThreadUnwinder {
+    /// The id of `frames`: the previous id if the stack repeats, else `intern`'s answer.
+    pub fn stack_id(&mut self, frames: &[u64], intern: impl FnOnce(&[u64]) -> u32) -> u32 {
+        if self.last_len == frames.len() && self.last_frames[..frames.len()] == *frames {
+            return self.last_id;
+        }
+        let id = intern(frames);
+        self.last_frames[..frames.len()].copy_from_slice(frames);
+        self.last_len = frames.len();
+        self.last_id = id;
+        id
+    }
+
+    fn step(&mut self, unwinder: &ModuleUnwinder, return_address: u64) -> Step {
+        let generation = GENERATION.load(Ordering::Acquire);
+        if self.generation != generation {
+            self.addresses = [0; STEP_SLOTS];
+            self.generation = generation;
+        }
+        let slot = ((return_address ^ (return_address >> 11)) as usize) % STEP_SLOTS;
+        if self.addresses[slot] == return_address {
+            return Step::unpack(self.steps[slot]);
+        }
+        let step = distill(unwinder, &mut self.framehop, return_address);
+        self.addresses[slot] = return_address;
+        self.steps[slot] = step.pack();
+        step
+    }
+}
+
 /// Fills `out` with return addresses, innermost first, starting from the hook trampoline's frame
 /// (`frame[0]` = caller's frame pointer, `frame[1]` = return address into the caller).
 ///
@@ -122,22 +269,23 @@ pub struct StackBounds {
 pub unsafe fn capture(
     frame: *const u64,
     bounds: StackBounds,
-    cache: Option<&mut UnwindCache>,
+    state: Option<&mut ThreadUnwinder>,
     out: &mut [core::mem::MaybeUninit<u64>; MAX_FRAMES],
 ) -> usize {
     // SAFETY: the trampoline pushed these two words on the current stack.
     let (caller_bp, return_address) = unsafe { (*frame, *frame.add(1)) };
     out[0].write(return_address);
-    let sp = frame as u64 + 16;
-    let mut read_stack = |addr: u64| {
-        if addr >= frame as u64 && addr < bounds.high.saturating_sub(7) && addr % 8 == 0 {
+    let low = frame as u64;
+    let high = bounds.high.saturating_sub(7);
+    let read = |addr: u64| {
+        if addr >= low && addr < high && addr % 8 == 0 {
             // SAFETY: inside the calling thread's mapped stack, between the current frame and its top.
-            Ok(unsafe { *(addr as *const u64) })
+            Some(unsafe { *(addr as *const u64) })
         } else {
-            Err(())
+            None
         }
     };
-    let (Some(cache), false) = (cache, bounds.high == 0) else {
+    let (Some(state), false) = (state, bounds.high == 0) else {
         return 1;
     };
     let snapshot = SNAPSHOT.load(Ordering::Acquire);
@@ -146,28 +294,54 @@ pub unsafe fn capture(
     }
     // SAFETY: snapshots are never freed.
     let unwinder = unsafe { &*snapshot };
-    let mut regs = UnwindRegsX86_64::new(return_address, sp, caller_bp);
+    let (mut ra, mut sp, mut bp) = (return_address, low + 16, caller_bp);
     let mut n = 1;
-    let Some(mut address) = FrameAddress::from_return_address(return_address) else {
-        return n;
-    };
     while n < MAX_FRAMES {
-        match unwinder.unwind_frame(address, &mut regs, cache, &mut read_stack) {
-            Ok(Some(next)) if next != 0 => {
-                out[n].write(next);
-                n += 1;
-                match FrameAddress::from_return_address(next) {
-                    Some(a) => address = a,
-                    None => break,
+        let (new_sp, new_bp, next) = match state.step(unwinder, ra) {
+            Step::End => break,
+            Step::FramePointer => {
+                let Some(new_bp) = read(bp) else { break };
+                let new_sp = bp.wrapping_add(16);
+                let Some(next) = read(new_sp.wrapping_sub(8)) else {
+                    break;
+                };
+                (new_sp, new_bp, next)
+            }
+            Step::Offset { delta, bp_at } => {
+                let new_sp = sp + u64::from(delta);
+                let new_bp = match bp_at {
+                    Some(at) => match read(sp + u64::from(at)) {
+                        Some(v) => v,
+                        None => break,
+                    },
+                    None => bp,
+                };
+                let Some(next) = read(new_sp - 8) else { break };
+                (new_sp, new_bp, next)
+            }
+            Step::Framehop => {
+                let Some(address) = FrameAddress::from_return_address(ra) else {
+                    break;
+                };
+                let mut regs = UnwindRegsX86_64::new(ra, sp, bp);
+                let mut read_stack = |addr: u64| read(addr).ok_or(());
+                match unwinder.unwind_frame(
+                    address,
+                    &mut regs,
+                    &mut state.framehop,
+                    &mut read_stack,
+                ) {
+                    Ok(Some(next)) => (regs.sp(), regs.bp(), next),
+                    _ => break,
                 }
             }
-            _ => break,
+        };
+        if next == 0 || new_sp <= sp {
+            break;
         }
+        out[n].write(next);
+        n += 1;
+        (ra, sp, bp) = (next, new_sp, new_bp);
     }
     n
-}
-
-/// A fresh per-thread unwind cache (allocates: call outside hooks' hot path, under the guard).
-pub fn new_cache() -> Box<UnwindCache> {
-    Box::new(UnwindCache::new_in())
 }

@@ -24,8 +24,8 @@ use crate::sys::{self, ReentryGuard};
 use crate::unwind;
 
 const CYCLE_NS: u64 = 100_000_000;
-/// Event times are stored at this resolution (a tick record at most every 100 µs).
-const TIME_RESOLUTION_NS: u64 = 100_000;
+/// Event times are stored rounded down to whole milliseconds (a tick record per millisecond).
+const TIME_RESOLUTION_NS: u64 = 1_000_000;
 
 /// An opened trace file with its header written.
 pub struct Sink {
@@ -395,13 +395,16 @@ impl Writer {
         }
         for buffer in self.drained.drain(..) {
             // SAFETY: fully copied out above.
-            unsafe { RawBuffer::release(buffer) };
+            unsafe { RawBuffer::recycle(buffer) };
         }
         self.refresh_modules(false);
         if self.pending.is_empty() {
             return;
         }
-        self.pending.sort_by_key(|p| p.event.timestamp);
+        // One thread's events arrive in order; only interleaved threads need sorting.
+        if !self.pending.is_sorted_by_key(|p| p.event.timestamp) {
+            self.pending.sort_unstable_by_key(|p| p.event.timestamp);
+        }
         let ready = if everything {
             self.pending.len()
         } else {

@@ -22,8 +22,9 @@
 //! ```
 //!
 //! Event order: the recorder sorts events by time before writing them, so file order is time order
-//! (ties keep per-thread order). Event times are quantised to the writer's time resolution (the
-//! recorder uses 100 µs): an event's `time` is at most that much earlier than when it happened.
+//! (ties keep per-thread order). Event times are rounded down to a multiple of the writer's time
+//! resolution (the recorder uses 1 ms): an event's `time` is at most that much earlier than when it
+//! happened.
 
 pub mod error;
 pub mod format;

@@ -83,8 +83,8 @@ impl<W: Write> TraceWriter<W> {
         })
     }
 
-    /// Quantise event times: a time tick is written only when the time moved by at least
-    /// `nanos` since the last tick (0 = exact times).
+    /// Quantise event times: each event's time is rounded down to a multiple of `nanos`
+    /// (0 = exact times).
     pub fn set_time_resolution(&mut self, nanos: u64) {
         self.time_resolution_ns = nanos;
     }
@@ -132,12 +132,17 @@ impl<W: Write> TraceWriter<W> {
         }
     }
 
+    /// Moves the current time to `time` rounded down to the resolution. Ticks are multiples of
+    /// the resolution, so a steady stream repeats the same tick bytes (which compress well).
     fn tick(&mut self, time: TraceTime) {
-        let moved = time.0.abs_diff(self.state.time);
-        if moved > 0 && moved >= self.time_resolution_ns {
+        let quantised = match self.time_resolution_ns {
+            0 | 1 => time.0,
+            resolution => time.0 - time.0 % resolution,
+        };
+        if quantised != self.state.time {
             self.payload.push(TAG_TIME);
-            put_delta(&mut self.payload, self.state.time, time.0);
-            self.state.time = time.0;
+            put_delta(&mut self.payload, self.state.time, quantised);
+            self.state.time = quantised;
         }
     }
 

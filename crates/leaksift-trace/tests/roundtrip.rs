@@ -208,7 +208,7 @@ fn time_resolution_quantises_times_downwards() {
             other => panic!("unexpected {other:?}"),
         })
         .collect();
-    assert_eq!(times, vec![0, 0, 0, 100, 100, 260, 260]);
+    assert_eq!(times, vec![0, 0, 0, 100, 100, 200, 200]);
 }
 
 #[test]
