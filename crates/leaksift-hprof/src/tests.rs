@@ -274,6 +274,19 @@ fn unknown_sub_record_names_its_offset() {
 }
 
 #[test]
+fn dump_time_is_shown_in_utc() {
+    let mut info = read(&shape("1.0.2", 8, false), &mut Quiet)
+        .expect("read")
+        .info;
+    info.timestamp_ms = 1_795_231_337_753;
+    assert_eq!(info.written_utc(), "2026-11-21 03:22:17 UTC");
+    info.timestamp_ms = 951_782_400_000;
+    assert_eq!(info.written_utc(), "2000-02-29 00:00:00 UTC");
+    info.timestamp_ms = 0;
+    assert_eq!(info.written_utc(), "1970-01-01 00:00:00 UTC");
+}
+
+#[test]
 fn bad_headers_are_rejected() {
     assert_eq!(read(b"", &mut Quiet).unwrap_err().kind, ErrorKind::NotHprof);
     assert_eq!(

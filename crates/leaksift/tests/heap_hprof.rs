@@ -152,6 +152,12 @@ fn heap_report_counts_instances_and_lists_thread_frames() {
         .find(|f| f["method"] == "ListenerLeak.main")
         .expect("main frame");
     assert!(!frame["locals"].as_array().unwrap().is_empty());
+    let dump = &heap["extra"]["dump"];
+    assert_eq!(dump["version"], "1.0.2");
+    assert_eq!(dump["id_size"], 8);
+    assert_eq!(dump["compressed_oops"], true);
+    assert_eq!(dump["reference_bytes"], 4);
+    assert_eq!(dump["objects"], heap["node_count"].as_u64().unwrap() - 1);
     let shape = json(&["heap"], &fixture("shape.hprof.gz"));
     assert_eq!(class_count(&shape, "Shape$Counted"), 1234);
     assert_eq!(class_count(&shape, "Shape$Node"), 6);

@@ -133,11 +133,52 @@ pub fn load(
                 text,
                 json: serde_json::Value::Array(threads_json),
             };
+            // What the dump says about itself, and how sizes were derived from it.
+            let info = &dump.info;
+            let oops = if info.sizes.compressed_oops {
+                "compressed oops guessed: objects span less than 32 GiB"
+            } else {
+                "no compressed oops"
+            };
+            let dump_section = ExtraSection {
+                title: "HPROF dump".to_string(),
+                json_key: "dump".to_string(),
+                text: format!(
+                    "HPROF {}, {}-byte ids, written {}\n\
+                     {} objects, {} classes, {} GC roots; {} references to objects missing \
+                     from the dump\n\
+                     shallow sizes: {}-byte headers, {}-byte array headers, {}-byte references \
+                     ({oops})\n",
+                    info.version,
+                    info.id_size,
+                    info.written_utc(),
+                    info.objects,
+                    info.classes,
+                    info.gc_roots,
+                    info.stats.dangling_references,
+                    info.sizes.header,
+                    info.sizes.array_header,
+                    info.sizes.reference,
+                ),
+                json: serde_json::json!({
+                    "version": info.version,
+                    "id_size": info.id_size,
+                    "timestamp_ms": info.timestamp_ms,
+                    "objects": info.objects,
+                    "classes": info.classes,
+                    "gc_roots": info.gc_roots,
+                    "dangling_references": info.stats.dangling_references,
+                    "header_bytes": info.sizes.header,
+                    "array_header_bytes": info.sizes.array_header,
+                    "reference_bytes": info.sizes.reference,
+                    "compressed_oops": info.sizes.compressed_oops,
+                }),
+            };
             Ok(LoadedHeap {
                 path: path.to_path_buf(),
                 graph: dump.graph,
                 extra_bytes: 0,
-                extra_sections: vec![threads],
+                extra_sections: vec![dump_section, threads],
                 class_scheme: ClassScheme::Fixed,
             })
         }
