@@ -340,6 +340,19 @@ fn leak_classes_match_valgrind_with_and_without_frame_pointers() {
 }
 
 #[test]
+fn valgrind_default_heuristics_are_applied_like_memcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("heuristics.c", &["-O1"], dir.path(), "heuristics");
+    let trace_path = dir.path().join("heuristics.lks");
+    let out = record(&trace_path, &[], &program, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = Trace::read(&trace_path).leak_summary(ScanTrigger::Exit);
+    assert_eq!(ours.get(&LeakClass::PossiblyLost), Some(&(1, 40)), "{ours:?}");
+    assert_eq!(ours.get(&LeakClass::StillReachable).map(|c| c.0), Some(3), "{ours:?}");
+    assert_eq!(ours, valgrind_summary(&program), "leaksift vs valgrind");
+}
+
+#[test]
 fn stacks_are_exact_through_frame_pointer_and_dwarf_code() {
     let dir = tempfile::tempdir().unwrap();
     for (name, flags) in [

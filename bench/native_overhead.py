@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Native tracing overhead: `leaksift record` vs heaptrack on an allocation-heavy C program.
+
+Builds bench/native_overhead.c with and without frame pointers (10 M malloc/free pairs of varying
+sizes, 18 frames deep by default), builds leaksift in release mode, then times each variant plain,
+under `leaksift record` and under `heaptrack`, and prints medians, ratios, trace sizes and the
+analysis times of `leaksift report` vs `heaptrack_print` on the same run.
+
+Goals (issue 3): record <= 0.15 x heaptrack's wall time with frame pointers, <= 0.4 x without;
+trace no larger than heaptrack's; report <= 0.5 x heaptrack_print.
+
+Usage: bench/native_overhead.py [--pairs N] [--runs N] [--heaptrack-runs N]
+Needs: gcc, cargo, heaptrack + heaptrack_print (Debian package `heaptrack`).
+Uses $CARGO_TARGET_DIR if set (else <repo>/target).
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_timed(cmd, **kwargs):
+    start = time.monotonic()
+    result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    elapsed = time.monotonic() - start
+    if result.returncode != 0:
+        sys.exit(f"failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr.decode(errors='replace')[-2000:]}")
+    return elapsed
+
+
+def median_time(cmd, runs, before=None):
+    times = []
+    for _ in range(runs):
+        if before:
+            before()
+        times.append(run_timed(cmd))
+    return statistics.median(times)
+
+
+def remove(path):
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="runs per plain/record measurement (median)")
+    parser.add_argument("--heaptrack-runs", type=int, default=1)
+    args = parser.parse_args()
+
+    for tool in ("gcc", "cargo", "heaptrack", "heaptrack_print"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found (heaptrack: apt-get install heaptrack)")
+
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    print("building leaksift (release)...", file=sys.stderr)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "leaksift", "-p", "leaksift-preload"], cwd=REPO, check=True)
+    leaksift = os.path.join(target, "release", "leaksift")
+
+    work = tempfile.mkdtemp(prefix="leaksift-bench-")
+    source = os.path.join(REPO, "bench", "native_overhead.c")
+    variants = [("frame pointers", "-fno-omit-frame-pointer", 0.15), ("no frame pointers", "-fomit-frame-pointer", 0.4)]
+    rows = []
+    for label, flag, goal in variants:
+        exe = os.path.join(work, "alloc_" + flag.strip("-").replace("-", "_"))
+        subprocess.run(["gcc", "-O2", "-g", flag, "-o", exe, source], check=True)
+        pairs = str(args.pairs)
+        plain = median_time([exe, pairs], args.runs)
+
+        trace = os.path.join(work, "trace.lks")
+        record = median_time([leaksift, "record", "-o", trace, "--", exe, pairs], args.runs)
+        trace_size = os.path.getsize(trace)
+
+        heaptrack_out = os.path.join(work, "heaptrack")
+        def clean_heaptrack():
+            for ext in (".zst", ".gz"):
+                remove(heaptrack_out + ext)
+        heaptrack = median_time(["heaptrack", "-o", heaptrack_out, exe, pairs], args.heaptrack_runs, before=clean_heaptrack)
+        heaptrack_file = next(heaptrack_out + ext for ext in (".zst", ".gz") if os.path.exists(heaptrack_out + ext))
+        heaptrack_size = os.path.getsize(heaptrack_file)
+
+        heaptrack_print = run_timed(["heaptrack_print", heaptrack_file])
+        report_start = time.monotonic()
+        report = subprocess.run([leaksift, "report", trace], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        report_time = time.monotonic() - report_start if report.returncode in (0, 1) else None
+        rows.append((label, goal, plain, record, heaptrack, trace_size, heaptrack_size, report_time, heaptrack_print))
+
+    print(f"\n{args.pairs} malloc/free pairs, 18 frames deep; medians of {args.runs} runs "
+          f"({args.heaptrack_runs} for heaptrack); machine load {os.getloadavg()[0]:.1f}\n")
+    print(f"{'variant':<18} {'plain':>7} {'record':>7} {'heaptrack':>9} {'rec/plain':>9} {'ht/plain':>8} "
+          f"{'rec/ht':>7} {'goal':>5}")
+    for label, goal, plain, record, heaptrack, *_ in rows:
+        ratio = record / heaptrack
+        verdict = "ok" if ratio <= goal else "MISSED"
+        print(f"{label:<18} {plain:6.2f}s {record:6.2f}s {heaptrack:8.2f}s {record / plain:8.1f}x "
+              f"{heaptrack / plain:7.1f}x {ratio:6.2f}x {goal:>5} {verdict}")
+    print(f"\n{'variant':<18} {'trace':>10} {'heaptrack':>10} {'ratio':>7} {'report':>8} {'ht_print':>8} {'ratio':>6}")
+    for label, _, _, _, _, size, ht_size, report_time, ht_print in rows:
+        report_text = f"{report_time:7.2f}s" if report_time is not None else "    n/a"
+        report_ratio = f"{report_time / ht_print:5.2f}x" if report_time is not None else "   n/a"
+        print(f"{label:<18} {size / 2**20:8.1f}Mi {ht_size / 2**20:8.2f}Mi {size / ht_size:6.1f}x "
+              f"{report_text} {ht_print:7.2f}s {report_ratio}")
+    print("\ngoals: rec/ht <= 0.15 (frame pointers), <= 0.4 (without); trace <= heaptrack's; "
+          "report <= 0.5 x heaptrack_print")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
