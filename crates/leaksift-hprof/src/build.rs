@@ -145,7 +145,8 @@ fn intern_name(
 pub struct GraphPlan<'s, 'a> {
     scan: &'s Scan<'a>,
     classes: &'s ClassTable,
-    index: &'s IdIndex,
+    /// Owned so that it can be freed before the edge runs are concatenated.
+    index: IdIndex,
     rule: SizeRule,
     strings: StringTable,
     class_infos: Vec<ClassInfo>,
@@ -169,7 +170,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
     pub fn new(
         scan: &'s Scan<'a>,
         classes: &'s ClassTable,
-        index: &'s IdIndex,
+        index: IdIndex,
         rule: SizeRule,
     ) -> Result<Self, HprofError> {
         let mut strings = StringTable::new();
@@ -322,7 +323,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
     /// Runs pass 2 over `data` with up to `workers` threads; `consumed` hears each finished
     /// byte range and the bytes read so far.
     pub fn fill(
-        self,
+        mut self,
         data: &[u8],
         workers: usize,
         consumed: &mut dyn FnMut(Range<usize>, usize),
@@ -377,6 +378,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             .into_iter()
             .map(Worker::finish)
             .collect();
+        self.index = IdIndex::default();
         // Concatenate the workers' edge runs and shift their offsets.
         let mut stats = BuildStats {
             dangling_roots: self.dangling_roots,

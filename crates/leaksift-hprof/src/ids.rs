@@ -18,19 +18,26 @@ pub struct IdIndex {
     order: Vec<u32>,
 }
 
+impl Default for IdIndex {
+    /// The index of no objects.
+    fn default() -> Self {
+        IdIndex {
+            min: 1,
+            max: 0,
+            shift: 0,
+            buckets: vec![0, 0],
+            order: Vec::new(),
+        }
+    }
+}
+
 impl IdIndex {
     /// Builds the index over `ids[1..]` (`ids[0]` is the root).
     pub fn build(ids: &[u64]) -> IdIndex {
         let mut order: Vec<u32> = (1..ids.len() as u32).collect();
         order.sort_by_key(|&ordinal| ids[ordinal as usize]);
         let (Some(&first), Some(&last)) = (order.first(), order.last()) else {
-            return IdIndex {
-                min: 1,
-                max: 0,
-                shift: 0,
-                buckets: vec![0, 0],
-                order,
-            };
+            return IdIndex::default();
         };
         let (min, max) = (ids[first as usize], ids[last as usize]);
         let span = max - min;

@@ -112,7 +112,7 @@ pub struct HprofDump {
 
 /// Hears about the reader's progress.
 pub trait Observer {
-    /// A new phase starts ("scan", "index", "graph", "threads").
+    /// A new phase starts ("scan", "index", "threads", "graph").
     fn phase(&mut self, _name: &'static str) {}
     /// The current pass is done with the bytes `done` and has read `read` of the `total` bytes.
     /// Passes may work on several parts of the dump at once (one per core).
@@ -146,11 +146,7 @@ fn read_with_workers(
     let index = ids::IdIndex::build(&scan.ids);
     let sizes = SizeRule::guess(header.id_size, scan.id_range);
     let classes = layout::ClassTable::build(&mut scan, &sizes);
-    observer.phase("graph");
-    let plan = build::GraphPlan::new(&scan, &classes, &index, sizes)?;
-    let (parts, stats) = plan.fill(data, workers, &mut |done, read| {
-        observer.consumed(done, read, total)
-    })?;
+    // Threads need only pass 1 (roots, stack traces, and single objects re-read for names).
     observer.phase("threads");
     let locator = locate::Locator {
         data,
@@ -158,7 +154,11 @@ fn read_with_workers(
         checkpoints: &scan.checkpoints,
     };
     let threads = threads::collect(&scan, &classes, &index, &locator)?;
-    drop(index);
+    observer.phase("graph");
+    let plan = build::GraphPlan::new(&scan, &classes, index, sizes)?;
+    let (parts, stats) = plan.fill(data, workers, &mut |done, read| {
+        observer.consumed(done, read, total)
+    })?;
     let info = DumpInfo {
         version: header.version.clone(),
         id_size: header.id_size.bytes() as u8,
