@@ -24,6 +24,50 @@ impl StackIndex {
     }
 }
 
+/// A map from small recorder-assigned ids (stack ids, thread ids: dense from 0) to values: a
+/// direct-indexed vector below `DENSE_IDS`, a hash map above it, so a hostile id cannot make the
+/// vector huge.
+#[derive(Debug)]
+struct IdMap<V> {
+    dense: Vec<Option<V>>,
+    sparse: FxHashMap<u32, V>,
+}
+
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap {
+            dense: Vec::new(),
+            sparse: FxHashMap::default(),
+        }
+    }
+}
+
+/// Ids below this are stored directly (at most 16 MiB of slots for 8-byte values).
+const DENSE_IDS: u32 = 1 << 21;
+
+impl<V: Copy> IdMap<V> {
+    fn get(&self, id: u32) -> Option<V> {
+        if id < DENSE_IDS {
+            self.dense.get(id as usize).copied().flatten()
+        } else {
+            self.sparse.get(&id).copied()
+        }
+    }
+
+    /// Sets the value of `id` and returns the previous one.
+    fn insert(&mut self, id: u32, value: V) -> Option<V> {
+        if id < DENSE_IDS {
+            let slot = id as usize;
+            if self.dense.len() <= slot {
+                self.dense.resize(slot + 1, None);
+            }
+            self.dense[slot].replace(value)
+        } else {
+            self.sparse.insert(id, value)
+        }
+    }
+}
+
 /// Every stack of the trace, frames stored back to back in one flat array.
 #[derive(Debug, Default)]
 pub struct StackTable {
@@ -31,7 +75,7 @@ pub struct StackTable {
     /// `offsets[i]..offsets[i + 1]` are stack `i`'s frames in `frames`.
     offsets: Vec<usize>,
     frames: Vec<u64>,
-    by_id: FxHashMap<StackId, StackIndex>,
+    by_id: IdMap<StackIndex>,
 }
 
 impl StackTable {
@@ -62,7 +106,7 @@ impl StackTable {
     }
 
     fn define(&mut self, id: StackId, frames: &[u64]) -> StackIndex {
-        if let Some(&index) = self.by_id.get(&id) {
+        if let Some(index) = self.by_id.get(id.0) {
             return index;
         }
         if self.offsets.is_empty() {
@@ -72,15 +116,15 @@ impl StackTable {
         self.ids.push(id);
         self.frames.extend_from_slice(frames);
         self.offsets.push(self.frames.len());
-        self.by_id.insert(id, index);
+        self.by_id.insert(id.0, index);
         index
     }
 
     /// Index of `id`; an id used before (or without) its definition gets an empty stack, which
     /// symbolizes as unknown rather than failing the whole report.
     fn resolve(&mut self, id: StackId) -> StackIndex {
-        match self.by_id.get(&id) {
-            Some(&index) => index,
+        match self.by_id.get(id.0) {
+            Some(index) => index,
             None => self.define(id, &[]),
         }
     }
@@ -245,7 +289,7 @@ pub struct Replay {
     owed_frees: FxHashSet<u64>,
     peak: Peak,
     /// Per thread: the address of its latest allocation, 0 once it freed anything since.
-    last_alloc: FxHashMap<ThreadId, u64>,
+    last_alloc: IdMap<u64>,
     modules: Vec<Module>,
     allocations: u64,
     allocated_bytes: u64,
@@ -430,23 +474,20 @@ impl Replay {
     ) {
         let stack = self.stacks.resolve(id);
         self.grow_tables(stack);
-        if let Some(old) = self.live.remove(&address) {
+        let block = LiveBlock {
+            size,
+            time: time.0,
+            stack,
+            thread,
+        };
+        if let Some(old) = self.live.insert(address, block) {
             // Its free is still to come (same timestamp, another thread, ordered after us).
             self.owed_frees.insert(address);
             self.release(old);
         }
-        self.live.insert(
-            address,
-            LiveBlock {
-                size,
-                time: time.0,
-                stack,
-                thread,
-            },
-        );
         self.allocations += 1;
         self.allocated_bytes += size;
-        self.last_alloc.insert(thread, address);
+        self.last_alloc.insert(thread.0, address);
         let stat = &mut self.stats[stack.slot()];
         stat.allocations += 1;
         stat.allocated_bytes += size;
@@ -469,18 +510,19 @@ impl Replay {
     }
 
     fn free(&mut self, time: TraceTime, thread: ThreadId, address: u64) {
-        let last = self.last_alloc.insert(thread, 0);
-        let Some(block) = self.live.get(&address).copied() else {
+        let last = self.last_alloc.insert(thread.0, 0);
+        let Some(block) = self.live.remove(&address) else {
             return;
         };
-        if time.0 <= block.time && self.owed_frees.remove(&address) {
-            // The late free of the block an allocation at this address already replaced.
+        // Either the late free of a block an allocation at this address already replaced, or
+        // (in a file out of time order) a free older than the block: the block stays live.
+        let stale =
+            time.0 < block.time || (time.0 == block.time && self.owed_frees.contains(&address));
+        if stale {
+            self.owed_frees.remove(&address);
+            self.live.insert(address, block);
             return;
         }
-        if time.0 < block.time {
-            return;
-        }
-        self.live.remove(&address);
         self.frees += 1;
         if last == Some(address) && block.thread == thread {
             self.temporaries += 1;

@@ -6,14 +6,15 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
-use leaksift_native::replay::Replay;
+use leaksift_native::replay::{Analysis, Replay};
 use leaksift_native::suppress::Suppressions;
 use leaksift_native::symbolize::Symbolizer;
 use leaksift_native::view::{self, FlameMetric, NativeReport, ViewOptions};
 use leaksift_report::flamegraph::{self, WeightedStack};
 use leaksift_report::native::{TraceLabel, render_text};
 use leaksift_report::progress::Progress;
-use leaksift_trace::TraceReader;
+use leaksift_trace::model::Event;
+use leaksift_trace::{TraceError, TraceReader};
 
 use crate::cmd::trend::options::parse_bytes;
 use crate::outcome::Outcome;
@@ -88,28 +89,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         None => Suppressions::default(),
     };
     let trace_name = args.trace.display().to_string();
-    let mut reader = TraceReader::open(&args.trace)
+    let reader = TraceReader::open(&args.trace)
         .with_context(|| format!("cannot open trace {trace_name}"))?;
     let mut progress = Progress::stderr(false);
     progress.phase("reading trace");
     let header = reader.header().clone();
-    let mut replay = Replay::new();
-    let mut read_error = None;
-    for (count, event) in reader.events().enumerate() {
-        match event {
-            Ok(event) => replay.event(&event),
-            Err(error) => {
-                read_error = Some(error);
-                break;
-            }
-        }
-        if count % (1 << 20) == 0 && count > 0 {
-            progress.update(&format!("{} M events", count >> 20));
-        }
-    }
-    let file_truncated = reader.is_truncated();
-    let mut analysis = replay.finish();
-    analysis.truncated |= file_truncated || read_error.is_some();
+    let (analysis, read_error) = replay_trace(reader, &mut progress);
 
     progress.phase("symbolizing");
     let mut symbolizer = Symbolizer::new(&analysis.modules, &args.debug_dir);
@@ -190,6 +175,70 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(check) if check.failed => Ok(Outcome::LeakFound),
         _ => Ok(Outcome::Clean),
     }
+}
+
+/// Decoded events per batch handed from the reading thread to the replay.
+const BATCH_EVENTS: usize = 8192;
+
+/// Replays every event of the trace. Decoding runs on a second thread, one batch ahead of the
+/// replay, so the two halves of the work overlap. A decoding error ends the stream: the analysis
+/// covers the events before it (and is marked truncated) and the error is returned beside it.
+fn replay_trace<R: std::io::Read + Send>(
+    mut reader: TraceReader<R>,
+    progress: &mut Progress,
+) -> (Analysis, Option<TraceError>) {
+    let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<Event>>(4);
+    // Replayed batches go back to the decoder: no allocation (and page faults) per batch.
+    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Event>>();
+    std::thread::scope(|scope| {
+        let decoder = scope.spawn(move || {
+            let fresh = || {
+                recycled
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS))
+            };
+            let mut batch = fresh();
+            let error = loop {
+                match reader.next_event() {
+                    Ok(Some(event)) => {
+                        batch.push(event);
+                        if batch.len() == BATCH_EVENTS {
+                            let full = std::mem::replace(&mut batch, fresh());
+                            if sender.send(full).is_err() {
+                                break None;
+                            }
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(error) => break Some(error),
+                }
+            };
+            // The receiver only hangs up after the last batch, so this send cannot be lost.
+            let _ = sender.send(batch);
+            (error, reader.is_truncated())
+        });
+        let mut replay = Replay::new();
+        let mut events = 0usize;
+        for mut batch in batches {
+            for event in &batch {
+                replay.event(event);
+            }
+            events += batch.len();
+            if events % (1 << 20) < BATCH_EVENTS {
+                progress.update(&format!("{} M events", events >> 20));
+            }
+            batch.clear();
+            // The decoder may have finished already; then the batch is simply dropped.
+            let _ = recycle.send(batch);
+        }
+        let (error, file_truncated) = match decoder.join() {
+            Ok(outcome) => outcome,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut analysis = replay.finish();
+        analysis.truncated |= file_truncated || error.is_some();
+        (analysis, error)
+    })
 }
 
 fn load_suppressions(path: &Path) -> anyhow::Result<Suppressions> {
