@@ -71,12 +71,16 @@ impl RawBuffer {
         unsafe {
             (*buffer).len = 0;
             let owner = &*(*buffer).owner;
-            if owner
-                .spare
-                .compare_exchange(ptr::null_mut(), buffer, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
+            if owner.exited.load(Ordering::Acquire)
+                || owner
+                    .spare
+                    .compare_exchange(ptr::null_mut(), buffer, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
             {
                 sys::__libc_free(buffer as *mut core::ffi::c_void);
+            } else if owner.exited.load(Ordering::Acquire) {
+                // The thread exited between the check and the hand-back: whoever takes it frees it.
+                free_spare(owner);
             }
         }
     }
@@ -94,6 +98,8 @@ pub struct ThreadState {
     buffer: UnsafeCell<*mut RawBuffer>,
     /// An empty buffer returned by the writer, taken when the current one is handed off.
     spare: AtomicPtr<RawBuffer>,
+    /// Set when the thread exits: the writer then frees emptied buffers instead of handing them back.
+    exited: AtomicBool,
     next: UnsafeCell<*mut ThreadState>,
     /// Stack bounds and unwind cache: written only by the owning thread.
     unwind: UnsafeCell<(StackBounds, *mut ThreadUnwinder)>,
@@ -118,6 +124,7 @@ impl ThreadState {
             lock: AtomicBool::new(false),
             buffer: UnsafeCell::new(ptr::null_mut()),
             spare: AtomicPtr::new(ptr::null_mut()),
+            exited: AtomicBool::new(false),
             next: UnsafeCell::new(ptr::null_mut()),
             unwind: UnsafeCell::new((bounds, cache)),
         }));
@@ -140,6 +147,18 @@ impl ThreadState {
     pub unsafe fn cache(&self) -> Option<&mut ThreadUnwinder> {
         // SAFETY: per the contract, the owner has exclusive use of its cache.
         unsafe { (*self.unwind.get()).1.as_mut() }
+    }
+
+    /// The thread is exiting: drops its unwinder (returned to the caller for reuse) and its spare
+    /// buffer. Events it still records get one-frame stacks.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this.
+    pub unsafe fn retire(&self) -> *mut ThreadUnwinder {
+        self.exited.store(true, Ordering::Release);
+        free_spare(self);
+        // SAFETY: per the contract, only the owner touches `unwind`.
+        unsafe { core::mem::replace(&mut (*self.unwind.get()).1, ptr::null_mut()) }
     }
 
     /// Installs stack bounds and a cache (owner thread only, e.g. the main thread from the constructor).
@@ -259,6 +278,15 @@ impl ThreadState {
         let taken = unsafe { core::mem::replace(&mut *self.buffer.get(), ptr::null_mut()) };
         self.unlock();
         taken
+    }
+}
+
+/// Frees `state`'s spare buffer, if it still has one.
+fn free_spare(state: &ThreadState) {
+    let spare = state.spare.swap(ptr::null_mut(), Ordering::AcqRel);
+    if !spare.is_null() {
+        // SAFETY: taken out of the slot, so exclusively ours.
+        unsafe { sys::__libc_free(spare as *mut core::ffi::c_void) };
     }
 }
 

@@ -119,19 +119,43 @@ pub fn current_thread() -> Option<&'static ThreadState> {
 fn create_thread_state() -> Option<&'static ThreadState> {
     // Never pthread_getattr_np here: it may be what called malloc, holding the thread's lock.
     let (bounds, cache) = if CONSTRUCTED.load(Ordering::Acquire) && !is_main_thread() {
-        (
-            StackBounds {
-                high: thread_pointer(),
-            },
-            Box::into_raw(unwind::new_thread_unwinder()),
-        )
+        // glibc puts the thread descriptor at the top of the thread's stack block.
+        let top = thread_pointer();
+        let bounds = StackBounds {
+            low: top.saturating_sub(MAX_THREAD_STACK),
+            high: top,
+        };
+        (bounds, unwind::take_thread_unwinder())
     } else {
         (StackBounds::default(), core::ptr::null_mut())
     };
     let state = ThreadState::create(bounds, cache);
     sys::set_thread_state_ptr(state as *mut c_void);
+    let key = THREAD_EXIT_KEY.load(Ordering::Acquire);
+    if key != u32::MAX {
+        // SAFETY: a key created in the constructor; the value is the never-freed state.
+        unsafe { libc::pthread_setspecific(key, state as *const c_void) };
+    }
     // SAFETY: never freed.
     Some(unsafe { &*state })
+}
+
+/// Largest thread stack unwound through (default stacks are 8 MiB).
+const MAX_THREAD_STACK: u64 = 256 << 20;
+
+/// pthread key whose destructor runs when a traced thread exits (`u32::MAX` until created).
+static THREAD_EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// A traced thread is exiting: give its unwinder to the next new thread and its spare buffer
+/// back to glibc. Later allocations in this thread (other TLS destructors) still get recorded,
+/// with one-frame stacks.
+extern "C" fn thread_exiting(state: *mut c_void) {
+    let _guard = ReentryGuard::enter();
+    // SAFETY: the value set in `create_thread_state`: a never-freed state owned by this thread.
+    let state = unsafe { &*(state as *const ThreadState) };
+    // SAFETY: we are the owning thread.
+    let unwinder = unsafe { state.retire() };
+    unwind::give_back_thread_unwinder(unwinder);
 }
 
 fn is_main_thread() -> bool {
@@ -171,6 +195,7 @@ fn main_stack_bounds() -> StackBounds {
         libc::pthread_attr_destroy(&mut attr);
         if ok {
             StackBounds {
+                low: addr as u64,
                 high: addr as u64 + size as u64,
             }
         } else {
@@ -257,15 +282,17 @@ extern "C" fn constructor() {
     unwind::publish(&modules::loaded_modules());
     // The main thread may already have a state from allocations made before this constructor.
     let main = current_thread();
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: creates a key with a plain extern "C" destructor.
+    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exiting)) } == 0 {
+        THREAD_EXIT_KEY.store(key, Ordering::Release);
+    }
     CONSTRUCTED.store(true, Ordering::Release);
     if let Some(main) = main {
         // SAFETY: we are the owning (main) thread.
         unsafe {
             if main.cache().is_none() {
-                main.set_unwind(
-                    main_stack_bounds(),
-                    Box::into_raw(unwind::new_thread_unwinder()),
-                );
+                main.set_unwind(main_stack_bounds(), unwind::take_thread_unwinder());
             }
         }
     }

@@ -109,9 +109,12 @@ fn eh_frame_address(hdr: u64, bytes: &[u8]) -> Option<u64> {
     }
 }
 
-/// Top of the calling thread's stack: unwinding reads only between the hook's frame and it.
+/// The calling thread's stack `[low, high)`: unwinding reads only between the hook's frame and
+/// `high`, and only when the frame lies inside the range (a coroutine or signal stack elsewhere
+/// gets a one-frame stack instead of reads across unmapped memory).
 #[derive(Clone, Copy, Default)]
 pub struct StackBounds {
+    pub low: u64,
     pub high: u64,
 }
 
@@ -173,9 +176,20 @@ pub struct ThreadUnwinder {
     last_id: u32,
 }
 
-/// A fresh per-thread unwinder (allocates: call under the guard, not on the hot path).
-pub fn new_thread_unwinder() -> Box<ThreadUnwinder> {
-    Box::new(ThreadUnwinder {
+/// Unwinders of exited threads, reused by new threads (thread start/exit only, not the hot path).
+static POOL: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// An unwinder for a new thread: a retired one if available, else a fresh one (allocates: call
+/// under the guard, not on the hot path).
+pub fn take_thread_unwinder() -> *mut ThreadUnwinder {
+    if let Some(reused) = POOL.lock().ok().and_then(|mut pool| pool.pop()) {
+        let unwinder = reused as *mut ThreadUnwinder;
+        // SAFETY: pooled unwinders are owned by nobody; clearing the repeat shortcut keeps a
+        // stale stack of the previous thread from being reused.
+        unsafe { (*unwinder).last_len = usize::MAX };
+        return unwinder;
+    }
+    Box::into_raw(Box::new(ThreadUnwinder {
         framehop: UnwindCache::new_in(),
         generation: 0,
         addresses: [0; STEP_SLOTS],
@@ -183,7 +197,17 @@ pub fn new_thread_unwinder() -> Box<ThreadUnwinder> {
         last_frames: [0; MAX_FRAMES],
         last_len: usize::MAX,
         last_id: 0,
-    })
+    }))
+}
+
+/// Returns an exited thread's unwinder to the pool.
+pub fn give_back_thread_unwinder(unwinder: *mut ThreadUnwinder) {
+    if unwinder.is_null() {
+        return;
+    }
+    if let Ok(mut pool) = POOL.lock() {
+        pool.push(unwinder as usize);
+    }
 }
 
 /// Finds framehop's rule for `return_address` by unwinding one frame of a synthetic stack whose
@@ -285,7 +309,8 @@ pub unsafe fn capture(
             None
         }
     };
-    let (Some(state), false) = (state, bounds.high == 0) else {
+    let on_own_stack = bounds.low <= low && low < bounds.high;
+    let (Some(state), true) = (state, on_own_stack) else {
         return 1;
     };
     let snapshot = SNAPSHOT.load(Ordering::Acquire);
