@@ -29,7 +29,41 @@ const TIME_RESOLUTION_NS: u64 = 1_000_000;
 
 /// An opened trace file with its header written.
 pub struct Sink {
-    trace: TraceWriter<File>,
+    trace: TraceWriter<GuardedFile>,
+}
+
+/// The trace file, checked before every write to still be the file we opened: a program that
+/// closes all descriptors and reuses ours must never receive trace bytes.
+pub struct GuardedFile {
+    file: File,
+    identity: (u64, u64),
+}
+
+impl GuardedFile {
+    fn new(file: File) -> Option<GuardedFile> {
+        let identity = file_identity(&file)?;
+        Some(GuardedFile { file, identity })
+    }
+}
+
+fn file_identity(file: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl std::io::Write for GuardedFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if file_identity(&self.file) != Some(self.identity) {
+            return Err(std::io::Error::other(
+                "the trace file descriptor was closed or replaced",
+            ));
+        }
+        self.file.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Multiplicative hasher for block addresses (keys are already well spread).
@@ -133,7 +167,7 @@ pub fn open_output(config: &Config, fork_child: bool) -> Option<Sink> {
         page_size: runtime::page_size() as u64,
         traces_mmap: runtime::tracing_mmap(),
     };
-    let mut trace = TraceWriter::new(file, &header).ok()?;
+    let mut trace = TraceWriter::new(GuardedFile::new(file)?, &header).ok()?;
     trace.set_time_resolution(TIME_RESOLUTION_NS);
     Some(Sink { trace })
 }

@@ -345,10 +345,23 @@ fn valgrind_default_heuristics_are_applied_like_memcheck() {
     let program = compile_c("heuristics.c", &["-O1"], dir.path(), "heuristics");
     let trace_path = dir.path().join("heuristics.lks");
     let out = record(&trace_path, &[], &program, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours = Trace::read(&trace_path).leak_summary(ScanTrigger::Exit);
-    assert_eq!(ours.get(&LeakClass::PossiblyLost), Some(&(1, 40)), "{ours:?}");
-    assert_eq!(ours.get(&LeakClass::StillReachable).map(|c| c.0), Some(3), "{ours:?}");
+    assert_eq!(
+        ours.get(&LeakClass::PossiblyLost),
+        Some(&(1, 40)),
+        "{ours:?}"
+    );
+    assert_eq!(
+        ours.get(&LeakClass::StillReachable).map(|c| c.0),
+        Some(3),
+        "{ours:?}"
+    );
     assert_eq!(ours, valgrind_summary(&program), "leaksift vs valgrind");
 }
 
@@ -580,6 +593,30 @@ fn a_segfault_leaves_a_readable_truncated_trace() {
     let trace = Trace::read(&trace_path);
     assert!(trace.truncated);
     assert_eq!(trace.allocs(5555).len(), 1);
+}
+
+#[test]
+fn a_program_that_reuses_the_trace_descriptor_never_receives_trace_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
+    let trace_path = dir.path().join("closefds.lks");
+    let victim = dir.path().join("victim.txt");
+    let out = record(
+        &trace_path,
+        &[],
+        &program,
+        &["closefds", victim.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the program's own file stayed clean"
+    );
+    let trace = Trace::read(&trace_path);
+    assert!(
+        trace.truncated,
+        "tracing stopped when its descriptor went away"
+    );
 }
 
 /// Runs `crash MODE` under record, returns the record process and the program's pid.

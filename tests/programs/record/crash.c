@@ -1,8 +1,11 @@
 /* Dies abnormally after allocating a marker block: "segv" faults, "wait" prints its pid and
- * sleeps until killed, "scan" leaks a block and waits for a line on stdin (on-demand scan). */
+ * sleeps until killed, "scan" leaks a block and waits for a line on stdin (on-demand scan).
+ * "closefds" closes every descriptor like a daemon, opens a file that likely reuses the tracer's
+ * descriptor number, allocates a lot and exits 0 only if nothing foreign was written to it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 void *volatile sink;
@@ -17,6 +20,13 @@ int main(int argc, char **argv) {
         printf("ready %d\n", (int)getpid());
         fflush(stdout);
         for (;;) pause();
+    } else if (strcmp(mode, "closefds") == 0 && argc > 2) {
+        for (int fd = 3; fd < 1024; fd++) close(fd);
+        int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
+        for (int i = 0; i < 200000; i++) free(malloc(1 + i % 500));
+        usleep(300000); /* several writer flush periods */
+        off_t size = lseek(fd, 0, SEEK_END);
+        return size == 0 ? 0 : 3;
     } else if (strcmp(mode, "scan") == 0) {
         sink = malloc(7777);
         sink = NULL;
