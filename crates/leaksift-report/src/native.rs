@@ -20,8 +20,8 @@ pub struct TraceLabel<'a> {
 /// How many frames of a leak stack are printed.
 const LEAK_STACK_FRAMES: usize = 24;
 
-/// Renders the whole report as text.
-pub fn render_text(report: &NativeReport, label: TraceLabel<'_>) -> String {
+/// Renders the whole report as text, listing at most `top` lost-block stacks (the JSON has all).
+pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -152,7 +152,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>) -> String {
             out,
             "\nLost blocks by allocation stack (innermost frame first):"
         );
-        for (rank, stack) in lost.iter().enumerate() {
+        for (rank, stack) in lost.iter().take(top).enumerate() {
             let _ = write!(
                 out,
                 "\n#{} {}: {} in {} block{}",
@@ -184,6 +184,14 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>) -> String {
                 );
             }
         }
+    }
+
+    if lost.len() > top {
+        let _ = writeln!(
+            out,
+            "\n… {} more lost-block stacks (raise --top, or see --json)",
+            lost.len() - top
+        );
     }
 
     if !report.peak_stacks.is_empty() {

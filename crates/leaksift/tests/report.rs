@@ -29,6 +29,21 @@ fn leaksift() -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_leaksift"))
 }
 
+/// Runs `leaksift report TRACE ARGS…`.
+fn report(trace: &Path, args: &[&str]) -> std::process::Output {
+    leaksift()
+        .arg("report")
+        .arg(trace)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A path as a command-line argument.
+fn path(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
 fn must_run(command: &mut Command) -> std::process::Output {
     let output = command
         .output()
@@ -223,12 +238,7 @@ fn synthetic(complete: bool) -> Synthetic {
 #[test]
 fn json_report_of_a_synthetic_trace() {
     let t = synthetic(true);
-    let output = leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let output = report(&t.trace, &["--json"]);
     assert!(
         output.status.success(),
         "{}",
@@ -278,7 +288,7 @@ fn json_report_of_a_synthetic_trace() {
 #[test]
 fn human_report_lists_the_summary_and_stacks() {
     let t = synthetic(true);
-    let output = leaksift().arg("report").arg(&t.trace).output().unwrap();
+    let output = report(&t.trace, &[]);
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("LEAK SUMMARY"), "{text}");
@@ -291,34 +301,20 @@ fn human_report_lists_the_summary_and_stacks() {
 fn fail_on_leak_exit_codes_and_budget() {
     let t = synthetic(true);
     // 148 + 40 bytes definitely and indirectly lost.
-    leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .arg("--fail-on-leak")
-        .assert()
-        .code(1);
-    leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .args(["--fail-on-leak", "187"])
-        .assert()
-        .code(1);
-    let output = leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .args(["--fail-on-leak=188", "--json"])
-        .output()
-        .unwrap();
+    assert_eq!(report(&t.trace, &["--fail-on-leak"]).status.code(), Some(1));
+    assert_eq!(
+        report(&t.trace, &["--fail-on-leak", "187"]).status.code(),
+        Some(1)
+    );
+    let output = report(&t.trace, &["--fail-on-leak=188", "--json"]);
     assert_eq!(output.status.code(), Some(0));
     let json = json_of(&output);
     assert_eq!(json["fail_on_leak"]["lost_bytes"], 188);
     assert_eq!(json["fail_on_leak"]["failed"], false);
-    leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .args(["--fail-on-leak", "1KiB"])
-        .assert()
-        .code(0);
+    assert_eq!(
+        report(&t.trace, &["--fail-on-leak", "1KiB"]).status.code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -326,15 +322,10 @@ fn suppressions_silence_matching_stacks() {
     let t = synthetic(true);
     let supp = t.dir.join("leaks.supp");
     std::fs::write(&supp, "# third-party init\n\nleak:^middle_*$\n").unwrap();
-    let output = leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .arg("--json")
-        .arg("--suppressions")
-        .arg(&supp)
-        .arg("--fail-on-leak")
-        .output()
-        .unwrap();
+    let output = report(
+        &t.trace,
+        &["--json", "--suppressions", path(&supp), "--fail-on-leak"],
+    );
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -348,14 +339,12 @@ fn suppressions_silence_matching_stacks() {
 
     // A pattern matching nothing leaves the verdict alone.
     std::fs::write(&supp, "leak:nothing_matches_this\n").unwrap();
-    leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .arg("--suppressions")
-        .arg(&supp)
-        .arg("--fail-on-leak")
-        .assert()
-        .code(1);
+    assert_eq!(
+        report(&t.trace, &["--suppressions", path(&supp), "--fail-on-leak"])
+            .status
+            .code(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -363,13 +352,7 @@ fn malformed_suppressions_name_file_and_line() {
     let t = synthetic(true);
     let supp = t.dir.join("bad.supp");
     std::fs::write(&supp, "leak:fine\nrace:not_a_leak_rule\n").unwrap();
-    let output = leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .arg("--suppressions")
-        .arg(&supp)
-        .output()
-        .unwrap();
+    let output = report(&t.trace, &["--suppressions", path(&supp)]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -383,31 +366,16 @@ fn malformed_suppressions_name_file_and_line() {
 #[test]
 fn truncated_trace_is_reported_as_truncated() {
     let t = synthetic(false);
-    let output = leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let output = report(&t.trace, &["--json"]);
     assert!(output.status.success());
     let json = json_of(&output);
     assert_eq!(json["truncated"], true);
     assert_eq!(json["scan"], Value::Null);
     assert_eq!(json["live_at_end"]["bytes"], 284);
-    let text = leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .output()
-        .unwrap()
-        .stdout;
+    let text = report(&t.trace, &[]).stdout;
     assert!(String::from_utf8(text).unwrap().contains("TRUNCATED"));
     // A CI gate cannot pass a trace without a leak scan; the report is still printed.
-    let output = leaksift()
-        .arg("report")
-        .arg(&t.trace)
-        .args(["--json", "--fail-on-leak"])
-        .output()
-        .unwrap();
+    let output = report(&t.trace, &["--json", "--fail-on-leak"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(json_of(&output)["truncated"], true);
 }
@@ -417,7 +385,7 @@ fn corrupt_traces_fail_with_one_line_and_keep_partial_results() {
     let t = synthetic(true);
     let garbage = t.dir.join("garbage.trace");
     std::fs::write(&garbage, b"definitely not a trace").unwrap();
-    let output = leaksift().arg("report").arg(&garbage).output().unwrap();
+    let output = report(&garbage, &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -431,12 +399,7 @@ fn corrupt_traces_fail_with_one_line_and_keep_partial_results() {
     }
     let corrupt = t.dir.join("corrupt.trace");
     std::fs::write(&corrupt, &bytes).unwrap();
-    let output = leaksift()
-        .arg("report")
-        .arg(&corrupt)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let output = report(&corrupt, &["--json"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     // Progress lines of the phases that ran come first; the error is one line, the last.
@@ -448,11 +411,7 @@ fn corrupt_traces_fail_with_one_line_and_keep_partial_results() {
     );
     assert_eq!(json_of(&output)["truncated"], true);
 
-    let missing = leaksift()
-        .arg("report")
-        .arg(t.dir.join("missing.trace"))
-        .output()
-        .unwrap();
+    let missing = report(&t.dir.join("missing.trace"), &[]);
     assert_eq!(missing.status.code(), Some(2));
 }
 
@@ -491,14 +450,14 @@ fn flamegraph_escapes_names_from_the_binary() {
 
     for metric in ["leaked", "peak", "allocations"] {
         let svg = dir.path().join(format!("{metric}.svg"));
-        leaksift()
-            .arg("report")
-            .arg(&trace)
-            .arg("--flamegraph")
-            .arg(&svg)
-            .args(["--flamegraph-metric", metric])
-            .assert()
-            .success();
+        assert!(
+            report(
+                &trace,
+                &["--flamegraph", path(&svg), "--flamegraph-metric", metric]
+            )
+            .status
+            .success()
+        );
         let svg = std::fs::read_to_string(&svg).unwrap();
         assert!(
             svg.contains("make&lt;script&gt;"),
@@ -539,12 +498,7 @@ fn record(dir: &Path, binary: &Path) -> PathBuf {
 }
 
 fn report_json(trace: &Path) -> Value {
-    let output = leaksift()
-        .arg("report")
-        .arg(trace)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let output = report(trace, &["--json"]);
     assert!(
         output.status.success(),
         "report failed: {}",

@@ -42,7 +42,8 @@ pub struct Args {
     /// LeakSanitizer-style suppressions: `leak:PATTERN` lines, `#` comments.
     #[arg(long, value_name = "FILE")]
     pub suppressions: Option<PathBuf>,
-    /// Rows in the peak, hotspot, temporary and growth lists.
+    /// Rows in the peak, hotspot, temporary and growth lists, and lost-block stacks printed
+    /// (the JSON lists every leak stack).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// Extra directory searched for separate debug files (`.build-id/xx/….debug`, debuglink
@@ -152,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             command: &header.command,
             pid: header.pid,
         };
-        out.write_all(render_text(&report, label).as_bytes())?;
+        out.write_all(render_text(&report, label, args.top).as_bytes())?;
         if let Some(check) = &fail_check {
             writeln!(
                 out,
