@@ -27,6 +27,17 @@ pub struct LiveBlock {
     pub kind: u8,
 }
 
+impl LiveBlock {
+    /// The block an allocation or realloc event creates.
+    pub fn of(event: &crate::buffers::RawEvent) -> LiveBlock {
+        LiveBlock {
+            size: event.size,
+            stack: event.stack,
+            kind: event.kind,
+        }
+    }
+}
+
 const MMAP_KIND: u8 = 9;
 const WORD: u64 = 8;
 /// glibc's HEAP_MAX_SIZE on 64-bit: non-main arenas live in heaps aligned to it.

@@ -459,14 +459,7 @@ impl Writer {
             Op::Alloc => {
                 self.define_stack(e.stack);
                 let kind = alloc_kind_from_code(e.kind).unwrap_or(AllocKind::Malloc);
-                self.live.insert(
-                    e.address,
-                    LiveBlock {
-                        size: e.size,
-                        stack: e.stack,
-                        kind: e.kind,
-                    },
-                );
+                self.live.insert(e.address, LiveBlock::of(&e));
                 self.sink
                     .trace
                     .alloc(time, thread, e.address, e.size, StackId(e.stack), kind)
@@ -485,14 +478,7 @@ impl Writer {
                 } else {
                     0
                 };
-                self.live.insert(
-                    e.address,
-                    LiveBlock {
-                        size: e.size,
-                        stack: e.stack,
-                        kind: e.kind,
-                    },
-                );
+                self.live.insert(e.address, LiveBlock::of(&e));
                 self.sink
                     .trace
                     .realloc(time, thread, old, e.address, e.size, StackId(e.stack))

@@ -153,24 +153,7 @@ impl Trace {
     fn live(&self) -> HashMap<u64, u64> {
         let mut live = HashMap::new();
         for e in &self.events {
-            match e {
-                Event::Alloc { address, size, .. } => {
-                    live.insert(*address, *size);
-                }
-                Event::Realloc {
-                    old_address,
-                    new_address,
-                    size,
-                    ..
-                } => {
-                    live.remove(old_address);
-                    live.insert(*new_address, *size);
-                }
-                Event::Free { address, .. } => {
-                    live.remove(address);
-                }
-                _ => {}
-            }
+            replay(&mut live, e);
         }
         live
     }
@@ -180,33 +163,18 @@ impl Trace {
         let mut live = HashMap::new();
         let mut summary = None;
         for e in &self.events {
-            match e {
-                Event::Alloc { address, size, .. } => {
-                    live.insert(*address, *size);
+            replay(&mut live, e);
+            if let Event::LeakScan(scan) = e
+                && scan.trigger == trigger
+            {
+                let mut totals: HashMap<LeakClass, (u64, u64)> = HashMap::new();
+                for block in &scan.blocks {
+                    let size = *live.get(&block.address).expect("scanned block is live");
+                    let t = totals.entry(block.class).or_default();
+                    t.0 += 1;
+                    t.1 += size;
                 }
-                Event::Realloc {
-                    old_address,
-                    new_address,
-                    size,
-                    ..
-                } => {
-                    live.remove(old_address);
-                    live.insert(*new_address, *size);
-                }
-                Event::Free { address, .. } => {
-                    live.remove(address);
-                }
-                Event::LeakScan(scan) if scan.trigger == trigger => {
-                    let mut totals: HashMap<LeakClass, (u64, u64)> = HashMap::new();
-                    for block in &scan.blocks {
-                        let size = *live.get(&block.address).expect("scanned block is live");
-                        let t = totals.entry(block.class).or_default();
-                        t.0 += 1;
-                        t.1 += size;
-                    }
-                    summary = Some(totals);
-                }
-                _ => {}
+                summary = Some(totals);
             }
         }
         summary.expect("the trace has a leak scan")
@@ -217,6 +185,28 @@ impl Trace {
             Event::End { end, .. } => Some(*end),
             _ => None,
         })
+    }
+}
+
+/// Applies one event to a map of live block sizes by address.
+fn replay(live: &mut HashMap<u64, u64>, event: &Event) {
+    match event {
+        Event::Alloc { address, size, .. } => {
+            live.insert(*address, *size);
+        }
+        Event::Realloc {
+            old_address,
+            new_address,
+            size,
+            ..
+        } => {
+            live.remove(old_address);
+            live.insert(*new_address, *size);
+        }
+        Event::Free { address, .. } => {
+            live.remove(address);
+        }
+        _ => {}
     }
 }
 
