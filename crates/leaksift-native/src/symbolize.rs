@@ -103,16 +103,16 @@ impl<'t> Symbolizer<'t> {
 
     /// Resolves every address not cached yet, one blazesym batch per module.
     pub fn resolve(&mut self, addresses: impl IntoIterator<Item = u64>) {
+        let mut pending: Vec<u64> = addresses
+            .into_iter()
+            .filter(|address| !self.cache.contains_key(address))
+            .collect();
+        pending.sort_unstable();
+        pending.dedup();
         let mut by_module: FxHashMap<Option<ModuleId>, Vec<u64>> = FxHashMap::default();
-        for address in addresses {
-            if self.cache.contains_key(&address) {
-                continue;
-            }
+        for address in pending {
             let module = module_of(self.modules, lookup_address(address)).map(|m| m.id);
-            let batch = by_module.entry(module).or_default();
-            if !batch.contains(&address) {
-                batch.push(address);
-            }
+            by_module.entry(module).or_default().push(address);
         }
         for (module, batch) in by_module {
             let module = module.and_then(|id| self.modules.iter().rev().find(|m| m.id == id));

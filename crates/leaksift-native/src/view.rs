@@ -147,9 +147,32 @@ pub fn build(
     suppressions: &Suppressions,
     options: &ViewOptions,
 ) -> NativeReport {
+    let top_by = |key: &dyn Fn(StackIndex) -> u64| -> Vec<StackIndex> {
+        let mut stacks: Vec<StackIndex> =
+            analysis.stacks.indices().filter(|&s| key(s) > 0).collect();
+        stacks.sort_by_key(|&s| (std::cmp::Reverse(key(s)), s));
+        stacks.truncate(options.top);
+        stacks
+    };
+    let peak_order = top_by(&|s| analysis.stats(s).peak_bytes);
+    let hotspot_order = top_by(&|s| analysis.stats(s).allocations);
+    let temporary_order = top_by(&|s| analysis.stats(s).temporaries);
+    let growth = call_site_growth(analysis, options.growth_sites, &options.trend);
+
+    // One symbolization batch per module for every address the report shows.
+    let shown = analysis
+        .leak_groups
+        .iter()
+        .map(|g| g.stack)
+        .chain(peak_order.iter().copied())
+        .chain(hotspot_order.iter().copied())
+        .chain(temporary_order.iter().copied())
+        .chain(growth.iter().map(|g| g.stack));
+    symbolizer.resolve(shown.flat_map(|s| analysis.stacks.frames(s).iter().copied()));
     let mut frames_of = |stack: StackIndex| -> Vec<Frame> {
         trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
     };
+
     let mut unsuppressed = LeakTotals::default();
     let leak_stacks: Vec<LeakStack> = analysis
         .leak_groups
@@ -172,15 +195,7 @@ pub fn build(
             }
         })
         .collect();
-
-    let top_by = |key: &dyn Fn(StackIndex) -> u64| -> Vec<StackIndex> {
-        let mut stacks: Vec<StackIndex> =
-            analysis.stacks.indices().filter(|&s| key(s) > 0).collect();
-        stacks.sort_by_key(|&s| (std::cmp::Reverse(key(s)), s));
-        stacks.truncate(options.top);
-        stacks
-    };
-    let peak_stacks = top_by(&|s| analysis.stats(s).peak_bytes)
+    let peak_stacks = peak_order
         .into_iter()
         .map(|s| PeakStack {
             bytes: analysis.stats(s).peak_bytes,
@@ -196,16 +211,10 @@ pub fn build(
             frames: frames_of(s),
         }
     };
-    let hotspots = top_by(&|s| analysis.stats(s).allocations)
-        .into_iter()
-        .map(&mut hotspot)
-        .collect();
-    let temporaries = top_by(&|s| analysis.stats(s).temporaries)
-        .into_iter()
-        .map(&mut hotspot)
-        .collect();
+    let hotspots = hotspot_order.into_iter().map(&mut hotspot).collect();
+    let temporaries = temporary_order.into_iter().map(&mut hotspot).collect();
 
-    let mut sites: Vec<SiteView> = call_site_growth(analysis, options.growth_sites, &options.trend)
+    let mut sites: Vec<SiteView> = growth
         .into_iter()
         .map(|site| SiteView {
             verdict: site.trend.verdict.as_str(),
@@ -324,10 +333,14 @@ pub fn flame_stacks(
             }
         }
     }
-    analysis
-        .stacks
-        .indices()
-        .filter(|s| weights[s.0 as usize] > 0)
+    let shown = || {
+        analysis
+            .stacks
+            .indices()
+            .filter(|s| weights[s.0 as usize] > 0)
+    };
+    symbolizer.resolve(shown().flat_map(|s| analysis.stacks.frames(s).iter().copied()));
+    shown()
         .map(|s| FlameStack {
             frames: trim_below_main(symbolizer.stack(analysis.stacks.frames(s)))
                 .into_iter()
