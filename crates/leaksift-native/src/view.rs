@@ -351,3 +351,112 @@ pub fn flame_stacks(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use leaksift_trace::model::{
+        AllocKind, Event, LeakScan, ScannedBlock, StackId, ThreadId, TraceTime,
+    };
+
+    use super::*;
+    use crate::replay::Replay;
+
+    /// Two stacks: stack 1 allocates 100 (lost) and 10 (freed), stack 2 allocates 40 (reachable).
+    fn analysis(scanned: bool) -> Analysis {
+        let mut replay = Replay::new();
+        let alloc = |time: u64, address: u64, size: u64, stack: u32| Event::Alloc {
+            time: TraceTime(time),
+            thread: ThreadId(0),
+            address,
+            size,
+            stack: StackId(stack),
+            kind: AllocKind::Malloc,
+        };
+        let mut events = vec![
+            Event::Stack {
+                id: StackId(1),
+                frames: vec![0x10, 0x20],
+            },
+            Event::Stack {
+                id: StackId(2),
+                frames: vec![0x30],
+            },
+            alloc(1, 0xa0, 100, 1),
+            alloc(2, 0xb0, 10, 1),
+            alloc(3, 0xc0, 40, 2),
+            Event::Free {
+                time: TraceTime(4),
+                thread: ThreadId(0),
+                address: 0xb0,
+            },
+        ];
+        if scanned {
+            events.push(Event::LeakScan(LeakScan {
+                time: TraceTime(5),
+                trigger: ScanTrigger::Exit,
+                blocks: vec![
+                    ScannedBlock {
+                        address: 0xa0,
+                        class: LeakClass::DefinitelyLost,
+                    },
+                    ScannedBlock {
+                        address: 0xc0,
+                        class: LeakClass::StillReachable,
+                    },
+                ],
+            }));
+        }
+        for event in &events {
+            replay.event(event);
+        }
+        replay.finish()
+    }
+
+    fn weights(analysis: &Analysis, metric: FlameMetric) -> Vec<(usize, u64)> {
+        let mut symbolizer = Symbolizer::new(&analysis.modules, &[]);
+        let mut stacks: Vec<(usize, u64)> = flame_stacks(analysis, &mut symbolizer, metric)
+            .into_iter()
+            .map(|s| (s.frames.len(), s.weight))
+            .collect();
+        stacks.sort();
+        stacks
+    }
+
+    #[test]
+    fn flame_metrics_weigh_the_right_bytes() {
+        let scanned = analysis(true);
+        // Lost bytes only: the still-reachable 40 B do not count.
+        assert_eq!(weights(&scanned, FlameMetric::Leaked), [(2, 100)]);
+        assert_eq!(weights(&scanned, FlameMetric::Peak), [(1, 40), (2, 110)]);
+        assert_eq!(
+            weights(&scanned, FlameMetric::Allocations),
+            [(1, 1), (2, 2)]
+        );
+        // Without a scan, everything still live counts as leaked.
+        assert_eq!(
+            weights(&analysis(false), FlameMetric::Leaked),
+            [(1, 40), (2, 100)]
+        );
+    }
+
+    #[test]
+    fn suppressed_stacks_leave_the_unsuppressed_totals() {
+        let analysis = analysis(true);
+        let mut symbolizer = Symbolizer::new(&analysis.modules, &[]);
+        let options = ViewOptions::default();
+        let all = build(
+            &analysis,
+            &mut symbolizer,
+            &Suppressions::default(),
+            &options,
+        );
+        assert_eq!(all.unsuppressed, all.leaks);
+        assert_eq!(all.leak_stacks.len(), 2);
+        // Every frame is `??` here (no modules), so a `??` pattern suppresses everything.
+        let everything = Suppressions::parse("leak:^??$").unwrap();
+        let none = build(&analysis, &mut symbolizer, &everything, &options);
+        assert_eq!(none.unsuppressed, LeakTotals::default());
+        assert_eq!(none.leaks.definitely_lost.bytes, 100);
+        assert!(none.leak_stacks.iter().all(|s| s.suppressed_by.is_some()));
+    }
+}
