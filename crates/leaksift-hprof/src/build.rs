@@ -335,8 +335,9 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut name = vec![0u32; node_count];
         let mut self_size = vec![0u64; node_count];
         let mut kind = vec![0u8; node_count];
-        let mut first_edge = Vec::with_capacity(node_count + 1);
-        first_edge.resize(node_count, 0u64);
+        // Zeroed allocations come from the kernel untouched; the workers write every entry but
+        // the last, the edge count.
+        let mut first_edge = vec![0u64; node_count + 1];
         let first_ordinal = |group: Option<&Range<usize>>| {
             group
                 .and_then(|g| self.scan.segment_first_ordinal.get(g.start).copied())
@@ -347,7 +348,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             name: &mut name,
             self_size: &mut self_size,
             kind: &mut kind,
-            first_edge: &mut first_edge,
+            first_edge: &mut first_edge[..node_count],
         };
         let mut workers = Vec::with_capacity(groups.len());
         for (at, group) in groups.iter().enumerate() {
@@ -397,7 +398,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             edges.name.extend_from_slice(&run.name);
             stats.add(&run.stats);
         }
-        first_edge.push(edges.to.len() as u64);
+        first_edge[node_count] = edges.to.len() as u64;
         edges.to.shrink_to_fit();
         edges.kind.shrink_to_fit();
         edges.name.shrink_to_fit();

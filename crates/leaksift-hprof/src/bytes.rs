@@ -17,14 +17,14 @@ impl IdSize {
         }
     }
 
-    /// Decodes one identifier from exactly `bytes()` bytes.
+    /// Decodes the identifier at the start of `raw` (0 if `raw` is too short).
     #[inline]
     pub fn decode(self, raw: &[u8]) -> u64 {
         match self {
-            IdSize::Four => u64::from(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]])),
-            IdSize::Eight => u64::from_be_bytes([
-                raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7],
-            ]),
+            IdSize::Four => raw
+                .first_chunk::<4>()
+                .map_or(0, |b| u64::from(u32::from_be_bytes(*b))),
+            IdSize::Eight => raw.first_chunk::<8>().map_or(0, |b| u64::from_be_bytes(*b)),
         }
     }
 }

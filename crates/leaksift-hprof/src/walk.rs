@@ -282,37 +282,41 @@ pub fn next_sub_record<'a>(cursor: &mut Cursor<'a>) -> Result<SubRecord<'a>, Hpr
         }
         sub::CLASS_DUMP => SubRecord::Class(class_dump(cursor)?),
         sub::INSTANCE_DUMP => {
-            let id = cursor.id("instance id")?;
-            cursor.u4("stack trace serial")?;
-            let class_id = cursor.id("instance class id")?;
-            let length = cursor.u4("instance field bytes")? as usize;
+            // id, stack trace serial, class id, field byte count: one bounds check.
+            let w = id_size.bytes();
+            let head = cursor.take(2 * w + 8, "instance dump header")?;
+            let length = be_u32(&head[2 * w + 4..]) as usize;
             let fields = cursor.take(length, "instance field values")?;
             SubRecord::Instance {
-                id,
-                class_id,
+                id: id_size.decode(head),
+                class_id: id_size.decode(&head[w + 4..]),
                 fields,
             }
         }
         sub::OBJECT_ARRAY_DUMP => {
-            let id = cursor.id("array id")?;
-            cursor.u4("stack trace serial")?;
-            let length = cursor.u4("array length")? as usize;
-            let class_id = cursor.id("array class id")?;
-            let elements = cursor.take(length.saturating_mul(id_size.bytes()), "array elements")?;
+            // id, stack trace serial, length, array class id.
+            let w = id_size.bytes();
+            let head = cursor.take(2 * w + 8, "object array header")?;
+            let length = be_u32(&head[w + 4..]) as usize;
+            let elements = cursor.take(length.saturating_mul(w), "array elements")?;
             SubRecord::ObjectArray {
-                id,
-                class_id,
+                id: id_size.decode(head),
+                class_id: id_size.decode(&head[w + 8..]),
                 elements,
             }
         }
         sub::PRIMITIVE_ARRAY_DUMP | sub::ANDROID_PRIMITIVE_ARRAY_NODATA => {
-            let id = cursor.id("array id")?;
-            cursor.u4("stack trace serial")?;
-            let length = cursor.u4("array length")?;
-            let ty = read_type(cursor, "primitive array type")?;
-            if ty == BasicType::Object {
-                return Err(cursor.error(ErrorKind::Malformed("primitive array of object type")));
-            }
+            // id, stack trace serial, length, element type.
+            let w = id_size.bytes();
+            let head = cursor.take(w + 9, "primitive array header")?;
+            let length = be_u32(&head[w + 4..]);
+            let code = head[w + 8];
+            let ty = BasicType::from_code(code)
+                .filter(|ty| *ty != BasicType::Object)
+                .ok_or(HprofError::new(
+                    (cursor.pos() - 1) as u64,
+                    ErrorKind::BadType(code, "primitive array type"),
+                ))?;
             let data = if sub_tag == sub::PRIMITIVE_ARRAY_DUMP {
                 let bytes = (length as usize).saturating_mul(ty.dump_size(id_size));
                 Some(cursor.take(bytes, "array elements")?)
@@ -320,7 +324,7 @@ pub fn next_sub_record<'a>(cursor: &mut Cursor<'a>) -> Result<SubRecord<'a>, Hpr
                 None
             };
             SubRecord::PrimitiveArray {
-                id,
+                id: id_size.decode(head),
                 ty,
                 length,
                 data,
@@ -339,6 +343,12 @@ pub fn next_sub_record<'a>(cursor: &mut Cursor<'a>) -> Result<SubRecord<'a>, Hpr
             ));
         }
     })
+}
+
+/// The big-endian u32 at the start of `raw` (0 if `raw` is too short).
+#[inline]
+fn be_u32(raw: &[u8]) -> u32 {
+    raw.first_chunk::<4>().map_or(0, |b| u32::from_be_bytes(*b))
 }
 
 /// Reads a value of type `ty`: the id for references, the raw big-endian bits otherwise.
