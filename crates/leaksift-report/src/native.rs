@@ -189,8 +189,9 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
     if lost.len() > top {
         let _ = writeln!(
             out,
-            "\n… {} more lost-block stacks (raise --top, or see --json)",
-            lost.len() - top
+            "\n… {} more lost-block stack{} (raise --top, or see --json)",
+            lost.len() - top,
+            if lost.len() - top == 1 { "" } else { "s" }
         );
     }
 
@@ -213,7 +214,21 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         &report.temporaries,
     );
 
-    if !report.growth.sites.is_empty() {
+    let decided: Vec<_> = report
+        .growth
+        .sites
+        .iter()
+        .filter(|site| site.verdict != "inconclusive")
+        .collect();
+    if decided.is_empty() {
+        if !report.growth.sites.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nGrowth by call site: inconclusive at every site ({} samples of live bytes)",
+                report.growth.samples
+            );
+        }
+    } else {
         let _ = writeln!(
             out,
             "\nGrowth by call site ({} samples of live bytes):",
@@ -225,7 +240,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             ("live at end", Align::Right),
             ("allocated at", Align::Left),
         ]);
-        for growth in &report.growth.sites {
+        for growth in decided {
             table.row([
                 growth.verdict.to_string(),
                 units::bytes(growth.slope_bytes_per_s),
