@@ -4,7 +4,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::sys;
 use crate::unwind::{StackBounds, ThreadUnwinder};
@@ -100,6 +100,11 @@ pub struct ThreadState {
     spare: AtomicPtr<RawBuffer>,
     /// Set when the thread exits: the writer then frees emptied buffers instead of handing them back.
     exited: AtomicBool,
+    /// Set by the writer when it found the lock taken: hand the partial buffer over.
+    steal_requested: AtomicBool,
+    /// Every event of this thread stamped before this is in a buffer the writer has or will
+    /// find in the full queue.
+    complete_until: AtomicU64,
     next: UnsafeCell<*mut ThreadState>,
     /// Stack bounds and unwind cache: written only by the owning thread.
     unwind: UnsafeCell<(StackBounds, *mut ThreadUnwinder)>,
@@ -125,6 +130,8 @@ impl ThreadState {
             buffer: UnsafeCell::new(ptr::null_mut()),
             spare: AtomicPtr::new(ptr::null_mut()),
             exited: AtomicBool::new(false),
+            steal_requested: AtomicBool::new(false),
+            complete_until: AtomicU64::new(0),
             next: UnsafeCell::new(ptr::null_mut()),
             unwind: UnsafeCell::new((bounds, cache)),
         }));
@@ -260,7 +267,10 @@ impl ThreadState {
             buffer.len += 1;
             buffer.len == EVENTS_PER_BUFFER
         };
-        let handed_off = if full {
+        // The writer asks a busy thread to hand its partial buffer over itself rather than
+        // fight for the lock.
+        let requested = self.steal_requested.load(Ordering::Relaxed);
+        let handed_off = if full || requested {
             core::mem::replace(slot, ptr::null_mut())
         } else {
             ptr::null_mut()
@@ -269,15 +279,33 @@ impl ThreadState {
         if !handed_off.is_null() {
             queue_full(handed_off);
         }
+        if requested {
+            self.steal_requested.store(false, Ordering::Relaxed);
+            // Published after the buffer is queued: every event up to this one is with the writer.
+            self.complete_until
+                .store(event.timestamp + 1, Ordering::Release);
+        }
     }
 
-    /// Takes the partly filled buffer, if any (writer thread).
-    fn take(&self) -> *mut RawBuffer {
-        self.lock();
+    /// Takes the partly filled buffer (writer thread). Waits for the lock when `wait`; otherwise
+    /// a thread that holds it is asked to hand the buffer over at its next event. Returns whether
+    /// the buffer was taken (then every event stamped before `now` has been collected).
+    fn take(&self, wait: bool, now: u64, out: &mut Vec<*mut RawBuffer>) -> bool {
+        if wait {
+            self.lock();
+        } else if self.lock.swap(true, Ordering::Acquire) {
+            self.steal_requested.store(true, Ordering::Relaxed);
+            return false;
+        }
         // SAFETY: under `lock`.
         let taken = unsafe { core::mem::replace(&mut *self.buffer.get(), ptr::null_mut()) };
+        self.steal_requested.store(false, Ordering::Relaxed);
+        self.complete_until.store(now, Ordering::Release);
         self.unlock();
-        taken
+        if !taken.is_null() {
+            out.push(taken);
+        }
+        true
     }
 }
 
@@ -313,21 +341,25 @@ fn queue_full(buffer: *mut RawBuffer) {
     }
 }
 
-/// Collects every pending buffer: the full queue and each thread's partial buffer (writer only).
-/// Partial buffers are taken after the caller read the clock, the queue after that, so every
-/// event stamped before the caller's clock read is in the result.
-pub fn drain_all(out: &mut Vec<*mut RawBuffer>) {
+/// Collects queued buffers (writer only). With `steal = Some((now, wait))` it first takes each
+/// thread's partial buffer (see [`ThreadState::take`]). Returns the timestamp before which every
+/// event is now collected: the minimum over threads of what each has handed over.
+pub fn drain_all(out: &mut Vec<*mut RawBuffer>, steal: Option<(u64, bool)>) -> u64 {
+    let first = out.len();
+    let mut complete = u64::MAX;
     let mut state = THREADS.load(Ordering::Acquire);
     while !state.is_null() {
         // SAFETY: states are never freed.
         let s = unsafe { &*state };
-        let buffer = s.take();
-        if !buffer.is_null() {
-            out.push(buffer);
+        if let Some((now, wait)) = steal {
+            s.take(wait, now, out);
         }
+        complete = complete.min(s.complete_until.load(Ordering::Acquire));
         // SAFETY: `next` is written once before the state is published.
         state = unsafe { *s.next.get() };
     }
+    // Read after the completeness marks: buffers they promise are already queued.
+    let partials = out.len();
     let mut full = FULL.swap(ptr::null_mut(), Ordering::AcqRel);
     while !full.is_null() {
         out.push(full);
@@ -335,6 +367,11 @@ pub fn drain_all(out: &mut Vec<*mut RawBuffer>) {
         // SAFETY: taken from the queue, exclusively ours now.
         full = unsafe { (*full).next };
     }
+    // Oldest first: full buffers in the order they were queued (the list is LIFO), then the
+    // partial ones. A single thread's events then come out already sorted.
+    out[partials..].reverse();
+    out[first..].rotate_left(partials - first);
+    complete
 }
 
 /// Forgets every thread state and queued buffer (in a fork child: those threads do not exist).

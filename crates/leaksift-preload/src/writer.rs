@@ -24,6 +24,8 @@ use crate::sys::{self, ReentryGuard};
 use crate::unwind;
 
 const CYCLE_NS: u64 = 100_000_000;
+/// How often partial buffers are taken from the threads (and events become writable).
+const STEAL_NS: u64 = 10_000_000;
 /// Event times are stored rounded down to whole milliseconds (a tick record per millisecond).
 const TIME_RESOLUTION_NS: u64 = 1_000_000;
 
@@ -127,6 +129,9 @@ pub struct Writer {
     module_generation: (u64, u64),
     last_periodic: u64,
     last_flush: u64,
+    /// When partial buffers were last taken, and the timestamp before which events are complete.
+    last_steal: u64,
+    watermark: u64,
     failed: bool,
 }
 
@@ -235,6 +240,8 @@ pub fn spawn(sink: Sink) {
         module_generation: (u64::MAX, u64::MAX),
         last_periodic: 0,
         last_flush: 0,
+        last_steal: 0,
+        watermark: 0,
         failed: false,
     });
     start_thread(Box::into_raw(writer), true);
@@ -385,7 +392,7 @@ impl Writer {
                 return;
             }
             if WAKE.load(Ordering::Acquire) == seen {
-                sys::futex_wait(&WAKE, seen, 50_000_000);
+                sys::futex_wait(&WAKE, seen, STEAL_NS);
             }
         }
     }
@@ -417,8 +424,18 @@ impl Writer {
     /// Drains every buffer and writes, in time order, the events stamped before the drain began
     /// (all of them when `everything`); later ones wait for the next cycle.
     fn cycle(&mut self, everything: bool) {
-        let start = sys::timestamp();
-        buffers::drain_all(&mut self.drained);
+        let now = sys::monotonic_ns();
+        let steal = if everything || now.saturating_sub(self.last_steal) >= STEAL_NS {
+            self.last_steal = now;
+            // `everything` waits for each thread's lock: exit, exec and fatal-signal flushes.
+            Some((sys::timestamp(), everything))
+        } else {
+            // Between steals only full buffers move, keeping the writer off the threads' locks.
+            None
+        };
+        self.watermark = self
+            .watermark
+            .max(buffers::drain_all(&mut self.drained, steal));
         for &buffer in &self.drained {
             // SAFETY: drained buffers are exclusively ours until released below.
             let b = unsafe { &*buffer };
@@ -442,7 +459,8 @@ impl Writer {
         let ready = if everything {
             self.pending.len()
         } else {
-            self.pending.partition_point(|p| p.event.timestamp < start)
+            self.pending
+                .partition_point(|p| p.event.timestamp < self.watermark)
         };
         let mut pending = std::mem::take(&mut self.pending);
         for p in pending.drain(..ready) {
