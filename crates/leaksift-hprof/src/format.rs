@@ -3,8 +3,8 @@
 use crate::bytes::{Cursor, IdSize};
 use crate::error::{ErrorKind, HprofError};
 
-/// True when `data` starts like an HPROF dump (used for format detection by content).
-pub fn looks_like_hprof(data: &[u8]) -> bool {
+/// True when `data` starts like an HPROF dump.
+fn looks_like_hprof(data: &[u8]) -> bool {
     data.starts_with(b"JAVA PROFILE 1.0.")
 }
 

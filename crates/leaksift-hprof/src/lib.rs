@@ -52,9 +52,8 @@ use leaksift_heap::HeapGraph;
 
 pub use build::BuildStats;
 pub use error::{ErrorKind, HprofError};
-pub use format::looks_like_hprof;
 pub use layout::SizeRule;
-pub use source::{DumpFile, is_gzip};
+pub use source::DumpFile;
 pub use threads::{FrameRetention, ThreadFrame, ThreadRetention, ThreadStack, thread_retention};
 
 /// Facts about a dump that the graph does not carry.

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
@@ -12,14 +12,13 @@ use crate::error::{ErrorKind, HprofError};
 use crate::{HprofDump, Observer};
 
 /// True when `data` starts with the gzip magic number.
-pub fn is_gzip(data: &[u8]) -> bool {
+fn is_gzip(data: &[u8]) -> bool {
     data.starts_with(&[0x1f, 0x8b])
 }
 
 /// A dump file ready to read.
 #[derive(Debug)]
 pub struct DumpFile {
-    path: PathBuf,
     map: Option<Mmap>,
     compressed: bool,
 }
@@ -53,11 +52,7 @@ impl DumpFile {
             let _ = map.advise(Advice::Sequential);
             Some(map)
         };
-        Ok(DumpFile {
-            path: path.to_path_buf(),
-            map,
-            compressed,
-        })
+        Ok(DumpFile { map, compressed })
     }
 
     /// The (decompressed) dump bytes.
@@ -68,10 +63,6 @@ impl DumpFile {
     /// Whether the file was gzip-compressed.
     pub fn is_compressed(&self) -> bool {
         self.compressed
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Reads the dump into a heap graph, releasing mapped pages behind each pass.
