@@ -192,23 +192,7 @@ impl ThreadState {
             None => self.unlock(),
         }
     }
-}
 
-/// # Safety
-/// `state` must be a live, never-freed state not yet in the list.
-unsafe fn push_state(state: *mut ThreadState) {
-    let mut head = THREADS.load(Ordering::Acquire);
-    loop {
-        // SAFETY: `state` is not shared until the CAS publishes it.
-        unsafe { *(*state).next.get() = head };
-        match THREADS.compare_exchange_weak(head, state, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(current) => head = current,
-        }
-    }
-}
-
-impl ThreadState {
     /// In a fork child: makes the forking thread's state the only one, with an empty buffer.
     ///
     /// # Safety
@@ -221,9 +205,7 @@ impl ThreadState {
             push_state(state);
         }
     }
-}
 
-impl ThreadState {
     fn lock(&self) {
         while self.lock.swap(true, Ordering::Acquire) {
             core::hint::spin_loop();
@@ -306,6 +288,20 @@ impl ThreadState {
             out.push(taken);
         }
         true
+    }
+}
+
+/// # Safety
+/// `state` must be a live, never-freed state not yet in the list.
+unsafe fn push_state(state: *mut ThreadState) {
+    let mut head = THREADS.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `state` is not shared until the CAS publishes it.
+        unsafe { *(*state).next.get() = head };
+        match THREADS.compare_exchange_weak(head, state, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(current) => head = current,
+        }
     }
 }
 
