@@ -343,19 +343,34 @@ extern "C" fn munmap_impl(addr: *mut c_void, len: usize, _frame: *const u64) -> 
 }
 
 /// `dlopen`: forwards to the next definition, then refreshes the unwinder so the new module's
-/// frames unwind from its first allocation (outside any allocation hook: no loader lock held).
+/// frames unwind from its first allocation, and logs the module list (outside any allocation
+/// hook: no loader lock held).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> *mut c_void {
     type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
     let Some(real) = runtime::next_symbol(c"dlopen") else {
         return core::ptr::null_mut();
     };
+    let since = runtime::module_change_started();
     // SAFETY: glibc's dlopen has this signature; the caller's arguments pass through.
     let handle = unsafe { core::mem::transmute::<*mut c_void, DlopenFn>(real)(filename, flags) };
     if !handle.is_null() {
-        runtime::modules_changed();
+        runtime::modules_changed(since);
     }
     handle
+}
+
+/// `dlclose`: forwards, then logs the module list so an unload is recorded when it happens.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+    let Some(real) = runtime::next_symbol(c"dlclose") else {
+        return -1;
+    };
+    // SAFETY: glibc's dlclose has this signature; the caller's handle passes through.
+    let result = unsafe { core::mem::transmute::<*mut c_void, DlcloseFn>(real)(handle) };
+    runtime::modules_changed(runtime::module_change_started());
+    result
 }
 
 unsafe extern "C" {

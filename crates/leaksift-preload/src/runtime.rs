@@ -43,7 +43,6 @@ pub static WRITER_TID: AtomicU32 = AtomicU32::new(0);
 /// `FLUSH_DONE` to the request count it served.
 pub static FLUSH_REQUESTED: AtomicU32 = AtomicU32::new(0);
 pub static FLUSH_DONE: AtomicU32 = AtomicU32::new(0);
-pub static MODULES_DIRTY: AtomicBool = AtomicBool::new(true);
 
 /// Whether allocation events are being recorded. Initialises the core on first use.
 #[inline(always)]
@@ -213,16 +212,31 @@ pub fn next_symbol(name: &CStr) -> Option<*mut c_void> {
     (!ptr.is_null()).then_some(ptr)
 }
 
-/// After a successful `dlopen`: rebuild the unwinder now, tell the writer to log the modules.
-pub fn modules_changed() {
+/// Module lists captured by the `dlopen`/`dlclose` hooks with the timestamp they take effect,
+/// for the writer to log in time order (a module may be gone before the writer looks).
+pub static MODULE_SNAPSHOTS: std::sync::Mutex<Vec<(u64, Vec<modules::LoadedModule>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The current timestamp, for a `dlopen`/`dlclose` hook to take before calling glibc.
+pub fn module_change_started() -> u64 {
+    sys::timestamp()
+}
+
+/// After `dlopen`/`dlclose` returned (no loader lock held): rebuild the unwinder now and hand
+/// the module list to the writer, effective at `since` (taken before the call, so allocations
+/// made by a library's constructors come after its load record).
+pub fn modules_changed(since: u64) {
     if !CONSTRUCTED.load(Ordering::Acquire) || STATE.load(Ordering::Acquire) != STATE_ACTIVE {
         return;
     }
     let Some(_guard) = ReentryGuard::enter() else {
         return;
     };
-    unwind::publish(&modules::loaded_modules());
-    MODULES_DIRTY.store(true, Ordering::Release);
+    let current = modules::loaded_modules();
+    unwind::publish(&current);
+    if let Ok(mut snapshots) = MODULE_SNAPSHOTS.lock() {
+        snapshots.push((since, current));
+    }
 }
 
 /// Settings read from the environment by the constructor.

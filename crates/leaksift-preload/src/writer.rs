@@ -463,10 +463,18 @@ impl Writer {
                 .partition_point(|p| p.event.timestamp < self.watermark)
         };
         let mut pending = std::mem::take(&mut self.pending);
+        let has_snapshots = runtime::MODULE_SNAPSHOTS
+            .lock()
+            .is_ok_and(|s| !s.is_empty());
         for p in pending.drain(..ready) {
+            if has_snapshots {
+                self.apply_module_snapshots(p.event.timestamp);
+            }
             self.emit(p);
         }
         self.pending = pending;
+        let settled = if everything { u64::MAX } else { self.watermark };
+        self.apply_module_snapshots(settled);
     }
 
     fn emit(&mut self, p: Pending) {
@@ -519,27 +527,43 @@ impl Writer {
         self.check(result);
     }
 
-    /// Logs loaded/unloaded modules when the loader's counters moved (or `force`), and rebuilds the
-    /// unwinder if modules were loaded behind our `dlopen` hook (e.g. by glibc itself).
+    /// Logs modules loaded or unloaded behind our hooks (glibc's own dlopen, e.g. NSS) when the
+    /// loader's counters moved, and rebuilds the unwinder for them.
     fn refresh_modules(&mut self, force: bool) {
         let generation = modules::generation();
-        let dirty = runtime::MODULES_DIRTY.swap(false, Ordering::AcqRel);
-        if !force && !dirty && generation == self.module_generation {
+        if !force && generation == self.module_generation {
             return;
         }
         let first = self.module_generation == (u64::MAX, u64::MAX);
         self.module_generation = generation;
         let current = modules::loaded_modules();
-        if !first && !dirty {
+        if !first {
             unwind::publish(&current);
         }
-        let time = self.clock.nanos(sys::timestamp());
+        self.log_modules(self.clock.nanos(sys::timestamp()), current);
+    }
+
+    /// Logs the module lists the `dlopen`/`dlclose` hooks captured up to `until` (a timestamp).
+    fn apply_module_snapshots(&mut self, until: u64) {
+        let due: Vec<(u64, Vec<LoadedModule>)> = match runtime::MODULE_SNAPSHOTS.lock() {
+            Ok(mut snapshots) if snapshots.iter().any(|(t, _)| *t <= until) => {
+                snapshots.sort_by_key(|(t, _)| *t);
+                let split = snapshots.partition_point(|(t, _)| *t <= until);
+                snapshots.drain(..split).collect()
+            }
+            _ => return,
+        };
+        for (timestamp, modules) in due {
+            self.log_modules(self.clock.nanos(timestamp), modules);
+        }
+    }
+
+    /// Writes unload records for known modules missing from `current` and load records for new ones.
+    fn log_modules(&mut self, time: TraceTime, current: Vec<LoadedModule>) {
+        let same = |a: &LoadedModule, b: &LoadedModule| a.base == b.base && a.path == b.path;
         let mut kept = Vec::with_capacity(current.len());
         for (id, known) in std::mem::take(&mut self.modules) {
-            if current
-                .iter()
-                .any(|m| m.base == known.base && m.path == known.path)
-            {
+            if current.iter().any(|m| same(m, &known)) {
                 kept.push((id, known));
             } else {
                 let result = self.sink.trace.module_unloaded(time, id);
@@ -547,10 +571,7 @@ impl Writer {
             }
         }
         for module in current {
-            if kept
-                .iter()
-                .any(|(_, k)| k.base == module.base && k.path == module.path)
-            {
+            if kept.iter().any(|(_, k)| same(k, &module)) {
                 continue;
             }
             let id = ModuleId(self.next_module_id);
@@ -567,6 +588,8 @@ impl Writer {
             kept.push((id, module));
         }
         self.modules = kept;
+        // The loader's counters now match what is logged.
+        self.module_generation = modules::generation();
     }
 
     fn scan(&mut self, trigger: ScanTrigger, requester_sp: Option<u64>) {

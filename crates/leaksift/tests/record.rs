@@ -210,6 +210,15 @@ fn replay(live: &mut HashMap<u64, u64>, event: &Event) {
     }
 }
 
+/// The module record of `binary` in the trace.
+fn module_of<'t>(trace: &'t Trace, binary: &Path) -> Option<&'t Module> {
+    let canonical = std::fs::canonicalize(binary).unwrap();
+    trace
+        .modules()
+        .into_iter()
+        .find(|m| std::fs::canonicalize(&m.path).is_ok_and(|p| p == canonical))
+}
+
 /// Function symbols of an ELF file: (start, end, name), SVMA.
 fn function_symbols(binary: &Path) -> Vec<(u64, u64, String)> {
     let out = Command::new("nm")
@@ -233,12 +242,7 @@ fn function_symbols(binary: &Path) -> Vec<(u64, u64, String)> {
 
 /// Names the function each frame returns into (`?` outside `binary`).
 fn frame_names(trace: &Trace, frames: &[u64], binary: &Path) -> Vec<String> {
-    let canonical = std::fs::canonicalize(binary).unwrap();
-    let module = trace
-        .modules()
-        .into_iter()
-        .find(|m| std::fs::canonicalize(&m.path).is_ok_and(|p| p == canonical))
-        .expect("the program is among the modules");
+    let module = module_of(trace, binary).expect("the binary is among the modules");
     let symbols = function_symbols(binary);
     frames
         .iter()
@@ -398,6 +402,43 @@ fn stacks_are_exact_through_frame_pointer_and_dwarf_code() {
             "{name}: the frame after compare is in libc: {names:?}"
         );
     }
+}
+
+#[test]
+fn dlopened_modules_are_logged_and_unwound_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = compile_c(
+        "plugin.c",
+        &["-O2", "-fomit-frame-pointer", "-shared", "-fPIC"],
+        dir.path(),
+        "libplugin.so",
+    );
+    let program = compile_c(
+        "dlopen_main.c",
+        &["-O2", "-fomit-frame-pointer"],
+        dir.path(),
+        "dlopen_main",
+    );
+    let trace_path = dir.path().join("dlopen.lks");
+    let out = record(&trace_path, &[], &program, &[plugin.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = Trace::read(&trace_path);
+    let module = module_of(&trace, &plugin).expect("the plugin is logged when loaded");
+    assert!(module.build_id.as_ref().is_some_and(|id| !id.is_empty()));
+    let (_, stack, _) = trace.allocs(9999)[0];
+    let frames = trace.stack(stack);
+    assert_eq!(frame_names(&trace, &frames[..1], &plugin), ["plugin_alloc"]);
+    assert_eq!(frame_names(&trace, &frames[1..2], &program), ["main"]);
+    let unloaded = trace
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ModuleUnloaded { id, .. } if *id == module.id));
+    assert!(unloaded, "dlclose is logged");
 }
 
 #[test]
