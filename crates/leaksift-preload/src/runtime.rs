@@ -426,8 +426,10 @@ extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
         return;
     }
     let _guard = ReentryGuard::enter();
-    let marker = 0u64;
-    EXIT_SP.store(&marker as *const u64 as u64, Ordering::Release);
+    // The callee-saved registers may still hold the program's pointers (memcheck scans
+    // registers too): spill them into this frame, which the scan reads from its start upwards.
+    let registers = callee_saved_registers();
+    EXIT_SP.store(registers.as_ptr() as u64, Ordering::Release);
     EXIT_STATUS.store(status as u32, Ordering::Release);
     EXIT_REQUESTED.store(true, Ordering::Release);
     buffers::WAKE.fetch_add(1, Ordering::Release);
@@ -439,7 +441,28 @@ extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
         }
         sys::futex_wait(&EXIT_DONE, 0, 100_000_000);
     }
-    core::hint::black_box(&marker);
+    core::hint::black_box(&registers);
+}
+
+/// The values of rbx, rbp and r12–r15 at the call.
+#[inline(always)]
+fn callee_saved_registers() -> [u64; 6] {
+    let mut registers = [0u64; 6];
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: stores six registers into a local array of six words.
+    unsafe {
+        core::arch::asm!(
+            "mov [{0}], rbx",
+            "mov [{0} + 8], rbp",
+            "mov [{0} + 16], r12",
+            "mov [{0} + 24], r13",
+            "mov [{0} + 32], r14",
+            "mov [{0} + 40], r15",
+            in(reg) registers.as_mut_ptr(),
+            options(nostack, preserves_flags),
+        );
+    }
+    registers
 }
 
 extern "C" fn before_fork() {
