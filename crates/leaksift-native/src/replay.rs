@@ -516,8 +516,10 @@ impl Replay {
         };
         // Either the late free of a block an allocation at this address already replaced, or
         // (in a file out of time order) a free older than the block: the block stays live.
-        let stale =
-            time.0 < block.time || (time.0 == block.time && self.owed_frees.contains(&address));
+        let stale = time.0 < block.time
+            || (time.0 == block.time
+                && !self.owed_frees.is_empty()
+                && self.owed_frees.contains(&address));
         if stale {
             self.owed_frees.remove(&address);
             self.live.insert(address, block);
