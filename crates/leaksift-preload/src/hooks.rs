@@ -258,10 +258,14 @@ extern "C" fn free_impl(ptr: *mut c_void, _frame: *const u64) {
     unsafe { sys::__libc_free(ptr) }
 }
 
-/// Shared body of the aligned allocators (glibc has only `__libc_memalign` publicly).
-fn aligned(align: usize, size: usize, kind: u8, frame: *const u64) -> *mut c_void {
-    // SAFETY: glibc's allocator; it validates `align` itself.
-    let ptr = unsafe { sys::__libc_memalign(align, size) };
+/// Records an aligned allocation made by `allocate` (a glibc function).
+fn aligned(
+    kind: u8,
+    size: usize,
+    frame: *const u64,
+    allocate: impl FnOnce() -> *mut c_void,
+) -> *mut c_void {
+    let ptr = allocate();
     if !ptr.is_null()
         && runtime::tracing()
         && let Some(_guard) = ReentryGuard::enter()
@@ -271,16 +275,25 @@ fn aligned(align: usize, size: usize, kind: u8, frame: *const u64) -> *mut c_voi
     ptr
 }
 
+/// glibc's `__libc_memalign`.
+fn real_memalign(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: glibc's allocator; it validates and rounds `align` itself.
+    unsafe { sys::__libc_memalign(align, size) }
+}
+
 extern "C" fn posix_memalign_impl(
     out: *mut *mut c_void,
     align: usize,
     size: usize,
     frame: *const u64,
 ) -> c_int {
-    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+    // glibc's own checks (posix_memalign has no public __libc_ twin).
+    if align == 0 || !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
         return libc::EINVAL;
     }
-    let ptr = aligned(align, size, kind::POSIX_MEMALIGN, frame);
+    let ptr = aligned(kind::POSIX_MEMALIGN, size, frame, || {
+        real_memalign(align, size)
+    });
     if ptr.is_null() {
         return libc::ENOMEM;
     }
@@ -290,25 +303,38 @@ extern "C" fn posix_memalign_impl(
 }
 
 extern "C" fn aligned_alloc_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {
-    if !align.is_power_of_two() {
-        runtime::set_errno(libc::EINVAL);
-        return core::ptr::null_mut();
-    }
-    aligned(align, size, kind::ALIGNED_ALLOC, frame)
+    // glibc's own aligned_alloc when the constructor resolved it (its argument checks differ
+    // between versions), else memalign, which is what it is up to glibc 2.37.
+    aligned(
+        kind::ALIGNED_ALLOC,
+        size,
+        frame,
+        || match runtime::real_aligned_alloc() {
+            // SAFETY: glibc's aligned_alloc with the caller's arguments.
+            Some(real) => unsafe { real(align, size) },
+            None => real_memalign(align, size),
+        },
+    )
 }
 
 extern "C" fn memalign_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {
-    aligned(align, size, kind::MEMALIGN, frame)
+    aligned(kind::MEMALIGN, size, frame, || real_memalign(align, size))
 }
 
 extern "C" fn valloc_impl(size: usize, frame: *const u64) -> *mut c_void {
-    aligned(runtime::page_size(), size, kind::VALLOC, frame)
+    // SAFETY: glibc's allocator.
+    aligned(kind::VALLOC, size, frame, || unsafe {
+        sys::__libc_valloc(size)
+    })
 }
 
 extern "C" fn pvalloc_impl(size: usize, frame: *const u64) -> *mut c_void {
     let page = runtime::page_size();
     let rounded = size.max(1).div_ceil(page).saturating_mul(page);
-    aligned(page, rounded, kind::PVALLOC, frame)
+    // SAFETY: glibc's allocator.
+    aligned(kind::PVALLOC, rounded, frame, || unsafe {
+        sys::__libc_pvalloc(size)
+    })
 }
 
 extern "C" fn mmap_impl(

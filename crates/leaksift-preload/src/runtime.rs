@@ -212,6 +212,16 @@ pub fn next_symbol(name: &CStr) -> Option<*mut c_void> {
     (!ptr.is_null()).then_some(ptr)
 }
 
+type AlignedAllocFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
+static REAL_ALIGNED_ALLOC: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+/// glibc's `aligned_alloc`, once the constructor resolved it.
+pub fn real_aligned_alloc() -> Option<AlignedAllocFn> {
+    let ptr = REAL_ALIGNED_ALLOC.load(Ordering::Acquire);
+    // SAFETY: resolved by name from glibc; this is its signature.
+    (!ptr.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, AlignedAllocFn>(ptr) })
+}
+
 /// Module lists captured by the `dlopen`/`dlclose` hooks with the timestamp they take effect,
 /// for the writer to log in time order (a module may be gone before the writer looks).
 pub static MODULE_SNAPSHOTS: std::sync::Mutex<Vec<(u64, Vec<modules::LoadedModule>)>> =
@@ -275,6 +285,9 @@ extern "C" fn constructor() {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if page > 0 {
         PAGE_SIZE.store(page as usize, Ordering::Relaxed);
+    }
+    if let Some(real) = next_symbol(c"aligned_alloc") {
+        REAL_ALIGNED_ALLOC.store(real, Ordering::Release);
     }
     let Some(output) = env(c"LEAKSIFT_OUTPUT") else {
         stop_tracing();

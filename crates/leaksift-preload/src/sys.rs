@@ -12,6 +12,8 @@ unsafe extern "C" {
     pub fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
     pub fn __libc_free(ptr: *mut c_void);
     pub fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+    pub fn __libc_valloc(size: usize) -> *mut c_void;
+    pub fn __libc_pvalloc(size: usize) -> *mut c_void;
 
     // src/tls.c: initial-exec thread-locals.
     fn leaksift_enter() -> i32;

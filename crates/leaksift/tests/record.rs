@@ -405,6 +405,61 @@ fn stacks_are_exact_through_frame_pointer_and_dwarf_code() {
 }
 
 #[test]
+fn every_allocator_entry_point_is_recorded_with_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("allocators.c", &["-O1"], dir.path(), "allocators");
+    let trace_path = dir.path().join("allocators.lks");
+    let out = record(&trace_path, &[], &program, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "alignment checks: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = Trace::read(&trace_path);
+    let page = 4096u64;
+    for (size, kind) in [
+        (1001, AllocKind::Malloc),
+        (1003, AllocKind::Realloc),
+        (50004, AllocKind::Realloc),
+        (1005, AllocKind::Realloc),
+        (1006, AllocKind::PosixMemalign),
+        (1152, AllocKind::AlignedAlloc),
+        (1008, AllocKind::Memalign),
+        (1009, AllocKind::Valloc),
+        (page, AllocKind::Pvalloc),
+        (1011, AllocKind::Malloc),
+    ] {
+        let kinds: Vec<AllocKind> = trace.allocs(size).iter().map(|a| a.2).collect();
+        assert!(kinds.contains(&kind), "{size} bytes as {kind:?}: {kinds:?}");
+    }
+    let callocs = trace
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Alloc {
+                    size: 1001,
+                    kind: AllocKind::Calloc,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(callocs, 1);
+    let live = trace.live();
+    for size in [1001, 1003, 50004, 1005, 1006, 1152, 1008, 1009, page, 1011] {
+        for (address, _, _) in trace.allocs(size) {
+            assert!(
+                !live.contains_key(&address) || live[&address] != size,
+                "{size}-byte block freed"
+            );
+        }
+    }
+}
+
+#[test]
 fn dlopened_modules_are_logged_and_unwound_through() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = compile_c(
