@@ -1,69 +1,96 @@
-//! Reachability and distances (edge counts) from the root over essential edges, by iterative BFS.
+//! Distances (edge counts) and shortest-path parents from the root over essential edges, by
+//! iterative BFS.
 
 use crate::graph::{EdgeKind, HeapGraph, NodeIndex};
 
-/// Distance of a node not reachable from the root.
+/// Distance or parent of a node not reachable from the root.
 pub const UNREACHABLE: u32 = u32::MAX;
 
 /// BFS distance of every node from the root over essential edges, never entering the nodes in
 /// `cut` (DevTools' "ignore this retainer"). Unreached nodes get [`UNREACHABLE`].
 pub fn distances_from_root(graph: &HeapGraph, cut: &[NodeIndex]) -> Vec<u32> {
-    let (distances, _) = bfs(graph, cut, false);
-    distances
-}
-
-/// BFS from the root over essential edges that also records, for each reached node, the edge
-/// through which it was first reached (`u64::MAX` for the root and unreached nodes).
-pub fn shortest_path_tree(graph: &HeapGraph, cut: &[NodeIndex]) -> (Vec<u32>, Vec<u64>) {
-    bfs(graph, cut, true)
-}
-
-fn bfs(graph: &HeapGraph, cut: &[NodeIndex], with_parents: bool) -> (Vec<u32>, Vec<u64>) {
-    let n = graph.node_count();
-    let first_edge = graph.first_edges();
-    let targets = graph.edge_targets();
-    let kinds = graph.edge_kind_bytes();
-    let mut distance = vec![UNREACHABLE; n];
-    let mut via = if with_parents {
-        vec![u64::MAX; n]
-    } else {
-        Vec::new()
-    };
-    let root = graph.root().get();
-    // Cut nodes are pre-marked so they are never entered (their distance is reset below).
-    for c in cut {
-        if c.get() != root {
-            distance[c.get()] = UNREACHABLE - 1;
+    let parents = bfs_parents(graph, cut, None);
+    let mut distance = vec![UNREACHABLE; parents.len()];
+    // BFS order is not kept, so resolve each node's depth through its parent chain, memoized.
+    let root = graph.root().0;
+    distance[root as usize] = 0;
+    let mut chain: Vec<u32> = Vec::new();
+    for start in 0..parents.len() as u32 {
+        let mut node = start;
+        while distance[node as usize] == UNREACHABLE && parents[node as usize] != UNREACHABLE {
+            chain.push(node);
+            node = parents[node as usize];
+        }
+        let mut d = distance[node as usize];
+        if d == UNREACHABLE {
+            chain.clear();
+            continue;
+        }
+        while let Some(n) = chain.pop() {
+            d += 1;
+            distance[n as usize] = d;
         }
     }
+    distance
+}
+
+/// BFS from the root over essential edges: for every reached node the node it was first reached
+/// from (the root is its own parent), [`UNREACHABLE`] otherwise. Nodes in `cut` are never
+/// entered. With `targets`, the search stops once all of them are reached.
+pub fn bfs_parents(
+    graph: &HeapGraph,
+    cut: &[NodeIndex],
+    targets: Option<&[NodeIndex]>,
+) -> Vec<u32> {
+    let n = graph.node_count();
+    let first_edge = graph.first_edges();
+    let edge_targets = graph.edge_targets();
+    let kinds = graph.edge_kind_bytes();
+    let root = graph.root().0;
+    let mut parent = vec![UNREACHABLE; n];
+    // Cut nodes are pre-marked so they are never entered (reset below).
+    for c in cut {
+        if c.0 != root {
+            parent[c.get()] = UNREACHABLE - 1;
+        }
+    }
+    let mut missing = targets.map_or(usize::MAX, |t| {
+        t.iter().filter(|t| !cut.contains(t)).count()
+    });
+    let is_target = |node: u32| targets.is_some_and(|t| t.iter().any(|x| x.0 == node));
+    if is_target(root) {
+        missing = missing.saturating_sub(1);
+    }
     let mut queue: Vec<u32> = Vec::with_capacity(1024);
-    distance[root] = 0;
-    queue.push(root as u32);
+    parent[root as usize] = root;
+    queue.push(root);
     let mut head = 0;
-    while head < queue.len() {
+    'search: while head < queue.len() && missing > 0 {
         let v = queue[head] as usize;
         head += 1;
-        let next = distance[v] + 1;
         for edge in first_edge[v]..first_edge[v + 1] {
             let e = edge as usize;
             if kinds[e] & EdgeKind::ESSENTIAL_BIT == 0 {
                 continue;
             }
-            let w = targets[e] as usize;
-            if distance[w] != UNREACHABLE {
+            let w = edge_targets[e];
+            if parent[w as usize] != UNREACHABLE {
                 continue;
             }
-            distance[w] = next;
-            if with_parents {
-                via[w] = edge;
+            parent[w as usize] = v as u32;
+            queue.push(w);
+            if targets.is_some() && is_target(w) {
+                missing -= 1;
+                if missing == 0 {
+                    break 'search;
+                }
             }
-            queue.push(w as u32);
         }
     }
     for c in cut {
-        if c.get() != root {
-            distance[c.get()] = UNREACHABLE;
+        if c.0 != root {
+            parent[c.get()] = UNREACHABLE;
         }
     }
-    (distance, via)
+    parent
 }

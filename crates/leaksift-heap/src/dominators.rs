@@ -236,8 +236,7 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     for i in (2..=count).rev() {
         let w = vertex[i as usize];
         let ordinal = w as usize - 1;
-        let preds =
-            &retainers[first_retainer[ordinal] as usize..first_retainer[ordinal + 1] as usize];
+        let preds = &retainers[first_retainer.range(ordinal)];
         if preds.is_empty() {
             // Orphans have the root as their only predecessor.
             semi[w as usize] = semi[r as usize];
@@ -295,32 +294,89 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     (dom, vertex, unreachable)
 }
 
+/// Offsets of a reverse CSR: 32-bit while the edge count allows, to save memory.
+enum RetainerOffsets {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl RetainerOffsets {
+    #[inline]
+    fn range(&self, ordinal: usize) -> std::ops::Range<usize> {
+        match self {
+            RetainerOffsets::Narrow(v) => v[ordinal] as usize..v[ordinal + 1] as usize,
+            RetainerOffsets::Wide(v) => v[ordinal] as usize..v[ordinal + 1] as usize,
+        }
+    }
+}
+
+/// An integer type usable as a CSR offset.
+trait Offset: Copy + Default {
+    fn get(self) -> usize;
+    fn set(value: usize) -> Self;
+}
+
+impl Offset for u32 {
+    fn get(self) -> usize {
+        self as usize
+    }
+    fn set(value: usize) -> Self {
+        value as u32
+    }
+}
+
+impl Offset for u64 {
+    fn get(self) -> usize {
+        self as usize
+    }
+    fn set(value: usize) -> Self {
+        value as u64
+    }
+}
+
 /// Reverse CSR of the essential edges: for each node, the vertex numbers (ordinal + 1) of the
-/// sources of essential edges into it. Filled back to front so no cursor array is needed.
-fn essential_retainers(graph: &HeapGraph) -> (Vec<u64>, Vec<u32>) {
+/// sources of essential edges into it.
+fn essential_retainers(graph: &HeapGraph) -> (RetainerOffsets, Vec<u32>) {
+    let kinds = graph.edge_kind_bytes();
+    let count = kinds
+        .iter()
+        .filter(|k| **k & EdgeKind::ESSENTIAL_BIT != 0)
+        .count();
+    if count < u32::MAX as usize {
+        let (first, sources) = fill_retainers::<u32>(graph, count);
+        (RetainerOffsets::Narrow(first), sources)
+    } else {
+        let (first, sources) = fill_retainers::<u64>(graph, count);
+        (RetainerOffsets::Wide(first), sources)
+    }
+}
+
+/// Fills the reverse CSR back to front, so no cursor array is needed: `first[i]` counts, then
+/// becomes the end of i's range, then (after filling) its start.
+fn fill_retainers<T: Offset>(graph: &HeapGraph, count: usize) -> (Vec<T>, Vec<u32>) {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
-    // first[i] counts, then becomes the end of i's range, then (after filling) its start.
-    let mut first = vec![0u64; n + 1];
+    let mut first = vec![T::default(); n + 1];
     for (edge, &to) in targets.iter().enumerate() {
         if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-            first[to as usize] += 1;
+            first[to as usize] = T::set(first[to as usize].get() + 1);
         }
     }
     for i in 1..n {
-        first[i] += first[i - 1];
+        first[i] = T::set(first[i].get() + first[i - 1].get());
     }
-    first[n] = if n > 0 { first[n - 1] } else { 0 };
-    let mut sources = vec![0u32; first[n] as usize];
+    first[n] = T::set(count);
+    let mut sources = vec![0u32; count];
     for from in 0..n {
         for edge in first_edge[from]..first_edge[from + 1] {
             let edge = edge as usize;
             if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
                 let to = targets[edge] as usize;
-                first[to] -= 1;
-                sources[first[to] as usize] = from as u32 + 1;
+                let slot = first[to].get() - 1;
+                first[to] = T::set(slot);
+                sources[slot] = from as u32 + 1;
             }
         }
     }

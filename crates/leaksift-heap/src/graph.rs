@@ -1308,6 +1308,12 @@ impl HeapGraph {
         self.edge_kind[edge.get()] & EdgeKind::ESSENTIAL_BIT != 0
     }
 
+    /// The raw value of an edge's `name` column (a [`StringId`] or an index, by kind).
+    #[inline]
+    pub fn edge_name_raw(&self, edge: EdgeIndex) -> u32 {
+        self.edge_name[edge.get()]
+    }
+
     /// An edge's name or index.
     pub fn edge_name(&self, edge: EdgeIndex) -> EdgeName {
         let raw = self.edge_name[edge.get()];
@@ -1324,6 +1330,12 @@ impl HeapGraph {
             EdgeName::Named(s) => self.strings.get(s),
             EdgeName::Index(i) => Cow::Owned(format!("[{i}]")),
         }
+    }
+
+    /// The edge kind bytes, writable: readers set essential bits in bulk
+    /// ([`EdgeKind::ESSENTIAL_BIT`]); the kind bits must be left as they are.
+    pub fn edge_kind_bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.edge_kind
     }
 
     /// Changes an edge's essential bit (readers whose rule depends on reachability, such as

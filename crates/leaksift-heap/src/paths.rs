@@ -1,7 +1,7 @@
 //! Shortest retaining paths from the root to an object, over essential edges, optionally with
 //! some retainers cut (DevTools' "ignore this retainer").
 
-use crate::distances::{UNREACHABLE, shortest_path_tree};
+use crate::distances::{UNREACHABLE, bfs_parents};
 use crate::graph::{EdgeIndex, HeapGraph, NodeIndex};
 
 /// One step of a retaining path: a node and the edge that leads to it (none for the root).
@@ -17,24 +17,42 @@ pub struct RetainingPath {
     pub steps: Vec<PathStep>,
 }
 
-/// A BFS tree from the root: each reached node's distance and the edge that first reached it.
+/// A BFS tree from the root: each reached node's parent on a shortest path.
 #[derive(Debug)]
 pub struct PathTree {
-    distance: Vec<u32>,
-    via: Vec<u64>,
+    parent: Vec<u32>,
 }
 
 impl PathTree {
-    /// Builds the tree over essential edges, never entering the nodes in `cut`.
+    /// Builds the tree over essential edges for every node, never entering the nodes in `cut`.
     pub fn new(graph: &HeapGraph, cut: &[NodeIndex]) -> PathTree {
-        let (distance, via) = shortest_path_tree(graph, cut);
-        PathTree { distance, via }
+        PathTree {
+            parent: bfs_parents(graph, cut, None),
+        }
+    }
+
+    /// Builds the tree only as far as needed to reach all of `targets`.
+    pub fn towards(graph: &HeapGraph, targets: &[NodeIndex]) -> PathTree {
+        PathTree {
+            parent: bfs_parents(graph, &[], Some(targets)),
+        }
     }
 
     /// Edge count of the shortest path to `node`, or `None` when unreachable.
     pub fn distance(&self, node: NodeIndex) -> Option<u32> {
-        let d = self.distance[node.get()];
-        (d != UNREACHABLE).then_some(d)
+        let mut current = node.0;
+        let mut distance = 0;
+        loop {
+            let up = *self.parent.get(current as usize)?;
+            if up == UNREACHABLE {
+                return None;
+            }
+            if up == current {
+                return Some(distance);
+            }
+            distance += 1;
+            current = up;
+        }
     }
 
     /// The shortest path from the root to `node`, or `None` when unreachable.
@@ -43,32 +61,24 @@ impl PathTree {
         let mut steps = Vec::new();
         let mut current = node;
         loop {
-            let via = self.via[current.get()];
-            if via == u64::MAX {
+            let up = NodeIndex(self.parent[current.get()]);
+            if up == current {
                 steps.push(PathStep {
                     via: None,
                     node: current,
                 });
                 break;
             }
-            let edge = EdgeIndex(via);
-            steps.push(PathStep {
-                via: Some(edge),
-                node: current,
-            });
-            current = source_of(graph, edge);
+            // The BFS entered `current` through the first essential edge from `up` to it.
+            let via = graph
+                .edges(up)
+                .find(|e| graph.edge_to(*e) == current && graph.is_essential(*e));
+            steps.push(PathStep { via, node: current });
+            current = up;
         }
         steps.reverse();
         Some(RetainingPath { steps })
     }
-}
-
-/// The node an edge leaves from (binary search in the CSR offsets).
-pub fn source_of(graph: &HeapGraph, edge: EdgeIndex) -> NodeIndex {
-    let first = graph.first_edges();
-    // The last node whose first edge is <= edge and which has edges.
-    let position = first.partition_point(|&start| start <= edge.0);
-    NodeIndex(position.saturating_sub(1) as u32)
 }
 
 /// Up to `max` shortest retaining paths to `target`, one per distinct direct retainer, shortest

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 
 use crate::graph::{
-    ClassId, ClassInfo, Detachedness, EdgeIndex, EdgeKind, EdgeName, GraphError, HeapGraph,
-    NodeFlags, NodeIndex, NodeKind, SourceLocation, StringId,
+    ClassId, ClassInfo, Detachedness, EdgeIndex, EdgeKind, GraphError, HeapGraph, NodeFlags,
+    NodeIndex, NodeKind, SourceLocation, StringId,
 };
 
 /// After this many characters the inferred interface name stops growing (DevTools' constants).
@@ -185,45 +185,61 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
 /// table → value ephemeron edge, shortcuts only from the root, and no edge from a non-page-owned
 /// node into a page-owned one (except from the root).
 pub fn mark_essential_edges(graph: &mut HeapGraph) {
-    let root = graph.root();
-    let mut weak_map_names: FxHashMap<StringId, Option<u64>> = FxHashMap::default();
-    for node in 0..graph.node_count() as u32 {
-        let node = NodeIndex(node);
-        let node_owned = graph.flags(node).has(NodeFlags::PAGE_OWNED);
-        let node_id = graph.id(node).0;
-        for edge in graph.edge_range(node) {
-            let edge = EdgeIndex(edge);
-            let kind = graph.edge_kind(edge);
-            let child = graph.edge_to(edge);
-            let essential = match kind {
-                EdgeKind::Weak => false,
-                _ if child == node => false,
-                EdgeKind::Internal => {
-                    let table = match graph.edge_name(edge) {
-                        EdgeName::Named(name) => {
-                            let starts_with_digit = graph
-                                .strings()
-                                .raw(name)
-                                .is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit));
-                            if starts_with_digit {
-                                *weak_map_names
-                                    .entry(name)
-                                    .or_insert_with(|| weak_map_table_id(&graph.string(name)))
-                            } else {
-                                None
+    let root = graph.root().get();
+    let internal = EdgeKind::Internal.to_byte(false);
+    let weak = EdgeKind::Weak.to_byte(false);
+    let shortcut = EdgeKind::Shortcut.to_byte(false);
+    // Per string id: the WeakMap table id it names if it is an ephemeron edge name.
+    const UNKNOWN: u64 = u64::MAX;
+    const NOT_EPHEMERON: u64 = u64::MAX - 1;
+    let mut table_of_name: Vec<u64> = vec![UNKNOWN; graph.strings().len()];
+    let mut essential = vec![false; graph.edge_count() as usize];
+    {
+        let first_edge = graph.first_edges();
+        let targets = graph.edge_targets();
+        let kinds = graph.edge_kind_bytes();
+        let ids = graph.ids();
+        let owned: Vec<bool> = graph
+            .nodes()
+            .map(|n| graph.flags(n).has(NodeFlags::PAGE_OWNED))
+            .collect();
+        for node in 0..graph.node_count() {
+            let node_owned = owned[node];
+            for edge in first_edge[node] as usize..first_edge[node + 1] as usize {
+                let kind = kinds[edge] & !EdgeKind::ESSENTIAL_BIT;
+                let child = targets[edge] as usize;
+                let table_to_value = kind == internal && {
+                    let name = graph.edge_name_raw(EdgeIndex(edge as u64));
+                    let table = match table_of_name.get(name as usize) {
+                        Some(&UNKNOWN) | None => {
+                            let parsed = weak_map_table_id(&graph.string(StringId(name)))
+                                .filter(|t| *t < NOT_EPHEMERON)
+                                .unwrap_or(NOT_EPHEMERON);
+                            if let Some(slot) = table_of_name.get_mut(name as usize) {
+                                *slot = parsed;
                             }
+                            parsed
                         }
-                        EdgeName::Index(_) => None,
+                        Some(&known) => known,
                     };
-                    table != Some(node_id)
-                }
-                _ => true,
-            };
-            // Away from the root: no shortcuts, and nothing from outside the page into it.
-            let page_rule = node_owned || !graph.flags(child).has(NodeFlags::PAGE_OWNED);
-            let essential =
-                essential && (node == root || (kind != EdgeKind::Shortcut && page_rule));
-            graph.set_essential(edge, essential);
+                    table == ids[node]
+                };
+                let keep = if kind == weak || child == node || table_to_value {
+                    false
+                } else if node == root {
+                    true
+                } else {
+                    kind != shortcut && (node_owned || !owned[child])
+                };
+                essential[edge] = keep;
+            }
+        }
+    }
+    for (byte, keep) in graph.edge_kind_bytes_mut().iter_mut().zip(essential) {
+        if keep {
+            *byte |= EdgeKind::ESSENTIAL_BIT;
+        } else {
+            *byte &= !EdgeKind::ESSENTIAL_BIT;
         }
     }
 }

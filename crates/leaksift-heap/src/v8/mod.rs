@@ -340,7 +340,11 @@ pub fn read(
     bytes.release(edges_body.clone());
 
     let locations = match sections.locations.clone() {
-        Some(body) => read_locations(data, body, &meta, node_count, &kinds)?,
+        Some(body) => {
+            let locations = read_locations(data, body.clone(), &meta, node_count, &kinds)?;
+            bytes.release(body);
+            locations
+        }
         None => Vec::new(),
     };
 

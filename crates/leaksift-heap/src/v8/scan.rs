@@ -292,18 +292,23 @@ pub fn parse_records(
             break;
         }
         let start = i;
-        let mut value: u64 = 0;
         while i < n && text[i].is_ascii_digit() {
-            let digit = u64::from(text[i] - b'0');
-            value = value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(digit))
-                .ok_or_else(|| syntax(chunk.bytes.start + start, "a number below 2^64"))?;
             i += 1;
         }
-        if i == start {
-            return Err(syntax(chunk.bytes.start + i, "a non-negative integer"));
-        }
+        let digits = &text[start..i];
+        let value = match digits.len() {
+            0 => return Err(syntax(chunk.bytes.start + i, "a non-negative integer")),
+            // Up to 19 digits cannot overflow a u64.
+            1..=19 => digits
+                .iter()
+                .fold(0u64, |v, d| v * 10 + u64::from(d - b'0')),
+            _ => digits
+                .iter()
+                .try_fold(0u64, |v, d| {
+                    v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
+                .ok_or_else(|| syntax(chunk.bytes.start + start, "a number below 2^64"))?,
+        };
         fields[field] = value;
         field += 1;
         if field == record_len {

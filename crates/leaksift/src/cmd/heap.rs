@@ -53,7 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .take(args.top)
         .collect();
     let found = find_suspects(graph, dominators, args.threshold / 100.0);
-    let tree = PathTree::new(graph, &[]);
+    let representatives: Vec<NodeIndex> = found.iter().map(|s| s.representative()).collect();
+    let tree = PathTree::towards(graph, &representatives);
     let suspects: Vec<SuspectRow> = found
         .iter()
         .map(|s| {
@@ -79,9 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
         })
         .collect();
-    let detached = class_histogram_filtered(graph, dominators, |n| {
-        graph.detachedness(n) == Detachedness::Detached
-    });
+    let is_detached = |n: NodeIndex| graph.detachedness(n) == Detachedness::Detached;
+    let detached = if graph.nodes().any(is_detached) {
+        class_histogram_filtered(graph, dominators, is_detached)
+    } else {
+        Vec::new()
+    };
     let duplicates = duplicate_strings(&analysis, 10);
 
     let summary = HeapSummary {
