@@ -21,6 +21,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`TraceReader::open`] decodes on a background thread a few chunks ahead. For big traces,
+//! [`TraceReader::read_batch`] hands over a whole chunk's events per call (tens of thousands),
+//! which avoids moving every event through `next_event`'s return value.
+//!
 //! Event order: the recorder sorts events by time before writing them, so file order is time order
 //! (ties keep per-thread order). Event times are rounded down to a multiple of the writer's time
 //! resolution (the recorder uses 1 ms): an event's `time` is at most that much earlier than when it

@@ -27,39 +27,96 @@ pub enum Truncation {
 /// Streaming reader: the header is decoded by the constructor, events by [`TraceReader::events`]
 /// (or [`TraceReader::next_event`]). A chunk that fails its checksum or does not decode is an error
 /// with its byte offset; a chunk cut short by the end of the file ends the stream and marks the
-/// trace truncated.
+/// trace truncated. Chunks are decoded whole; [`TraceReader::open`] does that on a background
+/// thread, a few chunks ahead of the consumer.
 pub struct TraceReader<R: Read> {
-    input: R,
     header: TraceHeader,
-    /// File offset of the next unread byte of `input`.
-    offset: u64,
-    /// File offset where the chunk in `payload` starts (for error messages).
-    chunk_offset: u64,
-    stored: Vec<u8>,
-    payload: Vec<u8>,
-    pos: usize,
-    time: u64,
-    address: u64,
+    source: Source<R>,
+    /// The current chunk's undelivered events, in reverse order (delivered by `pop`).
+    current: Vec<Event>,
+    /// An error met inside the current chunk, returned after the events decoded before it.
+    pending_error: Option<TraceError>,
     saw_end: bool,
     truncation: Truncation,
-    failed: bool,
+    done: bool,
 }
+
+enum Source<R: Read> {
+    Inline(Chunks<R>),
+    /// Batches decoded by a prefetch thread; emptied event vectors go back to it for reuse.
+    Prefetched {
+        batches: std::sync::mpsc::Receiver<Batch>,
+        recycle: std::sync::mpsc::Sender<Vec<Event>>,
+    },
+}
+
+/// What decoding the next chunk produced.
+enum Batch {
+    /// The chunk's events in reverse order; `error` if a record in it did not decode (after
+    /// these events).
+    Events {
+        events: Vec<Event>,
+        error: Option<TraceError>,
+    },
+    /// The stream ended: cleanly, or inside the chunk starting at `partial_chunk_offset`.
+    End { partial_chunk_offset: Option<u64> },
+    /// The chunk could not be read or failed its checks.
+    Failed(TraceError),
+}
+
+/// Reads, checks and decodes chunks one at a time.
+struct Chunks<R: Read> {
+    input: R,
+    /// File offset of the next unread byte of `input`.
+    offset: u64,
+    stored: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+/// Batches the prefetch thread may decode ahead of the consumer.
+const PREFETCH_BATCHES: usize = 4;
 
 impl<R: Read> std::fmt::Debug for TraceReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TraceReader")
             .field("header", &self.header)
-            .field("offset", &self.offset)
             .field("truncation", &self.truncation)
             .finish()
     }
 }
 
 impl TraceReader<BufReader<File>> {
-    /// Opens a trace file. Errors from opening carry offset 0.
+    /// Opens a trace file and decodes it on a background thread, a few chunks ahead of the
+    /// consumer. Errors from opening carry offset 0.
     pub fn open(path: &Path) -> Result<Self, TraceError> {
         let file = File::open(path).map_err(|source| TraceError::Io { offset: 0, source })?;
-        TraceReader::new(BufReader::with_capacity(1 << 20, file))
+        let mut input = BufReader::with_capacity(1 << 20, file);
+        let (header, offset) = read_header(&mut input)?;
+        let mut chunks = Chunks {
+            input,
+            offset,
+            stored: Vec::new(),
+            payload: Vec::new(),
+        };
+        let (sender, batches) = std::sync::mpsc::sync_channel(PREFETCH_BATCHES);
+        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Event>>();
+        std::thread::Builder::new()
+            .name("trace-reader".into())
+            .spawn(move || {
+                loop {
+                    let events = recycled.try_recv().unwrap_or_default();
+                    let batch = chunks.next_batch(events);
+                    let last = !matches!(batch, Batch::Events { error: None, .. });
+                    if sender.send(batch).is_err() || last {
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| TraceError::Io { offset, source })?;
+        Ok(TraceReader::with_source(
+            header,
+            Source::Prefetched { batches, recycle },
+        ))
     }
 }
 
@@ -97,50 +154,28 @@ fn corrupt(offset: u64, what: impl Into<String>) -> TraceError {
 }
 
 impl<R: Read> TraceReader<R> {
-    /// Decodes the file header from `input`.
+    /// Decodes the file header from `input`; events are decoded on the calling thread.
     pub fn new(mut input: R) -> Result<Self, TraceError> {
-        let mut fixed = [0u8; 16];
-        let n = read_full(&mut input, &mut fixed, 0)?;
-        if n < 8 || fixed[..8] != MAGIC {
-            return Err(TraceError::BadMagic);
-        }
-        if n < 16 {
-            return Err(corrupt(n as u64, "file ends inside the header"));
-        }
-        let version = u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
-        if version != FORMAT_VERSION {
-            return Err(TraceError::UnsupportedVersion { offset: 8, version });
-        }
-        let header_len = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]);
-        if header_len > MAX_HEADER_LEN {
-            return Err(corrupt(
-                12,
-                format!("header length {header_len} is implausible"),
-            ));
-        }
-        let mut body = vec![0u8; header_len as usize + 4];
-        if read_full(&mut input, &mut body, 16)? < body.len() {
-            return Err(corrupt(16, "file ends inside the header"));
-        }
-        let (body, crc) = body.split_at(header_len as usize);
-        if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-            return Err(corrupt(16, "header checksum mismatch"));
-        }
-        let header = decode_header(body, version).map_err(|what| corrupt(16, what))?;
-        Ok(TraceReader {
+        let (header, offset) = read_header(&mut input)?;
+        let chunks = Chunks {
             input,
-            header,
-            offset: 16 + u64::from(header_len) + 4,
-            chunk_offset: 0,
+            offset,
             stored: Vec::new(),
             payload: Vec::new(),
-            pos: 0,
-            time: 0,
-            address: 0,
+        };
+        Ok(TraceReader::with_source(header, Source::Inline(chunks)))
+    }
+
+    fn with_source(header: TraceHeader, source: Source<R>) -> Self {
+        TraceReader {
+            header,
+            source,
+            current: Vec::new(),
+            pending_error: None,
             saw_end: false,
             truncation: Truncation::Unknown,
-            failed: false,
-        })
+            done: false,
+        }
     }
 
     pub fn header(&self) -> &TraceHeader {
@@ -163,122 +198,226 @@ impl<R: Read> TraceReader<R> {
         std::iter::from_fn(move || self.next_event().transpose())
     }
 
-    /// The next event, `Ok(None)` at the end of the trace.
+    /// The next event, `Ok(None)` at the end of the trace (and after an error).
     pub fn next_event(&mut self) -> Result<Option<Event>, TraceError> {
-        if self.failed {
-            return Ok(None);
-        }
         loop {
-            if self.pos < self.payload.len() {
-                let mut cursor = Cursor::new(&self.payload);
-                cursor.pos = self.pos;
-                let result = decode_record(&mut cursor, &mut self.time, &mut self.address);
-                let record_pos = self.pos;
-                self.pos = cursor.pos;
-                match result {
-                    Ok(Some(event)) => {
-                        if matches!(event, Event::End { .. }) {
-                            self.saw_end = true;
-                        }
-                        return Ok(Some(event));
-                    }
-                    Ok(None) => continue,
-                    Err(what) => {
-                        self.failed = true;
-                        return Err(corrupt(
-                            self.chunk_offset,
-                            format!(
-                                "in the chunk starting here, record at payload byte {record_pos}: {what}"
-                            ),
-                        ));
-                    }
+            if let Some(event) = self.current.pop() {
+                if matches!(event, Event::End { .. }) {
+                    self.saw_end = true;
                 }
+                return Ok(Some(event));
             }
-            match self.load_chunk() {
-                Ok(true) => continue,
-                Ok(false) => return Ok(None),
-                Err(e) => {
-                    self.failed = true;
-                    return Err(e);
-                }
+            if !self.refill()? {
+                return Ok(None);
             }
         }
     }
 
-    /// Reads and decompresses the next chunk; `Ok(false)` at the end of the stream.
-    fn load_chunk(&mut self) -> Result<bool, TraceError> {
-        let start = self.offset;
-        let mut head = [0u8; CHUNK_HEADER_LEN];
-        let n = read_full(&mut self.input, &mut head, start)?;
-        if n == 0 {
-            self.finish(None);
+    /// Appends the rest of the current chunk's events (or the next chunk's) to `out`, in order:
+    /// the cheap way to consume a trace, one chunk (tens of thousands of events) per call.
+    /// Returns `Ok(false)` at the end of the trace (and after an error).
+    pub fn read_batch(&mut self, out: &mut Vec<Event>) -> Result<bool, TraceError> {
+        while self.current.is_empty() {
+            if !self.refill()? {
+                return Ok(false);
+            }
+        }
+        let saw_end = &mut self.saw_end;
+        out.extend(self.current.drain(..).rev().inspect(|event| {
+            if matches!(event, Event::End { .. }) {
+                *saw_end = true;
+            }
+        }));
+        Ok(true)
+    }
+
+    /// Loads the next batch into `current` (which is empty): `Ok(true)` if that may have given
+    /// events, `Ok(false)` at the end, the chunk's error once its events are delivered.
+    fn refill(&mut self) -> Result<bool, TraceError> {
+        if let Some(error) = self.pending_error.take() {
+            self.done = true;
+            return Err(error);
+        }
+        if self.done {
             return Ok(false);
         }
+        let spent = std::mem::take(&mut self.current);
+        let batch = match &mut self.source {
+            Source::Inline(chunks) => chunks.next_batch(spent),
+            Source::Prefetched { batches, recycle } => {
+                // The decoder may have finished already; then the vector is simply dropped.
+                let _ = recycle.send(spent);
+                batches.recv().unwrap_or(Batch::Failed(TraceError::Io {
+                    offset: 0,
+                    source: io::Error::other("the trace decoding thread stopped"),
+                }))
+            }
+        };
+        match batch {
+            Batch::Events { events, error } => {
+                self.current = events;
+                self.pending_error = error;
+                Ok(true)
+            }
+            Batch::End {
+                partial_chunk_offset,
+            } => {
+                self.done = true;
+                self.truncation = if self.saw_end && partial_chunk_offset.is_none() {
+                    Truncation::Complete
+                } else {
+                    Truncation::Truncated {
+                        partial_chunk_offset,
+                    }
+                };
+                Ok(false)
+            }
+            Batch::Failed(error) => {
+                self.done = true;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Reads and checks the file header; returns it with the offset of the first chunk.
+fn read_header(input: &mut impl Read) -> Result<(TraceHeader, u64), TraceError> {
+    let mut fixed = [0u8; 16];
+    let n = read_full(input, &mut fixed, 0)?;
+    if n < 8 || fixed[..8] != MAGIC {
+        return Err(TraceError::BadMagic);
+    }
+    if n < 16 {
+        return Err(corrupt(n as u64, "file ends inside the header"));
+    }
+    let version = u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
+    if version != FORMAT_VERSION {
+        return Err(TraceError::UnsupportedVersion { offset: 8, version });
+    }
+    let header_len = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]);
+    if header_len > MAX_HEADER_LEN {
+        return Err(corrupt(
+            12,
+            format!("header length {header_len} is implausible"),
+        ));
+    }
+    let mut body = vec![0u8; header_len as usize + 4];
+    if read_full(input, &mut body, 16)? < body.len() {
+        return Err(corrupt(16, "file ends inside the header"));
+    }
+    let (body, crc) = body.split_at(header_len as usize);
+    if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err(corrupt(16, "header checksum mismatch"));
+    }
+    let header = decode_header(body, version).map_err(|what| corrupt(16, what))?;
+    Ok((header, 16 + u64::from(header_len) + 4))
+}
+
+impl<R: Read> Chunks<R> {
+    /// Decodes the next chunk into `events` (cleared first; its capacity is reused).
+    fn next_batch(&mut self, events: Vec<Event>) -> Batch {
+        match self.load_chunk() {
+            Ok(Some(start)) => self.decode_chunk(start, events),
+            Ok(None) => Batch::End {
+                partial_chunk_offset: None,
+            },
+            Err(Ok(partial)) => Batch::End {
+                partial_chunk_offset: Some(partial),
+            },
+            Err(Err(error)) => Batch::Failed(error),
+        }
+    }
+
+    /// Decodes every record of the loaded payload, stopping at the first bad one.
+    fn decode_chunk(&self, start: u64, mut events: Vec<Event>) -> Batch {
+        events.clear();
+        let mut cursor = Cursor::new(&self.payload);
+        let (mut time, mut address) = (0u64, 0u64);
+        let mut error = None;
+        while !cursor.is_empty() {
+            let record_pos = cursor.pos;
+            match decode_record(&mut cursor, &mut time, &mut address) {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(what) => {
+                    error = Some(corrupt(
+                        start,
+                        format!(
+                            "in the chunk starting here, record at payload byte {record_pos}: {what}"
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+        events.reverse();
+        Batch::Events { events, error }
+    }
+
+    /// Reads, decompresses and checks the next chunk into `payload`: `Ok(Some(offset))` with the
+    /// chunk's file offset, `Ok(None)` at a clean end of the stream, `Err(Ok(offset))` when the
+    /// stream ends inside the chunk at `offset`, `Err(Err(error))` when it is corrupt.
+    #[allow(clippy::type_complexity)]
+    fn load_chunk(&mut self) -> Result<Option<u64>, Result<u64, TraceError>> {
+        let start = self.offset;
+        let mut head = [0u8; CHUNK_HEADER_LEN];
+        let n = read_full(&mut self.input, &mut head, start).map_err(Err)?;
+        if n == 0 {
+            return Ok(None);
+        }
         if n < CHUNK_HEADER_LEN {
-            self.finish(Some(start));
-            return Ok(false);
+            return Err(Ok(start));
         }
         let raw_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let stored_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         let codec = head[8];
         let crc = u32::from_le_bytes([head[9], head[10], head[11], head[12]]);
         if raw_len > MAX_CHUNK_LEN || raw_len == 0 {
-            return Err(corrupt(
+            return Err(Err(corrupt(
                 start,
                 format!("chunk length {raw_len} is implausible"),
-            ));
+            )));
         }
         let plausible_stored = match codec {
             CODEC_NONE => stored_len == raw_len,
             CODEC_LZ4 => stored_len > 0 && stored_len < raw_len,
-            _ => return Err(corrupt(start + 8, format!("unknown chunk codec {codec}"))),
+            _ => {
+                return Err(Err(corrupt(
+                    start + 8,
+                    format!("unknown chunk codec {codec}"),
+                )));
+            }
         };
         if !plausible_stored {
-            return Err(corrupt(
+            return Err(Err(corrupt(
                 start + 4,
                 format!("stored chunk length {stored_len} is implausible"),
-            ));
+            )));
         }
         self.stored.resize(stored_len as usize, 0);
         let got = read_full(
             &mut self.input,
             &mut self.stored,
             start + CHUNK_HEADER_LEN as u64,
-        )?;
+        )
+        .map_err(Err)?;
         if got < stored_len as usize {
-            self.finish(Some(start));
-            return Ok(false);
+            return Err(Ok(start));
         }
         self.payload.resize(raw_len as usize, 0);
         if codec == CODEC_LZ4 {
             match lz4_flex::block::decompress_into(&self.stored, &mut self.payload) {
                 Ok(n) if n == raw_len as usize => {}
-                _ => return Err(corrupt(start, "chunk does not decompress")),
+                _ => return Err(Err(corrupt(start, "chunk does not decompress"))),
             }
         } else {
             self.payload.copy_from_slice(&self.stored);
         }
         if crc32fast::hash(&self.payload) != crc {
-            return Err(corrupt(start, "chunk checksum mismatch"));
+            return Err(Err(corrupt(start, "chunk checksum mismatch")));
         }
         self.offset = start + (CHUNK_HEADER_LEN as u64) + u64::from(stored_len);
-        self.chunk_offset = start;
-        self.pos = 0;
-        self.time = 0;
-        self.address = 0;
-        Ok(true)
-    }
-
-    fn finish(&mut self, partial_chunk_offset: Option<u64>) {
-        self.payload.clear();
-        self.pos = 0;
-        self.truncation = if self.saw_end && partial_chunk_offset.is_none() {
-            Truncation::Complete
-        } else {
-            Truncation::Truncated {
-                partial_chunk_offset,
-            }
-        };
+        Ok(Some(start))
     }
 }
 

@@ -35,6 +35,7 @@ impl<'a> Cursor<'a> {
         self.pos >= self.bytes.len()
     }
 
+    #[inline(always)]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         let byte = *self
             .bytes
@@ -44,7 +45,19 @@ impl<'a> Cursor<'a> {
         Ok(byte)
     }
 
+    #[inline(always)]
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Fast path: most fields are one byte.
+        if let Some(&byte) = self.bytes.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;
@@ -60,6 +73,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a zigzag delta and applies it to `base`.
+    #[inline(always)]
     pub(crate) fn delta(&mut self, base: u64) -> Result<u64, DecodeError> {
         let zigzag = self.varint()?;
         let delta = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
@@ -67,6 +81,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A varint that must fit in `u32`.
+    #[inline(always)]
     pub(crate) fn varint_u32(&mut self) -> Result<u32, DecodeError> {
         u32::try_from(self.varint()?).map_err(|_| "value does not fit in 32 bits")
     }

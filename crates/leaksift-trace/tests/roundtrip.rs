@@ -259,6 +259,71 @@ fn bad_magic_version_and_checksums_are_named_errors() {
     assert!(err.offset() > 16);
 }
 
+#[test]
+fn read_batch_delivers_the_same_events_chunk_by_chunk() {
+    let mut events = sample_events();
+    events.pop();
+    for i in 0..5000u64 {
+        events.push(Event::Free {
+            time: TraceTime(i),
+            thread: ThreadId(1),
+            address: i * 16,
+        });
+    }
+    events.push(Event::End {
+        time: TraceTime(9),
+        end: ProcessEnd::Exited(0),
+    });
+    let bytes = encode(&events, 1024);
+    let mut reader = TraceReader::from_bytes(&bytes).unwrap();
+    let mut out = Vec::new();
+    let mut calls = 0;
+    while reader.read_batch(&mut out).unwrap() {
+        calls += 1;
+    }
+    assert!(calls > 1, "several chunks");
+    assert_eq!(out, events);
+    assert_eq!(reader.truncation(), Truncation::Complete);
+}
+
+#[test]
+fn files_read_on_the_prefetch_thread_behave_like_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = sample_events();
+    for i in 0..3000u64 {
+        events.insert(
+            3,
+            Event::Free {
+                time: TraceTime(i),
+                thread: ThreadId(2),
+                address: i,
+            },
+        );
+    }
+    let good = encode(&events, 1024);
+    let mut variants = vec![good.clone(), good[..good.len() - 7].to_vec()];
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    variants.push(flipped);
+    for bytes in variants {
+        let path = dir.path().join("t.lks");
+        std::fs::write(&path, &bytes).unwrap();
+        let mut from_file = TraceReader::open(&path).unwrap();
+        let file_events: Vec<Result<Event, String>> = from_file
+            .events()
+            .map(|e| e.map_err(|e| e.to_string()))
+            .collect();
+        let mut from_bytes = TraceReader::from_bytes(&bytes).unwrap();
+        let byte_events: Vec<Result<Event, String>> = from_bytes
+            .events()
+            .map(|e| e.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(file_events, byte_events);
+        assert_eq!(from_file.truncation(), from_bytes.truncation());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
