@@ -32,8 +32,9 @@ pub enum Truncation {
 pub struct TraceReader<R: Read> {
     header: TraceHeader,
     source: Source<R>,
-    /// The current chunk's undelivered events, in reverse order (delivered by `pop`).
+    /// The current chunk's events; those before `delivered` were handed out already.
     current: Vec<Event>,
+    delivered: usize,
     /// An error met inside the current chunk, returned after the events decoded before it.
     pending_error: Option<TraceError>,
     saw_end: bool,
@@ -52,8 +53,7 @@ enum Source<R: Read> {
 
 /// What decoding the next chunk produced.
 enum Batch {
-    /// The chunk's events in reverse order; `error` if a record in it did not decode (after
-    /// these events).
+    /// The chunk's events; `error` if a record in it did not decode (after these events).
     Events {
         events: Vec<Event>,
         error: Option<TraceError>,
@@ -72,6 +72,13 @@ struct Chunks<R: Read> {
     stored: Vec<u8>,
     payload: Vec<u8>,
 }
+
+/// Stands in for events moved out of a batch.
+const PLACEHOLDER: Event = Event::Free {
+    time: TraceTime(0),
+    thread: ThreadId(0),
+    address: 0,
+};
 
 /// Batches the prefetch thread may decode ahead of the consumer.
 const PREFETCH_BATCHES: usize = 4;
@@ -171,6 +178,7 @@ impl<R: Read> TraceReader<R> {
             header,
             source,
             current: Vec::new(),
+            delivered: 0,
             pending_error: None,
             saw_end: false,
             truncation: Truncation::Unknown,
@@ -201,7 +209,10 @@ impl<R: Read> TraceReader<R> {
     /// The next event, `Ok(None)` at the end of the trace (and after an error).
     pub fn next_event(&mut self) -> Result<Option<Event>, TraceError> {
         loop {
-            if let Some(event) = self.current.pop() {
+            if let Some(slot) = self.current.get_mut(self.delivered) {
+                self.delivered += 1;
+                // A cheap stand-in keeps the vector whole for reuse.
+                let event = std::mem::replace(slot, PLACEHOLDER);
                 if matches!(event, Event::End { .. }) {
                     self.saw_end = true;
                 }
@@ -214,20 +225,27 @@ impl<R: Read> TraceReader<R> {
     }
 
     /// Appends the rest of the current chunk's events (or the next chunk's) to `out`, in order:
-    /// the cheap way to consume a trace, one chunk (tens of thousands of events) per call.
-    /// Returns `Ok(false)` at the end of the trace (and after an error).
+    /// the cheap way to consume a trace, one chunk (tens of thousands of events) per call, with
+    /// no copying at all when `out` is empty. Returns `Ok(false)` at the end of the trace (and
+    /// after an error).
     pub fn read_batch(&mut self, out: &mut Vec<Event>) -> Result<bool, TraceError> {
-        while self.current.is_empty() {
+        while self.delivered >= self.current.len() {
             if !self.refill()? {
                 return Ok(false);
             }
         }
-        let saw_end = &mut self.saw_end;
-        out.extend(self.current.drain(..).rev().inspect(|event| {
-            if matches!(event, Event::End { .. }) {
-                *saw_end = true;
-            }
-        }));
+        let fresh = &self.current[self.delivered..];
+        if fresh.iter().any(|event| matches!(event, Event::End { .. })) {
+            self.saw_end = true;
+        }
+        if out.is_empty() && self.delivered == 0 {
+            // Hand the whole vector over; keep `out`'s allocation for the next chunk.
+            std::mem::swap(out, &mut self.current);
+        } else {
+            out.extend(self.current.drain(self.delivered..));
+        }
+        self.current.clear();
+        self.delivered = 0;
         Ok(true)
     }
 
@@ -241,7 +259,9 @@ impl<R: Read> TraceReader<R> {
         if self.done {
             return Ok(false);
         }
-        let spent = std::mem::take(&mut self.current);
+        let mut spent = std::mem::take(&mut self.current);
+        spent.clear();
+        self.delivered = 0;
         let batch = match &mut self.source {
             Source::Inline(chunks) => chunks.next_batch(spent),
             Source::Prefetched { batches, recycle } => {
@@ -350,7 +370,6 @@ impl<R: Read> Chunks<R> {
                 }
             }
         }
-        events.reverse();
         Batch::Events { events, error }
     }
 

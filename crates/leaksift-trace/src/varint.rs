@@ -57,6 +57,7 @@ impl<'a> Cursor<'a> {
         self.varint_slow()
     }
 
+    #[inline]
     fn varint_slow(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
