@@ -339,3 +339,111 @@ pub fn signature(graph: &HeapGraph, path: &RetainingPath) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::*;
+
+    /// A V8-like graph: root -> holder -> items (class Item, ids given), plus a Keep object.
+    fn snapshot(item_ids: &[u64]) -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
+        let node = |b: &mut GraphBuilder, name: &str, id: u64, size: u64| {
+            let s = b.strings_mut().intern(name).unwrap();
+            let class = b.intern_class(ClassInfo::named(s)).unwrap();
+            b.add_node(NodeData {
+                id: ObjectId(id),
+                class,
+                name: s,
+                self_size: size,
+                kind: if id == 1 {
+                    NodeKind::Synthetic
+                } else {
+                    NodeKind::Object
+                },
+                flags: NodeFlags::default(),
+            })
+            .unwrap()
+        };
+        let root = node(&mut b, "", 1, 0);
+        let holder = node(&mut b, "Holder", 3, 10);
+        let keep = node(&mut b, "Keep", 5, 7);
+        let items: Vec<NodeIndex> = item_ids
+            .iter()
+            .map(|id| node(&mut b, "Item", *id, 100))
+            .collect();
+        let list = b.strings_mut().intern("list").unwrap();
+        for (from, to, name) in [
+            (root, holder, EdgeName::Named(list)),
+            (root, keep, EdgeName::Named(list)),
+        ] {
+            b.add_edge(
+                from,
+                EdgeData {
+                    to,
+                    kind: EdgeKind::Property,
+                    name,
+                    essential: true,
+                },
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            b.add_edge(
+                holder,
+                EdgeData {
+                    to: *item,
+                    kind: EdgeKind::Element,
+                    name: EdgeName::Index(i as u32),
+                    essential: true,
+                },
+            );
+        }
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn compare_matches_objects_by_id() {
+        let a = snapshot(&[11, 13, 15]);
+        let b = snapshot(&[13, 15, 17, 19]);
+        let diffs = compare(&a, &b);
+        assert_eq!(diffs.len(), 1);
+        let item = &diffs[0];
+        assert_eq!(item.name, "Item");
+        assert_eq!((item.new_count, item.deleted_count), (2, 1));
+        assert_eq!((item.new_bytes, item.deleted_bytes), (200, 100));
+    }
+
+    #[test]
+    fn compare_histograms_reports_net_change() {
+        let a = snapshot(&[11, 13, 15]);
+        let b = snapshot(&[21, 23]);
+        let (da, db) = (Dominators::compute(&a), Dominators::compute(&b));
+        let ha = crate::histogram::class_histogram(&a, &da);
+        let hb = crate::histogram::class_histogram(&b, &db);
+        let diffs = compare_histograms(&a, &ha, &b, &hb);
+        assert_eq!(diffs.len(), 1);
+        assert_eq!((diffs[0].new_count, diffs[0].deleted_count), (0, 1));
+        assert_eq!(diffs[0].deleted_bytes, 100);
+    }
+
+    #[test]
+    fn three_way_groups_new_survivors_by_path() {
+        let baseline = snapshot(&[11]);
+        let target = snapshot(&[11, 13, 15, 17]);
+        let last = snapshot(&[11, 13, 15, 19]);
+        let d = Dominators::compute(&last);
+        let leaks = find_leaks(&sorted_ids(&baseline), &sorted_ids(&target), &last, &d);
+        // 13 and 15 survive (17 died, 19 is newer than target); one path signature.
+        assert_eq!(leaks.len(), 1);
+        assert_eq!(leaks[0].count, 2);
+        assert_eq!(leaks[0].retained_bytes, 200);
+        assert_eq!(last.class_name(leaks[0].class), "Item");
+        assert!(
+            leaks[0].signature.contains("-element:[]-> Item"),
+            "{}",
+            leaks[0].signature
+        );
+        let path = leaks[0].path.as_ref().unwrap();
+        assert_eq!(path.steps.len(), 3);
+    }
+}

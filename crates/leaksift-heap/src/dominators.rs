@@ -84,6 +84,13 @@ impl Dominators {
         self.dominated[from..to].iter().map(|n| NodeIndex(*n))
     }
 
+    /// The ordinals of the nodes `node` immediately dominates, as a slice.
+    pub fn dominated_ordinals(&self, node: NodeIndex) -> &[u32] {
+        let from = self.first_dominated[node.get()] as usize;
+        let to = self.first_dominated[node.get() + 1] as usize;
+        &self.dominated[from..to]
+    }
+
     /// How many nodes were not reachable from the root over essential edges.
     pub fn unreachable_count(&self) -> u32 {
         self.unreachable
@@ -129,6 +136,11 @@ fn dominated_csr(idom: &[u32], root: NodeIndex) -> (Vec<u32>, Vec<u32>) {
 }
 
 /// Returns (idom per ordinal, preorder of ordinals, number of nodes not reached from the root).
+///
+/// Memory: besides the graph, seven u32 columns plus the reverse CSR of essential edges. Two
+/// slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and `label`
+/// holds the head of its bucket; while a vertex waits in a bucket, `dom` holds the link to the
+/// next one.
 fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
@@ -137,10 +149,9 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     let essential = |edge: usize| kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0;
     // Vertex numbers are ordinal + 1; 0 means "none".
     let r = graph.root().0 + 1;
-    let mut parent = vec![0u32; n + 1];
+    let mut ancestor = vec![0u32; n + 1];
     let mut semi = vec![0u32; n + 1];
     let mut vertex = vec![0u32; n + 1];
-    let mut label = vec![0u32; n + 1];
     let mut count = 0u32;
     let reached_from_root;
     {
@@ -153,7 +164,6 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
                     *count += 1;
                     semi[v as usize] = *count;
                     vertex[*count as usize] = v;
-                    label[v as usize] = v;
                 }
                 let mut v_next = parent[v as usize];
                 let ordinal = v as usize - 1;
@@ -173,7 +183,7 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
                 v = v_next;
             }
         };
-        dfs(r, &mut parent, &mut semi, &mut count);
+        dfs(r, &mut ancestor, &mut semi, &mut count);
         reached_from_root = count;
         if (count as usize) < n {
             let mut has_essential_retainer = vec![false; n];
@@ -184,8 +194,8 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             }
             for v in 1..=n as u32 {
                 if semi[v as usize] == 0 && !has_essential_retainer[v as usize - 1] {
-                    parent[v as usize] = r;
-                    dfs(v, &mut parent, &mut semi, &mut count);
+                    ancestor[v as usize] = r;
+                    dfs(v, &mut ancestor, &mut semi, &mut count);
                 }
             }
         }
@@ -193,45 +203,45 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     if (count as usize) < n {
         for v in 1..=n as u32 {
             if semi[v as usize] == 0 {
-                parent[v as usize] = r;
+                ancestor[v as usize] = r;
                 count += 1;
                 semi[v as usize] = count;
                 vertex[count as usize] = v;
-                label[v as usize] = v;
             }
         }
     }
+    // The root is never linked; keep its slot from reading as "has a parent".
+    ancestor[r as usize] = 0;
     let unreachable = n as u32 - reached_from_root;
 
     // Essential retainers of every node (reverse CSR, source vertex numbers).
     let (first_retainer, retainers) = essential_retainers(graph);
 
-    let mut ancestor = vec![0u32; n + 1];
+    let mut label = vec![0u32; n + 1];
     let mut dom = vec![0u32; n + 1];
-    // Buckets are linked lists; while a vertex waits in a bucket, its `dom` slot holds the link
-    // to the next one (it gets its real value when the bucket is processed).
-    let mut bucket_head = vec![0u32; n + 1];
+    let mut linked = vec![false; n + 1];
     let mut stack: Vec<u32> = Vec::new();
 
-    let mut eval = |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32]| -> u32 {
-        if ancestor[v as usize] == 0 {
-            return v;
-        }
-        // compress(v), iteratively.
-        let mut x = v;
-        while ancestor[ancestor[x as usize] as usize] != 0 {
-            stack.push(x);
-            x = ancestor[x as usize];
-        }
-        while let Some(w) = stack.pop() {
-            let a = ancestor[w as usize] as usize;
-            if semi[label[a] as usize] < semi[label[w as usize] as usize] {
-                label[w as usize] = label[a];
+    let mut eval =
+        |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32], linked: &[bool]| -> u32 {
+            if !linked[v as usize] {
+                return v;
             }
-            ancestor[w as usize] = ancestor[a];
-        }
-        label[v as usize]
-    };
+            // compress(v), iteratively: walk up while the ancestor is itself linked.
+            let mut x = v;
+            while linked[ancestor[x as usize] as usize] {
+                stack.push(x);
+                x = ancestor[x as usize];
+            }
+            while let Some(w) = stack.pop() {
+                let a = ancestor[w as usize] as usize;
+                if semi[label[a] as usize] < semi[label[w as usize] as usize] {
+                    label[w as usize] = label[a];
+                }
+                ancestor[w as usize] = ancestor[a];
+            }
+            label[v as usize]
+        };
 
     for i in (2..=count).rev() {
         let w = vertex[i as usize];
@@ -242,20 +252,32 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             semi[w as usize] = semi[r as usize];
         }
         for &v in preds {
-            let u = eval(v, &mut ancestor, &mut label, &semi);
+            let u = eval(v, &mut ancestor, &mut label, &semi, &linked);
             if semi[u as usize] < semi[w as usize] {
                 semi[w as usize] = semi[u as usize];
             }
         }
+        // Add w to the bucket of its semidominator (not linked yet: its number is smaller).
         let s = vertex[semi[w as usize] as usize] as usize;
-        dom[w as usize] = bucket_head[s];
-        bucket_head[s] = w;
-        let p = parent[w as usize];
-        ancestor[w as usize] = p;
-        let mut v = std::mem::take(&mut bucket_head[p as usize]);
+        dom[w as usize] = label[s];
+        label[s] = w;
+        // Link w under its parent. Vertices still in w's own bucket can never be processed
+        // (only w's children process it, and they are done): like DevTools, they get no
+        // dominator here and the final pass sends them to the root.
+        let p = ancestor[w as usize];
+        let mut stranded = label[w as usize];
+        while stranded != 0 {
+            let next = dom[stranded as usize];
+            dom[stranded as usize] = 0;
+            stranded = next;
+        }
+        label[w as usize] = w;
+        linked[w as usize] = true;
+        // Process the bucket of the parent.
+        let mut v = std::mem::take(&mut label[p as usize]);
         while v != 0 {
             let next = dom[v as usize];
-            let u = eval(v, &mut ancestor, &mut label, &semi);
+            let u = eval(v, &mut ancestor, &mut label, &semi, &linked);
             dom[v as usize] = if semi[u as usize] < semi[v as usize] {
                 u
             } else {
@@ -264,15 +286,11 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             v = next;
         }
     }
-    drop((
-        ancestor,
-        bucket_head,
-        parent,
-        label,
-        retainers,
-        first_retainer,
-    ));
+    drop((ancestor, label, linked, retainers, first_retainer));
 
+    // Unlike the paper, the root dominates itself, and dom[0] = r sends vertices that got no
+    // dominator (see above) to the root, as DevTools does.
+    dom[0] = r;
     dom[r as usize] = r;
     for i in 2..=count {
         let w = vertex[i as usize] as usize;

@@ -1338,6 +1338,24 @@ impl HeapGraph {
         &mut self.edge_kind
     }
 
+    /// Takes the edge kind column out of the graph so it can be rewritten in parallel while the
+    /// other columns are read; give it back with [`HeapGraph::restore_edge_kind_bytes`]. Until
+    /// then, edge kinds must not be read through the graph.
+    pub fn take_edge_kind_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.edge_kind)
+    }
+
+    /// Puts back a column taken with [`HeapGraph::take_edge_kind_bytes`].
+    pub fn restore_edge_kind_bytes(&mut self, kinds: Vec<u8>) -> Result<(), GraphError> {
+        if kinds.len() != self.edge_to.len() {
+            return Err(GraphError::BadEdgeIndex(
+                "edge kind column of the wrong length",
+            ));
+        }
+        self.edge_kind = kinds;
+        Ok(())
+    }
+
     /// Changes an edge's essential bit (readers whose rule depends on reachability, such as
     /// DevTools' page-owned rule, decide after the graph is built).
     pub fn set_essential(&mut self, edge: EdgeIndex, essential: bool) {

@@ -51,24 +51,43 @@ pub fn class_histogram_filtered(
         s.shallow_bytes = s.shallow_bytes.saturating_add(size);
     }
     // Depth-first over the dominator tree, tracking how many counted instances of each class
-    // are on the current path; a node counts only if none are.
+    // are on the current path; a node counts only if none are. The stack holds (node, index of
+    // the next child to visit, whether the node was counted), so it is as deep as the tree.
     let mut active = vec![0u32; classes];
-    let mut stack: Vec<(u32, bool)> = vec![(dominators.root().0, false)];
-    while let Some((node, leaving)) = stack.pop() {
-        let class = class_of[node as usize] as usize;
-        if leaving {
-            active[class] -= 1;
-            continue;
-        }
-        let index = NodeIndex(node);
-        if active[class] == 0 && sizes[node as usize] != 0 && filter(index) {
+    let root = dominators.root();
+    let mut stack: Vec<(NodeIndex, usize, bool)> = vec![(root, 0, false)];
+    let enter_node = |node: NodeIndex, stats: &mut Vec<ClassStats>, active: &mut Vec<u32>| {
+        let class = class_of[node.get()] as usize;
+        if active[class] == 0 && sizes[node.get()] != 0 && filter(node) {
             stats[class].retained_bytes = stats[class]
                 .retained_bytes
-                .saturating_add(dominators.retained(index));
+                .saturating_add(dominators.retained(node));
             active[class] += 1;
-            stack.push((node, true));
+            true
+        } else {
+            false
         }
-        stack.extend(dominators.dominated(index).map(|c| (c.0, false)));
+    };
+    stack[0].2 = enter_node(root, &mut stats, &mut active);
+    while let Some(top) = stack.last_mut() {
+        let (node, next, _) = *top;
+        match dominators
+            .dominated_ordinals(node)
+            .get(next)
+            .map(|c| NodeIndex(*c))
+        {
+            Some(child) => {
+                top.1 += 1;
+                let counted = enter_node(child, &mut stats, &mut active);
+                stack.push((child, 0, counted));
+            }
+            None => {
+                if top.2 {
+                    active[class_of[node.get()] as usize] -= 1;
+                }
+                stack.pop();
+            }
+        }
     }
     stats.retain(|s| s.count > 0);
     stats.sort_by(|a, b| {
@@ -91,23 +110,31 @@ pub struct DuplicateString {
 
 /// String values held by more than one string object, most wasted bytes first (at most `top`).
 pub fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateString> {
-    let mut by_value: rustc_hash::FxHashMap<u32, (u64, u64, u64)> = Default::default();
+    // First pass: how many string objects have each value (a counter per string-table entry).
+    let mut copies = vec![0u32; graph.strings().len()];
     for node in graph.nodes() {
-        if !graph.kind(node).is_string() {
-            continue;
+        if graph.kind(node).is_string() {
+            if let Some(c) = copies.get_mut(graph.name_id(node).0 as usize) {
+                *c = c.saturating_add(1);
+            }
         }
-        let size = graph.self_size(node);
-        let entry = by_value.entry(graph.name_id(node).0).or_insert((0, 0, 0));
-        entry.0 += 1;
-        entry.1 = entry.1.saturating_add(size);
-        entry.2 = entry.2.max(size);
     }
-    let mut rows: Vec<DuplicateString> = by_value
+    // Second pass: sizes of the values held more than once.
+    let mut sizes: rustc_hash::FxHashMap<u32, (u64, u64)> = Default::default();
+    for node in graph.nodes() {
+        let name = graph.name_id(node).0;
+        if graph.kind(node).is_string() && copies.get(name as usize).is_some_and(|c| *c > 1) {
+            let size = graph.self_size(node);
+            let entry = sizes.entry(name).or_insert((0, 0));
+            entry.0 = entry.0.saturating_add(size);
+            entry.1 = entry.1.max(size);
+        }
+    }
+    let mut rows: Vec<DuplicateString> = sizes
         .into_iter()
-        .filter(|(_, (count, _, _))| *count > 1)
-        .map(|(value, (count, total, biggest))| DuplicateString {
+        .map(|(value, (total, biggest))| DuplicateString {
             value: crate::graph::StringId(value),
-            count,
+            count: u64::from(copies[value as usize]),
             wasted_bytes: total - biggest,
         })
         .filter(|d| d.wasted_bytes > 0)

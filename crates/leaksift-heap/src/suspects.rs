@@ -138,3 +138,83 @@ pub fn find_suspects(graph: &HeapGraph, dominators: &Dominators, threshold: f64)
     suspects.extend(classes);
     suspects
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::*;
+
+    /// root -> a (10) -> b (1000) -> c (900); root -> d (50); root -> e1, e2 (class E, 80 each)
+    fn graph() -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), 8, 8);
+        let class = |b: &mut GraphBuilder, name: &str| {
+            let s = b.strings_mut().intern(name).unwrap();
+            (b.intern_class(ClassInfo::named(s)).unwrap(), s)
+        };
+        let nodes = [
+            ("Root", 0),
+            ("A", 10),
+            ("B", 1000),
+            ("C", 900),
+            ("D", 50),
+            ("E", 80),
+            ("E", 80),
+        ];
+        for (i, (name, size)) in nodes.iter().enumerate() {
+            let (class, s) = class(&mut b, name);
+            b.add_node(NodeData {
+                id: ObjectId(i as u64),
+                class,
+                name: s,
+                self_size: *size,
+                kind: if i == 0 {
+                    NodeKind::Root
+                } else {
+                    NodeKind::Instance
+                },
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+        }
+        for (from, to) in [(0, 1), (1, 2), (2, 3), (0, 4), (0, 5), (0, 6)] {
+            b.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(to),
+                    kind: EdgeKind::Field,
+                    name: EdgeName::Index(0),
+                    essential: true,
+                },
+            );
+        }
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn finds_single_and_class_suspects_with_accumulation_points() {
+        let g = graph();
+        let d = Dominators::compute(&g);
+        assert_eq!(d.retained(g.root()), 2120);
+        let s = find_suspects(&g, &d, 0.05);
+        // A retains 1910 (90%); its biggest child B keeps 1900 ≥ 70%, then C keeps 900 < 70% of B.
+        assert_eq!(s[0].kind, SuspectKind::Single(NodeIndex(1)));
+        assert_eq!(s[0].retained_bytes, 1910);
+        assert_eq!(s[0].accumulation_point, NodeIndex(2));
+        // D (50) and each E (80) are below 5% alone (106); the two E together (160) are not.
+        assert_eq!(s.len(), 2);
+        assert!(matches!(s[1].kind, SuspectKind::Class { instances: 2, .. }));
+        assert_eq!(s[1].retained_bytes, 160);
+    }
+
+    #[test]
+    fn class_histogram_counts_nested_instances_once() {
+        let g = graph();
+        let d = Dominators::compute(&g);
+        let h = crate::histogram::class_histogram(&g, &d);
+        let e = h.iter().find(|c| g.class_name(c.class) == "E").unwrap();
+        assert_eq!((e.count, e.shallow_bytes, e.retained_bytes), (2, 160, 160));
+        let a = h.iter().find(|c| g.class_name(c.class) == "A").unwrap();
+        assert_eq!(a.retained_bytes, 1910);
+        assert_eq!(h[0].class, a.class);
+    }
+}

@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::graph::{
@@ -184,64 +185,79 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
 /// Sets each edge's essential bit by DevTools' rule: not weak, not a self edge, not the WeakMap
 /// table → value ephemeron edge, shortcuts only from the root, and no edge from a non-page-owned
 /// node into a page-owned one (except from the root).
-pub fn mark_essential_edges(graph: &mut HeapGraph) {
-    let root = graph.root().get();
+pub fn mark_essential_edges(graph: &mut HeapGraph) -> Result<(), GraphError> {
+    const NOT_EPHEMERON: u64 = u64::MAX;
+    let mut kinds = graph.take_edge_kind_bytes();
+    let graph_ref: &HeapGraph = graph;
+    let root = graph_ref.root().get();
     let internal = EdgeKind::Internal.to_byte(false);
     let weak = EdgeKind::Weak.to_byte(false);
     let shortcut = EdgeKind::Shortcut.to_byte(false);
-    // Per string id: the WeakMap table id it names if it is an ephemeron edge name.
-    const UNKNOWN: u64 = u64::MAX;
-    const NOT_EPHEMERON: u64 = u64::MAX - 1;
-    let mut table_of_name: Vec<u64> = vec![UNKNOWN; graph.strings().len()];
-    let mut essential = vec![false; graph.edge_count() as usize];
-    {
-        let first_edge = graph.first_edges();
-        let targets = graph.edge_targets();
-        let kinds = graph.edge_kind_bytes();
-        let ids = graph.ids();
-        let owned: Vec<bool> = graph
-            .nodes()
-            .map(|n| graph.flags(n).has(NodeFlags::PAGE_OWNED))
-            .collect();
-        for node in 0..graph.node_count() {
-            let node_owned = owned[node];
-            for edge in first_edge[node] as usize..first_edge[node + 1] as usize {
-                let kind = kinds[edge] & !EdgeKind::ESSENTIAL_BIT;
-                let child = targets[edge] as usize;
-                let table_to_value = kind == internal && {
-                    let name = graph.edge_name_raw(EdgeIndex(edge as u64));
-                    let table = match table_of_name.get(name as usize) {
-                        Some(&UNKNOWN) | None => {
-                            let parsed = weak_map_table_id(&graph.string(StringId(name)))
-                                .filter(|t| *t < NOT_EPHEMERON)
-                                .unwrap_or(NOT_EPHEMERON);
-                            if let Some(slot) = table_of_name.get_mut(name as usize) {
-                                *slot = parsed;
-                            }
-                            parsed
-                        }
-                        Some(&known) => known,
+    let first_edge = graph_ref.first_edges();
+    let targets = graph_ref.edge_targets();
+    let ids = graph_ref.ids();
+    let owned = |node: usize| {
+        graph_ref
+            .flags(NodeIndex(node as u32))
+            .has(NodeFlags::PAGE_OWNED)
+    };
+    // Node ranges processed in parallel, each owning the kind bytes of its edges.
+    let n = graph_ref.node_count();
+    let pieces = (rayon::current_num_threads() * 4).max(1);
+    let step = n.div_ceil(pieces).max(1);
+    let ranges: Vec<(usize, usize)> = (0..n)
+        .step_by(step)
+        .map(|a| (a, (a + step).min(n)))
+        .collect();
+    let lengths: Vec<usize> = ranges
+        .iter()
+        .map(|(a, b)| (first_edge[*b] - first_edge[*a]) as usize)
+        .collect();
+    let slices = super::scan::split_mut(&mut kinds, &lengths);
+    ranges
+        .par_iter()
+        .zip(slices)
+        .for_each(|(&(from, to), out)| {
+            // Per string id: the WeakMap table an ephemeron edge name points to.
+            let mut table_of_name: FxHashMap<u32, u64> = FxHashMap::default();
+            let base = first_edge[from] as usize;
+            for node in from..to {
+                let node_owned = owned(node);
+                for edge in first_edge[node] as usize..first_edge[node + 1] as usize {
+                    let byte = &mut out[edge - base];
+                    let kind = *byte & !EdgeKind::ESSENTIAL_BIT;
+                    let child = targets[edge] as usize;
+                    let table_to_value = kind == internal && {
+                        let name = graph_ref.edge_name_raw(EdgeIndex(edge as u64));
+                        let table = *table_of_name.entry(name).or_insert_with(|| {
+                            let starts_with_digit = graph_ref
+                                .strings()
+                                .raw(StringId(name))
+                                .is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit));
+                            starts_with_digit
+                                .then(|| weak_map_table_id(&graph_ref.string(StringId(name))))
+                                .flatten()
+                                .filter(|t| *t != NOT_EPHEMERON)
+                                .unwrap_or(NOT_EPHEMERON)
+                        });
+                        table == ids[node]
                     };
-                    table == ids[node]
-                };
-                let keep = if kind == weak || child == node || table_to_value {
-                    false
-                } else if node == root {
-                    true
-                } else {
-                    kind != shortcut && (node_owned || !owned[child])
-                };
-                essential[edge] = keep;
+                    let essential = if kind == weak || child == node || table_to_value {
+                        false
+                    } else if node == root {
+                        true
+                    } else {
+                        kind != shortcut && (node_owned || !owned(child))
+                    };
+                    *byte = if essential {
+                        kind | EdgeKind::ESSENTIAL_BIT
+                    } else {
+                        kind
+                    };
+                }
             }
-        }
-    }
-    for (byte, keep) in graph.edge_kind_bytes_mut().iter_mut().zip(essential) {
-        if keep {
-            *byte |= EdgeKind::ESSENTIAL_BIT;
-        } else {
-            *byte &= !EdgeKind::ESSENTIAL_BIT;
-        }
-    }
+        });
+    graph.restore_edge_kind_bytes(kinds)
 }
 
 /// Moves the self size of internal arrays and hidden objects owned by exactly one user-visible

@@ -387,7 +387,7 @@ pub fn read(
     on_phase("applying DevTools semantics");
     devtools::propagate_dom_state(&mut graph)?;
     devtools::mark_page_owned(&mut graph);
-    devtools::mark_essential_edges(&mut graph);
+    devtools::mark_essential_edges(&mut graph)?;
     devtools::calculate_shallow_sizes(&mut graph);
     let interfaces = devtools::assign_classes(&mut graph, &locations, interfaces)?;
     drop(locations);
