@@ -31,7 +31,13 @@ impl ReentryGuard {
     #[inline(always)]
     pub fn enter() -> Option<ReentryGuard> {
         // SAFETY: touches only the calling thread's initial-exec TLS word.
-        (unsafe { leaksift_enter() } != 0).then_some(ReentryGuard(()))
+        let entered = unsafe { leaksift_enter() } != 0;
+        // Not `then_some`: it would build (and, when re-entrant, drop) a guard, clearing the flag.
+        if entered {
+            Some(ReentryGuard(()))
+        } else {
+            None
+        }
     }
 
     /// Marks the calling thread as permanently inside the tracer (the writer thread).
