@@ -9,7 +9,7 @@ use std::ops::Range;
 use rustc_hash::FxHashMap;
 
 use crate::bytes::IdSize;
-use crate::error::HprofError;
+use crate::error::{ErrorKind, HprofError};
 use crate::format::Header;
 use crate::parallel::{self, Segment, Shared};
 use crate::walk::{ClassDump, Root, StackFrame, SubRecord, Visitor, walk_records};
@@ -117,6 +117,14 @@ pub fn scan<'a>(
         consumed,
     )?
     .into_iter();
+    // Ordinals are u32 (the graph's node index); more objects cannot be represented.
+    let objects: u64 = groups.as_slice().iter().map(|g| g.objects).sum();
+    if objects >= u64::from(u32::MAX) - 1 {
+        return Err(HprofError::new(
+            data.len() as u64,
+            ErrorKind::Malformed("the dump has more than 2^32 - 2 objects"),
+        ));
+    }
     if let Some(first) = groups.next() {
         // The first group's ids (with the root's slot) become the id column; the others are
         // appended, each freed as soon as it is copied.
@@ -174,7 +182,8 @@ struct HeapScan<'g> {
     ids: Vec<u64>,
     /// Local ordinals: the group's first object is 0.
     checkpoints: Vec<Checkpoint>,
-    objects: u32,
+    /// Objects seen so far (u64: the u32 ordinal limit is checked once the groups are done).
+    objects: u64,
     roots: Vec<Root>,
     class_dumps: Vec<ClassDump>,
     instances_per_class: FxHashMap<u64, u64>,
@@ -207,7 +216,8 @@ impl<'g> HeapScan<'g> {
         shared.each_sub_record(data, segments, id_size, |offset, at, segment, record| {
             let before = self.objects;
             self.sub_record(offset, segment.end, record, id_size);
-            self.segment_counts[at] += self.objects - before;
+            // A segment is at most 4 GiB of sub-records of 10+ bytes: its count fits a u32.
+            self.segment_counts[at] += (self.objects - before) as u32;
             Ok(())
         })?;
         self.flush_run();
@@ -215,9 +225,10 @@ impl<'g> HeapScan<'g> {
     }
 
     fn object(&mut self, offset: usize, segment_end: usize, id: u64) {
-        if self.objects % CHECKPOINT_EVERY == 0 {
+        if self.objects % u64::from(CHECKPOINT_EVERY) == 0 {
             self.checkpoints.push(Checkpoint {
-                first_ordinal: self.objects,
+                // Local until `Scan::append`, which runs only when every ordinal fits a u32.
+                first_ordinal: self.objects as u32,
                 offset,
                 segment_end,
             });
