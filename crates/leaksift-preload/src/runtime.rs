@@ -39,7 +39,7 @@ pub static EXIT_SP: AtomicU64 = AtomicU64::new(0);
 pub static EXIT_DONE: AtomicU32 = AtomicU32::new(0);
 pub static WRITER_RUNNING: AtomicBool = AtomicBool::new(false);
 pub static WRITER_TID: AtomicU32 = AtomicU32::new(0);
-/// Flush requests (exec, fatal signals): the writer writes everything pending and sets
+/// Flush requests (before exec): the writer writes everything pending and sets
 /// `FLUSH_DONE` to the request count it served.
 pub static FLUSH_REQUESTED: AtomicU32 = AtomicU32::new(0);
 pub static FLUSH_DONE: AtomicU32 = AtomicU32::new(0);
@@ -330,7 +330,6 @@ extern "C" fn constructor() {
     if let Some(signal) = env(c"LEAKSIFT_SCAN_SIGNAL").and_then(|s| s.parse::<c_int>().ok()) {
         install_scan_signal(signal);
     }
-    install_fatal_signal_handlers();
     // SAFETY: registering plain extern "C" callbacks with glibc.
     unsafe {
         libc::pthread_atfork(
@@ -369,7 +368,12 @@ fn install_scan_signal(signal: c_int) {
 }
 
 /// Asks the writer to write out every pending event and waits up to `timeout_ms` for it
-/// (async-signal-safe: atomics and futex calls only). Returns immediately on the writer thread.
+/// (before exec). Returns immediately on the writer thread.
+///
+/// No signal handler calls it: the library installs no handler of its own except the opt-in
+/// scan signal, because runtimes check dispositions at start-up (Rust's stack-overflow guard
+/// only installs itself over SIG_DFL, CPython only takes SIGINT when it is SIG_DFL). A crash
+/// loses at most the last 100 ms of events.
 pub fn flush_and_wait(timeout_ms: u32) {
     if STATE.load(Ordering::Acquire) != STATE_ACTIVE
         || !WRITER_RUNNING.load(Ordering::Acquire)
@@ -388,48 +392,6 @@ pub fn flush_and_wait(timeout_ms: u32) {
             return;
         }
         sys::futex_wait(&FLUSH_DONE, done, 10_000_000);
-    }
-}
-
-/// Signals whose default action kills the process: the trace is flushed first.
-const FATAL_SIGNALS: [c_int; 7] = [
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGABRT,
-    libc::SIGTERM,
-    libc::SIGINT,
-];
-
-extern "C" fn fatal_signal_handler(signal: c_int) {
-    flush_and_wait(2000);
-    // Then die exactly as without the tracer: default action, signal raised again (it is blocked
-    // until this handler returns; a faulting instruction also faults again).
-    // SAFETY: signal and raise are async-signal-safe.
-    unsafe {
-        libc::signal(signal, libc::SIG_DFL);
-        libc::raise(signal);
-    }
-}
-
-/// Installs the flush-then-die handler for fatal signals still at their default disposition.
-fn install_fatal_signal_handlers() {
-    for signal in FATAL_SIGNALS {
-        // SAFETY: queries and installs dispositions; the handler is async-signal-safe.
-        unsafe {
-            let mut current: libc::sigaction = core::mem::zeroed();
-            if libc::sigaction(signal, core::ptr::null(), &mut current) != 0
-                || current.sa_sigaction != libc::SIG_DFL
-            {
-                continue;
-            }
-            let mut action: libc::sigaction = core::mem::zeroed();
-            action.sa_sigaction = fatal_signal_handler as *const () as usize;
-            action.sa_flags = libc::SA_ONSTACK | libc::SA_RESETHAND;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, core::ptr::null_mut());
-        }
     }
 }
 

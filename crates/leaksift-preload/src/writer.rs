@@ -427,7 +427,7 @@ impl Writer {
         let now = sys::monotonic_ns();
         let steal = if everything || now.saturating_sub(self.last_steal) >= STEAL_NS {
             self.last_steal = now;
-            // `everything` waits for each thread's lock: exit, exec and fatal-signal flushes.
+            // `everything` waits for each thread's lock: exit and exec flushes.
             Some((sys::timestamp(), everything))
         } else {
             // Between steals only full buffers move, keeping the writer off the threads' locks.

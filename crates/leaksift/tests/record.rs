@@ -672,18 +672,6 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
 }
 
 #[test]
-fn a_segfault_leaves_a_readable_truncated_trace() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
-    let trace_path = dir.path().join("segv.lks");
-    let out = record(&trace_path, &[], &program, &["segv"]);
-    assert_eq!(out.status.code(), Some(128 + 11));
-    let trace = Trace::read(&trace_path);
-    assert!(trace.truncated);
-    assert_eq!(trace.allocs(5555).len(), 1);
-}
-
-#[test]
 fn a_program_that_reuses_the_trace_descriptor_never_receives_trace_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
@@ -778,6 +766,21 @@ fn sigkill_leaves_a_trace_readable_up_to_the_last_flush() {
     let trace = Trace::read(&trace_path);
     assert!(trace.truncated);
     assert_eq!(trace.allocs(6666).len(), 1);
+}
+
+#[test]
+fn a_segfault_leaves_a_trace_readable_up_to_the_last_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
+    let trace_path = dir.path().join("segv.lks");
+    let (mut record, _stdout, _pid) = start_waiting(&program, &trace_path, "segv");
+    wait_for_trace(&trace_path, |t| !t.allocs(5555).is_empty());
+    use std::io::Write;
+    record.stdin.take().unwrap().write_all(b"crash\n").unwrap();
+    assert_eq!(record.wait().unwrap().code(), Some(128 + 11));
+    let trace = Trace::read(&trace_path);
+    assert!(trace.truncated);
+    assert_eq!(trace.allocs(5555).len(), 1);
 }
 
 #[test]

@@ -1,4 +1,5 @@
-/* Dies abnormally after allocating a marker block: "segv" faults, "wait" prints its pid and
+/* Dies abnormally after allocating a marker block: "segv" faults once a line arrives on stdin
+ * (so the test can first see the block flushed), "wait" prints its pid and
  * sleeps until killed, "scan" leaks a block and waits for a line on stdin (on-demand scan).
  * "closefds" closes every descriptor like a daemon, opens a file that likely reuses the tracer's
  * descriptor number, allocates a lot and exits 0 only if nothing foreign was written to it. */
@@ -14,6 +15,10 @@ int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "segv";
     if (strcmp(mode, "segv") == 0) {
         sink = malloc(5555);
+        printf("ready %d\n", (int)getpid());
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin)) return 2;
         *(volatile int *)0 = 1;
     } else if (strcmp(mode, "wait") == 0) {
         sink = malloc(6666);
