@@ -509,6 +509,52 @@ mod tests {
     }
 
     #[test]
+    fn root_need_not_be_the_first_node() {
+        // Root is node 4: 4 -> 0 -> 1, 4 -> 2 -> 1, 0 -> 3; 5 <-> 6 is an unreachable cycle.
+        let g = graph(
+            7,
+            &[(4, 0), (0, 1), (4, 2), (2, 1), (0, 3), (5, 6), (6, 5)],
+            &[],
+        );
+        let g = rebuild_with_root(g, NodeIndex(4));
+        let d = Dominators::compute(&g);
+        assert_eq!(idoms(&d, 7), vec![4, 4, 4, 0, 4, 4, 4]);
+        assert_eq!(d.retained(NodeIndex(4)), g.self_sizes().iter().sum::<u64>());
+        assert_eq!(d.retained(NodeIndex(0)), 10 + 40);
+    }
+
+    /// The same graph with another root.
+    fn rebuild_with_root(g: HeapGraph, root: NodeIndex) -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), g.node_count(), 0);
+        let name = b.strings_mut().intern("N").unwrap();
+        let class = b.intern_class(ClassInfo::named(name)).unwrap();
+        for node in g.nodes() {
+            b.add_node(NodeData {
+                id: g.id(node),
+                class,
+                name,
+                self_size: g.self_size(node),
+                kind: NodeKind::Instance,
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+            for edge in g.edges(node) {
+                b.add_edge(
+                    node,
+                    EdgeData {
+                        to: g.edge_to(edge),
+                        kind: g.edge_kind(edge),
+                        name: EdgeName::Named(name),
+                        essential: g.is_essential(edge),
+                    },
+                );
+            }
+        }
+        b.set_root(root);
+        b.finish().unwrap()
+    }
+
+    #[test]
     fn deep_chain_needs_no_recursion() {
         let n = 300_000u32;
         let edges: Vec<(u32, u32)> = (0..n - 1).map(|i| (i, i + 1)).collect();

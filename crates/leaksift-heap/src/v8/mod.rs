@@ -307,6 +307,7 @@ pub fn read(
             .zip(scan::split_mut(&mut edge_kind, &lengths))
             .zip(scan::split_mut(&mut edge_name, &lengths));
         let node_fields = meta.node_fields as u64;
+        let node_fields32 = meta.node_fields as u32;
         edge_chunks
             .par_iter()
             .zip(columns.collect::<Vec<_>>())
@@ -321,14 +322,19 @@ pub fn read(
                         .get(f[meta.edge_type] as usize)
                         .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
                     let target = f[meta.edge_to];
-                    if target % node_fields != 0 || target / node_fields >= node_count as u64 {
+                    // One 32-bit division when the index fits (it does below 2^32 / fields nodes).
+                    let ordinal = match u32::try_from(target) {
+                        Ok(t) => u64::from(t / node_fields32),
+                        Err(_) => target / node_fields,
+                    };
+                    if ordinal * node_fields != target || ordinal >= node_count as u64 {
                         return Err(bad(format!("to_node {target} is not a node")));
                     }
                     let label = f[meta.edge_name];
                     if !k.name_is_index() && label >= string_count {
                         return Err(bad(format!("name {label} is not a string index")));
                     }
-                    to[i] = (target / node_fields) as u32;
+                    to[i] = ordinal as u32;
                     kind[i] = k.to_byte(true);
                     name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
                     Ok(())
