@@ -251,19 +251,24 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 let refs = classes
                     .index_of(*class_id)
                     .map_or(0, |at| classes.defs[at as usize].ref_fields.len() as u64);
-                count * (refs + 1)
+                count.saturating_mul(refs + 1)
             })
-            .sum();
+            .fold(0u64, u64::saturating_add);
         let static_refs: u64 = classes
             .defs
             .iter()
             .map(|def| def.dump.statics.len() as u64 + 4)
             .sum();
+        // Every edge but the `<class>` and root ones stores its target id in the heap records,
+        // so a hostile dump cannot make the bound exceed what its bytes can hold.
+        let heap_bytes: u64 = scan.segments.iter().map(|s| (s.end - s.start) as u64).sum();
+        let objects = scan.ids.len() as u64;
+        let roots = scan.roots.len() as u64;
         let edge_bound = instance_refs
-            + static_refs
-            + scan.array_elements
-            + scan.ids.len() as u64
-            + scan.roots.len() as u64;
+            .saturating_add(static_refs)
+            .saturating_add(scan.array_elements)
+            .saturating_add(objects + roots)
+            .min(heap_bytes / scan.id_size.bytes() as u64 + objects + roots);
         let mut plan = GraphPlan {
             scan,
             classes,

@@ -4,6 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::bytes::IdSize;
+use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
 use crate::scan::Scan;
 use crate::walk::ClassDump;
@@ -156,8 +157,19 @@ pub struct ClassTable {
     by_id: FxHashMap<u64, u32>,
 }
 
+/// Superclass chains longer than this are cut (real hierarchies are a few dozen deep); it bounds
+/// the layout work on hostile dumps with long chains.
+const MAX_CHAIN: usize = 1024;
+
 impl ClassTable {
-    pub fn build(scan: &mut Scan<'_>, rule: &SizeRule) -> ClassTable {
+    /// Flattens every class's layout through its superclass chain. Fails when the layouts
+    /// would take more entries than a dump of `dump_len` bytes can justify (hostile input: wide
+    /// classes in deep chains multiply).
+    pub fn build(
+        scan: &mut Scan<'_>,
+        rule: &SizeRule,
+        dump_len: usize,
+    ) -> Result<ClassTable, HprofError> {
         let dumps = std::mem::take(&mut scan.class_dumps);
         let mut by_id = FxHashMap::default();
         for (index, dump) in dumps.iter().enumerate() {
@@ -175,21 +187,34 @@ impl ClassTable {
             .collect();
         let string_is =
             |id: u64, text: &str| scan.strings.get(&id).is_some_and(|s| *s == text.as_bytes());
-        let mut defs = Vec::with_capacity(dumps.len());
-        for (index, dump) in dumps.iter().enumerate() {
+        // Real dumps spend a few fields per class and chain link (100 K classes x 8 levels x
+        // 20 fields = 16 M); hostile ones are refused before the layouts use ~256 MiB + dump/16.
+        let budget = dump_len / 16 + (16 << 20);
+        let mut spent = 0usize;
+        let mut layouts = Vec::with_capacity(dumps.len());
+        for index in 0..dumps.len() {
             let mut ref_fields = Vec::new();
             let mut field_bytes = 0u32;
             let mut vm_bytes = 0u64;
-            // Walk up the superclass chain; a chain longer than the class count is a cycle.
             let mut current = Some(index);
             let mut steps = 0;
             while let Some(at) = current {
                 steps += 1;
-                if steps > dumps.len() {
+                if steps > MAX_CHAIN.min(dumps.len()) {
                     break;
                 }
                 let class = &dumps[at];
                 let class_name = names[at].as_str();
+                spent += class.fields.len();
+                if spent > budget {
+                    return Err(HprofError::new(
+                        0,
+                        ErrorKind::Malformed(
+                            "class layouts are larger than the dump can hold (superclass chains \
+                             too deep or too wide)",
+                        ),
+                    ));
+                }
                 for field in &class.fields {
                     if field.ty == BasicType::Object {
                         let retention = match class_name {
@@ -216,15 +241,23 @@ impl ClassTable {
                 }
                 current = by_id.get(&class.super_id).map(|&i| i as usize);
             }
-            defs.push(ClassDef {
-                name: names[index].clone(),
-                dump: dump.clone(),
-                ref_fields,
-                field_bytes,
-                instance_size: align8(rule.header + vm_bytes),
-            });
+            layouts.push((ref_fields, field_bytes, align8(rule.header + vm_bytes)));
         }
-        ClassTable { defs, by_id }
+        let defs = dumps
+            .into_iter()
+            .zip(names)
+            .zip(layouts)
+            .map(
+                |((dump, name), (ref_fields, field_bytes, instance_size))| ClassDef {
+                    name,
+                    dump,
+                    ref_fields,
+                    field_bytes,
+                    instance_size,
+                },
+            )
+            .collect();
+        Ok(ClassTable { defs, by_id })
     }
 
     /// The index of the class with this class object id.

@@ -144,7 +144,7 @@ fn read_with_workers(
     observer.phase("index");
     let index = ids::IdIndex::build(&scan.ids);
     let sizes = SizeRule::guess(header.id_size, scan.id_range);
-    let classes = layout::ClassTable::build(&mut scan, &sizes);
+    let classes = layout::ClassTable::build(&mut scan, &sizes, data.len())?;
     // Threads need only pass 1 (roots, stack traces, and single objects re-read for names).
     observer.phase("threads");
     let locator = locate::Locator {

@@ -287,6 +287,21 @@ fn dump_time_is_shown_in_utc() {
 }
 
 #[test]
+fn deep_wide_class_chains_are_refused_not_exploded() {
+    // 600 classes in one chain, each declaring 4000 reference fields: flattened, 600 × 300 ×
+    // 4000 = 720 M entries from a ~22 MB dump.
+    let mut w = DumpWriter::new("1.0.2", 8);
+    let fields: Vec<(u64, u8)> = (0..4000).map(|_| (1, OBJECT)).collect();
+    for class in 0..600u64 {
+        let super_id = if class == 0 { 0 } else { 0x1000 + class - 1 };
+        w.class(0x1000 + class, super_id, &fields, &[]);
+    }
+    let data = w.finish(0x1C);
+    let error = read(&data, &mut Quiet).expect_err("refused");
+    assert!(matches!(error.kind, ErrorKind::Malformed(_)), "{error}");
+}
+
+#[test]
 fn bad_headers_are_rejected() {
     assert_eq!(read(b"", &mut Quiet).unwrap_err().kind, ErrorKind::NotHprof);
     assert_eq!(

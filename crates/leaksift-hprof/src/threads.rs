@@ -3,7 +3,7 @@
 
 use leaksift_heap::dominators::Dominators;
 use leaksift_heap::{GcRootKind, NodeIndex};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::HprofError;
 use crate::format::BasicType;
@@ -121,8 +121,18 @@ pub fn collect(
             .and_then(|depth| thread.frames.get_mut(depth))
             .map(|frame| &mut frame.locals)
             .unwrap_or(&mut thread.other_locals);
-        if !slot.contains(&NodeIndex(object)) {
-            slot.push(NodeIndex(object));
+        slot.push(NodeIndex(object));
+    }
+    // A local held by several variables of one frame is listed once.
+    for thread in &mut threads {
+        for locals in thread
+            .frames
+            .iter_mut()
+            .map(|f| &mut f.locals)
+            .chain(std::iter::once(&mut thread.other_locals))
+        {
+            locals.sort_unstable();
+            locals.dedup();
         }
     }
     Ok(threads)
@@ -213,23 +223,36 @@ pub struct ThreadRetention {
     pub frames: Vec<FrameRetention>,
 }
 
+/// How far up the dominator tree `thread_retention` looks for an enclosing local.
+const DOMINATOR_STEPS: usize = 4096;
+
 /// Ranks threads by retained size and, inside each, frames by what their locals retain.
 pub fn thread_retention(threads: &[ThreadStack], dominators: &Dominators) -> Vec<ThreadRetention> {
     let mut out: Vec<ThreadRetention> = threads
         .iter()
         .enumerate()
         .map(|(index, thread)| {
-            let all_locals: Vec<NodeIndex> = thread
+            let all_locals: FxHashSet<NodeIndex> = thread
                 .frames
                 .iter()
                 .flat_map(|f| f.locals.iter().copied())
                 .chain(thread.other_locals.iter().copied())
                 .collect();
-            // A local is counted where it is not inside another local's dominator subtree.
+            // A local is counted where no other local of the thread dominates it (looked up the
+            // dominator tree for a bounded number of steps).
             let counted = |local: NodeIndex| {
-                !all_locals
-                    .iter()
-                    .any(|&other| other != local && dominators.dominates(other, local))
+                let mut up = local;
+                for _ in 0..DOMINATOR_STEPS {
+                    let next = dominators.idom(up);
+                    if next == up {
+                        break;
+                    }
+                    if all_locals.contains(&next) {
+                        return false;
+                    }
+                    up = next;
+                }
+                true
             };
             let mut frames: Vec<FrameRetention> = thread
                 .frames
