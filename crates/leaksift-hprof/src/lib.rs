@@ -147,11 +147,7 @@ fn read_with_workers(
     let classes = layout::ClassTable::build(&mut scan, &sizes, data.len())?;
     // Threads need only pass 1 (roots, stack traces, and single objects re-read for names).
     observer.phase("threads");
-    let locator = locate::Locator {
-        data,
-        header: &header,
-        checkpoints: &scan.checkpoints,
-    };
+    let locator = locate::Locator::new(data, &header, &scan.checkpoints);
     let threads = threads::collect(&scan, &classes, &index, &locator)?;
     observer.phase("graph");
     let plan = build::GraphPlan::new(&scan, &classes, index, sizes)?;

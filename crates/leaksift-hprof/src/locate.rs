@@ -1,22 +1,40 @@
 //! Re-reading single objects after the passes, from the checkpoints pass 1 left about every 64
 //! objects.
 
+use std::cell::Cell;
+
 use crate::bytes::Cursor;
 use crate::error::HprofError;
 use crate::format::{Header, tag};
 use crate::scan::Checkpoint;
 use crate::walk::{SubRecord, next_sub_record};
 
-/// Random access to objects by ordinal (≥ 1) at the cost of walking at most 63 sub-records.
+/// Random access to objects by ordinal (≥ 1) at the cost of walking at most 63 objects (and
+/// the GC roots between them). All lookups together walk at most a budget of sub-records, so
+/// a hostile dump (millions of threads, millions of roots between objects) stays linear.
 #[derive(Debug)]
 pub struct Locator<'d, 'c> {
-    pub data: &'d [u8],
-    pub header: &'c Header,
-    pub checkpoints: &'c [Checkpoint],
+    data: &'d [u8],
+    header: &'c Header,
+    checkpoints: &'c [Checkpoint],
+    budget: Cell<usize>,
 }
 
-impl<'d> Locator<'d, '_> {
-    /// The sub-record of object `ordinal`, or `None` if there is no such object.
+/// Sub-records all lookups of one [`Locator`] may walk.
+const WALK_BUDGET: usize = 1 << 24;
+
+impl<'d, 'c> Locator<'d, 'c> {
+    pub fn new(data: &'d [u8], header: &'c Header, checkpoints: &'c [Checkpoint]) -> Self {
+        Locator {
+            data,
+            header,
+            checkpoints,
+            budget: Cell::new(WALK_BUDGET),
+        }
+    }
+
+    /// The sub-record of object `ordinal`, or `None` if there is no such object (or the walk
+    /// budget is spent).
     pub fn object(&self, ordinal: u32) -> Result<Option<SubRecord<'d>>, HprofError> {
         let after = self
             .checkpoints
@@ -49,6 +67,10 @@ impl<'d> Locator<'d, '_> {
                 }
                 continue;
             }
+            let Some(left) = self.budget.get().checked_sub(1) else {
+                return Ok(None);
+            };
+            self.budget.set(left);
             let record = next_sub_record(&mut cursor)?;
             if matches!(record, SubRecord::Root(_) | SubRecord::Other) {
                 continue;
