@@ -22,18 +22,22 @@ use crate::alloc::own_mappings;
 #[derive(Clone, Copy, Debug)]
 pub struct LiveBlock {
     pub size: u64,
+    /// Stack-table slot of the allocating stack.
     pub stack: u32,
     /// `AllocKind` code.
     pub kind: u8,
+    /// The trace writer's sequence number for the allocation (frees name it by distance).
+    pub allocation: u64,
 }
 
 impl LiveBlock {
-    /// The block an allocation or realloc event creates.
-    pub fn of(event: &crate::buffers::RawEvent) -> LiveBlock {
+    /// The block an allocation or realloc event creates as allocation number `allocation`.
+    pub fn of(event: &crate::buffers::RawEvent, allocation: u64) -> LiveBlock {
         LiveBlock {
             size: event.size,
             stack: event.stack,
             kind: event.kind,
+            allocation,
         }
     }
 }

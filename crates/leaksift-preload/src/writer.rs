@@ -122,7 +122,9 @@ pub struct Writer {
     clock: Clock,
     pending: Vec<Pending>,
     drained: Vec<*mut RawBuffer>,
-    defined_stacks: Vec<u64>,
+    /// Trace stack id + 1 per stack-table slot (0: not defined in this trace yet).
+    stack_ids: Vec<u32>,
+    next_stack_id: u32,
     live: LiveMap,
     modules: Vec<(ModuleId, LoadedModule)>,
     next_module_id: u32,
@@ -233,7 +235,8 @@ pub fn spawn(sink: Sink) {
         },
         pending: Vec::new(),
         drained: Vec::new(),
-        defined_stacks: Vec::new(),
+        stack_ids: Vec::new(),
+        next_stack_id: 0,
         live: LiveMap::default(),
         modules: Vec::new(),
         next_module_id: 0,
@@ -261,7 +264,8 @@ pub fn spawn_in_child(sink: Sink) {
     w.sink = sink;
     w.pending.clear();
     w.drained.clear();
-    w.defined_stacks.clear();
+    w.stack_ids.clear();
+    w.next_stack_id = 0;
     w.modules.clear();
     w.next_module_id = 0;
     w.module_generation = (u64::MAX, u64::MAX);
@@ -269,17 +273,21 @@ pub fn spawn_in_child(sink: Sink) {
     w.refresh_modules(true);
     let inherited: Vec<(u64, LiveBlock)> = w.live.iter().map(|(a, b)| (*a, *b)).collect();
     for (address, block) in inherited {
-        w.define_stack(block.stack);
+        let stack = w.define_stack(block.stack);
         let kind = alloc_kind_from_code(block.kind).unwrap_or(AllocKind::Malloc);
-        let result = w.sink.trace.alloc(
-            TraceTime(0),
-            ThreadId(0),
-            address,
-            block.size,
-            StackId(block.stack),
-            kind,
-        );
+        let result =
+            w.sink
+                .trace
+                .alloc(TraceTime(0), ThreadId(0), address, block.size, stack, kind);
         w.check(result);
+        let allocation = w.sink.trace.last_allocation();
+        w.live.insert(
+            address,
+            LiveBlock {
+                allocation,
+                ..block
+            },
+        );
     }
     start_thread(writer, false);
 }
@@ -483,48 +491,61 @@ impl Writer {
         let thread = ThreadId(p.thread);
         let result = match e.op {
             Op::Alloc => {
-                self.define_stack(e.stack);
+                let stack = self.define_stack(e.stack);
                 let kind = alloc_kind_from_code(e.kind).unwrap_or(AllocKind::Malloc);
-                self.live.insert(e.address, LiveBlock::of(&e));
-                self.sink
+                let result = self
+                    .sink
                     .trace
-                    .alloc(time, thread, e.address, e.size, StackId(e.stack), kind)
+                    .alloc(time, thread, e.address, e.size, stack, kind);
+                let allocation = self.sink.trace.last_allocation();
+                self.live.insert(e.address, LiveBlock::of(&e, allocation));
+                result
             }
             Op::Free => {
                 // Frees of blocks allocated before tracing began are not events of this trace.
-                if self.live.remove(&e.address).is_none() {
+                let Some(block) = self.live.remove(&e.address) else {
                     return;
-                }
-                self.sink.trace.free(time, thread, e.address)
+                };
+                self.sink
+                    .trace
+                    .free_allocation(time, thread, e.address, block.allocation)
             }
             Op::Realloc => {
-                self.define_stack(e.stack);
+                let stack = self.define_stack(e.stack);
                 let old = if e.old_address != 0 && self.live.remove(&e.old_address).is_some() {
                     e.old_address
                 } else {
                     0
                 };
-                self.live.insert(e.address, LiveBlock::of(&e));
-                self.sink
+                let result = self
+                    .sink
                     .trace
-                    .realloc(time, thread, old, e.address, e.size, StackId(e.stack))
+                    .realloc(time, thread, old, e.address, e.size, stack);
+                let allocation = self.sink.trace.last_allocation();
+                self.live.insert(e.address, LiveBlock::of(&e, allocation));
+                result
             }
         };
         self.check(result);
     }
 
-    fn define_stack(&mut self, id: u32) {
-        let (word, bit) = (id as usize / 64, id % 64);
-        if self.defined_stacks.len() <= word {
-            self.defined_stacks.resize(word + 1, 0);
+    /// The trace's id for stack-table slot `slot`, defining the stack on first use. Trace ids
+    /// are dense (order of first use) so they stay one or two bytes.
+    fn define_stack(&mut self, slot: u32) -> StackId {
+        let index = slot as usize;
+        if self.stack_ids.len() <= index {
+            self.stack_ids.resize(index + 1, 0);
         }
-        if self.defined_stacks[word] & (1 << bit) != 0 {
-            return;
+        if self.stack_ids[index] != 0 {
+            return StackId(self.stack_ids[index] - 1);
         }
-        self.defined_stacks[word] |= 1 << bit;
-        let frames = runtime::stacks().map_or(&[][..], |t| t.frames(id));
-        let result = self.sink.trace.stack(StackId(id), frames);
+        let id = StackId(self.next_stack_id);
+        self.next_stack_id += 1;
+        self.stack_ids[index] = id.0 + 1;
+        let frames = runtime::stacks().map_or(&[][..], |t| t.frames(slot));
+        let result = self.sink.trace.stack(id, frames);
         self.check(result);
+        id
     }
 
     /// Logs modules loaded or unloaded behind our hooks (glibc's own dlopen, e.g. NSS) when the

@@ -1,4 +1,4 @@
-//! On-disk layout constants of the trace format (version 1); `docs/trace-format.md` is the prose form.
+//! On-disk layout constants of the trace format (version 2); `docs/trace-format.md` is the prose form.
 //!
 //! ```text
 //! file    = MAGIC (8) | version u32le | header_len u32le | header (header_len) | header_crc u32le | chunk*
@@ -13,20 +13,22 @@
 //! | 2 | stack | id, frame count, first frame, then Δ from the previous frame |
 //! | 3 | module loaded | id, base, path length + bytes, build-id length + 1 (0 = none) + bytes, range count, (start, length)* |
 //! | 4 | module unloaded | id |
-//! | 5 | malloc | thread, Δ address (from the previous address), size, stack |
+//! | 5 | malloc | Δ address (from the previous address), size, stack (thread: the current one) |
 //! | 6 | other allocation | kind u8 ([`alloc_kind_code`]), then as malloc |
-//! | 7 | free | thread, Δ address |
-//! | 8 | realloc | thread, Δ old address, Δ new address from old, size, stack |
+//! | 7 | free | Δ address |
+//! | 8 | realloc | Δ old address, Δ new address from old, size, stack |
 //! | 9 | RSS sample | bytes |
 //! | 10 | leak scan | trigger u8 (0 exit, 1 on demand), block count, (Δ address from the previous block, class u8)* |
 //! | 11 | end | kind u8 (0 exited), Δ status from 0 |
+//! | 12 | thread | thread id that the following allocation records belong to (0 at chunk start) |
+//! | 13 | recent free | distance d: frees the block made by the chunk's d-th latest allocation or realloc (1 ≤ d ≤ 4096) |
 
 use crate::model::{AllocKind, LeakClass, ScanTrigger};
 
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"LKSFTRC\0";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Upper bound on a header's length: anything larger is corruption.
 pub const MAX_HEADER_LEN: u32 = 1 << 20;
 /// Upper bound on a chunk's decompressed length: anything larger is corruption.
@@ -48,6 +50,11 @@ pub(crate) const TAG_REALLOC: u8 = 8;
 pub(crate) const TAG_RSS: u8 = 9;
 pub(crate) const TAG_LEAK_SCAN: u8 = 10;
 pub(crate) const TAG_END: u8 = 11;
+pub(crate) const TAG_THREAD: u8 = 12;
+pub(crate) const TAG_FREE_RECENT: u8 = 13;
+
+/// How far back (in allocations within one chunk) a free may name its block by distance.
+pub const RECENT_ALLOCATIONS: u64 = 4096;
 
 /// Header flag bit: mmap/munmap were traced.
 pub(crate) const FLAG_TRACES_MMAP: u64 = 1;

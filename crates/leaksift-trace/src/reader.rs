@@ -352,11 +352,11 @@ impl<R: Read> Chunks<R> {
     fn decode_chunk(&self, start: u64, mut events: Vec<Event>) -> Batch {
         events.clear();
         let mut cursor = Cursor::new(&self.payload);
-        let (mut time, mut address) = (0u64, 0u64);
+        let mut state = ChunkState::new();
         let mut error = None;
         while !cursor.is_empty() {
             let record_pos = cursor.pos;
-            match decode_record(&mut cursor, &mut time, &mut address) {
+            match decode_record(&mut cursor, &mut state) {
                 Ok(Some(event)) => events.push(event),
                 Ok(None) => {}
                 Err(what) => {
@@ -465,18 +465,65 @@ fn decode_header(body: &[u8], format_version: u32) -> Result<TraceHeader, Decode
     })
 }
 
-/// Decodes one record; `Ok(None)` for records that only update the decoder state (time ticks).
-fn decode_record(
-    c: &mut Cursor<'_>,
-    time: &mut u64,
-    address: &mut u64,
-) -> Result<Option<Event>, DecodeError> {
+/// Decoder state of one chunk (reset at every chunk, like the writer's).
+struct ChunkState {
+    time: u64,
+    address: u64,
+    thread: u32,
+    /// Addresses of the chunk's latest allocations, for recent frees.
+    recent: Vec<u64>,
+    allocations: u64,
+}
+
+impl ChunkState {
+    fn new() -> ChunkState {
+        ChunkState {
+            time: 0,
+            address: 0,
+            thread: 0,
+            recent: vec![0; RECENT_ALLOCATIONS as usize],
+            allocations: 0,
+        }
+    }
+
+    /// Records the address of an allocation or realloc result.
+    fn allocated(&mut self, address: u64) {
+        self.address = address;
+        self.recent[(self.allocations % RECENT_ALLOCATIONS) as usize] = address;
+        self.allocations += 1;
+    }
+
+    /// The address of the `distance`-th latest allocation.
+    fn recent(&self, distance: u64) -> Result<u64, DecodeError> {
+        if distance == 0 || distance > self.allocations.min(RECENT_ALLOCATIONS) {
+            return Err("recent free refers to no allocation of this chunk");
+        }
+        Ok(self.recent[((self.allocations - distance) % RECENT_ALLOCATIONS) as usize])
+    }
+}
+
+/// Decodes one record; `Ok(None)` for records that only update the decoder state.
+fn decode_record(c: &mut Cursor<'_>, state: &mut ChunkState) -> Result<Option<Event>, DecodeError> {
     let tag = c.u8()?;
-    let now = TraceTime(*time);
+    let now = TraceTime(state.time);
+    let thread = ThreadId(state.thread);
     let event = match tag {
         TAG_TIME => {
-            *time = c.delta(*time)?;
+            state.time = c.delta(state.time)?;
             return Ok(None);
+        }
+        TAG_THREAD => {
+            state.thread = c.varint_u32()?;
+            return Ok(None);
+        }
+        TAG_FREE_RECENT => {
+            let address = state.recent(c.varint()?)?;
+            state.address = address;
+            Event::Free {
+                time: now,
+                thread,
+                address,
+            }
         }
         TAG_STACK => {
             let id = StackId(c.varint_u32()?);
@@ -523,33 +570,32 @@ fn decode_record(
             } else {
                 alloc_kind_from_code(c.u8()?).ok_or("unknown allocation kind")?
             };
-            let thread = ThreadId(c.varint_u32()?);
-            *address = c.delta(*address)?;
+            let address = c.delta(state.address)?;
+            state.allocated(address);
             let size = c.varint()?;
             let stack = StackId(c.varint_u32()?);
             Event::Alloc {
                 time: now,
                 thread,
-                address: *address,
+                address,
                 size,
                 stack,
                 kind,
             }
         }
         TAG_FREE => {
-            let thread = ThreadId(c.varint_u32()?);
-            *address = c.delta(*address)?;
+            let address = c.delta(state.address)?;
+            state.address = address;
             Event::Free {
                 time: now,
                 thread,
-                address: *address,
+                address,
             }
         }
         TAG_REALLOC => {
-            let thread = ThreadId(c.varint_u32()?);
-            let old_address = c.delta(*address)?;
+            let old_address = c.delta(state.address)?;
             let new_address = c.delta(old_address)?;
-            *address = new_address;
+            state.allocated(new_address);
             let size = c.varint()?;
             let stack = StackId(c.varint_u32()?);
             Event::Realloc {

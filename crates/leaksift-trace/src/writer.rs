@@ -21,6 +21,7 @@ pub const DEFAULT_CHUNK_BYTES: usize = 256 << 10;
 struct DeltaState {
     time: u64,
     address: u64,
+    thread: u32,
 }
 
 /// Streams a trace to `out`. Call [`TraceWriter::flush`] to make everything written so far
@@ -31,6 +32,9 @@ pub struct TraceWriter<W: Write> {
     payload: Vec<u8>,
     compressed: Vec<u8>,
     state: DeltaState,
+    /// Allocations (and realloc results) written so far, and how many before this chunk.
+    allocations: u64,
+    chunk_first_allocation: u64,
     time_resolution_ns: u64,
     chunk_bytes: usize,
     bytes_written: u64,
@@ -77,6 +81,8 @@ impl<W: Write> TraceWriter<W> {
             payload: Vec::with_capacity(DEFAULT_CHUNK_BYTES + 4096),
             compressed: Vec::new(),
             state: DeltaState::default(),
+            allocations: 0,
+            chunk_first_allocation: 0,
             time_resolution_ns: 0,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             bytes_written: head.len() as u64,
@@ -196,6 +202,21 @@ impl<W: Write> TraceWriter<W> {
         self.record_done()
     }
 
+    /// Makes `thread` the current thread (a record only when it changes).
+    fn thread(&mut self, thread: ThreadId) {
+        if thread.0 != self.state.thread {
+            self.payload.push(TAG_THREAD);
+            put(&mut self.payload, u64::from(thread.0));
+            self.state.thread = thread.0;
+        }
+    }
+
+    /// Sequence number of the last allocation (or realloc result) written, for
+    /// [`TraceWriter::free_allocation`].
+    pub fn last_allocation(&self) -> u64 {
+        self.allocations.wrapping_sub(1)
+    }
+
     pub fn alloc(
         &mut self,
         time: TraceTime,
@@ -206,6 +227,7 @@ impl<W: Write> TraceWriter<W> {
         kind: AllocKind,
     ) -> io::Result<()> {
         self.tick(time);
+        self.thread(thread);
         let p = &mut self.payload;
         if kind == AllocKind::Malloc {
             p.push(TAG_MALLOC);
@@ -213,20 +235,45 @@ impl<W: Write> TraceWriter<W> {
             p.push(TAG_ALLOC);
             p.push(alloc_kind_code(kind));
         }
-        put(p, u64::from(thread.0));
         put_delta(p, self.state.address, address);
         self.state.address = address;
         put(p, size);
         put(p, u64::from(stack.0));
+        self.allocations += 1;
         self.record_done()
     }
 
     pub fn free(&mut self, time: TraceTime, thread: ThreadId, address: u64) -> io::Result<()> {
         self.tick(time);
+        self.thread(thread);
         let p = &mut self.payload;
         p.push(TAG_FREE);
-        put(p, u64::from(thread.0));
         put_delta(p, self.state.address, address);
+        self.state.address = address;
+        self.record_done()
+    }
+
+    /// Frees the block written as allocation number `allocation` (see
+    /// [`TraceWriter::last_allocation`]) at `address`: when it is among the chunk's last
+    /// [`RECENT_ALLOCATIONS`] allocations, the record names it by distance instead of address.
+    pub fn free_allocation(
+        &mut self,
+        time: TraceTime,
+        thread: ThreadId,
+        address: u64,
+        allocation: u64,
+    ) -> io::Result<()> {
+        let distance = self.allocations.wrapping_sub(allocation);
+        if allocation < self.chunk_first_allocation
+            || distance == 0
+            || distance > RECENT_ALLOCATIONS
+        {
+            return self.free(time, thread, address);
+        }
+        self.tick(time);
+        self.thread(thread);
+        self.payload.push(TAG_FREE_RECENT);
+        put(&mut self.payload, distance);
         self.state.address = address;
         self.record_done()
     }
@@ -241,14 +288,15 @@ impl<W: Write> TraceWriter<W> {
         stack: StackId,
     ) -> io::Result<()> {
         self.tick(time);
+        self.thread(thread);
         let p = &mut self.payload;
         p.push(TAG_REALLOC);
-        put(p, u64::from(thread.0));
         put_delta(p, self.state.address, old_address);
         put_delta(p, old_address, new_address);
         self.state.address = new_address;
         put(p, size);
         put(p, u64::from(stack.0));
+        self.allocations += 1;
         self.record_done()
     }
 
@@ -310,6 +358,7 @@ impl<W: Write> TraceWriter<W> {
         self.bytes_written += (CHUNK_HEADER_LEN + stored.len()) as u64;
         self.payload.clear();
         self.state = DeltaState::default();
+        self.chunk_first_allocation = self.allocations;
         Ok(())
     }
 

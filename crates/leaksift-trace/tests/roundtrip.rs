@@ -260,6 +260,55 @@ fn bad_magic_version_and_checksums_are_named_errors() {
 }
 
 #[test]
+fn frees_named_by_allocation_distance_decode_to_their_addresses() {
+    for chunk_bytes in [1024, 1 << 20] {
+        let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
+        writer.set_chunk_bytes(chunk_bytes);
+        let mut expected = Vec::new();
+        let mut live: Vec<(u64, u64)> = Vec::new();
+        for i in 0..12_000u64 {
+            let address = 0x10_0000 + (i * 7919 % 5000) * 32 + i;
+            let thread = ThreadId((i % 3) as u32);
+            writer
+                .alloc(
+                    TraceTime(i),
+                    thread,
+                    address,
+                    i % 100,
+                    StackId(1),
+                    AllocKind::Malloc,
+                )
+                .unwrap();
+            expected.push(Event::Alloc {
+                time: TraceTime(i),
+                thread,
+                address,
+                size: i % 100,
+                stack: StackId(1),
+                kind: AllocKind::Malloc,
+            });
+            live.push((address, writer.last_allocation()));
+            // Free blocks at varying ages: recent ones, and some far beyond the window.
+            let age = [1usize, 3, 64, 5000][(i % 4) as usize];
+            if live.len() > age {
+                let (address, allocation) = live.remove(live.len() - 1 - age);
+                writer
+                    .free_allocation(TraceTime(i), ThreadId(1), address, allocation)
+                    .unwrap();
+                expected.push(Event::Free {
+                    time: TraceTime(i),
+                    thread: ThreadId(1),
+                    address,
+                });
+            }
+        }
+        let bytes = writer.finish().unwrap();
+        let (decoded, _) = decode(&bytes).unwrap();
+        assert_eq!(decoded, expected, "chunk size {chunk_bytes}");
+    }
+}
+
+#[test]
 fn read_batch_delivers_the_same_events_chunk_by_chunk() {
     let mut events = sample_events();
     events.pop();
