@@ -108,12 +108,17 @@ pub struct DuplicateString {
     pub wasted_bytes: u64,
 }
 
+/// Whether a node's name is its string value (V8 names concatenated strings by their type).
+fn has_string_value(kind: crate::graph::NodeKind) -> bool {
+    kind.is_string() && kind != crate::graph::NodeKind::ConsString
+}
+
 /// String values held by more than one string object, most wasted bytes first (at most `top`).
 pub fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateString> {
     // First pass: how many string objects have each value (a counter per string-table entry).
     let mut copies = vec![0u32; graph.strings().len()];
     for node in graph.nodes() {
-        if graph.kind(node).is_string() {
+        if has_string_value(graph.kind(node)) {
             if let Some(c) = copies.get_mut(graph.name_id(node).0 as usize) {
                 *c = c.saturating_add(1);
             }
@@ -123,7 +128,7 @@ pub fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateString> 
     let mut sizes: rustc_hash::FxHashMap<u32, (u64, u64)> = Default::default();
     for node in graph.nodes() {
         let name = graph.name_id(node).0;
-        if graph.kind(node).is_string() && copies.get(name as usize).is_some_and(|c| *c > 1) {
+        if has_string_value(graph.kind(node)) && copies.get(name as usize).is_some_and(|c| *c > 1) {
             let size = graph.self_size(node);
             let entry = sizes.entry(name).or_insert((0, 0));
             entry.0 = entry.0.saturating_add(size);
