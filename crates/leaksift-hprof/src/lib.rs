@@ -29,6 +29,10 @@
 //    whose locals retain the most" section needs retained sizes. Until then the HPROF arm of
 //    heapfile.rs emits the thread/frame/locals section without retained sizes.
 // 4. `views::print_json` panics on a closed stdout (`leaksift heap --json f | head`): broken pipe.
+// 5. MAT discards objects unreachable from the GC roots (non-live `jmap -dump` dumps hold a lot
+//    of garbage): for HPROF they should not be attached to the root nor become leak suspects
+//    or count in totals and histograms. Today a garbage int[] of a `jmap -dump:format=b` dump is
+//    reported as suspect 1 "(not reachable from the roots over strong references)".
 // ───────────────────────────────────────────────────────────────────────────────────────────
 
 mod build;
