@@ -141,16 +141,26 @@ static WRITER: AtomicPtr<Writer> = AtomicPtr::new(core::ptr::null_mut());
 static PAUSE_REQUESTED: AtomicBool = AtomicBool::new(false);
 static PAUSED: AtomicU32 = AtomicU32::new(0);
 
-/// Opens the trace file for this process. The first process claims `output`; an exec'd image of
-/// the same process, a spawned program under `--follow-fork` or a followed fork child writes
-/// `output.<pid>` (`.<pid>.<n>` if taken). Other processes stay untraced (`None`).
+/// Opens the trace file for this process. The first process claims `output`. An image that the
+/// traced process exec'd takes `output` over (the usual case is a wrapper script exec'ing the
+/// real program) and moves the previous image's trace to `output.<pid>`. Under `--follow-fork`,
+/// fork children and other programs started by the traced one write `output.<pid>` (`.<pid>.<n>`
+/// if taken); without it they stay untraced (`None`).
 pub fn open_output(config: &Config, fork_child: bool) -> Option<Sink> {
     let pid = sys::getpid();
     let mut claim_main = !fork_child;
     if claim_main && let Some(owner) = trace_owner(&config.output) {
-        claim_main = false;
-        if owner != pid && !config.follow_fork {
-            return None;
+        if owner == pid {
+            // We replaced the traced image: its trace moves aside, this one becomes the main one.
+            let moved = (0..100)
+                .map(|n| per_pid_path(&config.output, pid, n))
+                .find(|p| std::fs::symlink_metadata(p).is_err());
+            claim_main = moved.is_some_and(|to| std::fs::rename(&config.output, to).is_ok());
+        } else {
+            claim_main = false;
+            if !config.follow_fork {
+                return None;
+            }
         }
     }
     let file = if claim_main {
@@ -202,15 +212,16 @@ fn create_new(path: &str) -> Option<File> {
         .ok()
 }
 
+fn per_pid_path(output: &str, pid: u32, n: u32) -> String {
+    if n == 0 {
+        format!("{output}.{pid}")
+    } else {
+        format!("{output}.{pid}.{n}")
+    }
+}
+
 fn create_per_pid(output: &str, pid: u32) -> Option<File> {
-    (0..100).find_map(|n| {
-        let path = if n == 0 {
-            format!("{output}.{pid}")
-        } else {
-            format!("{output}.{pid}.{n}")
-        };
-        create_new(&path)
-    })
+    (0..100).find_map(|n| create_new(&per_pid_path(output, pid, n)))
 }
 
 fn command_line() -> Vec<String> {

@@ -642,19 +642,23 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
         "the exec'd image's status: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let main = Trace::read(&trace_path);
+    // The exec'd image takes the main trace over; the image before exec moves to OUTPUT.<pid>.
+    let image = Trace::read(&trace_path);
+    assert_eq!(image.allocs(4444).len(), 1);
+    assert_eq!(image.end(), Some(ProcessEnd::Exited(5)));
+    let before_exec = Trace::read(&dir.path().join(format!("plain.lks.{}", image.pid)));
+    assert_eq!(before_exec.pid, image.pid);
     assert_eq!(
-        main.allocs(1111).len(),
+        before_exec.allocs(1111).len(),
         1,
         "parent allocation flushed before exec"
     );
-    assert!(main.allocs(2222).is_empty(), "fork child untraced");
-    assert!(traces_with_size(dir.path(), "plain.lks.", 2222).is_empty());
-    let exec_trace = dir.path().join(format!("plain.lks.{}", main.pid));
-    let image = Trace::read(&exec_trace);
-    assert_eq!(image.pid, main.pid);
-    assert_eq!(image.allocs(4444).len(), 1);
-    assert_eq!(image.end(), Some(ProcessEnd::Exited(5)));
+    assert!(
+        before_exec.truncated,
+        "an image that exec'd has no End record"
+    );
+    assert!(before_exec.allocs(2222).is_empty(), "fork child untraced");
+    assert!(traces_with_size(dir.path(), "plain.lks", 2222).is_empty());
 
     let trace_path = dir.path().join("follow.lks");
     let out = record(&trace_path, &["--follow-fork"], &program, &[]);
@@ -662,7 +666,7 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
     let children = traces_with_size(dir.path(), "follow.lks.", 2222);
     assert_eq!(children.len(), 1, "the followed child has its own trace");
     let child = Trace::read(&children[0]);
-    assert_ne!(child.pid, main.pid);
+    assert_ne!(child.pid, image.pid);
     assert_eq!(child.end(), Some(ProcessEnd::Exited(0)));
     assert_eq!(
         child.allocs(1111).len(),
