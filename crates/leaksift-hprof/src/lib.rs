@@ -33,6 +33,9 @@
 //    of garbage): for HPROF they should not be attached to the root nor become leak suspects
 //    or count in totals and histograms. Today a garbage int[] of a `jmap -dump:format=b` dump is
 //    reported as suspect 1 "(not reachable from the roots over strong references)".
+// 6. `diff a.hprof b.hprof` should show retained-bytes growth per class too (the issue asks for
+//    "instances and retained bytes"): `compare_histograms` only sums counts and shallow bytes,
+//    though `ClassStats` carries `retained_bytes` and diff.rs already computes both dominators.
 // ───────────────────────────────────────────────────────────────────────────────────────────
 
 mod build;
