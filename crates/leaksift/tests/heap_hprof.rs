@@ -225,6 +225,21 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     assert!(stderr.contains("at byte "), "{stderr}");
     assert!(stderr.contains("truncated"), "{stderr}");
 
+    // A cut gzip stream: the error names the decompressed offset where the stream broke.
+    let gz = std::fs::read(fixture("static_leak.hprof.gz")).unwrap();
+    let cut_gz = dir.path().join("cut.hprof.gz");
+    std::fs::write(&cut_gz, &gz[..gz.len() / 2]).unwrap();
+    let out = leaksift()
+        .args(["heap", "--quiet"])
+        .arg(&cut_gz)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cut.hprof.gz"), "{stderr}");
+    assert!(stderr.contains("gzip"), "{stderr}");
+
     // The 31-byte header, then a heap dump segment holding an unknown sub-record tag at byte 40.
     let mut garbage_bytes = bytes[..31].to_vec();
     garbage_bytes.extend_from_slice(&[0x1C, 0, 0, 0, 0, 0, 0, 0, 2, 0x42, 0x42]);
