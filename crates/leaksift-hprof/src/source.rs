@@ -91,7 +91,9 @@ fn decompress(file: File) -> Result<File, HprofError> {
             Err(e) => {
                 return Err(HprofError::new(
                     written,
-                    ErrorKind::Io(format!("gzip stream: {e}")),
+                    ErrorKind::Io(format!(
+                        "gzip stream cut or corrupt (the offset counts decompressed bytes): {e}"
+                    )),
                 ));
             }
         };
