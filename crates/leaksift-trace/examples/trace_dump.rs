@@ -3,11 +3,20 @@
 //! `cargo run -p leaksift-trace --example trace_dump -- [--summary] FILE`.
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use leaksift_trace::TraceReader;
 use leaksift_trace::model::{Event, LeakClass};
 
 fn main() {
+    // A closed stdout (e.g. `| head`) ends the dump quietly.
+    if dump().is_err() {
+        std::process::exit(0);
+    }
+}
+
+fn dump() -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let args: Vec<String> = std::env::args().skip(1).collect();
     let summary = args.iter().any(|a| a == "--summary");
     let Some(path) = args.iter().find(|a| !a.starts_with("--")) else {
@@ -21,7 +30,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    println!("{:?}", reader.header());
+    writeln!(out, "{:?}", reader.header())?;
     let mut sizes: HashMap<u64, (u64, u32)> = HashMap::new();
     let mut stacks: HashMap<u32, Vec<u64>> = HashMap::new();
     let mut last_scan = None;
@@ -35,7 +44,7 @@ fn main() {
             }
         };
         if !summary {
-            println!("{event:?}");
+            writeln!(out, "{event:?}")?;
             continue;
         }
         match event {
@@ -71,12 +80,13 @@ fn main() {
         }
     }
     if summary {
-        println!(
+        writeln!(
+            out,
             "allocations {} frees {} live {}",
             counts.0,
             counts.1,
             sizes.len()
-        );
+        )?;
         if let Some(scan) = last_scan {
             let mut totals: HashMap<LeakClass, (u64, u64)> = HashMap::new();
             for block in &scan.blocks {
@@ -89,21 +99,23 @@ fn main() {
                         .get(&stack)
                         .map(|f| f.iter().map(|a| format!("{a:#x}")).collect())
                         .unwrap_or_default();
-                    println!(
+                    writeln!(
+                        out,
                         "{:?} {:#x} {} bytes at [{}]",
                         block.class,
                         block.address,
                         size,
                         frames.join(" ")
-                    );
+                    )?;
                 }
             }
             let mut classes: Vec<_> = totals.into_iter().collect();
             classes.sort();
             for (class, (blocks, bytes)) in classes {
-                println!("{class:?}: {blocks} blocks, {bytes} bytes");
+                writeln!(out, "{class:?}: {blocks} blocks, {bytes} bytes")?;
             }
         }
     }
-    println!("truncation: {:?}", reader.truncation());
+    writeln!(out, "truncation: {:?}", reader.truncation())?;
+    out.flush()
 }
