@@ -13,7 +13,7 @@ use leaksift_heap::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::bytes::IdSize;
+use crate::bytes::{Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
 use crate::ids::IdIndex;
@@ -124,9 +124,9 @@ fn graph_error(error: GraphError) -> HprofError {
 /// Interns the HPROF string `name` into the graph's string table (once per id).
 fn intern_name(
     strings: &mut StringTable,
-    cache: &mut FxHashMap<u64, StringId>,
+    cache: &mut FxHashMap<Id, StringId>,
     scan: &Scan<'_>,
-    name: u64,
+    name: Id,
 ) -> Result<StringId, HprofError> {
     if let Some(id) = cache.get(&name) {
         return Ok(*id);
@@ -152,7 +152,7 @@ pub struct GraphPlan<'s, 'a> {
     class_infos: Vec<ClassInfo>,
     defs: Vec<GraphClass>,
     /// Graph names of every static field name.
-    static_names: FxHashMap<u64, StringId>,
+    static_names: FxHashMap<Id, StringId>,
     /// The class of class objects (`java.lang.Class`).
     class_class: ClassId,
     primitive_arrays: [ClassSlot; 8],
@@ -177,14 +177,14 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut class_infos = Vec::new();
         let mut intern_class = |strings: &mut StringTable,
                                 name: &str,
-                                object: Option<u64>|
+                                object: Option<Id>|
          -> Result<(ClassId, StringId), HprofError> {
             let name = strings.intern(name).map_err(graph_error)?;
             let id = ClassId(class_infos.len() as u32);
             class_infos.push(ClassInfo {
                 name,
                 location: None,
-                class_object: object.map(ObjectId),
+                class_object: object.map(|Id(id)| ObjectId(id)),
             });
             Ok((id, name))
         };
@@ -509,7 +509,7 @@ struct Worker<'p, 's, 'a> {
     edges: EdgeRun,
     pending: &'p [PendingEdge],
     next_pending: usize,
-    last_class: Option<(u64, u32)>,
+    last_class: Option<(Id, u32)>,
     stats: BuildStats,
 }
 
@@ -591,8 +591,8 @@ impl Worker<'_, '_, '_> {
 
     /// An edge to the object with id `to_id` (nothing for null); `kind` is a stored kind byte.
     #[inline]
-    fn edge(&mut self, to_id: u64, kind: u8, name: u32) {
-        if to_id == 0 {
+    fn edge(&mut self, to_id: Id, kind: u8, name: u32) {
+        if to_id == Id::NULL {
             return;
         }
         match self.plan.index.lookup(&self.plan.scan.ids, to_id) {
@@ -610,7 +610,7 @@ impl Worker<'_, '_, '_> {
         }
     }
 
-    fn class_index(&mut self, class_id: u64) -> Option<u32> {
+    fn class_index(&mut self, class_id: Id) -> Option<u32> {
         if let Some((id, index)) = self.last_class {
             if id == class_id {
                 return Some(index);
@@ -661,12 +661,12 @@ impl Worker<'_, '_, '_> {
                     .get(&field.name)
                     .is_some_and(|s| *s == b"unfinalized");
             let kind = EdgeKind::StaticField.to_byte(!chain);
-            self.edge(field.value, kind, name.0);
+            self.edge(Id(field.value), kind, name.0);
         }
         Ok(())
     }
 
-    fn instance(&mut self, class_id: u64, fields: &[u8]) -> Result<(), HprofError> {
+    fn instance(&mut self, class_id: Id, fields: &[u8]) -> Result<(), HprofError> {
         let plan = self.plan;
         let id_size = plan.scan.id_size;
         let Some(at) = self.class_index(class_id) else {
@@ -697,7 +697,7 @@ impl Worker<'_, '_, '_> {
         Ok(())
     }
 
-    fn object_array(&mut self, class_id: u64, elements: &[u8]) -> Result<(), HprofError> {
+    fn object_array(&mut self, class_id: Id, elements: &[u8]) -> Result<(), HprofError> {
         let plan = self.plan;
         let id_size: IdSize = plan.scan.id_size;
         let length = (elements.len() / id_size.bytes()) as u64;

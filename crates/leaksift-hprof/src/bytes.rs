@@ -2,6 +2,15 @@
 
 use crate::error::{ErrorKind, HprofError};
 
+/// An HPROF identifier: an object's address, or a string's id. 0 is null.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(pub u64);
+
+impl Id {
+    /// The null reference.
+    pub const NULL: Id = Id(0);
+}
+
 /// Size of object and string identifiers in this dump: 4 (32-bit VMs) or 8 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdSize {
@@ -17,15 +26,15 @@ impl IdSize {
         }
     }
 
-    /// Decodes the identifier at the start of `raw` (0 if `raw` is too short).
+    /// Decodes the identifier at the start of `raw` (null if `raw` is too short).
     #[inline]
-    pub fn decode(self, raw: &[u8]) -> u64 {
-        match self {
+    pub fn decode(self, raw: &[u8]) -> Id {
+        Id(match self {
             IdSize::Four => raw
                 .first_chunk::<4>()
                 .map_or(0, |b| u64::from(u32::from_be_bytes(*b))),
             IdSize::Eight => raw.first_chunk::<8>().map_or(0, |b| u64::from_be_bytes(*b)),
-        }
+        })
     }
 }
 
@@ -105,7 +114,7 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline]
-    pub fn id(&mut self, what: &'static str) -> Result<u64, HprofError> {
+    pub fn id(&mut self, what: &'static str) -> Result<Id, HprofError> {
         let size = self.id_size;
         Ok(size.decode(self.take(size.bytes(), what)?))
     }

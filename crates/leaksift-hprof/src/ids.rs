@@ -6,6 +6,8 @@
 //! lookup to a handful of candidates. Cost: 4 bytes per object for the permutation and about
 //! 2 bytes per object for the buckets; the ids themselves are the graph's id column.
 
+use crate::bytes::Id;
+
 /// Maps object ids to ordinals. Ordinal 0 (the synthetic root) and id 0 (null) never match.
 #[derive(Debug)]
 pub struct IdIndex {
@@ -68,7 +70,7 @@ impl IdIndex {
 
     /// The ordinal of the object with this id, if the dump contains it.
     #[inline]
-    pub fn lookup(&self, ids: &[u64], id: u64) -> Option<u32> {
+    pub fn lookup(&self, ids: &[u64], Id(id): Id) -> Option<u32> {
         if id < self.min || id > self.max || id == 0 {
             return None;
         }
@@ -98,10 +100,14 @@ mod tests {
         let ids = vec![0, 0x1000, 0x10, 0x2000_0000_0000, 0x18, 0x1008, 0x20];
         let index = IdIndex::build(&ids);
         for (ordinal, &id) in ids.iter().enumerate().skip(1) {
-            assert_eq!(index.lookup(&ids, id), Some(ordinal as u32), "id {id:#x}");
+            assert_eq!(
+                index.lookup(&ids, Id(id)),
+                Some(ordinal as u32),
+                "id {id:#x}"
+            );
         }
         for missing in [0, 1, 0x11, 0x1004, 0x1fff_ffff_ffff, u64::MAX] {
-            assert_eq!(index.lookup(&ids, missing), None, "id {missing:#x}");
+            assert_eq!(index.lookup(&ids, Id(missing)), None, "id {missing:#x}");
         }
     }
 
@@ -109,8 +115,8 @@ mod tests {
     fn empty_index_finds_nothing() {
         let ids = vec![0];
         let index = IdIndex::build(&ids);
-        assert_eq!(index.lookup(&ids, 0), None);
-        assert_eq!(index.lookup(&ids, 8), None);
+        assert_eq!(index.lookup(&ids, Id(0)), None);
+        assert_eq!(index.lookup(&ids, Id(8)), None);
     }
 
     #[test]
@@ -120,8 +126,8 @@ mod tests {
         ids.extend((0..5000u64).map(|i| 0x1000 + i * 24));
         let index = IdIndex::build(&ids);
         for (ordinal, &id) in ids.iter().enumerate().skip(1) {
-            assert_eq!(index.lookup(&ids, id), Some(ordinal as u32));
+            assert_eq!(index.lookup(&ids, Id(id)), Some(ordinal as u32));
         }
-        assert_eq!(index.lookup(&ids, 0x1000 + 8), None);
+        assert_eq!(index.lookup(&ids, Id(0x1000 + 8)), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::bytes::IdSize;
+use crate::bytes::{Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
 use crate::scan::Scan;
@@ -26,7 +26,7 @@ pub struct RefField {
     /// Byte offset in the INSTANCE_DUMP field data.
     pub offset: u32,
     /// Field name (HPROF string id).
-    pub name: u64,
+    pub name: Id,
     pub retention: Retention,
 }
 
@@ -154,7 +154,7 @@ fn strip_hidden_class_address(name: &str) -> &str {
 #[derive(Debug)]
 pub struct ClassTable {
     pub defs: Vec<ClassDef>,
-    by_id: FxHashMap<u64, u32>,
+    by_id: FxHashMap<Id, u32>,
 }
 
 /// Superclass chains longer than this are cut (real hierarchies are a few dozen deep); it bounds
@@ -182,11 +182,11 @@ impl ClassTable {
                     .get(&dump.id)
                     .and_then(|name| scan.strings.get(name))
                     .map(|raw| java_class_name(&String::from_utf8_lossy(raw)))
-                    .unwrap_or_else(|| format!("<unknown class {:#x}>", dump.id))
+                    .unwrap_or_else(|| format!("<unknown class {:#x}>", dump.id.0))
             })
             .collect();
         let string_is =
-            |id: u64, text: &str| scan.strings.get(&id).is_some_and(|s| *s == text.as_bytes());
+            |id: Id, text: &str| scan.strings.get(&id).is_some_and(|s| *s == text.as_bytes());
         // Real dumps spend a few fields per class and chain link (100 K classes x 8 levels x
         // 20 fields = 16 M); hostile ones are refused before the layouts use ~256 MiB + dump/16.
         let budget = dump_len / 16 + (16 << 20);
@@ -262,7 +262,7 @@ impl ClassTable {
 
     /// The index of the class with this class object id.
     #[inline]
-    pub fn index_of(&self, class_id: u64) -> Option<u32> {
+    pub fn index_of(&self, class_id: Id) -> Option<u32> {
         self.by_id.get(&class_id).copied()
     }
 
@@ -272,7 +272,7 @@ impl ClassTable {
         &self,
         index: u32,
         name: &[u8],
-        strings: &FxHashMap<u64, &[u8]>,
+        strings: &FxHashMap<Id, &[u8]>,
         id_size: IdSize,
     ) -> Option<(usize, BasicType)> {
         let mut offset = 0usize;

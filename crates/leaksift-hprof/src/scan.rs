@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
-use crate::bytes::IdSize;
+use crate::bytes::{Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use crate::format::Header;
 use crate::parallel::{self, Segment, Shared};
@@ -30,12 +30,12 @@ pub const CHECKPOINT_EVERY: u32 = 64;
 #[derive(Debug)]
 pub struct Scan<'a> {
     pub id_size: IdSize,
-    pub strings: FxHashMap<u64, &'a [u8]>,
+    pub strings: FxHashMap<Id, &'a [u8]>,
     /// LOAD_CLASS: class object id → name string id.
-    pub class_names: FxHashMap<u64, u64>,
+    pub class_names: FxHashMap<Id, Id>,
     /// LOAD_CLASS: class serial → class object id.
-    pub class_serials: FxHashMap<u32, u64>,
-    pub frames: FxHashMap<u64, StackFrame>,
+    pub class_serials: FxHashMap<u32, Id>,
+    pub frames: FxHashMap<Id, StackFrame>,
     /// STACK TRACE serial → raw frame ids (top frame first).
     pub traces: FxHashMap<u32, &'a [u8]>,
     pub class_dumps: Vec<ClassDump>,
@@ -43,7 +43,7 @@ pub struct Scan<'a> {
     /// Object id per ordinal, in file order; `ids[0]` is the synthetic root's 0.
     pub ids: Vec<u64>,
     /// Instances per class id (to size the edge columns before pass 2).
-    pub instances_per_class: FxHashMap<u64, u64>,
+    pub instances_per_class: FxHashMap<Id, u64>,
     /// Object-array elements in the whole dump (also for sizing).
     pub array_elements: u64,
     /// Sorted by ordinal.
@@ -56,11 +56,11 @@ pub struct Scan<'a> {
 }
 
 impl<'a> Visitor<'a> for Scan<'a> {
-    fn utf8(&mut self, id: u64, text: &'a [u8]) {
+    fn utf8(&mut self, id: Id, text: &'a [u8]) {
         self.strings.insert(id, text);
     }
 
-    fn load_class(&mut self, class_serial: u32, class_id: u64, name: u64) {
+    fn load_class(&mut self, class_serial: u32, class_id: Id, name: Id) {
         self.class_names.insert(class_id, name);
         self.class_serials.insert(class_serial, class_id);
     }
@@ -186,9 +186,9 @@ struct HeapScan<'g> {
     objects: u64,
     roots: Vec<Root>,
     class_dumps: Vec<ClassDump>,
-    instances_per_class: FxHashMap<u64, u64>,
+    instances_per_class: FxHashMap<Id, u64>,
     /// The current run of instances of one class, counted before it goes to the map.
-    run: (u64, u64),
+    run: (Id, u64),
     array_elements: u64,
     id_range: Option<(u64, u64)>,
 }
@@ -204,7 +204,7 @@ impl<'g> HeapScan<'g> {
             roots: Vec::new(),
             class_dumps: Vec::new(),
             instances_per_class: FxHashMap::default(),
-            run: (0, 0),
+            run: (Id::NULL, 0),
             array_elements: 0,
             id_range: None,
         }
@@ -224,7 +224,7 @@ impl<'g> HeapScan<'g> {
         Ok(())
     }
 
-    fn object(&mut self, offset: usize, segment_end: usize, id: u64) {
+    fn object(&mut self, offset: usize, segment_end: usize, Id(id): Id) {
         if self.objects % u64::from(CHECKPOINT_EVERY) == 0 {
             self.checkpoints.push(Checkpoint {
                 // Local until `Scan::append`, which runs only when every ordinal fits a u32.
@@ -241,7 +241,7 @@ impl<'g> HeapScan<'g> {
         });
     }
 
-    fn count_instance(&mut self, class_id: u64) {
+    fn count_instance(&mut self, class_id: Id) {
         if self.run.0 == class_id {
             self.run.1 += 1;
             return;

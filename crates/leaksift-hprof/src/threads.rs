@@ -5,6 +5,7 @@ use leaksift_heap::dominators::Dominators;
 use leaksift_heap::{GcRootKind, NodeIndex};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::bytes::Id;
 use crate::error::HprofError;
 use crate::format::BasicType;
 use crate::ids::IdIndex;
@@ -45,7 +46,7 @@ pub fn collect(
     index: &IdIndex,
     locator: &Locator<'_, '_>,
 ) -> Result<Vec<ThreadStack>, HprofError> {
-    let text = |id: u64| {
+    let text = |id: Id| {
         scan.strings
             .get(&id)
             .map(|raw| String::from_utf8_lossy(raw).into_owned())
@@ -165,10 +166,12 @@ fn thread_name(
             .get(offset..offset + width)
             .map(|raw| raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
     };
-    let Some(string) = field(thread, b"name")?.and_then(|id| index.lookup(&scan.ids, id)) else {
+    let Some(string) = field(thread, b"name")?.and_then(|id| index.lookup(&scan.ids, Id(id)))
+    else {
         return Ok(None);
     };
-    let Some(array) = field(string, b"value")?.and_then(|id| index.lookup(&scan.ids, id)) else {
+    let Some(array) = field(string, b"value")?.and_then(|id| index.lookup(&scan.ids, Id(id)))
+    else {
         return Ok(None);
     };
     let utf16 = field(string, b"coder")? == Some(1);

@@ -1,6 +1,6 @@
 //! Walking the records and heap-dump sub-records of a dump, handing each to a visitor.
 
-use crate::bytes::{Cursor, IdSize};
+use crate::bytes::{Cursor, Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use leaksift_heap::GcRootKind as RootKind;
 
@@ -10,7 +10,7 @@ use crate::format::{BasicType, Header, read_type, sub, tag};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Root {
     pub kind: RootKind,
-    pub object: u64,
+    pub object: Id,
     /// Thread serial number for thread-related roots (Java frame, JNI local, native stack, ...).
     pub thread_serial: Option<u32>,
     /// Frame index in the thread's stack trace (Java frame and JNI local roots; may be -1).
@@ -22,7 +22,7 @@ pub struct Root {
 /// A static field of a class dump with its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaticField {
-    pub name: u64,
+    pub name: Id,
     pub ty: BasicType,
     /// Object id for reference fields, the raw bits otherwise.
     pub value: u64,
@@ -31,18 +31,18 @@ pub struct StaticField {
 /// An instance field declaration (no value; values live in instance dumps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldDecl {
-    pub name: u64,
+    pub name: Id,
     pub ty: BasicType,
 }
 
 /// A CLASS_DUMP sub-record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassDump {
-    pub id: u64,
-    pub super_id: u64,
-    pub loader_id: u64,
-    pub signers_id: u64,
-    pub protection_domain_id: u64,
+    pub id: Id,
+    pub super_id: Id,
+    pub loader_id: Id,
+    pub signers_id: Id,
+    pub protection_domain_id: Id,
     /// Instance size in bytes as the VM reported it.
     pub instance_size: u32,
     pub statics: Vec<StaticField>,
@@ -56,19 +56,19 @@ pub enum SubRecord<'a> {
     Root(Root),
     Class(ClassDump),
     Instance {
-        id: u64,
-        class_id: u64,
+        id: Id,
+        class_id: Id,
         /// Field values: this class's fields, then its superclass's, and so on.
         fields: &'a [u8],
     },
     ObjectArray {
-        id: u64,
-        class_id: u64,
+        id: Id,
+        class_id: Id,
         /// `length × id size` bytes of element ids.
         elements: &'a [u8],
     },
     PrimitiveArray {
-        id: u64,
+        id: Id,
         ty: BasicType,
         length: u32,
         /// Element bytes; `None` for Android's no-data arrays.
@@ -81,10 +81,10 @@ pub enum SubRecord<'a> {
 /// A STACK FRAME record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StackFrame {
-    pub id: u64,
-    pub method_name: u64,
-    pub signature: u64,
-    pub source_file: u64,
+    pub id: Id,
+    pub method_name: Id,
+    pub signature: Id,
+    pub source_file: Id,
     pub class_serial: u32,
     /// > 0 line number; 0 none; -1 unknown; -2 compiled; -3 native.
     pub line: i32,
@@ -92,8 +92,8 @@ pub struct StackFrame {
 
 /// Receives the records of a dump in file order.
 pub trait Visitor<'a> {
-    fn utf8(&mut self, _id: u64, _text: &'a [u8]) {}
-    fn load_class(&mut self, _class_serial: u32, _class_id: u64, _name: u64) {}
+    fn utf8(&mut self, _id: Id, _text: &'a [u8]) {}
+    fn load_class(&mut self, _class_serial: u32, _class_id: Id, _name: Id) {}
     fn frame(&mut self, _frame: StackFrame) {}
     /// A stack trace; `frames` holds the raw frame ids (id size each), top frame first.
     fn trace(&mut self, _serial: u32, _thread_serial: u32, _frames: &'a [u8]) {}
@@ -405,7 +405,7 @@ fn class_dump(cursor: &mut Cursor<'_>) -> Result<ClassDump, HprofError> {
 }
 
 /// Iterates the ids packed in `raw` (object array elements, stack trace frames).
-pub fn ids(raw: &[u8], id_size: IdSize) -> impl Iterator<Item = u64> + '_ {
+pub fn ids(raw: &[u8], id_size: IdSize) -> impl Iterator<Item = Id> + '_ {
     raw.chunks_exact(id_size.bytes())
         .map(move |chunk| id_size.decode(chunk))
 }
