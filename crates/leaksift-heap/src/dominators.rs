@@ -31,14 +31,20 @@ pub struct Dominators {
 impl Dominators {
     /// Computes the dominator tree of `graph` from its root over essential edges, and retained sizes.
     pub fn compute(graph: &HeapGraph) -> Dominators {
-        let (idom, preorder, unreachable) = lengauer_tarjan(graph);
+        let LtResult {
+            idom,
+            preorder,
+            unreachable,
+            spare: [spare_first, spare_dominated],
+        } = lengauer_tarjan(graph);
         let self_sizes = graph.self_sizes();
         let mut retained = self_sizes.to_vec();
         for &node in preorder.iter().skip(1).rev() {
             let dominator = idom[node as usize] as usize;
             retained[dominator] = retained[dominator].saturating_add(retained[node as usize]);
         }
-        let (first_dominated, dominated) = dominated_csr(&idom, graph.root());
+        let (first_dominated, dominated) =
+            dominated_csr(&idom, graph.root(), spare_first, spare_dominated);
         Dominators {
             idom,
             preorder,
@@ -112,36 +118,53 @@ impl Dominators {
     }
 }
 
-/// Children lists of the dominator tree, each in increasing ordinal order.
-fn dominated_csr(idom: &[u32], root: NodeIndex) -> (Vec<u32>, Vec<u32>) {
+/// Children lists of the dominator tree, each in increasing ordinal order. `first` and
+/// `dominated` are spare buffers (their contents are ignored) reused to avoid fresh memory.
+fn dominated_csr(
+    idom: &[u32],
+    root: NodeIndex,
+    mut first: Vec<u32>,
+    mut dominated: Vec<u32>,
+) -> (Vec<u32>, Vec<u32>) {
     let n = idom.len();
-    let mut first = vec![0u32; n + 1];
+    first.clear();
+    first.resize(n + 1, 0);
+    // Count per dominator, turn counts into range ends, then fill back to front.
     for (node, &d) in idom.iter().enumerate() {
         if node != root.get() {
-            first[d as usize + 1] += 1;
+            first[d as usize] += 1;
         }
     }
-    for i in 0..n {
-        first[i + 1] += first[i];
+    for i in 1..n {
+        first[i] += first[i - 1];
     }
-    let mut cursor: Vec<u32> = first[..n].to_vec();
-    let mut dominated = vec![0u32; n.saturating_sub(1)];
-    for (node, &d) in idom.iter().enumerate() {
+    first[n] = n.saturating_sub(1) as u32;
+    dominated.clear();
+    dominated.resize(n.saturating_sub(1), 0);
+    for (node, &d) in idom.iter().enumerate().rev() {
         if node != root.get() {
-            dominated[cursor[d as usize] as usize] = node as u32;
-            cursor[d as usize] += 1;
+            first[d as usize] -= 1;
+            dominated[first[d as usize] as usize] = node as u32;
         }
     }
     (first, dominated)
 }
 
-/// Returns (idom per ordinal, preorder of ordinals, number of nodes not reached from the root).
+/// What the Lengauer–Tarjan pass leaves: the tree, the DFS order, and two spare buffers.
+struct LtResult {
+    idom: Vec<u32>,
+    preorder: Vec<u32>,
+    unreachable: u32,
+    spare: [Vec<u32>; 2],
+}
+
+/// Computes idom per ordinal, the preorder of ordinals, and how many nodes the root does not reach.
 ///
 /// Memory: besides the graph, seven u32 columns plus the reverse CSR of essential edges. Two
 /// slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and `label`
 /// holds the head of its bucket; while a vertex waits in a bucket, `dom` holds the link to the
 /// next one.
-fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
+fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
@@ -286,7 +309,7 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             v = next;
         }
     }
-    drop((ancestor, label, linked, retainers, first_retainer));
+    drop((ancestor, linked, retainers, first_retainer));
 
     // Unlike the paper, the root dominates itself, and dom[0] = r sends vertices that got no
     // dominator (see above) to the root, as DevTools does.
@@ -298,7 +321,6 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
             dom[w] = dom[dom[w] as usize];
         }
     }
-    drop(semi);
     // To ordinals: idom[ordinal] = dom[ordinal + 1] - 1; preorder = vertex[1..] - 1.
     dom.remove(0);
     for d in dom.iter_mut() {
@@ -309,7 +331,12 @@ fn lengauer_tarjan(graph: &HeapGraph) -> (Vec<u32>, Vec<u32>, u32) {
     for v in vertex.iter_mut() {
         *v -= 1;
     }
-    (dom, vertex, unreachable)
+    LtResult {
+        idom: dom,
+        preorder: vertex,
+        unreachable,
+        spare: [label, semi],
+    }
 }
 
 /// Offsets of a reverse CSR: 32-bit while the edge count allows, to save memory.

@@ -59,6 +59,15 @@ fn two_way(
 ) -> anyhow::Result<Outcome> {
     let a = heapfile::load(base, None, progress)?;
     let b = heapfile::load(compared, Some(&a.class_scheme), progress)?;
+    if a.graph.format() != b.graph.format() {
+        anyhow::bail!(
+            "{} is a {} file and {} a {} file: only files of one format can be compared",
+            base.display(),
+            a.graph.format().name(),
+            compared.display(),
+            b.graph.format().name()
+        );
+    }
     progress.phase("comparing");
     let by_id = a.graph.format().has_stable_ids() && b.graph.format().has_stable_ids();
     let diffs = if by_id {
@@ -127,8 +136,16 @@ fn three_way(
     }
     let baseline_ids = sorted_ids(&baseline_heap.graph);
     drop(baseline_heap);
-    let target_ids = sorted_ids(&heapfile::load(target, None, progress)?.graph);
+    let target_heap = heapfile::load(target, None, progress)?;
+    let target_ids = sorted_ids(&target_heap.graph);
+    let target_format = target_heap.graph.format();
+    drop(target_heap);
     let analysis = Analysis::load(last, None, progress)?;
+    if !target_format.has_stable_ids() || !analysis.graph().format().has_stable_ids() {
+        anyhow::bail!(
+            "a three-way diff matches objects by id: it needs three snapshots of one process in a format with stable ids (V8)"
+        );
+    }
     progress.phase("grouping leaked objects");
     let groups = find_leaks(
         &baseline_ids,
