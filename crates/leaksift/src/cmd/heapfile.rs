@@ -79,7 +79,7 @@ pub fn load(
                 ("thread", leaksift_report::table::Align::Left),
                 ("frame", leaksift_report::table::Align::Left),
                 ("locals", leaksift_report::table::Align::Right),
-                ("biggest local", leaksift_report::table::Align::Left),
+                ("objects held", leaksift_report::table::Align::Left),
             ]);
             let mut threads_json = Vec::new();
             for thread in &dump.threads {
@@ -89,13 +89,22 @@ pub fn load(
                     .unwrap_or_else(|| format!("#{}", thread.serial));
                 let mut frames_json = Vec::new();
                 for frame in &thread.frames {
-                    let biggest = frame.locals.iter().max_by_key(|n| graph.self_size(**n));
-                    if let Some(&biggest) = biggest {
+                    if !frame.locals.is_empty() {
+                        // Without retained sizes (see thread_retention) list what is held.
+                        let mut held: Vec<String> = frame
+                            .locals
+                            .iter()
+                            .take(3)
+                            .map(|n| graph.describe(*n))
+                            .collect();
+                        if frame.locals.len() > 3 {
+                            held.push("…".to_string());
+                        }
                         table.row([
                             name.clone(),
                             format!("{} ({})", frame.method, frame.location),
                             frame.locals.len().to_string(),
-                            graph.describe(biggest),
+                            held.join(", "),
                         ]);
                     }
                     frames_json.push(serde_json::json!({
