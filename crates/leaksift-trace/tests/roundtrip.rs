@@ -385,6 +385,25 @@ proptest! {
     }
 
     #[test]
+    fn bit_flips_in_recent_frees_and_thread_switches_never_panic(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
+    ) {
+        let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
+        writer.set_chunk_bytes(1024);
+        for i in 0..400u64 {
+            writer.alloc(TraceTime(i), ThreadId((i % 3) as u32), 0x1000 + i * 64, i, StackId(0), AllocKind::Malloc).unwrap();
+            let allocation = writer.last_allocation();
+            writer.free_allocation(TraceTime(i), ThreadId(1), 0x1000 + i * 64, allocation).unwrap();
+        }
+        let mut bytes = writer.finish().unwrap();
+        for (index, bit) in flips {
+            let i = index.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        let _ = decode(&bytes);
+    }
+
+    #[test]
     fn bit_flips_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6)) {
         let mut bytes = encode(&sample_events(), 1024);
         for (index, bit) in flips {
