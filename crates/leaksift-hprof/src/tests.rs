@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use crate::error::ErrorKind;
 use crate::format::sub;
-use crate::testing::{BYTE, DumpWriter, OBJECT};
+use crate::testing::{DumpWriter, OBJECT};
 use crate::{HprofDump, Quiet, read, read_with_workers};
 
 const OBJECT_CLASS: u64 = 0x100;
@@ -320,14 +320,6 @@ fn empty_heap_still_makes_a_graph_with_its_root() {
     let data = DumpWriter::new("1.0.2", 8).finish(0x1C);
     let dump = read(&data, &mut Quiet).expect("read");
     assert_eq!(dump.graph.node_count(), 1);
-}
-
-#[test]
-fn writer_byte_type_code_matches_the_format() {
-    assert_eq!(
-        crate::format::BasicType::from_code(BYTE),
-        Some(crate::format::BasicType::Byte)
-    );
 }
 
 proptest! {
