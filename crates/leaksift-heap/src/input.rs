@@ -59,16 +59,22 @@ impl HeapBytes {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("gzip data is corrupt or truncated after {inflated} inflated bytes: {source}")]
+    Io(std::io::Error),
+    #[error("gzip data is corrupt or truncated after {inflated} inflated bytes: {cause}")]
     Gzip {
         inflated: u64,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "not a heap snapshot or heap dump (expected a V8 .heapsnapshot starting with {{\"snapshot\" or an HPROF file starting with \"JAVA PROFILE 1.0.\"); the file starts with {start:?}"
     )]
     UnknownFormat { start: String },
+}
+
+impl From<std::io::Error> for InputError {
+    fn from(error: std::io::Error) -> Self {
+        InputError::Io(error)
+    }
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -101,9 +107,9 @@ pub fn sniff(path: &Path) -> Result<HeapFormat, InputError> {
             flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)).take(4096);
         decoder
             .read_to_end(&mut inflated)
-            .map_err(|source| InputError::Gzip {
+            .map_err(|cause| InputError::Gzip {
                 inflated: inflated.len() as u64,
-                source,
+                cause,
             })?;
         inflated
     } else {
@@ -155,9 +161,9 @@ pub fn inflate(compressed: &[u8]) -> Result<Vec<u8>, InputError> {
     let mut decoder = flate2::read::MultiGzDecoder::new(compressed);
     decoder
         .read_to_end(&mut out)
-        .map_err(|source| InputError::Gzip {
+        .map_err(|cause| InputError::Gzip {
             inflated: out.len() as u64,
-            source,
+            cause,
         })?;
     Ok(out)
 }

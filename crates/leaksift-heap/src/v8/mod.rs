@@ -29,7 +29,7 @@ pub enum V8Error {
     Meta(String),
     #[error("missing the `{0}` section")]
     MissingSection(&'static str),
-    #[error("{0}")]
+    #[error(transparent)]
     Graph(#[from] GraphError),
 }
 

@@ -272,6 +272,9 @@ pub fn chunks(
 
 /// Parses the numbers of one chunk, calling `each(record_in_chunk, &fields)` per record.
 /// Numbers are non-negative integers separated by commas and optional whitespace.
+///
+/// One pass over the bytes with a small state machine: digits accumulate, a comma ends a number,
+/// whitespace is allowed only around numbers.
 pub fn parse_records(
     bytes: &[u8],
     chunk: &Chunk,
@@ -280,56 +283,61 @@ pub fn parse_records(
 ) -> Result<(), V8Error> {
     let mut fields = [0u64; 16];
     let text = &bytes[chunk.bytes.clone()];
-    let mut i = 0usize;
+    let at = |i: usize| chunk.bytes.start + i;
     let mut field = 0usize;
     let mut record = 0usize;
-    let n = text.len();
-    while i < n {
-        while i < n && text[i].is_ascii_whitespace() {
-            i += 1;
+    let mut value = 0u64;
+    let mut digits = 0u32;
+    // Whitespace seen after the digits of the current number.
+    let mut closed = false;
+    for (i, &b) in text.iter().enumerate() {
+        let d = b.wrapping_sub(b'0');
+        if d < 10 {
+            if closed {
+                return Err(syntax(at(i), "`,` between numbers"));
+            }
+            digits += 1;
+            value = if digits < 20 {
+                value * 10 + u64::from(d)
+            } else {
+                value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(u64::from(d)))
+                    .ok_or_else(|| syntax(at(i), "a number below 2^64"))?
+            };
+        } else if b == b',' {
+            if digits == 0 {
+                return Err(syntax(at(i), "a non-negative integer"));
+            }
+            fields[field] = value;
+            field += 1;
+            if field == record_len {
+                if record >= chunk.records {
+                    return Err(syntax(at(i), "fewer numbers in the array"));
+                }
+                each(record, &fields[..record_len])?;
+                record += 1;
+                field = 0;
+            }
+            value = 0;
+            digits = 0;
+            closed = false;
+        } else if b.is_ascii_whitespace() {
+            closed = digits > 0;
+        } else {
+            return Err(syntax(at(i), "a non-negative integer"));
         }
-        if i >= n {
-            break;
-        }
-        let start = i;
-        while i < n && text[i].is_ascii_digit() {
-            i += 1;
-        }
-        let digits = &text[start..i];
-        let value = match digits.len() {
-            0 => return Err(syntax(chunk.bytes.start + i, "a non-negative integer")),
-            // Up to 19 digits cannot overflow a u64.
-            1..=19 => digits
-                .iter()
-                .fold(0u64, |v, d| v * 10 + u64::from(d - b'0')),
-            _ => digits
-                .iter()
-                .try_fold(0u64, |v, d| {
-                    v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-                })
-                .ok_or_else(|| syntax(chunk.bytes.start + start, "a number below 2^64"))?,
-        };
+    }
+    if digits > 0 {
         fields[field] = value;
         field += 1;
         if field == record_len {
             if record >= chunk.records {
-                return Err(syntax(
-                    chunk.bytes.start + start,
-                    "fewer numbers in the array",
-                ));
+                return Err(syntax(chunk.bytes.end, "fewer numbers in the array"));
             }
             each(record, &fields[..record_len])?;
             record += 1;
             field = 0;
-        }
-        while i < n && text[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i < n {
-            if text[i] != b',' {
-                return Err(syntax(chunk.bytes.start + i, "`,` between numbers"));
-            }
-            i += 1;
         }
     }
     if field != 0 || record != chunk.records {
@@ -386,6 +394,7 @@ mod tests {
         assert!(all_records("1,2", 3, 1).is_err());
         assert!(all_records("1,-2,3", 3, 1).is_err());
         assert!(all_records("1,,3", 3, 1).is_err());
+        assert!(all_records("1 2,3,4", 3, 1).is_err());
         assert!(all_records("99999999999999999999999,1,1", 3, 1).is_err());
         assert!(all_records("", 3, 1).unwrap().is_empty());
     }
