@@ -19,7 +19,7 @@ use crate::format::BasicType;
 use crate::ids::IdIndex;
 use crate::layout::{ClassTable, Retention, SizeRule};
 use crate::parallel::{self, Segment, Shared};
-use crate::scan::Scan;
+use crate::scan::{GroupStats, Scan};
 use crate::walk::{ClassDump, Root, SubRecord, ids};
 
 /// An edge waiting for its source node: GC-root links from the root or from a thread object.
@@ -162,8 +162,6 @@ pub struct GraphPlan<'s, 'a> {
     /// GC-root edges sorted by source ordinal.
     pending: Vec<PendingEdge>,
     dangling_roots: u64,
-    /// Upper bound of the edge count (null references included).
-    edge_bound: usize,
 }
 
 impl<'s, 'a> GraphPlan<'s, 'a> {
@@ -244,31 +242,6 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             signers: strings.intern("<signers>").map_err(graph_error)?,
             protection_domain: strings.intern("<protection domain>").map_err(graph_error)?,
         };
-        let instance_refs: u64 = scan
-            .instances_per_class
-            .iter()
-            .map(|(class_id, count)| {
-                let refs = classes
-                    .index_of(*class_id)
-                    .map_or(0, |at| classes.defs[at as usize].ref_fields.len() as u64);
-                count.saturating_mul(refs + 1)
-            })
-            .fold(0u64, u64::saturating_add);
-        let static_refs: u64 = classes
-            .defs
-            .iter()
-            .map(|def| def.dump.statics.len() as u64 + 4)
-            .sum();
-        // Every edge but the `<class>` and root ones stores its target id in the heap records,
-        // so a hostile dump cannot make the bound exceed what its bytes can hold.
-        let heap_bytes: u64 = scan.segments.iter().map(|s| (s.end - s.start) as u64).sum();
-        let objects = scan.ids.len() as u64;
-        let roots = scan.roots.len() as u64;
-        let edge_bound = instance_refs
-            .saturating_add(static_refs)
-            .saturating_add(scan.array_elements)
-            .saturating_add(objects + roots)
-            .min(heap_bytes / scan.id_size.bytes() as u64 + objects + roots);
         let mut plan = GraphPlan {
             scan,
             classes,
@@ -285,7 +258,6 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             labels,
             pending: Vec::new(),
             dangling_roots: 0,
-            edge_bound: usize::try_from(edge_bound).unwrap_or(usize::MAX / 16),
         };
         plan.plan_root_edges(&scan.roots);
         Ok(plan)
@@ -325,37 +297,58 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         self.pending = pending;
     }
 
-    /// Runs pass 2 over `data` with up to `workers` threads; `consumed` hears each finished
+    /// An upper bound of the edges of a group (null references included) whose nodes are the
+    /// sources of `pending` root edges.
+    fn edge_bound(&self, group: &GroupStats, pending: usize) -> usize {
+        let classes = self.classes;
+        let instance_refs = group
+            .instances_per_class
+            .iter()
+            .map(|(class_id, count)| {
+                let refs = classes
+                    .index_of(*class_id)
+                    .map_or(0, |at| classes.defs[at as usize].ref_fields.len() as u64);
+                count.saturating_mul(refs + 1)
+            })
+            .fold(0u64, u64::saturating_add);
+        // Every edge but the `<class>` and root ones stores its target id in the group's heap
+        // records, so a hostile dump cannot make the bound exceed what its bytes can hold.
+        let heap_bytes: u64 = self.scan.segments[group.segments.clone()]
+            .iter()
+            .map(|s| (s.end - s.start) as u64)
+            .sum();
+        let fixed = group.objects + pending as u64;
+        let bound = instance_refs
+            .saturating_add(group.array_elements)
+            .saturating_add(group.static_fields)
+            .saturating_add(group.class_dumps.saturating_mul(4))
+            .saturating_add(fixed)
+            .min(heap_bytes / self.scan.id_size.bytes() as u64 + fixed);
+        usize::try_from(bound).unwrap_or(usize::MAX)
+    }
+
+    /// Runs pass 2 over `data`, one worker per group of pass 1; `consumed` hears each finished
     /// byte range and the bytes read so far.
     pub fn fill(
         mut self,
         data: &[u8],
-        workers: usize,
         consumed: &mut dyn FnMut(Range<usize>, usize),
     ) -> Result<(GraphParts, BuildStats), HprofError> {
         let node_count = self.scan.ids.len();
         let segments = &self.scan.segments;
-        let groups = parallel::split_segments(segments, workers);
-        let mut class = vec![0u32; node_count];
-        let mut name = vec![0u32; node_count];
-        let mut self_size = vec![0u64; node_count];
-        let mut kind = vec![0u8; node_count];
-        // Zeroed allocations come from the kernel untouched; the workers write every entry but
-        // the last, the edge count.
-        let mut first_edge = vec![0u64; node_count + 1];
-        let first_ordinal = |group: Option<&Range<usize>>| {
+        let groups = &self.scan.groups;
+        let first_ordinal = |group: Option<&GroupStats>| {
             group
-                .and_then(|g| self.scan.segment_first_ordinal.get(g.start).copied())
+                .and_then(|g| {
+                    self.scan
+                        .segment_first_ordinal
+                        .get(g.segments.start)
+                        .copied()
+                })
                 .unwrap_or(node_count as u32)
         };
-        let mut columns = NodeSlices {
-            class: &mut class,
-            name: &mut name,
-            self_size: &mut self_size,
-            kind: &mut kind,
-            first_edge: &mut first_edge[..node_count],
-        };
-        let mut workers = Vec::with_capacity(groups.len());
+        // Each group's ordinal range, root edges and edge bound.
+        let mut plans = Vec::with_capacity(groups.len());
         for (at, group) in groups.iter().enumerate() {
             let first = if at == 0 {
                 0
@@ -363,54 +356,95 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 first_ordinal(Some(group))
             };
             let end = first_ordinal(groups.get(at + 1)).max(first);
-            let (mine, rest) = columns.split_at((end - first) as usize);
-            columns = rest;
-            let pending_from = self.pending.partition_point(|e| e.from < first);
-            let pending_to = self.pending.partition_point(|e| e.from < end);
+            let pending = self.pending.partition_point(|e| e.from < first)
+                ..self.pending.partition_point(|e| e.from < end);
+            let bound = self.edge_bound(group, pending.len());
+            plans.push((first, end, pending, bound));
+        }
+        let total_bound = plans
+            .iter()
+            .fold(0usize, |sum, plan| sum.saturating_add(plan.3));
+        // Zeroed allocations come from the kernel untouched: the bound costs address space, and
+        // only the entries written cost memory. Each group writes its own region; the regions
+        // are then packed together in place.
+        let mut class = vec![0u32; node_count];
+        let mut name = vec![0u32; node_count];
+        let mut self_size = vec![0u64; node_count];
+        let mut kind = vec![0u8; node_count];
+        let mut first_edge = vec![0u64; node_count + 1];
+        let mut edge_to = vec![0u32; total_bound];
+        let mut edge_kind = vec![0u8; total_bound];
+        let mut edge_name = vec![0u32; total_bound];
+        let mut nodes = NodeSlices {
+            class: &mut class,
+            name: &mut name,
+            self_size: &mut self_size,
+            kind: &mut kind,
+            first_edge: &mut first_edge[..node_count],
+        };
+        let mut edges = EdgeSlices {
+            to: &mut edge_to,
+            kind: &mut edge_kind,
+            name: &mut edge_name,
+            len: 0,
+            overflow: false,
+        };
+        let mut workers = Vec::with_capacity(plans.len());
+        for (group, (first, end, pending, bound)) in groups.iter().zip(&plans) {
+            let (my_nodes, rest) = nodes.split_at((end - first) as usize);
+            nodes = rest;
+            let (my_edges, rest) = edges.split_at(*bound);
+            edges = rest;
             workers.push(Worker {
                 plan: &self,
-                segments: &segments[group.clone()],
-                first,
-                next: first,
-                nodes: mine,
-                edges: EdgeRun::with_capacity(if at == 0 { self.edge_bound } else { 0 }),
-                pending: &self.pending[pending_from..pending_to],
+                segments: &segments[group.segments.clone()],
+                first: *first,
+                next: *first,
+                nodes: my_nodes,
+                edges: my_edges,
+                pending: &self.pending[pending.clone()],
                 next_pending: 0,
                 last_class: None,
                 stats: BuildStats::default(),
             });
         }
-        let runs: Vec<EdgeRun> = parallel::run(workers, |w, shared| w.run(data, shared), consumed)?
-            .into_iter()
-            .map(Worker::finish)
-            .collect();
+        let runs: Vec<(Range<usize>, usize, BuildStats)> =
+            parallel::run(workers, |w, shared| w.run(data, shared), consumed)?
+                .into_iter()
+                .map(Worker::finish)
+                .collect();
         self.index = IdIndex::default();
-        // Concatenate the workers' edge runs and shift their offsets.
+        // Pack the groups' edge regions and make their CSR offsets global.
         let mut stats = BuildStats {
             dangling_roots: self.dangling_roots,
             ..BuildStats::default()
         };
-        let mut runs = runs.into_iter();
-        let mut edges = runs.next().unwrap_or_else(|| EdgeRun::with_capacity(0));
-        stats.add(&edges.stats);
-        for run in runs {
-            let base = edges.to.len() as u64;
-            for offset in &mut first_edge[run.nodes.clone()] {
-                *offset += base;
+        let mut packed = 0;
+        let mut region = 0;
+        for ((nodes, len, run_stats), plan) in runs.iter().zip(&plans) {
+            if region != packed {
+                edge_to.copy_within(region..region + len, packed);
+                edge_kind.copy_within(region..region + len, packed);
+                edge_name.copy_within(region..region + len, packed);
             }
-            edges.to.extend_from_slice(&run.to);
-            edges.kind.extend_from_slice(&run.kind);
-            edges.name.extend_from_slice(&run.name);
-            stats.add(&run.stats);
+            for offset in &mut first_edge[nodes.clone()] {
+                *offset += packed as u64;
+            }
+            packed += len;
+            region += plan.3;
+            stats.add(run_stats);
         }
-        first_edge[node_count] = edges.to.len() as u64;
-        edges.to.shrink_to_fit();
-        edges.kind.shrink_to_fit();
-        edges.name.shrink_to_fit();
+        first_edge[node_count] = packed as u64;
+        for column in [&mut edge_to, &mut edge_name] {
+            column.truncate(packed);
+            column.shrink_to_fit();
+        }
+        edge_kind.truncate(packed);
+        edge_kind.shrink_to_fit();
         // Direct targets of the root are the GC roots.
         let mut flags = vec![0u8; node_count];
         if node_count > 0 {
-            for &to in &edges.to[first_edge[0] as usize..first_edge[1] as usize] {
+            for &to in &edge_to[first_edge[0] as usize..first_edge[1] as usize] {
                 flags[to as usize] |= NodeFlags::GC_ROOT;
             }
         }
@@ -425,9 +459,9 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             kind,
             flags,
             first_edge,
-            edge_to: edges.to,
-            edge_kind: edges.kind,
-            edge_name: edges.name,
+            edge_to,
+            edge_kind,
+            edge_name,
             root: NodeIndex(0),
         };
         Ok((parts, stats))
@@ -476,25 +510,57 @@ impl<'c> NodeSlices<'c> {
     }
 }
 
-/// One worker's edges, in its nodes' order, and its counters.
-struct EdgeRun {
-    /// The worker's ordinal range.
-    nodes: Range<usize>,
-    to: Vec<u32>,
-    kind: Vec<u8>,
-    name: Vec<u32>,
-    stats: BuildStats,
+/// One worker's region of the edge columns, filled in its nodes' order.
+struct EdgeSlices<'c> {
+    to: &'c mut [u32],
+    kind: &'c mut [u8],
+    name: &'c mut [u32],
+    /// Entries written.
+    len: usize,
+    /// More edges came than the region holds (the bound was wrong: the dump changed between
+    /// the passes, or a bug).
+    overflow: bool,
 }
 
-impl EdgeRun {
-    fn with_capacity(capacity: usize) -> Self {
-        // Untouched capacity costs address space, not memory.
-        EdgeRun {
-            nodes: 0..0,
-            to: Vec::with_capacity(capacity),
-            kind: Vec::with_capacity(capacity),
-            name: Vec::with_capacity(capacity),
-            stats: BuildStats::default(),
+impl<'c> EdgeSlices<'c> {
+    fn split_at(self, at: usize) -> (EdgeSlices<'c>, EdgeSlices<'c>) {
+        let at = at.min(self.to.len());
+        let (to, to_rest) = self.to.split_at_mut(at);
+        let (kind, kind_rest) = self.kind.split_at_mut(at);
+        let (name, name_rest) = self.name.split_at_mut(at);
+        (
+            EdgeSlices {
+                to,
+                kind,
+                name,
+                len: 0,
+                overflow: false,
+            },
+            EdgeSlices {
+                to: to_rest,
+                kind: kind_rest,
+                name: name_rest,
+                len: 0,
+                overflow: false,
+            },
+        )
+    }
+
+    #[inline]
+    fn push(&mut self, to: u32, kind: u8, name: u32) {
+        let at = self.len;
+        match (
+            self.to.get_mut(at),
+            self.kind.get_mut(at),
+            self.name.get_mut(at),
+        ) {
+            (Some(slot_to), Some(slot_kind), Some(slot_name)) => {
+                *slot_to = to;
+                *slot_kind = kind;
+                *slot_name = name;
+                self.len += 1;
+            }
+            _ => self.overflow = true,
         }
     }
 }
@@ -506,7 +572,7 @@ struct Worker<'p, 's, 'a> {
     first: u32,
     next: u32,
     nodes: NodeSlices<'p>,
-    edges: EdgeRun,
+    edges: EdgeSlices<'p>,
     pending: &'p [PendingEdge],
     next_pending: usize,
     last_class: Option<(Id, u32)>,
@@ -532,6 +598,12 @@ impl Worker<'_, '_, '_> {
             } => self.object_array(class_id, elements),
             SubRecord::PrimitiveArray { ty, length, .. } => self.primitive_array(ty, length),
         })?;
+        if self.edges.overflow {
+            return Err(HprofError::new(
+                segments.first().map_or(0, |s| s.start as u64),
+                ErrorKind::Malformed("the second pass saw more references than the first"),
+            ));
+        }
         let expected = self.nodes.class.len();
         if (self.next - self.first) as usize != expected {
             return Err(HprofError::new(
@@ -542,11 +614,13 @@ impl Worker<'_, '_, '_> {
         Ok(())
     }
 
-    fn finish(self) -> EdgeRun {
-        let mut edges = self.edges;
-        edges.nodes = self.first as usize..self.next as usize;
-        edges.stats = self.stats;
-        edges
+    /// The worker's ordinal range, edge count and counters.
+    fn finish(self) -> (Range<usize>, usize, BuildStats) {
+        (
+            self.first as usize..self.next as usize,
+            self.edges.len,
+            self.stats,
+        )
     }
 
     fn begin_node(
@@ -567,7 +641,7 @@ impl Worker<'_, '_, '_> {
         self.nodes.name[at] = name.0;
         self.nodes.self_size[at] = size;
         self.nodes.kind[at] = kind as u8;
-        self.nodes.first_edge[at] = self.edges.to.len() as u64;
+        self.nodes.first_edge[at] = self.edges.len as u64;
         let ordinal = self.next;
         self.next += 1;
         while let Some(edge) = self.pending.get(self.next_pending).copied() {
@@ -584,9 +658,7 @@ impl Worker<'_, '_, '_> {
 
     #[inline]
     fn push_edge(&mut self, to: u32, kind: u8, name: u32) {
-        self.edges.to.push(to);
-        self.edges.kind.push(kind);
-        self.edges.name.push(name);
+        self.edges.push(to, kind, name);
     }
 
     /// An edge to the object with id `to_id` (nothing for null); `kind` is a stored kind byte.

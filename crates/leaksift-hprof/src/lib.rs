@@ -158,9 +158,7 @@ fn read_with_workers(
     let threads = threads::collect(&scan, &classes, &index, &locator)?;
     observer.phase("graph");
     let plan = build::GraphPlan::new(&scan, &classes, index, sizes)?;
-    let (parts, stats) = plan.fill(data, workers, &mut |done, read| {
-        observer.consumed(done, read, total)
-    })?;
+    let (parts, stats) = plan.fill(data, &mut |done, read| observer.consumed(done, read, total))?;
     let info = DumpInfo {
         version: header.version.clone(),
         id_size: header.id_size.bytes() as u8,

@@ -42,10 +42,9 @@ pub struct Scan<'a> {
     pub roots: Vec<Root>,
     /// Object id per ordinal, in file order; `ids[0]` is the synthetic root's 0.
     pub ids: Vec<u64>,
-    /// Instances per class id (to size the edge columns before pass 2).
-    pub instances_per_class: FxHashMap<Id, u64>,
-    /// Object-array elements in the whole dump (also for sizing).
-    pub array_elements: u64,
+    /// The groups of heap dump records pass 1 split the work into, with what pass 2 needs to
+    /// size each group's edges (pass 2 uses the same groups).
+    pub groups: Vec<GroupStats>,
     /// Sorted by ordinal.
     pub checkpoints: Vec<Checkpoint>,
     /// Every heap dump record, in file order, and the ordinal of its first object.
@@ -97,8 +96,7 @@ pub fn scan<'a>(
         class_dumps: Vec::new(),
         roots: Vec::new(),
         ids: vec![0],
-        instances_per_class: FxHashMap::default(),
-        array_elements: 0,
+        groups: Vec::new(),
         checkpoints: Vec::new(),
         segments: Vec::new(),
         segment_first_ordinal: Vec::new(),
@@ -109,7 +107,7 @@ pub fn scan<'a>(
     let groups: Vec<HeapScan> = parallel::split_segments(&segments, workers)
         .into_iter()
         .enumerate()
-        .map(|(at, range)| HeapScan::new(&segments[range], at == 0))
+        .map(|(at, range)| HeapScan::new(&segments, range, at == 0))
         .collect();
     let mut groups = parallel::run(
         groups,
@@ -157,12 +155,16 @@ impl Scan<'_> {
                 first_ordinal: c.first_ordinal + base,
                 ..c
             }));
+        self.groups.push(GroupStats {
+            segments: group.range,
+            objects: group.objects,
+            instances_per_class: group.instances_per_class,
+            array_elements: group.array_elements,
+            class_dumps: group.class_dumps.len() as u64,
+            static_fields: group.static_fields,
+        });
         self.roots.extend(group.roots);
         self.class_dumps.extend(group.class_dumps);
-        for (class, count) in group.instances_per_class {
-            *self.instances_per_class.entry(class).or_default() += count;
-        }
-        self.array_elements += group.array_elements;
         if let Some((lo, hi)) = group.id_range {
             self.id_range = Some(match self.id_range {
                 None => (lo, hi),
@@ -172,10 +174,24 @@ impl Scan<'_> {
     }
 }
 
+/// What pass 2 needs to know about one group of heap dump records to bound its edges.
+#[derive(Debug, Clone, Default)]
+pub struct GroupStats {
+    /// Indices into [`Scan::segments`].
+    pub segments: Range<usize>,
+    pub objects: u64,
+    pub instances_per_class: FxHashMap<Id, u64>,
+    pub array_elements: u64,
+    /// Class dumps of the group, and their static fields.
+    pub class_dumps: u64,
+    pub static_fields: u64,
+}
+
 /// The heap part of pass 1 for one group of heap dump records.
 #[derive(Debug)]
 struct HeapScan<'g> {
     segments: &'g [Segment],
+    range: Range<usize>,
     /// Objects per segment of the group.
     segment_counts: Vec<u32>,
     /// Ids in file order (the first group's starts with the root's 0).
@@ -190,13 +206,15 @@ struct HeapScan<'g> {
     /// The current run of instances of one class, counted before it goes to the map.
     run: (Id, u64),
     array_elements: u64,
+    static_fields: u64,
     id_range: Option<(u64, u64)>,
 }
 
 impl<'g> HeapScan<'g> {
-    fn new(segments: &'g [Segment], with_root: bool) -> Self {
+    fn new(all: &'g [Segment], range: Range<usize>, with_root: bool) -> Self {
         HeapScan {
-            segments,
+            segments: &all[range.clone()],
+            range,
             segment_counts: Vec::new(),
             ids: if with_root { vec![0] } else { Vec::new() },
             checkpoints: Vec::new(),
@@ -206,6 +224,7 @@ impl<'g> HeapScan<'g> {
             instances_per_class: FxHashMap::default(),
             run: (Id::NULL, 0),
             array_elements: 0,
+            static_fields: 0,
             id_range: None,
         }
     }
@@ -268,6 +287,7 @@ impl<'g> HeapScan<'g> {
             SubRecord::Root(root) => self.roots.push(root),
             SubRecord::Class(class) => {
                 self.object(offset, segment_end, class.id);
+                self.static_fields += class.statics.len() as u64;
                 self.class_dumps.push(class);
             }
             SubRecord::Instance { id, class_id, .. } => {
