@@ -85,35 +85,24 @@ pub fn propagate_dom_state(graph: &mut HeapGraph) -> Result<(), GraphError> {
             process(graph, node, state, &mut attached, &mut detached)?;
         }
     }
-    let propagates = |kind: EdgeKind| !matches!(kind, EdgeKind::Hidden | EdgeKind::Weak);
-    while let Some(node) = attached.pop() {
-        for edge in graph.edges(NodeIndex(node)) {
-            if propagates(graph.edge_kind(edge)) {
-                let child = graph.edge_to(edge);
-                process(
-                    graph,
-                    child,
-                    Detachedness::Attached,
-                    &mut attached,
-                    &mut detached,
-                )?;
+    // Attached state spreads first; detached state then fills what is still not attached.
+    for state in [Detachedness::Attached, Detachedness::Detached] {
+        loop {
+            let queue = match state {
+                Detachedness::Attached => &mut attached,
+                _ => &mut detached,
+            };
+            let Some(node) = queue.pop() else { break };
+            let node = NodeIndex(node);
+            if state == Detachedness::Detached && graph.detachedness(node) == Detachedness::Attached
+            {
+                continue;
             }
-        }
-    }
-    while let Some(node) = detached.pop() {
-        if graph.detachedness(NodeIndex(node)) == Detachedness::Attached {
-            continue;
-        }
-        for edge in graph.edges(NodeIndex(node)) {
-            if propagates(graph.edge_kind(edge)) {
-                let child = graph.edge_to(edge);
-                process(
-                    graph,
-                    child,
-                    Detachedness::Detached,
-                    &mut attached,
-                    &mut detached,
-                )?;
+            for edge in graph.edges(node) {
+                if !matches!(graph.edge_kind(edge), EdgeKind::Hidden | EdgeKind::Weak) {
+                    let child = graph.edge_to(edge);
+                    process(graph, child, state, &mut attached, &mut detached)?;
+                }
             }
         }
     }

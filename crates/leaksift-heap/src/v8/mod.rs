@@ -7,7 +7,6 @@ mod scan;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use serde_json::Value;
 
 pub use devtools::InterfaceDefinition;
@@ -238,43 +237,36 @@ pub fn read(
             .zip(scan::split_mut(&mut kinds, &lengths))
             .zip(scan::split_mut(&mut flags, &lengths))
             .zip(scan::split_mut(&mut edge_counts, &lengths));
-        node_chunks
-            .par_iter()
-            .zip(columns.collect::<Vec<_>>())
-            .try_for_each(
-                |(chunk, (((((ids, names), sizes), kinds), flags), edge_counts))| {
-                    let parsed = scan::parse_records(data, chunk, meta.node_fields, |i, f| {
-                        let bad = |what: String| V8Error::Shape {
-                            offset: chunk.bytes.start as u64,
-                            what: format!("node {}: {what}", chunk.first_record + i),
-                        };
-                        let kind = *meta
-                            .node_kinds
-                            .get(f[meta.node_type] as usize)
-                            .ok_or_else(|| bad(format!("unknown type {}", f[meta.node_type])))?;
-                        if f[meta.node_name] >= string_count {
-                            return Err(bad(format!(
-                                "name {} is not a string index",
-                                f[meta.node_name]
-                            )));
-                        }
-                        ids[i] = f[meta.node_id];
-                        names[i] = f[meta.node_name] as u32;
-                        sizes[i] = f[meta.node_self_size];
-                        kinds[i] = kind as u8;
-                        let detachedness =
-                            meta.node_detachedness.map_or(Detachedness::Unknown, |d| {
-                                Detachedness::from_u8(f[d].min(3) as u8)
-                            });
-                        flags[i] = NodeFlags::with_detachedness(detachedness).0;
-                        edge_counts[i] = u32::try_from(f[meta.node_edge_count])
-                            .map_err(|_| bad("edge count above 2^32".into()))?;
-                        Ok(())
-                    });
-                    bytes.release(chunk.bytes.clone());
-                    parsed
-                },
-            )?;
+        scan::parse_parallel(
+            &bytes,
+            &node_chunks,
+            meta.node_fields,
+            columns.collect(),
+            |chunk, (((((ids, names), sizes), kinds), flags), edge_counts), i, f| {
+                let bad = |detail: String| scan::record_error(chunk, "node", i, detail);
+                let kind = *meta
+                    .node_kinds
+                    .get(f[meta.node_type] as usize)
+                    .ok_or_else(|| bad(format!("unknown type {}", f[meta.node_type])))?;
+                if f[meta.node_name] >= string_count {
+                    return Err(bad(format!(
+                        "name {} is not a string index",
+                        f[meta.node_name]
+                    )));
+                }
+                ids[i] = f[meta.node_id];
+                names[i] = f[meta.node_name] as u32;
+                sizes[i] = f[meta.node_self_size];
+                kinds[i] = kind as u8;
+                let detachedness = meta.node_detachedness.map_or(Detachedness::Unknown, |d| {
+                    Detachedness::from_u8(f[d].min(3) as u8)
+                });
+                flags[i] = NodeFlags::with_detachedness(detachedness).0;
+                edge_counts[i] = u32::try_from(f[meta.node_edge_count])
+                    .map_err(|_| bad("edge count above 2^32".into()))?;
+                Ok(())
+            },
+        )?;
     }
     bytes.release(nodes_body.clone());
 
@@ -308,40 +300,36 @@ pub fn read(
             .zip(scan::split_mut(&mut edge_name, &lengths));
         let node_fields = meta.node_fields as u64;
         let node_fields32 = meta.node_fields as u32;
-        edge_chunks
-            .par_iter()
-            .zip(columns.collect::<Vec<_>>())
-            .try_for_each(|(chunk, ((to, kind), name))| {
-                let parsed = scan::parse_records(data, chunk, meta.edge_fields, |i, f| {
-                    let bad = |what: String| V8Error::Shape {
-                        offset: chunk.bytes.start as u64,
-                        what: format!("edge {}: {what}", chunk.first_record + i),
-                    };
-                    let k = *meta
-                        .edge_kinds
-                        .get(f[meta.edge_type] as usize)
-                        .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
-                    let target = f[meta.edge_to];
-                    // One 32-bit division when the index fits (it does below 2^32 / fields nodes).
-                    let ordinal = match u32::try_from(target) {
-                        Ok(t) => u64::from(t / node_fields32),
-                        Err(_) => target / node_fields,
-                    };
-                    if ordinal * node_fields != target || ordinal >= node_count as u64 {
-                        return Err(bad(format!("to_node {target} is not a node")));
-                    }
-                    let label = f[meta.edge_name];
-                    if !k.name_is_index() && label >= string_count {
-                        return Err(bad(format!("name {label} is not a string index")));
-                    }
-                    to[i] = ordinal as u32;
-                    kind[i] = k.to_byte(true);
-                    name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
-                    Ok(())
-                });
-                bytes.release(chunk.bytes.clone());
-                parsed
-            })?;
+        scan::parse_parallel(
+            &bytes,
+            &edge_chunks,
+            meta.edge_fields,
+            columns.collect(),
+            |chunk, ((to, kind), name), i, f| {
+                let bad = |detail: String| scan::record_error(chunk, "edge", i, detail);
+                let k = *meta
+                    .edge_kinds
+                    .get(f[meta.edge_type] as usize)
+                    .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
+                let target = f[meta.edge_to];
+                // One 32-bit division when the index fits (it does below 2^32 / fields nodes).
+                let ordinal = match u32::try_from(target) {
+                    Ok(t) => u64::from(t / node_fields32),
+                    Err(_) => target / node_fields,
+                };
+                if ordinal * node_fields != target || ordinal >= node_count as u64 {
+                    return Err(bad(format!("to_node {target} is not a node")));
+                }
+                let label = f[meta.edge_name];
+                if !k.name_is_index() && label >= string_count {
+                    return Err(bad(format!("name {label} is not a string index")));
+                }
+                to[i] = ordinal as u32;
+                kind[i] = k.to_byte(true);
+                name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
+                Ok(())
+            },
+        )?;
     }
     bytes.release(edges_body.clone());
 

@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::V8Error;
+use crate::input::HeapBytes;
 
 /// Byte ranges of the top-level sections we use (array bodies exclude the brackets).
 #[derive(Debug, Default)]
@@ -344,6 +345,37 @@ pub fn parse_records(
         return Err(syntax(chunk.bytes.end, "a complete record of numbers"));
     }
     Ok(())
+}
+
+/// Parses `chunks` in parallel: chunk `i` writes through `columns[i]` (its disjoint slices of
+/// the output columns) with `each(chunk, columns, record_in_chunk, fields)`. The bytes of each
+/// chunk are released from memory once parsed.
+pub fn parse_parallel<C: Send>(
+    bytes: &HeapBytes,
+    chunks: &[Chunk],
+    record_len: usize,
+    columns: Vec<C>,
+    each: impl Fn(&Chunk, &mut C, usize, &[u64]) -> Result<(), V8Error> + Sync,
+) -> Result<(), V8Error> {
+    let data: &[u8] = bytes.as_ref();
+    chunks
+        .par_iter()
+        .zip(columns)
+        .try_for_each(|(chunk, mut slots)| {
+            let parsed = parse_records(data, chunk, record_len, |i, f| {
+                each(chunk, &mut slots, i, f)
+            });
+            bytes.release(chunk.bytes.clone());
+            parsed
+        })
+}
+
+/// An error about record `i` of a chunk (`what` names the record kind, e.g. "node").
+pub fn record_error(chunk: &Chunk, what: &str, i: usize, detail: String) -> V8Error {
+    V8Error::Shape {
+        offset: chunk.bytes.start as u64,
+        what: format!("{what} {}: {detail}", chunk.first_record + i),
+    }
 }
 
 /// Splits `slice` into consecutive mutable pieces of the given lengths.
