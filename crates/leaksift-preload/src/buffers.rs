@@ -118,8 +118,9 @@ static FULL: AtomicPtr<RawBuffer> = AtomicPtr::new(ptr::null_mut());
 static FULL_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Bumped whenever the writer has work; the writer sleeps on it.
 pub static WAKE: AtomicU32 = AtomicU32::new(0);
-/// Above this many queued buffers (~320 MiB of events) producers wait for the writer.
-const MAX_QUEUED: usize = 4096;
+/// Above this many queued buffers (512 K events, 20 MiB) producers wait for the writer: it never
+/// lags far behind, so exits, scans and followed forks have little backlog to work off.
+const MAX_QUEUED: usize = 256;
 
 impl ThreadState {
     /// Creates and registers the calling thread's state (allocates: call under the guard).

@@ -457,14 +457,19 @@ fn callee_saved_registers() -> [u64; 6] {
     registers
 }
 
+/// Only a followed child needs the writer parked (it takes the writer's state over).
+fn pauses_for_fork() -> bool {
+    STATE.load(Ordering::Acquire) == STATE_ACTIVE && config().is_some_and(|c| c.follow_fork)
+}
+
 extern "C" fn before_fork() {
-    if STATE.load(Ordering::Acquire) == STATE_ACTIVE {
+    if pauses_for_fork() {
         writer::pause();
     }
 }
 
 extern "C" fn after_fork_parent() {
-    if STATE.load(Ordering::Acquire) == STATE_ACTIVE {
+    if pauses_for_fork() {
         writer::resume();
     }
 }
@@ -482,6 +487,7 @@ extern "C" fn after_fork_child() {
         return;
     }
     let _guard = ReentryGuard::enter();
+    writer::absorb_inherited_events();
     buffers::reset_after_fork();
     let me = sys::thread_state_ptr() as *mut ThreadState;
     if !me.is_null() {

@@ -112,10 +112,15 @@ impl Clock {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Pending {
     event: RawEvent,
     thread: u32,
 }
+
+/// Events written between checks for requests (fork pause, exit, scans, flushes): a backlog is
+/// worked off in slices so that requests are answered within milliseconds.
+const EVENTS_PER_SLICE: usize = 1 << 16;
 
 pub struct Writer {
     sink: Sink,
@@ -275,6 +280,8 @@ pub fn spawn_in_child(sink: Sink) {
     w.sink = sink;
     w.pending.clear();
     w.drained.clear();
+    w.watermark = 0;
+    w.last_steal = 0;
     w.stack_ids.clear();
     w.next_stack_id = 0;
     w.modules.clear();
@@ -343,6 +350,56 @@ fn start_thread(writer: *mut Writer, calibrate: bool) {
     }
 }
 
+/// Whether the writer should look at its requests before working off more backlog.
+fn requests_waiting() -> bool {
+    PAUSE_REQUESTED.load(Ordering::Relaxed)
+        || runtime::EXIT_REQUESTED.load(Ordering::Relaxed)
+        || runtime::SCAN_REQUESTED.load(Ordering::Relaxed)
+        || runtime::FLUSH_REQUESTED.load(Ordering::Relaxed)
+            != runtime::FLUSH_DONE.load(Ordering::Relaxed)
+}
+
+/// In a followed fork child, before the thread states are forgotten: every event recorded before
+/// the fork (queued, in partial buffers, or drained but not yet written) updates the inherited
+/// live map, so the child starts from the parent's live blocks at the fork.
+pub fn absorb_inherited_events() {
+    let writer = WRITER.load(Ordering::Acquire);
+    if writer.is_null() {
+        return;
+    }
+    // SAFETY: single-threaded child; the parent's writer was parked at a safe point by `pause`.
+    let w = unsafe { &mut *writer };
+    // Threads that held their buffer lock at the fork no longer exist: their buffer is skipped.
+    buffers::drain_all(&mut w.drained, Some((sys::timestamp(), false)));
+    for &buffer in &w.drained {
+        // SAFETY: drained buffers are exclusively ours.
+        let b = unsafe { &*buffer };
+        w.pending.extend(b.events().iter().map(|&event| Pending {
+            event,
+            thread: b.thread,
+        }));
+    }
+    w.drained.clear();
+    w.pending.sort_by_key(|p| p.event.timestamp);
+    for p in std::mem::take(&mut w.pending) {
+        let e = p.event;
+        match e.op {
+            Op::Alloc => {
+                w.live.insert(e.address, LiveBlock::of(&e, 0));
+            }
+            Op::Free => {
+                w.live.remove(&e.address);
+            }
+            Op::Realloc => {
+                if e.old_address != 0 {
+                    w.live.remove(&e.old_address);
+                }
+                w.live.insert(e.address, LiveBlock::of(&e, 0));
+            }
+        }
+    }
+}
+
 /// Before fork: park the writer at a safe point so a followed child inherits a consistent state.
 pub fn pause() {
     if !runtime::WRITER_RUNNING.load(Ordering::Acquire) {
@@ -373,8 +430,7 @@ impl Writer {
         loop {
             let seen = WAKE.load(Ordering::Acquire);
             if PAUSE_REQUESTED.load(Ordering::Acquire) {
-                // Bring the live map up to date: a followed child starts from it.
-                self.cycle(true);
+                // A safe point: a followed child takes this state over and catches up itself.
                 PAUSED.store(1, Ordering::Release);
                 sys::futex_wake(&PAUSED);
                 while PAUSE_REQUESTED.load(Ordering::Acquire) {
@@ -485,13 +541,24 @@ impl Writer {
         let has_snapshots = runtime::MODULE_SNAPSHOTS
             .lock()
             .is_ok_and(|s| !s.is_empty());
-        for p in pending.drain(..ready) {
+        let mut written = 0;
+        while written < ready {
+            let p = pending[written];
             if has_snapshots {
                 self.apply_module_snapshots(p.event.timestamp);
             }
             self.emit(p);
+            written += 1;
+            // The rest stays pending and is still older than anything collected later.
+            if !everything && written % EVENTS_PER_SLICE == 0 && requests_waiting() {
+                break;
+            }
         }
+        pending.drain(..written);
         self.pending = pending;
+        if written < ready {
+            return;
+        }
         let settled = if everything { u64::MAX } else { self.watermark };
         self.apply_module_snapshots(settled);
     }

@@ -773,6 +773,29 @@ fn sigkill_leaves_a_trace_readable_up_to_the_last_flush() {
 }
 
 #[test]
+fn forking_while_threads_allocate_neither_deadlocks_nor_loses_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("fork_threads.c", &["-O1"], dir.path(), "fork_threads");
+    for follow in [false, true] {
+        let trace_path = dir.path().join(format!("fork_threads_{follow}.lks"));
+        let extra: &[&str] = if follow { &["--follow-fork"] } else { &[] };
+        let out = record(&trace_path, extra, &program, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!Trace::read(&trace_path).truncated);
+        let prefix = format!("fork_threads_{follow}.lks.");
+        let children: usize = (0..4)
+            .map(|i| traces_with_size(dir.path(), &prefix, 3000 + i).len())
+            .sum();
+        assert_eq!(children, if follow { 4 } else { 0 });
+    }
+}
+
+#[test]
 fn a_segfault_leaves_a_trace_readable_up_to_the_last_flush() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
