@@ -703,6 +703,7 @@ fn a_program_that_reuses_the_trace_descriptor_never_receives_trace_bytes() {
 fn start_waiting(
     program: &Path,
     trace: &Path,
+    extra: &[&str],
     mode: &str,
 ) -> (
     std::process::Child,
@@ -714,6 +715,7 @@ fn start_waiting(
         .arg("record")
         .arg("-o")
         .arg(trace)
+        .args(extra)
         .arg("--")
         .arg(program)
         .arg(mode)
@@ -761,7 +763,7 @@ fn sigkill_leaves_a_trace_readable_up_to_the_last_flush() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
     let trace_path = dir.path().join("kill.lks");
-    let (mut record, _stdout, pid) = start_waiting(&program, &trace_path, "wait");
+    let (mut record, _stdout, pid) = start_waiting(&program, &trace_path, &[], "wait");
     wait_for_trace(&trace_path, |t| !t.allocs(6666).is_empty());
     // SAFETY: signalling the traced program we started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -800,7 +802,7 @@ fn a_segfault_leaves_a_trace_readable_up_to_the_last_flush() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
     let trace_path = dir.path().join("segv.lks");
-    let (mut record, _stdout, _pid) = start_waiting(&program, &trace_path, "segv");
+    let (mut record, _stdout, _pid) = start_waiting(&program, &trace_path, &[], "segv");
     wait_for_trace(&trace_path, |t| !t.allocs(5555).is_empty());
     use std::io::Write;
     record.stdin.take().unwrap().write_all(b"crash\n").unwrap();
@@ -811,37 +813,48 @@ fn a_segfault_leaves_a_trace_readable_up_to_the_last_flush() {
 }
 
 #[test]
-fn the_control_file_triggers_a_scan_of_the_running_program() {
+fn the_control_file_or_the_scan_signal_triggers_a_scan_of_the_running_program() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
-    let trace_path = dir.path().join("scan.lks");
-    let (mut record, _stdout, _pid) = start_waiting(&program, &trace_path, "scan");
-    std::fs::write(dir.path().join("scan.lks.scan"), b"").unwrap();
-    let trace = wait_for_trace(&trace_path, |t| {
-        t.events
+    for by_signal in [false, true] {
+        let trace_path = dir.path().join(format!("scan_{by_signal}.lks"));
+        let extra: &[&str] = if by_signal {
+            &["--scan-signal", "USR2"]
+        } else {
+            &[]
+        };
+        let (mut record, _stdout, pid) = start_waiting(&program, &trace_path, extra, "scan");
+        if by_signal {
+            // SAFETY: signalling the traced program we started.
+            unsafe { libc::kill(pid, libc::SIGUSR2) };
+        } else {
+            std::fs::write(dir.path().join(format!("scan_{by_signal}.lks.scan")), b"").unwrap();
+        }
+        let trace = wait_for_trace(&trace_path, |t| {
+            t.events
+                .iter()
+                .any(|e| matches!(e, Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand))
+        });
+        let lost = trace.allocs(7777)[0].0;
+        let scan = trace
+            .events
             .iter()
-            .any(|e| matches!(e, Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand))
-    });
-    let lost = trace.allocs(7777)[0].0;
-    let scan = trace
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand => Some(s),
-            _ => None,
-        })
-        .unwrap();
-    let class = scan
-        .blocks
-        .iter()
-        .find(|b| b.address == lost)
-        .map(|b| b.class);
-    assert_eq!(class, Some(LeakClass::DefinitelyLost));
-    use std::io::Write;
-    record.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    assert_eq!(record.wait().unwrap().code(), Some(0));
-    let trace = Trace::read(&trace_path);
-    assert!(!trace.truncated);
+            .find_map(|e| match e {
+                Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand => Some(s),
+                _ => None,
+            })
+            .unwrap();
+        let class = scan
+            .blocks
+            .iter()
+            .find(|b| b.address == lost)
+            .map(|b| b.class);
+        assert_eq!(class, Some(LeakClass::DefinitelyLost));
+        use std::io::Write;
+        record.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert_eq!(record.wait().unwrap().code(), Some(0));
+        assert!(!Trace::read(&trace_path).truncated);
+    }
 }
 
 #[test]
