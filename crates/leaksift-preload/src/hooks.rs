@@ -399,10 +399,6 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     result
 }
 
-unsafe extern "C" {
-    static environ: *const *const libc::c_char;
-}
-
 /// `execve`: the new image replaces this one, so write out the pending events first (the trace
 /// of this image then ends without an `End` event; the new image traces to `OUTPUT.<pid>`).
 #[unsafe(no_mangle)]
@@ -423,7 +419,7 @@ pub unsafe extern "C" fn execv(
 ) -> c_int {
     runtime::flush_and_wait(5000);
     // SAFETY: the raw syscall with the caller's arguments and the current environment.
-    unsafe { libc::syscall(libc::SYS_execve, path, argv, environ) as c_int }
+    unsafe { libc::syscall(libc::SYS_execve, path, argv, sys::environ) as c_int }
 }
 
 type ExecvpeFn = unsafe extern "C" fn(
@@ -458,5 +454,5 @@ pub unsafe extern "C" fn execvp(
     argv: *const *const libc::c_char,
 ) -> c_int {
     // SAFETY: forwards with the current environment, as execvp is defined to.
-    unsafe { execvpe(file, argv, environ) }
+    unsafe { execvpe(file, argv, sys::environ) }
 }

@@ -69,6 +69,10 @@ fn init_core() -> bool {
     while INIT_LOCK.swap(true, Ordering::Acquire) {
         core::hint::spin_loop();
     }
+    if STATE.load(Ordering::Acquire) == STATE_UNINIT && untraced_by_environment() {
+        // A process that inherited LD_PRELOAD without LEAKSIFT_OUTPUT: stay out of the way.
+        STATE.store(STATE_OFF, Ordering::Release);
+    }
     if STATE.load(Ordering::Acquire) == STATE_UNINIT {
         match StackTable::new() {
             Some(table) => {
@@ -81,6 +85,16 @@ fn init_core() -> bool {
     }
     INIT_LOCK.store(false, Ordering::Release);
     STATE.load(Ordering::Acquire) == STATE_ACTIVE
+}
+
+/// True when the environment is readable and names no output (allocation-free: usable in a hook).
+fn untraced_by_environment() -> bool {
+    // SAFETY: reading the `environ` pointer itself; null before libc set it up.
+    let ready = unsafe { !sys::environ.is_null() };
+    // SAFETY: getenv with a NUL-terminated name; it allocates nothing.
+    let value = unsafe { libc::getenv(c"LEAKSIFT_OUTPUT".as_ptr()) };
+    // SAFETY: getenv returned a NUL-terminated string when non-null.
+    ready && (value.is_null() || unsafe { *value } == 0)
 }
 
 pub fn stacks() -> Option<&'static StackTable> {

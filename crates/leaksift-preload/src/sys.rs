@@ -15,6 +15,9 @@ unsafe extern "C" {
     pub fn __libc_valloc(size: usize) -> *mut c_void;
     pub fn __libc_pvalloc(size: usize) -> *mut c_void;
 
+    /// The process environment (null until libc set it up).
+    pub static environ: *const *const core::ffi::c_char;
+
     // src/tls.c: initial-exec thread-locals.
     fn leaksift_enter() -> i32;
     fn leaksift_leave();
