@@ -139,39 +139,33 @@ pub enum NodeKind {
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 22] = [
-        NodeKind::Hidden,
-        NodeKind::Array,
-        NodeKind::String,
-        NodeKind::Object,
-        NodeKind::Code,
-        NodeKind::Closure,
-        NodeKind::RegExp,
-        NodeKind::Number,
-        NodeKind::Native,
-        NodeKind::Synthetic,
-        NodeKind::ConsString,
-        NodeKind::SlicedString,
-        NodeKind::Symbol,
-        NodeKind::BigInt,
-        NodeKind::ObjectShape,
-        NodeKind::WasmObject,
-        NodeKind::Other,
-        NodeKind::Instance,
-        NodeKind::Class,
-        NodeKind::ObjectArray,
-        NodeKind::PrimitiveArray,
-        NodeKind::Root,
-    ];
-
     /// Decodes a stored kind byte; unknown bytes become [`NodeKind::Other`].
     #[inline]
     pub fn from_u8(value: u8) -> NodeKind {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|k| *k as u8 == value)
-            .unwrap_or(NodeKind::Other)
+        match value {
+            0 => NodeKind::Hidden,
+            1 => NodeKind::Array,
+            2 => NodeKind::String,
+            3 => NodeKind::Object,
+            4 => NodeKind::Code,
+            5 => NodeKind::Closure,
+            6 => NodeKind::RegExp,
+            7 => NodeKind::Number,
+            8 => NodeKind::Native,
+            9 => NodeKind::Synthetic,
+            10 => NodeKind::ConsString,
+            11 => NodeKind::SlicedString,
+            12 => NodeKind::Symbol,
+            13 => NodeKind::BigInt,
+            14 => NodeKind::ObjectShape,
+            15 => NodeKind::WasmObject,
+            32 => NodeKind::Instance,
+            33 => NodeKind::Class,
+            34 => NodeKind::ObjectArray,
+            35 => NodeKind::PrimitiveArray,
+            63 => NodeKind::Root,
+            _ => NodeKind::Other,
+        }
     }
 
     /// The V8 type for a meta `node_types` name; `None` for names this build does not know.
@@ -1477,6 +1471,41 @@ mod tests {
             b.finish(),
             Err(GraphError::EdgeTargetOutOfRange { to: 7, .. })
         ));
+    }
+
+    #[test]
+    fn node_kind_bytes_round_trip() {
+        let kinds = [
+            NodeKind::Hidden,
+            NodeKind::Array,
+            NodeKind::String,
+            NodeKind::Object,
+            NodeKind::Code,
+            NodeKind::Closure,
+            NodeKind::RegExp,
+            NodeKind::Number,
+            NodeKind::Native,
+            NodeKind::Synthetic,
+            NodeKind::ConsString,
+            NodeKind::SlicedString,
+            NodeKind::Symbol,
+            NodeKind::BigInt,
+            NodeKind::ObjectShape,
+            NodeKind::WasmObject,
+            NodeKind::Other,
+            NodeKind::Instance,
+            NodeKind::Class,
+            NodeKind::ObjectArray,
+            NodeKind::PrimitiveArray,
+            NodeKind::Root,
+        ];
+        for kind in kinds {
+            assert_eq!(NodeKind::from_u8(kind as u8), kind);
+            if kind != NodeKind::Other && (kind as u8) < 16 {
+                assert_eq!(NodeKind::from_v8_type_name(kind.name()), Some(kind));
+            }
+        }
+        assert_eq!(NodeKind::from_u8(200), NodeKind::Other);
     }
 
     #[test]
