@@ -511,6 +511,8 @@ impl Writer {
         self.watermark = self
             .watermark
             .max(buffers::drain_all(&mut self.drained, steal));
+        // `pending` is sorted; only what is appended now (and its junction) needs checking.
+        let checked = self.pending.len().saturating_sub(1);
         for &buffer in &self.drained {
             // SAFETY: drained buffers are exclusively ours until released below.
             let b = unsafe { &*buffer };
@@ -528,7 +530,7 @@ impl Writer {
             return;
         }
         // One thread's events arrive in order; only interleaved threads need sorting.
-        if !self.pending.is_sorted_by_key(|p| p.event.timestamp) {
+        if !self.pending[checked..].is_sorted_by_key(|p| p.event.timestamp) {
             self.pending.sort_unstable_by_key(|p| p.event.timestamp);
         }
         let ready = if everything {
