@@ -140,16 +140,17 @@ impl<W: Write> TraceWriter<W> {
 
     /// Moves the current time to `time` rounded down to the resolution. Ticks are multiples of
     /// the resolution, so a steady stream repeats the same tick bytes (which compress well).
+    #[inline]
     fn tick(&mut self, time: TraceTime) {
-        let quantised = match self.time_resolution_ns {
-            0 | 1 => time.0,
-            resolution => time.0 - time.0 % resolution,
-        };
-        if quantised != self.state.time {
-            self.payload.push(TAG_TIME);
-            put_delta(&mut self.payload, self.state.time, quantised);
-            self.state.time = quantised;
+        let resolution = self.time_resolution_ns.max(1);
+        // Still inside the current tick's interval (the common case): nothing to write.
+        if time.0 >= self.state.time && time.0 - self.state.time < resolution {
+            return;
         }
+        let quantised = time.0 - time.0 % resolution;
+        self.payload.push(TAG_TIME);
+        put_delta(&mut self.payload, self.state.time, quantised);
+        self.state.time = quantised;
     }
 
     fn record_done(&mut self) -> io::Result<()> {
