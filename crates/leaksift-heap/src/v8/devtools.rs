@@ -543,6 +543,17 @@ pub fn assign_classes(
     let mut located: FxHashMap<(ClassSource, SourceLocation), ClassId> = FxHashMap::default();
     let mut properties: Vec<String> = Vec::new();
     let mut next_location = 0usize;
+    let mut last_located = (
+        (
+            ClassSource::Kind(u8::MAX),
+            SourceLocation {
+                script_id: u32::MAX,
+                line: u32::MAX,
+                column: u32::MAX,
+            },
+        ),
+        ClassId(u32::MAX),
+    );
     for node in 0..graph.node_count() as u32 {
         let node = NodeIndex(node);
         let kind = graph.kind(node);
@@ -580,6 +591,8 @@ pub fn assign_classes(
                 .filter(|c| *c != NONE)
                 .map(ClassId),
             (_, None) => unlocated.get(&source).copied(),
+            // Objects of one class are often adjacent: try the previous node's class first.
+            (_, Some(location)) if last_located.0 == (source, location) => Some(last_located.1),
             (_, Some(location)) => located.get(&(source, location)).copied(),
         };
         let class = match cached {
@@ -610,6 +623,9 @@ pub fn assign_classes(
                 class
             }
         };
+        if let Some(location) = location {
+            last_located = ((source, location), class);
+        }
         graph.set_class(node, class);
     }
     Ok(definitions)
