@@ -33,7 +33,7 @@ leaksift="$target/release/leaksift"
 slurp="$tools/bin/hprof-slurp"
 
 cat "$dump" > /dev/null
-dump_bytes=$(stat -c %s "$dump")
+dump_bytes=$(stat -L -c %s "$dump")
 
 # Runs both tools $runs times, alternating (a shared machine's load then hits both alike);
 # leaves "seconds peak_kb" lines in $work/NAME.times.
