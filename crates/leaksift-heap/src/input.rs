@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use crate::graph::{HeapFormat, StringBacking};
 
-/// The bytes of a heap file: a read-only memory map, or the inflated content of a gzip file.
+/// The bytes of a heap file: a read-only memory map (of the file, or of its inflated content),
+/// or bytes in memory.
 #[derive(Debug)]
 pub enum HeapBytes {
     /// The file itself, memory-mapped.
     Mapped(memmap2::Mmap),
-    /// Bytes held in memory (inflated gzip, or test input).
+    /// Bytes held in memory (test input, fuzzing).
     Owned(Vec<u8>),
 }
 
@@ -137,7 +138,7 @@ pub fn open(path: &Path) -> Result<HeapInput, InputError> {
     // mmap-based reader, and heap dumps are not modified after they are written.
     let map = unsafe { memmap2::Mmap::map(&file)? };
     let (bytes, gzipped) = if map.starts_with(&GZIP_MAGIC) {
-        (HeapBytes::Owned(inflate(&map)?), true)
+        (HeapBytes::Mapped(inflate_to_unlinked_file(&map)?), true)
     } else {
         (HeapBytes::Mapped(map), false)
     };
@@ -155,17 +156,45 @@ pub fn open(path: &Path) -> Result<HeapInput, InputError> {
     })
 }
 
-/// Inflates a gzip stream (possibly with several members) into memory.
-pub fn inflate(compressed: &[u8]) -> Result<Vec<u8>, InputError> {
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4));
+/// Inflates a gzip stream into an unlinked temporary file and maps it, so the inflated bytes
+/// can leave the resident set like a plain file's ([`HeapBytes::release`]).
+fn inflate_to_unlinked_file(compressed: &[u8]) -> Result<memmap2::Mmap, InputError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let path = std::env::temp_dir().join(format!(
+        "leaksift-{}-{nanos}.inflated-heap",
+        std::process::id()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    // Unlinked at once: the space is freed when the file is closed and the map dropped.
+    std::fs::remove_file(&path)?;
+    let mut writer = &file;
     let mut decoder = flate2::read::MultiGzDecoder::new(compressed);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|cause| InputError::Gzip {
-            inflated: out.len() as u64,
-            cause,
-        })?;
-    Ok(out)
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut inflated = 0u64;
+    loop {
+        let n = match decoder.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(cause) => return Err(InputError::Gzip { inflated, cause }),
+        };
+        std::io::Write::write_all(&mut writer, &buffer[..n])?;
+        inflated += n as u64;
+    }
+    if inflated == 0 {
+        return Err(InputError::UnknownFormat {
+            start: String::new(),
+        });
+    }
+    // SAFETY: the file is private to this process (created exclusively, then unlinked), so
+    // nothing else can change it while it is mapped read-only.
+    Ok(unsafe { memmap2::Mmap::map(&file)? })
 }
 
 #[cfg(test)]
@@ -185,14 +214,17 @@ mod tests {
     }
 
     #[test]
-    fn inflates_gzip() {
+    fn inflates_gzip_into_a_mapped_file() {
         use std::io::Write;
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(b"{\"snapshot\":1}").unwrap();
         let gz = enc.finish().unwrap();
-        assert_eq!(inflate(&gz).unwrap(), b"{\"snapshot\":1}");
+        assert_eq!(
+            &inflate_to_unlinked_file(&gz).unwrap()[..],
+            b"{\"snapshot\":1}"
+        );
         assert!(matches!(
-            inflate(&gz[..gz.len() / 2]),
+            inflate_to_unlinked_file(&gz[..gz.len() / 2]),
             Err(InputError::Gzip { .. })
         ));
     }
