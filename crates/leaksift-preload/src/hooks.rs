@@ -99,16 +99,21 @@ pub unsafe extern "C" fn mmap64(
 /// Runs with the re-entry guard held.
 #[inline(always)]
 fn stack_of(state: &ThreadState, frame: *const u64) -> u32 {
-    let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
     // SAFETY: the unwinder belongs to this thread and the guard rules out re-entrant use.
-    let mut unwinder = unsafe { state.cache() };
-    // SAFETY: `frame` is this call's live trampoline frame.
-    let depth = unsafe { capture(frame, state.bounds(), unwinder.as_deref_mut(), &mut frames) };
-    // SAFETY: `capture` initialised the first `depth` entries.
-    let frames = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
-    match unwinder {
-        Some(u) => u.stack_id(frames, runtime::intern_stack),
-        None => runtime::intern_stack(frames),
+    match unsafe { state.cache() } {
+        // SAFETY: `frame` is this call's live trampoline frame.
+        Some(unwinder) => unsafe {
+            unwinder.stack_id(frame, state.bounds(), runtime::intern_stack)
+        },
+        None => {
+            let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
+            // SAFETY: `frame` is this call's live trampoline frame.
+            let depth = unsafe { capture(frame, state.bounds(), None, None, &mut frames) };
+            // SAFETY: `capture` initialised the first `depth` entries.
+            let frames =
+                unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
+            runtime::intern_stack(frames)
+        }
     }
 }
 

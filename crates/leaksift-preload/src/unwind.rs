@@ -3,6 +3,7 @@
 //! The module snapshot is rebuilt outside the hooks (constructor, writer thread, `dlopen`) and
 //! swapped atomically; old snapshots are leaked because a hook may still be reading them.
 
+use core::mem::MaybeUninit;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
@@ -164,16 +165,73 @@ const STEP_SLOTS: usize = 2048;
 /// Bumped whenever a new module snapshot is published: cached steps are then stale.
 static GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
-/// A thread's unwinding state: framehop's cache plus a direct-mapped cache of distilled steps.
-pub struct ThreadUnwinder {
+/// Distilled steps of recently seen return addresses (direct-mapped), with framehop's cache for
+/// the rules the distillation does not cover.
+pub struct StepCache {
     framehop: UnwindCache,
     generation: u64,
     addresses: [u64; STEP_SLOTS],
     steps: [u64; STEP_SLOTS],
-    /// The last stack this thread interned: loops allocate from the same stack again and again.
-    last_frames: [u64; MAX_FRAMES],
-    last_len: usize,
-    last_id: u32,
+}
+
+/// Stack words one unwind read (return-address and saved-bp slots).
+pub struct ReadLog {
+    len: usize,
+    /// Whether the unwind used the starting frame-pointer value (code without frame pointers
+    /// keeps anything in rbp, which must then not prevent a replay).
+    used_start_bp: bool,
+    addresses: [u64; MAX_READS],
+    values: [u64; MAX_READS],
+    /// False once a framehop step (whose reads are not logged) ran or the log overflowed.
+    complete: bool,
+}
+
+impl ReadLog {
+    fn record(&mut self, address: u64, value: u64) {
+        if self.len < MAX_READS {
+            self.addresses[self.len] = address;
+            self.values[self.len] = value;
+            self.len += 1;
+        } else {
+            self.complete = false;
+        }
+    }
+
+    /// Whether every logged word still holds its logged value.
+    ///
+    /// # Safety
+    /// The logged addresses must be readable (inside the calling thread's live stack).
+    unsafe fn still_valid(&self) -> bool {
+        let mut same = true;
+        for i in 0..self.len {
+            // SAFETY: per the contract. Independent loads: the CPU issues them in parallel,
+            // unlike the dependent chain of an unwind.
+            same &= unsafe { *(self.addresses[i] as *const u64) } == self.values[i];
+        }
+        same
+    }
+}
+
+/// The result of an unwind from one starting point, with the words it depended on.
+struct Replay {
+    /// (return address, sp, bp) at the hook; 0 return address = empty.
+    start: (u64, u64, u64),
+    generation: u64,
+    reads: ReadLog,
+    stack: u32,
+}
+
+const REPLAY_SLOTS: usize = 8;
+const MAX_READS: usize = 2 * MAX_FRAMES;
+
+/// A thread's unwinding state.
+pub struct ThreadUnwinder {
+    steps: StepCache,
+    /// Unwind results by starting point. An unwind is a pure function of its start, the
+    /// distilled steps and the stack words it reads: when all of those are unchanged, the stack
+    /// is the same and needs neither unwinding nor interning. Loops allocating from one call
+    /// site hit this almost always.
+    replays: [Replay; REPLAY_SLOTS],
 }
 
 /// Unwinders of exited threads, reused by new threads (thread start/exit only, not the hot path).
@@ -183,20 +241,28 @@ static POOL: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 /// under the guard, not on the hot path).
 pub fn take_thread_unwinder() -> *mut ThreadUnwinder {
     if let Some(reused) = POOL.lock().ok().and_then(|mut pool| pool.pop()) {
-        let unwinder = reused as *mut ThreadUnwinder;
-        // SAFETY: pooled unwinders are owned by nobody; clearing the repeat shortcut keeps a
-        // stale stack of the previous thread from being reused.
-        unsafe { (*unwinder).last_len = usize::MAX };
-        return unwinder;
+        return reused as *mut ThreadUnwinder;
     }
-    Box::into_raw(Box::new(ThreadUnwinder {
-        framehop: UnwindCache::new_in(),
+    const EMPTY: Replay = Replay {
+        start: (0, 0, 0),
         generation: 0,
-        addresses: [0; STEP_SLOTS],
-        steps: [0; STEP_SLOTS],
-        last_frames: [0; MAX_FRAMES],
-        last_len: usize::MAX,
-        last_id: 0,
+        reads: ReadLog {
+            len: 0,
+            used_start_bp: false,
+            addresses: [0; MAX_READS],
+            values: [0; MAX_READS],
+            complete: false,
+        },
+        stack: 0,
+    };
+    Box::into_raw(Box::new(ThreadUnwinder {
+        steps: StepCache {
+            framehop: UnwindCache::new_in(),
+            generation: 0,
+            addresses: [0; STEP_SLOTS],
+            steps: [0; STEP_SLOTS],
+        },
+        replays: [EMPTY; REPLAY_SLOTS],
     }))
 }
 
@@ -255,19 +321,7 @@ fn distill(unwinder: &ModuleUnwinder, cache: &mut UnwindCache, return_address: u
     }
 }
 
-impl ThreadUnwinder {
-    /// The id of `frames`: the previous id if the stack repeats, else `intern`'s answer.
-    pub fn stack_id(&mut self, frames: &[u64], intern: impl FnOnce(&[u64]) -> u32) -> u32 {
-        if self.last_len == frames.len() && self.last_frames[..frames.len()] == *frames {
-            return self.last_id;
-        }
-        let id = intern(frames);
-        self.last_frames[..frames.len()].copy_from_slice(frames);
-        self.last_len = frames.len();
-        self.last_id = id;
-        id
-    }
-
+impl StepCache {
     fn step(&mut self, unwinder: &ModuleUnwinder, return_address: u64) -> Step {
         let generation = GENERATION.load(Ordering::Acquire);
         if self.generation != generation {
@@ -285,6 +339,58 @@ impl ThreadUnwinder {
     }
 }
 
+impl ThreadUnwinder {
+    /// The stack id of the current hook call: replayed when the last unwind from the same start
+    /// read the same stack words, else unwound (see [`capture`]) and interned with `intern`.
+    ///
+    /// # Safety
+    /// `frame` must be the live trampoline frame of the calling thread.
+    pub unsafe fn stack_id(
+        &mut self,
+        frame: *const u64,
+        bounds: StackBounds,
+        intern: impl FnOnce(&[u64]) -> u32,
+    ) -> u32 {
+        // SAFETY: the trampoline pushed these two words on the current stack.
+        let start = unsafe { (*frame.add(1), frame as u64 + 16, *frame) };
+        let generation = GENERATION.load(Ordering::Acquire);
+        let slot = ((start.0 ^ start.1.rotate_left(17)) as usize) % REPLAY_SLOTS;
+        let replay = &mut self.replays[slot];
+        let same_start = replay.start.0 == start.0
+            && replay.start.1 == start.1
+            && (!replay.reads.used_start_bp || replay.start.2 == start.2);
+        let hit = same_start && replay.generation == generation && replay.reads.complete && {
+            // SAFETY: the same start means the same frame, so the logged words lie between it
+            // and the top of this thread's stack, where they were read before.
+            unsafe { replay.reads.still_valid() }
+        };
+        if hit {
+            return replay.stack;
+        }
+        let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
+        replay.reads.len = 0;
+        replay.reads.used_start_bp = false;
+        replay.reads.complete = true;
+        // SAFETY: per this function's contract.
+        let depth = unsafe {
+            capture(
+                frame,
+                bounds,
+                Some(&mut self.steps),
+                Some(&mut replay.reads),
+                &mut frames,
+            )
+        };
+        // SAFETY: `capture` initialised the first `depth` entries.
+        let frames = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const u64, depth) };
+        let stack = intern(frames);
+        replay.start = start;
+        replay.generation = generation;
+        replay.stack = stack;
+        stack
+    }
+}
+
 /// Fills `out` with return addresses, innermost first, starting from the hook trampoline's frame
 /// (`frame[0]` = caller's frame pointer, `frame[1]` = return address into the caller).
 ///
@@ -293,8 +399,9 @@ impl ThreadUnwinder {
 pub unsafe fn capture(
     frame: *const u64,
     bounds: StackBounds,
-    state: Option<&mut ThreadUnwinder>,
-    out: &mut [core::mem::MaybeUninit<u64>; MAX_FRAMES],
+    state: Option<&mut StepCache>,
+    mut log: Option<&mut ReadLog>,
+    out: &mut [MaybeUninit<u64>; MAX_FRAMES],
 ) -> usize {
     // SAFETY: the trampoline pushed these two words on the current stack.
     let (caller_bp, return_address) = unsafe { (*frame, *frame.add(1)) };
@@ -309,6 +416,13 @@ pub unsafe fn capture(
             None
         }
     };
+    let logged_read = |log: &mut Option<&mut ReadLog>, addr: u64| {
+        let value = read(addr);
+        if let (Some(log), Some(value)) = (log.as_deref_mut(), value) {
+            log.record(addr, value);
+        }
+        value
+    };
     let on_own_stack = bounds.low <= low && low < bounds.high;
     let (Some(state), true) = (state, on_own_stack) else {
         return 1;
@@ -320,31 +434,44 @@ pub unsafe fn capture(
     // SAFETY: snapshots are never freed.
     let unwinder = unsafe { &*snapshot };
     let (mut ra, mut sp, mut bp) = (return_address, low + 16, caller_bp);
+    let mut bp_is_start = true;
     let mut n = 1;
     while n < MAX_FRAMES {
         let (new_sp, new_bp, next) = match state.step(unwinder, ra) {
             Step::End => break,
             Step::FramePointer => {
-                let Some(new_bp) = read(bp) else { break };
+                if bp_is_start && let Some(log) = log.as_deref_mut() {
+                    log.used_start_bp = true;
+                }
+                bp_is_start = false;
+                let Some(new_bp) = logged_read(&mut log, bp) else {
+                    break;
+                };
                 let new_sp = bp.wrapping_add(16);
-                let Some(next) = read(new_sp.wrapping_sub(8)) else {
+                let Some(next) = logged_read(&mut log, new_sp.wrapping_sub(8)) else {
                     break;
                 };
                 (new_sp, new_bp, next)
             }
             Step::Offset { delta, bp_at } => {
                 let new_sp = sp + u64::from(delta);
+                bp_is_start &= bp_at.is_none();
                 let new_bp = match bp_at {
-                    Some(at) => match read(sp + u64::from(at)) {
+                    Some(at) => match logged_read(&mut log, sp + u64::from(at)) {
                         Some(v) => v,
                         None => break,
                     },
                     None => bp,
                 };
-                let Some(next) = read(new_sp - 8) else { break };
+                let Some(next) = logged_read(&mut log, new_sp - 8) else {
+                    break;
+                };
                 (new_sp, new_bp, next)
             }
             Step::Framehop => {
+                if let Some(log) = log.as_deref_mut() {
+                    log.complete = false;
+                }
                 let Some(address) = FrameAddress::from_return_address(ra) else {
                     break;
                 };

@@ -401,6 +401,23 @@ fn stacks_are_exact_through_frame_pointer_and_dwarf_code() {
             names[1] == "?",
             "{name}: the frame after compare is in libc: {names:?}"
         );
+        // One call site at the same depth under two callers: the stacks must differ.
+        let callers: Vec<String> = trace
+            .allocs(34343)
+            .iter()
+            .map(|(_, stack, _)| {
+                frame_names(&trace, &trace.stack(*stack), &program)[..3].join(" < ")
+            })
+            .collect();
+        assert_eq!(callers.len(), 6, "{name}");
+        for (i, chain) in callers.iter().enumerate() {
+            let via = if i % 2 == 0 { "via_a" } else { "via_b" };
+            assert_eq!(
+                chain,
+                &format!("common < {via} < main"),
+                "{name}: {callers:?}"
+            );
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 /* Known call chains for frame-by-frame stack checks:
  *   main -> level1 -> level2 -> level3 -> malloc(12345)
- *   main -> sort_with_allocation -> qsort (libc, no frame pointers) -> compare -> malloc(23456) */
+ *   main -> sort_with_allocation -> qsort (libc, no frame pointers) -> compare -> malloc(23456)
+ *   main -> via_a -> common -> malloc(34343) and main -> via_b -> common -> malloc(34343):
+ *   the same allocation site at the same stack depth under different callers. */
 #include <stdlib.h>
 
 void *volatile sink;
@@ -41,7 +43,29 @@ __attribute__((noinline)) void sort_with_allocation(void) {
     sink = &values[0];
 }
 
+__attribute__((noinline)) void *common(void) {
+    void *p = malloc(34343);
+    sink = p;
+    return p;
+}
+
+__attribute__((noinline)) void *via_a(void) {
+    void *p = common();
+    sink = p;
+    return p;
+}
+
+__attribute__((noinline)) void *via_b(void) {
+    void *p = common();
+    sink = p;
+    return p;
+}
+
 int main(void) {
+    for (int i = 0; i < 3; i++) {
+        free(via_a());
+        free(via_b());
+    }
     free(level1());
     sort_with_allocation();
     sink = 0;
