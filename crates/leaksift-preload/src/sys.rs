@@ -18,11 +18,89 @@ unsafe extern "C" {
     /// The process environment (null until libc set it up).
     pub static environ: *const *const core::ffi::c_char;
 
-    // src/tls.c: initial-exec thread-locals.
+    // src/tls.c: initial-exec thread-locals (the portable path; x86-64 uses `fast_tls`).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     fn leaksift_enter() -> i32;
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     fn leaksift_leave();
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     fn leaksift_get_thread_state() -> *mut c_void;
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     fn leaksift_set_thread_state(state: *mut c_void);
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn leaksift_tls_address() -> *mut c_void;
+}
+
+/// x86-64: the C block `{ thread_state, busy }` reached with one %fs-relative instruction per
+/// access, instead of a call into C: the offset from the thread pointer is the same in every
+/// thread for initial-exec TLS, so it is computed once.
+#[cfg(target_arch = "x86_64")]
+mod fast_tls {
+    use core::sync::atomic::{AtomicI64, Ordering};
+
+    /// Offset of the block from the thread pointer (0: not computed yet; it is never 0).
+    static OFFSET: AtomicI64 = AtomicI64::new(0);
+    const BUSY: i64 = 8;
+
+    #[inline(always)]
+    fn offset() -> i64 {
+        let offset = OFFSET.load(Ordering::Relaxed);
+        if offset != 0 {
+            offset
+        } else {
+            compute_offset()
+        }
+    }
+
+    #[cold]
+    fn compute_offset() -> i64 {
+        // SAFETY: returns the address of the calling thread's block.
+        let block = unsafe { super::leaksift_tls_address() } as i64;
+        let thread_pointer: i64;
+        // SAFETY: reads the TCB self-pointer at %fs:0 (x86-64 TLS ABI).
+        unsafe {
+            core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) thread_pointer, options(nostack, readonly, preserves_flags))
+        };
+        let offset = block.wrapping_sub(thread_pointer);
+        OFFSET.store(offset, Ordering::Relaxed);
+        offset
+    }
+
+    #[inline(always)]
+    pub fn busy() -> u32 {
+        let value: u32;
+        // SAFETY: the calling thread's own `busy` word.
+        unsafe {
+            core::arch::asm!("mov {v:e}, dword ptr fs:[{o}]", o = in(reg) offset() + BUSY, v = out(reg) value, options(nostack, readonly, preserves_flags))
+        };
+        value
+    }
+
+    #[inline(always)]
+    pub fn set_busy(value: u32) {
+        // SAFETY: the calling thread's own `busy` word.
+        unsafe {
+            core::arch::asm!("mov dword ptr fs:[{o}], {v:e}", o = in(reg) offset() + BUSY, v = in(reg) value, options(nostack, preserves_flags))
+        };
+    }
+
+    #[inline(always)]
+    pub fn thread_state() -> *mut core::ffi::c_void {
+        let value: *mut core::ffi::c_void;
+        // SAFETY: the calling thread's own `thread_state` word.
+        unsafe {
+            core::arch::asm!("mov {v}, qword ptr fs:[{o}]", o = in(reg) offset(), v = out(reg) value, options(nostack, readonly, preserves_flags))
+        };
+        value
+    }
+
+    #[inline(always)]
+    pub fn set_thread_state(value: *mut core::ffi::c_void) {
+        // SAFETY: the calling thread's own `thread_state` word.
+        unsafe {
+            core::arch::asm!("mov qword ptr fs:[{o}], {v}", o = in(reg) offset(), v = in(reg) value, options(nostack, preserves_flags))
+        };
+    }
 }
 
 /// Held while the current thread is inside the tracer; allocations made meanwhile (by libc on our
@@ -33,6 +111,12 @@ impl ReentryGuard {
     /// `None` when the thread is already inside the tracer.
     #[inline(always)]
     pub fn enter() -> Option<ReentryGuard> {
+        #[cfg(target_arch = "x86_64")]
+        let entered = fast_tls::busy() == 0 && {
+            fast_tls::set_busy(1);
+            true
+        };
+        #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: touches only the calling thread's initial-exec TLS word.
         let entered = unsafe { leaksift_enter() } != 0;
         // Not `then_some`: it would build (and, when re-entrant, drop) a guard, clearing the flag.
@@ -45,30 +129,44 @@ impl ReentryGuard {
 
     /// Marks the calling thread as permanently inside the tracer (the writer thread).
     pub fn enter_forever() {
-        // SAFETY: as in `enter`.
-        unsafe { leaksift_enter() };
+        core::mem::forget(ReentryGuard::enter());
     }
 }
 
 impl Drop for ReentryGuard {
     #[inline(always)]
     fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        fast_tls::set_busy(0);
+        #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: clears the calling thread's TLS word set by `enter`.
-        unsafe { leaksift_leave() }
+        unsafe {
+            leaksift_leave()
+        }
     }
 }
 
 /// The calling thread's tracer state pointer (null until its first traced event).
 #[inline(always)]
 pub fn thread_state_ptr() -> *mut c_void {
+    #[cfg(target_arch = "x86_64")]
+    return fast_tls::thread_state();
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: reads the calling thread's initial-exec TLS word.
-    unsafe { leaksift_get_thread_state() }
+    unsafe {
+        leaksift_get_thread_state()
+    }
 }
 
 #[inline(always)]
 pub fn set_thread_state_ptr(state: *mut c_void) {
+    #[cfg(target_arch = "x86_64")]
+    fast_tls::set_thread_state(state);
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: writes the calling thread's initial-exec TLS word.
-    unsafe { leaksift_set_thread_state(state) }
+    unsafe {
+        leaksift_set_thread_state(state)
+    }
 }
 
 /// Anonymous private mapping through the raw syscall (never through a hooked `mmap`).

@@ -10,19 +10,28 @@
 /* Hidden: called directly, not through the GOT, and never interposed. */
 #define LEAKSIFT_INTERNAL __attribute__((visibility("hidden")))
 
-static __thread __attribute__((tls_model("initial-exec"))) uint32_t leaksift_busy;
-static __thread __attribute__((tls_model("initial-exec"))) void *leaksift_thread_state;
+/* One block, so that Rust can reach both words at a fixed offset from the thread pointer. */
+struct leaksift_tls {
+    void *thread_state;
+    uint32_t busy;
+};
+
+static __thread __attribute__((tls_model("initial-exec"))) struct leaksift_tls leaksift_tls;
+
+/* The calling thread's block. Initial-exec TLS sits at the same offset from the thread pointer
+ * in every thread, so Rust computes that offset once and then uses %fs-relative accesses. */
+LEAKSIFT_INTERNAL struct leaksift_tls *leaksift_tls_address(void) { return &leaksift_tls; }
 
 /* Marks the calling thread as inside the tracer. Returns 1 if it was not already inside
  * (the caller must then call leaksift_leave), 0 if this is a re-entrant call. */
 LEAKSIFT_INTERNAL int leaksift_enter(void) {
-    if (leaksift_busy) return 0;
-    leaksift_busy = 1;
+    if (leaksift_tls.busy) return 0;
+    leaksift_tls.busy = 1;
     return 1;
 }
 
-LEAKSIFT_INTERNAL void leaksift_leave(void) { leaksift_busy = 0; }
+LEAKSIFT_INTERNAL void leaksift_leave(void) { leaksift_tls.busy = 0; }
 
-LEAKSIFT_INTERNAL void *leaksift_get_thread_state(void) { return leaksift_thread_state; }
+LEAKSIFT_INTERNAL void *leaksift_get_thread_state(void) { return leaksift_tls.thread_state; }
 
-LEAKSIFT_INTERNAL void leaksift_set_thread_state(void *state) { leaksift_thread_state = state; }
+LEAKSIFT_INTERNAL void leaksift_set_thread_state(void *state) { leaksift_tls.thread_state = state; }
