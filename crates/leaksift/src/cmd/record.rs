@@ -16,7 +16,11 @@ const PRELOAD_NAME: &str = "libleaksift_preload.so";
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "While the command runs, create the file OUTPUT.scan (e.g. `touch`) or send \
-the --scan-signal to request a leak scan of the live process; `leaksift report OUTPUT` shows it."
+the --scan-signal to request a leak scan of the live process; `leaksift report OUTPUT` shows it.\n\
+If the command execs another program (a wrapper script's `exec prog`), that program's trace takes \
+OUTPUT over and the earlier image's moves to OUTPUT.<pid>. A shell that forks its command \
+(`sh -c 'a; b'`) needs --follow-fork. The exit status is the command's (128 + signal if killed); \
+a killed command leaves its trace up to the last 100 ms flush, marked truncated."
 )]
 pub struct Args {
     /// Trace file to write (default: leaksift.<program>.lks in the current directory; replaced).
