@@ -74,6 +74,18 @@ fn record(trace: &Path, extra: &[&str], program: &Path, args: &[&str]) -> Output
         .expect("running leaksift record")
 }
 
+/// Records `program` into `trace`, expects exit status 0 and returns the decoded trace.
+fn record_clean(trace: &Path, extra: &[&str], program: &Path, args: &[&str]) -> Trace {
+    let out = record(trace, extra, program, args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Trace::read(trace)
+}
+
 /// A fully decoded trace.
 struct Trace {
     pid: u32,
@@ -301,15 +313,7 @@ fn leak_classes_match_valgrind_with_and_without_frame_pointers() {
         ("leaks_nofp", &["-O2", "-fomit-frame-pointer"][..]),
     ] {
         let program = compile_c("leaks.c", flags, dir.path(), name);
-        let trace_path = dir.path().join(format!("{name}.lks"));
-        let out = record(&trace_path, &[], &program, &[]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let trace = Trace::read(&trace_path);
+        let trace = record_clean(&dir.path().join(format!("{name}.lks")), &[], &program, &[]);
         assert!(!trace.truncated);
         assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)));
         let ours = trace.leak_summary(ScanTrigger::Exit);
@@ -337,15 +341,8 @@ fn leak_classes_match_valgrind_with_and_without_frame_pointers() {
 fn valgrind_default_heuristics_are_applied_like_memcheck() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("heuristics.c", &["-O1"], dir.path(), "heuristics");
-    let trace_path = dir.path().join("heuristics.lks");
-    let out = record(&trace_path, &[], &program, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours = Trace::read(&trace_path).leak_summary(ScanTrigger::Exit);
+    let ours = record_clean(&dir.path().join("heuristics.lks"), &[], &program, &[])
+        .leak_summary(ScanTrigger::Exit);
     assert_eq!(
         ours.get(&LeakClass::PossiblyLost),
         Some(&(1, 40)),
@@ -367,15 +364,7 @@ fn stacks_are_exact_through_frame_pointer_and_dwarf_code() {
         ("stacks_nofp", &["-O2", "-fomit-frame-pointer"][..]),
     ] {
         let program = compile_c("stacks.c", flags, dir.path(), name);
-        let trace_path = dir.path().join(format!("{name}.lks"));
-        let out = record(&trace_path, &[], &program, &[]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let trace = Trace::read(&trace_path);
+        let trace = record_clean(&dir.path().join(format!("{name}.lks")), &[], &program, &[]);
 
         let (_, stack, kind) = trace.allocs(12345)[0];
         assert_eq!(kind, AllocKind::Malloc);
@@ -425,15 +414,8 @@ fn stacks_are_exact_through_frame_pointer_and_dwarf_code() {
 fn every_allocator_entry_point_is_recorded_with_its_kind() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("allocators.c", &["-O1"], dir.path(), "allocators");
-    let trace_path = dir.path().join("allocators.lks");
-    let out = record(&trace_path, &[], &program, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "alignment checks: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trace = Trace::read(&trace_path);
+    // The program exits 1 if an aligned allocator returned a misaligned block.
+    let trace = record_clean(&dir.path().join("allocators.lks"), &[], &program, &[]);
     let page = 4096u64;
     for (size, kind) in [
         (1001, AllocKind::Malloc),
@@ -491,15 +473,12 @@ fn dlopened_modules_are_logged_and_unwound_through() {
         dir.path(),
         "dlopen_main",
     );
-    let trace_path = dir.path().join("dlopen.lks");
-    let out = record(&trace_path, &[], &program, &[plugin.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let trace = record_clean(
+        &dir.path().join("dlopen.lks"),
+        &[],
+        &program,
+        &[plugin.to_str().unwrap()],
     );
-    let trace = Trace::read(&trace_path);
     let module = module_of(&trace, &plugin).expect("the plugin is logged when loaded");
     assert!(module.build_id.as_ref().is_some_and(|id| !id.is_empty()));
     let (_, stack, _) = trace.allocs(9999)[0];
@@ -517,15 +496,7 @@ fn dlopened_modules_are_logged_and_unwound_through() {
 fn cxx_new_and_delete_reach_malloc_and_free() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile("g++", "cxx.cpp", &["-O1", "-g"], dir.path(), "cxx");
-    let trace_path = dir.path().join("cxx.lks");
-    let out = record(&trace_path, &[], &program, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trace = Trace::read(&trace_path);
+    let trace = record_clean(&dir.path().join("cxx.lks"), &[], &program, &[]);
     let frees = trace.frees();
     for size in [34567u64, 4321 * 8, 5001] {
         let allocs = trace.allocs(size);
@@ -568,15 +539,7 @@ fn rust_default_allocator_reaches_malloc() {
         .status()
         .expect("running rustc");
     assert!(status.success());
-    let trace_path = dir.path().join("rust.lks");
-    let out = record(&trace_path, &[], &program, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trace = Trace::read(&trace_path);
+    let trace = record_clean(&dir.path().join("rust.lks"), &[], &program, &[]);
     let frees = trace.frees();
     for size in [45678u64, 5678] {
         let allocs = trace.allocs(size);
@@ -594,15 +557,7 @@ fn rust_default_allocator_reaches_malloc() {
 fn eight_threads_give_exact_counts() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("threads.c", &["-O2"], dir.path(), "threads");
-    let trace_path = dir.path().join("threads.lks");
-    let out = record(&trace_path, &[], &program, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trace = Trace::read(&trace_path);
+    let trace = record_clean(&dir.path().join("threads.lks"), &[], &program, &[]);
     let allocs = trace.allocs(77);
     assert_eq!(allocs.len(), 8 * 20000);
     let live = trace.live();
@@ -798,14 +753,7 @@ fn forking_while_threads_allocate_neither_deadlocks_nor_loses_children() {
     for follow in [false, true] {
         let trace_path = dir.path().join(format!("fork_threads_{follow}.lks"));
         let extra: &[&str] = if follow { &["--follow-fork"] } else { &[] };
-        let out = record(&trace_path, extra, &program, &[]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!Trace::read(&trace_path).truncated);
+        assert!(!record_clean(&trace_path, extra, &program, &[]).truncated);
         let prefix = format!("fork_threads_{follow}.lks.");
         let children: usize = (0..4)
             .map(|i| traces_with_size(dir.path(), &prefix, 3000 + i).len())
@@ -878,10 +826,7 @@ fn the_control_file_or_the_scan_signal_triggers_a_scan_of_the_running_program() 
 fn mmap_is_traced_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("mmap.c", &["-O1"], dir.path(), "mmap");
-    let trace_path = dir.path().join("mmap.lks");
-    let out = record(&trace_path, &["--mmap"], &program, &[]);
-    assert_eq!(out.status.code(), Some(0));
-    let trace = Trace::read(&trace_path);
+    let trace = record_clean(&dir.path().join("mmap.lks"), &["--mmap"], &program, &[]);
     let gone = trace.allocs(1 << 20);
     let kept = trace.allocs(3 << 20);
     assert_eq!((gone.len(), kept.len()), (1, 1));
