@@ -1,5 +1,5 @@
-//! `leaksift demo` from a fresh directory: runs its steps on the bundled leaky program, finds the
-//! leak and writes the chart.
+//! `leaksift demo` from a fresh directory: runs its steps on the bundled leaky program, confirms
+//! the leak, draws the chart, records the program and names the leaking call site.
 
 use std::process::Command;
 
@@ -26,4 +26,14 @@ fn demo_finds_the_bundled_leak_and_draws_it() {
     assert!(svg.starts_with("<svg") && svg.contains("LEAK"));
     let csv = std::fs::read_to_string(out_dir.join("watch.csv")).unwrap();
     assert!(csv.lines().count() > 20);
+    assert!(stdout.contains("$ leaksift record "), "{stdout}");
+    assert!(stdout.contains("$ leaksift report "), "{stdout}");
+    assert!(
+        stdout
+            .contains("found the leaking call site: leaksift::cmd::demo::leaky::remember_response"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("leaky.rs:"), "{stdout}");
+    let flamegraph = std::fs::read_to_string(out_dir.join("peak-flamegraph.svg")).unwrap();
+    assert!(flamegraph.contains("remember_response"));
 }

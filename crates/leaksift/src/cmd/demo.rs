@@ -24,6 +24,9 @@ pub struct Args {
     /// Be the bundled leaky program instead of running the demo (the demo launches itself so).
     #[arg(long, hide = true)]
     pub leaky_program: bool,
+    /// How long the bundled leaky program runs before it exits by itself.
+    #[arg(long, hide = true, value_name = "DUR", default_value = "120s", value_parser = parse_duration)]
+    pub leaky_lifetime: Duration,
 }
 
 /// What a demo step needs to know.
@@ -39,14 +42,30 @@ struct Step {
     run: fn(&StepContext<'_>) -> anyhow::Result<()>,
 }
 
-const STEPS: &[Step] = &[Step {
-    title: "confirm the leak: watch memory over time",
-    run: watch_step,
-}];
+const STEPS: &[Step] = &[
+    Step {
+        title: "confirm the leak: watch memory over time",
+        run: watch_step,
+    },
+    Step {
+        title: "locate it: record every allocation of the same program",
+        run: record_step,
+    },
+    Step {
+        title: "explain it: report the call sites whose live bytes keep growing",
+        run: report_step,
+    },
+];
+
+/// How long the record step lets the leaky program run: long enough for the growth of its
+/// call sites to be significant, short enough for a demo.
+const RECORD_LIFETIME: &str = "4s";
+/// The function of the bundled program that leaks (see `demo/leaky.rs`).
+const LEAKING_FUNCTION: &str = "remember_response";
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.leaky_program {
-        leaky::run();
+        leaky::run(args.leaky_lifetime);
         return Ok(Outcome::Clean);
     }
     std::fs::create_dir_all(&args.out_dir)
@@ -112,6 +131,117 @@ fn watch_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
         other => anyhow::bail!(
             "the bundled leaky program was not classified as a leak ({other:?}); the machine may be \
              too busy: try `leaksift demo --duration 15s`"
+        ),
+    }
+}
+
+/// Prints a command line the way a user would type it.
+fn show_command(line: &[OsString]) {
+    let words: Vec<_> = line.iter().map(|a| a.to_string_lossy()).collect();
+    println!("$ leaksift {}", words.join(" "));
+}
+
+/// Runs `leaksift ARGS…` (this executable) as a child, letting it print to the terminal.
+fn run_leaksift(
+    cx: &StepContext<'_>,
+    line: &[OsString],
+) -> anyhow::Result<std::process::ExitStatus> {
+    show_command(line);
+    std::process::Command::new(&cx.exe)
+        .args(line)
+        .status()
+        .with_context(|| format!("running {}", cx.exe.display()))
+}
+
+fn trace_path(cx: &StepContext<'_>) -> PathBuf {
+    cx.out_dir.join("demo.trace")
+}
+
+fn record_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
+    let line: Vec<OsString> = vec![
+        "record".into(),
+        "-o".into(),
+        trace_path(cx).into(),
+        "--".into(),
+        cx.exe.clone().into(),
+        "demo".into(),
+        "--leaky-program".into(),
+        "--leaky-lifetime".into(),
+        RECORD_LIFETIME.into(),
+    ];
+    let status = run_leaksift(cx, &line)?;
+    anyhow::ensure!(status.success(), "`leaksift record` failed ({status})");
+    Ok(())
+}
+
+fn report_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
+    let flamegraph = cx.out_dir.join("peak-flamegraph.svg");
+    let mut line: Vec<OsString> = vec![
+        "report".into(),
+        trace_path(cx).into(),
+        "--top".into(),
+        "3".into(),
+        "--flamegraph".into(),
+        flamegraph.clone().into(),
+        "--flamegraph-metric".into(),
+        "peak".into(),
+    ];
+    let status = run_leaksift(cx, &line)?;
+    anyhow::ensure!(status.success(), "`leaksift report` failed ({status})");
+    println!(
+        "flamegraph of the heap at its peak: {}",
+        flamegraph.display()
+    );
+
+    // Check the finding the way a CI job would: from the JSON report.
+    line.truncate(2);
+    line.push("--json".into());
+    let output = std::process::Command::new(&cx.exe)
+        .args(&line)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", cx.exe.display()))?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("parsing the report's JSON")?;
+    let leaking_site = report["growth"]["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|site| {
+            site["verdict"] == "leak"
+                && site["frames"].as_array().is_some_and(|frames| {
+                    frames.iter().any(|f| {
+                        f["function"]
+                            .as_str()
+                            .is_some_and(|name| name.contains(LEAKING_FUNCTION))
+                    })
+                })
+        });
+    match leaking_site {
+        Some(site) => {
+            let frame = site["frames"]
+                .as_array()
+                .and_then(|frames| {
+                    frames.iter().find(|f| {
+                        f["function"]
+                            .as_str()
+                            .is_some_and(|name| name.contains(LEAKING_FUNCTION))
+                    })
+                })
+                .cloned()
+                .unwrap_or_default();
+            println!(
+                "leaksift found the leaking call site: {} ({}:{})",
+                frame["function"].as_str().unwrap_or("?"),
+                frame["file"].as_str().unwrap_or("?"),
+                frame["line"]
+            );
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "the report did not single out `{LEAKING_FUNCTION}` as a growing call site; the machine may be \
+             too busy: run `leaksift report {}` to see why",
+            trace_path(cx).display()
         ),
     }
 }
