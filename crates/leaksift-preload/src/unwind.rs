@@ -241,7 +241,16 @@ static POOL: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 /// under the guard, not on the hot path).
 pub fn take_thread_unwinder() -> *mut ThreadUnwinder {
     if let Some(reused) = POOL.lock().ok().and_then(|mut pool| pool.pop()) {
-        return reused as *mut ThreadUnwinder;
+        let unwinder = reused as *mut ThreadUnwinder;
+        // SAFETY: pooled unwinders belong to nobody. Replays name words of the previous
+        // thread's stack, which the new thread's stack need not cover: forget them.
+        unsafe {
+            for replay in &mut (*unwinder).replays {
+                replay.start = (0, 0, 0);
+                replay.reads.complete = false;
+            }
+        }
+        return unwinder;
     }
     const EMPTY: Replay = Replay {
         start: (0, 0, 0),
