@@ -100,6 +100,8 @@ pub struct ThreadState {
     spare: AtomicPtr<RawBuffer>,
     /// Set when the thread exits: the writer then frees emptied buffers instead of handing them back.
     exited: AtomicBool,
+    /// The exited thread's dead stack `[block start, its sp at exit)` (0, 0 until known).
+    dead_stack: (AtomicU64, AtomicU64),
     /// Set by the writer when it found the lock taken: hand the partial buffer over.
     steal_requested: AtomicBool,
     /// Every event of this thread stamped before this is in a buffer the writer has or will
@@ -131,6 +133,7 @@ impl ThreadState {
             buffer: UnsafeCell::new(ptr::null_mut()),
             spare: AtomicPtr::new(ptr::null_mut()),
             exited: AtomicBool::new(false),
+            dead_stack: (AtomicU64::new(0), AtomicU64::new(0)),
             steal_requested: AtomicBool::new(false),
             complete_until: AtomicU64::new(0),
             next: UnsafeCell::new(ptr::null_mut()),
@@ -157,12 +160,14 @@ impl ThreadState {
         unsafe { (*self.unwind.get()).1.as_mut() }
     }
 
-    /// The thread is exiting: drops its unwinder (returned to the caller for reuse) and its spare
-    /// buffer. Events it still records get one-frame stacks.
+    /// The thread is exiting: records its dead stack range (`stack`), drops its unwinder (returned to
+    /// the caller for reuse) and its spare buffer. Events it still records get one-frame stacks.
     ///
     /// # Safety
     /// Only the owning thread may call this.
-    pub unsafe fn retire(&self) -> *mut ThreadUnwinder {
+    pub unsafe fn retire(&self, stack: (u64, u64)) -> *mut ThreadUnwinder {
+        self.dead_stack.0.store(stack.0, Ordering::Relaxed);
+        self.dead_stack.1.store(stack.1, Ordering::Relaxed);
         self.exited.store(true, Ordering::Release);
         free_spare(self);
         // SAFETY: per the contract, only the owner touches `unwind`.
@@ -369,6 +374,34 @@ pub fn drain_all(out: &mut Vec<*mut RawBuffer>, steal: Option<(u64, bool)>) -> u
     out[partials..].reverse();
     out[first..].rotate_left(partials - first);
     complete
+}
+
+/// Dead stack ranges of exited threads whose block no live thread has reused (glibc caches thread
+/// stacks): their contents are stale, so the leak scan does not treat them as roots, like
+/// memcheck, for which memory below a stack pointer is inaccessible.
+pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
+    let mut dead = Vec::new();
+    let mut live_tops = Vec::new();
+    let mut state = THREADS.load(Ordering::Acquire);
+    while !state.is_null() {
+        // SAFETY: states are never freed.
+        let s = unsafe { &*state };
+        if s.exited.load(Ordering::Acquire) {
+            let (low, high) = (
+                s.dead_stack.0.load(Ordering::Relaxed),
+                s.dead_stack.1.load(Ordering::Relaxed),
+            );
+            if low < high {
+                dead.push((low, high));
+            }
+        } else {
+            live_tops.push(s.bounds().high);
+        }
+        // SAFETY: `next` is written once before the state is published.
+        state = unsafe { *s.next.get() };
+    }
+    dead.retain(|&(low, high)| !live_tops.iter().any(|&top| low < top && top <= high));
+    dead
 }
 
 /// Forgets every thread state and queued buffer (in a fork child: those threads do not exist).

@@ -166,8 +166,12 @@ extern "C" fn thread_exiting(state: *mut c_void) {
     let _guard = ReentryGuard::enter();
     // SAFETY: the value set in `create_thread_state`: a never-freed state owned by this thread.
     let state = unsafe { &*(state as *const ThreadState) };
+    // Below this point the stack holds only returned frames: stale, like memcheck's view of
+    // memory below the stack pointer. The thread's TLS and descriptor above it stay roots.
+    let marker = 0u8;
+    let below_sp = (current_stack_block().0, &marker as *const u8 as u64);
     // SAFETY: we are the owning thread.
-    let unwinder = unsafe { state.retire() };
+    let unwinder = unsafe { state.retire(below_sp) };
     unwind::give_back_thread_unwinder(unwinder);
 }
 
@@ -194,27 +198,32 @@ fn thread_pointer() -> u64 {
     }
 }
 
-/// The main thread's stack top from pthread (reads /proc/self/maps: constructor only).
-fn main_stack_bounds() -> StackBounds {
+/// The calling thread's stack block `[low, high)` from pthread. Never from an allocation hook
+/// (it takes the thread's own lock, and may be what called malloc); for the main thread it reads
+/// /proc/self/maps (constructor only).
+fn current_stack_block() -> (u64, u64) {
     // SAFETY: standard pthread attribute calls on the current thread with a local attr object.
     unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
         if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return StackBounds::default();
+            return (0, 0);
         }
         let mut addr: *mut c_void = core::ptr::null_mut();
         let mut size: usize = 0;
         let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
         libc::pthread_attr_destroy(&mut attr);
         if ok {
-            StackBounds {
-                low: addr as u64,
-                high: addr as u64 + size as u64,
-            }
+            (addr as u64, addr as u64 + size as u64)
         } else {
-            StackBounds::default()
+            (0, 0)
         }
     }
+}
+
+/// The main thread's stack bounds (constructor only).
+fn main_stack_bounds() -> StackBounds {
+    let (low, high) = current_stack_block();
+    StackBounds { low, high }
 }
 
 /// The next definition of `name` after this library (glibc's), resolved under the guard

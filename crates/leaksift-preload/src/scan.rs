@@ -254,8 +254,8 @@ fn mappings() -> Vec<Mapping> {
         .collect()
 }
 
-/// Root ranges: rw mappings minus glibc heaps, live blocks, the tracer's memory and the unused
-/// part of the requester's stack.
+/// Root ranges: rw mappings minus glibc heaps, live blocks, the tracer's memory, exited threads'
+/// stacks and the unused part of the requester's stack.
 fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) -> Vec<(u64, u64)> {
     let maps = mappings();
     let mut excluded: Vec<(u64, u64)> = Vec::new();
@@ -296,6 +296,7 @@ fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) 
             .map(|(s, e)| (s as u64, e as u64)),
     );
     excluded.push(scanner_stack);
+    excluded.extend(crate::buffers::dead_thread_stacks());
     excluded.sort_unstable();
 
     let mut out = Vec::new();
