@@ -92,23 +92,34 @@ type LiveMap = HashMap<u64, LiveBlock, BuildHasherDefault<AddressHasher>>;
 #[derive(Clone, Copy)]
 struct Clock {
     origin: u64,
-    nanos_per_tick: f64,
+    /// Nanoseconds per tick in 32.32 fixed point (no float conversion per event).
+    nanos_per_tick_q32: u64,
 }
 
 impl Clock {
+    /// One nanosecond per tick: timestamps already are nanoseconds.
+    fn identity(origin: u64) -> Clock {
+        Clock {
+            origin,
+            nanos_per_tick_q32: 1 << 32,
+        }
+    }
+
     fn calibrate() -> Clock {
         let (t0, n0) = (sys::timestamp(), sys::monotonic_ns());
         std::thread::sleep(std::time::Duration::from_millis(10));
         let (t1, n1) = (sys::timestamp(), sys::monotonic_ns());
-        let ticks = t1.saturating_sub(t0).max(1);
+        let ticks = u128::from(t1.saturating_sub(t0).max(1));
+        let q32 = (u128::from(n1.saturating_sub(n0)) << 32) / ticks;
         Clock {
             origin: t0,
-            nanos_per_tick: (n1 - n0) as f64 / ticks as f64,
+            nanos_per_tick_q32: u64::try_from(q32).unwrap_or(u64::MAX),
         }
     }
 
     fn nanos(&self, timestamp: u64) -> TraceTime {
-        TraceTime((timestamp.saturating_sub(self.origin) as f64 * self.nanos_per_tick) as u64)
+        let ticks = u128::from(timestamp.saturating_sub(self.origin));
+        TraceTime(((ticks * u128::from(self.nanos_per_tick_q32)) >> 32) as u64)
     }
 }
 
@@ -245,10 +256,7 @@ fn command_line() -> Vec<String> {
 pub fn spawn(sink: Sink) {
     let writer = Box::new(Writer {
         sink,
-        clock: Clock {
-            origin: sys::timestamp(),
-            nanos_per_tick: 1.0,
-        },
+        clock: Clock::identity(sys::timestamp()),
         pending: Vec::new(),
         drained: Vec::new(),
         stack_ids: Vec::new(),
