@@ -118,40 +118,88 @@ pub fn compare(base: &HeapGraph, target: &HeapGraph) -> Vec<ClassDiff> {
     diffs
 }
 
-/// Per class (by name and location), the change in instance count and shallow bytes between two
-/// histograms: for formats whose object ids are addresses (HPROF), where objects cannot be
-/// matched one by one. Growth is reported as "new", shrinkage as "deleted".
+/// One class's totals in two heaps compared class by class (instances, shallow and retained
+/// bytes as in [`ClassStats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassGrowth {
+    pub name: String,
+    pub location: Option<SourceLocation>,
+    /// Totals in the base heap (zero when the class has no instances there).
+    pub base: ClassTotals,
+    /// Totals in the compared heap.
+    pub target: ClassTotals,
+}
+
+/// Instances, shallow and retained bytes of one class in one heap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassTotals {
+    pub count: u64,
+    pub shallow_bytes: u64,
+    pub retained_bytes: u64,
+}
+
+impl ClassGrowth {
+    /// Compared minus base instances.
+    pub fn delta_count(&self) -> i128 {
+        i128::from(self.target.count) - i128::from(self.base.count)
+    }
+
+    /// Compared minus base shallow bytes.
+    pub fn delta_shallow_bytes(&self) -> i128 {
+        i128::from(self.target.shallow_bytes) - i128::from(self.base.shallow_bytes)
+    }
+
+    /// Compared minus base retained bytes.
+    pub fn delta_retained_bytes(&self) -> i128 {
+        i128::from(self.target.retained_bytes) - i128::from(self.base.retained_bytes)
+    }
+}
+
+/// Per class (by name and location), the totals of two histograms side by side: for formats
+/// whose object ids are addresses (HPROF), where objects cannot be matched one by one. Classes
+/// whose totals are equal are left out; the largest retained growth comes first, then the
+/// largest shallow growth (shrinking classes last).
 pub fn compare_histograms(
     base: &HeapGraph,
     base_classes: &[ClassStats],
     target: &HeapGraph,
     target_classes: &[ClassStats],
-) -> Vec<ClassDiff> {
-    let mut totals: HashMap<ClassKey, (i128, i128)> = HashMap::new();
-    for (graph, classes, sign) in [(base, base_classes, -1i128), (target, target_classes, 1)] {
+) -> Vec<ClassGrowth> {
+    let mut rows: HashMap<ClassKey, ClassGrowth> = HashMap::new();
+    for (graph, classes, in_target) in [(base, base_classes, false), (target, target_classes, true)]
+    {
         for stats in classes {
             let info = graph.class_info(stats.class);
             let key = (graph.string(info.name).into_owned(), info.location);
-            let entry = totals.entry(key).or_default();
-            entry.0 += sign * i128::from(stats.count);
-            entry.1 += sign * i128::from(stats.shallow_bytes);
+            let row = rows.entry(key).or_default();
+            let totals = if in_target {
+                &mut row.target
+            } else {
+                &mut row.base
+            };
+            // Several class objects may share a name (one per class loader): add them up.
+            totals.count += stats.count;
+            totals.shallow_bytes = totals.shallow_bytes.saturating_add(stats.shallow_bytes);
+            totals.retained_bytes = totals.retained_bytes.saturating_add(stats.retained_bytes);
         }
     }
-    let clamp = |v: i128| u64::try_from(v.max(0)).unwrap_or(u64::MAX);
-    let mut diffs: Vec<ClassDiff> = totals
+    let mut growth: Vec<ClassGrowth> = rows
         .into_iter()
-        .filter(|(_, (count, bytes))| *count != 0 || *bytes != 0)
-        .map(|((name, location), (count, bytes))| ClassDiff {
+        .filter(|(_, row)| row.base != row.target)
+        .map(|((name, location), row)| ClassGrowth {
             name,
             location,
-            new_count: clamp(count),
-            new_bytes: clamp(bytes),
-            deleted_count: clamp(-count),
-            deleted_bytes: clamp(-bytes),
+            ..row
         })
         .collect();
-    sort_by_change(&mut diffs);
-    diffs
+    growth.sort_by(|x, y| {
+        y.delta_retained_bytes()
+            .cmp(&x.delta_retained_bytes())
+            .then_with(|| y.delta_shallow_bytes().cmp(&x.delta_shallow_bytes()))
+            .then_with(|| y.delta_count().cmp(&x.delta_count()))
+            .then_with(|| x.name.cmp(&y.name))
+    });
+    growth
 }
 
 fn sort_by_change(diffs: &mut [ClassDiff]) {
@@ -414,16 +462,31 @@ mod tests {
     }
 
     #[test]
-    fn compare_histograms_reports_net_change() {
+    fn compare_histograms_ranks_classes_by_retained_growth() {
         let a = snapshot(&[11, 13, 15]);
-        let b = snapshot(&[21, 23]);
+        let b = snapshot(&[21, 23, 25, 27, 29]);
         let (da, db) = (Dominators::compute(&a), Dominators::compute(&b));
         let ha = crate::histogram::class_histogram(&a, &da);
         let hb = crate::histogram::class_histogram(&b, &db);
-        let diffs = compare_histograms(&a, &ha, &b, &hb);
-        assert_eq!(diffs.len(), 1);
-        assert_eq!((diffs[0].new_count, diffs[0].deleted_count), (0, 1));
-        assert_eq!(diffs[0].deleted_bytes, 100);
+        let growth = compare_histograms(&a, &ha, &b, &hb);
+        // Holder keeps one instance of 10 bytes but retains two more items; Keep is unchanged.
+        let names: Vec<&str> = growth.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["Item", "Holder"]);
+        let holder = &growth[1];
+        assert_eq!((holder.delta_count(), holder.delta_shallow_bytes()), (0, 0));
+        assert_eq!(holder.base.retained_bytes, 310);
+        assert_eq!(holder.target.retained_bytes, 510);
+        let item = &growth[0];
+        assert_eq!(item.delta_count(), 2);
+        assert_eq!(item.delta_shallow_bytes(), 200);
+        assert_eq!(item.delta_retained_bytes(), 200);
+        // Shrinking classes come last.
+        let back = compare_histograms(&b, &hb, &a, &ha);
+        let last = back.last().unwrap();
+        assert_eq!(
+            (last.name.as_str(), last.delta_retained_bytes()),
+            ("Item", -200)
+        );
     }
 
     #[test]

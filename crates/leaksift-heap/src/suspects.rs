@@ -94,8 +94,21 @@ pub fn accumulation_point(dominators: &Dominators, start: NodeIndex) -> NodeInde
 /// Finds the suspects retaining at least `threshold` (a fraction) of the root's retained size.
 pub fn find_suspects(graph: &HeapGraph, dominators: &Dominators, threshold: f64) -> Vec<Suspect> {
     let total = dominators.retained(graph.root());
+    find_suspects_among(graph, dominators, threshold, total, |_| true)
+}
+
+/// Like [`find_suspects`] over the top-level dominators `counted` accepts, against a heap of
+/// `total` bytes (HPROF: garbage left out, as MAT does).
+pub fn find_suspects_among(
+    graph: &HeapGraph,
+    dominators: &Dominators,
+    threshold: f64,
+    total: u64,
+    counted: impl Fn(NodeIndex) -> bool,
+) -> Vec<Suspect> {
     let limit = (threshold * total as f64).ceil() as u64;
-    let top = top_level_dominators(graph, dominators);
+    let mut top = top_level_dominators(graph, dominators);
+    top.retain(|node| counted(*node));
     let mut suspects = Vec::new();
     for &node in &top {
         let retained = dominators.retained(node);
@@ -204,6 +217,25 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(matches!(s[1].kind, SuspectKind::Class { instances: 2, .. }));
         assert_eq!(s[1].retained_bytes, 160);
+    }
+
+    #[test]
+    fn left_out_dominators_are_neither_suspects_nor_in_the_total() {
+        let g = graph();
+        let d = Dominators::compute(&g);
+        // Without A (1910 bytes) the heap is 210 bytes: the two E (160) are 76% of it, D is 24%.
+        let s = find_suspects_among(&g, &d, 0.2, 210, |n| n != NodeIndex(1));
+        assert!(
+            s.iter().all(|x| x.representative() != NodeIndex(1)),
+            "{s:?}"
+        );
+        assert_eq!(s[0].kind, SuspectKind::Single(NodeIndex(5)));
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert!(s.contains(&Suspect {
+            kind: SuspectKind::Single(NodeIndex(4)),
+            retained_bytes: 50,
+            accumulation_point: NodeIndex(4),
+        }));
     }
 
     #[test]

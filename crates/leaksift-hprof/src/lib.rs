@@ -46,6 +46,7 @@ mod ids;
 mod layout;
 mod locate;
 mod parallel;
+mod reachability;
 mod scan;
 mod source;
 #[cfg(test)]
@@ -60,6 +61,7 @@ use leaksift_heap::HeapGraph;
 pub use build::BuildStats;
 pub use error::{ErrorKind, HprofError};
 pub use layout::SizeRule;
+pub use reachability::Unreachable;
 pub use source::DumpFile;
 pub use threads::{FrameRetention, ThreadFrame, ThreadRetention, ThreadStack, thread_retention};
 
@@ -114,6 +116,9 @@ pub struct HprofDump {
     pub info: DumpInfo,
     /// Threads with their stacks and the objects their frames hold.
     pub threads: Vec<ThreadStack>,
+    /// Objects no GC root reaches (garbage in a non-live dump): they stay in the graph without
+    /// retaining anything, and MAT leaves them out of every analysis.
+    pub unreachable: Unreachable,
 }
 
 /// Hears about the reader's progress.
@@ -169,10 +174,13 @@ fn read_with_workers(
         gc_roots: scan.roots.len() as u64,
         stats,
     };
-    let graph = build::into_graph(parts, std::mem::take(&mut scan.ids))?;
+    let mut graph = build::into_graph(parts, std::mem::take(&mut scan.ids))?;
+    observer.phase("reachability");
+    let unreachable = reachability::discard_unreachable(&mut graph);
     Ok(HprofDump {
         graph,
         info,
         threads,
+        unreachable,
     })
 }

@@ -60,6 +60,13 @@ pub struct ExtraSectionText {
     pub text: String,
 }
 
+/// Objects left out of the analysis because no GC root reaches them (HPROF, as MAT does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GarbageRow {
+    pub objects: u64,
+    pub shallow_bytes: u64,
+}
+
 /// Everything `leaksift heap` shows.
 #[derive(Clone, Debug, Default)]
 pub struct HeapSummary {
@@ -75,6 +82,8 @@ pub struct HeapSummary {
     pub detached: Vec<ClassRow>,
     pub duplicate_strings: Vec<DuplicateStringRow>,
     pub unreachable_count: u64,
+    /// Garbage left out of every number (HPROF dumps written without a full GC).
+    pub garbage: Option<GarbageRow>,
     pub extra_sections: Vec<ExtraSectionText>,
 }
 
@@ -162,6 +171,13 @@ pub fn render_summary(s: &HeapSummary) -> String {
         s.edge_count,
         bytes(s.total_bytes as f64)
     );
+    if let Some(garbage) = s.garbage.as_ref().filter(|g| g.objects > 0) {
+        out.push_str(&format!(
+            "{} unreachable objects ({}) left out, as Eclipse MAT does: no GC root reaches them\n",
+            garbage.objects,
+            bytes(garbage.shallow_bytes as f64)
+        ));
+    }
     if s.unreachable_count > 0 {
         out.push_str(&format!(
             "{} objects are not reachable from the roots over strong references (attached to the root, as DevTools does)\n",
@@ -259,6 +275,47 @@ pub fn render_class_diff(rows: &[ClassDiffRow]) -> String {
             bytes(r.new_bytes as f64),
             bytes(r.deleted_bytes as f64),
             bytes(r.new_bytes as f64 - r.deleted_bytes as f64),
+            clip(&r.name, 100),
+        ]);
+    }
+    t.render()
+}
+
+/// One class compared by totals (heaps whose object ids are addresses, HPROF).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassGrowthRow {
+    pub name: String,
+    pub delta_count: i128,
+    pub delta_shallow_bytes: i128,
+    pub delta_retained_bytes: i128,
+    /// Instances and retained bytes in the compared heap.
+    pub count: u64,
+    pub retained_bytes: u64,
+}
+
+fn signed_bytes(delta: i128) -> String {
+    let sign = if delta > 0 { "+" } else { "" };
+    format!("{sign}{}", bytes(delta as f64))
+}
+
+/// Renders the per-class growth table, in the order given (largest retained growth first).
+pub fn render_class_growth(rows: &[ClassGrowthRow]) -> String {
+    let mut t = Table::new(&[
+        ("# delta", Align::Right),
+        ("shallow delta", Align::Right),
+        ("retained delta", Align::Right),
+        ("# now", Align::Right),
+        ("retained now", Align::Right),
+        ("class", Align::Left),
+    ]);
+    for r in rows {
+        let sign = if r.delta_count > 0 { "+" } else { "" };
+        t.row([
+            format!("{sign}{}", r.delta_count),
+            signed_bytes(r.delta_shallow_bytes),
+            signed_bytes(r.delta_retained_bytes),
+            r.count.to_string(),
+            bytes(r.retained_bytes as f64),
             clip(&r.name, 100),
         ]);
     }

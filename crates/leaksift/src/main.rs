@@ -2,6 +2,7 @@
 
 mod cmd;
 mod outcome;
+mod output;
 
 use std::process::ExitCode;
 

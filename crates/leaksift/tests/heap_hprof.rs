@@ -34,7 +34,7 @@ fn json(args: &[&str], file: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
-/// The object id at the end of a description such as `java.lang.Object[] @4253553920`.
+/// The object id at the end of a description such as `java.lang.Object[] @0xfd8a1c40`.
 fn id_of(description: &str) -> String {
     description
         .rsplit('@')
@@ -87,6 +87,15 @@ fn top_suspect_path(file: &Path, suspect: &str) -> Vec<(String, String, String)>
     path_to(file, &id_of(point))
 }
 
+/// The accumulation point of the top suspect.
+fn top_suspect_path_point(file: &Path) -> String {
+    let heap = json(&["heap"], file);
+    heap["suspects"][0]["accumulation_point"]
+        .as_str()
+        .expect("accumulation point")
+        .to_string()
+}
+
 #[test]
 fn static_collection_leak_is_the_top_suspect_with_its_path() {
     let file = fixture("static_leak.hprof.gz");
@@ -97,6 +106,13 @@ fn static_collection_leak_is_the_top_suspect_with_its_path() {
         .collect();
     assert!(path[0].2.starts_with("<GC roots>"), "{path:?}");
     assert!(path[1].0.starts_with("GC root ("), "{path:?}");
+    // HPROF ids are addresses, printed in hex; `paths --id` takes them in hex or decimal.
+    let point = top_suspect_path_point(&file);
+    assert!(id_of(&point).starts_with("0x"), "{point}");
+    let decimal = u64::from_str_radix(id_of(&point).trim_start_matches("0x"), 16)
+        .unwrap()
+        .to_string();
+    assert_eq!(path_to(&file, &decimal), path);
     // ... → class StaticLeak → static SESSIONS → ArrayList → elementData (the Object[]).
     let tail = &steps[steps.len() - 2..];
     assert_eq!(
@@ -194,8 +210,27 @@ fn diff_reports_growth_per_class() {
     let sessions = row("StaticLeak$Session").expect("sessions grew");
     assert_eq!(sessions["delta_count"], 3000);
     assert_eq!(sessions["delta_bytes"], 3000 * 24);
+    // Retained growth is reported with the shallow one, and ranks the classes.
+    let delta = |c: &Value| {
+        c["delta_retained_bytes"]
+            .as_i64()
+            .expect("delta_retained_bytes")
+    };
+    assert!(delta(&sessions) >= 3000 * (24 + 1000), "{sessions}");
+    assert_eq!(
+        sessions["compared"]["retained_bytes"].as_i64().unwrap()
+            - sessions["base"]["retained_bytes"].as_i64().unwrap(),
+        delta(&sessions)
+    );
+    assert!(
+        classes.windows(2).all(|w| delta(&w[0]) >= delta(&w[1])),
+        "not sorted by retained growth"
+    );
+    // The list holding the sessions retains them all: its array class grows the most.
+    assert!(delta(&classes[0]) >= delta(&sessions), "{}", classes[0]);
     let counted = row("Shape$Counted").expect("counted went away");
     assert_eq!(counted["delta_count"], -1234);
+    assert!(delta(&counted) < 0);
     // Lambda classes keep their name across JVM runs (the hidden-class address is dropped).
     assert!(
         classes
@@ -203,6 +238,240 @@ fn diff_reports_growth_per_class() {
             .all(|c| !c["name"].as_str().unwrap().contains("+0x")),
         "{classes:?}"
     );
+}
+
+#[test]
+fn threads_are_ranked_by_retained_size_with_the_frames_retaining_most() {
+    let file = fixture("listener_leak.hprof.gz");
+    let heap = json(&["heap"], &file);
+    let threads = heap["extra"]["threads"].as_array().expect("threads");
+    let retained = |v: &Value| v["retained_bytes"].as_u64().expect("retained_bytes");
+    assert!(
+        threads
+            .windows(2)
+            .all(|w| retained(&w[0]) >= retained(&w[1]))
+    );
+    // main holds the event bus in a local of ListenerLeak.main: it retains the leak.
+    let main = &threads[0];
+    assert_eq!(main["name"], "main");
+    let suspect = heap["suspects"][0]["retained_bytes"].as_u64().unwrap();
+    assert_eq!(retained(main), suspect);
+    assert_eq!(
+        main["id_hex"],
+        format!("{:#x}", main["id"].as_u64().unwrap())
+    );
+    let frame = main["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["method"] == "ListenerLeak.main")
+        .expect("main frame");
+    let biggest = &frame["biggest"];
+    assert!(
+        biggest["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("ListenerLeak$EventBus @0x"),
+        "{frame}"
+    );
+    assert!(retained(frame) >= retained(biggest));
+    assert!(retained(biggest) * 10 >= suspect * 9, "{frame}");
+    assert!(
+        frame["locals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == biggest["id"])
+    );
+    let text = leaksift()
+        .args(["heap", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    let section = text
+        .split("Threads by retained size")
+        .nth(1)
+        .expect("threads section");
+    let frame_line = section
+        .lines()
+        .find(|l| l.contains("at ListenerLeak.main (ListenerLeak.java:"))
+        .expect("main frame line");
+    assert!(
+        frame_line.contains("ListenerLeak$EventBus @0x"),
+        "{frame_line}"
+    );
+    assert!(frame_line.contains("MiB"), "{frame_line}");
+}
+
+#[test]
+fn object_ids_are_hex_in_text_and_json_and_paths_takes_both() {
+    let file = fixture("static_leak.hprof.gz");
+    let heap = json(&["heap"], &file);
+    for row in heap["dominators"].as_array().unwrap() {
+        let hex = format!("{:#x}", row["id"].as_u64().unwrap());
+        assert_eq!(row["id_hex"], hex.as_str());
+        assert!(
+            row["description"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("@{hex}"))
+        );
+    }
+    for step in heap["suspects"][0]["path"].as_array().unwrap() {
+        assert!(step["id_hex"].as_str().unwrap().starts_with("0x"), "{step}");
+    }
+    let biggest = &heap["dominators"][0];
+    let hex = biggest["id_hex"].as_str().unwrap();
+    let by_hex = json(&["paths", "--id", hex], &file);
+    let upper = format!("0X{}", hex[2..].to_uppercase());
+    let by_upper_hex = json(&["paths", "--id", &upper], &file);
+    let by_decimal = json(&["paths", "--id", &biggest["id"].to_string()], &file);
+    assert_eq!(by_hex["object"]["id_hex"], hex);
+    assert_eq!(by_hex, by_decimal);
+    assert_eq!(by_hex, by_upper_hex);
+    let text = leaksift()
+        .args(["paths", "--quiet", "--id", hex])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "{} — retains",
+            biggest["description"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("@{}", biggest["id"])), "{text}");
+    // A bad id is refused by the argument parser; a missing one names it in hex.
+    let out = leaksift()
+        .args(["paths", "--quiet", "--id", "0xnope"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an object id"));
+    let out = leaksift()
+        .args(["paths", "--quiet", "--id", "0x10"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no object with id 0x10"));
+}
+
+/// Checks a heap report of the Garbage program (`kept` objects in a static list, `dropped`
+/// garbage objects each pointing at a kept one).
+fn check_garbage_left_out(file: &Path, kept: u64, dropped: u64) {
+    let heap = json(&["heap"], file);
+    assert_eq!(class_count(&heap, "Garbage$Kept"), kept);
+    assert_eq!(
+        class_count(&heap, "Garbage$Dropped"),
+        0,
+        "garbage in the histogram"
+    );
+    let garbage = &heap["garbage"];
+    // Each dropped object and its byte[] at least.
+    assert!(
+        garbage["objects"].as_u64().unwrap() >= 2 * dropped,
+        "{garbage}"
+    );
+    assert!(
+        garbage["shallow_bytes"].as_u64().unwrap() >= dropped * 500,
+        "{garbage}"
+    );
+    assert_eq!(
+        heap["extra"]["dump"]["unreachable_objects"],
+        garbage["objects"]
+    );
+    // Garbage does not count in the total: the kept payloads are most of it.
+    let total = heap["total_bytes"].as_u64().unwrap();
+    let dump_objects = heap["extra"]["dump"]["objects"].as_u64().unwrap();
+    assert_eq!(dump_objects + 1, heap["node_count"].as_u64().unwrap());
+    for suspect in heap["suspects"].as_array().unwrap() {
+        assert!(!suspect["path"].as_array().unwrap().is_empty(), "{suspect}");
+        assert!(suspect["retained_bytes"].as_u64().unwrap() <= total);
+    }
+    // The list's array still retains every kept object although garbage points at them.
+    let point = heap["suspects"][0]["accumulation_point"].as_str().unwrap();
+    assert!(point.starts_with("java.lang.Object[] @0x"), "{point}");
+    let paths = json(&["paths", "--id", &id_of(point)], file);
+    assert!(
+        paths["object"]["retained_bytes"].as_u64().unwrap() >= kept * 2016,
+        "{}",
+        paths["object"]
+    );
+    let kept_row = heap["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Garbage$Kept")
+        .unwrap();
+    assert_eq!(
+        kept_row["retained_bytes"].as_u64().unwrap(),
+        kept * (16 + 2016)
+    );
+    let text = leaksift()
+        .args(["heap", "--quiet"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains(&format!("{} unreachable objects (", garbage["objects"])),
+        "{text}"
+    );
+}
+
+#[test]
+fn garbage_of_a_non_live_dump_is_left_out_as_mat_does() {
+    check_garbage_left_out(&fixture("garbage.hprof.gz"), 200, 1000);
+}
+
+/// Spawns leaksift with its stdout a pipe that is closed before anything is written.
+fn run_with_closed_stdout(args: &[&str], files: &[PathBuf]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(args)
+        .args(files)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn leaksift");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait for leaksift")
+}
+
+#[test]
+fn a_closed_stdout_ends_every_heap_command_quietly() {
+    let leak = fixture("static_leak.hprof.gz");
+    let shape = fixture("shape.hprof.gz");
+    let heap = json(&["heap"], &leak);
+    let id = heap["dominators"][0]["id_hex"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let runs: [(Vec<&str>, Vec<PathBuf>); 6] = [
+        (vec!["heap", "--quiet", "--json"], vec![leak.clone()]),
+        (vec!["heap", "--quiet"], vec![leak.clone()]),
+        (vec!["paths", "--quiet", "--id", &id], vec![leak.clone()]),
+        (
+            vec!["paths", "--quiet", "--json", "--id", &id],
+            vec![leak.clone()],
+        ),
+        (vec!["diff", "--quiet"], vec![shape.clone(), leak.clone()]),
+        (
+            vec!["diff", "--quiet", "--json"],
+            vec![shape.clone(), leak.clone()],
+        ),
+    ];
+    for (args, files) in runs {
+        let out = run_with_closed_stdout(&args, &files);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
@@ -291,4 +560,36 @@ fn live_dump_from_a_fresh_jvm_when_a_jdk_is_installed() {
     assert_eq!(class_count(&heap, "StaticLeak$Session"), 777);
     let top = heap["suspects"][0]["description"].as_str().unwrap();
     assert!(top.contains("\"StaticLeak\""), "{top}");
+}
+
+/// Makes a non-live dump (no GC first, as `jmap -dump:format=b`) of the Garbage program when a
+/// JDK is installed, and checks the garbage is left out.
+#[test]
+fn fresh_non_live_dump_leaves_garbage_out_when_a_jdk_is_installed() {
+    if Command::new("javac").arg("-version").output().is_err() {
+        eprintln!("javac not found: skipping the non-live dump test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let programs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/java");
+    let classes = dir.path().join("classes");
+    let status = Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .arg(programs.join("Dump.java"))
+        .arg(programs.join("Garbage.java"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dump = dir.path().join("garbage.hprof");
+    let status = Command::new("java")
+        .args(["-Xmx64m", "-XX:+UseSerialGC", "-cp"])
+        .arg(&classes)
+        .arg("Garbage")
+        .arg(&dump)
+        .args(["150", "1700"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    check_garbage_left_out(&dump, 150, 1700);
 }

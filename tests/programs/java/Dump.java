@@ -19,7 +19,16 @@ final class Dump {
             }
             return;
         }
+        dumpHeap(path, true);
+    }
+
+    /** Dumps every object, garbage included (no GC first), as `jmap -dump:format=b` would. */
+    static void heapWithGarbage(String path) throws Exception {
+        dumpHeap(path, false);
+    }
+
+    private static void dumpHeap(String path, boolean live) throws Exception {
         HotSpotDiagnosticMXBean bean = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
-        bean.dumpHeap(path, true);
+        bean.dumpHeap(path, live);
     }
 }

@@ -20,6 +20,10 @@ run ListenerLeak "$work/listener_leak.hprof.gz" 1500
 cp "$work/listener_leak.hprof.gz" "$out/listener_leak.hprof.gz"
 chmod 644 "$out"/*.gz
 
+# Garbage: 200 kept objects and 1000 dropped ones pointing at them, dumped without a GC first.
+run Garbage "$work/garbage.hprof" 200 1000
+gzip -9 -n -c "$work/garbage.hprof" > "$out/garbage.hprof.gz"
+
 # The hand-checked shape for dominators, weak referents and instance counts.
 run Shape "$work/shape.hprof"
 gzip -9 -n -c "$work/shape.hprof" > "$out/shape.hprof.gz"

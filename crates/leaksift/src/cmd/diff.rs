@@ -3,15 +3,19 @@
 
 use std::path::PathBuf;
 
-use leaksift_heap::diff::{ClassDiff, compare, compare_histograms, find_leaks, sorted_ids};
-use leaksift_heap::histogram::class_histogram;
-use leaksift_report::heap::{ClassDiffRow, LeakRow, render_class_diff, render_leaks};
+use leaksift_heap::diff::{
+    ClassDiff, ClassGrowth, ClassTotals, compare, compare_histograms, find_leaks, sorted_ids,
+};
+use leaksift_report::heap::{
+    ClassDiffRow, ClassGrowthRow, LeakRow, render_class_diff, render_class_growth, render_leaks,
+};
 use leaksift_report::progress::Progress;
 use serde_json::json;
 
-use super::heap::views::{Analysis, path_json, print_json};
+use super::heap::views::Analysis;
 use crate::cmd::heapfile;
 use crate::outcome::Outcome;
+use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -51,6 +55,19 @@ fn class_diff_json(d: &ClassDiff) -> serde_json::Value {
     })
 }
 
+fn class_growth_json(g: &ClassGrowth) -> serde_json::Value {
+    let totals = |t: &ClassTotals| json!({"count": t.count, "shallow_bytes": t.shallow_bytes, "retained_bytes": t.retained_bytes});
+    json!({
+        "name": g.name,
+        "location": g.location.map(|l| json!({"script_id": l.script_id, "line": l.line, "column": l.column})),
+        "base": totals(&g.base),
+        "compared": totals(&g.target),
+        "delta_count": g.delta_count() as i64,
+        "delta_bytes": g.delta_shallow_bytes() as i64,
+        "delta_retained_bytes": g.delta_retained_bytes() as i64,
+    })
+}
+
 fn two_way(
     args: &Args,
     base: &std::path::Path,
@@ -68,42 +85,27 @@ fn two_way(
             b.graph.format().name()
         );
     }
+    if !(a.graph.format().has_stable_ids() && b.graph.format().has_stable_ids()) {
+        return growth_by_class(args, a, b, progress);
+    }
     progress.phase("comparing");
-    let by_id = a.graph.format().has_stable_ids() && b.graph.format().has_stable_ids();
-    let diffs = if by_id {
-        compare(&a.graph, &b.graph)
-    } else {
-        // Object ids are addresses (HPROF): compare class totals instead.
-        let da = leaksift_heap::dominators::Dominators::compute(&a.graph);
-        let db = leaksift_heap::dominators::Dominators::compute(&b.graph);
-        compare_histograms(
-            &a.graph,
-            &class_histogram(&a.graph, &da),
-            &b.graph,
-            &class_histogram(&b.graph, &db),
-        )
-    };
+    let diffs = compare(&a.graph, &b.graph);
     progress.finish();
     if args.json {
-        print_json(&json!({
+        output::print_json(&json!({
             "schema": "leaksift.diff.v1",
             "mode": "compare",
-            "matched_by": if by_id { "id" } else { "class totals" },
+            "matched_by": "id",
             "files": [base.display().to_string(), compared.display().to_string()],
             "classes": diffs.iter().map(class_diff_json).collect::<Vec<_>>(),
         }))?;
     } else {
-        println!(
-            "{} → {}: {} classes changed ({})",
+        output::println(&format!(
+            "{} → {}: {} classes changed (objects matched by id)",
             base.display(),
             compared.display(),
             diffs.len(),
-            if by_id {
-                "objects matched by id"
-            } else {
-                "class totals; object ids are addresses"
-            }
-        );
+        ))?;
         let rows: Vec<ClassDiffRow> = diffs
             .iter()
             .take(args.top)
@@ -115,7 +117,57 @@ fn two_way(
                 deleted_bytes: d.deleted_bytes,
             })
             .collect();
-        print!("{}", render_class_diff(&rows));
+        output::print(&render_class_diff(&rows))?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Object ids are addresses (HPROF): class totals (instances, shallow and retained bytes, garbage
+/// left out) compared side by side, largest retained growth first.
+fn growth_by_class(
+    args: &Args,
+    a: heapfile::LoadedHeap,
+    b: heapfile::LoadedHeap,
+    progress: &mut Progress,
+) -> anyhow::Result<Outcome> {
+    let (base, compared) = (a.path.clone(), b.path.clone());
+    let a = Analysis::of(a, progress);
+    let b = Analysis::of(b, progress);
+    progress.phase("comparing");
+    let growth = compare_histograms(a.graph(), &a.histogram(), b.graph(), &b.histogram());
+    progress.finish();
+    if args.json {
+        output::print_json(&json!({
+            "schema": "leaksift.diff.v1",
+            "mode": "compare",
+            "matched_by": "class totals",
+            "files": [base.display().to_string(), compared.display().to_string()],
+            "total_bytes": [a.total_bytes(), b.total_bytes()],
+            "classes": growth.iter().map(class_growth_json).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        output::println(&format!(
+            "{} → {}: {} classes changed (class totals; object ids are addresses); \
+             heap {} → {}",
+            base.display(),
+            compared.display(),
+            growth.len(),
+            leaksift_report::units::bytes(a.total_bytes() as f64),
+            leaksift_report::units::bytes(b.total_bytes() as f64),
+        ))?;
+        let rows: Vec<ClassGrowthRow> = growth
+            .iter()
+            .take(args.top)
+            .map(|g| ClassGrowthRow {
+                name: g.name.clone(),
+                delta_count: g.delta_count(),
+                delta_shallow_bytes: g.delta_shallow_bytes(),
+                delta_retained_bytes: g.delta_retained_bytes(),
+                count: g.target.count,
+                retained_bytes: g.target.retained_bytes,
+            })
+            .collect();
+        output::print(&render_class_growth(&rows))?;
     }
     Ok(Outcome::Clean)
 }
@@ -172,7 +224,7 @@ fn three_way(
         .iter()
         .fold(0u64, |sum, r| sum.saturating_add(r.retained_bytes));
     if args.json {
-        print_json(&json!({
+        output::print_json(&json!({
             "schema": "leaksift.diff.v1",
             "mode": "leaks",
             "files": [baseline.display().to_string(), target.display().to_string(), last.display().to_string()],
@@ -184,12 +236,12 @@ fn three_way(
                 "retained_bytes": r.retained_bytes,
                 "signature": g.signature,
                 "representative_id": graph.id(g.representative).0,
-                "path": path_json(&r.path),
+                "path": analysis.path_json(&r.path),
             })).collect::<Vec<_>>(),
         }))?;
     } else {
         let shown: Vec<LeakRow> = rows.iter().take(args.top).cloned().collect();
-        print!("{}", render_leaks(&shown, total));
+        output::print(&render_leaks(&shown, total))?;
     }
     Ok(if groups.is_empty() {
         Outcome::Clean

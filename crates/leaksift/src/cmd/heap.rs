@@ -1,22 +1,24 @@
 //! `leaksift heap`: classes, top dominators, leak suspects with their paths, detached objects and
 //! duplicated strings of a V8 .heapsnapshot or a Java HPROF dump.
 
+mod threads;
 pub(crate) mod views;
 
 use std::path::PathBuf;
 
-use leaksift_heap::histogram::{self, class_histogram, class_histogram_filtered};
+use leaksift_heap::histogram::{self, class_histogram_filtered};
 use leaksift_heap::paths::PathTree;
-use leaksift_heap::suspects::{self, SuspectKind, find_suspects, top_level_dominators};
+use leaksift_heap::suspects::{self, SuspectKind, find_suspects_among, top_level_dominators};
 use leaksift_heap::{Detachedness, NodeIndex};
 use leaksift_report::heap::{
-    DuplicateStringRow, ExtraSectionText, HeapSummary, SuspectRow, render_summary,
+    DuplicateStringRow, ExtraSectionText, GarbageRow, HeapSummary, SuspectRow, render_summary,
 };
 use leaksift_report::progress::Progress;
 use serde_json::json;
 
-use self::views::{Analysis, object_json, path_json, print_json};
+use self::views::Analysis;
 use crate::outcome::Outcome;
+use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,12 +49,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let dominators = &analysis.dominators;
     let total = analysis.total_bytes();
 
-    let histogram = class_histogram(graph, dominators);
+    let histogram = analysis.histogram();
     let top_dominators: Vec<NodeIndex> = top_level_dominators(graph, dominators)
         .into_iter()
+        .filter(|n| analysis.counts(*n))
         .take(args.top)
         .collect();
-    let found = find_suspects(graph, dominators, args.threshold / 100.0);
+    let found = find_suspects_among(graph, dominators, args.threshold / 100.0, total, |n| {
+        analysis.counts(n)
+    });
     let representatives: Vec<NodeIndex> = found.iter().map(|s| s.representative()).collect();
     let tree = PathTree::towards(graph, &representatives);
     let suspects: Vec<SuspectRow> = found
@@ -60,19 +65,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map(|s| {
             let representative = s.representative();
             let description = match &s.kind {
-                SuspectKind::Single(node) => format!("one object: {}", graph.describe(*node)),
+                SuspectKind::Single(node) => format!("one object: {}", analysis.describe(*node)),
                 SuspectKind::Class {
                     class, instances, ..
                 } => format!(
                     "{instances} instances of {} (biggest: {})",
                     graph.class_name(*class),
-                    graph.describe(representative)
+                    analysis.describe(representative)
                 ),
             };
             SuspectRow {
                 description,
                 retained_bytes: s.retained_bytes,
-                accumulation_point: graph.describe(s.accumulation_point),
+                accumulation_point: analysis.describe(s.accumulation_point),
                 path: tree
                     .path_to(graph, representative)
                     .map(|p| analysis.path_rows(&p))
@@ -80,13 +85,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
         })
         .collect();
-    let is_detached = |n: NodeIndex| graph.detachedness(n) == Detachedness::Detached;
+    let is_detached =
+        |n: NodeIndex| graph.detachedness(n) == Detachedness::Detached && analysis.counts(n);
     let detached = if graph.nodes().any(is_detached) {
         class_histogram_filtered(graph, dominators, is_detached)
     } else {
         Vec::new()
     };
     let duplicates = duplicate_strings(&analysis, 10);
+    let garbage = analysis.garbage().map(|g| GarbageRow {
+        objects: g.objects,
+        shallow_bytes: g.shallow_bytes,
+    });
+    let mut extra_sections = analysis.heap.extra_sections.clone();
+    if let Some(hprof) = &analysis.heap.hprof {
+        extra_sections.push(threads::section(&analysis, &hprof.threads));
+    }
 
     let summary = HeapSummary {
         file: args.file.display().to_string(),
@@ -107,10 +121,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         suspects,
         detached: detached.iter().map(|s| analysis.class_row(s)).collect(),
         duplicate_strings: duplicates,
-        unreachable_count: u64::from(dominators.unreachable_count()),
-        extra_sections: analysis
-            .heap
-            .extra_sections
+        // Nodes attached to the root as DevTools does (garbage is reported on its own).
+        unreachable_count: u64::from(dominators.unreachable_count())
+            .saturating_sub(garbage.as_ref().map_or(0, |g| g.objects)),
+        garbage,
+        extra_sections: extra_sections
             .iter()
             .map(|s| ExtraSectionText {
                 title: s.title.clone(),
@@ -121,13 +136,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     progress.finish();
 
     if args.json {
-        let extra: serde_json::Map<String, serde_json::Value> = analysis
-            .heap
-            .extra_sections
+        let extra: serde_json::Map<String, serde_json::Value> = extra_sections
             .iter()
             .map(|s| (s.json_key.clone(), s.json.clone()))
             .collect();
-        print_json(&json!({
+        output::print_json(&json!({
             "schema": "leaksift.heap.v1",
             "file": summary.file,
             "format": summary.format,
@@ -135,15 +148,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "edge_count": summary.edge_count,
             "total_bytes": summary.total_bytes,
             "unreachable_count": summary.unreachable_count,
+            "garbage": summary.garbage.as_ref().map(|g| json!({
+                "objects": g.objects, "shallow_bytes": g.shallow_bytes,
+            })),
             "suspect_threshold": args.threshold / 100.0,
             "accumulation_ratio": suspects::ACCUMULATION_RATIO,
             "classes": histogram.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
-            "dominators": summary.dominators.iter().map(object_json).collect::<Vec<_>>(),
+            "dominators": summary.dominators.iter().map(|d| analysis.object_json(d)).collect::<Vec<_>>(),
             "suspects": summary.suspects.iter().map(|s| json!({
                 "description": s.description,
                 "retained_bytes": s.retained_bytes,
                 "accumulation_point": s.accumulation_point,
-                "path": path_json(&s.path),
+                "path": analysis.path_json(&s.path),
             })).collect::<Vec<_>>(),
             "detached": detached.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
             "duplicate_strings": summary.duplicate_strings.iter().map(|d| json!({
@@ -152,7 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "extra": extra,
         }))?;
     } else {
-        print!("{}", render_summary(&summary));
+        output::print(&render_summary(&summary))?;
     }
     Ok(Outcome::Clean)
 }

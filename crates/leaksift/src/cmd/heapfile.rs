@@ -43,6 +43,18 @@ pub struct LoadedHeap {
     /// Sections only this format has, shown after the common ones.
     pub extra_sections: Vec<ExtraSection>,
     pub class_scheme: ClassScheme,
+    /// What only an HPROF dump has.
+    pub hprof: Option<HprofExtras>,
+}
+
+/// The parts of an HPROF dump that are not in the graph.
+#[derive(Debug)]
+pub struct HprofExtras {
+    /// Threads, their stacks and the objects each frame's locals hold (the `heap` threads
+    /// section ranks them once retained sizes are known).
+    pub threads: Vec<leaksift_hprof::ThreadStack>,
+    /// Objects no GC root reaches, left out of every analysis as MAT does.
+    pub unreachable: leaksift_hprof::Unreachable,
 }
 
 /// Reads `path`, detecting its format from its content. With `classify_like`, objects are
@@ -72,76 +84,6 @@ pub fn load(
             let dump = file
                 .read(&mut Phases(progress))
                 .with_context(|| format!("{shown}"))?;
-            // Threads, their stacks and the objects each frame's locals hold. Retained sizes
-            // per frame need the dominator tree: `leaksift_hprof::thread_retention`.
-            let graph = &dump.graph;
-            let mut table = leaksift_report::table::Table::new(&[
-                ("thread", leaksift_report::table::Align::Left),
-                ("frame", leaksift_report::table::Align::Left),
-                ("locals", leaksift_report::table::Align::Right),
-                ("objects held", leaksift_report::table::Align::Left),
-            ]);
-            let mut threads_json = Vec::new();
-            for thread in &dump.threads {
-                let name = thread
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("#{}", thread.serial));
-                let mut frames_json = Vec::new();
-                for frame in &thread.frames {
-                    if !frame.locals.is_empty() {
-                        // Without retained sizes (see thread_retention) list what is held.
-                        let mut held: Vec<String> = frame
-                            .locals
-                            .iter()
-                            .take(3)
-                            .map(|n| graph.describe(*n))
-                            .collect();
-                        if frame.locals.len() > 3 {
-                            held.push("…".to_string());
-                        }
-                        table.row([
-                            name.clone(),
-                            format!("{} ({})", frame.method, frame.location),
-                            frame.locals.len().to_string(),
-                            held.join(", "),
-                        ]);
-                    }
-                    frames_json.push(serde_json::json!({
-                        "depth": frame.depth,
-                        "method": frame.method,
-                        "location": frame.location,
-                        "locals": frame.locals.iter().map(|n| graph.id(*n).0).collect::<Vec<_>>(),
-                    }));
-                }
-                threads_json.push(serde_json::json!({
-                    "name": thread.name,
-                    "serial": thread.serial,
-                    "object": graph.id(thread.object).0,
-                    "frames": frames_json,
-                }));
-            }
-            // Servers have hundreds of threads: the text shows the first rows, JSON has all.
-            const TEXT_ROWS: usize = 40;
-            let mut text = table.render();
-            let rows = table.len();
-            if rows > TEXT_ROWS {
-                text = text
-                    .lines()
-                    .take(TEXT_ROWS + 1)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                text.push_str(&format!(
-                    "\n… {} more frames holding locals (all in --json)\n",
-                    rows - TEXT_ROWS
-                ));
-            }
-            let threads = ExtraSection {
-                title: "Threads: frames holding objects in local variables".to_string(),
-                json_key: "threads".to_string(),
-                text,
-                json: serde_json::Value::Array(threads_json),
-            };
             // What the dump says about itself, and how sizes were derived from it.
             let info = &dump.info;
             let oops = if info.sizes.compressed_oops {
@@ -157,7 +99,8 @@ pub fn load(
                      {} objects, {} classes, {} GC roots; {} references to objects missing \
                      from the dump\n\
                      shallow sizes: {}-byte headers, {}-byte array headers, {}-byte references \
-                     ({oops})\n",
+                     ({oops})\n\
+                     {} objects ({}) no GC root reaches are left out, as Eclipse MAT does\n",
                     info.version,
                     info.id_size,
                     info.written_utc(),
@@ -168,6 +111,8 @@ pub fn load(
                     info.sizes.header,
                     info.sizes.array_header,
                     info.sizes.reference,
+                    dump.unreachable.objects,
+                    leaksift_report::units::bytes(dump.unreachable.shallow_bytes as f64),
                 ),
                 json: serde_json::json!({
                     "version": info.version,
@@ -181,14 +126,20 @@ pub fn load(
                     "array_header_bytes": info.sizes.array_header,
                     "reference_bytes": info.sizes.reference,
                     "compressed_oops": info.sizes.compressed_oops,
+                    "unreachable_objects": dump.unreachable.objects,
+                    "unreachable_shallow_bytes": dump.unreachable.shallow_bytes,
                 }),
             };
             Ok(LoadedHeap {
                 path: path.to_path_buf(),
                 graph: dump.graph,
                 extra_bytes: 0,
-                extra_sections: vec![dump_section, threads],
+                extra_sections: vec![dump_section],
                 class_scheme: ClassScheme::Fixed,
+                hprof: Some(HprofExtras {
+                    threads: dump.threads,
+                    unreachable: dump.unreachable,
+                }),
             })
         }
     }
@@ -214,5 +165,6 @@ fn load_v8(
         extra_bytes: snapshot.extra_native_bytes,
         extra_sections: Vec::new(),
         class_scheme: ClassScheme::V8Interfaces(snapshot.interfaces),
+        hprof: None,
     })
 }

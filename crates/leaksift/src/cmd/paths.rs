@@ -8,18 +8,20 @@ use leaksift_report::heap::render_path;
 use leaksift_report::progress::Progress;
 use serde_json::json;
 
-use super::heap::views::{Analysis, object_json, path_json, print_json};
+use super::heap::views::{Analysis, parse_object_id};
 use crate::outcome::Outcome;
+use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The heap file: a V8 .heapsnapshot (optionally gzip-compressed) or a Java HPROF dump.
     pub file: PathBuf,
-    /// Object id (V8 node id as shown by DevTools `@N`, or the HPROF object address).
-    #[arg(long)]
+    /// Object id: the V8 node id as DevTools shows it (`@N`), or the HPROF object address
+    /// (`0x7f3a01c8`); decimal or `0x` hex.
+    #[arg(long, value_parser = parse_object_id)]
     pub id: u64,
-    /// Ignore this retainer (by object id) and recompute; repeatable.
-    #[arg(long = "ignore", value_name = "ID")]
+    /// Ignore this retainer (by object id, decimal or 0x hex) and recompute; repeatable.
+    #[arg(long = "ignore", value_name = "ID", value_parser = parse_object_id)]
     pub ignore: Vec<u64>,
     /// At most this many paths (one per direct retainer, shortest first).
     #[arg(long, default_value_t = 5)]
@@ -47,29 +49,29 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let rows: Vec<_> = paths.iter().map(|p| analysis.path_rows(p)).collect();
     let object = analysis.object_row(target);
     if args.json {
-        print_json(&json!({
+        output::print_json(&json!({
             "schema": "leaksift.paths.v1",
             "file": args.file.display().to_string(),
-            "object": object_json(&object),
+            "object": analysis.object_json(&object),
             "ignored": args.ignore,
             "reachable": !rows.is_empty(),
-            "paths": rows.iter().map(|r| path_json(r)).collect::<Vec<_>>(),
+            "paths": rows.iter().map(|r| analysis.path_json(r)).collect::<Vec<_>>(),
         }))?;
     } else {
-        println!(
-            "{} — retains {}",
+        let mut text = format!(
+            "{} — retains {}\n",
             object.description,
             leaksift_report::units::bytes(object.retained_bytes as f64)
         );
         if rows.is_empty() {
-            println!(
-                "not reachable from the roots over strong references (with the ignored retainers cut)"
+            text.push_str(
+                "not reachable from the roots over strong references (with the ignored retainers cut)\n",
             );
         }
         for (i, row) in rows.iter().enumerate() {
-            println!("\npath {}:", i + 1);
-            print!("{}", render_path(row));
+            text.push_str(&format!("\npath {}:\n{}", i + 1, render_path(row)));
         }
+        output::print(&text)?;
     }
     Ok(Outcome::Clean)
 }

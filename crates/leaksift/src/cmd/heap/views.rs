@@ -1,9 +1,9 @@
 //! Turning heap-graph results into report rows and JSON, shared by `heap`, `paths` and `diff`.
 
 use leaksift_heap::dominators::Dominators;
-use leaksift_heap::histogram::ClassStats;
+use leaksift_heap::histogram::{ClassStats, class_histogram_filtered};
 use leaksift_heap::paths::RetainingPath;
-use leaksift_heap::{HeapGraph, NodeIndex};
+use leaksift_heap::{HeapFormat, HeapGraph, NodeIndex};
 use leaksift_report::heap::{ClassRow, ObjectRow, PathStepRow};
 use leaksift_report::progress::Progress;
 use serde_json::{Value, json};
@@ -24,17 +24,64 @@ impl Analysis {
         progress: &mut Progress,
     ) -> anyhow::Result<Analysis> {
         let heap = heapfile::load(path, classify_like, progress)?;
+        Ok(Analysis::of(heap, progress))
+    }
+
+    /// Computes dominators and retained sizes of a loaded heap.
+    pub fn of(heap: LoadedHeap, progress: &mut Progress) -> Analysis {
         progress.phase("dominators and retained sizes");
         let dominators = Dominators::compute(&heap.graph);
         progress.finish();
-        Ok(Analysis { heap, dominators })
+        Analysis { heap, dominators }
     }
 
-    /// The heap's total: the root's retained size plus bytes the format keeps outside nodes.
+    /// The heap's total: the root's retained size plus bytes the format keeps outside nodes,
+    /// without the garbage the format leaves out (HPROF: objects no GC root reaches).
     pub fn total_bytes(&self) -> u64 {
         self.dominators
             .retained(self.heap.graph.root())
             .saturating_add(self.heap.extra_bytes)
+            .saturating_sub(self.garbage().map_or(0, |g| g.shallow_bytes))
+    }
+
+    /// HPROF objects no GC root reaches (MAT discards them); none for V8.
+    pub fn garbage(&self) -> Option<&leaksift_hprof::Unreachable> {
+        self.heap.hprof.as_ref().map(|h| &h.unreachable)
+    }
+
+    /// Whether `node` counts in totals, histograms, dominator lists and suspects.
+    pub fn counts(&self, node: NodeIndex) -> bool {
+        self.garbage().is_none_or(|g| !g.contains(node))
+    }
+
+    /// The class histogram over the counted objects, largest retained size first.
+    pub fn histogram(&self) -> Vec<ClassStats> {
+        class_histogram_filtered(self.graph(), &self.dominators, |n| self.counts(n))
+    }
+
+    /// A node's one-line description (`Class @id`), with HPROF ids (addresses) in hex.
+    pub fn describe(&self, node: NodeIndex) -> String {
+        let graph = self.graph();
+        let text = graph.describe(node);
+        let id = graph.id(node).0;
+        match text.strip_suffix(&format!("@{id}")) {
+            Some(head) if self.hex_ids() => format!("{head}@{}", hex_id(id)),
+            _ => text,
+        }
+    }
+
+    /// Whether object ids are addresses, shown in hex (HPROF).
+    pub fn hex_ids(&self) -> bool {
+        self.graph().format() == HeapFormat::Hprof
+    }
+
+    /// An object id as the user writes it: hex for HPROF, decimal for V8.
+    pub fn id_text(&self, id: u64) -> String {
+        if self.hex_ids() {
+            hex_id(id)
+        } else {
+            id.to_string()
+        }
     }
 
     pub fn graph(&self) -> &HeapGraph {
@@ -49,14 +96,20 @@ impl Analysis {
             .iter()
             .position(|x| *x == id)
             .map(|i| NodeIndex(i as u32))
-            .ok_or_else(|| anyhow::anyhow!("{}: no object with id {id}", self.heap.path.display()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no object with id {}",
+                    self.heap.path.display(),
+                    self.id_text(id)
+                )
+            })
     }
 
     /// A table row for one object.
     pub fn object_row(&self, node: NodeIndex) -> ObjectRow {
         let graph = self.graph();
         ObjectRow {
-            description: graph.describe(node),
+            description: self.describe(node),
             id: graph.id(node).0,
             shallow_bytes: graph.self_size(node),
             retained_bytes: self.dominators.retained(node),
@@ -71,7 +124,7 @@ impl Analysis {
             .map(|step| PathStepRow {
                 edge_kind: step.via.map(|e| graph.edge_kind(e).name().into_owned()),
                 edge_name: step.via.map(|e| graph.edge_label(e).into_owned()),
-                node: graph.describe(step.node),
+                node: self.describe(step.node),
                 id: graph.id(step.node).0,
                 shallow_bytes: graph.self_size(step.node),
                 retained_bytes: self.dominators.retained(step.node),
@@ -102,39 +155,62 @@ impl Analysis {
             "retained_bytes": stats.retained_bytes,
         })
     }
-}
 
-/// JSON for a retaining path.
-pub fn path_json(rows: &[PathStepRow]) -> Value {
-    Value::Array(
-        rows.iter()
-            .map(|r| {
-                json!({
-                    "edge_kind": r.edge_kind,
-                    "edge": r.edge_name,
-                    "node": r.node,
-                    "id": r.id,
-                    "shallow_bytes": r.shallow_bytes,
-                    "retained_bytes": r.retained_bytes,
+    /// JSON for a retaining path.
+    pub fn path_json(&self, rows: &[PathStepRow]) -> Value {
+        Value::Array(
+            rows.iter()
+                .map(|r| {
+                    self.with_id(
+                        json!({
+                            "edge_kind": r.edge_kind,
+                            "edge": r.edge_name,
+                            "node": r.node,
+                            "shallow_bytes": r.shallow_bytes,
+                            "retained_bytes": r.retained_bytes,
+                        }),
+                        r.id,
+                    )
                 })
-            })
-            .collect(),
-    )
+                .collect(),
+        )
+    }
+
+    /// JSON for an object row.
+    pub fn object_json(&self, row: &ObjectRow) -> Value {
+        self.with_id(
+            json!({
+                "description": row.description,
+                "shallow_bytes": row.shallow_bytes,
+                "retained_bytes": row.retained_bytes,
+            }),
+            row.id,
+        )
+    }
+
+    /// Adds `"id"` (a number) to a JSON object, and `"id_hex"` (`"0x…"`) for HPROF.
+    pub fn with_id(&self, mut value: Value, id: u64) -> Value {
+        if let Value::Object(map) = &mut value {
+            map.insert("id".into(), id.into());
+            if self.hex_ids() {
+                map.insert("id_hex".into(), hex_id(id).into());
+            }
+        }
+        value
+    }
 }
 
-/// JSON for an object row.
-pub fn object_json(row: &ObjectRow) -> Value {
-    json!({
-        "description": row.description,
-        "id": row.id,
-        "shallow_bytes": row.shallow_bytes,
-        "retained_bytes": row.retained_bytes,
-    })
+/// An address-like object id in hex: `0x7f3a01c8`.
+pub fn hex_id(id: u64) -> String {
+    format!("{id:#x}")
 }
 
-/// Prints one JSON object on stdout.
-pub fn print_json(value: &Value) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
-    Ok(())
+/// Parses an object id given on the command line: decimal, or hex with a `0x` prefix.
+pub fn parse_object_id(text: &str) -> Result<u64, String> {
+    let text = text.trim().trim_start_matches('@');
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|e| format!("not an object id (decimal, or hex as 0x…): {e}"))
 }

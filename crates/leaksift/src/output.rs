@@ -1,0 +1,39 @@
+//! Writing results to stdout without panicking when the reader has gone away
+//! (`leaksift heap --json f | head -1`): a closed pipe ends the output quietly.
+
+use std::io::{ErrorKind, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once stdout turned out to be a closed pipe: later output is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` to stdout and flushes. A closed pipe (EPIPE) is not an error: the rest of the
+/// output is dropped and the command ends with its usual exit code. Other write errors are
+/// returned.
+pub fn print(text: &str) -> std::io::Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() == ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// [`print`] with a newline after `text`.
+pub fn println(text: &str) -> std::io::Result<()> {
+    print(&format!("{text}\n"))
+}
+
+/// Prints one JSON value, pretty, on stdout (see [`print`] for closed pipes).
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println(&serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
