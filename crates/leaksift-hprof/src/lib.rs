@@ -17,26 +17,10 @@
 //! loader, signers and protection domain; every object references its class; instance fields are
 //! decoded through the superclass chain. Shallow sizes follow [`SizeRule`].
 
-// ───────────────────────────────────────────────────────────────────────────────────────────
-// REQUESTS FOR h4 (leaksift-heap, cmd::heap/paths/heapfile) FROM h5 (HPROF). Nothing here is
-// blocking; the HPROF reader works around each one.
-// 1. `paths --id` should accept hex (`--id 0x7f3a…`): HPROF ids are addresses and MAT, jmap and
-//    this crate's users write them in hex. Today clap rejects `0x…` (u64 parse).
-// 2. `HeapGraph::describe` / text output could print HPROF ids as `@0x…` (V8 ids stay decimal).
-// 3. A hook for format-specific sections computed AFTER the dominators, e.g.
-//    `LoadedHeap::threads: Vec<leaksift_hprof::ThreadStack>` rendered in `heap` with
-//    `leaksift_hprof::thread_retention(&threads, &dominators)`: the HPROF "threads and the frames
-//    whose locals retain the most" section needs retained sizes. Until then the HPROF arm of
-//    heapfile.rs emits the thread/frame/locals section without retained sizes.
-// 4. `views::print_json` panics on a closed stdout (`leaksift heap --json f | head`): broken pipe.
-// 5. MAT discards objects unreachable from the GC roots (non-live `jmap -dump` dumps hold a lot
-//    of garbage): for HPROF they should not be attached to the root nor become leak suspects
-//    or count in totals and histograms. Today a garbage int[] of a `jmap -dump:format=b` dump is
-//    reported as suspect 1 "(not reachable from the roots over strong references)".
-// 6. `diff a.hprof b.hprof` should show retained-bytes growth per class too (the issue asks for
-//    "instances and retained bytes"): `compare_histograms` only sums counts and shallow bytes,
-//    though `ClassStats` carries `retained_bytes` and diff.rs already computes both dominators.
-// ───────────────────────────────────────────────────────────────────────────────────────────
+// REQUESTS FROM h5 (HPROF) TO THE HEAP COMMANDS: 1–6 done by h6 — `paths --id` takes `0x…`;
+// HPROF ids print as `@0x…` (`views::Analysis::describe`, `id_hex` in JSON); threads ranked with
+// `thread_retention` in `cmd/heap/threads.rs`; a closed stdout ends quietly (`output.rs`); garbage
+// is discarded as MAT does (`reachability`); the HPROF `diff` has retained growth per class.
 
 mod build;
 mod bytes;

@@ -353,3 +353,78 @@ proptest! {
         let _ = read(&data, &mut Quiet);
     }
 }
+
+#[test]
+fn garbage_is_marked_and_does_not_take_live_objects_from_their_dominator() {
+    // a (rooted) → b; g → b and h → g are garbage; wr (rooted) ~> f is weakly reachable only;
+    // the Holder class has no root and no instances.
+    let mut w = DumpWriter::new("1.0.2", 8);
+    let names = [
+        (1, "Node"),
+        (2, "left"),
+        (3, "right"),
+        (5, "java/lang/ref/Reference"),
+        (6, "referent"),
+        (10, "Holder"),
+    ];
+    for (id, text) in names {
+        w.string(id, text);
+    }
+    w.load_class(1, NODE, 1)
+        .load_class(2, REFERENCE, 5)
+        .load_class(3, HOLDER, 10);
+    w.class(NODE, 0, &[(2, OBJECT), (3, OBJECT)], &[])
+        .class(REFERENCE, 0, &[(6, OBJECT)], &[])
+        .class(HOLDER, 0, &[], &[]);
+    w.root(sub::ROOT_STICKY_CLASS, NODE)
+        .root(sub::ROOT_STICKY_CLASS, REFERENCE)
+        .root(sub::ROOT_UNKNOWN, A)
+        .root(sub::ROOT_UNKNOWN, WR);
+    const G: u64 = 0x2000;
+    const H: u64 = 0x2010;
+    w.instance(A, NODE, &[B, 0])
+        .instance(B, NODE, &[0, 0])
+        .instance(G, NODE, &[B, 0])
+        .instance(H, NODE, &[G, 0])
+        .instance(WR, REFERENCE, &[F])
+        .instance(F, NODE, &[0, 0]);
+    let dump = read(&w.finish(0x0C), &mut Quiet).expect("read");
+    let g = &dump.graph;
+    let n = |id| node(g, id);
+    let garbage: Vec<u64> = g
+        .nodes()
+        .filter(|&x| dump.unreachable.contains(x))
+        .map(|x| g.id(x).0)
+        .collect();
+    assert_eq!(garbage, vec![G, H]);
+    assert_eq!(dump.unreachable.objects, 2);
+    assert_eq!(
+        dump.unreachable.shallow_bytes,
+        g.self_size(n(G)) + g.self_size(n(H))
+    );
+    assert!(
+        !dump.unreachable.contains(n(F)),
+        "weakly reachable is not garbage"
+    );
+    assert!(
+        !dump.unreachable.contains(n(HOLDER)),
+        "classes are never garbage"
+    );
+    assert!(g.edges(n(G)).all(|e| !g.is_essential(e)));
+    let dom = Dominators::compute(g);
+    assert_eq!(dom.idom(n(B)), n(A));
+    assert_eq!(dom.retained(n(A)), g.self_size(n(A)) + g.self_size(n(B)));
+    assert_eq!(dom.retained(n(H)), g.self_size(n(H)));
+}
+
+#[test]
+fn a_dump_without_gc_roots_keeps_every_object() {
+    let mut w = DumpWriter::new("1.0.2", 8);
+    w.string(1, "Node").string(2, "left").string(3, "right");
+    w.load_class(1, NODE, 1);
+    w.class(NODE, 0, &[(2, OBJECT), (3, OBJECT)], &[]);
+    w.instance(A, NODE, &[B, 0]).instance(B, NODE, &[0, 0]);
+    let dump = read(&w.finish(0x0C), &mut Quiet).expect("read");
+    assert_eq!(dump.unreachable.objects, 0);
+    assert!(dump.graph.nodes().all(|x| !dump.unreachable.contains(x)));
+}
