@@ -33,6 +33,7 @@ mod parallel;
 mod reachability;
 mod scan;
 mod source;
+mod strings;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -47,6 +48,7 @@ pub use error::{ErrorKind, HprofError};
 pub use layout::SizeRule;
 pub use reachability::Unreachable;
 pub use source::DumpFile;
+pub use strings::{DuplicateString, duplicate_strings};
 pub use threads::{FrameRetention, ThreadFrame, ThreadRetention, ThreadStack, thread_retention};
 
 /// Facts about a dump that the graph does not carry.

@@ -125,6 +125,29 @@ impl DumpWriter {
         self
     }
 
+    /// An INSTANCE DUMP with its field bytes as given.
+    pub fn instance_bytes(&mut self, id: u64, class_id: u64, fields: &[u8]) -> &mut Self {
+        self.heap.push(sub::INSTANCE_DUMP);
+        self.heap_id(id);
+        self.heap.extend_from_slice(&0u32.to_be_bytes());
+        self.heap_id(class_id);
+        self.heap
+            .extend_from_slice(&(fields.len() as u32).to_be_bytes());
+        self.heap.extend_from_slice(fields);
+        self
+    }
+
+    /// A PRIMITIVE ARRAY DUMP of `len` elements of basic type `ty` with the element bytes given.
+    pub fn primitive_array(&mut self, id: u64, ty: u8, len: u32, data: &[u8]) -> &mut Self {
+        self.heap.push(sub::PRIMITIVE_ARRAY_DUMP);
+        self.heap_id(id);
+        self.heap.extend_from_slice(&0u32.to_be_bytes());
+        self.heap.extend_from_slice(&len.to_be_bytes());
+        self.heap.push(ty);
+        self.heap.extend_from_slice(data);
+        self
+    }
+
     /// An OBJECT ARRAY DUMP.
     pub fn object_array(&mut self, id: u64, class_id: u64, elements: &[u64]) -> &mut Self {
         self.heap.push(sub::OBJECT_ARRAY_DUMP);
@@ -141,13 +164,7 @@ impl DumpWriter {
 
     /// A PRIMITIVE ARRAY DUMP of bytes.
     pub fn byte_array(&mut self, id: u64, len: usize) -> &mut Self {
-        self.heap.push(sub::PRIMITIVE_ARRAY_DUMP);
-        self.heap_id(id);
-        self.heap.extend_from_slice(&0u32.to_be_bytes());
-        self.heap.extend_from_slice(&(len as u32).to_be_bytes());
-        self.heap.push(BYTE);
-        self.heap.extend(std::iter::repeat_n(0u8, len));
-        self
+        self.primitive_array(id, BYTE, len as u32, &vec![0u8; len])
     }
 
     /// The file: header, records (including segments closed by [`Self::cut`]), then the rest of

@@ -322,8 +322,88 @@ fn empty_heap_still_makes_a_graph_with_its_root() {
     assert_eq!(dump.graph.node_count(), 1);
 }
 
+/// java.lang.String objects: 0x3000, 0x3010 and 0x3020 hold "ab" in three Latin-1 arrays,
+/// 0x3030 and 0x3040 share one UTF-16 array "πx" (G1 deduplication), 0x3050 holds "ab" as a JDK 8
+/// char[] and 0x3060 is "lone"; all rooted.
+fn strings_dump() -> Vec<u8> {
+    const STRING: u64 = 0x200;
+    let mut w = DumpWriter::new("1.0.2", 8);
+    w.string(1, "java/lang/String")
+        .string(2, "value")
+        .string(3, "coder")
+        .string(4, "hash");
+    w.load_class(1, STRING, 1);
+    // Fields as HotSpot writes java.lang.String's: value, hash, coder.
+    w.class(
+        STRING,
+        0,
+        &[(2, OBJECT), (4, 10), (3, crate::testing::BYTE)],
+        &[],
+    );
+    w.root(sub::ROOT_STICKY_CLASS, STRING);
+    let fields = |value: u64, coder: u8| {
+        let mut raw = value.to_be_bytes().to_vec();
+        raw.extend_from_slice(&[0, 0, 0, 0, coder]);
+        raw
+    };
+    for (string, array, coder) in [
+        (0x3000, 0x4000, 0),
+        (0x3010, 0x4010, 0),
+        (0x3020, 0x4020, 0),
+        (0x3030, 0x4030, 1),
+        (0x3040, 0x4030, 1),
+        (0x3050, 0x4050, 0),
+        (0x3060, 0x4060, 0),
+    ] {
+        w.instance_bytes(string, STRING, &fields(array, coder));
+        w.root(sub::ROOT_UNKNOWN, string);
+    }
+    let byte = crate::testing::BYTE;
+    w.primitive_array(0x4000, byte, 2, b"ab")
+        .primitive_array(0x4010, byte, 2, b"ab")
+        .primitive_array(0x4020, byte, 2, b"ab")
+        .primitive_array(0x4030, byte, 4, &[0xC0, 0x03, b'x', 0])
+        .primitive_array(0x4050, 5, 2, &[0, b'a', 0, b'b'])
+        .primitive_array(0x4060, byte, 4, b"lone");
+    w.finish(0x0C)
+}
+
+#[test]
+fn duplicate_strings_group_equal_values_and_decode_them() {
+    let data = strings_dump();
+    let dump = read(&data, &mut Quiet).expect("read");
+    let g = &dump.graph;
+    let size = |id| g.self_size(node(g, id));
+    let rows = crate::duplicate_strings(&data, g, |_| true, 10).expect("strings");
+    let values: Vec<(&str, u64)> = rows.iter().map(|r| (r.value.as_str(), r.count)).collect();
+    // The char[] "ab" is another array type: not grouped with the byte[] ones.
+    assert_eq!(values, [("ab", 3), ("πx", 2)], "{rows:?}");
+    assert_eq!(
+        rows[0].wasted_bytes,
+        size(0x3010) + size(0x3020) + size(0x4010) + size(0x4020)
+    );
+    // One array shared by two strings: only the second String's header is wasted.
+    assert_eq!(rows[1].wasted_bytes, size(0x3040));
+    // Strings left out do not count.
+    let without = crate::duplicate_strings(&data, g, |n| g.id(n).0 != 0x3040, 10).unwrap();
+    assert_eq!(without.len(), 1);
+    assert_eq!((without[0].value.as_str(), without[0].count), ("ab", 3));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn duplicate_strings_on_damaged_dumps_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6)) {
+        let mut data = strings_dump();
+        for (at, bit) in flips {
+            let at = at.index(data.len());
+            data[at] ^= 1 << bit;
+        }
+        if let Ok(dump) = read(&data, &mut Quiet) {
+            let _ = crate::duplicate_strings(&data, &dump.graph, |_| true, 10);
+        }
+    }
 
     #[test]
     fn random_bytes_after_a_header_never_panic(body in proptest::collection::vec(any::<u8>(), 0..600), ids8 in any::<bool>()) {

@@ -196,7 +196,8 @@ fn thread_name(
     Ok(Some(text))
 }
 
-fn decode_utf16(data: &[u8], unit: fn([u8; 2]) -> u16) -> String {
+/// Decodes UTF-16 code units (unpaired surrogates become U+FFFD).
+pub(crate) fn decode_utf16(data: &[u8], unit: fn([u8; 2]) -> u16) -> String {
     let units = data.chunks_exact(2).map(|pair| unit([pair[0], pair[1]]));
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))

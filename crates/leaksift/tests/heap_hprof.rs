@@ -424,9 +424,53 @@ fn check_garbage_left_out(file: &Path, kept: u64, dropped: u64) {
     );
 }
 
+/// The duplicated java.lang.String values of the Garbage program: 250 copies (each with its own
+/// value array) of a Latin-1 and of a UTF-16 value plus their literals; the garbage's copies of
+/// "dropped-copy" are not counted.
+fn check_duplicate_strings(file: &Path) {
+    assert!(
+        json(&["heap"], file)["duplicate_strings"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "strings are decoded only with --duplicate-strings"
+    );
+    let heap = json(&["heap", "--duplicate-strings"], file);
+    let rows = heap["duplicate_strings"].as_array().unwrap();
+    let row = |value: &str| rows.iter().find(|r| r["value"] == value).cloned();
+    // Per extra copy: a 24-byte String and its array (16-byte header + data, 8-aligned).
+    let latin1 = row("kept-latin1-value").expect("the Latin-1 value");
+    assert_eq!(latin1["count"], 251);
+    assert_eq!(latin1["wasted_bytes"], 250 * (24 + 40));
+    let utf16 = row("kept-\u{3c0}\u{20ac}-value").expect("the UTF-16 value");
+    assert_eq!(utf16["count"], 251);
+    assert_eq!(utf16["wasted_bytes"], 250 * (24 + 48));
+    assert_eq!(rows[0], utf16, "most wasted first");
+    assert!(
+        row("dropped-copy").is_none(),
+        "garbage strings counted: {rows:?}"
+    );
+    let text = leaksift()
+        .args(["heap", "--quiet", "--duplicate-strings"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    let section = text.split("Duplicated strings").nth(1).expect("section");
+    assert!(
+        section.contains("\"kept-\u{3c0}\u{20ac}-value\""),
+        "{section}"
+    );
+}
+
 #[test]
 fn garbage_of_a_non_live_dump_is_left_out_as_mat_does() {
     check_garbage_left_out(&fixture("garbage.hprof.gz"), 200, 1000);
+}
+
+#[test]
+fn duplicated_java_strings_are_decoded_latin1_and_utf16() {
+    check_duplicate_strings(&fixture("garbage.hprof.gz"));
 }
 
 /// Spawns leaksift with its stdout a pipe that is closed before anything is written.
@@ -592,4 +636,5 @@ fn fresh_non_live_dump_leaves_garbage_out_when_a_jdk_is_installed() {
         .unwrap();
     assert!(status.success());
     check_garbage_left_out(&dump, 150, 1700);
+    check_duplicate_strings(&dump);
 }

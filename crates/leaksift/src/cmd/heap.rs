@@ -6,6 +6,8 @@ pub(crate) mod views;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use leaksift_heap::histogram::{self, class_histogram_filtered};
 use leaksift_heap::paths::PathTree;
 use leaksift_heap::suspects::{self, SuspectKind, find_suspects_among, top_level_dominators};
@@ -33,6 +35,10 @@ pub struct Args {
     /// Share of the heap (percent) an object or class must retain to be a leak suspect.
     #[arg(long, default_value_t = 10.0)]
     pub threshold: f64,
+    /// HPROF: decode java.lang.String values to list duplicated strings (one more pass over
+    /// the dump; V8 snapshots always list them).
+    #[arg(long)]
+    pub duplicate_strings: bool,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -92,7 +98,26 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Vec::new()
     };
-    let duplicates = duplicate_strings(&analysis, 10);
+    let duplicates = match &analysis.heap.hprof {
+        Some(hprof) if args.duplicate_strings => {
+            progress.phase("java.lang.String values");
+            leaksift_hprof::duplicate_strings(
+                hprof.file.bytes(),
+                graph,
+                |n| analysis.counts(n),
+                DUPLICATE_STRING_ROWS,
+            )
+            .with_context(|| format!("{}", args.file.display()))?
+            .into_iter()
+            .map(|d| DuplicateStringRow {
+                value: d.value.chars().take(200).collect(),
+                count: d.count,
+                wasted_bytes: d.wasted_bytes,
+            })
+            .collect()
+        }
+        _ => duplicate_strings(&analysis, DUPLICATE_STRING_ROWS),
+    };
     let garbage = analysis.garbage().map(|g| GarbageRow {
         objects: g.objects,
         shallow_bytes: g.shallow_bytes,
@@ -172,6 +197,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     Ok(Outcome::Clean)
 }
+
+/// Rows of the duplicated strings table.
+const DUPLICATE_STRING_ROWS: usize = 10;
 
 /// String values held by several string objects, most wasted bytes first.
 fn duplicate_strings(analysis: &Analysis, top: usize) -> Vec<DuplicateStringRow> {

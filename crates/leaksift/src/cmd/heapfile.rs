@@ -55,6 +55,8 @@ pub struct HprofExtras {
     pub threads: Vec<leaksift_hprof::ThreadStack>,
     /// Objects no GC root reaches, left out of every analysis as MAT does.
     pub unreachable: leaksift_hprof::Unreachable,
+    /// The dump's bytes (mapped), for queries that read object contents again.
+    pub file: leaksift_hprof::DumpFile,
 }
 
 /// Reads `path`, detecting its format from its content. With `classify_like`, objects are
@@ -139,6 +141,7 @@ pub fn load(
                 hprof: Some(HprofExtras {
                     threads: dump.threads,
                     unreachable: dump.unreachable,
+                    file,
                 }),
             })
         }
