@@ -2,7 +2,7 @@
 //!
 //! * [`model`] is the decoded form every consumer works with (the contract with `leaksift-native`).
 //! * [`TraceWriter`] encodes [`model::Event`]s into the chunked, compressed file format described in
-//!   `docs/trace-format.md` (and in [`format`]). The recorder (`leaksift-preload`) drives it from its
+//!   `docs/trace-format.md` (and in [`mod@format`]). The recorder (`leaksift-preload`) drives it from its
 //!   writer thread; tests drive it directly.
 //! * [`TraceReader`] decodes a file (or bytes) back into the header and the events, in file order,
 //!   and tells whether the trace is complete:
