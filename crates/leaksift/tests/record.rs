@@ -864,6 +864,20 @@ fn mmap_is_traced_on_request() {
 }
 
 #[test]
+fn a_static_binary_is_reported_as_untraceable() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("static_hello.c", &["-static"], dir.path(), "static_hello");
+    let out = record(&dir.path().join("static.lks"), &[], &program, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("leaksift: error: ") && last.contains("did not start the tracer"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_command_that_cannot_run_is_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = record(
