@@ -1,8 +1,9 @@
 //! Shortest retaining paths from the root to an object, over essential edges, optionally with
-//! some retainers cut (DevTools' "ignore this retainer").
+//! some retainers cut (DevTools' "ignore this retainer"). For V8, paths from user roots come
+//! first, as DevTools' distances rank them.
 
 use crate::distances::{UNREACHABLE, bfs_parents};
-use crate::graph::{EdgeIndex, HeapGraph, NodeIndex};
+use crate::graph::{EdgeIndex, EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
 
 /// One step of a retaining path: a node and the edge that leads to it (none for the root).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,13 +22,22 @@ pub struct RetainingPath {
 #[derive(Debug)]
 pub struct PathTree {
     parent: Vec<u32>,
+    /// One bit per node reached only through system roots (V8 `(GC roots)` and other synthetic
+    /// children of the root) after the BFS from the user roots; empty when not tracked.
+    system: Vec<u64>,
 }
 
 impl PathTree {
     /// Builds the tree over essential edges for every node, never entering the nodes in `cut`.
+    /// For V8, as DevTools computes distances: first a BFS from the user roots (the root's
+    /// non-synthetic children, e.g. the global objects), then one from the root for the rest.
     pub fn new(graph: &HeapGraph, cut: &[NodeIndex]) -> PathTree {
+        if graph.format() == HeapFormat::V8 {
+            return PathTree::user_roots_first(graph, cut);
+        }
         PathTree {
             parent: bfs_parents(graph, cut, None),
+            system: Vec::new(),
         }
     }
 
@@ -35,7 +45,65 @@ impl PathTree {
     pub fn towards(graph: &HeapGraph, targets: &[NodeIndex]) -> PathTree {
         PathTree {
             parent: bfs_parents(graph, &[], Some(targets)),
+            system: Vec::new(),
         }
+    }
+
+    fn user_roots_first(graph: &HeapGraph, cut: &[NodeIndex]) -> PathTree {
+        let n = graph.node_count();
+        let root = graph.root();
+        let mut parent = vec![UNREACHABLE; n];
+        for c in cut.iter().filter(|c| **c != root) {
+            parent[c.get()] = UNREACHABLE - 1;
+        }
+        let first_edge = graph.first_edges();
+        let targets = graph.edge_targets();
+        let kinds = graph.edge_kind_bytes();
+        let mut queue: Vec<u32> = Vec::new();
+        parent[root.get()] = root.0;
+        let search = |queue: &mut Vec<u32>, parent: &mut Vec<u32>, mut head: usize| {
+            while let Some(&v) = queue.get(head) {
+                head += 1;
+                let v = v as usize;
+                for e in first_edge[v] as usize..first_edge[v + 1] as usize {
+                    let w = targets[e];
+                    if kinds[e] & EdgeKind::ESSENTIAL_BIT != 0 && parent[w as usize] == UNREACHABLE
+                    {
+                        parent[w as usize] = v as u32;
+                        queue.push(w);
+                    }
+                }
+            }
+        };
+        for edge in graph.edges(root) {
+            let w = graph.edge_to(edge);
+            if graph.is_essential(edge)
+                && graph.kind(w) != NodeKind::Synthetic
+                && parent[w.get()] == UNREACHABLE
+            {
+                parent[w.get()] = root.0;
+                queue.push(w.0);
+            }
+        }
+        search(&mut queue, &mut parent, 0);
+        let user_reached = queue.len();
+        queue.push(root.0);
+        search(&mut queue, &mut parent, user_reached);
+        let mut system = vec![0u64; n.div_ceil(64)];
+        for &node in &queue[user_reached + 1..] {
+            system[node as usize / 64] |= 1 << (node % 64);
+        }
+        for c in cut.iter().filter(|c| **c != root) {
+            parent[c.get()] = UNREACHABLE;
+        }
+        PathTree { parent, system }
+    }
+
+    /// Whether `node` was reached only through system roots (V8; always false otherwise).
+    pub fn through_system_roots(&self, node: NodeIndex) -> bool {
+        self.system
+            .get(node.get() / 64)
+            .is_some_and(|w| w & (1 << (node.0 % 64)) != 0)
     }
 
     /// Edge count of the shortest path to `node`, or `None` when unreachable.
@@ -82,7 +150,9 @@ impl PathTree {
 }
 
 /// Up to `max` shortest retaining paths to `target`, one per distinct direct retainer, shortest
-/// first. Nodes in `cut` are never used. Empty when the target is unreachable.
+/// first (V8: retainers reached from user roots before those reached only from system roots, as
+/// DevTools ranks them by distance). Nodes in `cut` are never used. Empty when the target is
+/// unreachable.
 pub fn retaining_paths(
     graph: &HeapGraph,
     target: NodeIndex,
@@ -93,7 +163,7 @@ pub fn retaining_paths(
     if target == graph.root() {
         return tree.path_to(graph, target).into_iter().collect();
     }
-    let mut retainers: Vec<(u32, NodeIndex, EdgeIndex)> = Vec::new();
+    let mut retainers: Vec<((bool, u32), NodeIndex, EdgeIndex)> = Vec::new();
     for node in graph.nodes() {
         if node == target || cut.contains(&node) {
             continue;
@@ -103,7 +173,7 @@ pub fn retaining_paths(
         };
         for edge in graph.edges(node) {
             if graph.edge_to(edge) == target && graph.is_essential(edge) {
-                retainers.push((distance, node, edge));
+                retainers.push(((tree.through_system_roots(node), distance), node, edge));
             }
         }
     }
@@ -121,4 +191,74 @@ pub fn retaining_paths(
             Some(path)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::*;
+
+    /// root → (GC roots) → t, and root → global → a → b → t; ids are ordinals.
+    fn graph(format: HeapFormat) -> HeapGraph {
+        let mut builder = GraphBuilder::new(format, StringTable::new(), 8, 8);
+        let nodes = [
+            ("", NodeKind::Synthetic),
+            ("(GC roots)", NodeKind::Synthetic),
+            ("global", NodeKind::Object),
+            ("A", NodeKind::Object),
+            ("B", NodeKind::Object),
+            ("T", NodeKind::Object),
+        ];
+        for (i, (name, kind)) in nodes.into_iter().enumerate() {
+            let name = builder.strings_mut().intern(name).unwrap();
+            let class = builder.intern_class(ClassInfo::named(name)).unwrap();
+            builder
+                .add_node(NodeData {
+                    id: ObjectId(i as u64),
+                    class,
+                    name,
+                    self_size: 10,
+                    kind,
+                    flags: NodeFlags::default(),
+                })
+                .unwrap();
+        }
+        let to = builder.strings_mut().intern("to").unwrap();
+        for (from, target) in [(0, 1), (0, 2), (1, 5), (2, 3), (3, 4), (4, 5)] {
+            builder.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(target),
+                    kind: EdgeKind::Property,
+                    name: EdgeName::Named(to),
+                    essential: true,
+                },
+            );
+        }
+        builder.finish().unwrap()
+    }
+
+    fn retainers(graph: &HeapGraph, cut: &[NodeIndex]) -> Vec<Vec<u32>> {
+        retaining_paths(graph, NodeIndex(5), cut, 5)
+            .iter()
+            .map(|p| p.steps.iter().map(|s| s.node.0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn v8_paths_from_user_roots_come_before_shorter_system_ones() {
+        let v8 = graph(HeapFormat::V8);
+        assert_eq!(retainers(&v8, &[]), [vec![0, 2, 3, 4, 5], vec![0, 1, 5]]);
+        let tree = PathTree::new(&v8, &[]);
+        assert!(tree.through_system_roots(NodeIndex(1)));
+        assert!(!tree.through_system_roots(NodeIndex(5)));
+        // Cutting the user path leaves the system one.
+        assert_eq!(retainers(&v8, &[NodeIndex(3)]), [vec![0, 1, 5]]);
+    }
+
+    #[test]
+    fn other_formats_rank_paths_by_length_only() {
+        let hprof = graph(HeapFormat::Hprof);
+        assert_eq!(retainers(&hprof, &[]), [vec![0, 1, 5], vec![0, 2, 3, 4, 5]]);
+    }
 }
