@@ -571,13 +571,13 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     );
 }
 
-/// Compiles and runs the static-leak program when a JDK is installed (CI installs
-/// openjdk-17-jdk-headless), and analyses the fresh, uncompressed, memory-mapped dump.
-#[test]
-fn live_dump_from_a_fresh_jvm_when_a_jdk_is_installed() {
+/// Compiles `program` (with Dump.java) and runs it with `args` after the dump path, when a JDK
+/// is installed (CI installs openjdk-17-jdk-headless); the fresh, uncompressed dump is read
+/// memory-mapped. `None` without a JDK.
+fn fresh_dump(program: &str, args: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
     if Command::new("javac").arg("-version").output().is_err() {
-        eprintln!("javac not found: skipping the live dump test");
-        return;
+        eprintln!("javac not found: skipping the {program} dump test");
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let programs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/java");
@@ -586,55 +586,41 @@ fn live_dump_from_a_fresh_jvm_when_a_jdk_is_installed() {
         .arg("-d")
         .arg(&classes)
         .arg(programs.join("Dump.java"))
-        .arg(programs.join("StaticLeak.java"))
+        .arg(programs.join(format!("{program}.java")))
         .status()
         .unwrap();
     assert!(status.success());
-    let dump = dir.path().join("live.hprof");
+    let dump = dir.path().join(format!("{program}.hprof"));
     let status = Command::new("java")
         .args(["-Xmx64m", "-XX:+UseSerialGC", "-cp"])
         .arg(&classes)
-        .arg("StaticLeak")
+        .arg(program)
         .arg(&dump)
-        .arg("777")
+        .args(args)
         .status()
         .unwrap();
     assert!(status.success());
+    Some((dir, dump))
+}
+
+#[test]
+fn live_dump_from_a_fresh_jvm_when_a_jdk_is_installed() {
+    let Some((_dir, dump)) = fresh_dump("StaticLeak", &["777"]) else {
+        return;
+    };
     let heap = json(&["heap"], &dump);
     assert_eq!(class_count(&heap, "StaticLeak$Session"), 777);
     let top = heap["suspects"][0]["description"].as_str().unwrap();
     assert!(top.contains("\"StaticLeak\""), "{top}");
 }
 
-/// Makes a non-live dump (no GC first, as `jmap -dump:format=b`) of the Garbage program when a
-/// JDK is installed, and checks the garbage is left out.
+/// A non-live dump (no GC first, as `jmap -dump:format=b`) of the Garbage program: the garbage
+/// is left out.
 #[test]
 fn fresh_non_live_dump_leaves_garbage_out_when_a_jdk_is_installed() {
-    if Command::new("javac").arg("-version").output().is_err() {
-        eprintln!("javac not found: skipping the non-live dump test");
+    let Some((_dir, dump)) = fresh_dump("Garbage", &["150", "1700"]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let programs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/java");
-    let classes = dir.path().join("classes");
-    let status = Command::new("javac")
-        .arg("-d")
-        .arg(&classes)
-        .arg(programs.join("Dump.java"))
-        .arg(programs.join("Garbage.java"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let dump = dir.path().join("garbage.hprof");
-    let status = Command::new("java")
-        .args(["-Xmx64m", "-XX:+UseSerialGC", "-cp"])
-        .arg(&classes)
-        .arg("Garbage")
-        .arg(&dump)
-        .args(["150", "1700"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    };
     check_garbage_left_out(&dump, 150, 1700);
     check_duplicate_strings(&dump);
 }
