@@ -137,11 +137,21 @@ fn stderr(out: &Output) -> String {
 fn server_that_keeps_memory_per_request_fails() {
     let run = Run::new();
     let out = run
-        .command("keep", &Run::scenario(), "12", &[])
+        .command("keep", &Run::scenario(), "12", &["--limit", "1GiB"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("FAIL"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("FAIL"), "{text}");
+    // About 1 MiB kept per iteration from ~20 MiB: the 1 GiB limit is roughly a thousand
+    // iterations away, whatever the machine's pace.
+    let iterations: f64 = text
+        .split("after about ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time to limit in {text}"));
+    assert!((300.0..3000.0).contains(&iterations), "{text}");
     let (failures, props, error) = junit(&run.path("junit.xml"));
     assert_eq!(failures, "1");
     assert!(!error);
@@ -174,6 +184,12 @@ fn server_that_frees_memory_passes_with_json() {
     assert_eq!(json["samples"], 13);
     assert!(json["slope_bytes_per_iteration"].is_number());
     assert!(json["slope_ci"][0].as_f64().unwrap() <= 16384.0, "{json}");
+    // No limit given: the key is there, and null.
+    assert!(json["time_to_limit_s"].is_null(), "{json}");
+    assert!(
+        json["seconds_per_iteration"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
     let (failures, props, error) = junit(&run.path("junit.xml"));
     assert_eq!(failures, "0");
     assert!(!error);

@@ -47,6 +47,10 @@ pub struct Args {
     /// Give up waiting for --ready-cmd after this long.
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
     pub ready_timeout: Duration,
+    /// Memory limit of the server (e.g. its container's): projects when a leak would reach it, at
+    /// the pace the scenario ran here.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub limit: Option<u64>,
     /// Significance level of the one-sided Mann–Kendall test for growth.
     #[arg(long, value_name = "P", default_value_t = 0.01, value_parser = parse_probability)]
     pub alpha: f64,
@@ -83,6 +87,13 @@ struct CheckJson {
     warmup: usize,
     iterations: u64,
     bytes_per_iteration_sample: Vec<u64>,
+    /// Mean wall time of one measured iteration (the pace used to turn iterations into seconds).
+    seconds_per_iteration: Option<f64>,
+    /// Iterations until the fitted trend reaches `--limit` (leaks only).
+    time_to_limit_iterations: Option<f64>,
+    time_to_limit_s: Option<f64>,
+    /// `[earliest, latest]` from the slope interval; latest `null` when the lower slope is not positive.
+    time_to_limit_range_s: Option<[Option<f64>; 2]>,
     #[serde(flatten)]
     evidence: Evidence,
 }
@@ -166,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         min_growth_bytes: args.budget as f64 * args.iterations as f64,
         min_growth_fraction: 0.0,
         restart_drop: None,
+        limit: args.limit.map(|l| l as f64),
         ..Config::default()
     };
     let analysis = leaksift_stats::analyze(&t, &bytes, &config).context("analysing the samples")?;
@@ -179,6 +191,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         axis: "PSS after iteration",
         limit: None,
     };
+    // The x axis is iterations; the measured pace of the scenario turns them into seconds.
+    let seconds_per_iteration = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) if samples.len() > 1 => {
+            Some((last.t - first.t) / (samples.len() - 1) as f64)
+        }
+        _ => None,
+    };
+    let to_seconds = |iterations: f64| seconds_per_iteration.map(|pace| iterations * pace);
     if let Some(svg) = &args.svg {
         render::write_file(
             svg,
@@ -233,6 +253,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             warmup: args.warmup,
             iterations: args.iterations,
             bytes_per_iteration_sample: samples.iter().map(|s| s.bytes).collect(),
+            seconds_per_iteration,
+            time_to_limit_iterations: analysis.time_to_limit.map(|ttl| ttl.estimate),
+            time_to_limit_s: analysis
+                .time_to_limit
+                .and_then(|ttl| to_seconds(ttl.estimate)),
+            time_to_limit_range_s: analysis
+                .time_to_limit
+                .map(|ttl| [to_seconds(ttl.earliest), ttl.latest.and_then(to_seconds)]),
             evidence: verdict.evidence(),
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -242,6 +270,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if failed { "FAIL" } else { "PASS" }
         );
         print!("{}", verdict.text());
+        if let Some(limit) = args.limit {
+            match analysis.time_to_limit {
+                Some(ttl) => println!(
+                    "time to limit  {} after about {:.0} more iterations (~{} at this pace), limit {}",
+                    if failed {
+                        "reached"
+                    } else {
+                        "would be reached"
+                    },
+                    ttl.estimate,
+                    to_seconds(ttl.estimate).map_or_else(|| "?".to_string(), units::duration),
+                    units::bytes(limit as f64)
+                ),
+                None => println!(
+                    "time to limit  not projected (no leak), limit {}",
+                    units::bytes(limit as f64)
+                ),
+            }
+        }
     }
     Ok(if failed {
         Outcome::LeakFound
