@@ -2,7 +2,8 @@
 //!
 //! The algorithm is the "simple" Lengauer–Tarjan (path compression, O(E log V)) with an
 //! explicit-stack DFS and an explicit-stack `compress`, so there is no recursion at any depth.
-//! All arrays are flat `u32` columns indexed by vertex number (1-based, 0 = none).
+//! All arrays are flat `u32` columns; after the DFS they are indexed by DFS number (1-based,
+//! 0 = none), so a vertex's tree ancestors and its retainers' numbers lie close in memory.
 //!
 //! Nodes the DFS from the root does not reach are handled the way DevTools handles them, so the
 //! numbers match its Summary view: first every unreached node without any essential retainer
@@ -160,8 +161,8 @@ struct LtResult {
 
 /// Computes idom per ordinal, the preorder of ordinals, and how many nodes the root does not reach.
 ///
-/// Memory: besides the graph, seven u32 columns plus the reverse CSR of essential edges. Two
-/// slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and `label`
+/// Memory: besides the graph, at most six u32 columns plus the reverse CSR of essential edges
+/// (the DFS's u64 edge cursors are freed before that CSR is built). Two slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and `label`
 /// holds the head of its bucket; while a vertex waits in a bucket, `dom` holds the link to the
 /// next one.
 fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
@@ -237,51 +238,61 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     ancestor[r as usize] = 0;
     let unreachable = n as u32 - reached_from_root;
 
-    // Essential retainers of every node (reverse CSR, source vertex numbers).
-    let (first_retainer, retainers) = essential_retainers(graph);
-
+    // From here on every array is indexed by DFS number (every node has one now), which keeps
+    // the vertices an evaluation walks, and the buckets, near each other in memory. `number`
+    // maps a vertex to its DFS number (number[0] = 0 stands for "none").
+    let number = semi;
+    let mut parent = vec![0u32; n + 1];
+    for (slot, &v) in parent.iter_mut().zip(&vertex).skip(1) {
+        *slot = number[ancestor[v as usize] as usize];
+    }
+    drop(ancestor);
+    let mut ancestor = parent;
+    // Essential retainers of every node (reverse CSR by DFS number, sources as DFS numbers).
+    let (first_retainer, retainers) = essential_retainers(graph, &number);
+    drop(number);
+    let root_number = 1u32;
+    let mut semi: Vec<u32> = (0..=n as u32).collect();
     let mut label = vec![0u32; n + 1];
     let mut dom = vec![0u32; n + 1];
-    let mut linked = vec![false; n + 1];
     let mut stack: Vec<u32> = Vec::new();
 
-    let mut eval =
-        |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32], linked: &[bool]| -> u32 {
-            if !linked[v as usize] {
-                return v;
+    // Vertices are processed in decreasing number and linked right after, so "linked" is
+    // "number >= bound", where `bound` is the lowest linked number.
+    let mut eval = |v: u32, bound: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32]| {
+        if v < bound {
+            return v;
+        }
+        // compress(v), iteratively: walk up while the ancestor is itself linked.
+        let mut x = v;
+        while ancestor[x as usize] >= bound {
+            stack.push(x);
+            x = ancestor[x as usize];
+        }
+        while let Some(w) = stack.pop() {
+            let a = ancestor[w as usize] as usize;
+            if semi[label[a] as usize] < semi[label[w as usize] as usize] {
+                label[w as usize] = label[a];
             }
-            // compress(v), iteratively: walk up while the ancestor is itself linked.
-            let mut x = v;
-            while linked[ancestor[x as usize] as usize] {
-                stack.push(x);
-                x = ancestor[x as usize];
-            }
-            while let Some(w) = stack.pop() {
-                let a = ancestor[w as usize] as usize;
-                if semi[label[a] as usize] < semi[label[w as usize] as usize] {
-                    label[w as usize] = label[a];
-                }
-                ancestor[w as usize] = ancestor[a];
-            }
-            label[v as usize]
-        };
+            ancestor[w as usize] = ancestor[a];
+        }
+        label[v as usize]
+    };
 
-    for i in (2..=count).rev() {
-        let w = vertex[i as usize];
-        let ordinal = w as usize - 1;
-        let preds = &retainers[first_retainer.range(ordinal)];
+    for w in (2..=n as u32).rev() {
+        let preds = &retainers[first_retainer.range(w as usize)];
         if preds.is_empty() {
             // Orphans have the root as their only predecessor.
-            semi[w as usize] = semi[r as usize];
+            semi[w as usize] = semi[root_number as usize];
         }
         for &v in preds {
-            let u = eval(v, &mut ancestor, &mut label, &semi, &linked);
+            let u = eval(v, w + 1, &mut ancestor, &mut label, &semi);
             if semi[u as usize] < semi[w as usize] {
                 semi[w as usize] = semi[u as usize];
             }
         }
         // Add w to the bucket of its semidominator (not linked yet: its number is smaller).
-        let s = vertex[semi[w as usize] as usize] as usize;
+        let s = semi[w as usize] as usize;
         dom[w as usize] = label[s];
         label[s] = w;
         // Link w under its parent. Vertices still in w's own bucket can never be processed
@@ -295,12 +306,11 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
             stranded = next;
         }
         label[w as usize] = w;
-        linked[w as usize] = true;
         // Process the bucket of the parent.
         let mut v = std::mem::take(&mut label[p as usize]);
         while v != 0 {
             let next = dom[v as usize];
-            let u = eval(v, &mut ancestor, &mut label, &semi, &linked);
+            let u = eval(v, w, &mut ancestor, &mut label, &semi);
             dom[v as usize] = if semi[u as usize] < semi[v as usize] {
                 u
             } else {
@@ -309,33 +319,32 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
             v = next;
         }
     }
-    drop((ancestor, linked, retainers, first_retainer));
+    drop((ancestor, retainers, first_retainer));
 
-    // Unlike the paper, the root dominates itself, and dom[0] = r sends vertices that got no
+    // Unlike the paper, the root dominates itself, and dom[0] = root sends vertices that got no
     // dominator (see above) to the root, as DevTools does.
-    dom[0] = r;
-    dom[r as usize] = r;
-    for i in 2..=count {
-        let w = vertex[i as usize] as usize;
-        if dom[w] != vertex[semi[w] as usize] {
+    dom[0] = root_number;
+    dom[root_number as usize] = root_number;
+    for w in 2..=n {
+        if dom[w] != semi[w] {
             dom[w] = dom[dom[w] as usize];
         }
     }
-    // To ordinals: idom[ordinal] = dom[ordinal + 1] - 1; preorder = vertex[1..] - 1.
-    dom.remove(0);
-    for d in dom.iter_mut() {
-        *d = d.saturating_sub(1);
+    // To ordinals: idom[vertex[i] - 1] = vertex[dom[i]] - 1; preorder = vertex[1..] - 1.
+    let mut idom = label;
+    idom.truncate(n);
+    for i in 1..=n {
+        idom[vertex[i] as usize - 1] = vertex[dom[i] as usize] - 1;
     }
     vertex.remove(0);
-    vertex.truncate(count as usize);
     for v in vertex.iter_mut() {
         *v -= 1;
     }
     LtResult {
-        idom: dom,
+        idom,
         preorder: vertex,
         unreachable,
-        spare: [label, semi],
+        spare: [dom, semi],
     }
 }
 
@@ -379,49 +388,46 @@ impl Offset for u64 {
     }
 }
 
-/// Reverse CSR of the essential edges: for each node, the vertex numbers (ordinal + 1) of the
-/// sources of essential edges into it.
-fn essential_retainers(graph: &HeapGraph) -> (RetainerOffsets, Vec<u32>) {
-    let kinds = graph.edge_kind_bytes();
-    let count = kinds
-        .iter()
-        .filter(|k| **k & EdgeKind::ESSENTIAL_BIT != 0)
-        .count();
-    if count < u32::MAX as usize {
-        let (first, sources) = fill_retainers::<u32>(graph, count);
+/// Reverse CSR of the essential edges by DFS number: for each number, the numbers of the
+/// sources of essential edges into that node. `number` maps a vertex (ordinal + 1) to its number.
+fn essential_retainers(graph: &HeapGraph, number: &[u32]) -> (RetainerOffsets, Vec<u32>) {
+    if graph.edge_count() < u32::MAX as u64 {
+        let (first, sources) = fill_retainers::<u32>(graph, number);
         (RetainerOffsets::Narrow(first), sources)
     } else {
-        let (first, sources) = fill_retainers::<u64>(graph, count);
+        let (first, sources) = fill_retainers::<u64>(graph, number);
         (RetainerOffsets::Wide(first), sources)
     }
 }
 
 /// Fills the reverse CSR back to front, so no cursor array is needed: `first[i]` counts, then
 /// becomes the end of i's range, then (after filling) its start.
-fn fill_retainers<T: Offset>(graph: &HeapGraph, count: usize) -> (Vec<T>, Vec<u32>) {
+fn fill_retainers<T: Offset>(graph: &HeapGraph, number: &[u32]) -> (Vec<T>, Vec<u32>) {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
-    let mut first = vec![T::default(); n + 1];
+    let mut first = vec![T::default(); n + 2];
     for (edge, &to) in targets.iter().enumerate() {
         if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-            first[to as usize] = T::set(first[to as usize].get() + 1);
+            let slot = &mut first[number[to as usize + 1] as usize];
+            *slot = T::set(slot.get() + 1);
         }
     }
-    for i in 1..n {
+    for i in 1..=n + 1 {
         first[i] = T::set(first[i].get() + first[i - 1].get());
     }
-    first[n] = T::set(count);
+    let count = first[n + 1].get();
     let mut sources = vec![0u32; count];
     for from in 0..n {
+        let from_number = number[from + 1];
         for edge in first_edge[from]..first_edge[from + 1] {
             let edge = edge as usize;
             if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-                let to = targets[edge] as usize;
+                let to = number[targets[edge] as usize + 1] as usize;
                 let slot = first[to].get() - 1;
                 first[to] = T::set(slot);
-                sources[slot] = from as u32 + 1;
+                sources[slot] = from_number;
             }
         }
     }

@@ -185,13 +185,35 @@ pub fn mark_essential_edges(graph: &mut HeapGraph) -> Result<(), GraphError> {
     let first_edge = graph_ref.first_edges();
     let targets = graph_ref.edge_targets();
     let ids = graph_ref.ids();
-    let owned = |node: usize| {
-        graph_ref
+    // Page ownership as a bitset: looked up per edge target, it stays in cache.
+    let n = graph_ref.node_count();
+    let mut owned_bits = vec![0u64; n.div_ceil(64)];
+    for node in 0..n {
+        if graph_ref
             .flags(NodeIndex(node as u32))
             .has(NodeFlags::PAGE_OWNED)
+        {
+            owned_bits[node / 64] |= 1 << (node % 64);
+        }
+    }
+    let owned = |node: usize| owned_bits[node / 64] & (1 << (node % 64)) != 0;
+    // Only names starting with a digit can be ephemeron edge names; as a bitset by string id,
+    // the common case needs no hash lookup.
+    let strings = graph_ref.strings();
+    let mut digit_names = vec![0u64; strings.len().div_ceil(64)];
+    for id in 0..strings.len() {
+        let raw = strings.raw(StringId(id as u32));
+        if raw.is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit)) {
+            digit_names[id / 64] |= 1 << (id % 64);
+        }
+    }
+    let digit_name = |name: u32| {
+        let name = name as usize;
+        digit_names
+            .get(name / 64)
+            .is_some_and(|bits| bits & (1 << (name % 64)) != 0)
     };
     // Node ranges processed in parallel, each owning the kind bytes of its edges.
-    let n = graph_ref.node_count();
     let pieces = (rayon::current_num_threads() * 4).max(1);
     let step = n.div_ceil(pieces).max(1);
     let ranges: Vec<(usize, usize)> = (0..n)
@@ -218,18 +240,14 @@ pub fn mark_essential_edges(graph: &mut HeapGraph) -> Result<(), GraphError> {
                     let child = targets[edge] as usize;
                     let table_to_value = kind == internal && {
                         let name = graph_ref.edge_name_raw(EdgeIndex(edge as u64));
-                        let table = *table_of_name.entry(name).or_insert_with(|| {
-                            let starts_with_digit = graph_ref
-                                .strings()
-                                .raw(StringId(name))
-                                .is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit));
-                            starts_with_digit
-                                .then(|| weak_map_table_id(&graph_ref.string(StringId(name))))
-                                .flatten()
-                                .filter(|t| *t != NOT_EPHEMERON)
-                                .unwrap_or(NOT_EPHEMERON)
-                        });
-                        table == ids[node]
+                        digit_name(name) && {
+                            let table = *table_of_name.entry(name).or_insert_with(|| {
+                                weak_map_table_id(&graph_ref.string(StringId(name)))
+                                    .filter(|t| *t != NOT_EPHEMERON)
+                                    .unwrap_or(NOT_EPHEMERON)
+                            });
+                            table == ids[node]
+                        }
                     };
                     let essential = if kind == weak || child == node || table_to_value {
                         false

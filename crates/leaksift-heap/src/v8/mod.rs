@@ -169,22 +169,22 @@ pub fn read(
     on_phase("scanning snapshot");
     let data: &[u8] = (*bytes).as_ref();
     let sections = scan::sections(data)?;
-    // Scanning touched every page; let them go and fault each part back in as it is parsed.
-    bytes.release(0..data.len());
     let meta = Meta::parse(
         &data[sections
             .snapshot
             .clone()
             .ok_or(V8Error::MissingSection("snapshot"))?],
     )?;
-    let nodes_body = sections
+    let nodes = sections
         .nodes
         .clone()
         .ok_or(V8Error::MissingSection("nodes"))?;
-    let edges_body = sections
+    let nodes_body = nodes.body.clone();
+    let edges = sections
         .edges
         .clone()
         .ok_or(V8Error::MissingSection("edges"))?;
+    let edges_body = edges.body.clone();
     let strings_body = sections
         .strings
         .clone()
@@ -211,7 +211,7 @@ pub fn read(
     on_phase("parsing nodes");
     let pieces = rayon::current_num_threads() * 8;
     let (node_chunks, node_numbers) =
-        scan::chunks(data, nodes_body.clone(), meta.node_fields, pieces)?;
+        scan::array_chunks(data, &nodes, meta.node_fields, nodes.body.len() / pieces)?;
     let node_count = node_numbers / meta.node_fields;
     if node_count == 0 {
         return Err(V8Error::Shape {
@@ -278,7 +278,7 @@ pub fn read(
 
     on_phase("parsing edges");
     let (edge_chunks, edge_numbers) =
-        scan::chunks(data, edges_body.clone(), meta.edge_fields, pieces)?;
+        scan::array_chunks(data, &edges, meta.edge_fields, edges.body.len() / pieces)?;
     let edge_count = edge_numbers / meta.edge_fields;
     if first_edge[node_count] != edge_count as u64 {
         return Err(V8Error::Shape {
@@ -334,9 +334,9 @@ pub fn read(
     bytes.release(edges_body.clone());
 
     let locations = match sections.locations.clone() {
-        Some(body) => {
-            let locations = read_locations(data, body.clone(), &meta, node_count, &kinds)?;
-            bytes.release(body);
+        Some(array) => {
+            let locations = read_locations(data, &array, &meta, node_count, &kinds)?;
+            bytes.release(array.body);
             locations
         }
         None => Vec::new(),
@@ -394,12 +394,12 @@ pub fn read(
 
 fn read_locations(
     data: &[u8],
-    body: std::ops::Range<usize>,
+    array: &scan::FlatArray,
     meta: &Meta,
     node_count: usize,
     kinds: &[u8],
 ) -> Result<Vec<(u32, SourceLocation)>, V8Error> {
-    let (chunks, _) = scan::chunks(data, body, meta.location_fields, 1)?;
+    let (chunks, _) = scan::array_chunks(data, array, meta.location_fields, usize::MAX)?;
     let mut locations = Vec::new();
     for chunk in &chunks {
         scan::parse_records(data, chunk, meta.location_fields, |_, f| {

@@ -11,9 +11,9 @@ use crate::input::HeapBytes;
 pub struct Sections {
     /// The `snapshot` object, braces included.
     pub snapshot: Option<std::ops::Range<usize>>,
-    pub nodes: Option<std::ops::Range<usize>>,
-    pub edges: Option<std::ops::Range<usize>>,
-    pub locations: Option<std::ops::Range<usize>>,
+    pub nodes: Option<FlatArray>,
+    pub edges: Option<FlatArray>,
+    pub locations: Option<FlatArray>,
     /// The `strings` array body.
     pub strings: Option<std::ops::Range<usize>>,
 }
@@ -104,17 +104,79 @@ fn skip_value(bytes: &[u8], pos: usize) -> Result<usize, V8Error> {
     }
 }
 
-/// Finds the body of a flat array of numbers starting at `pos` (the `[`): returns the body range
-/// and the position after the `]`.
-fn flat_array(bytes: &[u8], pos: usize) -> Result<(std::ops::Range<usize>, usize), V8Error> {
+/// A flat array of numbers found by [`sections`]: its body and the commas counted on the way,
+/// so cutting it into chunks needs no second pass over its bytes.
+#[derive(Debug, Clone)]
+pub struct FlatArray {
+    /// The body, brackets excluded.
+    pub body: std::ops::Range<usize>,
+    /// Consecutive blocks covering the body: (absolute start, commas in the block).
+    blocks: Vec<(usize, usize)>,
+}
+
+/// Bytes of one parallel task of the end-of-array search.
+const SCAN_BLOCK: usize = 4 << 20;
+/// Bytes searched for `]` and then counted while still in cache.
+const SCAN_SUB_BLOCK: usize = 128 << 10;
+
+/// Finds `]` in `block` and counts the commas before it, in cache-sized pieces.
+fn end_and_commas(block: &[u8], sub_block: usize) -> (Option<usize>, usize) {
+    let mut commas = 0;
+    for (k, piece) in block.chunks(sub_block).enumerate() {
+        let end = memchr::memchr(b']', piece);
+        commas += memchr::memchr_iter(b',', &piece[..end.unwrap_or(piece.len())]).count();
+        if let Some(end) = end {
+            return (Some(k * sub_block + end), commas);
+        }
+    }
+    (None, commas)
+}
+
+/// Finds the body of a flat array of numbers starting at `pos` (the `[`), searching blocks in
+/// parallel and counting commas as it goes; returns the array and the position after the `]`.
+fn flat_array(bytes: &[u8], pos: usize) -> Result<(FlatArray, usize), V8Error> {
+    flat_array_in_blocks(bytes, pos, SCAN_BLOCK, SCAN_SUB_BLOCK)
+}
+
+/// [`flat_array`] with the given block sizes (`block` bytes per task, `sub_block` per pass).
+fn flat_array_in_blocks(
+    bytes: &[u8],
+    pos: usize,
+    block: usize,
+    sub_block: usize,
+) -> Result<(FlatArray, usize), V8Error> {
     let start = expect(bytes, pos, b'[', "an array `[`")?;
-    let Some(len) = memchr::memchr(b']', &bytes[start..]) else {
-        return Err(syntax(
-            bytes.len(),
-            "the end of an array (the file is truncated)",
-        ));
-    };
-    Ok((start..start + len, start + len + 1))
+    let batch = rayon::current_num_threads().max(1) * 2;
+    let mut blocks = Vec::new();
+    let mut at = start;
+    while at < bytes.len() {
+        let starts: Vec<usize> = (0..batch)
+            .map(|k| at + k * block)
+            .take_while(|s| *s < bytes.len())
+            .collect();
+        let found: Vec<(Option<usize>, usize)> = starts
+            .par_iter()
+            .map(|&s| end_and_commas(&bytes[s..(s + block).min(bytes.len())], sub_block))
+            .collect();
+        for (&s, (end, commas)) in starts.iter().zip(found) {
+            blocks.push((s, commas));
+            if let Some(end) = end {
+                let end = s + end;
+                return Ok((
+                    FlatArray {
+                        body: start..end,
+                        blocks,
+                    },
+                    end + 1,
+                ));
+            }
+        }
+        at = starts.last().map_or(bytes.len(), |s| s + block);
+    }
+    Err(syntax(
+        bytes.len(),
+        "the end of an array (the file is truncated)",
+    ))
 }
 
 /// Finds the top-level sections of a snapshot. Unknown sections are skipped.
@@ -198,41 +260,50 @@ pub struct Chunk {
     pub records: usize,
 }
 
-/// Counts the numbers in a flat array body and cuts it into about `pieces` chunks, each starting
-/// at a record (`record_len` numbers) boundary. Returns the chunks and the total number count.
-pub fn chunks(
+/// Cuts a flat array found by [`sections`] into chunks of about `min_bytes` or more, each
+/// starting at a record (`record_len` numbers) boundary, from the commas counted by the scan.
+/// Returns the chunks and the total number count.
+pub fn array_chunks(
+    bytes: &[u8],
+    array: &FlatArray,
+    record_len: usize,
+    min_bytes: usize,
+) -> Result<(Vec<Chunk>, usize), V8Error> {
+    let body = array.body.clone();
+    if bytes[body.clone()].iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok((Vec::new(), 0));
+    }
+    // A cut right after the first comma at or after a block start: its number index is the
+    // count of commas before it.
+    let mut cuts = vec![(0usize, 0usize)];
+    let mut commas_before = 0usize;
+    let mut last_cut_block = body.start;
+    for &(start, commas) in &array.blocks {
+        if start > body.start && start < body.end && start - last_cut_block >= min_bytes {
+            if let Some(i) = memchr::memchr(b',', &bytes[start..body.end]) {
+                let cut = start + i + 1 - body.start;
+                let index = commas_before + 1;
+                if cut < body.len() && cut > cuts.last().map_or(0, |c| c.0) {
+                    cuts.push((cut, index));
+                    last_cut_block = start;
+                }
+            }
+        }
+        commas_before += commas;
+    }
+    chunks_at(bytes, body, record_len, &cuts, commas_before + 1)
+}
+
+/// Chunks of `body` from cut points `(offset in body right after a comma or 0, index of the
+/// number there)`, each moved forward to the next record boundary.
+fn chunks_at(
     bytes: &[u8],
     body: std::ops::Range<usize>,
     record_len: usize,
-    pieces: usize,
+    cuts: &[(usize, usize)],
+    total_numbers: usize,
 ) -> Result<(Vec<Chunk>, usize), V8Error> {
     let text = &bytes[body.clone()];
-    if text.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok((Vec::new(), 0));
-    }
-    // Cut points right after a comma (or at the start).
-    let pieces = pieces.max(1);
-    let step = text.len().div_ceil(pieces).max(1);
-    let mut cuts = vec![0usize];
-    let mut at = step;
-    while at < text.len() {
-        match memchr::memchr(b',', &text[at..]) {
-            Some(i) => {
-                let cut = at + i + 1;
-                if cut < text.len() && cut > *cuts.last().unwrap_or(&0) {
-                    cuts.push(cut);
-                }
-                at = cut + step;
-            }
-            None => break,
-        }
-    }
-    cuts.push(text.len());
-    let commas: Vec<usize> = cuts
-        .par_windows(2)
-        .map(|w| memchr::memchr_iter(b',', &text[w[0]..w[1]]).count())
-        .collect();
-    let total_numbers = commas.iter().sum::<usize>() + 1;
     if total_numbers % record_len != 0 {
         return Err(V8Error::Shape {
             offset: body.start as u64,
@@ -242,10 +313,8 @@ pub fn chunks(
         });
     }
     // Move every cut forward to the next record boundary.
-    let mut starts = Vec::with_capacity(cuts.len());
-    let mut index = 0usize;
-    for (i, window) in cuts.windows(2).enumerate() {
-        let (mut cut, mut at_index) = (window[0], index);
+    let mut starts: Vec<(usize, usize)> = Vec::with_capacity(cuts.len());
+    for &(mut cut, mut at_index) in cuts {
         while at_index % record_len != 0 {
             let next = memchr::memchr(b',', &text[cut..]).map_or(text.len(), |p| cut + p + 1);
             cut = next;
@@ -254,7 +323,6 @@ pub fn chunks(
         if starts.last().is_none_or(|(c, _)| *c < cut) && cut < text.len() {
             starts.push((cut, at_index));
         }
-        index += commas[i];
     }
     let mut result = Vec::with_capacity(starts.len());
     for (i, &(cut, number_index)) in starts.iter().enumerate() {
@@ -393,13 +461,19 @@ pub fn split_mut<'a, T>(mut slice: &'a mut [T], lengths: &[usize]) -> Vec<&'a mu
 mod tests {
     use super::*;
 
+    /// Records of `text` as a flat array scanned in blocks of about `len / pieces` bytes and
+    /// cut at every block.
     fn all_records(text: &str, record_len: usize, pieces: usize) -> Result<Vec<Vec<u64>>, V8Error> {
-        let bytes = text.as_bytes();
-        let (chunks, _) = chunks(bytes, 0..bytes.len(), record_len, pieces)?;
+        let bytes = format!("[{text}]").into_bytes();
+        let block = (bytes.len() / pieces).max(1);
+        let (array, after) = flat_array_in_blocks(&bytes, 0, block, block.div_ceil(2))?;
+        assert_eq!(after, bytes.len());
+        assert_eq!(array.body, 1..bytes.len() - 1);
+        let (chunks, _) = array_chunks(&bytes, &array, record_len, 0)?;
         let mut out = Vec::new();
         for chunk in &chunks {
             let mut local = Vec::new();
-            parse_records(bytes, chunk, record_len, |i, f| {
+            parse_records(&bytes, chunk, record_len, |i, f| {
                 assert_eq!(i, local.len());
                 local.push(f.to_vec());
                 Ok(())
@@ -436,7 +510,7 @@ mod tests {
         let text = br#" {"strings":["a","b\"c"], "extra":{"x":[1,[2]]}, "nodes":[1,2],
             "snapshot":{"meta":{}},"edges":[]}"#;
         let s = sections(text).unwrap();
-        assert_eq!(&text[s.nodes.clone().unwrap()], b"1,2");
+        assert_eq!(&text[s.nodes.clone().unwrap().body], b"1,2");
         assert_eq!(&text[s.snapshot.clone().unwrap()], br#"{"meta":{}}"#);
         let mut seen = Vec::new();
         strings(text, s.strings.unwrap(), |o, l, e| {
