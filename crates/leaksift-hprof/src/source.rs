@@ -77,6 +77,32 @@ impl DumpFile {
     }
 }
 
+impl DumpFile {
+    /// [`crate::duplicate_strings`] over this file's bytes, releasing mapped pages behind the
+    /// pass as [`DumpFile::read`] does.
+    pub fn duplicate_strings(
+        &self,
+        graph: &leaksift_heap::HeapGraph,
+        counted: impl Fn(leaksift_heap::NodeIndex) -> bool,
+        top: usize,
+    ) -> Result<Vec<crate::DuplicateString>, HprofError> {
+        let mut quiet = crate::Quiet;
+        let mut releasing = Releasing {
+            map: self.map.as_ref(),
+            inner: &mut quiet,
+        };
+        let rows = crate::strings::duplicate_strings_releasing(
+            self.bytes(),
+            graph,
+            counted,
+            top,
+            &mut |range| releasing.release(range),
+        );
+        releasing.release(0..self.bytes().len());
+        rows
+    }
+}
+
 /// Decompresses a gzip stream (all members) into an unlinked temporary file.
 fn decompress(file: File) -> Result<File, HprofError> {
     let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));

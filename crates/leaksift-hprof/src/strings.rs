@@ -60,6 +60,17 @@ pub fn duplicate_strings(
     counted: impl Fn(NodeIndex) -> bool,
     top: usize,
 ) -> Result<Vec<DuplicateString>, HprofError> {
+    duplicate_strings_releasing(data, graph, counted, top, &mut |_| {})
+}
+
+/// [`duplicate_strings`], calling `release` with each heap record's byte range once it is read.
+pub(crate) fn duplicate_strings_releasing(
+    data: &[u8],
+    graph: &HeapGraph,
+    counted: impl Fn(NodeIndex) -> bool,
+    top: usize,
+    release: &mut dyn FnMut(std::ops::Range<usize>),
+) -> Result<Vec<DuplicateString>, HprofError> {
     let header = parse_header(data)?;
     // The strings (from the graph) and their value arrays, by ordinal.
     let n = graph.node_count();
@@ -171,6 +182,7 @@ pub fn duplicate_strings(
             }
             Ok(())
         })?;
+        release(start..end);
     }
     // A string's coder may come after its array in the file: look it up now.
     let mut rows: Vec<(u64, u64, BasicType, &[u8], bool)> = groups

@@ -101,20 +101,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let duplicates = match &analysis.heap.hprof {
         Some(hprof) if args.duplicate_strings => {
             progress.phase("java.lang.String values");
-            leaksift_hprof::duplicate_strings(
-                hprof.file.bytes(),
-                graph,
-                |n| analysis.counts(n),
-                DUPLICATE_STRING_ROWS,
-            )
-            .with_context(|| format!("{}", args.file.display()))?
-            .into_iter()
-            .map(|d| DuplicateStringRow {
-                value: d.value.chars().take(200).collect(),
-                count: d.count,
-                wasted_bytes: d.wasted_bytes,
-            })
-            .collect()
+            hprof
+                .file
+                .duplicate_strings(graph, |n| analysis.counts(n), DUPLICATE_STRING_ROWS)
+                .with_context(|| format!("{}", args.file.display()))?
+                .into_iter()
+                .map(|d| DuplicateStringRow {
+                    value: d.value.chars().take(200).collect(),
+                    count: d.count,
+                    wasted_bytes: d.wasted_bytes,
+                })
+                .collect()
         }
         _ => duplicate_strings(&analysis, DUPLICATE_STRING_ROWS),
     };
