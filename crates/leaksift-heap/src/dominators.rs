@@ -179,32 +179,42 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     let mut count = 0u32;
     let reached_from_root;
     {
-        let mut next_edge = vec![0u64; n];
+        // Visited vertices as a bitset (n / 8 bytes stay in cache, unlike `semi`), and the DFS
+        // path as a stack of (vertex, next edge to look at).
+        let mut visited = vec![0u64; (n + 1).div_ceil(64)];
+        let mut path: Vec<(u32, u64)> = Vec::new();
         let mut dfs = |start: u32, parent: &mut [u32], semi: &mut [u32], count: &mut u32| {
-            next_edge[start as usize - 1] = first_edge[start as usize - 1];
-            let mut v = start;
-            while v != 0 {
-                if semi[v as usize] == 0 {
+            // The vertex to number and push next (0: none, go on with the top of the path).
+            let mut next = start;
+            loop {
+                if next != 0 {
                     *count += 1;
-                    semi[v as usize] = *count;
-                    vertex[*count as usize] = v;
+                    semi[next as usize] = *count;
+                    vertex[*count as usize] = next;
+                    visited[next as usize / 64] |= 1 << (next % 64);
+                    path.push((next, first_edge[next as usize - 1]));
                 }
-                let mut v_next = parent[v as usize];
-                let ordinal = v as usize - 1;
-                while next_edge[ordinal] < first_edge[ordinal + 1] {
-                    let edge = next_edge[ordinal] as usize;
+                let Some(&mut (v, ref mut cursor)) = path.last_mut() else {
+                    break;
+                };
+                let end = first_edge[v as usize];
+                next = 0;
+                while *cursor < end {
+                    let edge = *cursor as usize;
+                    *cursor += 1;
                     if essential(edge) {
                         let w = targets[edge] + 1;
-                        if semi[w as usize] == 0 {
-                            parent[w as usize] = v;
-                            next_edge[w as usize - 1] = first_edge[w as usize - 1];
-                            v_next = w;
+                        if visited[w as usize / 64] & (1 << (w % 64)) == 0 {
+                            next = w;
                             break;
                         }
                     }
-                    next_edge[ordinal] += 1;
                 }
-                v = v_next;
+                if next == 0 {
+                    path.pop();
+                } else {
+                    parent[next as usize] = v;
+                }
             }
         };
         dfs(r, &mut ancestor, &mut semi, &mut count);
