@@ -1,0 +1,19 @@
+//! Fuzzes the HPROF duplicated-strings pass: for any bytes the reader accepts, decoding the
+//! `java.lang.String` values must give rows or a typed error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let (ids, body) = match data.split_first() {
+        Some((&first, rest)) => (if first & 1 == 0 { 4u32 } else { 8 }, rest),
+        None => (8, data),
+    };
+    let mut dump = b"JAVA PROFILE 1.0.2\0".to_vec();
+    dump.extend_from_slice(&ids.to_be_bytes());
+    dump.extend_from_slice(&0u64.to_be_bytes());
+    dump.extend_from_slice(body);
+    if let Ok(read) = leaksift_hprof::read(&dump, &mut leaksift_hprof::Quiet) {
+        let _ = leaksift_hprof::duplicate_strings(&dump, &read.graph, |_| true, 10);
+    }
+});
