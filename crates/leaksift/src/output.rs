@@ -37,3 +37,14 @@ pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     println(&serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
+
+/// `println!` through [`println`]: evaluates to `std::io::Result<()>`, quiet on a closed stdout.
+macro_rules! outln {
+    () => {
+        $crate::output::println("")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::println(&format!($($arg)*))
+    };
+}
+pub(crate) use outln;

@@ -212,3 +212,24 @@ fn too_short_is_inconclusive() {
     assert_eq!(json["verdict"], "inconclusive");
     assert_eq!(json["reason"], "too_few_points");
 }
+
+#[test]
+fn a_closed_stdout_ends_trend_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = csv(dir.path(), "leak.csv", 60, |t| (1e7 + 1e5 * t, None));
+    for flags in [&["--json"][..], &[][..]] {
+        let mut child = leaksift()
+            .arg("trend")
+            .args(flags)
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "{flags:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {stderr}");
+    }
+}

@@ -263,32 +263,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 .map(|ttl| [to_seconds(ttl.earliest), ttl.latest.and_then(to_seconds)]),
             evidence: verdict.evidence(),
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        crate::output::println(&serde_json::to_string_pretty(&json)?)?;
     } else {
-        println!(
-            "{}: memory grows {summary}",
-            if failed { "FAIL" } else { "PASS" }
+        let mut text = format!(
+            "{}: memory grows {summary}\n{}",
+            if failed { "FAIL" } else { "PASS" },
+            verdict.text()
         );
-        print!("{}", verdict.text());
         if let Some(limit) = args.limit {
-            match analysis.time_to_limit {
-                Some(ttl) => println!(
-                    "time to limit  {} after about {:.0} more iterations (~{} at this pace), limit {}",
-                    if failed {
-                        "reached"
-                    } else {
-                        "would be reached"
-                    },
+            let limit = units::bytes(limit as f64);
+            text += &match analysis.time_to_limit {
+                Some(ttl) => format!(
+                    "time to limit  after about {:.0} more iterations (~{} at this pace), limit {limit}\n",
                     ttl.estimate,
                     to_seconds(ttl.estimate).map_or_else(|| "?".to_string(), units::duration),
-                    units::bytes(limit as f64)
                 ),
-                None => println!(
-                    "time to limit  not projected (no leak), limit {}",
-                    units::bytes(limit as f64)
-                ),
-            }
+                None => format!("time to limit  not projected (no leak), limit {limit}\n"),
+            };
         }
+        crate::output::print(&text)?;
     }
     Ok(if failed {
         Outcome::LeakFound

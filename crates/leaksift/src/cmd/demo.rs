@@ -12,6 +12,7 @@ use clap::Parser;
 
 use super::trend::options::parse_duration;
 use crate::outcome::Outcome;
+use crate::output::outln;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -76,9 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         duration: args.duration,
     };
     for (n, step) in STEPS.iter().enumerate() {
-        println!("== step {}/{}: {}", n + 1, STEPS.len(), step.title);
+        outln!("== step {}/{}: {}", n + 1, STEPS.len(), step.title)?;
         (step.run)(&context).with_context(|| format!("demo step {}", n + 1))?;
-        println!();
+        outln!()?;
     }
     Ok(Outcome::Clean)
 }
@@ -111,21 +112,15 @@ fn watch_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
         "--leaky-program".into(),
     ]
     .into();
-    println!(
-        "$ leaksift {}",
-        line.iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    show_command(&line)?;
     let parsed = WatchLine::try_parse_from(&line).context("building the watch command line")?;
     let outcome = super::watch::run(parsed.args)?;
-    println!("chart: {}   samples: {}", svg.display(), csv.display());
+    outln!("chart: {}   samples: {}", svg.display(), csv.display())?;
     match outcome {
         Outcome::LeakFound => {
-            println!(
+            outln!(
                 "leaksift confirmed the bundled program's leak (exit code 1 with --fail-on-leak)."
-            );
+            )?;
             Ok(())
         }
         other => anyhow::bail!(
@@ -136,9 +131,9 @@ fn watch_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
 }
 
 /// Prints a command line the way a user would type it.
-fn show_command(line: &[OsString]) {
+fn show_command(line: &[OsString]) -> std::io::Result<()> {
     let words: Vec<_> = line.iter().map(|a| a.to_string_lossy()).collect();
-    println!("$ leaksift {}", words.join(" "));
+    outln!("$ leaksift {}", words.join(" "))
 }
 
 /// Runs `leaksift ARGS…` (this executable) as a child, letting it print to the terminal.
@@ -146,7 +141,7 @@ fn run_leaksift(
     cx: &StepContext<'_>,
     line: &[OsString],
 ) -> anyhow::Result<std::process::ExitStatus> {
-    show_command(line);
+    show_command(line)?;
     std::process::Command::new(&cx.exe)
         .args(line)
         .status()
@@ -188,10 +183,10 @@ fn report_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
     ];
     let status = run_leaksift(cx, &line)?;
     anyhow::ensure!(status.success(), "`leaksift report` failed ({status})");
-    println!(
+    outln!(
         "flamegraph of the heap at its peak: {}",
         flamegraph.display()
-    );
+    )?;
 
     // Check the finding the way a CI job would: from the JSON report.
     line.truncate(2);
@@ -230,12 +225,12 @@ fn report_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
                 })
                 .cloned()
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "leaksift found the leaking call site: {} ({}:{})",
                 frame["function"].as_str().unwrap_or("?"),
                 frame["file"].as_str().unwrap_or("?"),
                 frame["line"]
-            );
+            )?;
             Ok(())
         }
         None => anyhow::bail!(

@@ -76,9 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             headline: verdict.headline(),
             evidence: verdict.evidence(),
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        crate::output::println(&serde_json::to_string_pretty(&json)?)?;
     } else {
-        print!("{}", verdict.text());
+        crate::output::print(&verdict.text())?;
     }
     Ok(
         if args.fail_on_leak && analysis.verdict == leaksift_stats::Verdict::Leak {

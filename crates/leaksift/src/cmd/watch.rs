@@ -216,11 +216,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             exit_code: exit_status,
             evidence: verdict.evidence(),
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        crate::output::println(&serde_json::to_string_pretty(&json)?)?;
     } else {
-        print!("{}", verdict.text());
+        crate::output::print(&verdict.text())?;
         if let Some(code) = exit_status {
-            println!("command exited with code {code}");
+            crate::output::println(&format!("command exited with code {code}"))?;
         }
     }
     Ok(outcome(&analysis, args.fail_on_leak, exit_status))
