@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::graph::{
-    ClassId, ClassInfo, Detachedness, EdgeIndex, EdgeKind, GraphError, HeapGraph, NodeFlags,
-    NodeIndex, NodeKind, SourceLocation, StringId,
+    ClassInfo, Detachedness, EdgeIndex, EdgeKind, GraphError, HeapGraph, NodeFlags, NodeIndex,
+    NodeKind, SourceLocation, StringId,
 };
 
 /// After this many characters the inferred interface name stops growing (DevTools' constants).
@@ -171,13 +171,14 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
     table.parse().ok()
 }
 
-/// Sets each edge's essential bit by DevTools' rule: not weak, not a self edge, not the WeakMap
+/// Computes each edge's essential bit by DevTools' rule: not weak, not a self edge, not the WeakMap
 /// table → value ephemeron edge, shortcuts only from the root, and no edge from a non-page-owned
 /// node into a page-owned one (except from the root).
-pub fn mark_essential_edges(graph: &mut HeapGraph) -> Result<(), GraphError> {
+/// Writes the new edge kind column into `kinds` (a copy of the graph's, allocated by the caller
+/// so a worker thread's allocator arena does not keep it); [`HeapGraph::restore_edge_kind_bytes`]
+/// puts it in place.
+pub fn essential_edge_kinds(graph_ref: &HeapGraph, kinds: &mut [u8]) {
     const NOT_EPHEMERON: u64 = u64::MAX;
-    let mut kinds = graph.take_edge_kind_bytes();
-    let graph_ref: &HeapGraph = graph;
     let root = graph_ref.root().get();
     let internal = EdgeKind::Internal.to_byte(false);
     let weak = EdgeKind::Weak.to_byte(false);
@@ -224,7 +225,7 @@ pub fn mark_essential_edges(graph: &mut HeapGraph) -> Result<(), GraphError> {
         .iter()
         .map(|(a, b)| (first_edge[*b] - first_edge[*a]) as usize)
         .collect();
-    let slices = super::scan::split_mut(&mut kinds, &lengths);
+    let slices = super::scan::split_mut(kinds, &lengths);
     ranges
         .par_iter()
         .zip(slices)
@@ -264,23 +265,21 @@ pub fn mark_essential_edges(graph: &mut HeapGraph) -> Result<(), GraphError> {
                 }
             }
         });
-    graph.restore_edge_kind_bytes(kinds)
 }
 
-/// Moves the self size of internal arrays and hidden objects owned by exactly one user-visible
-/// object into that owner (DevTools' `calculateShallowSizes`), when the snapshot has user roots.
-pub fn calculate_shallow_sizes(graph: &mut HeapGraph) {
+/// DevTools' `calculateShallowSizes` moves the self size of internal arrays and hidden objects
+/// owned by exactly one user-visible object into that owner, when the snapshot has user roots.
+/// This half finds the single owner of every node (read-only); [`fold_shallow_sizes`] moves
+/// the sizes. Returns false, and leaves `owners` (one slot per node, allocated by the caller)
+/// unused, when the snapshot has no user roots (nothing is folded).
+pub fn shallow_size_owners(graph: &HeapGraph, owners: &mut [u32]) -> bool {
     let root = graph.root();
     let has_user_roots = graph
         .edges(root)
         .any(|e| graph.kind(graph.edge_to(e)) != NodeKind::Synthetic);
     if !has_user_roots {
-        return;
+        return false;
     }
-    const UNVISITED: u32 = u32::MAX;
-    const MULTIPLE: u32 = u32::MAX - 1;
-    let n = graph.node_count();
-    let mut owners = vec![0u32; n];
     let mut worklist: Vec<u32> = Vec::new();
     for node in graph.nodes() {
         let kind = graph.kind(node);
@@ -310,6 +309,18 @@ pub fn calculate_shallow_sizes(graph: &mut HeapGraph) {
             }
         }
     }
+    true
+}
+
+/// Marks an owner slot of [`shallow_size_owners`] not yet reached.
+const UNVISITED: u32 = u32::MAX;
+/// Marks an owner slot of [`shallow_size_owners`] reached from several owners.
+const MULTIPLE: u32 = u32::MAX - 1;
+
+/// Moves each owned node's self size into its owner (the second half of DevTools'
+/// `calculateShallowSizes`, see [`shallow_size_owners`]).
+pub fn fold_shallow_sizes(graph: &mut HeapGraph, owners: &[u32]) {
+    let root = graph.root();
     for (i, &owner) in owners.iter().enumerate() {
         if owner == UNVISITED || owner == MULTIPLE || owner == i as u32 {
             continue;
@@ -540,14 +551,19 @@ enum ClassSource {
     Kind(u8),
 }
 
-/// Assigns DevTools' class (name + constructor location for objects) to every node and returns
-/// the interface definitions used for plain objects (`given`, or inferred from the snapshot).
+/// Picks DevTools' class (name + constructor location for objects) for every node, and the
+/// interface definitions used for plain objects (`given`, or inferred from the snapshot).
 /// `locations` are `(node ordinal, location)` sorted by ordinal, one per node.
-pub fn assign_classes(
-    graph: &mut HeapGraph,
+///
+/// This half only reads the graph: it picks each node's class as an index into a list of new
+/// classes (name text, location) in first-use order, in `of_node` (one slot per node, allocated
+/// by the caller); [`apply_classes`] adds them to the graph.
+pub fn classify_nodes(
+    graph: &HeapGraph,
     locations: &[(u32, SourceLocation)],
     given: Option<&[InterfaceDefinition]>,
-) -> Result<Vec<InterfaceDefinition>, GraphError> {
+    mut of_node: Vec<u32>,
+) -> NodeClasses {
     let mut plain = PlainObjects::new(graph);
     let definitions = match given {
         Some(defs) => defs.to_vec(),
@@ -557,8 +573,10 @@ pub fn assign_classes(
     // Classes without a location are cached by their source; located ones by source + location.
     const NONE: u32 = u32::MAX;
     let mut by_name: Vec<u32> = vec![NONE; graph.strings().len()];
-    let mut unlocated: FxHashMap<ClassSource, ClassId> = FxHashMap::default();
-    let mut located: FxHashMap<(ClassSource, SourceLocation), ClassId> = FxHashMap::default();
+    let mut unlocated: FxHashMap<ClassSource, u32> = FxHashMap::default();
+    let mut located: FxHashMap<(ClassSource, SourceLocation), u32> = FxHashMap::default();
+    let mut new_classes: Vec<(String, Option<SourceLocation>)> = Vec::new();
+
     let mut properties: Vec<String> = Vec::new();
     let mut next_location = 0usize;
     let mut last_located = (
@@ -570,7 +588,7 @@ pub fn assign_classes(
                 column: u32::MAX,
             },
         ),
-        ClassId(u32::MAX),
+        u32::MAX,
     );
     for node in 0..graph.node_count() as u32 {
         let node = NodeIndex(node);
@@ -603,11 +621,9 @@ pub fn assign_classes(
             _ => None,
         };
         let cached = match (source, location) {
-            (ClassSource::Name(name), None) => by_name
-                .get(name.0 as usize)
-                .copied()
-                .filter(|c| *c != NONE)
-                .map(ClassId),
+            (ClassSource::Name(name), None) => {
+                by_name.get(name.0 as usize).copied().filter(|c| *c != NONE)
+            }
             (_, None) => unlocated.get(&source).copied(),
             // Objects of one class are often adjacent: try the previous node's class first.
             (_, Some(location)) if last_located.0 == (source, location) => Some(last_located.1),
@@ -621,15 +637,11 @@ pub fn assign_classes(
                     ClassSource::Interface(index) => definitions[index].name.clone(),
                     ClassSource::Kind(kind) => kind_class_name(NodeKind::from_u8(kind)),
                 };
-                let name = graph.strings_mut().intern(&text)?;
-                let class = graph.intern_class(ClassInfo {
-                    name,
-                    location,
-                    class_object: None,
-                })?;
+                let class = new_classes.len() as u32;
+                new_classes.push((text, location));
                 match (source, location) {
                     (ClassSource::Name(name), None) if (name.0 as usize) < by_name.len() => {
-                        by_name[name.0 as usize] = class.0;
+                        by_name[name.0 as usize] = class;
                     }
                     (_, None) => {
                         unlocated.insert(source, class);
@@ -644,9 +656,45 @@ pub fn assign_classes(
         if let Some(location) = location {
             last_located = ((source, location), class);
         }
-        graph.set_class(node, class);
+        of_node[node.get()] = class;
     }
-    Ok(definitions)
+    NodeClasses {
+        of_node,
+        new_classes,
+        definitions,
+    }
+}
+
+/// The classes [`classify_nodes`] picked, not yet in the graph.
+pub struct NodeClasses {
+    /// Per node: an index into `new_classes`.
+    of_node: Vec<u32>,
+    /// Class name text and location, in first-use order.
+    new_classes: Vec<(String, Option<SourceLocation>)>,
+    /// The interface definitions used for plain objects.
+    definitions: Vec<InterfaceDefinition>,
+}
+
+/// Adds the classes picked by [`classify_nodes`] to the graph (in first-use order, so ids
+/// come out as if they were added node by node), sets every node's class, and returns the
+/// interface definitions used.
+pub fn apply_classes(
+    graph: &mut HeapGraph,
+    classes: NodeClasses,
+) -> Result<Vec<InterfaceDefinition>, GraphError> {
+    let mut ids = Vec::with_capacity(classes.new_classes.len());
+    for (text, location) in classes.new_classes {
+        let name = graph.strings_mut().intern(&text)?;
+        ids.push(graph.intern_class(ClassInfo {
+            name,
+            location,
+            class_object: None,
+        })?);
+    }
+    for (node, &class) in classes.of_node.iter().enumerate() {
+        graph.set_class(NodeIndex(node as u32), ids[class as usize]);
+    }
+    Ok(classes.definitions)
 }
 
 /// DevTools' class name for nodes of a type other than object/native.

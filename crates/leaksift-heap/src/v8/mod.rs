@@ -381,9 +381,27 @@ pub fn read(
     on_phase("applying DevTools semantics");
     devtools::propagate_dom_state(&mut graph)?;
     devtools::mark_page_owned(&mut graph);
-    devtools::mark_essential_edges(&mut graph)?;
-    devtools::calculate_shallow_sizes(&mut graph);
-    let interfaces = devtools::assign_classes(&mut graph, &locations, interfaces)?;
+    // Three independent read-only passes, classes on one core while the edges' essential bits
+    // (themselves parallel) and the shallow-size owners take the other. Their output columns
+    // are allocated here, on the calling thread, so freeing them returns the memory.
+    let mut kinds = graph.edge_kind_bytes().to_vec();
+    let mut owners = vec![0u32; node_count];
+    let of_node = vec![0u32; node_count];
+    let (classes, ((), has_owners)) = rayon::join(
+        || devtools::classify_nodes(&graph, &locations, interfaces, of_node),
+        || {
+            rayon::join(
+                || devtools::essential_edge_kinds(&graph, &mut kinds),
+                || devtools::shallow_size_owners(&graph, &mut owners),
+            )
+        },
+    );
+    graph.restore_edge_kind_bytes(kinds)?;
+    if has_owners {
+        devtools::fold_shallow_sizes(&mut graph, &owners);
+    }
+    drop(owners);
+    let interfaces = devtools::apply_classes(&mut graph, classes)?;
     drop(locations);
     Ok(V8Snapshot {
         graph,
