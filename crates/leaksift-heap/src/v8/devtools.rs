@@ -109,12 +109,23 @@ pub fn propagate_dom_state(graph: &mut HeapGraph) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// Marks as page-owned everything reachable (not through weak edges) from the root's shortcut
-/// edges (the global objects) and from `(Document DOM trees)`.
-pub fn mark_page_owned(graph: &mut HeapGraph) {
+/// Whether bit `node` is set in a bitset of nodes.
+#[inline]
+fn has_bit(bits: &[u64], node: usize) -> bool {
+    bits[node / 64] & (1 << (node % 64)) != 0
+}
+
+/// Finds the page-owned nodes: everything reachable (not through weak edges) from the root's
+/// shortcut edges (the global objects) and from `(Document DOM trees)`. Sets their bits in
+/// `owned` (one bit per node, zeroed by the caller); [`mark_page_owned`] records them as flags.
+pub fn page_owned(graph: &HeapGraph, owned: &mut [u64]) {
     let root = graph.root();
     let mut stack: Vec<u32> = Vec::new();
-    let mut owned = vec![false; graph.node_count()];
+    let own = |owned: &mut [u64], node: NodeIndex| {
+        let fresh = !has_bit(owned, node.get());
+        owned[node.get() / 64] |= 1 << (node.get() % 64);
+        fresh
+    };
     for edge in graph.edges(root) {
         let child = graph.edge_to(edge);
         let entry = match graph.edge_kind(edge) {
@@ -125,23 +136,24 @@ pub fn mark_page_owned(graph: &mut HeapGraph) {
             }
             _ => false,
         };
-        if entry && !owned[child.get()] {
-            owned[child.get()] = true;
+        if entry && own(owned, child) {
             stack.push(child.0);
         }
     }
     while let Some(node) = stack.pop() {
         for edge in graph.edges(NodeIndex(node)) {
             let child = graph.edge_to(edge);
-            if owned[child.get()] || graph.edge_kind(edge) == EdgeKind::Weak {
-                continue;
+            if graph.edge_kind(edge) != EdgeKind::Weak && own(owned, child) {
+                stack.push(child.0);
             }
-            owned[child.get()] = true;
-            stack.push(child.0);
         }
     }
-    for (node, is_owned) in owned.into_iter().enumerate() {
-        if is_owned {
+}
+
+/// Sets the page-owned flag of the nodes [`page_owned`] found.
+pub fn mark_page_owned(graph: &mut HeapGraph, owned: &[u64]) {
+    for node in 0..graph.node_count() {
+        if has_bit(owned, node) {
             let node = NodeIndex(node as u32);
             let flags = graph.flags(node);
             graph.set_flags(node, NodeFlags(flags.0 | NodeFlags::PAGE_OWNED));
@@ -177,7 +189,8 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
 /// Writes the new edge kind column into `kinds` (a copy of the graph's, allocated by the caller
 /// so a worker thread's allocator arena does not keep it); [`HeapGraph::restore_edge_kind_bytes`]
 /// puts it in place.
-pub fn essential_edge_kinds(graph_ref: &HeapGraph, kinds: &mut [u8]) {
+/// `owned` is the bitset of page-owned nodes from [`page_owned`].
+pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &mut [u8]) {
     const NOT_EPHEMERON: u64 = u64::MAX;
     let root = graph_ref.root().get();
     let internal = EdgeKind::Internal.to_byte(false);
@@ -188,16 +201,7 @@ pub fn essential_edge_kinds(graph_ref: &HeapGraph, kinds: &mut [u8]) {
     let ids = graph_ref.ids();
     // Page ownership as a bitset: looked up per edge target, it stays in cache.
     let n = graph_ref.node_count();
-    let mut owned_bits = vec![0u64; n.div_ceil(64)];
-    for node in 0..n {
-        if graph_ref
-            .flags(NodeIndex(node as u32))
-            .has(NodeFlags::PAGE_OWNED)
-        {
-            owned_bits[node / 64] |= 1 << (node % 64);
-        }
-    }
-    let owned = |node: usize| owned_bits[node / 64] & (1 << (node % 64)) != 0;
+    let owned = |node: usize| has_bit(owned_bits, node);
     // Only names starting with a digit can be ephemeron edge names; as a bitset by string id,
     // the common case needs no hash lookup.
     let strings = graph_ref.strings();

@@ -380,22 +380,26 @@ pub fn read(
 
     on_phase("applying DevTools semantics");
     devtools::propagate_dom_state(&mut graph)?;
-    devtools::mark_page_owned(&mut graph);
-    // Three independent read-only passes, classes on one core while the edges' essential bits
-    // (themselves parallel) and the shallow-size owners take the other. Their output columns
-    // are allocated here, on the calling thread, so freeing them returns the memory.
+    // Page ownership first, on this thread (its search stack would otherwise stay in a worker's
+    // allocator arena and raise the peak). Then read-only passes: classes on one core while the
+    // edges' essential bits (themselves parallel) and the shallow-size owners take the other.
+    // Their output columns are allocated here, on the calling thread, so freeing them returns
+    // the memory.
     let mut kinds = graph.edge_kind_bytes().to_vec();
     let mut owners = vec![0u32; node_count];
+    let mut owned = vec![0u64; node_count.div_ceil(64)];
+    devtools::page_owned(&graph, &mut owned);
     let of_node = vec![0u32; node_count];
     let (classes, ((), has_owners)) = rayon::join(
         || devtools::classify_nodes(&graph, &locations, interfaces, of_node),
         || {
             rayon::join(
-                || devtools::essential_edge_kinds(&graph, &mut kinds),
+                || devtools::essential_edge_kinds(&graph, &owned, &mut kinds),
                 || devtools::shallow_size_owners(&graph, &mut owners),
             )
         },
     );
+    devtools::mark_page_owned(&mut graph, &owned);
     graph.restore_edge_kind_bytes(kinds)?;
     if has_owners {
         devtools::fold_shallow_sizes(&mut graph, &owners);
