@@ -1,5 +1,6 @@
 //! The writer thread: drains the per-thread buffers, restores time order, keeps the live-block
-//! map, encodes events with `leaksift_trace::TraceWriter` (delta/varint, LZ4 chunks), logs module
+//! map, encodes events with `leaksift_trace::TraceWriter` (delta/varint records, zstd-compressed
+//! chunks, real addresses only for blocks that outlive their chunk), logs module
 //! changes and RSS, flushes every 100 ms, and runs leak scans on request and at exit.
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use leaksift_trace::TraceWriter;
+use leaksift_trace::writer::AddressPolicy;
 use leaksift_trace::format::{FORMAT_VERSION, alloc_kind_from_code};
 use leaksift_trace::model::{
     AllocKind, LeakScan, Module, ModuleId, ProcessEnd, ScanTrigger, ScannedBlock, StackId,
@@ -202,6 +204,8 @@ pub fn open_output(config: &Config, fork_child: bool) -> Option<Sink> {
     };
     let mut trace = TraceWriter::new(GuardedFile::new(file)?, &header).ok()?;
     trace.set_time_resolution(TIME_RESOLUTION_NS);
+    // Leak scans and later frees only ever name blocks that outlive their chunk.
+    trace.set_address_policy(AddressPolicy::Survivors);
     Some(Sink { trace })
 }
 

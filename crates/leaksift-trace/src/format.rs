@@ -1,9 +1,9 @@
-//! On-disk layout constants of the trace format (version 2); `docs/trace-format.md` is the prose form.
+//! On-disk layout constants of the trace format (version 3); `docs/trace-format.md` is the prose form.
 //!
 //! ```text
 //! file    = MAGIC (8) | version u32le | header_len u32le | header (header_len) | header_crc u32le | chunk*
 //! chunk   = raw_len u32le | stored_len u32le | codec u8 | crc32(raw payload) u32le | stored bytes
-//! payload = record*            (delta state resets at every chunk: chunks decode independently)
+//! payload = record*            (record state resets at every chunk; the zstd stream runs across chunks)
 //! record  = tag u8 | fields    (varints are LEB128; "Δ" fields are zigzag varints of a wrapping difference)
 //! ```
 //!
@@ -13,22 +13,23 @@
 //! | 2 | stack | id, frame count, first frame, then Δ from the previous frame |
 //! | 3 | module loaded | id, base, path length + bytes, build-id length + 1 (0 = none) + bytes, range count, (start, length)* |
 //! | 4 | module unloaded | id |
-//! | 5 | malloc | Δ address (from the previous address), size, stack (thread: the current one) |
+//! | 5 | malloc | size, stack (thread: the current one); the block is the chunk's next one |
 //! | 6 | other allocation | kind u8 ([`alloc_kind_code`]), then as malloc |
-//! | 7 | free | Δ address |
-//! | 8 | realloc | Δ old address, Δ new address from old, size, stack |
+//! | 7 | free | Δ address (a block of an earlier chunk) |
+//! | 8 | realloc | old block (0 none, 1 + Δ address of an earlier chunk's block, d + 1 for the chunk's d-th latest block), size, stack |
 //! | 9 | RSS sample | bytes |
 //! | 10 | leak scan | trigger u8 (0 exit, 1 on demand), block count, (Δ address from the previous block, class u8)* |
 //! | 11 | end | kind u8 (0 exited), Δ status from 0 |
 //! | 12 | thread | thread id that the following allocation records belong to (0 at chunk start) |
-//! | 13 | recent free | distance d: frees the block made by the chunk's d-th latest allocation or realloc (1 ≤ d ≤ 4096) |
+//! | 13 | chunk free | distance d ≥ 1: frees the chunk's d-th latest block (allocation or realloc result) |
+//! | 14 | addresses | last record of a chunk: count, (Δ index, Δ address)* — the real address of those chunk blocks |
 
 use crate::model::{AllocKind, LeakClass, ScanTrigger};
 
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"LKSFTRC\0";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Upper bound on a header's length: anything larger is corruption.
 pub const MAX_HEADER_LEN: u32 = 1 << 20;
 /// Upper bound on a chunk's decompressed length: anything larger is corruption.
@@ -37,7 +38,9 @@ pub const MAX_CHUNK_LEN: u32 = 16 << 20;
 pub const CHUNK_HEADER_LEN: usize = 13;
 
 pub(crate) const CODEC_NONE: u8 = 0;
-pub(crate) const CODEC_LZ4: u8 = 1;
+/// The chunk continues the file's zstd stream, flushed at the chunk's end (code 1, LZ4, was
+/// format version 2's).
+pub(crate) const CODEC_ZSTD_STREAM: u8 = 2;
 
 pub(crate) const TAG_TIME: u8 = 1;
 pub(crate) const TAG_STACK: u8 = 2;
@@ -51,10 +54,19 @@ pub(crate) const TAG_RSS: u8 = 9;
 pub(crate) const TAG_LEAK_SCAN: u8 = 10;
 pub(crate) const TAG_END: u8 = 11;
 pub(crate) const TAG_THREAD: u8 = 12;
-pub(crate) const TAG_FREE_RECENT: u8 = 13;
+pub(crate) const TAG_FREE_CHUNK_BLOCK: u8 = 13;
+pub(crate) const TAG_ADDRESSES: u8 = 14;
 
-/// How far back (in allocations within one chunk) a free may name its block by distance.
-pub const RECENT_ALLOCATIONS: u64 = 4096;
+/// Where the addresses of blocks whose real address the trace omits start (blocks allocated and
+/// freed within one chunk, recorded with [`crate::writer::AddressPolicy::Survivors`]): block `i`
+/// of a chunk decodes at `SYNTHETIC_ADDRESS_BASE + i`, above every user-space address.
+pub const SYNTHETIC_ADDRESS_BASE: u64 = 1 << 63;
+
+/// zstd level of the chunk stream: level 6 finds the long repeats of allocation loops at about
+/// level 3's speed (measured on bench/native_overhead.py's trace: 4× smaller than level 1).
+pub(crate) const ZSTD_LEVEL: i32 = 6;
+/// log2 of the zstd window (2 MiB): the writer's, and the most a reader accepts.
+pub(crate) const ZSTD_WINDOW_LOG: u32 = 21;
 
 /// Header flag bit: mmap/munmap were traced.
 pub(crate) const FLAG_TRACES_MMAP: u64 = 1;

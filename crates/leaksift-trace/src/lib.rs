@@ -22,7 +22,7 @@
 //! ```
 //!
 //! [`TraceReader::open`] decodes on a background thread a few chunks ahead. For big traces,
-//! [`TraceReader::read_batch`] hands over a whole chunk's events per call (tens of thousands),
+//! [`TraceReader::read_batch`] hands over a whole chunk's events per call (up to a few hundred thousand),
 //! which avoids moving every event through `next_event`'s return value.
 //!
 //! Event order: the recorder sorts events by time before writing them, so file order is time order

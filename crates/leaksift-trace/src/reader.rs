@@ -35,6 +35,8 @@ pub struct TraceReader<R: Read> {
     /// The current chunk's events; those before `delivered` were handed out already.
     current: Vec<Event>,
     delivered: usize,
+    /// Whether `current` holds an `End` event.
+    current_has_end: bool,
     /// An error met inside the current chunk, returned after the events decoded before it.
     pending_error: Option<TraceError>,
     saw_end: bool,
@@ -57,6 +59,7 @@ enum Batch {
     Events {
         events: Vec<Event>,
         error: Option<TraceError>,
+        has_end: bool,
     },
     /// The stream ended: cleanly, or inside the chunk starting at `partial_chunk_offset`.
     End { partial_chunk_offset: Option<u64> },
@@ -71,6 +74,8 @@ struct Chunks<R: Read> {
     offset: u64,
     stored: Vec<u8>,
     payload: Vec<u8>,
+    /// The file's zstd stream, continued by every compressed chunk.
+    decompressor: zstd::stream::raw::Decoder<'static>,
 }
 
 /// Stands in for events moved out of a batch.
@@ -81,7 +86,7 @@ const PLACEHOLDER: Event = Event::Free {
 };
 
 /// Batches the prefetch thread may decode ahead of the consumer.
-const PREFETCH_BATCHES: usize = 4;
+const PREFETCH_BATCHES: usize = 2;
 
 impl<R: Read> std::fmt::Debug for TraceReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +109,7 @@ impl TraceReader<BufReader<File>> {
             offset,
             stored: Vec::new(),
             payload: Vec::new(),
+            decompressor: zstd_decompressor(offset)?,
         };
         let (sender, batches) = std::sync::mpsc::sync_channel(PREFETCH_BATCHES);
         let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Event>>();
@@ -169,6 +175,7 @@ impl<R: Read> TraceReader<R> {
             offset,
             stored: Vec::new(),
             payload: Vec::new(),
+            decompressor: zstd_decompressor(offset)?,
         };
         Ok(TraceReader::with_source(header, Source::Inline(chunks)))
     }
@@ -180,6 +187,7 @@ impl<R: Read> TraceReader<R> {
             current: Vec::new(),
             delivered: 0,
             pending_error: None,
+            current_has_end: false,
             saw_end: false,
             truncation: Truncation::Unknown,
             done: false,
@@ -224,28 +232,30 @@ impl<R: Read> TraceReader<R> {
         }
     }
 
-    /// Appends the rest of the current chunk's events (or the next chunk's) to `out`, in order:
-    /// the cheap way to consume a trace, one chunk (tens of thousands of events) per call, with
-    /// no copying at all when `out` is empty. Returns `Ok(false)` at the end of the trace (and
-    /// after an error).
+    /// Replaces `out`'s contents with the rest of the current chunk's events (or the next
+    /// chunk's), in order: the cheap way to consume a trace, one chunk (up to a few hundred
+    /// thousand events) per call. The chunk's vector is handed over without copying, and `out`'s
+    /// previous events go back to the decoder, which drops them (on its own thread for
+    /// [`TraceReader::open`]) and reuses the allocation. Returns `Ok(false)` at the end of the
+    /// trace (and after an error).
     pub fn read_batch(&mut self, out: &mut Vec<Event>) -> Result<bool, TraceError> {
         while self.delivered >= self.current.len() {
             if !self.refill()? {
                 return Ok(false);
             }
         }
-        let fresh = &self.current[self.delivered..];
-        if fresh.iter().any(|event| matches!(event, Event::End { .. })) {
-            self.saw_end = true;
-        }
-        if out.is_empty() && self.delivered == 0 {
-            // Hand the whole vector over; keep `out`'s allocation for the next chunk.
+        if self.delivered == 0 {
+            self.saw_end |= self.current_has_end;
             std::mem::swap(out, &mut self.current);
         } else {
+            // Part of the chunk went through `next_event` already.
+            let fresh = &self.current[self.delivered..];
+            self.saw_end |= fresh.iter().any(|event| matches!(event, Event::End { .. }));
+            out.clear();
             out.extend(self.current.drain(self.delivered..));
         }
-        self.current.clear();
-        self.delivered = 0;
+        // `current` (now `out`'s old events) is spent: the next call recycles it.
+        self.delivered = self.current.len();
         Ok(true)
     }
 
@@ -259,8 +269,8 @@ impl<R: Read> TraceReader<R> {
         if self.done {
             return Ok(false);
         }
-        let mut spent = std::mem::take(&mut self.current);
-        spent.clear();
+        // Cleared by the decoder, which refills it.
+        let spent = std::mem::take(&mut self.current);
         self.delivered = 0;
         let batch = match &mut self.source {
             Source::Inline(chunks) => chunks.next_batch(spent),
@@ -274,8 +284,13 @@ impl<R: Read> TraceReader<R> {
             }
         };
         match batch {
-            Batch::Events { events, error } => {
+            Batch::Events {
+                events,
+                error,
+                has_end,
+            } => {
                 self.current = events;
+                self.current_has_end = has_end;
                 self.pending_error = error;
                 Ok(true)
             }
@@ -352,13 +367,12 @@ impl<R: Read> Chunks<R> {
     fn decode_chunk(&self, start: u64, mut events: Vec<Event>) -> Batch {
         events.clear();
         let mut cursor = Cursor::new(&self.payload);
-        let mut state = ChunkState::new();
+        let mut state = ChunkState::default();
         let mut error = None;
         while !cursor.is_empty() {
             let record_pos = cursor.pos;
-            match decode_record(&mut cursor, &mut state) {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => {}
+            match decode_record(&mut cursor, &mut state, &mut events) {
+                Ok(()) => {}
                 Err(what) => {
                     error = Some(corrupt(
                         start,
@@ -370,7 +384,11 @@ impl<R: Read> Chunks<R> {
                 }
             }
         }
-        Batch::Events { events, error }
+        Batch::Events {
+            events,
+            error,
+            has_end: state.has_end,
+        }
     }
 
     /// Reads, decompresses and checks the next chunk into `payload`: `Ok(Some(offset))` with the
@@ -399,7 +417,7 @@ impl<R: Read> Chunks<R> {
         }
         let plausible_stored = match codec {
             CODEC_NONE => stored_len == raw_len,
-            CODEC_LZ4 => stored_len > 0 && stored_len < raw_len,
+            CODEC_ZSTD_STREAM => stored_len > 0,
             _ => {
                 return Err(Err(corrupt(
                     start + 8,
@@ -423,20 +441,56 @@ impl<R: Read> Chunks<R> {
         if got < stored_len as usize {
             return Err(Ok(start));
         }
-        self.payload.resize(raw_len as usize, 0);
-        if codec == CODEC_LZ4 {
-            match lz4_flex::block::decompress_into(&self.stored, &mut self.payload) {
-                Ok(n) if n == raw_len as usize => {}
-                _ => return Err(Err(corrupt(start, "chunk does not decompress"))),
-            }
+        if codec == CODEC_ZSTD_STREAM {
+            self.decompress(raw_len as usize)
+                .map_err(|what| Err(corrupt(start, what)))?;
         } else {
-            self.payload.copy_from_slice(&self.stored);
+            self.payload.clear();
+            self.payload.extend_from_slice(&self.stored);
         }
         if crc32fast::hash(&self.payload) != crc {
             return Err(Err(corrupt(start, "chunk checksum mismatch")));
         }
         self.offset = start + (CHUNK_HEADER_LEN as u64) + u64::from(stored_len);
         Ok(Some(start))
+    }
+}
+
+/// A zstd stream decoder for a trace whose chunks start at `offset`.
+fn zstd_decompressor(offset: u64) -> Result<zstd::stream::raw::Decoder<'static>, TraceError> {
+    let mut decoder =
+        zstd::stream::raw::Decoder::new().map_err(|source| TraceError::Io { offset, source })?;
+    // A corrupt frame header must not make the decoder reserve a huge window.
+    decoder
+        .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(ZSTD_WINDOW_LOG))
+        .map_err(|source| TraceError::Io { offset, source })?;
+    Ok(decoder)
+}
+
+impl<R: Read> Chunks<R> {
+    /// Continues the zstd stream with the chunk's stored bytes into exactly `raw_len` bytes of
+    /// `payload`.
+    fn decompress(&mut self, raw_len: usize) -> Result<(), &'static str> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        self.payload.resize(raw_len, 0);
+        let mut input = InBuffer::around(&self.stored);
+        let mut written = 0;
+        loop {
+            let consumed = input.pos();
+            // A slice of exactly `raw_len` bytes: the decoder cannot write past the chunk.
+            let mut output = OutBuffer::around_pos(&mut self.payload[..], written);
+            self.decompressor
+                .run(&mut input, &mut output)
+                .map_err(|_| "chunk does not decompress")?;
+            let progressed = output.pos() != written || input.pos() != consumed;
+            written = output.pos();
+            if written == raw_len && input.pos() == self.stored.len() {
+                return Ok(());
+            }
+            if !progressed {
+                return Err("chunk does not decompress to its stated length");
+            }
+        }
     }
 }
 
@@ -466,65 +520,107 @@ fn decode_header(body: &[u8], format_version: u32) -> Result<TraceHeader, Decode
 }
 
 /// Decoder state of one chunk (reset at every chunk, like the writer's).
+#[derive(Default)]
 struct ChunkState {
     time: u64,
     address: u64,
     thread: u32,
-    /// Addresses of the chunk's latest allocations, for recent frees.
-    recent: Vec<u64>,
-    allocations: u64,
+    /// The chunk's blocks (allocations and realloc results), by index.
+    blocks: Vec<BlockEvents>,
+    /// Whether the chunk's addresses record was read (it must be the last record).
+    addresses_stated: bool,
+    /// Whether the chunk holds an `End` event.
+    has_end: bool,
+}
+
+/// Where a chunk block's address appears in the decoded events.
+#[derive(Clone, Copy)]
+struct BlockEvents {
+    /// The `Alloc` or `Realloc` event that made the block.
+    made: usize,
+    /// The `Free` or `Realloc` event that freed it, if any did in this chunk.
+    freed: Option<usize>,
 }
 
 impl ChunkState {
-    fn new() -> ChunkState {
-        ChunkState {
-            time: 0,
-            address: 0,
-            thread: 0,
-            recent: vec![0; RECENT_ALLOCATIONS as usize],
-            allocations: 0,
-        }
+    /// Registers a block made by event `made`; returns its synthetic address.
+    fn block_made(&mut self, made: usize) -> u64 {
+        self.blocks.push(BlockEvents { made, freed: None });
+        SYNTHETIC_ADDRESS_BASE + (self.blocks.len() - 1) as u64
     }
 
-    /// Records the address of an allocation or realloc result.
-    fn allocated(&mut self, address: u64) {
-        self.address = address;
-        self.recent[(self.allocations % RECENT_ALLOCATIONS) as usize] = address;
-        self.allocations += 1;
-    }
-
-    /// The address of the `distance`-th latest allocation.
-    fn recent(&self, distance: u64) -> Result<u64, DecodeError> {
-        if distance == 0 || distance > self.allocations.min(RECENT_ALLOCATIONS) {
-            return Err("recent free refers to no allocation of this chunk");
+    /// Marks the `distance`-th latest block freed by event `freed`; returns its synthetic address.
+    fn block_freed(&mut self, distance: u64, freed: usize) -> Result<u64, DecodeError> {
+        let count = self.blocks.len() as u64;
+        if distance == 0 || distance > count {
+            return Err("a free names no block of this chunk");
         }
-        Ok(self.recent[((self.allocations - distance) % RECENT_ALLOCATIONS) as usize])
+        let index = (count - distance) as usize;
+        let block = &mut self.blocks[index];
+        if block.freed.is_some() {
+            return Err("a block of this chunk is freed twice");
+        }
+        block.freed = Some(freed);
+        Ok(SYNTHETIC_ADDRESS_BASE + index as u64)
     }
 }
 
-/// Decodes one record; `Ok(None)` for records that only update the decoder state.
-fn decode_record(c: &mut Cursor<'_>, state: &mut ChunkState) -> Result<Option<Event>, DecodeError> {
+/// Writes a chunk block's real address into the events that made and freed it.
+fn state_address(events: &mut [Event], block: BlockEvents, address: u64) {
+    match &mut events[block.made] {
+        Event::Alloc { address: a, .. } | Event::Realloc { new_address: a, .. } => *a = address,
+        _ => {}
+    }
+    if let Some(freed) = block.freed {
+        match &mut events[freed] {
+            Event::Free { address: a, .. } | Event::Realloc { old_address: a, .. } => *a = address,
+            _ => {}
+        }
+    }
+}
+
+/// Decodes one record, appending its event (if it is one) to `events`.
+fn decode_record(
+    c: &mut Cursor<'_>,
+    state: &mut ChunkState,
+    events: &mut Vec<Event>,
+) -> Result<(), DecodeError> {
     let tag = c.u8()?;
+    if state.addresses_stated {
+        return Err("a record follows the chunk's addresses record");
+    }
     let now = TraceTime(state.time);
     let thread = ThreadId(state.thread);
+    let position = events.len();
     let event = match tag {
         TAG_TIME => {
             state.time = c.delta(state.time)?;
-            return Ok(None);
+            return Ok(());
         }
         TAG_THREAD => {
             state.thread = c.varint_u32()?;
-            return Ok(None);
+            return Ok(());
         }
-        TAG_FREE_RECENT => {
-            let address = state.recent(c.varint()?)?;
-            state.address = address;
-            Event::Free {
-                time: now,
-                thread,
-                address,
+        TAG_ADDRESSES => {
+            state.addresses_stated = true;
+            let n = c.count()?;
+            let (mut next_index, mut address) = (0u64, 0u64);
+            for _ in 0..n {
+                let index = next_index
+                    .checked_add(c.varint()?)
+                    .filter(|&i| i < state.blocks.len() as u64)
+                    .ok_or("an address is stated for no block of this chunk")?;
+                address = c.delta(address)?;
+                state_address(events, state.blocks[index as usize], address);
+                next_index = index + 1;
             }
+            return Ok(());
         }
+        TAG_FREE_CHUNK_BLOCK => Event::Free {
+            time: now,
+            thread,
+            address: state.block_freed(c.varint()?, position)?,
+        },
         TAG_STACK => {
             let id = StackId(c.varint_u32()?);
             let n = c.count()?;
@@ -570,14 +666,12 @@ fn decode_record(c: &mut Cursor<'_>, state: &mut ChunkState) -> Result<Option<Ev
             } else {
                 alloc_kind_from_code(c.u8()?).ok_or("unknown allocation kind")?
             };
-            let address = c.delta(state.address)?;
-            state.allocated(address);
             let size = c.varint()?;
             let stack = StackId(c.varint_u32()?);
             Event::Alloc {
                 time: now,
                 thread,
-                address,
+                address: state.block_made(position),
                 size,
                 stack,
                 kind,
@@ -593,16 +687,21 @@ fn decode_record(c: &mut Cursor<'_>, state: &mut ChunkState) -> Result<Option<Ev
             }
         }
         TAG_REALLOC => {
-            let old_address = c.delta(state.address)?;
-            let new_address = c.delta(old_address)?;
-            state.allocated(new_address);
+            let old_address = match c.varint()? {
+                0 => 0,
+                1 => {
+                    state.address = c.delta(state.address)?;
+                    state.address
+                }
+                old => state.block_freed(old - 1, position)?,
+            };
             let size = c.varint()?;
             let stack = StackId(c.varint_u32()?);
             Event::Realloc {
                 time: now,
                 thread,
                 old_address,
-                new_address,
+                new_address: state.block_made(position),
                 size,
                 stack,
             }
@@ -637,6 +736,7 @@ fn decode_record(c: &mut Cursor<'_>, state: &mut ChunkState) -> Result<Option<Ev
             }
             let status = c.delta(0)? as i64;
             let status = i32::try_from(status).map_err(|_| "exit status out of range")?;
+            state.has_end = true;
             Event::End {
                 time: now,
                 end: ProcessEnd::Exited(status),
@@ -644,5 +744,6 @@ fn decode_record(c: &mut Cursor<'_>, state: &mut ChunkState) -> Result<Option<Ev
         }
         _ => return Err("unknown record tag"),
     };
-    Ok(Some(event))
+    events.push(event);
+    Ok(())
 }

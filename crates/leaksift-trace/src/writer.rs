@@ -1,10 +1,16 @@
-//! Encodes events into the chunked trace format: delta/varint records, LZ4-compressed chunks.
+//! Encodes events into the chunked trace format: delta/varint records, one zstd stream flushed
+//! at every chunk's end.
 //!
-//! The writer buffers one chunk's payload (default 256 KiB) and writes it as a whole, so a process
-//! killed mid-run leaves a file whose complete chunks all decode. Its buffers are reused, so after
-//! warm-up encoding allocates nothing.
+//! The writer buffers one chunk's payload (default 1 MiB) and writes it as a whole, so a process
+//! killed mid-run leaves a file whose complete chunks all decode. Allocation records carry no
+//! address: frees name a block of the current chunk by its distance, and the chunk's last record
+//! states the real addresses of its blocks (all of them, or under [`AddressPolicy::Survivors`]
+//! only of those still live). Its buffers are reused, so after warm-up encoding allocates little.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
+
+use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
 
 use crate::format::*;
 use crate::model::{
@@ -14,14 +20,34 @@ use crate::model::{
 use crate::varint::{put, put_delta};
 
 /// Default payload size at which a chunk is compressed and written.
-pub const DEFAULT_CHUNK_BYTES: usize = 256 << 10;
+pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
 
-/// Delta-coding state; reset at every chunk so that chunks decode independently.
+/// Delta-coding state; reset at every chunk.
 #[derive(Default)]
 struct DeltaState {
     time: u64,
     address: u64,
     thread: u32,
+}
+
+/// Which blocks' real addresses a chunk states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AddressPolicy {
+    /// Every block's: the decoded events are exactly those written.
+    #[default]
+    All,
+    /// Only blocks still live at the chunk's end (what leak scans and later frees refer to);
+    /// blocks allocated and freed within one chunk decode at synthetic addresses
+    /// ([`SYNTHETIC_ADDRESS_BASE`] + their index in the chunk). The recorder's choice: short-lived
+    /// blocks then cost no address bytes at all.
+    Survivors,
+}
+
+/// A block allocated in the current chunk: its address, and whether it was freed since.
+#[derive(Clone, Copy)]
+struct ChunkBlock {
+    address: u64,
+    freed: bool,
 }
 
 /// Streams a trace to `out`. Call [`TraceWriter::flush`] to make everything written so far
@@ -32,9 +58,17 @@ pub struct TraceWriter<W: Write> {
     payload: Vec<u8>,
     compressed: Vec<u8>,
     state: DeltaState,
+    encoder: zstd::stream::raw::Encoder<'static>,
+    address_policy: AddressPolicy,
     /// Allocations (and realloc results) written so far, and how many before this chunk.
     allocations: u64,
     chunk_first_allocation: u64,
+    /// This chunk's blocks, by index (allocation number - `chunk_first_allocation`).
+    chunk_blocks: Vec<ChunkBlock>,
+    /// Address → index of `chunk_blocks[..indexed]`, built lazily for frees and reallocs that
+    /// name their block by address only (see [`TraceWriter::free_allocation`] for the fast path).
+    block_index: HashMap<u64, usize>,
+    indexed: usize,
     time_resolution_ns: u64,
     chunk_bytes: usize,
     bytes_written: u64,
@@ -47,6 +81,13 @@ impl<W: Write> std::fmt::Debug for TraceWriter<W> {
             .field("bytes_written", &self.bytes_written)
             .finish()
     }
+}
+
+/// The zstd stream compressor: [`ZSTD_LEVEL`], window of 2^[`ZSTD_WINDOW_LOG`] bytes.
+fn zstd_encoder() -> io::Result<zstd::stream::raw::Encoder<'static>> {
+    let mut encoder = zstd::stream::raw::Encoder::new(ZSTD_LEVEL)?;
+    encoder.set_parameter(zstd::stream::raw::CParameter::WindowLog(ZSTD_WINDOW_LOG))?;
+    Ok(encoder)
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -81,8 +122,13 @@ impl<W: Write> TraceWriter<W> {
             payload: Vec::with_capacity(DEFAULT_CHUNK_BYTES + 4096),
             compressed: Vec::new(),
             state: DeltaState::default(),
+            encoder: zstd_encoder()?,
+            address_policy: AddressPolicy::All,
             allocations: 0,
             chunk_first_allocation: 0,
+            chunk_blocks: Vec::new(),
+            block_index: HashMap::new(),
+            indexed: 0,
             time_resolution_ns: 0,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             bytes_written: head.len() as u64,
@@ -93,6 +139,11 @@ impl<W: Write> TraceWriter<W> {
     /// (0 = exact times).
     pub fn set_time_resolution(&mut self, nanos: u64) {
         self.time_resolution_ns = nanos;
+    }
+
+    /// Which block addresses the trace states (default [`AddressPolicy::All`]).
+    pub fn set_address_policy(&mut self, policy: AddressPolicy) {
+        self.address_policy = policy;
     }
 
     /// Payload size at which a chunk is written (at least 1 KiB).
@@ -236,15 +287,51 @@ impl<W: Write> TraceWriter<W> {
             p.push(TAG_ALLOC);
             p.push(alloc_kind_code(kind));
         }
-        put_delta(p, self.state.address, address);
-        self.state.address = address;
         put(p, size);
         put(p, u64::from(stack.0));
-        self.allocations += 1;
+        self.allocated(address);
         self.record_done()
     }
 
+    /// Registers the block just written as the chunk's next one.
+    fn allocated(&mut self, address: u64) {
+        self.chunk_blocks.push(ChunkBlock {
+            address,
+            freed: false,
+        });
+        self.allocations += 1;
+    }
+
+    /// The index of the live chunk block at `address`, if there is one.
+    fn chunk_block_at(&mut self, address: u64) -> Option<usize> {
+        for (index, block) in self.chunk_blocks.iter().enumerate().skip(self.indexed) {
+            self.block_index.insert(block.address, index);
+        }
+        self.indexed = self.chunk_blocks.len();
+        let index = *self.block_index.get(&address)?;
+        let block = self.chunk_blocks[index];
+        (block.address == address && !block.freed).then_some(index)
+    }
+
+    /// Marks chunk block `index` freed and returns its distance from the chunk's latest block.
+    fn free_chunk_block(&mut self, index: usize) -> u64 {
+        self.chunk_blocks[index].freed = true;
+        (self.chunk_blocks.len() - index) as u64
+    }
+
     pub fn free(&mut self, time: TraceTime, thread: ThreadId, address: u64) -> io::Result<()> {
+        match self.chunk_block_at(address) {
+            Some(index) => self.free_by_distance(time, thread, index),
+            None => self.free_by_address(time, thread, address),
+        }
+    }
+
+    fn free_by_address(
+        &mut self,
+        time: TraceTime,
+        thread: ThreadId,
+        address: u64,
+    ) -> io::Result<()> {
         self.tick(time);
         self.thread(thread);
         let p = &mut self.payload;
@@ -254,9 +341,23 @@ impl<W: Write> TraceWriter<W> {
         self.record_done()
     }
 
+    fn free_by_distance(
+        &mut self,
+        time: TraceTime,
+        thread: ThreadId,
+        index: usize,
+    ) -> io::Result<()> {
+        self.tick(time);
+        self.thread(thread);
+        let distance = self.free_chunk_block(index);
+        self.payload.push(TAG_FREE_CHUNK_BLOCK);
+        put(&mut self.payload, distance);
+        self.record_done()
+    }
+
     /// Frees the block written as allocation number `allocation` (see
-    /// [`TraceWriter::last_allocation`]) at `address`: when it is among the chunk's last
-    /// [`RECENT_ALLOCATIONS`] allocations, the record names it by distance instead of address.
+    /// [`TraceWriter::last_allocation`]) at `address`, like [`TraceWriter::free`] but without
+    /// looking the block up by address.
     pub fn free_allocation(
         &mut self,
         time: TraceTime,
@@ -264,19 +365,17 @@ impl<W: Write> TraceWriter<W> {
         address: u64,
         allocation: u64,
     ) -> io::Result<()> {
-        let distance = self.allocations.wrapping_sub(allocation);
-        if allocation < self.chunk_first_allocation
-            || distance == 0
-            || distance > RECENT_ALLOCATIONS
-        {
-            return self.free(time, thread, address);
+        let index = allocation.wrapping_sub(self.chunk_first_allocation) as usize;
+        match self.chunk_blocks.get(index) {
+            Some(block)
+                if allocation >= self.chunk_first_allocation
+                    && block.address == address
+                    && !block.freed =>
+            {
+                self.free_by_distance(time, thread, index)
+            }
+            _ => self.free(time, thread, address),
         }
-        self.tick(time);
-        self.thread(thread);
-        self.payload.push(TAG_FREE_RECENT);
-        put(&mut self.payload, distance);
-        self.state.address = address;
-        self.record_done()
     }
 
     pub fn realloc(
@@ -288,16 +387,28 @@ impl<W: Write> TraceWriter<W> {
         size: u64,
         stack: StackId,
     ) -> io::Result<()> {
+        let old_block = match old_address {
+            0 => None,
+            _ => self.chunk_block_at(old_address),
+        };
         self.tick(time);
         self.thread(thread);
-        let p = &mut self.payload;
-        p.push(TAG_REALLOC);
-        put_delta(p, self.state.address, old_address);
-        put_delta(p, old_address, new_address);
-        self.state.address = new_address;
-        put(p, size);
-        put(p, u64::from(stack.0));
-        self.allocations += 1;
+        self.payload.push(TAG_REALLOC);
+        match (old_address, old_block) {
+            (0, _) => put(&mut self.payload, 0),
+            (_, Some(index)) => {
+                let distance = self.free_chunk_block(index);
+                put(&mut self.payload, distance + 1);
+            }
+            (_, None) => {
+                put(&mut self.payload, 1);
+                put_delta(&mut self.payload, self.state.address, old_address);
+                self.state.address = old_address;
+            }
+        }
+        put(&mut self.payload, size);
+        put(&mut self.payload, u64::from(stack.0));
+        self.allocated(new_address);
         self.record_done()
     }
 
@@ -308,7 +419,10 @@ impl<W: Write> TraceWriter<W> {
         self.record_done()
     }
 
+    /// Writes a leak scan. It starts a new chunk, so that every block it lists has its real
+    /// address in the trace.
     pub fn leak_scan(&mut self, scan: &LeakScan) -> io::Result<()> {
+        self.write_chunk()?;
         self.tick(scan.time);
         let p = &mut self.payload;
         p.push(TAG_LEAK_SCAN);
@@ -336,19 +450,59 @@ impl<W: Write> TraceWriter<W> {
         self.record_done()
     }
 
-    /// Compresses and writes the pending payload as one chunk (nothing if it is empty).
+    /// Ends the chunk's records with its blocks' addresses (see [`AddressPolicy`]).
+    fn write_addresses(&mut self) {
+        let keep_all = self.address_policy == AddressPolicy::All;
+        let stated = self
+            .chunk_blocks
+            .iter()
+            .filter(|block| keep_all || !block.freed)
+            .count();
+        if stated == 0 {
+            return;
+        }
+        let p = &mut self.payload;
+        p.push(TAG_ADDRESSES);
+        put(p, stated as u64);
+        let (mut next_index, mut previous_address) = (0usize, 0u64);
+        for (index, block) in self.chunk_blocks.iter().enumerate() {
+            if keep_all || !block.freed {
+                put(p, (index - next_index) as u64);
+                put_delta(p, previous_address, block.address);
+                next_index = index + 1;
+                previous_address = block.address;
+            }
+        }
+    }
+
+    /// Compresses and writes the pending payload as one chunk (nothing if it is empty): the
+    /// file's zstd stream continues with the payload and is flushed, so the chunk's bytes decode
+    /// given the earlier chunks'.
     fn write_chunk(&mut self) -> io::Result<()> {
         if self.payload.is_empty() {
             return Ok(());
         }
+        self.write_addresses();
         let raw_len = self.payload.len();
+        self.compressed.clear();
         self.compressed
-            .resize(lz4_flex::block::get_maximum_output_size(raw_len), 0);
-        let (codec, stored): (u8, &[u8]) =
-            match lz4_flex::block::compress_into(&self.payload, &mut self.compressed) {
-                Ok(n) if n < raw_len => (CODEC_LZ4, &self.compressed[..n]),
-                _ => (CODEC_NONE, &self.payload),
-            };
+            .reserve(zstd::zstd_safe::compress_bound(raw_len) + 1024);
+        let mut input = InBuffer::around(&self.payload);
+        while input.pos() < raw_len {
+            self.compressed.reserve(1024);
+            let written = self.compressed.len();
+            let mut output = OutBuffer::around_pos(&mut self.compressed, written);
+            self.encoder.run(&mut input, &mut output)?;
+        }
+        loop {
+            self.compressed.reserve(1024);
+            let written = self.compressed.len();
+            let mut output = OutBuffer::around_pos(&mut self.compressed, written);
+            if self.encoder.flush(&mut output)? == 0 {
+                break;
+            }
+        }
+        let (codec, stored): (u8, &[u8]) = (CODEC_ZSTD_STREAM, &self.compressed);
         let mut head = [0u8; CHUNK_HEADER_LEN];
         head[0..4].copy_from_slice(&(raw_len as u32).to_le_bytes());
         head[4..8].copy_from_slice(&(stored.len() as u32).to_le_bytes());
@@ -360,6 +514,9 @@ impl<W: Write> TraceWriter<W> {
         self.payload.clear();
         self.state = DeltaState::default();
         self.chunk_first_allocation = self.allocations;
+        self.chunk_blocks.clear();
+        self.block_index.clear();
+        self.indexed = 0;
         Ok(())
     }
 

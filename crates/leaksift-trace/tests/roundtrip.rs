@@ -1,6 +1,8 @@
 //! Writer → reader round trips, truncation detection and hostile input (no panics, offsets named).
 
+use leaksift_trace::format::SYNTHETIC_ADDRESS_BASE;
 use leaksift_trace::model::*;
+use leaksift_trace::writer::AddressPolicy;
 use leaksift_trace::{TraceError, TraceReader, TraceWriter, Truncation};
 use proptest::prelude::*;
 
@@ -309,6 +311,118 @@ fn frees_named_by_allocation_distance_decode_to_their_addresses() {
 }
 
 #[test]
+fn version_2_traces_are_refused_by_name() {
+    let mut bytes = encode(&sample_events(), 1 << 20);
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let err = decode(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TraceError::UnsupportedVersion {
+                offset: 8,
+                version: 2
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("this build reads version 3"),
+        "{err}"
+    );
+}
+
+/// Under `AddressPolicy::Survivors` only blocks live at their chunk's end keep their address:
+/// the rest decode at synthetic addresses, consistently between allocation and free, and a leak
+/// scan's blocks all have their real addresses.
+#[test]
+fn survivor_policy_states_the_addresses_that_outlive_their_chunk() {
+    let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
+    writer.set_chunk_bytes(1024);
+    writer.set_address_policy(AddressPolicy::Survivors);
+    let mut kept = Vec::new();
+    for i in 0..3000u64 {
+        let address = 0x7f00_0000 + (i % 50) * 0x100 + i / 50;
+        writer
+            .alloc(
+                TraceTime(i),
+                ThreadId(1),
+                address,
+                24,
+                StackId(0),
+                AllocKind::Malloc,
+            )
+            .unwrap();
+        if i % 7 == 0 {
+            kept.push(address);
+        } else {
+            writer.free(TraceTime(i), ThreadId(1), address).unwrap();
+        }
+    }
+    // Some kept blocks are freed chunks later, by address; one through realloc.
+    let freed_late: Vec<u64> = kept.drain(..10).collect();
+    for &address in &freed_late[1..] {
+        writer.free(TraceTime(5000), ThreadId(2), address).unwrap();
+    }
+    writer
+        .realloc(
+            TraceTime(5001),
+            ThreadId(2),
+            freed_late[0],
+            0x9000_0000,
+            8,
+            StackId(0),
+        )
+        .unwrap();
+    kept.push(0x9000_0000);
+    let blocks = kept
+        .iter()
+        .map(|&address| ScannedBlock {
+            address,
+            class: LeakClass::StillReachable,
+        })
+        .collect();
+    writer
+        .leak_scan(&LeakScan {
+            time: TraceTime(6000),
+            trigger: ScanTrigger::Exit,
+            blocks,
+        })
+        .unwrap();
+    let (decoded, _) = decode(&writer.finish().unwrap()).unwrap();
+
+    let mut live = std::collections::HashSet::new();
+    let mut synthetic = 0;
+    for event in &decoded {
+        match event {
+            Event::Alloc { address, .. } => {
+                synthetic += usize::from(*address >= SYNTHETIC_ADDRESS_BASE);
+                assert!(live.insert(*address), "{address:#x} allocated twice");
+            }
+            Event::Free { address, .. } => assert!(live.remove(address), "{address:#x}"),
+            Event::Realloc {
+                old_address,
+                new_address,
+                ..
+            } => {
+                assert!(live.remove(old_address));
+                assert!(live.insert(*new_address));
+            }
+            Event::LeakScan(scan) => {
+                let scanned: std::collections::HashSet<u64> =
+                    scan.blocks.iter().map(|b| b.address).collect();
+                assert_eq!(scanned, live, "the scan names exactly the live blocks");
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        synthetic > 2000,
+        "{synthetic} blocks at synthetic addresses"
+    );
+    assert_eq!(live.len(), kept.len());
+}
+
+#[test]
 fn read_batch_delivers_the_same_events_chunk_by_chunk() {
     let mut events = sample_events();
     events.pop();
@@ -325,13 +439,23 @@ fn read_batch_delivers_the_same_events_chunk_by_chunk() {
     });
     let bytes = encode(&events, 1024);
     let mut reader = TraceReader::from_bytes(&bytes).unwrap();
-    let mut out = Vec::new();
+    let (mut batch, mut all) = (Vec::new(), Vec::new());
     let mut calls = 0;
-    while reader.read_batch(&mut out).unwrap() {
+    while reader.read_batch(&mut batch).unwrap() {
         calls += 1;
+        all.extend_from_slice(&batch);
     }
     assert!(calls > 1, "several chunks");
-    assert_eq!(out, events);
+    assert_eq!(all, events);
+    // Mixed with `next_event`: a batch is the rest of the current chunk.
+    let mut reader = TraceReader::from_bytes(&bytes).unwrap();
+    let mut mixed = vec![reader.next_event().unwrap().unwrap()];
+    while reader.read_batch(&mut batch).unwrap() {
+        mixed.extend_from_slice(&batch);
+        mixed.extend(reader.next_event().unwrap());
+    }
+    assert_eq!(mixed, events);
+    assert_eq!(reader.truncation(), Truncation::Complete);
     assert_eq!(reader.truncation(), Truncation::Complete);
 }
 
@@ -373,6 +497,42 @@ fn files_read_on_the_prefetch_thread_behave_like_bytes() {
     }
 }
 
+/// `sample_events()` in 1 KiB chunks, encoded once for the bit-flip cases.
+fn sample_trace() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| encode(&sample_events(), 1024))
+}
+
+/// Allocations freed by chunk distance over three threads, recorded like the recorder does
+/// (survivor addresses only), encoded once for the bit-flip cases.
+fn chunk_frees_trace() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
+        writer.set_chunk_bytes(1024);
+        writer.set_address_policy(AddressPolicy::Survivors);
+        for i in 0..400u64 {
+            writer
+                .alloc(
+                    TraceTime(i),
+                    ThreadId((i % 3) as u32),
+                    0x1000 + i * 64,
+                    i,
+                    StackId(0),
+                    AllocKind::Malloc,
+                )
+                .unwrap();
+            let allocation = writer.last_allocation();
+            if i % 5 != 0 {
+                writer
+                    .free_allocation(TraceTime(i), ThreadId(1), 0x1000 + i * 64, allocation)
+                    .unwrap();
+            }
+        }
+        writer.finish().unwrap()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -388,14 +548,7 @@ proptest! {
     fn bit_flips_in_recent_frees_and_thread_switches_never_panic(
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
     ) {
-        let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
-        writer.set_chunk_bytes(1024);
-        for i in 0..400u64 {
-            writer.alloc(TraceTime(i), ThreadId((i % 3) as u32), 0x1000 + i * 64, i, StackId(0), AllocKind::Malloc).unwrap();
-            let allocation = writer.last_allocation();
-            writer.free_allocation(TraceTime(i), ThreadId(1), 0x1000 + i * 64, allocation).unwrap();
-        }
-        let mut bytes = writer.finish().unwrap();
+        let mut bytes = chunk_frees_trace().to_vec();
         for (index, bit) in flips {
             let i = index.index(bytes.len());
             bytes[i] ^= 1 << bit;
@@ -405,7 +558,7 @@ proptest! {
 
     #[test]
     fn bit_flips_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6)) {
-        let mut bytes = encode(&sample_events(), 1024);
+        let mut bytes = sample_trace().to_vec();
         for (index, bit) in flips {
             let i = index.index(bytes.len());
             bytes[i] ^= 1 << bit;

@@ -13,7 +13,6 @@ use leaksift_native::view::{self, FlameMetric, NativeReport, ViewOptions};
 use leaksift_report::flamegraph::{self, WeightedStack};
 use leaksift_report::native::{TraceLabel, render_text};
 use leaksift_report::progress::Progress;
-use leaksift_trace::model::Event;
 use leaksift_trace::{TraceError, TraceReader};
 
 use crate::cmd::trend::options::parse_bytes;
@@ -178,68 +177,38 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Decoded events per batch handed from the reading thread to the replay.
-const BATCH_EVENTS: usize = 8192;
-
-/// Replays every event of the trace. Decoding runs on a second thread, one batch ahead of the
-/// replay, so the two halves of the work overlap. A decoding error ends the stream: the analysis
-/// covers the events before it (and is marked truncated) and the error is returned beside it.
-fn replay_trace<R: std::io::Read + Send>(
+/// Replays every event of the trace. [`TraceReader::open`] decodes on its own thread a few chunks
+/// ahead, so decoding and replay overlap; each chunk's events arrive as one vector through
+/// [`TraceReader::read_batch`] (no per-event copying), and the replayed vector goes back to the
+/// decoder, which drops its events on its own thread. A decoding error ends the stream: the
+/// analysis covers the events before it (and is marked truncated) and the error is returned
+/// beside it.
+fn replay_trace<R: std::io::Read>(
     mut reader: TraceReader<R>,
     progress: &mut Progress,
 ) -> (Analysis, Option<TraceError>) {
-    let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<Event>>(4);
-    // Replayed batches go back to the decoder: no allocation (and page faults) per batch.
-    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Event>>();
-    std::thread::scope(|scope| {
-        let decoder = scope.spawn(move || {
-            let fresh = || {
-                recycled
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS))
-            };
-            let mut batch = fresh();
-            let error = loop {
-                match reader.next_event() {
-                    Ok(Some(event)) => {
-                        batch.push(event);
-                        if batch.len() == BATCH_EVENTS {
-                            let full = std::mem::replace(&mut batch, fresh());
-                            if sender.send(full).is_err() {
-                                break None;
-                            }
-                        }
-                    }
-                    Ok(None) => break None,
-                    Err(error) => break Some(error),
-                }
-            };
-            // The receiver only hangs up after the last batch, so this send cannot be lost.
-            let _ = sender.send(batch);
-            (error, reader.is_truncated())
-        });
-        let mut replay = Replay::new();
-        let mut events = 0usize;
-        for mut batch in batches {
-            for event in &batch {
-                replay.event(event);
-            }
-            events += batch.len();
-            if events % (1 << 20) < BATCH_EVENTS {
-                progress.update(&format!("{} M events", events >> 20));
-            }
-            batch.clear();
-            // The decoder may have finished already; then the batch is simply dropped.
-            let _ = recycle.send(batch);
+    let mut replay = Replay::new();
+    let mut batch = Vec::new();
+    let mut events = 0usize;
+    let mut shown_millions = 0usize;
+    let error = loop {
+        match reader.read_batch(&mut batch) {
+            Ok(true) => {}
+            Ok(false) => break None,
+            Err(error) => break Some(error),
         }
-        let (error, file_truncated) = match decoder.join() {
-            Ok(outcome) => outcome,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        let mut analysis = replay.finish();
-        analysis.truncated |= file_truncated || error.is_some();
-        (analysis, error)
-    })
+        for event in &batch {
+            replay.event(event);
+        }
+        events += batch.len();
+        if events >> 20 != shown_millions {
+            shown_millions = events >> 20;
+            progress.update(&format!("{shown_millions} M events"));
+        }
+    };
+    let mut analysis = replay.finish();
+    analysis.truncated |= reader.is_truncated() || error.is_some();
+    (analysis, error)
 }
 
 fn load_suppressions(path: &Path) -> anyhow::Result<Suppressions> {
