@@ -123,6 +123,12 @@ pub enum Event {
         id: ModuleId,
         time: TraceTime,
     },
+    /// A new block. Its `address` (and that of the `Free` or `Realloc` ending it) is real for
+    /// every block still live at the end of its chunk; a trace written with
+    /// `AddressPolicy::Survivors` (the recorder's) gives the other blocks, allocated and freed
+    /// within one chunk, a synthetic address at or above
+    /// [`SYNTHETIC_ADDRESS_BASE`](crate::format::SYNTHETIC_ADDRESS_BASE), unique among the live
+    /// blocks.
     Alloc {
         time: TraceTime,
         thread: ThreadId,
