@@ -1332,6 +1332,28 @@ impl HeapGraph {
         &mut self.edge_kind
     }
 
+    /// Takes the class column out of the graph so a pass can fill it (as scratch, then with
+    /// class ids) while reading the other columns; give it back with
+    /// [`HeapGraph::restore_class_column`]. Until then, node classes must not be read.
+    pub fn take_class_column(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.class)
+    }
+
+    /// Puts back a column taken with [`HeapGraph::take_class_column`]; every entry must be a
+    /// class of the table.
+    pub fn restore_class_column(&mut self, class: Vec<u32>) -> Result<(), GraphError> {
+        if class.len() != self.ids.len() {
+            return Err(GraphError::BadEdgeIndex("class column of the wrong length"));
+        }
+        if class.iter().any(|c| *c as usize >= self.classes.len()) {
+            return Err(GraphError::BadEdgeIndex(
+                "class column names an unknown class",
+            ));
+        }
+        self.class = class;
+        Ok(())
+    }
+
     /// Takes the edge kind column out of the graph so it can be rewritten in parallel while the
     /// other columns are read; give it back with [`HeapGraph::restore_edge_kind_bytes`]. Until
     /// then, edge kinds must not be read through the graph.

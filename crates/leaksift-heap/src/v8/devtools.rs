@@ -560,8 +560,8 @@ enum ClassSource {
 /// `locations` are `(node ordinal, location)` sorted by ordinal, one per node.
 ///
 /// This half only reads the graph: it picks each node's class as an index into a list of new
-/// classes (name text, location) in first-use order, in `of_node` (one slot per node, allocated
-/// by the caller); [`apply_classes`] adds them to the graph.
+/// classes (name text, location) in first-use order, in `of_node` (one slot per node: the
+/// graph's class column, taken out); [`apply_classes`] adds them to the graph.
 pub fn classify_nodes(
     graph: &HeapGraph,
     locations: &[(u32, SourceLocation)],
@@ -695,9 +695,11 @@ pub fn apply_classes(
             class_object: None,
         })?);
     }
-    for (node, &class) in classes.of_node.iter().enumerate() {
-        graph.set_class(NodeIndex(node as u32), ids[class as usize]);
+    let mut column = classes.of_node;
+    for class in column.iter_mut() {
+        *class = ids[*class as usize].0;
     }
+    graph.restore_class_column(column)?;
     Ok(classes.definitions)
 }
 

@@ -384,12 +384,12 @@ pub fn read(
     // allocator arena and raise the peak). Then read-only passes: classes on one core while the
     // edges' essential bits (themselves parallel) and the shallow-size owners take the other.
     // Their output columns are allocated here, on the calling thread, so freeing them returns
-    // the memory.
+    // the memory; classes are picked into the graph's own class column (taken out meanwhile).
     let mut kinds = graph.edge_kind_bytes().to_vec();
     let mut owners = vec![0u32; node_count];
     let mut owned = vec![0u64; node_count.div_ceil(64)];
     devtools::page_owned(&graph, &mut owned);
-    let of_node = vec![0u32; node_count];
+    let of_node = graph.take_class_column();
     let (classes, ((), has_owners)) = rayon::join(
         || devtools::classify_nodes(&graph, &locations, interfaces, of_node),
         || {
