@@ -3,7 +3,7 @@
 //! chunks, real addresses only for blocks that outlive their chunk), logs module
 //! changes and RSS, flushes every 100 ms, and runs leak scans on request and at exit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
@@ -11,12 +11,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use leaksift_trace::TraceWriter;
-use leaksift_trace::writer::AddressPolicy;
 use leaksift_trace::format::{FORMAT_VERSION, alloc_kind_from_code};
 use leaksift_trace::model::{
     AllocKind, LeakScan, Module, ModuleId, ProcessEnd, ScanTrigger, ScannedBlock, StackId,
     ThreadId, TraceHeader, TraceTime,
 };
+use leaksift_trace::writer::AddressPolicy;
 
 use crate::buffers::{self, Op, RawBuffer, RawEvent, WAKE};
 use crate::modules::{self, LoadedModule};
@@ -89,6 +89,7 @@ impl Hasher for AddressHasher {
 }
 
 type LiveMap = HashMap<u64, LiveBlock, BuildHasherDefault<AddressHasher>>;
+type AddressSet = HashSet<u64, BuildHasherDefault<AddressHasher>>;
 
 /// Converts raw timestamps (TSC ticks) into nanoseconds since tracing started.
 #[derive(Clone, Copy)]
@@ -144,6 +145,9 @@ pub struct Writer {
     stack_ids: Vec<u32>,
     next_stack_id: u32,
     live: LiveMap,
+    /// Addresses whose block's free was written early (see [`Writer::retire_reused`]); the
+    /// free itself, still queued, is skipped.
+    owed_frees: AddressSet,
     modules: Vec<(ModuleId, LoadedModule)>,
     next_module_id: u32,
     module_generation: (u64, u64),
@@ -266,6 +270,7 @@ pub fn spawn(sink: Sink) {
         stack_ids: Vec::new(),
         next_stack_id: 0,
         live: LiveMap::default(),
+        owed_frees: AddressSet::default(),
         modules: Vec::new(),
         next_module_id: 0,
         module_generation: (u64::MAX, u64::MAX),
@@ -585,6 +590,7 @@ impl Writer {
             Op::Alloc => {
                 let stack = self.define_stack(e.stack);
                 let kind = alloc_kind_from_code(e.kind).unwrap_or(AllocKind::Malloc);
+                self.retire_reused(time, thread, e.address);
                 let result = self
                     .sink
                     .trace
@@ -594,6 +600,9 @@ impl Writer {
                 result
             }
             Op::Free => {
+                if !self.owed_frees.is_empty() && self.owed_frees.remove(&e.address) {
+                    return;
+                }
                 // Frees of blocks allocated before tracing began are not events of this trace.
                 let Some(block) = self.live.remove(&e.address) else {
                     return;
@@ -604,11 +613,14 @@ impl Writer {
             }
             Op::Realloc => {
                 let stack = self.define_stack(e.stack);
-                let old = if e.old_address != 0 && self.live.remove(&e.old_address).is_some() {
-                    e.old_address
-                } else {
-                    0
-                };
+                let owed = !self.owed_frees.is_empty() && self.owed_frees.remove(&e.old_address);
+                let old =
+                    if e.old_address != 0 && !owed && self.live.remove(&e.old_address).is_some() {
+                        e.old_address
+                    } else {
+                        0
+                    };
+                self.retire_reused(time, thread, e.address);
                 let result = self
                     .sink
                     .trace
@@ -619,6 +631,21 @@ impl Writer {
             }
         };
         self.check(result);
+    }
+
+    /// A new block at `address` while the block there is still live: that block was freed, by
+    /// another thread within the same timestamp, and its free is still queued behind this event.
+    /// Writes that free now (the trace names blocks of a chunk by position, so the new block
+    /// must not take it) and skips it when it comes.
+    fn retire_reused(&mut self, time: TraceTime, thread: ThreadId, address: u64) {
+        if let Some(old) = self.live.remove(&address) {
+            let result = self
+                .sink
+                .trace
+                .free_allocation(time, thread, address, old.allocation);
+            self.check(result);
+            self.owed_frees.insert(address);
+        }
     }
 
     /// The trace's id for stack-table slot `slot`, defining the stack on first use. Trace ids
