@@ -363,9 +363,10 @@ impl<R: Read> Chunks<R> {
         }
     }
 
-    /// Decodes every record of the loaded payload, stopping at the first bad one.
+    /// Decodes every record of the loaded payload, stopping at the first bad one. `events` (a
+    /// spent batch) is overwritten slot by slot: each old event is dropped as its slot is
+    /// written, a single pass over memory instead of a clear and a refill.
     fn decode_chunk(&self, start: u64, mut events: Vec<Event>) -> Batch {
-        events.clear();
         let mut cursor = Cursor::new(&self.payload);
         let mut state = ChunkState::default();
         let mut error = None;
@@ -384,6 +385,7 @@ impl<R: Read> Chunks<R> {
                 }
             }
         }
+        events.truncate(state.events);
         Batch::Events {
             events,
             error,
@@ -531,6 +533,8 @@ struct ChunkState {
     addresses_stated: bool,
     /// Whether the chunk holds an `End` event.
     has_end: bool,
+    /// Events decoded so far (the batch vector's first slots; the rest are stale).
+    events: usize,
 }
 
 /// Where a chunk block's address appears in the decoded events.
@@ -591,7 +595,7 @@ fn decode_record(
     }
     let now = TraceTime(state.time);
     let thread = ThreadId(state.thread);
-    let position = events.len();
+    let position = state.events;
     let event = match tag {
         TAG_TIME => {
             state.time = c.delta(state.time)?;
@@ -744,6 +748,10 @@ fn decode_record(
         }
         _ => return Err("unknown record tag"),
     };
-    events.push(event);
+    match events.get_mut(position) {
+        Some(slot) => *slot = event,
+        None => events.push(event),
+    }
+    state.events += 1;
     Ok(())
 }
