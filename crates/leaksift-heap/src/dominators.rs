@@ -11,6 +11,8 @@
 //! then every node still unreached (cycles retained only by each other) is attached to the root
 //! on its own. Such nodes are reported in [`Dominators::unreachable_count`].
 
+use rayon::prelude::*;
+
 use crate::graph::{EdgeKind, HeapGraph, NodeIndex};
 
 /// The immediate dominator of every node, the DFS order, and retained sizes.
@@ -161,8 +163,9 @@ struct LtResult {
 
 /// Computes idom per ordinal, the preorder of ordinals, and how many nodes the root does not reach.
 ///
-/// Memory: besides the graph, at most six u32 columns plus the reverse CSR of essential edges
-/// (the DFS's u64 edge cursors are freed before that CSR is built). Two slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and `label`
+/// Memory: besides the graph, at most five u32 columns plus the reverse CSR of essential edges
+/// (built on another core during the DFS from the root), and a bitset and the path during the
+/// DFS. Two slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and `label`
 /// holds the head of its bucket; while a vertex waits in a bucket, `dom` holds the link to the
 /// next one.
 fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
@@ -178,6 +181,7 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     let mut vertex = vec![0u32; n + 1];
     let mut count = 0u32;
     let reached_from_root;
+    let (first_retainer, mut retainers);
     {
         // Visited vertices as a bitset (n / 8 bytes stay in cache, unlike `semi`), and the DFS
         // path as a stack of (vertex, next edge to look at).
@@ -217,17 +221,16 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
                 }
             }
         };
-        dfs(r, &mut ancestor, &mut semi, &mut count);
+        // The reverse CSR of essential edges (by ordinal, sources as vertex numbers) is built on
+        // the other core while the DFS from the root runs.
+        ((), (first_retainer, retainers)) = rayon::join(
+            || dfs(r, &mut ancestor, &mut semi, &mut count),
+            || essential_retainers(graph),
+        );
         reached_from_root = count;
         if (count as usize) < n {
-            let mut has_essential_retainer = vec![false; n];
-            for (edge, &to) in targets.iter().enumerate() {
-                if essential(edge) {
-                    has_essential_retainer[to as usize] = true;
-                }
-            }
             for v in 1..=n as u32 {
-                if semi[v as usize] == 0 && !has_essential_retainer[v as usize - 1] {
+                if semi[v as usize] == 0 && first_retainer.range(v as usize - 1).is_empty() {
                     ancestor[v as usize] = r;
                     dfs(v, &mut ancestor, &mut semi, &mut count);
                 }
@@ -258,8 +261,10 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     }
     drop(ancestor);
     let mut ancestor = parent;
-    // Essential retainers of every node (reverse CSR by DFS number, sources as DFS numbers).
-    let (first_retainer, retainers) = essential_retainers(graph, &number);
+    // Retainers as DFS numbers too (the CSR stays indexed by ordinal: one lookup per vertex).
+    retainers
+        .par_iter_mut()
+        .for_each(|source| *source = number[*source as usize]);
     drop(number);
     let root_number = 1u32;
     let mut semi: Vec<u32> = (0..=n as u32).collect();
@@ -290,7 +295,7 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     };
 
     for w in (2..=n as u32).rev() {
-        let preds = &retainers[first_retainer.range(w as usize)];
+        let preds = &retainers[first_retainer.range(vertex[w as usize] as usize - 1)];
         if preds.is_empty() {
             // Orphans have the root as their only predecessor.
             semi[w as usize] = semi[root_number as usize];
@@ -398,46 +403,45 @@ impl Offset for u64 {
     }
 }
 
-/// Reverse CSR of the essential edges by DFS number: for each number, the numbers of the
-/// sources of essential edges into that node. `number` maps a vertex (ordinal + 1) to its number.
-fn essential_retainers(graph: &HeapGraph, number: &[u32]) -> (RetainerOffsets, Vec<u32>) {
+/// Reverse CSR of the essential edges: for each node, the vertex numbers (ordinal + 1) of the
+/// sources of essential edges into it.
+fn essential_retainers(graph: &HeapGraph) -> (RetainerOffsets, Vec<u32>) {
     if graph.edge_count() < u32::MAX as u64 {
-        let (first, sources) = fill_retainers::<u32>(graph, number);
+        let (first, sources) = fill_retainers::<u32>(graph);
         (RetainerOffsets::Narrow(first), sources)
     } else {
-        let (first, sources) = fill_retainers::<u64>(graph, number);
+        let (first, sources) = fill_retainers::<u64>(graph);
         (RetainerOffsets::Wide(first), sources)
     }
 }
 
 /// Fills the reverse CSR back to front, so no cursor array is needed: `first[i]` counts, then
 /// becomes the end of i's range, then (after filling) its start.
-fn fill_retainers<T: Offset>(graph: &HeapGraph, number: &[u32]) -> (Vec<T>, Vec<u32>) {
+fn fill_retainers<T: Offset>(graph: &HeapGraph) -> (Vec<T>, Vec<u32>) {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
-    let mut first = vec![T::default(); n + 2];
+    let mut first = vec![T::default(); n + 1];
     for (edge, &to) in targets.iter().enumerate() {
         if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-            let slot = &mut first[number[to as usize + 1] as usize];
+            let slot = &mut first[to as usize];
             *slot = T::set(slot.get() + 1);
         }
     }
-    for i in 1..=n + 1 {
+    for i in 1..=n {
         first[i] = T::set(first[i].get() + first[i - 1].get());
     }
-    let count = first[n + 1].get();
+    let count = first[n].get();
     let mut sources = vec![0u32; count];
     for from in 0..n {
-        let from_number = number[from + 1];
         for edge in first_edge[from]..first_edge[from + 1] {
             let edge = edge as usize;
             if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-                let to = number[targets[edge] as usize + 1] as usize;
+                let to = targets[edge] as usize;
                 let slot = first[to].get() - 1;
                 first[to] = T::set(slot);
-                sources[slot] = from_number;
+                sources[slot] = from as u32 + 1;
             }
         }
     }
