@@ -165,9 +165,9 @@ struct LtResult {
 ///
 /// Memory: besides the graph, at most five u32 columns plus the reverse CSR of essential edges
 /// (built on another core during the DFS from the root), and a bitset and the path during the
-/// DFS. Two slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and `label`
-/// holds the head of its bucket; while a vertex waits in a bucket, `dom` holds the link to the
-/// next one.
+/// DFS. Two slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and
+/// `label` holds the head of its bucket; while a vertex waits in a bucket, `dom` holds the link
+/// to the next one.
 fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
