@@ -7,6 +7,7 @@
 //! timestamps to resolve the one race that matters: a thread's free of address A flushed after
 //! another thread already re-allocated A (see [`Replay::event`]).
 
+use leaksift_trace::format::SYNTHETIC_ADDRESS_BASE;
 use leaksift_trace::model::{
     Event, LeakClass, LeakScan, Module, ProcessEnd, ScanTrigger, StackId, ThreadId, TraceTime,
 };
@@ -267,6 +268,74 @@ struct LiveBlock {
     thread: ThreadId,
 }
 
+/// Synthetic addresses below `SYNTHETIC_ADDRESS_BASE + DENSE_SYNTHETIC` live in a direct-indexed
+/// table (at most 32 MiB of slots; a chunk rarely holds more blocks), the rest in a hash map.
+const DENSE_SYNTHETIC: u64 = 1 << 20;
+
+/// The live blocks by address. Most blocks of an allocation-heavy trace are allocated and freed
+/// within one chunk and carry a synthetic address (`SYNTHETIC_ADDRESS_BASE` + the block's index in
+/// its chunk, see [`Event::Alloc`]): those are kept in a vector indexed by that small number, so
+/// the common malloc/free pair costs two array accesses instead of two hash-table probes. Real
+/// addresses (and hostile synthetic ones) go to a hash map.
+#[derive(Debug, Default)]
+struct LiveSet {
+    synthetic: Vec<Option<LiveBlock>>,
+    real: FxHashMap<u64, LiveBlock>,
+    /// Blocks in `synthetic`.
+    synthetic_count: usize,
+}
+
+impl LiveSet {
+    /// The slot of a synthetic address in the direct-indexed table.
+    fn synthetic_slot(address: u64) -> Option<usize> {
+        address
+            .checked_sub(SYNTHETIC_ADDRESS_BASE)
+            .filter(|&i| i < DENSE_SYNTHETIC)
+            .map(|i| i as usize)
+    }
+
+    fn len(&self) -> usize {
+        self.synthetic_count + self.real.len()
+    }
+
+    fn get(&self, address: u64) -> Option<&LiveBlock> {
+        match Self::synthetic_slot(address) {
+            Some(slot) => self.synthetic.get(slot).and_then(Option::as_ref),
+            None => self.real.get(&address),
+        }
+    }
+
+    /// Stores `block` at `address`; returns the block it replaced.
+    fn insert(&mut self, address: u64, block: LiveBlock) -> Option<LiveBlock> {
+        match Self::synthetic_slot(address) {
+            Some(slot) => {
+                if self.synthetic.len() <= slot {
+                    self.synthetic.resize(slot + 1, None);
+                }
+                let old = self.synthetic[slot].replace(block);
+                if old.is_none() {
+                    self.synthetic_count += 1;
+                }
+                old
+            }
+            None => self.real.insert(address, block),
+        }
+    }
+
+    fn remove(&mut self, address: u64) -> Option<LiveBlock> {
+        match Self::synthetic_slot(address) {
+            Some(slot) => {
+                let old = self.synthetic.get_mut(slot).and_then(Option::take);
+                if old.is_some() {
+                    self.synthetic_count -= 1;
+                }
+                old
+            }
+            None => self.real.remove(&address),
+        }
+    }
+}
+
 /// A scanned block waiting for its allocation event (flushed after the scan by a slow thread).
 #[derive(Clone, Copy, Debug)]
 struct PendingScanned {
@@ -283,7 +352,7 @@ pub struct Replay {
     peak_snapshot: Vec<u64>,
     snapshot_epoch: Vec<u32>,
     peak_epoch: u32,
-    live: FxHashMap<u64, LiveBlock>,
+    live: LiveSet,
     live_bytes: u64,
     /// Addresses whose block was replaced by a new allocation before its free was seen.
     owed_frees: FxHashSet<u64>,
@@ -378,7 +447,7 @@ impl Replay {
     pub fn finish(mut self) -> Analysis {
         let pending = std::mem::take(&mut self.pending_scanned);
         for scanned in pending {
-            match self.live.get(&scanned.address) {
+            match self.live.get(scanned.address) {
                 Some(block) => {
                     let (size, stack) = (block.size, block.stack);
                     self.classify(scanned.class, size, stack);
@@ -511,7 +580,7 @@ impl Replay {
 
     fn free(&mut self, time: TraceTime, thread: ThreadId, address: u64) {
         let last = self.last_alloc.insert(thread.0, 0);
-        let Some(block) = self.live.remove(&address) else {
+        let Some(block) = self.live.remove(address) else {
             return;
         };
         // Either the late free of a block an allocation at this address already replaced, or
@@ -561,7 +630,7 @@ impl Replay {
             unmatched_blocks: 0,
         });
         for scanned in &scan.blocks {
-            match self.live.get(&scanned.address) {
+            match self.live.get(scanned.address) {
                 Some(block) => {
                     let (size, stack) = (block.size, block.stack);
                     self.classify(scanned.class, size, stack);
@@ -1096,6 +1165,38 @@ mod tests {
                 a.leaks, &a.leak_groups, &a.stack_stats, a.scan, a.duration,
             ));
             prop_assert_eq!(figures(&survivors), figures(&exact));
+        }
+
+        /// The live set keeps low synthetic addresses in its direct-indexed table and every other
+        /// address in its hash map: which one holds a block must not change any figure.
+        #[test]
+        fn live_set_storage_does_not_change_the_replay(events in proptest::collection::vec(arbitrary_event(), 0..200)) {
+            let moved = |address: u64| match address {
+                0 => 0,
+                a if a % 2 == 0 => SYNTHETIC_ADDRESS_BASE + a,
+                a => SYNTHETIC_ADDRESS_BASE + DENSE_SYNTHETIC + a,
+            };
+            let remapped: Vec<Event> = events.iter().cloned().map(|mut event| {
+                match &mut event {
+                    Event::Alloc { address, .. } | Event::Free { address, .. } => *address = moved(*address),
+                    Event::Realloc { old_address, new_address, .. } => {
+                        *old_address = moved(*old_address);
+                        *new_address = moved(*new_address);
+                    }
+                    Event::LeakScan(scan) => {
+                        for block in &mut scan.blocks {
+                            block.address = moved(block.address);
+                        }
+                    }
+                    _ => {}
+                }
+                event
+            }).collect();
+            let figures = |a: &Analysis| format!("{:?}", (
+                a.allocations, a.allocated_bytes, a.frees, a.temporaries, a.peak, a.live_at_end,
+                a.leaks, &a.leak_groups, &a.stack_stats, a.scan, a.duration,
+            ));
+            prop_assert_eq!(figures(&replay(&remapped)), figures(&replay(&events)));
         }
     }
 }
