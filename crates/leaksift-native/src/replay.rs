@@ -392,7 +392,7 @@ impl Replay {
                 let index = self.stacks.define(*id, frames);
                 self.grow_tables(index);
             }
-            Event::ModuleLoaded(module) => self.modules.push(module.clone()),
+            Event::ModuleLoaded(module) => self.modules.push(Module::clone(module)),
             Event::ModuleUnloaded { time, .. } => self.advance(*time),
             Event::Alloc {
                 time,
@@ -771,7 +771,7 @@ mod tests {
             LeakClass::StillReachable,
         ];
         live.sort_unstable();
-        events.push(Event::LeakScan(LeakScan {
+        events.push(Event::LeakScan(Box::new(LeakScan {
             time: TraceTime(time),
             trigger: ScanTrigger::Exit,
             blocks: live
@@ -781,7 +781,7 @@ mod tests {
                     class: classes[slot_of(address) as usize % 4],
                 })
                 .collect(),
-        }));
+        })));
         events.push(end(time));
         events
     }
@@ -969,14 +969,14 @@ mod tests {
     #[test]
     fn leak_scan_is_joined_to_allocation_stacks() {
         let scan = |blocks: Vec<(u64, LeakClass)>| {
-            Event::LeakScan(LeakScan {
+            Event::LeakScan(Box::new(LeakScan {
                 time: TraceTime(20),
                 trigger: ScanTrigger::Exit,
                 blocks: blocks
                     .into_iter()
                     .map(|(address, class)| ScannedBlock { address, class })
                     .collect(),
-            })
+            }))
         };
         let analysis = replay(&[
             stack(1),
@@ -1107,7 +1107,7 @@ mod tests {
                 }
             ),
             proptest::collection::vec((0u64..16, 0u8..4), 0..6).prop_map(|blocks| {
-                Event::LeakScan(LeakScan {
+                Event::LeakScan(Box::new(LeakScan {
                     time: TraceTime(25),
                     trigger: ScanTrigger::OnDemand,
                     blocks: blocks
@@ -1122,7 +1122,7 @@ mod tests {
                             ][c as usize],
                         })
                         .collect(),
-                })
+                }))
             }),
             (0u64..50).prop_map(end),
         ]

@@ -391,7 +391,7 @@ mod tests {
             },
         ];
         if scanned {
-            events.push(Event::LeakScan(LeakScan {
+            events.push(Event::LeakScan(Box::new(LeakScan {
                 time: TraceTime(5),
                 trigger: ScanTrigger::Exit,
                 blocks: vec![
@@ -404,7 +404,7 @@ mod tests {
                         class: LeakClass::StillReachable,
                     },
                 ],
-            }));
+            })));
         }
         for event in &events {
             replay.event(event);

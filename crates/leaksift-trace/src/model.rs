@@ -118,7 +118,9 @@ pub enum Event {
         id: StackId,
         frames: Vec<u64>,
     },
-    ModuleLoaded(Module),
+    /// Boxed, like [`Event::LeakScan`]: these rare events would otherwise make every event as
+    /// large as they are (decoded batches hold millions of events).
+    ModuleLoaded(Box<Module>),
     ModuleUnloaded {
         id: ModuleId,
         time: TraceTime,
@@ -157,10 +159,14 @@ pub enum Event {
         time: TraceTime,
         rss_bytes: u64,
     },
-    LeakScan(LeakScan),
+    LeakScan(Box<LeakScan>),
     /// Written last on a clean exit. A trace without it was cut short (crash, SIGKILL, OOM kill).
     End {
         time: TraceTime,
         end: ProcessEnd,
     },
 }
+
+// Decoded batches hold millions of events: keep the common ones (allocations, frees, reallocs)
+// setting the size.
+const _: () = assert!(std::mem::size_of::<Event>() <= 48);

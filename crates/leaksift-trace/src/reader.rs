@@ -652,13 +652,13 @@ fn decode_record(
                 let len = c.varint()?;
                 ranges.push((start, start.wrapping_add(len)));
             }
-            Event::ModuleLoaded(Module {
+            Event::ModuleLoaded(Box::new(Module {
                 id,
                 path,
                 build_id,
                 base,
                 ranges,
-            })
+            }))
         }
         TAG_MODULE_UNLOADED => Event::ModuleUnloaded {
             id: ModuleId(c.varint_u32()?),
@@ -727,11 +727,11 @@ fn decode_record(
                     class,
                 });
             }
-            Event::LeakScan(LeakScan {
+            Event::LeakScan(Box::new(LeakScan {
                 time: now,
                 trigger,
                 blocks,
-            })
+            }))
         }
         TAG_END => {
             let kind = c.u8()?;

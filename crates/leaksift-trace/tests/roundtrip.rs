@@ -20,20 +20,20 @@ fn header() -> TraceHeader {
 fn sample_events() -> Vec<Event> {
     let t = TraceTime;
     vec![
-        Event::ModuleLoaded(Module {
+        Event::ModuleLoaded(Box::new(Module {
             id: ModuleId(0),
             path: "/usr/bin/prog".into(),
             build_id: Some(vec![0xde, 0xad, 0xbe, 0xef]),
             base: 0x5555_5555_4000,
             ranges: vec![(0x5555_5555_4000, 0x5555_5555_9000)],
-        }),
-        Event::ModuleLoaded(Module {
+        })),
+        Event::ModuleLoaded(Box::new(Module {
             id: ModuleId(1),
             path: String::new(),
             build_id: None,
             base: 0,
             ranges: vec![],
-        }),
+        })),
         Event::Stack {
             id: StackId(1),
             frames: vec![0x5555_5555_5123, 0x7fff_0000_1000, 0x5555_5555_4fff],
@@ -92,7 +92,7 @@ fn sample_events() -> Vec<Event> {
             id: ModuleId(1),
             time: t(1_000_001),
         },
-        Event::LeakScan(LeakScan {
+        Event::LeakScan(Box::new(LeakScan {
             time: t(2_000_000),
             trigger: ScanTrigger::OnDemand,
             blocks: vec![
@@ -113,12 +113,12 @@ fn sample_events() -> Vec<Event> {
                     class: LeakClass::StillReachable,
                 },
             ],
-        }),
-        Event::LeakScan(LeakScan {
+        })),
+        Event::LeakScan(Box::new(LeakScan {
             time: t(2_000_000),
             trigger: ScanTrigger::Exit,
             blocks: vec![],
-        }),
+        })),
         Event::End {
             time: t(3_000_000),
             end: ProcessEnd::Exited(-3),

@@ -155,7 +155,7 @@ impl Trace {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::ModuleLoaded(m) => Some(m),
+                Event::ModuleLoaded(m) => Some(&**m),
                 _ => None,
             })
             .collect()
