@@ -58,8 +58,10 @@ pub(crate) const TAG_FREE_CHUNK_BLOCK: u8 = 13;
 pub(crate) const TAG_ADDRESSES: u8 = 14;
 
 /// Where the addresses of blocks whose real address the trace omits start (blocks allocated and
-/// freed within one chunk, recorded with [`crate::writer::AddressPolicy::Survivors`]): block `i`
-/// of a chunk decodes at `SYNTHETIC_ADDRESS_BASE + i`, above every user-space address.
+/// freed within one chunk, recorded with [`crate::writer::AddressPolicy::Survivors`]): such a
+/// block decodes at `SYNTHETIC_ADDRESS_BASE + slot`, above every user-space address. `slot` is
+/// that of a block freed earlier in the chunk when there is one (the reader reuses them, so live
+/// synthetic addresses stay small and unique among the live blocks), else the next new one.
 pub const SYNTHETIC_ADDRESS_BASE: u64 = 1 << 63;
 
 /// zstd level of the chunk stream: level 6 finds the long repeats of allocation loops at about

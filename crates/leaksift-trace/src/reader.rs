@@ -529,6 +529,12 @@ struct ChunkState {
     thread: u32,
     /// The chunk's blocks (allocations and realloc results), by index.
     blocks: Vec<BlockEvents>,
+    /// Synthetic address slots of blocks already freed in this chunk, free for the next blocks:
+    /// reusing them keeps the live blocks' synthetic addresses small and dense (the replay keeps
+    /// them in a direct-indexed table that then stays in cache).
+    free_slots: Vec<u64>,
+    /// Synthetic address slots handed out so far (reused ones count once).
+    slots: u64,
     /// Whether the chunk's addresses record was read (it must be the last record).
     addresses_stated: bool,
     /// Whether the chunk holds an `End` event.
@@ -544,13 +550,26 @@ struct BlockEvents {
     made: usize,
     /// The `Free` or `Realloc` event that freed it, if any did in this chunk.
     freed: Option<usize>,
+    /// Its synthetic address is `SYNTHETIC_ADDRESS_BASE + slot` until the addresses record
+    /// states the real one.
+    slot: u64,
 }
 
 impl ChunkState {
-    /// Registers a block made by event `made`; returns its synthetic address.
+    /// Registers a block made by event `made`; returns its synthetic address: the slot of a
+    /// block freed earlier in the chunk (its free event comes first, so the address is unique
+    /// among the live blocks), else a new one.
     fn block_made(&mut self, made: usize) -> u64 {
-        self.blocks.push(BlockEvents { made, freed: None });
-        SYNTHETIC_ADDRESS_BASE + (self.blocks.len() - 1) as u64
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots += 1;
+            self.slots - 1
+        });
+        self.blocks.push(BlockEvents {
+            made,
+            freed: None,
+            slot,
+        });
+        SYNTHETIC_ADDRESS_BASE + slot
     }
 
     /// Marks the `distance`-th latest block freed by event `freed`; returns its synthetic address.
@@ -565,7 +584,9 @@ impl ChunkState {
             return Err("a block of this chunk is freed twice");
         }
         block.freed = Some(freed);
-        Ok(SYNTHETIC_ADDRESS_BASE + index as u64)
+        let slot = block.slot;
+        self.free_slots.push(slot);
+        Ok(SYNTHETIC_ADDRESS_BASE + slot)
     }
 }
 

@@ -38,7 +38,7 @@ pub enum AddressPolicy {
     All,
     /// Only blocks still live at the chunk's end (what leak scans and later frees refer to);
     /// blocks allocated and freed within one chunk decode at synthetic addresses
-    /// ([`SYNTHETIC_ADDRESS_BASE`] + their index in the chunk). The recorder's choice: short-lived
+    /// ([`SYNTHETIC_ADDRESS_BASE`] + a small slot number). The recorder's choice: short-lived
     /// blocks then cost no address bytes at all.
     Survivors,
 }
