@@ -818,6 +818,26 @@ mod tests {
         replay.finish()
     }
 
+    /// Every figure of an analysis, for comparing two replays.
+    fn figures(a: &Analysis) -> String {
+        format!(
+            "{:?}",
+            (
+                a.allocations,
+                a.allocated_bytes,
+                a.frees,
+                a.temporaries,
+                a.peak,
+                a.live_at_end,
+                a.leaks,
+                &a.leak_groups,
+                &a.stack_stats,
+                a.scan,
+                a.duration,
+            )
+        )
+    }
+
     fn index_of(analysis: &Analysis, id: u32) -> StackIndex {
         analysis
             .stacks
@@ -1160,10 +1180,6 @@ mod tests {
                 Event::Alloc { address, .. } if *address >= leaksift_trace::format::SYNTHETIC_ADDRESS_BASE));
             prop_assert!(synthetic || !ops.iter().any(|op| op.0 == 3));
             let survivors = replay(&anonymous);
-            let figures = |a: &Analysis| format!("{:?}", (
-                a.allocations, a.allocated_bytes, a.frees, a.temporaries, a.peak, a.live_at_end,
-                a.leaks, &a.leak_groups, &a.stack_stats, a.scan, a.duration,
-            ));
             prop_assert_eq!(figures(&survivors), figures(&exact));
         }
 
@@ -1192,10 +1208,6 @@ mod tests {
                 }
                 event
             }).collect();
-            let figures = |a: &Analysis| format!("{:?}", (
-                a.allocations, a.allocated_bytes, a.frees, a.temporaries, a.peak, a.live_at_end,
-                a.leaks, &a.leak_groups, &a.stack_stats, a.scan, a.duration,
-            ));
             prop_assert_eq!(figures(&replay(&remapped)), figures(&replay(&events)));
         }
     }
