@@ -273,8 +273,8 @@ struct LiveBlock {
 const DENSE_SYNTHETIC: u64 = 1 << 20;
 
 /// The live blocks by address. Most blocks of an allocation-heavy trace are allocated and freed
-/// within one chunk and carry a synthetic address (`SYNTHETIC_ADDRESS_BASE` + the block's index in
-/// its chunk, see [`Event::Alloc`]): those are kept in a vector indexed by that small number, so
+/// within one chunk and carry a synthetic address (`SYNTHETIC_ADDRESS_BASE` + a small slot number
+/// the reader reuses, see [`Event::Alloc`]): those are kept in a vector indexed by that number, so
 /// the common malloc/free pair costs two array accesses instead of two hash-table probes. Real
 /// addresses (and hostile synthetic ones) go to a hash map.
 #[derive(Debug, Default)]
