@@ -3,10 +3,13 @@
 
 use std::process::Command;
 
+mod support;
+
 #[test]
 fn demo_finds_the_bundled_leak_and_draws_it() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("demo-out");
+    support::ensure_preload();
     let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
         .args(["demo", "--duration", "4s", "--out-dir"])
         .arg(&out_dir)

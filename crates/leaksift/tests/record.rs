@@ -6,39 +6,18 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use leaksift_trace::TraceReader;
+
+mod support;
 use leaksift_trace::model::{
     AllocKind, Event, LeakClass, Module, ProcessEnd, ScanTrigger, StackId,
 };
+use support::ensure_preload;
 
 fn programs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/record")
-}
-
-/// Makes sure the tracer library next to the `leaksift` binary is built and current
-/// (`cargo test -p leaksift` alone does not build the cdylib).
-fn ensure_preload() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let bin = Path::new(env!("CARGO_BIN_EXE_leaksift"));
-        let profile_dir = bin.parent().expect("binary directory");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "-p", "leaksift-preload"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        if let Some(target) = profile_dir.parent() {
-            cargo.env("CARGO_TARGET_DIR", target);
-        }
-        let status = cargo
-            .status()
-            .expect("running cargo build -p leaksift-preload");
-        assert!(status.success(), "building the preload library failed");
-        assert!(profile_dir.join("libleaksift_preload.so").is_file());
-    });
 }
 
 fn compile(compiler: &str, source: &str, flags: &[&str], dir: &Path, name: &str) -> PathBuf {

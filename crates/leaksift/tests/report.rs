@@ -18,6 +18,8 @@ use leaksift_trace::model::{
 };
 use serde_json::Value;
 
+mod support;
+
 // ---------------------------------------------------------------------------------------------
 // Harness
 
@@ -476,6 +478,7 @@ fn flamegraph_escapes_names_from_the_binary() {
 
 /// Runs `binary` under `leaksift record` and returns the trace path.
 fn record(dir: &Path, binary: &Path) -> PathBuf {
+    support::ensure_preload();
     let trace = dir.join(format!(
         "{}.trace",
         binary.file_name().unwrap().to_string_lossy()
