@@ -31,8 +31,8 @@ pub fn write_svg(
     if lines.is_empty() {
         // inferno refuses input without weight; draw one labelled bar instead of failing.
         options.subtitle = Some("empty: no stack has a nonzero value".to_string());
-        let placeholder = ["(no data) 1"];
-        return inferno::flamegraph::from_lines(&mut options, placeholder, out);
+        let no_data_bar = ["(no data) 1"];
+        return inferno::flamegraph::from_lines(&mut options, no_data_bar, out);
     }
     inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
 }
