@@ -297,8 +297,15 @@ fn short_file(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Frames inside allocators and allocation wrappers, skipped in one-line site labels.
+/// Frames inside allocators, allocation wrappers and the language's standard library (a `Vec` or
+/// `std::vector` growing), skipped in one-line site labels so they name the caller's code.
+/// Inlined standard-library frames have short names (`alloc`, `push_mut<…>`), so they are told
+/// by their source file: the Rust toolchain's `/rustc/<commit>/library/…` and libstdc++'s headers.
 fn is_allocator_frame(frame: &Frame) -> bool {
+    let in_standard_library = frame.file.as_deref().is_some_and(|file| {
+        (file.starts_with("/rustc/") && file.contains("/library/"))
+            || file.starts_with("/usr/include/c++/")
+    });
     const PREFIXES: [&str; 9] = [
         "malloc",
         "calloc",
@@ -310,7 +317,7 @@ fn is_allocator_frame(frame: &Frame) -> bool {
         "<alloc::",
         "std::alloc",
     ];
-    PREFIXES.iter().any(|p| frame.function.starts_with(p))
+    in_standard_library || PREFIXES.iter().any(|p| frame.function.starts_with(p))
 }
 
 /// A one-line label for a stack: its first two frames outside the allocator.
@@ -371,5 +378,26 @@ mod tests {
             frame("main", Some("/src/m.cpp"), Some(9)),
         ];
         assert_eq!(site(&frames), "make (m.cpp:3) ← main (m.cpp:9)");
+    }
+
+    #[test]
+    fn site_labels_skip_inlined_standard_library_frames() {
+        let std_file = "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/alloc.rs";
+        let frames = [
+            frame("alloc", Some(std_file), Some(95)),
+            frame(
+                "push_mut<u8>",
+                Some("/usr/include/c++/12/bits/stl_vector.h"),
+                Some(1029),
+            ),
+            frame("remember_response", Some("/src/leaky.rs"), Some(43)),
+            frame("run", Some("/src/leaky.rs"), Some(29)),
+        ];
+        assert_eq!(
+            site(&frames),
+            "remember_response (leaky.rs:43) ← run (leaky.rs:29)"
+        );
+        // A stack made only of such frames still gets a label.
+        assert_eq!(site(&frames[..1]), "alloc (alloc.rs:95)");
     }
 }
