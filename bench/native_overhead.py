@@ -9,6 +9,11 @@ analysis times (medians, wall and CPU) of `leaksift report` vs `heaptrack_print`
 Goals (issue 3): record <= 0.15 x heaptrack's wall time with frame pointers, <= 0.4 x without;
 trace no larger than heaptrack's; report <= 0.5 x heaptrack_print.
 
+The floor row: the frame-pointer variant under bench/fp_walk_floor.c, an LD_PRELOAD library that
+only walks each malloc's frame-pointer chain into a local array (no deduplication, no event, no
+writer thread). Any tool that records every allocation's full stack pays at least this much, so
+its ratio to heaptrack says whether the 0.15 x goal is reachable at all.
+
 Usage: bench/native_overhead.py [--pairs N] [--runs N] [--heaptrack-runs N]
 Needs: gcc, cargo, heaptrack + heaptrack_print (Debian package `heaptrack`).
 Uses $CARGO_TARGET_DIR if set (else <repo>/target).
@@ -99,6 +104,12 @@ def main():
         # Exit status 1 means "leaks found", still a successful report.
         report_time = median_time([leaksift, "report", trace], args.runs, ok_codes=(0, 1))
         rows.append((label, goal, plain, record, heaptrack, trace_size, heaptrack_size, report_time, heaptrack_print))
+        if flag == "-fno-omit-frame-pointer":
+            floor_lib = os.path.join(work, "fp_walk_floor.so")
+            subprocess.run(["gcc", "-O2", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-o", floor_lib,
+                            os.path.join(REPO, "bench", "fp_walk_floor.c")], check=True)
+            floor = median_time(["env", f"LD_PRELOAD={floor_lib}", exe, pairs], args.runs)
+            floor_row = (plain, floor, heaptrack, record)
 
     print(f"\n{args.pairs} malloc/free pairs, 18 frames deep; medians of {args.runs} runs "
           f"({args.heaptrack_runs} for heaptrack); load average {os.getloadavg()[0]:.1f} on "
@@ -112,6 +123,19 @@ def main():
             print(f"{label if i == 0 else '':<18} {kind:>5} {plain[i]:6.2f}s {record[i]:6.2f}s "
                   f"{heaptrack[i]:8.2f}s {record[i] / plain[i]:8.1f}x {heaptrack[i] / plain[i]:7.1f}x "
                   f"{ratio:6.2f}x {goal if i == 0 else '':>5} {verdict}")
+    plain, floor, heaptrack, record = floor_row
+    print("\nfloor: frame pointers, each malloc's frame-pointer chain walked and nothing else "
+          "(bench/fp_walk_floor.c)")
+    print(f"{'':<18} {'':>5} {'plain':>7} {'floor':>7} {'heaptrack':>9} {'fl/plain':>9} "
+          f"{'fl/ht':>8} {'rec/fl':>7}")
+    for kind, i in (("wall", 0), ("cpu", 1)):
+        print(f"{'':<18} {kind:>5} {plain[i]:6.2f}s {floor[i]:6.2f}s {heaptrack[i]:8.2f}s "
+              f"{floor[i] / plain[i]:8.1f}x {floor[i] / heaptrack[i]:7.2f}x {record[i] / floor[i]:6.1f}x")
+    # The goal's allowance over the plain run, per malloc/free pair, and what the bare walk spends.
+    allowance = (0.15 * heaptrack[0] - plain[0]) / args.pairs * 1e9
+    walk = (floor[0] - plain[0]) / args.pairs * 1e9
+    print(f"wall per pair over plain: 0.15 x heaptrack allows {allowance:.1f} ns; the bare walk takes "
+          f"{walk:.1f} ns, record {(record[0] - plain[0]) / args.pairs * 1e9:.1f} ns")
     print(f"\n{'variant':<18} {'trace':>10} {'heaptrack':>10} {'ratio':>7}   {'':>5} {'report':>8} {'ht_print':>8} {'ratio':>6}")
     for label, _, _, _, _, size, ht_size, report_time, ht_print in rows:
         for kind, i in (("wall", 0), ("cpu", 1)):

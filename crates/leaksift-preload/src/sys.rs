@@ -212,17 +212,73 @@ pub fn monotonic_ns() -> u64 {
 
 /// Cheap per-event timestamp: the TSC on x86-64 (constant and synchronised across cores on the
 /// machines we target), the monotonic clock elsewhere. Converted to nanoseconds by the writer.
+/// Not reordered by the compiler across memory accesses (an `asm!` without `nomem`); the CPU may
+/// still read the TSC early, which [`full_fence`] prevents where it matters.
 #[inline(always)]
 pub fn timestamp() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: rdtsc has no memory effects.
-        unsafe { core::arch::x86_64::_rdtsc() }
+        let (low, high): (u32, u32);
+        // SAFETY: rdtsc reads the time-stamp counter into edx:eax and touches nothing else.
+        unsafe {
+            core::arch::asm!("rdtsc", out("eax") low, out("edx") high, options(nostack, preserves_flags))
+        };
+        (u64::from(high) << 32) | u64::from(low)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         monotonic_ns()
     }
+}
+
+/// Hints the CPU to fetch the cache line at `address` in a writable state (`prefetchw`; a no-op
+/// elsewhere). Never faults, whatever the address.
+#[inline(always)]
+pub fn prefetch_for_write(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch has no architectural effect and never faults.
+    unsafe {
+        core::arch::asm!("prefetchw [{}]", in(reg) address, options(nostack, readonly, preserves_flags))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
+/// A timestamp read only after every earlier instruction completed, and before any later one
+/// starts (the writer's `now`: see `buffers`).
+pub fn fenced_timestamp() -> u64 {
+    full_fence();
+    let now = timestamp();
+    full_fence();
+    now
+}
+
+/// A full memory barrier after which later instructions (including a TSC read) start only once
+/// every earlier one completed: `mfence; lfence` on x86-64.
+#[inline]
+pub fn full_fence() {
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: lfence has no effect besides ordering.
+    unsafe {
+        core::arch::x86_64::_mm_lfence()
+    };
+}
+
+/// `membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)`: whether [`membarrier`] will work.
+pub fn register_membarrier() -> bool {
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+    // SAFETY: a plain syscall with integer arguments.
+    unsafe { libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
+}
+
+/// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`: a full memory barrier on every running
+/// thread of the process (Linux 4.14+, after [`register_membarrier`]). Returns false when
+/// unavailable.
+pub fn membarrier() -> bool {
+    const PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+    // SAFETY: a plain syscall with integer arguments.
+    unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) == 0 }
 }
 
 /// Sleeps on `word` until it differs from `expected`, a wake, or `timeout_ns`.

@@ -174,24 +174,58 @@ pub struct StepCache {
     steps: [u64; STEP_SLOTS],
 }
 
-/// Stack words one unwind read (return-address and saved-bp slots).
+/// Stack words one unwind read (return-address and saved-bp slots): single words, and the
+/// adjacent (saved bp, return address) pairs of frame-pointer steps, which are checked 16 bytes
+/// at a time.
 pub struct ReadLog {
-    len: usize,
+    singles: usize,
+    pairs: usize,
     /// Whether the unwind used the starting frame-pointer value (code without frame pointers
     /// keeps anything in rbp, which must then not prevent a replay).
     used_start_bp: bool,
-    addresses: [u64; MAX_READS],
-    values: [u64; MAX_READS],
+    single_addresses: [u64; MAX_READS],
+    single_values: [u64; MAX_READS],
+    pair_addresses: [u64; MAX_FRAMES],
+    pair_values: [[u64; 2]; MAX_FRAMES],
     /// False once a framehop step (whose reads are not logged) ran or the log overflowed.
     complete: bool,
 }
 
 impl ReadLog {
+    const EMPTY: ReadLog = ReadLog {
+        singles: 0,
+        pairs: 0,
+        used_start_bp: false,
+        single_addresses: [0; MAX_READS],
+        single_values: [0; MAX_READS],
+        pair_addresses: [0; MAX_FRAMES],
+        pair_values: [[0; 2]; MAX_FRAMES],
+        complete: false,
+    };
+
+    fn clear(&mut self) {
+        self.singles = 0;
+        self.pairs = 0;
+        self.used_start_bp = false;
+        self.complete = true;
+    }
+
     fn record(&mut self, address: u64, value: u64) {
-        if self.len < MAX_READS {
-            self.addresses[self.len] = address;
-            self.values[self.len] = value;
-            self.len += 1;
+        if self.singles < MAX_READS {
+            self.single_addresses[self.singles] = address;
+            self.single_values[self.singles] = value;
+            self.singles += 1;
+        } else {
+            self.complete = false;
+        }
+    }
+
+    /// Logs the words at `address` and `address + 8`.
+    fn record_pair(&mut self, address: u64, values: [u64; 2]) {
+        if self.pairs < MAX_FRAMES {
+            self.pair_addresses[self.pairs] = address;
+            self.pair_values[self.pairs] = values;
+            self.pairs += 1;
         } else {
             self.complete = false;
         }
@@ -201,14 +235,57 @@ impl ReadLog {
     ///
     /// # Safety
     /// The logged addresses must be readable (inside the calling thread's live stack).
+    #[inline(always)]
     unsafe fn still_valid(&self) -> bool {
-        let mut same = true;
-        for i in 0..self.len {
-            // SAFETY: per the contract. Independent loads: the CPU issues them in parallel,
-            // unlike the dependent chain of an unwind.
-            same &= unsafe { *(self.addresses[i] as *const u64) } == self.values[i];
+        // Independent loads whose differences are OR-ed together, with no branch per word: the
+        // CPU issues them in parallel, unlike the dependent chain of an unwind.
+        let mut differences = 0u64;
+        for i in 0..self.singles {
+            // SAFETY: per the contract.
+            differences |=
+                unsafe { *(self.single_addresses[i] as *const u64) } ^ self.single_values[i];
         }
-        same
+        // SAFETY: per the contract (each pair's two words were read by the unwind).
+        differences == 0
+            && unsafe { pairs_unchanged(&self.pair_addresses[..self.pairs], &self.pair_values) }
+    }
+}
+
+/// Whether the 16 bytes at each of `addresses` still equal the corresponding `values`.
+///
+/// # Safety
+/// Each address and the word after it must be readable.
+#[inline(always)]
+unsafe fn pairs_unchanged(addresses: &[u64], values: &[[u64; 2]; MAX_FRAMES]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{
+            __m128i, _mm_loadu_si128, _mm_or_si128, _mm_setzero_si128, _mm_xor_si128,
+        };
+        // SAFETY: SSE2 is part of x86-64; the loads read what the contract allows (stack
+        // words, and the logged values, which are `[u64; 2]`, i.e. 16 bytes, each).
+        unsafe {
+            let mut differences = _mm_setzero_si128();
+            for (i, &address) in addresses.iter().enumerate() {
+                let now = _mm_loadu_si128(address as *const __m128i);
+                let then = _mm_loadu_si128(values[i].as_ptr() as *const __m128i);
+                differences = _mm_or_si128(differences, _mm_xor_si128(now, then));
+            }
+            let lanes: [u64; 2] = core::mem::transmute(differences);
+            lanes[0] | lanes[1] == 0
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut differences = 0u64;
+        for (i, &address) in addresses.iter().enumerate() {
+            // SAFETY: per the contract.
+            unsafe {
+                differences |= (*(address as *const u64) ^ values[i][0])
+                    | (*((address + 8) as *const u64) ^ values[i][1]);
+            }
+        }
+        differences == 0
     }
 }
 
@@ -255,13 +332,7 @@ pub fn take_thread_unwinder() -> *mut ThreadUnwinder {
     const EMPTY: Replay = Replay {
         start: (0, 0, 0),
         generation: 0,
-        reads: ReadLog {
-            len: 0,
-            used_start_bp: false,
-            addresses: [0; MAX_READS],
-            values: [0; MAX_READS],
-            complete: false,
-        },
+        reads: ReadLog::EMPTY,
         stack: 0,
     };
     Box::into_raw(Box::new(ThreadUnwinder {
@@ -377,9 +448,7 @@ impl ThreadUnwinder {
             return replay.stack;
         }
         let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
-        replay.reads.len = 0;
-        replay.reads.used_start_bp = false;
-        replay.reads.complete = true;
+        replay.reads.clear();
         // SAFETY: per this function's contract.
         let depth = unsafe {
             capture(
@@ -453,14 +522,13 @@ pub unsafe fn capture(
                     log.used_start_bp = true;
                 }
                 bp_is_start = false;
-                let Some(new_bp) = logged_read(&mut log, bp) else {
+                let (Some(new_bp), Some(next)) = (read(bp), read(bp.wrapping_add(8))) else {
                     break;
                 };
-                let new_sp = bp.wrapping_add(16);
-                let Some(next) = logged_read(&mut log, new_sp.wrapping_sub(8)) else {
-                    break;
-                };
-                (new_sp, new_bp, next)
+                if let Some(log) = log.as_deref_mut() {
+                    log.record_pair(bp, [new_bp, next]);
+                }
+                (bp.wrapping_add(16), new_bp, next)
             }
             Step::Offset { delta, bp_at } => {
                 let new_sp = sp + u64::from(delta);

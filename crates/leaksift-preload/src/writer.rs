@@ -18,7 +18,7 @@ use leaksift_trace::model::{
 };
 use leaksift_trace::writer::AddressPolicy;
 
-use crate::buffers::{self, Op, RawBuffer, RawEvent, WAKE};
+use crate::buffers::{self, Op, RawBuffer, RawEvent, Segment, WAKE};
 use crate::modules::{self, LoadedModule};
 use crate::runtime::{self, Config};
 use crate::scan::{self, LiveBlock};
@@ -140,7 +140,7 @@ pub struct Writer {
     sink: Sink,
     clock: Clock,
     pending: Vec<Pending>,
-    drained: Vec<*mut RawBuffer>,
+    drained: Vec<Segment>,
     /// Trace stack id + 1 per stack-table slot (0: not defined in this trace yet).
     stack_ids: Vec<u32>,
     next_stack_id: u32,
@@ -330,6 +330,7 @@ pub fn spawn_in_child(sink: Sink) {
 /// Starts the writer thread with raw `pthread_create`, so that the re-entry guard is set before
 /// any code runs on it (std's thread start-up would allocate through our hooks first).
 fn start_thread(writer: *mut Writer, calibrate: bool) {
+    buffers::prepare_writer_barrier();
     extern "C" fn writer_main(arg: *mut libc::c_void) -> *mut libc::c_void {
         ReentryGuard::enter_forever();
         runtime::WRITER_TID.store(sys::gettid(), Ordering::Release);
@@ -386,15 +387,16 @@ pub fn absorb_inherited_events() {
     }
     // SAFETY: single-threaded child; the parent's writer was parked at a safe point by `pause`.
     let w = unsafe { &mut *writer };
-    // Threads that held their buffer lock at the fork no longer exist: their buffer is skipped.
-    buffers::drain_all(&mut w.drained, Some((sys::timestamp(), false)));
-    for &buffer in &w.drained {
-        // SAFETY: drained buffers are exclusively ours.
-        let b = unsafe { &*buffer };
-        w.pending.extend(b.events().iter().map(|&event| Pending {
-            event,
-            thread: b.thread,
-        }));
+    // Every event the parent's threads published is here (their buffers were copied by fork).
+    buffers::drain_all(&mut w.drained, Some(sys::timestamp()));
+    for segment in &w.drained {
+        let thread = segment.thread();
+        w.pending.extend(
+            segment
+                .events()
+                .iter()
+                .map(|&event| Pending { event, thread }),
+        );
     }
     w.drained.clear();
     w.pending.sort_by_key(|p| p.event.timestamp);
@@ -517,30 +519,34 @@ impl Writer {
     /// (all of them when `everything`); later ones wait for the next cycle.
     fn cycle(&mut self, everything: bool) {
         let now = sys::monotonic_ns();
-        let steal = if everything || now.saturating_sub(self.last_steal) >= STEAL_NS {
+        let collect = if everything || now.saturating_sub(self.last_steal) >= STEAL_NS {
             self.last_steal = now;
-            // `everything` waits for each thread's lock: exit and exec flushes.
-            Some((sys::timestamp(), everything))
+            let stamp = sys::fenced_timestamp();
+            buffers::writer_barrier(stamp);
+            Some(stamp)
         } else {
-            // Between steals only full buffers move, keeping the writer off the threads' locks.
+            // Between collections only full buffers move.
             None
         };
         self.watermark = self
             .watermark
-            .max(buffers::drain_all(&mut self.drained, steal));
+            .max(buffers::drain_all(&mut self.drained, collect));
         // `pending` is sorted; only what is appended now (and its junction) needs checking.
         let checked = self.pending.len().saturating_sub(1);
-        for &buffer in &self.drained {
-            // SAFETY: drained buffers are exclusively ours until released below.
-            let b = unsafe { &*buffer };
-            self.pending.extend(b.events().iter().map(|&event| Pending {
-                event,
-                thread: b.thread,
-            }));
+        for segment in &self.drained {
+            let thread = segment.thread();
+            self.pending.extend(
+                segment
+                    .events()
+                    .iter()
+                    .map(|&event| Pending { event, thread }),
+            );
         }
-        for buffer in self.drained.drain(..) {
-            // SAFETY: fully copied out above.
-            unsafe { RawBuffer::recycle(buffer) };
+        for segment in self.drained.drain(..) {
+            if segment.full {
+                // SAFETY: handed over full and fully copied out above.
+                unsafe { RawBuffer::recycle(segment.buffer) };
+            }
         }
         self.refresh_modules(false);
         if self.pending.is_empty() {
@@ -548,7 +554,7 @@ impl Writer {
         }
         // One thread's events arrive in order; only interleaved threads need sorting.
         if !self.pending[checked..].is_sorted_by_key(|p| p.event.timestamp) {
-            self.pending.sort_unstable_by_key(|p| p.event.timestamp);
+            self.pending.sort_by_key(|p| p.event.timestamp);
         }
         let ready = if everything {
             self.pending.len()
