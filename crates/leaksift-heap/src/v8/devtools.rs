@@ -120,10 +120,14 @@ fn has_bit(bits: &[u64], node: usize) -> bool {
 /// `owned` (one bit per node, zeroed by the caller); [`mark_page_owned`] records them as flags.
 pub fn page_owned(graph: &HeapGraph, owned: &mut [u64]) {
     let root = graph.root();
+    let first_edge = graph.first_edges();
+    let targets = graph.edge_targets();
+    let kinds = graph.edge_kind_bytes();
+    let weak = EdgeKind::Weak.to_byte(false);
     let mut stack: Vec<u32> = Vec::new();
-    let own = |owned: &mut [u64], node: NodeIndex| {
-        let fresh = !has_bit(owned, node.get());
-        owned[node.get() / 64] |= 1 << (node.get() % 64);
+    let own = |owned: &mut [u64], node: usize| {
+        let fresh = !has_bit(owned, node);
+        owned[node / 64] |= 1 << (node % 64);
         fresh
     };
     for edge in graph.edges(root) {
@@ -136,15 +140,16 @@ pub fn page_owned(graph: &HeapGraph, owned: &mut [u64]) {
             }
             _ => false,
         };
-        if entry && own(owned, child) {
+        if entry && own(owned, child.get()) {
             stack.push(child.0);
         }
     }
     while let Some(node) = stack.pop() {
-        for edge in graph.edges(NodeIndex(node)) {
-            let child = graph.edge_to(edge);
-            if graph.edge_kind(edge) != EdgeKind::Weak && own(owned, child) {
-                stack.push(child.0);
+        let node = node as usize;
+        let edges = first_edge[node] as usize..first_edge[node + 1] as usize;
+        for (&child, &kind) in targets[edges.clone()].iter().zip(&kinds[edges]) {
+            if kind & !EdgeKind::ESSENTIAL_BIT != weak && own(owned, child as usize) {
+                stack.push(child);
             }
         }
     }
@@ -191,7 +196,6 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
 /// puts it in place.
 /// `owned` is the bitset of page-owned nodes from [`page_owned`].
 pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &mut [u8]) {
-    const NOT_EPHEMERON: u64 = u64::MAX;
     let root = graph_ref.root().get();
     let internal = EdgeKind::Internal.to_byte(false);
     let weak = EdgeKind::Weak.to_byte(false);
@@ -199,22 +203,26 @@ pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &m
     let first_edge = graph_ref.first_edges();
     let targets = graph_ref.edge_targets();
     let ids = graph_ref.ids();
-    // Page ownership as a bitset: looked up per edge target, it stays in cache.
     let n = graph_ref.node_count();
+    // Page ownership as a bitset: looked up per edge target, it stays in cache.
     let owned = |node: usize| has_bit(owned_bits, node);
-    // Only names starting with a digit can be ephemeron edge names; as a bitset by string id,
-    // the common case needs no hash lookup.
+    // The strings that are WeakMap ephemeron edge names, as a bitset by string id (looked up
+    // per internal edge) and with their table ids. Only names starting with a digit can be one.
     let strings = graph_ref.strings();
-    let mut digit_names = vec![0u64; strings.len().div_ceil(64)];
-    for id in 0..strings.len() {
-        let raw = strings.raw(StringId(id as u32));
-        if raw.is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit)) {
-            digit_names[id / 64] |= 1 << (id % 64);
+    let mut ephemeron_names = vec![0u64; strings.len().div_ceil(64)];
+    let mut table_of_name: FxHashMap<u32, u64> = FxHashMap::default();
+    for id in 0..strings.len() as u32 {
+        let raw = strings.raw(StringId(id));
+        if raw.is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit))
+            && let Some(table) = weak_map_table_id(&strings.get(StringId(id)))
+        {
+            ephemeron_names[id as usize / 64] |= 1 << (id % 64);
+            table_of_name.insert(id, table);
         }
     }
-    let digit_name = |name: u32| {
+    let is_ephemeron_name = |name: u32| {
         let name = name as usize;
-        digit_names
+        ephemeron_names
             .get(name / 64)
             .is_some_and(|bits| bits & (1 << (name % 64)) != 0)
     };
@@ -234,38 +242,29 @@ pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &m
         .par_iter()
         .zip(slices)
         .for_each(|(&(from, to), out)| {
-            // Per string id: the WeakMap table an ephemeron edge name points to.
-            let mut table_of_name: FxHashMap<u32, u64> = FxHashMap::default();
             let base = first_edge[from] as usize;
             for node in from..to {
                 let node_owned = owned(node);
-                for edge in first_edge[node] as usize..first_edge[node + 1] as usize {
-                    let byte = &mut out[edge - base];
+                let edges = first_edge[node] as usize..first_edge[node + 1] as usize;
+                let out = &mut out[edges.start - base..edges.end - base];
+                for ((byte, &child), edge) in out.iter_mut().zip(&targets[edges.clone()]).zip(edges)
+                {
                     let kind = *byte & !EdgeKind::ESSENTIAL_BIT;
-                    let child = targets[edge] as usize;
+                    let child = child as usize;
                     let table_to_value = kind == internal && {
                         let name = graph_ref.edge_name_raw(EdgeIndex(edge as u64));
-                        digit_name(name) && {
-                            let table = *table_of_name.entry(name).or_insert_with(|| {
-                                weak_map_table_id(&graph_ref.string(StringId(name)))
-                                    .filter(|t| *t != NOT_EPHEMERON)
-                                    .unwrap_or(NOT_EPHEMERON)
-                            });
-                            table == ids[node]
-                        }
+                        is_ephemeron_name(name) && table_of_name.get(&name) == Some(&ids[node])
                     };
-                    let essential = if kind == weak || child == node || table_to_value {
-                        false
-                    } else if node == root {
-                        true
-                    } else {
-                        kind != shortcut && (node_owned || !owned(child))
-                    };
-                    *byte = if essential {
-                        kind | EdgeKind::ESSENTIAL_BIT
-                    } else {
-                        kind
-                    };
+                    let essential = kind != weak
+                        && child != node
+                        && !table_to_value
+                        && (node == root || (kind != shortcut && (node_owned || !owned(child))));
+                    *byte = kind
+                        | if essential {
+                            EdgeKind::ESSENTIAL_BIT
+                        } else {
+                            0
+                        };
                 }
             }
         });
@@ -376,68 +375,100 @@ impl PlainObjects {
     }
 }
 
+/// The name ids of a node's property edges, in edge order, into `shape`: everything DevTools'
+/// interface inference and matching read of a plain object, so results can be cached per shape.
+fn property_shape(graph: &HeapGraph, node: NodeIndex, shape: &mut Vec<u32>) {
+    shape.clear();
+    let kinds = graph.edge_kind_bytes();
+    let property = EdgeKind::Property.to_byte(false);
+    for edge in graph.edges(node) {
+        if kinds[edge.get()] & !EdgeKind::ESSENTIAL_BIT == property {
+            shape.push(graph.edge_name_raw(edge));
+        }
+    }
+}
+
+/// The interface DevTools' `inferInterfaceDefinitions` derives from a plain object with these
+/// property names ([`property_shape`]): `{a, b}` up to the name length limit, `__proto__` left
+/// out; `None` when no property is left.
+fn interface_candidate(graph: &HeapGraph, shape: &[u32]) -> Option<InterfaceDefinition> {
+    let mut name = String::from("{");
+    let mut name_len = 1usize;
+    let mut properties = Vec::new();
+    for &id in shape {
+        let edge_name = graph.string(StringId(id));
+        if edge_name == "__proto__" {
+            continue;
+        }
+        let formatted = format_property_name(&edge_name);
+        let formatted_len = js_len(&formatted);
+        if name_len > MIN_INTERFACE_PROPERTY_COUNT
+            && name_len + formatted_len > MAX_INTERFACE_NAME_LENGTH
+        {
+            break;
+        }
+        if name_len != 1 {
+            name.push_str(", ");
+            name_len += 2;
+        }
+        name.push_str(&formatted);
+        name_len += formatted_len;
+        properties.push(edge_name.into_owned());
+    }
+    if properties.is_empty() {
+        return None;
+    }
+    name.push('}');
+    Some(InterfaceDefinition { name, properties })
+}
+
 /// DevTools' `inferInterfaceDefinitions`: popular property sets of plain objects.
 fn infer_interfaces(graph: &HeapGraph, plain: &mut PlainObjects) -> Vec<InterfaceDefinition> {
     struct Candidate {
         definition: InterfaceDefinition,
         count: usize,
-        order: usize,
     }
-    let mut candidates: HashMap<String, Candidate> = HashMap::new();
+    // Candidates in first-seen order, found by name; objects of one shape share a candidate
+    // (the shape → candidate cache spares building the name per object).
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut by_shape: FxHashMap<Box<[u32]>, Option<usize>> = FxHashMap::default();
+    let mut shape = Vec::new();
     let mut total = 0usize;
     for node in graph.nodes() {
         if !plain.is_plain(graph, node) {
             continue;
         }
         total += 1;
-        let mut name = String::from("{");
-        let mut name_len = 1usize;
-        let mut properties = Vec::new();
-        for edge in graph.edges(node) {
-            if graph.edge_kind(edge) != EdgeKind::Property {
-                continue;
+        property_shape(graph, node, &mut shape);
+        let candidate = match by_shape.get(shape.as_slice()) {
+            Some(candidate) => *candidate,
+            None => {
+                let candidate = interface_candidate(graph, &shape).map(|definition| {
+                    *by_name.entry(definition.name.clone()).or_insert_with(|| {
+                        candidates.push(Candidate {
+                            definition,
+                            count: 0,
+                        });
+                        candidates.len() - 1
+                    })
+                });
+                by_shape.insert(shape.as_slice().into(), candidate);
+                candidate
             }
-            let edge_name = graph.edge_label(edge);
-            if edge_name == "__proto__" {
-                continue;
-            }
-            let formatted = format_property_name(&edge_name);
-            let formatted_len = js_len(&formatted);
-            if name_len > MIN_INTERFACE_PROPERTY_COUNT
-                && name_len + formatted_len > MAX_INTERFACE_NAME_LENGTH
-            {
-                break;
-            }
-            if name_len != 1 {
-                name.push_str(", ");
-                name_len += 2;
-            }
-            name.push_str(&formatted);
-            name_len += formatted_len;
-            properties.push(edge_name.into_owned());
+        };
+        if let Some(candidate) = candidate {
+            candidates[candidate].count += 1;
         }
-        if properties.is_empty() {
-            continue;
-        }
-        name.push('}');
-        let order = candidates.len();
-        candidates
-            .entry(name.clone())
-            .and_modify(|c| c.count += 1)
-            .or_insert(Candidate {
-                definition: InterfaceDefinition { name, properties },
-                count: 1,
-                order,
-            });
     }
-    let mut sorted: Vec<Candidate> = candidates.into_values().collect();
-    sorted.sort_by(|a, b| b.count.cmp(&a.count).then(a.order.cmp(&b.order)));
+    // Most objects first; a stable sort keeps first-seen order among equal counts.
+    candidates.sort_by(|a, b| b.count.cmp(&a.count));
     // DevTools keeps candidates with count >= max(2, total / 1000), a real-number division.
     let min_count_exact = |count: usize| {
         count >= MIN_OBJECT_COUNT_PER_INTERFACE
             && count * MIN_OBJECT_PROPORTION_PER_INTERFACE >= total
     };
-    sorted
+    candidates
         .into_iter()
         .take_while(|c| min_count_exact(c.count))
         .map(|c| c.definition)
@@ -581,6 +612,9 @@ pub fn classify_nodes(
     let mut located: FxHashMap<(ClassSource, SourceLocation), u32> = FxHashMap::default();
     let mut new_classes: Vec<(String, Option<SourceLocation>)> = Vec::new();
 
+    // Matches of plain objects by shape ([`property_shape`]).
+    let mut match_of_shape: FxHashMap<Box<[u32]>, Option<usize>> = FxHashMap::default();
+    let mut shape = Vec::new();
     let mut properties: Vec<String> = Vec::new();
     let mut next_location = 0usize;
     let mut last_located = (
@@ -599,14 +633,23 @@ pub fn classify_nodes(
         let kind = graph.kind(node);
         let source = match kind {
             NodeKind::Object if !definitions.is_empty() && plain.is_plain(graph, node) => {
-                properties.clear();
-                for edge in graph.edges(node) {
-                    if graph.edge_kind(edge) == EdgeKind::Property {
-                        properties.push(graph.edge_label(edge).into_owned());
+                property_shape(graph, node, &mut shape);
+                let best = match match_of_shape.get(shape.as_slice()) {
+                    Some(best) => *best,
+                    None => {
+                        properties.clear();
+                        properties.extend(
+                            shape
+                                .iter()
+                                .map(|id| graph.string(StringId(*id)).into_owned()),
+                        );
+                        properties.sort_by(|a, b| js_cmp(a, b));
+                        let best = matcher.best_match(&properties);
+                        match_of_shape.insert(shape.as_slice().into(), best);
+                        best
                     }
-                }
-                properties.sort_by(|a, b| js_cmp(a, b));
-                match matcher.best_match(&properties) {
+                };
+                match best {
                     Some(index) => ClassSource::Interface(index),
                     None => ClassSource::Name(graph.name_id(node)),
                 }

@@ -4,7 +4,6 @@
 mod devtools;
 mod scan;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -312,9 +311,14 @@ pub fn read(
                     .get(f[meta.edge_type] as usize)
                     .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
                 let target = f[meta.edge_to];
-                // One 32-bit division when the index fits (it does below 2^32 / fields nodes).
+                // A 32-bit division when the index fits (it does below 2^32 / fields nodes), by a
+                // constant (a multiplication) for the field counts V8 writes.
                 let ordinal = match u32::try_from(target) {
-                    Ok(t) => u64::from(t / node_fields32),
+                    Ok(t) => u64::from(match node_fields32 {
+                        7 => t / 7,
+                        6 => t / 6,
+                        fields => t / fields,
+                    }),
                     Err(_) => target / node_fields,
                 };
                 if ordinal * node_fields != target || ordinal >= node_count as u64 {
@@ -350,16 +354,16 @@ pub fn read(
     }
     // Provisional classes, one per node type; DevTools' naming replaces them below.
     let mut classes = Vec::new();
-    let mut class_of_kind = HashMap::new();
+    let mut class_of_kind = [u32::MAX; 256];
     let mut class = vec![0u32; node_count];
     for (i, k) in kinds.iter().enumerate() {
-        let next = class_of_kind.len() as u32;
-        let id = *class_of_kind.entry(*k).or_insert(next);
-        if id == next {
+        let id = &mut class_of_kind[usize::from(*k)];
+        if *id == u32::MAX {
+            *id = classes.len() as u32;
             let name = strings.intern(&format!("({})", NodeKind::from_u8(*k).name()))?;
             classes.push(ClassInfo::named(name));
         }
-        class[i] = id;
+        class[i] = *id;
     }
     let mut graph = HeapGraph::from_parts(GraphParts {
         format: HeapFormat::V8,
@@ -380,23 +384,24 @@ pub fn read(
 
     on_phase("applying DevTools semantics");
     devtools::propagate_dom_state(&mut graph)?;
-    // Page ownership first, on this thread (its search stack would otherwise stay in a worker's
-    // allocator arena and raise the peak). Then read-only passes: classes on one core while the
-    // edges' essential bits (themselves parallel) and the shallow-size owners take the other.
+    // Read-only passes on both cores: classes and shallow-size owners on one, page ownership
+    // then the edges' essential bits (themselves parallel) on the other.
     // Their output columns are allocated here, on the calling thread, so freeing them returns
     // the memory; classes are picked into the graph's own class column (taken out meanwhile).
     let mut kinds = graph.edge_kind_bytes().to_vec();
     let mut owners = vec![0u32; node_count];
     let mut owned = vec![0u64; node_count.div_ceil(64)];
-    devtools::page_owned(&graph, &mut owned);
     let of_node = graph.take_class_column();
-    let (classes, ((), has_owners)) = rayon::join(
-        || devtools::classify_nodes(&graph, &locations, interfaces, of_node),
+    let ((classes, has_owners), ()) = rayon::join(
         || {
-            rayon::join(
-                || devtools::essential_edge_kinds(&graph, &owned, &mut kinds),
-                || devtools::shallow_size_owners(&graph, &mut owners),
+            (
+                devtools::classify_nodes(&graph, &locations, interfaces, of_node),
+                devtools::shallow_size_owners(&graph, &mut owners),
             )
+        },
+        || {
+            devtools::page_owned(&graph, &mut owned);
+            devtools::essential_edge_kinds(&graph, &owned, &mut kinds);
         },
     );
     devtools::mark_page_owned(&mut graph, &owned);

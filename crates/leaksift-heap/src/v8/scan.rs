@@ -342,8 +342,9 @@ fn chunks_at(
 /// Parses the numbers of one chunk, calling `each(record_in_chunk, &fields)` per record.
 /// Numbers are non-negative integers separated by commas and optional whitespace.
 ///
-/// One pass over the bytes with a small state machine: digits accumulate, a comma ends a number,
-/// whitespace is allowed only around numbers.
+/// Digits are read eight at a time ([`leading_digits`]) while 16 bytes remain in the chunk, one
+/// at a time near its end and for numbers of 16 digits or more; whitespace is allowed only
+/// around numbers.
 pub fn parse_records(
     bytes: &[u8],
     chunk: &Chunk,
@@ -355,64 +356,116 @@ pub fn parse_records(
     let at = |i: usize| chunk.bytes.start + i;
     let mut field = 0usize;
     let mut record = 0usize;
-    let mut value = 0u64;
-    let mut digits = 0u32;
-    // Whitespace seen after the digits of the current number.
-    let mut closed = false;
-    for (i, &b) in text.iter().enumerate() {
-        let d = b.wrapping_sub(b'0');
-        if d < 10 {
-            if closed {
-                return Err(syntax(at(i), "`,` between numbers"));
-            }
-            digits += 1;
-            value = if digits < 20 {
-                value * 10 + u64::from(d)
-            } else {
-                value
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(u64::from(d)))
-                    .ok_or_else(|| syntax(at(i), "a number below 2^64"))?
-            };
-        } else if b == b',' {
-            if digits == 0 {
-                return Err(syntax(at(i), "a non-negative integer"));
-            }
-            fields[field] = value;
-            field += 1;
-            if field == record_len {
-                if record >= chunk.records {
-                    return Err(syntax(at(i), "fewer numbers in the array"));
-                }
-                each(record, &fields[..record_len])?;
-                record += 1;
-                field = 0;
-            }
-            value = 0;
-            digits = 0;
-            closed = false;
-        } else if b.is_ascii_whitespace() {
-            closed = digits > 0;
-        } else {
-            return Err(syntax(at(i), "a non-negative integer"));
-        }
-    }
-    if digits > 0 {
+    let mut i = 0usize;
+    while i < text.len() {
+        let (value, end) = number_at(text, i).map_err(|(i, expected)| syntax(at(i), expected))?;
         fields[field] = value;
         field += 1;
         if field == record_len {
             if record >= chunk.records {
-                return Err(syntax(chunk.bytes.end, "fewer numbers in the array"));
+                return Err(syntax(at(end), "fewer numbers in the array"));
             }
             each(record, &fields[..record_len])?;
             record += 1;
             field = 0;
+        }
+        i = end;
+        match text.get(i) {
+            Some(b',') => i += 1,
+            None => break,
+            Some(_) => {
+                i = skip_ws(text, i);
+                match text.get(i) {
+                    Some(b',') => i += 1,
+                    None => break,
+                    Some(b) if b.is_ascii_digit() => {
+                        return Err(syntax(at(i), "`,` between numbers"));
+                    }
+                    Some(_) => return Err(syntax(at(i), "a non-negative integer")),
+                }
+            }
         }
     }
     if field != 0 || record != chunk.records {
         return Err(syntax(chunk.bytes.end, "a complete record of numbers"));
     }
     Ok(())
+}
+
+/// Powers of ten up to 10^8.
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The number starting at `i` (after optional whitespace) and the position after its digits,
+/// or the position and description of what was expected there.
+#[inline(always)]
+fn number_at(text: &[u8], i: usize) -> Result<(u64, usize), (usize, &'static str)> {
+    if let Some(words) = text.get(i..i + 16) {
+        let (high, len) = leading_digits(u64::from_le_bytes(words[..8].try_into().unwrap()));
+        if (1..8).contains(&len) {
+            return Ok((high, i + len));
+        }
+        if len == 8 {
+            let (low, len) = leading_digits(u64::from_le_bytes(words[8..].try_into().unwrap()));
+            if len < 8 {
+                return Ok((high * POW10[len] + low, i + 8 + len));
+            }
+        }
+    }
+    number_at_slowly(text, i)
+}
+
+/// [`number_at`] one byte at a time, with overflow checks.
+#[cold]
+fn number_at_slowly(text: &[u8], i: usize) -> Result<(u64, usize), (usize, &'static str)> {
+    let start = skip_ws(text, i);
+    let mut value = 0u64;
+    let mut end = start;
+    while let Some(d) = text
+        .get(end)
+        .map(|b| b.wrapping_sub(b'0'))
+        .filter(|d| *d < 10)
+    {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d)))
+            .ok_or((end, "a number below 2^64"))?;
+        end += 1;
+    }
+    if end == start {
+        return Err((start, "a non-negative integer"));
+    }
+    Ok((value, end))
+}
+
+/// The value and count of the decimal digits at the start of `word` (8 bytes read
+/// little-endian, so the first byte is the lowest), at most 8.
+#[inline(always)]
+fn leading_digits(word: u64) -> (u64, usize) {
+    // Each byte minus '0': a digit byte becomes 0..=9. A byte is a non-digit when that is 10 or
+    // more, i.e. when adding 0x76 or the byte itself sets its top bit. Borrows and carries only
+    // cross from a non-digit byte into the bytes above it, past the first non-digit.
+    let x = word.wrapping_sub(0x3030_3030_3030_3030);
+    let non_digit = (x.wrapping_add(0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080;
+    let len = (non_digit.trailing_zeros() / 8) as usize;
+    if len == 0 {
+        return (0, 0);
+    }
+    // Move the digits to the top, leading zeros below, then combine pairs, quads and octets.
+    let v = x << (8 * (8 - len));
+    let v = ((v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(10 << 8 | 1)) >> 8;
+    let v = ((v & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 << 16 | 1)) >> 16;
+    let v = ((v & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 << 32 | 1)) >> 32;
+    (v, len)
 }
 
 /// Parses `chunks` in parallel: chunk `i` writes through `columns[i]` (its disjoint slices of
@@ -503,6 +556,86 @@ mod tests {
         assert!(all_records("1 2,3,4", 3, 1).is_err());
         assert!(all_records("99999999999999999999999,1,1", 3, 1).is_err());
         assert!(all_records("", 3, 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reads_numbers_of_every_length() {
+        // Every length from 1 to 19 digits (and u64::MAX), at every alignment, with and without whitespace,
+        // read through the eight-digit fast path and the byte-wise end of the chunk.
+        let mut numbers = Vec::new();
+        let mut text = String::new();
+        for digits in 1..=19u32 {
+            for lead in ["1", "9", "5"] {
+                let n: u64 = format!("{lead}{}", "0123456789".repeat(2))[..digits as usize]
+                    .parse()
+                    .unwrap();
+                numbers.push(n);
+                let sep = match digits % 3 {
+                    0 => ",",
+                    1 => "\n,",
+                    _ => " , ",
+                };
+                text.push_str(&format!("{n}{sep}"));
+            }
+        }
+        numbers.push(u64::MAX);
+        text.push_str(&u64::MAX.to_string());
+        for pieces in [1, 3, 7] {
+            let records = all_records(&text, 1, pieces).unwrap();
+            let flat: Vec<u64> = records.into_iter().flatten().collect();
+            assert_eq!(flat, numbers, "pieces {pieces}");
+        }
+        assert!(all_records("18446744073709551616", 1, 1).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parses_like_splitting_at_commas(
+            numbers in proptest::collection::vec(
+                proptest::prop_oneof![0u64..10, 0u64..100_000, 0u64..100_000_000, proptest::num::u64::ANY],
+                0..60,
+            ),
+            separators in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(","), proptest::strategy::Just("\n,"), proptest::strategy::Just(" , "), proptest::strategy::Just(",\n")],
+                60,
+            ),
+            record_len in 1usize..8,
+            pieces in 1usize..9,
+        ) {
+            let whole = numbers.len() / record_len * record_len;
+            let numbers = &numbers[..whole];
+            let mut text = String::new();
+            for (k, n) in numbers.iter().enumerate() {
+                if k > 0 {
+                    text.push_str(separators[k]);
+                }
+                text.push_str(&n.to_string());
+            }
+            let records = all_records(&text, record_len, pieces).unwrap();
+            let flat: Vec<u64> = records.into_iter().flatten().collect();
+            proptest::prop_assert_eq!(&flat[..], numbers);
+        }
+    }
+
+    #[test]
+    fn leading_digits_stop_at_the_first_non_digit() {
+        for len in 0..=8usize {
+            for stop in [b',', b' ', b'\n', b'/', b':', b']', 0xff, 0] {
+                let mut word = [stop; 8];
+                for (k, b) in word.iter_mut().take(len).enumerate() {
+                    *b = b'0' + ((k * 7 + 3) % 10) as u8;
+                }
+                let expected: u64 = std::str::from_utf8(&word[..len])
+                    .unwrap()
+                    .parse()
+                    .unwrap_or(0);
+                assert_eq!(
+                    leading_digits(u64::from_le_bytes(word)),
+                    (expected, len),
+                    "{word:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use leaksift_heap::histogram::{self, class_histogram_filtered};
+use leaksift_heap::histogram::{self, ClassStats, class_histogram_filtered};
 use leaksift_heap::paths::PathTree;
 use leaksift_heap::suspects::{self, SuspectKind, find_suspects_among, top_level_dominators};
 use leaksift_heap::{Detachedness, NodeIndex};
@@ -55,17 +55,63 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let dominators = &analysis.dominators;
     let total = analysis.total_bytes();
 
-    let histogram = analysis.histogram();
-    let top_dominators: Vec<NodeIndex> = top_level_dominators(graph, dominators)
-        .into_iter()
-        .filter(|n| analysis.counts(*n))
-        .take(args.top)
-        .collect();
-    let found = find_suspects_among(graph, dominators, args.threshold / 100.0, total, |n| {
-        analysis.counts(n)
-    });
-    let representatives: Vec<NodeIndex> = found.iter().map(|s| s.representative()).collect();
-    let tree = PathTree::towards(graph, &representatives);
+    // The class histograms (a walk of the whole dominator tree each) run on other threads
+    // while this one finds the suspects, their paths and the duplicated strings.
+    let is_detached =
+        |n: NodeIndex| graph.detachedness(n) == Detachedness::Detached && analysis.counts(n);
+    let (histogram, detached, (top_dominators, found, tree, duplicates)) =
+        std::thread::scope(|scope| {
+            let histogram = scope.spawn(|| analysis.histogram());
+            let detached = scope.spawn(|| {
+                if graph.nodes().any(is_detached) {
+                    class_histogram_filtered(graph, dominators, is_detached)
+                } else {
+                    Vec::new()
+                }
+            });
+            let top_dominators: Vec<NodeIndex> = top_level_dominators(graph, dominators)
+                .into_iter()
+                .filter(|n| analysis.counts(*n))
+                .take(args.top)
+                .collect();
+            let found =
+                find_suspects_among(graph, dominators, args.threshold / 100.0, total, |n| {
+                    analysis.counts(n)
+                });
+            let representatives: Vec<NodeIndex> =
+                found.iter().map(|s| s.representative()).collect();
+            let tree = PathTree::towards(graph, &representatives);
+            let duplicates = match &analysis.heap.hprof {
+                Some(hprof) if args.duplicate_strings => {
+                    progress.phase("java.lang.String values");
+                    hprof
+                        .file
+                        .duplicate_strings(graph, |n| analysis.counts(n), DUPLICATE_STRING_ROWS)
+                        .with_context(|| format!("{}", args.file.display()))
+                        .map(|rows| {
+                            rows.into_iter()
+                                .map(|d| DuplicateStringRow {
+                                    value: d.value.chars().take(200).collect(),
+                                    count: d.count,
+                                    wasted_bytes: d.wasted_bytes,
+                                })
+                                .collect()
+                        })
+                }
+                _ => Ok(duplicate_strings(&analysis, DUPLICATE_STRING_ROWS)),
+            };
+            let joined = |handle: std::thread::ScopedJoinHandle<'_, Vec<ClassStats>>| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            (
+                joined(histogram),
+                joined(detached),
+                (top_dominators, found, tree, duplicates),
+            )
+        });
+    let duplicates: Vec<DuplicateStringRow> = duplicates?;
     let suspects: Vec<SuspectRow> = found
         .iter()
         .map(|s| {
@@ -91,30 +137,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
         })
         .collect();
-    let is_detached =
-        |n: NodeIndex| graph.detachedness(n) == Detachedness::Detached && analysis.counts(n);
-    let detached = if graph.nodes().any(is_detached) {
-        class_histogram_filtered(graph, dominators, is_detached)
-    } else {
-        Vec::new()
-    };
-    let duplicates = match &analysis.heap.hprof {
-        Some(hprof) if args.duplicate_strings => {
-            progress.phase("java.lang.String values");
-            hprof
-                .file
-                .duplicate_strings(graph, |n| analysis.counts(n), DUPLICATE_STRING_ROWS)
-                .with_context(|| format!("{}", args.file.display()))?
-                .into_iter()
-                .map(|d| DuplicateStringRow {
-                    value: d.value.chars().take(200).collect(),
-                    count: d.count,
-                    wasted_bytes: d.wasted_bytes,
-                })
-                .collect()
-        }
-        _ => duplicate_strings(&analysis, DUPLICATE_STRING_ROWS),
-    };
     let garbage = analysis.garbage().map(|g| GarbageRow {
         objects: g.objects,
         shallow_bytes: g.shallow_bytes,
