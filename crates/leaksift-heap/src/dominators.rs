@@ -9,11 +9,56 @@
 //! numbers match its Summary view: first every unreached node without any essential retainer
 //! (e.g. reachable only through weak edges) becomes a child of the root and is searched from;
 //! then every node still unreached (cycles retained only by each other) is attached to the root
-//! on its own. Such nodes are reported in [`Dominators::unreachable_count`].
+//! on its own. Such nodes are reported in [`Dominators::unreachable_count`]. For the proofs
+//! below, this is the dominator tree of the graph plus an edge from the root to each node the
+//! second step searches from (the nodes attached one by one are discussed where they matter).
+//!
+//! # Exact shortcuts
+//! None of these changes any result (the tests compare them with the plain algorithm and with
+//! the definition); they shrink the work and the reverse CSR.
+//!
+//! 1. **Single retainer.** A vertex `w` with exactly one essential retainer `p` that a DFS
+//!    reached has `p` as DFS parent, so `sdom(w) = p` (`p` is not linked when `w` is processed
+//!    and still carries its own number as semidominator) — no `eval`, and no reverse-CSR entry:
+//!    such vertices are a bit in a bitset. (`idom(w) = p` follows, since every path to `w` ends
+//!    with `p → w`.) A vertex attached to the root on its own has no DFS parent among its
+//!    retainers; its single retainer is looked up in one extra pass over the edges (rare).
+//! 2. **Edges into root children** (HPROF). If the root has an edge to `c`, an edge `x → c`
+//!    from any other `x` is dropped. Every path `root ⇝ x → c ⇝ v` has the alternative
+//!    `root → c ⇝ v` through a subset of its nodes, so no node is dominated by one more or one
+//!    fewer node, and `idom(c) = root` either way. In HPROF, bootstrap classes are sticky-class
+//!    roots, so the `<class>` edge of every `String`, `Object[]`… instance goes.
+//! 3. **Class sinks** (HPROF). Every instance has a `<class>` edge, so a class object with
+//!    many instances has that many retainers. A set `C` of class objects (candidates: see
+//!    `class_candidates`; no candidate retains another) is left out of the search (`G'` = the
+//!    graph without `C` and its edges), then each `c ∈ C` gets `a(c)` = the nearest common
+//!    ancestor, in `G'`'s tree, of its retainers (the root if it has none), and hangs under it
+//!    as a leaf. Checked for every candidate: (i) all its retainers were reached by a DFS of
+//!    `G'` (a retainer attached on its own is ignored: its semidominator is numbered after
+//!    every searched vertex, so it cannot lower `sdom(c)`; a candidate retained only by such
+//!    vertices fails), and (ii) every target `t` of its essential edges is reached from the
+//!    root in `G'` and `idom_G'(t)` dominates `a(c)`. If any check fails, the failing candidates
+//!    are put back and the search runs again (after two failures, with none left out).
+//!    *Proof* that then `D_G(v) = D_G'(v)` for every `v ∉ C` (`D` = set of dominators):
+//!    removing nodes only removes paths, so `D_G(v) ⊆ D_G'(v)`. Conversely let `d ∈ D_G'(v)`
+//!    and take, for contradiction, a path `P` of `G` from the root to `v` avoiding `d`, as short
+//!    as possible over all such `(v, d)`. `P` must enter `C` (else it lies in `G'`); let `c` be
+//!    the last candidate on it and `t` the node after `c`, so `t ⇝ v` lies in `G'`. If `d ∉
+//!    D_G'(t)`, a path of `G'` to `t` avoiding `d` followed by `t ⇝ v` avoids `d`: impossible.
+//!    So `d ∈ D_G'(t)`, `d ≠ t`, hence `d` dominates `idom_G'(t)`, which by (ii) dominates
+//!    `a(c)`, which dominates in `G'` every retainer of `c` — including the node `p` before `c`
+//!    on `P` (not a candidate). Then the prefix of `P` up to `p` is a shorter path avoiding `d`
+//!    to a node `p ∉ C` with `d ∈ D_G'(p)`: contradiction. With `D_G = D_G'` outside `C`,
+//!    `D_G(c) = {c} ∪ ⋂ D_G(p)` over the retainers `p` of `c`, i.e. `idom(c) = a(c)`; and `c`
+//!    dominates nothing, since by (ii) each of its targets has its `G'` dominator above `a(c)`.
+//!    The same nodes are searched from in `G` and `G'` (a node whose only retainers were
+//!    candidates would be unreached in `G'`, which (ii) excludes), so the construction above is
+//!    the same on both sides.
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
-use crate::graph::{EdgeKind, HeapGraph, NodeIndex};
+use crate::graph::{EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
 
 /// The immediate dominator of every node, the DFS order, and retained sizes.
 #[derive(Debug)]
@@ -34,12 +79,18 @@ pub struct Dominators {
 impl Dominators {
     /// Computes the dominator tree of `graph` from its root over essential edges, and retained sizes.
     pub fn compute(graph: &HeapGraph) -> Dominators {
+        Dominators::compute_with(graph, graph.format() == HeapFormat::Hprof)
+    }
+
+    /// [`Dominators::compute`], leaving class objects and edges into root children out of the
+    /// Lengauer–Tarjan pass when `prune_classes` (the result is the same either way).
+    fn compute_with(graph: &HeapGraph, prune_classes: bool) -> Dominators {
         let LtResult {
             idom,
             preorder,
             unreachable,
             spare: [spare_first, spare_dominated],
-        } = lengauer_tarjan(graph);
+        } = pruned_lengauer_tarjan(graph, prune_classes);
         let self_sizes = graph.self_sizes();
         let mut retained = self_sizes.to_vec();
         for &node in preorder.iter().skip(1).rev() {
@@ -153,6 +204,37 @@ fn dominated_csr(
     (first, dominated)
 }
 
+/// Lengauer–Tarjan with the exact shortcuts of the module docs: with `prune_classes`, edges
+/// into root children are left out, and class candidates are left out and placed afterwards;
+/// candidates for which that is not exact are put back (after two failed attempts, all are).
+fn pruned_lengauer_tarjan(graph: &HeapGraph, prune_classes: bool) -> LtResult {
+    let n = graph.node_count();
+    let mut candidates = if prune_classes {
+        class_candidates(graph)
+    } else {
+        Vec::new()
+    };
+    let mut attempts = 0;
+    loop {
+        let cut = if prune_classes {
+            Cut::new(graph, candidates)
+        } else {
+            Cut::none(n)
+        };
+        match lengauer_tarjan(graph, &cut) {
+            Ok(result) => return result,
+            Err(failed) => {
+                attempts += 1;
+                candidates = cut.candidates;
+                candidates.retain(|c| failed.binary_search(c).is_err());
+                if attempts >= 2 {
+                    candidates.clear();
+                }
+            }
+        }
+    }
+}
+
 /// What the Lengauer–Tarjan pass leaves: the tree, the DFS order, and two spare buffers.
 struct LtResult {
     idom: Vec<u32>,
@@ -161,27 +243,144 @@ struct LtResult {
     spare: [Vec<u32>; 2],
 }
 
-/// Computes idom per ordinal, the preorder of ordinals, and how many nodes the root does not reach.
+/// A set of node ordinals, one bit each.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Bits {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+
+    #[inline]
+    fn get(&self, index: usize) -> bool {
+        self.0[index / 64] & (1 << (index % 64)) != 0
+    }
+
+    #[inline]
+    fn set(&mut self, index: usize) {
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+}
+
+/// The essential edges a Lengauer–Tarjan attempt leaves out (see "Exact shortcuts" in the
+/// module docs): edges into a child of the root from any other node, and every edge into or out
+/// of a candidate sink.
+struct Cut {
+    /// Children of the root, and the candidates.
+    target: Bits,
+    candidate: Bits,
+    /// The candidates' ordinals, ascending.
+    candidates: Vec<u32>,
+}
+
+impl Cut {
+    /// Nothing left out.
+    fn none(n: usize) -> Cut {
+        Cut {
+            target: Bits::new(n),
+            candidate: Bits::new(n),
+            candidates: Vec::new(),
+        }
+    }
+
+    /// Leaves out the edges into root children and `candidates` (which must not be root children).
+    fn new(graph: &HeapGraph, candidates: Vec<u32>) -> Cut {
+        let mut cut = Cut::none(graph.node_count());
+        for child in root_children(graph) {
+            cut.target.set(child as usize);
+        }
+        for &c in &candidates {
+            cut.target.set(c as usize);
+            cut.candidate.set(c as usize);
+        }
+        cut.candidates = candidates;
+        cut
+    }
+
+    /// Whether the essential edge `from → to` (ordinals) takes part.
+    #[inline]
+    fn keeps(&self, root: u32, from: u32, to: u32) -> bool {
+        from == root || !self.target.get(to as usize)
+    }
+}
+
+/// Targets of the root's essential edges, ascending, without duplicates.
+fn root_children(graph: &HeapGraph) -> Vec<u32> {
+    let root = graph.root();
+    let mut children: Vec<u32> = graph
+        .edges(root)
+        .filter(|e| graph.is_essential(*e))
+        .map(|e| graph.edge_to(e).0)
+        .filter(|to| *to != root.0)
+        .collect();
+    children.sort_unstable();
+    children.dedup();
+    children
+}
+
+/// HPROF class objects worth leaving out of the first attempt: every instance's `<class>` edge
+/// points at its class, so a class with many instances has as many retainers. A candidate is a
+/// class object that is not a child of the root, whose essential edges all go to root children or
+/// are class links (superclass, loader, signers, protection domain: no statics, which the class
+/// alone usually retains), and that no other class object references (so no candidate retains
+/// another). Whether leaving them out is exact is checked afterwards ([`lengauer_tarjan`]).
+fn class_candidates(graph: &HeapGraph) -> Vec<u32> {
+    let n = graph.node_count();
+    let mut root_child = Bits::new(n);
+    for child in root_children(graph) {
+        root_child.set(child as usize);
+    }
+    let is_class = |node: NodeIndex| graph.kind(node) == NodeKind::Class;
+    let classes: Vec<NodeIndex> = graph
+        .nodes()
+        .filter(|&node| is_class(node) && node != graph.root())
+        .collect();
+    let mut referenced_by_class = Bits::new(n);
+    let mut suitable = Vec::new();
+    for &class in &classes {
+        let mut only_links = true;
+        for edge in graph.edges(class).filter(|e| graph.is_essential(*e)) {
+            let to = graph.edge_to(edge);
+            if root_child.get(to.get()) {
+                continue;
+            }
+            if is_class(to) {
+                referenced_by_class.set(to.get());
+            }
+            only_links &= graph.edge_kind(edge) == EdgeKind::ClassLink;
+        }
+        if only_links && !root_child.get(class.get()) {
+            suitable.push(class.0);
+        }
+    }
+    suitable.retain(|&c| !referenced_by_class.get(c as usize));
+    suitable
+}
+
+/// Computes idom per ordinal, the preorder of ordinals, and how many nodes the root does not
+/// reach, over the essential edges `cut` keeps; then places the candidates, or returns the
+/// candidates for which leaving them out was not exact.
 ///
-/// Memory: besides the graph, at most five u32 columns plus the reverse CSR of essential edges
-/// (built on another core during the DFS from the root), and a bitset and the path during the
-/// DFS. Two slots do double duty: before a vertex is linked, `ancestor` holds its DFS parent and
-/// `label` holds the head of its bucket; while a vertex waits in a bucket, `dom` holds the link
-/// to the next one.
-fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
+/// Memory: besides the graph, at most five u32 columns plus the reverse CSR of the kept essential
+/// edges into nodes with two or more of them (built on another core during the DFS from the
+/// root), and three bitsets and the path during the DFS. Slots do double duty: before a vertex is
+/// linked, `ancestor` holds its DFS parent and `label` holds the head of its bucket; while a
+/// vertex waits in a bucket, `dom` holds the link to the next one.
+fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
     let essential = |edge: usize| kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0;
+    let root = graph.root().0;
     // Vertex numbers are ordinal + 1; 0 means "none".
-    let r = graph.root().0 + 1;
+    let r = root + 1;
     let mut ancestor = vec![0u32; n + 1];
     let mut semi = vec![0u32; n + 1];
     let mut vertex = vec![0u32; n + 1];
     let mut count = 0u32;
     let reached_from_root;
-    let (first_retainer, mut retainers);
+    let retainers;
     {
         // Visited vertices as a bitset (n / 8 bytes stay in cache, unlike `semi`), and the DFS
         // path as a stack of (vertex, next edge to look at).
@@ -208,7 +407,9 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
                     *cursor += 1;
                     if essential(edge) {
                         let w = targets[edge] + 1;
-                        if visited[w as usize / 64] & (1 << (w % 64)) == 0 {
+                        if visited[w as usize / 64] & (1 << (w % 64)) == 0
+                            && cut.keeps(root, v - 1, w - 1)
+                        {
                             next = w;
                             break;
                         }
@@ -221,54 +422,77 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
                 }
             }
         };
-        // The reverse CSR of essential edges (by ordinal, sources as vertex numbers) is built on
-        // the other core while the DFS from the root runs.
-        ((), (first_retainer, retainers)) = rayon::join(
+        // The reverse CSR of kept essential edges (by ordinal, sources as vertex numbers) is
+        // built on the other core while the DFS from the root runs.
+        ((), retainers) = rayon::join(
             || dfs(r, &mut ancestor, &mut semi, &mut count),
-            || essential_retainers(graph),
+            || essential_retainers(graph, cut),
         );
         reached_from_root = count;
         if (count as usize) < n {
             for v in 1..=n as u32 {
-                if semi[v as usize] == 0 && first_retainer.range(v as usize - 1).is_empty() {
+                let o = v as usize - 1;
+                if semi[v as usize] == 0
+                    && !cut.candidate.get(o)
+                    && retainers.first.range(o).is_empty()
+                    && !retainers.single.get(o)
+                {
                     ancestor[v as usize] = r;
                     dfs(v, &mut ancestor, &mut semi, &mut count);
                 }
             }
         }
     }
+    let searched = count;
+    let mut attached_singles = Vec::new();
     if (count as usize) < n {
         for v in 1..=n as u32 {
-            if semi[v as usize] == 0 {
+            let o = v as usize - 1;
+            if semi[v as usize] == 0 && !cut.candidate.get(o) {
                 ancestor[v as usize] = r;
                 count += 1;
                 semi[v as usize] = count;
                 vertex[count as usize] = v;
+                if retainers.single.get(o) {
+                    attached_singles.push(v - 1);
+                }
             }
         }
     }
+    // Numbered vertices: everything but the candidates.
+    let numbered = count;
     // The root is never linked; keep its slot from reading as "has a parent".
     ancestor[r as usize] = 0;
-    let unreachable = n as u32 - reached_from_root;
+    let Retainers {
+        first: first_retainer,
+        sources: mut retainers,
+        single,
+    } = retainers;
 
     // From here on every array is indexed by DFS number (every node has one now), which keeps
     // the vertices an evaluation walks, and the buckets, near each other in memory. `number`
     // maps a vertex to its DFS number (number[0] = 0 stands for "none").
     let number = semi;
+    // A vertex attached to the root on its own has no DFS parent among its retainers, so the
+    // single retainer of such a vertex is looked up (a rare case: cycles nothing else retains).
+    let attached_retainer = single_retainers(graph, cut, &attached_singles, &number);
     let mut parent = vec![0u32; n + 1];
-    for (slot, &v) in parent.iter_mut().zip(&vertex).skip(1) {
+    for (slot, &v) in parent.iter_mut().zip(&vertex[..=numbered as usize]).skip(1) {
         *slot = number[ancestor[v as usize] as usize];
     }
-    drop(ancestor);
+    // The old column's memory becomes the semidominators (no fresh pages to fault in).
+    let mut semi = ancestor;
     let mut ancestor = parent;
     // Retainers as DFS numbers too (the CSR stays indexed by ordinal: one lookup per vertex).
     retainers
         .par_iter_mut()
         .for_each(|source| *source = number[*source as usize]);
-    drop(number);
+    for (at, slot) in semi.iter_mut().enumerate() {
+        *slot = at as u32;
+    }
+    let mut label = number;
+    label.fill(0);
     let root_number = 1u32;
-    let mut semi: Vec<u32> = (0..=n as u32).collect();
-    let mut label = vec![0u32; n + 1];
     let mut dom = vec![0u32; n + 1];
     let mut stack: Vec<u32> = Vec::new();
 
@@ -294,16 +518,29 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
         label[v as usize]
     };
 
-    for w in (2..=n as u32).rev() {
-        let preds = &retainers[first_retainer.range(vertex[w as usize] as usize - 1)];
-        if preds.is_empty() {
-            // Orphans have the root as their only predecessor.
-            semi[w as usize] = semi[root_number as usize];
-        }
-        for &v in preds {
-            let u = eval(v, w + 1, &mut ancestor, &mut label, &semi);
-            if semi[u as usize] < semi[w as usize] {
-                semi[w as usize] = semi[u as usize];
+    for w in (2..=numbered).rev() {
+        let o = vertex[w as usize] as usize - 1;
+        if single.get(o) {
+            if w <= searched {
+                // The only retainer is the DFS parent: not linked yet, so it evaluates to
+                // itself, and its semidominator is still its own number.
+                semi[w as usize] = ancestor[w as usize];
+            } else {
+                let v = attached_retainer[&(o as u32)];
+                let u = eval(v, w + 1, &mut ancestor, &mut label, &semi);
+                semi[w as usize] = semi[w as usize].min(semi[u as usize]);
+            }
+        } else {
+            let preds = &retainers[first_retainer.range(o)];
+            if preds.is_empty() {
+                // Orphans have the root as their only predecessor.
+                semi[w as usize] = semi[root_number as usize];
+            }
+            for &v in preds {
+                let u = eval(v, w + 1, &mut ancestor, &mut label, &semi);
+                if semi[u as usize] < semi[w as usize] {
+                    semi[w as usize] = semi[u as usize];
+                }
             }
         }
         // Add w to the bucket of its semidominator (not linked yet: its number is smaller).
@@ -334,19 +571,39 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
             v = next;
         }
     }
-    drop((ancestor, retainers, first_retainer));
+    drop((retainers, first_retainer, single));
 
     // Unlike the paper, the root dominates itself, and dom[0] = root sends vertices that got no
     // dominator (see above) to the root, as DevTools does.
     dom[0] = root_number;
     dom[root_number as usize] = root_number;
-    for w in 2..=n {
+    for w in 2..=numbered as usize {
         if dom[w] != semi[w] {
             dom[w] = dom[dom[w] as usize];
         }
     }
+    let mut unreachable = n as u32 - reached_from_root;
+    let buffers = [ancestor, semi, label];
+    let [_, spare, mut idom] = if cut.candidates.is_empty() {
+        buffers
+    } else {
+        let tree = DomTree {
+            dom: &dom,
+            vertex: &vertex,
+            numbered,
+            reached_from_root,
+            searched,
+        };
+        let placed = place_candidates(graph, cut, &tree, buffers)?;
+        unreachable -= placed.reached;
+        for (k, (&c, &d)) in cut.candidates.iter().zip(&placed.dom).enumerate() {
+            let w = numbered as usize + 1 + k;
+            vertex[w] = c + 1;
+            dom[w] = d;
+        }
+        placed.buffers
+    };
     // To ordinals: idom[vertex[i] - 1] = vertex[dom[i]] - 1; preorder = vertex[1..] - 1.
-    let mut idom = label;
     idom.truncate(n);
     for i in 1..=n {
         idom[vertex[i] as usize - 1] = vertex[dom[i] as usize] - 1;
@@ -355,12 +612,186 @@ fn lengauer_tarjan(graph: &HeapGraph) -> LtResult {
     for v in vertex.iter_mut() {
         *v -= 1;
     }
-    LtResult {
+    Ok(LtResult {
         idom,
         preorder: vertex,
         unreachable,
-        spare: [dom, semi],
+        spare: [dom, spare],
+    })
+}
+
+/// The dominator tree of the numbered vertices (all but the candidates), by DFS number.
+struct DomTree<'a> {
+    /// Immediate dominator number per number (`dom[1]` = 1, the root).
+    dom: &'a [u32],
+    /// Vertex (ordinal + 1) per number.
+    vertex: &'a [u32],
+    numbered: u32,
+    /// Numbers `1..=reached_from_root` are the vertices the DFS from the root reached.
+    reached_from_root: u32,
+    /// Numbers up to here were reached by a DFS (from the root, or from a node without
+    /// retainers, which DevTools hangs off the root); the rest were attached one by one.
+    searched: u32,
+}
+
+/// The candidates' immediate dominators (as numbers, in candidate order), how many of them the
+/// root reaches, and the three buffers given to [`place_candidates`].
+struct Placed {
+    dom: Vec<u32>,
+    reached: u32,
+    buffers: [Vec<u32>; 3],
+}
+
+/// Places the candidates left out of a Lengauer–Tarjan attempt, after checking that leaving
+/// them out was exact; otherwise returns the candidates (ordinals, ascending) that failed.
+///
+/// `buffers` are three spare columns of `n + 1` entries (contents ignored). A candidate's
+/// immediate dominator is the nearest common ancestor of its retainers in the tree (found by
+/// walking up from the current one until it contains the next retainer's preorder interval).
+/// The check, for each candidate `c` with immediate dominator `a`: every retainer of `c` is
+/// reached from the root, and every target `t` of `c`'s essential edges is reached from the
+/// root without `c` and has an immediate dominator that dominates `a` (proof in the module
+/// docs). A candidate without retainers hangs off the root, as DevTools does.
+fn place_candidates(
+    graph: &HeapGraph,
+    cut: &Cut,
+    tree: &DomTree<'_>,
+    buffers: [Vec<u32>; 3],
+) -> Result<Placed, Vec<u32>> {
+    let n = graph.node_count();
+    let [mut number, mut enter, mut end] = buffers;
+    let numbered = tree.numbered as usize;
+    let dom = tree.dom;
+    // DFS number per ordinal; candidates get the numbers they will have, after the others.
+    number.fill(0);
+    for (i, &v) in tree.vertex.iter().enumerate().take(numbered + 1).skip(1) {
+        number[v as usize - 1] = i as u32;
     }
+    for (k, &c) in cut.candidates.iter().enumerate() {
+        number[c as usize] = (numbered + 1 + k) as u32;
+    }
+    // Preorder intervals [enter, end) of the dominator tree: subtree sizes in `end` (children
+    // have higher numbers than their dominator), then each child takes the next free slot of
+    // its dominator, whose `end` counts up from enter + 1 to enter + size.
+    end[..=numbered].fill(1);
+    for i in (2..=numbered).rev() {
+        end[dom[i] as usize] += end[i];
+    }
+    enter[1] = 0;
+    end[1] = 1;
+    for i in 2..=numbered {
+        let d = dom[i] as usize;
+        let size = end[i];
+        enter[i] = end[d];
+        end[d] += size;
+        end[i] = enter[i] + 1;
+    }
+    let within = |a: u32, x: u32| {
+        enter[a as usize] <= enter[x as usize] && enter[x as usize] < end[a as usize]
+    };
+    let candidates = &cut.candidates;
+    let mut nca = vec![0u32; candidates.len()];
+    let mut failed = vec![false; candidates.len()];
+    let mut from_root = vec![false; candidates.len()];
+    let mut attached = vec![false; candidates.len()];
+    for from in 0..n {
+        if cut.candidate.get(from) {
+            continue;
+        }
+        let x = number[from];
+        for to in essential_targets(graph, from) {
+            let to = to as usize;
+            if !cut.candidate.get(to) {
+                continue;
+            }
+            let k = number[to] as usize - numbered - 1;
+            from_root[k] |= x <= tree.reached_from_root;
+            if x > tree.searched {
+                // Attached on its own: its semidominator is numbered after every searched
+                // vertex, so it cannot lower the candidate's (see the module docs).
+                attached[k] = true;
+            } else if nca[k] == 0 {
+                nca[k] = x;
+            } else {
+                while !within(nca[k], x) {
+                    nca[k] = dom[nca[k] as usize];
+                }
+            }
+        }
+    }
+    let mut reached = 0;
+    for (k, &c) in candidates.iter().enumerate() {
+        if nca[k] == 0 {
+            // No retainer at all: hangs off the root. Only attached ones: attached itself.
+            nca[k] = 1;
+            failed[k] |= attached[k];
+        }
+        reached += u32::from(from_root[k]);
+        let a = nca[k];
+        let node = NodeIndex(c);
+        for edge in graph.edges(node).filter(|e| graph.is_essential(*e)) {
+            let t = graph.edge_to(edge).get();
+            let y = number[t];
+            let fine = !cut.candidate.get(t)
+                && y != 0
+                && y <= tree.reached_from_root
+                && within(dom[y as usize], a);
+            if !fine {
+                failed[k] = true;
+            }
+        }
+    }
+    if failed.contains(&true) {
+        return Err(candidates
+            .iter()
+            .zip(&failed)
+            .filter(|(_, f)| **f)
+            .map(|(c, _)| *c)
+            .collect());
+    }
+    Ok(Placed {
+        dom: nca,
+        reached,
+        buffers: [number, enter, end],
+    })
+}
+
+/// The single kept retainer (as a DFS number) of each vertex in `vertices` (ordinals), found
+/// with one pass over the edges; empty without a pass when `vertices` is.
+fn single_retainers(
+    graph: &HeapGraph,
+    cut: &Cut,
+    vertices: &[u32],
+    number: &[u32],
+) -> FxHashMap<u32, u32> {
+    let mut found: FxHashMap<u32, u32> = vertices.iter().map(|&v| (v, 0)).collect();
+    if found.is_empty() {
+        return found;
+    }
+    let root = graph.root().0;
+    for from in 0..graph.node_count() as u32 {
+        if cut.candidate.get(from as usize) {
+            continue;
+        }
+        for to in essential_targets(graph, from as usize) {
+            if let Some(slot) = found.get_mut(&to).filter(|_| cut.keeps(root, from, to)) {
+                *slot = number[from as usize + 1];
+            }
+        }
+    }
+    found
+}
+
+/// Targets of `node`'s essential edges.
+#[inline]
+fn essential_targets(graph: &HeapGraph, node: usize) -> impl Iterator<Item = u32> + '_ {
+    let first_edge = graph.first_edges();
+    let edges = first_edge[node] as usize..first_edge[node + 1] as usize;
+    graph.edge_targets()[edges.clone()]
+        .iter()
+        .zip(&graph.edge_kind_bytes()[edges])
+        .filter(|(_, kind)| **kind & EdgeKind::ESSENTIAL_BIT != 0)
+        .map(|(to, _)| *to)
 }
 
 /// Offsets of a reverse CSR: 32-bit while the edge count allows, to save memory.
@@ -403,30 +834,72 @@ impl Offset for u64 {
     }
 }
 
-/// Reverse CSR of the essential edges: for each node, the vertex numbers (ordinal + 1) of the
-/// sources of essential edges into it.
-fn essential_retainers(graph: &HeapGraph) -> (RetainerOffsets, Vec<u32>) {
+/// The kept essential edges reversed: nodes with exactly one kept retainer are only marked in
+/// `single` (that retainer is their DFS parent), the others list theirs in a CSR.
+struct Retainers {
+    /// Per ordinal, the range of its retainers in `sources` (empty for `single` nodes).
+    first: RetainerOffsets,
+    /// Retainers' vertex numbers (ordinal + 1) until the DFS numbers replace them.
+    sources: Vec<u32>,
+    single: Bits,
+}
+
+/// Reverse CSR of the essential edges `cut` keeps.
+fn essential_retainers(graph: &HeapGraph, cut: &Cut) -> Retainers {
     if graph.edge_count() < u32::MAX as u64 {
-        let (first, sources) = fill_retainers::<u32>(graph);
-        (RetainerOffsets::Narrow(first), sources)
+        let (first, sources, single) = fill_retainers::<u32>(graph, cut);
+        Retainers {
+            first: RetainerOffsets::Narrow(first),
+            sources,
+            single,
+        }
     } else {
-        let (first, sources) = fill_retainers::<u64>(graph);
-        (RetainerOffsets::Wide(first), sources)
+        let (first, sources, single) = fill_retainers::<u64>(graph, cut);
+        Retainers {
+            first: RetainerOffsets::Wide(first),
+            sources,
+            single,
+        }
     }
 }
 
 /// Fills the reverse CSR back to front, so no cursor array is needed: `first[i]` counts, then
 /// becomes the end of i's range, then (after filling) its start.
-fn fill_retainers<T: Offset>(graph: &HeapGraph) -> (Vec<T>, Vec<u32>) {
+fn fill_retainers<T: Offset>(graph: &HeapGraph, cut: &Cut) -> (Vec<T>, Vec<u32>, Bits) {
     let n = graph.node_count();
-    let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
+    let essential = |edge: usize| kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0;
+    let root = graph.root().0;
     let mut first = vec![T::default(); n + 1];
+    let mut add = |to: u32, delta: isize| {
+        let slot = &mut first[to as usize];
+        *slot = T::set(slot.get().wrapping_add_signed(delta));
+    };
+    // Every essential edge into a node not cut off, then the root's edges into cut nodes (root
+    // children), less the candidates' own edges (they take no part).
     for (edge, &to) in targets.iter().enumerate() {
-        if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-            let slot = &mut first[to as usize];
-            *slot = T::set(slot.get() + 1);
+        if essential(edge) && !cut.target.get(to as usize) {
+            add(to, 1);
+        }
+    }
+    for to in essential_targets(graph, root as usize) {
+        if cut.target.get(to as usize) {
+            add(to, 1);
+        }
+    }
+    for &c in &cut.candidates {
+        for to in essential_targets(graph, c as usize) {
+            if cut.keeps(root, c, to) {
+                add(to, -1);
+            }
+        }
+    }
+    let mut single = Bits::new(n);
+    for (node, slot) in first.iter_mut().enumerate().take(n) {
+        if slot.get() == 1 {
+            single.set(node);
+            *slot = T::set(0);
         }
     }
     for i in 1..=n {
@@ -435,17 +908,18 @@ fn fill_retainers<T: Offset>(graph: &HeapGraph) -> (Vec<T>, Vec<u32>) {
     let count = first[n].get();
     let mut sources = vec![0u32; count];
     for from in 0..n {
-        for edge in first_edge[from]..first_edge[from + 1] {
-            let edge = edge as usize;
-            if kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0 {
-                let to = targets[edge] as usize;
-                let slot = first[to].get() - 1;
-                first[to] = T::set(slot);
+        if cut.candidate.get(from) {
+            continue;
+        }
+        for to in essential_targets(graph, from) {
+            if cut.keeps(root, from as u32, to) && !single.get(to as usize) {
+                let slot = first[to as usize].get() - 1;
+                first[to as usize] = T::set(slot);
                 sources[slot] = from as u32 + 1;
             }
         }
     }
-    (first, sources)
+    (first, sources, single)
 }
 
 #[cfg(test)]
@@ -490,6 +964,121 @@ mod tests {
             );
         }
         b.finish().unwrap()
+    }
+
+    /// An HPROF-shaped graph: root 0, node `i` a class object when `classes` has bit `i`;
+    /// edges `(from, to, essential)` get the kind an HPROF reader would give them (an instance's
+    /// edge to a class is its `<class>` edge, a class's edge a class link or, when `to` is not
+    /// a class and `from` is 3 mod 4, a static field).
+    fn hprof_graph(n: usize, classes: u32, edges: &[(u32, u32, bool)]) -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), n, edges.len());
+        let name = b.strings_mut().intern("N").unwrap();
+        let class = b.intern_class(ClassInfo::named(name)).unwrap();
+        let is_class = |i: u32| i != 0 && classes & (1 << i) != 0;
+        for i in 0..n as u32 {
+            b.add_node(NodeData {
+                id: ObjectId(u64::from(i) * 8),
+                class,
+                name,
+                self_size: 10 * (u64::from(i) + 1),
+                kind: match i {
+                    0 => NodeKind::Root,
+                    i if is_class(i) => NodeKind::Class,
+                    _ => NodeKind::Instance,
+                },
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+        }
+        for &(from, to, essential) in edges {
+            let kind = match (from, is_class(from), is_class(to)) {
+                (0, ..) => EdgeKind::GcRoot(GcRootKind::StickyClass),
+                (_, true, false) if from % 4 == 3 => EdgeKind::StaticField,
+                (_, true, _) => EdgeKind::ClassLink,
+                (_, false, true) => EdgeKind::ClassOf,
+                _ => EdgeKind::Field,
+            };
+            b.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(to),
+                    kind,
+                    name: EdgeName::Named(name),
+                    essential,
+                },
+            );
+        }
+        b.finish().unwrap()
+    }
+
+    /// Asserts that the shortcuts change nothing: idoms, retained sizes, unreachable count,
+    /// and a preorder in which every node comes after its dominator.
+    fn assert_shortcuts_exact(g: &HeapGraph) {
+        let plain = Dominators::compute_with(g, false);
+        let pruned = Dominators::compute_with(g, true);
+        let n = g.node_count();
+        assert_eq!(idoms(&pruned, n), idoms(&plain, n));
+        assert_eq!(pruned.retained_sizes(), plain.retained_sizes());
+        assert_eq!(pruned.unreachable_count(), plain.unreachable_count());
+        let mut seen = vec![false; n];
+        for &v in pruned.preorder() {
+            assert!(!seen[v as usize], "node {v} twice in the preorder");
+            let d = pruned.idom(NodeIndex(v)).get();
+            assert!(
+                d == v as usize || seen[d],
+                "node {v} before its dominator {d}"
+            );
+            seen[v as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn class_candidates_are_placed_by_their_instances() {
+        // 0 -> 1 (loader, root child), 0 -> 2 -> 4, 0 -> 3 -> 5; instances 4 and 5 of class 6
+        // (a candidate: only a loader link to 1); 7 is an instance only 4 holds, of class 6 too.
+        let edges = [
+            (0, 1, true),
+            (0, 2, true),
+            (0, 3, true),
+            (2, 4, true),
+            (3, 5, true),
+            (4, 6, true),
+            (5, 6, true),
+            (4, 7, true),
+            (7, 6, true),
+            (6, 1, true),
+        ];
+        let g = hprof_graph(8, 1 << 6, &edges);
+        assert_eq!(class_candidates(&g), vec![6]);
+        assert!(lengauer_tarjan(&g, &Cut::new(&g, vec![6])).is_ok());
+        let d = Dominators::compute(&g);
+        assert_eq!(idoms(&d, 8), vec![0, 0, 0, 0, 2, 3, 0, 4]);
+        assert_shortcuts_exact(&g);
+    }
+
+    #[test]
+    fn a_candidate_that_alone_reaches_its_loader_is_put_back() {
+        // Class 5's loader 6 is held by 3 only, but 5 (held by instance 4 from the root) also
+        // reaches it: leaving 5 out would make 3 dominate 6, so the check refuses it.
+        let edges = [
+            (0, 2, true),
+            (0, 4, true),
+            (2, 3, true),
+            (3, 6, true),
+            (4, 5, true),
+            (5, 6, true),
+            (2, 5, true),
+        ];
+        let g = hprof_graph(7, 1 << 5, &edges);
+        assert_eq!(class_candidates(&g), vec![5]);
+        assert_eq!(
+            lengauer_tarjan(&g, &Cut::new(&g, vec![5])).err(),
+            Some(vec![5])
+        );
+        let d = Dominators::compute(&g);
+        assert_eq!(idoms(&d, 7), vec![0, 0, 0, 2, 0, 0, 0]);
+        assert_shortcuts_exact(&g);
     }
 
     fn idoms(d: &Dominators, n: usize) -> Vec<u32> {
@@ -666,6 +1255,36 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn shortcuts_change_nothing_on_random_hprof_graphs(
+            n in 2usize..16,
+            classes in 0u32..(1 << 16),
+            raw in proptest::collection::vec((0u32..16, 0u32..16, 0u8..8), 0..48),
+            tree in proptest::collection::vec(0u32..1000, 16),
+            spanning in any::<bool>(),
+        ) {
+            let mut edges: Vec<(u32, u32, bool)> = raw
+                .into_iter()
+                .map(|(a, b, e)| (a % n as u32, b % n as u32, e != 0))
+                .filter(|(a, b, _)| b != &0 || a == b)
+                .collect();
+            if spanning {
+                for v in 1..n as u32 {
+                    edges.push((tree[v as usize] % v, v, true));
+                }
+            }
+            let g = hprof_graph(n, classes, &edges);
+            assert_shortcuts_exact(&g);
+            if spanning {
+                let essential: Vec<(u32, u32)> =
+                    edges.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+                let d = Dominators::compute(&g);
+                for (v, want) in naive_idoms(n, &essential).iter().enumerate() {
+                    prop_assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), *want, "node {}", v);
+                }
+            }
+        }
+
         #[test]
         fn matches_the_definition_on_random_graphs(
             n in 2usize..14,
