@@ -75,7 +75,7 @@ static PRODUCERS_FENCE: AtomicBool = AtomicBool::new(false);
 /// A batch of one thread's events; allocated from glibc (the scan never reads glibc heaps as roots).
 pub struct RawBuffer {
     pub next: *mut RawBuffer,
-    /// The thread state that filled it: the writer hands the emptied buffer back as its spare.
+    /// The thread state that fills it (its completeness mark moves when the buffer is drained).
     owner: *const ThreadState,
     pub thread: u32,
     /// Events published by the owner (a release store after each event).
@@ -87,44 +87,35 @@ pub struct RawBuffer {
 }
 
 impl RawBuffer {
-    fn allocate(owner: &ThreadState) -> *mut RawBuffer {
-        // SAFETY: glibc allocation, initialised field by field before use; `events` needs no init
-        // because only published events are ever read.
+    /// An empty buffer for `owner`: a pooled one, else a new one from glibc (null if that fails).
+    fn take(owner: &ThreadState) -> *mut RawBuffer {
+        let mut buffer = POOL.pop();
+        // SAFETY: a pooled buffer is nobody's; a new one is initialised field by field before
+        // use (`events` needs no initialisation: only published events are ever read).
         unsafe {
-            let buffer = sys::__libc_malloc(core::mem::size_of::<RawBuffer>()) as *mut RawBuffer;
-            if !buffer.is_null() {
-                ptr::addr_of_mut!((*buffer).next).write(ptr::null_mut());
-                ptr::addr_of_mut!((*buffer).owner).write(owner);
-                ptr::addr_of_mut!((*buffer).thread).write(owner.thread);
-                ptr::addr_of_mut!((*buffer).len).write(AtomicUsize::new(0));
-                ptr::addr_of_mut!((*buffer).taken).write(0);
+            if buffer.is_null() {
+                buffer = sys::__libc_malloc(core::mem::size_of::<RawBuffer>()) as *mut RawBuffer;
+                if buffer.is_null() {
+                    return buffer;
+                }
             }
-            buffer
+            ptr::addr_of_mut!((*buffer).next).write(ptr::null_mut());
+            ptr::addr_of_mut!((*buffer).owner).write(owner);
+            ptr::addr_of_mut!((*buffer).thread).write(owner.thread);
+            ptr::addr_of_mut!((*buffer).len).write(AtomicUsize::new(0));
+            ptr::addr_of_mut!((*buffer).taken).write(0);
         }
+        buffer
     }
 
-    /// Gives an emptied buffer back to its thread as the next one to fill, or frees it if the
-    /// thread already has a spare (writer thread only).
+    /// Puts a drained buffer in the pool, or frees it if the pool is full (writer thread only).
     ///
     /// # Safety
-    /// `buffer` came from `allocate`, was drained, and nothing else refers to it.
+    /// `buffer` came from `take`, was drained, and nothing else refers to it.
     pub unsafe fn recycle(buffer: *mut RawBuffer) {
-        // SAFETY: per the contract; owners are never freed.
-        unsafe {
-            (*buffer).len.store(0, Ordering::Relaxed);
-            (*buffer).taken = 0;
-            let owner = &*(*buffer).owner;
-            if owner.exited.load(Ordering::Acquire)
-                || owner
-                    .spare
-                    .compare_exchange(ptr::null_mut(), buffer, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-            {
-                sys::__libc_free(buffer as *mut core::ffi::c_void);
-            } else if owner.exited.load(Ordering::Acquire) {
-                // The thread exited between the check and the hand-back: whoever takes it frees it.
-                free_spare(owner);
-            }
+        if !POOL.push(buffer) {
+            // SAFETY: per the contract, exclusively ours.
+            unsafe { sys::__libc_free(buffer as *mut core::ffi::c_void) };
         }
     }
 
@@ -187,8 +178,6 @@ pub struct ThreadState {
     /// part.
     buffer: AtomicPtr<RawBuffer>,
     clock: UnsafeCell<StampClock>,
-    /// An empty buffer returned by the writer, taken when the current one is handed off.
-    spare: AtomicPtr<RawBuffer>,
     /// Set when the thread exits: the writer then frees emptied buffers instead of handing them back.
     exited: AtomicBool,
     /// The exited thread's dead stack `[block start, its sp at exit)` (0, 0 until known).
@@ -208,9 +197,13 @@ static FULL: AtomicPtr<RawBuffer> = AtomicPtr::new(ptr::null_mut());
 static FULL_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Bumped whenever the writer has work; the writer sleeps on it.
 pub static WAKE: AtomicU32 = AtomicU32::new(0);
+/// The writer is about to sleep on, or sleeps on, `WAKE`: only then do wakers make a syscall.
+static WRITER_SLEEPING: AtomicBool = AtomicBool::new(false);
 /// Above this many queued buffers (512 K events, 20 MiB) producers wait for the writer: it never
 /// lags far behind, so exits, scans and followed forks have little backlog to work off.
 const MAX_QUEUED: usize = 256;
+/// Every this many queued buffers the writer is woken.
+const WAKE_BATCH: usize = 8;
 
 impl ThreadState {
     /// Creates and registers the calling thread's state (allocates: call under the guard).
@@ -224,7 +217,6 @@ impl ThreadState {
             recording: AtomicU32::new(0),
             buffer: AtomicPtr::new(ptr::null_mut()),
             clock: UnsafeCell::new(StampClock::default()),
-            spare: AtomicPtr::new(ptr::null_mut()),
             exited: AtomicBool::new(false),
             dead_stack: (AtomicU64::new(0), AtomicU64::new(0)),
             complete_until: AtomicU64::new(0),
@@ -252,7 +244,8 @@ impl ThreadState {
     }
 
     /// The thread is exiting: records its dead stack range (`stack`), drops its unwinder (returned to
-    /// the caller for reuse) and its spare buffer. Events it still records get one-frame stacks.
+    /// the caller for reuse) and hands its buffer to the writer. Events it still records get
+    /// one-frame stacks and are handed over one by one.
     ///
     /// # Safety
     /// Only the owning thread may call this.
@@ -260,7 +253,10 @@ impl ThreadState {
         self.dead_stack.0.store(stack.0, Ordering::Relaxed);
         self.dead_stack.1.store(stack.1, Ordering::Relaxed);
         self.exited.store(true, Ordering::Release);
-        free_spare(self);
+        let buffer = self.buffer.swap(ptr::null_mut(), Ordering::AcqRel);
+        if !buffer.is_null() {
+            queue_full(buffer);
+        }
         // SAFETY: per the contract, only the owner touches `unwind`.
         unsafe { core::mem::replace(&mut (*self.unwind.get()).1, ptr::null_mut()) }
     }
@@ -355,12 +351,7 @@ impl ThreadState {
 
     #[cold]
     fn fresh_buffer(&self) -> *mut RawBuffer {
-        let spare = self.spare.swap(ptr::null_mut(), Ordering::AcqRel);
-        let buffer = if spare.is_null() {
-            RawBuffer::allocate(self)
-        } else {
-            spare
-        };
+        let buffer = RawBuffer::take(self);
         self.buffer.store(buffer, Ordering::Release);
         buffer
     }
@@ -427,12 +418,82 @@ unsafe fn push_state(state: *mut ThreadState) {
     }
 }
 
-/// Frees `state`'s spare buffer, if it still has one.
-fn free_spare(state: &ThreadState) {
-    let spare = state.spare.swap(ptr::null_mut(), Ordering::AcqRel);
-    if !spare.is_null() {
-        // SAFETY: taken out of the slot, so exclusively ours.
-        unsafe { sys::__libc_free(spare as *mut core::ffi::c_void) };
+/// Drained buffers kept for reuse (an intrusive list under a try-lock: a thread that finds it
+/// taken allocates instead of waiting, and buffers are taken once per 2000 events).
+struct BufferPool {
+    locked: AtomicBool,
+    head: UnsafeCell<*mut RawBuffer>,
+    len: UnsafeCell<usize>,
+}
+
+// SAFETY: `head` and `len` are only touched under `locked`.
+unsafe impl Sync for BufferPool {}
+
+/// Pooled buffers beyond this are freed (5 MiB): enough for the writer to fall a few
+/// milliseconds behind without the threads allocating (and faulting in) new buffers.
+const POOL_MAX: usize = 64;
+
+static POOL: BufferPool = BufferPool {
+    locked: AtomicBool::new(false),
+    head: UnsafeCell::new(ptr::null_mut()),
+    len: UnsafeCell::new(0),
+};
+
+impl BufferPool {
+    fn try_lock(&self) -> bool {
+        !self.locked.swap(true, Ordering::Acquire)
+    }
+
+    fn unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// A pooled buffer, or null (none, or the pool is busy).
+    fn pop(&self) -> *mut RawBuffer {
+        if !self.try_lock() {
+            return ptr::null_mut();
+        }
+        // SAFETY: under the lock; pooled buffers are live and linked through `next`.
+        let buffer = unsafe {
+            let buffer = *self.head.get();
+            if !buffer.is_null() {
+                *self.head.get() = (*buffer).next;
+                *self.len.get() -= 1;
+            }
+            buffer
+        };
+        self.unlock();
+        buffer
+    }
+
+    /// Pools `buffer`; false if the pool is full or busy (the caller keeps it).
+    fn push(&self, buffer: *mut RawBuffer) -> bool {
+        if !self.try_lock() {
+            return false;
+        }
+        // SAFETY: under the lock; `buffer` is exclusively the caller's.
+        let pooled = unsafe {
+            let pooled = *self.len.get() < POOL_MAX;
+            if pooled {
+                (*buffer).next = *self.head.get();
+                *self.head.get() = buffer;
+                *self.len.get() += 1;
+            }
+            pooled
+        };
+        self.unlock();
+        pooled
+    }
+
+    /// Forgets the pooled buffers (in a fork child: the lock may be held by a thread that does
+    /// not exist there).
+    fn reset(&self) {
+        self.locked.store(false, Ordering::Release);
+        // SAFETY: single-threaded fork child.
+        unsafe {
+            *self.head.get() = ptr::null_mut();
+            *self.len.get() = 0;
+        }
     }
 }
 
@@ -447,8 +508,11 @@ fn queue_full(buffer: *mut RawBuffer) {
         }
     }
     let queued = FULL_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
-    WAKE.fetch_add(1, Ordering::Release);
-    sys::futex_wake(&WAKE);
+    // The writer also looks every 10 ms: waking it for every buffer would cost a syscall and a
+    // context switch per 2000 events.
+    if queued % WAKE_BATCH == 0 || queued > MAX_QUEUED {
+        wake_writer();
+    }
     // Back-pressure: never let an allocation storm outrun the writer without bound.
     let mut waited = 0;
     while FULL_COUNT.load(Ordering::Relaxed) > MAX_QUEUED && queued > MAX_QUEUED && waited < 10_000
@@ -459,46 +523,78 @@ fn queue_full(buffer: *mut RawBuffer) {
     }
 }
 
+/// Tells the writer there is work (async-signal-safe): a futex wake only if it sleeps.
+pub fn wake_writer() {
+    // Either the writer sees the new count before it sleeps, or this sees it sleeping.
+    WAKE.fetch_add(1, Ordering::SeqCst);
+    if WRITER_SLEEPING.load(Ordering::SeqCst) {
+        sys::futex_wake(&WAKE);
+    }
+}
+
+/// Sleeps the writer until [`wake_writer`] or `timeout_ns`, unless woken since it read `seen`
+/// from `WAKE`.
+pub fn writer_sleep(seen: u32, timeout_ns: u64) {
+    WRITER_SLEEPING.store(true, Ordering::SeqCst);
+    if WAKE.load(Ordering::SeqCst) == seen {
+        sys::futex_wait(&WAKE, seen, timeout_ns);
+    }
+    WRITER_SLEEPING.store(false, Ordering::Relaxed);
+}
+
 /// Collects the queued full buffers (writer only). With `collect = Some(now)` it first copies
 /// out the published part of every thread's current buffer, which must follow
 /// [`writer_barrier`]`(now)`. Returns the timestamp before which every event is now collected:
 /// the minimum over threads of their completeness marks.
 pub fn drain_all(out: &mut Vec<Segment>, collect: Option<u64>) -> u64 {
     let first = out.len();
-    let mut complete = u64::MAX;
-    let mut state = THREADS.load(Ordering::Acquire);
-    while !state.is_null() {
-        // SAFETY: states are never freed.
-        let s = unsafe { &*state };
-        if let Some(now) = collect {
-            s.collect_published(now, out);
-        }
-        complete = complete.min(s.complete_until.load(Ordering::Relaxed));
-        // SAFETY: `next` is written once before the state is published.
-        state = unsafe { *s.next.get() };
+    if let Some(now) = collect {
+        for_each_thread(|s| s.collect_published(now, out));
     }
-    // Read after the completeness marks: buffers they promise are already queued.
+    // Swapped after the completeness marks: the buffers they promise are already queued.
     let partials = out.len();
     let mut full = FULL.swap(ptr::null_mut(), Ordering::AcqRel);
     while !full.is_null() {
         // SAFETY: taken from the queue, exclusively ours now; its owner published `len`
-        // before queueing it.
+        // before queueing it, and owners are never freed.
         unsafe {
+            let end = (*full).len.load(Ordering::Acquire);
+            // The thread's events up to this buffer's last one are all queued (in order) or
+            // already collected.
+            if let Some(last) = RawBuffer::published(full, end.saturating_sub(1), end).first() {
+                (*(*full).owner)
+                    .complete_until
+                    .fetch_max(last.timestamp, Ordering::Relaxed);
+            }
             out.push(Segment {
                 buffer: full,
                 start: (*full).taken,
-                end: (*full).len.load(Ordering::Acquire),
+                end,
                 full: true,
             });
             FULL_COUNT.fetch_sub(1, Ordering::Relaxed);
             full = (*full).next;
         }
     }
+    let mut complete = u64::MAX;
+    for_each_thread(|s| complete = complete.min(s.complete_until.load(Ordering::Relaxed)));
     // Oldest first: full buffers in the order they were queued (the list is LIFO), then the
     // partial ones. A single thread's events then usually come out already sorted.
     out[partials..].reverse();
     out[first..].rotate_left(partials - first);
     complete
+}
+
+/// Runs `visit` on every thread state ever created.
+fn for_each_thread(mut visit: impl FnMut(&ThreadState)) {
+    let mut state = THREADS.load(Ordering::Acquire);
+    while !state.is_null() {
+        // SAFETY: states are never freed.
+        let s = unsafe { &*state };
+        visit(s);
+        // SAFETY: `next` is written once before the state is published.
+        state = unsafe { *s.next.get() };
+    }
 }
 
 /// Makes every thread's `recording` flag and clock reads consistent with the writer's `now`
@@ -525,10 +621,7 @@ pub fn prepare_writer_barrier() {
 pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
     let mut dead = Vec::new();
     let mut live_tops = Vec::new();
-    let mut state = THREADS.load(Ordering::Acquire);
-    while !state.is_null() {
-        // SAFETY: states are never freed.
-        let s = unsafe { &*state };
+    for_each_thread(|s| {
         if s.exited.load(Ordering::Acquire) {
             let (low, high) = (
                 s.dead_stack.0.load(Ordering::Relaxed),
@@ -540,9 +633,7 @@ pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
         } else {
             live_tops.push(s.bounds().high);
         }
-        // SAFETY: `next` is written once before the state is published.
-        state = unsafe { *s.next.get() };
-    }
+    });
     dead.retain(|&(low, high)| !live_tops.iter().any(|&top| low < top && top <= high));
     dead
 }
@@ -551,6 +642,7 @@ pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
 pub fn reset_after_fork() {
     THREADS.store(ptr::null_mut(), Ordering::Release);
     SEVERAL_THREADS.store(false, Ordering::Release);
+    POOL.reset();
     FULL.store(ptr::null_mut(), Ordering::Release);
     FULL_COUNT.store(0, Ordering::Release);
 }

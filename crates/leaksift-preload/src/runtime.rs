@@ -375,8 +375,7 @@ unsafe extern "C" {
 
 extern "C" fn scan_signal_handler(_signal: c_int) {
     SCAN_REQUESTED.store(true, Ordering::Release);
-    buffers::WAKE.fetch_add(1, Ordering::Release);
-    sys::futex_wake(&buffers::WAKE);
+    buffers::wake_writer();
 }
 
 fn install_scan_signal(signal: c_int) {
@@ -407,8 +406,7 @@ pub fn flush_and_wait(timeout_ms: u32) {
     let target = FLUSH_REQUESTED
         .fetch_add(1, Ordering::AcqRel)
         .wrapping_add(1);
-    buffers::WAKE.fetch_add(1, Ordering::Release);
-    sys::futex_wake(&buffers::WAKE);
+    buffers::wake_writer();
     for _ in 0..timeout_ms / 10 {
         let done = FLUSH_DONE.load(Ordering::Acquire);
         if done.wrapping_sub(target) as i32 >= 0 {
@@ -431,8 +429,7 @@ extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
     EXIT_SP.store(registers.as_ptr() as u64, Ordering::Release);
     EXIT_STATUS.store(status as u32, Ordering::Release);
     EXIT_REQUESTED.store(true, Ordering::Release);
-    buffers::WAKE.fetch_add(1, Ordering::Release);
-    sys::futex_wake(&buffers::WAKE);
+    buffers::wake_writer();
     // Wait for the writer (bounded: a wedged writer must not hang the exit forever).
     for _ in 0..600 {
         if EXIT_DONE.load(Ordering::Acquire) != 0 {

@@ -140,6 +140,8 @@ pub struct Writer {
     sink: Sink,
     clock: Clock,
     pending: Vec<Pending>,
+    /// How many leading `pending` events are known to be in time order.
+    sorted: usize,
     drained: Vec<Segment>,
     /// Trace stack id + 1 per stack-table slot (0: not defined in this trace yet).
     stack_ids: Vec<u32>,
@@ -266,6 +268,7 @@ pub fn spawn(sink: Sink) {
         sink,
         clock: Clock::identity(sys::timestamp()),
         pending: Vec::new(),
+        sorted: 0,
         drained: Vec::new(),
         stack_ids: Vec::new(),
         next_stack_id: 0,
@@ -296,6 +299,7 @@ pub fn spawn_in_child(sink: Sink) {
     let w = unsafe { &mut *writer };
     w.sink = sink;
     w.pending.clear();
+    w.sorted = 0;
     w.drained.clear();
     w.watermark = 0;
     w.last_steal = 0;
@@ -425,8 +429,7 @@ pub fn pause() {
         return;
     }
     PAUSE_REQUESTED.store(true, Ordering::Release);
-    WAKE.fetch_add(1, Ordering::Release);
-    sys::futex_wake(&WAKE);
+    buffers::wake_writer();
     for _ in 0..200 {
         if PAUSED.load(Ordering::Acquire) == 1 {
             return;
@@ -440,8 +443,7 @@ pub fn resume() {
     PAUSED.store(0, Ordering::Release);
     PAUSE_REQUESTED.store(false, Ordering::Release);
     sys::futex_wake(&PAUSED);
-    WAKE.fetch_add(1, Ordering::Release);
-    sys::futex_wake(&WAKE);
+    buffers::wake_writer();
 }
 
 impl Writer {
@@ -485,9 +487,7 @@ impl Writer {
                 runtime::WRITER_RUNNING.store(false, Ordering::Release);
                 return;
             }
-            if WAKE.load(Ordering::Acquire) == seen {
-                sys::futex_wait(&WAKE, seen, STEAL_NS);
-            }
+            buffers::writer_sleep(seen, STEAL_NS);
         }
     }
 
@@ -531,9 +531,14 @@ impl Writer {
         self.watermark = self
             .watermark
             .max(buffers::drain_all(&mut self.drained, collect));
-        // `pending` is sorted; only what is appended now (and its junction) needs checking.
-        let checked = self.pending.len().saturating_sub(1);
-        for segment in &self.drained {
+        self.refresh_modules(false);
+        let limit = if everything { u64::MAX } else { self.watermark };
+        // Segment by segment, so that buffers go back to the pool (and `pending` stays small)
+        // while a backlog is worked off.
+        let mut segments = std::mem::take(&mut self.drained);
+        let mut finished = true;
+        for i in 0..segments.len() {
+            let segment = segments[i];
             let thread = segment.thread();
             self.pending.extend(
                 segment
@@ -541,27 +546,41 @@ impl Writer {
                     .iter()
                     .map(|&event| Pending { event, thread }),
             );
-        }
-        for segment in self.drained.drain(..) {
             if segment.full {
-                // SAFETY: handed over full and fully copied out above.
+                // SAFETY: handed over full and copied out above.
                 unsafe { RawBuffer::recycle(segment.buffer) };
             }
+            if finished && self.pending.len() >= EVENTS_PER_SLICE {
+                // Later segments may hold older events: write only what precedes them all.
+                let later = segments[i + 1..]
+                    .iter()
+                    .filter_map(|s| s.events().first())
+                    .map(|e| e.timestamp)
+                    .min()
+                    .unwrap_or(u64::MAX);
+                finished = self.write_ready(limit.min(later), everything);
+            }
         }
-        self.refresh_modules(false);
+        segments.clear();
+        self.drained = segments;
+        if finished && self.write_ready(limit, everything) {
+            self.apply_module_snapshots(limit);
+        }
+    }
+
+    /// Writes, in time order, the pending events stamped before `limit`. Returns false when it
+    /// stopped early so that the writer can answer a request (unless `everything`); the rest
+    /// stays pending and is still older than anything collected later.
+    fn write_ready(&mut self, limit: u64, everything: bool) -> bool {
         if self.pending.is_empty() {
-            return;
+            return true;
         }
         // One thread's events arrive in order; only interleaved threads need sorting.
+        let checked = self.sorted.min(self.pending.len()).saturating_sub(1);
         if !self.pending[checked..].is_sorted_by_key(|p| p.event.timestamp) {
             self.pending.sort_by_key(|p| p.event.timestamp);
         }
-        let ready = if everything {
-            self.pending.len()
-        } else {
-            self.pending
-                .partition_point(|p| p.event.timestamp < self.watermark)
-        };
+        let ready = self.pending.partition_point(|p| p.event.timestamp < limit);
         let mut pending = std::mem::take(&mut self.pending);
         let has_snapshots = runtime::MODULE_SNAPSHOTS
             .lock()
@@ -574,18 +593,14 @@ impl Writer {
             }
             self.emit(p);
             written += 1;
-            // The rest stays pending and is still older than anything collected later.
             if !everything && written % EVENTS_PER_SLICE == 0 && requests_waiting() {
                 break;
             }
         }
         pending.drain(..written);
+        self.sorted = pending.len();
         self.pending = pending;
-        if written < ready {
-            return;
-        }
-        let settled = if everything { u64::MAX } else { self.watermark };
-        self.apply_module_snapshots(settled);
+        written == ready
     }
 
     fn emit(&mut self, p: Pending) {
