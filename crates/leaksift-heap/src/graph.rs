@@ -1051,6 +1051,9 @@ pub struct HeapGraph {
     edge_kind: Vec<u8>,
     edge_name: Vec<u32>,
     root: NodeIndex,
+    /// After [`HeapGraph::name_after_classes`] (`name` is then empty): the nodes not named
+    /// after their class.
+    other_names: HashMap<u32, StringId>,
 }
 
 impl HeapGraph {
@@ -1138,7 +1141,18 @@ impl HeapGraph {
             edge_kind: parts.edge_kind,
             edge_name: parts.edge_name,
             root: parts.root,
+            other_names: HashMap::new(),
         })
+    }
+
+    /// Frees the name column: from now on every node is named after its class (its
+    /// [`ClassInfo::name`]) except the nodes in `others`, which keep the name given there. For
+    /// readers whose nodes are almost all named after their class (HPROF: instances and arrays
+    /// are, class objects are named after themselves), this saves 4 bytes per node. The class
+    /// column must then stay in place ([`HeapGraph::take_class_column`] is for V8 graphs).
+    pub fn name_after_classes(&mut self, others: HashMap<u32, StringId>) {
+        self.name = Vec::new();
+        self.other_names = others;
     }
 
     /// The format the graph was read from.
@@ -1206,7 +1220,21 @@ impl HeapGraph {
     /// A node's name (V8: constructor name, string value, function name…; HPROF: class name).
     #[inline]
     pub fn name_id(&self, node: NodeIndex) -> StringId {
-        StringId(self.name[node.get()])
+        match self.name.get(node.get()) {
+            Some(name) => StringId(*name),
+            None => self.derived_name(node),
+        }
+    }
+
+    /// The name of a node whose graph is named after classes ([`HeapGraph::name_after_classes`]).
+    fn derived_name(&self, node: NodeIndex) -> StringId {
+        if let Some(name) = self.other_names.get(&node.0) {
+            return *name;
+        }
+        self.class
+            .get(node.get())
+            .and_then(|class| self.classes.get(*class as usize))
+            .map_or(StringId(0), |info| info.name)
     }
 
     /// A node's decoded name.
@@ -1390,7 +1418,12 @@ impl HeapGraph {
 
     /// Replaces a node's name (DevTools renames detached embedder objects).
     pub fn set_name(&mut self, node: NodeIndex, name: StringId) {
-        self.name[node.get()] = name.0;
+        match self.name.get_mut(node.get()) {
+            Some(slot) => *slot = name.0,
+            None => {
+                self.other_names.insert(node.0, name);
+            }
+        }
     }
 
     /// Replaces a node's self size (DevTools folds some internal sizes into their owners).

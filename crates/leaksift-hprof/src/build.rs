@@ -97,8 +97,8 @@ struct GraphField {
     kind: u8,
 }
 
-/// A graph class, its name and its class object's ordinal.
-type ClassSlot = (ClassId, StringId, Option<u32>);
+/// A graph class and its class object's ordinal.
+type ClassSlot = (ClassId, Option<u32>);
 
 const PRIMITIVES: [BasicType; 8] = [
     BasicType::Boolean,
@@ -157,7 +157,7 @@ pub struct GraphPlan<'s, 'a> {
     class_class: ClassId,
     primitive_arrays: [ClassSlot; 8],
     unknown_class: (ClassId, StringId),
-    root_class: (ClassId, StringId),
+    root_class: ClassId,
     labels: Labels,
     /// GC-root edges sorted by source ordinal.
     pending: Vec<PendingEdge>,
@@ -220,21 +220,21 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             Some(at) => defs[at as usize].class,
             None => intern_class(&mut strings, "java.lang.Class", None)?.0,
         };
-        let mut primitive_arrays = [(ClassId(0), StringId(0), None); 8];
+        let mut primitive_arrays = [(ClassId(0), None); 8];
         for (slot, ty) in primitive_arrays.iter_mut().zip(PRIMITIVES) {
             *slot = match classes.find_by_name(ty.array_class_name()) {
                 Some(at) => {
                     let def = &defs[at as usize];
-                    (def.class, def.name, def.node)
+                    (def.class, def.node)
                 }
-                None => {
-                    let (class, name) = intern_class(&mut strings, ty.array_class_name(), None)?;
-                    (class, name, None)
-                }
+                None => (
+                    intern_class(&mut strings, ty.array_class_name(), None)?.0,
+                    None,
+                ),
             };
         }
         let unknown_class = intern_class(&mut strings, "<unknown class>", None)?;
-        let root_class = intern_class(&mut strings, "<GC roots>", None)?;
+        let root_class = intern_class(&mut strings, "<GC roots>", None)?.0;
         let labels = Labels {
             class_of: strings.intern("<class>").map_err(graph_error)?,
             superclass: strings.intern("<super>").map_err(graph_error)?,
@@ -333,7 +333,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         mut self,
         data: &[u8],
         consumed: &mut dyn FnMut(Range<usize>, usize),
-    ) -> Result<(GraphParts, BuildStats), HprofError> {
+    ) -> Result<Columns, HprofError> {
         let node_count = self.scan.ids.len();
         let segments = &self.scan.segments;
         let groups = &self.scan.groups;
@@ -368,7 +368,6 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         // only the entries written cost memory. Each group writes its own region; the regions
         // are then packed together in place.
         let mut class = vec![0u32; node_count];
-        let mut name = vec![0u32; node_count];
         let mut self_size = vec![0u64; node_count];
         let mut kind = vec![0u8; node_count];
         let mut first_edge = vec![0u64; node_count + 1];
@@ -377,7 +376,6 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut edge_name = vec![0u32; total_bound];
         let mut nodes = NodeSlices {
             class: &mut class,
-            name: &mut name,
             self_size: &mut self_size,
             kind: &mut kind,
             first_edge: &mut first_edge[..node_count],
@@ -405,10 +403,11 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 pending: &self.pending[pending.clone()],
                 next_pending: 0,
                 last_class: None,
+                class_names: Vec::new(),
                 stats: BuildStats::default(),
             });
         }
-        let runs: Vec<(Range<usize>, usize, BuildStats)> =
+        let runs: Vec<WorkerRun> =
             parallel::run(workers, |w, shared| w.run(data, shared), consumed)?
                 .into_iter()
                 .map(Worker::finish)
@@ -421,18 +420,26 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         };
         let mut packed = 0;
         let mut region = 0;
-        for ((nodes, len, run_stats), plan) in runs.iter().zip(&plans) {
+        let mut class_names = FxHashMap::default();
+        for (run, plan) in runs.into_iter().zip(&plans) {
+            let WorkerRun {
+                nodes,
+                edges: len,
+                class_names: names,
+                stats: run_stats,
+            } = run;
+            class_names.extend(names);
             if region != packed {
                 edge_to.copy_within(region..region + len, packed);
                 edge_kind.copy_within(region..region + len, packed);
                 edge_name.copy_within(region..region + len, packed);
             }
-            for offset in &mut first_edge[nodes.clone()] {
+            for offset in &mut first_edge[nodes] {
                 *offset += packed as u64;
             }
             packed += len;
             region += plan.3;
-            stats.add(run_stats);
+            stats.add(&run_stats);
         }
         first_edge[node_count] = packed as u64;
         for column in [&mut edge_to, &mut edge_name] {
@@ -454,7 +461,8 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             classes: self.class_infos,
             ids: Vec::new(),
             class,
-            name,
+            // Untouched zeroed pages (no memory): [`into_graph`] names nodes after their class.
+            name: vec![0u32; node_count],
             self_size,
             kind,
             flags,
@@ -464,20 +472,49 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             edge_name,
             root: NodeIndex(0),
         };
-        Ok((parts, stats))
+        Ok(Columns {
+            parts,
+            class_names,
+            stats,
+        })
     }
 }
 
+/// What pass 2 produces: the graph's columns (every name still 0), the names of the class
+/// objects (every other node is named after its class), and the counters.
+pub struct Columns {
+    pub parts: GraphParts,
+    class_names: FxHashMap<u32, StringId>,
+    pub stats: BuildStats,
+}
+
 /// Produces the graph from pass 2's columns and pass 1's id column (moved in, not copied).
-pub fn into_graph(mut parts: GraphParts, ids: Vec<u64>) -> Result<HeapGraph, HprofError> {
+pub fn into_graph(columns: Columns, ids: Vec<u64>) -> Result<HeapGraph, HprofError> {
+    let Columns {
+        mut parts,
+        class_names,
+        ..
+    } = columns;
     parts.ids = ids;
-    HeapGraph::from_parts(parts).map_err(graph_error)
+    let mut graph = HeapGraph::from_parts(parts).map_err(graph_error)?;
+    graph.name_after_classes(class_names.into_iter().collect());
+    Ok(graph)
+}
+
+/// What one worker of pass 2 leaves.
+struct WorkerRun {
+    /// Its ordinals.
+    nodes: Range<usize>,
+    /// How many edges it wrote.
+    edges: usize,
+    /// The names of its class objects, by ordinal.
+    class_names: Vec<(u32, StringId)>,
+    stats: BuildStats,
 }
 
 /// The node columns of one worker's ordinal range.
 struct NodeSlices<'c> {
     class: &'c mut [u32],
-    name: &'c mut [u32],
     self_size: &'c mut [u64],
     kind: &'c mut [u8],
     first_edge: &'c mut [u64],
@@ -487,21 +524,18 @@ impl<'c> NodeSlices<'c> {
     fn split_at(self, at: usize) -> (NodeSlices<'c>, NodeSlices<'c>) {
         let at = at.min(self.class.len());
         let (class, class_rest) = self.class.split_at_mut(at);
-        let (name, name_rest) = self.name.split_at_mut(at);
         let (self_size, size_rest) = self.self_size.split_at_mut(at);
         let (kind, kind_rest) = self.kind.split_at_mut(at);
         let (first_edge, edge_rest) = self.first_edge.split_at_mut(at);
         (
             NodeSlices {
                 class,
-                name,
                 self_size,
                 kind,
                 first_edge,
             },
             NodeSlices {
                 class: class_rest,
-                name: name_rest,
                 self_size: size_rest,
                 kind: kind_rest,
                 first_edge: edge_rest,
@@ -576,6 +610,8 @@ struct Worker<'p, 's, 'a> {
     pending: &'p [PendingEdge],
     next_pending: usize,
     last_class: Option<(Id, u32)>,
+    /// Class objects are named after themselves, not after `java.lang.Class`.
+    class_names: Vec<(u32, StringId)>,
     stats: BuildStats,
 }
 
@@ -583,8 +619,7 @@ impl Worker<'_, '_, '_> {
     fn run(&mut self, data: &[u8], shared: &Shared<'_>) -> Result<(), HprofError> {
         let id_size = self.plan.scan.id_size;
         if self.first == 0 {
-            let (class, name) = self.plan.root_class;
-            self.begin_node(class, name, 0, NodeKind::Root)?;
+            self.begin_node(self.plan.root_class, 0, NodeKind::Root)?;
         }
         let segments = self.segments;
         shared.each_sub_record(data, segments, id_size, |_, _, _, record| match record {
@@ -614,22 +649,17 @@ impl Worker<'_, '_, '_> {
         Ok(())
     }
 
-    /// The worker's ordinal range, edge count and counters.
-    fn finish(self) -> (Range<usize>, usize, BuildStats) {
-        (
-            self.first as usize..self.next as usize,
-            self.edges.len,
-            self.stats,
-        )
+    fn finish(self) -> WorkerRun {
+        WorkerRun {
+            nodes: self.first as usize..self.next as usize,
+            edges: self.edges.len,
+            class_names: self.class_names,
+            stats: self.stats,
+        }
     }
 
-    fn begin_node(
-        &mut self,
-        class: ClassId,
-        name: StringId,
-        size: u64,
-        kind: NodeKind,
-    ) -> Result<(), HprofError> {
+    /// Starts the next node: an instance of `class`, named after it.
+    fn begin_node(&mut self, class: ClassId, size: u64, kind: NodeKind) -> Result<(), HprofError> {
         let at = (self.next - self.first) as usize;
         if at >= self.nodes.class.len() {
             return Err(HprofError::new(
@@ -638,7 +668,6 @@ impl Worker<'_, '_, '_> {
             ));
         }
         self.nodes.class[at] = class.0;
-        self.nodes.name[at] = name.0;
         self.nodes.self_size[at] = size;
         self.nodes.kind[at] = kind as u8;
         self.nodes.first_edge[at] = self.edges.len as u64;
@@ -706,7 +735,8 @@ impl Worker<'_, '_, '_> {
             .map(|field| plan.rule.value_size(field.ty))
             .sum();
         let size = (plan.rule.header + statics + 7) & !7;
-        self.begin_node(plan.class_class, name, size, NodeKind::Class)?;
+        self.class_names.push((self.next, name));
+        self.begin_node(plan.class_class, size, NodeKind::Class)?;
         let link = EdgeKind::ClassLink.to_byte(true);
         self.edge(dump.super_id, link, plan.labels.superclass.0);
         self.edge(dump.loader_id, link, plan.labels.loader.0);
@@ -744,20 +774,14 @@ impl Worker<'_, '_, '_> {
         let Some(at) = self.class_index(class_id) else {
             self.stats.instances_of_unknown_classes += 1;
             let size = (plan.rule.header + fields.len() as u64 + 7) & !7;
-            let (class, name) = plan.unknown_class;
-            return self.begin_node(class, name, size, NodeKind::Instance);
+            return self.begin_node(plan.unknown_class.0, size, NodeKind::Instance);
         };
         let layout = &plan.classes.defs[at as usize];
         if layout.field_bytes as usize != fields.len() {
             self.stats.layout_mismatches += 1;
         }
         let def = &plan.defs[at as usize];
-        self.begin_node(
-            def.class,
-            def.name,
-            layout.instance_size,
-            NodeKind::Instance,
-        )?;
+        self.begin_node(def.class, layout.instance_size, NodeKind::Instance)?;
         self.class_edge(def.node);
         let width = id_size.bytes();
         for field in &def.fields {
@@ -773,15 +797,15 @@ impl Worker<'_, '_, '_> {
         let plan = self.plan;
         let id_size: IdSize = plan.scan.id_size;
         let length = (elements.len() / id_size.bytes()) as u64;
-        let (class, name, class_node) = match self.class_index(class_id) {
+        let (class, class_node) = match self.class_index(class_id) {
             Some(at) => {
                 let def = &plan.defs[at as usize];
-                (def.class, def.name, def.node)
+                (def.class, def.node)
             }
-            None => (plan.unknown_class.0, plan.unknown_class.1, None),
+            None => (plan.unknown_class.0, None),
         };
         let size = plan.rule.array(BasicType::Object, length);
-        self.begin_node(class, name, size, NodeKind::ObjectArray)?;
+        self.begin_node(class, size, NodeKind::ObjectArray)?;
         self.class_edge(class_node);
         let kind = EdgeKind::ArrayElement.to_byte(true);
         for (slot, target) in ids(elements, id_size).enumerate() {
@@ -793,9 +817,9 @@ impl Worker<'_, '_, '_> {
     fn primitive_array(&mut self, ty: BasicType, length: u32) -> Result<(), HprofError> {
         let plan = self.plan;
         let slot = PRIMITIVES.iter().position(|&p| p == ty).unwrap_or(0);
-        let (class, name, class_node) = plan.primitive_arrays[slot];
+        let (class, class_node) = plan.primitive_arrays[slot];
         let size = plan.rule.array(ty, u64::from(length));
-        self.begin_node(class, name, size, NodeKind::PrimitiveArray)?;
+        self.begin_node(class, size, NodeKind::PrimitiveArray)?;
         self.class_edge(class_node);
         Ok(())
     }

@@ -149,7 +149,7 @@ fn read_with_workers(
     let threads = threads::collect(&scan, &classes, &index, &locator)?;
     observer.phase("graph");
     let plan = build::GraphPlan::new(&scan, &classes, index, sizes)?;
-    let (parts, stats) = plan.fill(data, &mut |done, read| observer.consumed(done, read, total))?;
+    let columns = plan.fill(data, &mut |done, read| observer.consumed(done, read, total))?;
     let info = DumpInfo {
         version: header.version.clone(),
         id_size: header.id_size.bytes() as u8,
@@ -158,9 +158,9 @@ fn read_with_workers(
         objects: scan.ids.len() as u64 - 1,
         classes: classes.defs.len() as u64,
         gc_roots: scan.roots.len() as u64,
-        stats,
+        stats: columns.stats,
     };
-    let mut graph = build::into_graph(parts, std::mem::take(&mut scan.ids))?;
+    let mut graph = build::into_graph(columns, std::mem::take(&mut scan.ids))?;
     observer.phase("reachability");
     let unreachable = reachability::discard_unreachable(&mut graph);
     Ok(HprofDump {
