@@ -203,7 +203,7 @@ static WRITER_SLEEPING: AtomicBool = AtomicBool::new(false);
 /// lags far behind, so exits, scans and followed forks have little backlog to work off.
 const MAX_QUEUED: usize = 256;
 /// Every this many queued buffers the writer is woken.
-const WAKE_BATCH: usize = 8;
+const WAKE_BATCH: usize = 32;
 
 impl ThreadState {
     /// Creates and registers the calling thread's state (allocates: call under the guard).

@@ -3,6 +3,7 @@
 //! chunks, real addresses only for blocks that outlive their chunk), logs module
 //! changes and RSS, flushes every 100 ms, and runs leak scans on request and at exit.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -611,14 +612,9 @@ impl Writer {
             Op::Alloc => {
                 let stack = self.define_stack(e.stack);
                 let kind = alloc_kind_from_code(e.kind).unwrap_or(AllocKind::Malloc);
-                self.retire_reused(time, thread, e.address);
-                let result = self
-                    .sink
-                    .trace
-                    .alloc(time, thread, e.address, e.size, stack, kind);
-                let allocation = self.sink.trace.last_allocation();
-                self.live.insert(e.address, LiveBlock::of(&e, allocation));
-                result
+                self.allocate_at(time, thread, &e, |trace| {
+                    trace.alloc(time, thread, e.address, e.size, stack, kind)
+                })
             }
             Op::Free => {
                 if !self.owed_frees.is_empty() && self.owed_frees.remove(&e.address) {
@@ -641,31 +637,41 @@ impl Writer {
                     } else {
                         0
                     };
-                self.retire_reused(time, thread, e.address);
-                let result = self
-                    .sink
-                    .trace
-                    .realloc(time, thread, old, e.address, e.size, stack);
-                let allocation = self.sink.trace.last_allocation();
-                self.live.insert(e.address, LiveBlock::of(&e, allocation));
-                result
+                self.allocate_at(time, thread, &e, |trace| {
+                    trace.realloc(time, thread, old, e.address, e.size, stack)
+                })
             }
         };
         self.check(result);
     }
 
-    /// A new block at `address` while the block there is still live: that block was freed, by
-    /// another thread within the same timestamp, and its free is still queued behind this event.
-    /// Writes that free now (the trace names blocks of a chunk by position, so the new block
-    /// must not take it) and skips it when it comes.
-    fn retire_reused(&mut self, time: TraceTime, thread: ThreadId, address: u64) {
-        if let Some(old) = self.live.remove(&address) {
-            let result = self
-                .sink
-                .trace
-                .free_allocation(time, thread, address, old.allocation);
-            self.check(result);
-            self.owed_frees.insert(address);
+    /// Writes the allocation `event` (with `write`) and makes its block live, in one lookup of
+    /// the live map. A block still live at the same address was freed, by another thread
+    /// within the same timestamp, and its free is still queued behind this event: that free is
+    /// written first (the trace names blocks of a chunk by position, so the new block must not
+    /// take it) and skipped when it comes.
+    fn allocate_at(
+        &mut self,
+        time: TraceTime,
+        thread: ThreadId,
+        event: &RawEvent,
+        write: impl FnOnce(&mut TraceWriter<GuardedFile>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let trace = &mut self.sink.trace;
+        match self.live.entry(event.address) {
+            Entry::Occupied(mut entry) => {
+                let freed =
+                    trace.free_allocation(time, thread, event.address, entry.get().allocation);
+                self.owed_frees.insert(event.address);
+                let written = write(trace);
+                entry.insert(LiveBlock::of(event, trace.last_allocation()));
+                freed.and(written)
+            }
+            Entry::Vacant(entry) => {
+                let written = write(trace);
+                entry.insert(LiveBlock::of(event, trace.last_allocation()));
+                written
+            }
         }
     }
 
