@@ -55,6 +55,8 @@
 //!    candidates would be unreached in `G'`, which (ii) excludes), so the construction above is
 //!    the same on both sides.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -65,8 +67,8 @@ use crate::graph::{EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
 pub struct Dominators {
     /// Immediate dominator ordinal per node; the root dominates itself.
     idom: Vec<u32>,
-    /// Node ordinals in DFS preorder; a node's dominator always comes before it.
-    preorder: Vec<u32>,
+    /// Node ordinals in a preorder of the dominator tree, built when first asked for.
+    preorder: OnceLock<Vec<u32>>,
     /// Retained size per node: its self size plus that of every node it dominates.
     retained: Vec<u64>,
     /// Children of each node in the dominator tree (CSR over `dominated`).
@@ -91,17 +93,15 @@ impl Dominators {
             unreachable,
             spare: [spare_first, spare_dominated],
         } = pruned_lengauer_tarjan(graph, prune_classes);
-        let self_sizes = graph.self_sizes();
-        let mut retained = self_sizes.to_vec();
-        for &node in preorder.iter().skip(1).rev() {
-            let dominator = idom[node as usize] as usize;
-            retained[dominator] = retained[dominator].saturating_add(retained[node as usize]);
-        }
+        // The children lists first, in the spare columns; then the preorder is not needed any
+        // more (it is rebuilt from the tree if asked for), before the retained sizes' column.
         let (first_dominated, dominated) =
             dominated_csr(&idom, graph.root(), spare_first, spare_dominated);
+        drop(preorder);
+        let retained = retained_sizes(graph, &first_dominated, &dominated);
         Dominators {
             idom,
-            preorder,
+            preorder: OnceLock::new(),
             retained,
             first_dominated,
             dominated,
@@ -132,9 +132,19 @@ impl Dominators {
         &self.retained
     }
 
-    /// Nodes in DFS preorder from the root (every node appears once).
+    /// Every node once, each after its dominator: a preorder of the dominator tree (children in
+    /// increasing ordinal order), built on first use.
     pub fn preorder(&self) -> &[u32] {
-        &self.preorder
+        self.preorder.get_or_init(|| {
+            let mut order = Vec::with_capacity(self.idom.len());
+            let mut stack = vec![self.root.0];
+            while let Some(node) = stack.pop() {
+                order.push(node);
+                // Children pushed in reverse, so they come out in increasing ordinal order.
+                stack.extend(self.dominated_ordinals(NodeIndex(node)).iter().rev());
+            }
+            order
+        })
     }
 
     /// The nodes `node` immediately dominates.
@@ -170,6 +180,30 @@ impl Dominators {
             current = up;
         }
     }
+}
+
+/// Retained sizes: each node's self size plus its dominated children's retained sizes, by an
+/// iterative post-order walk of the dominator tree (no recursion, no order column).
+fn retained_sizes(graph: &HeapGraph, first_dominated: &[u32], dominated: &[u32]) -> Vec<u64> {
+    let mut retained = graph.self_sizes().to_vec();
+    let children = |node: u32| first_dominated[node as usize]..first_dominated[node as usize + 1];
+    // (node, its next child's position in `dominated`)
+    let root = graph.root().0;
+    let mut path: Vec<(u32, u32)> = vec![(root, children(root).start)];
+    while let Some(&mut (node, ref mut cursor)) = path.last_mut() {
+        if *cursor < children(node).end {
+            let child = dominated[*cursor as usize];
+            *cursor += 1;
+            path.push((child, children(child).start));
+        } else {
+            path.pop();
+            if let Some(&(parent, _)) = path.last() {
+                retained[parent as usize] =
+                    retained[parent as usize].saturating_add(retained[node as usize]);
+            }
+        }
+    }
+    retained
 }
 
 /// Children lists of the dominator tree, each in increasing ordinal order. `first` and
@@ -794,10 +828,17 @@ fn essential_targets(graph: &HeapGraph, node: usize) -> impl Iterator<Item = u32
         .map(|(to, _)| *to)
 }
 
-/// Offsets of a reverse CSR: 32-bit while the edge count allows, to save memory.
+/// Offsets of a reverse CSR: 32-bit while the edge count allows, and only for the nodes that
+/// have retainers listed when they are few (HPROF, once the single-retainer nodes are left out),
+/// to save memory.
 enum RetainerOffsets {
     Narrow(Vec<u32>),
     Wide(Vec<u64>),
+    /// `nodes` (ascending ordinals) have the ranges `starts[i]..starts[i + 1]`; others none.
+    Sparse {
+        nodes: Vec<u32>,
+        starts: Vec<u32>,
+    },
 }
 
 impl RetainerOffsets {
@@ -806,7 +847,32 @@ impl RetainerOffsets {
         match self {
             RetainerOffsets::Narrow(v) => v[ordinal] as usize..v[ordinal + 1] as usize,
             RetainerOffsets::Wide(v) => v[ordinal] as usize..v[ordinal + 1] as usize,
+            RetainerOffsets::Sparse { nodes, starts } => {
+                match nodes.binary_search(&(ordinal as u32)) {
+                    Ok(i) => starts[i] as usize..starts[i + 1] as usize,
+                    Err(_) => 0..0,
+                }
+            }
         }
+    }
+
+    /// The sparse form of narrow offsets when at most one node in 16 has retainers listed.
+    fn sparse_if_few(first: Vec<u32>) -> RetainerOffsets {
+        let n = first.len() - 1;
+        let listed = first.windows(2).filter(|w| w[0] != w[1]).count();
+        if listed > n / 16 {
+            return RetainerOffsets::Narrow(first);
+        }
+        let mut nodes = Vec::with_capacity(listed);
+        let mut starts = Vec::with_capacity(listed + 1);
+        for (node, w) in first.windows(2).enumerate() {
+            if w[0] != w[1] {
+                nodes.push(node as u32);
+                starts.push(w[0]);
+            }
+        }
+        starts.push(first[n]);
+        RetainerOffsets::Sparse { nodes, starts }
     }
 }
 
@@ -849,7 +915,7 @@ fn essential_retainers(graph: &HeapGraph, cut: &Cut) -> Retainers {
     if graph.edge_count() < u32::MAX as u64 {
         let (first, sources, single) = fill_retainers::<u32>(graph, cut);
         Retainers {
-            first: RetainerOffsets::Narrow(first),
+            first: RetainerOffsets::sparse_if_few(first),
             sources,
             single,
         }
@@ -1201,6 +1267,33 @@ mod tests {
             d.retained(NodeIndex(n - 2)),
             10 * (n as u64 - 1) + 10 * n as u64
         );
+    }
+
+    #[test]
+    fn few_multi_retainer_nodes_use_sparse_offsets() {
+        // A 120-node chain plus a few random shortcuts: at most one node in 16 has two or more
+        // retainers, so the reverse CSR keeps offsets only for those.
+        let mut seed = 12345u64;
+        for _ in 0..8 {
+            let n = 120u32;
+            let mut edges: Vec<(u32, u32)> = (0..n - 1).map(|i| (i, i + 1)).collect();
+            for _ in 0..5 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let a = (seed >> 33) as u32 % n;
+                let b = (seed >> 13) as u32 % n;
+                if a != b {
+                    edges.push((a, b));
+                }
+            }
+            let g = graph(n as usize, &edges, &[]);
+            let cut = Cut::none(g.node_count());
+            let retainers = essential_retainers(&g, &cut);
+            assert!(matches!(retainers.first, RetainerOffsets::Sparse { .. }));
+            let d = Dominators::compute(&g);
+            for (v, want) in naive_idoms(n as usize, &edges).iter().enumerate() {
+                assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), *want, "node {v}");
+            }
+        }
     }
 
     /// Dominators by definition: d dominates v iff v is unreachable from the root without d.
