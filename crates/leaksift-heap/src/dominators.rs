@@ -70,7 +70,7 @@ pub struct Dominators {
     /// Node ordinals in a preorder of the dominator tree, built when first asked for.
     preorder: OnceLock<Vec<u32>>,
     /// Retained size per node: its self size plus that of every node it dominates.
-    retained: Vec<u64>,
+    retained: RetainedSizes,
     /// Children of each node in the dominator tree (CSR over `dominated`).
     first_dominated: Vec<u32>,
     dominated: Vec<u32>,
@@ -124,12 +124,10 @@ impl Dominators {
     /// The retained size of `node`.
     #[inline]
     pub fn retained(&self, node: NodeIndex) -> u64 {
-        self.retained[node.get()]
-    }
-
-    /// Retained sizes of all nodes, indexed by ordinal.
-    pub fn retained_sizes(&self) -> &[u64] {
-        &self.retained
+        match self.retained.small[node.get()] {
+            RetainedSizes::BIG => self.retained.big[&node.0],
+            small => u64::from(small),
+        }
     }
 
     /// Every node once, each after its dominator: a preorder of the dominator tree (children in
@@ -184,26 +182,53 @@ impl Dominators {
 
 /// Retained sizes: each node's self size plus its dominated children's retained sizes, by an
 /// iterative post-order walk of the dominator tree (no recursion, no order column).
-fn retained_sizes(graph: &HeapGraph, first_dominated: &[u32], dominated: &[u32]) -> Vec<u64> {
-    let mut retained = graph.self_sizes().to_vec();
+fn retained_sizes(graph: &HeapGraph, first_dominated: &[u32], dominated: &[u32]) -> RetainedSizes {
+    let sizes = graph.self_sizes();
+    let mut retained = RetainedSizes {
+        small: vec![0; sizes.len()],
+        big: FxHashMap::default(),
+    };
     let children = |node: u32| first_dominated[node as usize]..first_dominated[node as usize + 1];
-    // (node, its next child's position in `dominated`)
+    // (node, its next child's position in `dominated`, its sum so far): a node's sum is final
+    // when it leaves the path, so only the nodes on the path need 64 bits.
     let root = graph.root().0;
-    let mut path: Vec<(u32, u32)> = vec![(root, children(root).start)];
-    while let Some(&mut (node, ref mut cursor)) = path.last_mut() {
+    let mut path: Vec<(u32, u32, u64)> = vec![(root, children(root).start, sizes[root as usize])];
+    while let Some(&mut (node, ref mut cursor, sum)) = path.last_mut() {
         if *cursor < children(node).end {
             let child = dominated[*cursor as usize];
             *cursor += 1;
-            path.push((child, children(child).start));
+            path.push((child, children(child).start, sizes[child as usize]));
         } else {
             path.pop();
-            if let Some(&(parent, _)) = path.last() {
-                retained[parent as usize] =
-                    retained[parent as usize].saturating_add(retained[node as usize]);
+            retained.set(node, sum);
+            if let Some(parent) = path.last_mut() {
+                parent.2 = parent.2.saturating_add(sum);
             }
         }
     }
     retained
+}
+
+/// Retained sizes, 4 bytes per node: the rare sizes of 4 GiB or more are kept aside.
+#[derive(Debug)]
+struct RetainedSizes {
+    /// The size, or [`RetainedSizes::BIG`] for sizes kept in `big`.
+    small: Vec<u32>,
+    big: FxHashMap<u32, u64>,
+}
+
+impl RetainedSizes {
+    const BIG: u32 = u32::MAX;
+
+    fn set(&mut self, node: u32, size: u64) {
+        match u32::try_from(size) {
+            Ok(small) if small != Self::BIG => self.small[node as usize] = small,
+            _ => {
+                self.small[node as usize] = Self::BIG;
+                self.big.insert(node, size);
+            }
+        }
+    }
 }
 
 /// Children lists of the dominator tree, each in increasing ordinal order. `first` and
@@ -501,6 +526,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         first: first_retainer,
         sources: mut retainers,
         single,
+        spare,
     } = retainers;
 
     // From here on every array is indexed by DFS number (every node has one now), which keeps
@@ -510,7 +536,14 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     // A vertex attached to the root on its own has no DFS parent among its retainers, so the
     // single retainer of such a vertex is looked up (a rare case: cycles nothing else retains).
     let attached_retainer = single_retainers(graph, cut, &attached_singles, &number);
-    let mut parent = vec![0u32; n + 1];
+    // Reusing a spare column spares the kernel from zeroing fresh pages.
+    let mut parent = match spare {
+        Some(mut column) => {
+            column.fill(0);
+            column
+        }
+        None => vec![0u32; n + 1],
+    };
     for (slot, &v) in parent.iter_mut().zip(&vertex[..=numbered as usize]).skip(1) {
         *slot = number[ancestor[v as usize] as usize];
     }
@@ -856,12 +889,13 @@ impl RetainerOffsets {
         }
     }
 
-    /// The sparse form of narrow offsets when at most one node in 16 has retainers listed.
-    fn sparse_if_few(first: Vec<u32>) -> RetainerOffsets {
+    /// The sparse form of narrow offsets when at most one node in 16 has retainers listed,
+    /// then with the dense column given back for reuse.
+    fn sparse_if_few(first: Vec<u32>) -> (RetainerOffsets, Option<Vec<u32>>) {
         let n = first.len() - 1;
         let listed = first.windows(2).filter(|w| w[0] != w[1]).count();
         if listed > n / 16 {
-            return RetainerOffsets::Narrow(first);
+            return (RetainerOffsets::Narrow(first), None);
         }
         let mut nodes = Vec::with_capacity(listed);
         let mut starts = Vec::with_capacity(listed + 1);
@@ -872,7 +906,7 @@ impl RetainerOffsets {
             }
         }
         starts.push(first[n]);
-        RetainerOffsets::Sparse { nodes, starts }
+        (RetainerOffsets::Sparse { nodes, starts }, Some(first))
     }
 }
 
@@ -908,16 +942,20 @@ struct Retainers {
     /// Retainers' vertex numbers (ordinal + 1) until the DFS numbers replace them.
     sources: Vec<u32>,
     single: Bits,
+    /// A column of `n + 1` entries no longer needed (memory already faulted in, for reuse).
+    spare: Option<Vec<u32>>,
 }
 
 /// Reverse CSR of the essential edges `cut` keeps.
 fn essential_retainers(graph: &HeapGraph, cut: &Cut) -> Retainers {
     if graph.edge_count() < u32::MAX as u64 {
         let (first, sources, single) = fill_retainers::<u32>(graph, cut);
+        let (first, spare) = RetainerOffsets::sparse_if_few(first);
         Retainers {
-            first: RetainerOffsets::sparse_if_few(first),
+            first,
             sources,
             single,
+            spare,
         }
     } else {
         let (first, sources, single) = fill_retainers::<u64>(graph, cut);
@@ -925,6 +963,7 @@ fn essential_retainers(graph: &HeapGraph, cut: &Cut) -> Retainers {
             first: RetainerOffsets::Wide(first),
             sources,
             single,
+            spare: None,
         }
     }
 }
@@ -1084,7 +1123,9 @@ mod tests {
         let pruned = Dominators::compute_with(g, true);
         let n = g.node_count();
         assert_eq!(idoms(&pruned, n), idoms(&plain, n));
-        assert_eq!(pruned.retained_sizes(), plain.retained_sizes());
+        for node in g.nodes() {
+            assert_eq!(pruned.retained(node), plain.retained(node));
+        }
         assert_eq!(pruned.unreachable_count(), plain.unreachable_count());
         let mut seen = vec![false; n];
         for &v in pruned.preorder() {
@@ -1278,7 +1319,9 @@ mod tests {
             let n = 120u32;
             let mut edges: Vec<(u32, u32)> = (0..n - 1).map(|i| (i, i + 1)).collect();
             for _ in 0..5 {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let a = (seed >> 33) as u32 % n;
                 let b = (seed >> 13) as u32 % n;
                 if a != b {
@@ -1294,6 +1337,42 @@ mod tests {
                 assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), *want, "node {v}");
             }
         }
+    }
+
+    #[test]
+    fn retained_sizes_past_4_gib_are_exact() {
+        // 0 -> 1 -> 2 and 0 -> 3, where 1 and 2 are 3 GiB each and 3 is 4 GiB - 1 byte.
+        let sizes = [16, 3 << 30, 3 << 30, (4 << 30) - 1];
+        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), 4, 3);
+        let name = b.strings_mut().intern("N").unwrap();
+        let class = b.intern_class(ClassInfo::named(name)).unwrap();
+        for (i, size) in sizes.iter().enumerate() {
+            b.add_node(NodeData {
+                id: ObjectId(i as u64),
+                class,
+                name,
+                self_size: *size,
+                kind: NodeKind::Instance,
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+        }
+        for (from, to) in [(0, 1), (1, 2), (0, 3)] {
+            b.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(to),
+                    kind: EdgeKind::Field,
+                    name: EdgeName::Named(name),
+                    essential: true,
+                },
+            );
+        }
+        let d = Dominators::compute(&b.finish().unwrap());
+        assert_eq!(d.retained(NodeIndex(0)), 16 + (6 << 30) + (4 << 30) - 1);
+        assert_eq!(d.retained(NodeIndex(1)), 6 << 30);
+        assert_eq!(d.retained(NodeIndex(2)), 3 << 30);
+        assert_eq!(d.retained(NodeIndex(3)), (4 << 30) - 1);
     }
 
     /// Dominators by definition: d dominates v iff v is unreachable from the root without d.
