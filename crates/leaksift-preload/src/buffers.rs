@@ -12,7 +12,7 @@
 //! after raising the flag instead (slower, same guarantee).
 //!
 //! Timestamps: reading the TSC costs about 10 ns on the machines measured (AMD Zen), two per
-//! malloc/free pair. While a single thread records, only 1 event in [`STAMP_REUSE`]` + 1` reads
+//! malloc/free pair. While a single thread records, only one event in 64 ([`STAMP_REUSE`] + 1) reads
 //! it; the others are stamped with the previous stamp plus one tick (an event takes far longer
 //! than a tick, so a stamp never runs ahead of the clock, and a thread's stamps strictly
 //! increase). A thread also reads the TSC whenever the writer's clock word [`WRITER_CLOCK`]
@@ -62,7 +62,7 @@ pub const EVENTS_PER_BUFFER: usize = 2000;
 const PREFETCH_AHEAD: usize = 8;
 
 /// Single-threaded: events stamped from one TSC read before the next read.
-const STAMP_REUSE: u32 = 15;
+const STAMP_REUSE: u32 = 63;
 
 /// Set once a second thread records: every event then reads the TSC.
 static SEVERAL_THREADS: AtomicBool = AtomicBool::new(false);

@@ -425,6 +425,7 @@ impl ThreadUnwinder {
     ///
     /// # Safety
     /// `frame` must be the live trampoline frame of the calling thread.
+    #[inline(always)]
     pub unsafe fn stack_id(
         &mut self,
         frame: *const u64,
@@ -435,7 +436,7 @@ impl ThreadUnwinder {
         let start = unsafe { (*frame.add(1), frame as u64 + 16, *frame) };
         let generation = GENERATION.load(Ordering::Acquire);
         let slot = ((start.0 ^ start.1.rotate_left(17)) as usize) % REPLAY_SLOTS;
-        let replay = &mut self.replays[slot];
+        let replay = &self.replays[slot];
         let same_start = replay.start.0 == start.0
             && replay.start.1 == start.1
             && (!replay.reads.used_start_bp || replay.start.2 == start.2);
@@ -447,6 +448,27 @@ impl ThreadUnwinder {
         if hit {
             return replay.stack;
         }
+        // SAFETY: per this function's contract.
+        unsafe { self.unwind_into(slot, start, generation, frame, bounds, intern) }
+    }
+
+    /// The replay miss: unwinds, interns, and remembers the unwind in replay slot `slot`. Kept
+    /// out of line so that the hit path needs no room for a stack on its frame.
+    ///
+    /// # Safety
+    /// As for [`ThreadUnwinder::stack_id`].
+    #[inline(never)]
+    #[cold]
+    unsafe fn unwind_into(
+        &mut self,
+        slot: usize,
+        start: (u64, u64, u64),
+        generation: u64,
+        frame: *const u64,
+        bounds: StackBounds,
+        intern: impl FnOnce(&[u64]) -> u32,
+    ) -> u32 {
+        let replay = &mut self.replays[slot];
         let mut frames = [const { MaybeUninit::<u64>::uninit() }; MAX_FRAMES];
         replay.reads.clear();
         // SAFETY: per this function's contract.
