@@ -89,16 +89,12 @@ impl Dominators {
     fn compute_with(graph: &HeapGraph, prune_classes: bool) -> Dominators {
         let LtResult {
             idom,
-            preorder,
+            retained,
             unreachable,
             spare: [spare_first, spare_dominated],
         } = pruned_lengauer_tarjan(graph, prune_classes);
-        // The children lists first, in the spare columns; then the preorder is not needed any
-        // more (it is rebuilt from the tree if asked for), before the retained sizes' column.
         let (first_dominated, dominated) =
             dominated_csr(&idom, graph.root(), spare_first, spare_dominated);
-        drop(preorder);
-        let retained = retained_sizes(graph, &first_dominated, &dominated);
         Dominators {
             idom,
             preorder: OnceLock::new(),
@@ -124,10 +120,7 @@ impl Dominators {
     /// The retained size of `node`.
     #[inline]
     pub fn retained(&self, node: NodeIndex) -> u64 {
-        match self.retained.small[node.get()] {
-            RetainedSizes::BIG => self.retained.big[&node.0],
-            small => u64::from(small),
-        }
+        self.retained.get(node.0)
     }
 
     /// Every node once, each after its dominator: a preorder of the dominator tree (children in
@@ -180,35 +173,6 @@ impl Dominators {
     }
 }
 
-/// Retained sizes: each node's self size plus its dominated children's retained sizes, by an
-/// iterative post-order walk of the dominator tree (no recursion, no order column).
-fn retained_sizes(graph: &HeapGraph, first_dominated: &[u32], dominated: &[u32]) -> RetainedSizes {
-    let sizes = graph.self_sizes();
-    let mut retained = RetainedSizes {
-        small: vec![0; sizes.len()],
-        big: FxHashMap::default(),
-    };
-    let children = |node: u32| first_dominated[node as usize]..first_dominated[node as usize + 1];
-    // (node, its next child's position in `dominated`, its sum so far): a node's sum is final
-    // when it leaves the path, so only the nodes on the path need 64 bits.
-    let root = graph.root().0;
-    let mut path: Vec<(u32, u32, u64)> = vec![(root, children(root).start, sizes[root as usize])];
-    while let Some(&mut (node, ref mut cursor, sum)) = path.last_mut() {
-        if *cursor < children(node).end {
-            let child = dominated[*cursor as usize];
-            *cursor += 1;
-            path.push((child, children(child).start, sizes[child as usize]));
-        } else {
-            path.pop();
-            retained.set(node, sum);
-            if let Some(parent) = path.last_mut() {
-                parent.2 = parent.2.saturating_add(sum);
-            }
-        }
-    }
-    retained
-}
-
 /// Retained sizes, 4 bytes per node: the rare sizes of 4 GiB or more are kept aside.
 #[derive(Debug)]
 struct RetainedSizes {
@@ -219,6 +183,18 @@ struct RetainedSizes {
 
 impl RetainedSizes {
     const BIG: u32 = u32::MAX;
+
+    fn get(&self, node: u32) -> u64 {
+        match self.small[node as usize] {
+            Self::BIG => self.big[&node],
+            small => u64::from(small),
+        }
+    }
+
+    fn add(&mut self, node: u32, size: u64) {
+        let sum = self.get(node).saturating_add(size);
+        self.set(node, sum);
+    }
 
     fn set(&mut self, node: u32, size: u64) {
         match u32::try_from(size) {
@@ -294,10 +270,10 @@ fn pruned_lengauer_tarjan(graph: &HeapGraph, prune_classes: bool) -> LtResult {
     }
 }
 
-/// What the Lengauer–Tarjan pass leaves: the tree, the DFS order, and two spare buffers.
+/// What the Lengauer–Tarjan pass leaves: the tree, retained sizes, and two spare buffers.
 struct LtResult {
     idom: Vec<u32>,
-    preorder: Vec<u32>,
+    retained: RetainedSizes,
     unreachable: u32,
     spare: [Vec<u32>; 2],
 }
@@ -432,31 +408,38 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     let kinds = graph.edge_kind_bytes();
     let essential = |edge: usize| kinds[edge] & EdgeKind::ESSENTIAL_BIT != 0;
     let root = graph.root().0;
-    // Vertex numbers are ordinal + 1; 0 means "none".
+    // Vertex numbers are ordinal + 1; 0 means "none". DFS numbers start at 1 (the root).
     let r = root + 1;
-    let mut ancestor = vec![0u32; n + 1];
-    let mut semi = vec![0u32; n + 1];
+    let root_number = 1u32;
+    // By DFS number: the vertex, and the DFS parent's number (0 for the root). The search
+    // writes both in order, so its only random write is the visited bit.
     let mut vertex = vec![0u32; n + 1];
+    let mut ancestor = vec![0u32; n + 1];
+    // Visited vertices as a bitset (n / 8 bytes mostly stay in cache).
+    let mut visited = Bits::new(n + 1);
     let mut count = 0u32;
     let reached_from_root;
     let retainers;
     {
-        // Visited vertices as a bitset (n / 8 bytes stay in cache, unlike `semi`), and the DFS
-        // path as a stack of (vertex, next edge to look at).
-        let mut visited = vec![0u64; (n + 1).div_ceil(64)];
-        let mut path: Vec<(u32, u64)> = Vec::new();
-        let mut dfs = |start: u32, parent: &mut [u32], semi: &mut [u32], count: &mut u32| {
-            // The vertex to number and push next (0: none, go on with the top of the path).
-            let mut next = start;
+        // The DFS path as a stack of (vertex, its number, next edge to look at).
+        let mut path: Vec<(u32, u32, u64)> = Vec::new();
+        let mut dfs = |start: u32,
+                       start_parent: u32,
+                       ancestor: &mut [u32],
+                       visited: &mut Bits,
+                       count: &mut u32| {
+            // The vertex to number and push next (0: none, go on with the top of the path),
+            // and its parent's number.
+            let (mut next, mut next_parent) = (start, start_parent);
             loop {
                 if next != 0 {
                     *count += 1;
-                    semi[next as usize] = *count;
                     vertex[*count as usize] = next;
-                    visited[next as usize / 64] |= 1 << (next % 64);
-                    path.push((next, first_edge[next as usize - 1]));
+                    ancestor[*count as usize] = next_parent;
+                    visited.set(next as usize);
+                    path.push((next, *count, first_edge[next as usize - 1]));
                 }
-                let Some(&mut (v, ref mut cursor)) = path.last_mut() else {
+                let Some(&mut (v, v_number, ref mut cursor)) = path.last_mut() else {
                     break;
                 };
                 let end = first_edge[v as usize];
@@ -466,38 +449,34 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
                     *cursor += 1;
                     if essential(edge) {
                         let w = targets[edge] + 1;
-                        if visited[w as usize / 64] & (1 << (w % 64)) == 0
-                            && cut.keeps(root, v - 1, w - 1)
-                        {
+                        if !visited.get(w as usize) && cut.keeps(root, v - 1, w - 1) {
                             next = w;
+                            next_parent = v_number;
                             break;
                         }
                     }
                 }
                 if next == 0 {
                     path.pop();
-                } else {
-                    parent[next as usize] = v;
                 }
             }
         };
         // The reverse CSR of kept essential edges (by ordinal, sources as vertex numbers) is
         // built on the other core while the DFS from the root runs.
         ((), retainers) = rayon::join(
-            || dfs(r, &mut ancestor, &mut semi, &mut count),
+            || dfs(r, 0, &mut ancestor, &mut visited, &mut count),
             || essential_retainers(graph, cut),
         );
         reached_from_root = count;
         if (count as usize) < n {
             for v in 1..=n as u32 {
                 let o = v as usize - 1;
-                if semi[v as usize] == 0
+                if !visited.get(v as usize)
                     && !cut.candidate.get(o)
                     && retainers.first.range(o).is_empty()
                     && !retainers.single.get(o)
                 {
-                    ancestor[v as usize] = r;
-                    dfs(v, &mut ancestor, &mut semi, &mut count);
+                    dfs(v, root_number, &mut ancestor, &mut visited, &mut count);
                 }
             }
         }
@@ -507,21 +486,19 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     if (count as usize) < n {
         for v in 1..=n as u32 {
             let o = v as usize - 1;
-            if semi[v as usize] == 0 && !cut.candidate.get(o) {
-                ancestor[v as usize] = r;
+            if !visited.get(v as usize) && !cut.candidate.get(o) {
                 count += 1;
-                semi[v as usize] = count;
                 vertex[count as usize] = v;
+                ancestor[count as usize] = root_number;
                 if retainers.single.get(o) {
                     attached_singles.push(v - 1);
                 }
             }
         }
     }
+    drop(visited);
     // Numbered vertices: everything but the candidates.
     let numbered = count;
-    // The root is never linked; keep its slot from reading as "has a parent".
-    ancestor[r as usize] = 0;
     let Retainers {
         first: first_retainer,
         sources: mut retainers,
@@ -529,37 +506,35 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         spare,
     } = retainers;
 
-    // From here on every array is indexed by DFS number (every node has one now), which keeps
-    // the vertices an evaluation walks, and the buckets, near each other in memory. `number`
-    // maps a vertex to its DFS number (number[0] = 0 stands for "none").
-    let number = semi;
-    // A vertex attached to the root on its own has no DFS parent among its retainers, so the
-    // single retainer of such a vertex is looked up (a rare case: cycles nothing else retains).
-    let attached_retainer = single_retainers(graph, cut, &attached_singles, &number);
-    // Reusing a spare column spares the kernel from zeroing fresh pages.
-    let mut parent = match spare {
+    // From here on every array is indexed by DFS number, which keeps the vertices an
+    // evaluation walks, and the buckets, near each other in memory. `number` maps a vertex to
+    // its DFS number (number[0] = 0 stands for "none"); a spare column is reused when there is
+    // one (no fresh pages for the kernel to zero).
+    let mut number = match spare {
         Some(mut column) => {
             column.fill(0);
             column
         }
         None => vec![0u32; n + 1],
     };
-    for (slot, &v) in parent.iter_mut().zip(&vertex[..=numbered as usize]).skip(1) {
-        *slot = number[ancestor[v as usize] as usize];
+    for (w, &v) in vertex
+        .iter()
+        .enumerate()
+        .take(numbered as usize + 1)
+        .skip(1)
+    {
+        number[v as usize] = w as u32;
     }
-    // The old column's memory becomes the semidominators (no fresh pages to fault in).
-    let mut semi = ancestor;
-    let mut ancestor = parent;
+    // A vertex attached to the root on its own has no DFS parent among its retainers, so the
+    // single retainer of such a vertex is looked up (a rare case: cycles nothing else retains).
+    let attached_retainer = single_retainers(graph, cut, &attached_singles, &number);
     // Retainers as DFS numbers too (the CSR stays indexed by ordinal: one lookup per vertex).
     retainers
         .par_iter_mut()
         .for_each(|source| *source = number[*source as usize]);
-    for (at, slot) in semi.iter_mut().enumerate() {
-        *slot = at as u32;
-    }
+    let mut semi: Vec<u32> = (0..=n as u32).collect();
     let mut label = number;
     label.fill(0);
-    let root_number = 1u32;
     let mut dom = vec![0u32; n + 1];
     let mut stack: Vec<u32> = Vec::new();
 
@@ -651,7 +626,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     }
     let mut unreachable = n as u32 - reached_from_root;
     let buffers = [ancestor, semi, label];
-    let [_, spare, mut idom] = if cut.candidates.is_empty() {
+    let [sums, spare, mut idom] = if cut.candidates.is_empty() {
         buffers
     } else {
         let tree = DomTree {
@@ -670,20 +645,43 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         }
         placed.buffers
     };
-    // To ordinals: idom[vertex[i] - 1] = vertex[dom[i]] - 1; preorder = vertex[1..] - 1.
+    // Retained sizes by number: children have higher numbers than their dominator, so one
+    // pass in decreasing order adds each finished size to its dominator.
+    let mut retained = RetainedSizes {
+        small: sums,
+        big: FxHashMap::default(),
+    };
+    let sizes = graph.self_sizes();
+    for w in 1..=n {
+        retained.set(w as u32, sizes[vertex[w] as usize - 1]);
+    }
+    for w in (2..=n).rev() {
+        let size = retained.get(w as u32);
+        retained.add(dom[w], size);
+    }
+    // To ordinals: idom[vertex[i] - 1] = vertex[dom[i]] - 1, and the retained sizes.
     idom.truncate(n);
     for i in 1..=n {
         idom[vertex[i] as usize - 1] = vertex[dom[i] as usize] - 1;
     }
-    vertex.remove(0);
-    for v in vertex.iter_mut() {
-        *v -= 1;
+    let mut by_ordinal = RetainedSizes {
+        small: spare,
+        big: FxHashMap::default(),
+    };
+    by_ordinal.small.truncate(n);
+    for (w, &v) in vertex.iter().enumerate().skip(1) {
+        by_ordinal.small[v as usize - 1] = retained.small[w];
     }
+    by_ordinal.big = retained
+        .big
+        .iter()
+        .map(|(&w, &size)| (vertex[w as usize] - 1, size))
+        .collect();
     Ok(LtResult {
         idom,
-        preorder: vertex,
+        retained: by_ordinal,
         unreachable,
-        spare: [dom, spare],
+        spare: [dom, retained.small],
     })
 }
 
