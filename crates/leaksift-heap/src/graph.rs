@@ -21,6 +21,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 /// Position of a node in the graph's columns (its ordinal), `0..node_count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct NodeIndex(pub u32);
@@ -1083,16 +1085,26 @@ impl HeapGraph {
         if parts.edge_kind.len() != edge_count || parts.edge_name.len() != edge_count {
             return Err(GraphError::BadEdgeIndex("edge columns differ in length"));
         }
+        // The column checks run in parallel; each is a reduction (a parallel search would
+        // share its progress per element), the failing position is found afterwards.
         if parts.first_edge.len() != node_count + 1
             || parts.first_edge[0] != 0
             || parts.first_edge[node_count] != edge_count as u64
-            || parts.first_edge.windows(2).any(|w| w[0] > w[1])
+            || parts
+                .first_edge
+                .par_windows(2)
+                .map(|w| w[0] > w[1])
+                .reduce(|| false, |a, b| a | b)
         {
             return Err(GraphError::BadEdgeIndex(
                 "offsets must start at 0, never decrease and end at the edge count",
             ));
         }
-        if let Some((edge, &to)) = parts.edge_to.iter().enumerate().find(|(_, to)| **to >= n) {
+        let highest_target = parts.edge_to.par_iter().copied().max();
+        if let Some((edge, &to)) = highest_target
+            .filter(|to| *to >= n)
+            .and_then(|_| parts.edge_to.iter().enumerate().find(|(_, to)| **to >= n))
+        {
             return Err(GraphError::EdgeTargetOutOfRange {
                 edge: edge as u64,
                 to,
@@ -1101,12 +1113,14 @@ impl HeapGraph {
         }
         let class_count =
             u32::try_from(parts.classes.len()).map_err(|_| GraphError::TooManyClasses)?;
-        if let Some((node, &class)) = parts
-            .class
-            .iter()
-            .enumerate()
-            .find(|(_, c)| **c >= class_count)
-        {
+        let highest_class = parts.class.par_iter().copied().max();
+        if let Some((node, &class)) = highest_class.filter(|c| *c >= class_count).and_then(|_| {
+            parts
+                .class
+                .iter()
+                .enumerate()
+                .find(|(_, c)| **c >= class_count)
+        }) {
             return Err(GraphError::ClassOutOfRange {
                 node: node as u32,
                 class,
@@ -1358,6 +1372,12 @@ impl HeapGraph {
     /// ([`EdgeKind::ESSENTIAL_BIT`]); the kind bits must be left as they are.
     pub fn edge_kind_bytes_mut(&mut self) -> &mut [u8] {
         &mut self.edge_kind
+    }
+
+    /// The node flag bytes, writable ([`NodeFlags`] per node), for readers that set flags in
+    /// bulk.
+    pub fn node_flag_bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.flags
     }
 
     /// Takes the class column out of the graph so a pass can fill it (as scratch, then with

@@ -30,6 +30,17 @@ pub fn class_histogram_filtered(
     dominators: &Dominators,
     filter: impl Fn(NodeIndex) -> bool,
 ) -> Vec<ClassStats> {
+    histogram_with(graph, dominators, filter, graph.node_count() / SPARSE_SHARE)
+}
+
+/// [`class_histogram_filtered`], finding retained sizes by walking up from each accepted node
+/// when there are at most `sparse_limit` of them, else by walking the whole dominator tree.
+fn histogram_with(
+    graph: &HeapGraph,
+    dominators: &Dominators,
+    filter: impl Fn(NodeIndex) -> bool,
+    sparse_limit: usize,
+) -> Vec<ClassStats> {
     let classes = graph.class_count();
     let mut stats: Vec<ClassStats> = (0..classes as u32)
         .map(|c| ClassStats {
@@ -41,6 +52,7 @@ pub fn class_histogram_filtered(
         .collect();
     let class_of = graph.classes();
     let sizes = graph.self_sizes();
+    let mut accepted = Vec::new();
     for node in graph.nodes() {
         let size = sizes[node.get()];
         if size == 0 || !filter(node) {
@@ -49,6 +61,17 @@ pub fn class_histogram_filtered(
         let s = &mut stats[class_of[node.get()] as usize];
         s.count += 1;
         s.shallow_bytes = s.shallow_bytes.saturating_add(size);
+        if accepted.len() <= sparse_limit {
+            accepted.push(node);
+        }
+    }
+    if accepted.len() <= sparse_limit
+        && add_retained_by_ancestors(graph, dominators, &filter, &accepted, &mut stats)
+    {
+        return sorted(stats);
+    }
+    for s in &mut stats {
+        s.retained_bytes = 0;
     }
     // Depth-first over the dominator tree, tracking how many counted instances of each class
     // are on the current path; a node counts only if none are. The stack holds (node, index of
@@ -89,6 +112,54 @@ pub fn class_histogram_filtered(
             }
         }
     }
+    sorted(stats)
+}
+
+/// A filter accepting at most one node in this many is sparse: its instances' retained sizes
+/// are found by walking up the dominator tree from each instead of walking the whole tree.
+const SPARSE_SHARE: usize = 64;
+
+/// Adds the retained size of every `accepted` node (in node order) that has no accepted
+/// dominator of its class, found by walking up its dominators. A node's topmost accepted
+/// dominator of its class is never itself below another, so this is the rule of the tree walk.
+/// Gives up (returning false, stats partly filled) after as many steps as the graph has nodes.
+fn add_retained_by_ancestors(
+    graph: &HeapGraph,
+    dominators: &Dominators,
+    filter: &impl Fn(NodeIndex) -> bool,
+    accepted: &[NodeIndex],
+    stats: &mut [ClassStats],
+) -> bool {
+    let class_of = graph.classes();
+    let sizes = graph.self_sizes();
+    let mut budget = graph.node_count();
+    for &node in accepted {
+        let class = class_of[node.get()];
+        let mut ancestor = node;
+        let nested = loop {
+            let up = dominators.idom(ancestor);
+            if up == ancestor {
+                break false;
+            }
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
+            ancestor = up;
+            if class_of[up.get()] == class && sizes[up.get()] != 0 && filter(up) {
+                break true;
+            }
+        };
+        if !nested {
+            let s = &mut stats[class as usize];
+            s.retained_bytes = s.retained_bytes.saturating_add(dominators.retained(node));
+        }
+    }
+    true
+}
+
+/// The classes with instances, largest retained size first (then shallow size, then class id).
+fn sorted(mut stats: Vec<ClassStats>) -> Vec<ClassStats> {
     stats.retain(|s| s.count > 0);
     stats.sort_by(|a, b| {
         b.retained_bytes
@@ -151,4 +222,66 @@ pub fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateString> 
     });
     rows.truncate(top);
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{
+        ClassInfo, EdgeData, EdgeKind, EdgeName, GraphBuilder, HeapFormat, NodeData, NodeFlags,
+        NodeKind, ObjectId, StringTable,
+    };
+    use proptest::prelude::*;
+
+    /// A graph of `n` nodes with the given edges, node `i` of class `i % classes` and size `i % 5`.
+    fn graph(n: usize, classes: u32, edges: &[(u32, u32)]) -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::V8, StringTable::new(), n, edges.len());
+        let name = b.strings_mut().push("x").unwrap();
+        let class_ids: Vec<ClassId> = (0..classes)
+            .map(|c| {
+                let label = b.strings_mut().push(&format!("C{c}")).unwrap();
+                b.intern_class(ClassInfo::named(label)).unwrap()
+            })
+            .collect();
+        for i in 0..n {
+            b.add_node(NodeData {
+                id: ObjectId(i as u64),
+                class: class_ids[i % classes as usize],
+                name,
+                self_size: (i % 5) as u64,
+                kind: NodeKind::Object,
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+        }
+        for &(from, to) in edges {
+            b.add_edge(
+                NodeIndex(from % n as u32),
+                EdgeData {
+                    to: NodeIndex(to % n as u32),
+                    kind: EdgeKind::Property,
+                    name: EdgeName::Named(name),
+                    essential: true,
+                },
+            );
+        }
+        b.finish().unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn walking_up_equals_walking_the_tree(
+            n in 1usize..40,
+            classes in 1u32..4,
+            edges in proptest::collection::vec((0u32..40, 0u32..40), 0..120),
+            accepted in proptest::collection::vec(any::<bool>(), 40),
+        ) {
+            let g = graph(n, classes, &edges);
+            let dominators = Dominators::compute(&g);
+            let filter = |node: NodeIndex| accepted[node.get()];
+            let by_tree = histogram_with(&g, &dominators, filter, 0);
+            let by_ancestors = histogram_with(&g, &dominators, filter, usize::MAX);
+            prop_assert_eq!(by_tree, by_ancestors);
+        }
+    }
 }

@@ -157,13 +157,19 @@ pub fn page_owned(graph: &HeapGraph, owned: &mut [u64]) {
 
 /// Sets the page-owned flag of the nodes [`page_owned`] found.
 pub fn mark_page_owned(graph: &mut HeapGraph, owned: &[u64]) {
-    for node in 0..graph.node_count() {
-        if has_bit(owned, node) {
-            let node = NodeIndex(node as u32);
-            let flags = graph.flags(node);
-            graph.set_flags(node, NodeFlags(flags.0 | NodeFlags::PAGE_OWNED));
-        }
-    }
+    graph
+        .node_flag_bytes_mut()
+        .par_chunks_mut(64)
+        .zip(owned)
+        .for_each(|(flags, &bits)| {
+            if bits != 0 {
+                for (k, flags) in flags.iter_mut().enumerate() {
+                    if bits & (1 << k) != 0 {
+                        *flags |= NodeFlags::PAGE_OWNED;
+                    }
+                }
+            }
+        });
 }
 
 /// The table id in a WeakMap ephemeron edge name
@@ -191,8 +197,8 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
 /// Computes each edge's essential bit by DevTools' rule: not weak, not a self edge, not the WeakMap
 /// table → value ephemeron edge, shortcuts only from the root, and no edge from a non-page-owned
 /// node into a page-owned one (except from the root).
-/// Writes the new edge kind column into `kinds` (a copy of the graph's, allocated by the caller
-/// so a worker thread's allocator arena does not keep it); [`HeapGraph::restore_edge_kind_bytes`]
+/// Writes the new edge kind column into `kinds` (one byte per edge, allocated by the caller so a
+/// worker thread's allocator arena does not keep it); [`HeapGraph::restore_edge_kind_bytes`]
 /// puts it in place.
 /// `owned` is the bitset of page-owned nodes from [`page_owned`].
 pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &mut [u8]) {
@@ -202,6 +208,7 @@ pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &m
     let shortcut = EdgeKind::Shortcut.to_byte(false);
     let first_edge = graph_ref.first_edges();
     let targets = graph_ref.edge_targets();
+    let old_kinds = graph_ref.edge_kind_bytes();
     let ids = graph_ref.ids();
     let n = graph_ref.node_count();
     // Page ownership as a bitset: looked up per edge target, it stays in cache.
@@ -247,9 +254,9 @@ pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &m
                 let node_owned = owned(node);
                 let edges = first_edge[node] as usize..first_edge[node + 1] as usize;
                 let out = &mut out[edges.start - base..edges.end - base];
-                for ((byte, &child), edge) in out.iter_mut().zip(&targets[edges.clone()]).zip(edges)
-                {
-                    let kind = *byte & !EdgeKind::ESSENTIAL_BIT;
+                let edge_data = targets[edges.clone()].iter().zip(&old_kinds[edges.clone()]);
+                for ((byte, (&child, &old)), edge) in out.iter_mut().zip(edge_data).zip(edges) {
+                    let kind = old & !EdgeKind::ESSENTIAL_BIT;
                     let child = child as usize;
                     let table_to_value = kind == internal && {
                         let name = graph_ref.edge_name_raw(EdgeIndex(edge as u64));
@@ -284,24 +291,32 @@ pub fn shallow_size_owners(graph: &HeapGraph, owners: &mut [u32]) -> bool {
         return false;
     }
     let mut worklist: Vec<u32> = Vec::new();
+    // Ownable nodes as a bitset: an edge into any other node changes nothing, and the bitset
+    // (unlike `owners`) stays in cache.
+    let mut ownable = vec![0u64; graph.node_count().div_ceil(64)];
     for node in graph.nodes() {
         let kind = graph.kind(node);
-        let ownable = matches!(kind, NodeKind::Hidden | NodeKind::Array)
-            || (kind == NodeKind::Native && graph.name(node) == "system / ExternalStringData");
-        if ownable {
+        if matches!(kind, NodeKind::Hidden | NodeKind::Array)
+            || (kind == NodeKind::Native && graph.name(node) == "system / ExternalStringData")
+        {
             owners[node.get()] = UNVISITED;
+            ownable[node.get() / 64] |= 1 << (node.get() % 64);
         } else {
             owners[node.get()] = node.0;
             worklist.push(node.0);
         }
     }
+    let first_edge = graph.first_edges();
+    let targets = graph.edge_targets();
+    let kinds = graph.edge_kind_bytes();
+    let weak = EdgeKind::Weak.to_byte(false);
     while let Some(id) = worklist.pop() {
         let owner = owners[id as usize];
-        for edge in graph.edges(NodeIndex(id)) {
-            if graph.edge_kind(edge) == EdgeKind::Weak {
+        let edges = first_edge[id as usize] as usize..first_edge[id as usize + 1] as usize;
+        for (&target, &kind) in targets[edges.clone()].iter().zip(&kinds[edges]) {
+            if kind & !EdgeKind::ESSENTIAL_BIT == weak || !has_bit(&ownable, target as usize) {
                 continue;
             }
-            let target = graph.edge_to(edge).0;
             let current = owners[target as usize];
             if current == UNVISITED {
                 owners[target as usize] = owner;
@@ -462,7 +477,7 @@ fn infer_interfaces(graph: &HeapGraph, plain: &mut PlainObjects) -> Vec<Interfac
         }
     }
     // Most objects first; a stable sort keeps first-seen order among equal counts.
-    candidates.sort_by(|a, b| b.count.cmp(&a.count));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.count));
     // DevTools keeps candidates with count >= max(2, total / 1000), a real-number division.
     let min_count_exact = |count: usize| {
         count >= MIN_OBJECT_COUNT_PER_INTERFACE

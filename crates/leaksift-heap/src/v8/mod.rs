@@ -6,6 +6,7 @@ mod scan;
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 pub use devtools::InterfaceDefinition;
@@ -39,6 +40,41 @@ pub struct V8Snapshot {
     pub extra_native_bytes: u64,
     /// The plain-object interfaces (`{a, b}` class names) applied to this snapshot.
     pub interfaces: Vec<InterfaceDefinition>,
+}
+
+/// Division by a fixed divisor of numbers it divides, without a division instruction: the
+/// quotient is a multiplication by the divisor's inverse modulo 2^64 and a rotation
+/// (Granlund & Montgomery), and it is at most `u64::MAX / divisor` exactly when the division is
+/// whole. Edges name their target by its position in the flat nodes array.
+struct ExactDivisor {
+    inverse: u64,
+    shift: u32,
+    limit: u64,
+}
+
+impl ExactDivisor {
+    /// A divisor; `divisor` must not be 0.
+    fn new(divisor: u64) -> ExactDivisor {
+        let shift = divisor.trailing_zeros();
+        let odd = divisor >> shift;
+        // Newton's iteration doubles the correct low bits: 3 (odd * odd ≡ 1 mod 8) → 96.
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        ExactDivisor {
+            inverse,
+            shift,
+            limit: u64::MAX / divisor,
+        }
+    }
+
+    /// `value / divisor` when the division is whole, else `None`.
+    #[inline]
+    fn exact_quotient(&self, value: u64) -> Option<u64> {
+        let quotient = value.wrapping_mul(self.inverse).rotate_right(self.shift);
+        (quotient <= self.limit).then_some(quotient)
+    }
 }
 
 /// Field positions read from `snapshot.meta`.
@@ -189,25 +225,9 @@ pub fn read(
         .clone()
         .ok_or(V8Error::MissingSection("strings"))?;
 
-    on_phase("reading strings");
-    let mut strings = StringTable::with_backing(bytes.backing());
-    scan::strings(data, strings_body.clone(), |offset, len, escaped| {
-        let len = u32::try_from(len).map_err(|_| V8Error::Shape {
-            offset: offset as u64,
-            what: "a string longer than 4 GiB".into(),
-        })?;
-        let encoding = if escaped {
-            StringEncoding::JsonEscaped
-        } else {
-            StringEncoding::Utf8
-        };
-        strings.push_backed(offset as u64, len, encoding)?;
-        Ok(())
-    })?;
-    let string_count = strings.len() as u64;
-    bytes.release(strings_body.clone());
-
-    on_phase("parsing nodes");
+    // The strings are listed on one core while the nodes are parsed on all; node names are
+    // checked against the string count afterwards.
+    on_phase("reading strings and nodes");
     let pieces = rayon::current_num_threads() * 8;
     let (node_chunks, node_numbers) =
         scan::array_chunks(data, &nodes, meta.node_fields, nodes.body.len() / pieces)?;
@@ -226,54 +246,74 @@ pub fn read(
     let mut self_size = vec![0u64; node_count];
     let mut kinds = vec![0u8; node_count];
     let mut flags = vec![0u8; node_count];
-    let mut edge_counts = vec![0u32; node_count];
-    {
-        let lengths: Vec<usize> = node_chunks.iter().map(|c| c.records).collect();
-        let columns = scan::split_mut(&mut ids, &lengths)
-            .into_iter()
-            .zip(scan::split_mut(&mut names, &lengths))
-            .zip(scan::split_mut(&mut self_size, &lengths))
-            .zip(scan::split_mut(&mut kinds, &lengths))
-            .zip(scan::split_mut(&mut flags, &lengths))
-            .zip(scan::split_mut(&mut edge_counts, &lengths));
-        scan::parse_parallel(
-            &bytes,
-            &node_chunks,
-            meta.node_fields,
-            columns.collect(),
-            |chunk, (((((ids, names), sizes), kinds), flags), edge_counts), i, f| {
-                let bad = |detail: String| scan::record_error(chunk, "node", i, detail);
-                let kind = *meta
-                    .node_kinds
-                    .get(f[meta.node_type] as usize)
-                    .ok_or_else(|| bad(format!("unknown type {}", f[meta.node_type])))?;
-                if f[meta.node_name] >= string_count {
-                    return Err(bad(format!(
-                        "name {} is not a string index",
-                        f[meta.node_name]
-                    )));
-                }
-                ids[i] = f[meta.node_id];
-                names[i] = f[meta.node_name] as u32;
-                sizes[i] = f[meta.node_self_size];
-                kinds[i] = kind as u8;
-                let detachedness = meta.node_detachedness.map_or(Detachedness::Unknown, |d| {
-                    Detachedness::from_u8(f[d].min(3) as u8)
-                });
-                flags[i] = NodeFlags::with_detachedness(detachedness).0;
-                edge_counts[i] = u32::try_from(f[meta.node_edge_count])
-                    .map_err(|_| bad("edge count above 2^32".into()))?;
-                Ok(())
-            },
-        )?;
+    // Edge counts go to `first_edge[1..]`, summed into offsets below.
+    let mut first_edge = vec![0u64; node_count + 1];
+    let (strings, parsed_nodes) = rayon::join(
+        || read_strings(&bytes, strings_body.clone()),
+        || {
+            let lengths: Vec<usize> = node_chunks.iter().map(|c| c.records).collect();
+            let columns = scan::split_mut(&mut ids, &lengths)
+                .into_iter()
+                .zip(scan::split_mut(&mut names, &lengths))
+                .zip(scan::split_mut(&mut self_size, &lengths))
+                .zip(scan::split_mut(&mut kinds, &lengths))
+                .zip(scan::split_mut(&mut flags, &lengths))
+                .zip(scan::split_mut(&mut first_edge[1..], &lengths));
+            scan::parse_parallel(
+                &bytes,
+                &node_chunks,
+                meta.node_fields,
+                columns.collect(),
+                |chunk, (((((ids, names), sizes), kinds), flags), edge_counts), i, f| {
+                    let bad = |detail: String| scan::record_error(chunk, "node", i, detail);
+                    let kind = *meta
+                        .node_kinds
+                        .get(f[meta.node_type] as usize)
+                        .ok_or_else(|| bad(format!("unknown type {}", f[meta.node_type])))?;
+                    ids[i] = f[meta.node_id];
+                    names[i] = u32::try_from(f[meta.node_name]).map_err(|_| {
+                        bad(format!("name {} is not a string index", f[meta.node_name]))
+                    })?;
+                    sizes[i] = f[meta.node_self_size];
+                    kinds[i] = kind as u8;
+                    let detachedness = meta.node_detachedness.map_or(Detachedness::Unknown, |d| {
+                        Detachedness::from_u8(f[d].min(3) as u8)
+                    });
+                    flags[i] = NodeFlags::with_detachedness(detachedness).0;
+                    if f[meta.node_edge_count] > u64::from(u32::MAX) {
+                        return Err(bad("edge count above 2^32".into()));
+                    }
+                    edge_counts[i] = f[meta.node_edge_count];
+                    Ok(())
+                },
+            )
+        },
+    );
+    let mut strings = strings?;
+    parsed_nodes?;
+    let string_count = strings.len() as u64;
+    // A maximum, not a parallel search: that would share its progress per element.
+    let highest_name = names.par_iter().copied().max().unwrap_or(0);
+    if u64::from(highest_name) >= string_count {
+        let node = names
+            .iter()
+            .position(|n| u64::from(*n) >= string_count)
+            .unwrap_or(0);
+        let chunk = node_chunks
+            .iter()
+            .rfind(|c| c.first_record <= node)
+            .unwrap_or(&node_chunks[0]);
+        return Err(scan::record_error(
+            chunk,
+            "node",
+            node - chunk.first_record,
+            format!("name {} is not a string index", names[node]),
+        ));
     }
     bytes.release(nodes_body.clone());
-
-    let mut first_edge = vec![0u64; node_count + 1];
-    for (i, count) in edge_counts.iter().enumerate() {
-        first_edge[i + 1] = first_edge[i] + u64::from(*count);
+    for i in 0..node_count {
+        first_edge[i + 1] += first_edge[i];
     }
-    drop(edge_counts);
 
     on_phase("parsing edges");
     let (edge_chunks, edge_numbers) =
@@ -291,60 +331,50 @@ pub fn read(
     let mut edge_to = vec![0u32; edge_count];
     let mut edge_kind = vec![0u8; edge_count];
     let mut edge_name = vec![0u32; edge_count];
-    {
-        let lengths: Vec<usize> = edge_chunks.iter().map(|c| c.records).collect();
-        let columns = scan::split_mut(&mut edge_to, &lengths)
-            .into_iter()
-            .zip(scan::split_mut(&mut edge_kind, &lengths))
-            .zip(scan::split_mut(&mut edge_name, &lengths));
-        let node_fields = meta.node_fields as u64;
-        let node_fields32 = meta.node_fields as u32;
-        scan::parse_parallel(
-            &bytes,
-            &edge_chunks,
-            meta.edge_fields,
-            columns.collect(),
-            |chunk, ((to, kind), name), i, f| {
-                let bad = |detail: String| scan::record_error(chunk, "edge", i, detail);
-                let k = *meta
-                    .edge_kinds
-                    .get(f[meta.edge_type] as usize)
-                    .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
-                let target = f[meta.edge_to];
-                // A 32-bit division when the index fits (it does below 2^32 / fields nodes), by a
-                // constant (a multiplication) for the field counts V8 writes.
-                let ordinal = match u32::try_from(target) {
-                    Ok(t) => u64::from(match node_fields32 {
-                        7 => t / 7,
-                        6 => t / 6,
-                        fields => t / fields,
-                    }),
-                    Err(_) => target / node_fields,
-                };
-                if ordinal * node_fields != target || ordinal >= node_count as u64 {
-                    return Err(bad(format!("to_node {target} is not a node")));
-                }
-                let label = f[meta.edge_name];
-                if !k.name_is_index() && label >= string_count {
-                    return Err(bad(format!("name {label} is not a string index")));
-                }
-                to[i] = ordinal as u32;
-                kind[i] = k.to_byte(true);
-                name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
-                Ok(())
-            },
-        )?;
-    }
+    // The locations (a few per cent of the file) are parsed alongside.
+    let (parsed_edges, locations) = rayon::join(
+        || {
+            let lengths: Vec<usize> = edge_chunks.iter().map(|c| c.records).collect();
+            let columns = scan::split_mut(&mut edge_to, &lengths)
+                .into_iter()
+                .zip(scan::split_mut(&mut edge_kind, &lengths))
+                .zip(scan::split_mut(&mut edge_name, &lengths));
+            let node_index = ExactDivisor::new(meta.node_fields as u64);
+            scan::parse_parallel(
+                &bytes,
+                &edge_chunks,
+                meta.edge_fields,
+                columns.collect(),
+                |chunk, ((to, kind), name), i, f| {
+                    let bad = |detail: String| scan::record_error(chunk, "edge", i, detail);
+                    let k = *meta
+                        .edge_kinds
+                        .get(f[meta.edge_type] as usize)
+                        .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
+                    let target = f[meta.edge_to];
+                    let ordinal = node_index
+                        .exact_quotient(target)
+                        .filter(|o| *o < node_count as u64)
+                        .ok_or_else(|| bad(format!("to_node {target} is not a node")))?;
+                    let label = f[meta.edge_name];
+                    if !k.name_is_index() && label >= string_count {
+                        return Err(bad(format!("name {label} is not a string index")));
+                    }
+                    to[i] = ordinal as u32;
+                    kind[i] = k.to_byte(true);
+                    name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
+                    Ok(())
+                },
+            )
+        },
+        || match sections.locations.clone() {
+            Some(array) => read_locations(&bytes, &array, &meta, node_count, &kinds),
+            None => Ok(Vec::new()),
+        },
+    );
+    parsed_edges?;
+    let locations = locations?;
     bytes.release(edges_body.clone());
-
-    let locations = match sections.locations.clone() {
-        Some(array) => {
-            let locations = read_locations(data, &array, &meta, node_count, &kinds)?;
-            bytes.release(array.body);
-            locations
-        }
-        None => Vec::new(),
-    };
 
     if meta.root_index % meta.node_fields != 0 || meta.root_index / meta.node_fields >= node_count {
         return Err(V8Error::Meta(format!(
@@ -352,19 +382,39 @@ pub fn read(
             meta.root_index
         )));
     }
-    // Provisional classes, one per node type; DevTools' naming replaces them below.
+    // Provisional classes, one per node type in order of first use; DevTools' naming replaces
+    // them below.
+    let first_use = kinds
+        .par_chunks(1 << 16)
+        .enumerate()
+        .map(|(k, chunk)| {
+            let mut first = [usize::MAX; 256];
+            for (i, kind) in chunk.iter().enumerate() {
+                let slot = &mut first[usize::from(*kind)];
+                if *slot == usize::MAX {
+                    *slot = (k << 16) + i;
+                }
+            }
+            first
+        })
+        .reduce(
+            || [usize::MAX; 256],
+            |a, b| std::array::from_fn(|k| a[k].min(b[k])),
+        );
+    let mut used: Vec<usize> = (0..256).filter(|k| first_use[*k] != usize::MAX).collect();
+    used.sort_by_key(|k| first_use[*k]);
     let mut classes = Vec::new();
-    let mut class_of_kind = [u32::MAX; 256];
-    let mut class = vec![0u32; node_count];
-    for (i, k) in kinds.iter().enumerate() {
-        let id = &mut class_of_kind[usize::from(*k)];
-        if *id == u32::MAX {
-            *id = classes.len() as u32;
-            let name = strings.intern(&format!("({})", NodeKind::from_u8(*k).name()))?;
-            classes.push(ClassInfo::named(name));
-        }
-        class[i] = *id;
+    let mut class_of_kind = [0u32; 256];
+    for kind in used {
+        class_of_kind[kind] = classes.len() as u32;
+        let name = strings.intern(&format!("({})", NodeKind::from_u8(kind as u8).name()))?;
+        classes.push(ClassInfo::named(name));
     }
+    let mut class = vec![0u32; node_count];
+    class
+        .par_iter_mut()
+        .zip(&kinds)
+        .for_each(|(class, kind)| *class = class_of_kind[usize::from(*kind)]);
     let mut graph = HeapGraph::from_parts(GraphParts {
         format: HeapFormat::V8,
         strings,
@@ -388,7 +438,7 @@ pub fn read(
     // then the edges' essential bits (themselves parallel) on the other.
     // Their output columns are allocated here, on the calling thread, so freeing them returns
     // the memory; classes are picked into the graph's own class column (taken out meanwhile).
-    let mut kinds = graph.edge_kind_bytes().to_vec();
+    let mut kinds = vec![0u8; graph.edge_count() as usize];
     let mut owners = vec![0u32; node_count];
     let mut owned = vec![0u64; node_count.div_ceil(64)];
     let of_node = graph.take_class_column();
@@ -419,46 +469,81 @@ pub fn read(
     })
 }
 
+/// Lists the strings of the `strings` array body as spans of the file, then drops its pages
+/// from memory (strings are decoded when read).
+fn read_strings(
+    bytes: &Arc<HeapBytes>,
+    body: std::ops::Range<usize>,
+) -> Result<StringTable, V8Error> {
+    let mut strings = StringTable::with_backing(bytes.backing());
+    scan::strings((**bytes).as_ref(), body.clone(), |offset, len, escaped| {
+        let len = u32::try_from(len).map_err(|_| V8Error::Shape {
+            offset: offset as u64,
+            what: "a string longer than 4 GiB".into(),
+        })?;
+        let encoding = if escaped {
+            StringEncoding::JsonEscaped
+        } else {
+            StringEncoding::Utf8
+        };
+        strings.push_backed(offset as u64, len, encoding)?;
+        Ok(())
+    })?;
+    bytes.release(body);
+    Ok(strings)
+}
+
 fn read_locations(
-    data: &[u8],
+    bytes: &HeapBytes,
     array: &scan::FlatArray,
     meta: &Meta,
     node_count: usize,
     kinds: &[u8],
 ) -> Result<Vec<(u32, SourceLocation)>, V8Error> {
-    let (chunks, _) = scan::array_chunks(data, array, meta.location_fields, usize::MAX)?;
-    let mut locations = Vec::new();
-    for chunk in &chunks {
-        scan::parse_records(data, chunk, meta.location_fields, |_, f| {
-            let index = f[meta.location_object];
-            if index % meta.node_fields as u64 != 0
-                || index / meta.node_fields as u64 >= node_count as u64
-            {
-                return Err(V8Error::Shape {
-                    offset: chunk.bytes.start as u64,
-                    what: format!("location object_index {index} is not a node"),
-                });
-            }
-            let ordinal = (index / meta.node_fields as u64) as u32;
-            // DevTools uses locations only for the class key of `object` nodes.
-            if kinds[ordinal as usize] == NodeKind::Object as u8 {
-                let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-                locations.push((
-                    ordinal,
-                    SourceLocation {
-                        script_id: to_u32(f[meta.location_script]),
-                        line: to_u32(f[meta.location_line]),
-                        column: to_u32(f[meta.location_column]),
-                    },
-                ));
-            }
-            Ok(())
-        })?;
-    }
+    let data: &[u8] = bytes.as_ref();
+    let pieces = rayon::current_num_threads() * 4;
+    let (chunks, _) =
+        scan::array_chunks(data, array, meta.location_fields, array.body.len() / pieces)?;
+    let node_index = ExactDivisor::new(meta.node_fields as u64);
+    let parts: Vec<Vec<(u32, SourceLocation)>> = chunks
+        .par_iter()
+        .map(|chunk| {
+            let mut locations = Vec::new();
+            scan::parse_records(data, chunk, meta.location_fields, |_, f| {
+                let index = f[meta.location_object];
+                let ordinal = node_index
+                    .exact_quotient(index)
+                    .filter(|o| *o < node_count as u64)
+                    .ok_or_else(|| V8Error::Shape {
+                        offset: chunk.bytes.start as u64,
+                        what: format!("location object_index {index} is not a node"),
+                    })? as u32;
+                // DevTools uses locations only for the class key of `object` nodes.
+                if kinds[ordinal as usize] == NodeKind::Object as u8 {
+                    let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                    locations.push((
+                        ordinal,
+                        SourceLocation {
+                            script_id: to_u32(f[meta.location_script]),
+                            line: to_u32(f[meta.location_line]),
+                            column: to_u32(f[meta.location_column]),
+                        },
+                    ));
+                }
+                Ok(())
+            })?;
+            bytes.release(chunk.bytes.clone());
+            Ok(locations)
+        })
+        .collect::<Result<_, V8Error>>()?;
+    bytes.release(array.body.clone());
+    let mut locations = parts.concat();
     // Sorted by node, the last entry for a node winning (DevTools builds a map in file order).
-    locations.reverse();
-    locations.sort_by_key(|(ordinal, _)| *ordinal);
-    locations.dedup_by_key(|(ordinal, _)| *ordinal);
+    if !locations.windows(2).all(|w| w[0].0 < w[1].0) {
+        locations.reverse();
+        locations.par_sort_by_key(|(ordinal, _)| *ordinal);
+        locations.dedup_by_key(|(ordinal, _)| *ordinal);
+    }
     Ok(locations)
 }
 
@@ -502,6 +587,17 @@ mod tests {
             .find(|n| snapshot.graph.kind(*n) == NodeKind::String)
             .unwrap();
         assert_eq!(snapshot.graph.name(text), "caf\u{fffd} é \"quoted\"");
+    }
+
+    #[test]
+    fn exact_division_finds_whole_quotients_only() {
+        for divisor in [1u64, 2, 3, 6, 7, 8, 12, 16] {
+            let exact = ExactDivisor::new(divisor);
+            for value in (0..2000).chain([u64::MAX - 1, u64::MAX, 1 << 40, (1 << 40) + 7]) {
+                let expected = (value % divisor == 0).then_some(value / divisor);
+                assert_eq!(exact.exact_quotient(value), expected, "{value} / {divisor}");
+            }
+        }
     }
 
     #[test]
