@@ -59,7 +59,7 @@ pub const EVENTS_PER_BUFFER: usize = 2000;
 /// How many events ahead of the one written a buffer line is prefetched for writing: the
 /// writer thread read it on the other core last time round, and a store that has to fetch it
 /// would stall the thread at its next atomic instruction (glibc's arena lock, for one).
-const PREFETCH_AHEAD: usize = 8;
+const PREFETCH_AHEAD: usize = 32;
 
 /// Single-threaded: events stamped from one TSC read before the next read.
 const STAMP_REUSE: u32 = 63;
