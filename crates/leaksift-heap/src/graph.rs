@@ -1056,6 +1056,10 @@ pub struct HeapGraph {
     /// After [`HeapGraph::name_after_classes`] (`name` is then empty): the nodes not named
     /// after their class.
     other_names: HashMap<u32, StringId>,
+    /// After [`HeapGraph::narrow_edge_names`] (`edge_name` is then empty): 2-byte edge names,
+    /// `u16::MAX` for the names kept in `rare_edge_names`.
+    narrow_edge_names: Vec<u16>,
+    rare_edge_names: HashMap<u64, u32>,
 }
 
 impl HeapGraph {
@@ -1156,7 +1160,27 @@ impl HeapGraph {
             edge_name: parts.edge_name,
             root: parts.root,
             other_names: HashMap::new(),
+            narrow_edge_names: Vec::new(),
+            rare_edge_names: HashMap::new(),
         })
+    }
+
+    /// Replaces the edge name column by 2-byte names: `names[e]` is edge `e`'s name (a
+    /// [`StringId`] or an index, by kind), or `u16::MAX` when the name is in `rare`, which holds
+    /// every name of 65 535 or more (indices in big arrays). For readers whose edge names are
+    /// almost all small (HPROF: field names and array indices); saves 2 bytes per edge.
+    pub fn narrow_edge_names(
+        &mut self,
+        names: Vec<u16>,
+        rare: HashMap<u64, u32>,
+    ) -> Result<(), GraphError> {
+        if names.len() != self.edge_to.len() {
+            return Err(GraphError::BadEdgeIndex("edge names of the wrong length"));
+        }
+        self.edge_name = Vec::new();
+        self.narrow_edge_names = names;
+        self.rare_edge_names = rare;
+        Ok(())
     }
 
     /// Frees the name column: from now on every node is named after its class (its
@@ -1347,12 +1371,22 @@ impl HeapGraph {
     /// The raw value of an edge's `name` column (a [`StringId`] or an index, by kind).
     #[inline]
     pub fn edge_name_raw(&self, edge: EdgeIndex) -> u32 {
-        self.edge_name[edge.get()]
+        if let Some(name) = self.edge_name.get(edge.get()) {
+            return *name;
+        }
+        match self.narrow_edge_names[edge.get()] {
+            u16::MAX => self
+                .rare_edge_names
+                .get(&edge.0)
+                .copied()
+                .unwrap_or(u32::from(u16::MAX)),
+            name => u32::from(name),
+        }
     }
 
     /// An edge's name or index.
     pub fn edge_name(&self, edge: EdgeIndex) -> EdgeName {
-        let raw = self.edge_name[edge.get()];
+        let raw = self.edge_name_raw(edge);
         if self.edge_kind(edge).name_is_index() {
             EdgeName::Index(raw)
         } else {
@@ -1535,6 +1569,37 @@ mod tests {
         assert_eq!(targets, vec![bb, c]);
         assert_eq!(g.edge_name(EdgeIndex(1)), EdgeName::Index(2));
         assert_eq!(g.edge_to(EdgeIndex(2)), a);
+    }
+
+    #[test]
+    fn narrow_columns_read_as_the_wide_ones() {
+        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), 3, 3);
+        let a = node(&mut b, 1, 10);
+        let bb = node(&mut b, 3, 20);
+        let c = node(&mut b, 5, 30);
+        b.add_edge(a, edge(bb, 7));
+        b.add_edge(a, edge(c, 70_000));
+        b.add_edge(c, edge(a, 65_535));
+        let mut g = b.finish().unwrap();
+        let other = g.strings_mut().intern("Other").unwrap();
+        g.name_after_classes(HashMap::from([(2, other)]));
+        assert_eq!(g.name(a), "N");
+        assert_eq!(g.name(c), "Other");
+        g.set_name(bb, other);
+        assert_eq!(g.name(bb), "Other");
+        assert!(g.narrow_edge_names(vec![7], HashMap::new()).is_err());
+        let rare = HashMap::from([(1, 70_000), (2, 65_535)]);
+        g.narrow_edge_names(vec![7, u16::MAX, u16::MAX], rare)
+            .unwrap();
+        let names: Vec<EdgeName> = (0..3).map(|e| g.edge_name(EdgeIndex(e))).collect();
+        assert_eq!(
+            names,
+            [
+                EdgeName::Index(7),
+                EdgeName::Index(70_000),
+                EdgeName::Index(65_535)
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! columns in place and appends its edges in ordinal order. The CSR columns then need no sort:
 //! the workers' edge runs are concatenated and their offsets shifted.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use leaksift_heap::{
@@ -373,7 +374,8 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut first_edge = vec![0u64; node_count + 1];
         let mut edge_to = vec![0u32; total_bound];
         let mut edge_kind = vec![0u8; total_bound];
-        let mut edge_name = vec![0u32; total_bound];
+        // Names in 2 bytes; the rare bigger ones (indices in big arrays) are kept aside.
+        let mut edge_name = vec![0u16; total_bound];
         let mut nodes = NodeSlices {
             class: &mut class,
             self_size: &mut self_size,
@@ -384,6 +386,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             to: &mut edge_to,
             kind: &mut edge_kind,
             name: &mut edge_name,
+            rare_names: Vec::new(),
             len: 0,
             overflow: false,
         };
@@ -421,14 +424,20 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut packed = 0;
         let mut region = 0;
         let mut class_names = FxHashMap::default();
+        let mut rare_edge_names = HashMap::new();
         for (run, plan) in runs.into_iter().zip(&plans) {
             let WorkerRun {
                 nodes,
                 edges: len,
+                rare_edge_names: rare,
                 class_names: names,
                 stats: run_stats,
             } = run;
             class_names.extend(names);
+            rare_edge_names.extend(
+                rare.into_iter()
+                    .map(|(at, name)| ((packed + at) as u64, name)),
+            );
             if region != packed {
                 edge_to.copy_within(region..region + len, packed);
                 edge_kind.copy_within(region..region + len, packed);
@@ -442,10 +451,10 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             stats.add(&run_stats);
         }
         first_edge[node_count] = packed as u64;
-        for column in [&mut edge_to, &mut edge_name] {
-            column.truncate(packed);
-            column.shrink_to_fit();
-        }
+        edge_to.truncate(packed);
+        edge_to.shrink_to_fit();
+        edge_name.truncate(packed);
+        edge_name.shrink_to_fit();
         edge_kind.truncate(packed);
         edge_kind.shrink_to_fit();
         // Direct targets of the root are the GC roots.
@@ -469,22 +478,28 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             first_edge,
             edge_to,
             edge_kind,
-            edge_name,
+            // Untouched zeroed pages: [`into_graph`] puts the 2-byte names in.
+            edge_name: vec![0u32; packed],
             root: NodeIndex(0),
         };
         Ok(Columns {
             parts,
             class_names,
+            edge_names: edge_name,
+            rare_edge_names,
             stats,
         })
     }
 }
 
 /// What pass 2 produces: the graph's columns (every name still 0), the names of the class
-/// objects (every other node is named after its class), and the counters.
+/// objects (every other node is named after its class), the edge names in 2 bytes (`u16::MAX`:
+/// in `rare_edge_names`), and the counters.
 pub struct Columns {
     pub parts: GraphParts,
     class_names: FxHashMap<u32, StringId>,
+    edge_names: Vec<u16>,
+    rare_edge_names: HashMap<u64, u32>,
     pub stats: BuildStats,
 }
 
@@ -493,11 +508,16 @@ pub fn into_graph(columns: Columns, ids: Vec<u64>) -> Result<HeapGraph, HprofErr
     let Columns {
         mut parts,
         class_names,
+        edge_names,
+        rare_edge_names,
         ..
     } = columns;
     parts.ids = ids;
     let mut graph = HeapGraph::from_parts(parts).map_err(graph_error)?;
     graph.name_after_classes(class_names.into_iter().collect());
+    graph
+        .narrow_edge_names(edge_names, rare_edge_names)
+        .map_err(graph_error)?;
     Ok(graph)
 }
 
@@ -507,6 +527,8 @@ struct WorkerRun {
     nodes: Range<usize>,
     /// How many edges it wrote.
     edges: usize,
+    /// Its edges' names of `u16::MAX` or more, by position in its region.
+    rare_edge_names: Vec<(usize, u32)>,
     /// The names of its class objects, by ordinal.
     class_names: Vec<(u32, StringId)>,
     stats: BuildStats,
@@ -548,7 +570,9 @@ impl<'c> NodeSlices<'c> {
 struct EdgeSlices<'c> {
     to: &'c mut [u32],
     kind: &'c mut [u8],
-    name: &'c mut [u32],
+    name: &'c mut [u16],
+    /// Names that do not fit 2 bytes (stored as `u16::MAX`), by position in the region.
+    rare_names: Vec<(usize, u32)>,
     /// Entries written.
     len: usize,
     /// More edges came than the region holds (the bound was wrong: the dump changed between
@@ -567,6 +591,7 @@ impl<'c> EdgeSlices<'c> {
                 to,
                 kind,
                 name,
+                rare_names: Vec::new(),
                 len: 0,
                 overflow: false,
             },
@@ -574,6 +599,7 @@ impl<'c> EdgeSlices<'c> {
                 to: to_rest,
                 kind: kind_rest,
                 name: name_rest,
+                rare_names: Vec::new(),
                 len: 0,
                 overflow: false,
             },
@@ -591,7 +617,13 @@ impl<'c> EdgeSlices<'c> {
             (Some(slot_to), Some(slot_kind), Some(slot_name)) => {
                 *slot_to = to;
                 *slot_kind = kind;
-                *slot_name = name;
+                *slot_name = match u16::try_from(name) {
+                    Ok(short) if short != u16::MAX => short,
+                    _ => {
+                        self.rare_names.push((at, name));
+                        u16::MAX
+                    }
+                };
                 self.len += 1;
             }
             _ => self.overflow = true,
@@ -653,6 +685,7 @@ impl Worker<'_, '_, '_> {
         WorkerRun {
             nodes: self.first as usize..self.next as usize,
             edges: self.edges.len,
+            rare_edge_names: self.edges.rare_names,
             class_names: self.class_names,
             stats: self.stats,
         }

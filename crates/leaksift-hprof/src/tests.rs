@@ -234,6 +234,51 @@ fn any_number_of_workers_builds_the_same_graph() {
 }
 
 #[test]
+fn big_array_indices_and_class_names_survive_the_narrow_columns() {
+    // Edge names are stored in 2 bytes, indices of 65 535 and more aside; nodes are named after
+    // their class, class objects after themselves. Several workers shift the kept-aside names.
+    let mut w = DumpWriter::new("1.0.2", 8);
+    w.string(1, "Node").string(2, "left").string(3, "right");
+    w.string(8, "[Ljava/lang/Object;");
+    w.load_class(1, NODE, 1).load_class(2, OBJECT_ARRAY, 8);
+    w.class(NODE, 0, &[(2, OBJECT), (3, OBJECT)], &[])
+        .class(OBJECT_ARRAY, 0, &[], &[]);
+    w.root(sub::ROOT_STICKY_CLASS, NODE)
+        .root(sub::ROOT_UNKNOWN, A)
+        .root(sub::ROOT_UNKNOWN, ARR)
+        .cut();
+    w.instance(A, NODE, &[B, 0])
+        .instance(B, NODE, &[0, 0])
+        .cut();
+    let mut elements = vec![0u64; 70_000];
+    for at in [3, 65_534, 65_535, 69_999] {
+        elements[at] = B;
+    }
+    w.object_array(ARR, OBJECT_ARRAY, &elements).cut();
+    w.instance(C, NODE, &[A, B]).root(sub::ROOT_UNKNOWN, C);
+    let data = w.finish(0x1C);
+    for workers in 1..5 {
+        let g = read_with_workers(&data, &mut Quiet, workers)
+            .expect("read")
+            .graph;
+        let labels = |id| -> Vec<String> {
+            let n = node(&g, id);
+            g.edges(n).map(|e| g.edge_label(e).into_owned()).collect()
+        };
+        assert_eq!(
+            labels(ARR),
+            ["<class>", "[3]", "[65534]", "[65535]", "[69999]"],
+            "{workers} workers"
+        );
+        assert_eq!(labels(C), ["<class>", "left", "right"], "{workers} workers");
+        assert_eq!(g.name(node(&g, A)), "Node");
+        assert_eq!(g.name(node(&g, ARR)), "java.lang.Object[]");
+        assert_eq!(g.name(node(&g, NODE)), "Node");
+        assert_eq!(g.class_name(g.class(node(&g, NODE))), "java.lang.Class");
+    }
+}
+
+#[test]
 fn every_truncation_inside_the_heap_is_an_error_with_its_offset() {
     let data = shape("1.0.2", 8, false);
     let heap_start = last_record_start(&data);
