@@ -162,7 +162,7 @@ fn read_with_workers(
     };
     let mut graph = build::into_graph(columns, std::mem::take(&mut scan.ids))?;
     observer.phase("reachability");
-    let unreachable = reachability::discard_unreachable(&mut graph);
+    let unreachable = reachability::discard_unreachable(&mut graph, workers);
     Ok(HprofDump {
         graph,
         info,

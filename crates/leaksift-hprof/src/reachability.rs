@@ -6,6 +6,9 @@
 //! so garbage cannot change a live object's dominator, and [`Unreachable::contains`] lets the
 //! analyses leave it out of totals, histograms and suspects.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+
 use leaksift_heap::{HeapGraph, NodeIndex, NodeKind};
 
 /// The objects of a dump that no GC root reaches, over any reference (weak ones included, as
@@ -33,40 +36,20 @@ impl Unreachable {
 }
 
 /// Marks every node neither the root nor a class object reaches and makes its outgoing edges
-/// non-essential. A dump without any GC root (the root has no edges) is left as it is: nothing
-/// would survive.
-pub fn discard_unreachable(graph: &mut HeapGraph) -> Unreachable {
+/// non-essential, searching on `workers` threads. A dump without any GC root (the root has no
+/// edges) is left as it is: nothing would survive.
+pub fn discard_unreachable(graph: &mut HeapGraph, workers: usize) -> Unreachable {
     let n = graph.node_count();
     let root = graph.root();
     if graph.out_degree(root) == 0 {
         return Unreachable::default();
     }
-    // Reached bits, then a depth-first search over every edge kind (a stack stays far smaller
-    // than a BFS queue, and its top stays in cache).
-    let mut reached = vec![0u64; n.div_ceil(64)];
-    let mark = |bits: &mut [u64], node: u32| -> bool {
-        let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
-        let fresh = bits[word] & bit == 0;
-        bits[word] |= bit;
-        fresh
-    };
-    let first_edge = graph.first_edges();
-    let targets = graph.edge_targets();
-    let mut stack: Vec<u32> = Vec::new();
-    for node in graph.nodes() {
-        if (node == root || graph.kind(node) == NodeKind::Class) && mark(&mut reached, node.0) {
-            stack.push(node.0);
-        }
-    }
-    while let Some(node) = stack.pop() {
-        let edges = first_edge[node as usize] as usize..first_edge[node as usize + 1] as usize;
-        for &to in &targets[edges] {
-            if mark(&mut reached, to) {
-                stack.push(to);
-            }
-        }
-    }
-    drop(stack);
+    let starts: Vec<u32> = graph
+        .nodes()
+        .filter(|&node| node == root || graph.kind(node) == NodeKind::Class)
+        .map(|node| node.0)
+        .collect();
+    let reached = reach(graph, &starts, workers, SHARE_AT);
     // Invert the reached bits into the unreachable set (bits past `n` stay clear).
     let mut bits = reached;
     for (i, word) in bits.iter_mut().enumerate() {
@@ -94,4 +77,160 @@ pub fn discard_unreachable(graph: &mut HeapGraph) -> Unreachable {
         }
     }
     garbage
+}
+
+/// A worker's stack is split when it holds this many nodes and another worker is idle.
+const SHARE_AT: usize = 4096;
+
+/// Nodes waiting to be searched that a busy worker gave away, and how many workers wait.
+struct Pool {
+    stacks: Vec<Vec<u32>>,
+    idle: usize,
+    done: bool,
+}
+
+/// The nodes reachable from `starts` over every edge, as bits, by a depth-first search on
+/// `workers` threads sharing one atomic bitset: whoever sets a node's bit searches from it, and
+/// a worker whose stack grows past `share_at` while another one is idle gives it half.
+fn reach(graph: &HeapGraph, starts: &[u32], workers: usize, share_at: usize) -> Vec<u64> {
+    let n = graph.node_count();
+    let bits: Vec<AtomicU64> = (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+    let mark = |node: u32| -> bool {
+        let (word, bit) = (&bits[node as usize / 64], 1u64 << (node % 64));
+        // A plain load first: most targets (class objects, shared objects) are already marked.
+        word.load(Ordering::Relaxed) & bit == 0 && word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    };
+    let workers = workers.max(1);
+    let mut stacks: Vec<Vec<u32>> = vec![Vec::new(); workers];
+    for (at, &start) in starts.iter().enumerate() {
+        if mark(start) {
+            stacks[at % workers].push(start);
+        }
+    }
+    let pool = Mutex::new(Pool {
+        stacks: Vec::new(),
+        idle: 0,
+        done: false,
+    });
+    let idle = AtomicUsize::new(0);
+    let wake = Condvar::new();
+    let first_edge = graph.first_edges();
+    let targets = graph.edge_targets();
+    let search = |mut stack: Vec<u32>| {
+        loop {
+            while let Some(node) = stack.pop() {
+                let edges =
+                    first_edge[node as usize] as usize..first_edge[node as usize + 1] as usize;
+                for &to in &targets[edges] {
+                    if mark(to) {
+                        stack.push(to);
+                    }
+                }
+                if stack.len() >= share_at && idle.load(Ordering::Relaxed) > 0 {
+                    let half = stack.split_off(stack.len() / 2);
+                    let mut shared = pool.lock().unwrap_or_else(PoisonError::into_inner);
+                    shared.stacks.push(half);
+                    wake.notify_one();
+                }
+            }
+            let mut shared = pool.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.idle += 1;
+            idle.fetch_add(1, Ordering::Relaxed);
+            loop {
+                if let Some(more) = shared.stacks.pop() {
+                    shared.idle -= 1;
+                    idle.fetch_sub(1, Ordering::Relaxed);
+                    stack = more;
+                    break;
+                }
+                if shared.done || shared.idle == workers {
+                    shared.done = true;
+                    wake.notify_all();
+                    return;
+                }
+                shared = wake.wait(shared).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    };
+    let mut stacks = stacks.into_iter();
+    let first = stacks.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        for stack in stacks {
+            scope.spawn(|| search(stack));
+        }
+        search(first);
+    });
+    bits.into_iter().map(AtomicU64::into_inner).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leaksift_heap::{
+        ClassInfo, EdgeData, EdgeKind, EdgeName, GraphBuilder, HeapFormat, NodeData, NodeFlags,
+        ObjectId, StringTable,
+    };
+    use proptest::prelude::*;
+
+    fn graph(n: usize, edges: &[(u32, u32)]) -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), n, edges.len());
+        let name = b.strings_mut().intern("N").unwrap();
+        let class = b.intern_class(ClassInfo::named(name)).unwrap();
+        for i in 0..n {
+            b.add_node(NodeData {
+                id: ObjectId(i as u64),
+                class,
+                name,
+                self_size: 8,
+                kind: NodeKind::Instance,
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+        }
+        for &(from, to) in edges {
+            b.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(to),
+                    kind: EdgeKind::Field,
+                    name: EdgeName::Named(name),
+                    essential: true,
+                },
+            );
+        }
+        b.finish().unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn parallel_search_reaches_what_a_plain_one_does(
+            n in 1usize..300,
+            raw in proptest::collection::vec((0u32..300, 0u32..300), 0..900),
+            starts in proptest::collection::vec(0u32..300, 1..4),
+            workers in 1usize..5,
+            share_at in 1usize..4,
+        ) {
+            let edges: Vec<(u32, u32)> =
+                raw.iter().map(|&(a, b)| (a % n as u32, b % n as u32)).collect();
+            let starts: Vec<u32> = starts.iter().map(|s| s % n as u32).collect();
+            let g = graph(n, &edges);
+            let got = reach(&g, &starts, workers, share_at);
+            let mut seen = vec![false; n];
+            let mut stack = starts.clone();
+            for &s in &starts {
+                seen[s as usize] = true;
+            }
+            while let Some(v) = stack.pop() {
+                for &(a, b) in &edges {
+                    if a == v && !seen[b as usize] {
+                        seen[b as usize] = true;
+                        stack.push(b);
+                    }
+                }
+            }
+            for (v, want) in seen.iter().enumerate() {
+                prop_assert_eq!(got[v / 64] & (1 << (v % 64)) != 0, *want, "node {}", v);
+            }
+        }
+    }
 }
