@@ -1,9 +1,9 @@
 //! Object id → dense ordinal: a sorted permutation of the ordinals plus a bucket index by address.
 //!
 //! HPROF ids are addresses. Instead of a hash map of tens of millions of entries, the ordinals
-//! are sorted by id (a stable merge sort: dumps list objects in long ascending address runs, so
-//! the sort mostly merges runs), and a table of bucket starts over the address range narrows a
-//! lookup to a handful of candidates. Cost: 4 bytes per object for the permutation and about
+//! are grouped by address bucket (a counting sort; ids inside the rare crowded buckets are
+//! sorted), and a table of bucket starts over the address range narrows a lookup to a handful
+//! of candidates. Cost: 4 bytes per object for the permutation and about
 //! 2 bytes per object for the buckets; the ids themselves are the graph's id column.
 
 use crate::bytes::Id;
@@ -16,7 +16,7 @@ pub struct IdIndex {
     shift: u32,
     /// `buckets[b]..buckets[b + 1]` is the range of `order` holding ids of bucket `b`.
     buckets: Vec<u32>,
-    /// Ordinals (≥ 1) sorted by id.
+    /// Ordinals (≥ 1) by bucket; by id within buckets of more than [`IdIndex::SCANNED`].
     order: Vec<u32>,
 }
 
@@ -34,30 +34,45 @@ impl Default for IdIndex {
 }
 
 impl IdIndex {
-    /// Builds the index over `ids[1..]` (`ids[0]` is the root).
+    /// Builds the index over `ids[1..]` (`ids[0]` is the root): a counting sort of the
+    /// ordinals by bucket (three sequential passes, as dumps list objects in nearly ascending
+    /// address order), then a sort by id inside the rare buckets of more than
+    /// [`IdIndex::SCANNED`] ids.
     pub fn build(ids: &[u64]) -> IdIndex {
-        let mut order: Vec<u32> = (1..ids.len() as u32).collect();
-        order.sort_by_key(|&ordinal| ids[ordinal as usize]);
-        let (Some(&first), Some(&last)) = (order.first(), order.last()) else {
+        let objects = ids.get(1..).unwrap_or_default();
+        let (Some(&min), Some(&max)) = (objects.iter().min(), objects.iter().max()) else {
             return IdIndex::default();
         };
-        let (min, max) = (ids[first as usize], ids[last as usize]);
         let span = max - min;
-        let target_buckets = (order.len() as u64 / 2).max(1);
+        let target_buckets = (objects.len() as u64 / 2).max(1);
         let mut shift = 0;
         while shift < 63 && (span >> shift) >= target_buckets {
             shift += 1;
         }
         let bucket_count = (span >> shift) as usize + 1;
-        let mut buckets = Vec::with_capacity(bucket_count + 1);
-        for (position, &ordinal) in order.iter().enumerate() {
-            let bucket = ((ids[ordinal as usize] - min) >> shift) as usize;
-            while buckets.len() <= bucket {
-                buckets.push(position as u32);
-            }
+        let bucket = |id: u64| ((id - min) >> shift) as usize;
+        // Counts, then running ends, then (filling back to front) starts.
+        let mut buckets = vec![0u32; bucket_count + 1];
+        for &id in objects {
+            buckets[bucket(id)] += 1;
         }
-        while buckets.len() <= bucket_count {
-            buckets.push(order.len() as u32);
+        let mut end = 0;
+        for slot in &mut buckets[..bucket_count] {
+            end += *slot;
+            *slot = end;
+        }
+        buckets[bucket_count] = end;
+        let mut order = vec![0u32; objects.len()];
+        for (at, &id) in objects.iter().enumerate().rev() {
+            let slot = &mut buckets[bucket(id)];
+            *slot -= 1;
+            order[*slot as usize] = at as u32 + 1;
+        }
+        for b in 0..bucket_count {
+            let range = buckets[b] as usize..buckets[b + 1] as usize;
+            if range.len() > Self::SCANNED {
+                order[range].sort_by_key(|&ordinal| ids[ordinal as usize]);
+            }
         }
         IdIndex {
             min,
@@ -67,6 +82,9 @@ impl IdIndex {
             order,
         }
     }
+
+    /// Buckets of at most this many ids are scanned; bigger ones are sorted and searched.
+    const SCANNED: usize = 8;
 
     /// The ordinal of the object with this id, if the dump contains it.
     #[inline]
@@ -78,7 +96,7 @@ impl IdIndex {
         let lo = *self.buckets.get(bucket)? as usize;
         let hi = *self.buckets.get(bucket + 1)? as usize;
         let candidates = self.order.get(lo..hi)?;
-        if candidates.len() <= 8 {
+        if candidates.len() <= Self::SCANNED {
             return candidates
                 .iter()
                 .copied()
@@ -108,6 +126,28 @@ mod tests {
         }
         for missing in [0, 1, 0x11, 0x1004, 0x1fff_ffff_ffff, u64::MAX] {
             assert_eq!(index.lookup(&ids, Id(missing)), None, "id {missing:#x}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn finds_random_ids(
+            raw in proptest::collection::hash_set(1u64..1 << 40, 1..400),
+            crowd in proptest::collection::hash_set(0u64..64, 0..64),
+            probes in proptest::collection::vec(0u64..1 << 40, 0..50),
+        ) {
+            // Random addresses plus a crowded cluster (buckets with more than 8 ids).
+            let mut ids = vec![0];
+            ids.extend(raw.iter().copied());
+            ids.extend(crowd.iter().map(|c| (1 << 41) + c * 8));
+            let index = IdIndex::build(&ids);
+            for (ordinal, &id) in ids.iter().enumerate().skip(1) {
+                proptest::prop_assert_eq!(index.lookup(&ids, Id(id)), Some(ordinal as u32));
+            }
+            for probe in probes {
+                let want = ids.iter().skip(1).position(|&id| id == probe).map(|p| p as u32 + 1);
+                proptest::prop_assert_eq!(index.lookup(&ids, Id(probe)), want);
+            }
         }
     }
 
