@@ -1035,6 +1035,34 @@ pub struct GraphParts {
     pub root: NodeIndex,
 }
 
+/// The nodes not named after their class in a graph named after classes: a bit per node (so
+/// that the common case, a clear bit, costs no lookup) and the names by node.
+#[derive(Debug, Default)]
+struct OtherNames {
+    bits: Vec<u64>,
+    names: HashMap<u32, StringId>,
+}
+
+impl OtherNames {
+    #[inline]
+    fn get(&self, node: u32) -> Option<StringId> {
+        let word = self.bits.get(node as usize / 64)?;
+        if word & (1 << (node % 64)) == 0 {
+            return None;
+        }
+        self.names.get(&node).copied()
+    }
+
+    fn insert(&mut self, node: u32, name: StringId) {
+        let word = node as usize / 64;
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        self.bits[word] |= 1 << (node % 64);
+        self.names.insert(node, name);
+    }
+}
+
 /// A heap as a graph: node columns, CSR edges, strings, classes, and the root.
 #[derive(Debug)]
 pub struct HeapGraph {
@@ -1055,7 +1083,7 @@ pub struct HeapGraph {
     root: NodeIndex,
     /// After [`HeapGraph::name_after_classes`] (`name` is then empty): the nodes not named
     /// after their class.
-    other_names: HashMap<u32, StringId>,
+    other_names: OtherNames,
     /// After [`HeapGraph::narrow_edge_names`] (`edge_name` is then empty): 2-byte edge names,
     /// `u16::MAX` for the names kept in `rare_edge_names`.
     narrow_edge_names: Vec<u16>,
@@ -1159,7 +1187,7 @@ impl HeapGraph {
             edge_kind: parts.edge_kind,
             edge_name: parts.edge_name,
             root: parts.root,
-            other_names: HashMap::new(),
+            other_names: OtherNames::default(),
             narrow_edge_names: Vec::new(),
             rare_edge_names: HashMap::new(),
         })
@@ -1189,8 +1217,12 @@ impl HeapGraph {
     /// are, class objects are named after themselves), this saves 4 bytes per node. The class
     /// column must then stay in place ([`HeapGraph::take_class_column`] is for V8 graphs).
     pub fn name_after_classes(&mut self, others: HashMap<u32, StringId>) {
+        let mut other_names = OtherNames::default();
+        for (node, name) in others {
+            other_names.insert(node, name);
+        }
         self.name = Vec::new();
-        self.other_names = others;
+        self.other_names = other_names;
     }
 
     /// The format the graph was read from.
@@ -1266,8 +1298,8 @@ impl HeapGraph {
 
     /// The name of a node whose graph is named after classes ([`HeapGraph::name_after_classes`]).
     fn derived_name(&self, node: NodeIndex) -> StringId {
-        if let Some(name) = self.other_names.get(&node.0) {
-            return *name;
+        if let Some(name) = self.other_names.get(node.0) {
+            return name;
         }
         self.class
             .get(node.get())
@@ -1474,9 +1506,7 @@ impl HeapGraph {
     pub fn set_name(&mut self, node: NodeIndex, name: StringId) {
         match self.name.get_mut(node.get()) {
             Some(slot) => *slot = name.0,
-            None => {
-                self.other_names.insert(node.0, name);
-            }
+            None => self.other_names.insert(node.0, name),
         }
     }
 
