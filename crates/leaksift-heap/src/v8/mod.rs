@@ -158,6 +158,9 @@ impl Meta {
             Some(_) => str_list(meta, "location_fields")?,
             None => vec!["object_index", "script_id", "line", "column"],
         };
+        if location_fields.len() > 16 {
+            return Err(V8Error::Meta("more than 16 fields per location".into()));
+        }
         let optional_index = |key: &str| -> Result<Option<usize>, V8Error> {
             match value.get(key) {
                 None => Ok(None),
