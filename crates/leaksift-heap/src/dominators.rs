@@ -777,7 +777,8 @@ fn place_candidates(
                 attached[k] = true;
             } else if nca[k] == 0 {
                 nca[k] = x;
-            } else {
+            } else if nca[k] != 1 {
+                // (Once at the root, nothing can change: every vertex is within it.)
                 while !within(nca[k], x) {
                     nca[k] = dom[nca[k] as usize];
                 }
