@@ -74,43 +74,30 @@ fn histogram_with(
         s.retained_bytes = 0;
     }
     // Depth-first over the dominator tree, tracking how many counted instances of each class
-    // are on the current path; a node counts only if none are. The stack holds (node, index of
-    // the next child to visit, whether the node was counted), so it is as deep as the tree.
+    // are on the current path; a node counts only if none are. The stack holds nodes to visit
+    // and, below a counted node's children, the mark that leaves it (its class with `LEAVE`).
+    const LEAVE: u64 = 1 << 32;
     let mut active = vec![0u32; classes];
-    let root = dominators.root();
-    let mut stack: Vec<(NodeIndex, usize, bool)> = vec![(root, 0, false)];
-    let enter_node = |node: NodeIndex, stats: &mut Vec<ClassStats>, active: &mut Vec<u32>| {
-        let class = class_of[node.get()] as usize;
-        if active[class] == 0 && sizes[node.get()] != 0 && filter(node) {
-            stats[class].retained_bytes = stats[class]
-                .retained_bytes
-                .saturating_add(dominators.retained(node));
-            active[class] += 1;
-            true
-        } else {
-            false
+    let mut stack: Vec<u64> = vec![u64::from(dominators.root().0)];
+    while let Some(entry) = stack.pop() {
+        if entry & LEAVE != 0 {
+            active[(entry & !LEAVE) as usize] -= 1;
+            continue;
         }
-    };
-    stack[0].2 = enter_node(root, &mut stats, &mut active);
-    while let Some(top) = stack.last_mut() {
-        let (node, next, _) = *top;
-        match dominators
-            .dominated_ordinals(node)
-            .get(next)
-            .map(|c| NodeIndex(*c))
-        {
-            Some(child) => {
-                top.1 += 1;
-                let counted = enter_node(child, &mut stats, &mut active);
-                stack.push((child, 0, counted));
-            }
-            None => {
-                if top.2 {
-                    active[class_of[node.get()] as usize] -= 1;
-                }
-                stack.pop();
-            }
+        let node = NodeIndex(entry as u32);
+        let class = class_of[node.get()];
+        if active[class as usize] == 0 && sizes[node.get()] != 0 && filter(node) {
+            let s = &mut stats[class as usize];
+            s.retained_bytes = s.retained_bytes.saturating_add(dominators.retained(node));
+            active[class as usize] += 1;
+            stack.push(LEAVE | u64::from(class));
         }
+        stack.extend(
+            dominators
+                .dominated_ordinals(node)
+                .iter()
+                .map(|c| u64::from(*c)),
+        );
     }
     sorted(stats)
 }

@@ -612,6 +612,18 @@ mod tests {
         ));
         let bad_target = String::from_utf8_lossy(HANDMADE).replacen(",1,14,", ",1,15,", 1);
         assert!(read_bytes(bad_target.into_bytes()).is_err());
+        // A location record wider than the parser's 16 fields is refused, not an index panic.
+        let wide = String::from_utf8_lossy(HANDMADE).replace(
+            "\"location_fields\":[\"object_index\",",
+            &format!(
+                "\"location_fields\":[{}\"object_index\",",
+                "\"x\",".repeat(13)
+            ),
+        );
+        assert!(matches!(
+            read_bytes(wide.into_bytes()),
+            Err(V8Error::Meta(_))
+        ));
     }
 
     proptest! {
