@@ -253,9 +253,9 @@ impl ThreadState {
         self.dead_stack.0.store(stack.0, Ordering::Relaxed);
         self.dead_stack.1.store(stack.1, Ordering::Relaxed);
         self.exited.store(true, Ordering::Release);
-        let buffer = self.buffer.swap(ptr::null_mut(), Ordering::AcqRel);
+        let buffer = self.buffer.load(Ordering::Relaxed);
         if !buffer.is_null() {
-            queue_full(buffer);
+            after_enqueue(self.hand_over(buffer, ptr::null_mut()));
         }
         // SAFETY: per the contract, only the owner touches `unwind`.
         unsafe { core::mem::replace(&mut (*self.unwind.get()).1, ptr::null_mut()) }
@@ -289,16 +289,16 @@ impl ThreadState {
         // compiler treats as touching memory).
         compiler_fence(Ordering::SeqCst);
         let timestamp = self.stamp();
-        let handed_off = match operation() {
+        let queued = match operation() {
             Some(mut event) => {
                 event.timestamp = timestamp;
                 self.append(event)
             }
-            None => ptr::null_mut(),
+            None => None,
         };
         self.recording.store(0, Ordering::Release);
-        if !handed_off.is_null() {
-            queue_full(handed_off);
+        if let Some(queued) = queued {
+            after_enqueue(queued);
         }
     }
 
@@ -321,15 +321,16 @@ impl ThreadState {
         clock.last
     }
 
-    /// Writes `event` into the current buffer and publishes it. Returns the buffer if it is
-    /// now to be handed to the writer (full, or the thread has exited), else null.
+    /// Writes `event` into the current buffer and publishes it. When that fills the buffer (or
+    /// the thread has exited) the buffer is handed over, and the number of queued buffers
+    /// returned.
     #[inline(always)]
-    fn append(&self, event: RawEvent) -> *mut RawBuffer {
+    fn append(&self, event: RawEvent) -> Option<usize> {
         let mut buffer = self.buffer.load(Ordering::Relaxed);
         if buffer.is_null() {
             buffer = self.fresh_buffer();
             if buffer.is_null() {
-                return buffer;
+                return None;
             }
         }
         // SAFETY: the owner's live buffer; only the owner writes events and `len`, and the
@@ -341,12 +342,25 @@ impl ThreadState {
             sys::prefetch_for_write(events.add(len + PREFETCH_AHEAD) as *const u8);
             (*buffer).len.store(len + 1, Ordering::Release);
             if len + 1 < EVENTS_PER_BUFFER && !self.exited.load(Ordering::Relaxed) {
-                return ptr::null_mut();
+                return None;
             }
         }
         // An exited thread hands over every event: nobody would take its last buffer.
-        self.buffer.store(ptr::null_mut(), Ordering::Release);
-        buffer
+        let next = if self.exited.load(Ordering::Relaxed) {
+            ptr::null_mut()
+        } else {
+            RawBuffer::take(self)
+        };
+        Some(self.hand_over(buffer, next))
+    }
+
+    /// Queues the current buffer `buffer` for the writer, then makes `next` current: a writer
+    /// that finds `next` (or null) current therefore finds `buffer` queued, and one that finds
+    /// `buffer` copies what it holds. Returns the number of queued buffers.
+    fn hand_over(&self, buffer: *mut RawBuffer, next: *mut RawBuffer) -> usize {
+        let queued = enqueue(buffer);
+        self.buffer.store(next, Ordering::Release);
+        queued
     }
 
     #[cold]
@@ -359,6 +373,9 @@ impl ThreadState {
     /// Copies out (as a segment) the events this thread published since the last collection
     /// and advances its completeness mark (writer thread, after [`writer_barrier`] at `now`).
     fn collect_published(&self, now: u64, out: &mut Vec<Segment>) {
+        // In this order: when the thread is not recording, every event it stamped before `now`
+        // is in the buffer read next, or in one handed over before it (queued, see
+        // `hand_over`, so found by the swap of the full list that follows).
         let recording = self.recording.load(Ordering::Acquire) != 0;
         let buffer = self.buffer.load(Ordering::Acquire);
         let mut latest = None;
@@ -497,7 +514,9 @@ impl BufferPool {
     }
 }
 
-fn queue_full(buffer: *mut RawBuffer) {
+/// Queues a buffer for the writer and returns how many are queued. Call it before the buffer
+/// stops being its thread's current one (see [`ThreadState::hand_over`]).
+fn enqueue(buffer: *mut RawBuffer) -> usize {
     let mut head = FULL.load(Ordering::Acquire);
     loop {
         // SAFETY: `buffer` is exclusively ours until the CAS publishes it.
@@ -507,7 +526,12 @@ fn queue_full(buffer: *mut RawBuffer) {
             Err(current) => head = current,
         }
     }
-    let queued = FULL_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    FULL_COUNT.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// After [`enqueue`], outside the event: wakes the writer now and then, and waits while too
+/// much is queued.
+fn after_enqueue(queued: usize) {
     // The writer also looks every 10 ms: waking it for every buffer would cost a syscall and a
     // context switch per 2000 events.
     if queued % WAKE_BATCH == 0 || queued > MAX_QUEUED {

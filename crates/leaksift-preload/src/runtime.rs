@@ -159,8 +159,8 @@ const MAX_THREAD_STACK: u64 = 256 << 20;
 /// pthread key whose destructor runs when a traced thread exits (`u32::MAX` until created).
 static THREAD_EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 
-/// A traced thread is exiting: give its unwinder to the next new thread and its spare buffer
-/// back to glibc. Later allocations in this thread (other TLS destructors) still get recorded,
+/// A traced thread is exiting: give its unwinder to the next new thread and its buffer to the
+/// writer. Later allocations in this thread (other TLS destructors) still get recorded,
 /// with one-frame stacks.
 extern "C" fn thread_exiting(state: *mut c_void) {
     let _guard = ReentryGuard::enter();

@@ -27,8 +27,9 @@ use crate::sys::{self, ReentryGuard};
 use crate::unwind;
 
 const CYCLE_NS: u64 = 100_000_000;
-/// How often partial buffers are taken from the threads (and events become writable).
-const STEAL_NS: u64 = 10_000_000;
+/// How often the published part of the threads' current buffers is collected (and events
+/// become writable).
+const COLLECT_NS: u64 = 10_000_000;
 /// Event times are stored rounded down to whole milliseconds (a tick record per millisecond).
 const TIME_RESOLUTION_NS: u64 = 1_000_000;
 
@@ -156,8 +157,9 @@ pub struct Writer {
     module_generation: (u64, u64),
     last_periodic: u64,
     last_flush: u64,
-    /// When partial buffers were last taken, and the timestamp before which events are complete.
-    last_steal: u64,
+    /// When the threads' current buffers were last collected, and the timestamp before which
+    /// events are complete.
+    last_collect: u64,
     watermark: u64,
     failed: bool,
 }
@@ -280,7 +282,7 @@ pub fn spawn(sink: Sink) {
         module_generation: (u64::MAX, u64::MAX),
         last_periodic: 0,
         last_flush: 0,
-        last_steal: 0,
+        last_collect: 0,
         watermark: 0,
         failed: false,
     });
@@ -303,7 +305,7 @@ pub fn spawn_in_child(sink: Sink) {
     w.sorted = 0;
     w.drained.clear();
     w.watermark = 0;
-    w.last_steal = 0;
+    w.last_collect = 0;
     w.stack_ids.clear();
     w.next_stack_id = 0;
     w.modules.clear();
@@ -488,7 +490,7 @@ impl Writer {
                 runtime::WRITER_RUNNING.store(false, Ordering::Release);
                 return;
             }
-            buffers::writer_sleep(seen, STEAL_NS);
+            buffers::writer_sleep(seen, COLLECT_NS);
         }
     }
 
@@ -520,8 +522,8 @@ impl Writer {
     /// (all of them when `everything`); later ones wait for the next cycle.
     fn cycle(&mut self, everything: bool) {
         let now = sys::monotonic_ns();
-        let collect = if everything || now.saturating_sub(self.last_steal) >= STEAL_NS {
-            self.last_steal = now;
+        let collect = if everything || now.saturating_sub(self.last_collect) >= COLLECT_NS {
+            self.last_collect = now;
             let stamp = sys::fenced_timestamp();
             buffers::writer_barrier(stamp);
             Some(stamp)
