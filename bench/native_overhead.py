@@ -45,16 +45,21 @@ def run_timed(cmd, ok_codes=(0,), **kwargs):
     return elapsed, cpu
 
 
-def median_time(cmd, runs, before=None, ok_codes=(0,)):
-    """Median wall and median CPU seconds over `runs` runs."""
-    walls, cpus = [], []
-    for _ in range(runs):
-        if before:
-            before()
-        wall, cpu = run_timed(cmd, ok_codes)
-        walls.append(wall)
-        cpus.append(cpu)
-    return statistics.median(walls), statistics.median(cpus)
+def interleaved_medians(jobs):
+    """Median wall and CPU seconds of each job {name: (cmd, runs, before, ok_codes)}. Runs go
+    round-robin (one run of each job per round) so that load from other processes on a shared
+    machine falls on every job alike rather than on whichever ran during a burst."""
+    times = {name: ([], []) for name in jobs}
+    for round_ in range(max(runs for _, runs, _, _ in jobs.values())):
+        for name, (cmd, runs, before, ok_codes) in jobs.items():
+            if round_ >= runs:
+                continue
+            if before:
+                before()
+            wall, cpu = run_timed(cmd, ok_codes)
+            times[name][0].append(wall)
+            times[name][1].append(cpu)
+    return {name: (statistics.median(walls), statistics.median(cpus)) for name, (walls, cpus) in times.items()}
 
 
 def remove(path):
@@ -81,37 +86,44 @@ def main():
     work = tempfile.mkdtemp(prefix="leaksift-bench-")
     source = os.path.join(REPO, "bench", "native_overhead.c")
     variants = [("frame pointers", "-fno-omit-frame-pointer", 0.15), ("no frame pointers", "-fomit-frame-pointer", 0.4)]
+    floor_lib = os.path.join(work, "fp_walk_floor.so")
+    subprocess.run(["gcc", "-O2", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-o", floor_lib,
+                    os.path.join(REPO, "bench", "fp_walk_floor.c")], check=True)
     rows = []
     for label, flag, goal in variants:
         exe = os.path.join(work, "alloc_" + flag.strip("-").replace("-", "_"))
         subprocess.run(["gcc", "-O2", "-g", flag, "-o", exe, source], check=True)
         pairs = str(args.pairs)
-        plain = median_time([exe, pairs], args.runs)
-
         trace = os.path.join(work, "trace.lks")
-        record = median_time([leaksift, "record", "-o", trace, "--", exe, pairs], args.runs)
-        trace_size = os.path.getsize(trace)
-
         heaptrack_out = os.path.join(work, "heaptrack")
+
         def clean_heaptrack():
             for ext in (".zst", ".gz"):
                 remove(heaptrack_out + ext)
-        heaptrack = median_time(["heaptrack", "-o", heaptrack_out, exe, pairs], args.heaptrack_runs, before=clean_heaptrack)
+        jobs = {
+            "plain": ([exe, pairs], args.runs, None, (0,)),
+            "record": ([leaksift, "record", "-o", trace, "--", exe, pairs], args.runs, None, (0,)),
+            "heaptrack": (["heaptrack", "-o", heaptrack_out, exe, pairs], args.heaptrack_runs, clean_heaptrack, (0,)),
+        }
+        if flag == "-fno-omit-frame-pointer":
+            jobs["floor"] = (["env", f"LD_PRELOAD={floor_lib}", exe, pairs], args.runs, None, (0,))
+        medians = interleaved_medians(jobs)
+        plain, record, heaptrack = medians["plain"], medians["record"], medians["heaptrack"]
+        trace_size = os.path.getsize(trace)
         heaptrack_file = next(heaptrack_out + ext for ext in (".zst", ".gz") if os.path.exists(heaptrack_out + ext))
         heaptrack_size = os.path.getsize(heaptrack_file)
 
-        heaptrack_print = median_time(["heaptrack_print", heaptrack_file], args.runs)
-        # Exit status 1 means "leaks found", still a successful report.
-        report_time = median_time([leaksift, "report", trace], args.runs, ok_codes=(0, 1))
-        rows.append((label, goal, plain, record, heaptrack, trace_size, heaptrack_size, report_time, heaptrack_print))
-        if flag == "-fno-omit-frame-pointer":
-            floor_lib = os.path.join(work, "fp_walk_floor.so")
-            subprocess.run(["gcc", "-O2", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-o", floor_lib,
-                            os.path.join(REPO, "bench", "fp_walk_floor.c")], check=True)
-            floor = median_time(["env", f"LD_PRELOAD={floor_lib}", exe, pairs], args.runs)
-            floor_row = (plain, floor, heaptrack, record)
+        analysis = interleaved_medians({
+            "heaptrack_print": (["heaptrack_print", heaptrack_file], args.runs, None, (0,)),
+            # Exit status 1 means "leaks found", still a successful report.
+            "report": ([leaksift, "report", trace], args.runs, None, (0, 1)),
+        })
+        rows.append((label, goal, plain, record, heaptrack, trace_size, heaptrack_size, analysis["report"],
+                     analysis["heaptrack_print"]))
+        if "floor" in medians:
+            floor_row = (plain, medians["floor"], heaptrack, record)
 
-    print(f"\n{args.pairs} malloc/free pairs, 18 frames deep; medians of {args.runs} runs "
+    print(f"\n{args.pairs} malloc/free pairs, 18 frames deep; medians of {args.runs} interleaved runs "
           f"({args.heaptrack_runs} for heaptrack); load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores. CPU = user + sys of the whole process tree.\n")
     print(f"{'variant':<18} {'':>5} {'plain':>7} {'record':>7} {'heaptrack':>9} {'rec/plain':>9} "
