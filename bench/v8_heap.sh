@@ -51,11 +51,11 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 
 small="$(snapshot 260)"
 small_bytes=$(stat -c %s "$small")
-read -r _ ls_s ls_kb ls_cpu <<< "$(median_leaksift "$small" leaksift-260 3)"
+read -r _ ls_s ls_kb ls_cpu <<< "$(median_leaksift "$small" leaksift-260 5)"
 read -r _ ml_s ml_kb ml_cpu <<< "$(measure memlab-260 node --max-old-space-size=30000 "$out/memlab/node_modules/.bin/memlab" analyze object-size --snapshot "$small")"
 echo
 echo "== ~260 MB snapshot: $small ($(mib "$small_bytes") MiB)"
-printf '%-32s %8s s wall %8s s CPU  peak RSS %6s MiB\n' "leaksift heap (median of 3)" "$ls_s" "$ls_cpu" "$((ls_kb / 1024))"
+printf '%-32s %8s s wall %8s s CPU  peak RSS %6s MiB\n' "leaksift heap (median of 5)" "$ls_s" "$ls_cpu" "$((ls_kb / 1024))"
 printf '%-32s %8s s wall %8s s CPU  peak RSS %6s MiB\n' "memlab analyze object-size" "$ml_s" "$ml_cpu" "$((ml_kb / 1024))"
 awk -v a="$ml_s" -v b="$ls_s" 'BEGIN { printf "speed-up vs memlab (wall): %.1fx (goal >= 15x)\n", a / b }'
 awk -v a="$ml_cpu" -v b="$ls_cpu" 'BEGIN { printf "CPU time ratio vs memlab: %.1fx\n", a / b }'

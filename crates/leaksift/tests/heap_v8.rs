@@ -4,7 +4,7 @@
 //! numbers for them (`*.devtools.json`, computed by `tests/programs/node/devtools-summary.mjs`
 //! with npm `heap-snapshot-toolkit`, which bundles devtools-frontend's HeapSnapshot.ts); every
 //! class's count, shallow and retained size and the total must be equal; Node 18, 20 and 22
-//! snapshots are among them. When node and the
+//! snapshots and a Chromium page's are among them. When node and the
 //! toolkit are installed (`npm ci` in tests/programs/node), a fresh snapshot is compared live too.
 
 use std::path::{Path, PathBuf};
@@ -121,6 +121,7 @@ fn committed_fixtures_match_devtools_exactly() {
         "emitter-final",
         "shapes-node18",
         "shapes-node22",
+        "chrome-detached",
     ];
     for name in names {
         let snapshot = if name == "handmade" {
@@ -131,6 +132,34 @@ fn committed_fixtures_match_devtools_exactly() {
         let ours = heap_json(&snapshot);
         let devtools = read_json(&fixture(&format!("{name}.devtools.json")));
         assert_matches_devtools(&ours, &devtools);
+    }
+}
+
+#[test]
+fn detached_dom_of_the_chromium_page_is_listed() {
+    // tests/programs/chrome/detached-dom.html removes 50 panels of 20 rows and a button each
+    // from the document while a registry keeps them.
+    let ours = heap_json(&fixture("chrome-detached.heapsnapshot.gz"));
+    let detached = ours["detached"].as_array().unwrap();
+    let row = |name: &str| {
+        detached
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {detached:?}"))
+    };
+    assert_eq!(row("Detached <section>")["count"], 50);
+    assert_eq!(row("Detached <div>")["count"], 1000);
+    assert_eq!(row("Detached <button>")["count"], 50);
+    // Each detached class is a subset of the class of the same name.
+    for class in detached {
+        let all = ours["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == class["name"])
+            .unwrap();
+        assert!(class["count"].as_u64() <= all["count"].as_u64());
+        assert!(class["retained_bytes"].as_u64() <= all["retained_bytes"].as_u64());
     }
 }
 
