@@ -420,8 +420,16 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     // writes both in order, so its only random write is the visited bit.
     let mut vertex = vec![0u32; n + 1];
     let mut ancestor = vec![0u32; n + 1];
-    // Visited vertices as a bitset (n / 8 bytes mostly stay in cache).
+    // Visited vertices as a bitset (n / 8 bytes mostly stay in cache). The nodes edges are cut
+    // into start as visited, so the search tests one bit per edge; the root's own edges into them
+    // are followed once each, as `root_entered` tells.
     let mut visited = Bits::new(n + 1);
+    for (word, &bits) in cut.target.0.iter().enumerate() {
+        for bit in (0..64).filter(|bit| bits & (1 << bit) != 0) {
+            visited.set(word * 64 + bit + 1);
+        }
+    }
+    let mut root_entered = Bits::new(n + 1);
     let mut count = 0u32;
     let reached_from_root;
     let retainers;
@@ -454,7 +462,15 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
                     *cursor += 1;
                     if essential(edge) {
                         let w = targets[edge] + 1;
-                        if !visited.get(w as usize) && cut.keeps(root, v - 1, w - 1) {
+                        let fresh = if v == r && cut.target.get(w as usize - 1) {
+                            !root_entered.get(w as usize) && {
+                                root_entered.set(w as usize);
+                                true
+                            }
+                        } else {
+                            !visited.get(w as usize)
+                        };
+                        if fresh {
                             next = w;
                             next_parent = v_number;
                             break;
