@@ -590,12 +590,23 @@ pub fn drain_all(out: &mut Vec<Segment>, collect: Option<u64>) -> u64 {
                     .complete_until
                     .fetch_max(last.timestamp, Ordering::Relaxed);
             }
-            out.push(Segment {
-                buffer: full,
-                start: (*full).taken,
-                end,
-                full: true,
-            });
+            // A buffer handed over since its partial collection just above: one segment for
+            // all of it, so that it is recycled only once every event of it is copied.
+            match out[first..partials]
+                .iter_mut()
+                .find(|segment| segment.buffer == full)
+            {
+                Some(segment) => {
+                    segment.end = end;
+                    segment.full = true;
+                }
+                None => out.push(Segment {
+                    buffer: full,
+                    start: (*full).taken,
+                    end,
+                    full: true,
+                }),
+            }
             FULL_COUNT.fetch_sub(1, Ordering::Relaxed);
             full = (*full).next;
         }
