@@ -3,9 +3,11 @@
  * A minimal LD_PRELOAD library: malloc, calloc, realloc and free forward to glibc's __libc_*
  * functions, and each malloc/calloc/realloc walks the frame-pointer chain of its caller into a
  * local array (at most 64 frames, reads bounded by the main thread's stack) and nothing else: no
- * re-entrancy guard, no timestamp, no deduplication, no event, no writer thread. Any tool that
- * records the full stack of every allocation does at least this much, so its time is the lower
- * bound for `leaksift record` on the frame-pointer variant of bench/native_overhead.c.
+ * re-entrancy guard, no timestamp, no deduplication, no event, no writer thread. A tool that
+ * walks the stack of every allocation does at least this much, so on the frame-pointer variant
+ * of bench/native_overhead.c its time is the floor of such tools. (leaksift's replay cache does
+ * not walk a repeated stack: it re-reads the same words, independently rather than as a chain of
+ * dependent loads, and can come in a little under this floor for its stack part.)
  * Single-threaded programs only (the bound is the main thread's stack).
  *
  * Build: gcc -O2 -fno-omit-frame-pointer -shared -fPIC -o fp_walk_floor.so bench/fp_walk_floor.c
