@@ -343,6 +343,12 @@ pub fn read(
                 .zip(scan::split_mut(&mut edge_kind, &lengths))
                 .zip(scan::split_mut(&mut edge_name, &lengths));
             let node_index = ExactDivisor::new(meta.node_fields as u64);
+            // Per edge type: the stored kind byte and whether the name is an index.
+            let types: Vec<(u8, bool)> = meta
+                .edge_kinds
+                .iter()
+                .map(|k| (k.to_byte(true), k.name_is_index()))
+                .collect();
             scan::parse_parallel(
                 &bytes,
                 &edge_chunks,
@@ -350,8 +356,7 @@ pub fn read(
                 columns.collect(),
                 |chunk, ((to, kind), name), i, f| {
                     let bad = |detail: String| scan::record_error(chunk, "edge", i, detail);
-                    let k = *meta
-                        .edge_kinds
+                    let (kind_byte, name_is_index) = *types
                         .get(f[meta.edge_type] as usize)
                         .ok_or_else(|| bad(format!("unknown type {}", f[meta.edge_type])))?;
                     let target = f[meta.edge_to];
@@ -360,11 +365,11 @@ pub fn read(
                         .filter(|o| *o < node_count as u64)
                         .ok_or_else(|| bad(format!("to_node {target} is not a node")))?;
                     let label = f[meta.edge_name];
-                    if !k.name_is_index() && label >= string_count {
+                    if !name_is_index && label >= string_count {
                         return Err(bad(format!("name {label} is not a string index")));
                     }
                     to[i] = ordinal as u32;
-                    kind[i] = k.to_byte(true);
+                    kind[i] = kind_byte;
                     name[i] = u32::try_from(label).map_err(|_| bad("index above 2^32".into()))?;
                     Ok(())
                 },

@@ -457,8 +457,18 @@ fn leading_digits(word: u64) -> (u64, usize) {
     let x = word.wrapping_sub(0x3030_3030_3030_3030);
     let non_digit = (x.wrapping_add(0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080;
     let len = (non_digit.trailing_zeros() / 8) as usize;
-    if len == 0 {
-        return (0, 0);
+    match len {
+        0 => return (0, 0),
+        // Type fields, flags and small counts: no combining needed.
+        1 => return (x & 0x0F, 1),
+        // Up to four digits fit in the low half: pairs and quads only.
+        2..=4 => {
+            let v = (x << (8 * (4 - len))) & 0xFFFF_FFFF;
+            let v = ((v & 0x0F0F_0F0F).wrapping_mul(10 << 8 | 1)) >> 8;
+            let v = ((v & 0x00FF_00FF).wrapping_mul(100 << 16 | 1)) >> 16;
+            return (v & 0xFFFF, len);
+        }
+        _ => {}
     }
     // Move the digits to the top, leading zeros below, then combine pairs, quads and octets.
     let v = x << (8 * (8 - len));
