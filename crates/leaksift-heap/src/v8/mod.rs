@@ -206,7 +206,7 @@ pub fn read(
 ) -> Result<V8Snapshot, V8Error> {
     on_phase("scanning snapshot");
     let data: &[u8] = (*bytes).as_ref();
-    let sections = scan::sections(data)?;
+    let mut sections = scan::sections(data, true)?;
     let meta = Meta::parse(
         &data[sections
             .snapshot
@@ -292,7 +292,18 @@ pub fn read(
             )
         },
     );
-    let mut strings = strings?;
+    let mut strings = match strings {
+        // The strings array was not the last section after all: scan the whole file.
+        Err(_) if sections.strings_assumed_last => {
+            sections = scan::sections(data, false)?;
+            let body = sections
+                .strings
+                .clone()
+                .ok_or(V8Error::MissingSection("strings"))?;
+            read_strings(&bytes, body)?
+        }
+        strings => strings?,
+    };
     parsed_nodes?;
     let string_count = strings.len() as u64;
     // A maximum, not a parallel search: that would share its progress per element.

@@ -16,6 +16,9 @@ pub struct Sections {
     pub locations: Option<FlatArray>,
     /// The `strings` array body.
     pub strings: Option<std::ops::Range<usize>>,
+    /// Whether the `strings` array was taken to end at the file's last `]` without scanning it
+    /// (see [`sections`]); listing its strings confirms it.
+    pub strings_assumed_last: bool,
 }
 
 fn syntax(offset: usize, expected: &'static str) -> V8Error {
@@ -180,7 +183,13 @@ fn flat_array_in_blocks(
 }
 
 /// Finds the top-level sections of a snapshot. Unknown sections are skipped.
-pub fn sections(bytes: &[u8]) -> Result<Sections, V8Error> {
+///
+/// With `assume_strings_last`, when the `strings` key comes after `snapshot`, `nodes` and `edges`
+/// (as V8 writes it) and the file ends with `]` and `}`, the strings array is taken to end at
+/// that `]` and the scan stops there: skipping a million short strings one by one costs as much
+/// as listing them. Listing them ([`strings`]) then fails unless the body holds only strings,
+/// i.e. unless the assumption held; the caller scans again without it.
+pub fn sections(bytes: &[u8], assume_strings_last: bool) -> Result<Sections, V8Error> {
     let mut sections = Sections::default();
     let mut pos = expect(bytes, skip_ws(bytes, 0), b'{', "`{` at the start")?;
     loop {
@@ -205,6 +214,16 @@ pub fn sections(bytes: &[u8]) -> Result<Sections, V8Error> {
             }
             b"strings" => {
                 let start = expect(bytes, pos, b'[', "the `strings` array")?;
+                let others_found = sections.snapshot.is_some()
+                    && sections.nodes.is_some()
+                    && sections.edges.is_some();
+                if assume_strings_last && others_found {
+                    if let Some(end) = final_bracket(bytes).filter(|end| *end >= start) {
+                        sections.strings = Some(start..end);
+                        sections.strings_assumed_last = true;
+                        break;
+                    }
+                }
                 let end = skip_value(bytes, pos)?;
                 sections.strings = Some(start..end - 1);
                 pos = end;
@@ -224,6 +243,19 @@ pub fn sections(bytes: &[u8]) -> Result<Sections, V8Error> {
         }
     }
     Ok(sections)
+}
+
+/// The position of the `]` that ends the file (before its final `}` and whitespace), if it ends
+/// that way.
+fn final_bracket(bytes: &[u8]) -> Option<usize> {
+    let brace = bytes.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if bytes[brace] != b'}' {
+        return None;
+    }
+    let bracket = bytes[..brace]
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())?;
+    (bytes[bracket] == b']').then_some(bracket)
 }
 
 /// Visits the strings of the `strings` array body: `(offset, len, escaped)` of each string's
@@ -652,7 +684,8 @@ mod tests {
     fn finds_sections_in_any_order() {
         let text = br#" {"strings":["a","b\"c"], "extra":{"x":[1,[2]]}, "nodes":[1,2],
             "snapshot":{"meta":{}},"edges":[]}"#;
-        let s = sections(text).unwrap();
+        let s = sections(text, true).unwrap();
+        assert!(!s.strings_assumed_last, "strings came before nodes");
         assert_eq!(&text[s.nodes.clone().unwrap().body], b"1,2");
         assert_eq!(&text[s.snapshot.clone().unwrap()], br#"{"meta":{}}"#);
         let mut seen = Vec::new();
@@ -662,7 +695,33 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, vec![("a".into(), false), ("b\\\"c".into(), true)]);
-        assert!(sections(br#"{"nodes":[1,2"#).is_err());
-        assert!(sections(br#"{"strings":["abc"#).is_err());
+        assert!(sections(br#"{"nodes":[1,2"#, true).is_err());
+        assert!(sections(br#"{"strings":["abc"#, true).is_err());
+    }
+
+    #[test]
+    fn strings_assumed_last_are_confirmed_by_listing_them() {
+        let list = |text: &[u8], body| {
+            let mut seen = Vec::new();
+            strings(text, body, |o, l, _| {
+                seen.push(String::from_utf8_lossy(&text[o..o + l]).into_owned());
+                Ok(())
+            })
+            .map(|()| seen)
+        };
+        // V8's order: the assumption holds (the string holds a `]` and an escaped quote).
+        let last = br#"{"snapshot":{},"nodes":[1],"edges":[],"strings":["a]","b\"]"]}
+"#;
+        let s = sections(last, true).unwrap();
+        assert!(s.strings_assumed_last);
+        assert_eq!(list(last, s.strings.unwrap()).unwrap(), ["a]", "b\\\"]"]);
+        // A section after the strings: listing the assumed body fails, a full scan is right.
+        let not_last = br#"{"snapshot":{},"nodes":[1],"edges":[],"strings":["a"],"x":["b"]}"#;
+        let s = sections(not_last, true).unwrap();
+        assert!(s.strings_assumed_last);
+        assert!(list(not_last, s.strings.unwrap()).is_err());
+        let s = sections(not_last, false).unwrap();
+        assert!(!s.strings_assumed_last);
+        assert_eq!(list(not_last, s.strings.unwrap()).unwrap(), ["a"]);
     }
 }
