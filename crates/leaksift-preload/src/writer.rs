@@ -134,6 +134,15 @@ struct Pending {
     thread: u32,
 }
 
+/// A collected segment's events with their thread, to append to `Writer::pending`.
+fn segment_events(segment: &Segment) -> impl Iterator<Item = Pending> + '_ {
+    let thread = segment.thread();
+    segment
+        .events()
+        .iter()
+        .map(move |&event| Pending { event, thread })
+}
+
 /// Events written between checks for requests (fork pause, exit, scans, flushes): a backlog is
 /// worked off in slices so that requests are answered within milliseconds.
 const EVENTS_PER_SLICE: usize = 1 << 16;
@@ -397,13 +406,7 @@ pub fn absorb_inherited_events() {
     // Every event the parent's threads published is here (their buffers were copied by fork).
     buffers::drain_all(&mut w.drained, Some(sys::timestamp()));
     for segment in &w.drained {
-        let thread = segment.thread();
-        w.pending.extend(
-            segment
-                .events()
-                .iter()
-                .map(|&event| Pending { event, thread }),
-        );
+        w.pending.extend(segment_events(segment));
     }
     w.drained.clear();
     w.pending.sort_by_key(|p| p.event.timestamp);
@@ -542,13 +545,7 @@ impl Writer {
         let mut finished = true;
         for i in 0..segments.len() {
             let segment = segments[i];
-            let thread = segment.thread();
-            self.pending.extend(
-                segment
-                    .events()
-                    .iter()
-                    .map(|&event| Pending { event, thread }),
-            );
+            self.pending.extend(segment_events(&segment));
             if segment.full {
                 // SAFETY: handed over full and copied out above.
                 unsafe { RawBuffer::recycle(segment.buffer) };
