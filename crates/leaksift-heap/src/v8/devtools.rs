@@ -290,7 +290,6 @@ pub fn shallow_size_owners(graph: &HeapGraph, owners: &mut [u32]) -> bool {
     if !has_user_roots {
         return false;
     }
-    let mut worklist: Vec<u32> = Vec::new();
     // Ownable nodes as a bitset: an edge into any other node changes nothing, and the bitset
     // (unlike `owners`) stays in cache.
     let mut ownable = vec![0u64; graph.node_count().div_ceil(64)];
@@ -303,16 +302,19 @@ pub fn shallow_size_owners(graph: &HeapGraph, owners: &mut [u32]) -> bool {
             ownable[node.get() / 64] |= 1 << (node.get() % 64);
         } else {
             owners[node.get()] = node.0;
-            worklist.push(node.0);
         }
     }
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
     let weak = EdgeKind::Weak.to_byte(false);
-    while let Some(id) = worklist.pop() {
-        let owner = owners[id as usize];
-        let edges = first_edge[id as usize] as usize..first_edge[id as usize + 1] as usize;
+    // Passes `id`'s owner to the ownable nodes it references, queueing those that change. The
+    // result is the fixpoint (each slot only moves up: unvisited → one owner → several), so the
+    // order nodes are visited in does not matter.
+    let mut worklist: Vec<u32> = Vec::new();
+    let propagate = |id: usize, owners: &mut [u32], worklist: &mut Vec<u32>| {
+        let owner = owners[id];
+        let edges = first_edge[id] as usize..first_edge[id + 1] as usize;
         for (&target, &kind) in targets[edges.clone()].iter().zip(&kinds[edges]) {
             if kind & !EdgeKind::ESSENTIAL_BIT == weak || !has_bit(&ownable, target as usize) {
                 continue;
@@ -326,6 +328,15 @@ pub fn shallow_size_owners(graph: &HeapGraph, owners: &mut [u32]) -> bool {
                 worklist.push(target);
             }
         }
+    };
+    // Every owner in node order (sequential reads), then what changed.
+    for id in 0..graph.node_count() {
+        if !has_bit(&ownable, id) {
+            propagate(id, owners, &mut worklist);
+        }
+    }
+    while let Some(id) = worklist.pop() {
+        propagate(id as usize, owners, &mut worklist);
     }
     true
 }
