@@ -414,6 +414,33 @@ fn property_shape(graph: &HeapGraph, node: NodeIndex, shape: &mut Vec<u32>) {
     }
 }
 
+/// Plain-object shapes ([`property_shape`]) numbered in first-seen order: objects of one shape
+/// get the same interface name and match, so those are worked out once per shape.
+#[derive(Default)]
+struct Shapes {
+    ids: FxHashMap<Box<[u32]>, u32>,
+    list: Vec<Box<[u32]>>,
+}
+
+impl Shapes {
+    /// The number of `node`'s shape (`scratch` is reused between calls).
+    fn id_of(&mut self, graph: &HeapGraph, node: NodeIndex, scratch: &mut Vec<u32>) -> u32 {
+        property_shape(graph, node, scratch);
+        if let Some(id) = self.ids.get(scratch.as_slice()) {
+            return *id;
+        }
+        let id = self.list.len() as u32;
+        self.list.push(scratch.as_slice().into());
+        self.ids.insert(scratch.as_slice().into(), id);
+        id
+    }
+
+    /// The property name ids of shape `id`.
+    fn get(&self, id: u32) -> &[u32] {
+        &self.list[id as usize]
+    }
+}
+
 /// The interface DevTools' `inferInterfaceDefinitions` derives from a plain object with these
 /// property names ([`property_shape`]): `{a, b}` up to the name length limit, `__proto__` left
 /// out; `None` when no property is left.
@@ -448,42 +475,45 @@ fn interface_candidate(graph: &HeapGraph, shape: &[u32]) -> Option<InterfaceDefi
     Some(InterfaceDefinition { name, properties })
 }
 
-/// DevTools' `inferInterfaceDefinitions`: popular property sets of plain objects.
-fn infer_interfaces(graph: &HeapGraph, plain: &mut PlainObjects) -> Vec<InterfaceDefinition> {
+/// DevTools' `inferInterfaceDefinitions`: popular property sets of plain objects. Records each
+/// plain object's shape number in `shape_of` (one slot per node).
+fn infer_interfaces(
+    graph: &HeapGraph,
+    plain: &mut PlainObjects,
+    shapes: &mut Shapes,
+    shape_of: &mut [u32],
+) -> Vec<InterfaceDefinition> {
     struct Candidate {
         definition: InterfaceDefinition,
         count: usize,
     }
     // Candidates in first-seen order, found by name; objects of one shape share a candidate
-    // (the shape → candidate cache spares building the name per object).
+    // (found once per shape: building the name per object was most of this pass).
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut by_shape: FxHashMap<Box<[u32]>, Option<usize>> = FxHashMap::default();
-    let mut shape = Vec::new();
+    let mut candidate_of_shape: Vec<Option<usize>> = Vec::new();
+    let mut scratch = Vec::new();
     let mut total = 0usize;
     for node in graph.nodes() {
         if !plain.is_plain(graph, node) {
             continue;
         }
         total += 1;
-        property_shape(graph, node, &mut shape);
-        let candidate = match by_shape.get(shape.as_slice()) {
-            Some(candidate) => *candidate,
-            None => {
-                let candidate = interface_candidate(graph, &shape).map(|definition| {
-                    *by_name.entry(definition.name.clone()).or_insert_with(|| {
-                        candidates.push(Candidate {
-                            definition,
-                            count: 0,
-                        });
-                        candidates.len() - 1
-                    })
-                });
-                by_shape.insert(shape.as_slice().into(), candidate);
-                candidate
-            }
-        };
-        if let Some(candidate) = candidate {
+        let shape = shapes.id_of(graph, node, &mut scratch);
+        shape_of[node.get()] = shape;
+        if shape as usize == candidate_of_shape.len() {
+            let candidate = interface_candidate(graph, shapes.get(shape)).map(|definition| {
+                *by_name.entry(definition.name.clone()).or_insert_with(|| {
+                    candidates.push(Candidate {
+                        definition,
+                        count: 0,
+                    });
+                    candidates.len() - 1
+                })
+            });
+            candidate_of_shape.push(candidate);
+        }
+        if let Some(candidate) = candidate_of_shape[shape as usize] {
             candidates[candidate].count += 1;
         }
     }
@@ -626,9 +656,15 @@ pub fn classify_nodes(
     mut of_node: Vec<u32>,
 ) -> NodeClasses {
     let mut plain = PlainObjects::new(graph);
-    let definitions = match given {
-        Some(defs) => defs.to_vec(),
-        None => infer_interfaces(graph, &mut plain),
+    let mut shapes = Shapes::default();
+    // Inference numbers every plain object's shape into `of_node` (overwritten below with its
+    // class); with given definitions the shapes are numbered as they are met.
+    let (definitions, shapes_known) = match given {
+        Some(defs) => (defs.to_vec(), false),
+        None => (
+            infer_interfaces(graph, &mut plain, &mut shapes, &mut of_node),
+            true,
+        ),
     };
     let matcher = InterfaceMatcher::new(&definitions);
     // Classes without a location are cached by their source; located ones by source + location.
@@ -638,9 +674,9 @@ pub fn classify_nodes(
     let mut located: FxHashMap<(ClassSource, SourceLocation), u32> = FxHashMap::default();
     let mut new_classes: Vec<(String, Option<SourceLocation>)> = Vec::new();
 
-    // Matches of plain objects by shape ([`property_shape`]).
-    let mut match_of_shape: FxHashMap<Box<[u32]>, Option<usize>> = FxHashMap::default();
-    let mut shape = Vec::new();
+    // Interface matches by shape number (`None`: not matched yet).
+    let mut match_of_shape: Vec<Option<Option<usize>>> = Vec::new();
+    let mut scratch = Vec::new();
     let mut properties: Vec<String> = Vec::new();
     let mut next_location = 0usize;
     let mut last_located = (
@@ -659,19 +695,27 @@ pub fn classify_nodes(
         let kind = graph.kind(node);
         let source = match kind {
             NodeKind::Object if !definitions.is_empty() && plain.is_plain(graph, node) => {
-                property_shape(graph, node, &mut shape);
-                let best = match match_of_shape.get(shape.as_slice()) {
-                    Some(best) => *best,
+                let shape = if shapes_known {
+                    of_node[node.get()]
+                } else {
+                    shapes.id_of(graph, node, &mut scratch)
+                } as usize;
+                if match_of_shape.len() <= shape {
+                    match_of_shape.resize(shape + 1, None);
+                }
+                let best = match match_of_shape[shape] {
+                    Some(best) => best,
                     None => {
                         properties.clear();
                         properties.extend(
-                            shape
+                            shapes
+                                .get(shape as u32)
                                 .iter()
                                 .map(|id| graph.string(StringId(*id)).into_owned()),
                         );
                         properties.sort_by(|a, b| js_cmp(a, b));
                         let best = matcher.best_match(&properties);
-                        match_of_shape.insert(shape.as_slice().into(), best);
+                        match_of_shape[shape] = Some(best);
                         best
                     }
                 };
