@@ -11,7 +11,7 @@ use anyhow::Context;
 use leaksift_heap::histogram::{self, ClassStats, class_histogram_filtered};
 use leaksift_heap::paths::PathTree;
 use leaksift_heap::suspects::{self, SuspectKind, find_suspects_among, top_level_dominators};
-use leaksift_heap::{Detachedness, NodeIndex};
+use leaksift_heap::{Detachedness, HeapGraph, NodeIndex};
 use leaksift_report::heap::{
     DuplicateStringRow, ExtraSectionText, GarbageRow, HeapSummary, SuspectRow, render_summary,
 };
@@ -19,6 +19,7 @@ use leaksift_report::progress::Progress;
 use serde_json::json;
 
 use self::views::Analysis;
+use crate::cmd::heapfile;
 use crate::outcome::Outcome;
 use crate::output;
 
@@ -49,7 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--threshold must be a percentage between 0 and 100");
     }
     let mut progress = Progress::stderr(args.quiet);
-    let analysis = Analysis::load(&args.file, None, &mut progress)?;
+    let heap = heapfile::load(&args.file, None, &mut progress)?;
+    // Duplicated strings need only the graph: they are found while the dominators are computed
+    // (HPROF's decoded `java.lang.String` values are read later, they need the garbage set).
+    let hprof_strings = heap.hprof.is_some() && args.duplicate_strings;
+    let (analysis, graph_duplicates) = Analysis::of_with(heap, &mut progress, |heap| {
+        (!hprof_strings).then(|| duplicate_strings(&heap.graph, DUPLICATE_STRING_ROWS))
+    });
     progress.phase("classes and suspects");
     let graph = analysis.graph();
     let dominators = &analysis.dominators;
@@ -98,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                                 .collect()
                         })
                 }
-                _ => Ok(duplicate_strings(&analysis, DUPLICATE_STRING_ROWS)),
+                _ => Ok(graph_duplicates.unwrap_or_default()),
             };
             let joined = |handle: std::thread::ScopedJoinHandle<'_, Vec<ClassStats>>| {
                 handle
@@ -228,8 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 const DUPLICATE_STRING_ROWS: usize = 10;
 
 /// String values held by several string objects, most wasted bytes first.
-fn duplicate_strings(analysis: &Analysis, top: usize) -> Vec<DuplicateStringRow> {
-    let graph = analysis.graph();
+fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateStringRow> {
     histogram::duplicate_strings(graph, top)
         .into_iter()
         .map(|d| DuplicateStringRow {

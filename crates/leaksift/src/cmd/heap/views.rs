@@ -29,10 +29,27 @@ impl Analysis {
 
     /// Computes dominators and retained sizes of a loaded heap.
     pub fn of(heap: LoadedHeap, progress: &mut Progress) -> Analysis {
+        Analysis::of_with(heap, progress, |_| ()).0
+    }
+
+    /// [`Analysis::of`], running `alongside` on the heap on another thread meanwhile (the
+    /// dominator search leaves a core mostly idle).
+    pub fn of_with<T: Send>(
+        heap: LoadedHeap,
+        progress: &mut Progress,
+        alongside: impl FnOnce(&LoadedHeap) -> T + Send,
+    ) -> (Analysis, T) {
         progress.phase("dominators and retained sizes");
-        let dominators = Dominators::compute(&heap.graph);
+        let (dominators, extra) = std::thread::scope(|scope| {
+            let extra = scope.spawn(|| alongside(&heap));
+            let dominators = Dominators::compute(&heap.graph);
+            let extra = extra
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (dominators, extra)
+        });
         progress.finish();
-        Analysis { heap, dominators }
+        (Analysis { heap, dominators }, extra)
     }
 
     /// The heap's total: the root's retained size plus bytes the format keeps outside nodes,
