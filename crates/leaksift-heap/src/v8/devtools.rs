@@ -200,8 +200,14 @@ fn weak_map_table_id(name: &str) -> Option<u64> {
 /// Writes the new edge kind column into `kinds` (one byte per edge, allocated by the caller so a
 /// worker thread's allocator arena does not keep it); [`HeapGraph::restore_edge_kind_bytes`]
 /// puts it in place.
-/// `owned` is the bitset of page-owned nodes from [`page_owned`].
-pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &mut [u8]) {
+/// `owned` is the bitset of page-owned nodes from [`page_owned`]; `digit_first` lists the string
+/// ids that start with a digit, the only possible ephemeron edge names.
+pub fn essential_edge_kinds(
+    graph_ref: &HeapGraph,
+    owned_bits: &[u64],
+    digit_first: &[u32],
+    kinds: &mut [u8],
+) {
     let root = graph_ref.root().get();
     let internal = EdgeKind::Internal.to_byte(false);
     let weak = EdgeKind::Weak.to_byte(false);
@@ -214,15 +220,12 @@ pub fn essential_edge_kinds(graph_ref: &HeapGraph, owned_bits: &[u64], kinds: &m
     // Page ownership as a bitset: looked up per edge target, it stays in cache.
     let owned = |node: usize| has_bit(owned_bits, node);
     // The strings that are WeakMap ephemeron edge names, as a bitset by string id (looked up
-    // per internal edge) and with their table ids. Only names starting with a digit can be one.
+    // per internal edge) and with their table ids.
     let strings = graph_ref.strings();
     let mut ephemeron_names = vec![0u64; strings.len().div_ceil(64)];
     let mut table_of_name: FxHashMap<u32, u64> = FxHashMap::default();
-    for id in 0..strings.len() as u32 {
-        let raw = strings.raw(StringId(id));
-        if raw.is_some_and(|raw| raw.first().is_some_and(u8::is_ascii_digit))
-            && let Some(table) = weak_map_table_id(&strings.get(StringId(id)))
-        {
+    for &id in digit_first {
+        if let Some(table) = weak_map_table_id(&strings.get(StringId(id))) {
             ephemeron_names[id as usize / 64] |= 1 << (id % 64);
             table_of_name.insert(id, table);
         }

@@ -292,7 +292,10 @@ pub fn read(
             )
         },
     );
-    let mut strings = match strings {
+    let SnapshotStrings {
+        table: mut strings,
+        digit_first,
+    } = match strings {
         // The strings array was not the last section after all: scan the whole file.
         Err(_) if sections.strings_assumed_last => {
             sections = scan::sections(data, false)?;
@@ -470,7 +473,7 @@ pub fn read(
         },
         || {
             devtools::page_owned(&graph, &mut owned);
-            devtools::essential_edge_kinds(&graph, &owned, &mut kinds);
+            devtools::essential_edge_kinds(&graph, &owned, &digit_first, &mut kinds);
         },
     );
     devtools::mark_page_owned(&mut graph, &owned);
@@ -488,14 +491,29 @@ pub fn read(
     })
 }
 
+/// The strings of a snapshot and the ids of those that start with a digit (the only ones that
+/// can be WeakMap ephemeron edge names).
+struct SnapshotStrings {
+    table: StringTable,
+    digit_first: Vec<u32>,
+}
+
 /// Lists the strings of the `strings` array body as spans of the file, then drops its pages
 /// from memory (strings are decoded when read).
 fn read_strings(
     bytes: &Arc<HeapBytes>,
     body: std::ops::Range<usize>,
-) -> Result<StringTable, V8Error> {
+) -> Result<SnapshotStrings, V8Error> {
     let mut strings = StringTable::with_backing(bytes.backing());
-    scan::strings((**bytes).as_ref(), body.clone(), |offset, len, escaped| {
+    let mut digit_first = Vec::new();
+    let data: &[u8] = (**bytes).as_ref();
+    scan::strings(data, body.clone(), |offset, len, escaped| {
+        if data[offset..offset + len]
+            .first()
+            .is_some_and(u8::is_ascii_digit)
+        {
+            digit_first.push(strings.len() as u32);
+        }
         let len = u32::try_from(len).map_err(|_| V8Error::Shape {
             offset: offset as u64,
             what: "a string longer than 4 GiB".into(),
@@ -509,7 +527,10 @@ fn read_strings(
         Ok(())
     })?;
     bytes.release(body);
-    Ok(strings)
+    Ok(SnapshotStrings {
+        table: strings,
+        digit_first,
+    })
 }
 
 fn read_locations(
