@@ -691,7 +691,7 @@ mod tests {
                     proptest::strategy::Just(b'"'),
                     proptest::strategy::Just(b'\\'),
                     proptest::num::u8::ANY,
-                    b'a'..b'z',
+                    b'a'..=b'z',
                 ],
                 0..80,
             ),
