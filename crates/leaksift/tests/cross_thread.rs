@@ -10,33 +10,17 @@ use std::process::Command;
 use leaksift_trace::TraceReader;
 use leaksift_trace::model::Event;
 
-/// `libleaksift_preload.so` of this source tree: `cargo test` does not build a cdylib for
-/// integration tests, so this builds it (same profile and target directory as the test).
+mod support;
+
+/// `libleaksift_preload.so` next to the `leaksift` binary, built if needed.
 fn preload_library() -> PathBuf {
-    let test_binary = std::env::current_exe().expect("test executable path");
-    let profile_dir = test_binary
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.args(["build", "--quiet", "-p", "leaksift-preload"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cargo.arg("--release");
-    }
-    if let Some(target) = profile_dir.parent() {
-        cargo.env("CARGO_TARGET_DIR", target);
-    }
-    let status = cargo
-        .status()
-        .expect("running cargo build -p leaksift-preload");
-    assert!(status.success(), "building the preload library failed");
-    let library = profile_dir.join("libleaksift_preload.so");
-    assert!(library.is_file(), "{} not built", library.display());
-    library
+    support::ensure_preload();
+    Path::new(env!("CARGO_BIN_EXE_leaksift")).with_file_name("libleaksift_preload.so")
 }
 
 fn compile(dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/handoff.c");
+    let source =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/record/handoff.c");
     let program = dir.join("handoff");
     let status = Command::new("cc")
         .args(["-O2", "-g", "-pthread", "-o"])
