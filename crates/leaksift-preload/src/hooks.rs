@@ -404,6 +404,25 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     result
 }
 
+/// `_exit`: runs the exit scan (the program's exit handlers are skipped, the scan is not), then
+/// ends the process as glibc's `_exit` does.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    runtime::exiting_without_handlers(status);
+    loop {
+        // SAFETY: exit_group ends every thread of the process and does not return.
+        unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    }
+}
+
+/// `_Exit`: the C99 name of `_exit`.
+#[allow(non_snake_case)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    // SAFETY: forwards the caller's status.
+    unsafe { _exit(status) }
+}
+
 /// `execve`: the new image replaces this one, so write out the pending events first (the trace
 /// of this image then ends without an `End` event; the new image traces to `OUTPUT.<pid>`).
 #[unsafe(no_mangle)]

@@ -38,6 +38,12 @@ pub static EXIT_SP: AtomicU64 = AtomicU64::new(0);
 /// Set by the writer when the exit scan and the final flush are done.
 pub static EXIT_DONE: AtomicU32 = AtomicU32::new(0);
 pub static WRITER_RUNNING: AtomicBool = AtomicBool::new(false);
+/// Process id of the traced process, set before its writer starts: `_exit` in a `vfork` child,
+/// which shares this memory, must not start the parent's exit scan.
+static TRACED_PID: AtomicU32 = AtomicU32::new(0);
+/// Claimed by the first exit path that runs the exit scan (`exit`'s handlers or `_exit` called
+/// from one of them), so the scan runs once.
+static EXIT_SCAN_CLAIMED: AtomicBool = AtomicBool::new(false);
 pub static WRITER_TID: AtomicU32 = AtomicU32::new(0);
 /// Flush requests (before exec): the writer writes everything pending and sets
 /// `FLUSH_DONE` to the request count it served.
@@ -362,6 +368,7 @@ extern "C" fn constructor() {
         );
         on_exit(at_exit, core::ptr::null_mut());
     }
+    TRACED_PID.store(sys::getpid(), Ordering::Release);
     writer::spawn(sink);
 }
 
@@ -418,7 +425,10 @@ pub fn flush_and_wait(timeout_ms: u32) {
 
 /// Last exit handler (registered first): asks the writer for the exit scan and waits for it.
 extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
-    if STATE.load(Ordering::Acquire) != STATE_ACTIVE || !WRITER_RUNNING.load(Ordering::Acquire) {
+    if STATE.load(Ordering::Acquire) != STATE_ACTIVE
+        || !WRITER_RUNNING.load(Ordering::Acquire)
+        || EXIT_SCAN_CLAIMED.swap(true, Ordering::AcqRel)
+    {
         return;
     }
     release_cxx_pools();
@@ -438,6 +448,14 @@ extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
         sys::futex_wait(&EXIT_DONE, 0, 100_000_000);
     }
     core::hint::black_box(&registers);
+}
+
+/// `_exit` and `_Exit` end the process without exit handlers: the traced process still gets its
+/// exit scan (memcheck scans at any exit), a `vfork` child sharing its memory does not.
+pub fn exiting_without_handlers(status: c_int) {
+    if sys::getpid() == TRACED_PID.load(Ordering::Acquire) {
+        at_exit(status, core::ptr::null_mut());
+    }
 }
 
 /// Lets libstdc++ free its emergency exception pool (and other once-per-process buffers) before
@@ -516,7 +534,10 @@ extern "C" fn after_fork_child() {
     }
     writer::resume();
     match config().and_then(|c| writer::open_output(c, true)) {
-        Some(sink) => writer::spawn_in_child(sink),
+        Some(sink) => {
+            TRACED_PID.store(sys::getpid(), Ordering::Release);
+            writer::spawn_in_child(sink);
+        }
         None => stop_tracing(),
     }
 }

@@ -247,7 +247,7 @@ fn frame_names(trace: &Trace, frames: &[u64], binary: &Path) -> Vec<String> {
         .collect()
 }
 
-fn valgrind_summary(program: &Path) -> HashMap<LeakClass, (u64, u64)> {
+fn valgrind_summary(program: &Path, args: &[&str]) -> HashMap<LeakClass, (u64, u64)> {
     let out = Command::new("valgrind")
         .args([
             "--leak-check=full",
@@ -255,6 +255,7 @@ fn valgrind_summary(program: &Path) -> HashMap<LeakClass, (u64, u64)> {
             "--run-libc-freeres=no",
         ])
         .arg(program)
+        .args(args)
         .output()
         .expect("running valgrind");
     let text = String::from_utf8_lossy(&out.stderr);
@@ -311,9 +312,54 @@ fn leak_classes_match_valgrind_with_and_without_frame_pointers() {
             Some(&(1, 64)),
             "{name}: {ours:?}"
         );
-        let valgrind = valgrind_summary(&program);
+        let valgrind = valgrind_summary(&program, &[]);
         assert_eq!(ours, valgrind, "{name}: leaksift vs valgrind");
     }
+}
+
+#[test]
+fn a_program_ending_with_underscore_exit_still_gets_its_exit_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("leaks.c", &["-O0"], dir.path(), "leaks_exit");
+    let trace = record_clean(
+        &dir.path().join("leaks_exit.lks"),
+        &[],
+        &program,
+        &["_exit"],
+    );
+    assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)));
+    let ours = trace.leak_summary(ScanTrigger::Exit);
+    assert_eq!(
+        ours.get(&LeakClass::DefinitelyLost),
+        Some(&(2, 132)),
+        "{ours:?}"
+    );
+    assert_eq!(
+        ours,
+        valgrind_summary(&program, &["_exit"]),
+        "leaksift vs valgrind"
+    );
+}
+
+#[test]
+fn a_vfork_child_ending_with_underscore_exit_leaves_the_parents_scan_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("vfork_exit.c", &["-O0"], dir.path(), "vfork_exit");
+    let trace_path = dir.path().join("vfork_exit.lks");
+    let output = record(&trace_path, &[], &program, &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "child status 127\n"
+    );
+    let trace = Trace::read(&trace_path);
+    assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)));
+    // The scan ran once, at the parent's exit, after the block it must call lost.
+    assert_eq!(
+        trace
+            .leak_summary(ScanTrigger::Exit)
+            .get(&LeakClass::DefinitelyLost),
+        Some(&(1, 77))
+    );
 }
 
 #[test]
@@ -322,7 +368,7 @@ fn stale_pointers_in_exited_thread_stacks_are_not_roots() {
     let program = compile_c("thread_leak.c", &["-O1"], dir.path(), "thread_leak");
     let ours = record_clean(&dir.path().join("thread_leak.lks"), &[], &program, &[])
         .leak_summary(ScanTrigger::Exit);
-    let valgrind = valgrind_summary(&program);
+    let valgrind = valgrind_summary(&program, &[]);
     assert_eq!(
         ours.get(&LeakClass::DefinitelyLost),
         Some(&(1, 777)),
@@ -356,7 +402,11 @@ fn valgrind_default_heuristics_are_applied_like_memcheck() {
         Some(3),
         "{ours:?}"
     );
-    assert_eq!(ours, valgrind_summary(&program), "leaksift vs valgrind");
+    assert_eq!(
+        ours,
+        valgrind_summary(&program, &[]),
+        "leaksift vs valgrind"
+    );
 }
 
 #[test]
@@ -528,7 +578,11 @@ fn cxx_new_and_delete_reach_malloc_and_free() {
             .get(&LeakClass::StillReachable)
             .is_some_and(|(_, bytes)| *bytes >= 3333)
     );
-    assert_eq!(summary, valgrind_summary(&program), "leaksift vs valgrind");
+    assert_eq!(
+        summary,
+        valgrind_summary(&program, &[]),
+        "leaksift vs valgrind"
+    );
 }
 
 #[test]
