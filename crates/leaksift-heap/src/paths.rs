@@ -4,6 +4,7 @@
 
 use crate::distances::{UNREACHABLE, bfs_parents};
 use crate::graph::{EdgeIndex, EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
+use crate::v8::distance_filter::DistanceFilter;
 
 /// One step of a retaining path: a node and the edge that leads to it (none for the root).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,29 +59,31 @@ impl PathTree {
         }
         let first_edge = graph.first_edges();
         let targets = graph.edge_targets();
-        let kinds = graph.edge_kind_bytes();
+        let mut filter = DistanceFilter::new(graph);
         let mut queue: Vec<u32> = Vec::new();
         parent[root.get()] = root.0;
-        let search = |queue: &mut Vec<u32>, parent: &mut Vec<u32>, mut head: usize| {
+        // DevTools' BFS: every non-weak edge its distance filter lets through (not only
+        // essential ones), one filter (and WeakMap pairing) for both searches.
+        let mut search = |queue: &mut Vec<u32>, parent: &mut Vec<u32>, mut head: usize| {
             while let Some(&v) = queue.get(head) {
                 head += 1;
-                let v = v as usize;
-                for e in first_edge[v] as usize..first_edge[v + 1] as usize {
-                    let w = targets[e];
-                    if kinds[e] & EdgeKind::ESSENTIAL_BIT != 0 && parent[w as usize] == UNREACHABLE
-                    {
-                        parent[w as usize] = v as u32;
+                let expanded = filter.expanded(NodeIndex(v));
+                for e in first_edge[v as usize]..first_edge[v as usize + 1] {
+                    let w = targets[e as usize];
+                    if parent[w as usize] == UNREACHABLE && filter.follows(expanded, EdgeIndex(e)) {
+                        parent[w as usize] = v;
                         queue.push(w);
                     }
                 }
             }
         };
+        // The user roots: the root's children that are not synthetic, and `(Document DOM
+        // trees)`, over any of the root's edges.
         for edge in graph.edges(root) {
             let w = graph.edge_to(edge);
-            if graph.is_essential(edge)
-                && graph.kind(w) != NodeKind::Synthetic
-                && parent[w.get()] == UNREACHABLE
-            {
+            let user_root =
+                graph.kind(w) != NodeKind::Synthetic || graph.name(w) == "(Document DOM trees)";
+            if user_root && parent[w.get()] == UNREACHABLE {
                 parent[w.get()] = root.0;
                 queue.push(w.0);
             }
@@ -137,15 +140,33 @@ impl PathTree {
                 });
                 break;
             }
-            // The BFS entered `current` through the first essential edge from `up` to it.
-            let via = graph
-                .edges(up)
-                .find(|e| graph.edge_to(*e) == current && graph.is_essential(*e));
+            let via = self.entry_edge(graph, up, current);
             steps.push(PathStep { via, node: current });
             current = up;
         }
         steps.reverse();
         Some(RetainingPath { steps })
+    }
+}
+
+impl PathTree {
+    /// The edge from `up` to `node` the search went through: for V8 the first one DevTools'
+    /// distance filter follows (or any non-weak one), otherwise the first essential one.
+    fn entry_edge(&self, graph: &HeapGraph, up: NodeIndex, node: NodeIndex) -> Option<EdgeIndex> {
+        let mut into_node = graph.edges(up).filter(|e| graph.edge_to(*e) == node);
+        if graph.format() != HeapFormat::V8 {
+            return into_node.find(|e| graph.is_essential(*e));
+        }
+        let filter = DistanceFilter::new(graph);
+        let expanded = filter.expanded(up);
+        let candidates: Vec<EdgeIndex> = into_node
+            .filter(|e| graph.edge_kind(*e) != EdgeKind::Weak)
+            .collect();
+        candidates
+            .iter()
+            .copied()
+            .find(|e| filter.follows_statelessly(expanded, *e))
+            .or(candidates.first().copied())
     }
 }
 

@@ -174,7 +174,7 @@ pub fn mark_page_owned(graph: &mut HeapGraph, owned: &[u64]) {
 
 /// The table id in a WeakMap ephemeron edge name
 /// `<n> / part of key (<k> @<id>) -> value (<v> @<id>) pair in WeakMap (table @<table>)`.
-fn weak_map_table_id(name: &str) -> Option<u64> {
+pub(crate) fn weak_map_table_id(name: &str) -> Option<u64> {
     let digits = name.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
         return None;

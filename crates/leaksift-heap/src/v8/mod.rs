@@ -2,6 +2,7 @@
 //! DevTools' semantics (essential edges, page-owned rule, shallow sizes, class names).
 
 mod devtools;
+pub(crate) mod distance_filter;
 mod scan;
 
 use std::sync::Arc;
