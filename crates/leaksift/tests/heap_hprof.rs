@@ -525,14 +525,7 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     let bytes = whole.bytes();
     let truncated = dir.path().join("truncated.hprof");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let out = leaksift()
-        .args(["heap", "--quiet"])
-        .arg(&truncated)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = one_line_error(&["heap", "--quiet"], &truncated);
     assert!(stderr.starts_with("leaksift: error: "), "{stderr}");
     assert!(stderr.contains("truncated.hprof"), "{stderr}");
     assert!(stderr.contains("at byte "), "{stderr}");
@@ -542,14 +535,7 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     let gz = std::fs::read(fixture("static_leak.hprof.gz")).unwrap();
     let cut_gz = dir.path().join("cut.hprof.gz");
     std::fs::write(&cut_gz, &gz[..gz.len() / 2]).unwrap();
-    let out = leaksift()
-        .args(["heap", "--quiet"])
-        .arg(&cut_gz)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = one_line_error(&["heap", "--quiet"], &cut_gz);
     assert!(stderr.contains("cut.hprof.gz"), "{stderr}");
     assert!(stderr.contains("gzip"), "{stderr}");
 
@@ -558,17 +544,20 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     garbage_bytes.extend_from_slice(&[0x1C, 0, 0, 0, 0, 0, 0, 0, 2, 0x42, 0x42]);
     let garbage = dir.path().join("garbage.hprof");
     std::fs::write(&garbage, &garbage_bytes).unwrap();
-    let out = leaksift()
-        .args(["paths", "--quiet", "--id", "1"])
-        .arg(&garbage)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stderr = one_line_error(&["paths", "--quiet", "--id", "1"], &garbage);
     assert!(
         stderr.contains("at byte 40: unknown heap dump sub-record tag 0x42"),
         "{stderr}"
     );
+}
+
+/// Runs `leaksift ARGS FILE`, expects exit code 2 and a one-line error, and returns it.
+fn one_line_error(args: &[&str], file: &Path) -> String {
+    let out = leaksift().args(args).arg(file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
 }
 
 /// Compiles `program` (with Dump.java) and runs it with `args` after the dump path, when a JDK
