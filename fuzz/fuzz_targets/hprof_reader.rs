@@ -1,5 +1,6 @@
-//! Fuzzes the HPROF reader: arbitrary bytes (with and without a valid header) must give a graph
-//! or a typed error, never a panic.
+//! Fuzzes the HPROF reader and its duplicated-strings pass: arbitrary bytes (with and without a
+//! valid header) must give a graph or a typed error, never a panic, and for any bytes the reader
+//! accepts, decoding the `java.lang.String` values must give rows or a typed error.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,5 +16,7 @@ fuzz_target!(|data: &[u8]| {
     dump.extend_from_slice(&ids.to_be_bytes());
     dump.extend_from_slice(&0u64.to_be_bytes());
     dump.extend_from_slice(body);
-    let _ = leaksift_hprof::read(&dump, &mut leaksift_hprof::Quiet);
+    if let Ok(read) = leaksift_hprof::read(&dump, &mut leaksift_hprof::Quiet) {
+        let _ = leaksift_hprof::duplicate_strings(&dump, &read.graph, |_| true, 10);
+    }
 });
