@@ -107,13 +107,10 @@ impl<'g> DistanceFilter<'g> {
         match self.graph.edge_name(edge) {
             EdgeName::Index(index) => Some(u64::from(index)),
             EdgeName::Named(name) => {
-                let name = self.graph.string(name);
-                let digits: String = name
-                    .trim_start()
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                digits.parse().ok()
+                let raw = self.graph.strings().raw(name)?;
+                let digits = raw.trim_ascii_start();
+                let digits = &digits[..digits.iter().take_while(|b| b.is_ascii_digit()).count()];
+                std::str::from_utf8(digits).ok()?.parse().ok()
             }
         }
     }
