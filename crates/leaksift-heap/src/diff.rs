@@ -213,7 +213,7 @@ fn sort_by_change(diffs: &mut [ClassDiff]) {
 
 /// The sorted object ids of a snapshot, for membership tests in [`find_leaks`].
 pub fn sorted_ids(graph: &HeapGraph) -> Vec<u64> {
-    let mut ids = graph.ids().to_vec();
+    let mut ids: Vec<u64> = graph.ids().iter().collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -256,8 +256,8 @@ pub fn find_leaks(
             let kind = final_graph.kind(node);
             node != final_graph.root()
                 && !matches!(kind, NodeKind::Synthetic | NodeKind::Root)
-                && target_ids.binary_search(&ids[i]).is_ok()
-                && baseline_ids.binary_search(&ids[i]).is_err()
+                && target_ids.binary_search(&ids.get(i)).is_ok()
+                && baseline_ids.binary_search(&ids.get(i)).is_err()
         })
         .collect();
     // top[n] = the top-level leaked node above n (itself if it is one), u32::MAX if none.

@@ -450,12 +450,12 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
                     vertex[*count as usize] = next;
                     ancestor[*count as usize] = next_parent;
                     visited.set(next as usize);
-                    path.push((next, *count, first_edge[next as usize - 1]));
+                    path.push((next, *count, u64::from(first_edge[next as usize - 1])));
                 }
                 let Some(&mut (v, v_number, ref mut cursor)) = path.last_mut() else {
                     break;
                 };
-                let end = first_edge[v as usize];
+                let end = u64::from(first_edge[v as usize]);
                 next = 0;
                 while *cursor < end {
                     let edge = *cursor as usize;
@@ -673,8 +673,8 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         big: FxHashMap::default(),
     };
     let sizes = graph.self_sizes();
-    for w in 1..=n {
-        retained.set(w as u32, sizes[vertex[w] as usize - 1]);
+    for (w, &node) in vertex.iter().enumerate().take(n + 1).skip(1) {
+        retained.set(w as u32, sizes.get(node as usize - 1));
     }
     for w in (2..=n).rev() {
         let size = retained.get(w as u32);

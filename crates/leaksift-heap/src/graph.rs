@@ -5,9 +5,11 @@
 //!
 //! Layout, chosen so that tens of millions of nodes fit in bounded memory:
 //! - nodes are ordinals `0..node_count` ([`NodeIndex`], u32; more than 2^32 nodes are refused);
-//!   each property is one flat `Vec` (struct of arrays), no per-node heap object;
-//! - edges are compressed sparse rows: `first_edge[n]..first_edge[n + 1]` (u64 offsets, so the
-//!   edge count has no 2^32 limit) index the edge columns `to`, `kind` and `name`;
+//!   each property is one flat `Vec` (struct of arrays), no per-node heap object; ids and self
+//!   sizes take 4 bytes each when their values allow it ([`crate::compact`]);
+//! - edges are compressed sparse rows: `first_edge[n]..first_edge[n + 1]` (u32 offsets: more
+//!   than 2^32 - 1 edges are refused — such a heap would need over 16 GiB for the targets alone)
+//!   index the edge columns `to`, `kind` and `name`;
 //! - strings are an append-only table addressed by [`StringId`]; entries can be owned UTF-8 or
 //!   lazily decoded spans of a shared backing buffer (the reader's memory map);
 //! - one synthetic root node has edges to the GC roots; every analysis starts from it.
@@ -22,6 +24,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use rayon::prelude::*;
+
+use crate::compact::{CompactU64s, IdColumn};
 
 /// Position of a node in the graph's columns (its ordinal), `0..node_count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -775,6 +779,10 @@ fn hex4(raw: &[u8], at: usize) -> Option<u32> {
 pub enum GraphError {
     #[error("the heap has more than 2^32 - 1 objects ({0}); leaksift indexes nodes with 32 bits")]
     TooManyNodes(u64),
+    #[error(
+        "the heap has more than 2^32 - 1 references ({0}); leaksift indexes edges with 32 bits"
+    )]
+    TooManyEdges(u64),
     #[error("the heap has more than 2^32 - 1 distinct strings")]
     TooManyStrings,
     #[error("the heap has more than 2^32 - 1 classes")]
@@ -953,7 +961,11 @@ impl GraphBuilder {
         let node_count = self.ids.len();
         let n =
             u32::try_from(node_count).map_err(|_| GraphError::TooManyNodes(node_count as u64))?;
-        let mut first_edge = vec![0u64; node_count + 1];
+        let edge_count = self.edge_from.len();
+        if u32::try_from(edge_count).is_err() {
+            return Err(GraphError::TooManyEdges(edge_count as u64));
+        }
+        let mut first_edge = vec![0u32; node_count + 1];
         for (edge, &from) in self.edge_from.iter().enumerate() {
             let slot = first_edge
                 .get_mut(from as usize + 1)
@@ -971,8 +983,7 @@ impl GraphBuilder {
         let (edge_to, edge_kind, edge_name) = if self.edges_sorted {
             (self.edge_to, self.edge_kind, self.edge_name)
         } else {
-            let edge_count = self.edge_from.len();
-            let mut cursor: Vec<u64> = first_edge[..node_count].to_vec();
+            let mut cursor: Vec<u32> = first_edge[..node_count].to_vec();
             let mut to = vec![0u32; edge_count];
             let mut kind = vec![0u8; edge_count];
             let mut name = vec![0u32; edge_count];
@@ -990,10 +1001,10 @@ impl GraphBuilder {
             format: self.format,
             strings: self.strings,
             classes: self.classes,
-            ids: self.ids,
+            ids: IdColumn::from_wide(self.ids),
             class: self.class,
             name: self.name,
-            self_size: self.self_size,
+            self_size: CompactU64s::from_wide(self.self_size),
             kind: self.kind,
             flags: self.flags,
             first_edge,
@@ -1012,20 +1023,21 @@ pub struct GraphParts {
     pub format: HeapFormat,
     pub strings: StringTable,
     pub classes: Vec<ClassInfo>,
-    /// Object id per node.
-    pub ids: Vec<u64>,
+    /// Object id per node ([`IdColumn::from_wide`] for a plain column).
+    pub ids: IdColumn,
     /// [`ClassId`] per node.
     pub class: Vec<u32>,
     /// [`StringId`] of the node's name.
     pub name: Vec<u32>,
-    pub self_size: Vec<u64>,
+    /// Self size per node ([`CompactU64s::from_wide`] for a plain column).
+    pub self_size: CompactU64s,
     /// [`NodeKind`] byte per node.
     pub kind: Vec<u8>,
     /// [`NodeFlags`] byte per node.
     pub flags: Vec<u8>,
     /// CSR offsets, `node_count + 1` entries, non-decreasing, starting at 0 and ending at the
-    /// edge count.
-    pub first_edge: Vec<u64>,
+    /// edge count (at most `u32::MAX`: [`GraphError::TooManyEdges`]).
+    pub first_edge: Vec<u32>,
     /// Target ordinal per edge.
     pub edge_to: Vec<u32>,
     /// Kind byte per edge ([`EdgeKind::to_byte`]).
@@ -1070,13 +1082,13 @@ pub struct HeapGraph {
     strings: StringTable,
     classes: Vec<ClassInfo>,
     class_lookup: HashMap<ClassInfo, ClassId>,
-    ids: Vec<u64>,
+    ids: IdColumn,
     class: Vec<u32>,
     name: Vec<u32>,
-    self_size: Vec<u64>,
+    self_size: CompactU64s,
     kind: Vec<u8>,
     flags: Vec<u8>,
-    first_edge: Vec<u64>,
+    first_edge: Vec<u32>,
     edge_to: Vec<u32>,
     edge_kind: Vec<u8>,
     edge_name: Vec<u32>,
@@ -1121,7 +1133,7 @@ impl HeapGraph {
         // share its progress per element), the failing position is found afterwards.
         if parts.first_edge.len() != node_count + 1
             || parts.first_edge[0] != 0
-            || parts.first_edge[node_count] != edge_count as u64
+            || u64::from(parts.first_edge[node_count]) != edge_count as u64
             || parts
                 .first_edge
                 .par_windows(2)
@@ -1278,7 +1290,7 @@ impl HeapGraph {
     /// A node's object id.
     #[inline]
     pub fn id(&self, node: NodeIndex) -> ObjectId {
-        ObjectId(self.ids[node.get()])
+        ObjectId(self.ids.get(node.get()))
     }
 
     /// A node's class.
@@ -1315,7 +1327,7 @@ impl HeapGraph {
     /// A node's own size in bytes.
     #[inline]
     pub fn self_size(&self, node: NodeIndex) -> u64 {
-        self.self_size[node.get()]
+        self.self_size.get(node.get())
     }
 
     /// A node's kind.
@@ -1335,13 +1347,13 @@ impl HeapGraph {
         self.flags(node).detachedness()
     }
 
-    /// The columns of self sizes, one per node (for bulk passes).
-    pub fn self_sizes(&self) -> &[u64] {
+    /// The column of self sizes, one per node (for bulk passes).
+    pub fn self_sizes(&self) -> &CompactU64s {
         &self.self_size
     }
 
     /// The column of object ids, one per node (for bulk passes).
-    pub fn ids(&self) -> &[u64] {
+    pub fn ids(&self) -> &IdColumn {
         &self.ids
     }
 
@@ -1351,7 +1363,7 @@ impl HeapGraph {
     }
 
     /// The CSR offsets (`node_count + 1` entries).
-    pub fn first_edges(&self) -> &[u64] {
+    pub fn first_edges(&self) -> &[u32] {
         &self.first_edge
     }
 
@@ -1368,7 +1380,7 @@ impl HeapGraph {
     /// The edge indices leaving `node`.
     #[inline]
     pub fn edge_range(&self, node: NodeIndex) -> std::ops::Range<u64> {
-        self.first_edge[node.get()]..self.first_edge[node.get() + 1]
+        u64::from(self.first_edge[node.get()])..u64::from(self.first_edge[node.get() + 1])
     }
 
     /// Number of edges leaving `node`.
@@ -1512,7 +1524,7 @@ impl HeapGraph {
 
     /// Replaces a node's self size (DevTools folds some internal sizes into their owners).
     pub fn set_self_size(&mut self, node: NodeIndex, size: u64) {
-        self.self_size[node.get()] = size;
+        self.self_size.set(node.get(), size);
     }
 
     /// Replaces a node's class (readers that name classes after a whole-graph pass).

@@ -54,7 +54,7 @@ fn histogram_with(
     let sizes = graph.self_sizes();
     let mut accepted = Vec::new();
     for node in graph.nodes() {
-        let size = sizes[node.get()];
+        let size = sizes.get(node.get());
         if size == 0 || !filter(node) {
             continue;
         }
@@ -86,7 +86,7 @@ fn histogram_with(
         }
         let node = NodeIndex(entry as u32);
         let class = class_of[node.get()];
-        if active[class as usize] == 0 && sizes[node.get()] != 0 && filter(node) {
+        if active[class as usize] == 0 && sizes.get(node.get()) != 0 && filter(node) {
             let s = &mut stats[class as usize];
             s.retained_bytes = s.retained_bytes.saturating_add(dominators.retained(node));
             active[class as usize] += 1;
@@ -133,7 +133,7 @@ fn add_retained_by_ancestors(
             }
             budget -= 1;
             ancestor = up;
-            if class_of[up.get()] == class && sizes[up.get()] != 0 && filter(up) {
+            if class_of[up.get()] == class && sizes.get(up.get()) != 0 && filter(up) {
                 break true;
             }
         };

@@ -1,7 +1,9 @@
 //! The heap graph and its readers (V8 .heapsnapshot, Java HPROF): dominators, retained sizes, paths, suspects, diff.
 
+pub mod compact;
 pub mod graph;
 
+pub use compact::{CompactU64s, IdColumn};
 pub use graph::{
     ClassId, ClassInfo, Detachedness, EdgeData, EdgeIndex, EdgeKind, EdgeName, GcRootKind,
     GraphBuilder, GraphError, GraphParts, HeapFormat, HeapGraph, NodeData, NodeFlags, NodeIndex,

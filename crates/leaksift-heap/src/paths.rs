@@ -70,7 +70,9 @@ impl PathTree {
                 let expanded = filter.expanded(NodeIndex(v));
                 for e in first_edge[v as usize]..first_edge[v as usize + 1] {
                     let w = targets[e as usize];
-                    if parent[w as usize] == UNREACHABLE && filter.follows(expanded, EdgeIndex(e)) {
+                    if parent[w as usize] == UNREACHABLE
+                        && filter.follows(expanded, EdgeIndex(u64::from(e)))
+                    {
                         parent[w as usize] = v;
                         queue.push(w);
                     }

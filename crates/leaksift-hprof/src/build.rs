@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use leaksift_heap::{
-    ClassId, ClassInfo, EdgeKind, GcRootKind, GraphError, GraphParts, HeapFormat, HeapGraph,
-    NodeFlags, NodeIndex, NodeKind, ObjectId, StringId, StringTable,
+    ClassId, ClassInfo, CompactU64s, EdgeKind, GcRootKind, GraphError, GraphParts, HeapFormat,
+    HeapGraph, IdColumn, NodeFlags, NodeIndex, NodeKind, ObjectId, StringId, StringTable,
 };
 use rustc_hash::FxHashMap;
 
@@ -117,6 +117,7 @@ fn graph_error(error: GraphError) -> HprofError {
         GraphError::TooManyNodes(_) => "the dump has more than 2^32 - 1 objects",
         GraphError::TooManyStrings => "the dump has more than 2^32 - 1 distinct names",
         GraphError::TooManyClasses => "the dump has more than 2^32 - 1 classes",
+        GraphError::TooManyEdges(_) => "the dump has more than 2^32 - 1 references",
         _ => "the heap graph could not be built",
     };
     HprofError::new(0, ErrorKind::Malformed(text))
@@ -369,9 +370,10 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         // only the entries written cost memory. Each group writes its own region; the regions
         // are then packed together in place.
         let mut class = vec![0u32; node_count];
-        let mut self_size = vec![0u64; node_count];
+        // Sizes in 4 bytes; the rare bigger ones (huge arrays) are kept aside.
+        let mut self_size = vec![0u32; node_count];
         let mut kind = vec![0u8; node_count];
-        let mut first_edge = vec![0u64; node_count + 1];
+        let mut first_edge = vec![0u32; node_count + 1];
         let mut edge_to = vec![0u32; total_bound];
         let mut edge_kind = vec![0u8; total_bound];
         // Names in 2 bytes; the rare bigger ones (indices in big arrays) are kept aside.
@@ -407,6 +409,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 next_pending: 0,
                 last_class: None,
                 class_names: Vec::new(),
+                big_sizes: Vec::new(),
                 stats: BuildStats::default(),
             });
         }
@@ -425,14 +428,20 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut region = 0;
         let mut class_names = FxHashMap::default();
         let mut rare_edge_names = HashMap::new();
+        let mut big_sizes = Vec::new();
         for (run, plan) in runs.into_iter().zip(&plans) {
             let WorkerRun {
                 nodes,
                 edges: len,
                 rare_edge_names: rare,
+                big_sizes: big,
                 class_names: names,
                 stats: run_stats,
             } = run;
+            if u32::try_from(packed + len).is_err() {
+                return Err(graph_error(GraphError::TooManyEdges((packed + len) as u64)));
+            }
+            big_sizes.extend(big);
             class_names.extend(names);
             rare_edge_names.extend(
                 rare.into_iter()
@@ -444,13 +453,13 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 edge_name.copy_within(region..region + len, packed);
             }
             for offset in &mut first_edge[nodes] {
-                *offset += packed as u64;
+                *offset += packed as u32;
             }
             packed += len;
             region += plan.3;
             stats.add(&run_stats);
         }
-        first_edge[node_count] = packed as u64;
+        first_edge[node_count] = packed as u32;
         edge_to.truncate(packed);
         edge_to.shrink_to_fit();
         edge_name.truncate(packed);
@@ -468,11 +477,11 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             format: HeapFormat::Hprof,
             strings: self.strings,
             classes: self.class_infos,
-            ids: Vec::new(),
+            ids: IdColumn::default(),
             class,
             // Untouched zeroed pages (no memory): [`into_graph`] names nodes after their class.
             name: vec![0u32; node_count],
-            self_size,
+            self_size: CompactU64s::with_big(self_size, big_sizes),
             kind,
             flags,
             first_edge,
@@ -512,7 +521,7 @@ pub fn into_graph(columns: Columns, ids: Vec<u64>) -> Result<HeapGraph, HprofErr
         rare_edge_names,
         ..
     } = columns;
-    parts.ids = ids;
+    parts.ids = IdColumn::from_wide(ids);
     let mut graph = HeapGraph::from_parts(parts).map_err(graph_error)?;
     graph.name_after_classes(class_names.into_iter().collect());
     graph
@@ -529,6 +538,8 @@ struct WorkerRun {
     edges: usize,
     /// Its edges' names of `u16::MAX` or more, by position in its region.
     rare_edge_names: Vec<(usize, u32)>,
+    /// Its nodes' self sizes of [`CompactU64s::BIG`] or more, by ordinal.
+    big_sizes: Vec<(u32, u64)>,
     /// The names of its class objects, by ordinal.
     class_names: Vec<(u32, StringId)>,
     stats: BuildStats,
@@ -537,9 +548,9 @@ struct WorkerRun {
 /// The node columns of one worker's ordinal range.
 struct NodeSlices<'c> {
     class: &'c mut [u32],
-    self_size: &'c mut [u64],
+    self_size: &'c mut [u32],
     kind: &'c mut [u8],
-    first_edge: &'c mut [u64],
+    first_edge: &'c mut [u32],
 }
 
 impl<'c> NodeSlices<'c> {
@@ -644,6 +655,8 @@ struct Worker<'p, 's, 'a> {
     last_class: Option<(Id, u32)>,
     /// Class objects are named after themselves, not after `java.lang.Class`.
     class_names: Vec<(u32, StringId)>,
+    /// Self sizes of [`CompactU64s::BIG`] or more, by ordinal.
+    big_sizes: Vec<(u32, u64)>,
     stats: BuildStats,
 }
 
@@ -686,6 +699,7 @@ impl Worker<'_, '_, '_> {
             nodes: self.first as usize..self.next as usize,
             edges: self.edges.len,
             rare_edge_names: self.edges.rare_names,
+            big_sizes: self.big_sizes,
             class_names: self.class_names,
             stats: self.stats,
         }
@@ -700,11 +714,19 @@ impl Worker<'_, '_, '_> {
                 ErrorKind::Malformed("the second pass saw more objects than the first"),
             ));
         }
-        self.nodes.class[at] = class.0;
-        self.nodes.self_size[at] = size;
-        self.nodes.kind[at] = kind as u8;
-        self.nodes.first_edge[at] = self.edges.len as u64;
         let ordinal = self.next;
+        let edges_before = u32::try_from(self.edges.len)
+            .map_err(|_| graph_error(GraphError::TooManyEdges(self.edges.len as u64)))?;
+        self.nodes.class[at] = class.0;
+        self.nodes.self_size[at] = match u32::try_from(size) {
+            Ok(small) if small != CompactU64s::BIG => small,
+            _ => {
+                self.big_sizes.push((ordinal, size));
+                CompactU64s::BIG
+            }
+        };
+        self.nodes.kind[at] = kind as u8;
+        self.nodes.first_edge[at] = edges_before;
         self.next += 1;
         while let Some(edge) = self.pending.get(self.next_pending).copied() {
             if edge.from > ordinal {

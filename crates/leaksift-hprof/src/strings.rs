@@ -132,7 +132,7 @@ pub(crate) fn duplicate_strings_releasing(
                 | SubRecord::PrimitiveArray { id, .. } => *id,
             };
             ordinal += 1;
-            if ids.get(ordinal as usize) != Some(&id.0) {
+            if ordinal as usize >= ids.len() || ids.get(ordinal as usize) != id.0 {
                 return Err(HprofError::new(
                     offset as u64,
                     ErrorKind::Malformed("object order differs from the first read"),

@@ -263,7 +263,7 @@ pub fn essential_edge_kinds(
                     let child = child as usize;
                     let table_to_value = kind == internal && {
                         let name = graph_ref.edge_name_raw(EdgeIndex(edge as u64));
-                        is_ephemeron_name(name) && table_of_name.get(&name) == Some(&ids[node])
+                        is_ephemeron_name(name) && table_of_name.get(&name) == Some(&ids.get(node))
                     };
                     let essential = kind != weak
                         && child != node

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 pub use devtools::InterfaceDefinition;
 
+use crate::compact::{CompactU64s, IdColumn};
 use crate::graph::{
     ClassInfo, Detachedness, EdgeKind, GraphError, GraphParts, HeapFormat, HeapGraph, NodeFlags,
     NodeIndex, NodeKind, SourceLocation, StringEncoding, StringTable,
@@ -251,7 +252,7 @@ pub fn read(
     let mut kinds = vec![0u8; node_count];
     let mut flags = vec![0u8; node_count];
     // Edge counts go to `first_edge[1..]`, summed into offsets below.
-    let mut first_edge = vec![0u64; node_count + 1];
+    let mut first_edge = vec![0u32; node_count + 1];
     let (strings, parsed_nodes) = rayon::join(
         || read_strings(&bytes, strings_body.clone()),
         || {
@@ -284,10 +285,8 @@ pub fn read(
                         Detachedness::from_u8(f[d].min(3) as u8)
                     });
                     flags[i] = NodeFlags::with_detachedness(detachedness).0;
-                    if f[meta.node_edge_count] > u64::from(u32::MAX) {
-                        return Err(bad("edge count above 2^32".into()));
-                    }
-                    edge_counts[i] = f[meta.node_edge_count];
+                    edge_counts[i] = u32::try_from(f[meta.node_edge_count])
+                        .map_err(|_| bad("edge count above 2^32".into()))?;
                     Ok(())
                 },
             )
@@ -329,6 +328,10 @@ pub fn read(
         ));
     }
     bytes.release(nodes_body.clone());
+    let declared_edges: u64 = first_edge.par_iter().map(|count| u64::from(*count)).sum();
+    if u32::try_from(declared_edges).is_err() {
+        return Err(GraphError::TooManyEdges(declared_edges).into());
+    }
     for i in 0..node_count {
         first_edge[i + 1] += first_edge[i];
     }
@@ -337,7 +340,7 @@ pub fn read(
     let (edge_chunks, edge_numbers) =
         scan::array_chunks(data, &edges, meta.edge_fields, edges.body.len() / pieces)?;
     let edge_count = edge_numbers / meta.edge_fields;
-    if first_edge[node_count] != edge_count as u64 {
+    if first_edge[node_count] as usize != edge_count {
         return Err(V8Error::Shape {
             offset: edges_body.start as u64,
             what: format!(
@@ -442,10 +445,10 @@ pub fn read(
         format: HeapFormat::V8,
         strings,
         classes,
-        ids,
+        ids: IdColumn::from_wide(ids),
         class,
         name: names,
-        self_size,
+        self_size: CompactU64s::from_wide(self_size),
         kind: kinds,
         flags,
         first_edge,

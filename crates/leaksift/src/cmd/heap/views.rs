@@ -110,8 +110,7 @@ impl Analysis {
         let graph = self.graph();
         graph
             .ids()
-            .iter()
-            .position(|x| *x == id)
+            .position(id)
             .map(|i| NodeIndex(i as u32))
             .ok_or_else(|| {
                 anyhow::anyhow!(

@@ -1,0 +1,277 @@
+//! Four-byte columns for 64-bit values: sizes with their rare big values kept aside, and object
+//! ids stored as offsets from a base in units of their common alignment.
+//!
+//! A heap graph has one size and one id per node; tens of millions of nodes make each 8-byte
+//! column a few hundred megabytes. Almost every size fits in 32 bits, and the ids of one dump
+//! are either small counters (V8 node ids are `uint32_t` in V8) or addresses of aligned objects
+//! inside one heap (HPROF: `(address - base) / 8` fits in 32 bits for heaps below 32 GiB, the
+//! compressed-oops limit). Both columns fall back to the wide form when the values do not fit,
+//! so no input is refused.
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+/// A column of `u64` values in 4 bytes each: values of `u32::MAX` or more are kept in a map.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactU64s {
+    /// The value, or [`CompactU64s::BIG`] for values kept in `big`.
+    small: Vec<u32>,
+    big: FxHashMap<u32, u64>,
+}
+
+impl CompactU64s {
+    /// The 4-byte entry of a value kept aside.
+    pub const BIG: u32 = u32::MAX;
+
+    /// A column of `len` zeros.
+    pub fn zeros(len: usize) -> CompactU64s {
+        CompactU64s {
+            small: vec![0; len],
+            big: FxHashMap::default(),
+        }
+    }
+
+    /// The same values as `wide` (converted in parallel; `wide` is freed).
+    pub fn from_wide(wide: Vec<u64>) -> CompactU64s {
+        let small: Vec<u32> = wide
+            .par_iter()
+            .map(|&value| u32::try_from(value).map_or(Self::BIG, |v| v))
+            .collect();
+        let big = small
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v == Self::BIG)
+            .map(|(index, _)| (index as u32, wide[index]))
+            .collect();
+        CompactU64s { small, big }
+    }
+
+    /// A column from its 4-byte entries (values below [`CompactU64s::BIG`], or `BIG`) and the
+    /// values kept aside, by index (filled in parallel by readers). An entry `BIG` without a
+    /// value aside reads as 0; a value aside whose entry is not `BIG` is ignored.
+    pub fn with_big(small: Vec<u32>, big: impl IntoIterator<Item = (u32, u64)>) -> CompactU64s {
+        let big = big
+            .into_iter()
+            .filter(|(index, _)| small.get(*index as usize) == Some(&Self::BIG))
+            .collect();
+        CompactU64s { small, big }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.small.len()
+    }
+
+    /// Whether the column is empty.
+    pub fn is_empty(&self) -> bool {
+        self.small.is_empty()
+    }
+
+    /// The value at `index`.
+    #[inline]
+    pub fn get(&self, index: usize) -> u64 {
+        match self.small[index] {
+            Self::BIG => self.big.get(&(index as u32)).copied().unwrap_or(0),
+            small => u64::from(small),
+        }
+    }
+
+    /// Replaces the value at `index`.
+    #[inline]
+    pub fn set(&mut self, index: usize, value: u64) {
+        match u32::try_from(value) {
+            Ok(small) if small != Self::BIG => {
+                if self.small[index] == Self::BIG {
+                    self.big.remove(&(index as u32));
+                }
+                self.small[index] = small;
+            }
+            _ => {
+                self.small[index] = Self::BIG;
+                self.big.insert(index as u32, value);
+            }
+        }
+    }
+
+    /// Adds `value` to the value at `index` (saturating).
+    #[inline]
+    pub fn add(&mut self, index: usize, value: u64) {
+        let sum = self.get(index).saturating_add(value);
+        self.set(index, sum);
+    }
+
+    /// Every value, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        (0..self.small.len()).map(|index| self.get(index))
+    }
+}
+
+/// Object ids, one per node: 4-byte offsets `(id - base) >> shift` when every id shares the
+/// alignment `1 << shift` and the offsets fit, the ids themselves otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdColumn {
+    /// `id = base + (offset << shift)`.
+    Offsets {
+        base: u64,
+        shift: u32,
+        offsets: Vec<u32>,
+    },
+    /// The ids as they are.
+    Wide(Vec<u64>),
+}
+
+impl Default for IdColumn {
+    fn default() -> IdColumn {
+        IdColumn::Wide(Vec::new())
+    }
+}
+
+impl IdColumn {
+    /// The column for `ids` (in 4 bytes per id when they allow it; `ids` is then freed).
+    pub fn from_wide(ids: Vec<u64>) -> IdColumn {
+        let Some(base) = ids.par_iter().copied().min() else {
+            return IdColumn::Wide(ids);
+        };
+        let (spread, highest) = ids
+            .par_iter()
+            .map(|&id| (id - base, id - base))
+            .reduce(|| (0, 0), |a, b| (a.0 | b.0, a.1.max(b.1)));
+        // The common alignment of the offsets from the base (0 when every id is the base).
+        let shift = if spread == 0 {
+            0
+        } else {
+            spread.trailing_zeros()
+        };
+        if highest >> shift > u64::from(u32::MAX) {
+            return IdColumn::Wide(ids);
+        }
+        let offsets = ids
+            .par_iter()
+            .map(|&id| ((id - base) >> shift) as u32)
+            .collect();
+        IdColumn::Offsets {
+            base,
+            shift,
+            offsets,
+        }
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        match self {
+            IdColumn::Offsets { offsets, .. } => offsets.len(),
+            IdColumn::Wide(ids) => ids.len(),
+        }
+    }
+
+    /// Whether the column is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The id at `index`.
+    #[inline]
+    pub fn get(&self, index: usize) -> u64 {
+        match self {
+            IdColumn::Offsets {
+                base,
+                shift,
+                offsets,
+            } => base + (u64::from(offsets[index]) << shift),
+            IdColumn::Wide(ids) => ids[index],
+        }
+    }
+
+    /// Every id, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        (0..self.len()).map(|index| self.get(index))
+    }
+
+    /// The first index holding `id`.
+    pub fn position(&self, id: u64) -> Option<usize> {
+        match self {
+            IdColumn::Offsets {
+                base,
+                shift,
+                offsets,
+            } => {
+                let offset = id.checked_sub(*base)?;
+                if offset & ((1u64 << shift) - 1) != 0 {
+                    return None;
+                }
+                let offset = u32::try_from(offset >> shift).ok()?;
+                offsets.iter().position(|o| *o == offset)
+            }
+            IdColumn::Wide(ids) => ids.iter().position(|x| *x == id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn aligned_addresses_take_four_bytes() {
+        let ids = vec![0, 0x7_0000_0000, 0x7_0000_0018, 0x7_ffff_fff8];
+        let column = IdColumn::from_wide(ids.clone());
+        assert!(matches!(column, IdColumn::Offsets { shift: 3, .. }));
+        assert_eq!(column.iter().collect::<Vec<_>>(), ids);
+        assert_eq!(column.position(0x7_0000_0018), Some(2));
+        assert_eq!(column.position(0x7_0000_0019), None);
+        assert_eq!(column.position(0x7_0000_0020), None);
+    }
+
+    #[test]
+    fn ids_spread_over_more_than_32_bits_stay_wide() {
+        let ids = vec![1, 0x7f12_3456_7001];
+        let column = IdColumn::from_wide(ids.clone());
+        assert!(matches!(column, IdColumn::Wide(_)));
+        assert_eq!(column.iter().collect::<Vec<_>>(), ids);
+        assert_eq!(column.position(0x7f12_3456_7001), Some(1));
+    }
+
+    #[test]
+    fn big_sizes_are_kept_aside_and_replaced() {
+        let mut sizes = CompactU64s::from_wide(vec![1, u64::from(u32::MAX), 5 << 32, 7]);
+        assert_eq!(
+            sizes.iter().collect::<Vec<_>>(),
+            [1, u64::from(u32::MAX), 5 << 32, 7]
+        );
+        sizes.set(2, 3);
+        sizes.add(0, u64::MAX);
+        assert_eq!(
+            sizes.iter().collect::<Vec<_>>(),
+            [u64::MAX, u64::from(u32::MAX), 3, 7]
+        );
+        assert_eq!(sizes.big.len(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn ids_round_trip(
+            base in any::<u64>(),
+            shift in 0u32..12,
+            steps in proptest::collection::vec(0u64..1 << 40, 1..40),
+        ) {
+            let ids: Vec<u64> = steps
+                .iter()
+                .map(|s| base.wrapping_add(s << shift))
+                .collect();
+            let column = IdColumn::from_wide(ids.clone());
+            prop_assert_eq!(column.iter().collect::<Vec<_>>(), ids.clone());
+            for (index, id) in ids.iter().enumerate() {
+                let found = column.position(*id).unwrap();
+                prop_assert_eq!(ids[found], *id);
+                prop_assert!(found <= index);
+            }
+        }
+
+        #[test]
+        fn sizes_round_trip(values in proptest::collection::vec(any::<u64>(), 0..40)) {
+            let column = CompactU64s::from_wide(values.clone());
+            prop_assert_eq!(column.iter().collect::<Vec<_>>(), values);
+        }
+    }
+}
