@@ -667,6 +667,20 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn more_than_2_pow_32_edges_is_a_typed_error() {
+        // Each count fits 32 bits; their sum does not (edge offsets are u32).
+        let many = String::from_utf8_lossy(HANDMADE).replacen(
+            "\"nodes\":[9,0,1,0,2,0,0,9,2,3,0,2,0,0,",
+            "\"nodes\":[9,0,1,0,4294967295,0,0,9,2,3,0,4294967295,0,0,",
+            1,
+        );
+        assert_eq!(
+            read_bytes(many.into_bytes()).err().map(|e| e.to_string()),
+            Some(GraphError::TooManyEdges(2 * 4294967295 - 4 + 24).to_string())
+        );
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
