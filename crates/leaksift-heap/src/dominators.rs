@@ -532,31 +532,18 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     } = retainers;
 
     // From here on every array is indexed by DFS number, which keeps the vertices an
-    // evaluation walks near each other in memory. `number` maps a vertex to its DFS number
-    // (number[0] = 0 stands for "none"); a spare column is reused when there is one (no fresh
-    // pages for the kernel to zero).
-    let mut number = match spare {
-        Some(mut column) => {
-            column.fill(0);
-            column
-        }
-        None => vec![0u32; n + 1],
-    };
-    for (w, &v) in vertex
-        .iter()
-        .enumerate()
-        .take(numbered as usize + 1)
-        .skip(1)
-    {
-        number[v as usize] = w as u32;
-    }
-    // A vertex attached to the root on its own has no DFS parent among its retainers, so the
-    // single retainer of such a vertex is looked up (a rare case: cycles nothing else retains).
-    let attached_retainer = single_retainers(graph, cut, &attached_singles, &number);
-    // Retainers as DFS numbers too (the CSR stays indexed by ordinal: one lookup per vertex).
-    retainers
-        .par_iter_mut()
-        .for_each(|source| *source = number[*source as usize]);
+    // evaluation walks near each other in memory. The retainers become DFS numbers too (the
+    // CSR stays indexed by ordinal: one lookup per vertex). A vertex attached to the root on
+    // its own has no DFS parent among its retainers, so the single retainer of such a vertex is
+    // looked up (a rare case: cycles nothing else retains).
+    let mut attached_retainer = single_retainers(graph, cut, &attached_singles);
+    let spare = renumber(
+        &vertex,
+        numbered as usize,
+        &mut retainers,
+        &mut attached_retainer,
+        spare.unwrap_or_else(|| vec![0; n + 1]),
+    );
     // Whether a vertex's semidominator is its DFS parent (single retainer, reached by a DFS).
     let parent_is_semi =
         |w: u32, vertex: &[u32]| w <= searched && single.get(vertex[w as usize] as usize - 1);
@@ -566,7 +553,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     // Per linked vertex, the smallest semidominator on its compressed path (values, not
     // vertices: no indirection through a semidominator column). Unlinked slots are never read,
     // so the column needs no clearing.
-    let mut label = number;
+    let mut label = spare;
     // The semidominators that are not the DFS parent, in decreasing number order.
     let mut semis: Vec<u32> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();
@@ -643,7 +630,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     }
     drop((semis, single));
     let mut unreachable = n as u32 - reached_from_root;
-    let (vertex, [sums, spare]) = if cut.candidates.is_empty() {
+    let (vertex, [sizes, spare]) = if cut.candidates.is_empty() {
         (vertex, [ancestor, label])
     } else {
         let shape = TreeShape {
@@ -651,49 +638,39 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
             reached_from_root,
             searched,
         };
-        let placed = place_candidates(graph, cut, &dom, shape, vertex, [ancestor, label])?;
+        let placed = place_candidates(graph, cut, &dom, &vertex, shape, [ancestor, label])?;
         unreachable -= placed.reached;
-        for (k, &d) in placed.dom.iter().enumerate() {
-            dom[numbered as usize + 1 + k] = d;
+        for (k, (&c, &d)) in cut.candidates.iter().zip(&placed.dom).enumerate() {
+            let w = numbered as usize + 1 + k;
+            vertex[w] = c + 1;
+            dom[w] = d;
         }
-        (placed.vertex, placed.spare)
+        (vertex, placed.spare)
     };
-    // Retained sizes by number: children have higher numbers than their dominator, so one
-    // pass in decreasing order adds each finished size to its dominator.
+    // Retained sizes and immediate dominators by ordinal in one pass, in decreasing number:
+    // children have higher numbers than their dominator, so a size is complete when it is
+    // added to its dominator's.
     let mut retained = RetainedSizes {
-        small: sums,
+        small: sizes,
         big: FxHashMap::default(),
     };
-    for (w, &v) in vertex.iter().enumerate().skip(1) {
-        retained.set(w as u32, graph.self_size(NodeIndex(v - 1)));
+    retained.small.truncate(n);
+    for node in graph.nodes() {
+        retained.set(node.0, graph.self_size(node));
     }
-    for w in (2..=n).rev() {
-        let size = retained.get(w as u32);
-        retained.add(dom[w], size);
-    }
-    // To ordinals: the retained sizes, then idom[vertex[i] - 1] = vertex[dom[i]] - 1 (in the
-    // by-number sizes' column once they are copied).
-    let mut by_ordinal = RetainedSizes {
-        small: spare,
-        big: FxHashMap::default(),
-    };
-    by_ordinal.small.truncate(n);
-    for (w, &v) in vertex.iter().enumerate().skip(1) {
-        by_ordinal.small[v as usize - 1] = retained.small[w];
-    }
-    by_ordinal.big = retained
-        .big
-        .iter()
-        .map(|(&w, &size)| (vertex[w as usize] - 1, size))
-        .collect();
-    let mut idom = retained.small;
+    let mut idom = spare;
     idom.truncate(n);
-    for i in 1..=n {
-        idom[vertex[i] as usize - 1] = vertex[dom[i] as usize] - 1;
+    idom[graph.root().get()] = graph.root().0;
+    for w in (2..=n).rev() {
+        let node = vertex[w] - 1;
+        let d = vertex[dom[w] as usize] - 1;
+        idom[node as usize] = d;
+        let size = retained.get(node);
+        retained.add(d, size);
     }
     Ok(LtResult {
         idom,
-        retained: by_ordinal,
+        retained,
         unreachable,
         spare: [dom, vertex],
     })
@@ -711,12 +688,10 @@ struct TreeShape {
 }
 
 /// The candidates' immediate dominators (as numbers, in candidate order), how many of them the
-/// root reaches, the vertex per number with the candidates numbered after the others, and two
-/// spare columns.
+/// root reaches, and the two spare columns given to [`place_candidates`].
 struct Placed {
     dom: Vec<u32>,
     reached: u32,
-    vertex: Vec<u32>,
     spare: [Vec<u32>; 2],
 }
 
@@ -724,102 +699,126 @@ struct Placed {
 /// them out was exact; otherwise returns the candidates (ordinals, ascending) that failed.
 ///
 /// `dom` is the immediate dominator per number (`dom[1]` = 1, the root) and `vertex` the vertex
-/// (ordinal + 1) per number; `spare` are two columns of `n + 1` entries (contents ignored).
-/// Three columns are needed here, so `vertex` becomes the third and is rebuilt afterwards from
-/// the ordinal → number map. A candidate's immediate dominator is the nearest common ancestor
-/// of its retainers in the tree (found by walking up from the current one until it contains
-/// the next retainer's preorder interval). The check, for each candidate `c` with immediate
-/// dominator `a`: every retainer of `c` is reached from the root, and every target `t` of `c`'s
-/// essential edges is reached from the root without `c` and has an immediate dominator that
-/// dominates `a` (proof in the module docs). A candidate without retainers hangs off the root,
-/// as DevTools does.
+/// (ordinal + 1) per number; `spare` are two columns of `n + 1` entries (contents ignored). A
+/// candidate's immediate dominator is the nearest common ancestor of its retainers in the tree:
+/// that of the two retainers first and last in a preorder of the tree (whose subtrees are
+/// intervals of it). The check, for each candidate `c` with immediate dominator `a`: every
+/// retainer of `c` is reached from the root, and every target `t` of `c`'s essential edges is
+/// reached from the root without `c` and has an immediate dominator that dominates `a` (proof
+/// in the module docs). A candidate without retainers hangs off the root, as DevTools does.
 fn place_candidates(
     graph: &HeapGraph,
     cut: &Cut,
     dom: &[u32],
+    vertex: &[u32],
     tree: TreeShape,
-    vertex: Vec<u32>,
     spare: [Vec<u32>; 2],
 ) -> Result<Placed, Vec<u32>> {
     let n = graph.node_count();
-    let [mut number, mut enter] = spare;
     let numbered = tree.numbered as usize;
-    // DFS number per ordinal; candidates get the numbers they will have, after the others.
-    number.fill(0);
-    for (i, &v) in vertex.iter().enumerate().take(numbered + 1).skip(1) {
-        number[v as usize - 1] = i as u32;
-    }
-    for (k, &c) in cut.candidates.iter().enumerate() {
-        number[c as usize] = (numbered + 1 + k) as u32;
-    }
-    let mut end = vertex;
-    // Preorder intervals [enter, end) of the dominator tree: subtree sizes in `end` (children
-    // have higher numbers than their dominator), then each child takes the next free slot of
-    // its dominator, whose `end` counts up from enter + 1 to enter + size.
+    let vertex = &vertex[..=numbered];
+    // Preorder intervals [enter, end) of the dominator tree, `end` by number and `enter` by
+    // ordinal (the scan below reads the retainers' in node order): subtree sizes in `end`
+    // (children have higher numbers than their dominator), then each child takes the next
+    // free slot of its dominator, whose `end` counts up from enter + 1 to enter + size.
+    let [mut end, mut enter] = spare;
     end[..=numbered].fill(1);
     for i in (2..=numbered).rev() {
         end[dom[i] as usize] += end[i];
     }
-    enter[1] = 0;
+    enter[vertex[1] as usize - 1] = 0;
     end[1] = 1;
     for i in 2..=numbered {
         let d = dom[i] as usize;
-        let size = end[i];
-        enter[i] = end[d];
+        let (start, size) = (end[d], end[i]);
+        enter[vertex[i] as usize - 1] = start;
         end[d] += size;
-        end[i] = enter[i] + 1;
+        end[i] = start + 1;
     }
-    let within = |a: u32, x: u32| {
-        enter[a as usize] <= enter[x as usize] && enter[x as usize] < end[a as usize]
-    };
+    // Vertices reached by the DFS from the root, and by any DFS, by ordinal.
+    let mut from_root = Bits::new(n);
+    let mut searched = Bits::new(n);
+    for (w, &v) in vertex.iter().enumerate().take(tree.searched as usize + 1) {
+        if w > 0 {
+            searched.set(v as usize - 1);
+            if w as u32 <= tree.reached_from_root {
+                from_root.set(v as usize - 1);
+            }
+        }
+    }
     let candidates = &cut.candidates;
-    let mut nca = vec![0u32; candidates.len()];
+    // A candidate's own `enter` slot is free: it holds the candidate's index.
+    for (k, &c) in candidates.iter().enumerate() {
+        enter[c as usize] = k as u32;
+    }
+    // The preorder position of the vertex numbered `w`, and whether the vertex numbered `a`
+    // dominates the one at position `at`.
+    let position = |w: u32| enter[vertex[w as usize] as usize - 1];
+    let dominates = |a: u32, at: u32| position(a) <= at && at < end[a as usize];
+    // Per candidate: the searched retainers first and last in preorder, as (position, ordinal).
+    let mut first = vec![(u32::MAX, 0u32); candidates.len()];
+    let mut last = vec![(0u32, u32::MAX); candidates.len()];
     let mut failed = vec![false; candidates.len()];
-    let mut from_root = vec![false; candidates.len()];
+    let mut reached_by_root = vec![false; candidates.len()];
     let mut attached = vec![false; candidates.len()];
     for from in 0..n {
         if cut.candidate.get(from) {
             continue;
         }
-        let x = number[from];
         for to in essential_targets(graph, from) {
-            let to = to as usize;
-            if !cut.candidate.get(to) {
+            if !cut.candidate.get(to as usize) {
                 continue;
             }
-            let k = number[to] as usize - numbered - 1;
-            from_root[k] |= x <= tree.reached_from_root;
-            if x > tree.searched {
+            let k = enter[to as usize] as usize;
+            reached_by_root[k] |= from_root.get(from);
+            if !searched.get(from) {
                 // Attached on its own: its semidominator is numbered after every searched
                 // vertex, so it cannot lower the candidate's (see the module docs).
                 attached[k] = true;
-            } else if nca[k] == 0 {
-                nca[k] = x;
-            } else if nca[k] != 1 {
-                // (Once at the root, nothing can change: every vertex is within it.)
-                while !within(nca[k], x) {
-                    nca[k] = dom[nca[k] as usize];
-                }
+                continue;
+            }
+            let at = (enter[from], from as u32);
+            first[k] = first[k].min(at);
+            if last[k].1 == u32::MAX || at.0 > last[k].0 {
+                last[k] = at;
             }
         }
     }
+    // The DFS numbers of those retainers and of the candidates' targets.
+    let targets = |c: u32| {
+        graph
+            .edges(NodeIndex(c))
+            .filter(|e| graph.is_essential(*e))
+            .map(|e| graph.edge_to(e).0)
+    };
+    let wanted = first
+        .iter()
+        .filter(|at| at.0 != u32::MAX)
+        .map(|at| at.1)
+        .chain(candidates.iter().flat_map(|&c| targets(c)))
+        .filter(|&o| !cut.candidate.get(o as usize))
+        .map(|o| o + 1);
+    let numbers = dfs_numbers(vertex, wanted, n + 1);
+    let number = |o: u32| numbers[&(o + 1)];
+    let mut nca = vec![1u32; candidates.len()];
     let mut reached = 0;
     for (k, &c) in candidates.iter().enumerate() {
-        if nca[k] == 0 {
+        if first[k].0 == u32::MAX {
             // No retainer at all: hangs off the root. Only attached ones: attached itself.
-            nca[k] = 1;
             failed[k] |= attached[k];
+        } else {
+            let mut a = number(first[k].1);
+            while !dominates(a, last[k].0) {
+                a = dom[a as usize];
+            }
+            nca[k] = a;
         }
-        reached += u32::from(from_root[k]);
-        let a = nca[k];
-        let node = NodeIndex(c);
-        for edge in graph.edges(node).filter(|e| graph.is_essential(*e)) {
-            let t = graph.edge_to(edge).get();
-            let y = number[t];
-            let fine = !cut.candidate.get(t)
-                && y != 0
-                && y <= tree.reached_from_root
-                && within(dom[y as usize], a);
+        reached += u32::from(reached_by_root[k]);
+        let at = position(nca[k]);
+        for t in targets(c) {
+            let fine = !cut.candidate.get(t as usize)
+                && from_root.get(t as usize)
+                && dominates(dom[number(t) as usize], at);
             if !fine {
                 failed[k] = true;
             }
@@ -833,31 +832,81 @@ fn place_candidates(
             .map(|(c, _)| *c)
             .collect());
     }
-    // Every node is numbered now: the vertex per number, in the interval starts' column.
-    let mut vertex = enter;
-    vertex[0] = 0;
-    for (o, &w) in number.iter().enumerate().take(n) {
-        vertex[w as usize] = o as u32 + 1;
-    }
     Ok(Placed {
         dom: nca,
         reached,
-        vertex,
-        spare: [number, end],
+        spare: [end, enter],
     })
 }
 
-/// The single kept retainer (as a DFS number) of each vertex in `vertices` (ordinals), found
-/// with one pass over the edges; empty without a pass when `vertices` is.
-fn single_retainers(
-    graph: &HeapGraph,
-    cut: &Cut,
-    vertices: &[u32],
-    number: &[u32],
+/// The DFS numbers of the `wanted` vertices (ordinal + 1, each below `len`), found with one
+/// scan of `vertex` (vertex per number): no vertex → number column, whose filling is a random
+/// scatter over every vertex.
+fn dfs_numbers(
+    vertex: &[u32],
+    wanted: impl Iterator<Item = u32>,
+    len: usize,
 ) -> FxHashMap<u32, u32> {
+    let mut wanted_bits = Bits::new(len);
+    for v in wanted {
+        wanted_bits.set(v as usize);
+    }
+    let mut numbers = FxHashMap::default();
+    for (w, &v) in vertex.iter().enumerate().skip(1) {
+        if wanted_bits.get(v as usize) {
+            numbers.insert(v, w as u32);
+        }
+    }
+    numbers
+}
+
+/// Replaces the vertices (ordinal + 1) in `sources` and in `attached`'s values by their DFS
+/// numbers (`vertex` maps numbers `1..=numbered` to vertices); returns `spare`, a column of
+/// `vertex.len()` entries (contents ignored), with unspecified contents.
+/// When there are few to replace (HPROF), one scan of `vertex` finds their numbers; otherwise
+/// the full vertex → number map is built (a random scatter over every vertex) and then handed
+/// back.
+fn renumber(
+    vertex: &[u32],
+    numbered: usize,
+    sources: &mut [u32],
+    attached: &mut FxHashMap<u32, u32>,
+    spare: Vec<u32>,
+) -> Vec<u32> {
+    let len = vertex.len();
+    let numbered = &vertex[..=numbered];
+    if sources.len() + attached.len() <= len / 16 {
+        let wanted = sources.iter().chain(attached.values()).copied();
+        let numbers = dfs_numbers(numbered, wanted, len);
+        for v in sources.iter_mut().chain(attached.values_mut()) {
+            *v = numbers[v];
+        }
+        return spare;
+    }
+    let mut number = spare;
+    number.fill(0);
+    for (w, &v) in numbered.iter().enumerate().skip(1) {
+        number[v as usize] = w as u32;
+    }
+    sources
+        .par_iter_mut()
+        .for_each(|source| *source = number[*source as usize]);
+    for v in attached.values_mut() {
+        *v = number[*v as usize];
+    }
+    number
+}
+
+/// The single kept retainer (as a vertex: ordinal + 1) of each vertex in `vertices`
+/// (ordinals), found with one pass over the edges; empty without a pass when `vertices` is.
+fn single_retainers(graph: &HeapGraph, cut: &Cut, vertices: &[u32]) -> FxHashMap<u32, u32> {
     let mut found: FxHashMap<u32, u32> = vertices.iter().map(|&v| (v, 0)).collect();
     if found.is_empty() {
         return found;
+    }
+    let mut wanted = Bits::new(graph.node_count());
+    for &v in vertices {
+        wanted.set(v as usize);
     }
     let root = graph.root().0;
     for from in 0..graph.node_count() as u32 {
@@ -865,8 +914,11 @@ fn single_retainers(
             continue;
         }
         for to in essential_targets(graph, from as usize) {
+            if !wanted.get(to as usize) {
+                continue;
+            }
             if let Some(slot) = found.get_mut(&to).filter(|_| cut.keeps(root, from, to)) {
-                *slot = number[from as usize + 1];
+                *slot = from + 1;
             }
         }
     }
