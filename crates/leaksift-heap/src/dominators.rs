@@ -55,8 +55,11 @@
 //!    candidates would be unreached in `G'`, which (ii) excludes), so the construction above is
 //!    the same on both sides.
 
+mod child_offsets;
+
 use std::sync::OnceLock;
 
+use child_offsets::ChildOffsets;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -71,8 +74,9 @@ pub struct Dominators {
     preorder: OnceLock<Vec<u32>>,
     /// Retained size per node: its self size plus that of every node it dominates.
     retained: RetainedSizes,
-    /// Children of each node in the dominator tree (CSR over `dominated`).
-    first_dominated: Vec<u32>,
+    /// Children of each node in the dominator tree: a CSR over `dominated` whose offsets take
+    /// 2.6 bits per node (see [`ChildOffsets`]) instead of a 4-byte column.
+    first_dominated: ChildOffsets,
     dominated: Vec<u32>,
     root: NodeIndex,
     unreachable: u32,
@@ -140,16 +144,12 @@ impl Dominators {
 
     /// The nodes `node` immediately dominates.
     pub fn dominated(&self, node: NodeIndex) -> impl ExactSizeIterator<Item = NodeIndex> + '_ {
-        let from = self.first_dominated[node.get()] as usize;
-        let to = self.first_dominated[node.get() + 1] as usize;
-        self.dominated[from..to].iter().map(|n| NodeIndex(*n))
+        self.dominated_ordinals(node).iter().map(|n| NodeIndex(*n))
     }
 
     /// The ordinals of the nodes `node` immediately dominates, as a slice.
     pub fn dominated_ordinals(&self, node: NodeIndex) -> &[u32] {
-        let from = self.first_dominated[node.get()] as usize;
-        let to = self.first_dominated[node.get() + 1] as usize;
-        &self.dominated[from..to]
+        &self.dominated[self.first_dominated.range(node.get())]
     }
 
     /// How many nodes were not reachable from the root over essential edges.
@@ -208,26 +208,27 @@ impl RetainedSizes {
 }
 
 /// Children lists of the dominator tree, each in increasing ordinal order. `first` and
-/// `dominated` are spare buffers (their contents are ignored) reused to avoid fresh memory.
+/// `dominated` are spare buffers (their contents are ignored) reused to avoid fresh memory;
+/// `first` is freed once the compact offsets are built from it.
 fn dominated_csr(
     idom: &[u32],
     root: NodeIndex,
     mut first: Vec<u32>,
     mut dominated: Vec<u32>,
-) -> (Vec<u32>, Vec<u32>) {
+) -> (ChildOffsets, Vec<u32>) {
     let n = idom.len();
     first.clear();
-    first.resize(n + 1, 0);
+    first.resize(n, 0);
     // Count per dominator, turn counts into range ends, then fill back to front.
     for (node, &d) in idom.iter().enumerate() {
         if node != root.get() {
             first[d as usize] += 1;
         }
     }
+    let offsets = ChildOffsets::from_lengths(first[..n].iter().copied());
     for i in 1..n {
         first[i] += first[i - 1];
     }
-    first[n] = n.saturating_sub(1) as u32;
     dominated.clear();
     dominated.resize(n.saturating_sub(1), 0);
     for (node, &d) in idom.iter().enumerate().rev() {
@@ -236,7 +237,7 @@ fn dominated_csr(
             dominated[first[d as usize] as usize] = node as u32;
         }
     }
-    (first, dominated)
+    (offsets, dominated)
 }
 
 /// Lengauer–Tarjan with the exact shortcuts of the module docs: with `prune_classes`, edges
