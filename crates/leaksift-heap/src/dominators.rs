@@ -1,9 +1,12 @@
-//! Dominator tree and retained sizes over the essential edges (iterative Lengauer–Tarjan).
+//! Dominator tree and retained sizes over the essential edges (iterative semi-NCA).
 //!
-//! The algorithm is the "simple" Lengauer–Tarjan (path compression, O(E log V)) with an
-//! explicit-stack DFS and an explicit-stack `compress`, so there is no recursion at any depth.
-//! All arrays are flat `u32` columns; after the DFS they are indexed by DFS number (1-based,
-//! 0 = none), so a vertex's tree ancestors and its retainers' numbers lie close in memory.
+//! Semidominators come from the "simple" Lengauer–Tarjan evaluation (path compression,
+//! O(E log V)) with an explicit-stack DFS and an explicit-stack `compress`, so there is no
+//! recursion at any depth; immediate dominators then follow in one pass in DFS order, as in
+//! semi-NCA (Georgiadis and Tarjan): `idom(w)` is the first dominator of `w`'s DFS parent not
+//! numbered above `sdom(w)`. All arrays are flat `u32` columns; after the DFS they are indexed
+//! by DFS number (1-based, 0 = none), so a vertex's tree ancestors and its retainers' numbers
+//! lie close in memory.
 //!
 //! Nodes the DFS from the root does not reach are handled the way DevTools handles them, so the
 //! numbers match its Summary view: first every unreached node without any essential retainer
@@ -12,6 +15,10 @@
 //! on its own. Such nodes are reported in [`Dominators::unreachable_count`]. For the proofs
 //! below, this is the dominator tree of the graph plus an edge from the root to each node the
 //! second step searches from (the nodes attached one by one are discussed where they matter).
+//! A node attached on its own has the root as DFS parent, hence as immediate dominator; its
+//! retainers are attached ones too (a searched retainer would have reached it), numbered after
+//! every searched vertex, so it lowers no searched vertex's semidominator and dominates
+//! nothing: the rest of the tree is that of the graph with the extra edges, as for DevTools.
 //!
 //! # Exact shortcuts
 //! None of these changes any result (the tests compare them with the plain algorithm and with
@@ -21,7 +28,7 @@
 //!    reached has `p` as DFS parent, so `sdom(w) = p` (`p` is not linked when `w` is processed
 //!    and still carries its own number as semidominator) — no `eval`, and no reverse-CSR entry:
 //!    such vertices are a bit in a bitset. (`idom(w) = p` follows, since every path to `w` ends
-//!    with `p → w`.) A vertex attached to the root on its own has no DFS parent among its
+//!    with `p → w`: the dominator pass skips them too.) A vertex attached to the root on its own has no DFS parent among its
 //!    retainers; its single retainer is looked up in one extra pass over the edges (rare).
 //! 2. **Edges into root children** (HPROF). If the root has an edge to `c`, an edge `x → c`
 //!    from any other `x` is dropped. Every path `root ⇝ x → c ⇝ v` has the alternative
