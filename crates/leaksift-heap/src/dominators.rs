@@ -15,10 +15,13 @@
 //! on its own. Such nodes are reported in [`Dominators::unreachable_count`]. For the proofs
 //! below, this is the dominator tree of the graph plus an edge from the root to each node the
 //! second step searches from (the nodes attached one by one are discussed where they matter).
-//! A node attached on its own has the root as DFS parent, hence as immediate dominator; its
-//! retainers are attached ones too (a searched retainer would have reached it), numbered after
-//! every searched vertex, so it lowers no searched vertex's semidominator and dominates
-//! nothing: the rest of the tree is that of the graph with the extra edges, as for DevTools.
+//! A node attached on its own has the root as DFS parent, hence as immediate dominator, and is
+//! no one's DFS parent, so it dominates nothing. It is numbered after every searched vertex and
+//! its tree path stops at the root, so evaluating it as a retainer of a searched vertex gives
+//! its label, the semidominator of an attached vertex — attached itself, since a searched
+//! retainer would have reached it — or any number above the searched ones: it lowers none of
+//! theirs. So no semidominator is computed for it (its own number stands in), and the rest of
+//! the tree is that of the graph with the extra edges, as for DevTools.
 //!
 //! # Exact shortcuts
 //! None of these changes any result (the tests compare them with the plain algorithm and with
@@ -28,8 +31,7 @@
 //!    reached has `p` as DFS parent, so `sdom(w) = p` (`p` is not linked when `w` is processed
 //!    and still carries its own number as semidominator) — no `eval`, and no reverse-CSR entry:
 //!    such vertices are a bit in a bitset. (`idom(w) = p` follows, since every path to `w` ends
-//!    with `p → w`: the dominator pass skips them too.) A vertex attached to the root on its own has no DFS parent among its
-//!    retainers; its single retainer is looked up in one extra pass over the edges (rare).
+//!    with `p → w`: the dominator pass skips them too.)
 //! 2. **Edges into root children** (HPROF). If the root has an edge to `c`, an edge `x → c`
 //!    from any other `x` is dropped. Every path `root ⇝ x → c ⇝ v` has the alternative
 //!    `root → c ⇝ v` through a subset of its nodes, so no node is dominated by one more or one
@@ -515,17 +517,12 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         }
     }
     let searched = count;
-    let mut attached_singles = Vec::new();
     if (count as usize) < n {
         for v in 1..=n as u32 {
-            let o = v as usize - 1;
-            if !visited.get(v as usize) && !cut.candidate.get(o) {
+            if !visited.get(v as usize) && !cut.candidate.get(v as usize - 1) {
                 count += 1;
                 vertex[count as usize] = v;
                 ancestor[count as usize] = root_number;
-                if retainers.single.get(o) {
-                    attached_singles.push(v - 1);
-                }
             }
         }
     }
@@ -541,20 +538,15 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
 
     // From here on every array is indexed by DFS number, which keeps the vertices an
     // evaluation walks near each other in memory. The retainers become DFS numbers too (the
-    // CSR stays indexed by ordinal: one lookup per vertex). A vertex attached to the root on
-    // its own has no DFS parent among its retainers, so the single retainer of such a vertex is
-    // looked up (a rare case: cycles nothing else retains).
-    let mut attached_retainer = single_retainers(graph, cut, &attached_singles);
+    // CSR stays indexed by ordinal: one lookup per vertex).
     let spare = renumber(
         &vertex,
         numbered as usize,
         &mut retainers,
-        &mut attached_retainer,
         spare.unwrap_or_else(|| vec![0; n + 1]),
     );
-    // Whether a vertex's semidominator is its DFS parent (single retainer, reached by a DFS).
-    let parent_is_semi =
-        |w: u32, vertex: &[u32]| w <= searched && single.get(vertex[w as usize] as usize - 1);
+    // Whether a searched vertex's semidominator is its DFS parent (a single retainer).
+    let parent_is_semi = |w: u32, vertex: &[u32]| single.get(vertex[w as usize] as usize - 1);
     // `ancestor` is compressed as vertices are linked, so the DFS parents are kept aside: the
     // last pass turns them into immediate dominators in place.
     let mut dom = ancestor.clone();
@@ -562,7 +554,8 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     // vertices: no indirection through a semidominator column). Unlinked slots are never read,
     // so the column needs no clearing.
     let mut label = spare;
-    // The semidominators that are not the DFS parent, in decreasing number order.
+    // The searched vertices' semidominators that are not the DFS parent, in decreasing number
+    // order.
     let mut semis: Vec<u32> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();
 
@@ -591,24 +584,20 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
 
     // Semidominators (semi-NCA: no buckets; the immediate dominators follow in one pass).
     for w in (2..=numbered).rev() {
-        let semi = if parent_is_semi(w, &vertex) {
+        let semi = if w > searched {
+            // Attached on its own: the root dominates it whatever its semidominator, and any
+            // number above the searched ones lowers none of theirs (module docs), so its own
+            // number stands in.
+            w
+        } else if parent_is_semi(w, &vertex) {
             // The only retainer is the DFS parent: not linked yet, so it evaluates to itself.
             ancestor[w as usize]
         } else {
-            let o = vertex[w as usize] as usize - 1;
-            let mut semi = w;
-            if single.get(o) {
-                let v = attached_retainer[&(o as u32)];
+            let preds = &retainers[first_retainer.range(vertex[w as usize] as usize - 1)];
+            // Orphans have the root as their only predecessor.
+            let mut semi = if preds.is_empty() { root_number } else { w };
+            for &v in preds {
                 semi = semi.min(eval(v, w + 1, &mut ancestor, &mut label));
-            } else {
-                let preds = &retainers[first_retainer.range(o)];
-                if preds.is_empty() {
-                    // Orphans have the root as their only predecessor.
-                    semi = root_number;
-                }
-                for &v in preds {
-                    semi = semi.min(eval(v, w + 1, &mut ancestor, &mut label));
-                }
             }
             semis.push(semi);
             semi
@@ -616,7 +605,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         // Link w under its parent (`ancestor[w]` already is the parent).
         label[w as usize] = semi;
     }
-    drop((retainers, first_retainer, attached_retainer));
+    drop((retainers, first_retainer));
 
     // Immediate dominators in increasing number: idom(w) is the nearest common ancestor of its
     // DFS parent and its semidominator, i.e. the first dominator of the parent not numbered
@@ -625,7 +614,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     // in DevTools.
     dom[root_number as usize] = root_number;
     let mut listed = semis.iter().rev();
-    for w in 2..=numbered {
+    for w in 2..=searched {
         if parent_is_semi(w, &vertex) {
             continue;
         }
@@ -868,25 +857,17 @@ fn dfs_numbers(
     numbers
 }
 
-/// Replaces the vertices (ordinal + 1) in `sources` and in `attached`'s values by their DFS
-/// numbers (`vertex` maps numbers `1..=numbered` to vertices); returns `spare`, a column of
-/// `vertex.len()` entries (contents ignored), with unspecified contents.
-/// When there are few to replace (HPROF), one scan of `vertex` finds their numbers; otherwise
-/// the full vertex → number map is built (a random scatter over every vertex) and then handed
-/// back.
-fn renumber(
-    vertex: &[u32],
-    numbered: usize,
-    sources: &mut [u32],
-    attached: &mut FxHashMap<u32, u32>,
-    spare: Vec<u32>,
-) -> Vec<u32> {
+/// Replaces the vertices (ordinal + 1) in `sources` by their DFS numbers (`vertex` maps
+/// numbers `1..=numbered` to vertices); returns `spare`, a column of `vertex.len()` entries
+/// (contents ignored), with unspecified contents. When there are few to replace (HPROF), one
+/// scan of `vertex` finds their numbers; otherwise the full vertex → number map is built (a
+/// random scatter over every vertex) and then handed back.
+fn renumber(vertex: &[u32], numbered: usize, sources: &mut [u32], spare: Vec<u32>) -> Vec<u32> {
     let len = vertex.len();
     let numbered = &vertex[..=numbered];
-    if sources.len() + attached.len() <= len / 16 {
-        let wanted = sources.iter().chain(attached.values()).copied();
-        let numbers = dfs_numbers(numbered, wanted, len);
-        for v in sources.iter_mut().chain(attached.values_mut()) {
+    if sources.len() <= len / 16 {
+        let numbers = dfs_numbers(numbered, sources.iter().copied(), len);
+        for v in sources.iter_mut() {
             *v = numbers[v];
         }
         return spare;
@@ -899,38 +880,7 @@ fn renumber(
     sources
         .par_iter_mut()
         .for_each(|source| *source = number[*source as usize]);
-    for v in attached.values_mut() {
-        *v = number[*v as usize];
-    }
     number
-}
-
-/// The single kept retainer (as a vertex: ordinal + 1) of each vertex in `vertices`
-/// (ordinals), found with one pass over the edges; empty without a pass when `vertices` is.
-fn single_retainers(graph: &HeapGraph, cut: &Cut, vertices: &[u32]) -> FxHashMap<u32, u32> {
-    let mut found: FxHashMap<u32, u32> = vertices.iter().map(|&v| (v, 0)).collect();
-    if found.is_empty() {
-        return found;
-    }
-    let mut wanted = Bits::new(graph.node_count());
-    for &v in vertices {
-        wanted.set(v as usize);
-    }
-    let root = graph.root().0;
-    for from in 0..graph.node_count() as u32 {
-        if cut.candidate.get(from as usize) {
-            continue;
-        }
-        for to in essential_targets(graph, from as usize) {
-            if !wanted.get(to as usize) {
-                continue;
-            }
-            if let Some(slot) = found.get_mut(&to).filter(|_| cut.keeps(root, from, to)) {
-                *slot = from + 1;
-            }
-        }
-    }
-    found
 }
 
 /// Targets of `node`'s essential edges.
