@@ -1,9 +1,12 @@
-//! Dominator tree and retained sizes over the essential edges (iterative Lengauer–Tarjan).
+//! Dominator tree and retained sizes over the essential edges (iterative semi-NCA).
 //!
-//! The algorithm is the "simple" Lengauer–Tarjan (path compression, O(E log V)) with an
-//! explicit-stack DFS and an explicit-stack `compress`, so there is no recursion at any depth.
-//! All arrays are flat `u32` columns; after the DFS they are indexed by DFS number (1-based,
-//! 0 = none), so a vertex's tree ancestors and its retainers' numbers lie close in memory.
+//! Semidominators come from the "simple" Lengauer–Tarjan evaluation (path compression,
+//! O(E log V)) with an explicit-stack DFS and an explicit-stack `compress`, so there is no
+//! recursion at any depth; immediate dominators then follow in one pass in DFS order, as in
+//! semi-NCA (Georgiadis and Tarjan): `idom(w)` is the first dominator of `w`'s DFS parent not
+//! numbered above `sdom(w)`. All arrays are flat `u32` columns; after the DFS they are indexed
+//! by DFS number (1-based, 0 = none), so a vertex's tree ancestors and its retainers' numbers
+//! lie close in memory.
 //!
 //! Nodes the DFS from the root does not reach are handled the way DevTools handles them, so the
 //! numbers match its Summary view: first every unreached node without any essential retainer
@@ -12,6 +15,13 @@
 //! on its own. Such nodes are reported in [`Dominators::unreachable_count`]. For the proofs
 //! below, this is the dominator tree of the graph plus an edge from the root to each node the
 //! second step searches from (the nodes attached one by one are discussed where they matter).
+//! A node attached on its own has the root as DFS parent, hence as immediate dominator, and is
+//! no one's DFS parent, so it dominates nothing. It is numbered after every searched vertex and
+//! its tree path stops at the root, so evaluating it as a retainer of a searched vertex gives
+//! its label, the semidominator of an attached vertex — attached itself, since a searched
+//! retainer would have reached it — or any number above the searched ones: it lowers none of
+//! theirs. So no semidominator is computed for it (its own number stands in), and the rest of
+//! the tree is that of the graph with the extra edges, as for DevTools.
 //!
 //! # Exact shortcuts
 //! None of these changes any result (the tests compare them with the plain algorithm and with
@@ -21,8 +31,7 @@
 //!    reached has `p` as DFS parent, so `sdom(w) = p` (`p` is not linked when `w` is processed
 //!    and still carries its own number as semidominator) — no `eval`, and no reverse-CSR entry:
 //!    such vertices are a bit in a bitset. (`idom(w) = p` follows, since every path to `w` ends
-//!    with `p → w`.) A vertex attached to the root on its own has no DFS parent among its
-//!    retainers; its single retainer is looked up in one extra pass over the edges (rare).
+//!    with `p → w`: the dominator pass skips them too.)
 //! 2. **Edges into root children** (HPROF). If the root has an edge to `c`, an edge `x → c`
 //!    from any other `x` is dropped. Every path `root ⇝ x → c ⇝ v` has the alternative
 //!    `root → c ⇝ v` through a subset of its nodes, so no node is dominated by one more or one
@@ -55,11 +64,15 @@
 //!    candidates would be unreached in `G'`, which (ii) excludes), so the construction above is
 //!    the same on both sides.
 
+mod child_offsets;
+
 use std::sync::OnceLock;
 
+use child_offsets::ChildOffsets;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use crate::compact::CompactU64s;
 use crate::graph::{EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
 
 /// The immediate dominator of every node, the DFS order, and retained sizes.
@@ -70,9 +83,10 @@ pub struct Dominators {
     /// Node ordinals in a preorder of the dominator tree, built when first asked for.
     preorder: OnceLock<Vec<u32>>,
     /// Retained size per node: its self size plus that of every node it dominates.
-    retained: RetainedSizes,
-    /// Children of each node in the dominator tree (CSR over `dominated`).
-    first_dominated: Vec<u32>,
+    retained: CompactU64s,
+    /// Children of each node in the dominator tree: a CSR over `dominated` whose offsets take
+    /// 2.6 bits per node (see [`ChildOffsets`]) instead of a 4-byte column.
+    first_dominated: ChildOffsets,
     dominated: Vec<u32>,
     root: NodeIndex,
     unreachable: u32,
@@ -120,7 +134,7 @@ impl Dominators {
     /// The retained size of `node`.
     #[inline]
     pub fn retained(&self, node: NodeIndex) -> u64 {
-        self.retained.get(node.0)
+        self.retained.get(node.get())
     }
 
     /// Every node once, each after its dominator: a preorder of the dominator tree (children in
@@ -140,16 +154,12 @@ impl Dominators {
 
     /// The nodes `node` immediately dominates.
     pub fn dominated(&self, node: NodeIndex) -> impl ExactSizeIterator<Item = NodeIndex> + '_ {
-        let from = self.first_dominated[node.get()] as usize;
-        let to = self.first_dominated[node.get() + 1] as usize;
-        self.dominated[from..to].iter().map(|n| NodeIndex(*n))
+        self.dominated_ordinals(node).iter().map(|n| NodeIndex(*n))
     }
 
     /// The ordinals of the nodes `node` immediately dominates, as a slice.
     pub fn dominated_ordinals(&self, node: NodeIndex) -> &[u32] {
-        let from = self.first_dominated[node.get()] as usize;
-        let to = self.first_dominated[node.get() + 1] as usize;
-        &self.dominated[from..to]
+        &self.dominated[self.first_dominated.range(node.get())]
     }
 
     /// How many nodes were not reachable from the root over essential edges.
@@ -173,61 +183,28 @@ impl Dominators {
     }
 }
 
-/// Retained sizes, 4 bytes per node: the rare sizes of 4 GiB or more are kept aside.
-#[derive(Debug)]
-struct RetainedSizes {
-    /// The size, or [`RetainedSizes::BIG`] for sizes kept in `big`.
-    small: Vec<u32>,
-    big: FxHashMap<u32, u64>,
-}
-
-impl RetainedSizes {
-    const BIG: u32 = u32::MAX;
-
-    fn get(&self, node: u32) -> u64 {
-        match self.small[node as usize] {
-            Self::BIG => self.big[&node],
-            small => u64::from(small),
-        }
-    }
-
-    fn add(&mut self, node: u32, size: u64) {
-        let sum = self.get(node).saturating_add(size);
-        self.set(node, sum);
-    }
-
-    fn set(&mut self, node: u32, size: u64) {
-        match u32::try_from(size) {
-            Ok(small) if small != Self::BIG => self.small[node as usize] = small,
-            _ => {
-                self.small[node as usize] = Self::BIG;
-                self.big.insert(node, size);
-            }
-        }
-    }
-}
-
 /// Children lists of the dominator tree, each in increasing ordinal order. `first` and
-/// `dominated` are spare buffers (their contents are ignored) reused to avoid fresh memory.
+/// `dominated` are spare buffers (their contents are ignored) reused to avoid fresh memory;
+/// `first` is freed once the compact offsets are built from it.
 fn dominated_csr(
     idom: &[u32],
     root: NodeIndex,
     mut first: Vec<u32>,
     mut dominated: Vec<u32>,
-) -> (Vec<u32>, Vec<u32>) {
+) -> (ChildOffsets, Vec<u32>) {
     let n = idom.len();
     first.clear();
-    first.resize(n + 1, 0);
+    first.resize(n, 0);
     // Count per dominator, turn counts into range ends, then fill back to front.
     for (node, &d) in idom.iter().enumerate() {
         if node != root.get() {
             first[d as usize] += 1;
         }
     }
+    let offsets = ChildOffsets::from_lengths(first[..n].iter().copied());
     for i in 1..n {
         first[i] += first[i - 1];
     }
-    first[n] = n.saturating_sub(1) as u32;
     dominated.clear();
     dominated.resize(n.saturating_sub(1), 0);
     for (node, &d) in idom.iter().enumerate().rev() {
@@ -236,7 +213,7 @@ fn dominated_csr(
             dominated[first[d as usize] as usize] = node as u32;
         }
     }
-    (first, dominated)
+    (offsets, dominated)
 }
 
 /// Lengauer–Tarjan with the exact shortcuts of the module docs: with `prune_classes`, edges
@@ -273,7 +250,7 @@ fn pruned_lengauer_tarjan(graph: &HeapGraph, prune_classes: bool) -> LtResult {
 /// What the Lengauer–Tarjan pass leaves: the tree, retained sizes, and two spare buffers.
 struct LtResult {
     idom: Vec<u32>,
-    retained: RetainedSizes,
+    retained: CompactU64s,
     unreachable: u32,
     spare: [Vec<u32>; 2],
 }
@@ -401,11 +378,15 @@ fn class_candidates(graph: &HeapGraph) -> Vec<u32> {
 /// reach, over the essential edges `cut` keeps; then places the candidates, or returns the
 /// candidates for which leaving them out was not exact.
 ///
-/// Memory: besides the graph, at most five u32 columns plus the reverse CSR of the kept essential
+/// The semidominators come from Lengauer–Tarjan's path-compressed evaluation, the immediate
+/// dominators from them as in semi-NCA (Georgiadis and Tarjan): no buckets, and nothing to do
+/// in either pass for a vertex whose only retainer is its DFS parent.
+///
+/// Memory: besides the graph, at most four u32 columns (vertex per number, compressed
+/// ancestor, label, DFS parent turned dominator) plus the reverse CSR of the kept essential
 /// edges into nodes with two or more of them (built on another core during the DFS from the
-/// root), and three bitsets and the path during the DFS. Slots do double duty: before a vertex is
-/// linked, `ancestor` holds its DFS parent and `label` holds the head of its bucket; while a
-/// vertex waits in a bucket, `dom` holds the link to the next one.
+/// root), the semidominators of the vertices that have several retainers (4 bytes each), three
+/// bitsets and the path during the DFS. The columns that die are reused for the results.
 fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
@@ -503,17 +484,12 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         }
     }
     let searched = count;
-    let mut attached_singles = Vec::new();
     if (count as usize) < n {
         for v in 1..=n as u32 {
-            let o = v as usize - 1;
-            if !visited.get(v as usize) && !cut.candidate.get(o) {
+            if !visited.get(v as usize) && !cut.candidate.get(v as usize - 1) {
                 count += 1;
                 vertex[count as usize] = v;
                 ancestor[count as usize] = root_number;
-                if retainers.single.get(o) {
-                    attached_singles.push(v - 1);
-                }
             }
         }
     }
@@ -528,40 +504,32 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     } = retainers;
 
     // From here on every array is indexed by DFS number, which keeps the vertices an
-    // evaluation walks, and the buckets, near each other in memory. `number` maps a vertex to
-    // its DFS number (number[0] = 0 stands for "none"); a spare column is reused when there is
-    // one (no fresh pages for the kernel to zero).
-    let mut number = match spare {
-        Some(mut column) => {
-            column.fill(0);
-            column
-        }
-        None => vec![0u32; n + 1],
-    };
-    for (w, &v) in vertex
-        .iter()
-        .enumerate()
-        .take(numbered as usize + 1)
-        .skip(1)
-    {
-        number[v as usize] = w as u32;
-    }
-    // A vertex attached to the root on its own has no DFS parent among its retainers, so the
-    // single retainer of such a vertex is looked up (a rare case: cycles nothing else retains).
-    let attached_retainer = single_retainers(graph, cut, &attached_singles, &number);
-    // Retainers as DFS numbers too (the CSR stays indexed by ordinal: one lookup per vertex).
-    retainers
-        .par_iter_mut()
-        .for_each(|source| *source = number[*source as usize]);
-    let mut semi: Vec<u32> = (0..=n as u32).collect();
-    let mut label = number;
-    label.fill(0);
-    let mut dom = vec![0u32; n + 1];
+    // evaluation walks near each other in memory. The retainers become DFS numbers too (the
+    // CSR stays indexed by ordinal: one lookup per vertex).
+    let spare = renumber(
+        &vertex,
+        numbered as usize,
+        &mut retainers,
+        spare.unwrap_or_else(|| vec![0; n + 1]),
+    );
+    // Whether a searched vertex's semidominator is its DFS parent (a single retainer).
+    let parent_is_semi = |w: u32, vertex: &[u32]| single.get(vertex[w as usize] as usize - 1);
+    // `ancestor` is compressed as vertices are linked, so the DFS parents are kept aside: the
+    // last pass turns them into immediate dominators in place.
+    let mut dom = ancestor.clone();
+    // Per linked vertex, the smallest semidominator on its compressed path (values, not
+    // vertices: no indirection through a semidominator column). Unlinked slots are never read,
+    // so the column needs no clearing.
+    let mut label = spare;
+    // The searched vertices' semidominators that are not the DFS parent, in decreasing number
+    // order.
+    let mut semis: Vec<u32> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();
 
     // Vertices are processed in decreasing number and linked right after, so "linked" is
-    // "number >= bound", where `bound` is the lowest linked number.
-    let mut eval = |v: u32, bound: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32]| {
+    // "number >= bound", where `bound` is the lowest linked number. Returns the smallest
+    // semidominator on the linked path from `v` up (`v` itself when it is not linked).
+    let mut eval = |v: u32, bound: u32, ancestor: &mut [u32], label: &mut [u32]| {
         if v < bound {
             return v;
         }
@@ -573,7 +541,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         }
         while let Some(w) = stack.pop() {
             let a = ancestor[w as usize] as usize;
-            if semi[label[a] as usize] < semi[label[w as usize] as usize] {
+            if label[a] < label[w as usize] {
                 label[w as usize] = label[a];
             }
             ancestor[w as usize] = ancestor[a];
@@ -581,137 +549,99 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         label[v as usize]
     };
 
+    // Semidominators (semi-NCA: no buckets; the immediate dominators follow in one pass).
     for w in (2..=numbered).rev() {
-        let o = vertex[w as usize] as usize - 1;
-        if single.get(o) {
-            if w <= searched {
-                // The only retainer is the DFS parent: not linked yet, so it evaluates to
-                // itself, and its semidominator is still its own number.
-                semi[w as usize] = ancestor[w as usize];
-            } else {
-                let v = attached_retainer[&(o as u32)];
-                let u = eval(v, w + 1, &mut ancestor, &mut label, &semi);
-                semi[w as usize] = semi[w as usize].min(semi[u as usize]);
-            }
+        let semi = if w > searched {
+            // Attached on its own: the root dominates it whatever its semidominator, and any
+            // number above the searched ones lowers none of theirs (module docs), so its own
+            // number stands in.
+            w
+        } else if parent_is_semi(w, &vertex) {
+            // The only retainer is the DFS parent: not linked yet, so it evaluates to itself.
+            ancestor[w as usize]
         } else {
-            let preds = &retainers[first_retainer.range(o)];
-            if preds.is_empty() {
-                // Orphans have the root as their only predecessor.
-                semi[w as usize] = semi[root_number as usize];
-            }
+            let preds = &retainers[first_retainer.range(vertex[w as usize] as usize - 1)];
+            // Orphans have the root as their only predecessor.
+            let mut semi = if preds.is_empty() { root_number } else { w };
             for &v in preds {
-                let u = eval(v, w + 1, &mut ancestor, &mut label, &semi);
-                if semi[u as usize] < semi[w as usize] {
-                    semi[w as usize] = semi[u as usize];
-                }
+                semi = semi.min(eval(v, w + 1, &mut ancestor, &mut label));
             }
-        }
-        // Add w to the bucket of its semidominator (not linked yet: its number is smaller).
-        let s = semi[w as usize] as usize;
-        dom[w as usize] = label[s];
-        label[s] = w;
-        // Link w under its parent. Vertices still in w's own bucket can never be processed
-        // (only w's children process it, and they are done): like DevTools, they get no
-        // dominator here and the final pass sends them to the root.
-        let p = ancestor[w as usize];
-        let mut stranded = label[w as usize];
-        while stranded != 0 {
-            let next = dom[stranded as usize];
-            dom[stranded as usize] = 0;
-            stranded = next;
-        }
-        label[w as usize] = w;
-        // Process the bucket of the parent.
-        let mut v = std::mem::take(&mut label[p as usize]);
-        while v != 0 {
-            let next = dom[v as usize];
-            let u = eval(v, w, &mut ancestor, &mut label, &semi);
-            dom[v as usize] = if semi[u as usize] < semi[v as usize] {
-                u
-            } else {
-                p
-            };
-            v = next;
-        }
+            semis.push(semi);
+            semi
+        };
+        // Link w under its parent (`ancestor[w]` already is the parent).
+        label[w as usize] = semi;
     }
-    drop((retainers, first_retainer, single));
+    drop((retainers, first_retainer));
 
-    // Unlike the paper, the root dominates itself, and dom[0] = root sends vertices that got no
-    // dominator (see above) to the root, as DevTools does.
-    dom[0] = root_number;
+    // Immediate dominators in increasing number: idom(w) is the nearest common ancestor of its
+    // DFS parent and its semidominator, i.e. the first dominator of the parent not numbered
+    // above the semidominator (every smaller number is final by then). The root dominates
+    // itself. Vertices attached on their own have the root as parent, hence as dominator, as
+    // in DevTools.
     dom[root_number as usize] = root_number;
-    for w in 2..=numbered as usize {
-        if dom[w] != semi[w] {
-            dom[w] = dom[dom[w] as usize];
+    let mut listed = semis.iter().rev();
+    for w in 2..=searched {
+        if parent_is_semi(w, &vertex) {
+            continue;
         }
+        let semi = *listed.next().unwrap_or(&root_number);
+        let mut d = dom[w as usize];
+        while d > semi {
+            d = dom[d as usize];
+        }
+        dom[w as usize] = d;
     }
+    drop((semis, single));
     let mut unreachable = n as u32 - reached_from_root;
-    let buffers = [ancestor, semi, label];
-    let [sums, spare, mut idom] = if cut.candidates.is_empty() {
-        buffers
+    let (vertex, [sizes, spare]) = if cut.candidates.is_empty() {
+        (vertex, [ancestor, label])
     } else {
-        let tree = DomTree {
-            dom: &dom,
-            vertex: &vertex,
+        let shape = TreeShape {
             numbered,
             reached_from_root,
             searched,
         };
-        let placed = place_candidates(graph, cut, &tree, buffers)?;
+        let placed = place_candidates(graph, cut, &dom, &vertex, shape, [ancestor, label])?;
         unreachable -= placed.reached;
         for (k, (&c, &d)) in cut.candidates.iter().zip(&placed.dom).enumerate() {
             let w = numbered as usize + 1 + k;
             vertex[w] = c + 1;
             dom[w] = d;
         }
-        placed.buffers
+        (vertex, placed.spare)
     };
-    // Retained sizes by number: children have higher numbers than their dominator, so one
-    // pass in decreasing order adds each finished size to its dominator.
-    let mut retained = RetainedSizes {
-        small: sums,
-        big: FxHashMap::default(),
-    };
-    let sizes = graph.self_sizes();
-    for (w, &node) in vertex.iter().enumerate().take(n + 1).skip(1) {
-        retained.set(w as u32, sizes.get(node as usize - 1));
+    // Retained sizes and immediate dominators by ordinal in one pass, in decreasing number:
+    // children have higher numbers than their dominator, so a size is complete when it is
+    // added to its dominator's.
+    let mut sizes = sizes;
+    sizes.truncate(n);
+    // Every entry of the reused buffer is set before it is read.
+    let mut retained = CompactU64s::with_big(sizes, std::iter::empty());
+    for node in graph.nodes() {
+        retained.set(node.get(), graph.self_size(node));
     }
-    for w in (2..=n).rev() {
-        let size = retained.get(w as u32);
-        retained.add(dom[w], size);
-    }
-    // To ordinals: idom[vertex[i] - 1] = vertex[dom[i]] - 1, and the retained sizes.
+    let mut idom = spare;
     idom.truncate(n);
-    for i in 1..=n {
-        idom[vertex[i] as usize - 1] = vertex[dom[i] as usize] - 1;
+    idom[graph.root().get()] = graph.root().0;
+    for w in (2..=n).rev() {
+        let node = vertex[w] - 1;
+        let d = vertex[dom[w] as usize] - 1;
+        idom[node as usize] = d;
+        let size = retained.get(node as usize);
+        retained.add(d as usize, size);
     }
-    let mut by_ordinal = RetainedSizes {
-        small: spare,
-        big: FxHashMap::default(),
-    };
-    by_ordinal.small.truncate(n);
-    for (w, &v) in vertex.iter().enumerate().skip(1) {
-        by_ordinal.small[v as usize - 1] = retained.small[w];
-    }
-    by_ordinal.big = retained
-        .big
-        .iter()
-        .map(|(&w, &size)| (vertex[w as usize] - 1, size))
-        .collect();
     Ok(LtResult {
         idom,
-        retained: by_ordinal,
+        retained,
         unreachable,
-        spare: [dom, retained.small],
+        spare: [dom, vertex],
     })
 }
 
-/// The dominator tree of the numbered vertices (all but the candidates), by DFS number.
-struct DomTree<'a> {
-    /// Immediate dominator number per number (`dom[1]` = 1, the root).
-    dom: &'a [u32],
-    /// Vertex (ordinal + 1) per number.
-    vertex: &'a [u32],
+/// The shape of the dominator tree of the numbered vertices (all but the candidates).
+#[derive(Clone, Copy)]
+struct TreeShape {
     numbered: u32,
     /// Numbers `1..=reached_from_root` are the vertices the DFS from the root reached.
     reached_from_root: u32,
@@ -721,108 +651,137 @@ struct DomTree<'a> {
 }
 
 /// The candidates' immediate dominators (as numbers, in candidate order), how many of them the
-/// root reaches, and the three buffers given to [`place_candidates`].
+/// root reaches, and the two spare columns given to [`place_candidates`].
 struct Placed {
     dom: Vec<u32>,
     reached: u32,
-    buffers: [Vec<u32>; 3],
+    spare: [Vec<u32>; 2],
 }
 
 /// Places the candidates left out of a Lengauer–Tarjan attempt, after checking that leaving
 /// them out was exact; otherwise returns the candidates (ordinals, ascending) that failed.
 ///
-/// `buffers` are three spare columns of `n + 1` entries (contents ignored). A candidate's
-/// immediate dominator is the nearest common ancestor of its retainers in the tree (found by
-/// walking up from the current one until it contains the next retainer's preorder interval).
-/// The check, for each candidate `c` with immediate dominator `a`: every retainer of `c` is
-/// reached from the root, and every target `t` of `c`'s essential edges is reached from the
-/// root without `c` and has an immediate dominator that dominates `a` (proof in the module
-/// docs). A candidate without retainers hangs off the root, as DevTools does.
+/// `dom` is the immediate dominator per number (`dom[1]` = 1, the root) and `vertex` the vertex
+/// (ordinal + 1) per number; `spare` are two columns of `n + 1` entries (contents ignored). A
+/// candidate's immediate dominator is the nearest common ancestor of its retainers in the tree:
+/// that of the two retainers first and last in a preorder of the tree (whose subtrees are
+/// intervals of it). The check, for each candidate `c` with immediate dominator `a`: every
+/// retainer of `c` is reached from the root, and every target `t` of `c`'s essential edges is
+/// reached from the root without `c` and has an immediate dominator that dominates `a` (proof
+/// in the module docs). A candidate without retainers hangs off the root, as DevTools does.
 fn place_candidates(
     graph: &HeapGraph,
     cut: &Cut,
-    tree: &DomTree<'_>,
-    buffers: [Vec<u32>; 3],
+    dom: &[u32],
+    vertex: &[u32],
+    tree: TreeShape,
+    spare: [Vec<u32>; 2],
 ) -> Result<Placed, Vec<u32>> {
     let n = graph.node_count();
-    let [mut number, mut enter, mut end] = buffers;
     let numbered = tree.numbered as usize;
-    let dom = tree.dom;
-    // DFS number per ordinal; candidates get the numbers they will have, after the others.
-    number.fill(0);
-    for (i, &v) in tree.vertex.iter().enumerate().take(numbered + 1).skip(1) {
-        number[v as usize - 1] = i as u32;
-    }
-    for (k, &c) in cut.candidates.iter().enumerate() {
-        number[c as usize] = (numbered + 1 + k) as u32;
-    }
-    // Preorder intervals [enter, end) of the dominator tree: subtree sizes in `end` (children
-    // have higher numbers than their dominator), then each child takes the next free slot of
-    // its dominator, whose `end` counts up from enter + 1 to enter + size.
+    let vertex = &vertex[..=numbered];
+    // Preorder intervals [enter, end) of the dominator tree, `end` by number and `enter` by
+    // ordinal (the scan below reads the retainers' in node order): subtree sizes in `end`
+    // (children have higher numbers than their dominator), then each child takes the next
+    // free slot of its dominator, whose `end` counts up from enter + 1 to enter + size.
+    let [mut end, mut enter] = spare;
     end[..=numbered].fill(1);
     for i in (2..=numbered).rev() {
         end[dom[i] as usize] += end[i];
     }
-    enter[1] = 0;
+    enter[vertex[1] as usize - 1] = 0;
     end[1] = 1;
     for i in 2..=numbered {
         let d = dom[i] as usize;
-        let size = end[i];
-        enter[i] = end[d];
+        let (start, size) = (end[d], end[i]);
+        enter[vertex[i] as usize - 1] = start;
         end[d] += size;
-        end[i] = enter[i] + 1;
+        end[i] = start + 1;
     }
-    let within = |a: u32, x: u32| {
-        enter[a as usize] <= enter[x as usize] && enter[x as usize] < end[a as usize]
-    };
+    // Vertices reached by the DFS from the root, and by any DFS, by ordinal.
+    let mut from_root = Bits::new(n);
+    let mut searched = Bits::new(n);
+    for (w, &v) in vertex.iter().enumerate().take(tree.searched as usize + 1) {
+        if w > 0 {
+            searched.set(v as usize - 1);
+            if w as u32 <= tree.reached_from_root {
+                from_root.set(v as usize - 1);
+            }
+        }
+    }
     let candidates = &cut.candidates;
-    let mut nca = vec![0u32; candidates.len()];
+    // A candidate's own `enter` slot is free: it holds the candidate's index.
+    for (k, &c) in candidates.iter().enumerate() {
+        enter[c as usize] = k as u32;
+    }
+    // The preorder position of the vertex numbered `w`, and whether the vertex numbered `a`
+    // dominates the one at position `at`.
+    let position = |w: u32| enter[vertex[w as usize] as usize - 1];
+    let dominates = |a: u32, at: u32| position(a) <= at && at < end[a as usize];
+    // Per candidate: the searched retainers first and last in preorder, as (position, ordinal).
+    let mut first = vec![(u32::MAX, 0u32); candidates.len()];
+    let mut last = vec![(0u32, u32::MAX); candidates.len()];
     let mut failed = vec![false; candidates.len()];
-    let mut from_root = vec![false; candidates.len()];
+    let mut reached_by_root = vec![false; candidates.len()];
     let mut attached = vec![false; candidates.len()];
     for from in 0..n {
         if cut.candidate.get(from) {
             continue;
         }
-        let x = number[from];
         for to in essential_targets(graph, from) {
-            let to = to as usize;
-            if !cut.candidate.get(to) {
+            if !cut.candidate.get(to as usize) {
                 continue;
             }
-            let k = number[to] as usize - numbered - 1;
-            from_root[k] |= x <= tree.reached_from_root;
-            if x > tree.searched {
+            let k = enter[to as usize] as usize;
+            reached_by_root[k] |= from_root.get(from);
+            if !searched.get(from) {
                 // Attached on its own: its semidominator is numbered after every searched
                 // vertex, so it cannot lower the candidate's (see the module docs).
                 attached[k] = true;
-            } else if nca[k] == 0 {
-                nca[k] = x;
-            } else if nca[k] != 1 {
-                // (Once at the root, nothing can change: every vertex is within it.)
-                while !within(nca[k], x) {
-                    nca[k] = dom[nca[k] as usize];
-                }
+                continue;
+            }
+            let at = (enter[from], from as u32);
+            first[k] = first[k].min(at);
+            if last[k].1 == u32::MAX || at.0 > last[k].0 {
+                last[k] = at;
             }
         }
     }
+    // The DFS numbers of those retainers and of the candidates' targets.
+    let targets = |c: u32| {
+        graph
+            .edges(NodeIndex(c))
+            .filter(|e| graph.is_essential(*e))
+            .map(|e| graph.edge_to(e).0)
+    };
+    let wanted = first
+        .iter()
+        .filter(|at| at.0 != u32::MAX)
+        .map(|at| at.1)
+        .chain(candidates.iter().flat_map(|&c| targets(c)))
+        .filter(|&o| !cut.candidate.get(o as usize))
+        .map(|o| o + 1);
+    let numbers = dfs_numbers(vertex, wanted, n + 1);
+    let number = |o: u32| numbers[&(o + 1)];
+    let mut nca = vec![1u32; candidates.len()];
     let mut reached = 0;
     for (k, &c) in candidates.iter().enumerate() {
-        if nca[k] == 0 {
+        if first[k].0 == u32::MAX {
             // No retainer at all: hangs off the root. Only attached ones: attached itself.
-            nca[k] = 1;
             failed[k] |= attached[k];
+        } else {
+            let mut a = number(first[k].1);
+            while !dominates(a, last[k].0) {
+                a = dom[a as usize];
+            }
+            nca[k] = a;
         }
-        reached += u32::from(from_root[k]);
-        let a = nca[k];
-        let node = NodeIndex(c);
-        for edge in graph.edges(node).filter(|e| graph.is_essential(*e)) {
-            let t = graph.edge_to(edge).get();
-            let y = number[t];
-            let fine = !cut.candidate.get(t)
-                && y != 0
-                && y <= tree.reached_from_root
-                && within(dom[y as usize], a);
+        reached += u32::from(reached_by_root[k]);
+        let at = position(nca[k]);
+        for t in targets(c) {
+            let fine = !cut.candidate.get(t as usize)
+                && from_root.get(t as usize)
+                && dominates(dom[number(t) as usize], at);
             if !fine {
                 failed[k] = true;
             }
@@ -839,34 +798,55 @@ fn place_candidates(
     Ok(Placed {
         dom: nca,
         reached,
-        buffers: [number, enter, end],
+        spare: [end, enter],
     })
 }
 
-/// The single kept retainer (as a DFS number) of each vertex in `vertices` (ordinals), found
-/// with one pass over the edges; empty without a pass when `vertices` is.
-fn single_retainers(
-    graph: &HeapGraph,
-    cut: &Cut,
-    vertices: &[u32],
-    number: &[u32],
+/// The DFS numbers of the `wanted` vertices (ordinal + 1, each below `len`), found with one
+/// scan of `vertex` (vertex per number): no vertex → number column, whose filling is a random
+/// scatter over every vertex.
+fn dfs_numbers(
+    vertex: &[u32],
+    wanted: impl Iterator<Item = u32>,
+    len: usize,
 ) -> FxHashMap<u32, u32> {
-    let mut found: FxHashMap<u32, u32> = vertices.iter().map(|&v| (v, 0)).collect();
-    if found.is_empty() {
-        return found;
+    let mut wanted_bits = Bits::new(len);
+    for v in wanted {
+        wanted_bits.set(v as usize);
     }
-    let root = graph.root().0;
-    for from in 0..graph.node_count() as u32 {
-        if cut.candidate.get(from as usize) {
-            continue;
-        }
-        for to in essential_targets(graph, from as usize) {
-            if let Some(slot) = found.get_mut(&to).filter(|_| cut.keeps(root, from, to)) {
-                *slot = number[from as usize + 1];
-            }
+    let mut numbers = FxHashMap::default();
+    for (w, &v) in vertex.iter().enumerate().skip(1) {
+        if wanted_bits.get(v as usize) {
+            numbers.insert(v, w as u32);
         }
     }
-    found
+    numbers
+}
+
+/// Replaces the vertices (ordinal + 1) in `sources` by their DFS numbers (`vertex` maps
+/// numbers `1..=numbered` to vertices); returns `spare`, a column of `vertex.len()` entries
+/// (contents ignored), with unspecified contents. When there are few to replace (HPROF), one
+/// scan of `vertex` finds their numbers; otherwise the full vertex → number map is built (a
+/// random scatter over every vertex) and then handed back.
+fn renumber(vertex: &[u32], numbered: usize, sources: &mut [u32], spare: Vec<u32>) -> Vec<u32> {
+    let len = vertex.len();
+    let numbered = &vertex[..=numbered];
+    if sources.len() <= len / 16 {
+        let numbers = dfs_numbers(numbered, sources.iter().copied(), len);
+        for v in sources.iter_mut() {
+            *v = numbers[v];
+        }
+        return spare;
+    }
+    let mut number = spare;
+    number.fill(0);
+    for (w, &v) in numbered.iter().enumerate().skip(1) {
+        number[v as usize] = w as u32;
+    }
+    sources
+        .par_iter_mut()
+        .for_each(|source| *source = number[*source as usize]);
+    number
 }
 
 /// Targets of `node`'s essential edges.
@@ -1536,7 +1516,61 @@ mod tests {
             .collect()
     }
 
+    /// Dominators as DevTools defines them when some nodes are unreachable: every node other
+    /// than the root without any essential retainer hangs off the root (dominators of the graph
+    /// plus an edge from the root to each), and nodes still unreachable (cycles that only
+    /// retain each other) are dominated by the root alone.
+    fn devtools_idoms(n: usize, edges: &[(u32, u32)]) -> Vec<u32> {
+        let mut retained = vec![false; n];
+        for &(_, to) in edges {
+            retained[to as usize] = true;
+        }
+        let mut augmented = edges.to_vec();
+        augmented.extend(
+            (1..n as u32)
+                .filter(|&v| !retained[v as usize])
+                .map(|v| (0, v)),
+        );
+        naive_idoms(n, &augmented)
+            .into_iter()
+            .map(|d| d.unwrap_or(0))
+            .collect()
+    }
+
+    /// Asserts `d`'s immediate dominators are `expected`, and that every retained size is the
+    /// sum of the self sizes of the nodes dominated.
+    fn assert_tree(g: &HeapGraph, d: &Dominators, expected: &[u32]) {
+        let n = g.node_count();
+        assert_eq!(idoms(d, n), expected);
+        for v in g.nodes() {
+            let sum: u64 = g
+                .nodes()
+                .filter(|&u| d.dominates(v, u))
+                .map(|u| g.self_size(u))
+                .sum();
+            assert_eq!(d.retained(v), sum, "retained size of {v:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn unreached_nodes_hang_off_the_root_as_in_devtools(
+            n in 2usize..14,
+            raw in proptest::collection::vec((0u32..14, 0u32..14), 0..30),
+        ) {
+            // No spanning tree: some nodes are unreachable, some have no retainer at all, and
+            // some form cycles that only retain each other (self loops included).
+            let edges: Vec<(u32, u32)> = raw
+                .into_iter()
+                .map(|(a, b)| (a % n as u32, b % n as u32))
+                .collect();
+            let g = graph(n, &edges, &[]);
+            let d = Dominators::compute(&g);
+            assert_tree(&g, &d, &devtools_idoms(n, &edges));
+            let reached = naive_idoms(n, &edges).iter().filter(|d| d.is_some()).count();
+            prop_assert_eq!(d.unreachable_count() as usize, n - reached);
+        }
+
         #[test]
         fn shortcuts_change_nothing_on_random_hprof_graphs(
             n in 2usize..16,
@@ -1557,14 +1591,9 @@ mod tests {
             }
             let g = hprof_graph(n, classes, &edges);
             assert_shortcuts_exact(&g);
-            if spanning {
-                let essential: Vec<(u32, u32)> =
-                    edges.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
-                let d = Dominators::compute(&g);
-                for (v, want) in naive_idoms(n, &essential).iter().enumerate() {
-                    prop_assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), *want, "node {}", v);
-                }
-            }
+            let essential: Vec<(u32, u32)> =
+                edges.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+            assert_tree(&g, &Dominators::compute(&g), &devtools_idoms(n, &essential));
         }
 
         #[test]
