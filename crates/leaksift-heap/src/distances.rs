@@ -6,6 +6,42 @@ use crate::graph::{EdgeKind, HeapGraph, NodeIndex};
 /// Distance or parent of a node not reachable from the root.
 pub const UNREACHABLE: u32 = u32::MAX;
 
+/// Shortest-path parents of a BFS from the root, one per node, [`UNREACHABLE`] when unreached.
+/// Stored as `parent + 1`, so that unreached is 0: the column is allocated zeroed, and a search
+/// that stops early ([`bfs_parents`] with targets) only makes the pages it writes resident.
+#[derive(Debug)]
+pub struct BfsParents(Vec<u32>);
+
+impl BfsParents {
+    /// Every one of `n` nodes unreached.
+    pub fn unreached(n: usize) -> BfsParents {
+        BfsParents(vec![0; n])
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The parent of `node` ([`UNREACHABLE`] when unreached or out of range).
+    #[inline]
+    pub fn get(&self, node: usize) -> u32 {
+        self.0.get(node).map_or(UNREACHABLE, |p| p.wrapping_sub(1))
+    }
+
+    /// Sets the parent of `node` (node ordinals are below `u32::MAX - 1`, so `parent + 1`
+    /// never collides with a marker).
+    #[inline]
+    pub fn set(&mut self, node: usize, parent: u32) {
+        self.0[node] = parent.wrapping_add(1);
+    }
+}
+
 /// BFS distance of every node from the root over essential edges, never entering the nodes in
 /// `cut` (DevTools' "ignore this retainer"). Unreached nodes get [`UNREACHABLE`].
 pub fn distances_from_root(graph: &HeapGraph, cut: &[NodeIndex]) -> Vec<u32> {
@@ -17,9 +53,9 @@ pub fn distances_from_root(graph: &HeapGraph, cut: &[NodeIndex]) -> Vec<u32> {
     let mut chain: Vec<u32> = Vec::new();
     for start in 0..parents.len() as u32 {
         let mut node = start;
-        while distance[node as usize] == UNREACHABLE && parents[node as usize] != UNREACHABLE {
+        while distance[node as usize] == UNREACHABLE && parents.get(node as usize) != UNREACHABLE {
             chain.push(node);
-            node = parents[node as usize];
+            node = parents.get(node as usize);
         }
         let mut d = distance[node as usize];
         if d == UNREACHABLE {
@@ -41,17 +77,17 @@ pub fn bfs_parents(
     graph: &HeapGraph,
     cut: &[NodeIndex],
     targets: Option<&[NodeIndex]>,
-) -> Vec<u32> {
+) -> BfsParents {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let edge_targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
     let root = graph.root().0;
-    let mut parent = vec![UNREACHABLE; n];
+    let mut parent = BfsParents::unreached(n);
     // Cut nodes are pre-marked so they are never entered (reset below).
     for c in cut {
         if c.0 != root {
-            parent[c.get()] = UNREACHABLE - 1;
+            parent.set(c.get(), UNREACHABLE - 1);
         }
     }
     let mut missing = targets.map_or(usize::MAX, |t| {
@@ -62,7 +98,7 @@ pub fn bfs_parents(
         missing = missing.saturating_sub(1);
     }
     let mut queue: Vec<u32> = Vec::with_capacity(1024);
-    parent[root as usize] = root;
+    parent.set(root as usize, root);
     queue.push(root);
     let mut head = 0;
     'search: while head < queue.len() && missing > 0 {
@@ -74,10 +110,10 @@ pub fn bfs_parents(
                 continue;
             }
             let w = edge_targets[e];
-            if parent[w as usize] != UNREACHABLE {
+            if parent.get(w as usize) != UNREACHABLE {
                 continue;
             }
-            parent[w as usize] = v as u32;
+            parent.set(w as usize, v as u32);
             queue.push(w);
             if targets.is_some() && is_target(w) {
                 missing -= 1;
@@ -89,7 +125,7 @@ pub fn bfs_parents(
     }
     for c in cut {
         if c.0 != root {
-            parent[c.get()] = UNREACHABLE;
+            parent.set(c.get(), UNREACHABLE);
         }
     }
     parent

@@ -2,7 +2,7 @@
 //! some retainers cut (DevTools' "ignore this retainer"). For V8, paths from user roots come
 //! first, as DevTools' distances rank them.
 
-use crate::distances::{UNREACHABLE, bfs_parents};
+use crate::distances::{BfsParents, UNREACHABLE, bfs_parents};
 use crate::graph::{EdgeIndex, EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
 use crate::v8::distance_filter::DistanceFilter;
 
@@ -22,7 +22,7 @@ pub struct RetainingPath {
 /// A BFS tree from the root: each reached node's parent on a shortest path.
 #[derive(Debug)]
 pub struct PathTree {
-    parent: Vec<u32>,
+    parent: BfsParents,
     /// One bit per node reached only through system roots (V8 `(GC roots)` and other synthetic
     /// children of the root) after the BFS from the user roots; empty when not tracked.
     system: Vec<u64>,
@@ -53,27 +53,27 @@ impl PathTree {
     fn user_roots_first(graph: &HeapGraph, cut: &[NodeIndex]) -> PathTree {
         let n = graph.node_count();
         let root = graph.root();
-        let mut parent = vec![UNREACHABLE; n];
+        let mut parent = BfsParents::unreached(n);
         for c in cut.iter().filter(|c| **c != root) {
-            parent[c.get()] = UNREACHABLE - 1;
+            parent.set(c.get(), UNREACHABLE - 1);
         }
         let first_edge = graph.first_edges();
         let targets = graph.edge_targets();
         let mut filter = DistanceFilter::new(graph);
         let mut queue: Vec<u32> = Vec::new();
-        parent[root.get()] = root.0;
+        parent.set(root.get(), root.0);
         // DevTools' BFS: every non-weak edge its distance filter lets through (not only
         // essential ones), one filter (and WeakMap pairing) for both searches.
-        let mut search = |queue: &mut Vec<u32>, parent: &mut Vec<u32>, mut head: usize| {
+        let mut search = |queue: &mut Vec<u32>, parent: &mut BfsParents, mut head: usize| {
             while let Some(&v) = queue.get(head) {
                 head += 1;
                 let expanded = filter.expanded(NodeIndex(v));
                 for e in first_edge[v as usize]..first_edge[v as usize + 1] {
                     let w = targets[e as usize];
-                    if parent[w as usize] == UNREACHABLE
+                    if parent.get(w as usize) == UNREACHABLE
                         && filter.follows(expanded, EdgeIndex(u64::from(e)))
                     {
-                        parent[w as usize] = v;
+                        parent.set(w as usize, v);
                         queue.push(w);
                     }
                 }
@@ -85,8 +85,8 @@ impl PathTree {
             let w = graph.edge_to(edge);
             let user_root =
                 graph.kind(w) != NodeKind::Synthetic || graph.name(w) == "(Document DOM trees)";
-            if user_root && parent[w.get()] == UNREACHABLE {
-                parent[w.get()] = root.0;
+            if user_root && parent.get(w.get()) == UNREACHABLE {
+                parent.set(w.get(), root.0);
                 queue.push(w.0);
             }
         }
@@ -99,7 +99,7 @@ impl PathTree {
             system[node as usize / 64] |= 1 << (node % 64);
         }
         for c in cut.iter().filter(|c| **c != root) {
-            parent[c.get()] = UNREACHABLE;
+            parent.set(c.get(), UNREACHABLE);
         }
         PathTree { parent, system }
     }
@@ -116,7 +116,7 @@ impl PathTree {
         let mut current = node.0;
         let mut distance = 0;
         loop {
-            let up = *self.parent.get(current as usize)?;
+            let up = self.parent.get(current as usize);
             if up == UNREACHABLE {
                 return None;
             }
@@ -134,7 +134,7 @@ impl PathTree {
         let mut steps = Vec::new();
         let mut current = node;
         loop {
-            let up = NodeIndex(self.parent[current.get()]);
+            let up = NodeIndex(self.parent.get(current.get()));
             if up == current {
                 steps.push(PathStep {
                     via: None,
