@@ -299,7 +299,9 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
     }
 
     /// An upper bound of the edges of a group (null references included) whose nodes are the
-    /// sources of `pending` root edges.
+    /// sources of `pending` root edges: one `<class>` edge per object, the reference fields of
+    /// its instances, the elements of its object arrays, and the links and static fields of its
+    /// class dumps. The tighter the bound, the less the edge regions are moved when packed.
     fn edge_bound(&self, group: &GroupStats, pending: usize) -> usize {
         let classes = self.classes;
         let instance_refs = group
@@ -309,7 +311,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 let refs = classes
                     .index_of(*class_id)
                     .map_or(0, |at| classes.defs[at as usize].ref_fields.len() as u64);
-                count.saturating_mul(refs + 1)
+                count.saturating_mul(refs)
             })
             .fold(0u64, u64::saturating_add);
         // Every edge but the `<class>` and root ones stores its target id in the group's heap
