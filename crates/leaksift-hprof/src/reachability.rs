@@ -66,14 +66,17 @@ pub fn discard_unreachable(graph: &mut HeapGraph, workers: usize) -> Unreachable
         objects: 0,
         shallow_bytes: 0,
     };
-    for node in graph.nodes() {
-        if !garbage.contains(node) {
-            continue;
-        }
-        garbage.objects += 1;
-        garbage.shallow_bytes = garbage.shallow_bytes.saturating_add(graph.self_size(node));
-        for edge in graph.edges(node) {
-            graph.set_essential(edge, false);
+    // Only the set bits (live dumps have little or no garbage).
+    for at in 0..garbage.bits.len() {
+        let mut word = garbage.bits[at];
+        while word != 0 {
+            let node = NodeIndex((at * 64) as u32 + word.trailing_zeros());
+            word &= word - 1;
+            garbage.objects += 1;
+            garbage.shallow_bytes = garbage.shallow_bytes.saturating_add(graph.self_size(node));
+            for edge in graph.edges(node) {
+                graph.set_essential(edge, false);
+            }
         }
     }
     garbage
