@@ -75,7 +75,7 @@ impl IdIndex {
     }
 
     /// The ordinal of the object with this id, if the dump contains it.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, ids: &[u64], Id(id): Id) -> Option<u32> {
         if id < self.min || id > self.max || id == 0 {
             return None;
@@ -155,7 +155,7 @@ impl DenseIndex {
     }
 
     /// `offset`: the id minus the lowest id.
-    #[inline]
+    #[inline(always)]
     fn lookup(&self, offset: u64) -> Option<u32> {
         if offset & ((1u64 << self.shift) - 1) != 0 {
             return None;
@@ -237,7 +237,7 @@ impl BucketIndex {
     const BYTES_PER_OBJECT: u64 = 6;
 
     /// `offset`: the id minus the lowest id.
-    #[inline]
+    #[inline(never)]
     fn lookup(&self, ids: &[u64], offset: u64, id: u64) -> Option<u32> {
         let bucket = usize::try_from(offset >> self.shift).ok()?;
         let lo = *self.buckets.get(bucket)? as usize;
