@@ -99,6 +99,24 @@ struct Word {
     scattered: bool,
 }
 
+/// Objects one after the other in the file that lie in one word, while the index is built.
+struct Run {
+    /// `usize::MAX` before the first object.
+    word: usize,
+    present: u64,
+    /// Each object lies at a higher address than the one before.
+    in_order: bool,
+}
+
+impl Run {
+    fn merge_into(&self, words: &mut [Word]) {
+        if let Some(word) = words.get_mut(self.word) {
+            word.present |= self.present;
+            word.scattered |= !self.in_order;
+        }
+    }
+}
+
 /// The index of ids dense enough in their address range (see the module comment).
 #[derive(Debug, Default)]
 struct DenseIndex {
@@ -115,19 +133,37 @@ impl DenseIndex {
         let mut words = vec![Word::default(); word_count];
         let slot = |id: u64| ((id - min) >> shift) as usize;
         // A word stays in order while each of its objects but the first follows an object of
-        // the same word at a lower address.
-        let mut previous = usize::MAX;
+        // the same word at a lower address. The current run of objects in one word is kept in
+        // registers and merged into its word when the run ends.
+        let mut run = Run {
+            word: usize::MAX,
+            present: 0,
+            in_order: true,
+        };
+        let mut previous = 0;
         for (at, &id) in objects.iter().enumerate() {
             let here = slot(id);
-            let word = &mut words[here / 64];
-            if word.present == 0 {
-                word.base = at as u32 + 1;
-            } else if previous / 64 != here / 64 || previous >= here {
-                word.scattered = true;
+            if here / 64 != run.word {
+                run.merge_into(&mut words);
+                run = Run {
+                    word: here / 64,
+                    present: 0,
+                    in_order: true,
+                };
+                let word = &mut words[run.word];
+                if word.present == 0 {
+                    word.base = at as u32 + 1;
+                } else {
+                    // The word's objects are not all one after the other in the file.
+                    word.scattered = true;
+                }
+            } else if previous >= here {
+                run.in_order = false;
             }
-            word.present |= 1 << (here % 64);
+            run.present |= 1 << (here % 64);
             previous = here;
         }
+        run.merge_into(&mut words);
         let mut scattered_len = 0usize;
         for word in words.iter_mut().filter(|w| w.scattered) {
             word.base = scattered_len as u32;
