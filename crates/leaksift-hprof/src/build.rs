@@ -427,6 +427,8 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut region = 0;
         let mut class_names = FxHashMap::default();
         let mut rare_edge_names = HashMap::new();
+        // Per group: its nodes, where its edges are, and where they go.
+        let mut moves = Vec::with_capacity(runs.len());
         for (run, plan) in runs.into_iter().zip(&plans) {
             let WorkerRun {
                 nodes,
@@ -440,18 +442,33 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 rare.into_iter()
                     .map(|(at, name)| ((packed + at) as u64, name)),
             );
-            if region != packed {
-                edge_to.copy_within(region..region + len, packed);
-                edge_kind.copy_within(region..region + len, packed);
-                edge_name.copy_within(region..region + len, packed);
-            }
-            for offset in &mut first_edge[nodes] {
-                *offset += packed as u64;
-            }
+            moves.push((nodes, region..region + len, packed));
             packed += len;
             region += plan.3;
             stats.add(&run_stats);
         }
+        // The target column moves on a second thread while this one moves the other two and
+        // shifts the offsets (all of it is memory bound).
+        std::thread::scope(|scope| {
+            let targets = &mut edge_to;
+            let moves = &moves;
+            scope.spawn(move || {
+                for (_, from, to) in moves {
+                    if from.start != *to {
+                        targets.copy_within(from.clone(), *to);
+                    }
+                }
+            });
+            for (nodes, from, to) in moves {
+                if from.start != *to {
+                    edge_kind.copy_within(from.clone(), *to);
+                    edge_name.copy_within(from.clone(), *to);
+                }
+                for offset in &mut first_edge[nodes.clone()] {
+                    *offset += *to as u64;
+                }
+            }
+        });
         first_edge[node_count] = packed as u64;
         edge_to.truncate(packed);
         edge_to.shrink_to_fit();
