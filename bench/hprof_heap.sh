@@ -37,13 +37,16 @@ dump_bytes=$(stat -L -c %s "$dump")
 
 # Runs both tools $runs times, alternating (a shared machine's load then hits both alike);
 # leaves "seconds peak_kb" lines in $work/NAME.times.
+# leaksift's phase lines ("hprof graph: 612 ms") of every run go to $work/leaksift.phases.
 : > "$work/slurp.times"
 : > "$work/leaksift.times"
+: > "$work/leaksift.phases"
 i=0
 while [ "$i" -lt "$runs" ]; do
     /usr/bin/time -f "%e %M" -a -o "$work/slurp.times" "$slurp" "$dump" > "$work/slurp.out" 2>&1
     /usr/bin/time -f "%e %M" -a -o "$work/leaksift.times" \
         "$leaksift" heap --top 10 "$dump" > "$work/leaksift.out" 2> "$work/leaksift.err"
+    grep -v '^leaksift' "$work/leaksift.err" >> "$work/leaksift.phases"
     i=$((i + 1))
 done
 # median FILE COLUMN
@@ -56,8 +59,24 @@ ls_s=$(median "$work/leaksift.times" 1)
 ls_kb=$(median "$work/leaksift.times" 2)
 
 echo "dump: $dump ($((dump_bytes / 1048576)) MiB), $(head -1 "$work/leaksift.out")"
-echo "leaksift heap phases (last run):"
-grep -v '^leaksift' "$work/leaksift.err" | sed 's/^/  /'
+echo "leaksift heap phases (median of $runs runs):"
+# Each phase's times in ms (lines "NAME: 612 ms" or "NAME: 1.3 s"), median per phase, in
+# the order the phases ran.
+awk -F': ' '/: [0-9.]+ (ms|s)$/ {
+    split($NF, v, " ")
+    ms = v[2] == "s" ? v[1] * 1000 : v[1]
+    if (!($1 in n)) order[++phases] = $1
+    t[$1, ++n[$1]] = ms
+} END {
+    for (p = 1; p <= phases; p++) {
+        name = order[p]
+        for (i = 1; i <= n[name]; i++) a[i] = t[name, i]
+        for (i = 2; i <= n[name]; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+            x = a[j]; a[j] = a[j - 1]; a[j - 1] = x
+        }
+        printf "  %-40s %6.0f ms\n", name, a[int((n[name] + 1) / 2)]
+    }
+}' "$work/leaksift.phases"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 awk -v runs="$runs" -v ss="$slurp_s" -v sk="$slurp_kb" -v ls="$ls_s" -v lk="$ls_kb" -v db="$dump_bytes" 'BEGIN {
     printf "median of %d runs      wall      peak RSS\n", runs

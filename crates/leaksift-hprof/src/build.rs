@@ -300,7 +300,9 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
     }
 
     /// An upper bound of the edges of a group (null references included) whose nodes are the
-    /// sources of `pending` root edges.
+    /// sources of `pending` root edges: one `<class>` edge per object, the reference fields of
+    /// its instances, the elements of its object arrays, and the links and static fields of its
+    /// class dumps. The tighter the bound, the less the edge regions are moved when packed.
     fn edge_bound(&self, group: &GroupStats, pending: usize) -> usize {
         let classes = self.classes;
         let instance_refs = group
@@ -310,7 +312,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 let refs = classes
                     .index_of(*class_id)
                     .map_or(0, |at| classes.defs[at as usize].ref_fields.len() as u64);
-                count.saturating_mul(refs + 1)
+                count.saturating_mul(refs)
             })
             .fold(0u64, u64::saturating_add);
         // Every edge but the `<class>` and root ones stores its target id in the group's heap
@@ -429,6 +431,8 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut class_names = FxHashMap::default();
         let mut rare_edge_names = HashMap::new();
         let mut big_sizes = Vec::new();
+        // Per group: its nodes, where its edges are, and where they go.
+        let mut moves = Vec::with_capacity(runs.len());
         for (run, plan) in runs.into_iter().zip(&plans) {
             let WorkerRun {
                 nodes,
@@ -447,18 +451,33 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 rare.into_iter()
                     .map(|(at, name)| ((packed + at) as u64, name)),
             );
-            if region != packed {
-                edge_to.copy_within(region..region + len, packed);
-                edge_kind.copy_within(region..region + len, packed);
-                edge_name.copy_within(region..region + len, packed);
-            }
-            for offset in &mut first_edge[nodes] {
-                *offset += packed as u32;
-            }
+            moves.push((nodes, region..region + len, packed));
             packed += len;
             region += plan.3;
             stats.add(&run_stats);
         }
+        // The target column moves on a second thread while this one moves the other two and
+        // shifts the offsets (all of it is memory bound).
+        std::thread::scope(|scope| {
+            let targets = &mut edge_to;
+            let moves = &moves;
+            scope.spawn(move || {
+                for (_, from, to) in moves {
+                    if from.start != *to {
+                        targets.copy_within(from.clone(), *to);
+                    }
+                }
+            });
+            for (nodes, from, to) in moves {
+                if from.start != *to {
+                    edge_kind.copy_within(from.clone(), *to);
+                    edge_name.copy_within(from.clone(), *to);
+                }
+                for offset in &mut first_edge[nodes.clone()] {
+                    *offset += *to as u32;
+                }
+            }
+        });
         first_edge[node_count] = packed as u32;
         edge_to.truncate(packed);
         edge_to.shrink_to_fit();

@@ -7,8 +7,10 @@
 //! Two passes over the bytes, in bounded memory:
 //! 1. `scan`: strings, classes, stack traces, GC roots and the id of every object in file order
 //!    (an object's ordinal is its position in the file);
-//! 2. `build`: ids are resolved to ordinals through `ids::IdIndex` (a sorted permutation and
-//!    a bucket table, no hash map of objects) and the graph's CSR columns are appended in order.
+//! 2. `build`: ids are resolved to ordinals through `ids::IdIndex` (a bitmap of the address
+//!    range with each word's first ordinal when the ids are dense, a bucket table over a sorted
+//!    permutation otherwise; no hash map of objects) and the graph's CSR columns are appended
+//!    in order.
 //!
 //! MAT's semantics: typed GC roots; thread-held roots (Java and JNI locals, native stack, thread
 //! block) hang off their thread object so a thread retains its locals; `Reference.referent`

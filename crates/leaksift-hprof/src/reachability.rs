@@ -49,7 +49,7 @@ pub fn discard_unreachable(graph: &mut HeapGraph, workers: usize) -> Unreachable
         .filter(|&node| node == root || graph.kind(node) == NodeKind::Class)
         .map(|node| node.0)
         .collect();
-    let reached = reach(graph, &starts, workers, SHARE_AT);
+    let reached = reach(graph, &starts, workers, SWEEPS, SHARE_AT);
     // Invert the reached bits into the unreachable set (bits past `n` stay clear).
     let mut bits = reached;
     for (i, word) in bits.iter_mut().enumerate() {
@@ -66,21 +66,99 @@ pub fn discard_unreachable(graph: &mut HeapGraph, workers: usize) -> Unreachable
         objects: 0,
         shallow_bytes: 0,
     };
-    for node in graph.nodes() {
-        if !garbage.contains(node) {
-            continue;
-        }
-        garbage.objects += 1;
-        garbage.shallow_bytes = garbage.shallow_bytes.saturating_add(graph.self_size(node));
-        for edge in graph.edges(node) {
-            graph.set_essential(edge, false);
+    // Only the set bits (live dumps have little or no garbage).
+    for at in 0..garbage.bits.len() {
+        let mut word = garbage.bits[at];
+        while word != 0 {
+            let node = NodeIndex((at * 64) as u32 + word.trailing_zeros());
+            word &= word - 1;
+            garbage.objects += 1;
+            garbage.shallow_bytes = garbage.shallow_bytes.saturating_add(graph.self_size(node));
+            for edge in graph.edges(node) {
+                graph.set_essential(edge, false);
+            }
         }
     }
     garbage
 }
 
+/// Passes over the nodes before what is left goes to a depth-first search.
+const SWEEPS: usize = 16;
+
 /// A worker's stack is split when it holds this many nodes and another worker is idle.
 const SHARE_AT: usize = 4096;
+
+/// The nodes reachable from `starts` over every edge, as bits: up to `sweeps` passes over the
+/// nodes, then (if the marks still change) a depth-first search on `workers` threads.
+fn reach(
+    graph: &HeapGraph,
+    starts: &[u32],
+    workers: usize,
+    sweeps: usize,
+    share_at: usize,
+) -> Vec<u64> {
+    let (marked, unvisited) = sweep(graph, starts, sweeps);
+    if unvisited.is_empty() {
+        return marked;
+    }
+    search(graph, marked, &unvisited, workers, share_at)
+}
+
+/// Marks `starts` and what up to `sweeps` passes over the nodes reach from them, each pass
+/// following the edges of every marked node not visited yet, in ordinal order (the odd passes
+/// backwards). The node and edge columns are then read front to back (or back to front), not
+/// at random as in a search, and a reference points mostly ahead of the pass in one of the two
+/// directions (HotSpot dumps objects in address order: lists built by prepending point
+/// backwards, arrays filled after they were made point forwards), so that a few passes mark
+/// everything. Returns the marks and the marked nodes not visited yet (none when a pass
+/// visited nothing, i.e. the marks are complete).
+fn sweep(graph: &HeapGraph, starts: &[u32], sweeps: usize) -> (Vec<u64>, Vec<u32>) {
+    let words = graph.node_count().div_ceil(64);
+    let mut marked = vec![0u64; words];
+    let mut visited = vec![0u64; words];
+    for &start in starts {
+        marked[start as usize / 64] |= 1 << (start % 64);
+    }
+    let first_edge = graph.first_edges();
+    let targets = graph.edge_targets();
+    for pass in 0..sweeps {
+        let forwards = pass % 2 == 0;
+        let mut any = false;
+        for step in 0..words {
+            let word = if forwards { step } else { words - 1 - step };
+            loop {
+                // Re-read: the node's own edges may mark nodes of the same word.
+                let todo = marked[word] & !visited[word];
+                if todo == 0 {
+                    break;
+                }
+                let bit = if forwards {
+                    todo.trailing_zeros()
+                } else {
+                    63 - todo.leading_zeros()
+                };
+                visited[word] |= 1 << bit;
+                any = true;
+                let node = word * 64 + bit as usize;
+                for &to in &targets[first_edge[node] as usize..first_edge[node + 1] as usize] {
+                    marked[to as usize / 64] |= 1 << (to % 64);
+                }
+            }
+        }
+        if !any {
+            return (marked, Vec::new());
+        }
+    }
+    let mut unvisited = Vec::new();
+    for (word, (&marks, &seen)) in marked.iter().zip(&visited).enumerate() {
+        let mut todo = marks & !seen;
+        while todo != 0 {
+            unvisited.push((word * 64) as u32 + todo.trailing_zeros());
+            todo &= todo - 1;
+        }
+    }
+    (marked, unvisited)
+}
 
 /// Nodes waiting to be searched that a busy worker gave away, and how many workers wait.
 struct Pool {
@@ -89,12 +167,18 @@ struct Pool {
     done: bool,
 }
 
-/// The nodes reachable from `starts` over every edge, as bits, by a depth-first search on
-/// `workers` threads sharing one atomic bitset: whoever sets a node's bit searches from it, and
-/// a worker whose stack grows past `share_at` while another one is idle gives it half.
-fn reach(graph: &HeapGraph, starts: &[u32], workers: usize, share_at: usize) -> Vec<u64> {
-    let n = graph.node_count();
-    let bits: Vec<AtomicU64> = (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+/// Completes the `marked` bits with what the marked nodes `from` reach, by a depth-first
+/// search on `workers` threads sharing one atomic bitset: whoever sets a node's bit searches
+/// from it, and a worker whose stack grows past `share_at` while another one is idle gives it
+/// half.
+fn search(
+    graph: &HeapGraph,
+    marked: Vec<u64>,
+    from: &[u32],
+    workers: usize,
+    share_at: usize,
+) -> Vec<u64> {
+    let bits: Vec<AtomicU64> = marked.into_iter().map(AtomicU64::new).collect();
     let mark = |node: u32| -> bool {
         let (word, bit) = (&bits[node as usize / 64], 1u64 << (node % 64));
         // A plain load first: most targets (class objects, shared objects) are already marked.
@@ -102,10 +186,8 @@ fn reach(graph: &HeapGraph, starts: &[u32], workers: usize, share_at: usize) -> 
     };
     let workers = workers.max(1);
     let mut stacks: Vec<Vec<u32>> = vec![Vec::new(); workers];
-    for (at, &start) in starts.iter().enumerate() {
-        if mark(start) {
-            stacks[at % workers].push(start);
-        }
+    for (at, &node) in from.iter().enumerate() {
+        stacks[at % workers].push(node);
     }
     let pool = Mutex::new(Pool {
         stacks: Vec::new(),
@@ -203,18 +285,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parallel_search_reaches_what_a_plain_one_does(
+        fn sweeps_and_parallel_search_reach_what_a_plain_search_does(
             n in 1usize..300,
             raw in proptest::collection::vec((0u32..300, 0u32..300), 0..900),
             starts in proptest::collection::vec(0u32..300, 1..4),
             workers in 1usize..5,
+            sweeps in 0usize..4,
             share_at in 1usize..4,
         ) {
             let edges: Vec<(u32, u32)> =
                 raw.iter().map(|&(a, b)| (a % n as u32, b % n as u32)).collect();
             let starts: Vec<u32> = starts.iter().map(|s| s % n as u32).collect();
             let g = graph(n, &edges);
-            let got = reach(&g, &starts, workers, share_at);
+            let got = reach(&g, &starts, workers, sweeps, share_at);
             let mut seen = vec![false; n];
             let mut stack = starts.clone();
             for &s in &starts {

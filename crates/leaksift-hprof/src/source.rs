@@ -1,6 +1,7 @@
 //! Opening a dump file: memory-mapped when plain, decompressed to an unlinked temporary file and
 //! mapped when gzip. Pages already read are released from the process (MADV_DONTNEED) as a pass
-//! moves on, so the mapping does not count towards the resident set.
+//! moves on, so the mapping does not count towards the resident set (but for the first
+//! [`KEPT_FOR_SECOND_PASS`] bytes the first pass reads, which the second pass reads first).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -70,6 +71,7 @@ impl DumpFile {
         let mut releasing = Releasing {
             map: self.map.as_ref(),
             inner: observer,
+            keep: 0,
         };
         let dump = crate::read(self.bytes(), &mut releasing);
         releasing.release(0..self.bytes().len());
@@ -90,6 +92,7 @@ impl DumpFile {
         let mut releasing = Releasing {
             map: self.map.as_ref(),
             inner: &mut quiet,
+            keep: 0,
         };
         let rows = crate::strings::duplicate_strings_releasing(
             self.bytes(),
@@ -134,7 +137,14 @@ fn decompress(file: File) -> Result<File, HprofError> {
 struct Releasing<'m, 'o> {
     map: Option<&'m Mmap>,
     inner: &'o mut dyn Observer,
+    /// Bytes the first pass may still leave mapped for the second one.
+    keep: usize,
 }
+
+/// What the first pass leaves mapped: the first bytes of each worker's part, which the second
+/// pass reads first (without faulting them in again) and then releases. The graph pass's
+/// columns are still small then, so this does not raise the reader's peak.
+const KEPT_FOR_SECOND_PASS: usize = 256 << 20;
 
 const PAGE: usize = 4096;
 
@@ -159,11 +169,21 @@ impl Releasing<'_, '_> {
 
 impl Observer for Releasing<'_, '_> {
     fn phase(&mut self, name: &'static str) {
+        self.keep = if name == "scan" {
+            KEPT_FOR_SECOND_PASS
+        } else {
+            0
+        };
         self.inner.phase(name);
     }
 
     fn consumed(&mut self, done: std::ops::Range<usize>, read: usize, total: usize) {
-        self.release(done.clone());
+        if done.len() <= self.keep {
+            self.keep -= done.len();
+        } else {
+            self.keep = 0;
+            self.release(done.clone());
+        }
         self.inner.consumed(done, read, total);
     }
 }
