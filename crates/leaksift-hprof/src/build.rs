@@ -457,18 +457,22 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             stats.add(&run_stats);
         }
         // The target column moves on a second thread while this one moves the other two and
-        // shifts the offsets (all of it is memory bound).
+        // shifts the offsets (all of it is memory bound); small dumps start no thread.
+        let move_targets = |targets: &mut Vec<u32>| {
+            for (_, from, to) in &moves {
+                if from.start != *to {
+                    targets.copy_within(from.clone(), *to);
+                }
+            }
+        };
         std::thread::scope(|scope| {
             let targets = &mut edge_to;
-            let moves = &moves;
-            scope.spawn(move || {
-                for (_, from, to) in moves {
-                    if from.start != *to {
-                        targets.copy_within(from.clone(), *to);
-                    }
-                }
-            });
-            for (nodes, from, to) in moves {
+            if packed >= 1 << 20 {
+                scope.spawn(move || move_targets(targets));
+            } else {
+                move_targets(targets);
+            }
+            for (nodes, from, to) in &moves {
                 if from.start != *to {
                     edge_kind.copy_within(from.clone(), *to);
                     edge_name.copy_within(from.clone(), *to);
