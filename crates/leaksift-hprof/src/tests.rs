@@ -2,7 +2,7 @@
 //! record kinds, Android tags, and hostile input (truncation, bit flips, random bytes).
 
 use leaksift_heap::dominators::Dominators;
-use leaksift_heap::{EdgeKind, GcRootKind, HeapGraph, NodeFlags, NodeIndex};
+use leaksift_heap::{EdgeKind, GcRootKind, HeapGraph, IdColumn, NodeFlags, NodeIndex};
 use proptest::prelude::*;
 
 use crate::error::ErrorKind;
@@ -275,6 +275,31 @@ fn big_array_indices_and_class_names_survive_the_narrow_columns() {
         assert_eq!(g.name(node(&g, ARR)), "java.lang.Object[]");
         assert_eq!(g.name(node(&g, NODE)), "Node");
         assert_eq!(g.class_name(g.class(node(&g, NODE))), "java.lang.Class");
+    }
+}
+
+#[test]
+fn ids_in_4_bytes_or_8_read_back_exactly() {
+    // The graph keeps ids as 4-byte offsets from the lowest id in units of their alignment when
+    // they fit, as u64 otherwise (an object 2^40 bytes away; an odd id drops the alignment).
+    const FAR: u64 = 0x7f12_3456_7000;
+    for (far, wide) in [(0x9_0000_0000 + A, false), (FAR, true), (A + 1, false)] {
+        let mut w = DumpWriter::new("1.0.2", 8);
+        w.string(1, "Node").string(2, "left").string(3, "right");
+        w.load_class(1, NODE, 1);
+        w.class(NODE, 0, &[(2, OBJECT), (3, OBJECT)], &[]);
+        w.root(sub::ROOT_STICKY_CLASS, NODE)
+            .root(sub::ROOT_UNKNOWN, A)
+            .instance(A, NODE, &[far, 0])
+            .instance(far, NODE, &[0, A]);
+        let g = read(&w.finish(0x0C), &mut Quiet).expect("read").graph;
+        assert_eq!(matches!(g.ids(), IdColumn::Wide(_)), wide, "{far:#x}");
+        let ids: Vec<u64> = g.ids().iter().collect();
+        assert_eq!(ids, [0, NODE, A, far], "{far:#x}");
+        let far_node = node(&g, far);
+        assert_eq!(g.ids().position(far), Some(far_node.get()));
+        assert_eq!(g.ids().position(far + 8), None);
+        assert_eq!(Dominators::compute(&g).idom(far_node), node(&g, A));
     }
 }
 

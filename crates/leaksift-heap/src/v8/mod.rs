@@ -668,6 +668,22 @@ mod tests {
     }
 
     #[test]
+    fn self_sizes_of_4_gib_and_more_are_kept_exactly() {
+        // Sizes are stored in 4 bytes, the big ones aside: node id 5 gets 5 GB more (DevTools'
+        // rules fold some internal nodes' sizes into it, on top of its own).
+        let more = 5_000_000_000 - 100;
+        let big =
+            String::from_utf8_lossy(HANDMADE).replacen(",3,3,5,100,7,", ",3,3,5,5000000000,7,", 1);
+        let small = read_bytes(HANDMADE.to_vec()).unwrap().graph;
+        let graph = read_bytes(big.into_bytes()).unwrap().graph;
+        let size_of_5 = |g: &HeapGraph| g.self_size(g.nodes().find(|n| g.id(*n).0 == 5).unwrap());
+        assert!(size_of_5(&graph) > u64::from(u32::MAX));
+        assert_eq!(size_of_5(&graph), size_of_5(&small) + more);
+        let retained = |g: &HeapGraph| crate::dominators::Dominators::compute(g).retained(g.root());
+        assert_eq!(retained(&graph), retained(&small) + more);
+    }
+
+    #[test]
     fn more_than_2_pow_32_edges_is_a_typed_error() {
         // Each count fits 32 bits; their sum does not (edge offsets are u32).
         let many = String::from_utf8_lossy(HANDMADE).replacen(
