@@ -8,7 +8,9 @@
 # Needs a JDK (javac, java) and /usr/bin/time; installs hprof-slurp with `cargo install` into
 # $CARGO_TARGET_DIR/bench-tools (not on PATH). Prints the median wall time and peak RSS of each
 # tool, the ratio, and the goals: leaksift within 2x hprof-slurp's time, peak RSS <= 0.75x the
-# dump size. Runs on a warm page cache (the dump is read once before timing).
+# dump size. Runs on a warm page cache (the dump is read once before timing); with COLD=1 (root
+# only) the page cache is dropped before every run of either tool instead, as for a dump copied
+# from another machine.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -32,6 +34,13 @@ fi
 leaksift="$target/release/leaksift"
 slurp="$tools/bin/hprof-slurp"
 
+# Before each timed run: nothing (warm cache), or drop the page cache (COLD=1).
+prepare() {
+    if [ "${COLD:-0}" = 1 ]; then
+        sync
+        echo 3 > /proc/sys/vm/drop_caches || { echo "COLD=1 needs root" >&2; exit 2; }
+    fi
+}
 cat "$dump" > /dev/null
 dump_bytes=$(stat -L -c %s "$dump")
 
@@ -43,7 +52,9 @@ dump_bytes=$(stat -L -c %s "$dump")
 : > "$work/leaksift.phases"
 i=0
 while [ "$i" -lt "$runs" ]; do
+    prepare
     /usr/bin/time -f "%e %M" -a -o "$work/slurp.times" "$slurp" "$dump" > "$work/slurp.out" 2>&1
+    prepare
     /usr/bin/time -f "%e %M" -a -o "$work/leaksift.times" \
         "$leaksift" heap --top 10 "$dump" > "$work/leaksift.out" 2> "$work/leaksift.err"
     grep -v '^leaksift' "$work/leaksift.err" >> "$work/leaksift.phases"
@@ -77,7 +88,7 @@ awk -F': ' '/: [0-9.]+ (ms|s)$/ {
         printf "  %-40s %6.0f ms\n", name, a[int((n[name] + 1) / 2)]
     }
 }' "$work/leaksift.phases"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; page cache: $([ "${COLD:-0}" = 1 ] && echo "dropped before each run" || echo warm)"
 awk -v runs="$runs" -v ss="$slurp_s" -v sk="$slurp_kb" -v ls="$ls_s" -v lk="$ls_kb" -v db="$dump_bytes" 'BEGIN {
     printf "median of %d runs      wall      peak RSS\n", runs
     printf "hprof-slurp          %6.2f s  %7.0f MiB\n", ss, sk / 1024
