@@ -639,9 +639,9 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         }
         (vertex, placed.spare)
     };
-    // Retained sizes and immediate dominators by ordinal in one pass, in decreasing number:
-    // children have higher numbers than their dominator, so a size is complete when it is
-    // added to its dominator's.
+    // Retained sizes by ordinal in decreasing number (children have higher numbers than their
+    // dominator, so a size is complete when it is added to its dominator's), and meanwhile on
+    // another core the immediate dominators by ordinal.
     let mut sizes = sizes;
     sizes.truncate(n);
     // Every entry of the reused buffer is set before it is read.
@@ -651,14 +651,21 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     }
     let mut idom = spare;
     idom.truncate(n);
-    idom[graph.root().get()] = graph.root().0;
-    for w in (2..=n).rev() {
-        let node = vertex[w] - 1;
-        let d = vertex[dom[w] as usize] - 1;
-        idom[node as usize] = d;
-        let size = retained.get(node as usize);
-        retained.add(d as usize, size);
-    }
+    let dominator = |w: usize| vertex[dom[w] as usize] - 1;
+    rayon::join(
+        || {
+            idom[graph.root().get()] = graph.root().0;
+            for w in 2..=n {
+                idom[vertex[w] as usize - 1] = dominator(w);
+            }
+        },
+        || {
+            for w in (2..=n).rev() {
+                let size = retained.get(vertex[w] as usize - 1);
+                retained.add(dominator(w) as usize, size);
+            }
+        },
+    );
     Ok(LtResult {
         idom,
         retained,
@@ -907,8 +914,8 @@ impl CandidateRetainers {
 }
 
 /// The DFS numbers of the `wanted` vertices (ordinal + 1, each below `len`), found with one
-/// scan of `vertex` (vertex per number): no vertex → number column, whose filling is a random
-/// scatter over every vertex.
+/// scan of `vertex` (vertex per number, shared out over cores): no vertex → number column,
+/// whose filling is a random scatter over every vertex.
 fn dfs_numbers(
     vertex: &[u32],
     wanted: impl Iterator<Item = u32>,
@@ -918,13 +925,15 @@ fn dfs_numbers(
     for v in wanted {
         wanted_bits.set(v as usize);
     }
-    let mut numbers = FxHashMap::default();
-    for (w, &v) in vertex.iter().enumerate().skip(1) {
-        if wanted_bits.get(v as usize) {
-            numbers.insert(v, w as u32);
-        }
-    }
-    numbers
+    vertex
+        .par_iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, v)| wanted_bits.get(**v as usize))
+        .map(|(w, &v)| (v, w as u32))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Replaces the vertices (ordinal + 1) in `sources` by their DFS numbers (`vertex` maps
