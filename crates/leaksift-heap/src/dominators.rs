@@ -442,6 +442,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     let mut count = 0u32;
     let reached_from_root;
     let retainers;
+    let columns: [Option<Vec<u32>>; 2];
     {
         // The DFS path as a stack of (vertex, its number, next edge to look at).
         let mut path: Vec<(u32, u32, u64)> = Vec::new();
@@ -492,10 +493,16 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
             }
         };
         // The reverse CSR of kept essential edges (by ordinal, sources as vertex numbers) is
-        // built on the other core while the DFS from the root runs.
-        ((), retainers) = rayon::join(
+        // built on the other core while the DFS from the root runs, which then also writes
+        // the pages of the columns the DFS is followed by (the copy of the DFS parents, and
+        // the labels unless the CSR leaves a spare column), so they are not faulted in later.
+        ((), (retainers, columns)) = rayon::join(
             || dfs(r, 0, &mut ancestor, &mut visited, &mut count),
-            || essential_retainers(graph, cut),
+            || {
+                let retainers = essential_retainers(graph, cut);
+                let label = retainers.spare.is_none().then(|| written_column(n + 1));
+                (retainers, [Some(written_column(n + 1)), label])
+            },
         );
         reached_from_root = count;
         if (count as usize) < n {
@@ -524,6 +531,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     drop(visited);
     // Numbered vertices: everything but the candidates.
     let numbered = count;
+    let [dom_column, label_column] = columns;
     let Retainers {
         first: first_retainer,
         sources: mut retainers,
@@ -538,13 +546,16 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         &vertex,
         numbered as usize,
         &mut retainers,
-        spare.unwrap_or_else(|| vec![0; n + 1]),
+        spare
+            .or(label_column)
+            .unwrap_or_else(|| written_column(n + 1)),
     );
     // Whether a searched vertex's semidominator is its DFS parent (a single retainer).
     let parent_is_semi = |w: u32, vertex: &[u32]| single.get(vertex[w as usize] as usize - 1);
     // `ancestor` is compressed as vertices are linked, so the DFS parents are kept aside: the
     // last pass turns them into immediate dominators in place.
-    let mut dom = ancestor.clone();
+    let mut dom = dom_column.unwrap_or_else(|| written_column(n + 1));
+    dom.copy_from_slice(&ancestor);
     // Per linked vertex, the smallest semidominator on its compressed path (values, not
     // vertices: no indirection through a semidominator column). Unlinked slots are never read,
     // so the column needs no clearing.
@@ -911,6 +922,12 @@ impl CandidateRetainers {
         }
         self
     }
+}
+
+/// A column of `len` entries whose pages are written (all ones: zeros would be left to the
+/// kernel to fault in on first use), for callers that ignore its contents.
+fn written_column(len: usize) -> Vec<u32> {
+    vec![u32::MAX; len]
 }
 
 /// The DFS numbers of the `wanted` vertices (ordinal + 1, each below `len`), found with one
