@@ -931,8 +931,8 @@ fn written_column(len: usize) -> Vec<u32> {
 }
 
 /// The DFS numbers of the `wanted` vertices (ordinal + 1, each below `len`), found with one
-/// scan of `vertex` (vertex per number, shared out over cores): no vertex → number column,
-/// whose filling is a random scatter over every vertex.
+/// scan of `vertex` (vertex per number): no vertex → number column, whose filling is a random
+/// scatter over every vertex.
 fn dfs_numbers(
     vertex: &[u32],
     wanted: impl Iterator<Item = u32>,
@@ -942,15 +942,13 @@ fn dfs_numbers(
     for v in wanted {
         wanted_bits.set(v as usize);
     }
-    vertex
-        .par_iter()
-        .enumerate()
-        .skip(1)
-        .filter(|(_, v)| wanted_bits.get(**v as usize))
-        .map(|(w, &v)| (v, w as u32))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect()
+    let mut numbers = FxHashMap::default();
+    for (w, &v) in vertex.iter().enumerate().skip(1) {
+        if wanted_bits.get(v as usize) {
+            numbers.insert(v, w as u32);
+        }
+    }
+    numbers
 }
 
 /// Replaces the vertices (ordinal + 1) in `sources` by their DFS numbers (`vertex` maps

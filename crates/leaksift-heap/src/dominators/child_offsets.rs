@@ -49,16 +49,21 @@ impl ChildOffsets {
                     *byte = above.min(u32::from(u8::MAX)) as u8;
                 }
             });
-        let is_wide: Vec<u64> = (0..blocks.div_ceil(64))
+        // Wide blocks are rare: only the words of bits that have one are written, so the
+        // others' pages are never touched.
+        let wide_words: Vec<(usize, u64)> = (0..blocks.div_ceil(64))
             .into_par_iter()
-            .map(|word| {
-                (0..64)
+            .filter_map(|word| {
+                let bits = (0..64)
                     .filter(|bit| word * 64 + bit < blocks && wide_block(word * 64 + bit))
-                    .fold(0u64, |bits, bit| bits | 1 << bit)
+                    .fold(0u64, |bits, bit| bits | 1 << bit);
+                (bits != 0).then_some((word, bits))
             })
             .collect();
+        let mut is_wide = vec![0u64; blocks.div_ceil(64)];
         let mut wide = FxHashMap::default();
-        for (word, &bits) in is_wide.iter().enumerate() {
+        for (word, bits) in wide_words {
+            is_wide[word] = bits;
             for block in (0..64).filter(|bit| bits & (1 << bit) != 0) {
                 let block = word * 64 + block;
                 for position in block * BLOCK..block_end(block) {
