@@ -94,6 +94,10 @@ const SUBTREES_PER_WALK: u64 = 64;
 /// big nodes stays whole below that).
 const MAX_SPLITS: usize = 4096;
 
+/// A node with more children than this is not taken apart (each child would be a subtree of
+/// its own to queue and walk).
+const MAX_SPLIT_CHILDREN: usize = 1 << 14;
+
 /// A subtree to walk: its top node, and the classes counted on the path above it (an index in
 /// a list of (parent index, class) links; `u32::MAX` = none).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -107,7 +111,8 @@ struct Subtree {
 /// the class dominates, walking the dominator tree depth-first while tracking how many counted
 /// instances of each class are on the current path (a node counts only if none are). The
 /// nodes retaining more than `split_above` bytes are taken apart first (at most
-/// [`MAX_SPLITS`], biggest first), and the subtrees left are walked in parallel.
+/// [`MAX_SPLITS`], biggest first, none with over [`MAX_SPLIT_CHILDREN`] children), and the
+/// subtrees left are walked in parallel.
 fn walk_tree<F: Fn(NodeIndex) -> bool + Sync>(
     graph: &HeapGraph,
     dominators: &Dominators,
@@ -139,6 +144,8 @@ fn walk_tree<F: Fn(NodeIndex) -> bool + Sync>(
         node: root.0,
         path: u32::MAX,
     }]);
+    // Subtrees kept whole although big: their top has too many children to take apart.
+    let mut whole = Vec::new();
     for _ in 0..MAX_SPLITS {
         let Some(top) = pending.pop() else { break };
         if top.retained <= split_above {
@@ -146,6 +153,10 @@ fn walk_tree<F: Fn(NodeIndex) -> bool + Sync>(
             break;
         }
         let node = NodeIndex(top.node);
+        if dominators.dominated_ordinals(node).len() > MAX_SPLIT_CHILDREN {
+            whole.push(top);
+            continue;
+        }
         let mut path = top.path;
         let class = class_of[node.get()];
         if counts(node, on_path(&links, top.path, class)) {
@@ -163,6 +174,7 @@ fn walk_tree<F: Fn(NodeIndex) -> bool + Sync>(
     // In decreasing node order, as a single walk from the root would take them: nodes near
     // each other in the tree are often near each other in memory.
     let mut subtrees = pending.into_vec();
+    subtrees.append(&mut whole);
     subtrees.sort_unstable_by_key(|s| std::cmp::Reverse(s.node));
     // The stack holds nodes to visit and, below a counted node's children, the mark that
     // leaves it (its class with `LEAVE`).
