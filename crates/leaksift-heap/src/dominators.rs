@@ -185,7 +185,9 @@ impl Dominators {
 
 /// Children lists of the dominator tree, each in increasing ordinal order. `first` and
 /// `dominated` are spare buffers (their contents are ignored) reused to avoid fresh memory;
-/// `first` is freed once the compact offsets are built from it.
+/// `first` is freed once the compact offsets are built from it. Counting and filling write at
+/// random places: each core takes a share of the dominators (and so of `dominated`) and scans
+/// every node for them.
 fn dominated_csr(
     idom: &[u32],
     root: NodeIndex,
@@ -193,26 +195,52 @@ fn dominated_csr(
     mut dominated: Vec<u32>,
 ) -> (ChildOffsets, Vec<u32>) {
     let n = idom.len();
+    let share = n.div_ceil(rayon::current_num_threads()).max(1);
+    // The children of the dominators `low..low + counts.len()`, as (node, its dominator - low).
+    let children_in = |low: usize, len: usize| {
+        idom.iter()
+            .enumerate()
+            .filter(move |(node, _)| *node != root.get())
+            .filter_map(move |(node, &d)| {
+                let at = (d as usize).wrapping_sub(low);
+                (at < len).then_some((node as u32, at))
+            })
+    };
     first.clear();
     first.resize(n, 0);
     // Count per dominator, turn counts into range ends, then fill back to front.
-    for (node, &d) in idom.iter().enumerate() {
-        if node != root.get() {
-            first[d as usize] += 1;
-        }
-    }
-    let offsets = ChildOffsets::from_lengths(first[..n].iter().copied());
+    first
+        .par_chunks_mut(share)
+        .enumerate()
+        .for_each(|(chunk, counts)| {
+            for (_, at) in children_in(chunk * share, counts.len()) {
+                counts[at] += 1;
+            }
+        });
     for i in 1..n {
         first[i] += first[i - 1];
     }
+    let offsets = ChildOffsets::from_ends(&first[..n]);
     dominated.clear();
     dominated.resize(n.saturating_sub(1), 0);
-    for (node, &d) in idom.iter().enumerate().rev() {
-        if node != root.get() {
-            first[d as usize] -= 1;
-            dominated[first[d as usize] as usize] = node as u32;
-        }
+    // Each share of dominators with its part of `dominated` (which starts at `base`).
+    let mut shares = Vec::new();
+    let (mut ends, mut lists) = (&mut first[..], &mut dominated[..]);
+    let mut base = 0;
+    while !ends.is_empty() {
+        let len = share.min(ends.len());
+        let (share_ends, rest) = std::mem::take(&mut ends).split_at_mut(len);
+        let end = share_ends.last().map_or(base, |e| *e as usize);
+        let (share_lists, rest_lists) = std::mem::take(&mut lists).split_at_mut(end - base);
+        shares.push((shares.len() * share, share_ends, share_lists, base));
+        (ends, lists, base) = (rest, rest_lists, end);
     }
+    shares.into_par_iter().for_each(|(low, ends, lists, base)| {
+        for (node, at) in children_in(low, ends.len()).rev() {
+            ends[at] -= 1;
+            lists[ends[at] as usize - base] = node;
+        }
+    });
     (offsets, dominated)
 }
 
@@ -414,6 +442,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     let mut count = 0u32;
     let reached_from_root;
     let retainers;
+    let columns: [Option<Vec<u32>>; 2];
     {
         // The DFS path as a stack of (vertex, its number, next edge to look at).
         let mut path: Vec<(u32, u32, u64)> = Vec::new();
@@ -464,10 +493,16 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
             }
         };
         // The reverse CSR of kept essential edges (by ordinal, sources as vertex numbers) is
-        // built on the other core while the DFS from the root runs.
-        ((), retainers) = rayon::join(
+        // built on the other core while the DFS from the root runs, which then also writes
+        // the pages of the columns the DFS is followed by (the copy of the DFS parents, and
+        // the labels unless the CSR leaves a spare column), so they are not faulted in later.
+        ((), (retainers, columns)) = rayon::join(
             || dfs(r, 0, &mut ancestor, &mut visited, &mut count),
-            || essential_retainers(graph, cut),
+            || {
+                let retainers = essential_retainers(graph, cut);
+                let label = retainers.spare.is_none().then(|| written_column(n + 1));
+                (retainers, [Some(written_column(n + 1)), label])
+            },
         );
         reached_from_root = count;
         if (count as usize) < n {
@@ -496,6 +531,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     drop(visited);
     // Numbered vertices: everything but the candidates.
     let numbered = count;
+    let [dom_column, label_column] = columns;
     let Retainers {
         first: first_retainer,
         sources: mut retainers,
@@ -510,13 +546,16 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         &vertex,
         numbered as usize,
         &mut retainers,
-        spare.unwrap_or_else(|| vec![0; n + 1]),
+        spare
+            .or(label_column)
+            .unwrap_or_else(|| written_column(n + 1)),
     );
     // Whether a searched vertex's semidominator is its DFS parent (a single retainer).
     let parent_is_semi = |w: u32, vertex: &[u32]| single.get(vertex[w as usize] as usize - 1);
     // `ancestor` is compressed as vertices are linked, so the DFS parents are kept aside: the
     // last pass turns them into immediate dominators in place.
-    let mut dom = ancestor.clone();
+    let mut dom = dom_column.unwrap_or_else(|| written_column(n + 1));
+    dom.copy_from_slice(&ancestor);
     // Per linked vertex, the smallest semidominator on its compressed path (values, not
     // vertices: no indirection through a semidominator column). Unlinked slots are never read,
     // so the column needs no clearing.
@@ -611,9 +650,9 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         }
         (vertex, placed.spare)
     };
-    // Retained sizes and immediate dominators by ordinal in one pass, in decreasing number:
-    // children have higher numbers than their dominator, so a size is complete when it is
-    // added to its dominator's.
+    // Retained sizes by ordinal in decreasing number (children have higher numbers than their
+    // dominator, so a size is complete when it is added to its dominator's), and meanwhile on
+    // another core the immediate dominators by ordinal.
     let mut sizes = sizes;
     sizes.truncate(n);
     // Every entry of the reused buffer is set before it is read.
@@ -623,14 +662,21 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     }
     let mut idom = spare;
     idom.truncate(n);
-    idom[graph.root().get()] = graph.root().0;
-    for w in (2..=n).rev() {
-        let node = vertex[w] - 1;
-        let d = vertex[dom[w] as usize] - 1;
-        idom[node as usize] = d;
-        let size = retained.get(node as usize);
-        retained.add(d as usize, size);
-    }
+    let dominator = |w: usize| vertex[dom[w] as usize] - 1;
+    rayon::join(
+        || {
+            idom[graph.root().get()] = graph.root().0;
+            for w in 2..=n {
+                idom[vertex[w] as usize - 1] = dominator(w);
+            }
+        },
+        || {
+            for w in (2..=n).rev() {
+                let size = retained.get(vertex[w] as usize - 1);
+                retained.add(dominator(w) as usize, size);
+            }
+        },
+    );
     Ok(LtResult {
         idom,
         retained,
@@ -680,73 +726,56 @@ fn place_candidates(
     let n = graph.node_count();
     let numbered = tree.numbered as usize;
     let vertex = &vertex[..=numbered];
-    // Preorder intervals [enter, end) of the dominator tree, `end` by number and `enter` by
-    // ordinal (the scan below reads the retainers' in node order): subtree sizes in `end`
-    // (children have higher numbers than their dominator), then each child takes the next
-    // free slot of its dominator, whose `end` counts up from enter + 1 to enter + size.
-    let [mut end, mut enter] = spare;
-    end[..=numbered].fill(1);
-    for i in (2..=numbered).rev() {
-        end[dom[i] as usize] += end[i];
-    }
-    enter[vertex[1] as usize - 1] = 0;
-    end[1] = 1;
-    for i in 2..=numbered {
-        let d = dom[i] as usize;
-        let (start, size) = (end[d], end[i]);
-        enter[vertex[i] as usize - 1] = start;
-        end[d] += size;
-        end[i] = start + 1;
-    }
-    // Vertices reached by the DFS from the root, and by any DFS, by ordinal.
-    let mut from_root = Bits::new(n);
-    let mut searched = Bits::new(n);
-    for (w, &v) in vertex.iter().enumerate().take(tree.searched as usize + 1) {
-        if w > 0 {
-            searched.set(v as usize - 1);
-            if w as u32 <= tree.reached_from_root {
-                from_root.set(v as usize - 1);
-            }
-        }
-    }
+    let [mut next, mut position] = spare;
+    tree_positions(dom, &mut next[..=numbered]);
+    scatter_positions(vertex, &next, &mut position[..n]);
+    // The root's children took their intervals from the top down in increasing number, and a
+    // subtree's vertices were all reached by the DFS that reached its top (each vertex's
+    // dominator is an ancestor in its DFS tree): the vertices the root reached hold the top
+    // `reached_from_root - 1` positions (and the root 0), those any DFS reached the top
+    // `searched - 1`.
+    let top_share = |reached: u32, at: u32| at == 0 || at as usize > numbered - reached as usize;
+    let from_root = |at: u32| top_share(tree.reached_from_root, at);
+    let searched = |at: u32| top_share(tree.searched, at);
     let candidates = &cut.candidates;
-    // A candidate's own `enter` slot is free: it holds the candidate's index.
+    // A candidate's own `position` slot is free: it holds the candidate's index.
     for (k, &c) in candidates.iter().enumerate() {
-        enter[c as usize] = k as u32;
+        position[c as usize] = k as u32;
     }
-    // The preorder position of the vertex numbered `w`, and whether the vertex numbered `a`
-    // dominates the one at position `at`.
-    let position = |w: u32| enter[vertex[w as usize] as usize - 1];
-    let dominates = |a: u32, at: u32| position(a) <= at && at < end[a as usize];
-    // Per candidate: the searched retainers first and last in preorder, as (position, ordinal).
-    let mut first = vec![(u32::MAX, 0u32); candidates.len()];
-    let mut last = vec![(0u32, u32::MAX); candidates.len()];
-    let mut failed = vec![false; candidates.len()];
-    let mut reached_by_root = vec![false; candidates.len()];
-    let mut attached = vec![false; candidates.len()];
-    for from in 0..n {
-        if cut.candidate.get(from) {
-            continue;
-        }
-        for to in essential_targets(graph, from) {
-            if !cut.candidate.get(to as usize) {
-                continue;
+    // Per candidate: the searched retainers first and last in preorder, as (position,
+    // ordinal), found by scanning the nodes in order on every core.
+    const CHUNK: usize = 1 << 16;
+    let found = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|chunk| {
+            let mut found = CandidateRetainers::new(candidates.len());
+            for from in chunk * CHUNK..n.min(chunk * CHUNK + CHUNK) {
+                if cut.candidate.get(from) {
+                    continue;
+                }
+                for to in essential_targets(graph, from) {
+                    if !cut.candidate.get(to as usize) {
+                        continue;
+                    }
+                    let k = position[to as usize] as usize;
+                    let at = position[from];
+                    found.reached_by_root[k] |= from_root(at);
+                    if !searched(at) {
+                        // Attached on its own: its semidominator is numbered after every
+                        // searched vertex, so it cannot lower the candidate's (module docs).
+                        found.attached[k] = true;
+                        continue;
+                    }
+                    found.first[k] = found.first[k].min((at, from as u32));
+                    found.last[k] = found.last[k].max((at, from as u32));
+                }
             }
-            let k = enter[to as usize] as usize;
-            reached_by_root[k] |= from_root.get(from);
-            if !searched.get(from) {
-                // Attached on its own: its semidominator is numbered after every searched
-                // vertex, so it cannot lower the candidate's (see the module docs).
-                attached[k] = true;
-                continue;
-            }
-            let at = (enter[from], from as u32);
-            first[k] = first[k].min(at);
-            if last[k].1 == u32::MAX || at.0 > last[k].0 {
-                last[k] = at;
-            }
-        }
-    }
+            found
+        })
+        .reduce(
+            || CandidateRetainers::new(candidates.len()),
+            CandidateRetainers::merge,
+        );
     // The DFS numbers of those retainers and of the candidates' targets.
     let targets = |c: u32| {
         graph
@@ -754,34 +783,32 @@ fn place_candidates(
             .filter(|e| graph.is_essential(*e))
             .map(|e| graph.edge_to(e).0)
     };
-    let wanted = first
-        .iter()
-        .filter(|at| at.0 != u32::MAX)
-        .map(|at| at.1)
+    let has_retainer = |k: usize| found.first[k].0 != u32::MAX;
+    let wanted = (0..candidates.len())
+        .filter(|&k| has_retainer(k))
+        .flat_map(|k| [found.first[k].1, found.last[k].1])
         .chain(candidates.iter().flat_map(|&c| targets(c)))
         .filter(|&o| !cut.candidate.get(o as usize))
         .map(|o| o + 1);
     let numbers = dfs_numbers(vertex, wanted, n + 1);
     let number = |o: u32| numbers[&(o + 1)];
     let mut nca = vec![1u32; candidates.len()];
+    let mut failed = vec![false; candidates.len()];
     let mut reached = 0;
     for (k, &c) in candidates.iter().enumerate() {
-        if first[k].0 == u32::MAX {
-            // No retainer at all: hangs off the root. Only attached ones: attached itself.
-            failed[k] |= attached[k];
+        if has_retainer(k) {
+            // The nearest common ancestor of the first and last retainers in preorder is
+            // that of all of them (a subtree is an interval of the preorder).
+            nca[k] = common_dominator(dom, number(found.first[k].1), number(found.last[k].1));
         } else {
-            let mut a = number(first[k].1);
-            while !dominates(a, last[k].0) {
-                a = dom[a as usize];
-            }
-            nca[k] = a;
+            // No retainer at all: hangs off the root. Only attached ones: attached itself.
+            failed[k] |= found.attached[k];
         }
-        reached += u32::from(reached_by_root[k]);
-        let at = position(nca[k]);
+        reached += u32::from(found.reached_by_root[k]);
         for t in targets(c) {
             let fine = !cut.candidate.get(t as usize)
-                && from_root.get(t as usize)
-                && dominates(dom[number(t) as usize], at);
+                && from_root(position[t as usize])
+                && dominates_number(dom, dom[number(t) as usize], nca[k]);
             if !fine {
                 failed[k] = true;
             }
@@ -798,8 +825,109 @@ fn place_candidates(
     Ok(Placed {
         dom: nca,
         reached,
-        spare: [end, enter],
+        spare: [next, position],
     })
+}
+
+/// Preorder positions of the tree of immediate dominators `dom` (by DFS number, `dom[1]` = 1
+/// the root, every other vertex's dominator numbered below it), written to `next` (numbers
+/// `1..next.len()`, contents ignored) as position + 1. A subtree takes an interval of
+/// positions starting with its top. Subtree sizes first (in decreasing number), then in
+/// increasing number each vertex takes the top free part of its dominator's interval, whose
+/// counter `next` goes down from the interval's end; once its own children are placed, a
+/// vertex's counter has come down to its position + 1. No write is by ordinal.
+fn tree_positions(dom: &[u32], next: &mut [u32]) {
+    next.fill(1);
+    for i in (2..next.len()).rev() {
+        next[dom[i] as usize] += next[i];
+    }
+    for i in 2..next.len() {
+        let d = dom[i] as usize;
+        let size = next[i];
+        next[d] -= size;
+        next[i] = next[d] + size;
+    }
+}
+
+/// `position[vertex[i] - 1] = next[i] - 1` for every number `i >= 1` (see [`tree_positions`]):
+/// each core takes a share of the ordinals and scans every number for them, so the random
+/// writes are shared out.
+fn scatter_positions(vertex: &[u32], next: &[u32], position: &mut [u32]) {
+    let share = position.len().div_ceil(rayon::current_num_threads()).max(1);
+    position
+        .par_chunks_mut(share)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            let low = chunk * share;
+            for (&v, &at) in vertex.iter().zip(next).skip(1) {
+                let o = (v as usize - 1).wrapping_sub(low);
+                if o < out.len() {
+                    out[o] = at - 1;
+                }
+            }
+        });
+}
+
+/// The nearest common ancestor of the vertices numbered `a` and `b` in the tree of immediate
+/// dominators `dom` (by number: every vertex but the root has a lower-numbered dominator).
+fn common_dominator(dom: &[u32], mut a: u32, mut b: u32) -> u32 {
+    while a != b {
+        if a > b {
+            a = dom[a as usize];
+        } else {
+            b = dom[b as usize];
+        }
+    }
+    a
+}
+
+/// Whether the vertex numbered `d` dominates the one numbered `w` (`dom` as in
+/// [`common_dominator`]).
+fn dominates_number(dom: &[u32], d: u32, mut w: u32) -> bool {
+    while w > d {
+        w = dom[w as usize];
+    }
+    w == d
+}
+
+/// What [`place_candidates`] gathers about the candidates' retainers, per candidate.
+struct CandidateRetainers {
+    /// The searched retainers first and last in the preorder of the tree, as (position,
+    /// ordinal); `(u32::MAX, 0)` and `(0, 0)` when there are none.
+    first: Vec<(u32, u32)>,
+    last: Vec<(u32, u32)>,
+    /// Whether the root reached a retainer.
+    reached_by_root: Vec<bool>,
+    /// Whether a retainer was attached to the root on its own.
+    attached: Vec<bool>,
+}
+
+impl CandidateRetainers {
+    fn new(candidates: usize) -> CandidateRetainers {
+        CandidateRetainers {
+            first: vec![(u32::MAX, 0); candidates],
+            last: vec![(0, 0); candidates],
+            reached_by_root: vec![false; candidates],
+            attached: vec![false; candidates],
+        }
+    }
+
+    /// Both sets of retainers together.
+    fn merge(mut self, other: CandidateRetainers) -> CandidateRetainers {
+        for k in 0..self.first.len() {
+            self.first[k] = self.first[k].min(other.first[k]);
+            self.last[k] = self.last[k].max(other.last[k]);
+            self.reached_by_root[k] |= other.reached_by_root[k];
+            self.attached[k] |= other.attached[k];
+        }
+        self
+    }
+}
+
+/// A column of `len` entries whose pages are written (all ones: zeros would be left to the
+/// kernel to fault in on first use), for callers that ignore its contents.
+fn written_column(len: usize) -> Vec<u32> {
+    vec![u32::MAX; len]
 }
 
 /// The DFS numbers of the `wanted` vertices (ordinal + 1, each below `len`), found with one

@@ -2,6 +2,8 @@
 //! Summary view rule: instances of a class nested under another instance of the same class in
 //! the dominator tree are not counted twice).
 
+use rayon::prelude::*;
+
 use crate::dominators::Dominators;
 use crate::graph::{ClassId, HeapGraph, NodeIndex};
 
@@ -28,7 +30,7 @@ pub fn class_histogram(graph: &HeapGraph, dominators: &Dominators) -> Vec<ClassS
 pub fn class_histogram_filtered(
     graph: &HeapGraph,
     dominators: &Dominators,
-    filter: impl Fn(NodeIndex) -> bool,
+    filter: impl Fn(NodeIndex) -> bool + Sync,
 ) -> Vec<ClassStats> {
     histogram_with(graph, dominators, filter, graph.node_count() / SPARSE_SHARE)
 }
@@ -38,7 +40,7 @@ pub fn class_histogram_filtered(
 fn histogram_with(
     graph: &HeapGraph,
     dominators: &Dominators,
-    filter: impl Fn(NodeIndex) -> bool,
+    filter: impl Fn(NodeIndex) -> bool + Sync,
     sparse_limit: usize,
 ) -> Vec<ClassStats> {
     let classes = graph.class_count();
@@ -73,33 +75,158 @@ fn histogram_with(
     for s in &mut stats {
         s.retained_bytes = 0;
     }
-    // Depth-first over the dominator tree, tracking how many counted instances of each class
-    // are on the current path; a node counts only if none are. The stack holds nodes to visit
-    // and, below a counted node's children, the mark that leaves it (its class with `LEAVE`).
-    const LEAVE: u64 = 1 << 32;
-    let mut active = vec![0u32; classes];
-    let mut stack: Vec<u64> = vec![u64::from(dominators.root().0)];
-    while let Some(entry) = stack.pop() {
-        if entry & LEAVE != 0 {
-            active[(entry & !LEAVE) as usize] -= 1;
-            continue;
-        }
-        let node = NodeIndex(entry as u32);
-        let class = class_of[node.get()];
-        if active[class as usize] == 0 && sizes.get(node.get()) != 0 && filter(node) {
-            let s = &mut stats[class as usize];
-            s.retained_bytes = s.retained_bytes.saturating_add(dominators.retained(node));
-            active[class as usize] += 1;
-            stack.push(LEAVE | u64::from(class));
-        }
-        stack.extend(
-            dominators
-                .dominated_ordinals(node)
-                .iter()
-                .map(|c| u64::from(*c)),
-        );
+    let total = dominators.retained(dominators.root());
+    let split_above = total / SUBTREES_PER_WALK;
+    for (s, retained) in stats
+        .iter_mut()
+        .zip(walk_tree(graph, dominators, &filter, split_above))
+    {
+        s.retained_bytes = retained;
     }
     sorted(stats)
+}
+
+/// The dominator tree is cut into subtrees of at most about 1/this of the root's retained size,
+/// walked on every core.
+const SUBTREES_PER_WALK: u64 = 64;
+
+/// At most this many nodes are taken apart to cut the tree into subtrees (a long chain of
+/// big nodes stays whole below that).
+const MAX_SPLITS: usize = 4096;
+
+/// A node with more children than this is not taken apart (each child would be a subtree of
+/// its own to queue and walk).
+const MAX_SPLIT_CHILDREN: usize = 1 << 14;
+
+/// A subtree to walk: its top node, and the classes counted on the path above it (an index in
+/// a list of (parent index, class) links; `u32::MAX` = none).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Subtree {
+    retained: u64,
+    node: u32,
+    path: u32,
+}
+
+/// Per class, the retained sizes of its counted instances that no other counted instance of
+/// the class dominates, walking the dominator tree depth-first while tracking how many counted
+/// instances of each class are on the current path (a node counts only if none are). The
+/// nodes retaining more than `split_above` bytes are taken apart first (at most
+/// [`MAX_SPLITS`], biggest first, none with over [`MAX_SPLIT_CHILDREN`] children), and the
+/// subtrees left are walked in parallel.
+fn walk_tree<F: Fn(NodeIndex) -> bool + Sync>(
+    graph: &HeapGraph,
+    dominators: &Dominators,
+    filter: &F,
+    split_above: u64,
+) -> Vec<u64> {
+    let classes = graph.class_count();
+    let class_of = graph.classes();
+    let sizes = graph.self_sizes();
+    // Whether `node` counts, given whether a counted instance of its class is above it.
+    let counts = |node: NodeIndex, class_above: bool| {
+        !class_above && sizes.get(node.get()) != 0 && filter(node)
+    };
+    let mut retained = vec![0u64; classes];
+    let mut links: Vec<(u32, u32)> = Vec::new();
+    let on_path = |links: &[(u32, u32)], mut path: u32, class: u32| {
+        while path != u32::MAX {
+            let (parent, counted) = links[path as usize];
+            if counted == class {
+                return true;
+            }
+            path = parent;
+        }
+        false
+    };
+    let root = dominators.root();
+    let mut pending = std::collections::BinaryHeap::from([Subtree {
+        retained: dominators.retained(root),
+        node: root.0,
+        path: u32::MAX,
+    }]);
+    // Subtrees kept whole although big: their top has too many children to take apart.
+    let mut whole = Vec::new();
+    for _ in 0..MAX_SPLITS {
+        let Some(top) = pending.pop() else { break };
+        if top.retained <= split_above {
+            pending.push(top);
+            break;
+        }
+        let node = NodeIndex(top.node);
+        if dominators.dominated_ordinals(node).len() > MAX_SPLIT_CHILDREN {
+            whole.push(top);
+            continue;
+        }
+        let mut path = top.path;
+        let class = class_of[node.get()];
+        if counts(node, on_path(&links, top.path, class)) {
+            retained[class as usize] =
+                retained[class as usize].saturating_add(dominators.retained(node));
+            links.push((path, class));
+            path = links.len() as u32 - 1;
+        }
+        pending.extend(dominators.dominated(node).map(|child| Subtree {
+            retained: dominators.retained(child),
+            node: child.0,
+            path,
+        }));
+    }
+    // In decreasing node order, as a single walk from the root would take them: nodes near
+    // each other in the tree are often near each other in memory.
+    let mut subtrees = pending.into_vec();
+    subtrees.append(&mut whole);
+    subtrees.sort_unstable_by_key(|s| std::cmp::Reverse(s.node));
+    // The stack holds nodes to visit and, below a counted node's children, the mark that
+    // leaves it (its class with `LEAVE`).
+    const LEAVE: u64 = 1 << 32;
+    let walk = |(mut active, mut retained): (Vec<u32>, Vec<u64>), subtree: &Subtree| {
+        let mut path = subtree.path;
+        while path != u32::MAX {
+            let (parent, class) = links[path as usize];
+            active[class as usize] += 1;
+            path = parent;
+        }
+        let mut stack: Vec<u64> = vec![u64::from(subtree.node)];
+        while let Some(entry) = stack.pop() {
+            if entry & LEAVE != 0 {
+                active[(entry & !LEAVE) as usize] -= 1;
+                continue;
+            }
+            let node = NodeIndex(entry as u32);
+            let class = class_of[node.get()];
+            if counts(node, active[class as usize] != 0) {
+                let r = &mut retained[class as usize];
+                *r = r.saturating_add(dominators.retained(node));
+                active[class as usize] += 1;
+                stack.push(LEAVE | u64::from(class));
+            }
+            stack.extend(
+                dominators
+                    .dominated_ordinals(node)
+                    .iter()
+                    .map(|c| u64::from(*c)),
+            );
+        }
+        let mut path = subtree.path;
+        while path != u32::MAX {
+            let (parent, class) = links[path as usize];
+            active[class as usize] -= 1;
+            path = parent;
+        }
+        (active, retained)
+    };
+    let sum = |mut a: Vec<u64>, b: Vec<u64>| {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x = x.saturating_add(y);
+        }
+        a
+    };
+    let walked = subtrees
+        .par_iter()
+        .fold(|| (vec![0u32; classes], vec![0u64; classes]), walk)
+        .map(|(_, retained)| retained)
+        .reduce(|| vec![0u64; classes], sum);
+    sum(retained, walked)
 }
 
 /// A filter accepting at most one node in this many is sparse: its instances' retained sizes
@@ -269,6 +396,22 @@ mod tests {
             let by_tree = histogram_with(&g, &dominators, filter, 0);
             let by_ancestors = histogram_with(&g, &dominators, filter, usize::MAX);
             prop_assert_eq!(by_tree, by_ancestors);
+        }
+
+        #[test]
+        fn walking_subtrees_in_parallel_equals_one_walk(
+            n in 1usize..40,
+            classes in 1u32..4,
+            edges in proptest::collection::vec((0u32..40, 0u32..40), 0..120),
+            accepted in proptest::collection::vec(any::<bool>(), 40),
+            split_above in 0u64..12,
+        ) {
+            let g = graph(n, classes, &edges);
+            let dominators = Dominators::compute(&g);
+            let filter = |node: NodeIndex| accepted[node.get()];
+            let whole = walk_tree(&g, &dominators, &filter, u64::MAX);
+            let cut = walk_tree(&g, &dominators, &filter, split_above);
+            prop_assert_eq!(whole, cut);
         }
     }
 }

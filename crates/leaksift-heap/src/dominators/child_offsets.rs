@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 /// Nodes per block.
@@ -24,45 +25,58 @@ pub(super) struct ChildOffsets {
 }
 
 impl ChildOffsets {
-    /// The boundaries of ranges with the given lengths (which sum to less than 2^32).
-    pub(super) fn from_lengths(lengths: impl ExactSizeIterator<Item = u32>) -> ChildOffsets {
-        let positions = lengths.len() + 1;
+    /// The boundaries of consecutive ranges that end at `ends` (a running sum of their
+    /// lengths, below 2^32), built on every core: each block needs only its first start.
+    pub(super) fn from_ends(ends: &[u32]) -> ChildOffsets {
+        let positions = ends.len() + 1;
         let blocks = positions.div_ceil(BLOCK);
-        let mut offsets = ChildOffsets {
-            base: Vec::with_capacity(blocks),
-            within: Vec::with_capacity(positions),
-            is_wide: vec![0; blocks.div_ceil(64)],
-            wide: FxHashMap::default(),
-        };
-        let mut start = 0u32;
-        let mut lengths = lengths.map(Some).chain([None]);
-        for block in 0..blocks {
-            let base = start;
-            offsets.base.push(base);
-            let first = block * BLOCK;
-            for position in first..positions.min(first + BLOCK) {
-                let above = start - base;
-                if above > u32::from(u8::MAX)
-                    && offsets.is_wide[block / 64] & (1 << (block % 64)) == 0
-                {
-                    // Too far for a byte: the whole block goes to the map.
-                    offsets.is_wide[block / 64] |= 1 << (block % 64);
-                    for (i, &byte) in offsets.within[first..position].iter().enumerate() {
-                        offsets
-                            .wide
-                            .insert((first + i) as u32, base + u32::from(byte));
-                    }
+        let start = |position: usize| position.checked_sub(1).map_or(0, |p| ends[p]);
+        let base: Vec<u32> = (0..blocks)
+            .into_par_iter()
+            .map(|block| start(block * BLOCK))
+            .collect();
+        // A block is wide when its last start is too far above its first for a byte.
+        let block_end = |block: usize| positions.min(block * BLOCK + BLOCK);
+        let wide_block = |block: usize| start(block_end(block) - 1) - base[block] > 255;
+        let mut within = vec![0u8; positions];
+        within
+            .par_chunks_mut(BLOCK)
+            .zip(&base)
+            .enumerate()
+            .for_each(|(block, (bytes, &first))| {
+                for (i, byte) in bytes.iter_mut().enumerate() {
+                    let above = start(block * BLOCK + i) - first;
+                    *byte = above.min(u32::from(u8::MAX)) as u8;
                 }
-                if offsets.is_wide[block / 64] & (1 << (block % 64)) != 0 {
-                    offsets.wide.insert(position as u32, start);
-                }
-                offsets.within.push(above.min(u32::from(u8::MAX)) as u8);
-                if let Some(Some(length)) = lengths.next() {
-                    start += length;
+            });
+        // Wide blocks are rare: only the words of bits that have one are written, so the
+        // others' pages are never touched.
+        let wide_words: Vec<(usize, u64)> = (0..blocks.div_ceil(64))
+            .into_par_iter()
+            .filter_map(|word| {
+                let bits = (0..64)
+                    .filter(|bit| word * 64 + bit < blocks && wide_block(word * 64 + bit))
+                    .fold(0u64, |bits, bit| bits | 1 << bit);
+                (bits != 0).then_some((word, bits))
+            })
+            .collect();
+        let mut is_wide = vec![0u64; blocks.div_ceil(64)];
+        let mut wide = FxHashMap::default();
+        for (word, bits) in wide_words {
+            is_wide[word] = bits;
+            for block in (0..64).filter(|bit| bits & (1 << bit) != 0) {
+                let block = word * 64 + block;
+                for position in block * BLOCK..block_end(block) {
+                    wide.insert(position as u32, start(position));
                 }
             }
         }
-        offsets
+        ChildOffsets {
+            base,
+            within,
+            is_wide,
+            wide,
+        }
     }
 
     /// Where the range at `position` (a node, or the node count for the end) starts.
@@ -99,7 +113,14 @@ mod tests {
     }
 
     fn check(lengths: &[u32]) {
-        let offsets = ChildOffsets::from_lengths(lengths.iter().copied());
+        let ends: Vec<u32> = lengths
+            .iter()
+            .scan(0, |end, l| {
+                *end += l;
+                Some(*end)
+            })
+            .collect();
+        let offsets = ChildOffsets::from_ends(&ends);
         for (node, want) in ranges(lengths).into_iter().enumerate() {
             assert_eq!(offsets.range(node), want, "node {node} of {lengths:?}");
         }
