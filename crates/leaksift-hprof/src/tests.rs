@@ -187,16 +187,23 @@ fn hand_built_dump_1_0_1_single_heap_dump_record() {
     assert_eq!(dump.info.objects, 7 + 10);
 }
 
-#[test]
-fn any_number_of_workers_builds_the_same_graph() {
-    // Segments: classes and roots | a b c | d e wr | f arr bytes x (+ the root kinds).
+/// A dump (8-byte ids) whose one class is `Node { left, right }`, a sticky-class root, and whose
+/// object `A` (still to be written) is a root.
+fn node_dump() -> DumpWriter {
     let mut w = DumpWriter::new("1.0.2", 8);
     w.string(1, "Node").string(2, "left").string(3, "right");
     w.load_class(1, NODE, 1);
     w.class(NODE, 0, &[(2, OBJECT), (3, OBJECT)], &[]);
     w.root(sub::ROOT_STICKY_CLASS, NODE)
-        .root(sub::ROOT_UNKNOWN, A)
-        .cut();
+        .root(sub::ROOT_UNKNOWN, A);
+    w
+}
+
+#[test]
+fn any_number_of_workers_builds_the_same_graph() {
+    // Segments: classes and roots | a b c | d e wr | f arr bytes x (+ the root kinds).
+    let mut w = node_dump();
+    w.cut();
     w.instance(A, NODE, &[B, C])
         .instance(B, NODE, &[D, 0])
         .instance(C, NODE, &[D, E])
@@ -284,14 +291,8 @@ fn ids_in_4_bytes_or_8_read_back_exactly() {
     // they fit, as u64 otherwise (an object 2^40 bytes away; an odd id drops the alignment).
     const FAR: u64 = 0x7f12_3456_7000;
     for (far, wide) in [(0x9_0000_0000 + A, false), (FAR, true), (A + 1, false)] {
-        let mut w = DumpWriter::new("1.0.2", 8);
-        w.string(1, "Node").string(2, "left").string(3, "right");
-        w.load_class(1, NODE, 1);
-        w.class(NODE, 0, &[(2, OBJECT), (3, OBJECT)], &[]);
-        w.root(sub::ROOT_STICKY_CLASS, NODE)
-            .root(sub::ROOT_UNKNOWN, A)
-            .instance(A, NODE, &[far, 0])
-            .instance(far, NODE, &[0, A]);
+        let mut w = node_dump();
+        w.instance(A, NODE, &[far, 0]).instance(far, NODE, &[0, A]);
         let g = read(&w.finish(0x0C), &mut Quiet).expect("read").graph;
         assert_eq!(matches!(g.ids(), IdColumn::Wide(_)), wide, "{far:#x}");
         let ids: Vec<u64> = g.ids().iter().collect();
