@@ -1,5 +1,6 @@
-//! Four-byte columns for 64-bit values: sizes with their rare big values kept aside, and object
-//! ids stored as offsets from a base in units of their common alignment.
+//! Narrow columns for wide values: 32-bit values in 2 bytes when they fit, sizes in 4 or 2 bytes
+//! with their rare big values kept aside, and object ids stored as offsets from a base in units
+//! of their common alignment.
 //!
 //! A heap graph has one size and one id per node; tens of millions of nodes make each 8-byte
 //! column a few hundred megabytes. Almost every size fits in 32 bits, and the ids of one dump
@@ -11,11 +12,106 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-/// A column of `u64` values in 4 bytes each: values of `u32::MAX` or more are kept in a map.
+/// A column of `u32` values in 2 bytes each when every value fits in 16 bits, in 4 otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompactU32s {
+    Two(Vec<u16>),
+    Four(Vec<u32>),
+}
+
+impl Default for CompactU32s {
+    fn default() -> CompactU32s {
+        CompactU32s::Four(Vec::new())
+    }
+}
+
+impl CompactU32s {
+    /// The column of `values` in the narrowest form that holds them all (`values` is freed).
+    pub fn narrowest(values: Vec<u32>) -> CompactU32s {
+        let fits = values.par_iter().all(|v| *v <= u32::from(u16::MAX));
+        if fits {
+            CompactU32s::Two(values.par_iter().map(|v| *v as u16).collect())
+        } else {
+            CompactU32s::Four(values)
+        }
+    }
+
+    /// The largest value an entry can hold.
+    #[inline]
+    pub fn limit(&self) -> u32 {
+        match self {
+            CompactU32s::Two(_) => u32::from(u16::MAX),
+            CompactU32s::Four(_) => u32::MAX,
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            CompactU32s::Two(values) => values.len(),
+            CompactU32s::Four(values) => values.len(),
+        }
+    }
+
+    /// Whether the column is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value at `index`.
+    #[inline]
+    pub fn get(&self, index: usize) -> u32 {
+        match self {
+            CompactU32s::Two(values) => u32::from(values[index]),
+            CompactU32s::Four(values) => values[index],
+        }
+    }
+
+    /// The value at `index`, if the column has one.
+    #[inline]
+    pub fn try_get(&self, index: usize) -> Option<u32> {
+        match self {
+            CompactU32s::Two(values) => values.get(index).map(|v| u32::from(*v)),
+            CompactU32s::Four(values) => values.get(index).copied(),
+        }
+    }
+
+    /// Replaces the value at `index` (the column widens to 4 bytes if `value` needs it).
+    #[inline]
+    pub fn set(&mut self, index: usize, value: u32) {
+        match self {
+            CompactU32s::Two(values) => match u16::try_from(value) {
+                Ok(narrow) => values[index] = narrow,
+                Err(_) => {
+                    let mut wide = std::mem::take(self).into_wide();
+                    wide[index] = value;
+                    *self = CompactU32s::Four(wide);
+                }
+            },
+            CompactU32s::Four(values) => values[index] = value,
+        }
+    }
+
+    /// Every value, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        (0..self.len()).map(|index| self.get(index))
+    }
+
+    /// The values as a plain column (the column is freed).
+    pub fn into_wide(self) -> Vec<u32> {
+        match self {
+            CompactU32s::Two(values) => values.into_iter().map(u32::from).collect(),
+            CompactU32s::Four(values) => values,
+        }
+    }
+}
+
+/// A column of `u64` values in 4 bytes each, or in 2 ([`CompactU64s::into_narrowest`]): the
+/// values an entry cannot hold are kept in a map, their entry set to the entries' limit.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CompactU64s {
-    /// The value, or [`CompactU64s::BIG`] for values kept in `big`.
-    small: Vec<u32>,
+    /// The value, or `small.limit()` for values kept in `big`.
+    small: CompactU32s,
     big: FxHashMap<u32, u64>,
 }
 
@@ -23,15 +119,18 @@ impl CompactU64s {
     /// The 4-byte entry of a value kept aside.
     pub const BIG: u32 = u32::MAX;
 
-    /// A column of `len` zeros.
+    /// See [`CompactU64s::into_narrowest`].
+    pub const NARROW_SHARE: usize = 64;
+
+    /// A column of `len` zeros in 4-byte entries.
     pub fn zeros(len: usize) -> CompactU64s {
         CompactU64s {
-            small: vec![0; len],
+            small: CompactU32s::Four(vec![0; len]),
             big: FxHashMap::default(),
         }
     }
 
-    /// The same values as `wide` (converted in parallel; `wide` is freed).
+    /// The same values as `wide`, in 4-byte entries (converted in parallel; `wide` is freed).
     pub fn from_wide(wide: Vec<u64>) -> CompactU64s {
         let small: Vec<u32> = wide
             .par_iter()
@@ -43,7 +142,10 @@ impl CompactU64s {
             .filter(|(_, v)| **v == Self::BIG)
             .map(|(index, _)| (index as u32, wide[index]))
             .collect();
-        CompactU64s { small, big }
+        CompactU64s {
+            small: CompactU32s::Four(small),
+            big,
+        }
     }
 
     /// A column from its 4-byte entries (values below [`CompactU64s::BIG`], or `BIG`) and the
@@ -54,7 +156,36 @@ impl CompactU64s {
             .into_iter()
             .filter(|(index, _)| small.get(*index as usize) == Some(&Self::BIG))
             .collect();
-        CompactU64s { small, big }
+        CompactU64s {
+            small: CompactU32s::Four(small),
+            big,
+        }
+    }
+
+    /// The same values in 2-byte entries when at most one value in [`Self::NARROW_SHARE`] needs
+    /// the map then (the map's 16 or so bytes per value are then under 2 bytes per entry
+    /// saved); otherwise the column as it is. For columns that are read much more than
+    /// written, such as self sizes (almost all objects are below 64 KiB).
+    pub fn into_narrowest(self) -> CompactU64s {
+        let CompactU32s::Four(entries) = &self.small else {
+            return self;
+        };
+        let limit = u32::from(u16::MAX);
+        let over = entries.par_iter().filter(|v| **v >= limit).count();
+        if over > entries.len() / Self::NARROW_SHARE {
+            return self;
+        }
+        let narrow = entries.par_iter().map(|v| (*v).min(limit) as u16).collect();
+        let big = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v >= limit)
+            .map(|(index, _)| (index as u32, self.get(index)))
+            .collect();
+        CompactU64s {
+            small: CompactU32s::Two(narrow),
+            big,
+        }
     }
 
     /// Number of values.
@@ -70,24 +201,27 @@ impl CompactU64s {
     /// The value at `index`.
     #[inline]
     pub fn get(&self, index: usize) -> u64 {
-        match self.small[index] {
-            Self::BIG => self.big.get(&(index as u32)).copied().unwrap_or(0),
-            small => u64::from(small),
+        match self.small.get(index) {
+            entry if entry == self.small.limit() => {
+                self.big.get(&(index as u32)).copied().unwrap_or(0)
+            }
+            entry => u64::from(entry),
         }
     }
 
     /// Replaces the value at `index`.
     #[inline]
     pub fn set(&mut self, index: usize, value: u64) {
+        let limit = self.small.limit();
         match u32::try_from(value) {
-            Ok(small) if small != Self::BIG => {
-                if self.small[index] == Self::BIG {
+            Ok(small) if small < limit => {
+                if self.small.get(index) == limit {
                     self.big.remove(&(index as u32));
                 }
-                self.small[index] = small;
+                self.small.set(index, small);
             }
             _ => {
-                self.small[index] = Self::BIG;
+                self.small.set(index, limit);
                 self.big.insert(index as u32, value);
             }
         }
@@ -248,7 +382,54 @@ mod tests {
         assert_eq!(sizes.big.len(), 2);
     }
 
+    #[test]
+    fn small_values_take_two_bytes_and_a_big_one_widens_the_column() {
+        let mut column = CompactU32s::narrowest(vec![0, 7, u32::from(u16::MAX)]);
+        assert!(matches!(column, CompactU32s::Two(_)));
+        column.set(1, 9);
+        assert!(matches!(column, CompactU32s::Two(_)));
+        column.set(0, 1 << 16);
+        assert!(matches!(column, CompactU32s::Four(_)));
+        assert_eq!(column.iter().collect::<Vec<_>>(), [1 << 16, 9, 65_535]);
+        assert_eq!(column.try_get(3), None);
+        let wide = CompactU32s::narrowest(vec![1, u32::MAX]);
+        assert!(matches!(wide, CompactU32s::Four(_)));
+    }
+
+    #[test]
+    fn sizes_narrow_to_two_bytes_only_when_few_need_the_map() {
+        let mut few: Vec<u64> = (0..640).map(|i| i * 7).collect();
+        few[3] = 65_535;
+        few[600] = 5 << 32;
+        let narrow = CompactU64s::from_wide(few.clone()).into_narrowest();
+        assert!(matches!(narrow.small, CompactU32s::Two(_)));
+        assert_eq!(narrow.big.len(), 2);
+        assert_eq!(narrow.iter().collect::<Vec<_>>(), few);
+        let many: Vec<u64> = (0..640).map(|i| i * 1000).collect();
+        let kept = CompactU64s::from_wide(many.clone()).into_narrowest();
+        assert!(matches!(kept.small, CompactU32s::Four(_)));
+        assert_eq!(kept.iter().collect::<Vec<_>>(), many);
+    }
+
     proptest! {
+        #[test]
+        fn narrow_sizes_read_and_write_like_wide_ones(
+            values in proptest::collection::vec(prop_oneof![0u64..70_000, any::<u64>()], 0..200),
+            writes in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![0u64..70_000, any::<u64>()]), 0..20),
+        ) {
+            let mut expected = values.clone();
+            let mut column = CompactU64s::from_wide(values).into_narrowest();
+            for (at, value) in writes {
+                if expected.is_empty() {
+                    break;
+                }
+                let at = at.index(expected.len());
+                expected[at] = expected[at].saturating_add(value);
+                column.add(at, value);
+            }
+            prop_assert_eq!(column.iter().collect::<Vec<_>>(), expected);
+        }
+
         #[test]
         fn ids_round_trip(
             base in any::<u64>(),

@@ -112,7 +112,8 @@ impl Dominators {
         Dominators {
             idom,
             preorder: OnceLock::new(),
-            retained,
+            // Narrowed only now: the spare columns are gone, so the copy does not raise the peak.
+            retained: retained.into_narrowest(),
             first_dominated,
             dominated,
             root: graph.root(),

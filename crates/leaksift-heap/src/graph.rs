@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::compact::{CompactU64s, IdColumn};
+use crate::compact::{CompactU32s, CompactU64s, IdColumn};
 
 /// Position of a node in the graph's columns (its ordinal), `0..node_count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -1083,7 +1083,8 @@ pub struct HeapGraph {
     classes: Vec<ClassInfo>,
     class_lookup: HashMap<ClassInfo, ClassId>,
     ids: IdColumn,
-    class: Vec<u32>,
+    /// Class per node, in 2 bytes while the graph has at most 65 536 classes.
+    class: CompactU32s,
     name: Vec<u32>,
     self_size: CompactU64s,
     kind: Vec<u8>,
@@ -1189,9 +1190,9 @@ impl HeapGraph {
             classes: parts.classes,
             class_lookup,
             ids: parts.ids,
-            class: parts.class,
+            class: CompactU32s::narrowest(parts.class),
             name: parts.name,
-            self_size: parts.self_size,
+            self_size: parts.self_size.into_narrowest(),
             kind: parts.kind,
             flags: parts.flags,
             first_edge: parts.first_edge,
@@ -1296,7 +1297,7 @@ impl HeapGraph {
     /// A node's class.
     #[inline]
     pub fn class(&self, node: NodeIndex) -> ClassId {
-        ClassId(self.class[node.get()])
+        ClassId(self.class.get(node.get()))
     }
 
     /// A node's name (V8: constructor name, string value, function name…; HPROF: class name).
@@ -1314,8 +1315,8 @@ impl HeapGraph {
             return name;
         }
         self.class
-            .get(node.get())
-            .and_then(|class| self.classes.get(*class as usize))
+            .try_get(node.get())
+            .and_then(|class| self.classes.get(class as usize))
             .map_or(StringId(0), |info| info.name)
     }
 
@@ -1358,7 +1359,7 @@ impl HeapGraph {
     }
 
     /// The column of class ids, one per node (for bulk passes).
-    pub fn classes(&self) -> &[u32] {
+    pub fn classes(&self) -> &CompactU32s {
         &self.class
     }
 
@@ -1462,7 +1463,7 @@ impl HeapGraph {
     /// class ids) while reading the other columns; give it back with
     /// [`HeapGraph::restore_class_column`]. Until then, node classes must not be read.
     pub fn take_class_column(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.class)
+        std::mem::take(&mut self.class).into_wide()
     }
 
     /// Puts back a column taken with [`HeapGraph::take_class_column`]; every entry must be a
@@ -1476,7 +1477,7 @@ impl HeapGraph {
                 "class column names an unknown class",
             ));
         }
-        self.class = class;
+        self.class = CompactU32s::narrowest(class);
         Ok(())
     }
 
@@ -1530,7 +1531,7 @@ impl HeapGraph {
     /// Replaces a node's class (readers that name classes after a whole-graph pass).
     pub fn set_class(&mut self, node: NodeIndex, class: ClassId) {
         debug_assert!((class.0 as usize) < self.classes.len());
-        self.class[node.get()] = class.0;
+        self.class.set(node.get(), class.0);
     }
 
     /// Adds a class to the table after building, or returns the existing id for an equal entry.

@@ -60,7 +60,7 @@ fn histogram_with(
         if size == 0 || !filter(node) {
             continue;
         }
-        let s = &mut stats[class_of[node.get()] as usize];
+        let s = &mut stats[class_of.get(node.get()) as usize];
         s.count += 1;
         s.shallow_bytes = s.shallow_bytes.saturating_add(size);
         if accepted.len() <= sparse_limit {
@@ -158,7 +158,7 @@ fn walk_tree<F: Fn(NodeIndex) -> bool + Sync>(
             continue;
         }
         let mut path = top.path;
-        let class = class_of[node.get()];
+        let class = class_of.get(node.get());
         if counts(node, on_path(&links, top.path, class)) {
             retained[class as usize] =
                 retained[class as usize].saturating_add(dominators.retained(node));
@@ -193,7 +193,7 @@ fn walk_tree<F: Fn(NodeIndex) -> bool + Sync>(
                 continue;
             }
             let node = NodeIndex(entry as u32);
-            let class = class_of[node.get()];
+            let class = class_of.get(node.get());
             if counts(node, active[class as usize] != 0) {
                 let r = &mut retained[class as usize];
                 *r = r.saturating_add(dominators.retained(node));
@@ -248,7 +248,7 @@ fn add_retained_by_ancestors(
     let sizes = graph.self_sizes();
     let mut budget = graph.node_count();
     for &node in accepted {
-        let class = class_of[node.get()];
+        let class = class_of.get(node.get());
         let mut ancestor = node;
         let nested = loop {
             let up = dominators.idom(ancestor);
@@ -260,7 +260,7 @@ fn add_retained_by_ancestors(
             }
             budget -= 1;
             ancestor = up;
-            if class_of[up.get()] == class && sizes.get(up.get()) != 0 && filter(up) {
+            if class_of.get(up.get()) == class && sizes.get(up.get()) != 0 && filter(up) {
                 break true;
             }
         };

@@ -3,7 +3,7 @@
 pub mod compact;
 pub mod graph;
 
-pub use compact::{CompactU64s, IdColumn};
+pub use compact::{CompactU32s, CompactU64s, IdColumn};
 pub use graph::{
     ClassId, ClassInfo, Detachedness, EdgeData, EdgeIndex, EdgeKind, EdgeName, GcRootKind,
     GraphBuilder, GraphError, GraphParts, HeapFormat, HeapGraph, NodeData, NodeFlags, NodeIndex,
