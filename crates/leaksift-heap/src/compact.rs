@@ -12,11 +12,16 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-/// A column of `u32` values in 2 bytes each when every value fits in 16 bits, in 4 otherwise.
+use crate::packed::Packed;
+
+/// A column of `u32` values in 2 bytes each when every value fits in 16 bits, in 4 otherwise;
+/// either form can be packed ([`CompactU32s::pack`]) while no phase reads it in bulk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompactU32s {
     Two(Vec<u16>),
     Four(Vec<u32>),
+    PackedTwo(Packed<u16>),
+    PackedFour(Packed<u32>),
 }
 
 impl Default for CompactU32s {
@@ -40,8 +45,8 @@ impl CompactU32s {
     #[inline]
     pub fn limit(&self) -> u32 {
         match self {
-            CompactU32s::Two(_) => u32::from(u16::MAX),
-            CompactU32s::Four(_) => u32::MAX,
+            CompactU32s::Two(_) | CompactU32s::PackedTwo(_) => u32::from(u16::MAX),
+            CompactU32s::Four(_) | CompactU32s::PackedFour(_) => u32::MAX,
         }
     }
 
@@ -50,7 +55,27 @@ impl CompactU32s {
         match self {
             CompactU32s::Two(values) => values.len(),
             CompactU32s::Four(values) => values.len(),
+            CompactU32s::PackedTwo(values) => values.len(),
+            CompactU32s::PackedFour(values) => values.len(),
         }
+    }
+
+    /// Packs the column (a no-op if it is packed).
+    pub fn pack(&mut self) {
+        *self = match std::mem::take(self) {
+            CompactU32s::Two(values) => CompactU32s::PackedTwo(Packed::pack(&values)),
+            CompactU32s::Four(values) => CompactU32s::PackedFour(Packed::pack(&values)),
+            packed => packed,
+        };
+    }
+
+    /// Unpacks a column packed with [`CompactU32s::pack`] (a no-op otherwise).
+    pub fn unpack(&mut self) {
+        *self = match std::mem::take(self) {
+            CompactU32s::PackedTwo(values) => CompactU32s::Two(values.unpack()),
+            CompactU32s::PackedFour(values) => CompactU32s::Four(values.unpack()),
+            plain => plain,
+        };
     }
 
     /// Whether the column is empty.
@@ -58,25 +83,25 @@ impl CompactU32s {
         self.len() == 0
     }
 
-    /// The value at `index`.
+    /// The value at `index` (packed: decodes its block unless it was the last one decoded).
     #[inline]
     pub fn get(&self, index: usize) -> u32 {
         match self {
             CompactU32s::Two(values) => u32::from(values[index]),
             CompactU32s::Four(values) => values[index],
+            CompactU32s::PackedTwo(values) => u32::from(values.get(index)),
+            CompactU32s::PackedFour(values) => values.get(index),
         }
     }
 
     /// The value at `index`, if the column has one.
     #[inline]
     pub fn try_get(&self, index: usize) -> Option<u32> {
-        match self {
-            CompactU32s::Two(values) => values.get(index).map(|v| u32::from(*v)),
-            CompactU32s::Four(values) => values.get(index).copied(),
-        }
+        (index < self.len()).then(|| self.get(index))
     }
 
-    /// Replaces the value at `index` (the column widens to 4 bytes if `value` needs it).
+    /// Replaces the value at `index` (the column is unpacked, and widens to 4 bytes if `value`
+    /// needs it).
     #[inline]
     pub fn set(&mut self, index: usize, value: u32) {
         match self {
@@ -89,12 +114,26 @@ impl CompactU32s {
                 }
             },
             CompactU32s::Four(values) => values[index] = value,
+            CompactU32s::PackedTwo(_) | CompactU32s::PackedFour(_) => {
+                self.unpack();
+                self.set(index, value);
+            }
         }
     }
 
-    /// Every value, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
-        (0..self.len()).map(|index| self.get(index))
+    /// Every value, in order (packed: one block decoded at a time).
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let (mut two, mut four, mut packed_two, mut packed_four) = (None, None, None, None);
+        match self {
+            CompactU32s::Two(values) => two = Some(values.iter().map(|v| u32::from(*v))),
+            CompactU32s::Four(values) => four = Some(values.iter().copied()),
+            CompactU32s::PackedTwo(values) => packed_two = Some(values.iter().map(u32::from)),
+            CompactU32s::PackedFour(values) => packed_four = Some(values.iter()),
+        }
+        (two.into_iter().flatten())
+            .chain(four.into_iter().flatten())
+            .chain(packed_two.into_iter().flatten())
+            .chain(packed_four.into_iter().flatten())
     }
 
     /// The values as a plain column (the column is freed).
@@ -102,6 +141,8 @@ impl CompactU32s {
         match self {
             CompactU32s::Two(values) => values.into_iter().map(u32::from).collect(),
             CompactU32s::Four(values) => values,
+            CompactU32s::PackedTwo(values) => values.iter().map(u32::from).collect(),
+            CompactU32s::PackedFour(values) => values.unpack(),
         }
     }
 }
@@ -234,9 +275,26 @@ impl CompactU64s {
         self.set(index, sum);
     }
 
-    /// Every value, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
-        (0..self.small.len()).map(|index| self.get(index))
+    /// Every value, in order (packed: one block decoded at a time).
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let limit = self.small.limit();
+        self.small
+            .iter()
+            .enumerate()
+            .map(move |(index, entry)| match entry {
+                entry if entry == limit => self.big.get(&(index as u32)).copied().unwrap_or(0),
+                entry => u64::from(entry),
+            })
+    }
+
+    /// Packs the entries ([`CompactU32s::pack`]) while no phase reads them in bulk.
+    pub fn pack(&mut self) {
+        self.small.pack();
+    }
+
+    /// Unpacks entries packed with [`CompactU64s::pack`].
+    pub fn unpack(&mut self) {
+        self.small.unpack();
     }
 }
 

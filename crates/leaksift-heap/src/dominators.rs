@@ -98,6 +98,17 @@ impl Dominators {
         Dominators::compute_with(graph, graph.format() == HeapFormat::Hprof)
     }
 
+    /// [`Dominators::compute`] with the graph's class and self-size columns packed meanwhile
+    /// ([`HeapGraph::pack_node_columns`]): the search's own columns take their place, so the
+    /// peak memory of an analysis is lower by about 3 bytes per node (2 with 4-byte classes),
+    /// for the time it takes to pack and unpack them (tens of milliseconds per 10 M nodes).
+    pub fn compute_packing(graph: &mut HeapGraph) -> Dominators {
+        graph.pack_node_columns();
+        let dominators = Dominators::compute(graph);
+        graph.unpack_node_columns();
+        dominators
+    }
+
     /// [`Dominators::compute`], leaving class objects and edges into root children out of the
     /// Lengauer–Tarjan pass when `prune_classes` (the result is the same either way).
     fn compute_with(graph: &HeapGraph, prune_classes: bool) -> Dominators {
@@ -658,8 +669,9 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     sizes.truncate(n);
     // Every entry of the reused buffer is set before it is read.
     let mut retained = CompactU64s::with_big(sizes, std::iter::empty());
-    for node in graph.nodes() {
-        retained.set(node.get(), graph.self_size(node));
+    // In order: the self sizes may be packed ([`HeapGraph::pack_node_columns`]).
+    for (node, size) in graph.self_sizes().iter().enumerate() {
+        retained.set(node, size);
     }
     let mut idom = spare;
     idom.truncate(n);

@@ -2,6 +2,7 @@
 
 pub mod compact;
 pub mod graph;
+pub mod packed;
 
 pub use compact::{CompactU32s, CompactU64s, IdColumn};
 pub use graph::{

@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use leaksift_heap::{
     ClassId, ClassInfo, CompactU64s, EdgeKind, GcRootKind, GraphError, GraphParts, HeapFormat,
-    HeapGraph, IdColumn, NodeFlags, NodeIndex, NodeKind, ObjectId, StringId, StringTable,
+    HeapGraph, NodeFlags, NodeIndex, NodeKind, ObjectId, StringId, StringTable,
 };
 use rustc_hash::FxHashMap;
 
@@ -213,7 +213,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             defs.push(GraphClass {
                 class,
                 name,
-                node: index.lookup(&scan.ids, def.dump.id),
+                node: index.lookup(def.dump.id),
                 fields,
                 is_finalizer: def.name == "java.lang.ref.Finalizer",
             });
@@ -267,18 +267,17 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
 
     /// Resolves the GC roots into edges from the root or from their thread's object.
     fn plan_root_edges(&mut self, roots: &[Root]) {
-        let ids = &self.scan.ids;
         let mut threads: FxHashMap<u32, u32> = FxHashMap::default();
         for root in roots {
             if let (GcRootKind::ThreadObject, Some(serial)) = (root.kind, root.thread_serial) {
-                if let Some(ordinal) = self.index.lookup(ids, root.object) {
+                if let Some(ordinal) = self.index.lookup(root.object) {
                     threads.insert(serial, ordinal);
                 }
             }
         }
         let mut pending = Vec::with_capacity(roots.len());
         for root in roots {
-            let Some(to) = self.index.lookup(ids, root.object) else {
+            let Some(to) = self.index.lookup(root.object) else {
                 self.dangling_roots += 1;
                 continue;
             };
@@ -338,7 +337,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         data: &[u8],
         consumed: &mut dyn FnMut(Range<usize>, usize),
     ) -> Result<Columns, HprofError> {
-        let node_count = self.scan.ids.len();
+        let node_count = self.index.len();
         let segments = &self.scan.segments;
         let groups = &self.scan.groups;
         let first_ordinal = |group: Option<&GroupStats>| {
@@ -420,7 +419,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 .into_iter()
                 .map(Worker::finish)
                 .collect();
-        self.index = IdIndex::default();
+        let ids = std::mem::take(&mut self.index).into_id_column();
         // Pack the groups' edge regions and make their CSR offsets global.
         let mut stats = BuildStats {
             dangling_roots: self.dangling_roots,
@@ -500,7 +499,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             format: HeapFormat::Hprof,
             strings: self.strings,
             classes: self.class_infos,
-            ids: IdColumn::default(),
+            ids,
             class,
             // Untouched zeroed pages (no memory): [`into_graph`] names nodes after their class.
             name: vec![0u32; node_count],
@@ -535,16 +534,15 @@ pub struct Columns {
     pub stats: BuildStats,
 }
 
-/// Produces the graph from pass 2's columns and pass 1's id column (moved in, not copied).
-pub fn into_graph(columns: Columns, ids: Vec<u64>) -> Result<HeapGraph, HprofError> {
+/// Produces the graph from pass 2's columns.
+pub fn into_graph(columns: Columns) -> Result<HeapGraph, HprofError> {
     let Columns {
-        mut parts,
+        parts,
         class_names,
         edge_names,
         rare_edge_names,
         ..
     } = columns;
-    parts.ids = IdColumn::from_wide(ids);
     let mut graph = HeapGraph::from_parts(parts).map_err(graph_error)?;
     graph.name_after_classes(class_names.into_iter().collect());
     graph
@@ -774,7 +772,7 @@ impl Worker<'_, '_, '_> {
         if to_id == Id::NULL {
             return;
         }
-        match self.plan.index.lookup(&self.plan.scan.ids, to_id) {
+        match self.plan.index.lookup(to_id) {
             Some(to) => self.push_edge(to, kind, name),
             None => self.stats.dangling_references += 1,
         }

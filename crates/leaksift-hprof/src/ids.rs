@@ -11,8 +11,14 @@
 //! Sparser address ranges fall back to a sorted permutation of the ordinals plus a table of
 //! address buckets (a counting sort; ids inside the rare crowded buckets are sorted) that
 //! narrows a lookup to a handful of candidates: 4 bytes per object for the permutation and
-//! about 2 bytes per object for the buckets. Either way the ids themselves are the graph's id
-//! column.
+//! about 2 bytes per object for the buckets.
+//!
+//! The index owns the ids and hands them over as the graph's id column when pass 2 is done
+//! ([`IdIndex::into_id_column`]). The dense index never reads them, so it keeps them in the
+//! graph's compact form from the start and pass 2 runs without the 8-byte list; the bucket
+//! index compares candidates with the ids and keeps the list.
+
+use leaksift_heap::IdColumn;
 
 use crate::bytes::Id;
 
@@ -26,8 +32,8 @@ pub struct IdIndex {
 
 #[derive(Debug)]
 enum Lookup {
-    Dense(DenseIndex),
-    Buckets(BucketIndex),
+    Dense(DenseIndex, IdColumn),
+    Buckets(BucketIndex, Vec<u64>),
 }
 
 impl Default for IdIndex {
@@ -36,25 +42,28 @@ impl Default for IdIndex {
         IdIndex {
             min: 1,
             max: 0,
-            lookup: Lookup::Dense(DenseIndex::default()),
+            lookup: Lookup::Dense(DenseIndex::default(), IdColumn::default()),
         }
     }
 }
 
 impl IdIndex {
-    /// Builds the index over `ids[1..]` (`ids[0]` is the root). With duplicate ids, the first
-    /// object (in file order) with the id is found.
-    pub fn build(ids: &[u64]) -> IdIndex {
+    /// Builds the index over `ids[1..]` (`ids[0]` is the root), which it keeps. With duplicate
+    /// ids, the first object (in file order) with the id is found.
+    pub fn build(ids: Vec<u64>) -> IdIndex {
         // The dense index is used when it takes at most what the bucket index takes.
         Self::with_dense_limit(ids, BucketIndex::BYTES_PER_OBJECT)
     }
 
     /// Builds the dense index when its 16 bytes per word of addresses come to at most
     /// `dense_limit` bytes per object, the bucket index otherwise.
-    fn with_dense_limit(ids: &[u64], dense_limit: u64) -> IdIndex {
+    fn with_dense_limit(ids: Vec<u64>, dense_limit: u64) -> IdIndex {
         let objects = ids.get(1..).unwrap_or_default();
         let Some(&first) = objects.first() else {
-            return IdIndex::default();
+            return IdIndex {
+                lookup: Lookup::Dense(DenseIndex::default(), IdColumn::from_wide(ids)),
+                ..IdIndex::default()
+            };
         };
         // Every id agrees with the first one below its alignment: the lowest bit in which any
         // id differs from the first one is the alignment of the differences.
@@ -67,22 +76,39 @@ impl IdIndex {
         let words = ((max - min) >> shift) / 64 + 1;
         let lookup =
             if words.saturating_mul(16) <= (objects.len() as u64).saturating_mul(dense_limit) {
-                Lookup::Dense(DenseIndex::build(objects, min, shift, words as usize))
+                let dense = DenseIndex::build(objects, min, shift, words as usize);
+                Lookup::Dense(dense, IdColumn::from_wide(ids))
             } else {
-                Lookup::Buckets(BucketIndex::build(ids, min, max))
+                Lookup::Buckets(BucketIndex::build(&ids, min, max), ids)
             };
         IdIndex { min, max, lookup }
     }
 
+    /// Number of ids, the root's included.
+    pub fn len(&self) -> usize {
+        match &self.lookup {
+            Lookup::Dense(_, ids) => ids.len(),
+            Lookup::Buckets(_, ids) => ids.len(),
+        }
+    }
+
+    /// The ids as the graph's column (the index is freed).
+    pub fn into_id_column(self) -> IdColumn {
+        match self.lookup {
+            Lookup::Dense(_, ids) => ids,
+            Lookup::Buckets(_, ids) => IdColumn::from_wide(ids),
+        }
+    }
+
     /// The ordinal of the object with this id, if the dump contains it.
     #[inline(always)]
-    pub fn lookup(&self, ids: &[u64], Id(id): Id) -> Option<u32> {
+    pub fn lookup(&self, Id(id): Id) -> Option<u32> {
         if id < self.min || id > self.max || id == 0 {
             return None;
         }
         match &self.lookup {
-            Lookup::Dense(dense) => dense.lookup(id - self.min),
-            Lookup::Buckets(buckets) => buckets.lookup(ids, id - self.min, id),
+            Lookup::Dense(dense, _) => dense.lookup(id - self.min),
+            Lookup::Buckets(buckets, ids) => buckets.lookup(ids, id - self.min, id),
         }
     }
 }
@@ -300,8 +326,8 @@ mod tests {
     /// The index built both ways (dense only when it takes at most 1 MiB per object).
     fn both(ids: &[u64]) -> [IdIndex; 2] {
         [
-            IdIndex::with_dense_limit(ids, 1 << 20),
-            IdIndex::with_dense_limit(ids, 0),
+            IdIndex::with_dense_limit(ids.to_vec(), 1 << 20),
+            IdIndex::with_dense_limit(ids.to_vec(), 0),
         ]
     }
 
@@ -318,15 +344,13 @@ mod tests {
         let ids = vec![0, 0x1000, 0x10, 0x2000_0000_0000, 0x18, 0x1008, 0x20];
         for index in both(&ids) {
             for (ordinal, &id) in ids.iter().enumerate().skip(1) {
-                assert_eq!(
-                    index.lookup(&ids, Id(id)),
-                    Some(ordinal as u32),
-                    "id {id:#x}"
-                );
+                assert_eq!(index.lookup(Id(id)), Some(ordinal as u32), "id {id:#x}");
             }
             for missing in [0, 1, 0x11, 0x1004, 0x1fff_ffff_ffff, u64::MAX] {
-                assert_eq!(index.lookup(&ids, Id(missing)), None, "id {missing:#x}");
+                assert_eq!(index.lookup(Id(missing)), None, "id {missing:#x}");
             }
+            assert_eq!(index.len(), ids.len());
+            assert_eq!(index.into_id_column().iter().collect::<Vec<_>>(), ids);
         }
     }
 
@@ -334,8 +358,8 @@ mod tests {
     fn picks_the_dense_index_for_dense_ids_and_buckets_for_sparse_ones() {
         let dense: Vec<u64> = (0..1000u64).map(|i| 0x7000_0000 + i * 24).collect();
         let sparse: Vec<u64> = (0..1000u64).map(|i| (i << 20) + i * 8).collect();
-        assert!(matches!(IdIndex::build(&dense).lookup, Lookup::Dense(_)));
-        assert!(matches!(IdIndex::build(&sparse).lookup, Lookup::Buckets(_)));
+        assert!(matches!(IdIndex::build(dense).lookup, Lookup::Dense(..)));
+        assert!(matches!(IdIndex::build(sparse).lookup, Lookup::Buckets(..)));
     }
 
     proptest::proptest! {
@@ -354,11 +378,11 @@ mod tests {
             ids.extend((0..run).map(|i| (1 << 22) + i * 8));
             for index in both(&ids) {
                 for &id in ids.iter().skip(1) {
-                    proptest::prop_assert_eq!(index.lookup(&ids, Id(id)), expected(&ids, id));
+                    proptest::prop_assert_eq!(index.lookup(Id(id)), expected(&ids, id));
                 }
                 for &probe in &probes {
                     proptest::prop_assert_eq!(
-                        index.lookup(&ids, Id(probe)),
+                        index.lookup(Id(probe)),
                         expected(&ids, probe)
                     );
                 }
@@ -388,12 +412,12 @@ mod tests {
             }
             for index in both(&ids) {
                 for &id in ids.iter().skip(1) {
-                    proptest::prop_assert_eq!(index.lookup(&ids, Id(id)), expected(&ids, id));
+                    proptest::prop_assert_eq!(index.lookup(Id(id)), expected(&ids, id));
                 }
                 for &probe in &probes {
                     let probe = 0x1000 + probe;
                     proptest::prop_assert_eq!(
-                        index.lookup(&ids, Id(probe)),
+                        index.lookup(Id(probe)),
                         expected(&ids, probe)
                     );
                 }
@@ -405,8 +429,8 @@ mod tests {
     fn empty_index_finds_nothing() {
         let ids = vec![0];
         for index in both(&ids) {
-            assert_eq!(index.lookup(&ids, Id(0)), None);
-            assert_eq!(index.lookup(&ids, Id(8)), None);
+            assert_eq!(index.lookup(Id(0)), None);
+            assert_eq!(index.lookup(Id(8)), None);
         }
     }
 
@@ -414,12 +438,12 @@ mod tests {
     fn one_object_and_repeated_ids() {
         let ids = vec![0, 0x40];
         for index in both(&ids) {
-            assert_eq!(index.lookup(&ids, Id(0x40)), Some(1));
-            assert_eq!(index.lookup(&ids, Id(0x48)), None);
+            assert_eq!(index.lookup(Id(0x40)), Some(1));
+            assert_eq!(index.lookup(Id(0x48)), None);
         }
         let ids = vec![0, 0x40, 0x40, 0x40];
         for index in both(&ids) {
-            assert_eq!(index.lookup(&ids, Id(0x40)), Some(1));
+            assert_eq!(index.lookup(Id(0x40)), Some(1));
         }
     }
 
@@ -430,9 +454,9 @@ mod tests {
         ids.extend((0..5000u64).map(|i| 0x1000 + i * 24));
         for index in both(&ids) {
             for (ordinal, &id) in ids.iter().enumerate().skip(1) {
-                assert_eq!(index.lookup(&ids, Id(id)), Some(ordinal as u32));
+                assert_eq!(index.lookup(Id(id)), Some(ordinal as u32));
             }
-            assert_eq!(index.lookup(&ids, Id(0x1000 + 8)), None);
+            assert_eq!(index.lookup(Id(0x1000 + 8)), None);
         }
     }
 }

@@ -142,7 +142,8 @@ fn read_with_workers(
         observer.consumed(done, read, total)
     })?;
     observer.phase("index");
-    let index = ids::IdIndex::build(&scan.ids);
+    let index = ids::IdIndex::build(std::mem::take(&mut scan.ids));
+    let objects = index.len() as u64 - 1;
     let sizes = SizeRule::guess(header.id_size, scan.id_range);
     let classes = layout::ClassTable::build(&mut scan, &sizes, data.len())?;
     // Threads need only pass 1 (roots, stack traces, and single objects re-read for names).
@@ -157,12 +158,12 @@ fn read_with_workers(
         id_size: header.id_size.bytes() as u8,
         timestamp_ms: header.timestamp_ms,
         sizes,
-        objects: scan.ids.len() as u64 - 1,
+        objects,
         classes: classes.defs.len() as u64,
         gc_roots: scan.roots.len() as u64,
         stats: columns.stats,
     };
-    let mut graph = build::into_graph(columns, std::mem::take(&mut scan.ids))?;
+    let mut graph = build::into_graph(columns)?;
     observer.phase("reachability");
     let unreachable = reachability::discard_unreachable(&mut graph, workers);
     Ok(HprofDump {

@@ -57,7 +57,7 @@ pub fn collect(
         let (GcRootKind::ThreadObject, Some(serial)) = (root.kind, root.thread_serial) else {
             continue;
         };
-        let Some(object) = index.lookup(&scan.ids, root.object) else {
+        let Some(object) = index.lookup(root.object) else {
             continue;
         };
         if by_serial.contains_key(&serial) {
@@ -112,7 +112,7 @@ pub fn collect(
         if root.kind == GcRootKind::ThreadObject {
             continue;
         }
-        let Some(object) = index.lookup(&scan.ids, root.object) else {
+        let Some(object) = index.lookup(root.object) else {
             continue;
         };
         let thread = &mut threads[thread];
@@ -166,12 +166,10 @@ fn thread_name(
             .get(offset..offset + width)
             .map(|raw| raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
     };
-    let Some(string) = field(thread, b"name")?.and_then(|id| index.lookup(&scan.ids, Id(id)))
-    else {
+    let Some(string) = field(thread, b"name")?.and_then(|id| index.lookup(Id(id))) else {
         return Ok(None);
     };
-    let Some(array) = field(string, b"value")?.and_then(|id| index.lookup(&scan.ids, Id(id)))
-    else {
+    let Some(array) = field(string, b"value")?.and_then(|id| index.lookup(Id(id))) else {
         return Ok(None);
     };
     let utf16 = field(string, b"coder")? == Some(1);

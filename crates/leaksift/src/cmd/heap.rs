@@ -51,12 +51,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let mut progress = Progress::stderr(args.quiet);
     let heap = heapfile::load(&args.file, None, &mut progress)?;
-    // Duplicated strings need only the graph: they are found while the dominators are computed
-    // (HPROF's decoded `java.lang.String` values are read later, they need the garbage set).
-    let hprof_strings = heap.hprof.is_some() && args.duplicate_strings;
-    let (analysis, graph_duplicates) = Analysis::of_with(heap, &mut progress, |heap| {
-        (!hprof_strings).then(|| duplicate_strings(&heap.graph, DUPLICATE_STRING_ROWS))
-    });
+    // V8's duplicated strings need only the graph: they are found while the dominators are
+    // computed. HPROF graphs hold no string values (the decoded `java.lang.String` values are
+    // read from the dump later, they need the garbage set), so nothing runs alongside and the
+    // search can pack the columns it does not read.
+    let (analysis, graph_duplicates) = if heap.hprof.is_some() {
+        (Analysis::of(heap, &mut progress), None)
+    } else {
+        Analysis::of_with(heap, &mut progress, |heap| {
+            Some(duplicate_strings(&heap.graph, DUPLICATE_STRING_ROWS))
+        })
+    };
     progress.phase("classes and suspects");
     let graph = analysis.graph();
     let dominators = &analysis.dominators;

@@ -27,9 +27,13 @@ impl Analysis {
         Ok(Analysis::of(heap, progress))
     }
 
-    /// Computes dominators and retained sizes of a loaded heap.
-    pub fn of(heap: LoadedHeap, progress: &mut Progress) -> Analysis {
-        Analysis::of_with(heap, progress, |_| ()).0
+    /// Computes dominators and retained sizes of a loaded heap (with the columns the search
+    /// does not read packed meanwhile: nothing else reads the heap).
+    pub fn of(mut heap: LoadedHeap, progress: &mut Progress) -> Analysis {
+        progress.phase("dominators and retained sizes");
+        let dominators = Dominators::compute_packing(&mut heap.graph);
+        progress.finish();
+        Analysis { heap, dominators }
     }
 
     /// [`Analysis::of`], running `alongside` on the heap on another thread meanwhile (the
