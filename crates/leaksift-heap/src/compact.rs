@@ -1,12 +1,14 @@
-//! Four-byte columns for 64-bit values: sizes with their rare big values kept aside, and object
-//! ids stored as offsets from a base in units of their common alignment.
+//! Narrow columns for 64-bit values: sizes in four bytes with their rare big values kept aside,
+//! and object ids in about one byte (steps from the previous id) or four (offsets from a base in
+//! units of their common alignment).
 //!
 //! A heap graph has one size and one id per node; tens of millions of nodes make each 8-byte
 //! column a few hundred megabytes. Almost every size fits in 32 bits, and the ids of one dump
 //! are either small counters (V8 node ids are `uint32_t` in V8) or addresses of aligned objects
 //! inside one heap (HPROF: `(address - base) / 8` fits in 32 bits for heaps below 32 GiB, the
-//! compressed-oops limit). Both columns fall back to the wide form when the values do not fit,
-//! so no input is refused.
+//! compressed-oops limit); in node order they mostly rise by small steps (V8 ids by 2, HPROF
+//! addresses by object sizes). Both columns fall back to the wide form when the values do not
+//! fit, so no input is refused.
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -132,8 +134,14 @@ impl Default for IdColumn {
 
 impl IdColumn {
     /// The column for `ids` in the smallest form that holds them exactly (`ids` is freed unless
-    /// it is kept as the wide form).
+    /// it is kept as the wide form; on a tie, the offsets, read without decoding).
     pub fn from_wide(ids: Vec<u64>) -> IdColumn {
+        let count = ids.len() as u64;
+        let steps = IdSteps::plan(&ids);
+        // Below 4 bytes per id the steps beat the other forms whether the offsets fit or not.
+        if let Some(plan) = steps.filter(|plan| plan.bytes < count.saturating_mul(4)) {
+            return IdColumn::Steps(IdSteps::build(&ids, plan.shift));
+        }
         let Some(base) = ids.par_iter().copied().min() else {
             return IdColumn::Wide(ids);
         };
@@ -147,19 +155,11 @@ impl IdColumn {
         } else {
             spread.trailing_zeros()
         };
-        let count = ids.len() as u64;
-        let wide_bytes = count.saturating_mul(8);
-        let offset_bytes = if highest >> shift <= u64::from(u32::MAX) {
-            count.saturating_mul(4)
-        } else {
-            u64::MAX
-        };
-        let steps = IdSteps::plan(&ids);
-        if let Some(plan) = steps.filter(|plan| plan.bytes < offset_bytes.min(wide_bytes)) {
-            return IdColumn::Steps(IdSteps::build(&ids, plan.shift));
-        }
-        if offset_bytes >= wide_bytes {
-            return IdColumn::Wide(ids);
+        if highest >> shift > u64::from(u32::MAX) {
+            return match steps.filter(|plan| plan.bytes < count.saturating_mul(8)) {
+                Some(plan) => IdColumn::Steps(IdSteps::build(&ids, plan.shift)),
+                None => IdColumn::Wide(ids),
+            };
         }
         let offsets = ids
             .par_iter()
