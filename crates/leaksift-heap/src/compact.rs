@@ -1,13 +1,14 @@
-//! Narrow columns for wide values: 32-bit values in 2 bytes when they fit, sizes in 4 or 2 bytes
-//! with their rare big values kept aside, and object ids stored as offsets from a base in units
-//! of their common alignment.
+//! Narrow columns for wide values: 32-bit values in 2 bytes when they fit, sizes in 4 or 2
+//! bytes with their rare big values kept aside, and object ids in about one byte (steps from
+//! the previous id) or four (offsets from a base in units of their common alignment).
 //!
 //! A heap graph has one size and one id per node; tens of millions of nodes make each 8-byte
 //! column a few hundred megabytes. Almost every size fits in 32 bits, and the ids of one dump
 //! are either small counters (V8 node ids are `uint32_t` in V8) or addresses of aligned objects
 //! inside one heap (HPROF: `(address - base) / 8` fits in 32 bits for heaps below 32 GiB, the
-//! compressed-oops limit). Both columns fall back to the wide form when the values do not fit,
-//! so no input is refused.
+//! compressed-oops limit); in node order they mostly rise by small steps (V8 ids by 2, HPROF
+//! addresses by object sizes). Both columns fall back to the wide form when the values do not
+//! fit, so no input is refused.
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -298,8 +299,10 @@ impl CompactU64s {
     }
 }
 
-/// Object ids, one per node: 4-byte offsets `(id - base) >> shift` when every id shares the
-/// alignment `1 << shift` and the offsets fit, the ids themselves otherwise.
+/// Object ids, one per node, in the smallest of three forms: one byte per id holding its step
+/// from the previous id ([`IdSteps`]: ids that mostly rise by small aligned steps, as HPROF
+/// addresses in file order and V8 node ids do), 4-byte offsets `(id - base) >> shift` when every
+/// id shares the alignment `1 << shift` and the offsets fit, the ids themselves otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdColumn {
     /// `id = base + (offset << shift)`.
@@ -308,6 +311,8 @@ pub enum IdColumn {
         shift: u32,
         offsets: Vec<u32>,
     },
+    /// One byte per id.
+    Steps(IdSteps),
     /// The ids as they are.
     Wide(Vec<u64>),
 }
@@ -319,8 +324,15 @@ impl Default for IdColumn {
 }
 
 impl IdColumn {
-    /// The column for `ids` (in 4 bytes per id when they allow it; `ids` is then freed).
+    /// The column for `ids` in the smallest form that holds them exactly (`ids` is freed unless
+    /// it is kept as the wide form; on a tie, the offsets, read without decoding).
     pub fn from_wide(ids: Vec<u64>) -> IdColumn {
+        let count = ids.len() as u64;
+        let steps = IdSteps::plan(&ids);
+        // Below 4 bytes per id the steps beat the other forms whether the offsets fit or not.
+        if let Some(plan) = steps.filter(|plan| plan.bytes < count.saturating_mul(4)) {
+            return IdColumn::Steps(IdSteps::build(&ids, plan.shift));
+        }
         let Some(base) = ids.par_iter().copied().min() else {
             return IdColumn::Wide(ids);
         };
@@ -335,7 +347,10 @@ impl IdColumn {
             spread.trailing_zeros()
         };
         if highest >> shift > u64::from(u32::MAX) {
-            return IdColumn::Wide(ids);
+            return match steps.filter(|plan| plan.bytes < count.saturating_mul(8)) {
+                Some(plan) => IdColumn::Steps(IdSteps::build(&ids, plan.shift)),
+                None => IdColumn::Wide(ids),
+            };
         }
         let offsets = ids
             .par_iter()
@@ -352,6 +367,7 @@ impl IdColumn {
     pub fn len(&self) -> usize {
         match self {
             IdColumn::Offsets { offsets, .. } => offsets.len(),
+            IdColumn::Steps(steps) => steps.steps.len(),
             IdColumn::Wide(ids) => ids.len(),
         }
     }
@@ -361,7 +377,8 @@ impl IdColumn {
         self.len() == 0
     }
 
-    /// The id at `index`.
+    /// The id at `index` (in the one-byte form, this decodes up to [`IdSteps::BLOCK`] steps:
+    /// use [`IdColumn::iter`] to read many ids in order).
     #[inline]
     pub fn get(&self, index: usize) -> u64 {
         match self {
@@ -370,13 +387,31 @@ impl IdColumn {
                 shift,
                 offsets,
             } => base + (u64::from(offsets[index]) << shift),
+            IdColumn::Steps(steps) => steps.get(index),
             IdColumn::Wide(ids) => ids[index],
         }
     }
 
-    /// Every id, in order.
+    /// Every id, in order (decoded sequentially).
     pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
-        (0..self.len()).map(|index| self.get(index))
+        match self {
+            IdColumn::Offsets {
+                base,
+                shift,
+                offsets,
+            } => Ids::Offsets {
+                base: *base,
+                shift: *shift,
+                offsets: offsets.iter(),
+            },
+            IdColumn::Steps(steps) => Ids::Steps {
+                column: steps,
+                index: 0,
+                id: 0,
+                escape: 0,
+            },
+            IdColumn::Wide(ids) => Ids::Wide(ids.iter()),
+        }
     }
 
     /// The first index holding `id`.
@@ -394,10 +429,241 @@ impl IdColumn {
                 let offset = u32::try_from(offset >> shift).ok()?;
                 offsets.iter().position(|o| *o == offset)
             }
+            IdColumn::Steps(_) => self.iter().position(|x| x == id),
             IdColumn::Wide(ids) => ids.iter().position(|x| *x == id),
         }
     }
 }
+
+/// Ids in about one byte each: the id at every multiple of [`IdSteps::BLOCK`] in full (an
+/// anchor), every other id as its step `(id - previous) >> shift` from the id before it when that
+/// difference is non-negative, a multiple of `1 << shift` and below [`IdSteps::ESCAPE`], and as
+/// the byte `ESCAPE` otherwise, its id then kept aside. Reading one id adds at most `BLOCK - 1`
+/// steps to the anchor or to the last escaped id before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdSteps {
+    shift: u32,
+    /// The id at every index that is a multiple of [`IdSteps::BLOCK`].
+    anchors: Vec<u64>,
+    /// Per index: its step, [`IdSteps::ESCAPE`], or 0 at an anchor.
+    steps: Vec<u8>,
+    /// The indexes whose step byte is [`IdSteps::ESCAPE`], ascending.
+    escaped_at: Vec<u32>,
+    /// Their ids.
+    escaped_ids: Vec<u64>,
+}
+
+/// The shift [`IdSteps`] would use for some ids, and the bytes it would then take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StepsPlan {
+    shift: u32,
+    bytes: u64,
+}
+
+impl IdSteps {
+    /// Ids per anchor.
+    pub const BLOCK: usize = 64;
+    /// The step byte of an id kept aside.
+    pub const ESCAPE: u8 = u8::MAX;
+    /// Bytes per escaped id (its index and the id).
+    const ESCAPED_BYTES: u64 = 12;
+
+    /// The shift that leaves the fewest ids to escape (the largest of those that tie: the ids'
+    /// alignment), and the size at that shift (`None` for more ids than `u32` indexes reach).
+    fn plan(ids: &[u64]) -> Option<StepsPlan> {
+        let count = u32::try_from(ids.len()).ok()?;
+        // fits[s] (after a prefix sum over `changes`): how many non-anchor ids have a step at
+        // shift s. The shifts that fit one difference form a range, added as two changes.
+        let changes = ids
+            .par_chunks(Self::BLOCK * 1024)
+            .map(|chunk| {
+                let mut changes = [0i64; 65];
+                for (at, pair) in chunk.windows(2).enumerate() {
+                    if (at + 1) % Self::BLOCK == 0 {
+                        continue;
+                    }
+                    let Some(difference) = pair[1].checked_sub(pair[0]) else {
+                        continue;
+                    };
+                    let (lowest, highest) = Self::shifts_fitting(difference);
+                    if lowest <= highest {
+                        changes[lowest as usize] += 1;
+                        changes[highest as usize + 1] -= 1;
+                    }
+                }
+                changes
+            })
+            .reduce(
+                || [0i64; 65],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            );
+        // Ordered by fits, then shift: the largest of the shifts that fit the most.
+        let (most, shift) = changes[..64]
+            .iter()
+            .scan(0i64, |fits, change| {
+                *fits += change;
+                Some(*fits as u64)
+            })
+            .zip(0u32..)
+            .max()
+            .unwrap_or((0, 0));
+        let count = u64::from(count);
+        let anchors = count.div_ceil(Self::BLOCK as u64);
+        let escaped = count - anchors - most;
+        Some(StepsPlan {
+            shift,
+            bytes: count + 8 * anchors + Self::ESCAPED_BYTES * escaped,
+        })
+    }
+
+    /// The shifts `s` at which `difference` is a step: a multiple of `1 << s` whose quotient is
+    /// below [`IdSteps::ESCAPE`] (an empty range when the first exceeds the second).
+    fn shifts_fitting(difference: u64) -> (u32, u32) {
+        let bits = u64::BITS - difference.leading_zeros();
+        let mut lowest = bits.saturating_sub(8);
+        if difference >> lowest >= u64::from(Self::ESCAPE) {
+            lowest += 1;
+        }
+        (lowest, difference.trailing_zeros().min(63))
+    }
+
+    /// The step byte of `id` after `previous`.
+    fn step(previous: u64, id: u64, shift: u32) -> u8 {
+        match id.checked_sub(previous) {
+            Some(difference)
+                if difference & ((1u64 << shift) - 1) == 0
+                    && difference >> shift < u64::from(Self::ESCAPE) =>
+            {
+                (difference >> shift) as u8
+            }
+            _ => Self::ESCAPE,
+        }
+    }
+
+    /// The steps of `ids` at `shift` (in parallel).
+    fn build(ids: &[u64], shift: u32) -> IdSteps {
+        let anchors = ids.par_chunks(Self::BLOCK).map(|block| block[0]).collect();
+        let steps: Vec<u8> = (0..ids.len())
+            .into_par_iter()
+            .map(|index| {
+                if index % Self::BLOCK == 0 {
+                    0
+                } else {
+                    Self::step(ids[index - 1], ids[index], shift)
+                }
+            })
+            .collect();
+        let (escaped_at, escaped_ids) = steps
+            .par_iter()
+            .enumerate()
+            .filter(|(_, step)| **step == Self::ESCAPE)
+            .map(|(index, _)| (index as u32, ids[index]))
+            .unzip();
+        IdSteps {
+            shift,
+            anchors,
+            steps,
+            escaped_at,
+            escaped_ids,
+        }
+    }
+
+    /// The id at `index`: its anchor or the last escaped id before it, plus the steps between.
+    #[inline]
+    fn get(&self, index: usize) -> u64 {
+        let start = index - index % Self::BLOCK;
+        let (from, id) = match self.steps[start + 1..=index]
+            .iter()
+            .rposition(|&step| step == Self::ESCAPE)
+        {
+            Some(at) => (start + 1 + at, self.escaped(start + 1 + at)),
+            None => (start, self.anchors[index / Self::BLOCK]),
+        };
+        let steps: u64 = self.steps[from + 1..=index]
+            .iter()
+            .map(|&step| u64::from(step))
+            .sum();
+        id + (steps << self.shift)
+    }
+
+    /// The id kept aside for the escape byte at `index`.
+    fn escaped(&self, index: usize) -> u64 {
+        let at = self
+            .escaped_at
+            .binary_search(&(index as u32))
+            .expect("every escape byte has its id aside");
+        self.escaped_ids[at]
+    }
+}
+
+/// The iterator of [`IdColumn::iter`].
+enum Ids<'a> {
+    Offsets {
+        base: u64,
+        shift: u32,
+        offsets: std::slice::Iter<'a, u32>,
+    },
+    /// `id` is the id before `index`, `escape` the next entry of the ids kept aside.
+    Steps {
+        column: &'a IdSteps,
+        index: usize,
+        id: u64,
+        escape: usize,
+    },
+    Wide(std::slice::Iter<'a, u64>),
+}
+
+impl Iterator for Ids<'_> {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        match self {
+            Ids::Offsets {
+                base,
+                shift,
+                offsets,
+            } => offsets
+                .next()
+                .map(|offset| *base + (u64::from(*offset) << *shift)),
+            Ids::Steps {
+                column,
+                index,
+                id,
+                escape,
+            } => {
+                let step = *column.steps.get(*index)?;
+                *id = if *index % IdSteps::BLOCK == 0 {
+                    column.anchors[*index / IdSteps::BLOCK]
+                } else if step == IdSteps::ESCAPE {
+                    *escape += 1;
+                    column.escaped_ids[*escape - 1]
+                } else {
+                    *id + (u64::from(step) << column.shift)
+                };
+                *index += 1;
+                Some(*id)
+            }
+            Ids::Wide(ids) => ids.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = match self {
+            Ids::Offsets { offsets, .. } => offsets.len(),
+            Ids::Steps { column, index, .. } => column.steps.len() - *index,
+            Ids::Wide(ids) => ids.len(),
+        };
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Ids<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -422,6 +688,245 @@ mod tests {
         assert!(matches!(column, IdColumn::Wide(_)));
         assert_eq!(column.iter().collect::<Vec<_>>(), ids);
         assert_eq!(column.position(0x7f12_3456_7001), Some(1));
+    }
+
+    /// Bytes a column takes (without spare capacity).
+    fn bytes(column: &IdColumn) -> u64 {
+        let bytes = match column {
+            IdColumn::Offsets { offsets, .. } => 4 * offsets.len(),
+            IdColumn::Steps(steps) => {
+                steps.steps.len() + 8 * steps.anchors.len() + 12 * steps.escaped_at.len()
+            }
+            IdColumn::Wide(ids) => 8 * ids.len(),
+        };
+        bytes as u64
+    }
+
+    /// Checks every accessor of `column` against `ids`.
+    fn assert_holds(column: &IdColumn, ids: &[u64]) {
+        assert_eq!(column.len(), ids.len());
+        assert_eq!(column.is_empty(), ids.is_empty());
+        let iter = column.iter();
+        assert_eq!(iter.len(), ids.len());
+        assert_eq!(iter.collect::<Vec<_>>(), ids);
+        for (index, &id) in ids.iter().enumerate() {
+            assert_eq!(column.get(index), id, "get({index})");
+            assert_eq!(
+                column.position(id),
+                ids.iter().position(|x| *x == id),
+                "position({id:#x})"
+            );
+            for probe in [id.wrapping_add(1), id.wrapping_sub(8)] {
+                assert_eq!(
+                    column.position(probe),
+                    ids.iter().position(|x| *x == probe),
+                    "position({probe:#x})"
+                );
+            }
+        }
+    }
+
+    /// `ids` in the one-byte form at `shift`, whatever form `from_wide` would pick.
+    fn as_steps(ids: &[u64], shift: u32) -> IdColumn {
+        IdColumn::Steps(IdSteps::build(ids, shift))
+    }
+
+    /// Checks `from_wide` and the one-byte form at several shifts, and that the pick is no
+    /// bigger than the one-byte form at its best shift or the wide form.
+    fn assert_round_trips(ids: &[u64]) {
+        let picked = IdColumn::from_wide(ids.to_vec());
+        assert_holds(&picked, ids);
+        assert!(bytes(&picked) <= 8 * ids.len() as u64);
+        if let Some(plan) = IdSteps::plan(ids) {
+            let best = as_steps(ids, plan.shift);
+            assert_eq!(bytes(&best), plan.bytes, "the plan counts the escapes");
+            assert!(bytes(&picked) <= bytes(&best));
+            for shift in [0, 1, 3, 63] {
+                let steps = as_steps(ids, shift);
+                assert!(bytes(&steps) >= plan.bytes, "shift {shift} beats the plan");
+                assert_holds(&steps, ids);
+            }
+            assert_holds(&best, ids);
+        }
+    }
+
+    /// Ascending 8-byte-aligned addresses like objects in a dump: 16 to 48 bytes apart, and
+    /// every 100th up to 1.6 KiB (more than a step at shift 0).
+    fn addresses(count: usize, start: u64) -> Vec<u64> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut id = start;
+        (0..count)
+            .map(|index| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                id += 16 + 8 * (state % 5);
+                if index % 100 == 0 {
+                    id += 8 * (state % 200);
+                }
+                id
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dump_addresses_take_about_one_byte_each() {
+        let mut ids = vec![0];
+        ids.extend(addresses(100_000, 0x7_0000_0000));
+        // A segment boundary: back to a lower address, then far ahead.
+        ids.extend(addresses(100_000, 0x6_8000_0000));
+        ids.extend(addresses(100_000, 0x7_4000_0000));
+        let column = IdColumn::from_wide(ids.clone());
+        let IdColumn::Steps(steps) = &column else {
+            panic!("not the one-byte form: {column:?}");
+        };
+        assert_eq!(steps.shift, 3);
+        assert_eq!(steps.escaped_at.len(), 3, "{:?}", steps.escaped_at);
+        let per_id = bytes(&column) as f64 / ids.len() as f64;
+        assert!(per_id < 1.13, "{per_id} bytes per id");
+        assert_holds_sequentially(&column, &ids);
+        assert_round_trips(&ids[..1000]);
+    }
+
+    /// [`assert_holds`] without the quadratic position checks, for long columns.
+    fn assert_holds_sequentially(column: &IdColumn, ids: &[u64]) {
+        assert_eq!(column.iter().collect::<Vec<_>>(), ids);
+        for index in (0..ids.len()).step_by(7) {
+            assert_eq!(column.get(index), ids[index], "get({index})");
+        }
+        let last = ids.len() - 1;
+        assert_eq!(column.position(ids[last]), Some(last));
+    }
+
+    #[test]
+    fn v8_node_ids_rising_by_two_take_about_one_byte_each() {
+        let mut ids: Vec<u64> = (0..5000).map(|n| 1 + 2 * n).collect();
+        ids.extend((0..5000).map(|n| 100_001 + 2 * n + 2 * (n / 3)));
+        let column = IdColumn::from_wide(ids.clone());
+        assert!(matches!(&column, IdColumn::Steps(steps) if steps.shift == 1));
+        assert!(bytes(&column) < ids.len() as u64 * 9 / 8 + 100);
+        assert_round_trips(&ids[..200]);
+        assert_holds_sequentially(&column, &ids);
+    }
+
+    #[test]
+    fn escapes_at_block_starts_and_ends_read_back() {
+        for len in [0, 1, 2, 63, 64, 65, 127, 128, 129, 200] {
+            for escaped in [
+                vec![],
+                vec![1],
+                vec![63],
+                vec![1, 63, 64, 65],
+                vec![62, 63, 127, 128, 129],
+                (1..len).collect(),
+            ] {
+                let mut ids = Vec::with_capacity(len);
+                let mut id = 0x1000u64;
+                for index in 0..len {
+                    id = match (escaped.contains(&index), index % 3) {
+                        (false, _) => id + 16,
+                        (true, 0) => id - 24,
+                        (true, 1) => id + 3,
+                        (true, _) => id + (1 << 40),
+                    };
+                    ids.push(id);
+                }
+                assert_round_trips(&ids);
+            }
+        }
+    }
+
+    #[test]
+    fn descending_duplicate_and_extreme_ids_read_back() {
+        let descending: Vec<u64> = (0..300).rev().map(|n| 0x7000 + 8 * n).collect();
+        assert_round_trips(&descending);
+        assert!(matches!(
+            IdColumn::from_wide(descending),
+            IdColumn::Offsets { .. }
+        ));
+        let same = vec![5u64; 300];
+        assert_round_trips(&same);
+        assert!(matches!(IdColumn::from_wide(same), IdColumn::Steps(_)));
+        let top: Vec<u64> = (0..300).rev().map(|n| u64::MAX - 8 * n).collect();
+        assert_round_trips(&top);
+        assert!(matches!(IdColumn::from_wide(top), IdColumn::Steps(_)));
+        assert_round_trips(&[0, u64::MAX, 0, u64::MAX, u64::MAX - 1, 1]);
+        assert_round_trips(&[u64::MAX; 70]);
+        assert_round_trips(&[u64::MAX, 0]);
+        let alternating: Vec<u64> = (0..130).map(|n| (n % 2) * u64::MAX).collect();
+        assert_round_trips(&alternating);
+    }
+
+    #[test]
+    fn one_byte_form_across_plan_chunks() {
+        // Longer than one chunk of the shift count, with steps down on either side of the
+        // seams: escapes, except at `seam` and `2 * seam` (anchors).
+        let seam = IdSteps::BLOCK * 1024;
+        let mut ids = addresses(2 * seam + 100, 0x10_0000);
+        for at in [seam - 1, seam, seam + 1, 2 * seam] {
+            ids[at] = ids[at - 1] - 8;
+        }
+        let column = IdColumn::from_wide(ids.clone());
+        let plan = IdSteps::plan(&ids).expect("a plan");
+        assert_eq!(bytes(&column), plan.bytes);
+        assert!(matches!(&column, IdColumn::Steps(steps) if steps.escaped_at.len() == 2));
+        assert_holds_sequentially(&column, &ids);
+    }
+
+    /// How one id follows the one before it.
+    #[derive(Debug, Clone, Copy)]
+    enum Move {
+        /// Up by this many 8-byte words (some beyond a one-byte step).
+        Words(u64),
+        /// Down by this much.
+        Down(u64),
+        /// Up by this much, unaligned.
+        Up(u64),
+        /// To this id.
+        To(u64),
+    }
+
+    impl Move {
+        fn after(self, previous: u64) -> u64 {
+            match self {
+                Move::Words(words) => previous.wrapping_add(8 * words),
+                Move::Down(by) => previous.wrapping_sub(by),
+                Move::Up(by) => previous.wrapping_add(by),
+                Move::To(id) => id,
+            }
+        }
+    }
+
+    fn moves() -> impl Strategy<Value = Move> {
+        prop_oneof![
+            4 => (0u64..300).prop_map(Move::Words),
+            1 => (0u64..64).prop_map(Move::Down),
+            1 => (0u64..4).prop_map(Move::Up),
+            1 => any::<u64>().prop_map(Move::To),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_ids_round_trip_in_every_form(
+            start in any::<u64>(),
+            moves in proptest::collection::vec(moves(), 0..260),
+        ) {
+            let mut id = start;
+            let ids: Vec<u64> = moves
+                .iter()
+                .map(|step| {
+                    id = step.after(id);
+                    id
+                })
+                .collect();
+            assert_round_trips(&ids);
+        }
+
+        #[test]
+        fn random_ids_round_trip(ids in proptest::collection::vec(any::<u64>(), 0..140)) {
+            assert_round_trips(&ids);
+        }
     }
 
     #[test]

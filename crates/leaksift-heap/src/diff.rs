@@ -45,11 +45,12 @@ fn keyed_nodes(graph: &HeapGraph, keys: &mut HashMap<ClassKey, u32>) -> Vec<(u32
     }
     let mut out: Vec<(u32, u64, u64)> = graph
         .nodes()
-        .filter(|n| graph.self_size(*n) != 0)
-        .map(|n| {
+        .zip(graph.ids().iter())
+        .filter(|(n, _)| graph.self_size(*n) != 0)
+        .map(|(n, id)| {
             (
                 class_keys[graph.class(n).0 as usize],
-                graph.id(n).0,
+                id,
                 graph.self_size(n),
             )
         })
@@ -249,15 +250,15 @@ pub fn find_leaks(
     dominators: &Dominators,
 ) -> Vec<LeakGroup> {
     let n = final_graph.node_count();
-    let ids = final_graph.ids();
-    let leaked: Vec<bool> = (0..n)
-        .map(|i| {
-            let node = NodeIndex(i as u32);
+    let leaked: Vec<bool> = final_graph
+        .nodes()
+        .zip(final_graph.ids().iter())
+        .map(|(node, id)| {
             let kind = final_graph.kind(node);
             node != final_graph.root()
                 && !matches!(kind, NodeKind::Synthetic | NodeKind::Root)
-                && target_ids.binary_search(&ids.get(i)).is_ok()
-                && baseline_ids.binary_search(&ids.get(i)).is_err()
+                && target_ids.binary_search(&id).is_ok()
+                && baseline_ids.binary_search(&id).is_err()
         })
         .collect();
     // top[n] = the top-level leaked node above n (itself if it is one), u32::MAX if none.

@@ -117,7 +117,8 @@ pub(crate) fn duplicate_strings_releasing(
     };
     walk_records(data, &header, &mut names)?;
 
-    let ids = graph.ids();
+    // The graph's ids from ordinal 1 on (0 is the root), decoded in the order of the records.
+    let mut ids = graph.ids().iter().skip(1);
     let mut coder_offset: FxHashMap<Id, usize> = FxHashMap::default();
     let mut utf16 = Bits::new(n);
     let mut groups: FxHashMap<(BasicType, &[u8]), Group> = FxHashMap::default();
@@ -132,7 +133,7 @@ pub(crate) fn duplicate_strings_releasing(
                 | SubRecord::PrimitiveArray { id, .. } => *id,
             };
             ordinal += 1;
-            if ordinal as usize >= ids.len() || ids.get(ordinal as usize) != id.0 {
+            if ids.next() != Some(id.0) {
                 return Err(HprofError::new(
                     offset as u64,
                     ErrorKind::Malformed("object order differs from the first read"),

@@ -286,20 +286,42 @@ fn big_array_indices_and_class_names_survive_the_narrow_columns() {
 }
 
 #[test]
-fn ids_in_4_bytes_or_8_read_back_exactly() {
-    // The graph keeps ids as 4-byte offsets from the lowest id in units of their alignment when
-    // they fit, as u64 otherwise (an object 2^40 bytes away; an odd id drops the alignment).
+fn ids_in_1_4_or_8_bytes_read_back_exactly() {
+    // The graph keeps ids in the smallest exact form: 4-byte offsets from the lowest id in units
+    // of their alignment when they fit, one byte per step from the previous id with the ids that
+    // are no step kept aside (an object 2^40 bytes away), u64 when those would be as big (that
+    // object listed before the one 2^40 bytes below it); an odd id drops the alignment.
     const FAR: u64 = 0x7f12_3456_7000;
-    for (far, wide) in [(0x9_0000_0000 + A, false), (FAR, true), (A + 1, false)] {
+    for (far, far_first, form) in [
+        (0x9_0000_0000 + A, false, "offsets"),
+        (FAR, false, "steps"),
+        (FAR, true, "wide"),
+        (A + 1, false, "offsets"),
+    ] {
         let mut w = node_dump();
-        w.instance(A, NODE, &[far, 0]).instance(far, NODE, &[0, A]);
+        if far_first {
+            w.instance(far, NODE, &[0, A]).instance(A, NODE, &[far, 0]);
+        } else {
+            w.instance(A, NODE, &[far, 0]).instance(far, NODE, &[0, A]);
+        }
         let g = read(&w.finish(0x0C), &mut Quiet).expect("read").graph;
-        assert_eq!(matches!(g.ids(), IdColumn::Wide(_)), wide, "{far:#x}");
+        let picked = match g.ids() {
+            IdColumn::Offsets { .. } => "offsets",
+            IdColumn::Steps(_) => "steps",
+            IdColumn::Wide(_) => "wide",
+        };
+        assert_eq!(picked, form, "{far:#x}");
         let ids: Vec<u64> = g.ids().iter().collect();
-        assert_eq!(ids, [0, NODE, A, far], "{far:#x}");
+        let expected = if far_first {
+            [0, NODE, far, A]
+        } else {
+            [0, NODE, A, far]
+        };
+        assert_eq!(ids, expected, "{far:#x}");
         let far_node = node(&g, far);
         assert_eq!(g.ids().position(far), Some(far_node.get()));
         assert_eq!(g.ids().position(far + 8), None);
+        assert_eq!(g.id(far_node).0, far);
         assert_eq!(Dominators::compute(&g).idom(far_node), node(&g, A));
     }
 }
