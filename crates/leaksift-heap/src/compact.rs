@@ -85,8 +85,19 @@ impl CompactU32s {
     }
 
     /// The value at `index` (packed: decodes its block unless it was the last one decoded).
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, index: usize) -> u32 {
+        match self {
+            CompactU32s::Two(values) => u32::from(values[index]),
+            CompactU32s::Four(values) => values[index],
+            packed => packed.packed_get(index),
+        }
+    }
+
+    /// [`CompactU32s::get`] of a packed column, out of line: bulk readers run on plain ones.
+    #[cold]
+    #[inline(never)]
+    fn packed_get(&self, index: usize) -> u32 {
         match self {
             CompactU32s::Two(values) => u32::from(values[index]),
             CompactU32s::Four(values) => values[index],
@@ -135,6 +146,19 @@ impl CompactU32s {
             .chain(four.into_iter().flatten())
             .chain(packed_two.into_iter().flatten())
             .chain(packed_four.into_iter().flatten())
+    }
+
+    /// Writes every value over `out` (one entry per value).
+    pub fn copy_to(&self, out: &mut [u32]) {
+        match self {
+            CompactU32s::Two(values) => out
+                .par_iter_mut()
+                .zip(values.par_iter())
+                .for_each(|(entry, value)| *entry = u32::from(*value)),
+            CompactU32s::Four(values) => out.copy_from_slice(values),
+            CompactU32s::PackedTwo(values) => values.unpack_into(out, u32::from),
+            CompactU32s::PackedFour(values) => values.unpack_into(out, |value| value),
+        }
     }
 
     /// The values as a plain column (the column is freed).
@@ -204,6 +228,35 @@ impl CompactU64s {
         }
     }
 
+    /// The same values in 4-byte entries written over `entries` (a buffer reused, resized to
+    /// the column's length), for a copy to update in place: retained sizes start as self sizes.
+    pub fn to_four_byte_entries(&self, mut entries: Vec<u32>) -> CompactU64s {
+        entries.resize(self.len(), 0);
+        self.small.copy_to(&mut entries);
+        if self.small.limit() == Self::BIG {
+            return CompactU64s {
+                small: CompactU32s::Four(entries),
+                big: self.big.clone(),
+            };
+        }
+        // 2-byte entries: every entry at their limit has its value aside, which now fits a
+        // 4-byte entry unless it is `BIG` or more.
+        let mut big = FxHashMap::default();
+        for (&index, &value) in &self.big {
+            entries[index as usize] = match u32::try_from(value) {
+                Ok(value) if value != Self::BIG => value,
+                _ => {
+                    big.insert(index, value);
+                    Self::BIG
+                }
+            };
+        }
+        CompactU64s {
+            small: CompactU32s::Four(entries),
+            big,
+        }
+    }
+
     /// The same values in 2-byte entries when at most one value in [`Self::NARROW_SHARE`] needs
     /// the map then (the map's 16 or so bytes per value are then under 2 bytes per entry
     /// saved); otherwise the column as it is. For columns that are read much more than
@@ -241,13 +294,17 @@ impl CompactU64s {
     }
 
     /// The value at `index`.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, index: usize) -> u64 {
-        match self.small.get(index) {
-            entry if entry == self.small.limit() => {
-                self.big.get(&(index as u32)).copied().unwrap_or(0)
-            }
-            entry => u64::from(entry),
+        let (entry, limit) = match &self.small {
+            CompactU32s::Two(values) => (u32::from(values[index]), u32::from(u16::MAX)),
+            CompactU32s::Four(values) => (values[index], Self::BIG),
+            packed => (packed.packed_get(index), packed.limit()),
+        };
+        if entry == limit {
+            self.big.get(&(index as u32)).copied().unwrap_or(0)
+        } else {
+            u64::from(entry)
         }
     }
 
@@ -545,25 +602,43 @@ impl IdSteps {
         }
     }
 
-    /// The steps of `ids` at `shift` (in parallel).
+    /// The steps of `ids` at `shift` (one pass, in parallel over runs of blocks).
     fn build(ids: &[u64], shift: u32) -> IdSteps {
+        const RUN: usize = IdSteps::BLOCK * 1024;
         let anchors = ids.par_chunks(Self::BLOCK).map(|block| block[0]).collect();
-        let steps: Vec<u8> = (0..ids.len())
-            .into_par_iter()
-            .map(|index| {
-                if index % Self::BLOCK == 0 {
-                    0
-                } else {
-                    Self::step(ids[index - 1], ids[index], shift)
+        let mut steps = vec![0u8; ids.len()];
+        let escapes: Vec<(Vec<u32>, Vec<u64>)> = steps
+            .par_chunks_mut(RUN)
+            .zip(ids.par_chunks(RUN))
+            .enumerate()
+            .map(|(run, (steps, ids))| {
+                let mut escaped = (Vec::new(), Vec::new());
+                for (block, (steps, ids)) in steps
+                    .chunks_mut(Self::BLOCK)
+                    .zip(ids.chunks(Self::BLOCK))
+                    .enumerate()
+                {
+                    let start = run * RUN + block * Self::BLOCK;
+                    for at in 1..ids.len() {
+                        let step = Self::step(ids[at - 1], ids[at], shift);
+                        steps[at] = step;
+                        if step == Self::ESCAPE {
+                            escaped.0.push((start + at) as u32);
+                            escaped.1.push(ids[at]);
+                        }
+                    }
                 }
+                escaped
             })
             .collect();
-        let (escaped_at, escaped_ids) = steps
-            .par_iter()
-            .enumerate()
-            .filter(|(_, step)| **step == Self::ESCAPE)
-            .map(|(index, _)| (index as u32, ids[index]))
-            .unzip();
+        let (escaped_at, escaped_ids) = escapes.into_iter().fold(
+            (Vec::new(), Vec::new()),
+            |(mut at, mut ids), (run_at, run_ids)| {
+                at.extend(run_at);
+                ids.extend(run_ids);
+                (at, ids)
+            },
+        );
         IdSteps {
             shift,
             anchors,
@@ -990,6 +1065,17 @@ mod tests {
                 expected[at] = expected[at].saturating_add(value);
                 column.add(at, value);
             }
+            prop_assert_eq!(column.iter().collect::<Vec<_>>(), expected.clone());
+            let copy = column.to_four_byte_entries(vec![7; 3]);
+            prop_assert_eq!(copy.iter().collect::<Vec<_>>(), expected.clone());
+            column.pack();
+            prop_assert_eq!(column.iter().collect::<Vec<_>>(), expected.clone());
+            let copy = column.to_four_byte_entries(Vec::new());
+            prop_assert_eq!(copy.iter().collect::<Vec<_>>(), expected.clone());
+            for (index, value) in expected.iter().enumerate() {
+                prop_assert_eq!(column.get(index), *value);
+            }
+            column.unpack();
             prop_assert_eq!(column.iter().collect::<Vec<_>>(), expected);
         }
 

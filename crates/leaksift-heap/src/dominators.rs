@@ -665,14 +665,8 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     // Retained sizes by ordinal in decreasing number (children have higher numbers than their
     // dominator, so a size is complete when it is added to its dominator's), and meanwhile on
     // another core the immediate dominators by ordinal.
-    let mut sizes = sizes;
-    sizes.truncate(n);
-    // Every entry of the reused buffer is set before it is read.
-    let mut retained = CompactU64s::with_big(sizes, std::iter::empty());
-    // In order: the self sizes may be packed ([`HeapGraph::pack_node_columns`]).
-    for (node, size) in graph.self_sizes().iter().enumerate() {
-        retained.set(node, size);
-    }
+    // The self sizes over the reused buffer (they may be packed: `HeapGraph::pack_node_columns`).
+    let mut retained = graph.self_sizes().to_four_byte_entries(sizes);
     let mut idom = spare;
     idom.truncate(n);
     let dominator = |w: usize| vertex[dom[w] as usize] - 1;

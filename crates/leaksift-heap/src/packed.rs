@@ -12,6 +12,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
+use zstd::bulk::{Compressor, Decompressor};
 
 /// Values per block: 16 Ki values (32 or 64 KiB unpacked), small enough that decoding one for
 /// a random read costs microseconds, big enough for zstd to find the repeats.
@@ -51,29 +52,33 @@ impl Packable for u32 {
 }
 
 /// A column of `T` values packed in zstd blocks.
-#[derive(Debug)]
 pub struct Packed<T: Packable> {
     len: usize,
     blocks: Vec<Box<[u8]>>,
-    /// The block last decoded for [`Packed::get`], by block index.
-    cache: Mutex<Option<(usize, Vec<T>)>>,
+    /// The block last decoded for [`Packed::get`] (by block index), and the decoder it used.
+    cache: Mutex<Option<(usize, Vec<T>, Decompressor<'static>)>>,
 }
 
 impl<T: Packable> Packed<T> {
     /// Packs `values` (blocks in parallel).
     pub fn pack(values: &[T]) -> Packed<T> {
+        // One compression context per rayon job, not per block (a context takes ~1 MiB).
         let blocks = values
             .par_chunks(BLOCK_LEN)
-            .map(|block| {
-                let mut bytes = Vec::with_capacity(block.len() * T::BYTES);
-                for value in block {
-                    value.put(&mut bytes);
-                }
-                // Compressing a buffer in memory fails only if zstd cannot allocate its context.
-                zstd::bulk::compress(&bytes, LEVEL)
-                    .expect("zstd compresses a block in memory")
-                    .into_boxed_slice()
-            })
+            .map_init(
+                // Creating a context or compressing in memory fails only if zstd cannot allocate.
+                || Compressor::new(LEVEL).expect("zstd allocates a compression context"),
+                |compressor, block| {
+                    let mut bytes = Vec::with_capacity(block.len() * T::BYTES);
+                    for value in block {
+                        value.put(&mut bytes);
+                    }
+                    compressor
+                        .compress(&bytes)
+                        .expect("zstd compresses a block in memory")
+                        .into_boxed_slice()
+                },
+            )
             .collect();
         Packed {
             len: values.len(),
@@ -102,20 +107,13 @@ impl<T: Packable> Packed<T> {
         (self.len - block * BLOCK_LEN).min(BLOCK_LEN)
     }
 
-    /// Decodes block `block` into `out` (which it must fill exactly).
-    fn decode_into(&self, block: usize, out: &mut [T]) {
-        let bytes = zstd::bulk::decompress(&self.blocks[block], out.len() * T::BYTES)
+    /// The values of block `block`.
+    fn decode(&self, block: usize, decompressor: &mut Decompressor<'static>) -> Vec<T> {
+        let bytes = decompressor
+            .decompress(&self.blocks[block], self.block_len(block) * T::BYTES)
             // The blocks are this column's own output of `pack`, never outside input.
             .expect("a packed block decodes to the size it was packed from");
-        for (value, raw) in out.iter_mut().zip(bytes.chunks_exact(T::BYTES)) {
-            *value = T::take(raw);
-        }
-    }
-
-    fn decode(&self, block: usize) -> Vec<T> {
-        let mut values = vec![T::default(); self.block_len(block)];
-        self.decode_into(block, &mut values);
-        values
+        bytes.chunks_exact(T::BYTES).map(T::take).collect()
     }
 
     /// The value at `index` (decodes its block unless it is the one decoded last).
@@ -123,12 +121,18 @@ impl<T: Packable> Packed<T> {
         assert!(index < self.len, "index {index} out of {} values", self.len);
         let block = index / BLOCK_LEN;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*cache {
-            Some((cached, values)) if *cached == block => values[index % BLOCK_LEN],
-            _ => {
-                let values = self.decode(block);
+        match &mut *cache {
+            Some((cached, values, _)) if *cached == block => values[index % BLOCK_LEN],
+            Some((cached, values, decompressor)) => {
+                *values = self.decode(block, decompressor);
+                *cached = block;
+                values[index % BLOCK_LEN]
+            }
+            None => {
+                let mut decompressor = new_decompressor();
+                let values = self.decode(block, &mut decompressor);
                 let value = values[index % BLOCK_LEN];
-                *cache = Some((block, values));
+                *cache = Some((block, values, decompressor));
                 value
             }
         }
@@ -136,18 +140,44 @@ impl<T: Packable> Packed<T> {
 
     /// Every value, in order (one block decoded at a time).
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        (0..self.blocks.len()).flat_map(|block| self.decode(block))
+        let mut decompressor = new_decompressor();
+        (0..self.blocks.len()).flat_map(move |block| self.decode(block, &mut decompressor))
     }
 
     /// The values as a plain column (blocks decoded in parallel).
     pub fn unpack(&self) -> Vec<T> {
         let mut values = vec![T::default(); self.len];
-        values
-            .par_chunks_mut(BLOCK_LEN)
-            .enumerate()
-            .for_each(|(block, out)| self.decode_into(block, out));
+        self.unpack_into(&mut values, |value| value);
         values
     }
+
+    /// Writes every value, converted, over `out` (one entry per value; blocks decoded in
+    /// parallel).
+    pub fn unpack_into<U: Send>(&self, out: &mut [U], convert: impl Fn(T) -> U + Sync) {
+        assert_eq!(out.len(), self.len, "one entry per packed value");
+        out.par_chunks_mut(BLOCK_LEN).enumerate().for_each_init(
+            new_decompressor,
+            |decompressor, (block, out)| {
+                for (entry, value) in out.iter_mut().zip(self.decode(block, decompressor)) {
+                    *entry = convert(value);
+                }
+            },
+        );
+    }
+}
+
+impl<T: Packable> std::fmt::Debug for Packed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packed")
+            .field("len", &self.len)
+            .field("packed_bytes", &self.packed_bytes())
+            .finish()
+    }
+}
+
+/// A decompression context (creating one fails only if zstd cannot allocate).
+fn new_decompressor() -> Decompressor<'static> {
+    Decompressor::new().expect("zstd allocates a decompression context")
 }
 
 impl<T: Packable + PartialEq> PartialEq for Packed<T> {
