@@ -114,23 +114,25 @@ impl CompactU32s {
 
     /// Replaces the value at `index` (the column is unpacked, and widens to 4 bytes if `value`
     /// needs it).
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, index: usize, value: u32) {
         match self {
-            CompactU32s::Two(values) => match u16::try_from(value) {
-                Ok(narrow) => values[index] = narrow,
-                Err(_) => {
-                    let mut wide = std::mem::take(self).into_wide();
-                    wide[index] = value;
-                    *self = CompactU32s::Four(wide);
-                }
-            },
-            CompactU32s::Four(values) => values[index] = value,
-            CompactU32s::PackedTwo(_) | CompactU32s::PackedFour(_) => {
-                self.unpack();
-                self.set(index, value);
+            CompactU32s::Two(values) if value <= u32::from(u16::MAX) => {
+                values[index] = value as u16;
             }
+            CompactU32s::Four(values) => values[index] = value,
+            _ => self.set_slowly(index, value),
         }
+    }
+
+    /// [`CompactU32s::set`] when the column must change form first (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn set_slowly(&mut self, index: usize, value: u32) {
+        self.unpack();
+        let mut wide = std::mem::take(self).into_wide();
+        wide[index] = value;
+        *self = CompactU32s::narrowest(wide);
     }
 
     /// Every value, in order (packed: one block decoded at a time).
