@@ -42,6 +42,24 @@ impl CompactU32s {
         }
     }
 
+    /// The column in 2 bytes per value if it is in 4 and every value fits (see
+    /// [`CompactU32s::narrowest`]); otherwise as it is.
+    pub fn into_narrowest(self) -> CompactU32s {
+        match self {
+            CompactU32s::Four(values) => CompactU32s::narrowest(values),
+            other => other,
+        }
+    }
+
+    /// The largest value (0 for an empty column).
+    pub fn max(&self) -> u32 {
+        match self {
+            CompactU32s::Two(values) => values.par_iter().max().map_or(0, |v| u32::from(*v)),
+            CompactU32s::Four(values) => values.par_iter().max().copied().unwrap_or(0),
+            packed => packed.iter().max().unwrap_or(0),
+        }
+    }
+
     /// The largest value an entry can hold.
     #[inline]
     pub fn limit(&self) -> u32 {
@@ -216,18 +234,17 @@ impl CompactU64s {
         }
     }
 
-    /// A column from its 4-byte entries (values below [`CompactU64s::BIG`], or `BIG`) and the
-    /// values kept aside, by index (filled in parallel by readers). An entry `BIG` without a
-    /// value aside reads as 0; a value aside whose entry is not `BIG` is ignored.
-    pub fn with_big(small: Vec<u32>, big: impl IntoIterator<Item = (u32, u64)>) -> CompactU64s {
+    /// A column from its entries (values below the entries' [`CompactU32s::limit`], or the
+    /// limit) and the values kept aside, by index (filled in parallel by readers). An entry at
+    /// the limit without a value aside reads as 0; a value aside whose entry is not at the limit
+    /// is ignored.
+    pub fn with_big(small: CompactU32s, big: impl IntoIterator<Item = (u32, u64)>) -> CompactU64s {
+        let limit = small.limit();
         let big = big
             .into_iter()
-            .filter(|(index, _)| small.get(*index as usize) == Some(&Self::BIG))
+            .filter(|(index, _)| small.try_get(*index as usize) == Some(limit))
             .collect();
-        CompactU64s {
-            small: CompactU32s::Four(small),
-            big,
-        }
+        CompactU64s { small, big }
     }
 
     /// The same values in 4-byte entries written over `entries` (a buffer reused, resized to

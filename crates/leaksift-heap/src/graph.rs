@@ -1003,7 +1003,7 @@ impl GraphBuilder {
             strings: self.strings,
             classes: self.classes,
             ids: IdColumn::from_wide(self.ids),
-            class: self.class,
+            class: CompactU32s::Four(self.class),
             name: self.name,
             self_size: CompactU64s::from_wide(self.self_size),
             kind: self.kind,
@@ -1026,8 +1026,8 @@ pub struct GraphParts {
     pub classes: Vec<ClassInfo>,
     /// Object id per node ([`IdColumn::from_wide`] for a plain column).
     pub ids: IdColumn,
-    /// [`ClassId`] per node.
-    pub class: Vec<u32>,
+    /// [`ClassId`] per node (narrowed to 2 bytes when the ids allow).
+    pub class: CompactU32s,
     /// [`StringId`] of the node's name.
     pub name: Vec<u32>,
     /// Self size per node ([`CompactU64s::from_wide`] for a plain column).
@@ -1159,13 +1159,13 @@ impl HeapGraph {
         }
         let class_count =
             u32::try_from(parts.classes.len()).map_err(|_| GraphError::TooManyClasses)?;
-        let highest_class = parts.class.par_iter().copied().max();
-        if let Some((node, &class)) = highest_class.filter(|c| *c >= class_count).and_then(|_| {
+        let highest_class = (node_count > 0).then(|| parts.class.max());
+        if let Some((node, class)) = highest_class.filter(|c| *c >= class_count).and_then(|_| {
             parts
                 .class
                 .iter()
                 .enumerate()
-                .find(|(_, c)| **c >= class_count)
+                .find(|(_, c)| *c >= class_count)
         }) {
             return Err(GraphError::ClassOutOfRange {
                 node: node as u32,
@@ -1191,7 +1191,7 @@ impl HeapGraph {
             classes: parts.classes,
             class_lookup,
             ids: parts.ids,
-            class: CompactU32s::narrowest(parts.class),
+            class: parts.class.into_narrowest(),
             name: parts.name,
             self_size: parts.self_size.into_narrowest(),
             kind: parts.kind,

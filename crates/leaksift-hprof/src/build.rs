@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use leaksift_heap::{
-    ClassId, ClassInfo, CompactU64s, EdgeKind, GcRootKind, GraphError, GraphParts, HeapFormat,
-    HeapGraph, NodeFlags, NodeIndex, NodeKind, ObjectId, StringId, StringTable,
+    ClassId, ClassInfo, CompactU32s, CompactU64s, EdgeKind, GcRootKind, GraphError, GraphParts,
+    HeapFormat, HeapGraph, NodeFlags, NodeIndex, NodeKind, ObjectId, StringId, StringTable,
 };
 use rustc_hash::FxHashMap;
 
@@ -370,9 +370,12 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         // Zeroed allocations come from the kernel untouched: the bound costs address space, and
         // only the entries written cost memory. Each group writes its own region; the regions
         // are then packed together in place.
-        let mut class = vec![0u32; node_count];
-        // Sizes in 4 bytes; the rare bigger ones (huge arrays) are kept aside.
-        let mut self_size = vec![0u32; node_count];
+        // Classes in 2 bytes; ids above `u16::MAX` (dumps of more than 65 536 classes) are kept
+        // aside and widen the column at the end.
+        let mut class = vec![0u16; node_count];
+        // Sizes in 2 bytes; the rare bigger ones (64 KiB or more: big arrays) are kept aside.
+        // There are at most as many as the dump holds 64 KiB objects, so the map stays small.
+        let mut self_size = vec![0u16; node_count];
         let mut kind = vec![0u8; node_count];
         let mut first_edge = vec![0u32; node_count + 1];
         let mut edge_to = vec![0u32; total_bound];
@@ -411,6 +414,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 last_class: None,
                 class_names: Vec::new(),
                 big_sizes: Vec::new(),
+                rare_classes: Vec::new(),
                 stats: BuildStats::default(),
             });
         }
@@ -430,6 +434,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut class_names = FxHashMap::default();
         let mut rare_edge_names = HashMap::new();
         let mut big_sizes = Vec::new();
+        let mut rare_classes = Vec::new();
         // Per group: its nodes, where its edges are, and where they go.
         let mut moves = Vec::with_capacity(runs.len());
         for (run, plan) in runs.into_iter().zip(&plans) {
@@ -438,6 +443,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 edges: len,
                 rare_edge_names: rare,
                 big_sizes: big,
+                rare_classes: rare_run_classes,
                 class_names: names,
                 stats: run_stats,
             } = run;
@@ -445,6 +451,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 return Err(graph_error(GraphError::TooManyEdges((packed + len) as u64)));
             }
             big_sizes.extend(big);
+            rare_classes.extend(rare_run_classes);
             class_names.extend(names);
             rare_edge_names.extend(
                 rare.into_iter()
@@ -500,10 +507,10 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             strings: self.strings,
             classes: self.class_infos,
             ids,
-            class,
+            class: class_column(class, rare_classes),
             // Untouched zeroed pages (no memory): [`into_graph`] names nodes after their class.
             name: vec![0u32; node_count],
-            self_size: CompactU64s::with_big(self_size, big_sizes),
+            self_size: CompactU64s::with_big(CompactU32s::Two(self_size), big_sizes),
             kind,
             flags,
             first_edge,
@@ -521,6 +528,18 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             stats,
         })
     }
+}
+
+/// The class column from pass 2's 2-byte entries and the classes above `u16::MAX`.
+fn class_column(narrow: Vec<u16>, rare: Vec<(u32, u32)>) -> CompactU32s {
+    if rare.is_empty() {
+        return CompactU32s::Two(narrow);
+    }
+    let mut wide: Vec<u32> = narrow.into_iter().map(u32::from).collect();
+    for (ordinal, class) in rare {
+        wide[ordinal as usize] = class;
+    }
+    CompactU32s::Four(wide)
 }
 
 /// What pass 2 produces: the graph's columns (every name still 0), the names of the class
@@ -559,8 +578,10 @@ struct WorkerRun {
     edges: usize,
     /// Its edges' names of `u16::MAX` or more, by position in its region.
     rare_edge_names: Vec<(usize, u32)>,
-    /// Its nodes' self sizes of [`CompactU64s::BIG`] or more, by ordinal.
+    /// Its nodes' self sizes of `u16::MAX` or more, by ordinal.
     big_sizes: Vec<(u32, u64)>,
+    /// Its nodes' classes above `u16::MAX`, by ordinal.
+    rare_classes: Vec<(u32, u32)>,
     /// The names of its class objects, by ordinal.
     class_names: Vec<(u32, StringId)>,
     stats: BuildStats,
@@ -568,8 +589,8 @@ struct WorkerRun {
 
 /// The node columns of one worker's ordinal range.
 struct NodeSlices<'c> {
-    class: &'c mut [u32],
-    self_size: &'c mut [u32],
+    class: &'c mut [u16],
+    self_size: &'c mut [u16],
     kind: &'c mut [u8],
     first_edge: &'c mut [u32],
 }
@@ -676,8 +697,10 @@ struct Worker<'p, 's, 'a> {
     last_class: Option<(Id, u32)>,
     /// Class objects are named after themselves, not after `java.lang.Class`.
     class_names: Vec<(u32, StringId)>,
-    /// Self sizes of [`CompactU64s::BIG`] or more, by ordinal.
+    /// Self sizes of `u16::MAX` or more, by ordinal.
     big_sizes: Vec<(u32, u64)>,
+    /// Classes above `u16::MAX`, by ordinal.
+    rare_classes: Vec<(u32, u32)>,
     stats: BuildStats,
 }
 
@@ -721,6 +744,7 @@ impl Worker<'_, '_, '_> {
             edges: self.edges.len,
             rare_edge_names: self.edges.rare_names,
             big_sizes: self.big_sizes,
+            rare_classes: self.rare_classes,
             class_names: self.class_names,
             stats: self.stats,
         }
@@ -738,12 +762,15 @@ impl Worker<'_, '_, '_> {
         let ordinal = self.next;
         let edges_before = u32::try_from(self.edges.len)
             .map_err(|_| graph_error(GraphError::TooManyEdges(self.edges.len as u64)))?;
-        self.nodes.class[at] = class.0;
-        self.nodes.self_size[at] = match u32::try_from(size) {
-            Ok(small) if small != CompactU64s::BIG => small,
+        self.nodes.class[at] = u16::try_from(class.0).unwrap_or_else(|_| {
+            self.rare_classes.push((ordinal, class.0));
+            u16::MAX
+        });
+        self.nodes.self_size[at] = match u16::try_from(size) {
+            Ok(small) if small != u16::MAX => small,
             _ => {
                 self.big_sizes.push((ordinal, size));
-                CompactU64s::BIG
+                u16::MAX
             }
         };
         self.nodes.kind[at] = kind as u8;

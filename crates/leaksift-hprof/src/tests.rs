@@ -241,6 +241,47 @@ fn any_number_of_workers_builds_the_same_graph() {
 }
 
 #[test]
+fn classes_past_65_535_and_sizes_of_64_kib_and_more_read_back() {
+    // Class ids and self sizes are written in 2 bytes: classes above `u16::MAX` are kept aside
+    // (the class column then widens to 4 bytes), sizes of 64 KiB and more too.
+    const CLASSES: u64 = 65_600;
+    let class_id = |k: u64| 0x10_0000 + k * 0x10;
+    let mut w = DumpWriter::new("1.0.2", 8);
+    for k in 0..CLASSES {
+        w.string(100 + k, &format!("C{k}"));
+        w.load_class(k as u32 + 1, class_id(k), 100 + k);
+        w.class(class_id(k), 0, &[], &[]);
+        w.root(sub::ROOT_STICKY_CLASS, class_id(k));
+    }
+    let (first, last) = (0x900_0000, 0x900_0010);
+    w.instance(first, class_id(0), &[])
+        .instance(last, class_id(CLASSES - 1), &[])
+        .byte_array(0x900_0020, 70_000)
+        .byte_array(0x900_0040, 65_520)
+        .byte_array(0x900_0060, 65_512)
+        .root(sub::ROOT_UNKNOWN, first)
+        .root(sub::ROOT_UNKNOWN, last);
+    let data = w.finish(0x0C);
+    for workers in [1, 3] {
+        let g = read_with_workers(&data, &mut Quiet, workers)
+            .expect("read")
+            .graph;
+        assert_eq!(g.name(node(&g, first)), "C0", "{workers} workers");
+        assert_eq!(g.name(node(&g, last)), format!("C{}", CLASSES - 1));
+        assert_eq!(
+            g.name(node(&g, class_id(CLASSES - 1))),
+            format!("C{}", CLASSES - 1)
+        );
+        // A byte array takes its 16-byte header and its bytes, rounded up to 8.
+        let size = |id| g.self_size(node(&g, id));
+        assert_eq!(size(0x900_0020), 70_016);
+        assert_eq!(size(0x900_0040), 65_536);
+        assert_eq!(size(0x900_0060), 65_528);
+        assert_eq!(g.self_sizes().iter().filter(|s| *s >= 65_535).count(), 2);
+    }
+}
+
+#[test]
 fn big_array_indices_and_class_names_survive_the_narrow_columns() {
     // Edge names are stored in 2 bytes, indices of 65 535 and more aside; nodes are named after
     // their class, class objects after themselves. Several workers shift the kept-aside names.

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 pub use devtools::InterfaceDefinition;
 
-use crate::compact::{CompactU64s, IdColumn};
+use crate::compact::{CompactU32s, CompactU64s, IdColumn};
 use crate::graph::{
     ClassInfo, Detachedness, EdgeKind, GraphError, GraphParts, HeapFormat, HeapGraph, NodeFlags,
     NodeIndex, NodeKind, SourceLocation, StringEncoding, StringTable,
@@ -446,7 +446,7 @@ pub fn read(
         strings,
         classes,
         ids: IdColumn::from_wide(ids),
-        class,
+        class: CompactU32s::Four(class),
         name: names,
         self_size: CompactU64s::from_wide(self_size),
         kind: kinds,
