@@ -15,6 +15,10 @@ use rustc_hash::FxHashMap;
 
 use crate::packed::Packed;
 
+/// Columns shorter than this are converted on the calling thread: for them, handing work to
+/// the thread pool and waking it costs more than the work.
+const SEQUENTIAL_BELOW: usize = 1 << 16;
+
 /// A column of `u32` values in 2 bytes each when every value fits in 16 bits, in 4 otherwise;
 /// either form can be packed ([`CompactU32s::pack`]) while no phase reads it in bulk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +38,18 @@ impl Default for CompactU32s {
 impl CompactU32s {
     /// The column of `values` in the narrowest form that holds them all (`values` is freed).
     pub fn narrowest(values: Vec<u32>) -> CompactU32s {
-        let fits = values.par_iter().all(|v| *v <= u32::from(u16::MAX));
+        let fits = values
+            .par_iter()
+            .with_min_len(SEQUENTIAL_BELOW)
+            .all(|v| *v <= u32::from(u16::MAX));
         if fits {
-            CompactU32s::Two(values.par_iter().map(|v| *v as u16).collect())
+            CompactU32s::Two(
+                values
+                    .par_iter()
+                    .with_min_len(SEQUENTIAL_BELOW)
+                    .map(|v| *v as u16)
+                    .collect(),
+            )
         } else {
             CompactU32s::Four(values)
         }
@@ -54,8 +67,17 @@ impl CompactU32s {
     /// The largest value (0 for an empty column).
     pub fn max(&self) -> u32 {
         match self {
-            CompactU32s::Two(values) => values.par_iter().max().map_or(0, |v| u32::from(*v)),
-            CompactU32s::Four(values) => values.par_iter().max().copied().unwrap_or(0),
+            CompactU32s::Two(values) => values
+                .par_iter()
+                .with_min_len(SEQUENTIAL_BELOW)
+                .max()
+                .map_or(0, |v| u32::from(*v)),
+            CompactU32s::Four(values) => values
+                .par_iter()
+                .with_min_len(SEQUENTIAL_BELOW)
+                .max()
+                .copied()
+                .unwrap_or(0),
             packed => packed.iter().max().unwrap_or(0),
         }
     }
@@ -174,6 +196,7 @@ impl CompactU32s {
             CompactU32s::Two(values) => out
                 .par_iter_mut()
                 .zip(values.par_iter())
+                .with_min_len(SEQUENTIAL_BELOW)
                 .for_each(|(entry, value)| *entry = u32::from(*value)),
             CompactU32s::Four(values) => out.copy_from_slice(values),
             CompactU32s::PackedTwo(values) => values.unpack_into(out, u32::from),
@@ -220,6 +243,7 @@ impl CompactU64s {
     pub fn from_wide(wide: Vec<u64>) -> CompactU64s {
         let small: Vec<u32> = wide
             .par_iter()
+            .with_min_len(SEQUENTIAL_BELOW)
             .map(|&value| u32::try_from(value).map_or(Self::BIG, |v| v))
             .collect();
         let big = small
@@ -285,11 +309,19 @@ impl CompactU64s {
             return self;
         };
         let limit = u32::from(u16::MAX);
-        let over = entries.par_iter().filter(|v| **v >= limit).count();
+        let over = entries
+            .par_iter()
+            .with_min_len(SEQUENTIAL_BELOW)
+            .filter(|v| **v >= limit)
+            .count();
         if over > entries.len() / Self::NARROW_SHARE {
             return self;
         }
-        let narrow = entries.par_iter().map(|v| (*v).min(limit) as u16).collect();
+        let narrow = entries
+            .par_iter()
+            .with_min_len(SEQUENTIAL_BELOW)
+            .map(|v| (*v).min(limit) as u16)
+            .collect();
         let big = entries
             .iter()
             .enumerate()
@@ -409,11 +441,12 @@ impl IdColumn {
         if let Some(plan) = steps.filter(|plan| plan.bytes < count.saturating_mul(4)) {
             return IdColumn::Steps(IdSteps::build(&ids, plan.shift));
         }
-        let Some(base) = ids.par_iter().copied().min() else {
+        let Some(base) = ids.par_iter().with_min_len(SEQUENTIAL_BELOW).copied().min() else {
             return IdColumn::Wide(ids);
         };
         let (spread, highest) = ids
             .par_iter()
+            .with_min_len(SEQUENTIAL_BELOW)
             .map(|&id| (id - base, id - base))
             .reduce(|| (0, 0), |a, b| (a.0 | b.0, a.1.max(b.1)));
         // The common alignment of the offsets from the base (0 when every id is the base).
@@ -430,6 +463,7 @@ impl IdColumn {
         }
         let offsets = ids
             .par_iter()
+            .with_min_len(SEQUENTIAL_BELOW)
             .map(|&id| ((id - base) >> shift) as u32)
             .collect();
         IdColumn::Offsets {
@@ -624,7 +658,11 @@ impl IdSteps {
     /// The steps of `ids` at `shift` (one pass, in parallel over runs of blocks).
     fn build(ids: &[u64], shift: u32) -> IdSteps {
         const RUN: usize = IdSteps::BLOCK * 1024;
-        let anchors = ids.par_chunks(Self::BLOCK).map(|block| block[0]).collect();
+        let anchors = ids
+            .par_chunks(Self::BLOCK)
+            .with_min_len(SEQUENTIAL_BELOW / Self::BLOCK)
+            .map(|block| block[0])
+            .collect();
         let mut steps = vec![0u8; ids.len()];
         let escapes: Vec<(Vec<u32>, Vec<u64>)> = steps
             .par_chunks_mut(RUN)
