@@ -23,9 +23,12 @@ const SEQUENTIAL_BELOW: usize = 1 << 16;
 /// either form can be packed ([`CompactU32s::pack`]) while no phase reads it in bulk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompactU32s {
+    /// Every value fits in 16 bits.
     Two(Vec<u16>),
     Four(Vec<u32>),
+    /// [`CompactU32s::Two`], packed.
     PackedTwo(Packed<u16>),
+    /// [`CompactU32s::Four`], packed.
     PackedFour(Packed<u32>),
 }
 
