@@ -191,11 +191,14 @@ pub fn retaining_paths(
         if node == target || cut.contains(&node) {
             continue;
         }
-        let Some(distance) = tree.distance(node) else {
-            continue;
-        };
         for edge in graph.edges(node) {
             if graph.edge_to(edge) == target && graph.is_essential(edge) {
+                // Distances only for the target's retainers: a distance walks the tree up to
+                // the root, and a long chain (a linked list of millions) makes that walk for
+                // every node quadratic.
+                let Some(distance) = tree.distance(node) else {
+                    break;
+                };
                 retainers.push(((tree.through_system_roots(node), distance), node, edge));
             }
         }
