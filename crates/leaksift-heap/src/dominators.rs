@@ -1251,6 +1251,7 @@ fn fill_retainers<T: Offset>(graph: &HeapGraph, cut: &Cut) -> (Vec<T>, Vec<u32>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compact::CompactU32s;
     use crate::graph::*;
     use proptest::prelude::*;
 
@@ -1724,11 +1725,22 @@ mod tests {
                     edges.push((tree[v as usize] % v, v, true));
                 }
             }
-            let g = hprof_graph(n, classes, &edges);
+            let mut g = hprof_graph(n, classes, &edges);
             assert_shortcuts_exact(&g);
             let essential: Vec<(u32, u32)> =
                 edges.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
-            assert_tree(&g, &Dominators::compute(&g), &devtools_idoms(n, &essential));
+            let plain = Dominators::compute(&g);
+            assert_tree(&g, &plain, &devtools_idoms(n, &essential));
+            // Packing the columns the search does not read changes neither the tree nor them.
+            let (class_column, sizes) = (g.classes().clone(), g.self_sizes().clone());
+            let packed = Dominators::compute_packing(&mut g);
+            prop_assert_eq!(idoms(&packed, n), idoms(&plain, n));
+            for v in 0..n as u32 {
+                prop_assert_eq!(packed.retained(NodeIndex(v)), plain.retained(NodeIndex(v)));
+            }
+            prop_assert_eq!(g.classes(), &class_column);
+            prop_assert_eq!(g.self_sizes(), &sizes);
+            prop_assert!(matches!(g.classes(), CompactU32s::Two(_) | CompactU32s::Four(_)));
         }
 
         #[test]
