@@ -41,7 +41,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     let result = match cli.command {
         Command::Watch(args) => cmd::watch::run(args),
         Command::Trend(args) => cmd::trend::run(args),
@@ -60,5 +63,42 @@ fn main() -> ExitCode {
             eprintln!("leaksift: error: {error:#}");
             Outcome::INPUT_ERROR_CODE.into()
         }
+    }
+}
+
+/// Help and version go out as clap writes them; a usage error becomes the one line every other
+/// error is (`leaksift: error: …`, exit 2), with the usage and the hint folded into it.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    eprintln!("leaksift: error: {}", one_line(&error.render().to_string()));
+    Outcome::INPUT_ERROR_CODE.into()
+}
+
+/// clap's multi-line message as one line: the lines trimmed and joined, without the `error:`
+/// prefix and the "For more information" hint, the usage line last in parentheses.
+fn one_line(message: &str) -> String {
+    let mut parts = Vec::new();
+    let mut usage = None;
+    for line in message.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("For more information") {
+            continue;
+        }
+        match line.strip_prefix("Usage: ") {
+            Some(rest) => usage = Some(rest),
+            None => parts.push(line.strip_prefix("error: ").unwrap_or(line)),
+        }
+    }
+    let text = parts.join(" ");
+    match usage {
+        Some(usage) => format!("{text} (usage: {usage})"),
+        None => text,
     }
 }
