@@ -17,6 +17,7 @@ use leaksift_trace::{TraceError, TraceReader};
 
 use crate::cmd::trend::options::parse_bytes;
 use crate::outcome::Outcome;
+use crate::output;
 
 /// JSON schema name of this command's output.
 const SCHEMA: &str = "leaksift.report.v1";
@@ -132,8 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             failed: lost > budget,
         }
     });
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Through `output`: a reader that closed the pipe (`| head`) ends the output quietly and
+    // the exit status stays the verdict's.
     if args.json {
         let json = JsonReport {
             schema: SCHEMA,
@@ -144,26 +145,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             fail_on_leak: fail_check,
             flamegraph: args.flamegraph.as_ref().map(|p| p.display().to_string()),
         };
-        serde_json::to_writer(&mut out, &json).context("cannot write JSON to stdout")?;
-        writeln!(out)?;
+        output::println(&serde_json::to_string(&json)?)?;
     } else {
         let label = TraceLabel {
             trace: &trace_name,
             command: &header.command,
             pid: header.pid,
         };
-        out.write_all(render_text(&report, label, args.top).as_bytes())?;
+        let mut text = render_text(&report, label, args.top);
         if let Some(check) = &fail_check {
-            writeln!(
-                out,
-                "\n--fail-on-leak: {} lost (definitely + indirectly, unsuppressed), budget {}: {}",
+            text.push_str(&format!(
+                "\n--fail-on-leak: {} lost (definitely + indirectly, unsuppressed), budget {}: {}\n",
                 check.lost_bytes,
                 check.budget_bytes,
                 if check.failed { "FAIL" } else { "ok" }
-            )?;
+            ));
         }
+        output::print(&text)?;
     }
-    out.flush()?;
 
     if let Some(error) = read_error {
         return Err(anyhow!(error).context(format!("trace {trace_name} is corrupt")));
