@@ -156,6 +156,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Err(e) => return Err(e).with_context(|| format!("cannot replace {}", stale.display())),
         }
     }
+    // The tracer creates OUTPUT inside the program: a path it cannot create would only show
+    // after the program ran untraced, looking like a program that cannot be preloaded.
+    std::fs::File::create(&output)
+        .and_then(|_| std::fs::remove_file(&output))
+        .with_context(|| format!("cannot create the trace {}", output.display()))?;
     let mut ld_preload = preload.as_os_str().to_os_string();
     if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
         ld_preload.push(" ");
