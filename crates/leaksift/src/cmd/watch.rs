@@ -192,13 +192,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         )?;
     }
     csv_result?;
-    if let Stop::Failed(error) = recording.stop {
-        return Err(anyhow::Error::new(error).context(format!(
-            "watching {} (stopped after {} samples)",
-            watched.label,
-            recording.samples.len()
-        )));
-    }
     let stopped = match recording.stop {
         Stop::DurationReached => "duration",
         Stop::Interrupted => "interrupted",
@@ -222,6 +215,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         if let Some(code) = exit_status {
             crate::output::println(&format!("command exited with code {code}"))?;
         }
+    }
+    // A failed sampling (the process vanished, a cgroup file went bad) still shows the verdict
+    // on the samples taken before it, then ends as an error.
+    if let Stop::Failed(error) = recording.stop {
+        return Err(anyhow::Error::new(error).context(format!(
+            "watching {} (stopped after {} samples)",
+            watched.label,
+            recording.samples.len()
+        )));
     }
     Ok(outcome(&analysis, args.fail_on_leak, exit_status))
 }
