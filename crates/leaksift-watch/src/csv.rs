@@ -66,6 +66,8 @@ fn err(line: usize, message: impl Into<String>) -> CsvError {
 /// the header, which must name a `t` (seconds) and a `bytes` column (any order, other columns
 /// ignored, fields may be double-quoted). `t` must not decrease.
 pub fn parse_series(text: &str) -> Result<Series, CsvError> {
+    // Spreadsheets start UTF-8 CSVs with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()
@@ -111,7 +113,14 @@ pub fn parse_series(text: &str) -> Result<Series, CsvError> {
             .and_then(|c| fields.get(c))
             .filter(|l| !l.is_empty())
         {
-            series.limit = limit.parse().ok();
+            // `max` is how cgroups write "no limit".
+            series.limit = match limit.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+                _ if limit.eq_ignore_ascii_case("max") => None,
+                _ => {
+                    return Err(err(line, format!("`limit` is not a byte count: {limit:?}")));
+                }
+            };
         }
         series.t.push(t);
         series.bytes.push(bytes);
@@ -163,6 +172,8 @@ mod tests {
             parse_series("# from prometheus\r\n\"bytes\",\"t\"\r\n10,0\r\n\r\n20,1\r\n").unwrap();
         assert_eq!(s.t, vec![0.0, 1.0]);
         assert_eq!(s.bytes, vec![10.0, 20.0]);
+        let s = parse_series("\u{feff}t,bytes,limit\n0,1,max\n1,2,\n").unwrap();
+        assert_eq!((s.t.len(), s.limit), (2, None));
     }
 
     #[test]
@@ -180,6 +191,11 @@ mod tests {
         assert_eq!(parse_series("t,bytes\n0,1\n1\n").unwrap_err().line, 3);
         assert_eq!(parse_series("t,bytes\n2,1\n1,1\n").unwrap_err().line, 3);
         assert_eq!(parse_series("t,bytes\n0,inf\n").unwrap_err().line, 2);
+        for limit in ["inf", "NaN", "-5", "lots"] {
+            let e = parse_series(&format!("t,bytes,limit\n0,1,10\n1,2,{limit}\n")).unwrap_err();
+            assert_eq!(e.line, 3, "{limit}: {e}");
+            assert!(e.message.starts_with("`limit` is not a byte count"), "{e}");
+        }
         assert_eq!(
             parse_series("t,bytes\n").unwrap_err().message,
             "no samples after the header"
