@@ -6,7 +6,8 @@ use std::io;
 /// of the structure that failed to decode; [`TraceError::offset`] returns it.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("cannot read trace at byte {offset}: {source}")]
+    /// The cause is the error's source (shown after it by the CLI), not repeated here.
+    #[error("cannot read trace at byte {offset}")]
     Io {
         offset: u64,
         #[source]

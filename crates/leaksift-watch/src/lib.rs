@@ -32,7 +32,8 @@ pub enum WatchError {
     NotCgroupV2 { path: PathBuf },
     #[error("{}: the memory controller is not enabled for this cgroup (no memory.current)", path.display())]
     NoMemoryController { path: PathBuf },
-    #[error("{}: {source}", path.display())]
+    /// The cause is the error's source (shown after it by the CLI), not repeated here.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -40,7 +41,7 @@ pub enum WatchError {
     },
     #[error("{}: unexpected content: {what}", path.display())]
     Format { path: PathBuf, what: String },
-    #[error("cannot start `{command}`: {source}")]
+    #[error("cannot start `{command}`")]
     Spawn {
         command: String,
         #[source]

@@ -152,7 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .join("\n");
 
     if let Some(error) = error {
-        let message = format!("checking `{server_name}`: {error}");
+        let error = anyhow::Error::new(error).context(format!("checking `{server_name}`"));
+        let message = format!("{error:#}");
         if let Some(path) = &args.junit {
             let xml = junit::render(
                 &args.scenario,
@@ -165,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             );
             render::write_file(path, &xml)?;
         }
-        return Err(anyhow::anyhow!(message));
+        return Err(error);
     }
 
     let config = Config {
