@@ -1,14 +1,22 @@
 //! Human formatting of byte counts, rates and durations.
 
-/// Formats a byte count with binary units, e.g. `1.50 MiB`. Negative values keep their sign.
+/// Formats a byte count with binary units, e.g. `1.50 MiB`. Negative values keep their sign;
+/// a value that is not a number is `n/a`, one beyond the units (only hostile input gets there)
+/// is written with an exponent.
 pub fn bytes(value: f64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    if value.is_nan() {
+        return "n/a".to_string();
+    }
     let sign = if value < 0.0 { "-" } else { "" };
     let mut magnitude = value.abs();
     let mut unit = 0;
     while magnitude >= 1024.0 && unit + 1 < UNITS.len() {
         magnitude /= 1024.0;
         unit += 1;
+    }
+    if magnitude >= 1024.0 {
+        return format!("{sign}{:.2e} B", value.abs());
     }
     if unit == 0 {
         format!("{sign}{magnitude:.0} B")
@@ -46,6 +54,10 @@ mod tests {
         assert_eq!(bytes(1023.0), "1023 B");
         assert_eq!(bytes(1536.0), "1.50 KiB");
         assert_eq!(bytes(-3.0 * 1024.0 * 1024.0), "-3.00 MiB");
+        assert_eq!(bytes(u64::MAX as f64), "16.00 EiB");
+        assert_eq!(bytes(f64::NAN), "n/a");
+        assert_eq!(bytes(1.5e300), "1.50e300 B");
+        assert_eq!(bytes(f64::NEG_INFINITY), "-inf B");
     }
 
     #[test]
