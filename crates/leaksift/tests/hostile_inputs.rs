@@ -1,0 +1,245 @@
+//! The CLI's promises under hostile or unlucky input, one test per defect an audit found: JSON
+//! objects start with their `schema`, usage errors are one `leaksift: error:` line, a closed
+//! stdout does not turn a verdict into an error, `record` checks its output before running the
+//! program, `watch` still prints its verdict when sampling fails, `trend` refuses a `limit` that
+//! is not a byte count, and an error names its cause once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use leaksift_trace::TraceWriter;
+use leaksift_trace::model::{
+    AllocKind, LeakClass, LeakScan, ProcessEnd, ScanTrigger, ScannedBlock, StackId, ThreadId,
+    TraceHeader, TraceTime,
+};
+
+mod support;
+
+fn leaksift() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leaksift"))
+}
+
+fn run(args: &[&str]) -> Output {
+    leaksift().args(args).output().unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+/// Asserts exit status 2 and a stderr of exactly one `leaksift: error:` line containing
+/// `message`; returns that line.
+fn assert_one_line_error(out: &Output, message: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("leaksift: error: ") && stderr.contains(message),
+        "expected one error line with {message:?}: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn heap_paths_and_diff_json_start_with_the_schema() {
+    let snapshot = fixture("v8/handmade.heapsnapshot");
+    let snapshot = path(&snapshot);
+    let cases: [(&[&str], &str); 3] = [
+        (&["heap", "-q", "--json", snapshot], "leaksift.heap.v1"),
+        (
+            &["paths", "-q", "--json", "--id", "13", snapshot],
+            "leaksift.paths.v1",
+        ),
+        (
+            &["diff", "-q", "--json", snapshot, snapshot],
+            "leaksift.diff.v1",
+        ),
+    ];
+    for (args, schema) in cases {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let first_key = text
+            .trim_start()
+            .strip_prefix('{')
+            .map(str::trim_start)
+            .unwrap_or_default();
+        assert!(
+            first_key.starts_with(&format!("\"schema\": \"{schema}\"")),
+            "{args:?}: the first key is not the schema: {}",
+            &text[..text.len().min(120)]
+        );
+    }
+}
+
+#[test]
+fn usage_errors_are_one_line_with_exit_status_2() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["heap", "--bogus", "x"], "unexpected argument '--bogus'"),
+        (&["heap"], "<FILE>"),
+        (&["paths", "--id", "zz", "x"], "invalid value 'zz'"),
+        (&["diff", "a"], "2 values required"),
+        (
+            &["watch", "--interval", "1ms", "--", "true"],
+            "at least 10ms",
+        ),
+        (&["record"], "<CMD>"),
+    ];
+    for (args, message) in cases {
+        assert_one_line_error(&run(args), message);
+    }
+    let help = run(&["heap", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: leaksift heap"));
+}
+
+/// A trace of one 100-byte block that the exit scan found definitely lost.
+fn trace_with_one_lost_block(dir: &Path) -> PathBuf {
+    let trace = dir.join("lost.lks");
+    let header = TraceHeader {
+        format_version: leaksift_trace::format::FORMAT_VERSION,
+        pid: 4242,
+        command: vec!["lost".to_string()],
+        start_unix_s: 1_700_000_000,
+        page_size: 4096,
+        traces_mmap: false,
+    };
+    let mut writer = TraceWriter::new(std::fs::File::create(&trace).unwrap(), &header).unwrap();
+    writer.stack(StackId(1), &[0x1234]).unwrap();
+    writer
+        .alloc(
+            TraceTime(1_000),
+            ThreadId(1),
+            0x10_000,
+            100,
+            StackId(1),
+            AllocKind::Malloc,
+        )
+        .unwrap();
+    writer
+        .leak_scan(&LeakScan {
+            time: TraceTime(2_000),
+            trigger: ScanTrigger::Exit,
+            blocks: vec![ScannedBlock {
+                address: 0x10_000,
+                class: LeakClass::DefinitelyLost,
+            }],
+        })
+        .unwrap();
+    writer.end(TraceTime(3_000), ProcessEnd::Exited(0)).unwrap();
+    writer.finish().unwrap();
+    trace
+}
+
+#[test]
+fn report_to_a_closed_pipe_keeps_the_verdicts_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = trace_with_one_lost_block(dir.path());
+    for json in [false, true] {
+        let mut command = leaksift();
+        command.arg("report").arg(&trace).arg("--fail-on-leak");
+        if json {
+            command.arg("--json");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the report is written (`leaksift report … | head -0`).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "json {json}: {stderr}");
+        assert!(!stderr.contains("error"), "json {json}: {stderr}");
+    }
+}
+
+#[test]
+fn record_refuses_an_output_it_cannot_create_before_running_the_program() {
+    support::ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let output = dir.path().join("no such directory").join("app.lks");
+    let out = leaksift()
+        .args(["record", "-o", path(&output), "--", "sh", "-c"])
+        .arg(format!("touch '{}'", marker.display()))
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "cannot create the trace");
+    assert!(
+        !marker.exists(),
+        "the program ran although its trace could not be written"
+    );
+}
+
+#[test]
+fn watch_prints_the_verdict_on_its_samples_when_the_process_vanishes() {
+    let mut victim = Command::new("sleep").arg("0.6").spawn().unwrap();
+    let pid = victim.id();
+    // Reap the victim as soon as it exits so its /proc entry disappears.
+    let reaper = std::thread::spawn(move || victim.wait());
+    let out = leaksift()
+        .args(["watch", "-q", "--json", "--interval", "20ms", "--duration"])
+        .args(["20s", "--pid", &pid.to_string()])
+        .output()
+        .unwrap();
+    reaper.join().unwrap().unwrap();
+    assert_one_line_error(&out, &format!("process {pid} is gone"));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no verdict on stdout ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(json["schema"], "leaksift.watch.v1");
+    assert_eq!(json["stopped"], "error");
+    assert!(json["samples"].as_u64().unwrap() > 0, "{json}");
+}
+
+#[test]
+fn trend_refuses_a_limit_that_is_not_a_byte_count_and_reads_a_byte_order_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    for limit in ["inf", "NaN", "-5"] {
+        let csv = dir.path().join(format!("limit-{limit}.csv"));
+        std::fs::write(&csv, format!("t,bytes,limit\n0,1,100\n1,2,{limit}\n")).unwrap();
+        let out = run(&["trend", path(&csv)]);
+        assert_one_line_error(
+            &out,
+            &format!("limit-{limit}.csv:3: `limit` is not a byte count"),
+        );
+    }
+    let csv = dir.path().join("excel.csv");
+    let mut text = String::from("\u{feff}t,bytes\n");
+    for t in 0..10 {
+        text.push_str(&format!("{t},{}\n", 1000 + t));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = run(&["trend", "--json", path(&csv)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn errors_name_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.lks");
+    let cases: [&[&str]; 3] = [
+        &["report", path(&missing)],
+        &["watch", "--cgroup", path(&missing)],
+        &["watch", "--", path(&missing)],
+    ];
+    for args in cases {
+        let line = assert_one_line_error(&run(args), "missing.lks");
+        assert_eq!(
+            line.matches("No such file or directory").count(),
+            1,
+            "{args:?}: {line}"
+        );
+    }
+}
