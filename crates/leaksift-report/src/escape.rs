@@ -23,9 +23,34 @@ pub fn xml(text: &str) -> String {
     out
 }
 
+/// Makes `text` safe to print on a terminal: control characters other than tab and newline (ESC
+/// starts the sequences that recolour, move the cursor or retitle the window; CR overwrites the
+/// line) become U+FFFD. Names from dumps and traces reach the text reports unchanged otherwise.
+/// JSON text is unaffected: it never holds these characters raw.
+pub fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c < ' ' && c != '\t' && c != '\n';
+    if !text.contains(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::xml;
+    use super::{terminal, xml};
+
+    #[test]
+    fn terminal_text_loses_control_sequences_only() {
+        assert_eq!(
+            terminal("a\u{1b}[2Jb\rc\u{0}d\te\nf"),
+            "a\u{fffd}[2Jb\u{fffd}c\u{fffd}d\te\nf"
+        );
+        assert!(matches!(terminal("plain\n"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn escapes_markup_and_quotes() {

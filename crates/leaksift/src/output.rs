@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set once stdout turned out to be a closed pipe: later output is dropped.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
-/// Writes `text` to stdout and flushes. A closed pipe (EPIPE) is not an error: the rest of the
-/// output is dropped and the command ends with its usual exit code. Other write errors are
-/// returned.
+/// Writes `text` to stdout and flushes. Control characters from dumps and traces (ESC, CR…) are
+/// replaced, so a hostile name cannot drive the terminal. A closed pipe (EPIPE) is not an error:
+/// the rest of the output is dropped and the command ends with its usual exit code. Other write
+/// errors are returned.
 pub fn print(text: &str) -> std::io::Result<()> {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return Ok(());
     }
+    let text = leaksift_report::escape::terminal(text);
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

@@ -243,3 +243,29 @@ fn errors_name_their_cause_once() {
         );
     }
 }
+
+#[test]
+fn names_from_a_dump_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = std::fs::read_to_string(fixture("v8/handmade.heapsnapshot")).unwrap();
+    // A class name carrying "clear screen" and a carriage return (JSON escapes in the file).
+    let hostile = snapshot.replace("\"Lonely\"", "\"Lonely\\u001b[2J\\rfake\"");
+    assert_ne!(hostile, snapshot);
+    let file = dir.path().join("hostile.heapsnapshot");
+    std::fs::write(&file, hostile).unwrap();
+    let text = run(&["heap", "-q", path(&file)]);
+    assert_eq!(text.status.code(), Some(0), "{text:?}");
+    let stdout = String::from_utf8(text.stdout).unwrap();
+    assert!(stdout.contains("Lonely\u{fffd}[2J\u{fffd}fake"), "{stdout}");
+    assert!(!stdout.contains(['\u{1b}', '\r']), "{stdout:?}");
+    // JSON keeps the name exactly (escaped by JSON itself).
+    let json = run(&["heap", "-q", "--json", path(&file)]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let names: Vec<&str> = value["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(names.contains(&"Lonely\u{1b}[2J\rfake"), "{names:?}");
+}
