@@ -120,7 +120,9 @@ pub fn run_iterations(
     interrupted: &AtomicBool,
     mut on_iteration: impl FnMut(usize, &Sample),
 ) -> CheckRun {
-    let mut samples = Vec::with_capacity(options.iterations + 1);
+    // Grown as samples arrive: `--iterations` is the user's number, and reserving it up front
+    // aborted the process (leaving the server running) for a huge one.
+    let mut samples = Vec::new();
     let error = (|| {
         for k in 0..options.warmup {
             step(server, interrupted, &options.scenario, k + 1)?;

@@ -269,3 +269,35 @@ fn names_from_a_dump_cannot_drive_the_terminal() {
         .collect();
     assert!(names.contains(&"Lonely\u{1b}[2J\rfake"), "{names:?}");
 }
+
+#[test]
+fn check_with_a_huge_iteration_count_fails_cleanly_and_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("server.pid");
+    let server = format!("echo $$ > '{}'; exec sleep 30", pid_file.display());
+    let out = run(&[
+        "check",
+        "-q",
+        "--scenario",
+        "false",
+        "--iterations",
+        "1000000000000",
+        "--warmup",
+        "0",
+        "--ready-delay",
+        "10ms",
+        "--",
+        "sh",
+        "-c",
+        &server,
+    ]);
+    assert_one_line_error(&out, "failed in iteration 1");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let alive = Path::new("/proc").join(pid.trim()).join("stat");
+    // A stopped server is gone or, if its reaper has not run yet, a zombie.
+    let state = std::fs::read_to_string(&alive).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.contains(") Z "),
+        "the server survived: {state}"
+    );
+}
