@@ -13,7 +13,10 @@ use leaksift_trace::model::{
     TraceHeader, TraceTime,
 };
 
+mod one_line_error;
 mod support;
+
+use one_line_error::assert_one_line_error;
 
 fn leaksift() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leaksift"))
@@ -31,19 +34,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn path(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
-}
-
-/// Asserts exit status 2 and a stderr of exactly one `leaksift: error:` line containing
-/// `message`; returns that line.
-fn assert_one_line_error(out: &Output, message: &str) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("leaksift: error: ") && stderr.contains(message),
-        "expected one error line with {message:?}: {stderr}"
-    );
-    stderr
 }
 
 #[test]

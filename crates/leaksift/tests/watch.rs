@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 
 use assert_cmd::prelude::*;
 
+mod one_line_error;
+
+use one_line_error::assert_one_line_error;
+
 fn leaksift() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leaksift"))
 }
@@ -288,16 +292,4 @@ fn permission_denied_on_smaps_is_an_error() {
         return;
     }
     assert_one_line_error(&out, "permission denied reading /proc/1/smaps_rollup");
-}
-
-/// Exit code 2 and exactly one `leaksift: error:` line on stderr containing `message`.
-fn assert_one_line_error(out: &std::process::Output, message: &str) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("leaksift: error: ") && stderr.contains(message),
-        "{stderr}"
-    );
-    stderr
 }
