@@ -291,3 +291,23 @@ fn check_with_a_huge_iteration_count_fails_cleanly_and_stops_the_server() {
         "the server survived: {state}"
     );
 }
+
+#[test]
+fn a_series_too_short_for_a_slope_says_so_in_text_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("one.csv");
+    std::fs::write(&csv, "t,bytes\n0,5\n").unwrap();
+    let svg = dir.path().join("one.svg");
+    let out = run(&["trend", path(&csv), "--svg", path(&svg)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    for shown in [&text, &chart] {
+        assert!(
+            !shown.contains("NaN") && !shown.contains("n/a/s"),
+            "{shown}"
+        );
+    }
+    assert!(chart.contains("slope n/a (95%: n/a … n/a)"), "{chart}");
+    assert!(text.contains("baseline level n/a"), "{text}");
+}

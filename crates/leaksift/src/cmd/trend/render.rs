@@ -106,21 +106,23 @@ impl Verdict<'_> {
         }
     }
 
+    /// A slope as `+1.20 MiB/s` (or per iteration); `n/a` when there is none.
+    fn rate(&self, v: f64) -> String {
+        if v.is_finite() {
+            format!(
+                "{}{}{}",
+                if v > 0.0 { "+" } else { "" },
+                units::bytes(v),
+                self.per.suffix()
+            )
+        } else {
+            "n/a".to_string()
+        }
+    }
+
     /// The human summary: a two-column table.
     pub fn text(&self) -> String {
         let a = self.analysis;
-        let rate = |v: f64| {
-            if v.is_finite() {
-                format!(
-                    "{}{}{}",
-                    if v > 0.0 { "+" } else { "" },
-                    units::bytes(v),
-                    self.per.suffix()
-                )
-            } else {
-                "n/a".to_string()
-            }
-        };
         let mut table = Table::new(&[("evidence", Align::Left), ("value", Align::Left)]);
         table.row([
             "verdict".to_string(),
@@ -149,9 +151,9 @@ impl Verdict<'_> {
             "slope".to_string(),
             format!(
                 "{}  (95%: {} … {}, Theil–Sen on {} window minima)",
-                rate(a.slope),
-                rate(a.slope_ci.0),
-                rate(a.slope_ci.1),
+                self.rate(a.slope),
+                self.rate(a.slope_ci.0),
+                self.rate(a.slope_ci.1),
                 a.baseline.len()
             ),
         ]);
@@ -163,7 +165,7 @@ impl Verdict<'_> {
             ),
         ]);
         if let Some(tail) = a.tail_slope {
-            table.row(["tail slope".to_string(), rate(tail)]);
+            table.row(["tail slope".to_string(), self.rate(tail)]);
         }
         if a.restarts > 0 {
             table.row(["restarts".to_string(), a.restarts.to_string()]);
@@ -224,13 +226,12 @@ impl Verdict<'_> {
             latest: ttl.latest.map(|l| now + l),
         });
         let subtitle = format!(
-            "{} — slope {}{s} (95%: {}{s} … {}{s}), p = {}",
+            "{} — slope {} (95%: {} … {}), p = {}",
             a.reason,
-            units::bytes(a.slope),
-            units::bytes(a.slope_ci.0),
-            units::bytes(a.slope_ci.1),
+            self.rate(a.slope),
+            self.rate(a.slope_ci.0),
+            self.rate(a.slope_ci.1),
             p_value(a.p_value),
-            s = self.per.suffix()
         );
         chart::render(&MemoryChart {
             title,
