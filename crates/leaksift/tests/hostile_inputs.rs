@@ -311,3 +311,63 @@ fn a_series_too_short_for_a_slope_says_so_in_text_and_chart() {
     assert!(chart.contains("slope n/a (95%: n/a … n/a)"), "{chart}");
     assert!(text.contains("baseline level n/a"), "{text}");
 }
+
+#[test]
+fn an_unwritable_chart_or_report_file_still_prints_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("no such directory");
+    let csv = dir.path().join("flat.csv");
+    std::fs::write(&csv, "t,bytes\n0,5\n1,5\n2,5\n").unwrap();
+    let trace = trace_with_one_lost_block(dir.path());
+    let svg = nowhere.join("chart.svg");
+    let junit = nowhere.join("junit.xml");
+    let cases: [(&[&str], &str, &str); 3] = [
+        (
+            &["trend", "--json", path(&csv), "--svg", path(&svg)],
+            "leaksift.trend.v1",
+            "chart.svg",
+        ),
+        (
+            &[
+                "report",
+                "-q",
+                "--json",
+                path(&trace),
+                "--flamegraph",
+                path(&svg),
+            ],
+            "leaksift.report.v1",
+            "chart.svg",
+        ),
+        (
+            &[
+                "check",
+                "-q",
+                "--json",
+                "--scenario",
+                "true",
+                "--warmup",
+                "0",
+                "--iterations",
+                "5",
+                "--ready-delay",
+                "10ms",
+                "--junit",
+                path(&junit),
+                "--",
+                "sleep",
+                "30",
+            ],
+            "leaksift.check.v1",
+            "junit.xml",
+        ),
+    ];
+    for (args, schema, file) in cases {
+        let out = run(args);
+        assert_one_line_error(&out, file);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: no result on stdout ({e}): {out:?}");
+        });
+        assert_eq!(json["schema"], schema);
+    }
+}

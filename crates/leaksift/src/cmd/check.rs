@@ -200,12 +200,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         _ => None,
     };
     let to_seconds = |iterations: f64| seconds_per_iteration.map(|pace| iterations * pace);
-    if let Some(svg) = &args.svg {
+    // Files are written first, their errors reported after the verdict is printed.
+    let svg_written = args.svg.as_ref().map_or(Ok(()), |svg| {
         render::write_file(
             svg,
             &verdict.svg(&format!("leaksift check `{server_name}`")),
-        )?;
-    }
+        )
+    });
     let summary = format!(
         "{} per iteration (95%: {} … {}), p = {}, budget {} per iteration",
         units::bytes(analysis.slope),
@@ -214,31 +215,34 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         render::p_value(analysis.p_value),
         units::bytes(args.budget as f64)
     );
-    if let Some(path) = &args.junit {
-        let properties = [
-            ("slope_bytes_per_iteration", format!("{}", analysis.slope)),
-            ("slope_ci_low", format!("{}", analysis.slope_ci.0)),
-            ("slope_ci_high", format!("{}", analysis.slope_ci.1)),
-            ("p_value", format!("{}", analysis.p_value)),
-            ("budget_bytes_per_iteration", args.budget.to_string()),
-            ("iterations", args.iterations.to_string()),
-            ("warmup", args.warmup.to_string()),
-            ("verdict", analysis.verdict.as_str().to_string()),
-            ("server", server_name.clone()),
-        ];
-        let result = if failed {
-            CaseResult::Failed {
-                message: format!("memory grows {summary}"),
-                detail: samples_text.clone(),
-            }
-        } else {
-            CaseResult::Passed
-        };
-        render::write_file(
-            path,
-            &junit::render(&args.scenario, seconds, &properties, &result, &samples_text),
-        )?;
-    }
+    let junit_written = match &args.junit {
+        None => Ok(()),
+        Some(path) => {
+            let properties = [
+                ("slope_bytes_per_iteration", format!("{}", analysis.slope)),
+                ("slope_ci_low", format!("{}", analysis.slope_ci.0)),
+                ("slope_ci_high", format!("{}", analysis.slope_ci.1)),
+                ("p_value", format!("{}", analysis.p_value)),
+                ("budget_bytes_per_iteration", args.budget.to_string()),
+                ("iterations", args.iterations.to_string()),
+                ("warmup", args.warmup.to_string()),
+                ("verdict", analysis.verdict.as_str().to_string()),
+                ("server", server_name.clone()),
+            ];
+            let result = if failed {
+                CaseResult::Failed {
+                    message: format!("memory grows {summary}"),
+                    detail: samples_text.clone(),
+                }
+            } else {
+                CaseResult::Passed
+            };
+            render::write_file(
+                path,
+                &junit::render(&args.scenario, seconds, &properties, &result, &samples_text),
+            )
+        }
+    };
     if args.json {
         let json = CheckJson {
             schema: "leaksift.check.v1",
@@ -284,6 +288,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         crate::output::print(&text)?;
     }
+    svg_written?;
+    junit_written?;
     Ok(if failed {
         Outcome::LeakFound
     } else {

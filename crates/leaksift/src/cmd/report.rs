@@ -50,6 +50,9 @@ pub struct Args {
     /// targets) before /usr/lib/debug; repeatable.
     #[arg(long, value_name = "DIR")]
     pub debug_dir: Vec<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `--flamegraph-metric` values.
@@ -92,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let trace_name = args.trace.display().to_string();
     let reader = TraceReader::open(&args.trace)
         .with_context(|| format!("cannot open trace {trace_name}"))?;
-    let mut progress = Progress::stderr(false);
+    let mut progress = Progress::stderr(args.quiet);
     progress.phase("reading trace");
     let header = reader.header().clone();
     let (analysis, read_error) = replay_trace(reader, &mut progress);
@@ -105,6 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let report = view::build(&analysis, &mut symbolizer, &suppressions, &options);
 
+    // Written first, its error reported after the report is printed.
+    let mut flamegraph_written = Ok(());
     if let Some(path) = &args.flamegraph {
         progress.phase("writing flamegraph");
         let (metric, title, unit) = match args.flamegraph_metric {
@@ -120,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             })
             .collect();
         let title = format!("{title}: {}", header.command.join(" "));
-        write_flamegraph(path, &stacks, &title, unit)?;
+        flamegraph_written = write_flamegraph(path, &stacks, &title, unit);
     }
     progress.finish();
 
@@ -164,6 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         output::print(&text)?;
     }
 
+    flamegraph_written?;
     if let Some(error) = read_error {
         return Err(anyhow!(error).context(format!("trace {trace_name} is corrupt")));
     }

@@ -66,9 +66,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         axis: "memory",
         limit,
     };
-    if let Some(svg) = &args.svg {
-        render::write_file(svg, &verdict.svg(&format!("leaksift trend {name}")))?;
-    }
+    // Written first, its error reported after the verdict is printed.
+    let svg_written = args.svg.as_ref().map_or(Ok(()), |svg| {
+        render::write_file(svg, &verdict.svg(&format!("leaksift trend {name}")))
+    });
     if args.json {
         let json = TrendJson {
             schema: "leaksift.trend.v1",
@@ -80,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         crate::output::print(&verdict.text())?;
     }
+    svg_written?;
     Ok(
         if args.fail_on_leak && analysis.verdict == leaksift_stats::Verdict::Leak {
             Outcome::LeakFound

@@ -185,13 +185,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         axis,
         limit: limit.map(|l| l as f64),
     };
-    if let Some(svg) = &args.svg {
+    // Written first, their errors reported after the verdict is printed.
+    let svg_written = args.svg.as_ref().map_or(Ok(()), |svg| {
         render::write_file(
             svg,
             &verdict.svg(&format!("leaksift watch {}", watched.label)),
-        )?;
-    }
-    csv_result?;
+        )
+    });
     let stopped = match recording.stop {
         Stop::DurationReached => "duration",
         Stop::Interrupted => "interrupted",
@@ -216,6 +216,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             crate::output::println(&format!("command exited with code {code}"))?;
         }
     }
+    csv_result?;
+    svg_written?;
     // A failed sampling (the process vanished, a cgroup file went bad) still shows the verdict
     // on the samples taken before it, then ends as an error.
     if let Stop::Failed(error) = recording.stop {
