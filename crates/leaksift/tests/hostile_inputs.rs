@@ -371,3 +371,42 @@ fn an_unwritable_chart_or_report_file_still_prints_the_verdict() {
         assert_eq!(json["schema"], schema);
     }
 }
+
+/// Runs `leaksift ARGS… FILE` on `bytes` written to `file`; the command must succeed (when
+/// `may_succeed`) or fail with exactly one error line naming the file, and never crash.
+fn survives(args: &[&str], file: &Path, bytes: &[u8], may_succeed: bool) {
+    std::fs::write(file, bytes).unwrap();
+    let out = leaksift().args(args).arg(file).output().unwrap();
+    let label = format!("{args:?} on {} of {} bytes", file.display(), bytes.len());
+    if may_succeed && out.status.code() == Some(0) {
+        return;
+    }
+    let line = assert_one_line_error(&out, "");
+    let name = file.file_name().unwrap().to_string_lossy();
+    assert!(line.contains(&*name), "{label}: {line}");
+}
+
+#[test]
+fn cut_heap_files_and_traces_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let v8 = std::fs::read(fixture("v8/handmade.heapsnapshot")).unwrap();
+    let cut_v8 = dir.path().join("cut.heapsnapshot");
+    for end in (0..v8.len()).step_by(37) {
+        survives(&["heap", "-q"], &cut_v8, &v8[..end], false);
+    }
+    let mut hprof = Vec::new();
+    let gz = std::fs::File::open(fixture("hprof/shape.hprof.gz")).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut hprof).unwrap();
+    let cut_hprof = dir.path().join("cut.hprof");
+    // A dump cut at a record boundary is a complete, smaller dump: success is allowed there.
+    for k in 0..20 {
+        let end = hprof.len() * k / 20 + k * 7;
+        survives(&["heap", "-q"], &cut_hprof, &hprof[..end], true);
+    }
+    // A trace cut anywhere after its header reads as truncated (a killed program's trace).
+    let trace = std::fs::read(trace_with_one_lost_block(dir.path())).unwrap();
+    let cut_trace = dir.path().join("cut.lks");
+    for end in 0..trace.len() {
+        survives(&["report", "-q", "--json"], &cut_trace, &trace[..end], true);
+    }
+}
