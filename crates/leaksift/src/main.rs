@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         Ok(outcome) => outcome.exit_code(),
         Err(error) => {
             // One line: the context chain joined by ": " names the file/PID/command and the cause.
-            eprintln!("leaksift: error: {error:#}");
+            error_line(&format!("{error:#}"));
             Outcome::INPUT_ERROR_CODE.into()
         }
     }
@@ -78,8 +78,18 @@ fn usage_error(error: clap::Error) -> ExitCode {
     ) {
         error.exit();
     }
-    eprintln!("leaksift: error: {}", one_line(&error.render().to_string()));
+    error_line(&one_line(&error.render().to_string()));
     Outcome::INPUT_ERROR_CODE.into()
+}
+
+/// Prints `leaksift: error: MESSAGE` as exactly one line: a message quoting a file's content
+/// could hold a newline or a terminal control sequence.
+fn error_line(message: &str) {
+    let message = message.replace(['\n', '\r'], " ");
+    eprintln!(
+        "leaksift: error: {}",
+        leaksift_report::escape::terminal(&message)
+    );
 }
 
 /// clap's multi-line message as one line: the lines trimmed and joined, without the `error:`

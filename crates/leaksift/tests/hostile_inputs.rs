@@ -410,3 +410,20 @@ fn cut_heap_files_and_traces_are_one_line_errors() {
         survives(&["report", "-q", "--json"], &cut_trace, &trace[..end], true);
     }
 }
+
+#[test]
+fn an_error_quoting_a_hostile_file_stays_one_clean_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = trace_with_one_lost_block(dir.path());
+    let suppressions = dir.path().join("hostile.supp");
+    std::fs::write(&suppressions, "le\rak\u{1b}[2J:main\n").unwrap();
+    let out = run(&[
+        "report",
+        "-q",
+        path(&trace),
+        "--suppressions",
+        path(&suppressions),
+    ]);
+    let line = assert_one_line_error(&out, "hostile.supp:1");
+    assert!(!line.contains(['\u{1b}', '\r']), "{line:?}");
+}
