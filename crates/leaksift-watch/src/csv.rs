@@ -55,6 +55,9 @@ pub struct CsvError {
     pub message: String,
 }
 
+/// The largest `bytes` or `limit` magnitude a series may hold: 2^64.
+const MAX_BYTES: f64 = 18_446_744_073_709_551_616.0;
+
 fn err(line: usize, message: impl Into<String>) -> CsvError {
     CsvError {
         line,
@@ -97,6 +100,10 @@ pub fn parse_series(text: &str) -> Result<Series, CsvError> {
         };
         let t = number(t_col, "t")?;
         let bytes = number(b_col, "bytes")?;
+        // No memory is larger than 2^64 bytes; such values only overflow the fit and the chart.
+        if bytes.abs() > MAX_BYTES {
+            return Err(err(line, format!("`bytes` is out of range: {bytes:e}")));
+        }
         if series.t.last().is_some_and(|&prev| t < prev) {
             return Err(err(line, format!("`t` goes backwards ({t})")));
         }
@@ -115,7 +122,7 @@ pub fn parse_series(text: &str) -> Result<Series, CsvError> {
         {
             // `max` is how cgroups write "no limit".
             series.limit = match limit.parse::<f64>() {
-                Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+                Ok(v) if (0.0..=MAX_BYTES).contains(&v) => Some(v),
                 _ if limit.eq_ignore_ascii_case("max") => None,
                 _ => {
                     return Err(err(line, format!("`limit` is not a byte count: {limit:?}")));
@@ -191,7 +198,13 @@ mod tests {
         assert_eq!(parse_series("t,bytes\n0,1\n1\n").unwrap_err().line, 3);
         assert_eq!(parse_series("t,bytes\n2,1\n1,1\n").unwrap_err().line, 3);
         assert_eq!(parse_series("t,bytes\n0,inf\n").unwrap_err().line, 2);
-        for limit in ["inf", "NaN", "-5", "lots"] {
+        let e = parse_series("t,bytes\n0,1\n1,1.7e308\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (3, "`bytes` is out of range: 1.7e308")
+        );
+        assert!(parse_series("t,bytes\n0,18446744073709551615\n1,-5\n").is_ok());
+        for limit in ["inf", "NaN", "-5", "lots", "1e300"] {
             let e = parse_series(&format!("t,bytes,limit\n0,1,10\n1,2,{limit}\n")).unwrap_err();
             assert_eq!(e.line, 3, "{limit}: {e}");
             assert!(e.message.starts_with("`limit` is not a byte count"), "{e}");
