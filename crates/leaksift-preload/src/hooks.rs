@@ -423,6 +423,21 @@ pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     unsafe { _exit(status) }
 }
 
+/// `quick_exit`: runs the program's `at_quick_exit` handlers and ends the process through
+/// glibc's internal `_exit`, which our `_exit` never sees. The status is kept for the exit
+/// scan, which the handler registered first (so run last) by the constructor starts.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn quick_exit(status: c_int) -> ! {
+    type QuickExitFn = unsafe extern "C" fn(c_int) -> !;
+    runtime::quick_exit_called(status);
+    if let Some(real) = runtime::next_symbol(c"quick_exit") {
+        // SAFETY: glibc's quick_exit has this signature; it does not return.
+        unsafe { core::mem::transmute::<*mut c_void, QuickExitFn>(real)(status) }
+    }
+    // SAFETY: no quick_exit to forward to: end as it would, without the handlers.
+    unsafe { _exit(status) }
+}
+
 /// `execve`: the new image replaces this one, so write out the pending events first (the trace
 /// of this image then ends without an `End` event; the new image traces to `OUTPUT.<pid>`).
 #[unsafe(no_mangle)]

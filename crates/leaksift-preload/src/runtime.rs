@@ -367,6 +367,7 @@ extern "C" fn constructor() {
             Some(after_fork_child),
         );
         on_exit(at_exit, core::ptr::null_mut());
+        at_quick_exit(at_quick_exit_handler);
     }
     TRACED_PID.store(sys::getpid(), Ordering::Release);
     writer::spawn(sink);
@@ -378,6 +379,7 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 
 unsafe extern "C" {
     fn on_exit(function: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    fn at_quick_exit(function: extern "C" fn()) -> c_int;
 }
 
 extern "C" fn scan_signal_handler(_signal: c_int) {
@@ -456,6 +458,21 @@ pub fn exiting_without_handlers(status: c_int) {
     if sys::getpid() == TRACED_PID.load(Ordering::Acquire) {
         at_exit(status, core::ptr::null_mut());
     }
+}
+
+/// The status passed to `quick_exit`, for the exit scan its handlers start.
+static QUICK_EXIT_STATUS: AtomicU32 = AtomicU32::new(0);
+
+pub fn quick_exit_called(status: c_int) {
+    QUICK_EXIT_STATUS.store(status as u32, Ordering::Release);
+}
+
+/// Last `at_quick_exit` handler (registered first): the exit scan, as at `exit`.
+extern "C" fn at_quick_exit_handler() {
+    at_exit(
+        QUICK_EXIT_STATUS.load(Ordering::Acquire) as c_int,
+        core::ptr::null_mut(),
+    );
 }
 
 /// Lets libstdc++ free its emergency exception pool (and other once-per-process buffers) before
