@@ -39,36 +39,121 @@ pub struct Sink {
 }
 
 /// The trace file, checked before every write to still be the file we opened: a program that
-/// closes all descriptors and reuses ours must never receive trace bytes.
+/// closes all descriptors and reuses ours must never receive trace bytes. Daemons close every
+/// descriptor at start-up (`closefrom`, `close_range`, a loop to 1024, `dup2` over them): the
+/// trace then reopens its file by path (absolute, so a `chdir` does not matter) and goes on.
 pub struct GuardedFile {
-    file: File,
-    identity: (u64, u64),
+    /// `None` only while being dropped.
+    file: Option<File>,
+    path: std::path::PathBuf,
+    identity: FileIdentity,
+}
+
+/// Device and inode of a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
 }
 
 impl GuardedFile {
-    fn new(file: File) -> Option<GuardedFile> {
-        let identity = file_identity(&file)?;
-        Some(GuardedFile { file, identity })
+    fn new(file: File, path: std::path::PathBuf) -> Option<GuardedFile> {
+        let (identity, _) = file_identity(&file)?;
+        Some(GuardedFile {
+            file: Some(file),
+            path,
+            identity,
+        })
+    }
+
+    /// Our file, reopened by path if the program closed or replaced our descriptor, with its
+    /// current length.
+    fn ours(&mut self) -> std::io::Result<(&File, u64)> {
+        let current = self.file.as_ref().and_then(file_identity);
+        let length = match current {
+            Some((identity, length)) if identity == self.identity => length,
+            _ => {
+                let reopened = OpenOptions::new()
+                    .append(true)
+                    .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                    .open(&self.path)?;
+                let Some((_, length)) =
+                    file_identity(&reopened).filter(|(identity, _)| *identity == self.identity)
+                else {
+                    return Err(std::io::Error::other(
+                        "the trace file was replaced while the program ran",
+                    ));
+                };
+                // The old descriptor number is closed or now the program's: never close it.
+                if let Some(old) = self.file.replace(reopened) {
+                    let _ = std::os::fd::IntoRawFd::into_raw_fd(old);
+                }
+                length
+            }
+        };
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no trace file"))?;
+        Ok((file, length))
     }
 }
 
-fn file_identity(file: &File) -> Option<(u64, u64)> {
+fn file_identity(file: &File) -> Option<(FileIdentity, u64)> {
     use std::os::unix::fs::MetadataExt;
-    file.metadata().ok().map(|m| (m.dev(), m.ino()))
+    file.metadata().ok().map(|m| {
+        (
+            FileIdentity {
+                device: m.dev(),
+                inode: m.ino(),
+            },
+            m.size(),
+        )
+    })
+}
+
+/// The program's file size limit (`RLIMIT_FSIZE`), if it set one: writing past it would send
+/// SIGXFSZ to the whole process, killing it.
+fn file_size_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the local struct.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } == 0;
+    (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 impl std::io::Write for GuardedFile {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if file_identity(&self.file) != Some(self.identity) {
+        let (mut file, length) = self.ours()?;
+        if file_size_limit().is_some_and(|limit| length.saturating_add(bytes.len() as u64) > limit)
+        {
             return Err(std::io::Error::other(
-                "the trace file descriptor was closed or replaced",
+                "the program's file size limit (RLIMIT_FSIZE) ends the trace",
             ));
         }
-        self.file.write(bytes)
+        file.write(bytes)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for GuardedFile {
+    fn drop(&mut self) {
+        let ours = self
+            .file
+            .as_ref()
+            .and_then(file_identity)
+            .is_some_and(|(identity, _)| identity == self.identity);
+        if let Some(file) = self.file.take()
+            && !ours
+        {
+            // The descriptor number is the program's now: leave it open.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(file);
+        }
     }
 }
 
@@ -220,7 +305,8 @@ pub fn open_output(config: &Config, fork_child: bool) -> Option<Sink> {
         page_size: runtime::page_size() as u64,
         traces_mmap: runtime::tracing_mmap(),
     };
-    let mut trace = TraceWriter::new(GuardedFile::new(file)?, &header).ok()?;
+    let (file, path) = file;
+    let mut trace = TraceWriter::new(GuardedFile::new(file, path)?, &header).ok()?;
     trace.set_time_resolution(TIME_RESOLUTION_NS);
     // Leak scans and later frees only ever name blocks that outlive their chunk.
     trace.set_address_policy(AddressPolicy::Survivors);
@@ -240,14 +326,16 @@ fn trace_owner(path: &str) -> Option<u32> {
         .map(|r| r.header().pid)
 }
 
-fn create_new(path: &str) -> Option<File> {
-    OpenOptions::new()
+/// Creates the trace file, returning it with its absolute path (to reopen it by).
+fn create_new(path: &str) -> Option<(File, std::path::PathBuf)> {
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .ok()
+        .ok()?;
+    Some((file, std::path::absolute(path).ok()?))
 }
 
 fn per_pid_path(output: &str, pid: u32, n: u32) -> String {
@@ -258,7 +346,7 @@ fn per_pid_path(output: &str, pid: u32, n: u32) -> String {
     }
 }
 
-fn create_per_pid(output: &str, pid: u32) -> Option<File> {
+fn create_per_pid(output: &str, pid: u32) -> Option<(File, std::path::PathBuf)> {
     (0..100).find_map(|n| create_new(&per_pid_path(output, pid, n)))
 }
 

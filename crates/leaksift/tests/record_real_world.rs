@@ -1,0 +1,150 @@
+//! `leaksift record` on the patterns real programs use that broke it: daemons that close every
+//! descriptor and change directory, `quick_exit`, a file size limit. Each program runs once plain
+//! and once recorded: same stdout and exit status, and `leaksift report --json` reads the trace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+mod support;
+use support::ensure_preload;
+
+/// Compiles `tests/programs/record/<name>.c` into `dir`.
+fn build(name: &str, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/programs/record")
+        .join(format!("{name}.c"));
+    let binary = dir.join(name);
+    let status = Command::new("gcc")
+        .args(["-g", "-O1", "-pthread", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("running gcc");
+    assert!(status.success(), "gcc {} failed", source.display());
+    binary
+}
+
+/// Runs `program args` without the tracer.
+fn run_plain(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .expect("running the program")
+}
+
+/// Runs `program args` under `leaksift record -o trace` and checks that the program behaved
+/// exactly as in `plain`: same stdout, same exit status.
+fn run_recorded_like(plain: &Output, trace: &Path, program: &Path, args: &[&str]) {
+    ensure_preload();
+    let recorded = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .arg("record")
+        .arg("-o")
+        .arg(trace)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("running leaksift record");
+    assert_eq!(
+        recorded.status.code(),
+        plain.status.code(),
+        "exit status under record (stderr: {})",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&recorded.stdout),
+        String::from_utf8_lossy(&plain.stdout)
+    );
+}
+
+/// `leaksift report --json trace`.
+fn report(trace: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["report", "--json"])
+        .arg(trace)
+        .output()
+        .expect("running leaksift report");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "report --json: {e}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// (blocks, bytes) of a leak class in a report.
+fn class(report: &Value, name: &str) -> (u64, u64) {
+    let class = &report["leaks"][name];
+    (
+        class["blocks"].as_u64().expect("blocks"),
+        class["bytes"].as_u64().expect("bytes"),
+    )
+}
+
+#[test]
+fn a_daemon_closing_every_descriptor_keeps_its_files_and_its_whole_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("daemon", dir.path());
+    for mode in ["close-loop", "close-range", "dup2"] {
+        let logs = dir.path().join(format!("logs-{mode}"));
+        std::fs::create_dir(&logs).unwrap();
+        let args = [mode, logs.to_str().unwrap()];
+        let plain = run_plain(&program, &args);
+        assert_eq!(plain.status.code(), Some(0), "{mode}: the plain run");
+        // A relative -o: the daemon's chdir("/") must not move the trace.
+        let trace = format!("daemon-{mode}.lks");
+        let recorded = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .current_dir(dir.path())
+            .args(["record", "-o", &trace, "--"])
+            .arg(&program)
+            .args(args)
+            .output()
+            .expect("running leaksift record");
+        assert_eq!(
+            recorded.status.code(),
+            Some(0),
+            "{mode}: no trace bytes in its logs"
+        );
+        assert_eq!(recorded.stdout, plain.stdout);
+        let report = report(&dir.path().join(&trace));
+        assert_eq!(report["truncated"], false, "{mode}: the trace survived");
+        assert_eq!(report["exit_status"], 0);
+        assert_eq!(class(&report, "definitely_lost"), (1, 4321), "{mode}");
+        let (reachable_blocks, _) = class(&report, "still_reachable");
+        assert!(reachable_blocks >= 1000, "{mode}: the 1000 kept blocks");
+    }
+}
+
+#[test]
+fn quick_exit_runs_the_handlers_and_still_gets_the_exit_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("quick_exit", dir.path());
+    let plain = run_plain(&program, &[]);
+    assert_eq!(plain.status.code(), Some(5));
+    let trace = dir.path().join("quick_exit.lks");
+    run_recorded_like(&plain, &trace, &program, &[]);
+    let report = report(&trace);
+    assert_eq!(report["truncated"], false);
+    assert_eq!(report["exit_status"], 5);
+    assert_eq!(report["scan"]["trigger"], "exit");
+    // The handler's free happened before the scan: only the 4321-byte block is lost.
+    assert_eq!(class(&report, "definitely_lost"), (1, 4321));
+    assert_eq!(class(&report, "possibly_lost"), (0, 0));
+}
+
+#[test]
+fn a_file_size_limit_ends_the_trace_instead_of_killing_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("fsize_limit", dir.path());
+    let plain = run_plain(&program, &[]);
+    assert_eq!(plain.status.code(), Some(7));
+    let trace = dir.path().join("fsize_limit.lks");
+    run_recorded_like(&plain, &trace, &program, &[]);
+    let report = report(&trace);
+    assert_eq!(
+        report["truncated"], true,
+        "a trace cut by the limit says so"
+    );
+}
