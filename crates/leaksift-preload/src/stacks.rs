@@ -1,15 +1,23 @@
 //! Lock-free, allocation-free stack deduplication: an open-addressing table of stack hashes whose
 //! frames live in an append-only arena. A stack's id is its slot index, so ids are stable and
 //! published before any event refers to them; the writer defines each id on first use.
+//!
+//! The arena is mapped in 8 MiB segments as stacks fill it: reserving its 512 MiB bound up front
+//! made any program under an address-space limit (`ulimit -v`, `RLIMIT_AS`) run out of memory,
+//! or left it untraced.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::alloc::register_own_mapping;
 use crate::sys;
 
 const SLOT_BITS: u32 = 21;
 const SLOTS: usize = 1 << SLOT_BITS;
-const ARENA_WORDS: usize = 64 << 20; // 512 MiB of reserved, lazily touched address space
+/// Words per arena segment (8 MiB), far more than one stack's `[len, frames...]`.
+const SEGMENT_WORDS: usize = 1 << 20;
+/// At most 512 MiB of frames.
+const SEGMENTS: usize = 64;
+const ARENA_WORDS: usize = SEGMENTS * SEGMENT_WORDS;
 const MAX_PROBES: usize = 256;
 /// How long a reader waits for another thread to publish the frames of a slot it claimed.
 const PUBLISH_SPINS: u32 = 1 << 16;
@@ -27,7 +35,9 @@ struct Slot {
 
 pub struct StackTable {
     slots: *mut Slot,
-    arena: *mut u64,
+    /// Arena segments, mapped on first use (null until then).
+    segments: [AtomicPtr<u64>; SEGMENTS],
+    /// Arena words handed out, across segments (a region never straddles two).
     arena_used: AtomicUsize,
 }
 
@@ -52,18 +62,54 @@ impl StackTable {
     pub fn new() -> Option<StackTable> {
         let slots_len = SLOTS * core::mem::size_of::<Slot>();
         let slots = sys::map_anonymous(slots_len);
-        let arena = sys::map_anonymous(ARENA_WORDS * 8);
-        if slots.is_null() || arena.is_null() {
+        if slots.is_null() {
             return None;
         }
         register_own_mapping(slots, slots_len);
-        register_own_mapping(arena, ARENA_WORDS * 8);
         // Word 0 of the arena is never handed out, so offsets are ≥ 1.
         Some(StackTable {
             slots: slots as *mut Slot,
-            arena: arena as *mut u64,
+            segments: [const { AtomicPtr::new(core::ptr::null_mut()) }; SEGMENTS],
             arena_used: AtomicUsize::new(1),
         })
+    }
+
+    /// Arena segment `index`, mapped by the first thread that needs it (`None` when the address
+    /// space is exhausted). Raw syscalls only: callable from any hook.
+    fn segment(&self, index: usize) -> Option<*mut u64> {
+        let current = self.segments[index].load(Ordering::Acquire);
+        if !current.is_null() {
+            return Some(current);
+        }
+        let len = SEGMENT_WORDS * 8;
+        let mapped = sys::map_anonymous(len);
+        if mapped.is_null() {
+            return None;
+        }
+        match self.segments[index].compare_exchange(
+            core::ptr::null_mut(),
+            mapped as *mut u64,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                register_own_mapping(mapped, len);
+                Some(mapped as *mut u64)
+            }
+            Err(winner) => {
+                // SAFETY: our fresh mapping lost the race; nothing refers to it.
+                unsafe { sys::unmap(mapped, len) };
+                Some(winner)
+            }
+        }
+    }
+
+    /// Address of arena word `at` in a segment already mapped.
+    fn word(&self, at: usize) -> *mut u64 {
+        let base = self.segments[at / SEGMENT_WORDS].load(Ordering::Acquire);
+        // SAFETY: callers pass offsets of published or reserved regions, whose segment is mapped;
+        // the offset within it is below SEGMENT_WORDS.
+        unsafe { base.add(at % SEGMENT_WORDS) }
     }
 
     fn slot(&self, index: usize) -> &Slot {
@@ -82,10 +128,12 @@ impl StackTable {
             return &[];
         }
         let at = (at - 1) as usize;
-        // SAFETY: published regions `[len, frames...]` lie inside the arena and are immutable.
+        let region = self.word(at);
+        // SAFETY: published regions `[len, frames...]` lie inside one mapped segment and are
+        // immutable.
         unsafe {
-            let len = *self.arena.add(at) as usize;
-            core::slice::from_raw_parts(self.arena.add(at + 1), len)
+            let len = *region as usize;
+            core::slice::from_raw_parts(region.add(1), len)
         }
     }
 
@@ -119,15 +167,26 @@ impl StackTable {
 
     fn publish(&self, index: usize, frames: &[u64]) -> u32 {
         let words = frames.len() + 1;
-        let at = self.arena_used.fetch_add(words, Ordering::Relaxed);
-        if at + words > ARENA_WORDS {
-            // Arena exhausted: the claimed slot stays unpublished; readers give up on it.
+        let at = loop {
+            let at = self.arena_used.fetch_add(words, Ordering::Relaxed);
+            if at + words > ARENA_WORDS || words > SEGMENT_WORDS {
+                // Arena exhausted: the claimed slot stays unpublished; readers give up on it.
+                return UNKNOWN_STACK;
+            }
+            // A region straddling two segments is skipped (the next one starts in the later).
+            if at / SEGMENT_WORDS == (at + words - 1) / SEGMENT_WORDS {
+                break at;
+            }
+        };
+        if self.segment(at / SEGMENT_WORDS).is_none() {
             return UNKNOWN_STACK;
         }
-        // SAFETY: `at..at+words` was reserved for this thread alone by the fetch_add above.
+        let region = self.word(at);
+        // SAFETY: `at..at+words` was reserved for this thread alone by the fetch_add above and
+        // lies inside one mapped segment.
         unsafe {
-            *self.arena.add(at) = frames.len() as u64;
-            core::ptr::copy_nonoverlapping(frames.as_ptr(), self.arena.add(at + 1), frames.len());
+            *region = frames.len() as u64;
+            core::ptr::copy_nonoverlapping(frames.as_ptr(), region.add(1), frames.len());
         }
         self.slot(index)
             .frames_at
@@ -143,5 +202,29 @@ impl StackTable {
             core::hint::spin_loop();
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_spanning_several_arena_segments_read_back_exactly() {
+        let table = StackTable::new().expect("mapping the table");
+        // 64-frame stacks: about 16k fill a segment; 40k need three, with regions skipped at
+        // segment ends.
+        let stack = |n: u64| -> Vec<u64> { (0..64).map(|f| n * 1000 + f + 1).collect() };
+        let ids: Vec<u32> = (0..40_000).map(|n| table.intern(&stack(n))).collect();
+        assert!(ids.iter().all(|&id| id != UNKNOWN_STACK));
+        assert!(!table.segments[2].load(Ordering::Acquire).is_null());
+        for (n, &id) in ids.iter().enumerate() {
+            assert_eq!(table.frames(id), stack(n as u64).as_slice());
+            assert_eq!(table.intern(&stack(n as u64)), id, "interned once");
+        }
+        assert!(
+            table.segments[3].load(Ordering::Acquire).is_null(),
+            "mapped on demand"
+        );
     }
 }

@@ -148,3 +148,17 @@ fn a_file_size_limit_ends_the_trace_instead_of_killing_the_program() {
         "a trace cut by the limit says so"
     );
 }
+
+#[test]
+fn an_address_space_limit_leaves_the_program_its_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("address_limit", dir.path());
+    let plain = run_plain(&program, &[]);
+    assert_eq!(plain.status.code(), Some(0));
+    let trace = dir.path().join("address_limit.lks");
+    run_recorded_like(&plain, &trace, &program, &[]);
+    let report = report(&trace);
+    assert_eq!(report["truncated"], false);
+    assert_eq!(report["exit_status"], 0);
+    assert!(report["allocations"].as_u64().unwrap() >= 1064);
+}
