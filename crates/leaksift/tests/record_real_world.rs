@@ -162,3 +162,50 @@ fn an_address_space_limit_leaves_the_program_its_memory() {
     assert_eq!(report["exit_status"], 0);
     assert!(report["allocations"].as_u64().unwrap() >= 1064);
 }
+
+#[test]
+fn sigterm_sent_to_leaksift_reaches_the_command_which_shuts_down_gracefully() {
+    use std::io::{BufRead, BufReader, Read};
+    ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("graceful", dir.path());
+    let trace = dir.path().join("graceful.lks");
+    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&program)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running leaksift record");
+    let mut stdout = BufReader::new(record.stdout.take().unwrap());
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).unwrap();
+    let program_pid: i32 = ready
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .expect("ready line");
+    // As `docker stop` or a supervisor does: the signal goes to the process it started.
+    let leaksift = i32::try_from(record.id()).unwrap();
+    // SAFETY: signalling the process this test started.
+    unsafe { libc::kill(leaksift, libc::SIGTERM) };
+    let status = record.wait().unwrap();
+    if status.code() != Some(0) {
+        // SAFETY: the program this test started, left running: end it before failing.
+        unsafe { libc::kill(program_pid, libc::SIGKILL) };
+        panic!("leaksift ended with {status}: the command never got the signal");
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        rest,
+        format!("graceful shutdown on signal {}\n", libc::SIGTERM)
+    );
+    let report = report(&trace);
+    assert_eq!(report["truncated"], false);
+    assert_eq!(report["exit_status"], 0);
+    assert_eq!(class(&report, "definitely_lost"), (1, 4321));
+}

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
 
@@ -19,7 +20,8 @@ const PRELOAD_NAME: &str = "libleaksift_preload.so";
 the --scan-signal to request a leak scan of the live process; `leaksift report OUTPUT` shows it.\n\
 If the command execs another program (a wrapper script's `exec prog`), that program's trace takes \
 OUTPUT over and the earlier image's moves to OUTPUT.<pid>. A shell that forks its command \
-(`sh -c 'a; b'`) needs --follow-fork. The exit status is the command's (128 + signal if killed); \
+(`sh -c 'a; b'`) needs --follow-fork. SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to leaksift are \
+passed on to the command. The exit status is the command's (128 + signal if killed); \
 a killed command leaves its trace up to the last 100 ms flush, marked truncated."
 )]
 pub struct Args {
@@ -137,6 +139,67 @@ fn sibling_traces(output: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Signals that a supervisor sends to the process it started (`docker stop`, `kill PID`,
+/// `timeout`): sent to `leaksift`, they are passed on to the command, which would have got them
+/// without the tool (killing only `leaksift` would leave the command running, never told).
+const FORWARDED_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
+
+/// The command's pid once started (0 before; -1 when it could not start).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// Forwarded signals that arrived before the command started (bit per signal number).
+static FORWARD_PENDING: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forward_signal(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _context: *mut libc::c_void,
+) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
+    let child = FORWARD_TO.load(Ordering::Acquire);
+    // Only signals a process sent: the kernel's (a terminal hangup) reach the command's
+    // process group directly. Nor the command's own signals to its parent.
+    if !matches!(code, libc::SI_USER | libc::SI_QUEUE) || (child > 0 && sender == child) {
+        return;
+    }
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe; the pid is our own child's.
+        unsafe { libc::kill(child, signal) };
+    } else if child == 0 {
+        FORWARD_PENDING.fetch_or(1 << signal, Ordering::AcqRel);
+    }
+}
+
+/// Installs the forwarding handler for [`FORWARDED_SIGNALS`] (before the command starts, so that
+/// none is lost: they are held until [`forward_signals_to`]).
+fn forward_signals() {
+    for signal in FORWARDED_SIGNALS {
+        // SAFETY: installs an async-signal-safe handler (atomics and kill) in our own process;
+        // exec resets it to the default in the command.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = forward_signal as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Starts forwarding to `child` (`None`: it did not start), passing on what arrived meanwhile.
+fn forward_signals_to(child: Option<u32>) {
+    let pid = child.and_then(|p| i32::try_from(p).ok()).unwrap_or(-1);
+    FORWARD_TO.store(pid, Ordering::Release);
+    let pending = FORWARD_PENDING.swap(0, Ordering::AcqRel);
+    for signal in FORWARDED_SIGNALS {
+        if pid > 0 && pending & (1 << signal) != 0 {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let preload = find_preload()?;
     let output = absolute(
@@ -181,9 +244,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(signal) = args.scan_signal {
         command.env("LEAKSIFT_SCAN_SIGNAL", signal.to_string());
     }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot run {}", Path::new(&args.command[0]).display()))?;
+    forward_signals();
+    let spawned = command.spawn();
+    forward_signals_to(spawned.as_ref().ok().map(std::process::Child::id));
+    let mut child =
+        spawned.with_context(|| format!("cannot run {}", Path::new(&args.command[0]).display()))?;
     eprintln!(
         "leaksift: recording pid {} to {}",
         child.id(),
