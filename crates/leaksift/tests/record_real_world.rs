@@ -209,3 +209,26 @@ fn sigterm_sent_to_leaksift_reaches_the_command_which_shuts_down_gracefully() {
     assert_eq!(report["exit_status"], 0);
     assert_eq!(class(&report, "definitely_lost"), (1, 4321));
 }
+
+#[test]
+fn a_shell_script_taking_descriptor_3_keeps_its_output_and_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("fd3.log");
+    // `exec 3>file` is dup2 onto 3, the tracer's first descriptor number.
+    let script = format!(
+        "exec 3>'{}'; s=; for i in $(seq 2000); do s=\"$s$i\"; echo $i >&3; done; echo ${{#s}}",
+        log.display()
+    );
+    let args = ["-c", script.as_str()];
+    let bash = Path::new("/bin/bash");
+    let plain = run_plain(bash, &args);
+    assert_eq!(plain.status.code(), Some(0));
+    let trace = dir.path().join("bash.lks");
+    run_recorded_like(&plain, &trace, bash, &args);
+    let expected: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), expected);
+    let report = report(&trace);
+    assert_eq!(report["truncated"], false);
+    assert_eq!(report["exit_status"], 0);
+    assert!(report["allocations"].as_u64().unwrap() > 2000);
+}
