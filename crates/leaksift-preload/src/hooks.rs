@@ -438,6 +438,31 @@ pub unsafe extern "C" fn quick_exit(status: c_int) -> ! {
     unsafe { _exit(status) }
 }
 
+/// `unshare`: a new user namespace (or unsharing what threads share) needs a single-threaded
+/// process, so the writer thread steps aside for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
+    // SAFETY: the raw syscall with the caller's flags, as glibc's wrapper does.
+    let call = || unsafe { libc::syscall(libc::SYS_unshare, flags) as c_int };
+    let single_threaded =
+        libc::CLONE_NEWUSER | libc::CLONE_THREAD | libc::CLONE_SIGHAND | libc::CLONE_VM;
+    if flags & single_threaded != 0 {
+        runtime::without_writer_thread(call)
+    } else {
+        call()
+    }
+}
+
+/// `setns`: joining a user or mount namespace needs a single-threaded process (the descriptor's
+/// namespace type is not known here): the writer thread steps aside for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
+    // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
+    runtime::without_writer_thread(|| unsafe {
+        libc::syscall(libc::SYS_setns, fd, nstype) as c_int
+    })
+}
+
 /// `execve`: the new image replaces this one, so write out the pending events first (the trace
 /// of this image then ends without an `End` event; the new image traces to `OUTPUT.<pid>`).
 #[unsafe(no_mangle)]

@@ -425,6 +425,24 @@ pub fn flush_and_wait(timeout_ms: u32) {
     }
 }
 
+/// Runs `call` (a system call that requires a single-threaded process: `unshare` of a user
+/// namespace, `setns`) with the writer thread ended, then starts a new one. The program's errno
+/// is the one the call leaves.
+pub fn without_writer_thread(call: impl FnOnce() -> c_int) -> c_int {
+    // SAFETY: errno is thread-local and always valid.
+    let errno = || unsafe { *libc::__errno_location() };
+    let before = errno();
+    let stopped = STATE.load(Ordering::Acquire) == STATE_ACTIVE && writer::stop_thread();
+    set_errno(before);
+    let result = call();
+    let after = errno();
+    if stopped {
+        writer::restart();
+    }
+    set_errno(after);
+    result
+}
+
 /// Last exit handler (registered first): asks the writer for the exit scan and waits for it.
 extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
     if STATE.load(Ordering::Acquire) != STATE_ACTIVE

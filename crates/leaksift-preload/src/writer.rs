@@ -450,6 +450,8 @@ fn start_thread(writer: *mut Writer, calibrate: bool) {
         core::ptr::null_mut()
     }
     WRITER.store(writer, Ordering::Release);
+    // Stored by the new thread (an earlier writer's, or a fork parent's, id is stale).
+    runtime::WRITER_TID.store(0, Ordering::Release);
     runtime::WRITER_RUNNING.store(true, Ordering::Release);
     let _guard = ReentryGuard::enter();
     // SAFETY: standard thread creation with default attributes; the thread is detached.
@@ -532,6 +534,63 @@ pub fn pause() {
     }
 }
 
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+static STOPPED: AtomicU32 = AtomicU32::new(0);
+
+/// Ends the writer thread at a safe point, keeping its state, and waits until the kernel has
+/// removed the thread: `unshare(CLONE_NEWUSER)` and `setns` fail with EINVAL in a process with
+/// more than one thread. Returns whether the thread was stopped (to [`restart`] it).
+pub fn stop_thread() -> bool {
+    if !runtime::WRITER_RUNNING.load(Ordering::Acquire) {
+        return false;
+    }
+    // A writer just created may not have stored its id yet (a program unsharing at once).
+    let mut tid = runtime::WRITER_TID.load(Ordering::Acquire);
+    for _ in 0..100_000 {
+        if tid != 0 {
+            break;
+        }
+        std::thread::yield_now();
+        tid = runtime::WRITER_TID.load(Ordering::Acquire);
+    }
+    if tid == 0 || tid == sys::gettid() {
+        return false;
+    }
+    STOP_REQUESTED.store(true, Ordering::Release);
+    buffers::wake_writer();
+    for _ in 0..200 {
+        if STOPPED.load(Ordering::Acquire) == 1 {
+            break;
+        }
+        sys::futex_wait(&STOPPED, 0, 10_000_000);
+    }
+    if STOPPED.load(Ordering::Acquire) != 1 {
+        // A wedged writer: leave it be, the caller's call then fails as it would have.
+        STOP_REQUESTED.store(false, Ordering::Release);
+        return false;
+    }
+    // The thread returned; it leaves the thread group shortly after.
+    for _ in 0..10_000 {
+        // SAFETY: signal 0 only checks that the thread still exists.
+        let gone = unsafe {
+            libc::syscall(libc::SYS_tgkill, sys::getpid(), tid, 0) == -1
+                && *libc::__errno_location() == libc::ESRCH
+        };
+        if gone {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+/// Starts a new writer thread on the state a [`stop_thread`] kept.
+pub fn restart() {
+    STOPPED.store(0, Ordering::Release);
+    STOP_REQUESTED.store(false, Ordering::Release);
+    start_thread(WRITER.load(Ordering::Acquire), false);
+}
+
 /// After fork (parent, or child before it starts its own writer).
 pub fn resume() {
     PAUSED.store(0, Ordering::Release);
@@ -552,6 +611,12 @@ impl Writer {
                     sys::futex_wait(&PAUSED, 1, 10_000_000);
                 }
                 continue;
+            }
+            if STOP_REQUESTED.load(Ordering::Acquire) {
+                // A safe point: the thread ends, its state waits in `WRITER` for the next one.
+                STOPPED.store(1, Ordering::Release);
+                sys::futex_wake(&STOPPED);
+                return;
             }
             if runtime::EXIT_REQUESTED.load(Ordering::Acquire) {
                 self.finish();
