@@ -454,8 +454,15 @@ fn start_thread(writer: *mut Writer, calibrate: bool) {
     runtime::WRITER_TID.store(0, Ordering::Release);
     runtime::WRITER_RUNNING.store(true, Ordering::Release);
     let _guard = ReentryGuard::enter();
-    // SAFETY: standard thread creation with default attributes; the thread is detached.
+    // SAFETY: standard thread creation with default attributes; the thread is detached. It
+    // starts with every signal blocked (the creator's mask is restored after): a signal sent to
+    // the process must go to the program's threads, which may block it to read it from a
+    // signalfd or sigwait — delivered to the writer, SIGTERM would kill the process instead.
     let created = unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut previous: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
         let mut thread: libc::pthread_t = 0;
         let rc = libc::pthread_create(
             &mut thread,
@@ -463,6 +470,7 @@ fn start_thread(writer: *mut Writer, calibrate: bool) {
             writer_main,
             usize::from(calibrate) as *mut libc::c_void,
         );
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, core::ptr::null_mut());
         if rc == 0 {
             libc::pthread_detach(thread);
         }

@@ -257,3 +257,16 @@ fn unshare_and_setns_succeed_as_without_the_tracer_and_tracing_goes_on() {
         (1, 4321)
     );
 }
+
+#[test]
+fn signals_a_program_blocks_for_its_signalfd_never_reach_the_tracer_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("signalfd", dir.path());
+    let plain = run_plain(&program, &[]);
+    assert_eq!(plain.status.code(), Some(0));
+    let trace = dir.path().join("signalfd.lks");
+    run_recorded_like(&plain, &trace, &program, &[]);
+    let report = report(&trace);
+    assert_eq!(report["truncated"], false);
+    assert_eq!(report["exit_status"], 0);
+}
