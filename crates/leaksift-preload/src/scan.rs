@@ -188,9 +188,13 @@ impl Marker<'_> {
         }
     }
 
-    fn scan_root(&mut self, start: u64, end: u64) {
+    fn scan_root(&mut self, root: &Root) {
         let mut buffer = std::mem::take(&mut self.buffer);
-        for_each_word(start, end, &mut buffer, |word| self.reach(word, true));
+        for_each_word(root.start, root.end, &mut buffer, |word| {
+            if !(root.in_libc && self.is_next_chunk_header(word)) {
+                self.reach(word, true);
+            }
+        });
         self.buffer = buffer;
         self.drain_without_clique();
     }
@@ -205,6 +209,22 @@ impl Marker<'_> {
             });
             self.buffer = buffer;
         }
+    }
+
+    /// Whether `word` points at the header of the glibc chunk that follows a live block, inside
+    /// the block's last bytes (which overlap that header): glibc's main arena, in libc's data,
+    /// links its top chunk and free chunks by header. memcheck, whose malloc replaces glibc's,
+    /// never sees these pointers, so they must not make the block "possibly lost".
+    fn is_next_chunk_header(&self, word: u64) -> bool {
+        let Some(i) = self.blocks.find(word) else {
+            return false;
+        };
+        let start = self.blocks.starts[i];
+        word != start
+            && read_word(start.wrapping_sub(WORD)).is_some_and(|size_field| {
+                // The chunk header is two words before the block; the size's low bits are flags.
+                start.wrapping_sub(2 * WORD).wrapping_add(size_field & !7) == word
+            })
     }
 
     /// valgrind's clique pass: unreached blocks reachable from `leader` become indirectly lost.
@@ -254,9 +274,23 @@ fn mappings() -> Vec<Mapping> {
         .collect()
 }
 
+/// A memory range scanned for pointers.
+struct Root {
+    start: u64,
+    end: u64,
+    /// In libc's own data, where glibc's main arena keeps its chunk links.
+    in_libc: bool,
+}
+
+/// Whether a mapping is glibc's libc (`libc.so.6`, or `libc-2.NN.so` before 2.34).
+fn is_libc(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("libc.so") || name.starts_with("libc-")
+}
+
 /// Root ranges: rw mappings minus glibc heaps, live blocks, the tracer's memory, exited threads'
 /// stacks and the unused part of the requester's stack.
-fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) -> Vec<(u64, u64)> {
+fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) -> Vec<Root> {
     let maps = mappings();
     let mut excluded: Vec<(u64, u64)> = Vec::new();
     for m in maps.iter().filter(|m| m.readable_writable) {
@@ -304,6 +338,7 @@ fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) 
         if m.path.starts_with("/dev/") && m.path != "/dev/zero" {
             continue;
         }
+        let in_libc = is_libc(&m.path);
         let mut cursor = m.start;
         let first = excluded.partition_point(|&(_, end)| end <= m.start);
         for &(s, e) in &excluded[first..] {
@@ -311,12 +346,20 @@ fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) 
                 break;
             }
             if s > cursor {
-                out.push((cursor, s));
+                out.push(Root {
+                    start: cursor,
+                    end: s,
+                    in_libc,
+                });
             }
             cursor = cursor.max(e);
         }
         if cursor < m.end {
-            out.push((cursor, m.end));
+            out.push(Root {
+                start: cursor,
+                end: m.end,
+                in_libc,
+            });
         }
     }
     out
@@ -354,8 +397,8 @@ pub fn classify<S: std::hash::BuildHasher>(
         stack: Vec::new(),
         buffer: Vec::new(),
     };
-    for (start, end) in roots {
-        marker.scan_root(start, end);
+    for root in &roots {
+        marker.scan_root(root);
     }
     for leader in 0..sorted.len() {
         if marker.marks[leader] == Mark::Unreached {
