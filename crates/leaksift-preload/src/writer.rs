@@ -73,10 +73,12 @@ impl GuardedFile {
         let length = match current {
             Some((identity, length)) if identity == self.identity => length,
             _ => {
-                let reopened = OpenOptions::new()
-                    .append(true)
-                    .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-                    .open(&self.path)?;
+                let reopened = out_of_the_way(
+                    OpenOptions::new()
+                        .append(true)
+                        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                        .open(&self.path)?,
+                );
                 let Some((_, length)) =
                     file_identity(&reopened).filter(|(identity, _)| *identity == self.identity)
                 else {
@@ -335,7 +337,32 @@ fn create_new(path: &str) -> Option<(File, std::path::PathBuf)> {
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .ok()?;
-    Some((file, std::path::absolute(path).ok()?))
+    Some((out_of_the_way(file), std::path::absolute(path).ok()?))
+}
+
+/// Lowest descriptor number the trace file is moved to.
+const TRACE_DESCRIPTOR_MIN: i32 = 100;
+
+/// `file` moved to a descriptor number of at least [`TRACE_DESCRIPTOR_MIN`] (at least 3 if the
+/// limit is lower): the lowest free number, which `open` returns, is the program's. A program
+/// started with stdout closed must not find the trace at descriptor 1 (its writes would land
+/// in the trace and succeed), and `exec 3>file` in a script or `close(0); open(..)` expect
+/// their number free.
+fn out_of_the_way(file: File) -> File {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = file.as_raw_fd();
+    if fd >= TRACE_DESCRIPTOR_MIN {
+        return file;
+    }
+    for minimum in [TRACE_DESCRIPTOR_MIN, 3] {
+        // SAFETY: duplicates our own open descriptor; the copy is owned by the new File.
+        let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, minimum) };
+        if moved >= 0 {
+            // SAFETY: `moved` is a fresh descriptor nothing else owns; `file` is dropped (closed).
+            return unsafe { File::from_raw_fd(moved) };
+        }
+    }
+    file
 }
 
 fn per_pid_path(output: &str, pid: u32, n: u32) -> String {

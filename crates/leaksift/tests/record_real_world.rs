@@ -275,3 +275,12 @@ fn a_block_next_to_the_top_chunk_is_definitely_lost_as_for_memcheck() {
     assert_eq!(class(&report, "definitely_lost"), (1, 4321));
     assert_eq!(class(&report, "possibly_lost"), (0, 0));
 }
+
+#[test]
+fn the_lowest_free_descriptor_is_still_the_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("lowest_fd", dir.path());
+    let plain = run_plain(&program, &[]);
+    assert_eq!(plain.status.code(), Some(0));
+    run_recorded_like(&plain, &dir.path().join("lowest_fd.lks"), &program, &[]);
+}
