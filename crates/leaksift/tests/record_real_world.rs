@@ -284,3 +284,32 @@ fn the_lowest_free_descriptor_is_still_the_programs() {
     assert_eq!(plain.status.code(), Some(0));
     run_recorded_like(&plain, &dir.path().join("lowest_fd.lks"), &program, &[]);
 }
+
+#[test]
+fn a_command_started_with_stdin_closed_finds_it_closed() {
+    use std::os::unix::process::CommandExt;
+    ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("lowest_fd", dir.path());
+    let trace = dir.path().join("closed_stdin.lks");
+    let run = |command: &mut Command| {
+        // SAFETY: close(2) only, between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::close(0);
+                Ok(())
+            })
+        };
+        command.output().expect("running the command")
+    };
+    let plain = run(&mut Command::new(&program));
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), "open returned 0\n");
+    let recorded = run(Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&program));
+    assert_eq!(recorded.stdout, plain.stdout);
+    assert_eq!(recorded.status.code(), Some(0));
+}

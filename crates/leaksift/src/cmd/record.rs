@@ -2,7 +2,7 @@
 //! trace went; exits with the command's exit status (128 + signal when it was killed).
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -139,6 +139,27 @@ fn sibling_traces(output: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Standard descriptors (0–2) that were closed when leaksift started: Rust's runtime opens
+/// `/dev/null` read-write in their place before `main`, so the command would find them open
+/// (its writes to a closed stdout would succeed, its first `open` would not return 0–2). A
+/// redirection to `/dev/null` by a shell is read-only or write-only, never read-write.
+fn standard_descriptors_closed_at_start() -> Vec<i32> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dev_null = std::fs::metadata("/dev/null").ok();
+    (0..3)
+        .filter(|&fd| {
+            // SAFETY: F_GETFL on a descriptor number only reads its flags.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            if flags < 0 || flags & libc::O_ACCMODE != libc::O_RDWR {
+                return false;
+            }
+            let path = format!("/proc/self/fd/{fd}");
+            let target = std::fs::metadata(path).ok();
+            matches!((&target, &dev_null), (Some(t), Some(n)) if t.file_type().is_char_device() && t.rdev() == n.rdev())
+        })
+        .collect()
+}
+
 /// Signals that a supervisor sends to the process it started (`docker stop`, `kill PID`,
 /// `timeout`): sent to `leaksift`, they are passed on to the command, which would have got them
 /// without the tool (killing only `leaksift` would leave the command running, never told).
@@ -243,6 +264,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .env_remove("LEAKSIFT_SCAN_SIGNAL");
     if let Some(signal) = args.scan_signal {
         command.env("LEAKSIFT_SCAN_SIGNAL", signal.to_string());
+    }
+    let closed = standard_descriptors_closed_at_start();
+    if !closed.is_empty() {
+        // SAFETY: the closure only calls close(2), which is async-signal-safe, in the child
+        // between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                for &fd in &closed {
+                    libc::close(fd);
+                }
+                Ok(())
+            });
+        }
     }
     forward_signals();
     let spawned = command.spawn();
