@@ -559,14 +559,21 @@ pub fn pause() {
     if !runtime::WRITER_RUNNING.load(Ordering::Acquire) {
         return;
     }
-    PAUSE_REQUESTED.store(true, Ordering::Release);
+    request_and_wait(&PAUSE_REQUESTED, &PAUSED);
+}
+
+/// Sets `request`, wakes the writer and waits up to 2 s for it to set `reached` to 1 at its next
+/// safe point. Returns whether it did.
+fn request_and_wait(request: &AtomicBool, reached: &AtomicU32) -> bool {
+    request.store(true, Ordering::Release);
     buffers::wake_writer();
     for _ in 0..200 {
-        if PAUSED.load(Ordering::Acquire) == 1 {
-            return;
+        if reached.load(Ordering::Acquire) == 1 {
+            return true;
         }
-        sys::futex_wait(&PAUSED, 0, 10_000_000);
+        sys::futex_wait(reached, 0, 10_000_000);
     }
+    reached.load(Ordering::Acquire) == 1
 }
 
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -591,15 +598,7 @@ pub fn stop_thread() -> bool {
     if tid == 0 || tid == sys::gettid() {
         return false;
     }
-    STOP_REQUESTED.store(true, Ordering::Release);
-    buffers::wake_writer();
-    for _ in 0..200 {
-        if STOPPED.load(Ordering::Acquire) == 1 {
-            break;
-        }
-        sys::futex_wait(&STOPPED, 0, 10_000_000);
-    }
-    if STOPPED.load(Ordering::Acquire) != 1 {
+    if !request_and_wait(&STOP_REQUESTED, &STOPPED) {
         // A wedged writer: leave it be, the caller's call then fails as it would have.
         STOP_REQUESTED.store(false, Ordering::Release);
         return false;

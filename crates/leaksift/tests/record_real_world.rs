@@ -59,6 +59,23 @@ fn run_recorded_like(plain: &Output, trace: &Path, program: &Path, args: &[&str]
     );
 }
 
+/// Runs `program args` plain (expecting exit status `exit`) and recorded into `trace`, checks
+/// that both runs behaved the same, and returns `leaksift report --json trace`.
+fn record_like_plain(program: &Path, args: &[&str], exit: i32, trace: &Path) -> Value {
+    let plain = run_plain(program, args);
+    assert_eq!(plain.status.code(), Some(exit), "the plain run");
+    run_recorded_like(&plain, trace, program, args);
+    report(trace)
+}
+
+/// Builds `tests/programs/record/<name>.c` and runs it as [`record_like_plain`] does, without
+/// arguments.
+fn record_program(name: &str, exit: i32) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build(name, dir.path());
+    record_like_plain(&program, &[], exit, &dir.path().join(format!("{name}.lks")))
+}
+
 /// `leaksift report --json trace`.
 fn report(trace: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
@@ -119,13 +136,7 @@ fn a_daemon_closing_every_descriptor_keeps_its_files_and_its_whole_trace() {
 
 #[test]
 fn quick_exit_runs_the_handlers_and_still_gets_the_exit_scan() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build("quick_exit", dir.path());
-    let plain = run_plain(&program, &[]);
-    assert_eq!(plain.status.code(), Some(5));
-    let trace = dir.path().join("quick_exit.lks");
-    run_recorded_like(&plain, &trace, &program, &[]);
-    let report = report(&trace);
+    let report = record_program("quick_exit", 5);
     assert_eq!(report["truncated"], false);
     assert_eq!(report["exit_status"], 5);
     assert_eq!(report["scan"]["trigger"], "exit");
@@ -136,13 +147,7 @@ fn quick_exit_runs_the_handlers_and_still_gets_the_exit_scan() {
 
 #[test]
 fn a_file_size_limit_ends_the_trace_instead_of_killing_the_program() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build("fsize_limit", dir.path());
-    let plain = run_plain(&program, &[]);
-    assert_eq!(plain.status.code(), Some(7));
-    let trace = dir.path().join("fsize_limit.lks");
-    run_recorded_like(&plain, &trace, &program, &[]);
-    let report = report(&trace);
+    let report = record_program("fsize_limit", 7);
     assert_eq!(
         report["truncated"], true,
         "a trace cut by the limit says so"
@@ -151,13 +156,7 @@ fn a_file_size_limit_ends_the_trace_instead_of_killing_the_program() {
 
 #[test]
 fn an_address_space_limit_leaves_the_program_its_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build("address_limit", dir.path());
-    let plain = run_plain(&program, &[]);
-    assert_eq!(plain.status.code(), Some(0));
-    let trace = dir.path().join("address_limit.lks");
-    run_recorded_like(&plain, &trace, &program, &[]);
-    let report = report(&trace);
+    let report = record_program("address_limit", 0);
     assert_eq!(report["truncated"], false);
     assert_eq!(report["exit_status"], 0);
     assert!(report["allocations"].as_u64().unwrap() >= 1064);
@@ -221,13 +220,9 @@ fn a_shell_script_taking_descriptor_3_keeps_its_output_and_the_trace() {
     );
     let args = ["-c", script.as_str()];
     let bash = Path::new("/bin/bash");
-    let plain = run_plain(bash, &args);
-    assert_eq!(plain.status.code(), Some(0));
-    let trace = dir.path().join("bash.lks");
-    run_recorded_like(&plain, &trace, bash, &args);
+    let report = record_like_plain(bash, &args, 0, &dir.path().join("bash.lks"));
     let expected: String = (1..=2000).map(|i| format!("{i}\n")).collect();
     assert_eq!(std::fs::read_to_string(&log).unwrap(), expected);
-    let report = report(&trace);
     assert_eq!(report["truncated"], false);
     assert_eq!(report["exit_status"], 0);
     assert!(report["allocations"].as_u64().unwrap() > 2000);
@@ -235,14 +230,8 @@ fn a_shell_script_taking_descriptor_3_keeps_its_output_and_the_trace() {
 
 #[test]
 fn unshare_and_setns_succeed_as_without_the_tracer_and_tracing_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build("namespaces", dir.path());
-    let plain = run_plain(&program, &[]);
-    assert_eq!(plain.status.code(), Some(0));
-    let trace = dir.path().join("namespaces.lks");
     // The outcomes are compared, not assumed: a sandbox may forbid namespaces altogether.
-    run_recorded_like(&plain, &trace, &program, &[]);
-    let report = report(&trace);
+    let report = record_program("namespaces", 0);
     assert_eq!(report["truncated"], false);
     assert_eq!(report["exit_status"], 0);
     assert!(report["allocations"].as_u64().unwrap() >= 10_001);
@@ -252,25 +241,14 @@ fn unshare_and_setns_succeed_as_without_the_tracer_and_tracing_goes_on() {
 
 #[test]
 fn signals_a_program_blocks_for_its_signalfd_never_reach_the_tracer_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build("signalfd", dir.path());
-    let plain = run_plain(&program, &[]);
-    assert_eq!(plain.status.code(), Some(0));
-    let trace = dir.path().join("signalfd.lks");
-    run_recorded_like(&plain, &trace, &program, &[]);
-    let report = report(&trace);
+    let report = record_program("signalfd", 0);
     assert_eq!(report["truncated"], false);
     assert_eq!(report["exit_status"], 0);
 }
 
 #[test]
 fn a_block_next_to_the_top_chunk_is_definitely_lost_as_for_memcheck() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build("top_chunk", dir.path());
-    let plain = run_plain(&program, &[]);
-    let trace = dir.path().join("top_chunk.lks");
-    run_recorded_like(&plain, &trace, &program, &[]);
-    let report = report(&trace);
+    let report = record_program("top_chunk", 0);
     // valgrind --leak-check=full: definitely lost 4,321 bytes in 1 blocks, nothing else.
     assert_eq!(class(&report, "definitely_lost"), (1, 4321));
     assert_eq!(class(&report, "possibly_lost"), (0, 0));
@@ -278,11 +256,7 @@ fn a_block_next_to_the_top_chunk_is_definitely_lost_as_for_memcheck() {
 
 #[test]
 fn the_lowest_free_descriptor_is_still_the_programs() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build("lowest_fd", dir.path());
-    let plain = run_plain(&program, &[]);
-    assert_eq!(plain.status.code(), Some(0));
-    run_recorded_like(&plain, &dir.path().join("lowest_fd.lks"), &program, &[]);
+    record_program("lowest_fd", 0);
 }
 
 #[test]
