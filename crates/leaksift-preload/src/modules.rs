@@ -77,7 +77,7 @@ unsafe fn describe(info: &libc::dl_phdr_info) -> Option<LoadedModule> {
             .into_owned()
     };
     let path = if name.is_empty() {
-        std::fs::read_link("/proc/self/exe")
+        std::fs::read_link(crate::sys::own_proc_file("exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default()
     } else {

@@ -70,7 +70,10 @@ impl Blocks {
 }
 
 /// Copies `len` bytes at `address` of this process into `out`; returns how many were readable.
+/// The memory is named by the calling thread's id, not the process id: once `main` has ended with
+/// `pthread_exit` the leader is a zombie without memory, and reads through its id fail.
 fn read_memory(address: u64, out: &mut [u8]) -> usize {
+    let me = crate::sys::gettid() as libc::pid_t;
     let local = libc::iovec {
         iov_base: out.as_mut_ptr() as *mut libc::c_void,
         iov_len: out.len(),
@@ -80,7 +83,7 @@ fn read_memory(address: u64, out: &mut [u8]) -> usize {
         iov_len: out.len(),
     };
     // SAFETY: reads our own address space into `out`; faults are reported, not raised.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    let n = unsafe { libc::process_vm_readv(me, &local, 1, &remote, 1, 0) };
     if n >= 0 {
         return n as usize;
     }
@@ -98,9 +101,7 @@ fn read_memory(address: u64, out: &mut [u8]) -> usize {
             iov_len: len,
         };
         // SAFETY: as above.
-        if unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) }
-            != len as isize
-        {
+        if unsafe { libc::process_vm_readv(me, &local, 1, &remote, 1, 0) } != len as isize {
             break;
         }
         done += len;
@@ -256,7 +257,7 @@ struct Mapping {
 }
 
 fn mappings() -> Vec<Mapping> {
-    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let text = std::fs::read_to_string(crate::sys::own_proc_file("maps")).unwrap_or_default();
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();

@@ -321,3 +321,15 @@ pub fn getpid() -> u32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { libc::syscall(libc::SYS_getpid) as u32 }
 }
+
+/// Path of the calling thread's `/proc` file `name` (`maps`, `statm`, `exe`): under
+/// `/proc/thread-self`, because once `main` has ended with `pthread_exit` the process's leader
+/// is a zombie and `/proc/self/maps` reads empty, `/proc/self/exe` unreadable. `/proc/self` on
+/// kernels before 3.17, which lack `thread-self`.
+pub fn own_proc_file(name: &str) -> String {
+    if std::path::Path::new("/proc/thread-self").exists() {
+        format!("/proc/thread-self/{name}")
+    } else {
+        format!("/proc/self/{name}")
+    }
+}

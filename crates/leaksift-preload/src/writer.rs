@@ -474,6 +474,8 @@ fn start_thread(writer: *mut Writer, calibrate: bool) {
             writer.clock = Clock::calibrate();
         }
         writer.run();
+        // glibc's thread exit counts this thread out again.
+        adjust_thread_count(1);
         core::ptr::null_mut()
     }
     WRITER.store(writer, Ordering::Release);
@@ -500,12 +502,41 @@ fn start_thread(writer: *mut Writer, calibrate: bool) {
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, core::ptr::null_mut());
         if rc == 0 {
             libc::pthread_detach(thread);
+            adjust_thread_count(-1);
         }
         rc == 0
     };
     if !created {
         runtime::WRITER_RUNNING.store(false, Ordering::Release);
         runtime::stop_tracing();
+    }
+}
+
+/// glibc's count of running threads (`__nptl_nthreads`), or null if this libc has none.
+static THREAD_COUNT: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Takes the writer thread out of glibc's count of running threads (`delta` -1 once it runs, +1
+/// just before it ends): when the program's last thread exits — `main` may end with
+/// `pthread_exit` — glibc ends the process with `exit(0)` only if that count drops to zero, so
+/// the writer would otherwise keep the process alive for ever.
+fn adjust_thread_count(delta: i32) {
+    let mut count = THREAD_COUNT.load(Ordering::Acquire);
+    if count.is_null() {
+        // SAFETY: dlsym with a NUL-terminated name; glibc's symbol is an `unsigned int` that it
+        // only changes atomically.
+        count = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__nptl_nthreads".as_ptr()) }
+            as *mut AtomicU32;
+        if count.is_null() {
+            return;
+        }
+        THREAD_COUNT.store(count, Ordering::Release);
+    }
+    // SAFETY: a valid, suitably aligned `unsigned int` of glibc's, for the process's lifetime.
+    let count = unsafe { &*count };
+    if delta < 0 {
+        count.fetch_sub(1, Ordering::AcqRel);
+    } else {
+        count.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -980,7 +1011,7 @@ impl Writer {
 
 /// Resident set size from `/proc/self/statm` (cheap: no page-table walk).
 fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let statm = std::fs::read_to_string(sys::own_proc_file("statm")).ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * runtime::page_size() as u64)
 }

@@ -287,3 +287,57 @@ fn a_command_started_with_stdin_closed_finds_it_closed() {
     assert_eq!(recorded.stdout, plain.stdout);
     assert_eq!(recorded.status.code(), Some(0));
 }
+
+#[test]
+fn a_program_whose_main_ends_with_pthread_exit_exits_when_its_last_thread_does() {
+    use std::io::{BufRead, BufReader, Read};
+    ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let program = build("main_pthread_exit", dir.path());
+    let trace = dir.path().join("main_pthread_exit.lks");
+    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&program)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running leaksift record");
+    let mut stdout = BufReader::new(record.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let pid: i32 = first
+        .trim()
+        .strip_prefix("main exits ")
+        .and_then(|p| p.parse().ok())
+        .expect("main's line");
+    // A process kept alive by the tracer would never end: give it 30 s, then end it and fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = record.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    if status.is_none() {
+        // SAFETY: the program this test started, left running: end it before failing.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = record.wait();
+        panic!("the program never exited after its last thread did");
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "worker done\n");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let report = report(&trace);
+    assert_eq!(report["truncated"], false);
+    assert_eq!(report["exit_status"], 0);
+    // Scanned through the exiting thread's id: the leader's memory view is gone.
+    assert_eq!(class(&report, "definitely_lost"), (1, 4321));
+    assert_eq!(report["leak_stacks"][0]["frames"][0]["function"], "worker");
+}
