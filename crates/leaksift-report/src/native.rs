@@ -33,7 +33,8 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
     if report.truncated {
         let _ = writeln!(
             out,
-            "TRUNCATED: the trace ends without the process's exit (crash, kill or a cut file); \
+            "TRUNCATED: the trace ends without the process's exit (crash, kill, exec of another \
+             program or a cut file); \
              figures cover what was recorded"
         );
     } else if let Some(status) = report.exit_status {
