@@ -26,6 +26,47 @@ fn build(name: &str, dir: &Path) -> PathBuf {
     binary
 }
 
+/// A program started under `leaksift record` whose first stdout line is `<prefix><its pid>`.
+struct Started {
+    record: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    program_pid: i32,
+    trace: PathBuf,
+}
+
+/// Builds `tests/programs/record/<name>.c` into `dir`, starts it under `leaksift record` and
+/// reads its first line, `<prefix><pid>`.
+fn start_recording(name: &str, dir: &Path, prefix: &str) -> Started {
+    use std::io::BufRead;
+    ensure_preload();
+    let program = build(name, dir);
+    let trace = dir.join(format!("{name}.lks"));
+    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&program)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running leaksift record");
+    let mut stdout = std::io::BufReader::new(record.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let program_pid = first
+        .trim()
+        .strip_prefix(prefix)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{name}'s first line {first:?} is not `{prefix}<pid>`"));
+    Started {
+        record,
+        stdout,
+        program_pid,
+        trace,
+    }
+}
+
 /// Runs `program args` without the tracer.
 fn run_plain(program: &Path, args: &[&str]) -> Output {
     Command::new(program)
@@ -164,29 +205,14 @@ fn an_address_space_limit_leaves_the_program_its_memory() {
 
 #[test]
 fn sigterm_sent_to_leaksift_reaches_the_command_which_shuts_down_gracefully() {
-    use std::io::{BufRead, BufReader, Read};
-    ensure_preload();
+    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    let program = build("graceful", dir.path());
-    let trace = dir.path().join("graceful.lks");
-    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .arg(&program)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("running leaksift record");
-    let mut stdout = BufReader::new(record.stdout.take().unwrap());
-    let mut ready = String::new();
-    stdout.read_line(&mut ready).unwrap();
-    let program_pid: i32 = ready
-        .trim()
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .expect("ready line");
+    let Started {
+        mut record,
+        mut stdout,
+        program_pid,
+        trace,
+    } = start_recording("graceful", dir.path(), "ready ");
     // As `docker stop` or a supervisor does: the signal goes to the process it started.
     let leaksift = i32::try_from(record.id()).unwrap();
     // SAFETY: signalling the process this test started.
@@ -290,29 +316,14 @@ fn a_command_started_with_stdin_closed_finds_it_closed() {
 
 #[test]
 fn a_program_whose_main_ends_with_pthread_exit_exits_when_its_last_thread_does() {
-    use std::io::{BufRead, BufReader, Read};
-    ensure_preload();
+    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    let program = build("main_pthread_exit", dir.path());
-    let trace = dir.path().join("main_pthread_exit.lks");
-    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .arg(&program)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("running leaksift record");
-    let mut stdout = BufReader::new(record.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let pid: i32 = first
-        .trim()
-        .strip_prefix("main exits ")
-        .and_then(|p| p.parse().ok())
-        .expect("main's line");
+    let Started {
+        mut record,
+        mut stdout,
+        program_pid: pid,
+        trace,
+    } = start_recording("main_pthread_exit", dir.path(), "main exits ");
     // A process kept alive by the tracer would never end: give it 30 s, then end it and fail.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
