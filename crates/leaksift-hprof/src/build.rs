@@ -832,12 +832,9 @@ impl Worker<'_, '_, '_> {
             .index_of(dump.id)
             .map(|at| &plan.defs[at as usize]);
         let name = def.map_or(plan.unknown_class.1, |def| def.name);
-        let statics: u64 = dump
-            .statics
-            .iter()
-            .map(|field| plan.rule.value_size(field.ty))
-            .sum();
-        let size = (plan.rule.header + statics + 7) & !7;
+        let size = plan
+            .classes
+            .class_object_size(dump, &plan.rule, &plan.scan.strings);
         self.class_names.push((self.next, name));
         self.begin_node(plan.class_class, size, NodeKind::Class)?;
         let link = EdgeKind::ClassLink.to_byte(true);

@@ -47,11 +47,13 @@ pub struct ClassDef {
 ///
 /// The dump gives field types, not the VM's layout. The rule: HotSpot's layout with 8-byte
 /// alignment; with 4-byte ids a 32-bit VM (8-byte header, 12-byte array header, 4-byte
-/// references); with 8-byte ids a 64-bit VM with compressed class pointers (12-byte header,
-/// 16-byte array header) and compressed oops (4-byte references) when all objects lie within
-/// 32 GiB of each other, 8-byte references otherwise. Instance size = align8(header + Σ field
-/// sizes); array size = align8(array header + length × element size). Field packing gaps that
-/// HotSpot cannot fill are ignored (JDK 15+ fills them across superclasses).
+/// references). With 8-byte ids a 64-bit VM whose header and reference sizes are voted by the
+/// dump's arrays ([`LayoutVotes`]): 12-byte header and 16-byte array header with compressed
+/// class pointers, 16 and 24 without; 4-byte references with compressed oops, 8 without.
+/// Without votes, compressed class pointers, and compressed oops when all objects lie within
+/// 32 GiB of each other. Instance size = align8(header + Σ field sizes); array size =
+/// align8(array header + length × element size). Field packing gaps that HotSpot cannot fill
+/// are ignored (JDK 15+ fills them across superclasses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SizeRule {
     pub header: u64,
@@ -61,7 +63,11 @@ pub struct SizeRule {
 }
 
 impl SizeRule {
-    pub fn guess(id_size: IdSize, id_range: Option<(u64, u64)>) -> SizeRule {
+    pub fn guess(
+        id_size: IdSize,
+        id_range: Option<(u64, u64)>,
+        votes: &LayoutVotes,
+    ) -> SizeRule {
         match id_size {
             IdSize::Four => SizeRule {
                 header: 8,
@@ -71,14 +77,27 @@ impl SizeRule {
             },
             IdSize::Eight => {
                 let compressed = id_range.is_none_or(|(lo, hi)| hi - lo < 32 << 30);
-                SizeRule {
-                    header: 12,
-                    array_header: 16,
-                    reference: if compressed { 4 } else { 8 },
-                    compressed_oops: compressed,
-                }
+                let fallback = if compressed { 0 } else { 1 };
+                let (array_header, reference) = LAYOUTS_64[votes.best(fallback).unwrap_or(fallback)];
+                SizeRule::hotspot_64(array_header, reference)
             }
         }
+    }
+
+    /// A 64-bit HotSpot layout: with compressed class pointers (16-byte array header) the
+    /// instance header is 12 bytes, else 16.
+    fn hotspot_64(array_header: u64, reference: u64) -> SizeRule {
+        SizeRule {
+            header: if array_header == 16 { 12 } else { 16 },
+            array_header,
+            reference,
+            compressed_oops: reference == 4,
+        }
+    }
+
+    /// Size of a VM pointer (`intptr_t`): 4 bytes on a 32-bit VM, else 8.
+    fn pointer(&self) -> u64 {
+        if self.header == 8 { 4 } else { 8 }
     }
 
     /// Size of a field or element of type `ty` in the VM.
@@ -97,6 +116,61 @@ impl SizeRule {
             self.array_header
                 .saturating_add(length.saturating_mul(self.value_size(element))),
         )
+    }
+}
+
+/// The 64-bit HotSpot layouts a dump can come from, as (array header, reference size):
+/// compressed class pointers and oops (the default up to 32 GiB heaps), compressed class
+/// pointers only (`-XX:-UseCompressedOops`, heaps over 32 GiB), and both without compressed
+/// class pointers.
+const LAYOUTS_64: [(u64, u64); 4] = [(16, 4), (16, 8), (24, 4), (24, 8)];
+
+/// Votes for [`LAYOUTS_64`] from the dump's arrays. HotSpot writes the heap in address order
+/// and a live dump comes after a compacting GC, so most objects directly follow the one before:
+/// the gap from an array to the next object is the array's size, which tells the array header
+/// (compressed class pointers) from primitive arrays and the reference size from object arrays.
+#[derive(Debug, Clone, Default)]
+pub struct LayoutVotes {
+    votes: [u64; LAYOUTS_64.len()],
+    /// The object just seen, when it is an array: its id and its size under each layout.
+    pending: Option<(u64, [u64; LAYOUTS_64.len()])>,
+}
+
+impl LayoutVotes {
+    /// An object that is not an array, with this id, comes next in the dump.
+    pub fn object(&mut self, id: u64) {
+        if let Some((previous, sizes)) = self.pending.take() {
+            let gap = id.wrapping_sub(previous);
+            for (votes, size) in self.votes.iter_mut().zip(sizes) {
+                *votes += u64::from(size == gap);
+            }
+        }
+    }
+
+    /// An array comes next in the dump.
+    pub fn array(&mut self, id: u64, element: BasicType, length: u64) {
+        self.object(id);
+        let sizes = LAYOUTS_64.map(|(header, reference)| {
+            SizeRule::hotspot_64(header, reference).array(element, length)
+        });
+        self.pending = Some((id, sizes));
+    }
+
+    /// Adds another part of the dump's votes (the array ending a part has no successor).
+    pub fn merge(&mut self, other: &LayoutVotes) {
+        for (votes, more) in self.votes.iter_mut().zip(other.votes) {
+            *votes += more;
+        }
+    }
+
+    /// The index in [`LAYOUTS_64`] of the layout with the most votes, if any has one; ties
+    /// go to `preferred`, else to the first.
+    fn best(&self, preferred: usize) -> Option<usize> {
+        let most = self.votes.iter().copied().max().filter(|&most| most > 0)?;
+        if self.votes.get(preferred) == Some(&most) {
+            return Some(preferred);
+        }
+        self.votes.iter().position(|&votes| votes == most)
     }
 }
 
@@ -155,11 +229,76 @@ fn strip_hidden_class_address(name: &str) -> &str {
 pub struct ClassTable {
     pub defs: Vec<ClassDef>,
     by_id: FxHashMap<Id, u32>,
+    /// Shallow size of a `java.lang.Class` instance, where a mirror's static fields start.
+    mirror_size: u64,
 }
 
 /// Superclass chains longer than this are cut (real hierarchies are a few dozen deep); it bounds
 /// the layout work on hostile dumps with long chains.
 const MAX_CHAIN: usize = 1024;
+
+/// An instance field HotSpot adds to a JDK class (`javaClasses.hpp`): the VM lays it out with
+/// the declared fields, but the dump, which lists declared fields only, does not show it.
+#[derive(Debug, Clone, Copy)]
+enum Injected {
+    /// `intptr_t`: a VM pointer (8 bytes on a 64-bit VM).
+    Pointer,
+    Value(BasicType),
+}
+
+/// JDK 17's injected fields, by class (subclasses inherit them). Checked against the JVM's own
+/// class histogram by `crates/leaksift/tests/hprof_oracle.rs`.
+const INJECTED_FIELDS: &[(&str, &[Injected])] = {
+    use BasicType::{Boolean, Int, Long, Object, Short};
+    use Injected::{Pointer, Value};
+    &[
+        (
+            "java.lang.Class",
+            &[
+                Pointer,       // klass
+                Pointer,       // array_klass
+                Value(Int),    // oop_size
+                Value(Int),    // static_oop_field_count
+                Value(Object), // protection_domain
+                Value(Object), // signers
+                Value(Object), // source_file
+            ],
+        ),
+        ("java.lang.ClassLoader", &[Pointer]), // loader_data
+        ("java.lang.Module", &[Pointer]),      // module_entry
+        ("java.lang.invoke.MemberName", &[Pointer]), // vmindex
+        ("java.lang.invoke.ResolvedMethodName", &[Value(Object), Pointer]), // vmholder, vmtarget
+        (
+            "java.lang.invoke.MethodHandleNatives$CallSiteContext",
+            &[Pointer, Value(Long)], // vmdependencies, last_cleanup
+        ),
+        ("java.lang.StackFrameInfo", &[Value(Short)]), // version
+        ("java.lang.InternalError", &[Value(Boolean)]), // during_unsafe_access
+    ]
+};
+
+/// JDK classes with `@Contended` fields (honoured for the boot loader's classes): HotSpot puts
+/// `ContendedPaddingWidth` (128) bytes before the contended group and as many after it, and
+/// lays the fields of subclasses out after that padding instead of in the class's gaps.
+/// `java.lang.Thread`'s thread-local random fields are the one group every dump has.
+const CONTENDED_CLASSES: &[&str] = &["java.lang.Thread"];
+const CONTENDED_PADDING: u64 = 2 * 128;
+
+/// Bytes of the fields HotSpot injects into `class_name`.
+fn injected_bytes(class_name: &str, rule: &SizeRule) -> u64 {
+    INJECTED_FIELDS
+        .iter()
+        .find(|(name, _)| *name == class_name)
+        .map_or(0, |(_, fields)| {
+            fields
+                .iter()
+                .map(|field| match field {
+                    Injected::Pointer => rule.pointer(),
+                    Injected::Value(ty) => rule.value_size(*ty),
+                })
+                .sum()
+        })
+}
 
 impl ClassTable {
     /// Flattens every class's layout through its superclass chain. Fails when the layouts
@@ -196,6 +335,8 @@ impl ClassTable {
             let mut ref_fields = Vec::new();
             let mut field_bytes = 0u32;
             let mut vm_bytes = 0u64;
+            // Bytes of the classes below the highest contended class of the chain.
+            let mut below_contended = None;
             let mut current = Some(index);
             let mut steps = 0;
             while let Some(at) = current {
@@ -205,6 +346,10 @@ impl ClassTable {
                 }
                 let class = &dumps[at];
                 let class_name = names[at].as_str();
+                if CONTENDED_CLASSES.contains(&class_name) {
+                    below_contended = Some(vm_bytes);
+                }
+                vm_bytes += injected_bytes(class_name, rule);
                 spent += class.fields.len();
                 if spent > budget {
                     return Err(HprofError::new(
@@ -241,9 +386,15 @@ impl ClassTable {
                 }
                 current = by_id.get(&class.super_id).map(|&i| i as usize);
             }
-            layouts.push((ref_fields, field_bytes, align8(rule.header + vm_bytes)));
+            let instance_size = match below_contended {
+                None => align8(rule.header + vm_bytes),
+                Some(below) => {
+                    align8(align8(rule.header + vm_bytes - below) + CONTENDED_PADDING + below)
+                }
+            };
+            layouts.push((ref_fields, field_bytes, instance_size));
         }
-        let defs = dumps
+        let defs: Vec<ClassDef> = dumps
             .into_iter()
             .zip(names)
             .zip(layouts)
@@ -257,7 +408,47 @@ impl ClassTable {
                 },
             )
             .collect();
-        Ok(ClassTable { defs, by_id })
+        let mirror_size = defs
+            .iter()
+            .find(|def| def.name == "java.lang.Class")
+            .map_or(rule.header, |def| def.instance_size);
+        Ok(ClassTable {
+            defs,
+            by_id,
+            mirror_size,
+        })
+    }
+
+    /// Shallow size of a class object (HotSpot's mirror): a `java.lang.Class` instance with the
+    /// class's static fields after it. HotSpot appends statics without filling gaps: references
+    /// first, then the primitives by decreasing size, each aligned to its size (so only the first
+    /// primitive can leave a gap). The dump adds pseudo statics (`<resolved_references>`,
+    /// `<init_lock>`) that are not in the mirror.
+    pub fn class_object_size(
+        &self,
+        dump: &ClassDump,
+        rule: &SizeRule,
+        strings: &FxHashMap<Id, &[u8]>,
+    ) -> u64 {
+        let mut end = self.mirror_size;
+        let mut widest_primitive = 0;
+        let mut primitives = 0u64;
+        for field in &dump.statics {
+            if strings.get(&field.name).is_some_and(|s| s.starts_with(b"<")) {
+                continue;
+            }
+            let size = rule.value_size(field.ty);
+            if field.ty == BasicType::Object {
+                end = end.saturating_add(size);
+            } else {
+                widest_primitive = widest_primitive.max(size);
+                primitives = primitives.saturating_add(size);
+            }
+        }
+        if widest_primitive > 0 {
+            end = end.next_multiple_of(widest_primitive);
+        }
+        align8(end.saturating_add(primitives))
     }
 
     /// The index of the class with this class object id.
@@ -322,14 +513,47 @@ mod tests {
 
     #[test]
     fn size_rule_follows_id_size_and_address_span() {
-        let small = SizeRule::guess(IdSize::Eight, Some((0xf000_0000, 0xffff_0000)));
+        let none = LayoutVotes::default();
+        let small = SizeRule::guess(IdSize::Eight, Some((0xf000_0000, 0xffff_0000)), &none);
         assert!(small.compressed_oops);
         assert_eq!(small.array(BasicType::Byte, 100), 120);
         assert_eq!(small.array(BasicType::Object, 3), 32);
-        let big = SizeRule::guess(IdSize::Eight, Some((0x7f00_0000_0000, 0x7f10_0000_0000)));
+        let big = SizeRule::guess(
+            IdSize::Eight,
+            Some((0x7f00_0000_0000, 0x7f10_0000_0000)),
+            &none,
+        );
         assert!(!big.compressed_oops);
         assert_eq!(big.array(BasicType::Object, 3), 40);
-        let vm32 = SizeRule::guess(IdSize::Four, Some((0x1000, 0x2000)));
+        let vm32 = SizeRule::guess(IdSize::Four, Some((0x1000, 0x2000)), &none);
         assert_eq!(vm32.array(BasicType::Int, 1), 16);
+    }
+
+    /// Arrays laid out back to back tell the layout whatever the address span says.
+    #[test]
+    fn adjacent_arrays_vote_for_their_layout() {
+        // -XX:-UseCompressedClassPointers -XX:-UseCompressedOops at low addresses: an
+        // Object[3] is 24 + 3 × 8 = 48 bytes, an int[1] 24 + 4 → 32.
+        let mut votes = LayoutVotes::default();
+        let mut at = 0x1000;
+        for _ in 0..3 {
+            votes.array(at, BasicType::Object, 3);
+            at += 48;
+            votes.array(at, BasicType::Int, 1);
+            at += 32;
+        }
+        votes.object(at);
+        let rule = SizeRule::guess(IdSize::Eight, Some((0x1000, at)), &votes);
+        assert_eq!((rule.header, rule.array_header, rule.reference), (16, 24, 8));
+        assert!(!rule.compressed_oops);
+        // Primitive arrays alone cannot tell the reference size: the address span decides.
+        let mut votes = LayoutVotes::default();
+        votes.array(0x1000, BasicType::Byte, 8);
+        votes.object(0x1000 + 24);
+        let rule = SizeRule::guess(IdSize::Eight, Some((0x1000, 0x2000)), &votes);
+        assert_eq!((rule.header, rule.array_header, rule.reference), (12, 16, 4));
+        let far = Some((0x7f00_0000_0000, 0x7f10_0000_0000));
+        let rule = SizeRule::guess(IdSize::Eight, far, &votes);
+        assert_eq!((rule.header, rule.array_header, rule.reference), (12, 16, 8));
     }
 }

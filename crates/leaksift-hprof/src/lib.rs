@@ -144,7 +144,7 @@ fn read_with_workers(
     observer.phase("index");
     let index = ids::IdIndex::build(std::mem::take(&mut scan.ids));
     let objects = index.len() as u64 - 1;
-    let sizes = SizeRule::guess(header.id_size, scan.id_range);
+    let sizes = SizeRule::guess(header.id_size, scan.id_range, &scan.layout_votes);
     let classes = layout::ClassTable::build(&mut scan, &sizes, data.len())?;
     // Threads need only pass 1 (roots, stack traces, and single objects re-read for names).
     observer.phase("threads");

@@ -10,7 +10,8 @@ use rustc_hash::FxHashMap;
 
 use crate::bytes::{Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
-use crate::format::Header;
+use crate::format::{BasicType, Header};
+use crate::layout::LayoutVotes;
 use crate::parallel::{self, Segment, Shared};
 use crate::walk::{ClassDump, Root, StackFrame, SubRecord, Visitor, walk_records};
 
@@ -52,6 +53,8 @@ pub struct Scan<'a> {
     pub segment_first_ordinal: Vec<u32>,
     /// Lowest and highest object id (addresses), for the compressed-oops guess.
     pub id_range: Option<(u64, u64)>,
+    /// How well each 64-bit HotSpot layout explains the gaps after arrays.
+    pub layout_votes: LayoutVotes,
 }
 
 impl<'a> Visitor<'a> for Scan<'a> {
@@ -101,6 +104,7 @@ pub fn scan<'a>(
         segments: Vec::new(),
         segment_first_ordinal: Vec::new(),
         id_range: None,
+        layout_votes: LayoutVotes::default(),
     };
     walk_records(data, header, &mut scan)?;
     let segments = std::mem::take(&mut scan.segments);
@@ -165,6 +169,7 @@ impl Scan<'_> {
         });
         self.roots.extend(group.roots);
         self.class_dumps.extend(group.class_dumps);
+        self.layout_votes.merge(&group.layout_votes);
         if let Some((lo, hi)) = group.id_range {
             self.id_range = Some(match self.id_range {
                 None => (lo, hi),
@@ -208,6 +213,7 @@ struct HeapScan<'g> {
     array_elements: u64,
     static_fields: u64,
     id_range: Option<(u64, u64)>,
+    layout_votes: LayoutVotes,
 }
 
 impl<'g> HeapScan<'g> {
@@ -226,6 +232,7 @@ impl<'g> HeapScan<'g> {
             array_elements: 0,
             static_fields: 0,
             id_range: None,
+            layout_votes: LayoutVotes::default(),
         }
     }
 
@@ -287,18 +294,25 @@ impl<'g> HeapScan<'g> {
             SubRecord::Root(root) => self.roots.push(root),
             SubRecord::Class(class) => {
                 self.object(offset, segment_end, class.id);
+                self.layout_votes.object(class.id.0);
                 self.static_fields += class.statics.len() as u64;
                 self.class_dumps.push(class);
             }
             SubRecord::Instance { id, class_id, .. } => {
                 self.object(offset, segment_end, id);
+                self.layout_votes.object(id.0);
                 self.count_instance(class_id);
             }
             SubRecord::ObjectArray { id, elements, .. } => {
                 self.object(offset, segment_end, id);
-                self.array_elements += (elements.len() / id_size.bytes()) as u64;
+                let length = (elements.len() / id_size.bytes()) as u64;
+                self.layout_votes.array(id.0, BasicType::Object, length);
+                self.array_elements += length;
             }
-            SubRecord::PrimitiveArray { id, .. } => self.object(offset, segment_end, id),
+            SubRecord::PrimitiveArray { id, ty, length, .. } => {
+                self.object(offset, segment_end, id);
+                self.layout_votes.array(id.0, ty, u64::from(length));
+            }
             SubRecord::Other => {}
         }
     }
