@@ -63,11 +63,7 @@ pub struct SizeRule {
 }
 
 impl SizeRule {
-    pub fn guess(
-        id_size: IdSize,
-        id_range: Option<(u64, u64)>,
-        votes: &LayoutVotes,
-    ) -> SizeRule {
+    pub fn guess(id_size: IdSize, id_range: Option<(u64, u64)>, votes: &LayoutVotes) -> SizeRule {
         match id_size {
             IdSize::Four => SizeRule {
                 header: 8,
@@ -78,7 +74,8 @@ impl SizeRule {
             IdSize::Eight => {
                 let compressed = id_range.is_none_or(|(lo, hi)| hi - lo < 32 << 30);
                 let fallback = if compressed { 0 } else { 1 };
-                let (array_header, reference) = LAYOUTS_64[votes.best(fallback).unwrap_or(fallback)];
+                let (array_header, reference) =
+                    LAYOUTS_64[votes.best(fallback).unwrap_or(fallback)];
                 SizeRule::hotspot_64(array_header, reference)
             }
         }
@@ -267,7 +264,10 @@ const INJECTED_FIELDS: &[(&str, &[Injected])] = {
         ("java.lang.ClassLoader", &[Pointer]), // loader_data
         ("java.lang.Module", &[Pointer]),      // module_entry
         ("java.lang.invoke.MemberName", &[Pointer]), // vmindex
-        ("java.lang.invoke.ResolvedMethodName", &[Value(Object), Pointer]), // vmholder, vmtarget
+        (
+            "java.lang.invoke.ResolvedMethodName",
+            &[Value(Object), Pointer],
+        ), // vmholder, vmtarget
         (
             "java.lang.invoke.MethodHandleNatives$CallSiteContext",
             &[Pointer, Value(Long)], // vmdependencies, last_cleanup
@@ -434,7 +434,10 @@ impl ClassTable {
         let mut widest_primitive = 0;
         let mut primitives = 0u64;
         for field in &dump.statics {
-            if strings.get(&field.name).is_some_and(|s| s.starts_with(b"<")) {
+            if strings
+                .get(&field.name)
+                .is_some_and(|s| s.starts_with(b"<"))
+            {
                 continue;
             }
             let size = rule.value_size(field.ty);
@@ -544,16 +547,25 @@ mod tests {
         }
         votes.object(at);
         let rule = SizeRule::guess(IdSize::Eight, Some((0x1000, at)), &votes);
-        assert_eq!((rule.header, rule.array_header, rule.reference), (16, 24, 8));
+        assert_eq!(
+            (rule.header, rule.array_header, rule.reference),
+            (16, 24, 8)
+        );
         assert!(!rule.compressed_oops);
         // Primitive arrays alone cannot tell the reference size: the address span decides.
         let mut votes = LayoutVotes::default();
         votes.array(0x1000, BasicType::Byte, 8);
         votes.object(0x1000 + 24);
         let rule = SizeRule::guess(IdSize::Eight, Some((0x1000, 0x2000)), &votes);
-        assert_eq!((rule.header, rule.array_header, rule.reference), (12, 16, 4));
+        assert_eq!(
+            (rule.header, rule.array_header, rule.reference),
+            (12, 16, 4)
+        );
         let far = Some((0x7f00_0000_0000, 0x7f10_0000_0000));
         let rule = SizeRule::guess(IdSize::Eight, far, &votes);
-        assert_eq!((rule.header, rule.array_header, rule.reference), (12, 16, 8));
+        assert_eq!(
+            (rule.header, rule.array_header, rule.reference),
+            (12, 16, 8)
+        );
     }
 }

@@ -206,6 +206,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "unreachable_count": summary.unreachable_count,
             "garbage": summary.garbage.as_ref().map(|g| json!({
                 "objects": g.objects, "shallow_bytes": g.shallow_bytes,
+                "classes": analysis.garbage_histogram().iter().map(|s| json!({
+                    "name": analysis.graph().class_name(s.class),
+                    "count": s.count,
+                    "shallow_bytes": s.shallow_bytes,
+                })).collect::<Vec<_>>(),
             })),
             "suspect_threshold": args.threshold / 100.0,
             "accumulation_ratio": suspects::ACCUMULATION_RATIO,

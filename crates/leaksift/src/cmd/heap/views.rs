@@ -75,6 +75,18 @@ impl Analysis {
         self.garbage().is_none_or(|g| !g.contains(node))
     }
 
+    /// The class histogram of the garbage (HPROF objects no GC root reaches), largest retained
+    /// size first; empty for V8. In a live dump these are objects the JVM keeps through
+    /// references the format does not write (`java.lang.Class` instance fields, VM handles).
+    pub fn garbage_histogram(&self) -> Vec<ClassStats> {
+        match self.garbage() {
+            Some(garbage) if garbage.objects > 0 => {
+                class_histogram_filtered(self.graph(), &self.dominators, |n| garbage.contains(n))
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The class histogram over the counted objects, largest retained size first.
     pub fn histogram(&self) -> Vec<ClassStats> {
         class_histogram_filtered(self.graph(), &self.dominators, |n| self.counts(n))
