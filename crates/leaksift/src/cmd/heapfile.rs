@@ -88,8 +88,9 @@ pub fn load(
                 .with_context(|| format!("{shown}"))?;
             // What the dump says about itself, and how sizes were derived from it.
             let info = &dump.info;
+            // How `SizeRule::guess` infers the layout is in docs/ARCHITECTURE.md.
             let oops = if info.sizes.compressed_oops {
-                "compressed oops guessed: objects span less than 32 GiB"
+                "compressed oops"
             } else {
                 "no compressed oops"
             };
