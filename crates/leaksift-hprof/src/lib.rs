@@ -116,6 +116,10 @@ pub trait Observer {
     /// The current pass is done with the bytes `done` and has read `read` of the `total` bytes.
     /// Passes may work on several parts of the dump at once (one per core).
     fn consumed(&mut self, _done: std::ops::Range<usize>, _read: usize, _total: usize) {}
+    /// The walk over the top-level records will not read below `end` again. It reads the first
+    /// bytes of every record (each heap dump segment's header among them); the heap passes read
+    /// the segments later.
+    fn records_walked(&mut self, _end: usize) {}
 }
 
 /// An observer that ignores everything.
@@ -138,9 +142,7 @@ fn read_with_workers(
     let header = format::parse_header(data)?;
     observer.phase("scan");
     let total = data.len();
-    let mut scan = scan::scan(data, &header, workers, &mut |done, read| {
-        observer.consumed(done, read, total)
-    })?;
+    let mut scan = scan::scan(data, &header, workers, observer)?;
     observer.phase("index");
     let index = ids::IdIndex::build(std::mem::take(&mut scan.ids));
     let objects = index.len() as u64 - 1;

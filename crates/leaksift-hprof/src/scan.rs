@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
+use crate::Observer;
 use crate::bytes::{Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use crate::format::{BasicType, Header};
@@ -80,13 +81,13 @@ impl<'a> Visitor<'a> for Scan<'a> {
     }
 }
 
-/// Runs pass 1 with up to `workers` threads; `consumed` hears each finished byte range of the
-/// heap dump records and the bytes read so far.
+/// Runs pass 1 with up to `workers` threads; `observer` hears how far the top-level record
+/// walk got, then each finished byte range of the heap dump records and the bytes read so far.
 pub fn scan<'a>(
     data: &'a [u8],
     header: &Header,
     workers: usize,
-    consumed: &mut dyn FnMut(Range<usize>, usize),
+    observer: &mut dyn Observer,
 ) -> Result<Scan<'a>, HprofError> {
     let id_size = header.id_size;
     let mut scan = Scan {
@@ -106,17 +107,20 @@ pub fn scan<'a>(
         id_range: None,
         layout_votes: LayoutVotes::default(),
     };
-    walk_records(data, header, &mut scan)?;
+    walk_records(data, header, &mut scan, &mut |end| {
+        observer.records_walked(end)
+    })?;
     let segments = std::mem::take(&mut scan.segments);
     let groups: Vec<HeapScan> = parallel::split_segments(&segments, workers)
         .into_iter()
         .enumerate()
         .map(|(at, range)| HeapScan::new(&segments, range, at == 0))
         .collect();
+    let total = data.len();
     let mut groups = parallel::run(
         groups,
         |group, shared| group.run(data, id_size, shared),
-        consumed,
+        &mut |done, read| observer.consumed(done, read, total),
     )?
     .into_iter();
     // Ordinals are u32 (the graph's node index); more objects cannot be represented.

@@ -642,3 +642,35 @@ fn a_dump_without_gc_roots_keeps_every_object() {
     assert_eq!(dump.unreachable.objects, 0);
     assert!(dump.graph.nodes().all(|x| !dump.unreachable.contains(x)));
 }
+
+/// Records what a pass tells its observer about the top-level walk.
+#[derive(Default)]
+struct WalkLog {
+    walked: Vec<usize>,
+}
+
+impl crate::Observer for WalkLog {
+    fn records_walked(&mut self, end: usize) {
+        self.walked.push(end);
+    }
+}
+
+#[test]
+fn the_record_walk_says_how_far_it_got_so_its_pages_can_be_released() {
+    // 40 segments of 1 MiB arrays: a 40 MiB dump whose record headers the walk touches.
+    let mut w = node_dump();
+    for k in 0..40u64 {
+        w.byte_array(0x10_0000 + k * 0x20_0000, 1 << 20).cut();
+    }
+    let data = w.finish(0x1C);
+    let mut log = WalkLog::default();
+    read(&data, &mut log).unwrap();
+    let walked = log.walked;
+    // In steps of at least 16 MiB (plus less than one record), rising, ending at the end.
+    assert_eq!(walked.last(), Some(&data.len()), "{walked:?}");
+    assert!(walked.len() >= 3, "{walked:?}");
+    for pair in walked.windows(2) {
+        assert!(pair[0] < pair[1], "{walked:?}");
+        assert!(pair[1] - pair[0] <= (16 << 20) + (2 << 20), "{walked:?}");
+    }
+}

@@ -102,17 +102,28 @@ pub trait Visitor<'a> {
     fn segment(&mut self, _start: usize, _end: usize) {}
 }
 
+/// How often (in bytes of the dump) [`walk_records`] says how far it got.
+const WALKED_STEP: usize = 16 << 20;
+
 /// Walks the top-level records of the dump after the header; heap dump records are handed
-/// over by their byte range without reading their sub-records.
+/// over by their byte range without reading their sub-records. `walked(end)` hears, every
+/// [`WALKED_STEP`] bytes and at the end, that the walk will not read below `end` again (the
+/// caller may then release those pages: the walk touches the first bytes of every record).
 pub fn walk_records<'a, V: Visitor<'a>>(
     data: &'a [u8],
     header: &Header,
     visitor: &mut V,
+    walked: &mut dyn FnMut(usize),
 ) -> Result<(), HprofError> {
     let id_size = header.id_size;
     let ids = id_size.bytes();
     let mut cursor = Cursor::new(data, header.records_start, id_size);
+    let mut reported = 0;
     while !cursor.is_empty() {
+        if cursor.pos() - reported >= WALKED_STEP {
+            reported = cursor.pos();
+            walked(reported);
+        }
         let record_tag = cursor.u1("record tag")?;
         cursor.u4("record time")?;
         let length = cursor.u4("record length")? as usize;
@@ -158,6 +169,7 @@ pub fn walk_records<'a, V: Visitor<'a>>(
             _ => {}
         }
     }
+    walked(cursor.pos());
     Ok(())
 }
 
