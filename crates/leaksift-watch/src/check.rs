@@ -181,12 +181,12 @@ fn server_gone(server: &mut Launched) -> Option<WatchError> {
 mod tests {
     use super::*;
     use crate::Target;
-    use crate::child::Output;
+    use crate::child::Streams;
     use std::ffi::OsString;
 
     fn sleeper() -> Launched {
         let argv = ["sleep", "30"].map(OsString::from);
-        Launched::spawn(&argv, Output::Inherit).unwrap()
+        Launched::spawn(&argv, Streams::Inherit).unwrap()
     }
 
     #[test]
@@ -234,7 +234,7 @@ mod tests {
         )
         .unwrap();
         let argv = ["sh", "-c", "exit 5"].map(OsString::from);
-        let mut dead = Launched::spawn(&argv, Output::Inherit).unwrap();
+        let mut dead = Launched::spawn(&argv, Streams::Inherit).unwrap();
         let err = wait_ready(&mut dead, &never, Duration::from_secs(5), &flag).unwrap_err();
         assert!(matches!(err, WatchError::ExitedEarly { .. }), "{err}");
     }

@@ -10,13 +10,17 @@ use rustix::process::{Signal, kill_process_group};
 
 use crate::{Pid, WatchError};
 
-/// Where a launched command's standard output goes.
+/// Where a launched command's standard input and output go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Shares leaksift's stdout.
+pub enum Streams {
+    /// Shares leaksift's stdin and stdout (`watch -- CMD`: the command reads and writes as
+    /// without leaksift).
     Inherit,
-    /// Goes to leaksift's stderr (keeps leaksift's own stdout, e.g. JSON, clean).
-    ToStderr,
+    /// Shares leaksift's stdin; stdout goes to leaksift's stderr (keeps leaksift's own stdout,
+    /// e.g. JSON, clean).
+    StdoutToStderr,
+    /// No stdin (/dev/null); stdout goes to leaksift's stderr (a server under `check`).
+    Detached,
 }
 
 /// A running command that leads its own process group. Dropping it stops the group.
@@ -29,15 +33,18 @@ pub struct Launched {
 
 impl Launched {
     /// Starts `argv` (no shell) as the leader of a new process group.
-    pub fn spawn(argv: &[OsString], output: Output) -> Result<Self, WatchError> {
+    pub fn spawn(argv: &[OsString], streams: Streams) -> Result<Self, WatchError> {
         let command = display_command(argv);
         let (program, args) = argv.split_first().ok_or_else(|| WatchError::Spawn {
             command: command.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
         })?;
         let mut cmd = Command::new(program);
-        cmd.args(args).process_group(0).stdin(Stdio::null());
-        if output == Output::ToStderr {
+        cmd.args(args).process_group(0);
+        if streams == Streams::Detached {
+            cmd.stdin(Stdio::null());
+        }
+        if streams != Streams::Inherit {
             use std::os::fd::AsFd;
             let stderr = std::io::stderr()
                 .as_fd()
@@ -155,7 +162,7 @@ mod tests {
 
     #[test]
     fn passes_on_exit_codes() {
-        let mut l = Launched::spawn(&argv(&["sh", "-c", "exit 7"]), Output::Inherit).unwrap();
+        let mut l = Launched::spawn(&argv(&["sh", "-c", "exit 7"]), Streams::Inherit).unwrap();
         let status = l.wait_for(Duration::from_secs(10)).unwrap();
         assert_eq!(exit_code(status), 7);
     }
@@ -165,7 +172,7 @@ mod tests {
         // The shell starts a grandchild; stopping the group must end it too.
         let mut l = Launched::spawn(
             &argv(&["sh", "-c", "sleep 30 & echo $! ; wait"]),
-            Output::ToStderr,
+            Streams::StdoutToStderr,
         )
         .unwrap();
         std::thread::sleep(Duration::from_millis(200));
@@ -186,7 +193,7 @@ mod tests {
 
     #[test]
     fn missing_program_is_a_spawn_error() {
-        let err = Launched::spawn(&argv(&["/nonexistent/prog"]), Output::Inherit).unwrap_err();
+        let err = Launched::spawn(&argv(&["/nonexistent/prog"]), Streams::Inherit).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
     }
 

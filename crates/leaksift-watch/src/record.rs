@@ -94,13 +94,13 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::child::Output;
+    use crate::child::Streams;
     use crate::{Pid, Target};
 
     #[test]
     fn stops_when_the_command_exits() {
         let argv = ["sh", "-c", "sleep 0.3; exit 3"].map(std::ffi::OsString::from);
-        let mut child = Launched::spawn(&argv, Output::Inherit).unwrap();
+        let mut child = Launched::spawn(&argv, Streams::Inherit).unwrap();
         let mut sampler = Sampler::new(&Target::Tree { root: child.pid() }).unwrap();
         let opts = RecordOptions {
             interval: Duration::from_millis(20),

@@ -69,6 +69,11 @@ impl Sampler {
     /// Opens the target's files; fails when the process is gone, smaps_rollup is not readable
     /// (permission) or the directory is not a cgroup v2 with the memory controller.
     pub fn new(target: &Target) -> Result<Self, WatchError> {
+        if let Target::Process { pid, .. } | Target::Tree { root: pid } = target {
+            if procfs::is_kernel_thread(*pid) {
+                return Err(WatchError::KernelThread { pid: pid.0 });
+            }
+        }
         let mode = match target {
             Target::Process { pid, pss: false } => Mode::Status(ProcFile::open(*pid, "status")?),
             Target::Process { pid, pss: true } => {

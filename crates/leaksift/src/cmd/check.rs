@@ -12,7 +12,7 @@ use leaksift_report::progress::Progress;
 use leaksift_report::units;
 use leaksift_stats::Config;
 use leaksift_watch::check::{self, CheckOptions, Ready};
-use leaksift_watch::child::{Launched, Output};
+use leaksift_watch::child::{Launched, Streams};
 use leaksift_watch::{Sampler, Target};
 use serde::Serialize;
 
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let interrupted = interrupt_flag()?;
     let started = Instant::now();
     // Dropping `server` (on every path out of this function) stops its process group.
-    let mut server = Launched::spawn(&args.server, Output::ToStderr)?;
+    let mut server = Launched::spawn(&args.server, Streams::Detached)?;
     let server_name = server.command().to_string();
     let mut progress = Progress::stderr(args.quiet);
     let ready = match &args.ready_cmd {

@@ -1,0 +1,138 @@
+//! `leaksift watch` and `check` on the patterns real processes use that broke them: commands that
+//! `exec` (wrappers such as `env`, `bash -c`), commands that read stdin, runs killed with SIGKILL
+//! (the CSV must hold what was sampled), kernel threads, and failing scenarios.
+//!
+//! No assertion depends on timing: programs wait for leaksift's own output (CSV rows) instead of
+//! sleeping, and every run has a generous `timeout`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod one_line_error;
+
+use one_line_error::assert_one_line_error;
+
+fn leaksift() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leaksift"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A shell loop that waits (a minute at most) until `csv` has more than `lines` lines, header
+/// included.
+fn wait_for_rows(csv: &Path, lines: usize) -> String {
+    format!(
+        "i=0; while [ \"$(wc -l < '{}')\" -le {lines} ] && [ $i -lt 6000 ]; do i=$((i+1)); sleep 0.01; done",
+        csv.display()
+    )
+}
+
+/// Polls until `csv` has more than `lines` lines; panics after a minute (a hang is a defect).
+fn poll_rows(csv: &Path, lines: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(csv).map_or(0, |t| t.lines().count()) <= lines {
+        assert!(
+            Instant::now() < deadline,
+            "{} never got {lines} rows",
+            csv.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_command_that_execs_is_still_watched() {
+    // `env` execs `sh`, which execs the second `sh` once leaksift has sampled the first one a few
+    // times: the descriptor on smaps_rollup opened before the exec reads ESRCH afterwards, which
+    // ended the watch with "process N is gone" although the command ran on.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("exec.csv");
+    let second = dir.path().join("second.sh");
+    std::fs::write(&second, wait_for_rows(&csv, 8)).unwrap();
+    let first = format!(
+        "{}; exec timeout 60 sh '{}'",
+        wait_for_rows(&csv, 3),
+        second.display()
+    );
+    let out = leaksift()
+        .args(["watch", "-q", "--interval", "20ms", "--out"])
+        .arg(&csv)
+        .args(["--", "env", "WATCHED=1", "sh", "-c", &first])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("command exited with code 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
+    assert!(rows > 8, "{rows} lines");
+}
+
+#[test]
+fn stdin_reaches_the_watched_command() {
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["watch", "-q", "--", "timeout", "60", "cat"])
+        .write_stdin("hello through leaksift\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("hello through leaksift\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn csv_keeps_every_sample_when_leaksift_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("killed.csv");
+    let mut watch = leaksift()
+        .args(["watch", "-q", "--interval", "20ms", "--out"])
+        .arg(&csv)
+        .args(["--", "sleep", "60"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Rows were buffered until the end of the run: a SIGKILLed (or OOM-killed) leaksift left a
+    // CSV with the header only, however long it had sampled.
+    poll_rows(&csv, 5);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    let written = std::fs::read_to_string(&csv).unwrap();
+    let series = leaksift_watch::csv::parse_series(&written).unwrap();
+    assert!(series.t.len() >= 5, "{written}");
+    // The watched `sleep` leads its own process group, which SIGKILL gave no chance to stop.
+    let pid: i32 = written
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(10)
+        .unwrap()
+        .parse()
+        .unwrap();
+    Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn a_kernel_thread_is_refused_with_the_reason() {
+    // kthreadd is PID 2 in the initial PID namespace; elsewhere PID 2 is an ordinary process.
+    if !std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
+        eprintln!("skipped: PID 2 is not kthreadd in this PID namespace");
+        return;
+    }
+    let out = leaksift()
+        .args(["watch", "-q", "--duration", "1s", "--pid", "2"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "process 2 is a kernel thread");
+}
