@@ -6,7 +6,7 @@
 //! sleeping, and every run has a generous `timeout`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod one_line_error;
@@ -135,4 +135,58 @@ fn a_kernel_thread_is_refused_with_the_reason() {
         .output()
         .unwrap();
     assert_one_line_error(&out, "process 2 is a kernel thread");
+}
+
+/// `leaksift check -q --ready-delay 0s ARGS -- sh -c SERVER`.
+fn check(args: &[&str], server: &str) -> Output {
+    leaksift()
+        .args(["check", "-q", "--ready-delay", "0s"])
+        .args(args)
+        .args(["--", "sh", "-c", server])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_scenario_failing_midway_still_reports_the_iterations_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("runs");
+    let junit = dir.path().join("junit.xml");
+    // Runs 1 and 2 are the warm-up; run 7 (measured iteration 5) fails.
+    let scenario = format!(
+        "n=$(cat '{0}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{0}'; \
+         [ $n -lt 7 ] || {{ echo 'connection reset' >&2; exit 3; }}",
+        counter.display()
+    );
+    let out = check(
+        &[
+            "--json",
+            "--warmup",
+            "2",
+            "--iterations",
+            "8",
+            "--scenario",
+            &scenario,
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        "exec sleep 60",
+    );
+    // Only the error was printed: the samples of iterations 0 to 4 were lost.
+    assert_one_line_error(
+        &out,
+        "failed in iteration 7 (exit status: 3): connection reset",
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["schema"], "leaksift.check.v1");
+    assert_eq!(json["result"], "error");
+    assert_eq!(
+        json["bytes_per_iteration_sample"].as_array().unwrap().len(),
+        5
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<error") && xml.contains("slope_bytes_per_iteration"),
+        "{xml}"
+    );
 }
