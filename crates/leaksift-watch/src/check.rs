@@ -48,7 +48,7 @@ pub fn wait_ready(
         if interrupted.load(Ordering::Relaxed) {
             return Err(WatchError::Interrupted);
         }
-        if let Some(status) = server.try_wait() {
+        if let Some(status) = server.ended() {
             return Err(WatchError::ExitedEarly {
                 command: server.command().to_string(),
                 status: status.to_string(),
@@ -171,7 +171,7 @@ fn step(
 }
 
 fn server_gone(server: &mut Launched) -> Option<WatchError> {
-    server.try_wait().map(|status| WatchError::ExitedEarly {
+    server.ended().map(|status| WatchError::ExitedEarly {
         command: server.command().to_string(),
         status: status.to_string(),
     })
@@ -192,7 +192,11 @@ mod tests {
     #[test]
     fn runs_iterations_and_samples_each() {
         let mut server = sleeper();
-        let mut sampler = Sampler::new(&Target::Tree { root: server.pid() }).unwrap();
+        let mut sampler = Sampler::new(&Target::Tree {
+            root: server.pid(),
+            orphans: false,
+        })
+        .unwrap();
         let opts = CheckOptions {
             scenario: "true".into(),
             warmup: 2,

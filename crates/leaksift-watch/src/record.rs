@@ -101,7 +101,11 @@ mod tests {
     fn stops_when_the_command_exits() {
         let argv = ["sh", "-c", "sleep 0.3; exit 3"].map(std::ffi::OsString::from);
         let mut child = Launched::spawn(&argv, Streams::Inherit).unwrap();
-        let mut sampler = Sampler::new(&Target::Tree { root: child.pid() }).unwrap();
+        let mut sampler = Sampler::new(&Target::Tree {
+            root: child.pid(),
+            orphans: false,
+        })
+        .unwrap();
         let opts = RecordOptions {
             interval: Duration::from_millis(20),
             duration: Some(Duration::from_secs(20)),

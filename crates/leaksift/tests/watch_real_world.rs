@@ -190,3 +190,69 @@ fn a_scenario_failing_midway_still_reports_the_iterations_measured() {
         "{xml}"
     );
 }
+
+/// `check` of tests/programs/watch/check_server.py with `server_flags`, one GET per iteration;
+/// returns the run's output and the server's PID (from its pid file, written after any fork).
+fn check_http_server(mode: &str, server_flags: &[&str]) -> (Output, u32) {
+    let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/watch");
+    let dir = tempfile::tempdir().unwrap();
+    let (port, pid) = (dir.path().join("port"), dir.path().join("pid"));
+    let out = leaksift()
+        .args(["check", "-q", "--warmup", "2", "--iterations", "8"])
+        .arg("--ready-cmd")
+        .arg(format!("test -s '{}'", port.display()))
+        .arg("--scenario")
+        .arg(format!(
+            "python3 '{}' '{}'",
+            programs.join("scenario.py").display(),
+            port.display()
+        ))
+        .args(["--", "python3"])
+        .arg(programs.join("check_server.py"))
+        .args(["--mode", mode, "--port-file"])
+        .arg(&port)
+        .arg("--pid-file")
+        .arg(&pid)
+        .args(server_flags)
+        // Files, not pipes: a server left running would hold a pipe open and hang the test.
+        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .output()
+        .unwrap();
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    let out = Output {
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+        ..out
+    };
+    let pid = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (out, pid)
+}
+
+/// The process must be gone (or a zombie about to be reaped by init).
+fn assert_gone(pid: u32) {
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(Instant::now() < deadline, "process {pid} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_daemonizing_server_is_measured_and_stopped() {
+    // The server forks, its parent exits at once, the child calls setsid() and forks again: it
+    // was "exited with status 0 before it was ready" and left running as an orphan of init.
+    let (out, pid) = check_http_server("keep", &["--daemonize", "--ignore-term"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("FAIL"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_gone(pid);
+}

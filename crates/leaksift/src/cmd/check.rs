@@ -12,7 +12,7 @@ use leaksift_report::progress::Progress;
 use leaksift_report::units;
 use leaksift_stats::Config;
 use leaksift_watch::check::{self, CheckOptions, Ready};
-use leaksift_watch::child::{Launched, Streams};
+use leaksift_watch::child::{self, Launched, Streams};
 use leaksift_watch::{Sampler, Target};
 use serde::Serialize;
 
@@ -101,7 +101,9 @@ struct CheckJson {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let interrupted = interrupt_flag()?;
     let started = Instant::now();
-    // Dropping `server` (on every path out of this function) stops its process group.
+    // A server that daemonizes is re-parented to leaksift: measured, and stopped at the end.
+    child::adopt_orphans().context("adopting the server's daemonized processes")?;
+    // Dropping `server` (on every path out of this function) stops its process group and orphans.
     let mut server = Launched::spawn(&args.server, Streams::Detached)?;
     let server_name = server.command().to_string();
     let mut progress = Progress::stderr(args.quiet);
@@ -112,7 +114,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     progress.phase(&format!("starting `{server_name}`"));
     let ready_result = check::wait_ready(&mut server, &ready, args.ready_timeout, &interrupted);
     let run = ready_result.and_then(|()| {
-        let mut sampler = Sampler::new(&Target::Tree { root: server.pid() })?;
+        let mut sampler = Sampler::new(&Target::Tree {
+            root: server.pid(),
+            orphans: true,
+        })?;
         progress.phase("running the scenario");
         let options = CheckOptions {
             scenario: args.scenario.clone(),

@@ -287,7 +287,10 @@ fn start(args: &Args) -> anyhow::Result<Watched> {
     let child = Launched::spawn(&args.command, streams)?;
     let pid = child.pid();
     Ok(Watched {
-        target: Target::Tree { root: pid },
+        target: Target::Tree {
+            root: pid,
+            orphans: false,
+        },
         label: format!("`{}` (pid {pid})", child.command()),
         json: TargetJson {
             kind: "command",
