@@ -21,6 +21,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts exit status 0 and returns stdout.
+fn succeeded(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
 /// A shell loop that waits (a minute at most) until `csv` has more than `lines` lines, header
 /// included.
 fn wait_for_rows(csv: &Path, lines: usize) -> String {
@@ -63,12 +69,8 @@ fn a_command_that_execs_is_still_watched() {
         .args(["--", "env", "WATCHED=1", "sh", "-c", &first])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("command exited with code 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    let stdout = succeeded(&out);
+    assert!(stdout.contains("command exited with code 0"), "{stdout}");
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
     assert!(rows > 8, "{rows} lines");
 }
@@ -80,12 +82,8 @@ fn stdin_reaches_the_watched_command() {
         .write_stdin("hello through leaksift\n")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).starts_with("hello through leaksift\n"),
-        "{}",
-        text(&out.stdout)
-    );
+    let stdout = succeeded(&out);
+    assert!(stdout.starts_with("hello through leaksift\n"), "{stdout}");
 }
 
 #[test]
