@@ -48,7 +48,7 @@ pub fn wait_ready(
         if interrupted.load(Ordering::Relaxed) {
             return Err(WatchError::Interrupted);
         }
-        if let Some(status) = server.try_wait() {
+        if let Some(status) = server.ended() {
             return Err(WatchError::ExitedEarly {
                 command: server.command().to_string(),
                 status: status.to_string(),
@@ -171,7 +171,7 @@ fn step(
 }
 
 fn server_gone(server: &mut Launched) -> Option<WatchError> {
-    server.try_wait().map(|status| WatchError::ExitedEarly {
+    server.ended().map(|status| WatchError::ExitedEarly {
         command: server.command().to_string(),
         status: status.to_string(),
     })
@@ -181,18 +181,22 @@ fn server_gone(server: &mut Launched) -> Option<WatchError> {
 mod tests {
     use super::*;
     use crate::Target;
-    use crate::child::Output;
+    use crate::child::Streams;
     use std::ffi::OsString;
 
     fn sleeper() -> Launched {
         let argv = ["sleep", "30"].map(OsString::from);
-        Launched::spawn(&argv, Output::Inherit).unwrap()
+        Launched::spawn(&argv, Streams::Inherit).unwrap()
     }
 
     #[test]
     fn runs_iterations_and_samples_each() {
         let mut server = sleeper();
-        let mut sampler = Sampler::new(&Target::Tree { root: server.pid() }).unwrap();
+        let mut sampler = Sampler::new(&Target::Tree {
+            root: server.pid(),
+            orphans: false,
+        })
+        .unwrap();
         let opts = CheckOptions {
             scenario: "true".into(),
             warmup: 2,
@@ -234,7 +238,7 @@ mod tests {
         )
         .unwrap();
         let argv = ["sh", "-c", "exit 5"].map(OsString::from);
-        let mut dead = Launched::spawn(&argv, Output::Inherit).unwrap();
+        let mut dead = Launched::spawn(&argv, Streams::Inherit).unwrap();
         let err = wait_ready(&mut dead, &never, Duration::from_secs(5), &flag).unwrap_err();
         assert!(matches!(err, WatchError::ExitedEarly { .. }), "{err}");
     }

@@ -4,19 +4,26 @@
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Signal, kill_process_group};
+use rustix::process::{
+    Signal, WaitOptions, getpid, kill_process, kill_process_group, set_child_subreaper, waitpid,
+};
 
-use crate::{Pid, WatchError};
+use crate::{Pid, WatchError, procfs};
 
-/// Where a launched command's standard output goes.
+/// Where a launched command's standard input and output go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Shares leaksift's stdout.
+pub enum Streams {
+    /// Shares leaksift's stdin and stdout (`watch -- CMD`: the command reads and writes as
+    /// without leaksift).
     Inherit,
-    /// Goes to leaksift's stderr (keeps leaksift's own stdout, e.g. JSON, clean).
-    ToStderr,
+    /// Shares leaksift's stdin; stdout goes to leaksift's stderr (keeps leaksift's own stdout,
+    /// e.g. JSON, clean).
+    StdoutToStderr,
+    /// No stdin (/dev/null); stdout goes to leaksift's stderr (a server under `check`).
+    Detached,
 }
 
 /// A running command that leads its own process group. Dropping it stops the group.
@@ -29,15 +36,18 @@ pub struct Launched {
 
 impl Launched {
     /// Starts `argv` (no shell) as the leader of a new process group.
-    pub fn spawn(argv: &[OsString], output: Output) -> Result<Self, WatchError> {
+    pub fn spawn(argv: &[OsString], streams: Streams) -> Result<Self, WatchError> {
         let command = display_command(argv);
         let (program, args) = argv.split_first().ok_or_else(|| WatchError::Spawn {
             command: command.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
         })?;
         let mut cmd = Command::new(program);
-        cmd.args(args).process_group(0).stdin(Stdio::null());
-        if output == Output::ToStderr {
+        cmd.args(args).process_group(0);
+        if streams == Streams::Detached {
+            cmd.stdin(Stdio::null());
+        }
+        if streams != Streams::Inherit {
             use std::os::fd::AsFd;
             let stderr = std::io::stderr()
                 .as_fd()
@@ -90,26 +100,95 @@ impl Launched {
         }
     }
 
-    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`. Returns the leader's
-    /// exit status.
+    /// The exit status once the command has ended: its leader exited, and when it exited with 0,
+    /// no orphan it left behind runs on (a server that forks into the background and whose parent
+    /// exits at once is still running). Orphans are seen only after [`adopt_orphans`].
+    pub fn ended(&mut self) -> Option<ExitStatus> {
+        let status = self.try_wait()?;
+        (!status.success() || self.reap_orphans().is_empty()).then_some(status)
+    }
+
+    /// Stops the whole process group and the orphans it left: SIGTERM, then SIGKILL after
+    /// `grace`. Returns the leader's exit status.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
-        self.signal_group(Signal::TERM);
-        if self.wait_for(grace).is_none() {
-            self.signal_group(Signal::KILL);
+        self.signal_all(Signal::TERM);
+        let deadline = Instant::now() + grace;
+        while (self.try_wait().is_none() || !self.reap_orphans().is_empty())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Processes that ignored SIGTERM, the leader's or the orphans', get killed.
+        self.signal_all(Signal::KILL);
+        if self.status.is_none() {
             self.status = self.child.wait().ok();
         }
-        // Descendants that ignored SIGTERM while the leader exited still get killed.
-        self.signal_group(Signal::KILL);
+        for orphan in self.reap_orphans().into_iter().filter_map(raw_pid) {
+            let _ = waitpid(Some(orphan), WaitOptions::empty());
+        }
         self.status
     }
 
+    /// Sends `signal` to the leader's process group and to every process of the orphans' trees
+    /// (a daemon that called setsid() left the group).
+    fn signal_all(&mut self, signal: Signal) {
+        self.signal_group(signal);
+        for orphan in self.reap_orphans() {
+            for pid in procfs::descendants(orphan) {
+                if let Some(pid) = raw_pid(pid) {
+                    // ESRCH (it exited meanwhile) is expected.
+                    let _ = kill_process(pid, signal);
+                }
+            }
+        }
+    }
+
+    /// The orphans adopted by leaksift (see [`adopt_orphans`]) that still run; those that exited
+    /// are reaped. Only children other than the leader are touched: leaksift runs its other
+    /// children (scenario, readiness command) to completion before it looks.
+    fn reap_orphans(&self) -> Vec<Pid> {
+        // Without the subreaper role, every other child is one leaksift itself waits for.
+        if !ADOPTING.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        procfs::children(Pid(std::process::id()))
+            .into_iter()
+            .filter(|&pid| pid != self.pid())
+            .filter(|&pid| {
+                // Some: it had exited and is reaped now; Err (ECHILD): not our child any more.
+                raw_pid(pid)
+                    .is_some_and(|raw| matches!(waitpid(Some(raw), WaitOptions::NOHANG), Ok(None)))
+            })
+            .collect()
+    }
+
     fn signal_group(&self, signal: Signal) {
-        if let Some(pgid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+        if let Some(pgid) = raw_pid(self.pid()) {
             // ESRCH (the group is already empty) is the expected outcome, not an error.
             let _ = kill_process_group(pgid, signal);
         }
     }
 }
+
+fn raw_pid(pid: Pid) -> Option<rustix::process::Pid> {
+    rustix::process::Pid::from_raw(i32::try_from(pid.0).ok()?)
+}
+
+/// Makes leaksift the reaper of the processes its launched commands orphan (PR_SET_CHILD_SUBREAPER):
+/// a server that daemonizes (forks, lets its parent exit, maybe calls setsid()) is re-parented to
+/// leaksift instead of init, so it is still measured ([`crate::Target::Tree`] with `orphans`) and
+/// stopped at the end ([`Launched::stop`]). Call it before [`Launched::spawn`].
+pub fn adopt_orphans() -> Result<(), WatchError> {
+    set_child_subreaper(Some(getpid())).map_err(|errno| WatchError::Io {
+        path: "prctl(PR_SET_CHILD_SUBREAPER)".into(),
+        source: errno.into(),
+    })?;
+    ADOPTING.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Set once leaksift is the subreaper: only then are children other than a leader orphans.
+static ADOPTING: AtomicBool = AtomicBool::new(false);
 
 impl Drop for Launched {
     fn drop(&mut self) {
@@ -155,7 +234,7 @@ mod tests {
 
     #[test]
     fn passes_on_exit_codes() {
-        let mut l = Launched::spawn(&argv(&["sh", "-c", "exit 7"]), Output::Inherit).unwrap();
+        let mut l = Launched::spawn(&argv(&["sh", "-c", "exit 7"]), Streams::Inherit).unwrap();
         let status = l.wait_for(Duration::from_secs(10)).unwrap();
         assert_eq!(exit_code(status), 7);
     }
@@ -165,7 +244,7 @@ mod tests {
         // The shell starts a grandchild; stopping the group must end it too.
         let mut l = Launched::spawn(
             &argv(&["sh", "-c", "sleep 30 & echo $! ; wait"]),
-            Output::ToStderr,
+            Streams::StdoutToStderr,
         )
         .unwrap();
         std::thread::sleep(Duration::from_millis(200));
@@ -186,7 +265,7 @@ mod tests {
 
     #[test]
     fn missing_program_is_a_spawn_error() {
-        let err = Launched::spawn(&argv(&["/nonexistent/prog"]), Output::Inherit).unwrap_err();
+        let err = Launched::spawn(&argv(&["/nonexistent/prog"]), Streams::Inherit).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
     }
 

@@ -23,6 +23,8 @@ pub use sampler::{Sampler, Target};
 pub enum WatchError {
     #[error("process {pid} is gone")]
     ProcessGone { pid: u32 },
+    #[error("process {pid} is a kernel thread: it has no user memory to watch")]
+    KernelThread { pid: u32 },
     #[error(
         "permission denied reading {} (needs ptrace access to the process: run as its user or root)",
         path.display()

@@ -9,28 +9,65 @@ use crate::{Pid, WatchError};
 
 /// A `/proc` file opened once and re-read from offset 0 for every sample (the kernel regenerates
 /// the content on each read; re-opening would double the syscalls).
+///
+/// A descriptor on a memory file (`smaps_rollup`) is bound to the address space the process had
+/// when it was opened: after an `exec` (`env VAR=1 prog`, `bash -c 'prog'`, wrapper scripts) it
+/// reads ESRCH although the process lives on. Such a read re-opens the file once, provided the
+/// PID still belongs to the same process (same start time: not a reused PID).
 #[derive(Debug)]
 pub struct ProcFile {
     pid: Pid,
     path: PathBuf,
     file: File,
+    start_time: Option<u64>,
     buf: Vec<u8>,
 }
 
 impl ProcFile {
     pub fn open(pid: Pid, name: &str) -> Result<Self, WatchError> {
         let path = PathBuf::from(format!("/proc/{pid}/{name}"));
+        let start_time = start_time(pid);
         let file = File::open(&path).map_err(|e| WatchError::from_proc(pid.0, path.clone(), e))?;
         Ok(ProcFile {
             pid,
             path,
             file,
+            start_time,
             buf: Vec::with_capacity(4096),
         })
     }
 
     /// The current content. An empty read means the process has exited (a zombie has no memory).
     pub fn read(&mut self) -> Result<&str, WatchError> {
+        if let Err(error) = self.read_once() {
+            if !matches!(error, WatchError::ProcessGone { .. }) || !self.reopen_after_exec() {
+                return Err(error);
+            }
+            self.read_once()?;
+        }
+        std::str::from_utf8(&self.buf).map_err(|_| WatchError::Format {
+            path: self.path.clone(),
+            what: "not UTF-8".into(),
+        })
+    }
+
+    /// Re-opens the file when the same process (not a reused PID) still exists; `false` when it
+    /// is gone.
+    fn reopen_after_exec(&mut self) -> bool {
+        if self.start_time.is_none() || start_time(self.pid) != self.start_time {
+            return false;
+        }
+        match File::open(&self.path) {
+            Ok(file) => {
+                self.file = file;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Reads the whole file into `buf`; an empty file is [`WatchError::ProcessGone`].
+    fn read_once(&mut self) -> Result<(), WatchError> {
         self.buf.clear();
         let mut chunk = [0u8; 4096];
         loop {
@@ -46,15 +83,37 @@ impl ProcFile {
         if self.buf.is_empty() {
             return Err(WatchError::ProcessGone { pid: self.pid.0 });
         }
-        std::str::from_utf8(&self.buf).map_err(|_| WatchError::Format {
-            path: self.path.clone(),
-            what: "not UTF-8".into(),
-        })
+        Ok(())
     }
 
     pub fn pid(&self) -> Pid {
         self.pid
     }
+}
+
+/// The start time of a process (field 22 of `/proc/PID/stat`, clock ticks since boot): with the
+/// PID, it names one process for good. `None` when the process is gone.
+pub fn start_time(pid: Pid) -> Option<u64> {
+    stat_field(pid, 22)
+}
+
+/// Whether `pid` is a kernel thread (PF_KTHREAD in the flags, field 9 of `/proc/PID/stat`): it
+/// has no user memory to watch.
+pub fn is_kernel_thread(pid: Pid) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    stat_field(pid, 9).is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
+/// Numeric field `number` (1-based, as in proc(5)) of `/proc/PID/stat`, from field 3 on.
+fn stat_field(pid: Pid, number: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields restart after the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name
+        .split_whitespace()
+        .nth(number.checked_sub(3)?)?
+        .parse()
+        .ok()
 }
 
 /// The memory fields of `/proc/PID/status`, bytes.
@@ -220,6 +279,18 @@ mod tests {
         assert!(tree.contains(&Pid(child.id())), "{tree:?}");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn tells_kernel_threads_and_start_times() {
+        let me = Pid(std::process::id());
+        assert!(!is_kernel_thread(me));
+        assert!(start_time(me).is_some());
+        assert_eq!(start_time(Pid(99_999_999)), None);
+        // kthreadd is PID 2 in the initial PID namespace (in another one, PID 2 is whatever runs).
+        if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
+            assert!(is_kernel_thread(Pid(2)));
+        }
     }
 
     #[test]

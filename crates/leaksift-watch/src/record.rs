@@ -76,6 +76,10 @@ pub fn record(
             break Stop::DurationReached;
         }
         next += interval;
+        if let Some(duration) = options.duration {
+            // A duration shorter than the interval ends the run on time, with a last sample.
+            next = next.min(started + duration);
+        }
         let now = Instant::now();
         if next < now {
             // Fell behind (a slow smaps_rollup, a busy machine): skip the missed ticks.
@@ -94,14 +98,18 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::child::Output;
+    use crate::child::Streams;
     use crate::{Pid, Target};
 
     #[test]
     fn stops_when_the_command_exits() {
         let argv = ["sh", "-c", "sleep 0.3; exit 3"].map(std::ffi::OsString::from);
-        let mut child = Launched::spawn(&argv, Output::Inherit).unwrap();
-        let mut sampler = Sampler::new(&Target::Tree { root: child.pid() }).unwrap();
+        let mut child = Launched::spawn(&argv, Streams::Inherit).unwrap();
+        let mut sampler = Sampler::new(&Target::Tree {
+            root: child.pid(),
+            orphans: false,
+        })
+        .unwrap();
         let opts = RecordOptions {
             interval: Duration::from_millis(20),
             duration: Some(Duration::from_secs(20)),
@@ -136,6 +144,15 @@ mod tests {
         assert!(matches!(rec.stop, Stop::DurationReached));
         assert!(rec.samples.len() >= 5);
         assert!(rec.samples.windows(2).all(|w| w[0].t < w[1].t));
+        // The run ends at the duration, not at the next tick an interval later.
+        let opts = RecordOptions {
+            interval: Duration::from_secs(30),
+            duration: Some(Duration::from_millis(50)),
+        };
+        let rec = record(&mut sampler, None, &opts, &AtomicBool::new(false), |_| {});
+        assert!(matches!(rec.stop, Stop::DurationReached));
+        assert_eq!(rec.samples.len(), 2);
+        assert!(rec.samples[1].t < 30.0, "{:?}", rec.samples[1]);
         let stop = AtomicBool::new(true);
         let rec = record(&mut sampler, None, &opts, &stop, |_| {});
         assert!(matches!(rec.stop, Stop::Interrupted));

@@ -12,8 +12,10 @@ use crate::{Pid, Sample, WatchError};
 pub enum Target {
     /// One process; `pss` reads smaps_rollup (PSS/USS, exact anon) instead of status.
     Process { pid: Pid, pss: bool },
-    /// A process and all its descendants, summed by PSS.
-    Tree { root: Pid },
+    /// A process and all its descendants, summed by PSS. With `orphans`, also the processes
+    /// leaksift adopted as their subreaper ([`crate::child::adopt_orphans`]) and their
+    /// descendants: the tree lives on after its root exits as long as one of them runs.
+    Tree { root: Pid, orphans: bool },
     /// A cgroup v2 directory.
     Cgroup { dir: PathBuf },
 }
@@ -59,6 +61,7 @@ enum Mode {
     Rollup(ProcFile),
     Tree {
         root: Pid,
+        orphans: bool,
         members: Vec<ProcFile>,
         refreshed: Instant,
     },
@@ -69,20 +72,31 @@ impl Sampler {
     /// Opens the target's files; fails when the process is gone, smaps_rollup is not readable
     /// (permission) or the directory is not a cgroup v2 with the memory controller.
     pub fn new(target: &Target) -> Result<Self, WatchError> {
+        if let Target::Process { pid, .. } | Target::Tree { root: pid, .. } = target {
+            if procfs::is_kernel_thread(*pid) {
+                return Err(WatchError::KernelThread { pid: pid.0 });
+            }
+        }
         let mode = match target {
             Target::Process { pid, pss: false } => Mode::Status(ProcFile::open(*pid, "status")?),
-            Target::Process { pid, pss: true } => {
-                let mut file = ProcFile::open(*pid, "smaps_rollup")?;
-                file.read()?;
-                Mode::Rollup(file)
-            }
-            Target::Tree { root } => {
-                let mut file = ProcFile::open(*root, "smaps_rollup")?;
-                file.read()?;
+            Target::Process { pid, pss: true } => Mode::Rollup(open_rollup(*pid)?),
+            Target::Tree { root, orphans } => {
+                let mut members = Vec::new();
+                match open_rollup(*root) {
+                    Ok(file) => members.push(file),
+                    // A daemon's parent may have exited already: its orphans are the tree.
+                    Err(_) if *orphans => {}
+                    Err(e) => return Err(e),
+                }
+                refresh_tree(*root, *orphans, &mut members);
+                if members.is_empty() {
+                    return Err(WatchError::ProcessGone { pid: root.0 });
+                }
                 Mode::Tree {
                     root: *root,
-                    members: vec![file],
-                    refreshed: Instant::now() - TREE_REFRESH,
+                    orphans: *orphans,
+                    members,
+                    refreshed: Instant::now(),
                 }
             }
             Target::Cgroup { dir } => Mode::Cgroup(Cgroup::open(dir)?),
@@ -153,16 +167,20 @@ impl Sampler {
             }
             Mode::Tree {
                 root,
+                orphans,
                 members,
                 refreshed,
             } => {
-                if refreshed.elapsed() >= TREE_REFRESH {
-                    refresh_tree(*root, members);
+                // Without any member left, an orphan adopted since the last refresh may be all
+                // that runs.
+                if refreshed.elapsed() >= TREE_REFRESH || members.is_empty() {
+                    refresh_tree(*root, *orphans, members);
                     *refreshed = Instant::now();
                 }
                 let mut total = procfs::Rollup::default();
                 let mut alive = Vec::with_capacity(members.len());
-                for (i, file) in members.iter_mut().enumerate() {
+                for file in members.iter_mut() {
+                    let is_root = file.pid() == *root;
                     match read_rollup(file) {
                         Ok(r) => {
                             total.rss += r.rss;
@@ -172,13 +190,17 @@ impl Sampler {
                             total.swap_pss += r.swap_pss;
                             alive.push(true);
                         }
-                        // The root's failure ends the watch; a descendant may exit any time.
-                        Err(e) if i == 0 => return Err(e),
+                        // The root's failure ends the watch (unless orphans carry the tree on); a
+                        // descendant may exit any time.
+                        Err(e) if is_root && !*orphans => return Err(e),
                         Err(_) => alive.push(false),
                     }
                 }
                 let mut keep = alive.into_iter();
                 members.retain(|_| keep.next().unwrap_or(false));
+                if members.is_empty() {
+                    return Err(WatchError::ProcessGone { pid: root.0 });
+                }
                 Ok(Sample {
                     t,
                     bytes: total.pss,
@@ -205,16 +227,32 @@ impl Sampler {
     }
 }
 
+/// Opens `/proc/PID/smaps_rollup` and reads it once (permission is checked at read time).
+fn open_rollup(pid: Pid) -> Result<ProcFile, WatchError> {
+    let mut file = ProcFile::open(pid, "smaps_rollup")?;
+    file.read()?;
+    Ok(file)
+}
+
 fn read_rollup(file: &mut ProcFile) -> Result<procfs::Rollup, WatchError> {
     let pid = file.pid();
     procfs::parse_rollup(file.read()?).ok_or(WatchError::ProcessGone { pid: pid.0 })
 }
 
-/// Opens smaps_rollup for descendants that appeared since the last refresh. Members whose files
-/// fail to open exited in between and are skipped.
-fn refresh_tree(root: Pid, members: &mut Vec<ProcFile>) {
+/// Opens smaps_rollup for descendants (and with `orphans`, adopted orphans and their descendants)
+/// that appeared since the last refresh. Members whose files fail to open exited in between and
+/// are skipped.
+fn refresh_tree(root: Pid, orphans: bool, members: &mut Vec<ProcFile>) {
     let known: Vec<Pid> = members.iter().map(ProcFile::pid).collect();
-    for pid in procfs::descendants(root) {
+    let mut pids = procfs::descendants(root);
+    if orphans {
+        for orphan in procfs::children(Pid(std::process::id())) {
+            if orphan != root {
+                pids.extend(procfs::descendants(orphan));
+            }
+        }
+    }
+    for pid in pids {
         if !known.contains(&pid) {
             if let Ok(file) = ProcFile::open(pid, "smaps_rollup") {
                 members.push(file);

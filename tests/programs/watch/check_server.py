@@ -1,15 +1,19 @@
 """Test HTTP server for `leaksift check` (127.0.0.1 only).
 
-    python3 check_server.py --mode keep|free --port-file FILE [--pid-file FILE]
+    python3 check_server.py --mode keep|free --port-file FILE [--pid-file FILE] [--daemonize]
+        [--ignore-term]
 
 Every GET builds a 256 KiB buffer (written, so resident) and answers with a checksum of it.
 `--mode keep` keeps each buffer forever (a leak of 256 KiB per request); `--mode free` drops it
 before answering. The chosen port is written to FILE (atomically) once the server listens.
+`--daemonize` detaches as classic daemons do (fork, the parent exits at once, setsid, fork
+again) before listening; `--ignore-term` ignores SIGTERM (only SIGKILL stops it).
 """
 
 import argparse
 import http.server
 import os
+import signal
 
 KEPT = []
 
@@ -19,7 +23,17 @@ def main():
     parser.add_argument("--mode", choices=["keep", "free"], required=True)
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--pid-file")
+    parser.add_argument("--daemonize", action="store_true")
+    parser.add_argument("--ignore-term", action="store_true")
     args = parser.parse_args()
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.daemonize:
+        if os.fork() > 0:
+            os._exit(0)
+        os.setsid()
+        if os.fork() > 0:
+            os._exit(0)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -12,7 +12,7 @@ use leaksift_report::progress::Progress;
 use leaksift_report::units;
 use leaksift_stats::Config;
 use leaksift_watch::check::{self, CheckOptions, Ready};
-use leaksift_watch::child::{Launched, Output};
+use leaksift_watch::child::{self, Launched, Streams};
 use leaksift_watch::{Sampler, Target};
 use serde::Serialize;
 
@@ -101,8 +101,10 @@ struct CheckJson {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let interrupted = interrupt_flag()?;
     let started = Instant::now();
-    // Dropping `server` (on every path out of this function) stops its process group.
-    let mut server = Launched::spawn(&args.server, Output::ToStderr)?;
+    // A server that daemonizes is re-parented to leaksift: measured, and stopped at the end.
+    child::adopt_orphans().context("adopting the server's daemonized processes")?;
+    // Dropping `server` (on every path out of this function) stops its process group and orphans.
+    let mut server = Launched::spawn(&args.server, Streams::Detached)?;
     let server_name = server.command().to_string();
     let mut progress = Progress::stderr(args.quiet);
     let ready = match &args.ready_cmd {
@@ -112,7 +114,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     progress.phase(&format!("starting `{server_name}`"));
     let ready_result = check::wait_ready(&mut server, &ready, args.ready_timeout, &interrupted);
     let run = ready_result.and_then(|()| {
-        let mut sampler = Sampler::new(&Target::Tree { root: server.pid() })?;
+        let mut sampler = Sampler::new(&Target::Tree {
+            root: server.pid(),
+            orphans: true,
+        })?;
         progress.phase("running the scenario");
         let options = CheckOptions {
             scenario: args.scenario.clone(),
@@ -151,23 +156,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .collect::<Vec<_>>()
         .join("\n");
 
-    if let Some(error) = error {
-        let error = anyhow::Error::new(error).context(format!("checking `{server_name}`"));
-        let message = format!("{error:#}");
-        if let Some(path) = &args.junit {
-            let xml = junit::render(
-                &args.scenario,
-                seconds,
-                &[],
-                &CaseResult::Error {
-                    message: message.clone(),
-                },
-                &samples_text,
-            );
-            render::write_file(path, &xml)?;
+    // The samples measured before an error are still analysed and reported, then the error ends
+    // the run (exit 2); without any sample there is nothing to show but the error.
+    let error = error.map(|e| anyhow::Error::new(e).context(format!("checking `{server_name}`")));
+    let error = match error {
+        Some(error) if samples.is_empty() => {
+            if let Some(path) = &args.junit {
+                let result = CaseResult::Error {
+                    message: format!("{error:#}"),
+                };
+                let xml = junit::render(&args.scenario, seconds, &[], &result, &samples_text);
+                render::write_file(path, &xml)?;
+            }
+            return Err(error);
         }
-        return Err(error);
-    }
+        error => error,
+    };
 
     let config = Config {
         alpha: args.alpha,
@@ -229,7 +233,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 ("verdict", analysis.verdict.as_str().to_string()),
                 ("server", server_name.clone()),
             ];
-            let result = if failed {
+            let result = if let Some(error) = &error {
+                CaseResult::Error {
+                    message: format!("{error:#}"),
+                }
+            } else if failed {
                 CaseResult::Failed {
                     message: format!("memory grows {summary}"),
                     detail: samples_text.clone(),
@@ -248,7 +256,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             schema: "leaksift.check.v1",
             server: server_name,
             scenario: args.scenario.clone(),
-            result: if failed { "fail" } else { "pass" },
+            result: match (&error, failed) {
+                (Some(_), _) => "error",
+                (None, true) => "fail",
+                (None, false) => "pass",
+            },
             verdict: analysis.verdict.as_str(),
             slope_bytes_per_iteration: analysis.slope,
             slope_ci: [analysis.slope_ci.0, analysis.slope_ci.1],
@@ -270,11 +282,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         };
         crate::output::println(&serde_json::to_string_pretty(&json)?)?;
     } else {
-        let mut text = format!(
-            "{}: memory grows {summary}\n{}",
-            if failed { "FAIL" } else { "PASS" },
-            verdict.text()
-        );
+        let heading = match (&error, failed) {
+            (Some(_), _) => format!(
+                "INCOMPLETE (stopped after {} of {} measured iterations)",
+                samples.len() - 1,
+                args.iterations
+            ),
+            (None, true) => "FAIL".to_string(),
+            (None, false) => "PASS".to_string(),
+        };
+        let mut text = format!("{heading}: memory grows {summary}\n{}", verdict.text());
         if let Some(limit) = args.limit {
             let limit = units::bytes(limit as f64);
             text += &match analysis.time_to_limit {
@@ -290,6 +307,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     svg_written?;
     junit_written?;
+    if let Some(error) = error {
+        return Err(error);
+    }
     Ok(if failed {
         Outcome::LeakFound
     } else {

@@ -13,7 +13,7 @@ use anyhow::Context;
 use leaksift_report::progress::Progress;
 use leaksift_report::units;
 use leaksift_stats::{Analysis, Config, Verdict as StatsVerdict};
-use leaksift_watch::child::{self, Launched, Output};
+use leaksift_watch::child::{self, Launched, Streams};
 use leaksift_watch::record::{self, RecordOptions, Stop};
 use leaksift_watch::sampler::Signal;
 use leaksift_watch::{Pid, Sample, Sampler, Target};
@@ -279,15 +279,18 @@ fn start(args: &Args) -> anyhow::Result<Watched> {
             child: None,
         });
     }
-    let output = if args.json {
-        Output::ToStderr
+    let streams = if args.json {
+        Streams::StdoutToStderr
     } else {
-        Output::Inherit
+        Streams::Inherit
     };
-    let child = Launched::spawn(&args.command, output)?;
+    let child = Launched::spawn(&args.command, streams)?;
     let pid = child.pid();
     Ok(Watched {
-        target: Target::Tree { root: pid },
+        target: Target::Tree {
+            root: pid,
+            orphans: false,
+        },
         label: format!("`{}` (pid {pid})", child.command()),
         json: TargetJson {
             kind: "command",
@@ -362,7 +365,8 @@ impl CsvOut {
 
     fn row(&mut self, sample: &Sample) {
         if let (Some(w), None) = (self.writer.as_mut(), &self.error) {
-            if let Err(e) = leaksift_watch::csv::write_row(w, sample) {
+            // Flushed row by row: a run killed with SIGKILL (or OOM-killed) keeps every sample.
+            if let Err(e) = leaksift_watch::csv::write_row(w, sample).and_then(|()| w.flush()) {
                 self.error = Some(e);
             }
         }
