@@ -72,6 +72,7 @@ impl DumpFile {
             map: self.map.as_ref(),
             inner: observer,
             keep: 0,
+            walked: 0,
         };
         let dump = crate::read(self.bytes(), &mut releasing);
         releasing.release(0..self.bytes().len());
@@ -93,6 +94,7 @@ impl DumpFile {
             map: self.map.as_ref(),
             inner: &mut quiet,
             keep: 0,
+            walked: 0,
         };
         let rows = crate::strings::duplicate_strings_releasing(
             self.bytes(),
@@ -139,6 +141,8 @@ struct Releasing<'m, 'o> {
     inner: &'o mut dyn Observer,
     /// Bytes the first pass may still leave mapped for the second one.
     keep: usize,
+    /// How far the current top-level record walk has been released.
+    walked: usize,
 }
 
 /// What the first pass leaves mapped: the first bytes of each worker's part, which the second
@@ -181,9 +185,10 @@ impl Observer for Releasing<'_, '_> {
     /// the page cache as large folios (a file copied or read in big blocks; kernel 6.x), a
     /// touch maps a whole folio, up to 2 MiB, so the walk alone would map most of the dump:
     /// the pages behind it are released as it goes (measured on the 753 MiB bench dump in that
-    /// state: a peak RSS of 790–830 MiB before, see docs/ARCHITECTURE.md).
+    /// state: a peak RSS of 791–811 MiB before, 530 MiB after; docs/ARCHITECTURE.md).
     fn records_walked(&mut self, end: usize) {
-        self.release(0..end);
+        self.release(self.walked..end);
+        self.walked = end;
         self.inner.records_walked(end);
     }
 

@@ -115,7 +115,11 @@ pub(crate) fn duplicate_strings_releasing(
         coder: FxHashSet::default(),
         segments: Vec::new(),
     };
-    walk_records(data, &header, &mut names, &mut |end| release(0..end))?;
+    let mut walked = 0;
+    walk_records(data, &header, &mut names, &mut |end| {
+        release(walked..end);
+        walked = end;
+    })?;
 
     // The graph's ids from ordinal 1 on (0 is the root), decoded in the order of the records.
     let mut ids = graph.ids().iter().skip(1);
