@@ -384,7 +384,10 @@ fn validate(t: &[f64], bytes: &[f64], breaks: &[usize]) -> Result<(), StatsError
 /// OLS slope over the baseline points in the last `tail_fraction` of the segment's span.
 fn tail_slope(t: &[f64], bytes: &[f64], config: &Config) -> Option<f64> {
     let (&first, &last) = (t.first()?, t.last()?);
-    let from = last - config.tail_fraction * (last - first);
+    // A point at the window's start belongs to it whatever the time unit: the start is computed
+    // with rounding, so it is compared with a tolerance relative to the span.
+    let span = last - first;
+    let from = last - config.tail_fraction * span - 1e-9 * span;
     let start = t.iter().position(|&x| x >= from)?;
     if t.len() - start < config.min_tail_points.max(2) {
         return None;

@@ -288,3 +288,61 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&a.p_value));
     }
 }
+
+#[test]
+fn the_tail_window_takes_its_boundary_point_in_any_time_unit() {
+    // Found by `rescaling_time_keeps_the_verdict`: a baseline point exactly at the tail
+    // window's start fell inside it in seconds and outside it in kiloseconds (rounding), so the
+    // tail slope, and with it leak vs plateau, depended on the time unit.
+    let t: Vec<f64> = (0..38).map(f64::from).collect();
+    let b = [
+        52847036.28521142,
+        56503061.854029275,
+        57866402.47818138,
+        60881284.77428301,
+        65798724.84415566,
+        67653812.43277255,
+        71860170.67153004,
+        73772585.70136696,
+        77331525.02460793,
+        81750876.88908109,
+        84170923.20098269,
+        87781382.46852627,
+        90848495.23324054,
+        93049411.86713335,
+        93161274.8783035,
+        92013572.50910772,
+        92601347.39752243,
+        91553981.78719592,
+        93191235.53490946,
+        91529626.56444345,
+        92862192.24096185,
+        92369373.27413392,
+        93285559.22321847,
+        91635289.9935205,
+        91967591.10682893,
+        91981614.13620692,
+        92316907.5850764,
+        92314297.97557478,
+        91538344.73943171,
+        92939668.54670188,
+        92631628.22811948,
+        91405384.12500134,
+        92189381.79051928,
+        92411757.94532336,
+        92888516.45241478,
+        92964705.11140656,
+        93024648.43396291,
+        93191808.47914484,
+    ];
+    let cfg = Config::default();
+    let seconds = analyze(&t, &b, &cfg).unwrap();
+    for k in [0.001, 0.1, 3.0, 1000.0] {
+        let scaled: Vec<f64> = t.iter().map(|x| x * k).collect();
+        assert_eq!(
+            analyze(&scaled, &b, &cfg).unwrap().verdict,
+            seconds.verdict,
+            "k = {k}"
+        );
+    }
+}
