@@ -1,4 +1,4 @@
-//! Fuzzes the series CSV reader and the verdict behind `leaksift trend`: arbitrary bytes must give
+//! Fuzzes the series readers (CSV, psrecord, mprof, Prometheus JSON) and the verdict behind `leaksift trend`: arbitrary bytes must give
 //! a series and an analysis, or a typed error naming the line, never a panic.
 #![no_main]
 
@@ -6,7 +6,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(series) = leaksift_watch::csv::parse_series(&text) {
+    if let Ok(imported) = leaksift_watch::import::read_series(&text, None) {
+        let series = imported.series;
         let config = leaksift_stats::Config::default();
         let _ =
             leaksift_stats::analyze_with_breaks(&series.t, &series.bytes, &series.breaks, &config);

@@ -1,6 +1,7 @@
 //! The series CSV: writing `watch --out` files and reading any CSV with `t` and `bytes` columns
 //! (what `trend` accepts).
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use crate::Sample;
@@ -65,44 +66,120 @@ fn err(line: usize, message: impl Into<String>) -> CsvError {
     }
 }
 
-/// Parses a series: blank lines and lines starting with `#` are skipped; the first other line is
-/// the header, which must name a `t` (seconds) and a `bytes` column (any order, other columns
-/// ignored, fields may be double-quoted). `t` must not decrease.
-pub fn parse_series(text: &str) -> Result<Series, CsvError> {
+/// A series read from a CSV, with the header of the column its bytes came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    pub series: Series,
+    pub value_column: String,
+}
+
+/// Header names taken as the time column when there is no `t` column (seconds): Grafana's panel
+/// export calls it `Time`, spreadsheets and other exporters `timestamp` or `date`.
+const TIME_COLUMNS: [&str; 4] = ["time", "timestamp", "date", "datetime"];
+
+/// Parses a series from a CSV: blank lines and lines starting with `#` are skipped, and so is an
+/// Excel `sep=X` line (which also sets the separator); the first other line is the header (fields
+/// may be double-quoted).
+///
+/// - Time: a `t` column is seconds; otherwise a column named as in [`TIME_COLUMNS`] holds dates
+///   (RFC 3339, or `YYYY-MM-DD HH:MM:SS[.f]` with an optional ` UTC`; a date without an offset is
+///   read as UTC, so only a daylight-saving change inside the series can shift it) or Unix times
+///   in s, ms, µs or ns (told apart by magnitude), and `t` counts seconds from the first row.
+///   `t` must not decrease.
+/// - Bytes: the column named `value_column` (case-insensitive, else the one column whose name
+///   contains it); without one, `bytes`; without that, the only column besides time, `pid` and
+///   `limit`. A unit in the header (`Real (MB)`, `rss [MiB]`) scales every value, and a value
+///   may carry its own (`1.5 GiB`, as Grafana's formatted export writes). Rows whose value is
+///   empty (series joined by time with gaps) are skipped.
+/// - `pid` (restarts where it changes) and `limit` (the last non-empty one; `max` = none) are
+///   optional.
+pub fn parse_table(text: &str, value_column: Option<&str>) -> Result<Table, CsvError> {
     // Spreadsheets start UTF-8 CSVs with a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .peekable();
+    let mut separator = ',';
+    if let Some(sep) = lines
+        .peek()
+        .and_then(|(_, l)| l.trim().strip_prefix("sep="))
+        && let Some(c) = sep.chars().next()
+    {
+        separator = c;
+        lines.next();
+    }
     let (header_line, header) = lines
         .next()
         .ok_or_else(|| err(1, "empty file: no header"))?;
-    let names: Vec<&str> = header.split(',').map(unquote).collect();
+    let header_fields = split_fields(header, separator);
+    let names: Vec<&str> = header_fields.iter().map(|n| n.as_ref()).collect();
     let column = |name: &str| names.iter().position(|n| n.eq_ignore_ascii_case(name));
-    let t_col = column("t").ok_or_else(|| err(header_line, "header has no `t` column"))?;
-    let b_col = column("bytes").ok_or_else(|| err(header_line, "header has no `bytes` column"))?;
+    let (t_col, time_is_seconds) = match column("t") {
+        Some(c) => (c, true),
+        None => (
+            TIME_COLUMNS.iter().find_map(|n| column(n)).ok_or_else(|| {
+                err(
+                    header_line,
+                    "header has no `t` column (seconds) nor a time, timestamp or date column",
+                )
+            })?,
+            false,
+        ),
+    };
     let pid_col = column("pid");
     let limit_col = column("limit");
+    let b_col = pick_value_column(&names, value_column, [Some(t_col), pid_col, limit_col])
+        .map_err(|message| err(header_line, message))?;
+    let header_scale = header_unit_scale(names[b_col]);
     let mut series = Series::default();
-    let mut last_pid: Option<&str> = None;
+    let mut last_pid: Option<String> = None;
+    let mut first_time: Option<f64> = None;
     for (line, row) in lines {
-        let fields: Vec<&str> = row.split(',').map(unquote).collect();
-        let number = |col: usize, name: &str| -> Result<f64, CsvError> {
-            let field = fields
+        let fields = split_fields(row, separator);
+        let field = |col: usize, name: &str| -> Result<&str, CsvError> {
+            fields
                 .get(col)
-                .ok_or_else(|| err(line, format!("missing `{name}` field")))?;
-            match field.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(v),
-                _ => Err(err(line, format!("`{name}` is not a number: {field:?}"))),
-            }
+                .map(|f| f.as_ref())
+                .ok_or_else(|| err(line, format!("missing `{name}` field")))
         };
-        let t = number(t_col, "t")?;
-        let bytes = number(b_col, "bytes")?;
+        let bytes_field = field(b_col, names[b_col])?;
+        if bytes_field.is_empty() {
+            continue;
+        }
+        let time_field = field(t_col, names[t_col])?;
+        let t = if time_is_seconds {
+            number(time_field)
+                .ok_or_else(|| err(line, format!("`t` is not a number: {time_field:?}")))?
+        } else {
+            let absolute = timestamp_seconds(time_field).ok_or_else(|| {
+                err(
+                    line,
+                    format!(
+                        "`{}` is not a date or Unix time: {time_field:?}",
+                        names[t_col]
+                    ),
+                )
+            })?;
+            absolute - *first_time.get_or_insert(absolute)
+        };
+        let bytes = match number(bytes_field) {
+            Some(v) => v * header_scale,
+            None => crate::size::parse_size(bytes_field).ok_or_else(|| {
+                err(
+                    line,
+                    format!("`{}` is not a number: {bytes_field:?}", names[b_col]),
+                )
+            })?,
+        };
         // No memory is larger than 2^64 bytes; such values only overflow the fit and the chart.
-        if bytes.abs() > MAX_BYTES {
-            return Err(err(line, format!("`bytes` is out of range: {bytes:e}")));
+        if !bytes.is_finite() || bytes.abs() > MAX_BYTES {
+            return Err(err(
+                line,
+                format!("`{}` is out of range: {bytes:e}", names[b_col]),
+            ));
         }
         if series.t.last().is_some_and(|&prev| t < prev) {
             return Err(err(line, format!("`t` goes backwards ({t})")));
@@ -111,10 +188,12 @@ pub fn parse_series(text: &str) -> Result<Series, CsvError> {
             .and_then(|c| fields.get(c))
             .filter(|p| !p.is_empty())
         {
-            if last_pid.is_some_and(|prev| prev != *pid) {
-                series.breaks.push(series.t.len());
+            if last_pid.as_deref() != Some(pid.as_ref()) {
+                if last_pid.is_some() {
+                    series.breaks.push(series.t.len());
+                }
+                last_pid = Some(pid.to_string());
             }
-            last_pid = Some(pid);
         }
         if let Some(limit) = limit_col
             .and_then(|c| fields.get(c))
@@ -135,20 +214,165 @@ pub fn parse_series(text: &str) -> Result<Series, CsvError> {
     if series.t.is_empty() {
         return Err(err(header_line, "no samples after the header"));
     }
-    Ok(series)
+    Ok(Table {
+        series,
+        value_column: names[b_col].to_string(),
+    })
 }
 
-fn unquote(field: &str) -> &str {
-    let f = field.trim();
-    f.strip_prefix('"')
-        .and_then(|f| f.strip_suffix('"'))
-        .unwrap_or(f)
+/// A plain finite number.
+fn number(field: &str) -> Option<f64> {
+    field.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// The index of the bytes column (see [`parse_table`]); `others` are the columns that are not it.
+fn pick_value_column(
+    names: &[&str],
+    wanted: Option<&str>,
+    others: [Option<usize>; 3],
+) -> Result<usize, String> {
+    if let Some(wanted) = wanted {
+        if let Some(exact) = names.iter().position(|n| n.eq_ignore_ascii_case(wanted)) {
+            return Ok(exact);
+        }
+        let wanted_lower = wanted.to_ascii_lowercase();
+        let containing: Vec<usize> = (0..names.len())
+            .filter(|&i| names[i].to_ascii_lowercase().contains(&wanted_lower))
+            .collect();
+        return match containing[..] {
+            [one] => Ok(one),
+            [] => Err(format!(
+                "no column matches {wanted:?} (columns: {})",
+                names.join(", ")
+            )),
+            _ => Err(format!(
+                "several columns match {wanted:?}: {}",
+                containing
+                    .iter()
+                    .map(|&i| names[i])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+    }
+    if let Some(bytes) = names.iter().position(|n| n.eq_ignore_ascii_case("bytes")) {
+        return Ok(bytes);
+    }
+    let candidates: Vec<usize> = (0..names.len())
+        .filter(|i| !others.contains(&Some(*i)))
+        .collect();
+    match candidates[..] {
+        [one] => Ok(one),
+        [] => Err("header has no `bytes` column".to_string()),
+        _ => Err(format!(
+            "header has no `bytes` column and several value columns ({}): choose one with --column",
+            candidates
+                .iter()
+                .map(|&i| names[i])
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The unit a column header states, in parentheses or brackets at its end (`Real (MB)`,
+/// `rss [KiB]`), as a byte multiplier; 1 when it states none or no size unit.
+fn header_unit_scale(name: &str) -> f64 {
+    let name = name.trim_end();
+    let unit = [('(', ')'), ('[', ']')].iter().find_map(|&(open, close)| {
+        let inner = name.strip_suffix(close)?;
+        Some(&inner[inner.rfind(open)? + 1..])
+    });
+    unit.and_then(|u| crate::size::unit_scale(u.trim()))
+        .unwrap_or(1.0)
+}
+
+/// Seconds since the Unix epoch of a date (RFC 3339, or `YYYY-MM-DD[ T]HH:MM:SS[.f]` with an
+/// optional ` UTC`/` GMT`/`Z`, read as UTC without an offset) or of a Unix time in s, ms, µs or
+/// ns (by magnitude: seconds cover years 1970–5138, milliseconds from 1973 on, and so on).
+pub fn timestamp_seconds(field: &str) -> Option<f64> {
+    if let Some(unix) = number(field) {
+        let magnitude = unix.abs();
+        return Some(if magnitude >= 1e17 {
+            unix / 1e9
+        } else if magnitude >= 1e14 {
+            unix / 1e6
+        } else if magnitude >= 1e11 {
+            unix / 1e3
+        } else {
+            unix
+        });
+    }
+    let field = field.trim();
+    let seconds = |ts: jiff::Timestamp| ts.as_nanosecond() as f64 / 1e9;
+    if let Ok(ts) = field.parse::<jiff::Timestamp>() {
+        return Some(seconds(ts));
+    }
+    let naive = [" UTC", " GMT", "Z"]
+        .iter()
+        .find_map(|suffix| field.strip_suffix(suffix))
+        .unwrap_or(field);
+    let civil = naive.parse::<jiff::civil::DateTime>().ok()?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| seconds(z.timestamp()))
+}
+
+/// The fields of a CSV row (RFC 4180 quoting: a quoted field may hold the separator, and `""`
+/// inside it is one `"`), each trimmed of surrounding spaces.
+fn split_fields(row: &str, separator: char) -> Vec<Cow<'_, str>> {
+    let mut fields = Vec::new();
+    let mut rest = row;
+    loop {
+        let trimmed = rest.trim_start();
+        if let Some(quoted) = trimmed.strip_prefix('"') {
+            // Up to the closing quote: one not followed by another.
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut after = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if quoted[i + 1..].starts_with('"') {
+                        value.push('"');
+                        chars.next();
+                        continue;
+                    }
+                    after = i + 1;
+                    break;
+                }
+                value.push(c);
+            }
+            let tail = &quoted[after..];
+            fields.push(Cow::Owned(value));
+            match tail.find(separator) {
+                Some(at) => rest = &tail[at + separator.len_utf8()..],
+                None => break,
+            }
+        } else {
+            match rest.find(separator) {
+                Some(at) => {
+                    fields.push(Cow::Borrowed(rest[..at].trim()));
+                    rest = &rest[at + separator.len_utf8()..];
+                }
+                None => {
+                    fields.push(Cow::Borrowed(rest.trim()));
+                    break;
+                }
+            }
+        }
+    }
+    fields
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn parse_series(text: &str) -> Result<Series, CsvError> {
+        parse_table(text, None).map(|table| table.series)
+    }
 
     #[test]
     fn round_trips_watch_output() {
@@ -188,7 +412,7 @@ mod tests {
         assert_eq!(parse_series("").unwrap_err().line, 1);
         assert_eq!(
             parse_series("x,y\n1,2\n").unwrap_err().message,
-            "header has no `t` column"
+            "header has no `t` column (seconds) nor a time, timestamp or date column"
         );
         let e = parse_series("t,bytes\n0,1\n1,oops\n").unwrap_err();
         assert_eq!(

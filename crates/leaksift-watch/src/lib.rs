@@ -8,10 +8,12 @@ pub mod cgroup;
 pub mod check;
 pub mod child;
 pub mod csv;
+pub mod import;
 pub mod procfs;
 pub mod record;
 pub mod sample;
 pub mod sampler;
+pub mod size;
 
 use std::path::PathBuf;
 

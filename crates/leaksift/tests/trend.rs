@@ -159,8 +159,18 @@ fn malformed_input_names_file_and_line() {
         ("empty.csv", "", "empty.csv:1: empty file: no header"),
         (
             "noheader.csv",
-            "time,mem\n1,2\n",
+            "when,mem\n1,2\n",
             "noheader.csv:1: header has no `t` column",
+        ),
+        (
+            "baddate.csv",
+            "time,mem\n2026-11-21 14:00:00,2\nyesterday,3\n",
+            "baddate.csv:3: `time` is not a date or Unix time: \"yesterday\"",
+        ),
+        (
+            "twovalues.csv",
+            "time,rss,vms\n0,1,2\n",
+            "twovalues.csv:1: header has no `bytes` column and several value columns (rss, vms): choose one with --column",
         ),
         (
             "bad.csv",
@@ -232,4 +242,125 @@ fn a_closed_stdout_ends_trend_quietly() {
         assert!(stderr.is_empty(), "{flags:?}: {stderr}");
         assert_eq!(out.status.code(), Some(0), "{flags:?}: {stderr}");
     }
+}
+
+/// A committed fixture recorded with a real tool (tests/programs/trend/regenerate.sh).
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/programs/trend")
+        .join(name)
+}
+
+/// The data lines of a fixture that start with `prefix` (its samples).
+fn count_lines(name: &str, keep: impl Fn(&str) -> bool) -> usize {
+    std::fs::read_to_string(fixture(name))
+        .unwrap()
+        .lines()
+        .filter(|l| keep(l))
+        .count()
+}
+
+#[test]
+fn psrecord_logs_are_read_as_they_are() {
+    // A Python program keeping 1 MiB every 100 ms, and one that fills a cache for 2 s and then
+    // holds it, both recorded by psrecord --include-children.
+    let (code, json) = trend_json(&fixture("psrecord-leak.log"), &["--fail-on-leak"]);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["verdict"], "leak");
+    assert_eq!(json["format"], "psrecord");
+    assert_eq!(json["source"], "Real (MB)");
+    let rows = count_lines("psrecord-leak.log", |l| {
+        !l.trim().is_empty() && !l.starts_with('#')
+    });
+    assert_eq!(json["samples"], rows);
+    // ~10 MiB/s: psrecord's "MB" are MiB.
+    let slope = json["slope_bytes_per_s"].as_f64().unwrap() / MIB;
+    assert!((8.0..12.0).contains(&slope), "{slope} MiB/s");
+    let (code, json) = trend_json(&fixture("psrecord-plateau.log"), &["--fail-on-leak"]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_ne!(json["verdict"], "leak");
+    let (_, virt) = trend_json(&fixture("psrecord-leak.log"), &["--column", "virtual"]);
+    assert_eq!(virt["source"], "Virtual (MB)");
+}
+
+#[test]
+fn mprof_files_are_read_without_the_final_zero() {
+    let (code, json) = trend_json(&fixture("mprof-leak.dat"), &["--fail-on-leak"]);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(
+        (&json["verdict"], &json["format"]),
+        (&"leak".into(), &"mprof".into())
+    );
+    // mprof ends with `MEM 0.000000` once the process is gone: not a sample.
+    let nonzero = count_lines("mprof-leak.dat", |l| {
+        l.starts_with("MEM ") && !l.starts_with("MEM 0.000000 ")
+    });
+    assert!(count_lines("mprof-leak.dat", |l| l.starts_with("MEM 0.000000 ")) >= 1);
+    assert_eq!(json["samples"], nonzero);
+}
+
+#[test]
+fn prometheus_range_queries_pick_one_series() {
+    // Prometheus scraping itself every second for 90 s: its own RSS.
+    let (code, json) = trend_json(&fixture("prometheus-self.json"), &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["format"], "prometheus");
+    assert!(
+        json["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("process_resident_memory_bytes{"),
+        "{json}"
+    );
+    assert!(json["samples"].as_u64().unwrap() >= 60, "{json}");
+    // Two series (resident and virtual): a one-line error says how to choose.
+    let two = fixture("prometheus-two-series.json");
+    let out = leaksift().arg("trend").arg(&two).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("prometheus-two-series.json:1: 2 series: choose one with --column"),
+        "{stderr}"
+    );
+    let (code, json) = trend_json(&two, &["--column", "virtual"]);
+    assert_eq!(code, Some(0), "{json}");
+    assert!(
+        json["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("process_virtual_memory_bytes{")
+    );
+}
+
+#[test]
+fn grafana_exports_with_dates_units_and_gaps() {
+    // Grafana's panel CSV export ("formatted data" on): a quoted header holding the series'
+    // labels, local dates, values with units, an empty cell where the series had no point.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "\"Time\",\"container_memory_working_set_bytes{pod=\"\"api-0\"\", namespace=\"\"prod\"\"}\"\n",
+    );
+    for i in 0..120u32 {
+        let (minute, second) = (i / 4, (i % 4) * 15);
+        let value = if i == 7 {
+            String::new()
+        } else {
+            format!(
+                "{:.2} MiB",
+                300.0 + 0.5 * f64::from(i) + 2.0 * wiggle(f64::from(i))
+            )
+        };
+        let _ = writeln!(text, "2026-11-21 14:{minute:02}:{second:02},{value}");
+    }
+    let path = dir.path().join("grafana.csv");
+    std::fs::write(&path, text).unwrap();
+    let (code, json) = trend_json(&path, &["--fail-on-leak"]);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["verdict"], "leak");
+    assert_eq!(json["samples"], 119);
+    assert_eq!(json["format"], "csv");
+    // 0.5 MiB per 15 s.
+    let slope = json["slope_bytes_per_s"].as_f64().unwrap();
+    assert!((slope / (0.5 * MIB / 15.0) - 1.0).abs() < 0.1, "{slope}");
 }

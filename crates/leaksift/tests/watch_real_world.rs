@@ -103,7 +103,9 @@ fn csv_keeps_every_sample_when_leaksift_is_killed() {
     watch.kill().unwrap();
     watch.wait().unwrap();
     let written = std::fs::read_to_string(&csv).unwrap();
-    let series = leaksift_watch::csv::parse_series(&written).unwrap();
+    let series = leaksift_watch::import::read_series(&written, None)
+        .unwrap()
+        .series;
     assert!(series.t.len() >= 5, "{written}");
     // The watched `sleep` leads its own process group, which SIGKILL gave no chance to stop.
     let pid: i32 = written

@@ -1,5 +1,6 @@
-//! `leaksift trend`: the leak verdict on a series someone already has (a CSV with `t` seconds and
-//! `bytes` columns, e.g. `watch --out`).
+//! `leaksift trend`: the leak verdict on a series someone already has: `watch --out`, any CSV with
+//! a time and a memory column (Grafana's export), a psrecord log, an `mprof` file or Prometheus
+//! range-query JSON.
 
 pub mod options;
 pub mod render;
@@ -9,15 +10,23 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
+use leaksift_watch::import::Format;
+
 use self::options::{Thresholds, parse_bytes};
 use self::render::{Evidence, Headline, Per, Verdict};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// CSV file with a header naming `t` (seconds) and `bytes` columns; a `pid` column marks restarts.
+    /// The series: a CSV with a header naming `t` (seconds) or a time/timestamp/date column and a
+    /// `bytes` (or single) memory column, a psrecord log, an mprof file or Prometheus query_range
+    /// JSON; a `pid` column marks restarts.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// The memory column of a CSV with several (name, or a unique part of it), psrecord's
+    /// `virtual` instead of `real`, or the Prometheus series whose labels contain this text.
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
     /// Memory limit; gives the time to reach it (default: the file's `limit` column, if any).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub limit: Option<u64>,
@@ -39,6 +48,8 @@ pub struct Args {
 struct TrendJson {
     schema: &'static str,
     file: String,
+    format: &'static str,
+    source: String,
     #[serde(flatten)]
     headline: Headline,
     #[serde(flatten)]
@@ -49,8 +60,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let name = args.file.display().to_string();
     let text = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
     let text = String::from_utf8_lossy(&text);
-    let series = leaksift_watch::csv::parse_series(&text)
+    let imported = leaksift_watch::import::read_series(&text, args.column.as_deref())
         .map_err(|e| anyhow::anyhow!("{name}:{}: {}", e.line, e.message))?;
+    let series = &imported.series;
+    let signal = match imported.format {
+        Format::Csv => format!("column `{}`", imported.source),
+        Format::Psrecord => format!("psrecord log, `{}` (MiB)", imported.source),
+        Format::Mprof => "mprof file, MEM lines (MiB)".to_string(),
+        Format::Prometheus => format!("Prometheus series {}", imported.source),
+    };
     let limit = args.limit.map(|l| l as f64).or(series.limit);
     let mut config = args.thresholds.config(None);
     config.limit = limit;
@@ -62,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         t: &series.t,
         bytes: &series.bytes,
         per: Per::Second,
-        signal: "bytes",
+        signal: &signal,
         axis: "memory",
         limit,
     };
@@ -74,6 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let json = TrendJson {
             schema: "leaksift.trend.v1",
             file: name,
+            format: imported.format.name(),
+            source: imported.source.clone(),
             headline: verdict.headline(),
             evidence: verdict.evidence(),
         };

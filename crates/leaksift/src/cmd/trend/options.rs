@@ -52,18 +52,8 @@ pub fn parse_probability(text: &str) -> Result<f64, String> {
 /// `T`, `TiB`; `B` alone is bytes. Fractions are allowed (`1.5GiB`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let (value, suffix) = split_number(text, "a size like 512MiB or 10k")?;
-    let scale: f64 = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "ki" | "kib" => 1024.0,
-        "m" | "mb" => 1e6,
-        "mi" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" => 1e9,
-        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" => 1e12,
-        "ti" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size suffix {other:?} in {text:?}")),
-    };
+    let scale = leaksift_watch::size::unit_scale(suffix)
+        .ok_or_else(|| format!("unknown size suffix {suffix:?} in {text:?}"))?;
     let bytes = value * scale;
     if !bytes.is_finite() || bytes > u64::MAX as f64 {
         return Err(format!("size {text:?} is too large"));

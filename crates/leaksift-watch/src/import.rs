@@ -1,0 +1,387 @@
+//! Memory series in the formats people already have, for `trend`: leaksift's own CSV and any CSV
+//! with a time column (Grafana's panel export, spreadsheets), psrecord logs, memory_profiler's
+//! `mprof` files and Prometheus range-query JSON. The format is told from the content.
+
+use crate::csv::{CsvError, Series};
+
+/// Where a series came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A CSV with a header (leaksift's `watch --out`, Grafana, spreadsheets).
+    Csv,
+    /// `psrecord --log FILE`: elapsed seconds, CPU %, real and virtual memory in MiB.
+    Psrecord,
+    /// `mprof run`: `MEM <MiB> <unix time>` lines.
+    Mprof,
+    /// Prometheus `/api/v1/query_range` JSON (a matrix).
+    Prometheus,
+}
+
+impl Format {
+    /// The name used in output (`--json`'s `format`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Psrecord => "psrecord",
+            Format::Mprof => "mprof",
+            Format::Prometheus => "prometheus",
+        }
+    }
+}
+
+/// A series and what it was read from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Imported {
+    pub series: Series,
+    pub format: Format,
+    /// The column (CSV, psrecord), line kind (mprof) or series labels (Prometheus) read.
+    pub source: String,
+}
+
+/// psrecord and memory_profiler divide bytes by 1024² and call it MB.
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Reads a series, telling the format from the content. `column` picks the value column of a CSV
+/// (see [`crate::csv::parse_table`]), psrecord's `virtual` column instead of `real`, or the
+/// Prometheus series whose labels contain it; mprof files have a single series.
+pub fn read_series(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first_line = text.lines().map(str::trim).find(|l| !l.is_empty());
+    match first_line {
+        Some(l) if l.starts_with('{') || l.starts_with('[') => prometheus(text, column),
+        Some(l) if l.starts_with("# Elapsed time") => psrecord(text, column),
+        Some(l) if l.starts_with("CMDLINE ") || l.starts_with("MEM ") => {
+            mprof(text, column).map(|series| Imported {
+                series,
+                format: Format::Mprof,
+                source: "MEM".to_string(),
+            })
+        }
+        _ => crate::csv::parse_table(text, column).map(|table| Imported {
+            series: table.series,
+            format: Format::Csv,
+            source: table.value_column,
+        }),
+    }
+}
+
+fn err(line: usize, message: impl Into<String>) -> CsvError {
+    CsvError {
+        line,
+        message: message.into(),
+    }
+}
+
+/// Appends a sample, checking what [`crate::csv::parse_table`] checks.
+fn push(series: &mut Series, line: usize, t: f64, bytes: f64) -> Result<(), CsvError> {
+    if !bytes.is_finite() || bytes.abs() > 18_446_744_073_709_551_616.0 {
+        return Err(err(
+            line,
+            format!("memory value is out of range: {bytes:e}"),
+        ));
+    }
+    if series.t.last().is_some_and(|&prev| t < prev) {
+        return Err(err(line, format!("time goes backwards ({t})")));
+    }
+    series.t.push(t);
+    series.bytes.push(bytes);
+    Ok(())
+}
+
+fn finish(series: Series, what: &str) -> Result<Series, CsvError> {
+    if series.t.is_empty() {
+        return Err(err(1, format!("no samples: {what}")));
+    }
+    Ok(series)
+}
+
+/// A psrecord log: a `# Elapsed time   CPU (%)   Real (MB)   Virtual (MB)` header and
+/// whitespace-separated rows. Real memory is RSS (summed over children with
+/// `--include-children`).
+fn psrecord(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
+    let (index, source) = match column.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("real") | Some("real (mb)") | Some("rss") => (2, "Real (MB)"),
+        Some("virtual") | Some("virtual (mb)") | Some("vms") => (3, "Virtual (MB)"),
+        Some(other) => {
+            return Err(err(
+                1,
+                format!("psrecord logs have `real` and `virtual` memory columns, not {other:?}"),
+            ));
+        }
+    };
+    let mut series = Series::default();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let row = line.trim();
+        if row.is_empty() || row.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let value = |at: usize| -> Result<f64, CsvError> {
+            let field = fields.get(at).ok_or_else(|| {
+                err(
+                    line_no,
+                    format!("expected 4 columns, found {}", fields.len()),
+                )
+            })?;
+            field
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| err(line_no, format!("not a number: {field:?}")))
+        };
+        push(&mut series, line_no, value(0)?, value(index)? * MIB)?;
+    }
+    Ok(Imported {
+        series: finish(series, "a psrecord log with a header only")?,
+        format: Format::Psrecord,
+        source: source.to_string(),
+    })
+}
+
+/// An `mprof run` file: `MEM <MiB> <unix time>` samples of the process (its children included
+/// with `--include-children`); `CMDLINE`, `FUNC` and per-child `CHLD` lines are not the series.
+/// mprof writes `MEM 0.000000` once the process is gone (a live process never has 0 bytes
+/// resident): such samples are skipped, or every run would end in a drop to zero.
+fn mprof(text: &str, column: Option<&str>) -> Result<Series, CsvError> {
+    if let Some(column) = column.filter(|c| !c.eq_ignore_ascii_case("mem")) {
+        return Err(err(
+            1,
+            format!("mprof files hold one series (MEM lines), not {column:?}"),
+        ));
+    }
+    let mut series = Series::default();
+    let mut start = None;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let Some(sample) = line.trim().strip_prefix("MEM ") else {
+            continue;
+        };
+        let mut fields = sample
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().ok().filter(|v| v.is_finite()));
+        let (Some(Some(mib)), Some(Some(unix))) = (fields.next(), fields.next()) else {
+            return Err(err(
+                line_no,
+                format!("expected `MEM <MiB> <unix time>`, found {line:?}"),
+            ));
+        };
+        if mib == 0.0 {
+            continue;
+        }
+        let t = unix - *start.get_or_insert(unix);
+        push(&mut series, line_no, t, mib * MIB)?;
+    }
+    finish(series, "an mprof file without MEM lines")
+}
+
+/// Prometheus range-query JSON: the whole API response, its `data`, or the `result` array; each
+/// series is `{"metric": {labels}, "values": [[unix time, "value"], ...]}`. Non-finite values
+/// (gaps) are skipped. With several series, `column` picks the one whose labels contain it.
+fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| err(e.line(), format!("not valid JSON: {e}")))?;
+    let result = json
+        .pointer("/data/result")
+        .or_else(|| json.get("result"))
+        .or(Some(&json).filter(|j| j.is_array()))
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| err(1, "JSON without a Prometheus `data.result` array"))?;
+    let series_named: Vec<(String, &serde_json::Value)> = result
+        .iter()
+        .map(|s| (labels(s.get("metric")), s))
+        .collect();
+    let chosen: Vec<&(String, &serde_json::Value)> = match column {
+        Some(wanted) => series_named
+            .iter()
+            .filter(|(name, _)| name.contains(wanted))
+            .collect(),
+        None => series_named.iter().collect(),
+    };
+    let (name, chosen) = match chosen[..] {
+        [one] => one,
+        [] if series_named.is_empty() => return Err(err(1, "the query returned no series")),
+        [] => {
+            return Err(err(
+                1,
+                format!(
+                    "no series matches {:?} (series: {})",
+                    column.unwrap_or(""),
+                    listing(&series_named)
+                ),
+            ));
+        }
+        _ => {
+            return Err(err(
+                1,
+                format!(
+                    "{} series: choose one with --column (series: {})",
+                    chosen.len(),
+                    listing(&series_named)
+                ),
+            ));
+        }
+    };
+    let values = chosen
+        .get("values")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| {
+            err(
+                1,
+                format!("series {name} has no `values` (an instant query? use query_range)"),
+            )
+        })?;
+    let mut series = Series::default();
+    let mut start = None;
+    for (index, pair) in values.iter().enumerate() {
+        let sample = pair.as_array().filter(|p| p.len() == 2).and_then(|p| {
+            let unix = p[0].as_f64()?;
+            let value = p[1].as_str()?.parse::<f64>().ok()?;
+            Some((unix, value))
+        });
+        let Some((unix, value)) = sample else {
+            return Err(err(
+                1,
+                format!("series {name}: value {index} is not [time, \"number\"]"),
+            ));
+        };
+        if !value.is_finite() {
+            continue;
+        }
+        let t = unix - *start.get_or_insert(unix);
+        push(&mut series, 1, t, value)
+            .map_err(|e| err(1, format!("series {name}: value {index}: {}", e.message)))?;
+    }
+    Ok(Imported {
+        series: finish(series, "the series has no finite values")?,
+        format: Format::Prometheus,
+        source: name.clone(),
+    })
+}
+
+/// `name{label="value", ...}` as Prometheus prints a series.
+fn labels(metric: Option<&serde_json::Value>) -> String {
+    let Some(map) = metric.and_then(|m| m.as_object()) else {
+        return "{}".to_string();
+    };
+    let name = map.get("__name__").and_then(|n| n.as_str()).unwrap_or("");
+    let rest: Vec<String> = map
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str()
+                    .map_or_else(|| v.to_string(), |s| format!("{s:?}"))
+            )
+        })
+        .collect();
+    format!("{name}{{{}}}", rest.join(", "))
+}
+
+/// The first few series names, for an error message.
+fn listing(series: &[(String, &serde_json::Value)]) -> String {
+    let mut names: Vec<&str> = series.iter().take(5).map(|(n, _)| n.as_str()).collect();
+    if series.len() > 5 {
+        names.push("…");
+    }
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn psrecord_real_memory_in_mib() {
+        let log = "# Elapsed time   CPU (%)     Real (MB)   Virtual (MB)\n\
+                   \x20      0.000        0.000       10.000       14.770\n\
+                   \x20      0.111       19.600       16.500       20.711\n";
+        let imported = read_series(log, None).unwrap();
+        assert_eq!(imported.format, Format::Psrecord);
+        assert_eq!(imported.series.t, vec![0.0, 0.111]);
+        assert_eq!(imported.series.bytes, vec![10.0 * MIB, 16.5 * MIB]);
+        let virt = read_series(log, Some("virtual")).unwrap();
+        assert_eq!(virt.series.bytes[0], 14.77 * MIB);
+        let e = read_series(&format!("{log}       0.2  1.0\n"), None).unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (4, "expected 4 columns, found 2")
+        );
+    }
+
+    #[test]
+    fn mprof_mem_lines_relative_to_the_first() {
+        let dat = "CMDLINE python3 grow.py\nMEM 6.5 1795270748.5\nCHLD 1 3.0 1795270748.6\n\
+                   FUNC f 1.0 1795270748.5 2.0 1795270748.7\nMEM 14.0 1795270749.0\n\
+                   MEM 0.000000 1795270749.1\n";
+        let imported = read_series(dat, None).unwrap();
+        assert_eq!(imported.format, Format::Mprof);
+        assert_eq!(imported.series.t, vec![0.0, 0.5]);
+        assert_eq!(imported.series.bytes, vec![6.5 * MIB, 14.0 * MIB]);
+        let e = read_series("CMDLINE x\nMEM 1.0\n", None).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(read_series("CMDLINE x\n", None).unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn prometheus_matrix_picks_one_series() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"__name__":"process_resident_memory_bytes","job":"api"},
+             "values":[[1700000000,"1000"],[1700000015,"NaN"],[1700000030,"3000"]]},
+            {"metric":{"__name__":"process_resident_memory_bytes","job":"db"},
+             "values":[[1700000000,"5"]]}]}}"#;
+        let e = read_series(body, None).unwrap_err();
+        assert!(
+            e.message.starts_with("2 series: choose one with --column"),
+            "{e}"
+        );
+        let api = read_series(body, Some("api")).unwrap();
+        assert_eq!(api.format, Format::Prometheus);
+        assert_eq!(api.source, "process_resident_memory_bytes{job=\"api\"}");
+        assert_eq!(api.series.t, vec![0.0, 30.0]);
+        assert_eq!(api.series.bytes, vec![1000.0, 3000.0]);
+        assert!(
+            read_series(body, Some("cache"))
+                .unwrap_err()
+                .message
+                .starts_with("no series matches")
+        );
+        let e = read_series("{\"data\": {\"result\": [}}", None).unwrap_err();
+        assert!(e.message.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn grafana_export_with_dates_and_formatted_values() {
+        let csv = "sep=,\n\"Time\",\"process_resident_memory_bytes{job=\"\"api\"\"}\"\n\
+                   2026-11-21 14:00:00,1.00 GiB\n2026-11-21 14:00:15,\n2026-11-21 14:00:30,1.50 GiB\n";
+        let imported = read_series(csv, None).unwrap();
+        assert_eq!(imported.format, Format::Csv);
+        assert_eq!(imported.series.t, vec![0.0, 30.0]);
+        assert_eq!(imported.series.bytes, vec![1073741824.0, 1610612736.0]);
+        let epoch_ms = "Time,rss\n1763733600000,100\n1763733601500,200\n";
+        assert_eq!(
+            read_series(epoch_ms, None).unwrap().series.t,
+            vec![0.0, 1.5]
+        );
+        let offsets = "timestamp,used\n2026-11-21T14:00:00+01:00,1\n2026-11-21T13:00:05Z,2\n";
+        assert_eq!(read_series(offsets, None).unwrap().series.t, vec![0.0, 5.0]);
+        let header_unit = "time,Real (MB),Virtual (MB)\n0,1,2\n";
+        let e = read_series(header_unit, None).unwrap_err();
+        assert!(e.message.contains("choose one with --column"), "{e}");
+        let real = read_series(header_unit, Some("real")).unwrap();
+        assert_eq!(
+            (real.source.as_str(), real.series.bytes[0]),
+            ("Real (MB)", 1e6)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "[{}\\[\\]\"a-zA-Z0-9.,: \n#-]{0,300}") {
+            let _ = read_series(&text, None);
+            let _ = read_series(&text, Some("a"));
+        }
+    }
+}
