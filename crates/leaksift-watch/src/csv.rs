@@ -247,11 +247,7 @@ fn pick_value_column(
             )),
             _ => Err(format!(
                 "several columns match {wanted:?}: {}",
-                containing
-                    .iter()
-                    .map(|&i| names[i])
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(names, &containing)
             )),
         };
     }
@@ -266,13 +262,15 @@ fn pick_value_column(
         [] => Err("header has no `bytes` column".to_string()),
         _ => Err(format!(
             "header has no `bytes` column and several value columns ({}): choose one with --column",
-            candidates
-                .iter()
-                .map(|&i| names[i])
-                .collect::<Vec<_>>()
-                .join(", ")
+            listed(names, &candidates)
         )),
     }
+}
+
+/// The names of columns `indices`, comma-separated, for an error message.
+fn listed(names: &[&str], indices: &[usize]) -> String {
+    let picked: Vec<&str> = indices.iter().map(|&i| names[i]).collect();
+    picked.join(", ")
 }
 
 /// The unit a column header states, in parentheses or brackets at its end (`Real (MB)`,
