@@ -5,7 +5,14 @@
 //! or on another machine: a module is read from its recorded path only when that file's build-id
 //! matches the recorded one; otherwise `<debug dir>/.build-id/xx/yyyy.debug` is tried. blazesym
 //! itself follows `.gnu_debuglink` into the same debug directories. An address that cannot be
-//! resolved becomes a frame named `??` carrying its module and offset, never an error.
+//! resolved becomes a frame named `??` carrying its module and offset, never an error; why a
+//! module's symbols could not be read is kept ([`Symbolizer::unresolved_modules`]) so the report
+//! can say it instead of showing a wall of `??`.
+//!
+//! A module recorded without a build-id cannot be matched by content. Its file is trusted only if
+//! it was not modified after the trace started ([`Symbolizer::recorded_at`]): a binary rebuilt
+//! since would otherwise be read as if it were the traced one, giving wrong functions and lines
+//! without any sign of it.
 //!
 //! blazesym's `Symbolizer` is `!Send`, and so is this type: symbolize on one thread.
 
@@ -45,13 +52,25 @@ pub struct Frame {
 #[derive(Debug)]
 enum SymbolFile {
     Found(PathBuf),
-    Missing,
+    /// No usable file; the reason, for the report.
+    Missing(String),
+}
+
+/// A module whose symbols could not be read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnresolvedModule {
+    /// The module's recorded path.
+    pub module: String,
+    pub reason: String,
 }
 
 /// Symbolizes the return addresses of one trace, caching every address it resolved.
 pub struct Symbolizer<'t> {
     modules: &'t [Module],
     debug_dirs: Vec<PathBuf>,
+    /// When tracing started (Unix seconds), if known: files without a recorded build-id that
+    /// were modified later are not trusted.
+    recorded_at: Option<u64>,
     blazesym: blazesym::symbolize::Symbolizer,
     files: FxHashMap<ModuleId, SymbolFile>,
     cache: FxHashMap<u64, Vec<Frame>>,
@@ -85,10 +104,40 @@ impl<'t> Symbolizer<'t> {
         Symbolizer {
             modules,
             debug_dirs,
+            recorded_at: None,
             blazesym,
             files: FxHashMap::default(),
             cache: FxHashMap::default(),
         }
+    }
+
+    /// Sets when tracing started (the trace header's Unix time): a module recorded without a
+    /// build-id is then read from its path only if that file was not modified after it.
+    pub fn recorded_at(mut self, start_unix_s: u64) -> Self {
+        self.recorded_at = Some(start_unix_s);
+        self
+    }
+
+    /// The modules looked up so far whose symbols could not be read, in recorded-path order.
+    pub fn unresolved_modules(&self) -> Vec<UnresolvedModule> {
+        let mut unresolved: Vec<UnresolvedModule> = self
+            .files
+            .iter()
+            .filter_map(|(id, file)| match file {
+                SymbolFile::Missing(reason) => Some(UnresolvedModule {
+                    module: self
+                        .modules
+                        .iter()
+                        .rev()
+                        .find(|m| m.id == *id)
+                        .map_or_else(|| UNKNOWN.to_string(), |m| m.path.clone()),
+                    reason: reason.clone(),
+                }),
+                SymbolFile::Found(_) => None,
+            })
+            .collect();
+        unresolved.sort_by(|a, b| (&a.module, &a.reason).cmp(&(&b.module, &b.reason)));
+        unresolved
     }
 
     /// Symbolizes a stack of return addresses (innermost first) into frames, innermost first,
@@ -140,14 +189,15 @@ impl<'t> Symbolizer<'t> {
                 .map(|&o| vec![unknown_frame(Some(module), o)])
                 .collect()
         };
-        let debug_dirs = &self.debug_dirs;
+        let (debug_dirs, recorded_at) = (&self.debug_dirs, self.recorded_at);
         let file = self
             .files
             .entry(module.id)
-            .or_insert_with(|| find_symbol_file(module, debug_dirs));
+            .or_insert_with(|| find_symbol_file(module, debug_dirs, recorded_at));
         let SymbolFile::Found(path) = file else {
             return unknown(&offsets);
         };
+        let path = path.clone();
         let source = Source::Elf(Elf::new(path.clone()));
         match self
             .blazesym
@@ -161,7 +211,16 @@ impl<'t> Symbolizer<'t> {
                     Symbolized::Unknown(_) => vec![unknown_frame(Some(module), offset)],
                 })
                 .collect(),
-            Err(_) => unknown(&offsets),
+            Err(error) => {
+                self.files.insert(
+                    module.id,
+                    SymbolFile::Missing(format!(
+                        "cannot read symbols from {}: {error}",
+                        path.display()
+                    )),
+                );
+                unknown(&offsets)
+            }
         }
     }
 }
@@ -173,33 +232,75 @@ fn lookup_address(return_address: u64) -> u64 {
 }
 
 /// The file to read `module`'s symbols from: its recorded path if that file is the same build,
-/// else a build-id debug file.
-fn find_symbol_file(module: &Module, debug_dirs: &[PathBuf]) -> SymbolFile {
+/// else a build-id debug file; or why there is none.
+fn find_symbol_file(
+    module: &Module,
+    debug_dirs: &[PathBuf],
+    recorded_at: Option<u64>,
+) -> SymbolFile {
     let path = Path::new(&module.path);
-    if !module.path.is_empty() && path.is_file() {
+    let hex: Option<String> = module
+        .build_id
+        .as_deref()
+        .filter(|id| id.len() >= 2)
+        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
+    let on_disk_problem = if module.path.is_empty() || !path.is_file() {
+        "the file is gone".to_string()
+    } else {
         let on_disk = blazesym::helper::read_elf_build_id(path).ok().flatten();
-        let same_build = match (&module.build_id, &on_disk) {
-            (Some(recorded), Some(found)) => recorded.as_slice() == found.as_ref(),
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        if same_build {
-            return SymbolFile::Found(path.to_path_buf());
-        }
-    }
-    if let Some(build_id) = module.build_id.as_deref().filter(|id| id.len() >= 2) {
-        let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
-        for dir in debug_dirs {
-            let candidate = dir
-                .join(".build-id")
-                .join(&hex[..2])
-                .join(format!("{}.debug", &hex[2..]));
-            if candidate.is_file() {
-                return SymbolFile::Found(candidate);
+        match (&module.build_id, &on_disk) {
+            (Some(recorded), Some(found)) if recorded.as_slice() == found.as_ref() => {
+                return SymbolFile::Found(path.to_path_buf());
             }
+            (Some(_), Some(found)) => format!(
+                "the file is another build (build-id {})",
+                found.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
+            (Some(_), None) => "the file has no build-id (another build)".to_string(),
+            (None, _) => match modified_after(path, recorded_at) {
+                Some(modified) => {
+                    return SymbolFile::Missing(format!(
+                        "recorded without a build-id and the file was modified {modified} s after \
+                         the trace started, so it may be another build: not used"
+                    ));
+                }
+                None => return SymbolFile::Found(path.to_path_buf()),
+            },
+        }
+    };
+    let Some(hex) = hex else {
+        return SymbolFile::Missing(format!("{on_disk_problem}, and no build-id was recorded"));
+    };
+    for dir in debug_dirs {
+        let candidate = dir
+            .join(".build-id")
+            .join(&hex[..2])
+            .join(format!("{}.debug", &hex[2..]));
+        if candidate.is_file() {
+            return SymbolFile::Found(candidate);
         }
     }
-    SymbolFile::Missing
+    SymbolFile::Missing(format!(
+        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under {}",
+        &hex[..2],
+        &hex[2..],
+        debug_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// How many seconds after `recorded_at` the file at `path` was last modified, when it was.
+fn modified_after(path: &Path, recorded_at: Option<u64>) -> Option<u64> {
+    let recorded_at = recorded_at?;
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let modified = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    (modified > recorded_at).then(|| modified - recorded_at)
 }
 
 fn unknown_frame(module: Option<&Module>, offset: u64) -> Frame {

@@ -1,6 +1,7 @@
 //! The symbolized report of one trace: what `leaksift report` prints as tables or JSON, built from
 //! a replay [`Analysis`], a [`Symbolizer`] and optional [`Suppressions`].
 
+pub use leaksift_trace::format::RECORDER_MAX_FRAMES;
 use leaksift_trace::model::{LeakClass, ProcessEnd, ScanTrigger};
 
 use crate::growth::call_site_growth;
@@ -89,6 +90,8 @@ pub struct LeakStack {
     pub suppressed_by: Option<String>,
     /// Innermost first, outermost (`main`) last.
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// A stack's share of the heap at its peak.
@@ -96,6 +99,8 @@ pub struct LeakStack {
 pub struct PeakStack {
     pub bytes: u64,
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// Allocation counts of one stack.
@@ -105,6 +110,8 @@ pub struct Hotspot {
     pub allocated_bytes: u64,
     pub temporary: u64,
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// Growth by call site.
@@ -128,6 +135,8 @@ pub struct SiteView {
     pub p_value: f64,
     pub live_bytes_at_end: u64,
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// The snake-case name of a leak class, as in the JSON.
@@ -172,6 +181,7 @@ pub fn build(
     let mut frames_of = |stack: StackIndex| -> Vec<Frame> {
         trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
     };
+    let cut = |stack: StackIndex| stack_truncated(analysis, stack);
 
     let mut unsuppressed = LeakTotals::default();
     let leak_stacks: Vec<LeakStack> = analysis
@@ -192,6 +202,7 @@ pub fn build(
                 bytes: group.bytes,
                 suppressed_by,
                 frames,
+                stack_truncated: cut(group.stack),
             }
         })
         .collect();
@@ -200,6 +211,7 @@ pub fn build(
         .map(|s| PeakStack {
             bytes: analysis.stats(s).peak_bytes,
             frames: frames_of(s),
+            stack_truncated: cut(s),
         })
         .collect();
     let mut hotspot = |s: StackIndex| {
@@ -209,6 +221,7 @@ pub fn build(
             allocated_bytes: stats.allocated_bytes,
             temporary: stats.temporaries,
             frames: frames_of(s),
+            stack_truncated: cut(s),
         }
     };
     let hotspots = hotspot_order.into_iter().map(&mut hotspot).collect();
@@ -224,6 +237,7 @@ pub fn build(
             p_value: site.trend.p_value,
             live_bytes_at_end: site.live_bytes_at_end,
             frames: frames_of(site.stack),
+            stack_truncated: cut(site.stack),
         })
         .collect();
     sites.sort_by_key(|site| {
@@ -271,6 +285,15 @@ pub fn build(
 fn seconds(nanos: u64) -> f64 {
     nanos as f64 / 1e9
 }
+
+/// Whether the recorder cut `stack` at its frame limit (deep recursion, deep call chains).
+pub fn stack_truncated(analysis: &Analysis, stack: StackIndex) -> bool {
+    analysis.stacks.frames(stack).len() >= RECORDER_MAX_FRAMES
+}
+
+/// The outermost flamegraph frame of a stack the recorder cut short, so such stacks stand apart
+/// instead of rooting at whatever function was [`RECORDER_MAX_FRAMES`] calls deep.
+pub const TRUNCATED_FLAME_ROOT: &str = "[stack cut: deeper frames not recorded]";
 
 /// Drops the C runtime frames below `main` (`__libc_start_main`, `_start`), as memcheck does.
 pub fn trim_below_main(mut frames: Vec<Frame>) -> Vec<Frame> {
@@ -341,13 +364,16 @@ pub fn flame_stacks(
     };
     symbolizer.resolve(shown().flat_map(|s| analysis.stacks.frames(s).iter().copied()));
     shown()
-        .map(|s| FlameStack {
-            frames: trim_below_main(symbolizer.stack(analysis.stacks.frames(s)))
-                .into_iter()
-                .rev()
-                .map(|frame| frame.function)
-                .collect(),
-            weight: weights[s.0 as usize],
+        .map(|s| {
+            let symbolized = trim_below_main(symbolizer.stack(analysis.stacks.frames(s)));
+            let root = stack_truncated(analysis, s).then(|| TRUNCATED_FLAME_ROOT.to_string());
+            FlameStack {
+                frames: root
+                    .into_iter()
+                    .chain(symbolized.into_iter().rev().map(|frame| frame.function))
+                    .collect(),
+                weight: weights[s.0 as usize],
+            }
         })
         .collect()
 }

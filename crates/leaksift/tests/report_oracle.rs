@@ -1,0 +1,439 @@
+//! `leaksift report` against the reference tools on real programs: heaptrack_print for allocation
+//! counts per call site, temporaries and peak; valgrind memcheck for the leak classes; plus the
+//! figures the test programs are written to produce (tests/programs/report_audit/).
+//!
+//! heaptrack and valgrind run only when installed (CI installs both); otherwise the comparison
+//! is skipped with a note on stderr and only the predicted figures are checked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command as Cli;
+use serde_json::Value;
+
+mod support;
+
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/report_audit")
+}
+
+fn leaksift() -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_leaksift"))
+}
+
+fn must_run(command: &mut Command) -> std::process::Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Whether `tool` runs here; prints why the comparison is skipped when it does not.
+fn installed(tool: &str, test: &str) -> bool {
+    let found = Command::new(tool).arg("--version").output().is_ok();
+    if !found {
+        eprintln!("{test}: skipped the {tool} comparison ({tool} is not installed)");
+    }
+    found
+}
+
+/// Compiles `source` (C) from the report_audit programs into `dir/name` with `flags`.
+fn compile_c(dir: &Path, source: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let binary = dir.join(name);
+    must_run(
+        Command::new("cc")
+            .args(["-g", "-O1", "-fno-omit-frame-pointer"])
+            .args(flags)
+            .arg("-o")
+            .arg(&binary)
+            .arg(source),
+    );
+    binary
+}
+
+fn record(dir: &Path, binary: &Path) -> PathBuf {
+    support::ensure_preload();
+    let trace = dir.join(format!(
+        "{}.trace",
+        binary.file_name().unwrap().to_string_lossy()
+    ));
+    let output = leaksift()
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(binary)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "record {} failed: {}",
+        binary.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    trace
+}
+
+fn report(trace: &Path, args: &[&str]) -> String {
+    let output = leaksift()
+        .arg("report")
+        .arg(trace)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn report_json(trace: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&report(trace, &all)).expect("report --json prints one JSON object")
+}
+
+/// Sums `field` of JSON stacks by innermost call site `(function, line)` in counts.c, as
+/// heaptrack_print groups them.
+fn by_call_site(stacks: &Value, field: &str) -> BTreeMap<(String, u64), u64> {
+    let mut sums = BTreeMap::new();
+    for stack in stacks.as_array().unwrap() {
+        let frame = &stack["frames"][0];
+        if !frame["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("/counts.c"))
+        {
+            continue;
+        }
+        let site = (
+            frame["function"].as_str().unwrap().to_string(),
+            frame["line"].as_u64().unwrap(),
+        );
+        *sums.entry(site).or_default() += stack[field].as_u64().unwrap();
+    }
+    sums
+}
+
+/// The counting program, built and recorded once per test.
+struct Counts {
+    _dir: tempfile::TempDir,
+    binary: PathBuf,
+    trace: PathBuf,
+}
+
+fn counts() -> Counts {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile_c(dir.path(), &programs().join("counts.c"), "counts", &[]);
+    let trace = record(dir.path(), &binary);
+    Counts {
+        _dir: dir,
+        binary,
+        trace,
+    }
+}
+
+/// heaptrack_print's per-call-site sections: `(function, line) -> count` for each site header
+/// (`N calls to allocation functions … from` / `N temporary allocations of … from`, then the
+/// function, then `  at FILE:LINE`) of the counting program's source.
+fn heaptrack_sites(print: &str, header: &str) -> BTreeMap<(String, u64), u64> {
+    let lines: Vec<&str> = print.lines().collect();
+    let mut sites = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(count) = line
+            .strip_suffix(" from")
+            .filter(|l| l.contains(header))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let (Some(function), Some(at)) = (lines.get(i + 1), lines.get(i + 2)) else {
+            continue;
+        };
+        let Some(line_number) = at
+            .trim()
+            .strip_prefix("at ")
+            .filter(|at| at.contains("counts.c:"))
+            .and_then(|at| at.rsplit(':').next())
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        *sites
+            .entry((function.trim().to_string(), line_number))
+            .or_default() += count;
+    }
+    sites
+}
+
+/// Line of `text` in counts.c (1-based).
+fn counts_line(text: &str) -> u64 {
+    let source = std::fs::read_to_string(programs().join("counts.c")).unwrap();
+    source
+        .lines()
+        .position(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("counts.c has no line with {text:?}")) as u64
+        + 1
+}
+
+#[test]
+fn counts_peak_temporaries_and_leaks_are_the_predicted_ones() {
+    let counts = counts();
+    let json = report_json(&counts.trace, &["--top", "1000"]);
+    // 60 nodes + 25 temporaries + 4 (realloc chain) + 3 + 2 (peak) + 300 (recursion).
+    assert_eq!(json["allocations"], 394);
+    // 25 malloc/free pairs and the chain's first three blocks, each freed by the realloc that
+    // follows it with no allocation in between (heaptrack counts them too).
+    assert_eq!(json["temporary_allocations"], 28);
+    assert_eq!(json["peak_bytes"], 1_057_328);
+    assert_eq!(json["leaks"]["definitely_lost"]["blocks"], 300);
+    assert_eq!(json["leaks"]["definitely_lost"]["bytes"], 9600);
+    assert_eq!(json["leaks"]["still_reachable"]["blocks"], 4);
+    assert_eq!(json["leaks"]["still_reachable"]["bytes"], 5864);
+
+    let calls = by_call_site(&json["hotspots"], "allocations");
+    let node_line = counts_line("return malloc(48)");
+    assert_eq!(calls[&("make_node".to_string(), node_line)], 60);
+    let recurse_line = counts_line("void *volatile leaked = malloc(32)");
+    assert_eq!(calls[&("recurse".to_string(), recurse_line)], 300);
+    // calloc(10, 100) is 1000 bytes; the aligned allocators ask for their size, not alignment.
+    let sizes: BTreeMap<(String, u64), u64> = by_call_site(&json["hotspots"], "allocated_bytes");
+    for (function, text, bytes) in [
+        ("odd_allocators", "zeroed = calloc(10, 100)", 1000),
+        ("odd_allocators", "aligned = aligned_alloc(64, 256)", 256),
+        ("odd_allocators", "posix_memalign(&block, 4096, 512)", 512),
+        ("realloc_chain", "chain = realloc(chain, 4096)", 4096),
+    ] {
+        let site = (function.to_string(), counts_line(text));
+        assert_eq!(sizes.get(&site), Some(&bytes), "{text}");
+    }
+}
+
+#[test]
+fn allocation_and_temporary_counts_per_call_site_equal_heaptrack() {
+    let test = "allocation_and_temporary_counts_per_call_site_equal_heaptrack";
+    if !installed("heaptrack_print", test) || !installed("heaptrack", test) {
+        return;
+    }
+    let counts = counts();
+    let data = counts.trace.with_extension("heaptrack");
+    must_run(
+        Command::new("heaptrack")
+            .arg("-o")
+            .arg(&data)
+            .arg(&counts.binary),
+    );
+    let data = ["zst", "gz"]
+        .iter()
+        .map(|ext| PathBuf::from(format!("{}.{ext}", data.display())))
+        .find(|p| p.is_file())
+        .expect("heaptrack wrote its data file");
+    let print = must_run(
+        Command::new("heaptrack_print")
+            .arg("-f")
+            .arg(&data)
+            .args(["-n", "1000", "-s", "1000", "-p", "0", "-a", "1", "-T", "1"]),
+    );
+    let print = String::from_utf8_lossy(&print.stdout).into_owned();
+
+    let json = report_json(&counts.trace, &["--top", "1000"]);
+    let heaptrack_calls = heaptrack_sites(&print, "calls to allocation functions");
+    assert!(
+        heaptrack_calls.len() >= 8,
+        "heaptrack_print listed {heaptrack_calls:?}"
+    );
+    assert_eq!(
+        by_call_site(&json["hotspots"], "allocations"),
+        heaptrack_calls
+    );
+
+    let heaptrack_temporaries = heaptrack_sites(&print, "temporary allocations of");
+    assert_eq!(
+        by_call_site(&json["temporaries"], "temporary"),
+        heaptrack_temporaries
+    );
+}
+
+#[test]
+fn leak_classes_equal_memcheck() {
+    let test = "leak_classes_equal_memcheck";
+    if !installed("valgrind", test) {
+        return;
+    }
+    let counts = counts();
+    let output = Command::new("valgrind")
+        .args([
+            "--leak-check=full",
+            "--show-leak-kinds=all",
+            "--run-libc-freeres=no",
+        ])
+        .arg(&counts.binary)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let json = report_json(&counts.trace, &[]);
+    for (label, class) in [
+        ("definitely lost:", "definitely_lost"),
+        ("indirectly lost:", "indirectly_lost"),
+        ("possibly lost:", "possibly_lost"),
+        ("still reachable:", "still_reachable"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} in {log}"));
+        let numbers: Vec<u64> = line[line.find(label).unwrap() + label.len()..]
+            .split_whitespace()
+            .filter_map(|w| w.replace(',', "").parse().ok())
+            .collect();
+        assert_eq!(
+            (numbers[1], numbers[0]),
+            (
+                json["leaks"][class]["blocks"].as_u64().unwrap(),
+                json["leaks"][class]["bytes"].as_u64().unwrap()
+            ),
+            "{class}"
+        );
+    }
+}
+
+/// Before the fix the one-line site label skipped every frame whose name started with
+/// `malloc`/`calloc`/`realloc`, so the chain's blocks showed as allocated in `main`.
+#[test]
+fn site_label_keeps_a_caller_named_like_an_allocator() {
+    let counts = counts();
+    let text = report(&counts.trace, &["--top", "1000"]);
+    let peak_row = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Held at the peak"))
+        .find(|l| l.trim_start().starts_with("4.00 KiB"))
+        .unwrap_or_else(|| panic!("no 4 KiB row in the peak table:\n{text}"));
+    let line = counts_line("chain = realloc(chain, 4096)");
+    assert!(
+        peak_row.contains(&format!("realloc_chain (counts.c:{line})")),
+        "{peak_row}"
+    );
+}
+
+/// Before the fix a recursion deeper than the recorder's 64 frames looked like a complete
+/// stack rooted 64 calls deep; now the JSON, the text and the flamegraph say it was cut.
+#[test]
+fn deep_recursion_says_the_stack_was_cut() {
+    let counts = counts();
+    let json = report_json(&counts.trace, &["--top", "1000"]);
+    let stacks = json["leak_stacks"].as_array().unwrap();
+    let deepest = stacks.iter().max_by_key(|s| s["blocks"].as_u64()).unwrap();
+    assert_eq!(deepest["frames"].as_array().unwrap().len(), 64);
+    assert_eq!(deepest["stack_truncated"], true);
+    // The shallow recursion levels reach `main` and are complete.
+    let shallow = stacks
+        .iter()
+        .find(|s| s["frames"].as_array().unwrap().len() == 2)
+        .expect("a stack of recurse <- main");
+    assert_eq!(shallow["stack_truncated"], false);
+    assert!(json["hotspots"][0].get("stack_truncated").is_some());
+
+    let text = report(&counts.trace, &["--top", "1"]);
+    assert!(
+        text.contains("deeper frames not recorded (the recorder keeps 64 frames)"),
+        "{text}"
+    );
+
+    let svg = counts.trace.with_extension("svg");
+    report(
+        &counts.trace,
+        &[
+            "--flamegraph",
+            svg.to_str().unwrap(),
+            "--flamegraph-metric",
+            "allocations",
+        ],
+    );
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.contains("[stack cut: deeper frames not recorded]"));
+}
+
+/// A module recorded without a build-id, rebuilt from changed source after the trace: before the
+/// fix the report read the new binary and printed its (wrong) functions and lines silently.
+#[test]
+fn binary_rebuilt_without_build_id_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = programs().join("counts.c");
+    let binary = compile_c(dir.path(), &source, "nobuildid", &["-Wl,--build-id=none"]);
+    let trace = record(dir.path(), &binary);
+
+    // Rebuild with every line moved down by three and a function in front of the others.
+    let shifted = dir.path().join("shifted.c");
+    let original = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(
+        &shifted,
+        format!("static int pad(int x) {{ return x * 7; }}\nint (*keep)(int) = pad;\n\n{original}"),
+    )
+    .unwrap();
+    compile_c(dir.path(), &shifted, "nobuildid", &["-Wl,--build-id=none"]);
+    // The rebuild may fall in the second the trace started: date it clearly after.
+    let later = SystemTime::now() + Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&binary)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+
+    let json = report_json(&trace, &[]);
+    let frames: Vec<&Value> = json["hotspots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["frames"].as_array().unwrap())
+        .filter(|f| f["module"].as_str() == binary.to_str())
+        .collect();
+    assert!(!frames.is_empty());
+    assert!(
+        frames
+            .iter()
+            .all(|f| f["function"] == "??" && f["line"].is_null()),
+        "frames read from the rebuilt binary: {frames:?}"
+    );
+    let unresolved = json["unresolved_modules"].as_array().unwrap();
+    assert!(
+        unresolved
+            .iter()
+            .any(|m| m["module"].as_str() == binary.to_str()
+                && m["reason"].as_str().unwrap().contains("without a build-id")),
+        "{unresolved:?}"
+    );
+    let text = report(&trace, &[]);
+    assert!(text.contains("Frames shown as ?? (no symbols):"), "{text}");
+}
+
+/// A rebuilt binary with a build-id is refused by content (that always worked); the report now
+/// says why its frames are `??` and where it looked for the recorded build's debug file.
+#[test]
+fn rebuilt_binary_with_build_id_is_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = programs().join("counts.c");
+    let binary = compile_c(dir.path(), &source, "withid", &[]);
+    let trace = record(dir.path(), &binary);
+    compile_c(dir.path(), &source, "withid", &["-O2"]);
+    let json = report_json(&trace, &[]);
+    let unresolved = json["unresolved_modules"].as_array().unwrap();
+    assert!(
+        unresolved
+            .iter()
+            .any(|m| m["module"].as_str() == binary.to_str()
+                && m["reason"].as_str().unwrap().contains("another build")
+                && m["reason"].as_str().unwrap().contains(".build-id/")),
+        "{unresolved:?}"
+    );
+}
