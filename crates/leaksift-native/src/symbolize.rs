@@ -32,7 +32,7 @@ pub const DEFAULT_DEBUG_DIRS: &[&str] = &["/usr/lib/debug", "/lib/debug"];
 pub const UNKNOWN: &str = "??";
 
 /// One symbolized frame.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Frame {
     /// Demangled function name, or `??`.
     pub function: String,

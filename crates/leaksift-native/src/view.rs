@@ -5,7 +5,9 @@ pub use leaksift_trace::format::RECORDER_MAX_FRAMES;
 use leaksift_trace::model::{LeakClass, ProcessEnd, ScanTrigger};
 
 use crate::growth::call_site_growth;
-use crate::replay::{Analysis, BlocksBytes, LeakTotals, StackIndex};
+use rustc_hash::FxHashMap;
+
+use crate::replay::{Analysis, BlocksBytes, LeakTotals, StackIndex, StackStats};
 use crate::suppress::Suppressions;
 use crate::symbolize::{Frame, Symbolizer};
 
@@ -149,6 +151,79 @@ pub fn class_name(class: LeakClass) -> &'static str {
     }
 }
 
+/// The report's rows: stacks that symbolize to the same frames merged into one call site.
+///
+/// The recorder keys stacks by return address, so one source call site reached through several
+/// call instructions (a loop the compiler unrolled, a function inlined twice into one caller)
+/// is several stacks. heaptrack_print merges by location; so does the report, or such a site
+/// would show as N rows of 1/N each, and might fall off `--top`. Frames merge when function,
+/// file, line, module and inlining agree; a frame without a line keeps its offset in the key,
+/// so distinct unknown addresses never merge.
+struct CallSites {
+    /// Per site: its stacks (the first one's frames are shown) and summed figures.
+    sites: Vec<CallSite>,
+    /// The site of every stack, by [`StackIndex`]; `u32::MAX` for stacks that never allocated.
+    site_of: Vec<u32>,
+}
+
+struct CallSite {
+    stacks: Vec<StackIndex>,
+    frames: Vec<Frame>,
+    stats: StackStats,
+    truncated: bool,
+}
+
+impl CallSites {
+    fn new(analysis: &Analysis, symbolizer: &mut Symbolizer<'_>) -> Self {
+        let allocating = || {
+            analysis
+                .stacks
+                .indices()
+                .filter(|&s| analysis.stats(s).allocations > 0)
+        };
+        symbolizer.resolve(allocating().flat_map(|s| analysis.stacks.frames(s).iter().copied()));
+        let mut by_frames: FxHashMap<Vec<Frame>, u32> = FxHashMap::default();
+        let mut sites: Vec<CallSite> = Vec::new();
+        let mut site_of = vec![u32::MAX; analysis.stacks.len()];
+        for stack in allocating() {
+            let frames = trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)));
+            let key: Vec<Frame> = frames
+                .iter()
+                .map(|f| Frame {
+                    offset: if f.line.is_some() { 0 } else { f.offset },
+                    ..f.clone()
+                })
+                .collect();
+            let next = sites.len() as u32;
+            let site = *by_frames.entry(key).or_insert(next);
+            if site == next {
+                sites.push(CallSite {
+                    stacks: Vec::new(),
+                    frames,
+                    stats: StackStats::default(),
+                    truncated: false,
+                });
+            }
+            let entry = &mut sites[site as usize];
+            entry.stacks.push(stack);
+            entry.stats.absorb(analysis.stats(stack));
+            entry.truncated |= stack_truncated(analysis, stack);
+            site_of[stack.0 as usize] = site;
+        }
+        CallSites { sites, site_of }
+    }
+
+    /// Indices of the `top` sites with the largest nonzero `key`, largest first.
+    fn top_by(&self, top: usize, key: impl Fn(&StackStats) -> u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.sites.len())
+            .filter(|&i| key(&self.sites[i].stats) > 0)
+            .collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(key(&self.sites[i].stats)), i));
+        order.truncate(top);
+        order
+    }
+}
+
 /// Builds the report.
 pub fn build(
     analysis: &Analysis,
@@ -156,88 +231,94 @@ pub fn build(
     suppressions: &Suppressions,
     options: &ViewOptions,
 ) -> NativeReport {
-    let top_by = |key: &dyn Fn(StackIndex) -> u64| -> Vec<StackIndex> {
-        let mut stacks: Vec<StackIndex> =
-            analysis.stacks.indices().filter(|&s| key(s) > 0).collect();
-        stacks.sort_by_key(|&s| (std::cmp::Reverse(key(s)), s));
-        stacks.truncate(options.top);
-        stacks
-    };
-    let peak_order = top_by(&|s| analysis.stats(s).peak_bytes);
-    let hotspot_order = top_by(&|s| analysis.stats(s).allocations);
-    let temporary_order = top_by(&|s| analysis.stats(s).temporaries);
-    let growth = call_site_growth(analysis, options.growth_sites, &options.trend);
-
-    // One symbolization batch per module for every address the report shows.
-    let shown = analysis
-        .leak_groups
+    let call_sites = CallSites::new(analysis, symbolizer);
+    let site_stacks: Vec<&[StackIndex]> = call_sites
+        .sites
         .iter()
-        .map(|g| g.stack)
-        .chain(peak_order.iter().copied())
-        .chain(hotspot_order.iter().copied())
-        .chain(temporary_order.iter().copied())
-        .chain(growth.iter().map(|g| g.stack));
-    symbolizer.resolve(shown.flat_map(|s| analysis.stacks.frames(s).iter().copied()));
-    let mut frames_of = |stack: StackIndex| -> Vec<Frame> {
-        trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
-    };
-    let cut = |stack: StackIndex| stack_truncated(analysis, stack);
+        .map(|s| s.stacks.as_slice())
+        .collect();
+    let growth = call_site_growth(analysis, &site_stacks, options.growth_sites, &options.trend);
+    let site = |i: usize| &call_sites.sites[i];
+
+    // Leak groups of the stacks of one site and class are one row, in the replay's order
+    // (class, then bytes) after merging.
+    let mut leak_rows: Vec<(LeakClass, usize, BlocksBytes)> = Vec::new();
+    let mut leak_row_of: FxHashMap<(LeakClass, usize), usize> = FxHashMap::default();
+    for group in &analysis.leak_groups {
+        let site_index = call_sites.site_of[group.stack.0 as usize];
+        // A scanned block's stack always allocated; guard against a hostile trace anyway.
+        if site_index == u32::MAX {
+            continue;
+        }
+        let key = (group.class, site_index as usize);
+        let row = *leak_row_of.entry(key).or_insert_with(|| {
+            leak_rows.push((group.class, key.1, BlocksBytes::default()));
+            leak_rows.len() - 1
+        });
+        leak_rows[row].2.absorb(BlocksBytes {
+            blocks: group.blocks,
+            bytes: group.bytes,
+        });
+    }
+    leak_rows.sort_by_key(|&(class, site, total)| (class, std::cmp::Reverse(total.bytes), site));
 
     let mut unsuppressed = LeakTotals::default();
-    let leak_stacks: Vec<LeakStack> = analysis
-        .leak_groups
-        .iter()
-        .map(|group| {
-            let frames = frames_of(group.stack);
+    let leak_stacks: Vec<LeakStack> = leak_rows
+        .into_iter()
+        .map(|(class, site_index, total)| {
+            let frames = site(site_index).frames.clone();
             let suppressed_by = suppressions.matching(&frames).map(str::to_string);
             if suppressed_by.is_none() {
-                unsuppressed.class_mut(group.class).absorb(BlocksBytes {
-                    blocks: group.blocks,
-                    bytes: group.bytes,
-                });
+                unsuppressed.class_mut(class).absorb(total);
             }
             LeakStack {
-                kind: class_name(group.class),
-                blocks: group.blocks,
-                bytes: group.bytes,
+                kind: class_name(class),
+                blocks: total.blocks,
+                bytes: total.bytes,
                 suppressed_by,
                 frames,
-                stack_truncated: cut(group.stack),
+                stack_truncated: site(site_index).truncated,
             }
         })
         .collect();
-    let peak_stacks = peak_order
+    let peak_stacks = call_sites
+        .top_by(options.top, |s| s.peak_bytes)
         .into_iter()
-        .map(|s| PeakStack {
-            bytes: analysis.stats(s).peak_bytes,
-            frames: frames_of(s),
-            stack_truncated: cut(s),
+        .map(|i| PeakStack {
+            bytes: site(i).stats.peak_bytes,
+            frames: site(i).frames.clone(),
+            stack_truncated: site(i).truncated,
         })
         .collect();
-    let mut hotspot = |s: StackIndex| {
-        let stats = analysis.stats(s);
-        Hotspot {
-            allocations: stats.allocations,
-            allocated_bytes: stats.allocated_bytes,
-            temporary: stats.temporaries,
-            frames: frames_of(s),
-            stack_truncated: cut(s),
-        }
+    let hotspot = |i: usize| Hotspot {
+        allocations: site(i).stats.allocations,
+        allocated_bytes: site(i).stats.allocated_bytes,
+        temporary: site(i).stats.temporaries,
+        frames: site(i).frames.clone(),
+        stack_truncated: site(i).truncated,
     };
-    let hotspots = hotspot_order.into_iter().map(&mut hotspot).collect();
-    let temporaries = temporary_order.into_iter().map(&mut hotspot).collect();
+    let hotspots = call_sites
+        .top_by(options.top, |s| s.allocations)
+        .into_iter()
+        .map(hotspot)
+        .collect();
+    let temporaries = call_sites
+        .top_by(options.top, |s| s.temporaries)
+        .into_iter()
+        .map(hotspot)
+        .collect();
 
     let mut sites: Vec<SiteView> = growth
         .into_iter()
-        .map(|site| SiteView {
-            verdict: site.trend.verdict.as_str(),
-            reason: site.trend.reason.code(),
-            slope_bytes_per_s: site.trend.slope,
-            slope_ci_bytes_per_s: [site.trend.slope_ci.0, site.trend.slope_ci.1],
-            p_value: site.trend.p_value,
-            live_bytes_at_end: site.live_bytes_at_end,
-            frames: frames_of(site.stack),
-            stack_truncated: cut(site.stack),
+        .map(|growth| SiteView {
+            verdict: growth.trend.verdict.as_str(),
+            reason: growth.trend.reason.code(),
+            slope_bytes_per_s: growth.trend.slope,
+            slope_ci_bytes_per_s: [growth.trend.slope_ci.0, growth.trend.slope_ci.1],
+            p_value: growth.trend.p_value,
+            live_bytes_at_end: growth.live_bytes_at_end,
+            frames: site(growth.site).frames.clone(),
+            stack_truncated: site(growth.site).truncated,
         })
         .collect();
     sites.sort_by_key(|site| {

@@ -437,3 +437,71 @@ fn rebuilt_binary_with_build_id_is_named_with_the_reason() {
         "{unresolved:?}"
     );
 }
+
+/// rustc unrolls the program's loops, so each iteration calls from its own instruction and the
+/// recorder sees one stack per iteration. Before the fix every such stack was its own row of one
+/// allocation (as were the leak and temporary rows); rows now merge stacks that symbolize to the
+/// same frames, as heaptrack_print merges by location.
+#[test]
+fn unrolled_loop_is_one_call_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("generics");
+    must_run(
+        Command::new("rustc")
+            .args([
+                "-g",
+                "-C",
+                "opt-level=1",
+                "-C",
+                "force-frame-pointers=yes",
+                "-o",
+            ])
+            .arg(&binary)
+            .arg(programs().join("generics.rs")),
+    );
+    let trace = record(dir.path(), &binary);
+    let json = report_json(&trace, &["--top", "1000"]);
+    let source = std::fs::read_to_string(programs().join("generics.rs")).unwrap();
+    let line_of = |text: &str| source.lines().position(|l| l.contains(text)).unwrap() as u64 + 1;
+    // The caller's frame (`generics::main` at the loop's line) tells the two loops apart.
+    let rows_called_from =
+        |list: &str, line: u64| -> Vec<(u64, u64, u64)> {
+            json[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|row| {
+                    row["frames"].as_array().unwrap().iter().any(|f| {
+                        f["function"] == "generics::main" && f["line"].as_u64() == Some(line)
+                    })
+                })
+                .map(|row| {
+                    (
+                        row["allocations"].as_u64().unwrap_or(0),
+                        row["blocks"].as_u64().unwrap_or(0),
+                        row["temporary"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        };
+    assert_eq!(
+        rows_called_from("hotspots", line_of("boxed::<u64>() as")),
+        [(4, 0, 0)]
+    );
+    assert_eq!(
+        rows_called_from("hotspots", line_of("boxed::<[u8; 32]>() as")),
+        [(6, 0, 0)]
+    );
+    assert_eq!(
+        rows_called_from("leak_stacks", line_of("boxed::<u64>() as")),
+        [(0, 4, 0)]
+    );
+    assert_eq!(
+        rows_called_from("leak_stacks", line_of("boxed::<[u8; 32]>() as")),
+        [(0, 6, 0)]
+    );
+    assert_eq!(
+        rows_called_from("temporaries", line_of("with_closure(5);")),
+        [(5, 0, 5)]
+    );
+}
