@@ -98,7 +98,9 @@ impl<'t> Symbolizer<'t> {
         let blazesym = blazesym::symbolize::Symbolizer::builder()
             .enable_code_info(true)
             .enable_inlined_fns(true)
-            .enable_demangling(true)
+            // Demangled here (`demangle`): blazesym also hands plain C names to the C++
+            // demangler, which reads a function named `b` or `i` as the type `bool` or `int`.
+            .enable_demangling(false)
             .set_debug_dirs(Some(&debug_dirs))
             .build();
         Symbolizer {
@@ -148,6 +150,12 @@ impl<'t> Symbolizer<'t> {
             .iter()
             .flat_map(|address| self.cache[address].iter().cloned())
             .collect()
+    }
+
+    /// The frames of one return address (innermost first), resolving it if needed.
+    pub fn frames_at(&mut self, address: u64) -> &[Frame] {
+        self.resolve([address]);
+        &self.cache[&address]
     }
 
     /// Resolves every address not cached yet, one blazesym batch per module.
@@ -314,6 +322,28 @@ fn unknown_frame(module: Option<&Module>, offset: u64) -> Frame {
     }
 }
 
+/// Demangles a Rust (`_R…`, or legacy `_ZN…17h<hash>E`) or C++ (`_Z…`) symbol name; any other
+/// name (C functions, names DWARF already gives demangled) is kept as it is.
+fn demangle(name: &str) -> String {
+    if name.starts_with("_R") || name.starts_with("_ZN") {
+        if let Ok(rust) = rustc_demangle::try_demangle(name) {
+            let without_hash = format!("{rust:#}");
+            // A legacy Rust name ends in a hash the alternate form drops; a C++ name has none.
+            if name.starts_with("_R") || without_hash != rust.to_string() {
+                return without_hash;
+            }
+        }
+    }
+    if name.starts_with("_Z") {
+        if let Ok(cpp) = cpp_demangle::Symbol::new(name) {
+            if let Ok(demangled) = cpp.demangle() {
+                return demangled;
+            }
+        }
+    }
+    name.to_string()
+}
+
 /// The frames of one resolved address: the innermost inlined function first, the function
 /// containing the address last. Each carries the source location inside that function.
 fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
@@ -325,7 +355,7 @@ fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
     for inlined in sym.inlined.iter().rev() {
         let (file, line) = location(inlined.code_info.as_ref());
         frames.push(Frame {
-            function: inlined.name.to_string(),
+            function: demangle(&inlined.name),
             file,
             line,
             module: module.path.clone(),
@@ -335,7 +365,7 @@ fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
     }
     let (file, line) = location(sym.code_info.as_deref());
     frames.push(Frame {
-        function: sym.name.to_string(),
+        function: demangle(&sym.name),
         file,
         line,
         module: module.path.clone(),
@@ -343,4 +373,26 @@ fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
         inlined: false,
     });
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demangle;
+
+    #[test]
+    fn c_names_that_read_as_mangled_types_stay_as_they_are() {
+        for name in ["b", "i", "v", "f", "Ss", "main", "operator()"] {
+            assert_eq!(demangle(name), name);
+        }
+    }
+
+    #[test]
+    fn cpp_and_rust_names_are_demangled() {
+        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
+        assert_eq!(demangle("_Z4makei"), "make(int)");
+        assert_eq!(
+            demangle("_ZN8generics5boxed17h0123456789abcdefE"),
+            "generics::boxed"
+        );
+    }
 }

@@ -168,12 +168,14 @@ struct CallSites {
 
 struct CallSite {
     stacks: Vec<StackIndex>,
-    frames: Vec<Frame>,
     stats: StackStats,
     truncated: bool,
 }
 
 impl CallSites {
+    /// Groups the stacks that allocated. Each distinct address gets a location id (addresses
+    /// whose frames agree share one), so a stack's key is a short vector of ids and frames are
+    /// built only for the rows shown.
     fn new(analysis: &Analysis, symbolizer: &mut Symbolizer<'_>) -> Self {
         let allocating = || {
             analysis
@@ -182,28 +184,47 @@ impl CallSites {
                 .filter(|&s| analysis.stats(s).allocations > 0)
         };
         symbolizer.resolve(allocating().flat_map(|s| analysis.stacks.frames(s).iter().copied()));
-        let mut by_frames: FxHashMap<Vec<Frame>, u32> = FxHashMap::default();
+        let mut location_ids: FxHashMap<Vec<Frame>, u32> = FxHashMap::default();
+        // Per address: its location id and whether it is `main` (frames below it are dropped).
+        let mut locations: FxHashMap<u64, (u32, bool)> = FxHashMap::default();
+        let mut by_key: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
         let mut sites: Vec<CallSite> = Vec::new();
         let mut site_of = vec![u32::MAX; analysis.stacks.len()];
+        let mut key = Vec::new();
         for stack in allocating() {
-            let frames = trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)));
-            let key: Vec<Frame> = frames
-                .iter()
-                .map(|f| Frame {
-                    offset: if f.line.is_some() { 0 } else { f.offset },
-                    ..f.clone()
-                })
-                .collect();
-            let next = sites.len() as u32;
-            let site = *by_frames.entry(key).or_insert(next);
-            if site == next {
-                sites.push(CallSite {
-                    stacks: Vec::new(),
-                    frames,
-                    stats: StackStats::default(),
-                    truncated: false,
+            key.clear();
+            for &address in analysis.stacks.frames(stack) {
+                let (id, is_main) = *locations.entry(address).or_insert_with(|| {
+                    let frames = symbolizer.frames_at(address);
+                    let is_main = frames.iter().any(|f| f.function == "main" && !f.inlined);
+                    let location: Vec<Frame> = frames
+                        .iter()
+                        .map(|f| Frame {
+                            offset: if f.line.is_some() { 0 } else { f.offset },
+                            ..f.clone()
+                        })
+                        .collect();
+                    let next = location_ids.len() as u32;
+                    (*location_ids.entry(location).or_insert(next), is_main)
                 });
+                key.push(id);
+                if is_main {
+                    break;
+                }
             }
+            let next = sites.len() as u32;
+            let site = match by_key.get(key.as_slice()) {
+                Some(&site) => site,
+                None => {
+                    by_key.insert(key.clone(), next);
+                    sites.push(CallSite {
+                        stacks: Vec::new(),
+                        stats: StackStats::default(),
+                        truncated: false,
+                    });
+                    next
+                }
+            };
             let entry = &mut sites[site as usize];
             entry.stacks.push(stack);
             entry.stats.absorb(analysis.stats(stack));
@@ -239,6 +260,11 @@ pub fn build(
         .collect();
     let growth = call_site_growth(analysis, &site_stacks, options.growth_sites, &options.trend);
     let site = |i: usize| &call_sites.sites[i];
+    // The frames shown for a site: its first stack's.
+    let mut frames_of = |i: usize| -> Vec<Frame> {
+        let stack = call_sites.sites[i].stacks[0];
+        trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
+    };
 
     // Leak groups of the stacks of one site and class are one row, in the replay's order
     // (class, then bytes) after merging.
@@ -266,7 +292,7 @@ pub fn build(
     let leak_stacks: Vec<LeakStack> = leak_rows
         .into_iter()
         .map(|(class, site_index, total)| {
-            let frames = site(site_index).frames.clone();
+            let frames = frames_of(site_index);
             let suppressed_by = suppressions.matching(&frames).map(str::to_string);
             if suppressed_by.is_none() {
                 unsuppressed.class_mut(class).absorb(total);
@@ -286,26 +312,26 @@ pub fn build(
         .into_iter()
         .map(|i| PeakStack {
             bytes: site(i).stats.peak_bytes,
-            frames: site(i).frames.clone(),
+            frames: frames_of(i),
             stack_truncated: site(i).truncated,
         })
         .collect();
-    let hotspot = |i: usize| Hotspot {
+    let mut hotspot = |i: usize| Hotspot {
         allocations: site(i).stats.allocations,
         allocated_bytes: site(i).stats.allocated_bytes,
         temporary: site(i).stats.temporaries,
-        frames: site(i).frames.clone(),
+        frames: frames_of(i),
         stack_truncated: site(i).truncated,
     };
     let hotspots = call_sites
         .top_by(options.top, |s| s.allocations)
         .into_iter()
-        .map(hotspot)
+        .map(&mut hotspot)
         .collect();
     let temporaries = call_sites
         .top_by(options.top, |s| s.temporaries)
         .into_iter()
-        .map(hotspot)
+        .map(&mut hotspot)
         .collect();
 
     let mut sites: Vec<SiteView> = growth
@@ -317,7 +343,7 @@ pub fn build(
             slope_ci_bytes_per_s: [growth.trend.slope_ci.0, growth.trend.slope_ci.1],
             p_value: growth.trend.p_value,
             live_bytes_at_end: growth.live_bytes_at_end,
-            frames: site(growth.site).frames.clone(),
+            frames: frames_of(growth.site),
             stack_truncated: site(growth.site).truncated,
         })
         .collect();

@@ -505,3 +505,85 @@ fn unrolled_loop_is_one_call_site() {
         [(5, 0, 5)]
     );
 }
+
+/// blazesym handed every name to the C++ demangler, which reads a C function named `b`, `i` or
+/// `f` as the type `bool`, `int` or `float`: before the fix the report named them so.
+#[test]
+fn c_functions_named_like_type_codes_keep_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile_c(
+        dir.path(),
+        &programs().join("short_names.c"),
+        "short_names",
+        &[],
+    );
+    let trace = record(dir.path(), &binary);
+    let json = report_json(&trace, &[]);
+    // b() is called from two lines of main: two rows.
+    let mut allocating: BTreeMap<String, u64> = BTreeMap::new();
+    for hotspot in json["hotspots"].as_array().unwrap() {
+        let frame = &hotspot["frames"][0];
+        if frame["module"].as_str() == binary.to_str() {
+            *allocating
+                .entry(frame["function"].as_str().unwrap().to_string())
+                .or_default() += hotspot["allocations"].as_u64().unwrap();
+        }
+    }
+    let expected: BTreeMap<String, u64> = [("b", 2), ("f", 1), ("i", 1)]
+        .iter()
+        .map(|&(name, count)| (name.to_string(), count))
+        .collect();
+    assert_eq!(allocating, expected);
+}
+
+/// memcheck's HEAP SUMMARY `total heap usage: A allocs, F frees, B bytes allocated`.
+fn memcheck_heap_usage(binary: &Path) -> (u64, u64, u64) {
+    let output = Command::new("valgrind")
+        .arg("--run-libc-freeres=no")
+        .arg(binary)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("total heap usage:"))
+        .unwrap_or_else(|| panic!("no heap usage in {log}"));
+    let numbers: Vec<u64> = line[line.find("usage:").unwrap()..]
+        .split_whitespace()
+        .filter_map(|w| w.replace(',', "").parse().ok())
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
+}
+
+/// Allocation, free and byte totals equal memcheck's, through realloc chains, realloc(NULL, n),
+/// realloc(p, 0) (a free), a failed realloc (nothing happens), calloc and the aligned allocators.
+#[test]
+fn heap_usage_totals_equal_memcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let edges = compile_c(
+        dir.path(),
+        &programs().join("realloc_edges.c"),
+        "realloc_edges",
+        &["-Wno-alloc-size-larger-than"],
+    );
+    let counts = compile_c(dir.path(), &programs().join("counts.c"), "counts", &[]);
+    // Predicted: realloc_edges.c's header; counts.c's 394 calls, 90 frees.
+    let predicted = [(edges, (3, 1, 600)), (counts, (394, 90, 1_070_532))];
+    let with_memcheck = installed("valgrind", "heap_usage_totals_equal_memcheck");
+    for (binary, expected) in predicted {
+        let json = report_json(&record(dir.path(), &binary), &[]);
+        let ours = (
+            json["allocations"].as_u64().unwrap(),
+            json["frees"].as_u64().unwrap(),
+            json["allocated_bytes"].as_u64().unwrap(),
+        );
+        assert_eq!(ours, expected, "{}", binary.display());
+        if with_memcheck {
+            assert_eq!(ours, memcheck_heap_usage(&binary), "{}", binary.display());
+        }
+        if binary.ends_with("realloc_edges") {
+            assert_eq!(json["live_at_end"]["blocks"], 2);
+            assert_eq!(json["leaks"]["still_reachable"]["bytes"], 400);
+        }
+    }
+}
