@@ -587,3 +587,220 @@ fn heap_usage_totals_equal_memcheck() {
         }
     }
 }
+
+/// A binary stripped before it ran, its debug info in a separate file found later through the
+/// `.gnu_debuglink` name or the recorded build-id under `--debug-dir`: the same call sites,
+/// functions and lines as the unstripped build.
+#[test]
+fn stripped_binary_symbolizes_through_debuglink_and_build_id_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile_c(dir.path(), &programs().join("counts.c"), "stripped", &[]);
+    let expected = by_call_site(
+        &report_json(&record(dir.path(), &binary), &["--top", "1000"])["hotspots"],
+        "allocations",
+    );
+    let debug_file = dir.path().join("stripped.debug");
+    must_run(
+        Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(&binary)
+            .arg(&debug_file),
+    );
+    must_run(
+        Command::new("objcopy")
+            .args(["--strip-all"])
+            .arg(format!("--add-gnu-debuglink={}", debug_file.display()))
+            .arg(&binary),
+    );
+    let trace = record(dir.path(), &binary);
+
+    // Found through the debuglink name in --debug-dir.
+    let by_link = dir.path().join("by-link");
+    std::fs::create_dir(&by_link).unwrap();
+    std::fs::rename(&debug_file, by_link.join("stripped.debug")).unwrap();
+    let via_link = report_json(
+        &trace,
+        &["--top", "1000", "--debug-dir", by_link.to_str().unwrap()],
+    );
+    assert_eq!(by_call_site(&via_link["hotspots"], "allocations"), expected);
+
+    // Found through the recorded build-id.
+    let id = String::from_utf8(must_run(Command::new("readelf").arg("-n").arg(&binary)).stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
+        .expect("the binary has a build-id");
+    let by_id = dir.path().join("by-id");
+    let id_dir = by_id.join(".build-id").join(&id[..2]);
+    std::fs::create_dir_all(&id_dir).unwrap();
+    std::fs::rename(
+        by_link.join("stripped.debug"),
+        id_dir.join(format!("{}.debug", &id[2..])),
+    )
+    .unwrap();
+    let via_id = report_json(
+        &trace,
+        &["--top", "1000", "--debug-dir", by_id.to_str().unwrap()],
+    );
+    assert_eq!(by_call_site(&via_id["hotspots"], "allocations"), expected);
+    // Without either, no frame claims a line of counts.c.
+    let without = report_json(&trace, &["--top", "1000"]);
+    assert!(by_call_site(&without["hotspots"], "allocations").is_empty());
+}
+
+/// A frame chain as `(function, line)` pairs of the frames in `file`, and its count.
+type Chain = (u64, Vec<(String, u64)>);
+
+/// heaptrack_print's MOST CALLS section (run with `-t 0` for full template names) as chains of
+/// the sites whose innermost located frame is in `file`: the site's frames, then each backtrace.
+fn heaptrack_chains(print: &str, file: &str) -> Vec<Chain> {
+    let section = print
+        .split("MOST CALLS TO ALLOCATION FUNCTIONS")
+        .nth(1)
+        .expect("a MOST CALLS section");
+    let section = section.split("\n\n\n").next().unwrap();
+    let mut chains = Vec::new();
+    for block in section.split("\n\n") {
+        let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+        let Some(split) = lines.iter().position(|l| l.contains(" calls with ")) else {
+            continue;
+        };
+        // (function, "FILE:LINE" or None) in order.
+        let frames = |lines: &[&str]| -> Vec<(String, Option<String>)> {
+            let mut frames: Vec<(String, Option<String>)> = Vec::new();
+            for line in lines {
+                let trimmed = line.trim();
+                if let Some(at) = trimmed.strip_prefix("at ") {
+                    if let Some(last) = frames.last_mut() {
+                        last.1 = Some(at.to_string());
+                    }
+                } else if !trimmed.starts_with("in ") {
+                    frames.push((trimmed.to_string(), None));
+                }
+            }
+            frames
+        };
+        let site = frames(&lines[1..split]);
+        if !site
+            .iter()
+            .find_map(|(_, at)| at.as_deref())
+            .is_some_and(|at| at.contains(file))
+        {
+            continue;
+        }
+        let mut starts: Vec<usize> = (split..lines.len())
+            .filter(|&i| lines[i].contains(" calls with "))
+            .collect();
+        starts.push(lines.len());
+        for pair in starts.windows(2) {
+            let count: u64 = lines[pair[0]]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let chain = site
+                .iter()
+                .cloned()
+                .chain(frames(&lines[pair[0] + 1..pair[1]]))
+                .filter_map(|(function, at)| {
+                    let at = at?;
+                    let (path, line) = at.rsplit_once(':')?;
+                    path.ends_with(file)
+                        .then(|| (function, line.parse().unwrap()))
+                })
+                .collect();
+            chains.push((count, chain));
+        }
+    }
+    chains.sort();
+    chains
+}
+
+/// The same chains from the report's hotspots: rows whose innermost frame with a source file is
+/// in `file` (the C++ `operator new` in libstdc++ has none).
+fn report_chains(json: &Value, file: &str) -> Vec<Chain> {
+    let mut chains: Vec<Chain> = json["hotspots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| {
+            row["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|f| f["file"].as_str())
+                .is_some_and(|f| f.ends_with(file))
+        })
+        .map(|row| {
+            let chain = row["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["file"].as_str().is_some_and(|f| f.ends_with(file)))
+                .map(|f| {
+                    (
+                        f["function"].as_str().unwrap().to_string(),
+                        f["line"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            (row["allocations"].as_u64().unwrap(), chain)
+        })
+        .collect();
+    chains.sort();
+    chains
+}
+
+/// C++ through class templates, a lambda, an always-inlined helper and std::thread workers: the
+/// allocation counts and every frame in the program's source (demangled names with template
+/// arguments, inlined frames, lines) equal heaptrack_print's, frame by frame.
+#[test]
+fn cpp_frames_and_counts_equal_heaptrack() {
+    let test = "cpp_frames_and_counts_equal_heaptrack";
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("templates");
+    must_run(
+        Command::new("c++")
+            .args(["-g", "-O2", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .arg(&binary)
+            .arg(programs().join("templates.cpp")),
+    );
+    let json = report_json(&record(dir.path(), &binary), &["--top", "1000"]);
+    let ours = report_chains(&json, "templates.cpp");
+    let chain = |count: u64, frames: &[(&str, u64)]| -> Chain {
+        (
+            count,
+            frames.iter().map(|&(f, l)| (f.to_string(), l)).collect(),
+        )
+    };
+    for expected in [
+        chain(7, &[("Pool<Widget>::make()", 16), ("main", 35)]),
+        chain(5, &[("Pool<double>::make()", 16), ("main", 38)]),
+        chain(
+            3,
+            &[("inlined_helper", 20), ("operator()", 40), ("main", 42)],
+        ),
+        chain(40, &[("worker(int)", 26)]),
+    ] {
+        assert!(ours.contains(&expected), "{expected:?} not in {ours:?}");
+    }
+    if !installed("heaptrack_print", test) || !installed("heaptrack", test) {
+        return;
+    }
+    let data = dir.path().join("templates.heaptrack");
+    must_run(Command::new("heaptrack").arg("-o").arg(&data).arg(&binary));
+    let data = ["zst", "gz"]
+        .iter()
+        .map(|ext| PathBuf::from(format!("{}.{ext}", data.display())))
+        .find(|p| p.is_file())
+        .expect("heaptrack wrote its data file");
+    let print = must_run(
+        Command::new("heaptrack_print")
+            .arg("-f")
+            .arg(&data)
+            .args(["-t", "0", "-n", "1000", "-s", "1000", "-p", "0", "-T", "0"]),
+    );
+    let theirs = heaptrack_chains(&String::from_utf8_lossy(&print.stdout), "templates.cpp");
+    assert_eq!(ours, theirs);
+}
