@@ -228,7 +228,7 @@ impl CallSites {
             let entry = &mut sites[site as usize];
             entry.stacks.push(stack);
             entry.stats.absorb(analysis.stats(stack));
-            entry.truncated |= stack_truncated(analysis, stack);
+            entry.truncated |= stack_truncated(analysis, symbolizer, stack);
             site_of[stack.0 as usize] = site;
         }
         CallSites { sites, site_of }
@@ -393,9 +393,33 @@ fn seconds(nanos: u64) -> f64 {
     nanos as f64 / 1e9
 }
 
-/// Whether the recorder cut `stack` at its frame limit (deep recursion, deep call chains).
-pub fn stack_truncated(analysis: &Analysis, stack: StackIndex) -> bool {
-    analysis.stacks.frames(stack).len() >= RECORDER_MAX_FRAMES
+/// Functions a complete stack ends in: `main` and the C runtime below it, thread entry points.
+const STACK_ROOTS: [&str; 7] = [
+    "main",
+    "__libc_start_call_main",
+    "__libc_start_main",
+    "_start",
+    "start_thread",
+    "clone3",
+    "__clone",
+];
+
+/// Whether the recorder cut `stack` at its frame limit (deep recursion, deep call chains): it
+/// has the limit's number of frames and none of them is a root (a stack of exactly that depth
+/// reaching `main` is complete).
+pub fn stack_truncated(
+    analysis: &Analysis,
+    symbolizer: &mut Symbolizer<'_>,
+    stack: StackIndex,
+) -> bool {
+    let addresses = analysis.stacks.frames(stack);
+    addresses.len() >= RECORDER_MAX_FRAMES
+        && !addresses.iter().any(|&address| {
+            symbolizer
+                .frames_at(address)
+                .iter()
+                .any(|f| !f.inlined && STACK_ROOTS.contains(&f.function.as_str()))
+        })
 }
 
 /// The outermost flamegraph frame of a stack the recorder cut short, so such stacks stand apart
@@ -473,7 +497,8 @@ pub fn flame_stacks(
     shown()
         .map(|s| {
             let symbolized = trim_below_main(symbolizer.stack(analysis.stacks.frames(s)));
-            let root = stack_truncated(analysis, s).then(|| TRUNCATED_FLAME_ROOT.to_string());
+            let root = stack_truncated(analysis, symbolizer, s)
+                .then(|| TRUNCATED_FLAME_ROOT.to_string());
             FlameStack {
                 frames: root
                     .into_iter()

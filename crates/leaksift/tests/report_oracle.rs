@@ -341,7 +341,18 @@ fn deep_recursion_says_the_stack_was_cut() {
         .find(|s| s["frames"].as_array().unwrap().len() == 2)
         .expect("a stack of recurse <- main");
     assert_eq!(shallow["stack_truncated"], false);
-    assert!(json["hotspots"][0].get("stack_truncated").is_some());
+    // A stack is cut exactly when it did not reach main: the levels whose 64 recorded frames
+    // still include main (the C runtime frames below it are what was cut) are complete.
+    for stack in stacks {
+        let frames = stack["frames"].as_array().unwrap();
+        let reaches_main = frames.last().unwrap()["function"] == "main";
+        assert_eq!(stack["stack_truncated"], !reaches_main, "{frames:?}");
+    }
+    assert!(
+        stacks
+            .iter()
+            .any(|s| s["frames"].as_array().unwrap().len() >= 62 && s["stack_truncated"] == false)
+    );
 
     let text = report(&counts.trace, &["--top", "1"]);
     assert!(
@@ -803,4 +814,194 @@ fn cpp_frames_and_counts_equal_heaptrack() {
     );
     let theirs = heaptrack_chains(&String::from_utf8_lossy(&print.stdout), "templates.cpp");
     assert_eq!(ours, theirs);
+}
+
+/// The flamegraph's root (`all`) weighs what the JSON says: lost bytes (definitely, indirectly
+/// and possibly lost; heaptrack's "leaked" flamegraph also counts still-reachable blocks), bytes
+/// at the peak, allocations.
+#[test]
+fn flamegraph_totals_equal_the_json() {
+    let counts = counts();
+    let json = report_json(&counts.trace, &[]);
+    let lost = ["definitely_lost", "indirectly_lost", "possibly_lost"]
+        .iter()
+        .map(|class| json["leaks"][class]["bytes"].as_u64().unwrap())
+        .sum::<u64>();
+    for (metric, total, unit) in [
+        ("leaked", lost, "bytes"),
+        ("peak", json["peak_bytes"].as_u64().unwrap(), "bytes"),
+        (
+            "allocations",
+            json["allocations"].as_u64().unwrap(),
+            "allocations",
+        ),
+    ] {
+        let svg = counts.trace.with_extension(format!("{metric}.svg"));
+        report(
+            &counts.trace,
+            &[
+                "--flamegraph",
+                svg.to_str().unwrap(),
+                "--flamegraph-metric",
+                metric,
+            ],
+        );
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        let total = total
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        let root = format!("<title>all ({total} {unit}, 100%)</title>");
+        assert!(svg.contains(&root), "{metric}: no {root}");
+    }
+}
+
+/// The keys of docs/json.md's report table, with `a`, `b` rows split.
+fn documented_report_keys() -> std::collections::BTreeSet<String> {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json.md"))
+            .unwrap();
+    let section = docs
+        .split("### report (`leaksift.report.v1`)")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .flat_map(|l| {
+            let cell = l.split(" |").next().unwrap().to_string();
+            cell.split(", ")
+                .map(|k| k.trim_matches('`').to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every key `report --json` prints is documented in docs/json.md and every documented key is
+/// printed; stack rows and frames have the documented fields.
+#[test]
+fn json_keys_equal_docs() {
+    let counts = counts();
+    let json = report_json(&counts.trace, &["--fail-on-leak", "1MiB"]);
+    let printed: std::collections::BTreeSet<String> =
+        json.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(printed, documented_report_keys());
+    assert_eq!(json.as_object().unwrap().keys().next().unwrap(), "schema");
+    let keys = |value: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let strings = |names: &[&str]| -> Vec<String> {
+        let mut names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        keys(&json["leak_stacks"][0]),
+        strings(&[
+            "kind",
+            "blocks",
+            "bytes",
+            "suppressed_by",
+            "frames",
+            "stack_truncated"
+        ])
+    );
+    assert_eq!(
+        keys(&json["peak_stacks"][0]),
+        strings(&["bytes", "frames", "stack_truncated"])
+    );
+    for list in ["hotspots", "temporaries"] {
+        assert_eq!(
+            keys(&json[list][0]),
+            strings(&[
+                "allocations",
+                "allocated_bytes",
+                "temporary",
+                "frames",
+                "stack_truncated"
+            ])
+        );
+    }
+    assert_eq!(
+        keys(&json["hotspots"][0]["frames"][0]),
+        strings(&["function", "file", "line", "module", "offset", "inlined"])
+    );
+    assert_eq!(
+        keys(&json["fail_on_leak"]),
+        strings(&["budget_bytes", "lost_bytes", "failed"])
+    );
+    assert_eq!(
+        keys(&json["scan"]),
+        strings(&["time_s", "trigger", "unmatched_blocks"])
+    );
+    assert_eq!(keys(&json["growth"]), strings(&["samples", "sites"]));
+}
+
+/// `--fail-on-leak BYTES` fails only above the budget; suppressions (LSan `TemplateMatch`:
+/// substring, `^`/`$` anchors, `*`) over function, file and module names take blocks out of it.
+#[test]
+fn fail_on_leak_budget_and_suppression_edges() {
+    let counts = counts();
+    let run = |args: &[&str]| -> (i32, Value) {
+        let output = leaksift()
+            .arg("report")
+            .arg(&counts.trace)
+            .args(["--quiet", "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let json = serde_json::from_slice(&output.stdout).expect("JSON even when failing");
+        (output.status.code().unwrap(), json)
+    };
+    // 9600 bytes definitely lost (the recursion), nothing indirectly lost.
+    assert_eq!(run(&["--fail-on-leak", "9600"]).0, 0);
+    assert_eq!(run(&["--fail-on-leak", "9599"]).0, 1);
+    assert_eq!(run(&["--fail-on-leak"]).0, 1);
+    let dir = tempfile::tempdir().unwrap();
+    for (pattern, suppressed) in [
+        ("recurse", true),
+        ("^recurse$", true),
+        ("^recur", true),
+        ("curse$", true),
+        ("^curse", false),
+        // As sanitizer_common: `$` ends the match, whatever follows it.
+        ("recurse$x", true),
+        ("re*se", true),
+        ("*counts.c", true),
+        ("report_audit/counts.c", true),
+        ("counts.c$", true),
+        ("counts.h", false),
+        ("make_node", false),
+    ] {
+        let file = dir.path().join("supp");
+        std::fs::write(&file, format!("# test\n\nleak:{pattern}\n")).unwrap();
+        let (status, json) = run(&["--fail-on-leak", "--suppressions", file.to_str().unwrap()]);
+        assert_eq!(status, if suppressed { 0 } else { 1 }, "leak:{pattern}");
+        let unsuppressed = json["unsuppressed"]["definitely_lost"]["bytes"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            unsuppressed,
+            if suppressed { 0 } else { 9600 },
+            "leak:{pattern}"
+        );
+        // The totals by class never change.
+        assert_eq!(json["leaks"]["definitely_lost"]["bytes"], 9600);
+    }
+    // An outer frame cannot match a stack the recorder cut before reaching it (as with LSan's
+    // malloc_context_size): `leak:main` leaves the 237 blocks of the 64-frame stack.
+    let file = dir.path().join("main.supp");
+    std::fs::write(&file, "leak:main\n").unwrap();
+    let (status, json) = run(&["--fail-on-leak", "--suppressions", file.to_str().unwrap()]);
+    assert_eq!(status, 1);
+    assert_eq!(json["unsuppressed"]["definitely_lost"]["bytes"], 237 * 32);
 }
