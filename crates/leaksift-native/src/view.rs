@@ -497,8 +497,8 @@ pub fn flame_stacks(
     shown()
         .map(|s| {
             let symbolized = trim_below_main(symbolizer.stack(analysis.stacks.frames(s)));
-            let root = stack_truncated(analysis, symbolizer, s)
-                .then(|| TRUNCATED_FLAME_ROOT.to_string());
+            let root =
+                stack_truncated(analysis, symbolizer, s).then(|| TRUNCATED_FLAME_ROOT.to_string());
             FlameStack {
                 frames: root
                     .into_iter()
