@@ -142,6 +142,24 @@ fn counts() -> Counts {
     }
 }
 
+/// Runs `binary` under heaptrack (data file next to it) and returns `heaptrack_print ARGS`.
+fn heaptrack_print(binary: &Path, args: &[&str]) -> String {
+    let data = binary.with_extension("heaptrack");
+    must_run(Command::new("heaptrack").arg("-o").arg(&data).arg(binary));
+    let data = ["zst", "gz"]
+        .iter()
+        .map(|ext| PathBuf::from(format!("{}.{ext}", data.display())))
+        .find(|p| p.is_file())
+        .expect("heaptrack wrote its data file");
+    let print = must_run(
+        Command::new("heaptrack_print")
+            .arg("-f")
+            .arg(&data)
+            .args(args),
+    );
+    String::from_utf8_lossy(&print.stdout).into_owned()
+}
+
 /// heaptrack_print's per-call-site sections: `(function, line) -> count` for each site header
 /// (`N calls to allocation functions … from` / `N temporary allocations of … from`, then the
 /// function, then `  at FILE:LINE`) of the counting program's source.
@@ -226,25 +244,10 @@ fn allocation_and_temporary_counts_per_call_site_equal_heaptrack() {
         return;
     }
     let counts = counts();
-    let data = counts.trace.with_extension("heaptrack");
-    must_run(
-        Command::new("heaptrack")
-            .arg("-o")
-            .arg(&data)
-            .arg(&counts.binary),
+    let print = heaptrack_print(
+        &counts.binary,
+        &["-n", "1000", "-s", "1000", "-p", "0", "-a", "1", "-T", "1"],
     );
-    let data = ["zst", "gz"]
-        .iter()
-        .map(|ext| PathBuf::from(format!("{}.{ext}", data.display())))
-        .find(|p| p.is_file())
-        .expect("heaptrack wrote its data file");
-    let print = must_run(
-        Command::new("heaptrack_print")
-            .arg("-f")
-            .arg(&data)
-            .args(["-n", "1000", "-s", "1000", "-p", "0", "-a", "1", "-T", "1"]),
-    );
-    let print = String::from_utf8_lossy(&print.stdout).into_owned();
 
     let json = report_json(&counts.trace, &["--top", "1000"]);
     let heaptrack_calls = heaptrack_sites(&print, "calls to allocation functions");
@@ -495,26 +498,19 @@ fn unrolled_loop_is_one_call_site() {
                 })
                 .collect()
         };
-    assert_eq!(
-        rows_called_from("hotspots", line_of("boxed::<u64>() as")),
-        [(4, 0, 0)]
-    );
-    assert_eq!(
-        rows_called_from("hotspots", line_of("boxed::<[u8; 32]>() as")),
-        [(6, 0, 0)]
-    );
-    assert_eq!(
-        rows_called_from("leak_stacks", line_of("boxed::<u64>() as")),
-        [(0, 4, 0)]
-    );
-    assert_eq!(
-        rows_called_from("leak_stacks", line_of("boxed::<[u8; 32]>() as")),
-        [(0, 6, 0)]
-    );
-    assert_eq!(
-        rows_called_from("temporaries", line_of("with_closure(5);")),
-        [(5, 0, 5)]
-    );
+    for (list, call, expected) in [
+        ("hotspots", "boxed::<u64>() as", (4, 0, 0)),
+        ("hotspots", "boxed::<[u8; 32]>() as", (6, 0, 0)),
+        ("leak_stacks", "boxed::<u64>() as", (0, 4, 0)),
+        ("leak_stacks", "boxed::<[u8; 32]>() as", (0, 6, 0)),
+        ("temporaries", "with_closure(5);", (5, 0, 5)),
+    ] {
+        assert_eq!(
+            rows_called_from(list, line_of(call)),
+            [expected],
+            "{list}: {call}"
+        );
+    }
 }
 
 /// blazesym handed every name to the C++ demangler, which reads a C function named `b`, `i` or
@@ -799,20 +795,11 @@ fn cpp_frames_and_counts_equal_heaptrack() {
     if !installed("heaptrack_print", test) || !installed("heaptrack", test) {
         return;
     }
-    let data = dir.path().join("templates.heaptrack");
-    must_run(Command::new("heaptrack").arg("-o").arg(&data).arg(&binary));
-    let data = ["zst", "gz"]
-        .iter()
-        .map(|ext| PathBuf::from(format!("{}.{ext}", data.display())))
-        .find(|p| p.is_file())
-        .expect("heaptrack wrote its data file");
-    let print = must_run(
-        Command::new("heaptrack_print")
-            .arg("-f")
-            .arg(&data)
-            .args(["-t", "0", "-n", "1000", "-s", "1000", "-p", "0", "-T", "0"]),
+    let print = heaptrack_print(
+        &binary,
+        &["-t", "0", "-n", "1000", "-s", "1000", "-p", "0", "-T", "0"],
     );
-    let theirs = heaptrack_chains(&String::from_utf8_lossy(&print.stdout), "templates.cpp");
+    let theirs = heaptrack_chains(&print, "templates.cpp");
     assert_eq!(ours, theirs);
 }
 
