@@ -157,35 +157,45 @@ impl SiteSampler {
 /// One call site's growth over the run.
 #[derive(Debug)]
 pub struct SiteGrowth {
-    pub stack: StackIndex,
+    /// Index of the call site in the `sites` given to [`call_site_growth`].
+    pub site: usize,
     pub live_bytes_at_end: u64,
     pub trend: TrendAnalysis,
 }
 
-/// Classifies the growth of the `limit` stacks holding the most live bytes at the end of the run.
-/// Sites whose series the trend engine rejects (too few samples) are left out.
+/// Classifies the growth of the `limit` call sites holding the most live bytes at the end of the
+/// run; a site is one or more stacks whose live bytes are summed sample by sample. Sites whose
+/// series the trend engine rejects (too few samples) are left out.
 pub fn call_site_growth(
     analysis: &Analysis,
+    sites: &[&[StackIndex]],
     limit: usize,
     config: &TrendConfig,
 ) -> Vec<SiteGrowth> {
-    let mut candidates: Vec<StackIndex> = analysis
-        .stacks
-        .indices()
-        .filter(|&s| analysis.stats(s).live_bytes > 0)
-        .collect();
-    candidates.sort_by_key(|&s| (std::cmp::Reverse(analysis.stats(s).live_bytes), s));
+    let live_bytes = |site: usize| -> u64 {
+        sites[site]
+            .iter()
+            .map(|&s| analysis.stats(s).live_bytes)
+            .sum()
+    };
+    let mut candidates: Vec<usize> = (0..sites.len()).filter(|&i| live_bytes(i) > 0).collect();
+    candidates.sort_by_key(|&i| (std::cmp::Reverse(live_bytes(i)), i));
     candidates.truncate(limit);
     let times = analysis.sites.times_s();
     candidates
         .into_iter()
-        .filter_map(|stack| {
-            let series = analysis.sites.series(stack);
+        .filter_map(|site| {
+            let mut series = vec![0.0; times.len()];
+            for &stack in sites[site] {
+                for (total, bytes) in series.iter_mut().zip(analysis.sites.series(stack)) {
+                    *total += bytes;
+                }
+            }
             let trend: Result<TrendAnalysis, StatsError> =
                 leaksift_stats::analyze(&times, &series, config);
             trend.ok().map(|trend| SiteGrowth {
-                stack,
-                live_bytes_at_end: analysis.stats(stack).live_bytes,
+                site,
+                live_bytes_at_end: live_bytes(site),
                 trend,
             })
         })
@@ -232,11 +242,13 @@ mod tests {
             replay.event(&alloc(time, churn, 1024, 2));
         }
         let analysis = replay.finish();
-        let sites = call_site_growth(&analysis, 10, &site_trend_config());
+        let stacks: Vec<[StackIndex; 1]> = analysis.stacks.indices().map(|s| [s]).collect();
+        let singles: Vec<&[StackIndex]> = stacks.iter().map(|s| s.as_slice()).collect();
+        let sites = call_site_growth(&analysis, &singles, 10, &site_trend_config());
         let verdict = |id: u32| {
             sites
                 .iter()
-                .find(|s| analysis.stacks.id(s.stack) == StackId(id))
+                .find(|s| analysis.stacks.id(stacks[s.site][0]) == StackId(id))
                 .map(|s| s.trend.verdict)
                 .unwrap()
         };

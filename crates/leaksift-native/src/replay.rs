@@ -149,6 +149,18 @@ pub struct StackStats {
     pub peak_bytes: u64,
 }
 
+impl StackStats {
+    /// Adds another stack's figures to these (stacks merged into one call site).
+    pub fn absorb(&mut self, other: &StackStats) {
+        self.allocations += other.allocations;
+        self.allocated_bytes += other.allocated_bytes;
+        self.temporaries += other.temporaries;
+        self.live_blocks += other.live_blocks;
+        self.live_bytes += other.live_bytes;
+        self.peak_bytes += other.peak_bytes;
+    }
+}
+
 /// A block count and its total size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BlocksBytes {

@@ -5,7 +5,14 @@
 //! or on another machine: a module is read from its recorded path only when that file's build-id
 //! matches the recorded one; otherwise `<debug dir>/.build-id/xx/yyyy.debug` is tried. blazesym
 //! itself follows `.gnu_debuglink` into the same debug directories. An address that cannot be
-//! resolved becomes a frame named `??` carrying its module and offset, never an error.
+//! resolved becomes a frame named `??` carrying its module and offset, never an error; why a
+//! module's symbols could not be read is kept ([`Symbolizer::unresolved_modules`]) so the report
+//! can say it instead of showing a wall of `??`.
+//!
+//! A module recorded without a build-id cannot be matched by content. Its file is trusted only if
+//! it was not modified after the trace started ([`Symbolizer::recorded_at`]): a binary rebuilt
+//! since would otherwise be read as if it were the traced one, giving wrong functions and lines
+//! without any sign of it.
 //!
 //! blazesym's `Symbolizer` is `!Send`, and so is this type: symbolize on one thread.
 
@@ -25,7 +32,7 @@ pub const DEFAULT_DEBUG_DIRS: &[&str] = &["/usr/lib/debug", "/lib/debug"];
 pub const UNKNOWN: &str = "??";
 
 /// One symbolized frame.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Frame {
     /// Demangled function name, or `??`.
     pub function: String,
@@ -45,13 +52,25 @@ pub struct Frame {
 #[derive(Debug)]
 enum SymbolFile {
     Found(PathBuf),
-    Missing,
+    /// No usable file; the reason, for the report.
+    Missing(String),
+}
+
+/// A module whose symbols could not be read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnresolvedModule {
+    /// The module's recorded path.
+    pub module: String,
+    pub reason: String,
 }
 
 /// Symbolizes the return addresses of one trace, caching every address it resolved.
 pub struct Symbolizer<'t> {
     modules: &'t [Module],
     debug_dirs: Vec<PathBuf>,
+    /// When tracing started (Unix seconds), if known: files without a recorded build-id that
+    /// were modified later are not trusted.
+    recorded_at: Option<u64>,
     blazesym: blazesym::symbolize::Symbolizer,
     files: FxHashMap<ModuleId, SymbolFile>,
     cache: FxHashMap<u64, Vec<Frame>>,
@@ -79,16 +98,48 @@ impl<'t> Symbolizer<'t> {
         let blazesym = blazesym::symbolize::Symbolizer::builder()
             .enable_code_info(true)
             .enable_inlined_fns(true)
-            .enable_demangling(true)
+            // Demangled here (`demangle`): blazesym also hands plain C names to the C++
+            // demangler, which reads a function named `b` or `i` as the type `bool` or `int`.
+            .enable_demangling(false)
             .set_debug_dirs(Some(&debug_dirs))
             .build();
         Symbolizer {
             modules,
             debug_dirs,
+            recorded_at: None,
             blazesym,
             files: FxHashMap::default(),
             cache: FxHashMap::default(),
         }
+    }
+
+    /// Sets when tracing started (the trace header's Unix time): a module recorded without a
+    /// build-id is then read from its path only if that file was not modified after it.
+    pub fn recorded_at(mut self, start_unix_s: u64) -> Self {
+        self.recorded_at = Some(start_unix_s);
+        self
+    }
+
+    /// The modules looked up so far whose symbols could not be read, in recorded-path order.
+    pub fn unresolved_modules(&self) -> Vec<UnresolvedModule> {
+        let mut unresolved: Vec<UnresolvedModule> = self
+            .files
+            .iter()
+            .filter_map(|(id, file)| match file {
+                SymbolFile::Missing(reason) => Some(UnresolvedModule {
+                    module: self
+                        .modules
+                        .iter()
+                        .rev()
+                        .find(|m| m.id == *id)
+                        .map_or_else(|| UNKNOWN.to_string(), |m| m.path.clone()),
+                    reason: reason.clone(),
+                }),
+                SymbolFile::Found(_) => None,
+            })
+            .collect();
+        unresolved.sort_by(|a, b| (&a.module, &a.reason).cmp(&(&b.module, &b.reason)));
+        unresolved
     }
 
     /// Symbolizes a stack of return addresses (innermost first) into frames, innermost first,
@@ -99,6 +150,12 @@ impl<'t> Symbolizer<'t> {
             .iter()
             .flat_map(|address| self.cache[address].iter().cloned())
             .collect()
+    }
+
+    /// The frames of one return address (innermost first), resolving it if needed.
+    pub fn frames_at(&mut self, address: u64) -> &[Frame] {
+        self.resolve([address]);
+        &self.cache[&address]
     }
 
     /// Resolves every address not cached yet, one blazesym batch per module.
@@ -140,14 +197,15 @@ impl<'t> Symbolizer<'t> {
                 .map(|&o| vec![unknown_frame(Some(module), o)])
                 .collect()
         };
-        let debug_dirs = &self.debug_dirs;
+        let (debug_dirs, recorded_at) = (&self.debug_dirs, self.recorded_at);
         let file = self
             .files
             .entry(module.id)
-            .or_insert_with(|| find_symbol_file(module, debug_dirs));
+            .or_insert_with(|| find_symbol_file(module, debug_dirs, recorded_at));
         let SymbolFile::Found(path) = file else {
             return unknown(&offsets);
         };
+        let path = path.clone();
         let source = Source::Elf(Elf::new(path.clone()));
         match self
             .blazesym
@@ -161,7 +219,16 @@ impl<'t> Symbolizer<'t> {
                     Symbolized::Unknown(_) => vec![unknown_frame(Some(module), offset)],
                 })
                 .collect(),
-            Err(_) => unknown(&offsets),
+            Err(error) => {
+                self.files.insert(
+                    module.id,
+                    SymbolFile::Missing(format!(
+                        "cannot read symbols from {}: {error}",
+                        path.display()
+                    )),
+                );
+                unknown(&offsets)
+            }
         }
     }
 }
@@ -173,33 +240,75 @@ fn lookup_address(return_address: u64) -> u64 {
 }
 
 /// The file to read `module`'s symbols from: its recorded path if that file is the same build,
-/// else a build-id debug file.
-fn find_symbol_file(module: &Module, debug_dirs: &[PathBuf]) -> SymbolFile {
+/// else a build-id debug file; or why there is none.
+fn find_symbol_file(
+    module: &Module,
+    debug_dirs: &[PathBuf],
+    recorded_at: Option<u64>,
+) -> SymbolFile {
     let path = Path::new(&module.path);
-    if !module.path.is_empty() && path.is_file() {
+    let hex: Option<String> = module
+        .build_id
+        .as_deref()
+        .filter(|id| id.len() >= 2)
+        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
+    let on_disk_problem = if module.path.is_empty() || !path.is_file() {
+        "the file is gone".to_string()
+    } else {
         let on_disk = blazesym::helper::read_elf_build_id(path).ok().flatten();
-        let same_build = match (&module.build_id, &on_disk) {
-            (Some(recorded), Some(found)) => recorded.as_slice() == found.as_ref(),
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        if same_build {
-            return SymbolFile::Found(path.to_path_buf());
-        }
-    }
-    if let Some(build_id) = module.build_id.as_deref().filter(|id| id.len() >= 2) {
-        let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
-        for dir in debug_dirs {
-            let candidate = dir
-                .join(".build-id")
-                .join(&hex[..2])
-                .join(format!("{}.debug", &hex[2..]));
-            if candidate.is_file() {
-                return SymbolFile::Found(candidate);
+        match (&module.build_id, &on_disk) {
+            (Some(recorded), Some(found)) if recorded.as_slice() == found.as_ref() => {
+                return SymbolFile::Found(path.to_path_buf());
             }
+            (Some(_), Some(found)) => format!(
+                "the file is another build (build-id {})",
+                found.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
+            (Some(_), None) => "the file has no build-id (another build)".to_string(),
+            (None, _) => match modified_after(path, recorded_at) {
+                Some(modified) => {
+                    return SymbolFile::Missing(format!(
+                        "recorded without a build-id and the file was modified {modified} s after \
+                         the trace started, so it may be another build: not used"
+                    ));
+                }
+                None => return SymbolFile::Found(path.to_path_buf()),
+            },
+        }
+    };
+    let Some(hex) = hex else {
+        return SymbolFile::Missing(format!("{on_disk_problem}, and no build-id was recorded"));
+    };
+    for dir in debug_dirs {
+        let candidate = dir
+            .join(".build-id")
+            .join(&hex[..2])
+            .join(format!("{}.debug", &hex[2..]));
+        if candidate.is_file() {
+            return SymbolFile::Found(candidate);
         }
     }
-    SymbolFile::Missing
+    SymbolFile::Missing(format!(
+        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under {}",
+        &hex[..2],
+        &hex[2..],
+        debug_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// How many seconds after `recorded_at` the file at `path` was last modified, when it was.
+fn modified_after(path: &Path, recorded_at: Option<u64>) -> Option<u64> {
+    let recorded_at = recorded_at?;
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let modified = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    (modified > recorded_at).then(|| modified - recorded_at)
 }
 
 fn unknown_frame(module: Option<&Module>, offset: u64) -> Frame {
@@ -213,6 +322,28 @@ fn unknown_frame(module: Option<&Module>, offset: u64) -> Frame {
     }
 }
 
+/// Demangles a Rust (`_R…`, or legacy `_ZN…17h<hash>E`) or C++ (`_Z…`) symbol name; any other
+/// name (C functions, names DWARF already gives demangled) is kept as it is.
+fn demangle(name: &str) -> String {
+    if name.starts_with("_R") || name.starts_with("_ZN") {
+        if let Ok(rust) = rustc_demangle::try_demangle(name) {
+            let without_hash = format!("{rust:#}");
+            // A legacy Rust name ends in a hash the alternate form drops; a C++ name has none.
+            if name.starts_with("_R") || without_hash != rust.to_string() {
+                return without_hash;
+            }
+        }
+    }
+    if name.starts_with("_Z") {
+        if let Ok(cpp) = cpp_demangle::Symbol::new(name) {
+            if let Ok(demangled) = cpp.demangle() {
+                return demangled;
+            }
+        }
+    }
+    name.to_string()
+}
+
 /// The frames of one resolved address: the innermost inlined function first, the function
 /// containing the address last. Each carries the source location inside that function.
 fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
@@ -224,7 +355,7 @@ fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
     for inlined in sym.inlined.iter().rev() {
         let (file, line) = location(inlined.code_info.as_ref());
         frames.push(Frame {
-            function: inlined.name.to_string(),
+            function: demangle(&inlined.name),
             file,
             line,
             module: module.path.clone(),
@@ -234,7 +365,7 @@ fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
     }
     let (file, line) = location(sym.code_info.as_deref());
     frames.push(Frame {
-        function: sym.name.to_string(),
+        function: demangle(&sym.name),
         file,
         line,
         module: module.path.clone(),
@@ -242,4 +373,26 @@ fn sym_frames(sym: &Sym<'_>, module: &Module, offset: u64) -> Vec<Frame> {
         inlined: false,
     });
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demangle;
+
+    #[test]
+    fn c_names_that_read_as_mangled_types_stay_as_they_are() {
+        for name in ["b", "i", "v", "f", "Ss", "main", "operator()"] {
+            assert_eq!(demangle(name), name);
+        }
+    }
+
+    #[test]
+    fn cpp_and_rust_names_are_demangled() {
+        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
+        assert_eq!(demangle("_Z4makei"), "make(int)");
+        assert_eq!(
+            demangle("_ZN8generics5boxed17h0123456789abcdefE"),
+            "generics::boxed"
+        );
+    }
 }

@@ -1,10 +1,13 @@
 //! The symbolized report of one trace: what `leaksift report` prints as tables or JSON, built from
 //! a replay [`Analysis`], a [`Symbolizer`] and optional [`Suppressions`].
 
+pub use leaksift_trace::format::RECORDER_MAX_FRAMES;
 use leaksift_trace::model::{LeakClass, ProcessEnd, ScanTrigger};
 
 use crate::growth::call_site_growth;
-use crate::replay::{Analysis, BlocksBytes, LeakTotals, StackIndex};
+use rustc_hash::FxHashMap;
+
+use crate::replay::{Analysis, BlocksBytes, LeakTotals, StackIndex, StackStats};
 use crate::suppress::Suppressions;
 use crate::symbolize::{Frame, Symbolizer};
 
@@ -89,6 +92,8 @@ pub struct LeakStack {
     pub suppressed_by: Option<String>,
     /// Innermost first, outermost (`main`) last.
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// A stack's share of the heap at its peak.
@@ -96,6 +101,8 @@ pub struct LeakStack {
 pub struct PeakStack {
     pub bytes: u64,
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// Allocation counts of one stack.
@@ -105,6 +112,8 @@ pub struct Hotspot {
     pub allocated_bytes: u64,
     pub temporary: u64,
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// Growth by call site.
@@ -128,6 +137,8 @@ pub struct SiteView {
     pub p_value: f64,
     pub live_bytes_at_end: u64,
     pub frames: Vec<Frame>,
+    /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
+    pub stack_truncated: bool,
 }
 
 /// The snake-case name of a leak class, as in the JSON.
@@ -140,6 +151,100 @@ pub fn class_name(class: LeakClass) -> &'static str {
     }
 }
 
+/// The report's rows: stacks that symbolize to the same frames merged into one call site.
+///
+/// The recorder keys stacks by return address, so one source call site reached through several
+/// call instructions (a loop the compiler unrolled, a function inlined twice into one caller)
+/// is several stacks. heaptrack_print merges by location; so does the report, or such a site
+/// would show as N rows of 1/N each, and might fall off `--top`. Frames merge when function,
+/// file, line, module and inlining agree; a frame without a line keeps its offset in the key,
+/// so distinct unknown addresses never merge.
+struct CallSites {
+    /// Per site: its stacks (the first one's frames are shown) and summed figures.
+    sites: Vec<CallSite>,
+    /// The site of every stack, by [`StackIndex`]; `u32::MAX` for stacks that never allocated.
+    site_of: Vec<u32>,
+}
+
+struct CallSite {
+    stacks: Vec<StackIndex>,
+    stats: StackStats,
+    truncated: bool,
+}
+
+impl CallSites {
+    /// Groups the stacks that allocated. Each distinct address gets a location id (addresses
+    /// whose frames agree share one), so a stack's key is a short vector of ids and frames are
+    /// built only for the rows shown.
+    fn new(analysis: &Analysis, symbolizer: &mut Symbolizer<'_>) -> Self {
+        let allocating = || {
+            analysis
+                .stacks
+                .indices()
+                .filter(|&s| analysis.stats(s).allocations > 0)
+        };
+        symbolizer.resolve(allocating().flat_map(|s| analysis.stacks.frames(s).iter().copied()));
+        let mut location_ids: FxHashMap<Vec<Frame>, u32> = FxHashMap::default();
+        // Per address: its location id and whether it is `main` (frames below it are dropped).
+        let mut locations: FxHashMap<u64, (u32, bool)> = FxHashMap::default();
+        let mut by_key: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
+        let mut sites: Vec<CallSite> = Vec::new();
+        let mut site_of = vec![u32::MAX; analysis.stacks.len()];
+        let mut key = Vec::new();
+        for stack in allocating() {
+            key.clear();
+            for &address in analysis.stacks.frames(stack) {
+                let (id, is_main) = *locations.entry(address).or_insert_with(|| {
+                    let frames = symbolizer.frames_at(address);
+                    let is_main = frames.iter().any(|f| f.function == "main" && !f.inlined);
+                    let location: Vec<Frame> = frames
+                        .iter()
+                        .map(|f| Frame {
+                            offset: if f.line.is_some() { 0 } else { f.offset },
+                            ..f.clone()
+                        })
+                        .collect();
+                    let next = location_ids.len() as u32;
+                    (*location_ids.entry(location).or_insert(next), is_main)
+                });
+                key.push(id);
+                if is_main {
+                    break;
+                }
+            }
+            let next = sites.len() as u32;
+            let site = match by_key.get(key.as_slice()) {
+                Some(&site) => site,
+                None => {
+                    by_key.insert(key.clone(), next);
+                    sites.push(CallSite {
+                        stacks: Vec::new(),
+                        stats: StackStats::default(),
+                        truncated: false,
+                    });
+                    next
+                }
+            };
+            let entry = &mut sites[site as usize];
+            entry.stacks.push(stack);
+            entry.stats.absorb(analysis.stats(stack));
+            entry.truncated |= stack_truncated(analysis, symbolizer, stack);
+            site_of[stack.0 as usize] = site;
+        }
+        CallSites { sites, site_of }
+    }
+
+    /// Indices of the `top` sites with the largest nonzero `key`, largest first.
+    fn top_by(&self, top: usize, key: impl Fn(&StackStats) -> u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.sites.len())
+            .filter(|&i| key(&self.sites[i].stats) > 0)
+            .collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(key(&self.sites[i].stats)), i));
+        order.truncate(top);
+        order
+    }
+}
+
 /// Builds the report.
 pub fn build(
     analysis: &Analysis,
@@ -147,83 +252,99 @@ pub fn build(
     suppressions: &Suppressions,
     options: &ViewOptions,
 ) -> NativeReport {
-    let top_by = |key: &dyn Fn(StackIndex) -> u64| -> Vec<StackIndex> {
-        let mut stacks: Vec<StackIndex> =
-            analysis.stacks.indices().filter(|&s| key(s) > 0).collect();
-        stacks.sort_by_key(|&s| (std::cmp::Reverse(key(s)), s));
-        stacks.truncate(options.top);
-        stacks
-    };
-    let peak_order = top_by(&|s| analysis.stats(s).peak_bytes);
-    let hotspot_order = top_by(&|s| analysis.stats(s).allocations);
-    let temporary_order = top_by(&|s| analysis.stats(s).temporaries);
-    let growth = call_site_growth(analysis, options.growth_sites, &options.trend);
-
-    // One symbolization batch per module for every address the report shows.
-    let shown = analysis
-        .leak_groups
+    let call_sites = CallSites::new(analysis, symbolizer);
+    let site_stacks: Vec<&[StackIndex]> = call_sites
+        .sites
         .iter()
-        .map(|g| g.stack)
-        .chain(peak_order.iter().copied())
-        .chain(hotspot_order.iter().copied())
-        .chain(temporary_order.iter().copied())
-        .chain(growth.iter().map(|g| g.stack));
-    symbolizer.resolve(shown.flat_map(|s| analysis.stacks.frames(s).iter().copied()));
-    let mut frames_of = |stack: StackIndex| -> Vec<Frame> {
+        .map(|s| s.stacks.as_slice())
+        .collect();
+    let growth = call_site_growth(analysis, &site_stacks, options.growth_sites, &options.trend);
+    let site = |i: usize| &call_sites.sites[i];
+    // The frames shown for a site: its first stack's.
+    let mut frames_of = |i: usize| -> Vec<Frame> {
+        let stack = call_sites.sites[i].stacks[0];
         trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
     };
 
+    // Leak groups of the stacks of one site and class are one row, in the replay's order
+    // (class, then bytes) after merging.
+    let mut leak_rows: Vec<(LeakClass, usize, BlocksBytes)> = Vec::new();
+    let mut leak_row_of: FxHashMap<(LeakClass, usize), usize> = FxHashMap::default();
+    for group in &analysis.leak_groups {
+        let site_index = call_sites.site_of[group.stack.0 as usize];
+        // A scanned block's stack always allocated; guard against a hostile trace anyway.
+        if site_index == u32::MAX {
+            continue;
+        }
+        let key = (group.class, site_index as usize);
+        let row = *leak_row_of.entry(key).or_insert_with(|| {
+            leak_rows.push((group.class, key.1, BlocksBytes::default()));
+            leak_rows.len() - 1
+        });
+        leak_rows[row].2.absorb(BlocksBytes {
+            blocks: group.blocks,
+            bytes: group.bytes,
+        });
+    }
+    leak_rows.sort_by_key(|&(class, site, total)| (class, std::cmp::Reverse(total.bytes), site));
+
     let mut unsuppressed = LeakTotals::default();
-    let leak_stacks: Vec<LeakStack> = analysis
-        .leak_groups
-        .iter()
-        .map(|group| {
-            let frames = frames_of(group.stack);
+    let leak_stacks: Vec<LeakStack> = leak_rows
+        .into_iter()
+        .map(|(class, site_index, total)| {
+            let frames = frames_of(site_index);
             let suppressed_by = suppressions.matching(&frames).map(str::to_string);
             if suppressed_by.is_none() {
-                unsuppressed.class_mut(group.class).absorb(BlocksBytes {
-                    blocks: group.blocks,
-                    bytes: group.bytes,
-                });
+                unsuppressed.class_mut(class).absorb(total);
             }
             LeakStack {
-                kind: class_name(group.class),
-                blocks: group.blocks,
-                bytes: group.bytes,
+                kind: class_name(class),
+                blocks: total.blocks,
+                bytes: total.bytes,
                 suppressed_by,
                 frames,
+                stack_truncated: site(site_index).truncated,
             }
         })
         .collect();
-    let peak_stacks = peak_order
+    let peak_stacks = call_sites
+        .top_by(options.top, |s| s.peak_bytes)
         .into_iter()
-        .map(|s| PeakStack {
-            bytes: analysis.stats(s).peak_bytes,
-            frames: frames_of(s),
+        .map(|i| PeakStack {
+            bytes: site(i).stats.peak_bytes,
+            frames: frames_of(i),
+            stack_truncated: site(i).truncated,
         })
         .collect();
-    let mut hotspot = |s: StackIndex| {
-        let stats = analysis.stats(s);
-        Hotspot {
-            allocations: stats.allocations,
-            allocated_bytes: stats.allocated_bytes,
-            temporary: stats.temporaries,
-            frames: frames_of(s),
-        }
+    let mut hotspot = |i: usize| Hotspot {
+        allocations: site(i).stats.allocations,
+        allocated_bytes: site(i).stats.allocated_bytes,
+        temporary: site(i).stats.temporaries,
+        frames: frames_of(i),
+        stack_truncated: site(i).truncated,
     };
-    let hotspots = hotspot_order.into_iter().map(&mut hotspot).collect();
-    let temporaries = temporary_order.into_iter().map(&mut hotspot).collect();
+    let hotspots = call_sites
+        .top_by(options.top, |s| s.allocations)
+        .into_iter()
+        .map(&mut hotspot)
+        .collect();
+    let temporaries = call_sites
+        .top_by(options.top, |s| s.temporaries)
+        .into_iter()
+        .map(&mut hotspot)
+        .collect();
 
     let mut sites: Vec<SiteView> = growth
         .into_iter()
-        .map(|site| SiteView {
-            verdict: site.trend.verdict.as_str(),
-            reason: site.trend.reason.code(),
-            slope_bytes_per_s: site.trend.slope,
-            slope_ci_bytes_per_s: [site.trend.slope_ci.0, site.trend.slope_ci.1],
-            p_value: site.trend.p_value,
-            live_bytes_at_end: site.live_bytes_at_end,
-            frames: frames_of(site.stack),
+        .map(|growth| SiteView {
+            verdict: growth.trend.verdict.as_str(),
+            reason: growth.trend.reason.code(),
+            slope_bytes_per_s: growth.trend.slope,
+            slope_ci_bytes_per_s: [growth.trend.slope_ci.0, growth.trend.slope_ci.1],
+            p_value: growth.trend.p_value,
+            live_bytes_at_end: growth.live_bytes_at_end,
+            frames: frames_of(growth.site),
+            stack_truncated: site(growth.site).truncated,
         })
         .collect();
     sites.sort_by_key(|site| {
@@ -271,6 +392,39 @@ pub fn build(
 fn seconds(nanos: u64) -> f64 {
     nanos as f64 / 1e9
 }
+
+/// Functions a complete stack ends in: `main` and the C runtime below it, thread entry points.
+const STACK_ROOTS: [&str; 7] = [
+    "main",
+    "__libc_start_call_main",
+    "__libc_start_main",
+    "_start",
+    "start_thread",
+    "clone3",
+    "__clone",
+];
+
+/// Whether the recorder cut `stack` at its frame limit (deep recursion, deep call chains): it
+/// has the limit's number of frames and none of them is a root (a stack of exactly that depth
+/// reaching `main` is complete).
+pub fn stack_truncated(
+    analysis: &Analysis,
+    symbolizer: &mut Symbolizer<'_>,
+    stack: StackIndex,
+) -> bool {
+    let addresses = analysis.stacks.frames(stack);
+    addresses.len() >= RECORDER_MAX_FRAMES
+        && !addresses.iter().any(|&address| {
+            symbolizer
+                .frames_at(address)
+                .iter()
+                .any(|f| !f.inlined && STACK_ROOTS.contains(&f.function.as_str()))
+        })
+}
+
+/// The outermost flamegraph frame of a stack the recorder cut short, so such stacks stand apart
+/// instead of rooting at whatever function was [`RECORDER_MAX_FRAMES`] calls deep.
+pub const TRUNCATED_FLAME_ROOT: &str = "[stack cut: deeper frames not recorded]";
 
 /// Drops the C runtime frames below `main` (`__libc_start_main`, `_start`), as memcheck does.
 pub fn trim_below_main(mut frames: Vec<Frame>) -> Vec<Frame> {
@@ -341,13 +495,17 @@ pub fn flame_stacks(
     };
     symbolizer.resolve(shown().flat_map(|s| analysis.stacks.frames(s).iter().copied()));
     shown()
-        .map(|s| FlameStack {
-            frames: trim_below_main(symbolizer.stack(analysis.stacks.frames(s)))
-                .into_iter()
-                .rev()
-                .map(|frame| frame.function)
-                .collect(),
-            weight: weights[s.0 as usize],
+        .map(|s| {
+            let symbolized = trim_below_main(symbolizer.stack(analysis.stacks.frames(s)));
+            let root =
+                stack_truncated(analysis, symbolizer, s).then(|| TRUNCATED_FLAME_ROOT.to_string());
+            FlameStack {
+                frames: root
+                    .into_iter()
+                    .chain(symbolized.into_iter().rev().map(|frame| frame.function))
+                    .collect(),
+                weight: weights[s.0 as usize],
+            }
         })
         .collect()
 }

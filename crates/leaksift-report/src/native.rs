@@ -184,6 +184,13 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
                     stack.frames.len() - LEAK_STACK_FRAMES
                 );
             }
+            if stack.stack_truncated {
+                let _ = writeln!(
+                    out,
+                    "    … deeper frames not recorded (the recorder keeps {} frames)",
+                    leaksift_native::view::RECORDER_MAX_FRAMES
+                );
+            }
         }
     }
 
@@ -307,10 +314,20 @@ fn is_allocator_frame(frame: &Frame) -> bool {
         (file.starts_with("/rustc/") && file.contains("/library/"))
             || file.starts_with("/usr/include/c++/")
     });
-    const PREFIXES: [&str; 9] = [
+    // The C allocators by exact name: a prefix would also hide the caller's own
+    // `realloc_chain` or `calloc_matrix`, naming its caller as the allocation site.
+    const ALLOCATORS: [&str; 9] = [
         "malloc",
         "calloc",
         "realloc",
+        "reallocarray",
+        "aligned_alloc",
+        "posix_memalign",
+        "memalign",
+        "valloc",
+        "pvalloc",
+    ];
+    const PREFIXES: [&str; 6] = [
         "operator new",
         "__rust_",
         "__rdl_",
@@ -318,7 +335,9 @@ fn is_allocator_frame(frame: &Frame) -> bool {
         "<alloc::",
         "std::alloc",
     ];
-    in_standard_library || PREFIXES.iter().any(|p| frame.function.starts_with(p))
+    in_standard_library
+        || ALLOCATORS.contains(&frame.function.as_str())
+        || PREFIXES.iter().any(|p| frame.function.starts_with(p))
 }
 
 /// A one-line label for a stack: its first two frames outside the allocator.
@@ -379,6 +398,15 @@ mod tests {
             frame("main", Some("/src/m.cpp"), Some(9)),
         ];
         assert_eq!(site(&frames), "make (m.cpp:3) ← main (m.cpp:9)");
+    }
+
+    #[test]
+    fn site_labels_keep_callers_named_like_allocators() {
+        let frames = [
+            frame("realloc_chain", Some("/src/c.c"), Some(50)),
+            frame("main", Some("/src/c.c"), Some(71)),
+        ];
+        assert_eq!(site(&frames), "realloc_chain (c.c:50) ← main (c.c:71)");
     }
 
     #[test]

@@ -26,6 +26,11 @@
 
 use crate::model::{AllocKind, LeakClass, ScanTrigger};
 
+/// Deepest stack the recorder writes (innermost frames kept). Not part of the format (a reader
+/// takes any frame count); a stack of exactly this many frames was most likely cut short, which
+/// the report says rather than passing the deepest recorded frame off as the outermost.
+pub const RECORDER_MAX_FRAMES: usize = 64;
+
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"LKSFTRC\0";
 /// The format version this crate writes and reads.

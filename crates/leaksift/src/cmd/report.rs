@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use leaksift_native::replay::{Analysis, Replay};
 use leaksift_native::suppress::Suppressions;
-use leaksift_native::symbolize::Symbolizer;
+use leaksift_native::symbolize::{Symbolizer, UnresolvedModule};
 use leaksift_native::view::{self, FlameMetric, NativeReport, ViewOptions};
 use leaksift_report::flamegraph::{self, WeightedStack};
 use leaksift_report::native::{TraceLabel, render_text};
@@ -85,6 +85,8 @@ struct JsonReport<'a> {
     report: &'a NativeReport,
     fail_on_leak: Option<FailCheck>,
     flamegraph: Option<String>,
+    /// Modules whose frames show as `??`, and why their symbols could not be read.
+    unresolved_modules: &'a [UnresolvedModule],
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -102,6 +104,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
     progress.phase("symbolizing");
     let mut symbolizer = Symbolizer::new(&analysis.modules, &args.debug_dir);
+    if header.start_unix_s != 0 {
+        symbolizer = symbolizer.recorded_at(header.start_unix_s);
+    }
     let options = ViewOptions {
         top: args.top,
         ..ViewOptions::default()
@@ -128,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         flamegraph_written = write_flamegraph(path, &stacks, &title, unit);
     }
     progress.finish();
+    let unresolved = symbolizer.unresolved_modules();
 
     let fail_check = args.fail_on_leak.map(|budget| {
         let lost =
@@ -149,6 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             report: &report,
             fail_on_leak: fail_check,
             flamegraph: args.flamegraph.as_ref().map(|p| p.display().to_string()),
+            unresolved_modules: &unresolved,
         };
         output::println(&serde_json::to_string(&json)?)?;
     } else {
@@ -158,6 +165,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             pid: header.pid,
         };
         let mut text = render_text(&report, label, args.top);
+        if !unresolved.is_empty() {
+            text.push_str("\nFrames shown as ?? (no symbols):\n");
+            for module in &unresolved {
+                text.push_str(&format!("  {}: {}\n", module.module, module.reason));
+            }
+        }
         if let Some(check) = &fail_check {
             text.push_str(&format!(
                 "\n--fail-on-leak: {} lost (definitely + indirectly, unsuppressed), budget {}: {}\n",
