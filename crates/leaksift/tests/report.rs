@@ -18,7 +18,11 @@ use leaksift_trace::model::{
 };
 use serde_json::Value;
 
+#[path = "support/native.rs"]
+mod native;
 mod support;
+
+use native::{CLASSES, memcheck_summary, must_run, record};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -44,18 +48,6 @@ fn report(trace: &Path, args: &[&str]) -> std::process::Output {
 /// A path as a command-line argument.
 fn path(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
-}
-
-fn must_run(command: &mut Command) -> std::process::Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// Compiles one test program with `compiler` and `flags` into `dir`.
@@ -476,30 +468,6 @@ fn flamegraph_escapes_names_from_the_binary() {
 // ---------------------------------------------------------------------------------------------
 // Real programs under `leaksift record`
 
-/// Runs `binary` under `leaksift record` and returns the trace path.
-fn record(dir: &Path, binary: &Path) -> PathBuf {
-    support::ensure_preload();
-    let trace = dir.join(format!(
-        "{}.trace",
-        binary.file_name().unwrap().to_string_lossy()
-    ));
-    let output = leaksift()
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .arg(binary)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "record {} failed: {}",
-        binary.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    trace
-}
-
 fn report_json(trace: &Path) -> Value {
     let output = report(trace, &["--json"]);
     assert!(
@@ -508,54 +476,6 @@ fn report_json(trace: &Path) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     json_of(&output)
-}
-
-const CLASSES: [&str; 4] = [
-    "definitely_lost",
-    "indirectly_lost",
-    "possibly_lost",
-    "still_reachable",
-];
-
-/// memcheck's LEAK SUMMARY as (blocks, bytes) per class, in [`CLASSES`] order.
-fn memcheck_summary(binary: &Path) -> [(u64, u64); 4] {
-    let output = Command::new("valgrind")
-        .args([
-            "--leak-check=full",
-            "--show-leak-kinds=all",
-            "--run-libc-freeres=no",
-        ])
-        .arg(binary)
-        .output()
-        .expect("valgrind is installed (apt-get install valgrind)");
-    let log = String::from_utf8_lossy(&output.stderr);
-    if log.contains("All heap blocks were freed") {
-        return [(0, 0); 4];
-    }
-    assert!(log.contains("LEAK SUMMARY"), "no LEAK SUMMARY in:\n{log}");
-    let mut summary = [(0, 0); 4];
-    for (slot, label) in [
-        "definitely lost:",
-        "indirectly lost:",
-        "possibly lost:",
-        "still reachable:",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let line = log
-            .lines()
-            .find(|l| l.contains(label))
-            .unwrap_or_else(|| panic!("no `{label}` in:\n{log}"));
-        // "==1==    definitely lost: 1,148 bytes in 2 blocks"
-        let numbers: Vec<u64> = line[line.find(label).unwrap() + label.len()..]
-            .split_whitespace()
-            .filter_map(|w| w.replace(',', "").parse().ok())
-            .collect();
-        assert_eq!(numbers.len(), 2, "cannot parse {line:?}");
-        summary[slot] = (numbers[1], numbers[0]);
-    }
-    summary
 }
 
 fn leaksift_summary(json: &Value) -> [(u64, u64); 4] {

@@ -13,7 +13,11 @@ use std::time::{Duration, SystemTime};
 use assert_cmd::Command as Cli;
 use serde_json::Value;
 
+#[path = "support/native.rs"]
+mod native;
 mod support;
+
+use native::{CLASSES, memcheck_summary, must_run, record};
 
 fn programs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/report_audit")
@@ -21,18 +25,6 @@ fn programs() -> PathBuf {
 
 fn leaksift() -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_leaksift"))
-}
-
-fn must_run(command: &mut Command) -> std::process::Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// Whether `tool` runs here; prints why the comparison is skipped when it does not.
@@ -56,29 +48,6 @@ fn compile_c(dir: &Path, source: &Path, name: &str, flags: &[&str]) -> PathBuf {
             .arg(source),
     );
     binary
-}
-
-fn record(dir: &Path, binary: &Path) -> PathBuf {
-    support::ensure_preload();
-    let trace = dir.join(format!(
-        "{}.trace",
-        binary.file_name().unwrap().to_string_lossy()
-    ));
-    let output = leaksift()
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .arg(binary)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "record {} failed: {}",
-        binary.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    trace
 }
 
 fn report(trace: &Path, args: &[&str]) -> String {
@@ -274,33 +243,11 @@ fn leak_classes_equal_memcheck() {
         return;
     }
     let counts = counts();
-    let output = Command::new("valgrind")
-        .args([
-            "--leak-check=full",
-            "--show-leak-kinds=all",
-            "--run-libc-freeres=no",
-        ])
-        .arg(&counts.binary)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let memcheck = memcheck_summary(&counts.binary);
     let json = report_json(&counts.trace, &[]);
-    for (label, class) in [
-        ("definitely lost:", "definitely_lost"),
-        ("indirectly lost:", "indirectly_lost"),
-        ("possibly lost:", "possibly_lost"),
-        ("still reachable:", "still_reachable"),
-    ] {
-        let line = log
-            .lines()
-            .find(|l| l.contains(label))
-            .unwrap_or_else(|| panic!("no {label} in {log}"));
-        let numbers: Vec<u64> = line[line.find(label).unwrap() + label.len()..]
-            .split_whitespace()
-            .filter_map(|w| w.replace(',', "").parse().ok())
-            .collect();
+    for (class, expected) in CLASSES.iter().zip(memcheck) {
         assert_eq!(
-            (numbers[1], numbers[0]),
+            expected,
             (
                 json["leaks"][class]["blocks"].as_u64().unwrap(),
                 json["leaks"][class]["bytes"].as_u64().unwrap()
@@ -985,9 +932,11 @@ fn fail_on_leak_budget_and_suppression_edges() {
         assert_eq!(json["leaks"]["definitely_lost"]["bytes"], 9600);
     }
     // An outer frame cannot match a stack the recorder cut before reaching it (as with LSan's
-    // malloc_context_size): `leak:main` leaves the 237 blocks of the 64-frame stack.
+    // malloc_context_size): `leak:^main$` leaves the 237 blocks of the 64-frame stack. (Anchored:
+    // a bare `main` is a substring match on file and module paths too, and a checkout under a
+    // directory named `main` would suppress everything.)
     let file = dir.path().join("main.supp");
-    std::fs::write(&file, "leak:main\n").unwrap();
+    std::fs::write(&file, "leak:^main$\n").unwrap();
     let (status, json) = run(&["--fail-on-leak", "--suppressions", file.to_str().unwrap()]);
     assert_eq!(status, 1);
     assert_eq!(json["unsuppressed"]["definitely_lost"]["bytes"], 237 * 32);
