@@ -128,6 +128,27 @@ impl PathTree {
         }
     }
 
+    /// The last step of the shortest path to `node`: its parent and the edge from it (the
+    /// edge is `None` only if the graph has no usable one). `None` for the root and for
+    /// unreachable nodes.
+    pub fn parent_step(
+        &self,
+        graph: &HeapGraph,
+        node: NodeIndex,
+    ) -> Option<(NodeIndex, Option<EdgeIndex>)> {
+        let up = self.parent.get(node.get());
+        if up == UNREACHABLE || up == node.0 {
+            return None;
+        }
+        let up = NodeIndex(up);
+        Some((up, self.entry_edge(graph, up, node)))
+    }
+
+    /// Whether `node` is reachable (the root included).
+    pub fn reaches(&self, node: NodeIndex) -> bool {
+        self.parent.get(node.get()) != UNREACHABLE
+    }
+
     /// The shortest path from the root to `node`, or `None` when unreachable.
     pub fn path_to(&self, graph: &HeapGraph, node: NodeIndex) -> Option<RetainingPath> {
         self.distance(node)?;
@@ -174,18 +195,26 @@ impl PathTree {
 
 /// Up to `max` shortest retaining paths to `target`, one per distinct direct retainer, shortest
 /// first (V8: retainers reached from user roots before those reached only from system roots, as
-/// DevTools ranks them by distance). Nodes in `cut` are never used. Empty when the target is
-/// unreachable.
+/// DevTools ranks them by distance). Nodes in `cut` are never used, and no path goes through the
+/// target before its last step (a retainer reachable only through the target is left out).
+/// Empty when the target is unreachable.
 pub fn retaining_paths(
     graph: &HeapGraph,
     target: NodeIndex,
     cut: &[NodeIndex],
     max: usize,
 ) -> Vec<RetainingPath> {
-    let tree = PathTree::new(graph, cut);
     if target == graph.root() {
-        return tree.path_to(graph, target).into_iter().collect();
+        return PathTree::new(graph, cut)
+            .path_to(graph, target)
+            .into_iter()
+            .collect();
     }
+    // The retainers' own paths must not go through the target (in a doubly linked list the
+    // next entry's shortest path is often through the target itself): search without it.
+    let mut cut_and_target = cut.to_vec();
+    cut_and_target.push(target);
+    let tree = PathTree::new(graph, &cut_and_target);
     let mut retainers: Vec<((bool, u32), NodeIndex, EdgeIndex)> = Vec::new();
     for node in graph.nodes() {
         if node == target || cut.contains(&node) {
@@ -280,6 +309,64 @@ mod tests {
         assert!(!tree.through_system_roots(NodeIndex(5)));
         // Cutting the user path leaves the system one.
         assert_eq!(retainers(&v8, &[NodeIndex(3)]), [vec![0, 1, 5]]);
+    }
+
+    #[test]
+    fn a_retainer_path_never_runs_through_the_target() {
+        // root → global → A → T ⇄ B, and global → C → D → B: B's shortest path is through T.
+        let mut builder = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
+        for (i, name) in ["", "global", "A", "T", "B", "C", "D"].iter().enumerate() {
+            let name = builder.strings_mut().intern(name).unwrap();
+            let class = builder.intern_class(ClassInfo::named(name)).unwrap();
+            let kind = if i == 0 {
+                NodeKind::Synthetic
+            } else {
+                NodeKind::Object
+            };
+            builder
+                .add_node(NodeData {
+                    id: ObjectId(i as u64),
+                    class,
+                    name,
+                    self_size: 10,
+                    kind,
+                    flags: NodeFlags::default(),
+                })
+                .unwrap();
+        }
+        let to = builder.strings_mut().intern("to").unwrap();
+        for (from, target) in [
+            (0, 1),
+            (1, 2),
+            (1, 5),
+            (2, 3),
+            (3, 4),
+            (4, 3),
+            (5, 6),
+            (6, 4),
+        ] {
+            builder.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(target),
+                    kind: EdgeKind::Property,
+                    name: EdgeName::Named(to),
+                    essential: true,
+                },
+            );
+        }
+        let graph = builder.finish().unwrap();
+        let paths: Vec<Vec<u32>> = retaining_paths(&graph, NodeIndex(3), &[], 5)
+            .iter()
+            .map(|p| p.steps.iter().map(|s| s.node.0).collect())
+            .collect();
+        assert_eq!(paths, [vec![0, 1, 2, 3], vec![0, 1, 5, 6, 4, 3]]);
+        // Cutting A leaves B's own path.
+        let cut: Vec<Vec<u32>> = retaining_paths(&graph, NodeIndex(3), &[NodeIndex(2)], 5)
+            .iter()
+            .map(|p| p.steps.iter().map(|s| s.node.0).collect())
+            .collect();
+        assert_eq!(cut, [vec![0, 1, 5, 6, 4, 3]]);
     }
 
     #[test]

@@ -1,0 +1,167 @@
+//! V8 `heap`/`paths`/`diff` checked against what memlab and Chrome DevTools report for real Node
+//! leaks (the leak programs under tests/programs/v8_oracle/, run with the installed node; each
+//! test is skipped with a note on stderr when node is absent).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/v8_oracle")
+}
+
+fn node_available() -> bool {
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipped: node is not installed");
+    }
+    found
+}
+
+/// Runs leaksift, returning the exit code, stdout parsed as JSON (or Null) and stderr.
+fn run(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(args)
+        .output()
+        .expect("run leaksift");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a leak program that writes baseline, target and final snapshots into `dir`.
+fn three_snapshots(program: &str, dir: &Path, extra: &[&str]) -> [String; 3] {
+    let files = ["baseline", "target", "final"].map(|n| {
+        dir.join(format!("{n}.heapsnapshot"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    });
+    let status = Command::new("node")
+        .arg(programs().join(program))
+        .args(&files)
+        .args(extra)
+        .status()
+        .expect("run node");
+    assert!(status.success(), "{program} failed");
+    files
+}
+
+fn three_way(files: &[String; 3]) -> Value {
+    let (code, json, stderr) = run(&["diff", "--json", "-q", &files[0], &files[1], &files[2]]);
+    assert_eq!(code, 1, "a leak must exit 1: {stderr}");
+    json
+}
+
+fn leaks_of_class<'a>(json: &'a Value, class: &str) -> Vec<&'a Value> {
+    json["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["class"] == class)
+        .collect()
+}
+
+/// memlab clusters the 2000 entries of a leaked doubly linked list into one trace; leaksift
+/// grouped them by exact path, so every list position was a group of its own (2000 groups of
+/// one entry, and a quadratic walk over their paths). Repeated steps now share a signature: one
+/// group per way into the list (head → next…, tail → prev…, and the tail entry itself).
+#[test]
+fn doubly_linked_list_leak_is_one_group_per_entry_point() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_snapshots("linked-queue.js", dir.path(), &["2000"]);
+    let json = three_way(&files);
+    let jobs = leaks_of_class(&json, "PendingJob");
+    assert!(
+        (1..=3).contains(&jobs.len()),
+        "{} PendingJob groups: {:?}",
+        jobs.len(),
+        jobs.iter()
+            .take(5)
+            .map(|l| l["signature"].as_str().unwrap())
+            .collect::<Vec<_>>()
+    );
+    let top_level: u64 = jobs
+        .iter()
+        .map(|l| l["top_level_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        top_level, 2000,
+        "every new job is a top-level leaked object"
+    );
+    // Each job is the PendingJob, its payload array and the array's elements.
+    let count: u64 = jobs.iter().map(|l| l["count"].as_u64().unwrap()).sum();
+    assert!(count >= 3 * 2000, "{count}");
+    for group in &jobs {
+        let edges: Vec<&str> = group["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["edge"].as_str())
+            .collect();
+        assert!(edges.contains(&"jobQueue"), "{edges:?}");
+        let signature = group["signature"].as_str().unwrap();
+        assert!(
+            ["next", "prev", "tail"]
+                .iter()
+                .any(|edge| signature.ends_with(&format!("-property:{edge}-> PendingJob"))),
+            "{signature}"
+        );
+    }
+}
+
+/// DevTools' Retainers view and memlab's traces never show a path that reaches the object and
+/// then continues to one of its retainers. In a doubly linked list the next entry's shortest
+/// path ran through the target itself, and `paths` printed root → … → target → next → target.
+#[test]
+fn retaining_paths_do_not_pass_through_the_target() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_snapshots("linked-queue.js", dir.path(), &["300"]);
+    let json = three_way(&files);
+    let from_head = leaks_of_class(&json, "PendingJob")
+        .into_iter()
+        .find(|l| {
+            l["signature"]
+                .as_str()
+                .unwrap()
+                .ends_with("-property:next-> PendingJob")
+        })
+        .expect("a group entered from the head");
+    let jobs_on_path: Vec<u64> = from_head["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["node"].as_str().unwrap().starts_with("PendingJob "))
+        .map(|s| s["id"].as_u64().unwrap())
+        .collect();
+    assert!(jobs_on_path.len() >= 2, "{from_head}");
+    for id in jobs_on_path.iter().skip(1) {
+        let id_text = id.to_string();
+        let (code, paths, stderr) = run(&["paths", "--json", "-q", &files[2], "--id", &id_text]);
+        assert_eq!(code, 0, "{stderr}");
+        let paths = paths["paths"].as_array().unwrap();
+        // Held by its predecessor (`next`) and its successor (`prev`).
+        assert_eq!(paths.len(), 2, "{paths:?}");
+        for path in paths {
+            let steps = path.as_array().unwrap();
+            let through_target = steps[..steps.len() - 1]
+                .iter()
+                .any(|s| s["id"].as_u64() == Some(*id));
+            assert!(!through_target, "path through @{id} itself: {path}");
+            assert_eq!(steps.last().unwrap()["id"].as_u64(), Some(*id));
+        }
+    }
+}
