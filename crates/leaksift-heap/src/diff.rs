@@ -227,6 +227,10 @@ pub struct LeakGroup {
     pub class: ClassId,
     /// Leaked objects in the group (top-level ones and the leaked objects they dominate).
     pub count: u64,
+    /// `count` by class, the program's classes before the engine's (`(array)`, `system / …`),
+    /// most instances first, then by name: what the group is made of when its top-level objects
+    /// are containers (a Map's backing table, a closure context).
+    pub contents: Vec<(ClassId, u64)>,
     /// Top-level leaked objects (no other leaked object dominates them).
     pub roots: u64,
     /// Exact bytes freed if the group's top-level leaked objects were freed.
@@ -283,6 +287,7 @@ pub fn find_leaks(
     let mut signatures = Signatures::new(final_graph, &tree);
     struct Building {
         class_retained: HashMap<ClassId, u64>,
+        class_counts: HashMap<ClassId, u64>,
         count: u64,
         roots: u64,
         retained: u64,
@@ -311,6 +316,7 @@ pub fn find_leaks(
             let rank = (retained, std::cmp::Reverse(depth));
             let group = groups.entry(group_key).or_insert(Building {
                 class_retained: HashMap::new(),
+                class_counts: HashMap::new(),
                 count: 0,
                 roots: 0,
                 retained: 0,
@@ -342,6 +348,10 @@ pub fn find_leaks(
                 .and_then(|key| groups.get_mut(key))
             {
                 group.count += 1;
+                *group
+                    .class_counts
+                    .entry(final_graph.class(NodeIndex(node as u32)))
+                    .or_default() += 1;
             }
         }
     }
@@ -357,9 +367,15 @@ pub fn find_leaks(
                 .iter()
                 .max_by_key(|(class, bytes)| (**bytes, std::cmp::Reverse(**class)))
                 .map_or(final_graph.class(g.representative), |(class, _)| *class);
+            let mut contents: Vec<(ClassId, u64)> = g.class_counts.into_iter().collect();
+            contents.sort_by_cached_key(|(class, count)| {
+                let name = final_graph.class_name(*class).into_owned();
+                (is_engine_class(&name), std::cmp::Reverse(*count), name)
+            });
             LeakGroup {
                 class,
                 count: g.count,
+                contents,
                 roots: g.roots,
                 retained_bytes: g.retained,
                 path: tree.path_to(final_graph, g.representative),
@@ -374,6 +390,12 @@ pub fn find_leaks(
             .then_with(|| a.signature.cmp(&b.signature))
     });
     out
+}
+
+/// Whether a class is the engine's rather than the program's: V8 names its internal objects
+/// `(array)`, `(string)`, `(compiled code)`…, or `system / Context`, `system / Map`….
+fn is_engine_class(name: &str) -> bool {
+    name.starts_with('(') || name.starts_with("system / ")
 }
 
 /// Retaining-path signatures of many nodes, built along the BFS tree so that every node's
@@ -708,6 +730,12 @@ mod tests {
         // 13 and 15 survive (17 died, 19 is newer than target); one path signature.
         assert_eq!(leaks.len(), 1);
         assert_eq!(leaks[0].count, 2);
+        let contents: Vec<(String, u64)> = leaks[0]
+            .contents
+            .iter()
+            .map(|(class, count)| (last.class_name(*class).into_owned(), *count))
+            .collect();
+        assert_eq!(contents, [("Item".to_string(), 2)]);
         assert_eq!(leaks[0].retained_bytes, 200);
         assert_eq!(last.class_name(leaks[0].class), "Item");
         assert!(

@@ -165,3 +165,52 @@ fn retaining_paths_do_not_pass_through_the_target() {
         }
     }
 }
+
+/// A growing Map leaks through its backing table: the top-level leaked object is the Map's
+/// `(array)`, so the group was labelled "(array) × 6000 objects" while memlab's trace ends at
+/// the Session entries. The group now lists what it holds (`contents`, and in the text label),
+/// and the text header counts every group, not only the ones `--top` shows.
+#[test]
+fn map_leak_names_the_entries_it_holds_and_the_header_counts_every_group() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("node")
+        .arg(programs().join("../node/leak-map.js"))
+        .args(["baseline", "target", "final"].map(|n| dir.path().join(format!("{n}.heapsnapshot"))))
+        .status()
+        .expect("run node");
+    assert!(status.success());
+    let files = ["baseline", "target", "final"].map(|n| {
+        dir.path()
+            .join(format!("{n}.heapsnapshot"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    });
+    let json = three_way(&files);
+    let first = &json["leaks"][0];
+    let contents = first["contents"].as_array().expect("contents");
+    // Each Session: the Session, its user object, its buffer and roles arrays.
+    assert!(
+        contents[..3].contains(&serde_json::json!({"class": "Session", "count": 2000})),
+        "{first}"
+    );
+    let groups = json["leaks"].as_array().unwrap().len();
+    assert!(groups > 1, "{json}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["diff", "-q", "--top", "1", &files[0], &files[1], &files[2]])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.starts_with(&format!("{groups} leak groups,"))
+            && header.ends_with("(the first 1 shown)"),
+        "{header}"
+    );
+    assert!(text.contains("2000 Session"), "{text}");
+}
