@@ -1,6 +1,6 @@
-//! Shortest retaining paths from the root to an object, over essential edges, optionally with
-//! some retainers cut (DevTools' "ignore this retainer"). For V8, paths from user roots come
-//! first, as DevTools' distances rank them.
+//! Shortest retaining paths from the root to an object, optionally with some retainers cut
+//! (DevTools' "ignore this retainer"): over essential edges, and for V8 over the strong edges
+//! DevTools' distances and Retainers view use, paths from user roots first.
 
 use crate::distances::{BfsParents, UNREACHABLE, bfs_parents};
 use crate::graph::{EdgeIndex, EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
@@ -193,7 +193,8 @@ impl PathTree {
     }
 }
 
-/// Up to `max` shortest retaining paths to `target`, one per distinct direct retainer, shortest
+/// Up to `max` shortest retaining paths to `target`, one per distinct direct retainer (V8: any
+/// strong reference, as DevTools' Retainers view; otherwise essential edges), shortest
 /// first (V8: retainers reached from user roots before those reached only from system roots, as
 /// DevTools ranks them by distance). Nodes in `cut` are never used, and no path goes through the
 /// target before its last step (a retainer reachable only through the target is left out).
@@ -215,13 +216,20 @@ pub fn retaining_paths(
     let mut cut_and_target = cut.to_vec();
     cut_and_target.push(target);
     let tree = PathTree::new(graph, &cut_and_target);
+    // V8: every strong edge retains, as DevTools' Retainers view lists them; the essential-edge
+    // rule (page-owned, WeakMap table, shortcuts) shapes dominators, not who holds a reference —
+    // an object held by a global and by a stack slot is kept alive by either.
+    let retains = |edge: EdgeIndex| match graph.format() {
+        HeapFormat::V8 => graph.edge_kind(edge) != EdgeKind::Weak,
+        _ => graph.is_essential(edge),
+    };
     let mut retainers: Vec<((bool, u32), NodeIndex, EdgeIndex)> = Vec::new();
     for node in graph.nodes() {
         if node == target || cut.contains(&node) {
             continue;
         }
         for edge in graph.edges(node) {
-            if graph.edge_to(edge) == target && graph.is_essential(edge) {
+            if graph.edge_to(edge) == target && retains(edge) {
                 // Distances only for the target's retainers: a distance walks the tree up to
                 // the root, and a long chain (a linked list of millions) makes that walk for
                 // every node quadratic.

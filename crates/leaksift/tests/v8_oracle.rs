@@ -280,3 +280,93 @@ fn two_way_diff_equals_devtools_comparison_when_the_toolkit_is_installed() {
         "{ours:?}"
     );
 }
+
+/// The V8 ids of the `object` nodes named `class` in a snapshot (read with serde_json: the
+/// test's snapshots are a few MB).
+fn ids_of_class(snapshot: &str, class: &str) -> Vec<u64> {
+    let json: Value = serde_json::from_slice(&std::fs::read(snapshot).unwrap()).unwrap();
+    let meta = &json["snapshot"]["meta"];
+    let fields: Vec<&str> = meta["node_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let column = |name: &str| fields.iter().position(|f| *f == name).unwrap();
+    let (type_at, name_at, id_at) = (column("type"), column("name"), column("id"));
+    let object_type = meta["node_types"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|t| t == "object")
+        .unwrap() as u64;
+    let strings = json["strings"].as_array().unwrap();
+    json["nodes"]
+        .as_array()
+        .unwrap()
+        .chunks(fields.len())
+        .filter(|node| {
+            node[type_at].as_u64() == Some(object_type)
+                && strings[node[name_at].as_u64().unwrap() as usize] == class
+        })
+        .map(|node| node[id_at].as_u64().unwrap())
+        .collect()
+}
+
+/// DevTools' Retainers view lists every strong reference. `paths` listed only the edges that
+/// count for dominators, so an object held by a global and by a local variable on the stack
+/// showed only the global, and with the global ignored `paths` said the object was unreachable
+/// although the stack slot keeps it alive.
+#[test]
+fn a_stack_slot_is_listed_as_a_retainer_and_keeps_the_object_reachable() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("held.heapsnapshot");
+    let snapshot = snapshot.to_str().unwrap();
+    let status = Command::new("node")
+        .arg(programs().join("held-by-stack.js"))
+        .arg(snapshot)
+        .status()
+        .expect("run node");
+    assert!(status.success());
+    let ids = ids_of_class(snapshot, "HeldTwice");
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = ids[0].to_string();
+    let retainer_of = |path: &Value| {
+        let steps = path.as_array().unwrap();
+        steps[steps.len() - 2]["node"].as_str().unwrap().to_owned()
+    };
+    let (code, all, stderr) = run(&["paths", "--json", "-q", snapshot, "--id", &id]);
+    assert_eq!(code, 0, "{stderr}");
+    let paths = all["paths"].as_array().unwrap();
+    let retainers: Vec<String> = paths.iter().map(retainer_of).collect();
+    assert!(
+        retainers.iter().any(|r| r.contains("(Stack roots)")),
+        "{retainers:?}"
+    );
+    // User roots first, as DevTools ranks retainers by distance.
+    assert!(retainers[0].starts_with("global "), "{retainers:?}");
+    let global = paths[0].as_array().unwrap()[1]["id"].as_u64().unwrap();
+    let (code, cut, stderr) = run(&[
+        "paths",
+        "--json",
+        "-q",
+        snapshot,
+        "--id",
+        &id,
+        "--ignore",
+        &global.to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(cut["reachable"], true, "{cut}");
+    let left: Vec<String> = cut["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(retainer_of)
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].contains("(Stack roots)"), "{left:?}");
+}
