@@ -233,7 +233,8 @@ pub struct LeakGroup {
     pub contents: Vec<(ClassId, u64)>,
     /// Top-level leaked objects (no other leaked object dominates them).
     pub roots: u64,
-    /// Exact bytes freed if the group's top-level leaked objects were freed.
+    /// Exact bytes freed if the group's top-level leaked objects were freed (their own sizes
+    /// counted even when DevTools' folding moved them into an owner that is not leaked).
     pub retained_bytes: u64,
     /// The normalized path signature shared by the group.
     pub signature: String,
@@ -312,7 +313,14 @@ pub fn find_leaks(
                     (key, u32::MAX)
                 }
             };
-            let retained = dominators.retained(node_index);
+            // A top-level leaked object's own size, if DevTools' folding moved it into an
+            // owner that is not leaked (a grown array's new backing store), is leaked memory
+            // all the same: count it here. (The owner dominates what it owns, so sizes folded
+            // from below this object stay in its subtree, unless they too are owned from
+            // above it through it: internal arrays inside a folded store, not counted.)
+            let retained = dominators
+                .retained(node_index)
+                .saturating_add(final_graph.folded_self_size(node_index));
             let rank = (retained, std::cmp::Reverse(depth));
             let group = groups.entry(group_key).or_insert(Building {
                 class_retained: HashMap::new(),

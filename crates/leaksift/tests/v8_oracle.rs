@@ -370,3 +370,31 @@ fn a_stack_slot_is_listed_as_a_retainer_and_keeps_the_object_reachable() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].contains("(Stack roots)"), "{left:?}");
 }
+
+/// 100 000 numbers pushed into a global array: the leak is the array's new backing store
+/// (memlab: `(object elements)`, 915.7 KB). DevTools folds that store's size into the array,
+/// which existed at baseline, so the three-way diff ranked the store at 0 bytes below V8's
+/// compiled code. A top-level leaked object now counts its own size wherever it was folded.
+#[test]
+fn a_grown_number_array_leaks_its_backing_store_bytes() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_snapshots("number-array.js", dir.path(), &[]);
+    let json = three_way(&files);
+    let first = &json["leaks"][0];
+    let edges: Vec<&str> = first["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["edge"].as_str())
+        .collect();
+    assert!(edges.contains(&"samples"), "{first}");
+    // At least 8 bytes per element (V8 grows the store by half again, so more).
+    assert!(
+        first["retained_bytes"].as_u64().unwrap() >= 800_000,
+        "{first}"
+    );
+    assert!(json["leaked_bytes"].as_u64().unwrap() >= 800_000);
+}
