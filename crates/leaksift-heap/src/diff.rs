@@ -423,9 +423,14 @@ struct Signatures<'g> {
     /// Signatures as a trie: `(parent signature or NOT_YET for the root's, last step)`.
     trie: Vec<(u32, u32)>,
     children: HashMap<(u32, u32), u32>,
+    /// Entry edges of parents with more than [`WIDE_PARENT_EDGES`] edges, by parent.
+    wide_parents: HashMap<u32, HashMap<u32, EdgeIndex>>,
 }
 
 const NOT_YET: u32 = u32::MAX;
+
+/// Parents with more edges than this have their entry edges looked up all at once.
+const WIDE_PARENT_EDGES: u64 = 64;
 
 impl<'g> Signatures<'g> {
     fn new(graph: &'g HeapGraph, tree: &'g PathTree) -> Signatures<'g> {
@@ -438,6 +443,7 @@ impl<'g> Signatures<'g> {
             step_text: Vec::new(),
             trie: Vec::new(),
             children: HashMap::new(),
+            wide_parents: HashMap::new(),
         }
     }
 
@@ -449,8 +455,9 @@ impl<'g> Signatures<'g> {
         let mut pending = Vec::new();
         let mut current = node;
         while self.of_node[current.get()] == NOT_YET {
-            match self.tree.parent_step(self.graph, current) {
-                Some((up, via)) => {
+            match self.tree.parent(current) {
+                Some(up) => {
+                    let via = self.entry_edge(up, current);
                     pending.push((current, via));
                     current = up;
                 }
@@ -470,6 +477,21 @@ impl<'g> Signatures<'g> {
             current = child;
         }
         Some((self.of_node[node.get()], self.depth[node.get()]))
+    }
+
+    /// The edge from `up` to its BFS child `node`; a parent with many edges has all of them
+    /// looked up at once (one array holding every leaked object otherwise costs a scan of the
+    /// array per object).
+    fn entry_edge(&mut self, up: NodeIndex, node: NodeIndex) -> Option<EdgeIndex> {
+        if self.graph.edge_range(up).end - self.graph.edge_range(up).start <= WIDE_PARENT_EDGES {
+            return self.tree.entry_edge(self.graph, up, node);
+        }
+        let (graph, tree) = (self.graph, self.tree);
+        self.wide_parents
+            .entry(up.0)
+            .or_insert_with(|| tree.entry_edges_from(graph, up))
+            .get(&node.0)
+            .copied()
     }
 
     fn step_label(&self, via: Option<EdgeIndex>, node: NodeIndex) -> String {

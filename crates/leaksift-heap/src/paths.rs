@@ -2,9 +2,12 @@
 //! (DevTools' "ignore this retainer"): over essential edges, and for V8 over the strong edges
 //! DevTools' distances and Retainers view use, paths from user roots first.
 
+use std::collections::HashMap;
+
 use crate::distances::{BfsParents, UNREACHABLE, bfs_parents};
+
 use crate::graph::{EdgeIndex, EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
-use crate::v8::distance_filter::DistanceFilter;
+use crate::v8::distance_filter::{DistanceFilter, Expanded};
 
 /// One step of a retaining path: a node and the edge that leads to it (none for the root).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,20 +131,10 @@ impl PathTree {
         }
     }
 
-    /// The last step of the shortest path to `node`: its parent and the edge from it (the
-    /// edge is `None` only if the graph has no usable one). `None` for the root and for
-    /// unreachable nodes.
-    pub fn parent_step(
-        &self,
-        graph: &HeapGraph,
-        node: NodeIndex,
-    ) -> Option<(NodeIndex, Option<EdgeIndex>)> {
+    /// The node before `node` on its shortest path; `None` for the root and unreachable nodes.
+    pub fn parent(&self, node: NodeIndex) -> Option<NodeIndex> {
         let up = self.parent.get(node.get());
-        if up == UNREACHABLE || up == node.0 {
-            return None;
-        }
-        let up = NodeIndex(up);
-        Some((up, self.entry_edge(graph, up, node)))
+        (up != UNREACHABLE && up != node.0).then_some(NodeIndex(up))
     }
 
     /// Whether `node` is reachable (the root included).
@@ -175,21 +168,68 @@ impl PathTree {
 impl PathTree {
     /// The edge from `up` to `node` the search went through: for V8 the first one DevTools'
     /// distance filter follows (or any non-weak one), otherwise the first essential one.
-    fn entry_edge(&self, graph: &HeapGraph, up: NodeIndex, node: NodeIndex) -> Option<EdgeIndex> {
-        let mut into_node = graph.edges(up).filter(|e| graph.edge_to(*e) == node);
-        if graph.format() != HeapFormat::V8 {
-            return into_node.find(|e| graph.is_essential(*e));
+    pub fn entry_edge(
+        &self,
+        graph: &HeapGraph,
+        up: NodeIndex,
+        node: NodeIndex,
+    ) -> Option<EdgeIndex> {
+        let preference = EntryPreference::new(graph, up);
+        graph
+            .edges(up)
+            .filter(|e| graph.edge_to(*e) == node)
+            .filter_map(|e| Some((preference.rank(e)?, e)))
+            .min_by_key(|(rank, e)| (*rank, e.0))
+            .map(|(_, e)| e)
+    }
+
+    /// [`PathTree::entry_edge`] for every node `up` references, in one pass over `up`'s
+    /// edges (finding them one child at a time is quadratic for an array of many children).
+    pub fn entry_edges_from(&self, graph: &HeapGraph, up: NodeIndex) -> HashMap<u32, EdgeIndex> {
+        let preference = EntryPreference::new(graph, up);
+        let mut best: HashMap<u32, (u8, EdgeIndex)> = HashMap::new();
+        for edge in graph.edges(up) {
+            let Some(rank) = preference.rank(edge) else {
+                continue;
+            };
+            let slot = best.entry(graph.edge_to(edge).0).or_insert((rank, edge));
+            if rank < slot.0 {
+                *slot = (rank, edge);
+            }
         }
-        let filter = DistanceFilter::new(graph);
-        let expanded = filter.expanded(up);
-        let candidates: Vec<EdgeIndex> = into_node
-            .filter(|e| graph.edge_kind(*e) != EdgeKind::Weak)
-            .collect();
-        candidates
-            .iter()
-            .copied()
-            .find(|e| filter.follows_statelessly(expanded, *e))
-            .or(candidates.first().copied())
+        best.into_iter()
+            .map(|(node, (_, edge))| (node, edge))
+            .collect()
+    }
+}
+
+/// How [`PathTree::entry_edge`] ranks the edges from one node: `None` for edges a path never
+/// takes, then lower first (ties: the first edge).
+struct EntryPreference<'g> {
+    graph: &'g HeapGraph,
+    filter: Option<(DistanceFilter<'g>, Expanded)>,
+}
+
+impl<'g> EntryPreference<'g> {
+    fn new(graph: &'g HeapGraph, from: NodeIndex) -> EntryPreference<'g> {
+        let filter = (graph.format() == HeapFormat::V8).then(|| {
+            let filter = DistanceFilter::new(graph);
+            let expanded = filter.expanded(from);
+            (filter, expanded)
+        });
+        EntryPreference { graph, filter }
+    }
+
+    /// V8: 0 for an edge the distance filter follows, 1 for another non-weak one; otherwise 0
+    /// for an essential edge.
+    fn rank(&self, edge: EdgeIndex) -> Option<u8> {
+        match &self.filter {
+            None => self.graph.is_essential(edge).then_some(0),
+            Some(_) if self.graph.edge_kind(edge) == EdgeKind::Weak => None,
+            Some((filter, expanded)) => {
+                Some(u8::from(!filter.follows_statelessly(*expanded, edge)))
+            }
+        }
     }
 }
 
@@ -375,6 +415,62 @@ mod tests {
             .map(|p| p.steps.iter().map(|s| s.node.0).collect())
             .collect();
         assert_eq!(cut, [vec![0, 1, 5, 6, 4, 3]]);
+    }
+
+    #[test]
+    fn entry_edges_of_a_whole_parent_match_the_one_by_one_choice() {
+        // root → A with, into each of B and C, a weak edge first and then two strong ones.
+        let mut builder = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
+        for (i, name) in ["", "A", "B", "C"].iter().enumerate() {
+            let name = builder.strings_mut().intern(name).unwrap();
+            let class = builder.intern_class(ClassInfo::named(name)).unwrap();
+            builder
+                .add_node(NodeData {
+                    id: ObjectId(i as u64),
+                    class,
+                    name,
+                    self_size: 10,
+                    kind: if i == 0 {
+                        NodeKind::Synthetic
+                    } else {
+                        NodeKind::Object
+                    },
+                    flags: NodeFlags::default(),
+                })
+                .unwrap();
+        }
+        let to = builder.strings_mut().intern("to").unwrap();
+        let edges = [
+            (0, 1, EdgeKind::Property),
+            (1, 2, EdgeKind::Weak),
+            (1, 3, EdgeKind::Weak),
+            (1, 2, EdgeKind::Property),
+            (1, 3, EdgeKind::Internal),
+            (1, 2, EdgeKind::Internal),
+            (1, 3, EdgeKind::Property),
+        ];
+        for (from, target, kind) in edges {
+            builder.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(target),
+                    kind,
+                    name: EdgeName::Named(to),
+                    essential: kind != EdgeKind::Weak,
+                },
+            );
+        }
+        let graph = builder.finish().unwrap();
+        let tree = PathTree::new(&graph, &[]);
+        let a = NodeIndex(1);
+        let all = tree.entry_edges_from(&graph, a);
+        assert_eq!(all.len(), 2);
+        for child in [NodeIndex(2), NodeIndex(3)] {
+            let one = tree.entry_edge(&graph, a, child).unwrap();
+            assert_eq!(all[&child.0], one);
+            assert_ne!(graph.edge_kind(one), EdgeKind::Weak);
+            assert_eq!(tree.parent(child), Some(a));
+        }
     }
 
     #[test]
