@@ -575,26 +575,42 @@ mod tests {
     use super::*;
     use crate::graph::*;
 
+    /// Adds a node of class `name`: the synthetic root when `id` is 1, else an object.
+    fn node(b: &mut GraphBuilder, name: &str, id: u64, size: u64) -> NodeIndex {
+        let s = b.strings_mut().intern(name).unwrap();
+        let class = b.intern_class(ClassInfo::named(s)).unwrap();
+        b.add_node(NodeData {
+            id: ObjectId(id),
+            class,
+            name: s,
+            self_size: size,
+            kind: if id == 1 {
+                NodeKind::Synthetic
+            } else {
+                NodeKind::Object
+            },
+            flags: NodeFlags::default(),
+        })
+        .unwrap()
+    }
+
+    /// Adds an essential property edge named `name`.
+    fn property(b: &mut GraphBuilder, from: NodeIndex, to: NodeIndex, name: &str) {
+        let name = EdgeName::Named(b.strings_mut().intern(name).unwrap());
+        b.add_edge(
+            from,
+            EdgeData {
+                to,
+                kind: EdgeKind::Property,
+                name,
+                essential: true,
+            },
+        );
+    }
+
     /// A V8-like graph: root -> holder -> items (class Item, ids given), plus a Keep object.
     fn snapshot(item_ids: &[u64]) -> HeapGraph {
         let mut b = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
-        let node = |b: &mut GraphBuilder, name: &str, id: u64, size: u64| {
-            let s = b.strings_mut().intern(name).unwrap();
-            let class = b.intern_class(ClassInfo::named(s)).unwrap();
-            b.add_node(NodeData {
-                id: ObjectId(id),
-                class,
-                name: s,
-                self_size: size,
-                kind: if id == 1 {
-                    NodeKind::Synthetic
-                } else {
-                    NodeKind::Object
-                },
-                flags: NodeFlags::default(),
-            })
-            .unwrap()
-        };
         let root = node(&mut b, "", 1, 0);
         let holder = node(&mut b, "Holder", 3, 10);
         let keep = node(&mut b, "Keep", 5, 7);
@@ -602,21 +618,8 @@ mod tests {
             .iter()
             .map(|id| node(&mut b, "Item", *id, 100))
             .collect();
-        let list = b.strings_mut().intern("list").unwrap();
-        for (from, to, name) in [
-            (root, holder, EdgeName::Named(list)),
-            (root, keep, EdgeName::Named(list)),
-        ] {
-            b.add_edge(
-                from,
-                EdgeData {
-                    to,
-                    kind: EdgeKind::Property,
-                    name,
-                    essential: true,
-                },
-            );
-        }
+        property(&mut b, root, holder, "list");
+        property(&mut b, root, keep, "list");
         for (i, item) in items.iter().enumerate() {
             b.add_edge(
                 holder,
@@ -674,45 +677,20 @@ mod tests {
     /// root → queue; queue -head-> j1 … j5 <-tail- queue, doubly linked by next/prev.
     fn doubly_linked(job_ids: &[u64; 5]) -> HeapGraph {
         let mut b = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
-        let node = |b: &mut GraphBuilder, name: &str, id: u64, kind: NodeKind| {
-            let s = b.strings_mut().intern(name).unwrap();
-            let class = b.intern_class(ClassInfo::named(s)).unwrap();
-            b.add_node(NodeData {
-                id: ObjectId(id),
-                class,
-                name: s,
-                self_size: if kind == NodeKind::Synthetic { 0 } else { 10 },
-                kind,
-                flags: NodeFlags::default(),
-            })
-            .unwrap()
-        };
-        let root = node(&mut b, "", 1, NodeKind::Synthetic);
-        let queue = node(&mut b, "Queue", 3, NodeKind::Object);
+        let root = node(&mut b, "", 1, 0);
+        let queue = node(&mut b, "Queue", 3, 10);
         let jobs: Vec<NodeIndex> = job_ids
             .iter()
-            .map(|id| node(&mut b, "Job", *id, NodeKind::Object))
+            .map(|id| node(&mut b, "Job", *id, 10))
             .collect();
-        let edge = |b: &mut GraphBuilder, from: NodeIndex, to: NodeIndex, name: &str| {
-            let name = EdgeName::Named(b.strings_mut().intern(name).unwrap());
-            b.add_edge(
-                from,
-                EdgeData {
-                    to,
-                    kind: EdgeKind::Property,
-                    name,
-                    essential: true,
-                },
-            );
-        };
-        edge(&mut b, root, queue, "queue");
-        edge(&mut b, queue, jobs[0], "head");
-        edge(&mut b, queue, jobs[4], "tail");
+        property(&mut b, root, queue, "queue");
+        property(&mut b, queue, jobs[0], "head");
+        property(&mut b, queue, jobs[4], "tail");
         for pair in jobs.windows(2) {
-            edge(&mut b, pair[0], pair[1], "next");
+            property(&mut b, pair[0], pair[1], "next");
         }
         for pair in jobs.windows(2) {
-            edge(&mut b, pair[1], pair[0], "prev");
+            property(&mut b, pair[1], pair[0], "prev");
         }
         b.finish().unwrap()
     }

@@ -301,18 +301,15 @@ mod tests {
     use super::*;
     use crate::graph::*;
 
-    /// root → (GC roots) → t, and root → global → a → b → t; ids are ordinals.
-    fn graph(format: HeapFormat) -> HeapGraph {
+    /// A graph of `nodes` (name, kind; ids are ordinals, node 0 the root) and `edges` (from,
+    /// to, kind; every edge but weak ones essential), all edges named "to".
+    fn build(
+        format: HeapFormat,
+        nodes: &[(&str, NodeKind)],
+        edges: &[(u32, u32, EdgeKind)],
+    ) -> HeapGraph {
         let mut builder = GraphBuilder::new(format, StringTable::new(), 8, 8);
-        let nodes = [
-            ("", NodeKind::Synthetic),
-            ("(GC roots)", NodeKind::Synthetic),
-            ("global", NodeKind::Object),
-            ("A", NodeKind::Object),
-            ("B", NodeKind::Object),
-            ("T", NodeKind::Object),
-        ];
-        for (i, (name, kind)) in nodes.into_iter().enumerate() {
+        for (i, (name, kind)) in nodes.iter().enumerate() {
             let name = builder.strings_mut().intern(name).unwrap();
             let class = builder.intern_class(ClassInfo::named(name)).unwrap();
             builder
@@ -321,24 +318,47 @@ mod tests {
                     class,
                     name,
                     self_size: 10,
-                    kind,
+                    kind: *kind,
                     flags: NodeFlags::default(),
                 })
                 .unwrap();
         }
         let to = builder.strings_mut().intern("to").unwrap();
-        for (from, target) in [(0, 1), (0, 2), (1, 5), (2, 3), (3, 4), (4, 5)] {
+        for (from, target, kind) in edges {
             builder.add_edge(
-                NodeIndex(from),
+                NodeIndex(*from),
                 EdgeData {
-                    to: NodeIndex(target),
-                    kind: EdgeKind::Property,
+                    to: NodeIndex(*target),
+                    kind: *kind,
                     name: EdgeName::Named(to),
-                    essential: true,
+                    essential: *kind != EdgeKind::Weak,
                 },
             );
         }
         builder.finish().unwrap()
+    }
+
+    /// Object nodes named `names`, after a synthetic root.
+    fn objects<'a>(names: &[&'a str]) -> Vec<(&'a str, NodeKind)> {
+        std::iter::once(("", NodeKind::Synthetic))
+            .chain(names.iter().map(|n| (*n, NodeKind::Object)))
+            .collect()
+    }
+
+    /// Property edges.
+    fn properties(pairs: &[(u32, u32)]) -> Vec<(u32, u32, EdgeKind)> {
+        pairs
+            .iter()
+            .map(|(from, to)| (*from, *to, EdgeKind::Property))
+            .collect()
+    }
+
+    /// root → (GC roots) → t, and root → global → a → b → t; ids are ordinals.
+    fn graph(format: HeapFormat) -> HeapGraph {
+        let mut nodes = objects(&["(GC roots)", "global", "A", "B", "T"]);
+        nodes[1].1 = NodeKind::Synthetic;
+        let edges = properties(&[(0, 1), (0, 2), (1, 5), (2, 3), (3, 4), (4, 5)]);
+        build(format, &nodes, &edges)
     }
 
     fn retainers(graph: &HeapGraph, cut: &[NodeIndex]) -> Vec<Vec<u32>> {
@@ -362,28 +382,8 @@ mod tests {
     #[test]
     fn a_retainer_path_never_runs_through_the_target() {
         // root → global → A → T ⇄ B, and global → C → D → B: B's shortest path is through T.
-        let mut builder = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
-        for (i, name) in ["", "global", "A", "T", "B", "C", "D"].iter().enumerate() {
-            let name = builder.strings_mut().intern(name).unwrap();
-            let class = builder.intern_class(ClassInfo::named(name)).unwrap();
-            let kind = if i == 0 {
-                NodeKind::Synthetic
-            } else {
-                NodeKind::Object
-            };
-            builder
-                .add_node(NodeData {
-                    id: ObjectId(i as u64),
-                    class,
-                    name,
-                    self_size: 10,
-                    kind,
-                    flags: NodeFlags::default(),
-                })
-                .unwrap();
-        }
-        let to = builder.strings_mut().intern("to").unwrap();
-        for (from, target) in [
+        let nodes = objects(&["global", "A", "T", "B", "C", "D"]);
+        let edges = properties(&[
             (0, 1),
             (1, 2),
             (1, 5),
@@ -392,18 +392,8 @@ mod tests {
             (4, 3),
             (5, 6),
             (6, 4),
-        ] {
-            builder.add_edge(
-                NodeIndex(from),
-                EdgeData {
-                    to: NodeIndex(target),
-                    kind: EdgeKind::Property,
-                    name: EdgeName::Named(to),
-                    essential: true,
-                },
-            );
-        }
-        let graph = builder.finish().unwrap();
+        ]);
+        let graph = build(HeapFormat::V8, &nodes, &edges);
         let paths: Vec<Vec<u32>> = retaining_paths(&graph, NodeIndex(3), &[], 5)
             .iter()
             .map(|p| p.steps.iter().map(|s| s.node.0).collect())
@@ -420,26 +410,6 @@ mod tests {
     #[test]
     fn entry_edges_of_a_whole_parent_match_the_one_by_one_choice() {
         // root → A with, into each of B and C, a weak edge first and then two strong ones.
-        let mut builder = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
-        for (i, name) in ["", "A", "B", "C"].iter().enumerate() {
-            let name = builder.strings_mut().intern(name).unwrap();
-            let class = builder.intern_class(ClassInfo::named(name)).unwrap();
-            builder
-                .add_node(NodeData {
-                    id: ObjectId(i as u64),
-                    class,
-                    name,
-                    self_size: 10,
-                    kind: if i == 0 {
-                        NodeKind::Synthetic
-                    } else {
-                        NodeKind::Object
-                    },
-                    flags: NodeFlags::default(),
-                })
-                .unwrap();
-        }
-        let to = builder.strings_mut().intern("to").unwrap();
         let edges = [
             (0, 1, EdgeKind::Property),
             (1, 2, EdgeKind::Weak),
@@ -449,18 +419,7 @@ mod tests {
             (1, 2, EdgeKind::Internal),
             (1, 3, EdgeKind::Property),
         ];
-        for (from, target, kind) in edges {
-            builder.add_edge(
-                NodeIndex(from),
-                EdgeData {
-                    to: NodeIndex(target),
-                    kind,
-                    name: EdgeName::Named(to),
-                    essential: kind != EdgeKind::Weak,
-                },
-            );
-        }
-        let graph = builder.finish().unwrap();
+        let graph = build(HeapFormat::V8, &objects(&["A", "B", "C"]), &edges);
         let tree = PathTree::new(&graph, &[]);
         let a = NodeIndex(1);
         let all = tree.entry_edges_from(&graph, a);

@@ -60,6 +60,16 @@ fn three_way(files: &[String; 3]) -> Value {
     json
 }
 
+/// The edge names along a leak group's path.
+fn path_edges(leak: &Value) -> Vec<&str> {
+    leak["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["edge"].as_str())
+        .collect()
+}
+
 fn leaks_of_class<'a>(json: &'a Value, class: &str) -> Vec<&'a Value> {
     json["leaks"]
         .as_array()
@@ -103,12 +113,7 @@ fn doubly_linked_list_leak_is_one_group_per_entry_point() {
     let count: u64 = jobs.iter().map(|l| l["count"].as_u64().unwrap()).sum();
     assert!(count >= 3 * 2000, "{count}");
     for group in &jobs {
-        let edges: Vec<&str> = group["path"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|s| s["edge"].as_str())
-            .collect();
+        let edges = path_edges(group);
         assert!(edges.contains(&"jobQueue"), "{edges:?}");
         let signature = group["signature"].as_str().unwrap();
         assert!(
@@ -176,19 +181,7 @@ fn map_leak_names_the_entries_it_holds_and_the_header_counts_every_group() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("node")
-        .arg(programs().join("../node/leak-map.js"))
-        .args(["baseline", "target", "final"].map(|n| dir.path().join(format!("{n}.heapsnapshot"))))
-        .status()
-        .expect("run node");
-    assert!(status.success());
-    let files = ["baseline", "target", "final"].map(|n| {
-        dir.path()
-            .join(format!("{n}.heapsnapshot"))
-            .to_str()
-            .unwrap()
-            .to_owned()
-    });
+    let files = three_snapshots("../node/leak-map.js", dir.path(), &[]);
     let json = three_way(&files);
     let first = &json["leaks"][0];
     let contents = first["contents"].as_array().expect("contents");
@@ -384,12 +377,7 @@ fn a_grown_number_array_leaks_its_backing_store_bytes() {
     let files = three_snapshots("number-array.js", dir.path(), &[]);
     let json = three_way(&files);
     let first = &json["leaks"][0];
-    let edges: Vec<&str> = first["path"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["edge"].as_str())
-        .collect();
+    let edges = path_edges(first);
     assert!(edges.contains(&"samples"), "{first}");
     // At least 8 bytes per element (V8 grows the store by half again, so more).
     assert!(
