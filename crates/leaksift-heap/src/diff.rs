@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::dominators::Dominators;
-use crate::graph::{ClassId, EdgeName, HeapGraph, NodeIndex, NodeKind, SourceLocation};
+use crate::graph::{ClassId, EdgeIndex, EdgeName, HeapGraph, NodeIndex, NodeKind, SourceLocation};
 use crate::histogram::ClassStats;
 use crate::paths::{PathTree, RetainingPath};
 
@@ -227,9 +227,14 @@ pub struct LeakGroup {
     pub class: ClassId,
     /// Leaked objects in the group (top-level ones and the leaked objects they dominate).
     pub count: u64,
+    /// `count` by class, the program's classes before the engine's (`(array)`, `system / …`),
+    /// most instances first, then by name: what the group is made of when its top-level objects
+    /// are containers (a Map's backing table, a closure context).
+    pub contents: Vec<(ClassId, u64)>,
     /// Top-level leaked objects (no other leaked object dominates them).
     pub roots: u64,
-    /// Exact bytes freed if the group's top-level leaked objects were freed.
+    /// Exact bytes freed if the group's top-level leaked objects were freed (their own sizes
+    /// counted even when DevTools' folding moved them into an owner that is not leaked).
     pub retained_bytes: u64,
     /// The normalized path signature shared by the group.
     pub signature: String,
@@ -280,32 +285,51 @@ pub fn find_leaks(
         };
     }
     let tree = PathTree::new(final_graph, &[]);
+    let mut signatures = Signatures::new(final_graph, &tree);
     struct Building {
         class_retained: HashMap<ClassId, u64>,
+        class_counts: HashMap<ClassId, u64>,
         count: u64,
         roots: u64,
         retained: u64,
         representative: NodeIndex,
+        /// The representative's retained size and path length (longest paths rank last).
+        rank: (u64, std::cmp::Reverse<u32>),
     }
-    let mut groups: HashMap<String, Building> = HashMap::new();
-    let mut signature_of_top: HashMap<u32, String> = HashMap::new();
+    let mut groups: HashMap<u32, Building> = HashMap::new();
+    let mut unreachable_groups: HashMap<ClassId, u32> = HashMap::new();
+    let mut group_of_top: HashMap<u32, u32> = HashMap::new();
     for node in 0..n as u32 {
         if top[node as usize] == node {
             let node_index = NodeIndex(node);
-            let signature = match tree.path_to(final_graph, node_index) {
-                Some(path) => signature(final_graph, &path),
-                None => format!(
-                    "(unreachable) {}",
-                    final_graph.class_name(final_graph.class(node_index))
-                ),
+            let (group_key, depth) = match signatures.of(node_index) {
+                Some(found) => found,
+                None => {
+                    // Unreachable top-level objects group by class, apart from every path.
+                    let next = u32::MAX - unreachable_groups.len() as u32;
+                    let key = *unreachable_groups
+                        .entry(final_graph.class(node_index))
+                        .or_insert(next);
+                    (key, u32::MAX)
+                }
             };
-            let retained = dominators.retained(node_index);
-            let group = groups.entry(signature.clone()).or_insert(Building {
+            // A top-level leaked object's own size, if DevTools' folding moved it into an
+            // owner that is not leaked (a grown array's new backing store), is leaked memory
+            // all the same: count it here. (The owner dominates what it owns, so sizes folded
+            // from below this object stay in its subtree, unless they too are owned from
+            // above it through it: internal arrays inside a folded store, not counted.)
+            let retained = dominators
+                .retained(node_index)
+                .saturating_add(final_graph.folded_self_size(node_index));
+            let rank = (retained, std::cmp::Reverse(depth));
+            let group = groups.entry(group_key).or_insert(Building {
                 class_retained: HashMap::new(),
+                class_counts: HashMap::new(),
                 count: 0,
                 roots: 0,
                 retained: 0,
                 representative: node_index,
+                rank,
             });
             group.roots += 1;
             group.retained = group.retained.saturating_add(retained);
@@ -314,32 +338,52 @@ pub fn find_leaks(
                 .entry(final_graph.class(node_index))
                 .or_default();
             *class_total = class_total.saturating_add(retained);
-            if retained > dominators.retained(group.representative) {
+            if rank > group.rank {
                 group.representative = node_index;
+                group.rank = rank;
             }
-            signature_of_top.insert(node, signature);
+            group_of_top.insert(node, group_key);
         }
     }
+    let unreachable_class: HashMap<u32, ClassId> = unreachable_groups
+        .into_iter()
+        .map(|(class, key)| (key, class))
+        .collect();
     for node in 0..n {
         if leaked[node] && top[node] != u32::MAX {
-            if let Some(signature) = signature_of_top.get(&top[node]) {
-                if let Some(group) = groups.get_mut(signature) {
-                    group.count += 1;
-                }
+            if let Some(group) = group_of_top
+                .get(&top[node])
+                .and_then(|key| groups.get_mut(key))
+            {
+                group.count += 1;
+                *group
+                    .class_counts
+                    .entry(final_graph.class(NodeIndex(node as u32)))
+                    .or_default() += 1;
             }
         }
     }
     let mut out: Vec<LeakGroup> = groups
         .into_iter()
-        .map(|(signature, g)| {
+        .map(|(key, g)| {
+            let signature = match unreachable_class.get(&key) {
+                Some(class) => format!("(unreachable) {}", final_graph.class_name(*class)),
+                None => signatures.render(key),
+            };
             let class = g
                 .class_retained
                 .iter()
                 .max_by_key(|(class, bytes)| (**bytes, std::cmp::Reverse(**class)))
                 .map_or(final_graph.class(g.representative), |(class, _)| *class);
+            let mut contents: Vec<(ClassId, u64)> = g.class_counts.into_iter().collect();
+            contents.sort_by_cached_key(|(class, count)| {
+                let name = final_graph.class_name(*class).into_owned();
+                (is_engine_class(&name), std::cmp::Reverse(*count), name)
+            });
             LeakGroup {
                 class,
                 count: g.count,
+                contents,
                 roots: g.roots,
                 retained_bytes: g.retained,
                 path: tree.path_to(final_graph, g.representative),
@@ -356,12 +400,104 @@ pub fn find_leaks(
     out
 }
 
-/// A path's signature: edge kinds, edge names with indices and digit runs normalized, and class
-/// names, so that paths differing only in element indices or numbered keys compare equal.
-pub fn signature(graph: &HeapGraph, path: &RetainingPath) -> String {
-    let mut out = String::new();
-    for step in &path.steps {
-        if let Some(edge) = step.via {
+/// Whether a class is the engine's rather than the program's: V8 names its internal objects
+/// `(array)`, `(string)`, `(compiled code)`…, or `system / Context`, `system / Map`….
+fn is_engine_class(name: &str) -> bool {
+    name.starts_with('(') || name.starts_with("system / ")
+}
+
+/// Retaining-path signatures of many nodes, built along the BFS tree so that every node's
+/// signature is worked out once: a node's signature is its parent's plus one step (edge kind,
+/// edge name with indices as `[]` and digit runs as `#`, class name). A step, or a pair of
+/// steps, that repeats the one just before it is absorbed, so that the members of a linked list
+/// (`_idleNext` → `_idleNext` → …) share one signature whatever their position.
+struct Signatures<'g> {
+    graph: &'g HeapGraph,
+    tree: &'g PathTree,
+    /// Per graph node: its signature (an index into `trie`), `NOT_YET` when not worked out.
+    of_node: Vec<u32>,
+    /// Per graph node whose signature is known: its path length.
+    depth: Vec<u32>,
+    step_ids: HashMap<String, u32>,
+    step_text: Vec<String>,
+    /// Signatures as a trie: `(parent signature or NOT_YET for the root's, last step)`.
+    trie: Vec<(u32, u32)>,
+    children: HashMap<(u32, u32), u32>,
+    /// Entry edges of parents with more than [`WIDE_PARENT_EDGES`] edges, by parent.
+    wide_parents: HashMap<u32, HashMap<u32, EdgeIndex>>,
+}
+
+const NOT_YET: u32 = u32::MAX;
+
+/// Parents with more edges than this have their entry edges looked up all at once.
+const WIDE_PARENT_EDGES: u64 = 64;
+
+impl<'g> Signatures<'g> {
+    fn new(graph: &'g HeapGraph, tree: &'g PathTree) -> Signatures<'g> {
+        Signatures {
+            graph,
+            tree,
+            of_node: vec![NOT_YET; graph.node_count()],
+            depth: vec![0; graph.node_count()],
+            step_ids: HashMap::new(),
+            step_text: Vec::new(),
+            trie: Vec::new(),
+            children: HashMap::new(),
+            wide_parents: HashMap::new(),
+        }
+    }
+
+    /// The signature and path length of `node`, `None` when it is unreachable.
+    fn of(&mut self, node: NodeIndex) -> Option<(u32, u32)> {
+        if !self.tree.reaches(node) {
+            return None;
+        }
+        let mut pending = Vec::new();
+        let mut current = node;
+        while self.of_node[current.get()] == NOT_YET {
+            match self.tree.parent(current) {
+                Some(up) => {
+                    let via = self.entry_edge(up, current);
+                    pending.push((current, via));
+                    current = up;
+                }
+                None => {
+                    // The root: a signature of its own.
+                    let step = self.step(self.graph.class_name(self.graph.class(current)).into());
+                    self.of_node[current.get()] = self.extend(NOT_YET, step);
+                    self.depth[current.get()] = 0;
+                }
+            }
+        }
+        while let Some((child, via)) = pending.pop() {
+            let text = self.step_label(via, child);
+            let step = self.step(text);
+            self.of_node[child.get()] = self.extend(self.of_node[current.get()], step);
+            self.depth[child.get()] = self.depth[current.get()] + 1;
+            current = child;
+        }
+        Some((self.of_node[node.get()], self.depth[node.get()]))
+    }
+
+    /// The edge from `up` to its BFS child `node`; a parent with many edges has all of them
+    /// looked up at once (one array holding every leaked object otherwise costs a scan of the
+    /// array per object).
+    fn entry_edge(&mut self, up: NodeIndex, node: NodeIndex) -> Option<EdgeIndex> {
+        if self.graph.edge_range(up).end - self.graph.edge_range(up).start <= WIDE_PARENT_EDGES {
+            return self.tree.entry_edge(self.graph, up, node);
+        }
+        let (graph, tree) = (self.graph, self.tree);
+        self.wide_parents
+            .entry(up.0)
+            .or_insert_with(|| tree.entry_edges_from(graph, up))
+            .get(&node.0)
+            .copied()
+    }
+
+    fn step_label(&self, via: Option<EdgeIndex>, node: NodeIndex) -> String {
+        let graph = self.graph;
+        let mut out = String::new();
+        if let Some(edge) = via {
             out.push_str(" -");
             out.push_str(&graph.edge_kind(edge).name());
             out.push(':');
@@ -383,10 +519,55 @@ pub fn signature(graph: &HeapGraph, path: &RetainingPath) -> String {
                 }
             }
             out.push_str("-> ");
+        } else {
+            out.push_str(" -?-> ");
         }
-        out.push_str(&graph.class_name(graph.class(step.node)));
+        out.push_str(&graph.class_name(graph.class(node)));
+        out
     }
-    out
+
+    fn step(&mut self, text: String) -> u32 {
+        let next = self.step_text.len() as u32;
+        *self.step_ids.entry(text.clone()).or_insert_with(|| {
+            self.step_text.push(text);
+            next
+        })
+    }
+
+    /// `parent` followed by `step`, repeats absorbed.
+    fn extend(&mut self, parent: u32, step: u32) -> u32 {
+        if parent != NOT_YET {
+            let (grandparent, last) = self.trie[parent as usize];
+            // … A + A → … A
+            if last == step {
+                return parent;
+            }
+            // … A B A + B → … A B
+            if grandparent != NOT_YET {
+                let (great, before_last) = self.trie[grandparent as usize];
+                if before_last == step && great != NOT_YET && self.trie[great as usize].1 == last {
+                    return grandparent;
+                }
+            }
+        }
+        let next = self.trie.len() as u32;
+        *self.children.entry((parent, step)).or_insert_with(|| {
+            self.trie.push((parent, step));
+            next
+        })
+    }
+
+    /// The text of a signature: its steps from the root.
+    fn render(&self, mut signature: u32) -> String {
+        let mut steps = Vec::new();
+        while signature != NOT_YET {
+            let (parent, step) = self.trie[signature as usize];
+            steps.push(self.step_text[step as usize].as_str());
+            signature = parent;
+        }
+        steps.reverse();
+        steps.concat()
+    }
 }
 
 #[cfg(test)]
@@ -394,26 +575,42 @@ mod tests {
     use super::*;
     use crate::graph::*;
 
+    /// Adds a node of class `name`: the synthetic root when `id` is 1, else an object.
+    fn node(b: &mut GraphBuilder, name: &str, id: u64, size: u64) -> NodeIndex {
+        let s = b.strings_mut().intern(name).unwrap();
+        let class = b.intern_class(ClassInfo::named(s)).unwrap();
+        b.add_node(NodeData {
+            id: ObjectId(id),
+            class,
+            name: s,
+            self_size: size,
+            kind: if id == 1 {
+                NodeKind::Synthetic
+            } else {
+                NodeKind::Object
+            },
+            flags: NodeFlags::default(),
+        })
+        .unwrap()
+    }
+
+    /// Adds an essential property edge named `name`.
+    fn property(b: &mut GraphBuilder, from: NodeIndex, to: NodeIndex, name: &str) {
+        let name = EdgeName::Named(b.strings_mut().intern(name).unwrap());
+        b.add_edge(
+            from,
+            EdgeData {
+                to,
+                kind: EdgeKind::Property,
+                name,
+                essential: true,
+            },
+        );
+    }
+
     /// A V8-like graph: root -> holder -> items (class Item, ids given), plus a Keep object.
     fn snapshot(item_ids: &[u64]) -> HeapGraph {
         let mut b = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
-        let node = |b: &mut GraphBuilder, name: &str, id: u64, size: u64| {
-            let s = b.strings_mut().intern(name).unwrap();
-            let class = b.intern_class(ClassInfo::named(s)).unwrap();
-            b.add_node(NodeData {
-                id: ObjectId(id),
-                class,
-                name: s,
-                self_size: size,
-                kind: if id == 1 {
-                    NodeKind::Synthetic
-                } else {
-                    NodeKind::Object
-                },
-                flags: NodeFlags::default(),
-            })
-            .unwrap()
-        };
         let root = node(&mut b, "", 1, 0);
         let holder = node(&mut b, "Holder", 3, 10);
         let keep = node(&mut b, "Keep", 5, 7);
@@ -421,21 +618,8 @@ mod tests {
             .iter()
             .map(|id| node(&mut b, "Item", *id, 100))
             .collect();
-        let list = b.strings_mut().intern("list").unwrap();
-        for (from, to, name) in [
-            (root, holder, EdgeName::Named(list)),
-            (root, keep, EdgeName::Named(list)),
-        ] {
-            b.add_edge(
-                from,
-                EdgeData {
-                    to,
-                    kind: EdgeKind::Property,
-                    name,
-                    essential: true,
-                },
-            );
-        }
+        property(&mut b, root, holder, "list");
+        property(&mut b, root, keep, "list");
         for (i, item) in items.iter().enumerate() {
             b.add_edge(
                 holder,
@@ -490,6 +674,60 @@ mod tests {
         );
     }
 
+    /// root → queue; queue -head-> j1 … j5 <-tail- queue, doubly linked by next/prev.
+    fn doubly_linked(job_ids: &[u64; 5]) -> HeapGraph {
+        let mut b = GraphBuilder::new(HeapFormat::V8, StringTable::new(), 8, 8);
+        let root = node(&mut b, "", 1, 0);
+        let queue = node(&mut b, "Queue", 3, 10);
+        let jobs: Vec<NodeIndex> = job_ids
+            .iter()
+            .map(|id| node(&mut b, "Job", *id, 10))
+            .collect();
+        property(&mut b, root, queue, "queue");
+        property(&mut b, queue, jobs[0], "head");
+        property(&mut b, queue, jobs[4], "tail");
+        for pair in jobs.windows(2) {
+            property(&mut b, pair[0], pair[1], "next");
+        }
+        for pair in jobs.windows(2) {
+            property(&mut b, pair[1], pair[0], "prev");
+        }
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn linked_list_entries_share_a_signature_whatever_their_depth() {
+        let baseline = doubly_linked(&[11, 13, 15, 17, 19]);
+        let later = doubly_linked(&[21, 23, 25, 27, 29]);
+        let d = Dominators::compute(&later);
+        let leaks = find_leaks(&sorted_ids(&baseline), &sorted_ids(&later), &later, &d);
+        // Every job is top-level (held from both ends). Reached: head (j1), head→next (j2,
+        // then j3 through j2), tail (j5), tail→prev (j4).
+        let mut found: Vec<(String, u64)> = leaks
+            .iter()
+            .map(|l| (l.signature.clone(), l.roots))
+            .collect();
+        found.sort();
+        let expected = [
+            (" -property:queue-> Queue -property:head-> Job", 1),
+            (
+                " -property:queue-> Queue -property:head-> Job -property:next-> Job",
+                2,
+            ),
+            (" -property:queue-> Queue -property:tail-> Job", 1),
+            (
+                " -property:queue-> Queue -property:tail-> Job -property:prev-> Job",
+                1,
+            ),
+        ];
+        let expected: Vec<(String, u64)> =
+            expected.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        assert_eq!(found, expected);
+        // The representative is the entry with the shortest path.
+        let group = leaks.iter().find(|l| l.roots == 2).unwrap();
+        assert_eq!(later.id(group.representative), ObjectId(23));
+    }
+
     #[test]
     fn three_way_groups_new_survivors_by_path() {
         let baseline = snapshot(&[11]);
@@ -500,6 +738,12 @@ mod tests {
         // 13 and 15 survive (17 died, 19 is newer than target); one path signature.
         assert_eq!(leaks.len(), 1);
         assert_eq!(leaks[0].count, 2);
+        let contents: Vec<(String, u64)> = leaks[0]
+            .contents
+            .iter()
+            .map(|(class, count)| (last.class_name(*class).into_owned(), *count))
+            .collect();
+        assert_eq!(contents, [("Item".to_string(), 2)]);
         assert_eq!(leaks[0].retained_bytes, 200);
         assert_eq!(last.class_name(leaks[0].class), "Item");
         assert!(

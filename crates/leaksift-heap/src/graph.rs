@@ -1102,6 +1102,9 @@ pub struct HeapGraph {
     /// `u16::MAX` for the names kept in `rare_edge_names`, packed (only printed rows read them).
     narrow_edge_names: Option<Packed<u16>>,
     rare_edge_names: HashMap<u64, u32>,
+    /// V8: `(node, self size)` of the nodes whose self size was moved into their owner (see
+    /// [`HeapGraph::fold_self_size`]), by node; empty for other formats.
+    folded_sizes: Vec<(u32, u64)>,
 }
 
 impl HeapGraph {
@@ -1204,6 +1207,7 @@ impl HeapGraph {
             other_names: OtherNames::default(),
             narrow_edge_names: None,
             rare_edge_names: HashMap::new(),
+            folded_sizes: Vec::new(),
         })
     }
 
@@ -1548,6 +1552,24 @@ impl HeapGraph {
     /// Replaces a node's self size (DevTools folds some internal sizes into their owners).
     pub fn set_self_size(&mut self, node: NodeIndex, size: u64) {
         self.self_size.set(node.get(), size);
+    }
+
+    /// Moves `owned`'s self size into `owner`'s (DevTools' shallow-size folding), remembering
+    /// it: [`HeapGraph::folded_self_size`]. Nodes must be folded in increasing order.
+    pub fn fold_self_size(&mut self, owned: NodeIndex, owner: NodeIndex) {
+        let size = self.self_size(owned);
+        self.set_self_size(owned, 0);
+        self.set_self_size(owner, self.self_size(owner).saturating_add(size));
+        debug_assert!(self.folded_sizes.last().is_none_or(|(n, _)| *n < owned.0));
+        self.folded_sizes.push((owned.0, size));
+    }
+
+    /// The self size [`HeapGraph::fold_self_size`] moved out of `node` (0 if none): what the
+    /// node itself occupies, for questions about the object rather than its owner.
+    pub fn folded_self_size(&self, node: NodeIndex) -> u64 {
+        self.folded_sizes
+            .binary_search_by_key(&node.0, |(n, _)| *n)
+            .map_or(0, |i| self.folded_sizes[i].1)
     }
 
     /// Replaces a node's class (readers that name classes after a whole-graph pass).

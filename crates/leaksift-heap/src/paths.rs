@@ -1,10 +1,13 @@
-//! Shortest retaining paths from the root to an object, over essential edges, optionally with
-//! some retainers cut (DevTools' "ignore this retainer"). For V8, paths from user roots come
-//! first, as DevTools' distances rank them.
+//! Shortest retaining paths from the root to an object, optionally with some retainers cut
+//! (DevTools' "ignore this retainer"): over essential edges, and for V8 over the strong edges
+//! DevTools' distances and Retainers view use, paths from user roots first.
+
+use std::collections::HashMap;
 
 use crate::distances::{BfsParents, UNREACHABLE, bfs_parents};
+
 use crate::graph::{EdgeIndex, EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
-use crate::v8::distance_filter::DistanceFilter;
+use crate::v8::distance_filter::{DistanceFilter, Expanded};
 
 /// One step of a retaining path: a node and the edge that leads to it (none for the root).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +131,17 @@ impl PathTree {
         }
     }
 
+    /// The node before `node` on its shortest path; `None` for the root and unreachable nodes.
+    pub fn parent(&self, node: NodeIndex) -> Option<NodeIndex> {
+        let up = self.parent.get(node.get());
+        (up != UNREACHABLE && up != node.0).then_some(NodeIndex(up))
+    }
+
+    /// Whether `node` is reachable (the root included).
+    pub fn reaches(&self, node: NodeIndex) -> bool {
+        self.parent.get(node.get()) != UNREACHABLE
+    }
+
     /// The shortest path from the root to `node`, or `None` when unreachable.
     pub fn path_to(&self, graph: &HeapGraph, node: NodeIndex) -> Option<RetainingPath> {
         self.distance(node)?;
@@ -154,45 +168,108 @@ impl PathTree {
 impl PathTree {
     /// The edge from `up` to `node` the search went through: for V8 the first one DevTools'
     /// distance filter follows (or any non-weak one), otherwise the first essential one.
-    fn entry_edge(&self, graph: &HeapGraph, up: NodeIndex, node: NodeIndex) -> Option<EdgeIndex> {
-        let mut into_node = graph.edges(up).filter(|e| graph.edge_to(*e) == node);
-        if graph.format() != HeapFormat::V8 {
-            return into_node.find(|e| graph.is_essential(*e));
+    pub fn entry_edge(
+        &self,
+        graph: &HeapGraph,
+        up: NodeIndex,
+        node: NodeIndex,
+    ) -> Option<EdgeIndex> {
+        let preference = EntryPreference::new(graph, up);
+        graph
+            .edges(up)
+            .filter(|e| graph.edge_to(*e) == node)
+            .filter_map(|e| Some((preference.rank(e)?, e)))
+            .min_by_key(|(rank, e)| (*rank, e.0))
+            .map(|(_, e)| e)
+    }
+
+    /// [`PathTree::entry_edge`] for every node `up` references, in one pass over `up`'s
+    /// edges (finding them one child at a time is quadratic for an array of many children).
+    pub fn entry_edges_from(&self, graph: &HeapGraph, up: NodeIndex) -> HashMap<u32, EdgeIndex> {
+        let preference = EntryPreference::new(graph, up);
+        let mut best: HashMap<u32, (u8, EdgeIndex)> = HashMap::new();
+        for edge in graph.edges(up) {
+            let Some(rank) = preference.rank(edge) else {
+                continue;
+            };
+            let slot = best.entry(graph.edge_to(edge).0).or_insert((rank, edge));
+            if rank < slot.0 {
+                *slot = (rank, edge);
+            }
         }
-        let filter = DistanceFilter::new(graph);
-        let expanded = filter.expanded(up);
-        let candidates: Vec<EdgeIndex> = into_node
-            .filter(|e| graph.edge_kind(*e) != EdgeKind::Weak)
-            .collect();
-        candidates
-            .iter()
-            .copied()
-            .find(|e| filter.follows_statelessly(expanded, *e))
-            .or(candidates.first().copied())
+        best.into_iter()
+            .map(|(node, (_, edge))| (node, edge))
+            .collect()
     }
 }
 
-/// Up to `max` shortest retaining paths to `target`, one per distinct direct retainer, shortest
+/// How [`PathTree::entry_edge`] ranks the edges from one node: `None` for edges a path never
+/// takes, then lower first (ties: the first edge).
+struct EntryPreference<'g> {
+    graph: &'g HeapGraph,
+    filter: Option<(DistanceFilter<'g>, Expanded)>,
+}
+
+impl<'g> EntryPreference<'g> {
+    fn new(graph: &'g HeapGraph, from: NodeIndex) -> EntryPreference<'g> {
+        let filter = (graph.format() == HeapFormat::V8).then(|| {
+            let filter = DistanceFilter::new(graph);
+            let expanded = filter.expanded(from);
+            (filter, expanded)
+        });
+        EntryPreference { graph, filter }
+    }
+
+    /// V8: 0 for an edge the distance filter follows, 1 for another non-weak one; otherwise 0
+    /// for an essential edge.
+    fn rank(&self, edge: EdgeIndex) -> Option<u8> {
+        match &self.filter {
+            None => self.graph.is_essential(edge).then_some(0),
+            Some(_) if self.graph.edge_kind(edge) == EdgeKind::Weak => None,
+            Some((filter, expanded)) => {
+                Some(u8::from(!filter.follows_statelessly(*expanded, edge)))
+            }
+        }
+    }
+}
+
+/// Up to `max` shortest retaining paths to `target`, one per distinct direct retainer (V8: any
+/// strong reference, as DevTools' Retainers view; otherwise essential edges), shortest
 /// first (V8: retainers reached from user roots before those reached only from system roots, as
-/// DevTools ranks them by distance). Nodes in `cut` are never used. Empty when the target is
-/// unreachable.
+/// DevTools ranks them by distance). Nodes in `cut` are never used, and no path goes through the
+/// target before its last step (a retainer reachable only through the target is left out).
+/// Empty when the target is unreachable.
 pub fn retaining_paths(
     graph: &HeapGraph,
     target: NodeIndex,
     cut: &[NodeIndex],
     max: usize,
 ) -> Vec<RetainingPath> {
-    let tree = PathTree::new(graph, cut);
     if target == graph.root() {
-        return tree.path_to(graph, target).into_iter().collect();
+        return PathTree::new(graph, cut)
+            .path_to(graph, target)
+            .into_iter()
+            .collect();
     }
+    // The retainers' own paths must not go through the target (in a doubly linked list the
+    // next entry's shortest path is often through the target itself): search without it.
+    let mut cut_and_target = cut.to_vec();
+    cut_and_target.push(target);
+    let tree = PathTree::new(graph, &cut_and_target);
+    // V8: every strong edge retains, as DevTools' Retainers view lists them; the essential-edge
+    // rule (page-owned, WeakMap table, shortcuts) shapes dominators, not who holds a reference —
+    // an object held by a global and by a stack slot is kept alive by either.
+    let retains = |edge: EdgeIndex| match graph.format() {
+        HeapFormat::V8 => graph.edge_kind(edge) != EdgeKind::Weak,
+        _ => graph.is_essential(edge),
+    };
     let mut retainers: Vec<((bool, u32), NodeIndex, EdgeIndex)> = Vec::new();
     for node in graph.nodes() {
         if node == target || cut.contains(&node) {
             continue;
         }
         for edge in graph.edges(node) {
-            if graph.edge_to(edge) == target && graph.is_essential(edge) {
+            if graph.edge_to(edge) == target && retains(edge) {
                 // Distances only for the target's retainers: a distance walks the tree up to
                 // the root, and a long chain (a linked list of millions) makes that walk for
                 // every node quadratic.
@@ -224,18 +301,15 @@ mod tests {
     use super::*;
     use crate::graph::*;
 
-    /// root → (GC roots) → t, and root → global → a → b → t; ids are ordinals.
-    fn graph(format: HeapFormat) -> HeapGraph {
+    /// A graph of `nodes` (name, kind; ids are ordinals, node 0 the root) and `edges` (from,
+    /// to, kind; every edge but weak ones essential), all edges named "to".
+    fn build(
+        format: HeapFormat,
+        nodes: &[(&str, NodeKind)],
+        edges: &[(u32, u32, EdgeKind)],
+    ) -> HeapGraph {
         let mut builder = GraphBuilder::new(format, StringTable::new(), 8, 8);
-        let nodes = [
-            ("", NodeKind::Synthetic),
-            ("(GC roots)", NodeKind::Synthetic),
-            ("global", NodeKind::Object),
-            ("A", NodeKind::Object),
-            ("B", NodeKind::Object),
-            ("T", NodeKind::Object),
-        ];
-        for (i, (name, kind)) in nodes.into_iter().enumerate() {
+        for (i, (name, kind)) in nodes.iter().enumerate() {
             let name = builder.strings_mut().intern(name).unwrap();
             let class = builder.intern_class(ClassInfo::named(name)).unwrap();
             builder
@@ -244,24 +318,47 @@ mod tests {
                     class,
                     name,
                     self_size: 10,
-                    kind,
+                    kind: *kind,
                     flags: NodeFlags::default(),
                 })
                 .unwrap();
         }
         let to = builder.strings_mut().intern("to").unwrap();
-        for (from, target) in [(0, 1), (0, 2), (1, 5), (2, 3), (3, 4), (4, 5)] {
+        for (from, target, kind) in edges {
             builder.add_edge(
-                NodeIndex(from),
+                NodeIndex(*from),
                 EdgeData {
-                    to: NodeIndex(target),
-                    kind: EdgeKind::Property,
+                    to: NodeIndex(*target),
+                    kind: *kind,
                     name: EdgeName::Named(to),
-                    essential: true,
+                    essential: *kind != EdgeKind::Weak,
                 },
             );
         }
         builder.finish().unwrap()
+    }
+
+    /// Object nodes named `names`, after a synthetic root.
+    fn objects<'a>(names: &[&'a str]) -> Vec<(&'a str, NodeKind)> {
+        std::iter::once(("", NodeKind::Synthetic))
+            .chain(names.iter().map(|n| (*n, NodeKind::Object)))
+            .collect()
+    }
+
+    /// Property edges.
+    fn properties(pairs: &[(u32, u32)]) -> Vec<(u32, u32, EdgeKind)> {
+        pairs
+            .iter()
+            .map(|(from, to)| (*from, *to, EdgeKind::Property))
+            .collect()
+    }
+
+    /// root → (GC roots) → t, and root → global → a → b → t; ids are ordinals.
+    fn graph(format: HeapFormat) -> HeapGraph {
+        let mut nodes = objects(&["(GC roots)", "global", "A", "B", "T"]);
+        nodes[1].1 = NodeKind::Synthetic;
+        let edges = properties(&[(0, 1), (0, 2), (1, 5), (2, 3), (3, 4), (4, 5)]);
+        build(format, &nodes, &edges)
     }
 
     fn retainers(graph: &HeapGraph, cut: &[NodeIndex]) -> Vec<Vec<u32>> {
@@ -280,6 +377,59 @@ mod tests {
         assert!(!tree.through_system_roots(NodeIndex(5)));
         // Cutting the user path leaves the system one.
         assert_eq!(retainers(&v8, &[NodeIndex(3)]), [vec![0, 1, 5]]);
+    }
+
+    #[test]
+    fn a_retainer_path_never_runs_through_the_target() {
+        // root → global → A → T ⇄ B, and global → C → D → B: B's shortest path is through T.
+        let nodes = objects(&["global", "A", "T", "B", "C", "D"]);
+        let edges = properties(&[
+            (0, 1),
+            (1, 2),
+            (1, 5),
+            (2, 3),
+            (3, 4),
+            (4, 3),
+            (5, 6),
+            (6, 4),
+        ]);
+        let graph = build(HeapFormat::V8, &nodes, &edges);
+        let paths: Vec<Vec<u32>> = retaining_paths(&graph, NodeIndex(3), &[], 5)
+            .iter()
+            .map(|p| p.steps.iter().map(|s| s.node.0).collect())
+            .collect();
+        assert_eq!(paths, [vec![0, 1, 2, 3], vec![0, 1, 5, 6, 4, 3]]);
+        // Cutting A leaves B's own path.
+        let cut: Vec<Vec<u32>> = retaining_paths(&graph, NodeIndex(3), &[NodeIndex(2)], 5)
+            .iter()
+            .map(|p| p.steps.iter().map(|s| s.node.0).collect())
+            .collect();
+        assert_eq!(cut, [vec![0, 1, 5, 6, 4, 3]]);
+    }
+
+    #[test]
+    fn entry_edges_of_a_whole_parent_match_the_one_by_one_choice() {
+        // root → A with, into each of B and C, a weak edge first and then two strong ones.
+        let edges = [
+            (0, 1, EdgeKind::Property),
+            (1, 2, EdgeKind::Weak),
+            (1, 3, EdgeKind::Weak),
+            (1, 2, EdgeKind::Property),
+            (1, 3, EdgeKind::Internal),
+            (1, 2, EdgeKind::Internal),
+            (1, 3, EdgeKind::Property),
+        ];
+        let graph = build(HeapFormat::V8, &objects(&["A", "B", "C"]), &edges);
+        let tree = PathTree::new(&graph, &[]);
+        let a = NodeIndex(1);
+        let all = tree.entry_edges_from(&graph, a);
+        assert_eq!(all.len(), 2);
+        for child in [NodeIndex(2), NodeIndex(3)] {
+            let one = tree.entry_edge(&graph, a, child).unwrap();
+            assert_eq!(all[&child.0], one);
+            assert_ne!(graph.edge_kind(one), EdgeKind::Weak);
+            assert_eq!(tree.parent(child), Some(a));
+        }
     }
 
     #[test]

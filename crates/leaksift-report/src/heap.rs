@@ -331,15 +331,20 @@ pub struct LeakRow {
     pub path: Vec<PathStepRow>,
 }
 
-/// Renders the three-way leak list, largest first, each with its representative path.
-pub fn render_leaks(rows: &[LeakRow], total_leaked: u64) -> String {
-    if rows.is_empty() {
+/// Renders the three-way leak list, largest first, each with its representative path: `rows`
+/// are the groups shown, the first of `total_groups` retaining `total_leaked` bytes in all.
+pub fn render_leaks(rows: &[LeakRow], total_groups: usize, total_leaked: u64) -> String {
+    if total_groups == 0 {
         return "No leaks: nothing allocated between baseline and target is still alive in final.\n"
             .into();
     }
+    let shown = if rows.len() < total_groups {
+        format!(" (the first {} shown)", rows.len())
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "{} leak groups, {} retained in total; largest first\n",
-        rows.len(),
+        "{total_groups} leak groups, {} retained in total; largest first{shown}\n",
         bytes(total_leaked as f64)
     );
     for (i, row) in rows.iter().enumerate() {

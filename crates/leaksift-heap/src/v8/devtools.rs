@@ -361,10 +361,7 @@ pub fn fold_shallow_sizes(graph: &mut HeapGraph, owners: &[u32]) {
         if graph.kind(owner) == NodeKind::Synthetic || owner == root {
             continue;
         }
-        let owned = NodeIndex(i as u32);
-        let size = graph.self_size(owned);
-        graph.set_self_size(owned, 0);
-        graph.set_self_size(owner, graph.self_size(owner).saturating_add(size));
+        graph.fold_self_size(NodeIndex(i as u32), owner);
     }
 }
 

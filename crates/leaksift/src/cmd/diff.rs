@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use leaksift_heap::diff::{
-    ClassDiff, ClassGrowth, ClassTotals, compare, compare_histograms, find_leaks, sorted_ids,
+    ClassDiff, ClassGrowth, ClassTotals, LeakGroup, compare, compare_histograms, find_leaks,
+    sorted_ids,
 };
 use leaksift_report::heap::{
     ClassDiffRow, ClassGrowthRow, LeakRow, render_class_diff, render_class_growth, render_leaks,
@@ -210,7 +211,7 @@ fn three_way(
     let rows: Vec<LeakRow> = groups
         .iter()
         .map(|g| LeakRow {
-            class: graph.class_name(g.class).into_owned(),
+            class: group_label(graph, g),
             count: g.count,
             retained_bytes: g.retained_bytes,
             path: g
@@ -230,22 +231,51 @@ fn three_way(
             "files": [baseline.display().to_string(), target.display().to_string(), last.display().to_string()],
             "leaked_bytes": total,
             "leaks": groups.iter().zip(&rows).map(|(g, r)| json!({
-                "class": r.class,
+                "class": graph.class_name(g.class),
                 "count": r.count,
                 "top_level_count": g.roots,
                 "retained_bytes": r.retained_bytes,
                 "signature": g.signature,
+                "contents": g.contents.iter().take(CONTENTS_LISTED).map(|(class, count)| json!({
+                    "class": graph.class_name(*class),
+                    "count": count,
+                })).collect::<Vec<_>>(),
                 "representative_id": graph.id(g.representative).0,
                 "path": analysis.path_json(&r.path),
             })).collect::<Vec<_>>(),
         }))?;
     } else {
         let shown: Vec<LeakRow> = rows.iter().take(args.top).cloned().collect();
-        output::print(&render_leaks(&shown, total))?;
+        output::print(&render_leaks(&shown, rows.len(), total))?;
     }
     Ok(if groups.is_empty() {
         Outcome::Clean
     } else {
         Outcome::LeakFound
     })
+}
+
+/// Classes listed per leak group in `contents` (JSON).
+const CONTENTS_LISTED: usize = 10;
+
+/// A leak group's class, followed by its most numerous leaked classes when it holds others (a
+/// Map leak's top-level object is the Map's backing `(array)`; memlab's trace continues into
+/// the entries, so the label names them).
+fn group_label(graph: &leaksift_heap::graph::HeapGraph, group: &LeakGroup) -> String {
+    let class = graph.class_name(group.class).into_owned();
+    if group.contents.len() < 2 {
+        return class;
+    }
+    let listed: Vec<String> = group
+        .contents
+        .iter()
+        .take(3)
+        .map(|(class, count)| format!("{count} {}", graph.class_name(*class)))
+        .collect();
+    let more = if group.contents.len() > 3 {
+        ", …"
+    } else {
+        ""
+    };
+    format!("{class} (with {}{more})", listed.join(", "))
 }
