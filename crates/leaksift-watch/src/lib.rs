@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod check;
 pub mod child;
 pub mod csv;
+pub mod job;
 pub mod procfs;
 pub mod record;
 pub mod sample;

@@ -52,7 +52,7 @@ struct Session {
 impl Session {
     /// Starts `program args` with the terminal's slave side as its controlling terminal and its
     /// standard streams; `env` adds variables (the leaksift binary, the counter program).
-    fn start(program: &str, args: &[&str], env: &[(&str, &Path)]) -> Session {
+    fn start(program: &str, args: &[&str], env: &[(&str, PathBuf)]) -> Session {
         let (mut master, mut slave) = (-1, -1);
         // SAFETY: openpty writes two descriptors into the integers; the other arguments may be null.
         let rc = unsafe {
@@ -66,7 +66,8 @@ impl Session {
         };
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
         // SAFETY: both descriptors were just opened by openpty and are owned by nobody else.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let mut command = Command::new(program);
         command
             .args(args)
@@ -100,7 +101,12 @@ impl Session {
             // EIO once no process has the slave side open any more.
             while let Ok(n @ 1..) = reader.read(&mut buffer) {
                 let (lock, more) = &*sink;
-                lock.lock().unwrap().extend_from_slice(&buffer[..n]);
+                // A test that failed while holding the lock poisoned it; keep reading anyway.
+                let mut text = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                text.extend_from_slice(&buffer[..n]);
+                drop(text);
                 more.notify_all();
             }
         });
@@ -114,12 +120,12 @@ impl Session {
 
     /// `sh -c script`: a shell without job control, so leaksift runs in the session leader's
     /// process group, the terminal's foreground group, and nobody else changes that group.
-    fn sh(script: &str, env: &[(&str, &Path)]) -> Session {
+    fn sh(script: &str, env: &[(&str, PathBuf)]) -> Session {
         Session::start("sh", &["-c", script], env)
     }
 
     /// An interactive bash with job control (Ctrl-Z, `fg`), as a user runs leaksift.
-    fn bash(env: &[(&str, &Path)]) -> Session {
+    fn bash(env: &[(&str, PathBuf)]) -> Session {
         let mut session = Session::start("bash", &["--norc", "--noprofile", "-i"], env);
         session.type_line("echo SHELL-$((40+2))");
         session.expect("SHELL-42");
@@ -259,42 +265,76 @@ fn ready(session: &mut Session) -> (i32, i32, i32) {
 fn kill_group(group: i32, signal: i32) {
     // SAFETY: signalling a process group the test started.
     let rc = unsafe { libc::kill(-group, signal) };
-    assert_eq!(rc, 0, "kill -{signal} -{group}: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "kill -{signal} -{group}: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
-/// The leaksift command line, as the shell sees it (`$LEAKSIFT`, `$PROG`, `$OUT` from the env).
+/// The leaksift command line, as the shell sees it (`$LEAKSIFT`, `$PROG`, `$OUT`, `$CSV` from
+/// the environment).
 fn watch_line() -> &'static str {
-    r#""$LEAKSIFT" watch --interval 50ms -- "$PROG""#
+    r#""$LEAKSIFT" watch --interval 50ms --out "$CSV" -- "$PROG""#
+}
+
+/// The samples CSV of [`watch_line`] in `dir`.
+fn samples_csv(dir: &Path) -> PathBuf {
+    dir.join("samples.csv")
+}
+
+/// Waits until `watch` has taken a sample (a command that exits before the first one gets a
+/// different message).
+fn wait_for_a_sample(dir: &Path) {
+    let csv = samples_csv(dir);
+    let deadline = Instant::now() + PATIENCE;
+    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(Instant::now() < deadline, "{} got no sample", csv.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn record_line() -> &'static str {
     r#""$LEAKSIFT" record -o "$OUT" -- "$PROG""#
 }
 
-/// `sh -c` running `leaksift_line`, then reporting its exit status and waiting to be killed.
-fn sh_session(leaksift_line: &str, dir: &Path, program: &Path) -> Session {
+/// The variables the command lines use: `$LEAKSIFT`, `$PROG`, `$OUT` (trace), `$CSV` (samples).
+fn session_env(dir: &Path, program: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("LEAKSIFT", PathBuf::from(env!("CARGO_BIN_EXE_leaksift"))),
+        ("PROG", program.to_path_buf()),
+        ("OUT", dir.join("counter.lks")),
+        ("CSV", samples_csv(dir)),
+    ]
+}
+
+/// `sh -c` running `leaksift_line` on the counter (built in a new directory, returned), then
+/// reporting leaksift's exit status and waiting to be killed.
+fn sh_session(leaksift_line: &str) -> (tempfile::TempDir, Session) {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build_counter(dir.path());
     let script = format!(
         "trap 'echo trapped' INT USR1 TERM HUP; {leaksift_line}; echo \"leaksift exited $?\"; exec sleep 600"
     );
-    let leaksift = Path::new(env!("CARGO_BIN_EXE_leaksift"));
-    let trace = dir.join("counter.lks");
-    Session::sh(
-        &script,
-        &[("LEAKSIFT", leaksift), ("PROG", program), ("OUT", &trace)],
-    )
+    let session = Session::sh(&script, &session_env(dir.path(), &program));
+    (dir, session)
 }
 
 #[test]
 fn an_interactive_program_under_watch_reads_the_terminal_and_exits_normally() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build_counter(dir.path());
-    let mut session = sh_session(watch_line(), dir.path(), &program);
+    let (dir, mut session) = sh_session(watch_line());
     let shell_group = session.shell.id() as i32;
     let (_, group, _) = ready(&mut session);
     // Before: the command ran in a background group and stopped (SIGTTIN) at its first read.
     session.type_line("hello");
     session.expect("got hello");
-    assert_eq!(session.foreground_group(), group, "the command has the terminal");
+    assert_eq!(
+        session.foreground_group(),
+        group,
+        "the command has the terminal"
+    );
+    wait_for_a_sample(dir.path());
     session.type_line("quit");
     assert_eq!(session.counts("final"), [0; 5]);
     session.expect("command exited with code 0");
@@ -308,9 +348,7 @@ fn an_interactive_program_under_watch_reads_the_terminal_and_exits_normally() {
 
 #[test]
 fn ctrl_c_under_watch_reaches_the_command_once_and_the_verdict_is_still_printed() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = build_counter(dir.path());
-    let mut session = sh_session(watch_line(), dir.path(), &program);
+    let (dir, mut session) = sh_session(watch_line());
     let shell_group = session.shell.id() as i32;
     let (_, group, _) = ready(&mut session);
     session.send(b"\x03");
@@ -319,6 +357,7 @@ fn ctrl_c_under_watch_reaches_the_command_once_and_the_verdict_is_still_printed(
     kill_group(group, libc::SIGINT);
     assert_eq!(session.counts_once(|c| c[0] > 1), [2, 0, 0, 0, 0]);
     // Now Ctrl-C ends it: leaksift reports its verdict and passes 128 + SIGINT on.
+    wait_for_a_sample(dir.path());
     session.type_line("die");
     session.expect("dying on SIGINT");
     session.send(b"\x03");
@@ -328,55 +367,46 @@ fn ctrl_c_under_watch_reaches_the_command_once_and_the_verdict_is_still_printed(
 }
 
 #[test]
-fn ctrl_c_under_record_reaches_the_command_once() {
+fn ctrl_c_and_group_signals_reach_the_recorded_command_once() {
     ensure_preload();
-    let dir = tempfile::tempdir().unwrap();
-    let program = build_counter(dir.path());
-    let mut session = sh_session(record_line(), dir.path(), &program);
+    let (_dir, mut session) = sh_session(record_line());
     let shell_group = session.shell.id() as i32;
-    ready(&mut session);
+    let (_, group, leaksift) = ready(&mut session);
+    assert_eq!(
+        session.foreground_group(),
+        group,
+        "the command has the terminal"
+    );
     session.send(b"\x03");
     assert_eq!(session.counts_once(|c| c[0] > 0), [1, 0, 0, 0, 0]);
-    session.type_line("quit");
-    assert_eq!(session.counts("final"), [1, 0, 0, 0, 0]);
-    session.expect("leaksift exited 0");
-    assert_eq!(session.foreground_group(), shell_group);
-}
-
-#[test]
-fn signals_sent_to_the_process_group_of_leaksift_record_reach_the_command_once() {
-    ensure_preload();
-    let dir = tempfile::tempdir().unwrap();
-    let program = build_counter(dir.path());
-    let mut session = sh_session(record_line(), dir.path(), &program);
-    let (_, _, leaksift) = ready(&mut session);
     // The job's process group, as `kill -USR1 -PGID` or `timeout` would signal it. Before, the
     // command got SIGUSR1 (and SIGTERM, SIGHUP) twice: as a member of the group and forwarded.
     let job = stat_field(leaksift, 5).expect("leaksift's process group");
     kill_group(job, libc::SIGUSR1);
-    assert_eq!(session.counts_once(|c| c[1] > 0), [0, 1, 0, 0, 0]);
+    assert_eq!(session.counts_once(|c| c[1] > 0), [1, 1, 0, 0, 0]);
     kill_group(job, libc::SIGINT);
-    assert_eq!(session.counts_once(|c| c[0] > 0), [1, 1, 0, 0, 0]);
+    assert_eq!(session.counts_once(|c| c[0] > 1), [2, 1, 0, 0, 0]);
     kill_group(job, libc::SIGHUP);
-    assert_eq!(session.counts_once(|c| c[3] > 0), [1, 1, 0, 1, 0]);
+    assert_eq!(session.counts_once(|c| c[3] > 0), [2, 1, 0, 1, 0]);
     // Signals sent to leaksift alone are passed on once too.
     // SAFETY: signalling the leaksift process this test started.
     unsafe { libc::kill(leaksift, libc::SIGUSR1) };
-    assert_eq!(session.counts_once(|c| c[1] > 1), [1, 2, 0, 1, 0]);
+    assert_eq!(session.counts_once(|c| c[1] > 1), [2, 2, 0, 1, 0]);
     // A late duplicate would show in the final counts, read after several round trips.
     session.type_line("quit");
-    assert_eq!(session.counts("final"), [1, 2, 0, 1, 0]);
+    assert_eq!(session.counts("final"), [2, 2, 0, 1, 0]);
     session.expect("leaksift exited 0");
+    assert_eq!(session.foreground_group(), shell_group);
 }
 
-#[test]
-fn ctrl_z_stops_the_watched_command_and_fg_resumes_it_with_the_terminal() {
+/// Runs `leaksift_line` in an interactive bash, stops it with Ctrl-Z, resumes it with `fg`,
+/// and ends the command; `finished` is what leaksift prints then.
+fn ctrl_z_then_fg(leaksift_line: &str, finished: &str) {
     let dir = tempfile::tempdir().unwrap();
     let program = build_counter(dir.path());
-    let leaksift = Path::new(env!("CARGO_BIN_EXE_leaksift"));
-    let mut session = Session::bash(&[("LEAKSIFT", leaksift), ("PROG", &program)]);
+    let mut session = Session::bash(&session_env(dir.path(), &program));
     let shell = session.shell.id() as i32;
-    session.type_line(watch_line());
+    session.type_line(leaksift_line);
     let (command, group, leaksift_pid) = ready(&mut session);
     session.type_line("hello");
     session.expect("got hello");
@@ -394,37 +424,23 @@ fn ctrl_z_stops_the_watched_command_and_fg_resumes_it_with_the_terminal() {
     session.type_line("count");
     assert_eq!(session.counts("counts"), [0, 0, 0, 0, 1]);
     assert_eq!(session.foreground_group(), group);
+    if leaksift_line == watch_line() {
+        wait_for_a_sample(dir.path());
+    }
     session.type_line("quit");
     assert_eq!(session.counts("final"), [0, 0, 0, 0, 1]);
-    session.expect("command exited with code 0");
+    session.expect(finished);
     session.type_line("echo SHELL-$((2+1))");
     session.expect("SHELL-3");
 }
 
 #[test]
+fn ctrl_z_stops_the_watched_command_and_fg_resumes_it_with_the_terminal() {
+    ctrl_z_then_fg(watch_line(), "command exited with code 0");
+}
+
+#[test]
 fn ctrl_z_stops_the_recorded_command_and_fg_resumes_it_with_the_terminal() {
     ensure_preload();
-    let dir = tempfile::tempdir().unwrap();
-    let program = build_counter(dir.path());
-    let leaksift = Path::new(env!("CARGO_BIN_EXE_leaksift"));
-    let trace = dir.path().join("counter.lks");
-    let mut session =
-        Session::bash(&[("LEAKSIFT", leaksift), ("PROG", &program), ("OUT", &trace)]);
-    let shell = session.shell.id() as i32;
-    session.type_line(record_line());
-    let (command, group, leaksift_pid) = ready(&mut session);
-    session.send(b"\x1a");
-    session.expect("Stopped");
-    wait_for_state(command, 'T');
-    wait_for_state(leaksift_pid, 'T');
-    assert_eq!(session.foreground_group(), shell);
-    session.type_line("fg");
-    session.type_line("count");
-    assert_eq!(session.counts("counts"), [0, 0, 0, 0, 1]);
-    assert_eq!(session.foreground_group(), group);
-    session.type_line("quit");
-    assert_eq!(session.counts("final"), [0, 0, 0, 0, 1]);
-    session.expect("trace written to");
-    session.type_line("echo SHELL-$((2+1))");
-    session.expect("SHELL-3");
+    ctrl_z_then_fg(record_line(), "trace written to");
 }

@@ -1,0 +1,248 @@
+//! Job control for a command leaksift launches on its terminal, done as a shell does it for a job:
+//! the command's process group becomes the terminal's foreground group, its stops are mirrored on
+//! leaksift's own job (so the user's shell takes the terminal back and reports the job stopped),
+//! `fg`/`bg` continue it, and the terminal returns to leaksift's group when the command ends.
+//!
+//! Used by `watch -- CMD` ([`crate::child::Launched`]) and `record -- CMD`. The command always
+//! leads a process group of its own; the terminal is handed over only when leaksift's standard
+//! input is its controlling terminal, leaksift's group is the foreground one, and standard output
+//! is not a pipe (a pipeline's other members, a pager reading the keyboard, share leaksift's
+//! group and would be stopped by SIGTTIN). Everywhere else (pipes, CI, no terminal) nothing here
+//! runs.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rustix::fs::FileType;
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, getpgrp, kill_process_group, waitid};
+use rustix::termios::{tcgetpgrp, tcsetpgrp};
+
+/// How often a command's state is looked at while leaksift only waits for it.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Set by the SIGCONT handler: leaksift was continued (`fg`, `bg`, `kill -CONT`).
+static CONTINUED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a launched command's group holds the terminal (for signal handlers: a signal the
+/// terminal sent, a hangup, then reached the command directly).
+static COMMAND_HAS_TERMINAL: AtomicBool = AtomicBool::new(false);
+
+/// True while a command leaksift launched is the terminal's foreground group. Async-signal-safe.
+pub fn command_has_terminal() -> bool {
+    COMMAND_HAS_TERMINAL.load(Ordering::Acquire)
+}
+
+/// Leaksift's controlling terminal (its standard input) while leaksift's group is in the
+/// foreground: the terminal a launched command is given.
+#[derive(Debug)]
+pub struct Terminal {
+    /// Leaksift's own process group, the job the user's shell knows.
+    leaksift_group: Pid,
+}
+
+impl Terminal {
+    /// The terminal, when leaksift may hand it to a command: see the module documentation.
+    pub fn foreground() -> Option<Terminal> {
+        let stdout = rustix::fs::fstat(std::io::stdout().as_fd()).ok()?;
+        if FileType::from_raw_mode(stdout.st_mode) == FileType::Fifo {
+            return None;
+        }
+        // ENOTTY when standard input is not a terminal or not leaksift's controlling one.
+        let foreground = tcgetpgrp(stdin()).ok()?;
+        let leaksift_group = getpgrp();
+        (foreground == leaksift_group).then_some(Terminal { leaksift_group })
+    }
+
+    /// Makes `command` lead a new process group that takes the terminal before it execs. The
+    /// child does it itself, so the command never runs a moment in the background: `spawn`
+    /// returns only once it has exec'd.
+    pub fn hand_to(&self, command: &mut Command) {
+        command.process_group(0);
+        // SAFETY: the closure runs in the child between fork and exec and only makes
+        // async-signal-safe calls (setpgid, getpid, the signal mask, the tcsetpgrp ioctl).
+        unsafe {
+            command.pre_exec(|| {
+                libc::setpgid(0, 0);
+                with_sigttou_blocked(|| libc::tcsetpgrp(0, libc::getpid()));
+                Ok(())
+            });
+        }
+        COMMAND_HAS_TERMINAL.store(true, Ordering::Release);
+    }
+
+    /// After a failed spawn: the child may have taken the terminal before its exec failed.
+    pub fn take_back_from_failed_spawn(&self) {
+        self.take_back_from(None);
+    }
+
+    /// Gives the terminal back to leaksift's group if `command_group` (any group but ours when
+    /// `None`) has it.
+    fn take_back_from(&self, command_group: Option<Pid>) {
+        let Ok(foreground) = tcgetpgrp(stdin()) else {
+            return;
+        };
+        if foreground != self.leaksift_group && command_group.is_none_or(|g| g == foreground) {
+            set_foreground(self.leaksift_group);
+        }
+        COMMAND_HAS_TERMINAL.store(false, Ordering::Release);
+    }
+}
+
+/// A launched command holding (or having held) the terminal: follows its stops and leaksift's
+/// continuation, as a shell follows a job.
+#[derive(Debug)]
+pub struct Job {
+    terminal: Terminal,
+    /// The command: its pid, which is also its process group.
+    leader: Pid,
+    /// The command stopped and leaksift has not continued it since.
+    stopped: bool,
+    /// Leaksift is ending the command: its stops are no longer passed on.
+    ending: bool,
+}
+
+impl Job {
+    /// Follows `leader`, started with [`Terminal::hand_to`].
+    pub fn new(terminal: Terminal, leader: u32) -> Option<Job> {
+        let leader = Pid::from_raw(i32::try_from(leader).ok()?)?;
+        watch_for_sigcont();
+        Some(Job {
+            terminal,
+            leader,
+            stopped: false,
+            ending: false,
+        })
+    }
+
+    /// Call often (every 50 ms or so) while the command runs. When the command has stopped
+    /// (Ctrl-Z, SIGTTIN, SIGSTOP), leaksift takes the terminal back and stops its own job with
+    /// the same signal: the shell then reports the job stopped and gets the terminal. When
+    /// leaksift is continued, the command is continued once, with the terminal if leaksift is in
+    /// the foreground (`fg`), without it otherwise (`bg`).
+    pub fn poll(&mut self) {
+        if self.ending {
+            return;
+        }
+        let options = WaitIdOptions::STOPPED | WaitIdOptions::NOHANG;
+        let stop = waitid(WaitId::Pid(self.leader), options)
+            .ok()
+            .flatten()
+            .and_then(|status| status.stopping_signal())
+            .and_then(stop_signal);
+        if let Some(signal) = stop {
+            self.stopped = true;
+            self.terminal.take_back_from(Some(self.leader));
+            CONTINUED.store(false, Ordering::Release);
+            // ESRCH cannot happen (we are in the group); in an orphaned group the kernel
+            // discards the stop and the command stays stopped until leaksift is continued.
+            let _ = kill_process_group(self.terminal.leaksift_group, signal);
+        }
+        if CONTINUED.swap(false, Ordering::AcqRel) && self.stopped {
+            self.stopped = false;
+            if tcgetpgrp(stdin()).is_ok_and(|g| g == self.terminal.leaksift_group) {
+                set_foreground(self.leader);
+                COMMAND_HAS_TERMINAL.store(true, Ordering::Release);
+            }
+            let _ = kill_process_group(self.leader, Signal::CONT);
+        }
+    }
+
+    /// Leaksift is ending the command: from now on its stops are not passed on to leaksift's
+    /// job (it keeps the terminal until [`Job::finish`]).
+    pub fn end(&mut self) {
+        self.ending = true;
+    }
+
+    /// The command ended (or is being stopped): the terminal goes back to leaksift's group, so
+    /// the terminal's foreground group never names a dead group.
+    pub fn finish(&mut self) {
+        self.terminal.take_back_from(Some(self.leader));
+    }
+
+    /// Waits for `child` (the job's leader) to exit, following its stops meanwhile; then takes
+    /// the terminal back.
+    pub fn wait(&mut self, child: &mut Child) -> std::io::Result<ExitStatus> {
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            self.poll();
+            std::thread::sleep(POLL);
+        };
+        self.finish();
+        Ok(status)
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Prints `text` as a line on stderr, also while a command holds the terminal: on a terminal with
+/// `stty tostop`, a write from the background would stop leaksift (SIGTTOU, blocked for it).
+pub fn eprintln_from_background(text: &str) {
+    with_sigttou_blocked(|| eprintln!("{text}"));
+}
+
+/// The terminal is leaksift's standard input.
+fn stdin() -> BorrowedFd<'static> {
+    rustix::stdio::stdin()
+}
+
+/// The stop signals a shell reports for a job, as [`Signal`]s.
+fn stop_signal(number: i32) -> Option<Signal> {
+    [Signal::TSTP, Signal::TTIN, Signal::TTOU, Signal::STOP]
+        .into_iter()
+        .find(|s| s.as_raw() == number)
+}
+
+/// Makes `group` the terminal's foreground group. Leaksift may be in the background when it does
+/// (the command has the terminal): SIGTTOU is blocked for the call, as the kernel then allows it.
+fn set_foreground(group: Pid) {
+    with_sigttou_blocked(|| {
+        // EPERM or ENOTTY (the terminal hung up): there is nothing left to restore.
+        let _ = tcsetpgrp(stdin(), group);
+    });
+}
+
+/// Runs `f` with SIGTTOU blocked in the calling thread, then restores the previous mask.
+fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only changes
+    // the calling thread's mask and is async-signal-safe (also used between fork and exec).
+    unsafe {
+        let mut blocked: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut blocked);
+        libc::sigaddset(&mut blocked, libc::SIGTTOU);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, &mut previous);
+        let result = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        result
+    }
+}
+
+extern "C" fn note_sigcont(_: libc::c_int) {
+    CONTINUED.store(true, Ordering::Release);
+}
+
+/// Installs the SIGCONT handler once (SIGCONT still continues the process; exec resets the
+/// handler in commands started later).
+fn watch_for_sigcont() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: installs an async-signal-safe handler (one atomic store) for our own process.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = note_sigcont as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGCONT, &action, std::ptr::null_mut());
+        }
+    });
+}
