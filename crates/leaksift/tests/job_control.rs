@@ -444,3 +444,52 @@ fn ctrl_z_stops_the_recorded_command_and_fg_resumes_it_with_the_terminal() {
     ensure_preload();
     ctrl_z_then_fg(record_line(), "trace written to");
 }
+
+#[test]
+fn sigterm_to_leaksift_watch_ends_the_command_and_gives_the_terminal_back() {
+    let (dir, mut session) = sh_session(watch_line());
+    let shell_group = session.shell.id() as i32;
+    let (command, group, leaksift) = ready(&mut session);
+    assert_eq!(session.foreground_group(), group);
+    wait_for_a_sample(dir.path());
+    // SAFETY: signalling the leaksift process this test started.
+    unsafe { libc::kill(leaksift, libc::SIGTERM) };
+    // The counter survives SIGTERM (it counts it): leaksift kills it after the grace period,
+    // prints the verdict on what it sampled, and the terminal is the shell's again.
+    session.expect("verdict");
+    session.expect("leaksift exited");
+    assert_eq!(state(command), '?', "the command is gone");
+    assert_eq!(session.foreground_group(), shell_group);
+}
+
+/// A server for `check` that appends the name of every signal it gets to `$LOG`.
+const LOGGING_SERVER: &str = r#"for s in INT TERM HUP; do trap "echo $s >> '$LOG'; [ $s = INT ] || exit 0" $s; done; while :; do sleep 0.05; done"#;
+
+#[test]
+fn ctrl_c_during_check_stops_the_server_with_one_signal() {
+    // `check` never gives its server the terminal (its stdin is /dev/null): Ctrl-C reaches
+    // leaksift and the scenario (its process group), and the server gets one SIGTERM from
+    // leaksift, not the key's SIGINT as well.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("signals.log");
+    let started = dir.path().join("started");
+    let script = r#"trap 'echo trapped' INT; "$LEAKSIFT" check --ready-delay 0s --warmup 0 --iterations 1000 --scenario 'touch "$STARTED"; sleep 0.05' -- sh -c "$SERVER"; echo "leaksift exited $?"; exec sleep 600"#;
+    let mut env = session_env(dir.path(), Path::new("/bin/false"));
+    env.extend([
+        ("LOG", log.clone()),
+        ("STARTED", started.clone()),
+        ("SERVER", PathBuf::from(LOGGING_SERVER)),
+    ]);
+    let mut session = Session::sh(script, &env);
+    let shell_group = session.shell.id() as i32;
+    let deadline = Instant::now() + PATIENCE;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the scenario never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    session.send(b"\x03");
+    session.expect("interrupted");
+    session.expect("leaksift exited 2");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "TERM\n");
+    assert_eq!(session.foreground_group(), shell_group);
+}
