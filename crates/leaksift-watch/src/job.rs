@@ -4,21 +4,24 @@
 //! `fg`/`bg` continue it, and the terminal returns to leaksift's group when the command ends.
 //!
 //! Used by `watch -- CMD` ([`crate::child::Launched`]) and `record -- CMD`. The command always
-//! leads a process group of its own; the terminal is handed over only when leaksift's standard
-//! input is its controlling terminal, leaksift's group is the foreground one, and standard output
-//! is not a pipe (a pipeline's other members, a pager reading the keyboard, share leaksift's
-//! group and would be stopped by SIGTTIN). Everywhere else (pipes, CI, no terminal) nothing here
-//! runs.
+//! leads a process group of its own. Only while leaksift's group is the foreground group of its
+//! controlling terminal does anything here run (not in pipes' far ends without a terminal, CI,
+//! background jobs). The terminal is handed over when it is leaksift's standard input and standard
+//! output is not a pipe: a pipeline's other members (a pager reading the keyboard) share
+//! leaksift's group and would be stopped by SIGTTIN. Without the hand-over the command runs in
+//! the background of leaksift's job, and a Ctrl-Z that stops the job is passed on to it.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rustix::fs::FileType;
-use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, getpgrp, kill_process_group, waitid};
+use rustix::process::{
+    Pid, Signal, WaitId, WaitIdOptions, getpgid, getpgrp, getppid, getsid, kill_process_group,
+    waitid,
+};
 use rustix::termios::{tcgetpgrp, tcsetpgrp};
 
 /// How often a command's state is looked at while leaksift only waits for it.
@@ -26,6 +29,9 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Set by the SIGCONT handler: leaksift was continued (`fg`, `bg`, `kill -CONT`).
 static CONTINUED: AtomicBool = AtomicBool::new(false);
+
+/// Set by the SIGTSTP handler (installed only without the hand-over): the job was stopped.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Whether a launched command's group holds the terminal (for signal handlers: a signal the
 /// terminal sent, a hangup, then reached the command directly).
@@ -36,32 +42,45 @@ pub fn command_has_terminal() -> bool {
     COMMAND_HAS_TERMINAL.load(Ordering::Acquire)
 }
 
-/// Leaksift's controlling terminal (its standard input) while leaksift's group is in the
-/// foreground: the terminal a launched command is given.
+/// Leaksift's controlling terminal while leaksift's group is its foreground group.
 #[derive(Debug)]
 pub struct Terminal {
     /// Leaksift's own process group, the job the user's shell knows.
     leaksift_group: Pid,
+    /// The command gets the terminal (it is standard input, standard output is not a pipe).
+    hand_over: bool,
 }
 
 impl Terminal {
-    /// The terminal, when leaksift may hand it to a command: see the module documentation.
+    /// The terminal, when leaksift's group is in its foreground: see the module documentation.
     pub fn foreground() -> Option<Terminal> {
-        let stdout = rustix::fs::fstat(std::io::stdout().as_fd()).ok()?;
-        if FileType::from_raw_mode(stdout.st_mode) == FileType::Fifo {
-            return None;
-        }
-        // ENOTTY when standard input is not a terminal or not leaksift's controlling one.
-        let foreground = tcgetpgrp(stdin()).ok()?;
         let leaksift_group = getpgrp();
-        (foreground == leaksift_group).then_some(Terminal { leaksift_group })
+        // ENOTTY when the descriptor is not a terminal or not leaksift's controlling one.
+        let in_foreground = |fd: BorrowedFd<'_>| tcgetpgrp(fd).is_ok_and(|g| g == leaksift_group);
+        let stdout_is_pipe = rustix::fs::fstat(std::io::stdout().as_fd())
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Fifo);
+        if in_foreground(stdin()) {
+            return Some(Terminal {
+                leaksift_group,
+                hand_over: !stdout_is_pipe,
+            });
+        }
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        (in_foreground(stdout.as_fd()) || in_foreground(stderr.as_fd())).then_some(Terminal {
+            leaksift_group,
+            hand_over: false,
+        })
     }
 
-    /// Makes `command` lead a new process group that takes the terminal before it execs. The
-    /// child does it itself, so the command never runs a moment in the background: `spawn`
-    /// returns only once it has exec'd.
+    /// Makes `command` lead a new process group, which takes the terminal before it execs when
+    /// it is handed over. The child does that itself, so the command never runs a moment in the
+    /// background: `spawn` returns only once it has exec'd.
     pub fn hand_to(&self, command: &mut Command) {
         command.process_group(0);
+        if !self.hand_over {
+            return;
+        }
         // SAFETY: the closure runs in the child between fork and exec and only makes
         // async-signal-safe calls (setpgid, getpid, the signal mask, the tcsetpgrp ioctl).
         unsafe {
@@ -82,6 +101,9 @@ impl Terminal {
     /// Gives the terminal back to leaksift's group if `command_group` (any group but ours when
     /// `None`) has it.
     fn take_back_from(&self, command_group: Option<Pid>) {
+        if !self.hand_over {
+            return;
+        }
         let Ok(foreground) = tcgetpgrp(stdin()) else {
             return;
         };
@@ -92,8 +114,8 @@ impl Terminal {
     }
 }
 
-/// A launched command holding (or having held) the terminal: follows its stops and leaksift's
-/// continuation, as a shell follows a job.
+/// A launched command on leaksift's terminal: follows its stops (or, without the hand-over,
+/// leaksift's) and leaksift's continuation, as a shell follows a job.
 #[derive(Debug)]
 pub struct Job {
     terminal: Terminal,
@@ -109,7 +131,10 @@ impl Job {
     /// Follows `leader`, started with [`Terminal::hand_to`].
     pub fn new(terminal: Terminal, leader: u32) -> Option<Job> {
         let leader = Pid::from_raw(i32::try_from(leader).ok()?)?;
-        watch_for_sigcont();
+        install_handler(libc::SIGCONT, note_sigcont);
+        if !terminal.hand_over {
+            install_handler(libc::SIGTSTP, note_sigtstp);
+        }
         Some(Job {
             terminal,
             leader,
@@ -118,15 +143,35 @@ impl Job {
         })
     }
 
-    /// Call often (every 50 ms or so) while the command runs. When the command has stopped
-    /// (Ctrl-Z, SIGTTIN, SIGSTOP), leaksift takes the terminal back and stops its own job with
-    /// the same signal: the shell then reports the job stopped and gets the terminal. When
-    /// leaksift is continued, the command is continued once, with the terminal if leaksift is in
-    /// the foreground (`fg`), without it otherwise (`bg`).
+    /// Call often (every 50 ms or so) while the command runs. When the command holding the
+    /// terminal has stopped (Ctrl-Z, SIGTTIN, SIGSTOP), leaksift takes the terminal back and
+    /// stops its own job with the same signal: the shell then reports the job stopped and gets
+    /// the terminal. Without the hand-over, a Ctrl-Z reaches leaksift's job: the command is
+    /// stopped with it. When leaksift is continued, the command is continued once, with the
+    /// terminal if it holds it and leaksift is in the foreground (`fg`), without it otherwise.
     pub fn poll(&mut self) {
         if self.ending {
             return;
         }
+        if self.terminal.hand_over {
+            self.pass_on_command_stop();
+        } else {
+            self.pass_on_job_stop();
+        }
+        if CONTINUED.swap(false, Ordering::AcqRel) && self.stopped {
+            self.stopped = false;
+            if self.terminal.hand_over
+                && tcgetpgrp(stdin()).is_ok_and(|g| g == self.terminal.leaksift_group)
+            {
+                set_foreground(self.leader);
+                COMMAND_HAS_TERMINAL.store(true, Ordering::Release);
+            }
+            let _ = kill_process_group(self.leader, Signal::CONT);
+        }
+    }
+
+    /// The command holding the terminal stopped: leaksift's job stops with the same signal.
+    fn pass_on_command_stop(&mut self) {
         let options = WaitIdOptions::STOPPED | WaitIdOptions::NOHANG;
         let stop = waitid(WaitId::Pid(self.leader), options)
             .ok()
@@ -141,14 +186,25 @@ impl Job {
             // discards the stop and the command stays stopped until leaksift is continued.
             let _ = kill_process_group(self.terminal.leaksift_group, signal);
         }
-        if CONTINUED.swap(false, Ordering::AcqRel) && self.stopped {
-            self.stopped = false;
-            if tcgetpgrp(stdin()).is_ok_and(|g| g == self.terminal.leaksift_group) {
-                set_foreground(self.leader);
-                COMMAND_HAS_TERMINAL.store(true, Ordering::Release);
-            }
-            let _ = kill_process_group(self.leader, Signal::CONT);
+    }
+
+    /// Leaksift's job got SIGTSTP (Ctrl-Z): the command, in a group of its own, is stopped too,
+    /// then leaksift stops as the default action would have. In an orphaned process group the
+    /// kernel discards such a stop, so nothing is stopped there either.
+    fn pass_on_job_stop(&mut self) {
+        if !STOP_REQUESTED.swap(false, Ordering::AcqRel) || !group_can_stop() {
+            return;
         }
+        let _ = kill_process_group(self.leader, Signal::TSTP);
+        self.stopped = true;
+        CONTINUED.store(false, Ordering::Release);
+        // SAFETY: the default action for SIGTSTP while raising it to this thread (delivered
+        // before raise returns: leaksift stops here), then the handler again.
+        unsafe {
+            libc::signal(libc::SIGTSTP, libc::SIG_DFL);
+            libc::raise(libc::SIGTSTP);
+        }
+        install_handler(libc::SIGTSTP, note_sigtstp);
     }
 
     /// Leaksift is ending the command: from now on its stops are not passed on to leaksift's
@@ -227,22 +283,33 @@ fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Whether a stop signal to leaksift's group would stop it: the group is not orphaned, which
+/// leaksift's parent (the shell) being in another group of the same session ensures.
+fn group_can_stop() -> bool {
+    let Some(parent) = getppid() else {
+        return false;
+    };
+    let same_session = getsid(Some(parent)).ok() == getsid(None).ok();
+    same_session && getpgid(Some(parent)).is_ok_and(|g| g != getpgrp())
+}
+
 extern "C" fn note_sigcont(_: libc::c_int) {
     CONTINUED.store(true, Ordering::Release);
 }
 
-/// Installs the SIGCONT handler once (SIGCONT still continues the process; exec resets the
-/// handler in commands started later).
-fn watch_for_sigcont() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| {
-        // SAFETY: installs an async-signal-safe handler (one atomic store) for our own process.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = note_sigcont as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGCONT, &action, std::ptr::null_mut());
-        }
-    });
+extern "C" fn note_sigtstp(_: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::Release);
+}
+
+/// Installs `handler` for `signal` in leaksift (SIGCONT still continues the process; exec resets
+/// handlers in commands started later).
+fn install_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: installs an async-signal-safe handler (one atomic store) for our own process.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
 }

@@ -493,3 +493,62 @@ fn ctrl_c_during_check_stops_the_server_with_one_signal() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "TERM\n");
     assert_eq!(session.foreground_group(), shell_group);
 }
+
+/// Runs `leaksift_line` reading a pipe (`sleep 600 | leaksift ...`): the command does not get the
+/// terminal, yet Ctrl-Z stops it with leaksift's job and `fg` continues it. Then Ctrl-C reaches
+/// leaksift's job; `after_ctrl_c` ends the run.
+fn ctrl_z_without_the_terminal(leaksift_line: &str, after_ctrl_c: impl FnOnce(&mut Session, i32)) {
+    let dir = tempfile::tempdir().unwrap();
+    let program = build_counter(dir.path());
+    let mut session = Session::bash(&session_env(dir.path(), &program));
+    let shell = session.shell.id() as i32;
+    session.type_line(&format!("sleep 600 | {leaksift_line}"));
+    let (command, group, leaksift_pid) = ready(&mut session);
+    assert_ne!(
+        session.foreground_group(),
+        group,
+        "stdin is a pipe: no hand-over"
+    );
+    if leaksift_line == watch_line() {
+        wait_for_a_sample(dir.path());
+    }
+    session.send(b"\x1a");
+    session.expect("Stopped");
+    // Before, leaksift stopped and the command, in a process group of its own, ran on.
+    wait_for_state(command, 'T');
+    wait_for_state(leaksift_pid, 'T');
+    assert_eq!(session.foreground_group(), shell);
+    session.type_line("fg");
+    let deadline = Instant::now() + PATIENCE;
+    while state(command) == 'T' {
+        assert!(
+            Instant::now() < deadline,
+            "`fg` did not continue the command"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    session.send(b"\x03");
+    after_ctrl_c(&mut session, command);
+    session.type_line("echo SHELL-$((2+1))");
+    session.expect("SHELL-3");
+}
+
+#[test]
+fn ctrl_z_stops_a_watched_command_that_does_not_hold_the_terminal() {
+    // Ctrl-C ends the watch: the counter survives SIGTERM, leaksift kills it after the grace
+    // period and prints its verdict.
+    ctrl_z_without_the_terminal(watch_line(), |session, _| {
+        session.expect("verdict");
+    });
+}
+
+#[test]
+fn ctrl_z_stops_a_recorded_command_that_does_not_hold_the_terminal() {
+    ensure_preload();
+    // Ctrl-C is passed on to the counter, which counts it and runs on until killed.
+    ctrl_z_without_the_terminal(record_line(), |session, command| {
+        // SAFETY: signalling the command this test started.
+        unsafe { libc::kill(command, libc::SIGKILL) };
+        session.expect("killed by signal 9");
+    });
+}
