@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rustix::fs::FileType;
@@ -23,15 +24,16 @@ use rustix::process::{
     waitid,
 };
 use rustix::termios::{tcgetpgrp, tcsetpgrp};
+use signal_hook::consts::{SIGCONT, SIGTSTP};
 
 /// How often a command's state is looked at while leaksift only waits for it.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Set by the SIGCONT handler: leaksift was continued (`fg`, `bg`, `kill -CONT`).
-static CONTINUED: AtomicBool = AtomicBool::new(false);
+/// Set on SIGCONT: leaksift was continued (`fg`, `bg`, `kill -CONT`).
+static CONTINUED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| flag_for(SIGCONT));
 
-/// Set by the SIGTSTP handler (installed only without the hand-over): the job was stopped.
-static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set on SIGTSTP (caught only without the hand-over): leaksift's job was stopped.
+static STOP_REQUESTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| flag_for(SIGTSTP));
 
 /// Whether a launched command's group holds the terminal (for signal handlers: a signal the
 /// terminal sent, a hangup, then reached the command directly).
@@ -78,7 +80,11 @@ impl Terminal {
     /// background: `spawn` returns only once it has exec'd.
     pub fn hand_to(&self, command: &mut Command) {
         command.process_group(0);
+        // Caught from now on, before the command starts: a Ctrl-Z or `fg` meanwhile is kept
+        // for the first [`Job::poll`].
+        LazyLock::force(&CONTINUED);
         if !self.hand_over {
+            LazyLock::force(&STOP_REQUESTED);
             return;
         }
         // SAFETY: the closure runs in the child between fork and exec and only makes
@@ -104,13 +110,14 @@ impl Terminal {
         if !self.hand_over {
             return;
         }
+        COMMAND_HAS_TERMINAL.store(false, Ordering::Release);
+        // An error: the terminal hung up, there is nothing left to give back.
         let Ok(foreground) = tcgetpgrp(stdin()) else {
             return;
         };
         if foreground != self.leaksift_group && command_group.is_none_or(|g| g == foreground) {
             set_foreground(self.leaksift_group);
         }
-        COMMAND_HAS_TERMINAL.store(false, Ordering::Release);
     }
 }
 
@@ -131,10 +138,6 @@ impl Job {
     /// Follows `leader`, started with [`Terminal::hand_to`].
     pub fn new(terminal: Terminal, leader: u32) -> Option<Job> {
         let leader = Pid::from_raw(i32::try_from(leader).ok()?)?;
-        install_handler(libc::SIGCONT, note_sigcont);
-        if !terminal.hand_over {
-            install_handler(libc::SIGTSTP, note_sigtstp);
-        }
         Some(Job {
             terminal,
             leader,
@@ -198,13 +201,16 @@ impl Job {
         let _ = kill_process_group(self.leader, Signal::TSTP);
         self.stopped = true;
         CONTINUED.store(false, Ordering::Release);
-        // SAFETY: the default action for SIGTSTP while raising it to this thread (delivered
-        // before raise returns: leaksift stops here), then the handler again.
+        // SAFETY: sigaction with a zeroed (SIG_DFL) action and the saved one; raise sends
+        // SIGTSTP to this thread, delivered with the default action (leaksift stops here) before
+        // raise returns, then the handler is put back.
         unsafe {
-            libc::signal(libc::SIGTSTP, libc::SIG_DFL);
-            libc::raise(libc::SIGTSTP);
+            let default: libc::sigaction = std::mem::zeroed();
+            let mut caught: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(SIGTSTP, &default, &mut caught);
+            libc::raise(SIGTSTP);
+            libc::sigaction(SIGTSTP, &caught, std::ptr::null_mut());
         }
-        install_handler(libc::SIGTSTP, note_sigtstp);
     }
 
     /// Leaksift is ending the command: from now on its stops are not passed on to leaksift's
@@ -293,23 +299,10 @@ fn group_can_stop() -> bool {
     same_session && getpgid(Some(parent)).is_ok_and(|g| g != getpgrp())
 }
 
-extern "C" fn note_sigcont(_: libc::c_int) {
-    CONTINUED.store(true, Ordering::Release);
-}
-
-extern "C" fn note_sigtstp(_: libc::c_int) {
-    STOP_REQUESTED.store(true, Ordering::Release);
-}
-
-/// Installs `handler` for `signal` in leaksift (SIGCONT still continues the process; exec resets
-/// handlers in commands started later).
-fn install_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    // SAFETY: installs an async-signal-safe handler (one atomic store) for our own process.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(signal, &action, std::ptr::null_mut());
-    }
+/// A flag set when leaksift receives `signal` (SIGCONT still continues the process; exec resets
+/// the handler in commands started later). Without the handler, only job control is lost.
+fn flag_for(signal: libc::c_int) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+    flag
 }
