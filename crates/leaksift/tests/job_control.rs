@@ -441,17 +441,6 @@ fn ctrl_z_then_fg(leaksift_line: &str, finished: &str) {
 }
 
 #[test]
-fn ctrl_z_stops_the_watched_command_and_fg_resumes_it_with_the_terminal() {
-    ctrl_z_then_fg(watch_line(), "command exited with code 0");
-}
-
-#[test]
-fn ctrl_z_stops_the_recorded_command_and_fg_resumes_it_with_the_terminal() {
-    ensure_preload();
-    ctrl_z_then_fg(record_line(), "trace written to");
-}
-
-#[test]
 fn sigterm_to_leaksift_watch_ends_the_command_and_gives_the_terminal_back() {
     let (dir, mut session) = sh_session(watch_line());
     let shell_group = session.shell.id() as i32;
@@ -536,12 +525,10 @@ fn ctrl_z_without_the_terminal(leaksift_line: &str, finished: &str) {
 }
 
 #[test]
-fn ctrl_z_stops_a_watched_command_that_does_not_hold_the_terminal() {
-    ctrl_z_without_the_terminal(watch_line(), "verdict");
-}
-
-#[test]
-fn ctrl_z_stops_a_recorded_command_that_does_not_hold_the_terminal() {
+fn ctrl_z_stops_the_command_and_fg_resumes_it_under_watch_and_record() {
     ensure_preload();
+    ctrl_z_then_fg(watch_line(), "command exited with code 0");
+    ctrl_z_then_fg(record_line(), "trace written to");
+    ctrl_z_without_the_terminal(watch_line(), "verdict");
     ctrl_z_without_the_terminal(record_line(), "trace written to");
 }
