@@ -1,5 +1,6 @@
 //! A launched command in its own process group, so it and everything it starts can be stopped
-//! together (SIGTERM, then SIGKILL after a grace period), also when leaksift is interrupted.
+//! together (SIGTERM, then SIGKILL after a grace period), also when leaksift is interrupted. On
+//! leaksift's terminal the group is also the terminal's foreground job ([`crate::job`]).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -11,16 +12,17 @@ use rustix::process::{
     Signal, WaitOptions, getpid, kill_process, kill_process_group, set_child_subreaper, waitpid,
 };
 
+use crate::job::{Job, Terminal};
 use crate::{Pid, WatchError, procfs};
 
 /// Where a launched command's standard input and output go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Streams {
     /// Shares leaksift's stdin and stdout (`watch -- CMD`: the command reads and writes as
-    /// without leaksift).
+    /// without leaksift, and gets the terminal when leaksift has it).
     Inherit,
-    /// Shares leaksift's stdin; stdout goes to leaksift's stderr (keeps leaksift's own stdout,
-    /// e.g. JSON, clean).
+    /// Shares leaksift's stdin (and terminal, as `Inherit`); stdout goes to leaksift's stderr
+    /// (keeps leaksift's own stdout, e.g. JSON, clean).
     StdoutToStderr,
     /// No stdin (/dev/null); stdout goes to leaksift's stderr (a server under `check`).
     Detached,
@@ -32,10 +34,13 @@ pub struct Launched {
     child: Child,
     command: String,
     status: Option<ExitStatus>,
+    /// Job control, when the command was given leaksift's terminal.
+    job: Option<Job>,
 }
 
 impl Launched {
-    /// Starts `argv` (no shell) as the leader of a new process group.
+    /// Starts `argv` (no shell) as the leader of a new process group, the terminal's foreground
+    /// group when it shares leaksift's terminal (see [`crate::job`]).
     pub fn spawn(argv: &[OsString], streams: Streams) -> Result<Self, WatchError> {
         let command = display_command(argv);
         let (program, args) = argv.split_first().ok_or_else(|| WatchError::Spawn {
@@ -58,14 +63,27 @@ impl Launched {
                 })?;
             cmd.stdout(Stdio::from(stderr));
         }
-        let child = cmd.spawn().map_err(|source| WatchError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
+        let terminal = (streams != Streams::Detached)
+            .then(Terminal::foreground)
+            .flatten();
+        if let Some(terminal) = &terminal {
+            terminal.hand_to(&mut cmd);
+        }
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                if let Some(terminal) = &terminal {
+                    terminal.take_back_from_failed_spawn();
+                }
+                return Err(WatchError::Spawn { command, source });
+            }
+        };
+        let job = terminal.and_then(|t| Job::new(t, child.id()));
         Ok(Launched {
             child,
             command,
             status: None,
+            job,
         })
     }
 
@@ -78,10 +96,16 @@ impl Launched {
         &self.command
     }
 
-    /// The exit status once the command has exited (reaps it).
+    /// The exit status once the command has exited (reaps it). Until then, follows the
+    /// command's stops on the terminal ([`Job::poll`]): call it every 50 ms or so.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
+            match (&self.status, self.job.as_mut()) {
+                (Some(_), Some(job)) => job.finish(),
+                (None, Some(job)) => job.poll(),
+                _ => {}
+            }
         }
         self.status
     }
@@ -112,6 +136,12 @@ impl Launched {
     /// `grace`. Returns the leader's exit status.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         self.signal_all(Signal::TERM);
+        if let Some(job) = self.job.as_mut() {
+            // A command stopped on the terminal would hold SIGTERM pending until SIGKILL. It
+            // keeps the terminal until it has exited (restoring terminal modes at exit needs it).
+            job.end();
+            self.signal_group(Signal::CONT);
+        }
         let deadline = Instant::now() + grace;
         while (self.try_wait().is_none() || !self.reap_orphans().is_empty())
             && Instant::now() < deadline
@@ -125,6 +155,9 @@ impl Launched {
         }
         for orphan in self.reap_orphans().into_iter().filter_map(raw_pid) {
             let _ = waitpid(Some(orphan), WaitOptions::empty());
+        }
+        if let Some(job) = self.job.as_mut() {
+            job.finish();
         }
         self.status
     }

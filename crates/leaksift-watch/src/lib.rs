@@ -9,6 +9,7 @@ pub mod check;
 pub mod child;
 pub mod csv;
 pub mod import;
+pub mod job;
 pub mod procfs;
 pub mod record;
 pub mod sample;

@@ -86,7 +86,10 @@ pub fn record(
             next = now;
         }
         while let Some(left) = next.checked_duration_since(Instant::now()) {
-            if left.is_zero() || interrupted.load(Ordering::Relaxed) {
+            // The command is looked at every poll, not every interval: its exit ends the run
+            // at once, and a Ctrl-Z on the terminal is passed on to leaksift's job at once.
+            let exited = child.as_deref_mut().and_then(Launched::try_wait).is_some();
+            if left.is_zero() || exited || interrupted.load(Ordering::Relaxed) {
                 break;
             }
             std::thread::sleep(left.min(POLL));

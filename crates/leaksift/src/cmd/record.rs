@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
+use leaksift_watch::job::{self, Job, Terminal};
 
 use crate::outcome::Outcome;
 
@@ -20,8 +21,10 @@ const PRELOAD_NAME: &str = "libleaksift_preload.so";
 the --scan-signal to request a leak scan of the live process; `leaksift report OUTPUT` shows it.\n\
 If the command execs another program (a wrapper script's `exec prog`), that program's trace takes \
 OUTPUT over and the earlier image's moves to OUTPUT.<pid>. A shell that forks its command \
-(`sh -c 'a; b'`) needs --follow-fork. SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to leaksift are \
-passed on to the command. The exit status is the command's (128 + signal if killed); \
+(`sh -c 'a; b'`) needs --follow-fork. On a terminal the command is the foreground job: it reads \
+the terminal, Ctrl-C and Ctrl-Z reach it as without leaksift. SIGINT, SIGQUIT, SIGTERM, SIGHUP, \
+SIGUSR1 and SIGUSR2 sent to leaksift or its process group are passed on to the command, once. \
+The exit status is the command's (128 + signal if killed); \
 a killed command leaves its trace up to the last 100 ms flush, marked truncated."
 )]
 pub struct Args {
@@ -160,11 +163,21 @@ fn standard_descriptors_closed_at_start() -> Vec<i32> {
         .collect()
 }
 
-/// Signals that a supervisor sends to the process it started (`docker stop`, `kill PID`,
-/// `timeout`): sent to `leaksift`, they are passed on to the command, which would have got them
-/// without the tool (killing only `leaksift` would leave the command running, never told).
-const FORWARDED_SIGNALS: [libc::c_int; 4] =
-    [libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
+/// Signals passed on to the command when they reach `leaksift`. The command leads a process
+/// group of its own, so a signal sent to leaksift's group (`kill -- -PGID`, `timeout`, Ctrl-C when
+/// the command does not hold the terminal) reaches only leaksift, and one sent to leaksift's pid
+/// (`docker stop`, `kill PID`) as well: passed on, each reaches the command exactly once, as it
+/// would have reached the command run in leaksift's place. Signals sent to the command's own
+/// group (Ctrl-C while it holds the terminal, `kill -- -<its pid>`) reach it directly, never
+/// leaksift.
+const FORWARDED_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 /// The command's pid once started (0 before; -1 when it could not start).
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
@@ -179,9 +192,13 @@ extern "C" fn forward_signal(
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
     let child = FORWARD_TO.load(Ordering::Acquire);
-    // Only signals a process sent: the kernel's (a terminal hangup) reach the command's
-    // process group directly. Nor the command's own signals to its parent.
-    if !matches!(code, libc::SI_USER | libc::SI_QUEUE) || (child > 0 && sender == child) {
+    // Not the command's own signals to its parent. Nor one the terminal sent while the command's
+    // group was its foreground group (a hangup, with leaksift the session leader): the command
+    // got it directly.
+    let sent_by_process = matches!(code, libc::SI_USER | libc::SI_QUEUE);
+    if (child > 0 && sent_by_process && sender == child)
+        || (!sent_by_process && leaksift_watch::job::command_has_terminal())
+    {
         return;
     }
     if child > 0 {
@@ -278,27 +295,34 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             });
         }
     }
+    // A process group of its own (see FORWARDED_SIGNALS), the terminal's foreground job when
+    // leaksift has the terminal.
+    command.process_group(0);
+    let terminal = Terminal::foreground();
+    if let Some(terminal) = &terminal {
+        terminal.hand_to(&mut command);
+    }
     forward_signals();
     let spawned = command.spawn();
     forward_signals_to(spawned.as_ref().ok().map(std::process::Child::id));
+    if let (Err(_), Some(terminal)) = (&spawned, &terminal) {
+        terminal.take_back_from_failed_spawn();
+    }
     let mut child =
         spawned.with_context(|| format!("cannot run {}", Path::new(&args.command[0]).display()))?;
-    eprintln!(
-        "leaksift: recording pid {} to {}",
+    let mut job = terminal.and_then(|t| Job::new(t, child.id()));
+    // The command may hold the terminal already.
+    job::eprintln_from_background(&format!(
+        "leaksift: recording pid {} to {}\nleaksift: create {} to request a leak scan",
         child.id(),
-        output.display()
-    );
-    eprintln!(
-        "leaksift: create {} to request a leak scan",
+        output.display(),
         control.display()
-    );
-    // Like a shell waiting for its job: terminal interrupts go to the command, not to us.
-    // SAFETY: setting dispositions of our own process to SIG_IGN.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    ));
+    let status = match job.as_mut() {
+        Some(job) => job.wait(&mut child),
+        None => child.wait(),
     }
-    let status = child.wait().context("waiting for the traced command")?;
+    .context("waiting for the traced command")?;
     let _ = std::fs::remove_file(&control);
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,

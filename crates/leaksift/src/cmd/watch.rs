@@ -137,7 +137,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let config = args.thresholds.config(limit);
     let mut csv = CsvOut::create(args.out.as_deref())?;
-    let mut progress = Progress::stderr(args.quiet);
+    // While the command holds the terminal (a REPL, a pager), leaksift writes nothing to it
+    // until the verdict, as `time CMD` does.
+    let mut progress = Progress::stderr(args.quiet || leaksift_watch::job::command_has_terminal());
     progress.phase(&format!("watching {}", watched.label));
     let mut last_update = Instant::now() - Duration::from_secs(1);
     // The live verdict re-analyses all samples; compute it only when someone sees it.
@@ -239,10 +241,15 @@ fn outcome(analysis: &Analysis, fail_on_leak: bool, exit_code: Option<u8>) -> Ou
     }
 }
 
-/// SIGINT/SIGTERM set a flag: sampling stops and the verdict is still printed.
+/// SIGINT/SIGTERM/SIGHUP set a flag: sampling stops, the command is stopped (the terminal given
+/// back to leaksift's group) and the verdict is still printed.
 pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(signal, Arc::clone(&flag))
             .context("installing the Ctrl-C handler")?;
     }
