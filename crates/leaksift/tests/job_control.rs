@@ -16,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/gcc.rs"]
+mod gcc;
 mod support;
 use support::ensure_preload;
 
@@ -24,17 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Compiles `tests/programs/watch/signal_counter.c` into `dir`.
 fn build_counter(dir: &Path) -> PathBuf {
-    let source =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/watch/signal_counter.c");
-    let binary = dir.join("signal_counter");
-    let status = Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .expect("running gcc");
-    assert!(status.success(), "gcc {} failed", source.display());
-    binary
+    gcc::compile("watch", "signal_counter", dir, &["-O1"])
 }
 
 /// Everything read from the master side so far, and a signal when more arrives.

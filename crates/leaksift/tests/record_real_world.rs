@@ -7,23 +7,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "support/gcc.rs"]
+mod gcc;
 mod support;
 use support::ensure_preload;
 
 /// Compiles `tests/programs/record/<name>.c` into `dir`.
 fn build(name: &str, dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/programs/record")
-        .join(format!("{name}.c"));
-    let binary = dir.join(name);
-    let status = Command::new("gcc")
-        .args(["-g", "-O1", "-pthread", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .expect("running gcc");
-    assert!(status.success(), "gcc {} failed", source.display());
-    binary
+    gcc::compile("record", name, dir, &["-g", "-O1", "-pthread"])
 }
 
 /// A program started under `leaksift record` whose first stdout line is `<prefix><its pid>`.
