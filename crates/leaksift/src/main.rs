@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Sample the memory of a process, a launched command or a cgroup and decide whether it leaks.
     Watch(cmd::watch::Args),
-    /// Run the leak verdict on a recorded series (CSV with `t` and `bytes` columns).
+    /// Run the leak verdict on a recorded series (a CSV, a psrecord log, an mprof file, Prometheus JSON).
     Trend(cmd::trend::Args),
     /// CI gate: run a scenario against a server repeatedly and fail on per-iteration growth.
     Check(cmd::check::Args),
