@@ -12,8 +12,9 @@ use framehop::{ExplicitModuleSectionInfo, FrameAddress, MustNotAllocateDuringUnw
 
 use crate::modules::LoadedModule;
 
-/// Deepest stack recorded (innermost frames are kept).
-pub const MAX_FRAMES: usize = 64;
+/// Deepest stack recorded (innermost frames are kept): the trace format's constant, which the
+/// report uses to tell a stack cut at this depth.
+pub const MAX_FRAMES: usize = leaksift_trace::format::RECORDER_MAX_FRAMES;
 
 /// Unwind data read in place from the mapped module.
 #[derive(Clone, Copy, Default)]
