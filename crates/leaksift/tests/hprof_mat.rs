@@ -312,4 +312,28 @@ fn objects_held_only_by_soft_references_are_explained_by_their_reference() {
         path[..path.len() - 1].iter().all(|s| s.0 != "weak"),
         "one reference step, at the end: {path:?}"
     );
+
+    // `paths --id` on the payload the suspect names gives the same path (it used to say
+    // "not reachable"); on a strongly held payload, only strong paths.
+    let paths = json(&["paths", "--id", id_of(&last.2)], &file);
+    assert_eq!(paths["reachable"], true);
+    assert_eq!(paths["held_only_by_references"], true);
+    assert_eq!(steps(&paths["paths"][0]), path);
+    let strong = &heap["dominators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("java.lang.Class \"MatLeaks\"")
+        })
+        .expect("the MatLeaks class")["description"];
+    let paths = json(&["paths", "--id", id_of(strong.as_str().unwrap())], &file);
+    assert_eq!(paths["held_only_by_references"], false);
+    assert!(
+        steps(&paths["paths"][0]).iter().all(|s| s.0 != "weak"),
+        "{paths}"
+    );
 }
