@@ -337,3 +337,50 @@ fn objects_held_only_by_soft_references_are_explained_by_their_reference() {
         "{paths}"
     );
 }
+
+#[test]
+fn diff_of_two_dumps_of_a_growing_list_counts_each_class_growth() {
+    let Some((_dir, first)) = dump("grow") else {
+        return;
+    };
+    let second = first.with_file_name("grow-2.hprof");
+    let out = leaksift()
+        .args(["diff", "--json", "--quiet"])
+        .arg(&first)
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diff: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diff["schema"], "leaksift.diff.v1");
+    assert_eq!(diff["matched_by"], "class totals");
+    let class = |name: &str| {
+        diff["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("class {name} in {diff}"))
+            .clone()
+    };
+    // N more payloads, each 16 bytes retaining its 1016-byte array.
+    let payloads = class("MatLeaks$Payload");
+    assert_eq!(payloads["base"]["count"].as_u64(), Some(PAYLOADS));
+    assert_eq!(payloads["compared"]["count"].as_u64(), Some(2 * PAYLOADS));
+    assert_eq!(payloads["delta_count"].as_i64(), Some(PAYLOADS as i64));
+    assert_eq!(payloads["delta_bytes"].as_i64(), Some(16 * PAYLOADS as i64));
+    assert_eq!(
+        payloads["delta_retained_bytes"].as_i64(),
+        Some((PAYLOADS * PAYLOAD_BYTES) as i64)
+    );
+    let arrays = class("byte[]");
+    assert!(arrays["delta_count"].as_i64().unwrap() >= PAYLOADS as i64);
+    assert!(arrays["delta_bytes"].as_i64().unwrap() >= (1016 * PAYLOADS) as i64);
+    // The largest retained growth: the list's backing array or the classes holding it.
+    let top = diff["classes"][0]["delta_retained_bytes"].as_i64().unwrap();
+    assert!(top >= (PAYLOADS * PAYLOAD_BYTES) as i64, "{diff}");
+}

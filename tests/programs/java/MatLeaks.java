@@ -13,6 +13,8 @@ import java.util.concurrent.Executors;
  *   threadlocal a ThreadLocal value set in a thread-pool thread ("pool-worker")
  *   soft        a static list of SoftReferences: even payloads also strongly held in a static
  *               list, odd ones only softly reachable
+ *   grow        a static list of N payloads dumped to OUT, then of 2N dumped to OUT with
+ *               "-2.hprof" for ".hprof" (the MXBean writes only .hprof files)
  */
 public final class MatLeaks {
     static final class Payload {
@@ -22,6 +24,7 @@ public final class MatLeaks {
     static final ThreadLocal<Payload[]> LOCAL = new ThreadLocal<>();
     static final List<SoftReference<Payload>> SOFT = new ArrayList<>();
     static final List<Payload> STRONG = new ArrayList<>();
+    static final List<Payload> GROWING = new ArrayList<>();
 
     static Payload[] payloads(int n) {
         Payload[] all = new Payload[n];
@@ -81,6 +84,15 @@ public final class MatLeaks {
                 }
                 all = null;
                 Dump.heap(out);
+                break;
+            }
+            case "grow": {
+                for (int round = 1; round <= 2; round++) {
+                    for (int i = 0; i < n; i++) {
+                        GROWING.add(new Payload());
+                    }
+                    Dump.heap(round == 1 ? out : out.replaceFirst("\\.hprof$", "-2.hprof"));
+                }
                 break;
             }
             default:
