@@ -60,6 +60,14 @@ fn classes() -> Option<&'static Path> {
                 .status()
                 .unwrap();
             assert!(status.success(), "javac MatLeaks.java");
+            // Out of the class path: only the scenario's own URLClassLoader finds it.
+            let status = Command::new("javac")
+                .arg("-d")
+                .arg(dir.path().join("plugin"))
+                .arg(programs.join("plugin/Plugin.java"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "javac Plugin.java");
             Some(dir)
         })
         .as_ref()
@@ -75,12 +83,12 @@ fn dump(scenario: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(format!("{scenario}.hprof"));
     let status = Command::new("java")
-        .args([
-            "-Xmx64m",
-            "-XX:+UseSerialGC",
-            "-XX:+UseCompressedOops",
-            "-cp",
-        ])
+        .args(["-Xmx64m", "-XX:+UseSerialGC", "-XX:+UseCompressedOops"])
+        .arg(format!(
+            "-Dplugin.classes={}",
+            classes.join("plugin").display()
+        ))
+        .arg("-cp")
         .arg(classes)
         .arg("MatLeaks")
         .arg(&file)
@@ -383,4 +391,58 @@ fn diff_of_two_dumps_of_a_growing_list_counts_each_class_growth() {
     // The largest retained growth: the list's backing array or the classes holding it.
     let top = diff["classes"][0]["delta_retained_bytes"].as_i64().unwrap();
     assert!(top >= (PAYLOADS * PAYLOAD_BYTES) as i64, "{diff}");
+}
+
+#[test]
+fn a_class_loader_kept_by_a_threads_context_class_loader_is_found_through_it() {
+    let Some((_dir, file)) = dump("classloader") else {
+        return;
+    };
+    let heap = json(&["heap"], &file);
+    // The thread dominates its context class loader, which dominates Plugin's class (through
+    // ClassLoader.classes), its static cache and the N arrays: MAT's single-object suspect.
+    let top = &heap["suspects"][0];
+    let description = top["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("one object: java.lang.Thread @"),
+        "{description}"
+    );
+    assert_eq!(steps(&top["path"])[1].0, "GC root (Thread)");
+    let point = top["accumulation_point"].as_str().unwrap();
+    assert!(point.starts_with("java.lang.Object[] @"), "{point}");
+    let path = first_path(&file, point);
+    let names: Vec<&str> = path.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(path[1].0, "GC root (Thread)", "{path:?}");
+    assert_eq!(names[2], "contextClassLoader", "{path:?}");
+    assert!(
+        path[2].2.starts_with("java.net.URLClassLoader @"),
+        "{path:?}"
+    );
+    assert!(
+        path.iter()
+            .any(|s| s.2.starts_with("java.lang.Class \"Plugin\" @")),
+        "{path:?}"
+    );
+    assert_eq!(
+        names[names.len() - 2..],
+        ["CACHE", "elementData"],
+        "{path:?}"
+    );
+    // The cache's array retains the N byte[1000] (1016 bytes each) and itself (an ArrayList's
+    // array of 4-byte references, grown by half each time: at most 2 N slots).
+    let retained = json(&["paths", "--id", id_of(point)], &file)["object"]["retained_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(retained > 1016 * PAYLOADS, "{retained}");
+    assert!(
+        retained <= 1016 * PAYLOADS + 16 + 4 * 2 * PAYLOADS,
+        "{retained}"
+    );
+    let thread = heap["extra"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "plugin-thread")
+        .expect("the plugin thread");
+    assert!(thread["retained_bytes"].as_u64().unwrap() > retained);
 }

@@ -13,6 +13,10 @@ import java.util.concurrent.Executors;
  *   threadlocal a ThreadLocal value set in a thread-pool thread ("pool-worker")
  *   soft        a static list of SoftReferences: even payloads also strongly held in a static
  *               list, odd ones only softly reachable
+ *   classloader Plugin (tests/programs/java/plugin, compiled into the directory the system
+ *               property plugin.classes names) loaded by a URLClassLoader that only the context
+ *               class loader of a sleeping thread ("plugin-thread") keeps; Plugin.init(N) fills
+ *               its static cache with N byte[1000]
  *   grow        a static list of N payloads dumped to OUT, then of 2N dumped to OUT with
  *               "-2.hprof" for ".hprof" (the MXBean writes only .hprof files)
  */
@@ -83,6 +87,27 @@ public final class MatLeaks {
                     }
                 }
                 all = null;
+                Dump.heap(out);
+                break;
+            }
+            case "classloader": {
+                java.net.URL[] path = {new java.io.File(System.getProperty("plugin.classes")).toURI().toURL()};
+                java.net.URLClassLoader loader = new java.net.URLClassLoader(path, null);
+                loader.loadClass("Plugin").getMethod("init", int.class).invoke(null, n);
+                Thread sleeper = new Thread(() -> {
+                    try {
+                        Thread.sleep(1_000_000);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }, "plugin-thread");
+                sleeper.setContextClassLoader(loader);
+                sleeper.setDaemon(true);
+                sleeper.start();
+                loader = null;
+                while (sleeper.getState() != Thread.State.TIMED_WAITING) {
+                    Thread.sleep(10);
+                }
                 Dump.heap(out);
                 break;
             }
