@@ -300,6 +300,16 @@ fn objects_held_only_by_soft_references_are_explained_by_their_reference() {
         suspect["retained_bytes"].as_u64(),
         Some(PAYLOADS / 2 * PAYLOAD_BYTES)
     );
+    // MAT's accumulation point of a group: the end of the common path to its instances, the
+    // SOFT list's array here (it used to be a byte[] inside one payload).
+    let point = suspect["accumulation_point"].as_str().unwrap();
+    assert!(point.starts_with("java.lang.Object[] @"), "{point}");
+    let to_point: Vec<String> = first_path(&file, point).into_iter().map(|s| s.1).collect();
+    assert_eq!(
+        to_point[to_point.len() - 2..],
+        ["SOFT", "elementData"],
+        "{to_point:?}"
+    );
     let path = steps(&suspect["path"]);
     let last = path.last().expect("a path");
     assert_eq!(
