@@ -3,7 +3,7 @@
 //! accumulation point is found by following the biggest dominated child while it keeps ≥ 70% of
 //! its parent, for a class along the common path from the GC roots to its instances.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::dominators::Dominators;
 use crate::graph::{ClassId, HeapGraph, NodeIndex, NodeKind};
@@ -197,28 +197,45 @@ fn common_path_end(
     tree: &PathTree,
     members: &[NodeIndex],
 ) -> Option<NodeIndex> {
-    // For every node on the members' paths: how many members it leads to, their retained
-    // bytes, and its children on those paths.
-    let mut below: HashMap<NodeIndex, (u64, u64)> = HashMap::new();
+    // The members' paths as a tree (each path walked up only to the first node already seen,
+    // so a queue of a million objects is not walked a million times), then for every node on
+    // them how many members it leads to and their retained bytes.
+    let mut own: HashMap<NodeIndex, (u64, u64)> = HashMap::new();
     let mut children: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+    let mut on_paths: HashSet<NodeIndex> = HashSet::new();
     let mut reached = 0u64;
     for &member in members.iter().filter(|m| tree.reaches(**m)) {
         reached += 1;
-        let retained = dominators.retained(member);
+        let entry = own.entry(member).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.saturating_add(dominators.retained(member));
+        if !on_paths.insert(member) {
+            continue;
+        }
         let mut node = member;
-        loop {
-            let entry = below.entry(node).or_insert((0, 0));
-            let first_visit = entry.0 == 0;
-            entry.0 += 1;
-            entry.1 = entry.1.saturating_add(retained);
-            let Some(up) = tree.parent(node) else {
+        while let Some(up) = tree.parent(node) {
+            children.entry(up).or_default().push(node);
+            if !on_paths.insert(up) {
                 break;
-            };
-            if first_visit {
-                children.entry(up).or_default().push(node);
             }
             node = up;
         }
+    }
+    let mut below: HashMap<NodeIndex, (u64, u64)> = HashMap::new();
+    let mut stack = vec![(graph.root(), false)];
+    while let Some((node, done)) = stack.pop() {
+        let kids = children.get(&node).map_or(&[][..], Vec::as_slice);
+        if !done {
+            stack.push((node, true));
+            stack.extend(kids.iter().map(|&k| (k, false)));
+            continue;
+        }
+        let mut sum = own.get(&node).copied().unwrap_or((0, 0));
+        for kid in kids {
+            let (count, bytes) = below[kid];
+            sum = (sum.0 + count, sum.1.saturating_add(bytes));
+        }
+        below.insert(node, sum);
     }
     let share = (COMMON_PATH_SHARE * reached as f64) as u64;
     let mut current = graph.root();
@@ -358,6 +375,41 @@ mod tests {
         assert_eq!(s[0].retained_bytes, 400);
         // Not inside one instance (the old answer: the biggest instance itself).
         assert_eq!(s[0].accumulation_point, NodeIndex(2));
+    }
+
+    #[test]
+    fn a_member_on_another_members_path_can_be_the_accumulation_point() {
+        // root -> h (8) -> list (16) -> i1 (I, 100) -> i2 (I, 100); root -> p -> q -> x (8
+        // each) -> i1, i2: both top-level, i2's path goes through i1. The common path ends at
+        // i1 (the step to i2 leads to one of two instances, not more than 80%).
+        let g = build(
+            &[
+                ("Root", 0),
+                ("H", 8),
+                ("List", 16),
+                ("I", 100),
+                ("I", 100),
+                ("X", 8),
+                ("P", 8),
+                ("Q", 8),
+            ],
+            &[
+                (0, 1),
+                (0, 6),
+                (1, 2),
+                (2, 3),
+                (3, 4),
+                (6, 7),
+                (7, 5),
+                (5, 3),
+                (5, 4),
+            ],
+        );
+        let d = Dominators::compute(&g);
+        let s = find_suspects(&g, &d, 0.5);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(matches!(s[0].kind, SuspectKind::Class { instances: 2, .. }));
+        assert_eq!(s[0].accumulation_point, NodeIndex(3));
     }
 
     #[test]
