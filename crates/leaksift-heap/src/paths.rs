@@ -45,10 +45,19 @@ impl PathTree {
         }
     }
 
-    /// Builds the tree only as far as needed to reach all of `targets`.
+    /// Builds the tree only as far as needed to reach all of `targets`. A target no essential
+    /// path reaches (HPROF: held only through `Reference.referent` or the finalizer chain) gets
+    /// a path over any reference, as Eclipse MAT's "Path to GC Roots – with all references":
+    /// the shortest essential path to a reached object, then the fewest further references.
     pub fn towards(graph: &HeapGraph, targets: &[NodeIndex]) -> PathTree {
+        let mut parent = bfs_parents(graph, &[], Some(targets));
+        if graph.format() != HeapFormat::V8
+            && targets.iter().any(|t| parent.get(t.get()) == UNREACHABLE)
+        {
+            extend_over_all_edges(graph, &mut parent, targets);
+        }
         PathTree {
-            parent: bfs_parents(graph, &[], Some(targets)),
+            parent,
             system: Vec::new(),
         }
     }
@@ -165,9 +174,43 @@ impl PathTree {
     }
 }
 
+/// Continues a search whose `parent` reached every node over essential edges, over all edges
+/// until all of `targets` are reached: every node reached so far is a source, so each new path
+/// is an essential one followed by as few other references as possible.
+fn extend_over_all_edges(graph: &HeapGraph, parent: &mut BfsParents, targets: &[NodeIndex]) {
+    let first_edge = graph.first_edges();
+    let edge_targets = graph.edge_targets();
+    let mut missing = targets
+        .iter()
+        .filter(|t| parent.get(t.get()) == UNREACHABLE)
+        .count();
+    let mut queue: Vec<u32> = (0..parent.len() as u32)
+        .filter(|&node| parent.get(node as usize) != UNREACHABLE)
+        .collect();
+    let mut head = 0;
+    while let Some(&v) = queue.get(head) {
+        head += 1;
+        for edge in first_edge[v as usize]..first_edge[v as usize + 1] {
+            let w = edge_targets[edge as usize];
+            if parent.get(w as usize) != UNREACHABLE {
+                continue;
+            }
+            parent.set(w as usize, v);
+            queue.push(w);
+            if targets.iter().any(|t| t.0 == w) {
+                missing -= 1;
+                if missing == 0 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl PathTree {
     /// The edge from `up` to `node` the search went through: for V8 the first one DevTools'
-    /// distance filter follows (or any non-weak one), otherwise the first essential one.
+    /// distance filter follows (or any non-weak one), otherwise the first essential one; the
+    /// first edge of any kind for a step a [`PathTree::towards`] search took over all edges.
     pub fn entry_edge(
         &self,
         graph: &HeapGraph,
@@ -181,6 +224,7 @@ impl PathTree {
             .filter_map(|e| Some((preference.rank(e)?, e)))
             .min_by_key(|(rank, e)| (*rank, e.0))
             .map(|(_, e)| e)
+            .or_else(|| graph.edges(up).find(|e| graph.edge_to(*e) == node))
     }
 
     /// [`PathTree::entry_edge`] for every node `up` references, in one pass over `up`'s

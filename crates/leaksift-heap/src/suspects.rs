@@ -1,14 +1,24 @@
 //! Leak suspects by Eclipse MAT's rule: top-level dominators retaining at least a threshold of
-//! the heap, then classes whose top-level instances together do; for each, the accumulation
-//! point found by following the biggest dominated child while it keeps ≥ 70% of its parent.
+//! the heap, then classes whose top-level instances together do; for a single object the
+//! accumulation point is found by following the biggest dominated child while it keeps ≥ 70% of
+//! its parent, for a class along the common path from the GC roots to its instances.
+
+use std::collections::{HashMap, HashSet};
 
 use crate::dominators::Dominators;
 use crate::graph::{ClassId, HeapGraph, NodeIndex, NodeKind};
+use crate::paths::PathTree;
 
 /// MAT's default threshold: a suspect retains at least 10% of the heap.
 pub const DEFAULT_THRESHOLD: f64 = 0.10;
 /// MAT's accumulation rule: descend while the biggest child keeps this share of its parent.
 pub const ACCUMULATION_RATIO: f64 = 0.70;
+/// MAT's common path of a class suspect goes on while a step leads to more than this share of
+/// the instances.
+pub const COMMON_PATH_SHARE: f64 = 0.80;
+/// The instances of a class suspect whose paths make the common path (MAT's `max_paths`; the
+/// biggest ones here, MAT picks them at random).
+pub const COMMON_PATH_INSTANCES: usize = 10_000;
 
 /// What a suspect is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +131,12 @@ pub fn find_suspects_among(
             accumulation_point: accumulation_point(dominators, node),
         });
     }
-    // Classes whose top-level instances (those not already reported alone) add up to the limit.
+    // Classes whose top-level instances (those not already reported alone) add up to the limit;
+    // as MAT, not a class one of the single suspects belongs to.
+    let single_classes: Vec<ClassId> = suspects
+        .iter()
+        .map(|s| graph.class(s.representative()))
+        .collect();
     let mut by_class: Vec<(u64, u64, Option<NodeIndex>)> = vec![(0, 0, None); graph.class_count()];
     for &node in top.iter().skip(suspects.len()) {
         let entry = &mut by_class[graph.class(node).0 as usize];
@@ -131,25 +146,118 @@ pub fn find_suspects_among(
             entry.2 = Some(node);
         }
     }
-    let mut classes: Vec<Suspect> = by_class
+    let mut classes: Vec<(ClassId, u64, u64, NodeIndex)> = by_class
         .into_iter()
         .enumerate()
         .filter_map(|(class, (retained, instances, biggest))| {
-            let biggest = biggest?;
-            (instances > 1 && retained >= limit.max(1)).then(|| Suspect {
-                kind: SuspectKind::Class {
-                    class: ClassId(class as u32),
-                    instances,
-                    biggest,
-                },
-                retained_bytes: retained,
-                accumulation_point: accumulation_point(dominators, biggest),
-            })
+            let class = ClassId(class as u32);
+            (instances > 1 && retained >= limit.max(1) && !single_classes.contains(&class))
+                .then_some((class, retained, instances, biggest?))
         })
         .collect();
-    classes.sort_by_key(|s| std::cmp::Reverse(s.retained_bytes));
-    suspects.extend(classes);
+    classes.sort_by_key(|c| std::cmp::Reverse(c.1));
+    if classes.is_empty() {
+        return suspects;
+    }
+    // The instances whose paths make each class's common path, the biggest first; one search
+    // from the root reaches them all.
+    let mut instances: Vec<Vec<NodeIndex>> = vec![Vec::new(); classes.len()];
+    for &node in top.iter().skip(suspects.len()) {
+        if let Some(at) = classes.iter().position(|c| c.0 == graph.class(node)) {
+            if instances[at].len() < COMMON_PATH_INSTANCES {
+                instances[at].push(node);
+            }
+        }
+    }
+    let targets: Vec<NodeIndex> = instances.iter().flatten().copied().collect();
+    let tree = PathTree::towards(graph, &targets);
+    for ((class, retained, count, biggest), members) in classes.into_iter().zip(&instances) {
+        suspects.push(Suspect {
+            kind: SuspectKind::Class {
+                class,
+                instances: count,
+                biggest,
+            },
+            retained_bytes: retained,
+            accumulation_point: common_path_end(graph, dominators, &tree, members)
+                .unwrap_or_else(|| accumulation_point(dominators, biggest)),
+        });
+    }
     suspects
+}
+
+/// MAT's accumulation point of a group of objects: the end of the common path from the GC roots
+/// to them — from the root, follow the step that leads to the most of them while it leads to
+/// more than [`COMMON_PATH_SHARE`] of them and its objects keep [`ACCUMULATION_RATIO`] of the
+/// retained size the previous step led to. `None` when the paths part at the root (no common
+/// holder) or when none of them is reachable.
+fn common_path_end(
+    graph: &HeapGraph,
+    dominators: &Dominators,
+    tree: &PathTree,
+    members: &[NodeIndex],
+) -> Option<NodeIndex> {
+    // The members' paths as a tree (each path walked up only to the first node already seen,
+    // so a queue of a million objects is not walked a million times), then for every node on
+    // them how many members it leads to and their retained bytes.
+    let mut own: HashMap<NodeIndex, (u64, u64)> = HashMap::new();
+    let mut children: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+    let mut on_paths: HashSet<NodeIndex> = HashSet::new();
+    let mut reached = 0u64;
+    for &member in members.iter().filter(|m| tree.reaches(**m)) {
+        reached += 1;
+        let entry = own.entry(member).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.saturating_add(dominators.retained(member));
+        if !on_paths.insert(member) {
+            continue;
+        }
+        let mut node = member;
+        while let Some(up) = tree.parent(node) {
+            children.entry(up).or_default().push(node);
+            if !on_paths.insert(up) {
+                break;
+            }
+            node = up;
+        }
+    }
+    let mut below: HashMap<NodeIndex, (u64, u64)> = HashMap::new();
+    let mut stack = vec![(graph.root(), false)];
+    while let Some((node, done)) = stack.pop() {
+        let kids = children.get(&node).map_or(&[][..], Vec::as_slice);
+        if !done {
+            stack.push((node, true));
+            stack.extend(kids.iter().map(|&k| (k, false)));
+            continue;
+        }
+        let mut sum = own.get(&node).copied().unwrap_or((0, 0));
+        for kid in kids {
+            let (count, bytes) = below[kid];
+            sum = (sum.0 + count, sum.1.saturating_add(bytes));
+        }
+        below.insert(node, sum);
+    }
+    let share = (COMMON_PATH_SHARE * reached as f64) as u64;
+    let mut current = graph.root();
+    loop {
+        let (_, current_retained) = below.get(&current).copied()?;
+        let next = children.get(&current).and_then(|c| {
+            c.iter()
+                .copied()
+                .max_by_key(|n| (below[n].0, std::cmp::Reverse(n.0)))
+        });
+        let Some(next) = next else {
+            break;
+        };
+        let (next_count, next_retained) = below[&next];
+        if next_count <= share
+            || (next_retained as f64) < ACCUMULATION_RATIO * current_retained as f64
+        {
+            break;
+        }
+        current = next;
+    }
+    (current != graph.root()).then_some(current)
 }
 
 #[cfg(test)]
@@ -159,20 +267,27 @@ mod tests {
 
     /// root -> a (10) -> b (1000) -> c (900); root -> d (50); root -> e1, e2 (class E, 80 each)
     fn graph() -> HeapGraph {
+        build(
+            &[
+                ("Root", 0),
+                ("A", 10),
+                ("B", 1000),
+                ("C", 900),
+                ("D", 50),
+                ("E", 80),
+                ("E", 80),
+            ],
+            &[(0, 1), (1, 2), (2, 3), (0, 4), (0, 5), (0, 6)],
+        )
+    }
+
+    /// Nodes `(class, size)` (the first is the root) and edges `(from, to)`.
+    fn build(nodes: &[(&str, u64)], edges: &[(u32, u32)]) -> HeapGraph {
         let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), 8, 8);
         let class = |b: &mut GraphBuilder, name: &str| {
             let s = b.strings_mut().intern(name).unwrap();
             (b.intern_class(ClassInfo::named(s)).unwrap(), s)
         };
-        let nodes = [
-            ("Root", 0),
-            ("A", 10),
-            ("B", 1000),
-            ("C", 900),
-            ("D", 50),
-            ("E", 80),
-            ("E", 80),
-        ];
         for (i, (name, size)) in nodes.iter().enumerate() {
             let (class, s) = class(&mut b, name);
             b.add_node(NodeData {
@@ -189,7 +304,7 @@ mod tests {
             })
             .unwrap();
         }
-        for (from, to) in [(0, 1), (1, 2), (2, 3), (0, 4), (0, 5), (0, 6)] {
+        for &(from, to) in edges {
             b.add_edge(
                 NodeIndex(from),
                 EdgeData {
@@ -217,6 +332,98 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(matches!(s[1].kind, SuspectKind::Class { instances: 2, .. }));
         assert_eq!(s[1].retained_bytes, 160);
+    }
+
+    #[test]
+    fn a_class_suspect_is_accumulated_in_the_collection_holding_its_instances() {
+        // root -> h (8) -> list (16) -> i1..i4 (class I, 100 each); root -> p -> q -> x (8 each)
+        // -> i1..i4 too: the I are top-level dominators (two ways in), their shortest paths all
+        // go through h and the list, and the list is MAT's accumulation point for the group.
+        let g = build(
+            &[
+                ("Root", 0),
+                ("H", 8),
+                ("List", 16),
+                ("I", 100),
+                ("I", 100),
+                ("I", 100),
+                ("I", 100),
+                ("X", 8),
+                ("P", 8),
+                ("Q", 8),
+            ],
+            &[
+                (0, 1),
+                (0, 8),
+                (1, 2),
+                (2, 3),
+                (2, 4),
+                (2, 5),
+                (2, 6),
+                (8, 9),
+                (9, 7),
+                (7, 3),
+                (7, 4),
+                (7, 5),
+                (7, 6),
+            ],
+        );
+        let d = Dominators::compute(&g);
+        let s = find_suspects(&g, &d, 0.5);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(matches!(s[0].kind, SuspectKind::Class { instances: 4, .. }));
+        assert_eq!(s[0].retained_bytes, 400);
+        // Not inside one instance (the old answer: the biggest instance itself).
+        assert_eq!(s[0].accumulation_point, NodeIndex(2));
+    }
+
+    #[test]
+    fn a_member_on_another_members_path_can_be_the_accumulation_point() {
+        // root -> h (8) -> list (16) -> i1 (I, 100) -> i2 (I, 100); root -> p -> q -> x (8
+        // each) -> i1, i2: both top-level, i2's path goes through i1. The common path ends at
+        // i1 (the step to i2 leads to one of two instances, not more than 80%).
+        let g = build(
+            &[
+                ("Root", 0),
+                ("H", 8),
+                ("List", 16),
+                ("I", 100),
+                ("I", 100),
+                ("X", 8),
+                ("P", 8),
+                ("Q", 8),
+            ],
+            &[
+                (0, 1),
+                (0, 6),
+                (1, 2),
+                (2, 3),
+                (3, 4),
+                (6, 7),
+                (7, 5),
+                (5, 3),
+                (5, 4),
+            ],
+        );
+        let d = Dominators::compute(&g);
+        let s = find_suspects(&g, &d, 0.5);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(matches!(s[0].kind, SuspectKind::Class { instances: 2, .. }));
+        assert_eq!(s[0].accumulation_point, NodeIndex(3));
+    }
+
+    #[test]
+    fn no_class_suspect_for_the_class_of_a_single_suspect() {
+        // root -> t1 (T, 600); root -> t2, t3, t4 (T, 200 each): MAT reports
+        // t1 alone and no class suspect for T, although the other three add up to 600 too.
+        let g = build(
+            &[("Root", 0), ("T", 600), ("T", 200), ("T", 200), ("T", 200)],
+            &[(0, 1), (0, 2), (0, 3), (0, 4)],
+        );
+        let d = Dominators::compute(&g);
+        let s = find_suspects(&g, &d, 0.3);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].kind, SuspectKind::Single(NodeIndex(1)));
     }
 
     #[test]

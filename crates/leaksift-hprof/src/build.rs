@@ -284,8 +284,13 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             let owner = root
                 .thread_serial
                 .filter(|_| is_thread_local(root.kind))
-                .and_then(|serial| threads.get(&serial).copied())
-                .filter(|&thread| thread != to);
+                .and_then(|serial| threads.get(&serial).copied());
+            if owner == Some(to) {
+                // A thread's frame holding the thread itself (`Thread.run`'s `this`): the thread
+                // object is already a `Thread` root, the root type MAT shows for it; a second
+                // root edge would make paths start with `Java Local` instead.
+                continue;
+            }
             pending.push(PendingEdge {
                 from: owner.unwrap_or(0),
                 to,

@@ -208,9 +208,9 @@ pub struct FrameRetention {
     /// Index into [`ThreadStack::frames`].
     pub frame: usize,
     /// Retained bytes of the frame's locals (a local dominated by another local of the same
-    /// thread is counted once, inside that one).
+    /// thread is counted once, inside that one; the thread's own object is not counted).
     pub retained: u64,
-    /// The local retaining the most.
+    /// The local retaining the most (never the thread's own object).
     pub biggest: Option<NodeIndex>,
 }
 
@@ -234,11 +234,16 @@ pub fn thread_retention(threads: &[ThreadStack], dominators: &Dominators) -> Vec
         .iter()
         .enumerate()
         .map(|(index, thread)| {
+            // A frame holding its own thread (`Thread.run`'s `this`) does not retain the
+            // thread: the thread's locals hang off it, so counting it would credit that frame
+            // with everything and hide the frames whose locals really hold the bytes.
+            let held = |local: &NodeIndex| *local != thread.object;
             let all_locals: FxHashSet<NodeIndex> = thread
                 .frames
                 .iter()
                 .flat_map(|f| f.locals.iter().copied())
                 .chain(thread.other_locals.iter().copied())
+                .filter(held)
                 .collect();
             // A local is counted where no other local of the thread dominates it (looked up the
             // dominator tree for a bounded number of steps).
@@ -266,13 +271,14 @@ pub fn thread_retention(threads: &[ThreadStack], dominators: &Dominators) -> Vec
                     retained: frame
                         .locals
                         .iter()
-                        .filter(|&&local| counted(local))
+                        .filter(|&local| held(local) && counted(*local))
                         .map(|&local| dominators.retained(local))
                         .sum(),
                     biggest: frame
                         .locals
                         .iter()
                         .copied()
+                        .filter(held)
                         .max_by_key(|&local| dominators.retained(local)),
                 })
                 .collect();

@@ -203,7 +203,23 @@ pub fn render_summary(s: &HeapSummary) -> String {
         if suspect.path.is_empty() {
             out.push_str("   (not reachable from the roots over strong references)\n");
         }
-        for line in render_path(&suspect.path).lines() {
+        // A path along a long chain (a linked list, a finalizer queue) keeps its two ends.
+        const PATH_HEAD: usize = 16;
+        const PATH_TAIL: usize = 6;
+        let rendered = render_path(&suspect.path);
+        let lines: Vec<&str> = rendered.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if lines.len() > PATH_HEAD + PATH_TAIL + 1 && i == PATH_HEAD {
+                out.push_str(&format!(
+                    "   … {} more references (the whole path: --json)\n",
+                    lines.len() - PATH_HEAD - PATH_TAIL
+                ));
+            }
+            if lines.len() > PATH_HEAD + PATH_TAIL + 1
+                && (PATH_HEAD..lines.len() - PATH_TAIL).contains(&i)
+            {
+                continue;
+            }
             out.push_str("   ");
             out.push_str(line);
             out.push('\n');

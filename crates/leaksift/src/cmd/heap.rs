@@ -138,14 +138,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     analysis.describe(representative)
                 ),
             };
+            let path = tree.path_to(graph, representative);
+            // HPROF: no strong path, the path goes through a `Reference.referent` or the
+            // finalizer chain (collectable, or waiting for `finalize()`): said in the description.
+            let through_references = path.as_ref().is_some_and(|p| {
+                p.steps
+                    .iter()
+                    .any(|step| step.via.is_some_and(|e| !graph.is_essential(e)))
+            });
+            let description = if through_references {
+                format!(
+                    "{description}, held only through java.lang.ref references (weak, soft, \
+                     phantom or pending finalization)"
+                )
+            } else {
+                description
+            };
             SuspectRow {
                 description,
                 retained_bytes: s.retained_bytes,
                 accumulation_point: analysis.describe(s.accumulation_point),
-                path: tree
-                    .path_to(graph, representative)
-                    .map(|p| analysis.path_rows(&p))
-                    .unwrap_or_default(),
+                path: path.map(|p| analysis.path_rows(&p)).unwrap_or_default(),
             }
         })
         .collect();

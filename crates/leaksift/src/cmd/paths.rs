@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use leaksift_heap::paths::retaining_paths;
+use leaksift_heap::paths::{PathTree, retaining_paths};
 use leaksift_report::heap::render_path;
 use leaksift_report::progress::Progress;
 use serde_json::json;
@@ -44,7 +44,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map(|id| analysis.node_by_id(*id))
         .collect::<anyhow::Result<Vec<_>>>()?;
     progress.phase("retaining paths");
-    let paths = retaining_paths(analysis.graph(), target, &cut, args.max.max(1));
+    let graph = analysis.graph();
+    let mut paths = retaining_paths(graph, target, &cut, args.max.max(1));
+    // HPROF: an object held only through `Reference.referent` or the finalizer queue (a soft
+    // cache's value, a suspect `heap` lists) gets its path over every reference, as MAT's "Path
+    // to GC Roots – with all references" (only without --ignore: that search cuts nothing).
+    let through_references = paths.is_empty() && cut.is_empty() && target != graph.root();
+    if through_references {
+        paths.extend(PathTree::towards(graph, &[target]).path_to(graph, target));
+    }
+    let through_references = through_references && !paths.is_empty();
     progress.finish();
     let rows: Vec<_> = paths.iter().map(|p| analysis.path_rows(p)).collect();
     let object = analysis.object_row(target);
@@ -55,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "object": analysis.object_json(&object),
             "ignored": args.ignore,
             "reachable": !rows.is_empty(),
+            "held_only_by_references": through_references,
             "paths": rows.iter().map(|r| analysis.path_json(r)).collect::<Vec<_>>(),
         }))?;
     } else {
@@ -63,7 +73,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             object.description,
             leaksift_report::units::bytes(object.retained_bytes as f64)
         );
-        if rows.is_empty() {
+        if through_references {
+            text.push_str(
+                "held only through java.lang.ref references (weak, soft, phantom or pending \
+                 finalization): its path over every reference\n",
+            );
+        } else if rows.is_empty() {
             text.push_str(
                 "not reachable from the roots over strong references (with the ignored retainers cut)\n",
             );
