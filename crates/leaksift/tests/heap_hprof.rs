@@ -18,21 +18,9 @@ fn leaksift() -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_leaksift"))
 }
 
-fn json(args: &[&str], file: &Path) -> Value {
-    let out = leaksift()
-        .args(args)
-        .arg("--json")
-        .arg("--quiet")
-        .arg(file)
-        .output()
-        .expect("run leaksift");
-    assert!(
-        out.status.success(),
-        "leaksift {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
+#[path = "support/heap_json.rs"]
+mod heap_json;
+use heap_json::{json, steps};
 
 /// The object id at the end of a description such as `java.lang.Object[] @0xfd8a1c40`.
 fn id_of(description: &str) -> String {
@@ -56,18 +44,7 @@ fn class_count(heap: &Value, class: &str) -> u64 {
 /// `(edge kind, edge name, node)` of each step of the first path to `id`.
 fn path_to(file: &Path, id: &str) -> Vec<(String, String, String)> {
     let paths = json(&["paths", "--id", id], file);
-    paths["paths"][0]
-        .as_array()
-        .expect("a path")
-        .iter()
-        .map(|step| {
-            (
-                step["edge_kind"].as_str().unwrap_or("").to_string(),
-                step["edge"].as_str().unwrap_or("").to_string(),
-                step["node"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    steps(&paths["paths"][0])
 }
 
 /// Checks the top suspect of a heap report and returns its accumulation point's path.

@@ -25,21 +25,9 @@ fn leaksift() -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_leaksift"))
 }
 
-fn json(args: &[&str], file: &Path) -> Value {
-    let out = leaksift()
-        .args(args)
-        .arg("--json")
-        .arg("--quiet")
-        .arg(file)
-        .output()
-        .expect("run leaksift");
-    assert!(
-        out.status.success(),
-        "leaksift {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
+#[path = "support/heap_json.rs"]
+mod heap_json;
+use heap_json::{json, steps};
 
 /// MatLeaks.java and Dump.java compiled once, or `None` without a JDK.
 fn classes() -> Option<&'static Path> {
@@ -98,21 +86,6 @@ fn dump(scenario: &str) -> Option<(tempfile::TempDir, PathBuf)> {
         .unwrap();
     assert!(status.success(), "java MatLeaks {scenario}");
     Some((dir, file))
-}
-
-/// `(edge kind, edge name, node)` of each step of a JSON path.
-fn steps(path: &Value) -> Vec<(String, String, String)> {
-    path.as_array()
-        .expect("a path")
-        .iter()
-        .map(|step| {
-            (
-                step["edge_kind"].as_str().unwrap_or("").to_string(),
-                step["edge"].as_str().unwrap_or("").to_string(),
-                step["node"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The object id at the end of a description such as `MatLeaks$Payload[] @0xfd5d6168`.
