@@ -73,12 +73,25 @@ impl Session {
         for (name, value) in env {
             command.env(name, value);
         }
-        // SAFETY: setsid and ioctl are async-signal-safe; they run in the child before exec.
+        // SAFETY: setsid, ioctl, signal and sigprocmask are async-signal-safe; they run in the
+        // child before exec.
         unsafe {
             command.pre_exec(|| {
                 if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // A login on a terminal starts with every signal at its default action and none
+                // blocked. The test harness may not: a CI runner started as a background job
+                // ignores SIGINT (and `nohup`, SIGHUP), the shell passes an ignored SIGINT on to
+                // `sleep` in `sleep | leaksift …`, and Ctrl-C then never ends that job.
+                for signal in 1..libc::SIGRTMIN() {
+                    if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                        libc::signal(signal, libc::SIG_DFL);
+                    }
+                }
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 Ok(())
             });
         }
