@@ -57,7 +57,7 @@ pub struct CsvError {
 }
 
 /// The largest `bytes` or `limit` magnitude a series may hold: 2^64.
-const MAX_BYTES: f64 = 18_446_744_073_709_551_616.0;
+pub(crate) const MAX_BYTES: f64 = 18_446_744_073_709_551_616.0;
 
 fn err(line: usize, message: impl Into<String>) -> CsvError {
     CsvError {
@@ -288,7 +288,7 @@ fn header_unit_scale(name: &str) -> f64 {
 /// Seconds since the Unix epoch of a date (RFC 3339, or `YYYY-MM-DD[ T]HH:MM:SS[.f]` with an
 /// optional ` UTC`/` GMT`/`Z`, read as UTC without an offset) or of a Unix time in s, ms, µs or
 /// ns (by magnitude: seconds cover years 1970–5138, milliseconds from 1973 on, and so on).
-pub fn timestamp_seconds(field: &str) -> Option<f64> {
+fn timestamp_seconds(field: &str) -> Option<f64> {
     if let Some(unix) = number(field) {
         let magnitude = unix.abs();
         return Some(if magnitude >= 1e17 {

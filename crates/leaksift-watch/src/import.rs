@@ -74,7 +74,7 @@ fn err(line: usize, message: impl Into<String>) -> CsvError {
 
 /// Appends a sample, checking what [`crate::csv::parse_table`] checks.
 fn push(series: &mut Series, line: usize, t: f64, bytes: f64) -> Result<(), CsvError> {
-    if !bytes.is_finite() || bytes.abs() > 18_446_744_073_709_551_616.0 {
+    if !bytes.is_finite() || bytes.abs() > crate::csv::MAX_BYTES {
         return Err(err(
             line,
             format!("memory value is out of range: {bytes:e}"),
