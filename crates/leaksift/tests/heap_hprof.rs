@@ -20,7 +20,10 @@ fn leaksift() -> Cli {
 
 #[path = "support/heap_json.rs"]
 mod heap_json;
+#[path = "support/json_command.rs"]
+mod json_command;
 use heap_json::{json, steps};
+use json_command::json_of;
 
 /// The object id at the end of a description such as `java.lang.Object[] @0xfd8a1c40`.
 fn id_of(description: &str) -> String {
@@ -170,18 +173,12 @@ fn heap_report_counts_instances_and_lists_thread_frames() {
 
 #[test]
 fn diff_reports_growth_per_class() {
-    let diff = leaksift()
-        .args(["diff", "--json", "--quiet"])
-        .arg(fixture("shape.hprof.gz"))
-        .arg(fixture("static_leak.hprof.gz"))
-        .output()
-        .unwrap();
-    assert!(
-        diff.status.success(),
-        "{}",
-        String::from_utf8_lossy(&diff.stderr)
+    let diff = json_of(
+        Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["diff", "--json", "--quiet"])
+            .arg(fixture("shape.hprof.gz"))
+            .arg(fixture("static_leak.hprof.gz")),
     );
-    let diff: Value = serde_json::from_slice(&diff.stdout).unwrap();
     let classes = diff["classes"].as_array().expect("classes");
     let row = |name: &str| classes.iter().find(|c| c["name"] == name).cloned();
     let sessions = row("StaticLeak$Session").expect("sessions grew");

@@ -12,6 +12,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "support/json_command.rs"]
+mod json_command;
+use json_command::json_of;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -41,8 +45,11 @@ fn run(args: &[&str]) -> (i32, Value, String) {
 }
 
 fn heap_json(file: &Path) -> Value {
-    let (code, json, stderr) = run(&["heap", "--json", "-q", file.to_str().unwrap()]);
-    assert_eq!(code, 0, "leaksift heap failed: {stderr}");
+    let json = json_of(
+        Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["heap", "--json", "-q"])
+            .arg(file),
+    );
     assert_eq!(json["schema"], "leaksift.heap.v1");
     json
 }
@@ -211,17 +218,11 @@ fn fresh_node_snapshot_matches_devtools_when_the_toolkit_is_installed() {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = Command::new("node")
-        .arg(programs().join("devtools-summary.mjs"))
-        .arg(&snapshot)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let devtools = json_of(
+        Command::new("node")
+            .arg(programs().join("devtools-summary.mjs"))
+            .arg(&snapshot),
     );
-    let devtools: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_matches_devtools(&heap_json(&snapshot), &devtools);
 }
 

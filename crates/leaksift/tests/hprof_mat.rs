@@ -27,7 +27,10 @@ fn leaksift() -> Cli {
 
 #[path = "support/heap_json.rs"]
 mod heap_json;
+#[path = "support/json_command.rs"]
+mod json_command;
 use heap_json::{json, steps};
+use json_command::json_of;
 
 /// MatLeaks.java and Dump.java compiled once, or `None` without a JDK.
 fn classes() -> Option<&'static Path> {
@@ -335,18 +338,12 @@ fn diff_of_two_dumps_of_a_growing_list_counts_each_class_growth() {
         return;
     };
     let second = first.with_file_name("grow-2.hprof");
-    let out = leaksift()
-        .args(["diff", "--json", "--quiet"])
-        .arg(&first)
-        .arg(&second)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let diff = json_of(
+        Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["diff", "--json", "--quiet"])
+            .arg(&first)
+            .arg(&second),
     );
-    let diff: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(diff["schema"], "leaksift.diff.v1");
     assert_eq!(diff["matched_by"], "class totals");
     let class = |name: &str| {

@@ -7,6 +7,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "support/json_command.rs"]
+mod json_command;
+use json_command::json_of;
+
 fn programs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/v8_oracle")
 }
@@ -225,17 +229,11 @@ fn two_way_diff_equals_devtools_comparison_when_the_toolkit_is_installed() {
     }
     let dir = tempfile::tempdir().unwrap();
     let files = three_snapshots("linked-queue.js", dir.path(), &["500"]);
-    let out = Command::new("node")
-        .arg(node_programs.join("devtools-comparison.mjs"))
-        .args([&files[0], &files[1]])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let devtools = json_of(
+        Command::new("node")
+            .arg(node_programs.join("devtools-comparison.mjs"))
+            .args([&files[0], &files[1]]),
     );
-    let devtools: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (code, ours, stderr) = run(&["diff", "--json", "-q", &files[0], &files[1]]);
     assert_eq!(code, 0, "{stderr}");
     let key = |name: &str, location: &Value| match location {
