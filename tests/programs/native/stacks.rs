@@ -1,4 +1,4 @@
-// A leak through Rust's default global allocator (which calls malloc), for demangled-name checks.
+//! A leak through Rust's default global allocator (which calls malloc), for demangled-name checks.
 
 #[inline(never)]
 fn make_leak(size: usize) -> usize {

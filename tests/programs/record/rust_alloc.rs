@@ -1,4 +1,4 @@
-// Rust's default global allocator (System) reaches malloc/free.
+//! Rust's default global allocator (System) reaches malloc/free.
 use std::hint::black_box;
 
 #[inline(never)]

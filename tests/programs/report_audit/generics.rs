@@ -1,10 +1,10 @@
-// report_audit: Rust stacks through generic functions, closures and Box/Vec, with known counts
-// (see crates/leaksift/tests/report_oracle.rs).
-//  - boxed::<u64>() x 4 and boxed::<[u8; 32]>() x 6: generic instances, leaked with Box::leak
-//    and the addresses scrambled (definitely lost).
-//  - a closure allocating 5 Vec<u32> of capacity 32 (128 bytes each), each freed at once
-//    (5 temporaries).
-// At opt-level=1 rustc unrolls both loops: every iteration calls from its own instruction.
+//! report_audit: Rust stacks through generic functions, closures and Box/Vec, with known counts
+//! (see crates/leaksift/tests/report_oracle.rs).
+//!  - boxed::<u64>() x 4 and boxed::<[u8; 32]>() x 6: generic instances, leaked with Box::leak
+//!    and the addresses scrambled (definitely lost).
+//!  - a closure allocating 5 Vec<u32> of capacity 32 (128 bytes each), each freed at once
+//!    (5 temporaries).
+//! At opt-level=1 rustc unrolls both loops: every iteration calls from its own instruction.
 use std::hint::black_box;
 
 #[inline(never)]
