@@ -1234,7 +1234,8 @@ impl HeapGraph {
     /// Frees the name column: from now on every node is named after its class (its
     /// [`ClassInfo::name`]) except the nodes in `others`, which keep the name given there. For
     /// readers whose nodes are almost all named after their class (HPROF: instances and arrays
-    /// are, class objects are named after themselves), this saves 4 bytes per node. The class
+    /// are, class objects are named after the class they define and threads after the thread),
+    /// this saves 4 bytes per node. The class
     /// column must then stay in place ([`HeapGraph::take_class_column`] is for V8 graphs).
     pub fn name_after_classes(&mut self, others: HashMap<u32, StringId>) {
         let mut other_names = OtherNames::default();

@@ -21,6 +21,7 @@ use crate::ids::IdIndex;
 use crate::layout::{ClassTable, Retention, SizeRule};
 use crate::parallel::{self, Segment, Shared};
 use crate::scan::{GroupStats, Scan};
+use crate::threads::ThreadStack;
 use crate::walk::{ClassDump, Root, SubRecord, ids};
 
 /// An edge waiting for its source node: GC-root links from the root or from a thread object.
@@ -558,8 +559,11 @@ pub struct Columns {
     pub stats: BuildStats,
 }
 
-/// Produces the graph from pass 2's columns.
-pub fn into_graph(columns: Columns) -> Result<HeapGraph, HprofError> {
+/// Produces the graph from pass 2's columns. Class objects are named after the class they
+/// define, and thread objects after the thread (`Thread.name`), as Eclipse MAT labels them
+/// (`java.lang.Thread "main" @0x…` in suspects, paths and dominators); every other node is
+/// named after its class.
+pub fn into_graph(columns: Columns, threads: &[ThreadStack]) -> Result<HeapGraph, HprofError> {
     let Columns {
         parts,
         class_names,
@@ -568,7 +572,14 @@ pub fn into_graph(columns: Columns) -> Result<HeapGraph, HprofError> {
         ..
     } = columns;
     let mut graph = HeapGraph::from_parts(parts).map_err(graph_error)?;
-    graph.name_after_classes(class_names.into_iter().collect());
+    let mut names: HashMap<u32, StringId> = class_names.into_iter().collect();
+    for thread in threads {
+        if let Some(name) = &thread.name {
+            let name = graph.strings_mut().intern(name).map_err(graph_error)?;
+            names.entry(thread.object.0).or_insert(name);
+        }
+    }
+    graph.name_after_classes(names);
     graph
         .narrow_edge_names(edge_names, rare_edge_names)
         .map_err(graph_error)?;

@@ -165,7 +165,7 @@ fn read_with_workers(
         gc_roots: scan.roots.len() as u64,
         stats: columns.stats,
     };
-    let mut graph = build::into_graph(columns)?;
+    let mut graph = build::into_graph(columns, &threads)?;
     observer.phase("reachability");
     let unreachable = reachability::discard_unreachable(&mut graph, workers);
     Ok(HprofDump {

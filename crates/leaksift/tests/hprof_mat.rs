@@ -106,12 +106,13 @@ fn first_path(file: &Path, description: &str) -> Vec<(String, String, String)> {
 /// A thread-held leak (a local of a sleeping thread, a ThreadLocal of a pool thread): the top
 /// suspect is the thread, reached from its `Thread` GC root as MAT shows it — not through the
 /// `Java Local` root of its own `Thread.run` frame — and accumulated in the payload array.
-fn check_thread_suspect(file: &Path) -> Value {
+fn check_thread_suspect(file: &Path, thread: &str) -> Value {
     let heap = json(&["heap"], file);
     let top = &heap["suspects"][0];
     let description = top["description"].as_str().unwrap();
+    // Named after the thread, as MAT labels thread objects.
     assert!(
-        description.starts_with("one object: java.lang.Thread @"),
+        description.starts_with(&format!("one object: java.lang.Thread {thread:?} @0x")),
         "{description}"
     );
     let path = steps(&top["path"]);
@@ -163,13 +164,16 @@ fn a_sleeping_threads_local_is_found_from_its_thread_root_and_frame() {
     let Some((_dir, file)) = dump("frame") else {
         return;
     };
-    let heap = check_thread_suspect(&file);
+    let heap = check_thread_suspect(&file, "sleeper");
     let point = heap["suspects"][0]["accumulation_point"].as_str().unwrap();
     // paths --id on the accumulation point: the thread's root, then the frame's local.
     let path = first_path(&file, point);
     assert_eq!(path.len(), 3, "{path:?}");
     assert_eq!(path[1].0, "GC root (Thread)", "{path:?}");
-    assert!(path[1].2.starts_with("java.lang.Thread @"), "{path:?}");
+    assert!(
+        path[1].2.starts_with("java.lang.Thread \"sleeper\" @"),
+        "{path:?}"
+    );
     assert_eq!(path[2].0, "GC root (Java Local)", "{path:?}");
 
     // The threads section: the sleeper's frames ranked by what their locals hold. The lambda's
@@ -212,8 +216,9 @@ fn a_sleeping_threads_local_is_found_from_its_thread_root_and_frame() {
     )
     .unwrap();
     let after = text
-        .split("\"sleeper\" java.lang.Thread")
+        .split("Threads by retained size")
         .nth(1)
+        .and_then(|threads| threads.split("java.lang.Thread \"sleeper\"").nth(1))
         .expect("the sleeper row");
     let first_frame = after.lines().nth(1).unwrap();
     assert!(first_frame.contains("at MatLeaks.lambda$main$"), "{text}");
@@ -224,7 +229,7 @@ fn a_thread_local_of_a_pool_thread_is_found_through_thread_locals() {
     let Some((_dir, file)) = dump("threadlocal") else {
         return;
     };
-    let heap = check_thread_suspect(&file);
+    let heap = check_thread_suspect(&file, "pool-worker");
     let point = heap["suspects"][0]["accumulation_point"].as_str().unwrap();
     let path = first_path(&file, point);
     let names: Vec<&str> = path.iter().map(|s| s.1.as_str()).collect();
@@ -384,7 +389,7 @@ fn a_class_loader_kept_by_a_threads_context_class_loader_is_found_through_it() {
     let top = &heap["suspects"][0];
     let description = top["description"].as_str().unwrap();
     assert!(
-        description.starts_with("one object: java.lang.Thread @"),
+        description.starts_with("one object: java.lang.Thread \"plugin-thread\" @"),
         "{description}"
     );
     assert_eq!(steps(&top["path"])[1].0, "GC root (Thread)");

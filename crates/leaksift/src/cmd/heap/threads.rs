@@ -26,16 +26,14 @@ pub fn section(analysis: &Analysis, threads: &[ThreadStack]) -> ExtraSection {
     let mut json_threads = Vec::with_capacity(ranking.len());
     for (rank, retention) in ranking.iter().enumerate() {
         let thread = &threads[retention.thread];
-        let name = thread
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("#{}", thread.serial));
+        // A named thread object carries its name in its description (`java.lang.Thread "main"
+        // @0x…`); an unnamed one is shown by its serial number.
+        let label = match &thread.name {
+            Some(_) => analysis.describe(thread.object),
+            None => format!("#{} {}", thread.serial, analysis.describe(thread.object)),
+        };
         if rank < TEXT_THREADS {
-            table.row([
-                bytes(retention.retained as f64),
-                format!("{name:?} {}", analysis.describe(thread.object)),
-                String::new(),
-            ]);
+            table.row([bytes(retention.retained as f64), label, String::new()]);
             for frame_retention in retention.frames.iter().take(TEXT_FRAMES) {
                 let frame = &thread.frames[frame_retention.frame];
                 table.row([
