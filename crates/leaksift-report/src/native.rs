@@ -210,8 +210,9 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             units::bytes(report.peak_bytes as f64)
         );
         let mut table = Table::new(&[("bytes", Align::Right), ("allocated at", Align::Left)]);
-        for stack in &report.peak_stacks {
-            table.row([units::bytes(stack.bytes as f64), site(&stack.frames)]);
+        let frames: Vec<&[Frame]> = report.peak_stacks.iter().map(|s| &s.frames[..]).collect();
+        for (stack, label) in report.peak_stacks.iter().zip(site_labels(&frames)) {
+            table.row([units::bytes(stack.bytes as f64), label]);
         }
         out.push_str(&table.render());
     }
@@ -248,12 +249,13 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             ("live at end", Align::Right),
             ("allocated at", Align::Left),
         ]);
-        for growth in decided {
+        let frames: Vec<&[Frame]> = decided.iter().map(|g| &g.frames[..]).collect();
+        for (growth, label) in decided.iter().zip(site_labels(&frames)) {
             table.row([
                 growth.verdict.to_string(),
                 units::bytes(growth.slope_bytes_per_s),
                 units::bytes(growth.live_bytes_at_end as f64),
-                site(&growth.frames),
+                label,
             ]);
         }
         out.push_str(&table.render());
@@ -272,12 +274,13 @@ fn hotspot_table(out: &mut String, title: &str, rows: &[Hotspot]) {
         ("bytes", Align::Right),
         ("allocated at", Align::Left),
     ]);
-    for row in rows {
+    let frames: Vec<&[Frame]> = rows.iter().map(|r| &r.frames[..]).collect();
+    for (row, label) in rows.iter().zip(site_labels(&frames)) {
         table.row([
             row.allocations.to_string(),
             row.temporary.to_string(),
             units::bytes(row.allocated_bytes as f64),
-            site(&row.frames),
+            label,
         ]);
     }
     out.push_str(&table.render());
@@ -340,15 +343,26 @@ fn is_allocator_frame(frame: &Frame) -> bool {
         || PREFIXES.iter().any(|p| frame.function.starts_with(p))
 }
 
+/// Frames a site label starts with (outside the allocator).
+const SITE_FRAMES: usize = 2;
+/// The most frames a label grows to while it still reads like another row's.
+const SITE_FRAMES_MAX: usize = 8;
+
 /// A one-line label for a stack: its first two frames outside the allocator.
 fn site(frames: &[Frame]) -> String {
+    site_with(frames, SITE_FRAMES)
+}
+
+/// A one-line label for a stack: its first `depth` frames outside the allocator (the first
+/// frames at all when every frame is the allocator's).
+fn site_with(frames: &[Frame], depth: usize) -> String {
     let user: Vec<&Frame> = frames
         .iter()
         .filter(|f| !is_allocator_frame(f))
-        .take(2)
+        .take(depth)
         .collect();
     let shown: Vec<&Frame> = if user.is_empty() {
-        frames.iter().take(2).collect()
+        frames.iter().take(depth).collect()
     } else {
         user
     };
@@ -360,6 +374,31 @@ fn site(frames: &[Frame]) -> String {
         .map(|f| frame_text(f))
         .collect::<Vec<_>>()
         .join(" ← ")
+}
+
+/// Labels for the rows of one table: each row's two-frame [`site`], lengthened by one caller
+/// at a time (up to [`SITE_FRAMES_MAX`]) while it still equals another row's. Rows are call
+/// sites that differ somewhere down their stacks, so two rows that read alike would look like
+/// one site split in two (heaptrack_print shows every backtrace under a site for the same
+/// reason).
+fn site_labels(rows: &[&[Frame]]) -> Vec<String> {
+    let mut labels: Vec<String> = rows.iter().map(|frames| site(frames)).collect();
+    for depth in SITE_FRAMES + 1..=SITE_FRAMES_MAX {
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for label in &labels {
+            *seen.entry(label.as_str()).or_default() += 1;
+        }
+        let repeated: Vec<usize> = (0..rows.len())
+            .filter(|&i| seen[labels[i].as_str()] > 1)
+            .collect();
+        if repeated.is_empty() {
+            break;
+        }
+        for i in repeated {
+            labels[i] = site_with(rows[i], depth);
+        }
+    }
+    labels
 }
 
 #[cfg(test)]
@@ -428,5 +467,38 @@ mod tests {
         );
         // A stack made only of such frames still gets a label.
         assert_eq!(site(&frames[..1]), "alloc (alloc.rs:95)");
+    }
+
+    #[test]
+    fn rows_that_read_alike_get_callers_until_they_differ() {
+        let stack = |caller: &str| {
+            vec![
+                frame("malloc", None, None),
+                frame("arg", Some("arg_group.rs"), Some(139)),
+                frame("args", Some("arg_group.rs"), Some(172)),
+                frame("build", Some("cli.rs"), Some(10)),
+                frame(caller, Some("main.rs"), Some(3)),
+            ]
+        };
+        let (a, b, other) = (stack("parse"), stack("augment"), stack("parse"));
+        let unique = vec![frame("make", Some("m.rs"), Some(1))];
+        let labels = site_labels(&[&a, &unique, &b]);
+        assert_eq!(
+            labels,
+            [
+                "arg (arg_group.rs:139) ← args (arg_group.rs:172) ← build (cli.rs:10) ← parse (main.rs:3)",
+                "make (m.rs:1)",
+                "arg (arg_group.rs:139) ← args (arg_group.rs:172) ← build (cli.rs:10) ← augment (main.rs:3)",
+            ]
+        );
+        // Nothing tells two equal stacks apart: their labels stop growing at the whole stack.
+        let same = site_labels(&[&a, &other]);
+        assert_eq!(same[0], same[1]);
+        assert!(same[0].ends_with("parse (main.rs:3)"), "{}", same[0]);
+        // A row alone keeps its two frames.
+        assert_eq!(
+            site_labels(&[&a]),
+            ["arg (arg_group.rs:139) ← args (arg_group.rs:172)"]
+        );
     }
 }
