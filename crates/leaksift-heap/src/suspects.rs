@@ -101,6 +101,48 @@ pub fn accumulation_point(dominators: &Dominators, start: NodeIndex) -> NodeInde
     }
 }
 
+/// A class of the objects an accumulation point immediately dominates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccumulatedClass {
+    pub class: ClassId,
+    /// How many of those objects are of this class.
+    pub count: u64,
+    /// What they retain together.
+    pub retained_bytes: u64,
+}
+
+/// What piles up at an accumulation point, as Eclipse MAT's "accumulated objects by class in
+/// the dominator tree": the objects `point` immediately dominates, grouped by class, the `top`
+/// classes retaining the most first (ties: more objects, then class order).
+pub fn accumulated_by_class(
+    graph: &HeapGraph,
+    dominators: &Dominators,
+    point: NodeIndex,
+    top: usize,
+) -> Vec<AccumulatedClass> {
+    let mut by_class: HashMap<ClassId, (u64, u64)> = HashMap::new();
+    for child in dominators.dominated(point) {
+        let entry = by_class.entry(graph.class(child)).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.saturating_add(dominators.retained(child));
+    }
+    let mut classes: Vec<AccumulatedClass> = by_class
+        .into_iter()
+        .map(|(class, (count, retained_bytes))| AccumulatedClass {
+            class,
+            count,
+            retained_bytes,
+        })
+        .collect();
+    classes.sort_by(|a, b| {
+        (b.retained_bytes, b.count)
+            .cmp(&(a.retained_bytes, a.count))
+            .then(a.class.0.cmp(&b.class.0))
+    });
+    classes.truncate(top);
+    classes
+}
+
 /// Finds the suspects retaining at least `threshold` (a fraction) of the root's retained size.
 pub fn find_suspects(graph: &HeapGraph, dominators: &Dominators, threshold: f64) -> Vec<Suspect> {
     let total = dominators.retained(graph.root());
@@ -332,6 +374,23 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(matches!(s[1].kind, SuspectKind::Class { instances: 2, .. }));
         assert_eq!(s[1].retained_bytes, 160);
+    }
+
+    #[test]
+    fn accumulated_objects_are_grouped_by_class_biggest_first() {
+        // The root immediately dominates A (1910), D (50) and the two E (80 each).
+        let g = graph();
+        let d = Dominators::compute(&g);
+        let got: Vec<(String, u64, u64)> = accumulated_by_class(&g, &d, g.root(), 2)
+            .iter()
+            .map(|c| (g.class_name(c.class).to_string(), c.count, c.retained_bytes))
+            .collect();
+        assert_eq!(got, [("A".into(), 1, 1910), ("E".into(), 2, 160)]);
+        // B dominates only C.
+        let below_b = accumulated_by_class(&g, &d, NodeIndex(2), 5);
+        assert_eq!(below_b.len(), 1);
+        assert_eq!((below_b[0].count, below_b[0].retained_bytes), (1, 900));
+        assert!(accumulated_by_class(&g, &d, NodeIndex(3), 5).is_empty());
     }
 
     #[test]

@@ -42,7 +42,17 @@ pub struct SuspectRow {
     pub description: String,
     pub retained_bytes: u64,
     pub accumulation_point: String,
+    /// What piles up there: the objects it immediately dominates, by class, biggest first.
+    pub accumulated: Vec<AccumulatedRow>,
     pub path: Vec<PathStepRow>,
+}
+
+/// A class of the objects an accumulation point immediately dominates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccumulatedRow {
+    pub class: String,
+    pub count: u64,
+    pub retained_bytes: u64,
 }
 
 /// A string value held by several objects.
@@ -200,6 +210,21 @@ pub fn render_summary(s: &HeapSummary) -> String {
             "   accumulated in: {}\n",
             suspect.accumulation_point
         ));
+        if !suspect.accumulated.is_empty() {
+            let made_of: Vec<String> = suspect
+                .accumulated
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} × {} ({})",
+                        a.count,
+                        a.class,
+                        bytes(a.retained_bytes as f64)
+                    )
+                })
+                .collect();
+            out.push_str(&format!("   made of: {}\n", made_of.join(", ")));
+        }
         if suspect.path.is_empty() {
             out.push_str("   (not reachable from the roots over strong references)\n");
         }

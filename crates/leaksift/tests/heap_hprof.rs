@@ -125,6 +125,34 @@ fn listener_registry_leak_is_the_top_suspect_with_its_path() {
 }
 
 #[test]
+fn a_suspect_says_what_accumulates_at_its_accumulation_point() {
+    // tests/programs/java/regenerate.sh registers 1500 listeners; the listener array holds them.
+    let heap = json(&["heap"], &fixture("listener_leak.hprof.gz"));
+    let top = &heap["suspects"][0];
+    let accumulated = top["accumulated"].as_array().expect("accumulated");
+    assert_eq!(accumulated[0]["class"], "ListenerLeak$Widget$ClickListener");
+    assert_eq!(accumulated[0]["count"], 1500);
+    let retained: u64 = accumulated
+        .iter()
+        .map(|a| a["retained_bytes"].as_u64().unwrap())
+        .sum();
+    assert!(retained <= top["retained_bytes"].as_u64().unwrap());
+    let text = String::from_utf8(
+        leaksift()
+            .args(["heap", "--quiet"])
+            .arg(fixture("listener_leak.hprof.gz"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        text.contains("   made of: 1500 × ListenerLeak$Widget$ClickListener ("),
+        "{text}"
+    );
+}
+
+#[test]
 fn heap_report_counts_instances_and_lists_thread_frames() {
     let file = fixture("listener_leak.hprof.gz");
     let heap = json(&["heap"], &file);

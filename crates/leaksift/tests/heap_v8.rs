@@ -171,6 +171,26 @@ fn detached_dom_of_the_chromium_page_is_listed() {
 }
 
 #[test]
+fn the_global_suspect_says_the_emitter_is_what_accumulates() {
+    // In a Node heap `global` dominates nearly everything, so it is the top suspect and its own
+    // accumulation point; what it immediately dominates, by class, names the leaking emitter
+    // (leak-emitter.js keeps 2000 request closures as listeners of one bus).
+    let ours = heap_json(&fixture("emitter-final.heapsnapshot.gz"));
+    let top = &ours["suspects"][0];
+    assert!(
+        top["description"].as_str().unwrap().contains("global"),
+        "{top}"
+    );
+    let accumulated = top["accumulated"].as_array().expect("accumulated");
+    assert_eq!(accumulated[0]["class"], "EventEmitter", "{top}");
+    let emitters = accumulated[0]["retained_bytes"].as_u64().unwrap();
+    assert!(
+        emitters > top["retained_bytes"].as_u64().unwrap() / 3,
+        "{top}"
+    );
+}
+
+#[test]
 fn handmade_corner_cases_follow_devtools() {
     let ours = heap_json(&fixture("handmade.heapsnapshot"));
     let classes = ours["classes"].as_array().unwrap();

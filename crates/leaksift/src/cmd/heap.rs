@@ -13,7 +13,8 @@ use leaksift_heap::paths::PathTree;
 use leaksift_heap::suspects::{self, SuspectKind, find_suspects_among, top_level_dominators};
 use leaksift_heap::{Detachedness, HeapGraph, NodeIndex};
 use leaksift_report::heap::{
-    DuplicateStringRow, ExtraSectionText, GarbageRow, HeapSummary, SuspectRow, render_summary,
+    AccumulatedRow, DuplicateStringRow, ExtraSectionText, GarbageRow, HeapSummary, SuspectRow,
+    render_summary,
 };
 use leaksift_report::progress::Progress;
 use serde_json::json;
@@ -158,6 +159,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 description,
                 retained_bytes: s.retained_bytes,
                 accumulation_point: analysis.describe(s.accumulation_point),
+                accumulated: suspects::accumulated_by_class(
+                    graph,
+                    &analysis.dominators,
+                    s.accumulation_point,
+                    ACCUMULATED_CLASSES,
+                )
+                .iter()
+                .map(|a| AccumulatedRow {
+                    class: graph.class_name(a.class).to_string(),
+                    count: a.count,
+                    retained_bytes: a.retained_bytes,
+                })
+                .collect(),
                 path: path.map(|p| analysis.path_rows(&p)).unwrap_or_default(),
             }
         })
@@ -233,6 +247,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 "description": s.description,
                 "retained_bytes": s.retained_bytes,
                 "accumulation_point": s.accumulation_point,
+                "accumulated": s.accumulated.iter().map(|a| json!({
+                    "class": a.class, "count": a.count, "retained_bytes": a.retained_bytes,
+                })).collect::<Vec<_>>(),
                 "path": analysis.path_json(&s.path),
             })).collect::<Vec<_>>(),
             "detached": detached.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
@@ -256,6 +273,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 /// Rows of the duplicated strings table.
 const DUPLICATE_STRING_ROWS: usize = 10;
+/// Classes listed under a suspect's accumulation point (what piles up there).
+const ACCUMULATED_CLASSES: usize = 3;
 
 /// String values held by several string objects, most wasted bytes first.
 fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateStringRow> {
