@@ -189,10 +189,16 @@ pub fn render_summary(s: &HeapSummary) -> String {
         ));
     }
     if s.unreachable_count > 0 {
-        out.push_str(&format!(
-            "{} objects are not reachable from the roots over strong references (attached to the root, as DevTools does)\n",
-            s.unreachable_count
-        ));
+        // HPROF: garbage is left out above, so these are held only through a Reference's
+        // `referent` or the finalizer queue (not counted as retaining, like MAT's paths).
+        let how = if s.format == "hprof" {
+            "are held only through java.lang.ref references (weak, soft, phantom) or the \
+             finalizer queue: they hang under the root, not under what refers to them"
+        } else {
+            "are not reachable from the roots over strong references (attached to the root, \
+             as DevTools does)"
+        };
+        out.push_str(&format!("{} objects {how}\n", s.unreachable_count));
     }
     out.push_str("\nLeak suspects\n");
     if s.suspects.is_empty() {

@@ -316,6 +316,18 @@ fn objects_held_only_by_soft_references_are_explained_by_their_reference() {
     // "not reachable"); on a strongly held payload, only strong paths.
     let paths = json(&["paths", "--id", id_of(&last.2)], &file);
     assert_eq!(paths["reachable"], true);
+    // The text report says how such objects are held.
+    let text = leaksift()
+        .args(["heap", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap()
+        .stdout;
+    let held = format!(
+        "{} objects are held only through java.lang.ref references",
+        heap["unreachable_count"]
+    );
+    assert!(String::from_utf8(text).unwrap().contains(&held), "{held}");
     assert_eq!(paths["held_only_by_references"], true);
     assert_eq!(steps(&paths["paths"][0]), path);
     let strong = &heap["dominators"]
