@@ -1,12 +1,18 @@
 //! The `check` scenario runner: wait until the server is ready, run the scenario command through
-//! `sh -c` for the warm-up and the measured iterations, and sample the server after each.
+//! `sh -c` for the warm-up and the measured iterations, and sample the server after each
+//! (optionally after a settle command such as a forced GC, or through a command that prints the
+//! value to analyse).
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::child::Launched;
-use crate::{Sample, Sampler, WatchError};
+use crate::{Pid, Sample, Sampler, WatchError, procfs, size};
+
+/// Environment variable holding the server's PID in every command `check` runs (ready, scenario,
+/// before-sample, sample), so that e.g. `jcmd $LEAKSIFT_SERVER_PID GC.run` needs no PID file.
+pub const SERVER_PID_VAR: &str = "LEAKSIFT_SERVER_PID";
 
 /// How `check` decides that the server is ready.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +30,57 @@ pub struct CheckOptions {
     pub iterations: usize,
     pub ready: Ready,
     pub ready_timeout: Duration,
+    /// Run after the warm-up and after each measured iteration, before the sample (e.g. a
+    /// forced GC); it must exit 0.
+    pub before_sample: Option<String>,
+    /// Its standard output (a byte count, units allowed) replaces the sampled PSS as the
+    /// analysed value; it must exit 0.
+    pub sample_cmd: Option<String>,
+}
+
+/// A garbage-collected runtime found in the server's process tree: its resident memory follows
+/// the collector's heap sizing, not only live data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// A HotSpot/OpenJDK `java` process.
+    Jvm,
+    /// A Node.js (V8) process.
+    Node,
+}
+
+impl Runtime {
+    /// Machine name for JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Jvm => "jvm",
+            Runtime::Node => "node",
+        }
+    }
+}
+
+/// The first JVM or Node.js process in the tree under `root` (root included), told by the base
+/// name of its executable (`java`, `node`, `nodejs`): wrappers (`sh -c`, `npm start`, `gradle
+/// run`) are looked through.
+pub fn detect_runtime(root: Pid) -> Option<Runtime> {
+    // A bound on the walk: a process tree is acyclic, but PIDs can be reused while walking.
+    const MAX_PROCESSES: usize = 4096;
+    let mut pending = vec![root];
+    let mut visited = 0;
+    while let Some(pid) = pending.pop() {
+        visited += 1;
+        if visited > MAX_PROCESSES {
+            break;
+        }
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+            match exe.file_name().and_then(|name| name.to_str()) {
+                Some("java") => return Some(Runtime::Jvm),
+                Some("node" | "nodejs") => return Some(Runtime::Node),
+                _ => {}
+            }
+        }
+        pending.extend(procfs::children(pid));
+    }
+    None
 }
 
 /// Samples taken: index 0 after the warm-up, index k after measured iteration k. `error` is why
@@ -58,9 +115,7 @@ pub fn wait_ready(
             Ready::Delay(delay) if started.elapsed() >= *delay => return Ok(()),
             Ready::Delay(_) => {}
             Ready::Command(cmd) => {
-                let ok = Command::new("sh")
-                    .args(["-c", cmd])
-                    .stdin(Stdio::null())
+                let ok = shell(cmd, server.pid())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()
@@ -80,39 +135,105 @@ pub fn wait_ready(
     }
 }
 
-/// Runs the scenario once through `sh -c`; its stdout is discarded and the last line of its
-/// stderr is quoted when it fails.
-pub fn run_scenario(command: &str, iteration: usize) -> Result<(), WatchError> {
-    let output = Command::new("sh")
-        .args(["-c", command])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+/// `sh -c command` with stdin from /dev/null and the server's PID in [`SERVER_PID_VAR`].
+fn shell(command: &str, server: Pid) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", command])
+        .env(SERVER_PID_VAR, server.to_string())
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `command` to its end; stdout is captured when `capture_stdout`, else discarded.
+fn run_to_end(
+    command: &str,
+    server: Pid,
+    capture_stdout: bool,
+) -> Result<std::process::Output, WatchError> {
+    let stdout = if capture_stdout {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    shell(command, server)
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .output()
         .map_err(|source| WatchError::Spawn {
             command: format!("sh -c {command}"),
             source,
-        })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let detail = stderr
+        })
+}
+
+/// `": <last non-empty line of stderr>"`, or nothing when stderr is empty.
+fn stderr_tail(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(|l| format!(": {}", l.trim()))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Runs the scenario once through `sh -c`; its stdout is discarded and the last line of its
+/// stderr is quoted when it fails.
+pub fn run_scenario(command: &str, server: Pid, iteration: usize) -> Result<(), WatchError> {
+    let output = run_to_end(command, server, false)?;
+    if output.status.success() {
+        return Ok(());
+    }
     Err(WatchError::ScenarioFailed {
         command: command.to_string(),
         iteration,
         status: output.status.to_string(),
-        detail,
+        detail: stderr_tail(&output.stderr),
     })
 }
 
+/// Runs `--before-sample` or `--sample-cmd` (`role`) and checks its exit status; returns its
+/// output (stdout captured only when `capture_stdout`).
+fn run_sample_command(
+    role: &'static str,
+    command: &str,
+    server: Pid,
+    iteration: usize,
+    capture_stdout: bool,
+) -> Result<std::process::Output, WatchError> {
+    let output = run_to_end(command, server, capture_stdout)?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    Err(WatchError::SampleCommandFailed {
+        role,
+        command: command.to_string(),
+        iteration,
+        detail: format!("{}{}", output.status, stderr_tail(&output.stderr)),
+    })
+}
+
+/// Runs `--sample-cmd` and reads the byte count it printed (`123456`, `1.5 MiB`).
+fn measure(command: &str, server: Pid, iteration: usize) -> Result<u64, WatchError> {
+    const ROLE: &str = "--sample-cmd";
+    let output = run_sample_command(ROLE, command, server, iteration, true)?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let text = text.trim();
+    match size::parse_size(text) {
+        Some(bytes) if (0.0..=u64::MAX as f64).contains(&bytes) => Ok(bytes.round() as u64),
+        _ => Err(WatchError::SampleCommandFailed {
+            role: ROLE,
+            command: command.to_string(),
+            iteration,
+            detail: format!(
+                "it printed {:?}, not a byte count (such as `123456` or `1.5 MiB`)",
+                text.chars().take(80).collect::<String>()
+            ),
+        }),
+    }
+}
+
 /// Warm-up, then measured iterations, sampling the server after the warm-up and after each
-/// iteration. `on_iteration(k, sample)` reports progress.
+/// iteration (after `before_sample`; with `sample_cmd`, `bytes` is its value and the PSS fields
+/// stay as sampled). `on_iteration(k, sample)` reports progress.
 pub fn run_iterations(
     server: &mut Launched,
     sampler: &mut Sampler,
@@ -131,11 +252,20 @@ pub fn run_iterations(
             if k > 0 {
                 step(server, interrupted, &options.scenario, options.warmup + k)?;
             }
-            let pid = server.pid().0;
-            let sample = sampler
+            let pid = server.pid();
+            let iteration = options.warmup + k;
+            if let Some(command) = &options.before_sample {
+                run_sample_command("--before-sample", command, pid, iteration, false)
+                    .map_err(|e| server_gone(server).unwrap_or(e))?;
+            }
+            let mut sample = sampler
                 .sample()
-                .and_then(|s| s.ok_or(WatchError::ProcessGone { pid }))
+                .and_then(|s| s.ok_or(WatchError::ProcessGone { pid: pid.0 }))
                 .map_err(|e| server_gone(server).unwrap_or(e))?;
+            if let Some(command) = &options.sample_cmd {
+                sample.bytes = measure(command, pid, iteration)
+                    .map_err(|e| server_gone(server).unwrap_or(e))?;
+            }
             on_iteration(k, &sample);
             samples.push(sample);
         }
@@ -157,7 +287,7 @@ fn step(
     }
     // On a terminal, Ctrl-C also reaches the scenario (same process group): report the
     // interruption, not the scenario's death by SIGINT.
-    run_scenario(scenario, iteration).map_err(|e| {
+    run_scenario(scenario, server.pid(), iteration).map_err(|e| {
         if interrupted.load(Ordering::Relaxed) {
             WatchError::Interrupted
         } else {
@@ -203,6 +333,8 @@ mod tests {
             iterations: 4,
             ready: Ready::Delay(Duration::ZERO),
             ready_timeout: Duration::from_secs(5),
+            before_sample: None,
+            sample_cmd: None,
         };
         let flag = AtomicBool::new(false);
         wait_ready(&mut server, &opts.ready, opts.ready_timeout, &flag).unwrap();
@@ -215,7 +347,7 @@ mod tests {
 
     #[test]
     fn failing_scenario_is_reported_with_its_stderr() {
-        let err = run_scenario("echo boom >&2; exit 4", 3).unwrap_err();
+        let err = run_scenario("echo boom >&2; exit 4", Pid(1), 3).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("iteration 3") && text.contains("boom"),
@@ -241,5 +373,94 @@ mod tests {
         let mut dead = Launched::spawn(&argv, Streams::Inherit).unwrap();
         let err = wait_ready(&mut dead, &never, Duration::from_secs(5), &flag).unwrap_err();
         assert!(matches!(err, WatchError::ExitedEarly { .. }), "{err}");
+    }
+
+    fn options(before_sample: Option<&str>, sample_cmd: Option<&str>) -> CheckOptions {
+        CheckOptions {
+            scenario: "true".into(),
+            warmup: 1,
+            iterations: 5,
+            ready: Ready::Delay(Duration::ZERO),
+            ready_timeout: Duration::from_secs(5),
+            before_sample: before_sample.map(String::from),
+            sample_cmd: sample_cmd.map(String::from),
+        }
+    }
+
+    fn run_with(opts: &CheckOptions) -> (CheckRun, Pid) {
+        let mut server = sleeper();
+        let pid = server.pid();
+        let mut sampler = Sampler::new(&Target::Tree {
+            root: pid,
+            orphans: false,
+        })
+        .unwrap();
+        let flag = AtomicBool::new(false);
+        (
+            run_iterations(&mut server, &mut sampler, opts, &flag, |_, _| {}),
+            pid,
+        )
+    }
+
+    #[test]
+    fn sample_cmd_value_replaces_pss_and_sees_the_server_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("pids");
+        let settle = format!("echo ${SERVER_PID_VAR} >> {}", log.display());
+        // 1 MiB more at each sample: the command's value, not the sleeper's PSS, is analysed.
+        let counter = dir.path().join("n");
+        let sample = format!(
+            "n=$(cat {c} 2>/dev/null || echo 0); echo $((n + 1)) > {c}; echo \"$((n + 1)) MiB\"",
+            c = counter.display()
+        );
+        let (run, pid) = run_with(&options(Some(&settle), Some(&sample)));
+        assert!(run.error.is_none(), "{:?}", run.error);
+        let bytes: Vec<u64> = run.samples.iter().map(|s| s.bytes).collect();
+        assert_eq!(bytes, (1..=6).map(|n| n << 20).collect::<Vec<u64>>());
+        assert!(run.samples.iter().all(|s| s.pss.is_some_and(|p| p > 0)));
+        let pids = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(pids.lines().collect::<Vec<_>>(), vec![pid.to_string(); 6]);
+    }
+
+    #[test]
+    fn a_failing_or_unreadable_sample_command_ends_the_run() {
+        let (run, _) = run_with(&options(Some("echo no gc >&2; exit 3"), None));
+        let text = run.error.unwrap().to_string();
+        assert!(
+            text.contains("--before-sample")
+                && text.contains("iteration 1")
+                && text.contains("no gc"),
+            "{text}"
+        );
+        assert!(run.samples.is_empty());
+        let (run, _) = run_with(&options(None, Some("echo 'used: lots'")));
+        let text = run.error.unwrap().to_string();
+        assert!(
+            text.contains("--sample-cmd") && text.contains("\"used: lots\""),
+            "{text}"
+        );
+        let (run, _) = run_with(&options(None, Some("echo -5")));
+        assert!(run.error.is_some());
+    }
+
+    #[test]
+    fn runtimes_are_found_below_wrappers() {
+        let mut server = sleeper();
+        assert_eq!(detect_runtime(server.pid()), None);
+        server.stop(Duration::from_secs(1));
+        if Command::new("node").arg("--version").output().is_err() {
+            eprintln!("node not found: skipping the Node.js detection");
+            return;
+        }
+        let argv = ["sh", "-c", "node -e 'setTimeout(() => {}, 30000)'; true"].map(OsString::from);
+        let mut wrapped = Launched::spawn(&argv, Streams::Inherit).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut found = None;
+        while found.is_none() && Instant::now() < deadline {
+            found = detect_runtime(wrapped.pid());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        wrapped.stop(Duration::from_secs(1));
+        assert_eq!(found, Some(Runtime::Node));
     }
 }
