@@ -56,6 +56,14 @@ impl Runtime {
             Runtime::Node => "node",
         }
     }
+
+    /// Name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Jvm => "the JVM",
+            Runtime::Node => "Node.js",
+        }
+    }
 }
 
 /// The first JVM or Node.js process in the tree under `root` (root included), told by the base
