@@ -4,8 +4,9 @@
 //! same record made garbage). Measured with the default PSS signal, both runtimes' non-leaking
 //! servers fail the gate (lazy heap growth, JIT warm-up) and a pre-touched JVM heap hides the
 //! leak, so `check` warns when the server tree runs `java` or `node` without a GC hook; the heap
-//! used after a full GC (`--sample-cmd`) gives the right verdict for both modes. Every test skips
-//! (and says why) when its runtime is not installed.
+//! used after a full GC (`--sample-cmd`) gives the right verdict for both modes. `watch` warns
+//! when a Node.js process it calls a leak is a GC'd runtime, and not for other programs. Every
+//! test skips (and says why) when its runtime is not installed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,9 +94,10 @@ fn check(
     }
 }
 
-/// Asserts the gate failed on a leak seen through `--sample-cmd`, without runtime warnings.
-fn assert_leak_fails(run: &Checked) {
+/// Asserts the gate failed on a leak seen through `--sample-cmd` on `runtime`, without warnings.
+fn assert_leak_fails(run: &Checked, runtime: &str) {
     let why = run.describe();
+    assert_eq!(run.str("runtime"), runtime, "{why}");
     assert_eq!(run.code, 1, "{why}");
     assert_eq!(run.str("result"), "fail", "{why}");
     assert_eq!(run.str("verdict"), "leak", "{why}");
@@ -104,9 +106,11 @@ fn assert_leak_fails(run: &Checked) {
     assert_eq!(run.json["warnings"], serde_json::json!([]), "{why}");
 }
 
-/// Asserts the gate passed a server that only makes garbage, seen through `--sample-cmd`.
-fn assert_garbage_passes(run: &Checked) {
+/// Asserts the gate passed a server on `runtime` that only makes garbage, seen through
+/// `--sample-cmd`, without warnings.
+fn assert_garbage_passes(run: &Checked, runtime: &str) {
     let why = run.describe();
+    assert_eq!(run.str("runtime"), runtime, "{why}");
     assert_eq!(run.code, 0, "{why}");
     assert_eq!(run.str("result"), "pass", "{why}");
     assert_eq!(run.str("verdict"), "stable", "{why}");
@@ -133,61 +137,40 @@ fn assert_runtime_warning(run: &Checked, runtime: &str) {
     );
 }
 
-fn node_server(script: &Path) -> Vec<String> {
-    vec![
-        "node".into(),
-        "--expose-gc".into(),
-        script.display().to_string(),
-    ]
-}
-
-/// Node's heap after a full GC: `GET /heap` runs `global.gc()` and answers heap used + external.
-const NODE_HEAP: &str = "GET PORT /heap";
-
-#[test]
-fn node_session_leak_fails_on_the_heap_after_gc() {
-    if !installed("node", "--version", "the Node.js leak check") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let server = node_server(&programs().join("server.js"));
-    let server: Vec<&str> = server.iter().map(String::as_str).collect();
-    let flags = ["--warmup", "10", "--iterations", "10"];
-    let run = check(dir.path(), &server, "keep", &flags, Some(NODE_HEAP));
-    assert_leak_fails(&run);
-    assert_eq!(run.str("runtime"), "node", "{}", run.describe());
-}
-
-#[test]
-fn node_garbage_passes_on_the_heap_after_gc() {
-    if !installed("node", "--version", "the Node.js garbage check") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let server = node_server(&programs().join("server.js"));
-    let server: Vec<&str> = server.iter().map(String::as_str).collect();
-    let flags = ["--warmup", "10", "--iterations", "10"];
-    assert_garbage_passes(&check(dir.path(), &server, "free", &flags, Some(NODE_HEAP)));
-}
-
-#[test]
-fn node_measured_by_pss_gets_a_warning() {
-    if !installed("node", "--version", "the Node.js warning check") {
-        return;
+/// `check` of tests/programs/gc_servers/server.js run by `node NODE_FLAGS…`; `None` (and why,
+/// on stderr) without Node.js.
+fn check_node(
+    test: &str,
+    node_flags: &[&str],
+    mode: &str,
+    flags: &[&str],
+    sample_cmd: Option<&str>,
+) -> Option<Checked> {
+    if !installed("node", "--version", test) {
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let script = programs().join("server.js");
-    let server = ["node", script.to_str().unwrap()];
-    let run = check(dir.path(), &server, "free", &["--iterations", "5"], None);
-    assert_runtime_warning(&run, "node");
+    let mut server = vec!["node"];
+    server.extend(node_flags);
+    server.push(script.to_str().unwrap());
+    Some(check(dir.path(), &server, mode, flags, sample_cmd))
 }
 
-/// Compiles GcServer.java into `dir/classes`; `None` (and why, on stderr) without a JDK.
-fn compile_java(dir: &Path, test: &str) -> Option<PathBuf> {
+/// `check` of tests/programs/gc_servers/GcServer.java, compiled into a temporary directory and
+/// run by `java JVM_FLAGS…`; `None` (and why, on stderr) without a JDK.
+fn check_jvm(
+    test: &str,
+    jvm_flags: &[&str],
+    mode: &str,
+    flags: &[&str],
+    sample_cmd: Option<&str>,
+) -> Option<Checked> {
     if !installed("javac", "-version", test) || !installed("jcmd", "-h", test) {
         return None;
     }
-    let classes = dir.join("classes");
+    let dir = tempfile::tempdir().unwrap();
+    let classes = dir.path().join("classes");
     let status = Command::new("javac")
         .arg("-d")
         .arg(&classes)
@@ -195,68 +178,73 @@ fn compile_java(dir: &Path, test: &str) -> Option<PathBuf> {
         .status()
         .unwrap();
     assert!(status.success(), "javac failed");
-    Some(classes)
+    let mut server = vec!["java"];
+    server.extend(jvm_flags);
+    server.extend(["-cp", classes.to_str().unwrap(), "GcServer"]);
+    Some(check(dir.path(), &server, mode, flags, sample_cmd))
 }
+
+/// Node's heap after a full GC: `GET /heap` runs `global.gc()` and answers heap used + external.
+const NODE_HEAP: &str = "GET PORT /heap";
+
+/// Enough warm-up for V8's JIT at four requests per iteration, and ten measured iterations.
+const NODE_RUN: [&str; 4] = ["--warmup", "10", "--iterations", "10"];
 
 /// The JVM heap used after a full GC, through jcmd.
 fn jvm_heap() -> String {
     format!("sh {}", programs().join("jvm_heap.sh").display())
 }
 
+const JVM_RUN: [&str; 4] = ["--warmup", "3", "--iterations", "8"];
+
+#[test]
+fn node_session_leak_fails_on_the_heap_after_gc() {
+    let test = "the Node.js leak check";
+    if let Some(run) = check_node(test, &["--expose-gc"], "keep", &NODE_RUN, Some(NODE_HEAP)) {
+        assert_leak_fails(&run, "node");
+    }
+}
+
+#[test]
+fn node_garbage_passes_on_the_heap_after_gc() {
+    let test = "the Node.js garbage check";
+    if let Some(run) = check_node(test, &["--expose-gc"], "free", &NODE_RUN, Some(NODE_HEAP)) {
+        assert_garbage_passes(&run, "node");
+    }
+}
+
+#[test]
+fn node_measured_by_pss_gets_a_warning() {
+    let test = "the Node.js warning check";
+    if let Some(run) = check_node(test, &[], "free", &["--iterations", "5"], None) {
+        assert_runtime_warning(&run, "node");
+    }
+}
+
 #[test]
 fn jvm_leak_hidden_from_pss_by_a_pretouched_heap_fails_on_the_heap_after_gc() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(classes) = compile_java(dir.path(), "the JVM leak check") else {
-        return;
-    };
     // A production-style heap: fixed size and pre-touched, so PSS cannot see it fill.
-    let server = [
-        "java",
-        "-Xms64m",
-        "-Xmx64m",
-        "-XX:+AlwaysPreTouch",
-        "-cp",
-        classes.to_str().unwrap(),
-        "GcServer",
-    ];
-    let flags = ["--warmup", "3", "--iterations", "8"];
-    let run = check(dir.path(), &server, "keep", &flags, Some(&jvm_heap()));
-    assert_leak_fails(&run);
-    assert_eq!(run.str("runtime"), "jvm", "{}", run.describe());
+    let jvm = ["-Xms64m", "-Xmx64m", "-XX:+AlwaysPreTouch"];
+    let test = "the JVM leak check";
+    if let Some(run) = check_jvm(test, &jvm, "keep", &JVM_RUN, Some(&jvm_heap())) {
+        assert_leak_fails(&run, "jvm");
+    }
 }
 
 #[test]
 fn jvm_garbage_passes_on_the_heap_after_gc() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(classes) = compile_java(dir.path(), "the JVM garbage check") else {
-        return;
-    };
-    let server = [
-        "java",
-        "-Xmx256m",
-        "-cp",
-        classes.to_str().unwrap(),
-        "GcServer",
-    ];
-    let flags = ["--warmup", "3", "--iterations", "8"];
-    assert_garbage_passes(&check(
-        dir.path(),
-        &server,
-        "free",
-        &flags,
-        Some(&jvm_heap()),
-    ));
+    let test = "the JVM garbage check";
+    if let Some(run) = check_jvm(test, &["-Xmx256m"], "free", &JVM_RUN, Some(&jvm_heap())) {
+        assert_garbage_passes(&run, "jvm");
+    }
 }
 
 #[test]
 fn jvm_measured_by_pss_gets_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(classes) = compile_java(dir.path(), "the JVM warning check") else {
-        return;
-    };
-    let server = ["java", "-cp", classes.to_str().unwrap(), "GcServer"];
-    let run = check(dir.path(), &server, "free", &["--iterations", "5"], None);
-    assert_runtime_warning(&run, "jvm");
+    let test = "the JVM warning check";
+    if let Some(run) = check_jvm(test, &[], "free", &["--iterations", "5"], None) {
+        assert_runtime_warning(&run, "jvm");
+    }
 }
 
 #[test]
@@ -276,4 +264,45 @@ fn a_sample_command_without_a_byte_count_is_one_error_line() {
             && stderr.contains("\"heap: unknown\""),
         "{stderr}"
     );
+}
+
+/// `leaksift watch --json --duration 3s --interval 100ms -- ARGV…`: (verdict, stderr).
+fn watch_growth(argv: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args([
+            "watch",
+            "-q",
+            "--json",
+            "--duration",
+            "3s",
+            "--interval",
+            "100ms",
+        ])
+        .arg("--")
+        .args(argv)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}); stderr: {stderr}"));
+    (json["verdict"].as_str().unwrap().to_string(), stderr)
+}
+
+const WATCH_WARNING: &str = "leaksift: warning: the watched process runs on Node.js";
+
+#[test]
+fn watch_warns_when_a_node_process_grows_and_not_for_other_programs() {
+    if !installed("node", "--version", "the watch warning check") {
+        return;
+    }
+    // 256 KiB written per 20 ms: a leak whatever the collector does.
+    let grow = "const kept = []; setInterval(() => kept.push(Buffer.alloc(1 << 18, 1)), 20)";
+    let (verdict, stderr) = watch_growth(&["node", "-e", grow]);
+    assert_eq!(verdict, "leak", "{stderr}");
+    assert!(stderr.contains(WATCH_WARNING), "{stderr}");
+    // The same growth in Python: a leak verdict, and no runtime warning.
+    let grow = "import time\nkept = []\nwhile True:\n    kept.append(b'x' * (1 << 18))\n    time.sleep(0.02)";
+    let (verdict, stderr) = watch_growth(&["python3", "-c", grow]);
+    assert_eq!(verdict, "leak", "{stderr}");
+    assert!(!stderr.contains("leaksift: warning"), "{stderr}");
 }
