@@ -33,9 +33,20 @@ pub struct CheckOptions {
     /// Run after the warm-up and after each measured iteration, before the sample (e.g. a
     /// forced GC); it must exit 0.
     pub before_sample: Option<String>,
-    /// Its standard output (a byte count, units allowed) replaces the sampled PSS as the
-    /// analysed value; it must exit 0.
-    pub sample_cmd: Option<String>,
+    pub measure: Measure,
+}
+
+/// What `check` analyses after each iteration. The tree's PSS is sampled in every case; the
+/// other two replace it as the analysed value (`Sample::bytes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// PSS summed over the server's process tree.
+    TreePss,
+    /// The byte count (units allowed) a shell command prints; it must exit 0 (`--sample-cmd`).
+    Command(String),
+    /// The heap used by the JVM in the server's tree after a full GC: `jcmd PID GC.run`, then
+    /// `jcmd PID GC.heap_info` (`--jvm-heap`).
+    JvmHeap,
 }
 
 /// A garbage-collected runtime found in the server's process tree: its resident memory follows
@@ -66,10 +77,17 @@ impl Runtime {
     }
 }
 
+/// A process of a garbage-collected runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuntimeProcess {
+    pub runtime: Runtime,
+    pub pid: Pid,
+}
+
 /// The first JVM or Node.js process in the tree under `root` (root included), told by the base
 /// name of its executable (`java`, `node`, `nodejs`): wrappers (`sh -c`, `npm start`, `gradle
 /// run`) are looked through.
-pub fn detect_runtime(root: Pid) -> Option<Runtime> {
+pub fn find_runtime(root: Pid) -> Option<RuntimeProcess> {
     // A bound on the walk: a process tree is acyclic, but PIDs can be reused while walking.
     const MAX_PROCESSES: usize = 4096;
     let mut pending = vec![root];
@@ -80,10 +98,13 @@ pub fn detect_runtime(root: Pid) -> Option<Runtime> {
             break;
         }
         if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
-            match exe.file_name().and_then(|name| name.to_str()) {
-                Some("java") => return Some(Runtime::Jvm),
-                Some("node" | "nodejs") => return Some(Runtime::Node),
-                _ => {}
+            let runtime = match exe.file_name().and_then(|name| name.to_str()) {
+                Some("java") => Some(Runtime::Jvm),
+                Some("node" | "nodejs") => Some(Runtime::Node),
+                _ => None,
+            };
+            if let Some(runtime) = runtime {
+                return Some(RuntimeProcess { runtime, pid });
             }
         }
         pending.extend(procfs::children(pid));
@@ -152,10 +173,11 @@ fn shell(command: &str, server: Pid) -> Command {
     cmd
 }
 
-/// Runs `command` to its end; stdout is captured when `capture_stdout`, else discarded.
+/// Runs `cmd` (shown as `shown` in errors) to its end; stdout is captured when
+/// `capture_stdout`, else discarded.
 fn run_to_end(
-    command: &str,
-    server: Pid,
+    mut cmd: Command,
+    shown: &str,
     capture_stdout: bool,
 ) -> Result<std::process::Output, WatchError> {
     let stdout = if capture_stdout {
@@ -163,12 +185,12 @@ fn run_to_end(
     } else {
         Stdio::null()
     };
-    shell(command, server)
+    cmd.stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::piped())
         .output()
         .map_err(|source| WatchError::Spawn {
-            command: format!("sh -c {command}"),
+            command: shown.to_string(),
             source,
         })
 }
@@ -186,7 +208,7 @@ fn stderr_tail(stderr: &[u8]) -> String {
 /// Runs the scenario once through `sh -c`; its stdout is discarded and the last line of its
 /// stderr is quoted when it fails.
 pub fn run_scenario(command: &str, server: Pid, iteration: usize) -> Result<(), WatchError> {
-    let output = run_to_end(command, server, false)?;
+    let output = run_to_end(shell(command, server), &format!("sh -c {command}"), false)?;
     if output.status.success() {
         return Ok(());
     }
@@ -198,31 +220,32 @@ pub fn run_scenario(command: &str, server: Pid, iteration: usize) -> Result<(), 
     })
 }
 
-/// Runs `--before-sample` or `--sample-cmd` (`role`) and checks its exit status; returns its
-/// output (stdout captured only when `capture_stdout`).
+/// Runs a command of the sampling step (`role`: `--before-sample`, `--sample-cmd`,
+/// `--jvm-heap`) and checks its exit status; returns its output (stdout captured only when
+/// `capture_stdout`).
 fn run_sample_command(
     role: &'static str,
-    command: &str,
-    server: Pid,
+    shown: &str,
+    cmd: Command,
     iteration: usize,
     capture_stdout: bool,
 ) -> Result<std::process::Output, WatchError> {
-    let output = run_to_end(command, server, capture_stdout)?;
+    let output = run_to_end(cmd, shown, capture_stdout)?;
     if output.status.success() {
         return Ok(output);
     }
     Err(WatchError::SampleCommandFailed {
         role,
-        command: command.to_string(),
+        command: shown.to_string(),
         iteration,
         detail: format!("{}{}", output.status, stderr_tail(&output.stderr)),
     })
 }
 
 /// Runs `--sample-cmd` and reads the byte count it printed (`123456`, `1.5 MiB`).
-fn measure(command: &str, server: Pid, iteration: usize) -> Result<u64, WatchError> {
+fn sample_command_bytes(command: &str, server: Pid, iteration: usize) -> Result<u64, WatchError> {
     const ROLE: &str = "--sample-cmd";
-    let output = run_sample_command(ROLE, command, server, iteration, true)?;
+    let output = run_sample_command(ROLE, command, shell(command, server), iteration, true)?;
     let text = String::from_utf8_lossy(&output.stdout);
     let text = text.trim();
     match size::parse_size(text) {
@@ -239,9 +262,70 @@ fn measure(command: &str, server: Pid, iteration: usize) -> Result<u64, WatchErr
     }
 }
 
+/// Forces a full GC in the JVM `jvm` (`jcmd PID GC.run`) and returns the heap it still uses
+/// (`jcmd PID GC.heap_info`, see [`parse_jvm_heap_used`]).
+fn jvm_heap_bytes(jvm: Pid, iteration: usize) -> Result<u64, WatchError> {
+    const ROLE: &str = "--jvm-heap";
+    let jcmd = |operation: &str| {
+        let mut cmd = Command::new("jcmd");
+        cmd.arg(jvm.to_string()).arg(operation);
+        (cmd, format!("jcmd {jvm} {operation}"))
+    };
+    let (gc, shown) = jcmd("GC.run");
+    run_sample_command(ROLE, &shown, gc, iteration, false)?;
+    let (info, shown) = jcmd("GC.heap_info");
+    let output = run_sample_command(ROLE, &shown, info, iteration, true)?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_jvm_heap_used(&text).ok_or_else(|| WatchError::SampleCommandFailed {
+        role: ROLE,
+        command: shown,
+        iteration,
+        detail: format!(
+            "no heap usage in its output: {:?}",
+            text.chars().take(200).collect::<String>()
+        ),
+    })
+}
+
+/// The heap in use according to `jcmd GC.heap_info`: the sum of the sizes written next to
+/// `used` on the heap's lines — `garbage-first heap total 14336K, used 1217K` (G1), the young and
+/// old generations (Parallel, Serial), `ZHeap used 6M` (ZGC), `…, 2560K used` (Shenandoah).
+/// Metaspace and class space are not the heap; sub-space lines (`eden space 33280K, 12% used`)
+/// give a percentage, which is not a size, so generations are not counted twice. Units are
+/// binary (`K` = 1024). `None` when no line gives a size.
+pub fn parse_jvm_heap_used(text: &str) -> Option<u64> {
+    let size = |token: &str| -> Option<u64> {
+        let token = token.trim_end_matches(',');
+        let digits = token.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let scale: u64 = match &token[digits.len()..] {
+            "" | "B" => 1,
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            _ => return None,
+        };
+        digits.parse::<u64>().ok()?.checked_mul(scale)
+    };
+    let mut total: Option<u64> = None;
+    for line in text.lines() {
+        if line.contains("Metaspace") || line.contains("class space") {
+            continue;
+        }
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        for (i, _) in tokens.iter().enumerate().filter(|(_, t)| **t == "used") {
+            let after = tokens.get(i + 1).and_then(|t| size(t));
+            let before = i.checked_sub(1).and_then(|b| size(tokens[b]));
+            if let Some(bytes) = after.or(before) {
+                total = Some(total.unwrap_or(0).saturating_add(bytes));
+            }
+        }
+    }
+    total
+}
+
 /// Warm-up, then measured iterations, sampling the server after the warm-up and after each
-/// iteration (after `before_sample`; with `sample_cmd`, `bytes` is its value and the PSS fields
-/// stay as sampled). `on_iteration(k, sample)` reports progress.
+/// iteration (after `before_sample`; with a [`Measure`] other than the tree's PSS, `bytes` is its
+/// value and the PSS fields stay as sampled). `on_iteration(k, sample)` reports progress.
 pub fn run_iterations(
     server: &mut Launched,
     sampler: &mut Sampler,
@@ -253,6 +337,25 @@ pub fn run_iterations(
     // aborted the process (leaving the server running) for a huge one.
     let mut samples = Vec::new();
     let error = (|| {
+        // The JVM is looked up once, before the warm-up: the server is ready, so it runs (maybe
+        // below a wrapper), and a server without one fails before any scenario run.
+        let jvm = match options.measure {
+            Measure::JvmHeap => Some(
+                find_runtime(server.pid())
+                    .filter(|found| found.runtime == Runtime::Jvm)
+                    .ok_or_else(|| WatchError::SampleCommandFailed {
+                        role: "--jvm-heap",
+                        command: "jcmd".to_string(),
+                        iteration: options.warmup,
+                        detail: format!(
+                            "no java process in the process tree of `{}`",
+                            server.command()
+                        ),
+                    })?
+                    .pid,
+            ),
+            _ => None,
+        };
         for k in 0..options.warmup {
             step(server, interrupted, &options.scenario, k + 1)?;
         }
@@ -263,16 +366,23 @@ pub fn run_iterations(
             let pid = server.pid();
             let iteration = options.warmup + k;
             if let Some(command) = &options.before_sample {
-                run_sample_command("--before-sample", command, pid, iteration, false)
+                let cmd = shell(command, pid);
+                run_sample_command("--before-sample", command, cmd, iteration, false)
                     .map_err(|e| server_gone(server).unwrap_or(e))?;
             }
             let mut sample = sampler
                 .sample()
                 .and_then(|s| s.ok_or(WatchError::ProcessGone { pid: pid.0 }))
                 .map_err(|e| server_gone(server).unwrap_or(e))?;
-            if let Some(command) = &options.sample_cmd {
-                sample.bytes = measure(command, pid, iteration)
-                    .map_err(|e| server_gone(server).unwrap_or(e))?;
+            let measured = match (&options.measure, jvm) {
+                (Measure::Command(command), _) => {
+                    Some(sample_command_bytes(command, pid, iteration))
+                }
+                (Measure::JvmHeap, Some(jvm)) => Some(jvm_heap_bytes(jvm, iteration)),
+                _ => None,
+            };
+            if let Some(measured) = measured {
+                sample.bytes = measured.map_err(|e| server_gone(server).unwrap_or(e))?;
             }
             on_iteration(k, &sample);
             samples.push(sample);
@@ -342,7 +452,7 @@ mod tests {
             ready: Ready::Delay(Duration::ZERO),
             ready_timeout: Duration::from_secs(5),
             before_sample: None,
-            sample_cmd: None,
+            measure: Measure::TreePss,
         };
         let flag = AtomicBool::new(false);
         wait_ready(&mut server, &opts.ready, opts.ready_timeout, &flag).unwrap();
@@ -391,7 +501,7 @@ mod tests {
             ready: Ready::Delay(Duration::ZERO),
             ready_timeout: Duration::from_secs(5),
             before_sample: before_sample.map(String::from),
-            sample_cmd: sample_cmd.map(String::from),
+            measure: sample_cmd.map_or(Measure::TreePss, |c| Measure::Command(c.to_string())),
         }
     }
 
@@ -454,7 +564,7 @@ mod tests {
     #[test]
     fn runtimes_are_found_below_wrappers() {
         let mut server = sleeper();
-        assert_eq!(detect_runtime(server.pid()), None);
+        assert_eq!(find_runtime(server.pid()), None);
         server.stop(Duration::from_secs(1));
         if Command::new("node").arg("--version").output().is_err() {
             eprintln!("node not found: skipping the Node.js detection");
@@ -465,10 +575,77 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut found = None;
         while found.is_none() && Instant::now() < deadline {
-            found = detect_runtime(wrapped.pid());
+            found = find_runtime(wrapped.pid()).map(|f| f.runtime);
             std::thread::sleep(Duration::from_millis(20));
         }
         wrapped.stop(Duration::from_secs(1));
         assert_eq!(found, Some(Runtime::Node));
+    }
+
+    /// `jcmd PID GC.heap_info` of OpenJDK 17 (tests/programs/gc_servers/GcServer.java, -Xmx128m)
+    /// with each collector.
+    const G1: &str = "24137:
+ garbage-first heap   total 131072K, used 2094K [0x00000000f8000000, 0x0000000100000000)
+  region size 1024K, 2 young (2048K), 0 survivors (0K)
+ Metaspace       used 1092K, committed 1280K, reserved 1114112K
+  class space    used 112K, committed 192K, reserved 1048576K
+";
+    const PARALLEL: &str = "
+ PSYoungGen      total 38400K, used 3994K [0x00000000fd580000, 0x0000000100000000, 0x0000000100000000)
+  eden space 33280K, 12% used [0x00000000fd580000,0x00000000fd966898,0x00000000ff600000)
+  from space 5120K, 0% used [0x00000000ffb00000,0x00000000ffb00000,0x0000000100000000)
+  to   space 5120K, 0% used [0x00000000ff600000,0x00000000ff600000,0x00000000ffb00000)
+ ParOldGen       total 87552K, used 100K [0x00000000f8000000, 0x00000000fd580000, 0x00000000fd580000)
+  object space 87552K, 0% used [0x00000000f8000000,0x00000000f8000000,0x00000000fd580000)
+ Metaspace       used 1118K, committed 1280K, reserved 1114112K
+  class space    used 112K, committed 192K, reserved 1048576K
+";
+    const SERIAL: &str = "
+ def new generation   total 39296K, used 4893K [0x00000000f8000000, 0x00000000faaa0000, 0x00000000faaa0000)
+  eden space 34944K,  14% used [0x00000000f8000000, 0x00000000f84c7410, 0x00000000fa220000)
+ tenured generation   total 87424K, used 7K [0x00000000faaa0000, 0x0000000100000000, 0x0000000100000000)
+   the space 87424K,   0% used [0x00000000faaa0000, 0x00000000faaa0000, 0x00000000faaa0200, 0x0000000100000000)
+ Metaspace       used 1108K, committed 1280K, reserved 1114112K
+";
+    const ZGC: &str = " ZHeap           used 6M, capacity 128M, max capacity 128M
+ Metaspace       used 1120K, committed 1280K, reserved 1114112K
+";
+    const SHENANDOAH: &str = "Shenandoah Heap
+ 128M max, 128M soft max, 128M committed, 2560K used
+ 512 x 256K regions
+Status: not cancelled
+ Metaspace       used 1099K, committed 1280K, reserved 1114112K
+";
+
+    #[test]
+    fn jvm_heap_used_from_every_collector() {
+        assert_eq!(parse_jvm_heap_used(G1), Some(2094 << 10));
+        assert_eq!(parse_jvm_heap_used(PARALLEL), Some((3994 + 100) << 10));
+        assert_eq!(parse_jvm_heap_used(SERIAL), Some((4893 + 7) << 10));
+        assert_eq!(parse_jvm_heap_used(ZGC), Some(6 << 20));
+        assert_eq!(parse_jvm_heap_used(SHENANDOAH), Some(2560 << 10));
+        // Only Metaspace, an error message, garbage: no heap figure.
+        let metaspace_only = " Metaspace       used 1092K, committed 1280K, reserved 1114112K";
+        assert_eq!(parse_jvm_heap_used(metaspace_only), None);
+        let refused =
+            "com.sun.tools.attach.AttachNotSupportedException: Unable to open socket file";
+        assert_eq!(parse_jvm_heap_used(refused), None);
+        assert_eq!(
+            parse_jvm_heap_used("used used 99999999999999999999G used"),
+            None
+        );
+    }
+
+    #[test]
+    fn jvm_heap_without_a_jvm_in_the_tree_is_an_error() {
+        let mut opts = options(None, None);
+        opts.measure = Measure::JvmHeap;
+        let (run, _) = run_with(&opts);
+        let text = run.error.unwrap().to_string();
+        assert!(
+            text.contains("--jvm-heap") && text.contains("no java process"),
+            "{text}"
+        );
+        assert!(run.samples.is_empty());
     }
 }

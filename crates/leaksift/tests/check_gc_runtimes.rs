@@ -4,7 +4,8 @@
 //! same record made garbage). Measured with the default PSS signal, both runtimes' non-leaking
 //! servers fail the gate (lazy heap growth, JIT warm-up) and a pre-touched JVM heap hides the
 //! leak, so `check` warns when the server tree runs `java` or `node` without a GC hook; the heap
-//! used after a full GC (`--sample-cmd`) gives the right verdict for both modes. `watch` warns
+//! used after a full GC (`--jvm-heap` for the JVM, `--sample-cmd` and a `/heap` endpoint for
+//! Node) gives the right verdict for both modes. `watch` warns
 //! when a Node.js process it calls a leak is a GC'd runtime, and not for other programs. Every
 //! test skips (and says why) when its runtime is not installed.
 
@@ -94,41 +95,40 @@ fn check(
     }
 }
 
-/// Asserts the gate failed on a leak seen through `--sample-cmd` on `runtime`, without warnings.
-fn assert_leak_fails(run: &Checked, runtime: &str) {
+/// Asserts the gate failed on a leak on `runtime` seen through the heap after a GC (`signal`),
+/// without warnings.
+fn assert_leak_fails(run: &Checked, runtime: &str, signal: &str) {
     let why = run.describe();
     assert_eq!(run.str("runtime"), runtime, "{why}");
     assert_eq!(run.code, 1, "{why}");
     assert_eq!(run.str("result"), "fail", "{why}");
     assert_eq!(run.str("verdict"), "leak", "{why}");
-    assert_eq!(run.str("signal"), "sample_cmd", "{why}");
+    assert_eq!(run.str("signal"), signal, "{why}");
     assert!(run.ci_low() > BUDGET, "{why}");
     assert_eq!(run.json["warnings"], serde_json::json!([]), "{why}");
 }
 
-/// Asserts the gate passed a server on `runtime` that only makes garbage, seen through
-/// `--sample-cmd`, without warnings.
-fn assert_garbage_passes(run: &Checked, runtime: &str) {
+/// Asserts the gate passed a server on `runtime` that only makes garbage, seen through the heap
+/// after a GC (`signal`), without warnings.
+fn assert_garbage_passes(run: &Checked, runtime: &str, signal: &str) {
     let why = run.describe();
     assert_eq!(run.str("runtime"), runtime, "{why}");
     assert_eq!(run.code, 0, "{why}");
     assert_eq!(run.str("result"), "pass", "{why}");
     assert_eq!(run.str("verdict"), "stable", "{why}");
-    assert_eq!(run.str("signal"), "sample_cmd", "{why}");
+    assert_eq!(run.str("signal"), signal, "{why}");
     assert!(run.ci_low() <= BUDGET, "{why}");
     assert_eq!(run.json["warnings"], serde_json::json!([]), "{why}");
 }
 
 /// Asserts that a run measured by PSS names the runtime and warns with the flag to use.
-fn assert_runtime_warning(run: &Checked, runtime: &str) {
+fn assert_runtime_warning(run: &Checked, runtime: &str, flag: &str) {
     let why = run.describe();
     assert_eq!(run.str("runtime"), runtime, "{why}");
     assert_eq!(run.str("signal"), "tree_pss", "{why}");
     let warnings = run.json["warnings"].as_array().unwrap();
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().contains("--sample-cmd")),
+        warnings.iter().any(|w| w.as_str().unwrap().contains(flag)),
         "{why}"
     );
     assert!(
@@ -159,13 +159,7 @@ fn check_node(
 
 /// `check` of tests/programs/gc_servers/GcServer.java, compiled into a temporary directory and
 /// run by `java JVM_FLAGS…`; `None` (and why, on stderr) without a JDK.
-fn check_jvm(
-    test: &str,
-    jvm_flags: &[&str],
-    mode: &str,
-    flags: &[&str],
-    sample_cmd: Option<&str>,
-) -> Option<Checked> {
+fn check_jvm(test: &str, jvm_flags: &[&str], mode: &str, flags: &[&str]) -> Option<Checked> {
     if !installed("javac", "-version", test) || !installed("jcmd", "-h", test) {
         return None;
     }
@@ -181,7 +175,7 @@ fn check_jvm(
     let mut server = vec!["java"];
     server.extend(jvm_flags);
     server.extend(["-cp", classes.to_str().unwrap(), "GcServer"]);
-    Some(check(dir.path(), &server, mode, flags, sample_cmd))
+    Some(check(dir.path(), &server, mode, flags, None))
 }
 
 /// Node's heap after a full GC: `GET /heap` runs `global.gc()` and answers heap used + external.
@@ -190,18 +184,14 @@ const NODE_HEAP: &str = "GET PORT /heap";
 /// Enough warm-up for V8's JIT at four requests per iteration, and ten measured iterations.
 const NODE_RUN: [&str; 4] = ["--warmup", "10", "--iterations", "10"];
 
-/// The JVM heap used after a full GC, through jcmd.
-fn jvm_heap() -> String {
-    format!("sh {}", programs().join("jvm_heap.sh").display())
-}
-
-const JVM_RUN: [&str; 4] = ["--warmup", "3", "--iterations", "8"];
+/// The JVM heap used after a full GC, read by leaksift through jcmd.
+const JVM_RUN: [&str; 5] = ["--warmup", "3", "--iterations", "8", "--jvm-heap"];
 
 #[test]
 fn node_session_leak_fails_on_the_heap_after_gc() {
     let test = "the Node.js leak check";
     if let Some(run) = check_node(test, &["--expose-gc"], "keep", &NODE_RUN, Some(NODE_HEAP)) {
-        assert_leak_fails(&run, "node");
+        assert_leak_fails(&run, "node", "sample_cmd");
     }
 }
 
@@ -209,7 +199,7 @@ fn node_session_leak_fails_on_the_heap_after_gc() {
 fn node_garbage_passes_on_the_heap_after_gc() {
     let test = "the Node.js garbage check";
     if let Some(run) = check_node(test, &["--expose-gc"], "free", &NODE_RUN, Some(NODE_HEAP)) {
-        assert_garbage_passes(&run, "node");
+        assert_garbage_passes(&run, "node", "sample_cmd");
     }
 }
 
@@ -217,7 +207,7 @@ fn node_garbage_passes_on_the_heap_after_gc() {
 fn node_measured_by_pss_gets_a_warning() {
     let test = "the Node.js warning check";
     if let Some(run) = check_node(test, &[], "free", &["--iterations", "5"], None) {
-        assert_runtime_warning(&run, "node");
+        assert_runtime_warning(&run, "node", "--sample-cmd");
     }
 }
 
@@ -226,24 +216,24 @@ fn jvm_leak_hidden_from_pss_by_a_pretouched_heap_fails_on_the_heap_after_gc() {
     // A production-style heap: fixed size and pre-touched, so PSS cannot see it fill.
     let jvm = ["-Xms64m", "-Xmx64m", "-XX:+AlwaysPreTouch"];
     let test = "the JVM leak check";
-    if let Some(run) = check_jvm(test, &jvm, "keep", &JVM_RUN, Some(&jvm_heap())) {
-        assert_leak_fails(&run, "jvm");
+    if let Some(run) = check_jvm(test, &jvm, "keep", &JVM_RUN) {
+        assert_leak_fails(&run, "jvm", "jvm_heap");
     }
 }
 
 #[test]
 fn jvm_garbage_passes_on_the_heap_after_gc() {
     let test = "the JVM garbage check";
-    if let Some(run) = check_jvm(test, &["-Xmx256m"], "free", &JVM_RUN, Some(&jvm_heap())) {
-        assert_garbage_passes(&run, "jvm");
+    if let Some(run) = check_jvm(test, &["-Xmx256m"], "free", &JVM_RUN) {
+        assert_garbage_passes(&run, "jvm", "jvm_heap");
     }
 }
 
 #[test]
 fn jvm_measured_by_pss_gets_a_warning() {
     let test = "the JVM warning check";
-    if let Some(run) = check_jvm(test, &[], "free", &["--iterations", "5"], None) {
-        assert_runtime_warning(&run, "jvm");
+    if let Some(run) = check_jvm(test, &[], "free", &["--iterations", "5"]) {
+        assert_runtime_warning(&run, "jvm", "--jvm-heap");
     }
 }
 
@@ -305,4 +295,21 @@ fn watch_warns_when_a_node_process_grows_and_not_for_other_programs() {
     let (verdict, stderr) = watch_growth(&["python3", "-c", grow]);
     assert_eq!(verdict, "leak", "{stderr}");
     assert!(!stderr.contains("leaksift: warning"), "{stderr}");
+}
+
+#[test]
+fn jvm_heap_without_a_jvm_is_one_error_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["check", "-q", "--ready-delay", "0s", "--scenario", "true"])
+        .args(["--jvm-heap", "--", "sleep", "30"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("leaksift: error:")
+            && stderr.contains("no java process in the process tree of `sleep 30`"),
+        "{stderr}"
+    );
 }

@@ -6,9 +6,9 @@
 // Every request builds a session record of about N KiB (default 32) on the Java heap: a byte
 // array and a list of small objects. `--mode keep` stores each record in a static map forever
 // (the classic session-store leak); `--mode free` drops it after answering, so it is garbage for
-// the next young collection. GET /gc calls System.gc(), the endpoint `check --sample-cmd` can
-// call (as `jcmd PID GC.run` does from outside). The chosen port is written to FILE (atomically)
-// once the server listens.
+// the next young collection. GET /gc calls System.gc() (for `check --before-sample`; `check
+// --jvm-heap` forces the GC from outside with jcmd). The chosen port is written to FILE
+// (atomically) once the server listens.
 
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;

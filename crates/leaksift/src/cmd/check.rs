@@ -5,11 +5,12 @@
 //! resident memory follows the collector's lazy heap growth, so a server that leaks nothing grows
 //! for many iterations, and a pre-touched JVM heap hides a heap leak entirely. Measured (see
 //! docs/ARCHITECTURE.md, "check on garbage-collected runtimes"), the default gate failed every run
-//! of non-leaking Node and Java servers. Forcing a GC from outside needs the runtime's tools
-//! (`jcmd`, an endpoint calling `gc()` under `--expose-gc`), so it is the user's
-//! `--before-sample` command, and for the JVM the heap used after that GC (`--sample-cmd`) is the
-//! signal that tracks live data; when the server tree runs `java` or `node` without either,
-//! `check` warns and says which flag to add rather than guessing.
+//! of non-leaking Node and Java servers. The signal that tracks live data is the heap used after
+//! a full GC: `--jvm-heap` reads it with the JDK's jcmd, `--sample-cmd` takes it from the user's
+//! command (V8 cannot be made to collect from outside; the server must expose it), and
+//! `--before-sample` runs a command (a forced GC) before PSS is sampled. leaksift does not pick one
+//! by itself from an executable's name: when the server tree runs `java` or `node` without any of
+//! them, `check` warns and names the flag to add.
 
 mod junit;
 
@@ -21,7 +22,7 @@ use anyhow::Context;
 use leaksift_report::progress::Progress;
 use leaksift_report::units;
 use leaksift_stats::{Config, Verdict as StatsVerdict};
-use leaksift_watch::check::{self, CheckOptions, Ready, Runtime};
+use leaksift_watch::check::{self, CheckOptions, Measure, Ready, Runtime};
 use leaksift_watch::child::{self, Launched, Streams};
 use leaksift_watch::{Sampler, Target};
 use serde::Serialize;
@@ -61,9 +62,14 @@ pub struct Args {
     #[arg(long, value_name = "CMD")]
     pub before_sample: Option<String>,
     /// Shell command whose output (a byte count: `123456`, `1.5 MiB`) is analysed instead of the
-    /// server tree's PSS, e.g. the JVM heap used after a GC read with `jcmd … GC.heap_info`.
-    #[arg(long, value_name = "CMD")]
+    /// server tree's PSS, e.g. a Node endpoint answering the heap used after `global.gc()`.
+    #[arg(long, value_name = "CMD", conflicts_with = "jvm_heap")]
     pub sample_cmd: Option<String>,
+    /// Analyse the heap the JVM in the server's tree uses after a full GC instead of PSS: runs
+    /// `jcmd PID GC.run` then `jcmd PID GC.heap_info` after each iteration (needs the JDK's jcmd,
+    /// and no -XX:+DisableExplicitGC).
+    #[arg(long)]
+    pub jvm_heap: bool,
     /// Give up waiting for --ready-cmd after this long.
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
     pub ready_timeout: Duration,
@@ -97,7 +103,7 @@ struct CheckJson {
     schema: &'static str,
     server: String,
     scenario: String,
-    /// `"tree_pss"`, or `"sample_cmd"` when `--sample-cmd` supplied the values.
+    /// `"tree_pss"`, `"sample_cmd"` (`--sample-cmd`) or `"jvm_heap"` (`--jvm-heap`).
     signal: &'static str,
     before_sample: Option<String>,
     sample_cmd: Option<String>,
@@ -143,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let ready_result = check::wait_ready(&mut server, &ready, args.ready_timeout, &interrupted);
     let mut runtime = None;
     let run = ready_result.and_then(|()| {
-        runtime = check::detect_runtime(server.pid());
+        runtime = check::find_runtime(server.pid()).map(|found| found.runtime);
         let mut sampler = Sampler::new(&Target::Tree {
             root: server.pid(),
             orphans: true,
@@ -156,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             ready: ready.clone(),
             ready_timeout: args.ready_timeout,
             before_sample: args.before_sample.clone(),
-            sample_cmd: args.sample_cmd.clone(),
+            measure: measure(&args),
         };
         Ok(check::run_iterations(
             &mut server,
@@ -227,13 +233,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     for warning in &warnings {
         eprintln!("leaksift: warning: {warning}");
     }
-    let (signal, signal_text, axis) = match args.sample_cmd {
-        Some(_) => (
+    let (signal, signal_text, axis) = match measure(&args) {
+        Measure::JvmHeap => (
+            "jvm_heap",
+            "heap used by the JVM after a full GC",
+            "JVM heap after iteration",
+        ),
+        Measure::Command(_) => (
             "sample_cmd",
             "value printed by --sample-cmd",
             "--sample-cmd after iteration",
         ),
-        None => (
+        Measure::TreePss => (
             "tree_pss",
             "PSS of the server's process tree",
             "PSS after iteration",
@@ -376,18 +387,26 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// What `--sample-cmd` and `--jvm-heap` ask to analyse (clap lets only one of them through).
+fn measure(args: &Args) -> Measure {
+    match &args.sample_cmd {
+        Some(command) => Measure::Command(command.clone()),
+        None if args.jvm_heap => Measure::JvmHeap,
+        None => Measure::TreePss,
+    }
+}
+
 /// Why the verdict may be wrong: a garbage-collected server measured by PSS without a forced GC,
 /// or growth that stopped within the measured iterations.
 fn warnings(args: &Args, runtime: Option<Runtime>, verdict: StatsVerdict) -> Vec<String> {
     let mut out = Vec::new();
-    let settled = args.before_sample.is_some() || args.sample_cmd.is_some();
+    let settled = args.before_sample.is_some() || measure(args) != Measure::TreePss;
     match runtime {
         Some(Runtime::Jvm) if !settled => out.push(
             "the server runs on the JVM: its PSS follows how much of the heap the collector has \
              touched, not live data (a server that leaks nothing grows until the heap is paged \
              in, and with -XX:+AlwaysPreTouch a heap leak never shows); analyse the heap used \
-             after a full GC with --sample-cmd (`jcmd $LEAKSIFT_SERVER_PID GC.run`, then \
-             `GC.heap_info`: see the README)"
+             after a full GC with --jvm-heap"
                 .to_string(),
         ),
         Some(Runtime::Node) if !settled => out.push(

@@ -172,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // Looked up while a launched command still runs (before it is stopped).
     let runtime = match &watched.target {
         Target::Process { pid, .. } | Target::Tree { root: pid, .. } => {
-            leaksift_watch::check::detect_runtime(*pid)
+            leaksift_watch::check::find_runtime(*pid).map(|found| found.runtime)
         }
         Target::Cgroup { .. } => None,
     };
