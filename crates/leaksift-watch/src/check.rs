@@ -44,8 +44,8 @@ pub enum Measure {
     TreePss,
     /// The byte count (units allowed) a shell command prints; it must exit 0 (`--sample-cmd`).
     Command(String),
-    /// The heap used by the JVM in the server's tree after a full GC: `jcmd PID GC.run`, then
-    /// `jcmd PID GC.heap_info` (`--jvm-heap`).
+    /// The bytes of live objects in the heap of the JVM in the server's tree, from
+    /// `jcmd PID GC.class_histogram`, which runs a full GC first (`--jvm-heap`).
     JvmHeap,
 }
 
@@ -262,65 +262,45 @@ fn sample_command_bytes(command: &str, server: Pid, iteration: usize) -> Result<
     }
 }
 
-/// Forces a full GC in the JVM `jvm` (`jcmd PID GC.run`) and returns the heap it still uses
-/// (`jcmd PID GC.heap_info`, see [`parse_jvm_heap_used`]).
+/// The bytes of live objects in the JVM `jvm`: `jcmd PID GC.class_histogram` (a full GC, then a
+/// count of what survived), see [`parse_class_histogram_total`].
 fn jvm_heap_bytes(jvm: Pid, iteration: usize) -> Result<u64, WatchError> {
     const ROLE: &str = "--jvm-heap";
-    let jcmd = |operation: &str| {
-        let mut cmd = Command::new("jcmd");
-        cmd.arg(jvm.to_string()).arg(operation);
-        (cmd, format!("jcmd {jvm} {operation}"))
-    };
-    let (gc, shown) = jcmd("GC.run");
-    run_sample_command(ROLE, &shown, gc, iteration, false)?;
-    let (info, shown) = jcmd("GC.heap_info");
-    let output = run_sample_command(ROLE, &shown, info, iteration, true)?;
+    let mut cmd = Command::new("jcmd");
+    cmd.arg(jvm.to_string()).arg("GC.class_histogram");
+    let shown = format!("jcmd {jvm} GC.class_histogram");
+    let output = run_sample_command(ROLE, &shown, cmd, iteration, true)?;
     let text = String::from_utf8_lossy(&output.stdout);
-    parse_jvm_heap_used(&text).ok_or_else(|| WatchError::SampleCommandFailed {
+    parse_class_histogram_total(&text).ok_or_else(|| WatchError::SampleCommandFailed {
         role: ROLE,
         command: shown,
         iteration,
         detail: format!(
-            "no heap usage in its output: {:?}",
-            text.chars().take(200).collect::<String>()
+            "no `Total` line in its output: {:?}",
+            text.lines()
+                .last()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect::<String>()
         ),
     })
 }
 
-/// The heap in use according to `jcmd GC.heap_info`: the sum of the sizes written next to
-/// `used` on the heap's lines — `garbage-first heap total 14336K, used 1217K` (G1), the young and
-/// old generations (Parallel, Serial), `ZHeap used 6M` (ZGC), `…, 2560K used` (Shenandoah).
-/// Metaspace and class space are not the heap; sub-space lines (`eden space 33280K, 12% used`)
-/// give a percentage, which is not a size, so generations are not counted twice. Units are
-/// binary (`K` = 1024). `None` when no line gives a size.
-pub fn parse_jvm_heap_used(text: &str) -> Option<u64> {
-    let size = |token: &str| -> Option<u64> {
-        let token = token.trim_end_matches(',');
-        let digits = token.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        let scale: u64 = match &token[digits.len()..] {
-            "" | "B" => 1,
-            "K" => 1 << 10,
-            "M" => 1 << 20,
-            "G" => 1 << 30,
-            _ => return None,
-        };
-        digits.parse::<u64>().ok()?.checked_mul(scale)
-    };
-    let mut total: Option<u64> = None;
-    for line in text.lines() {
-        if line.contains("Metaspace") || line.contains("class space") {
-            continue;
+/// The byte total of a `jcmd GC.class_histogram` listing: its last line
+/// `Total <instances> <bytes>` (shallow sizes of every live object, exact to the byte and the
+/// same for every collector; `GC.heap_info`, the other candidate, rounds ZGC's heap to MiB and
+/// has a layout per collector). `None` without such a line.
+pub fn parse_class_histogram_total(text: &str) -> Option<u64> {
+    text.lines().rev().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        if fields.next() != Some("Total") {
+            return None;
         }
-        let tokens: Vec<&str> = line.split_whitespace().collect();
-        for (i, _) in tokens.iter().enumerate().filter(|(_, t)| **t == "used") {
-            let after = tokens.get(i + 1).and_then(|t| size(t));
-            let before = i.checked_sub(1).and_then(|b| size(tokens[b]));
-            if let Some(bytes) = after.or(before) {
-                total = Some(total.unwrap_or(0).saturating_add(bytes));
-            }
-        }
-    }
-    total
+        let _instances: u64 = fields.next()?.parse().ok()?;
+        let bytes = fields.next()?.parse().ok()?;
+        fields.next().is_none().then_some(bytes)
+    })
 }
 
 /// Warm-up, then measured iterations, sampling the server after the warm-up and after each
@@ -582,56 +562,30 @@ mod tests {
         assert_eq!(found, Some(Runtime::Node));
     }
 
-    /// `jcmd PID GC.heap_info` of OpenJDK 17 (tests/programs/gc_servers/GcServer.java, -Xmx128m)
-    /// with each collector.
-    const G1: &str = "24137:
- garbage-first heap   total 131072K, used 2094K [0x00000000f8000000, 0x0000000100000000)
-  region size 1024K, 2 young (2048K), 0 survivors (0K)
- Metaspace       used 1092K, committed 1280K, reserved 1114112K
-  class space    used 112K, committed 192K, reserved 1048576K
-";
-    const PARALLEL: &str = "
- PSYoungGen      total 38400K, used 3994K [0x00000000fd580000, 0x0000000100000000, 0x0000000100000000)
-  eden space 33280K, 12% used [0x00000000fd580000,0x00000000fd966898,0x00000000ff600000)
-  from space 5120K, 0% used [0x00000000ffb00000,0x00000000ffb00000,0x0000000100000000)
-  to   space 5120K, 0% used [0x00000000ff600000,0x00000000ff600000,0x00000000ffb00000)
- ParOldGen       total 87552K, used 100K [0x00000000f8000000, 0x00000000fd580000, 0x00000000fd580000)
-  object space 87552K, 0% used [0x00000000f8000000,0x00000000f8000000,0x00000000fd580000)
- Metaspace       used 1118K, committed 1280K, reserved 1114112K
-  class space    used 112K, committed 192K, reserved 1048576K
-";
-    const SERIAL: &str = "
- def new generation   total 39296K, used 4893K [0x00000000f8000000, 0x00000000faaa0000, 0x00000000faaa0000)
-  eden space 34944K,  14% used [0x00000000f8000000, 0x00000000f84c7410, 0x00000000fa220000)
- tenured generation   total 87424K, used 7K [0x00000000faaa0000, 0x0000000100000000, 0x0000000100000000)
-   the space 87424K,   0% used [0x00000000faaa0000, 0x00000000faaa0000, 0x00000000faaa0200, 0x0000000100000000)
- Metaspace       used 1108K, committed 1280K, reserved 1114112K
-";
-    const ZGC: &str = " ZHeap           used 6M, capacity 128M, max capacity 128M
- Metaspace       used 1120K, committed 1280K, reserved 1114112K
-";
-    const SHENANDOAH: &str = "Shenandoah Heap
- 128M max, 128M soft max, 128M committed, 2560K used
- 512 x 256K regions
-Status: not cancelled
- Metaspace       used 1099K, committed 1280K, reserved 1114112K
+    /// The head and tail of `jcmd PID GC.class_histogram` of OpenJDK 17
+    /// (tests/programs/gc_servers/GcServer.java).
+    const HISTOGRAM: &str = "15648:
+ num     #instances         #bytes  class name (module)
+-------------------------------------------------------
+   1:          7573         348696  [B (java.base@17.0.15)
+   2:          1613         198080  java.lang.Class (java.base@17.0.15)
+ 373:             1             16  sun.nio.fs.NativeBuffers$1 (java.base@17.0.15)
+Total         27828        1245096
 ";
 
     #[test]
-    fn jvm_heap_used_from_every_collector() {
-        assert_eq!(parse_jvm_heap_used(G1), Some(2094 << 10));
-        assert_eq!(parse_jvm_heap_used(PARALLEL), Some((3994 + 100) << 10));
-        assert_eq!(parse_jvm_heap_used(SERIAL), Some((4893 + 7) << 10));
-        assert_eq!(parse_jvm_heap_used(ZGC), Some(6 << 20));
-        assert_eq!(parse_jvm_heap_used(SHENANDOAH), Some(2560 << 10));
-        // Only Metaspace, an error message, garbage: no heap figure.
-        let metaspace_only = " Metaspace       used 1092K, committed 1280K, reserved 1114112K";
-        assert_eq!(parse_jvm_heap_used(metaspace_only), None);
+    fn class_histogram_total() {
+        assert_eq!(parse_class_histogram_total(HISTOGRAM), Some(1_245_096));
+        // A refused attach, a truncated listing, a malformed total: no figure.
         let refused =
             "com.sun.tools.attach.AttachNotSupportedException: Unable to open socket file";
-        assert_eq!(parse_jvm_heap_used(refused), None);
+        assert_eq!(parse_class_histogram_total(refused), None);
+        let truncated = &HISTOGRAM[..HISTOGRAM.find("Total").unwrap()];
+        assert_eq!(parse_class_histogram_total(truncated), None);
+        assert_eq!(parse_class_histogram_total("Total 12 lots"), None);
+        assert_eq!(parse_class_histogram_total("Total 12 34 56"), None);
         assert_eq!(
-            parse_jvm_heap_used("used used 99999999999999999999G used"),
+            parse_class_histogram_total("Total 1 99999999999999999999999"),
             None
         );
     }

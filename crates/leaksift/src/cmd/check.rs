@@ -5,12 +5,12 @@
 //! resident memory follows the collector's lazy heap growth, so a server that leaks nothing grows
 //! for many iterations, and a pre-touched JVM heap hides a heap leak entirely. Measured (see
 //! docs/ARCHITECTURE.md, "check on garbage-collected runtimes"), the default gate failed every run
-//! of non-leaking Node and Java servers. The signal that tracks live data is the heap used after
-//! a full GC: `--jvm-heap` reads it with the JDK's jcmd, `--sample-cmd` takes it from the user's
-//! command (V8 cannot be made to collect from outside; the server must expose it), and
-//! `--before-sample` runs a command (a forced GC) before PSS is sampled. leaksift does not pick one
-//! by itself from an executable's name: when the server tree runs `java` or `node` without any of
-//! them, `check` warns and names the flag to add.
+//! of non-leaking Node and Java servers. The signal that tracks live data is the heap after a
+//! full GC: `--jvm-heap` reads it with the JDK's jcmd (`GC.class_histogram`), `--sample-cmd`
+//! takes it from the user's command (V8 cannot be made to collect from outside; the server must
+//! expose it), and `--before-sample` runs a command (a forced GC) before PSS is sampled.
+//! leaksift does not pick one by itself from an executable's name: when the server tree runs
+//! `java` or `node` without any of them, `check` warns and names the flag to add.
 
 mod junit;
 
@@ -65,9 +65,9 @@ pub struct Args {
     /// server tree's PSS, e.g. a Node endpoint answering the heap used after `global.gc()`.
     #[arg(long, value_name = "CMD", conflicts_with = "jvm_heap")]
     pub sample_cmd: Option<String>,
-    /// Analyse the heap the JVM in the server's tree uses after a full GC instead of PSS: runs
-    /// `jcmd PID GC.run` then `jcmd PID GC.heap_info` after each iteration (needs the JDK's jcmd,
-    /// and no -XX:+DisableExplicitGC).
+    /// Analyse the live objects of the JVM in the server's tree instead of PSS: runs
+    /// `jcmd PID GC.class_histogram` (a full GC, then its byte total) after each iteration.
+    /// Needs the JDK's jcmd and the JVM's user.
     #[arg(long)]
     pub jvm_heap: bool,
     /// Give up waiting for --ready-cmd after this long.
@@ -236,7 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let (signal, signal_text, axis) = match measure(&args) {
         Measure::JvmHeap => (
             "jvm_heap",
-            "heap used by the JVM after a full GC",
+            "live objects in the JVM's heap (after a full GC)",
             "JVM heap after iteration",
         ),
         Measure::Command(_) => (
