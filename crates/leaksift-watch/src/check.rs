@@ -317,25 +317,7 @@ pub fn run_iterations(
     // aborted the process (leaving the server running) for a huge one.
     let mut samples = Vec::new();
     let error = (|| {
-        // The JVM is looked up once, before the warm-up: the server is ready, so it runs (maybe
-        // below a wrapper), and a server without one fails before any scenario run.
-        let jvm = match options.measure {
-            Measure::JvmHeap => Some(
-                find_runtime(server.pid())
-                    .filter(|found| found.runtime == Runtime::Jvm)
-                    .ok_or_else(|| WatchError::SampleCommandFailed {
-                        role: "--jvm-heap",
-                        command: "jcmd".to_string(),
-                        iteration: options.warmup,
-                        detail: format!(
-                            "no java process in the process tree of `{}`",
-                            server.command()
-                        ),
-                    })?
-                    .pid,
-            ),
-            _ => None,
-        };
+        let probe = Probe::resolve(&options.measure, server, options.warmup)?;
         for k in 0..options.warmup {
             step(server, interrupted, &options.scenario, k + 1)?;
         }
@@ -354,12 +336,10 @@ pub fn run_iterations(
                 .sample()
                 .and_then(|s| s.ok_or(WatchError::ProcessGone { pid: pid.0 }))
                 .map_err(|e| server_gone(server).unwrap_or(e))?;
-            let measured = match (&options.measure, jvm) {
-                (Measure::Command(command), _) => {
-                    Some(sample_command_bytes(command, pid, iteration))
-                }
-                (Measure::JvmHeap, Some(jvm)) => Some(jvm_heap_bytes(jvm, iteration)),
-                _ => None,
+            let measured = match probe {
+                Probe::TreePss => None,
+                Probe::Command(command) => Some(sample_command_bytes(command, pid, iteration)),
+                Probe::Jvm(jvm) => Some(jvm_heap_bytes(jvm, iteration)),
             };
             if let Some(measured) = measured {
                 sample.bytes = measured.map_err(|e| server_gone(server).unwrap_or(e))?;
@@ -371,6 +351,41 @@ pub fn run_iterations(
     })()
     .err();
     CheckRun { samples, error }
+}
+
+/// A [`Measure`] ready to take: `--jvm-heap`'s JVM found.
+#[derive(Clone, Copy)]
+enum Probe<'a> {
+    TreePss,
+    Command(&'a str),
+    Jvm(Pid),
+}
+
+impl<'a> Probe<'a> {
+    /// Finds the JVM once, before the warm-up: the server is ready, so it runs (maybe below a
+    /// wrapper), and a server without one fails before any scenario run.
+    fn resolve(
+        measure: &'a Measure,
+        server: &Launched,
+        iteration: usize,
+    ) -> Result<Self, WatchError> {
+        Ok(match measure {
+            Measure::TreePss => Probe::TreePss,
+            Measure::Command(command) => Probe::Command(command),
+            Measure::JvmHeap => find_runtime(server.pid())
+                .filter(|found| found.runtime == Runtime::Jvm)
+                .map(|found| Probe::Jvm(found.pid))
+                .ok_or_else(|| WatchError::SampleCommandFailed {
+                    role: "--jvm-heap",
+                    command: "jcmd".to_string(),
+                    iteration,
+                    detail: format!(
+                        "no java process in the process tree of `{}`",
+                        server.command()
+                    ),
+                })?,
+        })
+    }
 }
 
 /// One scenario run, with the checks around it.

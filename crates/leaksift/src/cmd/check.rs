@@ -56,9 +56,10 @@ pub struct Args {
     #[arg(long, value_name = "CMD")]
     pub ready_cmd: Option<String>,
     /// Shell command run after the warm-up and after each measured iteration, before memory is
-    /// sampled; it must exit 0. For garbage-collected servers: force a full GC, e.g.
-    /// `jcmd $LEAKSIFT_SERVER_PID GC.run` or `curl -sf localhost:8080/debug/gc` (an endpoint
-    /// calling `global.gc()` in `node --expose-gc`). $LEAKSIFT_SERVER_PID is set in every command.
+    /// sampled; it must exit 0: e.g. a forced GC (`curl -sf localhost:8080/debug/gc`, an endpoint
+    /// calling `global.gc()` in `node --expose-gc`). PSS after a GC still follows the heap's
+    /// paging: to analyse the heap itself use --jvm-heap or --sample-cmd. $LEAKSIFT_SERVER_PID
+    /// holds the server's PID in every command (ready, scenario, before-sample, sample).
     #[arg(long, value_name = "CMD")]
     pub before_sample: Option<String>,
     /// Shell command whose output (a byte count: `123456`, `1.5 MiB`) is analysed instead of the
@@ -396,20 +397,21 @@ fn measure(args: &Args) -> Measure {
     }
 }
 
-/// Why the verdict may be wrong: a garbage-collected server measured by PSS without a forced GC,
-/// or growth that stopped within the measured iterations.
+/// Why the verdict may be wrong: a garbage-collected server measured by PSS (also after a forced
+/// GC: measured, the JVM's PSS still crept and V8's still hid a small leak), or growth that
+/// stopped within the measured iterations.
 fn warnings(args: &Args, runtime: Option<Runtime>, verdict: StatsVerdict) -> Vec<String> {
     let mut out = Vec::new();
-    let settled = args.before_sample.is_some() || measure(args) != Measure::TreePss;
+    let by_pss = measure(args) == Measure::TreePss;
     match runtime {
-        Some(Runtime::Jvm) if !settled => out.push(
+        Some(Runtime::Jvm) if by_pss => out.push(
             "the server runs on the JVM: its PSS follows how much of the heap the collector has \
              touched, not live data (a server that leaks nothing grows until the heap is paged \
              in, and with -XX:+AlwaysPreTouch a heap leak never shows); analyse the heap used \
              after a full GC with --jvm-heap"
                 .to_string(),
         ),
-        Some(Runtime::Node) if !settled => out.push(
+        Some(Runtime::Node) if by_pss => out.push(
             "the server runs on Node.js: V8 grows its heap and compiles code over the first \
              hundreds of requests, so PSS grows without a leak, and a small leak hides in the free \
              space of V8's pages; analyse the heap used after a full GC with --sample-cmd (node \

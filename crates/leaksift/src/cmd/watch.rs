@@ -13,6 +13,7 @@ use anyhow::Context;
 use leaksift_report::progress::Progress;
 use leaksift_report::units;
 use leaksift_stats::{Analysis, Config, Verdict as StatsVerdict};
+use leaksift_watch::check::Runtime;
 use leaksift_watch::child::{self, Launched, Streams};
 use leaksift_watch::record::{self, RecordOptions, Stop};
 use leaksift_watch::sampler::Signal;
@@ -187,11 +188,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         && matches!(analysis.verdict, StatsVerdict::Leak | StatsVerdict::Plateau)
     {
         // Measured: a JVM that leaks nothing reads as a leak over a 30 s watch under load.
+        let heap_check = match runtime {
+            Runtime::Jvm => "leaksift check --jvm-heap",
+            Runtime::Node => "leaksift check --sample-cmd",
+        };
         eprintln!(
             "leaksift: warning: the watched process runs on {}: its resident memory grows while \
-             the collector pages in and sizes its heap, also without a leak; trust a {} verdict only \
-             over a run long enough for the heap to reach its steady size, or compare the heap \
-             after a full GC (`leaksift check --sample-cmd`, or heap dumps with `leaksift diff`)",
+             the collector pages in and sizes its heap, also without a leak; trust a {} verdict \
+             only over a run long enough for the heap to reach its steady size, or compare the \
+             heap after a full GC (`{heap_check}`, or heap dumps with `leaksift diff`)",
             runtime.name(),
             analysis.verdict
         );
