@@ -95,29 +95,22 @@ fn check(
     }
 }
 
-/// Asserts the gate failed on a leak on `runtime` seen through the heap after a GC (`signal`),
-/// without warnings.
-fn assert_leak_fails(run: &Checked, runtime: &str, signal: &str) {
-    let why = run.describe();
-    assert_eq!(run.str("runtime"), runtime, "{why}");
-    assert_eq!(run.code, 1, "{why}");
-    assert_eq!(run.str("result"), "fail", "{why}");
-    assert_eq!(run.str("verdict"), "leak", "{why}");
-    assert_eq!(run.str("signal"), signal, "{why}");
-    assert!(run.ci_low() > BUDGET, "{why}");
-    assert_eq!(run.json["warnings"], serde_json::json!([]), "{why}");
-}
+/// What a test expects of the gate: exit code, `result` and `verdict`.
+type Gate = (i32, &'static str, &'static str);
+const FAILS_ON_A_LEAK: Gate = (1, "fail", "leak");
+const PASSES_AS_STABLE: Gate = (0, "pass", "stable");
 
-/// Asserts the gate passed a server on `runtime` that only makes garbage, seen through the heap
-/// after a GC (`signal`), without warnings.
-fn assert_garbage_passes(run: &Checked, runtime: &str, signal: &str) {
+/// Asserts the gate's outcome for a server on `runtime` seen through the heap after a GC
+/// (`signal`), without warnings; the slope interval's lower bound clears the budget exactly when
+/// the gate fails.
+fn assert_gate(run: &Checked, runtime: &str, signal: &str, (code, result, verdict): Gate) {
     let why = run.describe();
     assert_eq!(run.str("runtime"), runtime, "{why}");
-    assert_eq!(run.code, 0, "{why}");
-    assert_eq!(run.str("result"), "pass", "{why}");
-    assert_eq!(run.str("verdict"), "stable", "{why}");
+    assert_eq!(run.code, code, "{why}");
+    assert_eq!(run.str("result"), result, "{why}");
+    assert_eq!(run.str("verdict"), verdict, "{why}");
     assert_eq!(run.str("signal"), signal, "{why}");
-    assert!(run.ci_low() <= BUDGET, "{why}");
+    assert_eq!(run.ci_low() > BUDGET, code == 1, "{why}");
     assert_eq!(run.json["warnings"], serde_json::json!([]), "{why}");
 }
 
@@ -191,7 +184,7 @@ const JVM_RUN: [&str; 5] = ["--warmup", "3", "--iterations", "8", "--jvm-heap"];
 fn node_session_leak_fails_on_the_heap_after_gc() {
     let test = "the Node.js leak check";
     if let Some(run) = check_node(test, &["--expose-gc"], "keep", &NODE_RUN, Some(NODE_HEAP)) {
-        assert_leak_fails(&run, "node", "sample_cmd");
+        assert_gate(&run, "node", "sample_cmd", FAILS_ON_A_LEAK);
     }
 }
 
@@ -199,7 +192,7 @@ fn node_session_leak_fails_on_the_heap_after_gc() {
 fn node_garbage_passes_on_the_heap_after_gc() {
     let test = "the Node.js garbage check";
     if let Some(run) = check_node(test, &["--expose-gc"], "free", &NODE_RUN, Some(NODE_HEAP)) {
-        assert_garbage_passes(&run, "node", "sample_cmd");
+        assert_gate(&run, "node", "sample_cmd", PASSES_AS_STABLE);
     }
 }
 
@@ -217,7 +210,7 @@ fn jvm_leak_hidden_from_pss_by_a_pretouched_heap_fails_on_the_heap_after_gc() {
     let jvm = ["-Xms64m", "-Xmx64m", "-XX:+AlwaysPreTouch"];
     let test = "the JVM leak check";
     if let Some(run) = check_jvm(test, &jvm, "keep", &JVM_RUN) {
-        assert_leak_fails(&run, "jvm", "jvm_heap");
+        assert_gate(&run, "jvm", "jvm_heap", FAILS_ON_A_LEAK);
     }
 }
 
@@ -225,7 +218,7 @@ fn jvm_leak_hidden_from_pss_by_a_pretouched_heap_fails_on_the_heap_after_gc() {
 fn jvm_garbage_passes_on_the_heap_after_gc() {
     let test = "the JVM garbage check";
     if let Some(run) = check_jvm(test, &["-Xmx256m"], "free", &JVM_RUN) {
-        assert_garbage_passes(&run, "jvm", "jvm_heap");
+        assert_gate(&run, "jvm", "jvm_heap", PASSES_AS_STABLE);
     }
 }
 
@@ -237,22 +230,45 @@ fn jvm_measured_by_pss_gets_a_warning() {
     }
 }
 
-#[test]
-fn a_sample_command_without_a_byte_count_is_one_error_line() {
+/// `leaksift check -q --ready-delay 0s --scenario true FLAGS… -- sleep 30` must end with one
+/// `leaksift: error:` line (exit 2) containing every one of `expected`.
+fn assert_one_error_line(flags: &[&str], expected: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
         .args(["check", "-q", "--ready-delay", "0s", "--scenario", "true"])
-        .args(["--before-sample", "test -n \"$LEAKSIFT_SERVER_PID\""])
-        .args(["--sample-cmd", "echo heap: unknown", "--", "sleep", "30"])
+        .args(flags)
+        .args(["--", "sleep", "30"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("leaksift: error:")
-            && stderr.contains("--sample-cmd `echo heap: unknown` failed in iteration 3")
-            && stderr.contains("\"heap: unknown\""),
-        "{stderr}"
+    assert!(stderr.starts_with("leaksift: error:"), "{stderr}");
+    for text in expected {
+        assert!(stderr.contains(text), "{text:?} missing: {stderr}");
+    }
+}
+
+#[test]
+fn a_sample_command_without_a_byte_count_is_one_error_line() {
+    // --before-sample sees the server's PID (else it fails first, with another message).
+    let flags = [
+        "--before-sample",
+        "test -n \"$LEAKSIFT_SERVER_PID\"",
+        "--sample-cmd",
+        "echo heap: unknown",
+    ];
+    let expected = [
+        "--sample-cmd `echo heap: unknown` failed in iteration 3",
+        "\"heap: unknown\"",
+    ];
+    assert_one_error_line(&flags, &expected);
+}
+
+#[test]
+fn jvm_heap_without_a_jvm_is_one_error_line() {
+    assert_one_error_line(
+        &["--jvm-heap"],
+        &["no java process in the process tree of `sleep 30`"],
     );
 }
 
@@ -295,21 +311,4 @@ fn watch_warns_when_a_node_process_grows_and_not_for_other_programs() {
     let (verdict, stderr) = watch_growth(&["python3", "-c", grow]);
     assert_eq!(verdict, "leak", "{stderr}");
     assert!(!stderr.contains("leaksift: warning"), "{stderr}");
-}
-
-#[test]
-fn jvm_heap_without_a_jvm_is_one_error_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
-        .args(["check", "-q", "--ready-delay", "0s", "--scenario", "true"])
-        .args(["--jvm-heap", "--", "sleep", "30"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("leaksift: error:")
-            && stderr.contains("no java process in the process tree of `sleep 30`"),
-        "{stderr}"
-    );
 }
