@@ -63,6 +63,14 @@ pub enum WatchError {
         status: String,
         detail: String,
     },
+    /// `check --before-sample` or `--sample-cmd` failed, or the latter printed no byte count.
+    #[error("{role} `{command}` failed in iteration {iteration}: {detail}")]
+    SampleCommandFailed {
+        role: &'static str,
+        command: String,
+        iteration: usize,
+        detail: String,
+    },
     #[error("interrupted")]
     Interrupted,
 }

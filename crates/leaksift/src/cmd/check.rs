@@ -1,5 +1,16 @@
 //! `leaksift check`: a CI gate for servers. Starts the server, waits until it is ready, runs a
 //! scenario command repeatedly and fails (exit 1) when memory grows per iteration beyond a budget.
+//!
+//! Garbage-collected runtimes (the JVM, Node.js) need help that leaksift cannot infer: their
+//! resident memory follows the collector's lazy heap growth, so a server that leaks nothing grows
+//! for many iterations, and a pre-touched JVM heap hides a heap leak entirely. Measured (see
+//! docs/ARCHITECTURE.md, "check on garbage-collected runtimes"), the default gate failed every run
+//! of non-leaking Node and Java servers. The signal that tracks live data is the heap after a
+//! full GC: `--jvm-heap` reads it with the JDK's jcmd (`GC.class_histogram`), `--sample-cmd`
+//! takes it from the user's command (V8 cannot be made to collect from outside; the server must
+//! expose it), and `--before-sample` runs a command (a forced GC) before PSS is sampled.
+//! leaksift does not pick one by itself from an executable's name: when the server tree runs
+//! `java` or `node` without any of them, `check` warns and names the flag to add.
 
 mod junit;
 
@@ -10,8 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use leaksift_report::progress::Progress;
 use leaksift_report::units;
-use leaksift_stats::Config;
-use leaksift_watch::check::{self, CheckOptions, Ready};
+use leaksift_stats::{Config, Verdict as StatsVerdict};
+use leaksift_watch::check::{self, CheckOptions, Measure, Ready, Runtime};
 use leaksift_watch::child::{self, Launched, Streams};
 use leaksift_watch::{Sampler, Target};
 use serde::Serialize;
@@ -44,6 +55,22 @@ pub struct Args {
     /// Shell command polled every 100ms until it exits 0 (e.g. `curl -sf localhost:8080/health`).
     #[arg(long, value_name = "CMD")]
     pub ready_cmd: Option<String>,
+    /// Shell command run after the warm-up and after each measured iteration, before memory is
+    /// sampled; it must exit 0: e.g. a forced GC (`curl -sf localhost:8080/debug/gc`, an endpoint
+    /// calling `global.gc()` in `node --expose-gc`). PSS after a GC still follows the heap's
+    /// paging: to analyse the heap itself use --jvm-heap or --sample-cmd. $LEAKSIFT_SERVER_PID
+    /// holds the server's PID in every command (ready, scenario, before-sample, sample).
+    #[arg(long, value_name = "CMD")]
+    pub before_sample: Option<String>,
+    /// Shell command whose output (a byte count: `123456`, `1.5 MiB`) is analysed instead of the
+    /// server tree's PSS, e.g. a Node endpoint answering the heap used after `global.gc()`.
+    #[arg(long, value_name = "CMD", conflicts_with = "jvm_heap")]
+    pub sample_cmd: Option<String>,
+    /// Analyse the live objects of the JVM in the server's tree instead of PSS: runs
+    /// `jcmd PID GC.class_histogram` (a full GC, then its byte total) after each iteration.
+    /// Needs the JDK's jcmd and the JVM's user.
+    #[arg(long)]
+    pub jvm_heap: bool,
     /// Give up waiting for --ready-cmd after this long.
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
     pub ready_timeout: Duration,
@@ -77,6 +104,14 @@ struct CheckJson {
     schema: &'static str,
     server: String,
     scenario: String,
+    /// `"tree_pss"`, `"sample_cmd"` (`--sample-cmd`) or `"jvm_heap"` (`--jvm-heap`).
+    signal: &'static str,
+    before_sample: Option<String>,
+    sample_cmd: Option<String>,
+    /// The garbage-collected runtime found in the server's tree (`"jvm"`, `"node"`), if any.
+    runtime: Option<&'static str>,
+    /// What makes the verdict doubtful (also printed on stderr).
+    warnings: Vec<String>,
     result: &'static str,
     verdict: &'static str,
     slope_bytes_per_iteration: f64,
@@ -113,7 +148,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     progress.phase(&format!("starting `{server_name}`"));
     let ready_result = check::wait_ready(&mut server, &ready, args.ready_timeout, &interrupted);
+    let mut runtime = None;
     let run = ready_result.and_then(|()| {
+        runtime = check::find_runtime(server.pid()).map(|found| found.runtime);
         let mut sampler = Sampler::new(&Target::Tree {
             root: server.pid(),
             orphans: true,
@@ -125,6 +162,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             iterations: args.iterations as usize,
             ready: ready.clone(),
             ready_timeout: args.ready_timeout,
+            before_sample: args.before_sample.clone(),
+            measure: measure(&args),
         };
         Ok(check::run_iterations(
             &mut server,
@@ -186,14 +225,39 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         ..Config::default()
     };
     let analysis = leaksift_stats::analyze(&t, &bytes, &config).context("analysing the samples")?;
+    // The gate is the slope interval, whatever the verdict: a plateau (growth that levelled off
+    // in the last quarter) gets a warning but still fails when its interval clears the budget,
+    // because a leak measured through PSS can look flat for a few iterations (a GC'd heap fills
+    // the free space of its pages before it takes new ones).
     let failed = analysis.p_value < args.alpha && analysis.slope_ci.0 > args.budget as f64;
+    let warnings = warnings(&args, runtime, analysis.verdict);
+    for warning in &warnings {
+        eprintln!("leaksift: warning: {warning}");
+    }
+    let (signal, signal_text, axis) = match measure(&args) {
+        Measure::JvmHeap => (
+            "jvm_heap",
+            "live objects in the JVM's heap (after a full GC)",
+            "JVM heap after iteration",
+        ),
+        Measure::Command(_) => (
+            "sample_cmd",
+            "value printed by --sample-cmd",
+            "--sample-cmd after iteration",
+        ),
+        Measure::TreePss => (
+            "tree_pss",
+            "PSS of the server's process tree",
+            "PSS after iteration",
+        ),
+    };
     let verdict = Verdict {
         analysis: &analysis,
         t: &t,
         bytes: &bytes,
         per: Per::Iteration,
-        signal: "PSS of the server's process tree",
-        axis: "PSS after iteration",
+        signal: signal_text,
+        axis,
         limit: None,
     };
     // The x axis is iterations; the measured pace of the scenario turns them into seconds.
@@ -222,7 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let junit_written = match &args.junit {
         None => Ok(()),
         Some(path) => {
-            let properties = [
+            let mut properties = vec![
                 ("slope_bytes_per_iteration", format!("{}", analysis.slope)),
                 ("slope_ci_low", format!("{}", analysis.slope_ci.0)),
                 ("slope_ci_high", format!("{}", analysis.slope_ci.1)),
@@ -232,7 +296,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 ("warmup", args.warmup.to_string()),
                 ("verdict", analysis.verdict.as_str().to_string()),
                 ("server", server_name.clone()),
+                ("signal", signal.to_string()),
             ];
+            properties.extend(warnings.iter().map(|w| ("warning", w.clone())));
             let result = if let Some(error) = &error {
                 CaseResult::Error {
                     message: format!("{error:#}"),
@@ -256,6 +322,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             schema: "leaksift.check.v1",
             server: server_name,
             scenario: args.scenario.clone(),
+            signal,
+            before_sample: args.before_sample.clone(),
+            sample_cmd: args.sample_cmd.clone(),
+            runtime: runtime.map(Runtime::as_str),
+            warnings,
             result: match (&error, failed) {
                 (Some(_), _) => "error",
                 (None, true) => "fail",
@@ -315,4 +386,47 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Clean
     })
+}
+
+/// What `--sample-cmd` and `--jvm-heap` ask to analyse (clap lets only one of them through).
+fn measure(args: &Args) -> Measure {
+    match &args.sample_cmd {
+        Some(command) => Measure::Command(command.clone()),
+        None if args.jvm_heap => Measure::JvmHeap,
+        None => Measure::TreePss,
+    }
+}
+
+/// Why the verdict may be wrong: a garbage-collected server measured by PSS (also after a forced
+/// GC: measured, the JVM's PSS still crept and V8's still hid a small leak), or growth that
+/// stopped within the measured iterations.
+fn warnings(args: &Args, runtime: Option<Runtime>, verdict: StatsVerdict) -> Vec<String> {
+    let mut out = Vec::new();
+    let by_pss = measure(args) == Measure::TreePss;
+    match runtime {
+        Some(Runtime::Jvm) if by_pss => out.push(
+            "the server runs on the JVM: its PSS follows how much of the heap the collector has \
+             touched, not live data (a server that leaks nothing grows until the heap is paged \
+             in, and with -XX:+AlwaysPreTouch a heap leak never shows); analyse the heap used \
+             after a full GC with --jvm-heap"
+                .to_string(),
+        ),
+        Some(Runtime::Node) if by_pss => out.push(
+            "the server runs on Node.js: V8 grows its heap and compiles code over the first \
+             hundreds of requests, so PSS grows without a leak, and a small leak hides in the free \
+             space of V8's pages; analyse the heap used after a full GC with --sample-cmd (node \
+             --expose-gc and an endpoint answering global.gc() then process.memoryUsage()), or \
+             warm up for a few hundred requests (--warmup)"
+                .to_string(),
+        ),
+        _ => {}
+    }
+    if verdict == StatsVerdict::Plateau {
+        out.push(format!(
+            "memory growth levelled off in the last quarter of the iterations: if that is the \
+             server warming up (JIT, caches, heap sizing) rather than a leak, raise --warmup {}",
+            args.warmup
+        ));
+    }
+    out
 }

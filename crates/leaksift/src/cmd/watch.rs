@@ -13,6 +13,7 @@ use anyhow::Context;
 use leaksift_report::progress::Progress;
 use leaksift_report::units;
 use leaksift_stats::{Analysis, Config, Verdict as StatsVerdict};
+use leaksift_watch::check::Runtime;
 use leaksift_watch::child::{self, Launched, Streams};
 use leaksift_watch::record::{self, RecordOptions, Stop};
 use leaksift_watch::sampler::Signal;
@@ -169,6 +170,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Stop::ChildExited(status) => Some(child::exit_code(*status)),
         _ => None,
     };
+    // Looked up while a launched command still runs (before it is stopped).
+    let runtime = match &watched.target {
+        Target::Process { pid, .. } | Target::Tree { root: pid, .. } => {
+            leaksift_watch::check::find_runtime(*pid).map(|found| found.runtime)
+        }
+        Target::Cgroup { .. } => None,
+    };
     if let Some(child) = watched.child.as_mut() {
         child.stop(Duration::from_secs(2));
     }
@@ -176,6 +184,23 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let t: Vec<f64> = recording.samples.iter().map(|s| s.t).collect();
     let bytes: Vec<f64> = recording.samples.iter().map(|s| s.bytes as f64).collect();
     let analysis = leaksift_stats::analyze(&t, &bytes, &config).context("analysing the samples")?;
+    if let Some(runtime) = runtime
+        && matches!(analysis.verdict, StatsVerdict::Leak | StatsVerdict::Plateau)
+    {
+        // Measured: a JVM that leaks nothing reads as a leak over a 30 s watch under load.
+        let heap_check = match runtime {
+            Runtime::Jvm => "leaksift check --jvm-heap",
+            Runtime::Node => "leaksift check --sample-cmd",
+        };
+        eprintln!(
+            "leaksift: warning: the watched process runs on {}: its resident memory grows while \
+             the collector pages in and sizes its heap, also without a leak; trust a {} verdict \
+             only over a run long enough for the heap to reach its steady size, or compare the \
+             heap after a full GC (`{heap_check}`, or heap dumps with `leaksift diff`)",
+            runtime.name(),
+            analysis.verdict
+        );
+    }
     let signal = format!("{} of {}", signal_name(sampler.signal()), watched.label);
     let axis = axis_name(sampler.signal());
     let verdict = Verdict {
