@@ -427,3 +427,38 @@ fn an_error_quoting_a_hostile_file_stays_one_clean_line() {
     let line = assert_one_line_error(&out, "hostile.supp:1");
     assert!(!line.contains(['\u{1b}', '\r']), "{line:?}");
 }
+
+#[test]
+fn a_file_given_to_the_wrong_command_names_the_command_that_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = trace_with_one_lost_block(dir.path());
+    let hprof = fixture("hprof/shape.hprof.gz");
+    let snapshot = fixture("v8/handmade.heapsnapshot");
+    for args in [
+        vec!["heap", "-q", path(&trace)],
+        vec!["paths", "-q", "--id", "1", path(&trace)],
+        vec!["diff", "-q", path(&trace), path(&trace)],
+    ] {
+        assert_one_line_error(
+            &run(&args),
+            "is a trace of `leaksift record`: read it with `leaksift report`",
+        );
+    }
+    assert_one_line_error(
+        &run(&["report", "-q", path(&snapshot)]),
+        "is a V8 heap snapshot: read it with `leaksift heap`",
+    );
+    for args in [
+        vec!["report", "-q", path(&hprof)],
+        vec!["trend", path(&hprof)],
+    ] {
+        assert_one_line_error(
+            &run(&args),
+            "is a Java HPROF dump: read it with `leaksift heap`",
+        );
+    }
+    assert_one_line_error(
+        &run(&["trend", path(&trace)]),
+        "read it with `leaksift report`",
+    );
+}

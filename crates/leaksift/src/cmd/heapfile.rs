@@ -10,6 +10,8 @@ use leaksift_heap::input::{self, HeapInput};
 use leaksift_heap::{HeapFormat, HeapGraph, v8};
 use leaksift_report::progress::Progress;
 
+use crate::cmd::file_kind::{self, FileKind};
+
 /// A format-specific part of the `heap` report (e.g. HPROF threads and frames).
 #[derive(Debug, Clone)]
 pub struct ExtraSection {
@@ -67,7 +69,13 @@ pub fn load(
     progress: &mut Progress,
 ) -> anyhow::Result<LoadedHeap> {
     let shown = path.display();
-    let format = input::sniff(path).with_context(|| format!("{shown}"))?;
+    let format = input::sniff(path).map_err(|error| {
+        // A trace given to a heap command gets the command that reads it.
+        file_kind::wrong_command(path, |kind| matches!(kind, FileKind::Heap(_))).map_or_else(
+            || anyhow::Error::new(error).context(format!("{shown}")),
+            |advice| anyhow::anyhow!(advice),
+        )
+    })?;
     match format {
         HeapFormat::V8 => load_v8(path, classify_like, progress),
         HeapFormat::Hprof => {

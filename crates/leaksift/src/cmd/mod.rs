@@ -3,6 +3,7 @@
 pub mod check;
 pub mod demo;
 pub mod diff;
+pub mod file_kind;
 pub mod heap;
 pub mod heapfile;
 pub mod paths;

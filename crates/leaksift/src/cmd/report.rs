@@ -15,6 +15,7 @@ use leaksift_report::native::{TraceLabel, render_text};
 use leaksift_report::progress::Progress;
 use leaksift_trace::{TraceError, TraceReader};
 
+use crate::cmd::file_kind::{self, FileKind};
 use crate::cmd::trend::options::parse_bytes;
 use crate::outcome::Outcome;
 use crate::output;
@@ -95,8 +96,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         None => Suppressions::default(),
     };
     let trace_name = args.trace.display().to_string();
-    let reader = TraceReader::open(&args.trace)
-        .with_context(|| format!("cannot open trace {trace_name}"))?;
+    let reader = TraceReader::open(&args.trace).map_err(|error| {
+        // A heap file given to `report` gets the command that reads it.
+        file_kind::wrong_command(&args.trace, |kind| kind == FileKind::Trace).map_or_else(
+            || anyhow!(error).context(format!("cannot open trace {trace_name}")),
+            |advice| anyhow!(advice),
+        )
+    })?;
     let mut progress = Progress::stderr(args.quiet);
     progress.phase("reading trace");
     let header = reader.header().clone();

@@ -14,6 +14,7 @@ use leaksift_watch::import::Format;
 
 use self::options::{Thresholds, parse_bytes};
 use self::render::{Evidence, Headline, Per, Verdict};
+use crate::cmd::file_kind;
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +59,10 @@ struct TrendJson {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let name = args.file.display().to_string();
+    // A trace or a heap file (hundreds of MiB) is refused before it is read whole.
+    if let Some(advice) = file_kind::wrong_command(&args.file, |_| false) {
+        anyhow::bail!(advice);
+    }
     let text = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
     let text = String::from_utf8_lossy(&text);
     let imported = leaksift_watch::import::read_series(&text, args.column.as_deref())
