@@ -9,4 +9,5 @@ pub mod growth;
 pub mod replay;
 pub mod suppress;
 pub mod symbolize;
+pub mod untraced;
 pub mod view;

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::replay::{Analysis, BlocksBytes, LeakTotals, StackIndex, StackStats};
 use crate::suppress::Suppressions;
 use crate::symbolize::{Frame, Symbolizer};
+use crate::untraced::UntracedMemory;
 
 /// How much of the analysis the report lists.
 #[derive(Debug, Clone)]
@@ -69,6 +70,9 @@ pub struct NativeReport {
     pub hotspots: Vec<Hotspot>,
     pub temporaries: Vec<Hotspot>,
     pub growth: GrowthView,
+    /// Signs of memory the recorder does not see (an allocator library of the program's own, a
+    /// resident set far above the traced heap); `None` when there are none.
+    pub untraced_memory: Option<UntracedMemory>,
 }
 
 /// The reachability scan the leak classes come from.
@@ -386,6 +390,11 @@ pub fn build(
             samples: analysis.sites.len(),
             sites,
         },
+        untraced_memory: UntracedMemory::detect(
+            &analysis.modules,
+            analysis.peak.bytes,
+            analysis.peak_rss_bytes,
+        ),
     }
 }
 

@@ -721,12 +721,17 @@ impl Writer {
         }
     }
 
-    fn periodic(&mut self, now: u64) {
+    /// Writes an RSS sample stamped now.
+    fn sample_rss(&mut self) {
         let time = self.clock.nanos(sys::timestamp());
         if let Some(rss) = resident_bytes() {
             let result = self.sink.trace.rss_sample(time, rss);
             self.check(result);
         }
+    }
+
+    fn periodic(&mut self, now: u64) {
+        self.sample_rss();
         if let Some(control) = runtime::config().and_then(|c| c.control.as_deref())
             && std::fs::remove_file(control).is_ok()
         {
@@ -991,9 +996,11 @@ impl Writer {
         self.check(result);
     }
 
-    /// Exit: write everything, scan, write `End`, flush, stop tracing and release the exiting thread.
+    /// Exit: write everything, sample RSS, scan, write `End`, flush, stop tracing and release the exiting thread.
     fn finish(&mut self) {
         self.cycle(true);
+        // The state at exit: a program shorter than one cycle still has its peak RSS.
+        self.sample_rss();
         let sp = runtime::EXIT_SP.load(Ordering::Acquire);
         self.scan(ScanTrigger::Exit, Some(sp));
         runtime::stop_tracing();

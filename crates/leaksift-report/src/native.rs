@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use leaksift_native::symbolize::{Frame, UNKNOWN};
+use leaksift_native::untraced::UntracedMemory;
 use leaksift_native::view::{Hotspot, NativeReport};
 
 use crate::table::{Align, Table};
@@ -76,6 +77,9 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         units::bytes(report.live_at_end.bytes as f64),
         report.live_at_end.blocks
     );
+    if let Some(untraced) = &report.untraced_memory {
+        untraced_notes(&mut out, untraced, report);
+    }
 
     out.push('\n');
     match &report.scan {
@@ -261,6 +265,27 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         out.push_str(&table.render());
     }
     out
+}
+
+/// Says what memory the report cannot show, and why leaksift thinks there is some.
+fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeReport) {
+    for module in &untraced.allocator_modules {
+        let _ = writeln!(
+            out,
+            "note: the program loaded {module}, an allocator of its own: what it allocates is \
+             not traced (only glibc's malloc family is)"
+        );
+    }
+    if let (Some(ratio), Some(rss)) = (untraced.rss_over_heap, report.peak_rss_bytes) {
+        let _ = writeln!(
+            out,
+            "note: peak RSS {} is {ratio:.0}× the peak traced heap ({}): most of the memory did \
+             not come from malloc and friends (mmap — `record --mmap` traces it —, an allocator \
+             linked into the program, a JIT or interpreter arenas) and is not in this report",
+            units::bytes(rss as f64),
+            units::bytes(report.peak_bytes as f64)
+        );
+    }
 }
 
 fn hotspot_table(out: &mut String, title: &str, rows: &[Hotspot]) {

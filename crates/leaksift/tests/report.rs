@@ -280,6 +280,43 @@ fn json_report_of_a_synthetic_trace() {
 }
 
 #[test]
+fn memory_from_outside_malloc_is_pointed_out_unless_it_is_traced() {
+    // untraced.c maps and touches 96 MiB and mallocs 64 bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(dir.path(), "gcc", "untraced.c", "untraced", &["-O1"]);
+    let trace = record(dir.path(), &binary);
+    let json = json_of(&report(&trace, &["--json"]));
+    let untraced = &json["untraced_memory"];
+    let ratio = untraced["rss_over_heap"].as_f64().expect("flagged");
+    assert!(ratio >= 8.0, "{untraced}");
+    assert!(
+        json["peak_rss_bytes"].as_u64().unwrap() >= 96 << 20,
+        "{json}"
+    );
+    assert_eq!(untraced["allocator_modules"], serde_json::json!([]));
+    let text = String::from_utf8(report(&trace, &[]).stdout).unwrap();
+    assert!(text.contains("note: peak RSS "), "{text}");
+
+    // With --mmap the region is traced: it is part of the heap, and nothing is said.
+    crate::support::ensure_preload();
+    let traced = dir.path().join("traced.lks");
+    must_run(
+        Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["record", "--mmap", "-o"])
+            .arg(&traced)
+            .arg("--")
+            .arg(&binary),
+    );
+    let json = json_of(&report(&traced, &["--json"]));
+    assert!(
+        json["untraced_memory"].is_null(),
+        "{}",
+        json["untraced_memory"]
+    );
+    assert!(json["peak_bytes"].as_u64().unwrap() >= 96 << 20);
+}
+
+#[test]
 fn human_report_lists_the_summary_and_stacks() {
     let t = synthetic(true);
     let output = report(&t.trace, &[]);
