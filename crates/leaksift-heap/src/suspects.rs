@@ -120,7 +120,7 @@ pub fn accumulated_by_class(
     point: NodeIndex,
     top: usize,
 ) -> Vec<AccumulatedClass> {
-    let mut by_class: HashMap<ClassId, (u64, u64)> = HashMap::new();
+    let mut by_class: rustc_hash::FxHashMap<ClassId, (u64, u64)> = Default::default();
     for child in dominators.dominated(point) {
         let entry = by_class.entry(graph.class(child)).or_default();
         entry.0 += 1;
