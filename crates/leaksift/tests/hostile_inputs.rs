@@ -462,3 +462,44 @@ fn a_file_given_to_the_wrong_command_names_the_command_that_reads_it() {
         "read it with `leaksift report`",
     );
 }
+
+#[test]
+fn trend_reads_a_pipe_whole() {
+    // `leaksift trend <(curl …)`: the series arrives through a pipe, which must not be read
+    // twice (a look at its first bytes would take them from the series).
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("series");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let rows: String = (0..40).map(|i| format!("{i},{}\n", 1000 * i)).collect();
+            std::fs::write(&fifo, format!("t,bytes\n{rows}")).unwrap();
+        })
+    };
+    // Reading the pipe twice would wait forever for a second writer: give up after a minute.
+    let mut child = leaksift()
+        .args(["trend", "--json", path(&fifo)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("trend still waits on the pipe after a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["samples"], 40, "{json}");
+}

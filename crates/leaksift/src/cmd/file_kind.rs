@@ -17,7 +17,12 @@ pub enum FileKind {
 
 impl FileKind {
     /// What the file at `path` is, or `None` when it is none of these (or cannot be read).
+    /// Only regular files are looked into: reading the start of a pipe (`trend <(curl …)`) would
+    /// take those bytes from the command that reads it next.
     pub fn of(path: &Path) -> Option<FileKind> {
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let mut magic = [0u8; 8];
         let read = std::fs::File::open(path)
             .and_then(|mut file| file.read_exact(&mut magic))
