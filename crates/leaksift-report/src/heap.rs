@@ -45,6 +45,9 @@ pub struct SuspectRow {
     /// What piles up there: the objects it immediately dominates, by class, biggest first.
     pub accumulated: Vec<AccumulatedRow>,
     pub path: Vec<PathStepRow>,
+    /// For a single object whose accumulation point lies below it: the path to that point
+    /// (shown instead of `path`, which it extends); empty otherwise.
+    pub accumulation_path: Vec<PathStepRow>,
 }
 
 /// A class of the objects an accumulation point immediately dominates.
@@ -237,7 +240,14 @@ pub fn render_summary(s: &HeapSummary) -> String {
         // A path along a long chain (a linked list, a finalizer queue) keeps its two ends.
         const PATH_HEAD: usize = 16;
         const PATH_TAIL: usize = 6;
-        let rendered = render_path(&suspect.path);
+        // The path down to the accumulation point when there is one: it names the field or
+        // variable holding the bytes.
+        let shown = if suspect.accumulation_path.is_empty() {
+            &suspect.path
+        } else {
+            &suspect.accumulation_path
+        };
+        let rendered = render_path(shown);
         let lines: Vec<&str> = rendered.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             if lines.len() > PATH_HEAD + PATH_TAIL + 1 && i == PATH_HEAD {

@@ -125,6 +125,47 @@ fn listener_registry_leak_is_the_top_suspect_with_its_path() {
 }
 
 #[test]
+fn a_suspects_path_goes_down_to_its_accumulation_point() {
+    // MAT's "shortest paths to the accumulation point": through the thread's local to the field.
+    let file = fixture("listener_leak.hprof.gz");
+    let heap = json(&["heap"], &file);
+    let top = &heap["suspects"][0];
+    let path = steps(&top["accumulation_path"]);
+    assert_eq!(path.len(), 5, "{path:?}");
+    assert!(
+        path[1].2.starts_with("java.lang.Thread \"main\" @"),
+        "{path:?}"
+    );
+    assert_eq!(path[2].0, "GC root (Java Local)", "{path:?}");
+    assert_eq!(
+        (path[3].0.as_str(), path[3].1.as_str()),
+        ("field", "listeners")
+    );
+    assert_eq!(
+        (path[4].0.as_str(), path[4].1.as_str()),
+        ("field", "elementData")
+    );
+    assert_eq!(path[4].2, top["accumulation_point"].as_str().unwrap());
+    // The text shows that path under the suspect.
+    let text = String::from_utf8(
+        leaksift()
+            .args(["heap", "--quiet"])
+            .arg(&file)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let suspect = text.split("\n2. ").next().unwrap();
+    assert!(suspect.contains("--[field listeners]-->"), "{text}");
+    // A class suspect keeps the path to its biggest instance only.
+    assert_eq!(
+        heap["suspects"][1]["accumulation_path"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
 fn a_suspect_says_what_accumulates_at_its_accumulation_point() {
     // tests/programs/java/regenerate.sh registers 1500 listeners; the listener array holds them.
     let heap = json(&["heap"], &fixture("listener_leak.hprof.gz"));

@@ -171,6 +171,37 @@ fn detached_dom_of_the_chromium_page_is_listed() {
 }
 
 #[test]
+fn a_suspects_accumulation_path_runs_through_it_to_its_accumulation_point() {
+    let mut checked = 0;
+    for name in [
+        "chrome-detached.heapsnapshot.gz",
+        "shapes.heapsnapshot.gz",
+        "handmade.heapsnapshot",
+    ] {
+        let ours = heap_json(&fixture(name));
+        for suspect in ours["suspects"].as_array().unwrap() {
+            let path = suspect["accumulation_path"].as_array().unwrap();
+            let description = suspect["description"].as_str().unwrap();
+            let point = suspect["accumulation_point"].as_str().unwrap();
+            let Some(object) = description.strip_prefix("one object: ") else {
+                assert!(path.is_empty(), "{suspect}");
+                continue;
+            };
+            if point == object {
+                assert!(path.is_empty(), "{suspect}");
+                continue;
+            }
+            let nodes: Vec<&str> = path.iter().map(|s| s["node"].as_str().unwrap()).collect();
+            assert_eq!(nodes.last(), Some(&point), "{name}: {nodes:?}");
+            assert!(nodes.contains(&object), "{name}: {object} not on {nodes:?}");
+            checked += 1;
+        }
+    }
+    // chrome-detached has two such suspects.
+    assert!(checked >= 2, "{checked}");
+}
+
+#[test]
 fn the_global_suspect_says_the_emitter_is_what_accumulates() {
     // In a Node heap `global` dominates nearly everything, so it is the top suspect and its own
     // accumulation point; what it immediately dominates, by class, names the leaking emitter

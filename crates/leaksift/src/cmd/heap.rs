@@ -91,9 +91,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 find_suspects_among(graph, dominators, args.threshold / 100.0, total, |n| {
                     analysis.counts(n)
                 });
-            let representatives: Vec<NodeIndex> =
-                found.iter().map(|s| s.representative()).collect();
-            let tree = PathTree::towards(graph, &representatives);
+            // Paths to each suspect and to its accumulation point.
+            let targets: Vec<NodeIndex> = found
+                .iter()
+                .flat_map(|s| [s.representative(), s.accumulation_point])
+                .collect();
+            let tree = PathTree::towards(graph, &targets);
             let duplicates = match &analysis.heap.hprof {
                 Some(hprof) if args.duplicate_strings => {
                     progress.phase("java.lang.String values");
@@ -172,6 +175,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     retained_bytes: a.retained_bytes,
                 })
                 .collect(),
+                // MAT's "shortest paths to the accumulation point": through the suspect (it
+                // dominates the point), down to the field or variable that holds the bytes.
+                accumulation_path: match s.kind {
+                    SuspectKind::Single(node) if s.accumulation_point != node => tree
+                        .path_to(graph, s.accumulation_point)
+                        .map(|p| analysis.path_rows(&p))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                },
                 path: path.map(|p| analysis.path_rows(&p)).unwrap_or_default(),
             }
         })
@@ -251,6 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     "class": a.class, "count": a.count, "retained_bytes": a.retained_bytes,
                 })).collect::<Vec<_>>(),
                 "path": analysis.path_json(&s.path),
+                "accumulation_path": analysis.path_json(&s.accumulation_path),
             })).collect::<Vec<_>>(),
             "detached": detached.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
             "duplicate_strings": summary.duplicate_strings.iter().map(|d| json!({
