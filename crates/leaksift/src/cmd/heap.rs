@@ -91,10 +91,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 find_suspects_among(graph, dominators, args.threshold / 100.0, total, |n| {
                     analysis.counts(n)
                 });
-            // Paths to each suspect and to its accumulation point.
+            // Paths to each suspect, and to a single suspect's accumulation point below it.
             let targets: Vec<NodeIndex> = found
                 .iter()
-                .flat_map(|s| [s.representative(), s.accumulation_point])
+                .map(|s| s.representative())
+                .chain(found.iter().filter_map(accumulation_below))
                 .collect();
             let tree = PathTree::towards(graph, &targets);
             let duplicates = match &analysis.heap.hprof {
@@ -177,13 +178,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 .collect(),
                 // MAT's "shortest paths to the accumulation point": through the suspect (it
                 // dominates the point), down to the field or variable that holds the bytes.
-                accumulation_path: match s.kind {
-                    SuspectKind::Single(node) if s.accumulation_point != node => tree
-                        .path_to(graph, s.accumulation_point)
-                        .map(|p| analysis.path_rows(&p))
-                        .unwrap_or_default(),
-                    _ => Vec::new(),
-                },
+                accumulation_path: accumulation_below(s)
+                    .and_then(|point| tree.path_to(graph, point))
+                    .map(|p| analysis.path_rows(&p))
+                    .unwrap_or_default(),
                 path: path.map(|p| analysis.path_rows(&p)).unwrap_or_default(),
             }
         })
@@ -282,6 +280,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         drop(heap);
     });
     Ok(Outcome::Clean)
+}
+
+/// A single-object suspect's accumulation point when it lies below the suspect (the path shown
+/// then goes down to it); `None` for class suspects and when the suspect is its own point.
+fn accumulation_below(suspect: &suspects::Suspect) -> Option<NodeIndex> {
+    match suspect.kind {
+        SuspectKind::Single(node) if suspect.accumulation_point != node => {
+            Some(suspect.accumulation_point)
+        }
+        _ => None,
+    }
 }
 
 /// Rows of the duplicated strings table.
