@@ -3,6 +3,8 @@
 //! The CLI turns engine results into these rows (names already decoded); this module only lays
 //! them out. JSON is produced by the CLI from the same rows.
 
+use leaksift_heap::v8::Statistics;
+
 use crate::table::{Align, Table};
 use crate::units::bytes;
 
@@ -95,6 +97,8 @@ pub struct HeapSummary {
     pub detached: Vec<ClassRow>,
     pub duplicate_strings: Vec<DuplicateStringRow>,
     pub unreachable_count: u64,
+    /// V8: DevTools' Statistics view (what kind of memory the total is); `None` for HPROF.
+    pub statistics: Option<Statistics>,
     /// Garbage left out of every number (HPROF dumps written without a full GC).
     pub garbage: Option<GarbageRow>,
     pub extra_sections: Vec<ExtraSectionText>,
@@ -184,6 +188,19 @@ pub fn render_summary(s: &HeapSummary) -> String {
         s.edge_count,
         bytes(s.total_bytes as f64)
     );
+    if let Some(st) = &s.statistics {
+        // DevTools' Statistics pie, in one line.
+        out.push_str(&format!(
+            "V8 heap {} (code {}, strings {}, JS arrays {}, system {}), native {} (typed arrays {})\n",
+            bytes(st.v8_heap as f64),
+            bytes(st.code as f64),
+            bytes(st.strings as f64),
+            bytes(st.js_arrays as f64),
+            bytes(st.system as f64),
+            bytes(st.native as f64),
+            bytes(st.typed_arrays as f64)
+        ));
+    }
     if let Some(garbage) = s.garbage.as_ref().filter(|g| g.objects > 0) {
         out.push_str(&format!(
             "{} unreachable objects ({}) left out, as Eclipse MAT does: no GC root reaches them\n",

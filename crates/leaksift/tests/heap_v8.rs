@@ -143,6 +143,34 @@ fn committed_fixtures_match_devtools_exactly() {
 }
 
 #[test]
+fn statistics_equal_devtools_on_every_fixture_when_the_toolkit_is_installed() {
+    if !node_available()
+        || !programs()
+            .join("node_modules/heap-snapshot-toolkit")
+            .exists()
+    {
+        eprintln!("skipped: node or the toolkit (`npm ci` in tests/programs/node) is missing");
+        return;
+    }
+    for name in [
+        "shapes.heapsnapshot.gz",
+        "shapes-node18.heapsnapshot.gz",
+        "shapes-node22.heapsnapshot.gz",
+        "emitter-final.heapsnapshot.gz",
+        "chrome-detached.heapsnapshot.gz",
+        "handmade.heapsnapshot",
+    ] {
+        let devtools = json_of(
+            Command::new("node")
+                .arg(programs().join("devtools-summary.mjs"))
+                .arg(fixture(name)),
+        );
+        let ours = heap_json(&fixture(name));
+        assert_eq!(ours["statistics"], devtools["statistics"], "{name}");
+    }
+}
+
+#[test]
 fn detached_dom_of_the_chromium_page_is_listed() {
     // tests/programs/chrome/detached-dom.html removes 50 panels of 20 rows and a button each
     // from the document while a registry keeps them.
@@ -274,7 +302,9 @@ fn fresh_node_snapshot_matches_devtools_when_the_toolkit_is_installed() {
             .arg(programs().join("devtools-summary.mjs"))
             .arg(&snapshot),
     );
-    assert_matches_devtools(&heap_json(&snapshot), &devtools);
+    let ours = heap_json(&snapshot);
+    assert_matches_devtools(&ours, &devtools);
+    assert_eq!(ours["statistics"], devtools["statistics"]);
 }
 
 /// Runs a leak program that writes baseline, target and final snapshots into `dir`.

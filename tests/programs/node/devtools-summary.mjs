@@ -2,7 +2,9 @@
 // devtools-frontend's HeapSnapshot.ts) on a snapshot and prints its Summary view as JSON:
 //   node devtools-summary.mjs FILE.heapsnapshot[.gz]
 // Output: {"total_bytes", "classes": [{key, name, count, shallow_bytes,
-// retained_bytes}]} where key is DevTools' class key (",Name" or "script,line,column,Name").
+// retained_bytes}], "statistics": {total, native, typed_arrays, v8_heap, code, strings,
+// js_arrays, system}} where key is DevTools' class key (",Name" or "script,line,column,Name") and
+// statistics is its Statistics view.
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { parse, DevToolsAPI } from 'heap-snapshot-toolkit';
@@ -25,4 +27,15 @@ const statistics = await snapshot.getStatistics();
 process.stdout.write(JSON.stringify({
   total_bytes: statistics.total,
   classes,
+  // The Statistics view, under leaksift's key names.
+  statistics: {
+    total: statistics.total,
+    native: statistics.native.total,
+    typed_arrays: statistics.native.typedArrays,
+    v8_heap: statistics.v8heap.total,
+    code: statistics.v8heap.code,
+    strings: statistics.v8heap.strings,
+    js_arrays: statistics.v8heap.jsArrays,
+    system: statistics.v8heap.system,
+  },
 }) + '\n');

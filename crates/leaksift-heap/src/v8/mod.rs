@@ -4,6 +4,7 @@
 mod devtools;
 pub(crate) mod distance_filter;
 mod scan;
+mod statistics;
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 pub use devtools::InterfaceDefinition;
+pub use statistics::{Statistics, statistics};
 
 use crate::compact::{CompactU32s, CompactU64s, IdColumn};
 use crate::graph::{

@@ -11,7 +11,7 @@ use anyhow::Context;
 use leaksift_heap::histogram::{self, ClassStats, class_histogram_filtered};
 use leaksift_heap::paths::PathTree;
 use leaksift_heap::suspects::{self, SuspectKind, find_suspects_among, top_level_dominators};
-use leaksift_heap::{Detachedness, HeapGraph, NodeIndex};
+use leaksift_heap::{Detachedness, HeapFormat, HeapGraph, NodeIndex, v8};
 use leaksift_report::heap::{
     AccumulatedRow, DuplicateStringRow, ExtraSectionText, GarbageRow, HeapSummary, SuspectRow,
     render_summary,
@@ -72,9 +72,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // while this one finds the suspects, their paths and the duplicated strings.
     let is_detached =
         |n: NodeIndex| graph.detachedness(n) == Detachedness::Detached && analysis.counts(n);
-    let (histogram, detached, (top_dominators, found, tree, duplicates)) =
+    let (histogram, detached, statistics, (top_dominators, found, tree, duplicates)) =
         std::thread::scope(|scope| {
             let histogram = scope.spawn(|| analysis.histogram());
+            // V8: DevTools' Statistics view (one pass over the nodes and one over the edges).
+            let statistics = scope.spawn(|| {
+                (graph.format() == HeapFormat::V8)
+                    .then(|| v8::statistics(graph, total, analysis.heap.extra_bytes))
+            });
             let detached = scope.spawn(|| {
                 if graph.nodes().any(is_detached) {
                     class_histogram_filtered(graph, dominators, is_detached)
@@ -125,6 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             (
                 joined(histogram),
                 joined(detached),
+                statistics
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                 (top_dominators, found, tree, duplicates),
             )
         });
@@ -218,6 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         unreachable_count: u64::from(dominators.unreachable_count())
             .saturating_sub(garbage.as_ref().map_or(0, |g| g.objects)),
         garbage,
+        statistics,
         extra_sections: extra_sections
             .iter()
             .map(|s| ExtraSectionText {
@@ -249,6 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     "shallow_bytes": s.shallow_bytes,
                 })).collect::<Vec<_>>(),
             })),
+            "statistics": summary.statistics,
             "suspect_threshold": args.threshold / 100.0,
             "accumulation_ratio": suspects::ACCUMULATION_RATIO,
             "classes": histogram.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
