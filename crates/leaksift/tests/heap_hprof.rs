@@ -22,7 +22,7 @@ fn leaksift() -> Cli {
 mod heap_json;
 #[path = "support/json_command.rs"]
 mod json_command;
-use heap_json::{json, steps};
+use heap_json::{heap_text, json, steps};
 use json_command::json_of;
 
 /// The object id at the end of a description such as `java.lang.Object[] @0xfd8a1c40`.
@@ -147,15 +147,7 @@ fn a_suspects_path_goes_down_to_its_accumulation_point() {
     );
     assert_eq!(path[4].2, top["accumulation_point"].as_str().unwrap());
     // The text shows that path under the suspect.
-    let text = String::from_utf8(
-        leaksift()
-            .args(["heap", "--quiet"])
-            .arg(&file)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let text = heap_text(&file);
     let suspect = text.split("\n2. ").next().unwrap();
     assert!(suspect.contains("--[field listeners]-->"), "{text}");
     // A class suspect keeps the path to its biggest instance only.
@@ -178,15 +170,7 @@ fn a_suspect_says_what_accumulates_at_its_accumulation_point() {
         .map(|a| a["retained_bytes"].as_u64().unwrap())
         .sum();
     assert!(retained <= top["retained_bytes"].as_u64().unwrap());
-    let text = String::from_utf8(
-        leaksift()
-            .args(["heap", "--quiet"])
-            .arg(fixture("listener_leak.hprof.gz"))
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let text = heap_text(&fixture("listener_leak.hprof.gz"));
     assert!(
         text.contains("   made of: 1500 × ListenerLeak$Widget$ClickListener ("),
         "{text}"
@@ -227,12 +211,7 @@ fn heap_report_counts_instances_and_lists_thread_frames() {
     assert_eq!(class_count(&shape, "Shape$Counted"), 1234);
     assert_eq!(class_count(&shape, "Shape$Node"), 6);
     // The text report has the same sections.
-    let text = leaksift()
-        .args(["heap", "--quiet"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text = heap_text(&file);
     assert!(text.contains("Leak suspects"), "{text}");
     assert!(
         text.contains("ListenerLeak.main (ListenerLeak.java:"),
@@ -326,12 +305,7 @@ fn threads_are_ranked_by_retained_size_with_the_frames_retaining_most() {
             .iter()
             .any(|l| l["id"] == biggest["id"])
     );
-    let text = leaksift()
-        .args(["heap", "--quiet"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text = heap_text(&file);
     let section = text
         .split("Threads by retained size")
         .nth(1)
@@ -450,12 +424,7 @@ fn check_garbage_left_out(file: &Path, kept: u64, dropped: u64) {
         kept_row["retained_bytes"].as_u64().unwrap(),
         kept * (16 + 2016)
     );
-    let text = leaksift()
-        .args(["heap", "--quiet"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text = heap_text(file);
     assert!(
         text.contains(&format!("{} unreachable objects (", garbage["objects"])),
         "{text}"

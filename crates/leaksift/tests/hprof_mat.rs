@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use assert_cmd::Command as Cli;
 use serde_json::Value;
 
 /// Payloads each scenario keeps.
@@ -21,15 +20,11 @@ const ARRAY_BYTES: u64 = 16 + 4 * PAYLOADS + PAYLOADS * PAYLOAD_BYTES;
 /// An upper bound of that class object's shallow size (112 bytes on JDK 17).
 const CLASS_MIRROR_MAX: u64 = 256;
 
-fn leaksift() -> Cli {
-    Cli::new(env!("CARGO_BIN_EXE_leaksift"))
-}
-
 #[path = "support/heap_json.rs"]
 mod heap_json;
 #[path = "support/json_command.rs"]
 mod json_command;
-use heap_json::{json, steps};
+use heap_json::{heap_text, json, steps};
 use json_command::json_of;
 
 /// MatLeaks.java and Dump.java compiled once, or `None` without a JDK.
@@ -206,15 +201,7 @@ fn a_sleeping_threads_local_is_found_from_its_thread_root_and_frame() {
     assert_eq!(run["retained_bytes"], 0, "{run}");
     assert!(run["biggest"].is_null(), "{run}");
 
-    let text = String::from_utf8(
-        leaksift()
-            .args(["heap", "--quiet"])
-            .arg(&file)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let text = heap_text(&file);
     let after = text
         .split("Threads by retained size")
         .nth(1)
@@ -317,17 +304,12 @@ fn objects_held_only_by_soft_references_are_explained_by_their_reference() {
     let paths = json(&["paths", "--id", id_of(&last.2)], &file);
     assert_eq!(paths["reachable"], true);
     // The text report says how such objects are held.
-    let text = leaksift()
-        .args(["heap", "--quiet"])
-        .arg(&file)
-        .output()
-        .unwrap()
-        .stdout;
+    let text = heap_text(&file);
     let held = format!(
         "{} objects are held only through java.lang.ref references",
         heap["unreachable_count"]
     );
-    assert!(String::from_utf8(text).unwrap().contains(&held), "{held}");
+    assert!(text.contains(&held), "{held}");
     assert_eq!(paths["held_only_by_references"], true);
     assert_eq!(steps(&paths["paths"][0]), path);
     let strong = &heap["dominators"]

@@ -1,4 +1,5 @@
-//! Runs a heap command (`heap`, `paths`, `diff`) with `--json --quiet` and reads its output.
+//! Runs a heap command (`heap`, `paths`, `diff`) with `--json --quiet` and reads its output, or
+//! `heap`'s text report.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,6 +13,21 @@ pub fn json(args: &[&str], file: &Path) -> Value {
     let mut command = Command::new(env!("CARGO_BIN_EXE_leaksift"));
     command.args(args).arg("--json").arg("--quiet").arg(file);
     json_of(&mut command)
+}
+
+/// The text report of `leaksift heap --quiet FILE`, which must succeed.
+pub fn heap_text(file: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["heap", "--quiet"])
+        .arg(file)
+        .output()
+        .expect("run leaksift");
+    assert!(
+        out.status.success(),
+        "leaksift heap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 text")
 }
 
 /// `(edge kind, edge name, node)` of each step of a JSON path.
