@@ -11,6 +11,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "support/json_command.rs"]
+mod json_command;
+use json_command::json_of;
+
 /// Per class (Java name): instance count and shallow bytes.
 type Histogram = BTreeMap<String, (u64, u64)>;
 
@@ -236,17 +240,11 @@ fn histogram_and_dump(program: &Program, dir: &Path) -> (Histogram, PathBuf) {
 }
 
 fn leaksift_heap(dump: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
-        .args(["heap", "--json", "--quiet", "--top", "100000"])
-        .arg(dump)
-        .output()
-        .expect("run leaksift");
-    assert!(
-        out.status.success(),
-        "leaksift heap failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    json_of(
+        Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["heap", "--json", "--quiet", "--top", "100000"])
+            .arg(dump),
+    )
 }
 
 /// The differences between the JVM's histogram and leaksift's for one configuration, one line each.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::json_command::json_of;
+use crate::json_command::{json_of, stdout_of};
 
 use serde_json::Value;
 
@@ -17,17 +17,9 @@ pub fn json(args: &[&str], file: &Path) -> Value {
 
 /// The text report of `leaksift heap --quiet FILE`, which must succeed.
 pub fn heap_text(file: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
-        .args(["heap", "--quiet"])
-        .arg(file)
-        .output()
-        .expect("run leaksift");
-    assert!(
-        out.status.success(),
-        "leaksift heap failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 text")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leaksift"));
+    command.args(["heap", "--quiet"]).arg(file);
+    String::from_utf8(stdout_of(&mut command)).expect("UTF-8 text")
 }
 
 /// `(edge kind, edge name, node)` of each step of a JSON path.
