@@ -1,5 +1,6 @@
 //! Signs that a traced program used memory the recorder does not see: an allocator of its own
-//! loaded as a library, or a resident set far above the traced heap.
+//! loaded as a library, a managed runtime whose objects live in its own heap, or a resident set
+//! far above the traced heap.
 
 use leaksift_trace::model::Module;
 
@@ -15,6 +16,42 @@ const ALLOCATOR_LIBRARIES: [&str; 7] = [
     "libtbbmalloc",
 ];
 
+/// A runtime whose objects live in a heap of its own (arenas or a garbage-collected heap carved
+/// from mmap), so they are not in a native report however much memory they take; each has its
+/// own tool, which the report names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagedRuntime {
+    /// CPython: objects up to 512 bytes come from pymalloc's arenas unless `PYTHONMALLOC=malloc`.
+    Python,
+    /// Node.js: JavaScript objects live in V8's heap (ArrayBuffer contents are malloc'd).
+    Node,
+    /// A HotSpot JVM (`libjvm.so`): Java objects live in the Java heap.
+    Jvm,
+}
+
+impl ManagedRuntime {
+    /// The runtime a loaded module is the core of: CPython's executable or `libpython3.x`,
+    /// Node's executable or `libnode`, HotSpot's `libjvm`.
+    pub fn of_module(path: &str) -> Option<ManagedRuntime> {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let versioned = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        };
+        if versioned("python") || name.starts_with("libpython3.") || name.starts_with("libpython2.")
+        {
+            Some(ManagedRuntime::Python)
+        } else if name == "node" || name == "nodejs" || name.starts_with("libnode.so") {
+            Some(ManagedRuntime::Node)
+        } else if name == "libjvm.so" {
+            Some(ManagedRuntime::Jvm)
+        } else {
+            None
+        }
+    }
+}
+
 /// The resident set counts as far above the traced heap past this multiple of the heap's peak…
 pub const RSS_OVER_HEAP_RATIO: f64 = 8.0;
 /// …and when it exceeds the heap by at least this much (a small program's RSS is mostly its
@@ -26,6 +63,8 @@ pub const RSS_OVER_HEAP_MIN_BYTES: u64 = 64 << 20;
 pub struct UntracedMemory {
     /// Loaded libraries that are allocators of their own (their allocations are not traced).
     pub allocator_modules: Vec<String>,
+    /// The managed runtime the program runs on, if leaksift knows it (`python`, `node`, `jvm`).
+    pub managed_runtime: Option<ManagedRuntime>,
     /// Peak RSS over the peak traced heap, when it is at least [`RSS_OVER_HEAP_RATIO`] and the
     /// gap at least [`RSS_OVER_HEAP_MIN_BYTES`]: memory from mmap, an allocator linked into the
     /// program, a JIT or an interpreter's arenas.
@@ -52,16 +91,21 @@ impl UntracedMemory {
             .collect();
         allocator_modules.sort();
         allocator_modules.dedup();
+        let managed_runtime = modules
+            .iter()
+            .find_map(|m| ManagedRuntime::of_module(&m.path));
         let rss_over_heap = peak_rss_bytes.and_then(|rss| {
             let ratio = rss as f64 / peak_heap_bytes.max(1) as f64;
             (ratio >= RSS_OVER_HEAP_RATIO
                 && rss.saturating_sub(peak_heap_bytes) >= RSS_OVER_HEAP_MIN_BYTES)
                 .then_some(ratio)
         });
-        (!allocator_modules.is_empty() || rss_over_heap.is_some()).then_some(UntracedMemory {
-            allocator_modules,
-            rss_over_heap,
-        })
+        (!allocator_modules.is_empty() || managed_runtime.is_some() || rss_over_heap.is_some())
+            .then_some(UntracedMemory {
+                allocator_modules,
+                managed_runtime,
+                rss_over_heap,
+            })
     }
 }
 
@@ -114,5 +158,41 @@ mod tests {
             None
         );
         assert_eq!(UntracedMemory::detect(&libc, mib, None), None);
+    }
+
+    #[test]
+    fn runtimes_are_known_by_their_core_module_and_lookalikes_are_not() {
+        let runtime = |path| ManagedRuntime::of_module(path);
+        for python in [
+            "/usr/bin/python3.11",
+            "/usr/bin/python3",
+            "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
+        ] {
+            assert_eq!(runtime(python), Some(ManagedRuntime::Python), "{python}");
+        }
+        for node in ["/usr/bin/node", "/usr/lib/x86_64-linux-gnu/libnode.so.108"] {
+            assert_eq!(runtime(node), Some(ManagedRuntime::Node), "{node}");
+        }
+        assert_eq!(
+            runtime("/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so"),
+            Some(ManagedRuntime::Jvm)
+        );
+        for other in [
+            "/usr/bin/python-config",
+            "/usr/lib/python3/dist-packages/_cffi_backend.cpython-311-x86_64-linux-gnu.so",
+            "/opt/app/node_helper",
+            "/usr/lib/libjvmti_agent.so",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        ] {
+            assert_eq!(runtime(other), None, "{other}");
+        }
+        let modules = [
+            module("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            module("/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so"),
+        ];
+        // Named even when the resident set is close to the heap.
+        let found = UntracedMemory::detect(&modules, 1 << 20, Some(2 << 20)).unwrap();
+        assert_eq!(found.managed_runtime, Some(ManagedRuntime::Jvm));
+        assert_eq!(found.rss_over_heap, None);
     }
 }

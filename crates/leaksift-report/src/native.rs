@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use leaksift_native::symbolize::{Frame, UNKNOWN};
-use leaksift_native::untraced::UntracedMemory;
+use leaksift_native::untraced::{ManagedRuntime, UntracedMemory};
 use leaksift_native::view::{Hotspot, NativeReport};
 
 use crate::table::{Align, Table};
@@ -276,6 +276,9 @@ fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeRe
              not traced (only glibc's malloc family is)"
         );
     }
+    if let Some(runtime) = untraced.managed_runtime {
+        let _ = writeln!(out, "note: {}", runtime_advice(runtime));
+    }
     if let (Some(ratio), Some(rss)) = (untraced.rss_over_heap, report.peak_rss_bytes) {
         let _ = writeln!(
             out,
@@ -285,6 +288,28 @@ fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeRe
             units::bytes(rss as f64),
             units::bytes(report.peak_bytes as f64)
         );
+    }
+}
+
+/// Where a managed runtime's objects are, and the tool that sees them.
+fn runtime_advice(runtime: ManagedRuntime) -> &'static str {
+    match runtime {
+        ManagedRuntime::Python => {
+            "this is CPython: objects of up to 512 bytes come from pymalloc's arenas, which this \
+             report does not see unless the program ran with PYTHONMALLOC=malloc (as for \
+             Valgrind); the Python lines that allocate them are tracemalloc's to show"
+        }
+        ManagedRuntime::Node => {
+            "this is Node.js: JavaScript objects live in V8's heap, not in this report (only \
+             native memory such as ArrayBuffer contents is); take heap snapshots (`node \
+             --heapsnapshot-signal=SIGUSR2`) and compare them with `leaksift diff`"
+        }
+        ManagedRuntime::Jvm => {
+            "this is a JVM: Java objects live in the Java heap, not in this report (only native \
+             memory such as direct buffers and JNI is); confirm growth with `leaksift check \
+             --jvm-heap` and find what holds it with `jcmd PID GC.heap_dump FILE` and `leaksift \
+             heap FILE`"
+        }
     }
 }
 

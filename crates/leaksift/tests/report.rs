@@ -317,6 +317,58 @@ fn memory_from_outside_malloc_is_pointed_out_unless_it_is_traced() {
 }
 
 #[test]
+fn managed_runtimes_are_named_with_the_tool_that_sees_their_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::ensure_preload();
+    let runtimes: [(&str, &[&str], &str, &str); 3] = [
+        (
+            "python3",
+            &["-c", "print(len([{} for _ in range(1000)]))"],
+            "python",
+            "PYTHONMALLOC=malloc",
+        ),
+        (
+            "node",
+            &["-e", "console.log([1, 2].length)"],
+            "node",
+            "leaksift diff",
+        ),
+        ("java", &["-version"], "jvm", "leaksift check --jvm-heap"),
+    ];
+    for (program, args, runtime, advice) in runtimes {
+        if Command::new(program).args(args).output().is_err() {
+            eprintln!("{program} not found: skipping its case");
+            continue;
+        }
+        let trace = dir.path().join(format!("{runtime}.lks"));
+        must_run(
+            Command::new(env!("CARGO_BIN_EXE_leaksift"))
+                .args(["record", "-o"])
+                .arg(&trace)
+                .arg("--")
+                .arg(program)
+                .args(args),
+        );
+        let json = json_of(&report(&trace, &["--json"]));
+        assert_eq!(
+            json["untraced_memory"]["managed_runtime"], runtime,
+            "{program}: {}",
+            json["untraced_memory"]
+        );
+        let text = String::from_utf8(report(&trace, &[]).stdout).unwrap();
+        assert!(text.contains("note: this is "), "{program}: {text}");
+        assert!(text.contains(advice), "{program}: {text}");
+    }
+    // A C program is no runtime's.
+    let binary = compile(dir.path(), "gcc", "untraced.c", "untraced", &["-O1"]);
+    let json = json_of(&report(&record(dir.path(), &binary), &["--json"]));
+    assert!(
+        json["untraced_memory"]["managed_runtime"].is_null(),
+        "{json}"
+    );
+}
+
+#[test]
 fn human_report_lists_the_summary_and_stacks() {
     let t = synthetic(true);
     let output = report(&t.trace, &[]);
