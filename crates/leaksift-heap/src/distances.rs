@@ -90,10 +90,12 @@ pub fn bfs_parents(
             parent.set(c.get(), UNREACHABLE - 1);
         }
     }
-    let mut missing = targets.map_or(usize::MAX, |t| {
-        t.iter().filter(|t| !cut.contains(t)).count()
-    });
-    let is_target = |node: u32| targets.is_some_and(|t| t.iter().any(|x| x.0 == node));
+    // Looked up once per reached node: a linear scan over thousands of targets (a class
+    // suspect's instances) made the search quadratic.
+    let targets = targets
+        .map(|t| SortedNodes::new(t.iter().filter(|t| !cut.contains(t)).map(|t| t.0).collect()));
+    let is_target = |node: u32| targets.as_ref().is_some_and(|t| t.contains(node));
+    let mut missing = targets.as_ref().map_or(usize::MAX, SortedNodes::len);
     if is_target(root) {
         missing = missing.saturating_sub(1);
     }
@@ -115,7 +117,7 @@ pub fn bfs_parents(
             }
             parent.set(w as usize, v as u32);
             queue.push(w);
-            if targets.is_some() && is_target(w) {
+            if is_target(w) {
                 missing -= 1;
                 if missing == 0 {
                     break 'search;
@@ -129,4 +131,28 @@ pub fn bfs_parents(
         }
     }
     parent
+}
+
+/// Distinct node ordinals, sorted, for membership tests in O(log n).
+pub(crate) struct SortedNodes(Vec<u32>);
+
+impl SortedNodes {
+    pub(crate) fn new(mut nodes: Vec<u32>) -> SortedNodes {
+        nodes.sort_unstable();
+        nodes.dedup();
+        SortedNodes(nodes)
+    }
+
+    /// Number of distinct nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn contains(&self, node: u32) -> bool {
+        self.0.binary_search(&node).is_ok()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().copied()
+    }
 }

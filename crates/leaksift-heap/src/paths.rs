@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::distances::{BfsParents, UNREACHABLE, bfs_parents};
+use crate::distances::{BfsParents, SortedNodes, UNREACHABLE, bfs_parents};
 
 use crate::graph::{EdgeIndex, EdgeKind, HeapFormat, HeapGraph, NodeIndex, NodeKind};
 use crate::v8::distance_filter::{DistanceFilter, Expanded};
@@ -180,9 +180,10 @@ impl PathTree {
 fn extend_over_all_edges(graph: &HeapGraph, parent: &mut BfsParents, targets: &[NodeIndex]) {
     let first_edge = graph.first_edges();
     let edge_targets = graph.edge_targets();
+    let targets = SortedNodes::new(targets.iter().map(|t| t.0).collect());
     let mut missing = targets
         .iter()
-        .filter(|t| parent.get(t.get()) == UNREACHABLE)
+        .filter(|&t| parent.get(t as usize) == UNREACHABLE)
         .count();
     let mut queue: Vec<u32> = (0..parent.len() as u32)
         .filter(|&node| parent.get(node as usize) != UNREACHABLE)
@@ -197,7 +198,7 @@ fn extend_over_all_edges(graph: &HeapGraph, parent: &mut BfsParents, targets: &[
             }
             parent.set(w as usize, v);
             queue.push(w);
-            if targets.iter().any(|t| t.0 == w) {
+            if targets.contains(w) {
                 missing -= 1;
                 if missing == 0 {
                     return;
@@ -480,5 +481,18 @@ mod tests {
     fn other_formats_rank_paths_by_length_only() {
         let hprof = graph(HeapFormat::Hprof);
         assert_eq!(retainers(&hprof, &[]), [vec![0, 1, 5], vec![0, 2, 3, 4, 5]]);
+    }
+
+    #[test]
+    fn a_search_towards_repeated_targets_stops_once_each_is_reached() {
+        let hprof = graph(HeapFormat::Hprof);
+        // BFS: root; (GC roots), global; T, A — A is the last target, so B is never entered.
+        let tree = PathTree::towards(&hprof, &[NodeIndex(3), NodeIndex(1), NodeIndex(3)]);
+        assert_eq!(tree.parent.get(3), 2);
+        assert_eq!(tree.parent.get(5), 1);
+        assert_eq!(tree.parent.get(4), UNREACHABLE);
+        let path = tree.path_to(&hprof, NodeIndex(3)).unwrap();
+        let nodes: Vec<u32> = path.steps.iter().map(|s| s.node.0).collect();
+        assert_eq!(nodes, [0, 2, 3]);
     }
 }
