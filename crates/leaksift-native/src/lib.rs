@@ -5,6 +5,7 @@
 //! [`symbolize::Symbolizer`] and [`suppress::Suppressions`] → [`view::NativeReport`], which the
 //! renderers print as tables, JSON or a flamegraph.
 
+pub mod compare;
 pub mod growth;
 pub mod replay;
 pub mod suppress;

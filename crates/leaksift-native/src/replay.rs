@@ -9,8 +9,11 @@
 
 use leaksift_trace::format::SYNTHETIC_ADDRESS_BASE;
 use leaksift_trace::model::{
-    Event, LeakClass, LeakScan, Module, ProcessEnd, ScanTrigger, StackId, ThreadId, TraceTime,
+    Event, LeakScan, Module, ProcessEnd, ScanTrigger, StackId, ThreadId, TraceTime,
 };
+
+/// The leak class of a block, as [`LeakTotals::class`] takes it.
+pub use leaksift_trace::model::LeakClass;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::growth::SiteSampler;

@@ -163,24 +163,24 @@ pub fn class_name(class: LeakClass) -> &'static str {
 /// would show as N rows of 1/N each, and might fall off `--top`. Frames merge when function,
 /// file, line, module and inlining agree; a frame without a line keeps its offset in the key,
 /// so distinct unknown addresses never merge.
-struct CallSites {
+pub(crate) struct CallSites {
     /// Per site: its stacks (the first one's frames are shown) and summed figures.
-    sites: Vec<CallSite>,
+    pub(crate) sites: Vec<CallSite>,
     /// The site of every stack, by [`StackIndex`]; `u32::MAX` for stacks that never allocated.
-    site_of: Vec<u32>,
+    pub(crate) site_of: Vec<u32>,
 }
 
-struct CallSite {
+pub(crate) struct CallSite {
     stacks: Vec<StackIndex>,
-    stats: StackStats,
-    truncated: bool,
+    pub(crate) stats: StackStats,
+    pub(crate) truncated: bool,
 }
 
 impl CallSites {
     /// Groups the stacks that allocated. Each distinct address gets a location id (addresses
     /// whose frames agree share one), so a stack's key is a short vector of ids and frames are
     /// built only for the rows shown.
-    fn new(analysis: &Analysis, symbolizer: &mut Symbolizer<'_>) -> Self {
+    pub(crate) fn new(analysis: &Analysis, symbolizer: &mut Symbolizer<'_>) -> Self {
         let allocating = || {
             analysis
                 .stacks
@@ -238,6 +238,17 @@ impl CallSites {
         CallSites { sites, site_of }
     }
 
+    /// The frames shown for site `i`: its first stack's, down to `main`.
+    pub(crate) fn frames(
+        &self,
+        i: usize,
+        analysis: &Analysis,
+        symbolizer: &mut Symbolizer<'_>,
+    ) -> Vec<Frame> {
+        let stack = self.sites[i].stacks[0];
+        trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
+    }
+
     /// Indices of the `top` sites with the largest nonzero `key`, largest first.
     fn top_by(&self, top: usize, key: impl Fn(&StackStats) -> u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.sites.len())
@@ -264,11 +275,7 @@ pub fn build(
         .collect();
     let growth = call_site_growth(analysis, &site_stacks, options.growth_sites, &options.trend);
     let site = |i: usize| &call_sites.sites[i];
-    // The frames shown for a site: its first stack's.
-    let mut frames_of = |i: usize| -> Vec<Frame> {
-        let stack = call_sites.sites[i].stacks[0];
-        trim_below_main(symbolizer.stack(analysis.stacks.frames(stack)))
-    };
+    let mut frames_of = |i: usize| call_sites.frames(i, analysis, symbolizer);
 
     // Leak groups of the stacks of one site and class are one row, in the replay's order
     // (class, then bytes) after merging.

@@ -367,11 +367,6 @@ pub struct ClassGrowthRow {
     pub retained_bytes: u64,
 }
 
-fn signed_bytes(delta: i128) -> String {
-    let sign = if delta > 0 { "+" } else { "" };
-    format!("{sign}{}", bytes(delta as f64))
-}
-
 /// Renders the per-class growth table, in the order given (largest retained growth first).
 pub fn render_class_growth(rows: &[ClassGrowthRow]) -> String {
     let mut t = Table::new(&[
@@ -386,8 +381,8 @@ pub fn render_class_growth(rows: &[ClassGrowthRow]) -> String {
         let sign = if r.delta_count > 0 { "+" } else { "" };
         t.row([
             format!("{sign}{}", r.delta_count),
-            signed_bytes(r.delta_shallow_bytes),
-            signed_bytes(r.delta_retained_bytes),
+            crate::units::signed_bytes(r.delta_shallow_bytes),
+            crate::units::signed_bytes(r.delta_retained_bytes),
             r.count.to_string(),
             bytes(r.retained_bytes as f64),
             clip(&r.name, 100),

@@ -9,3 +9,4 @@ pub mod units;
 pub mod chart;
 pub mod heap;
 pub mod native;
+pub mod native_diff;

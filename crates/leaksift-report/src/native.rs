@@ -431,7 +431,7 @@ fn site_with(frames: &[Frame], depth: usize) -> String {
 /// sites that differ somewhere down their stacks, so two rows that read alike would look like
 /// one site split in two (heaptrack_print shows every backtrace under a site for the same
 /// reason).
-fn site_labels(rows: &[&[Frame]]) -> Vec<String> {
+pub(crate) fn site_labels(rows: &[&[Frame]]) -> Vec<String> {
     let mut labels: Vec<String> = rows.iter().map(|frames| site(frames)).collect();
     for depth in SITE_FRAMES + 1..=SITE_FRAMES_MAX {
         let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();

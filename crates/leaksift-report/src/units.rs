@@ -25,6 +25,12 @@ pub fn bytes(value: f64) -> String {
     }
 }
 
+/// Formats a change in bytes with its sign, e.g. `+1.50 MiB`, `-12 B`, `0 B`.
+pub fn signed_bytes(delta: i128) -> String {
+    let sign = if delta > 0 { "+" } else { "" };
+    format!("{sign}{}", bytes(delta as f64))
+}
+
 /// Formats a duration in seconds as the largest sensible unit, e.g. `3.2 h`, `45 s`, `12 ms`.
 pub fn duration(seconds: f64) -> String {
     let s = seconds.abs();

@@ -34,7 +34,8 @@ enum Command {
     Heap(cmd::heap::Args),
     /// Show the shortest retaining paths from the GC roots to one object.
     Paths(cmd::paths::Args),
-    /// Compare two heap snapshots/dumps, or find leaks across baseline, target and final.
+    /// Compare two heap snapshots/dumps or two native traces, or find leaks across baseline,
+    /// target and final.
     Diff(cmd::diff::Args),
     /// Run the whole leak hunt on a bundled leaky program.
     Demo(cmd::demo::Args),

@@ -369,6 +369,93 @@ fn managed_runtimes_are_named_with_the_tool_that_sees_their_objects() {
 }
 
 #[test]
+fn diff_of_two_traces_names_the_call_sites_that_changed() {
+    // regressed.c loses N blocks in remember() and frees N temporaries in scratch(); its
+    // cache_page() allocates the same in both runs.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(
+        dir.path(),
+        "gcc",
+        "regressed.c",
+        "regressed",
+        &["-O1", "-g"],
+    );
+    crate::support::ensure_preload();
+    let record_with = |n: &str| {
+        let trace = dir.path().join(format!("regressed-{n}.lks"));
+        must_run(
+            Command::new(env!("CARGO_BIN_EXE_leaksift"))
+                .args(["record", "-o"])
+                .arg(&trace)
+                .arg("--")
+                .arg(&binary)
+                .arg(n),
+        );
+        trace
+    };
+    let (one, five) = (record_with("1"), record_with("5"));
+    let diff = |old: &Path, new: &Path, json: bool| {
+        let mut cli = leaksift();
+        cli.arg("diff").arg(old).arg(new);
+        if json {
+            cli.arg("--json");
+        }
+        cli.output().unwrap()
+    };
+    let output = diff(&one, &five, true);
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["mode"], "traces");
+    assert_eq!(json["old"]["leaks"]["definitely_lost"]["blocks"], 1);
+    assert_eq!(json["new"]["leaks"]["definitely_lost"]["blocks"], 5);
+    assert_eq!(json["new"]["leaks"]["definitely_lost"]["bytes"], 500);
+    assert_eq!(json["delta"]["lost_bytes"], 400);
+    assert_eq!(json["delta"]["allocations"], 8);
+    let sites = json["sites"].as_array().unwrap();
+    let innermost: Vec<&str> = sites
+        .iter()
+        .map(|s| s["frames"][0]["function"].as_str().unwrap())
+        .collect();
+    // Lost bytes first; cache_page did the same in both runs and is not listed.
+    assert_eq!(innermost, ["remember", "scratch"], "{json}");
+    let [remember, scratch] = [&sites[0], &sites[1]];
+    assert_eq!(remember["delta"]["lost_bytes"], 400);
+    assert_eq!(remember["delta"]["live_bytes"], 400);
+    assert_eq!(remember["old"]["allocations"], 1);
+    assert_eq!(remember["new"]["allocations"], 5);
+    assert_eq!(scratch["delta"]["temporary"], 4);
+    assert_eq!(scratch["delta"]["lost_bytes"], 0);
+    assert_eq!(
+        functions(&remember["frames"]).last().map(String::as_str),
+        Some("main"),
+        "{remember}"
+    );
+
+    // The other way round, every change has the opposite sign.
+    let back = json_of(&diff(&five, &one, true));
+    assert_eq!(back["delta"]["lost_bytes"], -400);
+    assert_eq!(back["sites"][0]["delta"]["allocations"], -4);
+
+    let text = String::from_utf8(diff(&one, &five, false).stdout).unwrap();
+    let lost_table = text
+        .split("Call sites by change in bytes lost")
+        .nth(1)
+        .expect("a lost-bytes table");
+    assert!(lost_table.contains("remember (regressed.c:"), "{text}");
+    assert!(text.contains("definitely lost"), "{text}");
+
+    // A trace compares only with another trace, two at a time.
+    let heap =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v8/handmade.heapsnapshot");
+    for files in [vec![&one, &heap], vec![&one, &five, &five]] {
+        let output = leaksift().arg("diff").args(&files).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{files:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("trace"), "{stderr}");
+    }
+}
+
+#[test]
 fn human_report_lists_the_summary_and_stacks() {
     let t = synthetic(true);
     let output = report(&t.trace, &[]);

@@ -1,5 +1,8 @@
 //! `leaksift diff`: two heap files compared per class (DevTools' Comparison: new and deleted
-//! objects matched by id), or three (baseline, target, final) searched for leaked objects.
+//! objects matched by id), three (baseline, target, final) searched for leaked objects, or two
+//! native traces compared per call site ([`traces`]).
+
+mod traces;
 
 use std::path::PathBuf;
 
@@ -14,13 +17,15 @@ use leaksift_report::progress::Progress;
 use serde_json::json;
 
 use super::heap::views::Analysis;
+use crate::cmd::file_kind::FileKind;
 use crate::cmd::heapfile;
 use crate::outcome::Outcome;
 use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Two files (base, compared) or three (baseline, target, final): V8 .heapsnapshot or HPROF.
+    /// Two files (base, compared) or three (baseline, target, final): V8 .heapsnapshot or HPROF;
+    /// or two traces of `leaksift record` (old, new).
     #[arg(num_args = 2..=3, required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Rows to show (the JSON lists everything).
@@ -36,6 +41,21 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut progress = Progress::stderr(args.quiet);
+    let is_trace = |file: &PathBuf| FileKind::of(file) == Some(FileKind::Trace);
+    if args.files.iter().any(is_trace) {
+        return match args.files.as_slice() {
+            [old, new] if is_trace(old) && is_trace(new) => {
+                traces::compare_traces(&args, old, new, &mut progress)
+            }
+            [_, _] => anyhow::bail!(
+                "{} and {} are not both traces of `leaksift record`: a trace compares only with \
+                 another trace",
+                args.files[0].display(),
+                args.files[1].display()
+            ),
+            _ => anyhow::bail!("traces of `leaksift record` are compared two at a time"),
+        };
+    }
     match args.files.as_slice() {
         [base, compared] => two_way(&args, base, compared, &mut progress),
         [baseline, target, last] => three_way(&args, baseline, target, last, &mut progress),

@@ -37,7 +37,10 @@ impl FileKind {
     /// `leaksift heap`".
     fn advice(self) -> &'static str {
         match self {
-            FileKind::Trace => "a trace of `leaksift record`: read it with `leaksift report`",
+            FileKind::Trace => {
+                "a trace of `leaksift record`: read it with `leaksift report` (`leaksift diff` \
+                 compares two)"
+            }
             FileKind::Heap(HeapFormat::V8) => {
                 "a V8 heap snapshot: read it with `leaksift heap`, `paths` or `diff`"
             }

@@ -13,6 +13,7 @@ use leaksift_native::view::{self, FlameMetric, NativeReport, ViewOptions};
 use leaksift_report::flamegraph::{self, WeightedStack};
 use leaksift_report::native::{TraceLabel, render_text};
 use leaksift_report::progress::Progress;
+use leaksift_trace::model::TraceHeader;
 use leaksift_trace::{TraceError, TraceReader};
 
 use crate::cmd::file_kind::{self, FileKind};
@@ -96,23 +97,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         None => Suppressions::default(),
     };
     let trace_name = args.trace.display().to_string();
-    let reader = TraceReader::open(&args.trace).map_err(|error| {
-        // A heap file given to `report` gets the command that reads it.
-        file_kind::wrong_command(&args.trace, |kind| kind == FileKind::Trace).map_or_else(
-            || anyhow!(error).context(format!("cannot open trace {trace_name}")),
-            |advice| anyhow!(advice),
-        )
-    })?;
     let mut progress = Progress::stderr(args.quiet);
-    progress.phase("reading trace");
-    let header = reader.header().clone();
-    let (analysis, read_error) = replay_trace(reader, &mut progress);
-
+    let ReplayedTrace {
+        header,
+        analysis,
+        read_error,
+    } = replay_file(&args.trace, &mut progress)?;
     progress.phase("symbolizing");
-    let mut symbolizer = Symbolizer::new(&analysis.modules, &args.debug_dir);
-    if header.start_unix_s != 0 {
-        symbolizer = symbolizer.recorded_at(header.start_unix_s);
-    }
+    let mut symbolizer = symbolizer_for(&header, &analysis, &args.debug_dir);
     let options = ViewOptions {
         top: args.top,
         ..ViewOptions::default()
@@ -198,6 +190,45 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         )),
         Some(check) if check.failed => Ok(Outcome::LeakFound),
         _ => Ok(Outcome::Clean),
+    }
+}
+
+/// A trace read and replayed, and the error that ended it early, if any.
+pub(crate) struct ReplayedTrace {
+    pub header: TraceHeader,
+    pub analysis: Analysis,
+    pub read_error: Option<TraceError>,
+}
+
+/// Opens the trace at `path` (a heap file gets the command that reads it) and replays it.
+pub(crate) fn replay_file(path: &Path, progress: &mut Progress) -> anyhow::Result<ReplayedTrace> {
+    let reader = TraceReader::open(path).map_err(|error| {
+        file_kind::wrong_command(path, |kind| kind == FileKind::Trace).map_or_else(
+            || anyhow!(error).context(format!("cannot open trace {}", path.display())),
+            |advice| anyhow!(advice),
+        )
+    })?;
+    progress.phase("reading trace");
+    let header = reader.header().clone();
+    let (analysis, read_error) = replay_trace(reader, progress);
+    Ok(ReplayedTrace {
+        header,
+        analysis,
+        read_error,
+    })
+}
+
+/// The symbolizer of a trace's modules, looking for separate debug files in `debug_dirs` too.
+pub(crate) fn symbolizer_for<'a>(
+    header: &TraceHeader,
+    analysis: &'a Analysis,
+    debug_dirs: &[PathBuf],
+) -> Symbolizer<'a> {
+    let symbolizer = Symbolizer::new(&analysis.modules, debug_dirs);
+    if header.start_unix_s != 0 {
+        symbolizer.recorded_at(header.start_unix_s)
+    } else {
+        symbolizer
     }
 }
 

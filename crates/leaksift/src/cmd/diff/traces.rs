@@ -1,0 +1,73 @@
+//! `leaksift diff A.trace B.trace`: two native traces compared call site by call site, as
+//! `heaptrack_print --diff` does.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use leaksift_native::compare::compare;
+use leaksift_report::native_diff::render_trace_diff;
+use leaksift_report::progress::Progress;
+
+use super::Args;
+use crate::cmd::report::{ReplayedTrace, replay_file, symbolizer_for};
+use crate::outcome::Outcome;
+use crate::output;
+
+/// Compares trace `old` with trace `new`. A trace cut by corruption is compared as far as it
+/// reads, and the error is returned after the output.
+pub fn compare_traces(
+    args: &Args,
+    old: &Path,
+    new: &Path,
+    progress: &mut Progress,
+) -> anyhow::Result<Outcome> {
+    let old_trace = replay_file(old, progress)?;
+    let new_trace = replay_file(new, progress)?;
+    progress.phase("symbolizing and comparing");
+    let ReplayedTrace {
+        header: old_header,
+        analysis: old_analysis,
+        read_error: old_error,
+    } = old_trace;
+    let ReplayedTrace {
+        header: new_header,
+        analysis: new_analysis,
+        read_error: new_error,
+    } = new_trace;
+    let mut old_symbols = symbolizer_for(&old_header, &old_analysis, &[]);
+    let mut new_symbols = symbolizer_for(&new_header, &new_analysis, &[]);
+    let comparison = compare(
+        &old_analysis,
+        &mut old_symbols,
+        &new_analysis,
+        &mut new_symbols,
+    );
+    progress.finish();
+    let (old_name, new_name) = (old.display().to_string(), new.display().to_string());
+    if args.json {
+        output::print_json(&serde_json::json!({
+            "schema": "leaksift.diff.v1",
+            "mode": "traces",
+            "matched_by": "frames",
+            "files": [old_name, new_name],
+            "commands": [old_header.command, new_header.command],
+            "old": comparison.old,
+            "new": comparison.new,
+            "delta": comparison.delta,
+            "sites": comparison.sites,
+        }))?;
+    } else {
+        output::print(&render_trace_diff(
+            &comparison,
+            &old_name,
+            &new_name,
+            args.top,
+        ))?;
+    }
+    for (name, error) in [(old_name, old_error), (new_name, new_error)] {
+        if let Some(error) = error {
+            return Err(anyhow!(error).context(format!("trace {name} is corrupt")));
+        }
+    }
+    Ok(Outcome::Clean)
+}
