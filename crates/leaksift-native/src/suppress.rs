@@ -76,6 +76,38 @@ impl Suppressions {
     }
 }
 
+/// A `leak:` pattern that suppresses leaks allocated at `frames` (innermost first), as
+/// valgrind's `--gen-suppressions` writes one per leak: the function of the innermost frame
+/// outside the allocator and the C library's own wrappers (`strdup`, `getline`…), so the
+/// pattern names the code that allocated, anchored at both ends. Characters the template syntax
+/// gives a meaning (`*`, `$`, `^`) become `*`, which matches them. Without a symbolized frame,
+/// the innermost module outside the allocator; `None` when there is none either.
+pub fn suppression_for(frames: &[Frame]) -> Option<String> {
+    let candidates = || frames.iter().filter(|f| !f.is_in_allocator());
+    let in_c_library = |frame: &Frame| {
+        let name = frame.module.rsplit('/').next().unwrap_or(&frame.module);
+        name.starts_with("libc.so") || name.starts_with("ld-linux")
+    };
+    let named = |frame: &&Frame| frame.function != crate::symbolize::UNKNOWN;
+    let anchored = |name: &str| {
+        let escaped: String = name
+            .chars()
+            .map(|c| if matches!(c, '*' | '$' | '^') { '*' } else { c })
+            .collect();
+        format!("^{escaped}$")
+    };
+    candidates()
+        .filter(named)
+        .find(|f| !in_c_library(f))
+        .or_else(|| candidates().find(named))
+        .map(|f| anchored(&f.function))
+        .or_else(|| {
+            candidates()
+                .find(|f| f.module != crate::symbolize::UNKNOWN)
+                .map(|f| anchored(&f.module))
+        })
+}
+
 /// sanitizer_common's `TemplateMatch`: substring match with `*` wildcards and `^`/`$` anchors.
 /// An empty name never matches.
 pub fn template_match(template: &str, name: &str) -> bool {
@@ -196,6 +228,74 @@ mod proptests {
         #[test]
         fn a_literal_pattern_matches_exactly_the_names_containing_it(pattern in "[a-c]{1,4}", name in "[a-c]{0,8}") {
             prop_assert_eq!(template_match(&pattern, &name), name.contains(&pattern));
+        }
+    }
+
+    fn at(function: &str, module: &str) -> Frame {
+        Frame {
+            function: function.to_string(),
+            file: None,
+            line: None,
+            module: module.to_string(),
+            offset: 0x40,
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn generated_suppressions_name_the_allocating_code_and_match_its_stack() {
+        let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+        let stacks = [
+            // Through the allocator and a C-library wrapper: the caller of strdup.
+            (
+                vec![
+                    at("malloc", libc),
+                    at("strdup", libc),
+                    at("remember_name", "/app/bin"),
+                    at("main", "/app/bin"),
+                ],
+                Some("^remember_name$"),
+            ),
+            // A C++ name with characters the syntax reserves.
+            (
+                vec![
+                    at("operator new(unsigned long)", "/usr/lib/libstdc++.so.6"),
+                    at("Matrix::operator*(Matrix const&)", "/app/bin"),
+                ],
+                Some("^Matrix::operator*(Matrix const&)$"),
+            ),
+            // Only C-library frames: the innermost of them outside the allocator.
+            (
+                vec![at("malloc", libc), at("getdelim", libc)],
+                Some("^getdelim$"),
+            ),
+            // No symbols: the module.
+            (
+                vec![at("malloc", libc), at("??", "/opt/vendor/libblob.so")],
+                Some("^/opt/vendor/libblob.so$"),
+            ),
+            (vec![at("??", "??")], None),
+        ];
+        for (frames, expected) in stacks {
+            let pattern = suppression_for(&frames);
+            assert_eq!(pattern.as_deref(), expected, "{frames:?}");
+            if let Some(pattern) = pattern {
+                let parsed = Suppressions::parse(&format!("leak:{pattern}")).unwrap();
+                assert!(
+                    parsed.matching(&frames).is_some(),
+                    "{pattern} misses its own stack"
+                );
+                // Anchored: a longer name with the same start is not suppressed.
+                let mut other = frames.clone();
+                for frame in &mut other {
+                    frame.function.push_str("_v2");
+                    frame.module.push_str(".1");
+                }
+                assert!(
+                    parsed.matching(&other).is_none(),
+                    "{pattern} matches {other:?}"
+                );
+            }
         }
     }
 }

@@ -48,6 +48,45 @@ pub struct Frame {
     pub inlined: bool,
 }
 
+impl Frame {
+    /// Whether the frame is inside an allocator, an allocation wrapper or the language's
+    /// standard library (a `Vec` or `std::vector` growing): site labels and generated
+    /// suppressions skip such frames so they name the caller's code. Inlined standard-library
+    /// frames have short names (`alloc`, `push_mut<…>`), so they are told by their source file:
+    /// the Rust toolchain's `/rustc/<commit>/library/…` and libstdc++'s headers.
+    pub fn is_in_allocator(&self) -> bool {
+        let frame = self;
+        let in_standard_library = frame.file.as_deref().is_some_and(|file| {
+            (file.starts_with("/rustc/") && file.contains("/library/"))
+                || file.starts_with("/usr/include/c++/")
+        });
+        // The C allocators by exact name: a prefix would also hide the caller's own
+        // `realloc_chain` or `calloc_matrix`, naming its caller as the allocation site.
+        const ALLOCATORS: [&str; 9] = [
+            "malloc",
+            "calloc",
+            "realloc",
+            "reallocarray",
+            "aligned_alloc",
+            "posix_memalign",
+            "memalign",
+            "valloc",
+            "pvalloc",
+        ];
+        const PREFIXES: [&str; 6] = [
+            "operator new",
+            "__rust_",
+            "__rdl_",
+            "alloc::",
+            "<alloc::",
+            "std::alloc",
+        ];
+        in_standard_library
+            || ALLOCATORS.contains(&frame.function.as_str())
+            || PREFIXES.iter().any(|p| frame.function.starts_with(p))
+    }
+}
+
 /// Where a module's symbols are read from, decided once per module.
 #[derive(Debug)]
 enum SymbolFile {

@@ -358,41 +358,6 @@ fn short_file(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Frames inside allocators, allocation wrappers and the language's standard library (a `Vec` or
-/// `std::vector` growing), skipped in one-line site labels so they name the caller's code.
-/// Inlined standard-library frames have short names (`alloc`, `push_mut<…>`), so they are told
-/// by their source file: the Rust toolchain's `/rustc/<commit>/library/…` and libstdc++'s headers.
-fn is_allocator_frame(frame: &Frame) -> bool {
-    let in_standard_library = frame.file.as_deref().is_some_and(|file| {
-        (file.starts_with("/rustc/") && file.contains("/library/"))
-            || file.starts_with("/usr/include/c++/")
-    });
-    // The C allocators by exact name: a prefix would also hide the caller's own
-    // `realloc_chain` or `calloc_matrix`, naming its caller as the allocation site.
-    const ALLOCATORS: [&str; 9] = [
-        "malloc",
-        "calloc",
-        "realloc",
-        "reallocarray",
-        "aligned_alloc",
-        "posix_memalign",
-        "memalign",
-        "valloc",
-        "pvalloc",
-    ];
-    const PREFIXES: [&str; 6] = [
-        "operator new",
-        "__rust_",
-        "__rdl_",
-        "alloc::",
-        "<alloc::",
-        "std::alloc",
-    ];
-    in_standard_library
-        || ALLOCATORS.contains(&frame.function.as_str())
-        || PREFIXES.iter().any(|p| frame.function.starts_with(p))
-}
-
 /// Frames a site label starts with (outside the allocator).
 const SITE_FRAMES: usize = 2;
 /// The most frames a label grows to while it still reads like another row's.
@@ -408,7 +373,7 @@ fn site(frames: &[Frame]) -> String {
 fn site_with(frames: &[Frame], depth: usize) -> String {
     let user: Vec<&Frame> = frames
         .iter()
-        .filter(|f| !is_allocator_frame(f))
+        .filter(|f| !f.is_in_allocator())
         .take(depth)
         .collect();
     let shown: Vec<&Frame> = if user.is_empty() {

@@ -518,6 +518,60 @@ fn suppressions_silence_matching_stacks() {
 }
 
 #[test]
+fn generated_suppressions_silence_exactly_the_lost_stacks_they_were_made_from() {
+    // leak_classes.c: lose_block() loses a block, lose_owner() a struct owning a buffer
+    // (indirectly lost), keep_interior() keeps a block by an interior pointer only.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(
+        dir.path(),
+        "gcc",
+        "leak_classes.c",
+        "leak_classes",
+        &["-O0", "-g"],
+    );
+    let trace = record(dir.path(), &binary);
+    let supp = dir.path().join("generated.supp");
+    let output = report(
+        &trace,
+        &[
+            "--json",
+            "--fail-on-leak",
+            "--gen-suppressions",
+            path(&supp),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let json = json_of(&output);
+    assert_eq!(
+        json["generated_suppressions"]["patterns"],
+        serde_json::json!(["^lose_block$", "^lose_owner$"]),
+        "{}",
+        json["generated_suppressions"]
+    );
+    let text = std::fs::read_to_string(&supp).unwrap();
+    assert!(
+        text.contains("# indirectly lost: 200 B in 1 blocks at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("# (covered by leak:^lose_owner$ above)"),
+        "{text}"
+    );
+
+    let output = report(
+        &trace,
+        &["--json", "--fail-on-leak", "--suppressions", path(&supp)],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["unsuppressed"]["definitely_lost"]["bytes"], 0);
+    assert_eq!(json["unsuppressed"]["indirectly_lost"]["bytes"], 0);
+    // Possibly lost is not what --fail-on-leak counts: it keeps no suppression.
+    assert_eq!(json["unsuppressed"]["possibly_lost"]["bytes"], 64);
+    assert_eq!(json["leaks"]["definitely_lost"]["bytes"], 148);
+}
+
+#[test]
 fn malformed_suppressions_name_file_and_line() {
     let t = synthetic(true);
     let supp = t.dir.join("bad.supp");
