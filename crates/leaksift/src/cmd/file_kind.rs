@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(wrong_command(&trace, |k| k == FileKind::Trace), None);
         let advice = wrong_command(&trace, |k| matches!(k, FileKind::Heap(_))).unwrap();
         assert!(
-            advice.ends_with("read it with `leaksift report`"),
+            advice.ends_with("read it with `leaksift report` (`leaksift diff` compares two)"),
             "{advice}"
         );
     }
