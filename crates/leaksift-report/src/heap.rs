@@ -47,6 +47,9 @@ pub struct SuspectRow {
     /// What piles up there: the objects it immediately dominates, by class, biggest first.
     pub accumulated: Vec<AccumulatedRow>,
     pub path: Vec<PathStepRow>,
+    /// Whether the suspect is a class's instances (its `path` leads to the biggest of them,
+    /// which need not pass the accumulation point the group's common path ends at).
+    pub instances_of_class: bool,
     /// For a single object whose accumulation point lies below it: the path to that point
     /// (shown instead of `path`, which it extends); empty otherwise.
     pub accumulation_path: Vec<PathStepRow>,
@@ -264,6 +267,9 @@ pub fn render_summary(s: &HeapSummary) -> String {
         } else {
             &suspect.accumulation_path
         };
+        if suspect.instances_of_class && !shown.is_empty() {
+            out.push_str("   path to the biggest instance:\n");
+        }
         let rendered = render_path(shown);
         let lines: Vec<&str> = rendered.lines().collect();
         for (i, line) in lines.iter().enumerate() {

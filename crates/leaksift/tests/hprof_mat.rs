@@ -310,6 +310,28 @@ fn objects_held_only_by_soft_references_are_explained_by_their_reference() {
         heap["unreachable_count"]
     );
     assert!(text.contains(&held), "{held}");
+    // The group's path goes to its biggest instance, not through its accumulation point: the
+    // text says so.
+    let after = text
+        .split(description)
+        .nth(1)
+        .expect("the group in the text");
+    // Up to the next numbered suspect or section.
+    let end = after
+        .match_indices('\n')
+        .map(|(at, _)| at)
+        .find(|&at| {
+            after[at + 1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+        })
+        .unwrap_or(after.len());
+    let group = &after[..end];
+    assert!(
+        group.contains("\n   path to the biggest instance:\n"),
+        "{group}"
+    );
     assert_eq!(paths["held_only_by_references"], true);
     assert_eq!(steps(&paths["paths"][0]), path);
     let strong = &heap["dominators"]

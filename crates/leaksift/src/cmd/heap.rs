@@ -191,6 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     .map(|p| analysis.path_rows(&p))
                     .unwrap_or_default(),
                 path: path.map(|p| analysis.path_rows(&p)).unwrap_or_default(),
+                instances_of_class: matches!(s.kind, SuspectKind::Class { .. }),
             }
         })
         .collect();
