@@ -437,13 +437,17 @@ fn a_file_given_to_the_wrong_command_names_the_command_that_reads_it() {
     for args in [
         vec!["heap", "-q", path(&trace)],
         vec!["paths", "-q", "--id", "1", path(&trace)],
-        vec!["diff", "-q", path(&trace), path(&trace)],
     ] {
         assert_one_line_error(
             &run(&args),
             "is a trace of `leaksift record`: read it with `leaksift report`",
         );
     }
+    // `diff` compares a trace with another trace only.
+    assert_one_line_error(
+        &run(&["diff", "-q", path(&snapshot), path(&trace)]),
+        "are not both traces of `leaksift record`",
+    );
     assert_one_line_error(
         &run(&["report", "-q", path(&snapshot)]),
         "is a V8 heap snapshot: read it with `leaksift heap`",
