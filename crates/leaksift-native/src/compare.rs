@@ -9,7 +9,7 @@
 use leaksift_trace::model::LeakClass;
 use rustc_hash::FxHashMap;
 
-use crate::replay::{Analysis, LeakTotals};
+use crate::replay::{Analysis, LeakTotals, StackStats};
 use crate::symbolize::{Frame, Symbolizer};
 use crate::view::CallSites;
 
@@ -29,6 +29,18 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// A call site's figures: its stacks' summed stats and the bytes lost from them.
+    fn of(stats: &StackStats, lost_bytes: u64) -> Figures {
+        Figures {
+            allocations: stats.allocations,
+            allocated_bytes: stats.allocated_bytes,
+            temporary: stats.temporaries,
+            peak_bytes: stats.peak_bytes,
+            live_bytes: stats.live_bytes,
+            lost_bytes,
+        }
+    }
+
     /// `self` minus `old`, per figure.
     pub fn minus(&self, old: &Figures) -> FigureDeltas {
         let delta = |new: u64, old: u64| new as i64 - old as i64;
@@ -102,39 +114,42 @@ pub fn compare(
 ) -> TraceComparison {
     let old_sites = site_figures(old, old_symbols);
     let new_sites = site_figures(new, new_symbols);
+    // Per matched site: its figures so far in each trace (stats, lost bytes), its frames and
+    // whether either trace cut its stack.
+    type Side = (StackStats, u64);
     let mut by_key: FxHashMap<Vec<FrameKey>, usize> = FxHashMap::default();
-    let mut sites: Vec<SiteChange> = Vec::new();
-    for (site, is_new) in old_sites
+    let mut matched: Vec<([Side; 2], Vec<Frame>, bool)> = Vec::new();
+    for (site, side) in old_sites
         .into_iter()
-        .map(|s| (s, false))
-        .chain(new_sites.into_iter().map(|s| (s, true)))
+        .map(|s| (s, 0))
+        .chain(new_sites.into_iter().map(|s| (s, 1)))
     {
         let key: Vec<FrameKey> = site.frames.iter().map(FrameKey::of).collect();
         let at = *by_key.entry(key).or_insert_with(|| {
-            sites.push(SiteChange {
-                old: Figures::default(),
-                new: Figures::default(),
-                delta: FigureDeltas::default(),
-                frames: Vec::new(),
-                stack_truncated: false,
-            });
-            sites.len() - 1
+            matched.push(Default::default());
+            matched.len() - 1
         });
-        let change = &mut sites[at];
-        let side = if is_new {
-            &mut change.new
-        } else {
-            &mut change.old
-        };
-        add(side, &site.figures);
-        if is_new || change.frames.is_empty() {
-            change.frames = site.frames;
+        let (sides, frames, truncated) = &mut matched[at];
+        sides[side].0.absorb(&site.stats);
+        sides[side].1 += site.lost_bytes;
+        if side == 1 || frames.is_empty() {
+            *frames = site.frames;
         }
-        change.stack_truncated |= site.truncated;
+        *truncated |= site.truncated;
     }
-    for change in &mut sites {
-        change.delta = change.new.minus(&change.old);
-    }
+    let mut sites: Vec<SiteChange> = matched
+        .into_iter()
+        .map(|([old, new], frames, stack_truncated)| {
+            let (old, new) = (Figures::of(&old.0, old.1), Figures::of(&new.0, new.1));
+            SiteChange {
+                delta: new.minus(&old),
+                old,
+                new,
+                frames,
+                stack_truncated,
+            }
+        })
+        .collect();
     sites.retain(|change| !change.delta.is_zero());
     sites.sort_by_key(|change| {
         let d = change.delta;
@@ -152,15 +167,6 @@ pub fn compare(
         new,
         sites,
     }
-}
-
-fn add(into: &mut Figures, figures: &Figures) {
-    into.allocations += figures.allocations;
-    into.allocated_bytes += figures.allocated_bytes;
-    into.temporary += figures.temporary;
-    into.peak_bytes += figures.peak_bytes;
-    into.live_bytes += figures.live_bytes;
-    into.lost_bytes += figures.lost_bytes;
 }
 
 /// A trace's totals.
@@ -183,7 +189,8 @@ fn totals(analysis: &Analysis) -> TraceTotals {
 /// One trace's call sites with their figures.
 struct SiteFigures {
     frames: Vec<Frame>,
-    figures: Figures,
+    stats: StackStats,
+    lost_bytes: u64,
     truncated: bool,
 }
 
@@ -208,14 +215,8 @@ fn site_figures(analysis: &Analysis, symbolizer: &mut Symbolizer<'_>) -> Vec<Sit
         .enumerate()
         .map(|(i, (site, lost_bytes))| SiteFigures {
             frames: call_sites.frames(i, analysis, symbolizer),
-            figures: Figures {
-                allocations: site.stats.allocations,
-                allocated_bytes: site.stats.allocated_bytes,
-                temporary: site.stats.temporaries,
-                peak_bytes: site.stats.peak_bytes,
-                live_bytes: site.stats.live_bytes,
-                lost_bytes,
-            },
+            stats: site.stats,
+            lost_bytes,
             truncated: site.truncated,
         })
         .collect()
