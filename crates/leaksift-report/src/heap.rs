@@ -3,7 +3,7 @@
 //! The CLI turns engine results into these rows (names already decoded); this module only lays
 //! them out. JSON is produced by the CLI from the same rows.
 
-use leaksift_heap::v8::Statistics;
+use leaksift_heap::v8::{AllocationSite, Statistics};
 
 use crate::table::{Align, Table};
 use crate::units::bytes;
@@ -371,6 +371,48 @@ pub struct ClassGrowthRow {
     /// Instances and retained bytes in the compared heap.
     pub count: u64,
     pub retained_bytes: u64,
+}
+
+/// Renders DevTools' Allocation view: the `top` functions whose objects take the most bytes in
+/// the snapshot, with what the tracker counted there.
+pub fn render_allocation_sites(sites: &[AllocationSite], top: usize) -> String {
+    let mut rows: Vec<&AllocationSite> = sites.iter().filter(|s| s.live_count > 0).collect();
+    rows.sort_by_key(|s| std::cmp::Reverse((s.live_bytes, s.live_count)));
+    let mut t = Table::new(&[
+        ("live", Align::Right),
+        ("live size", Align::Right),
+        ("allocated", Align::Right),
+        ("allocated size", Align::Right),
+        ("function", Align::Left),
+    ]);
+    for s in rows.iter().take(top) {
+        let function = if s.function.is_empty() {
+            "(anonymous)"
+        } else {
+            &s.function
+        };
+        let script = s.script.rsplit('/').next().unwrap_or(&s.script);
+        let at = if script.is_empty() {
+            String::new()
+        } else {
+            format!(" ({script}:{}:{})", s.line, s.column)
+        };
+        t.row([
+            s.live_count.to_string(),
+            bytes(s.live_bytes as f64),
+            s.allocations.to_string(),
+            bytes(s.allocated_bytes as f64),
+            format!("{function}{at}"),
+        ]);
+    }
+    let mut out = format!(
+        "objects of the snapshot by the function that allocated them (top {} of {} with live \
+         objects; allocated: what the tracker counted, freed objects too)\n",
+        rows.len().min(top),
+        rows.len()
+    );
+    out.push_str(&t.render());
+    out
 }
 
 /// Renders the per-class growth table, in the order given (largest retained growth first).

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 #[path = "support/json_command.rs"]
 mod json_command;
-use json_command::json_of;
+use json_command::{json_of, stdout_of};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -305,6 +305,74 @@ fn fresh_node_snapshot_matches_devtools_when_the_toolkit_is_installed() {
     let ours = heap_json(&snapshot);
     assert_matches_devtools(&ours, &devtools);
     assert_eq!(ours["statistics"], devtools["statistics"]);
+}
+
+#[test]
+fn allocation_sites_of_a_tracked_snapshot_equal_devtools_allocation_view() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("tracked.heapsnapshot");
+    let status = Command::new("node")
+        .arg("--track-heap-objects")
+        .arg(programs().join("tracked.js"))
+        .arg(&snapshot)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ours = heap_json(&snapshot);
+    let sites = ours["extra"]["allocation_sites"]
+        .as_array()
+        .expect("a tracked snapshot has allocation sites");
+    // remember() kept its 3000 Orders; their items arrays were allocated in the constructor.
+    let site = |function: &str| {
+        sites
+            .iter()
+            .find(|s| {
+                s["function"] == function && s["script"].as_str().unwrap().ends_with("tracked.js")
+            })
+            .unwrap_or_else(|| panic!("no site {function}: {sites:?}"))
+    };
+    let remember = site("remember");
+    // V8 records 1-based lines: `function remember(id) {` is line 15.
+    assert_eq!(remember["line"], 15, "{remember}");
+    assert!(
+        remember["live_count"].as_u64().unwrap() >= 3000,
+        "{remember}"
+    );
+    assert!(site("Order")["live_count"].as_u64().unwrap() >= 3000);
+    // churn()'s objects were garbage when the snapshot was taken.
+    let churn = site("churn");
+    // (V8 counts a few allocations of its own there: the function's boilerplate.)
+    assert!(churn["allocations"].as_u64().unwrap() >= 3000, "{churn}");
+    assert!(churn["live_count"].as_u64().unwrap() < 100, "{churn}");
+    let text =
+        String::from_utf8(stdout_of(leaksift().args(["heap", "-q"]).arg(&snapshot))).unwrap();
+    assert!(
+        text.contains("Allocation sites (allocation tracking)"),
+        "{text}"
+    );
+    assert!(text.contains("remember (tracked.js:15:"), "{text}");
+
+    // An untracked snapshot has none.
+    assert!(heap_json(&fixture("handmade.heapsnapshot"))["extra"]["allocation_sites"].is_null());
+
+    let toolkit = programs().join("node_modules/heap-snapshot-toolkit");
+    if !toolkit.exists() {
+        eprintln!("skipped: run `npm ci` in tests/programs/node to compare against DevTools live");
+        return;
+    }
+    let devtools = json_of(
+        Command::new("node")
+            .arg(programs().join("devtools-summary.mjs"))
+            .arg(&snapshot),
+    );
+    assert_eq!(
+        ours["extra"]["allocation_sites"],
+        devtools["allocation_sites"]
+    );
 }
 
 /// Runs a leak program that writes baseline, target and final snapshots into `dir`.

@@ -507,3 +507,59 @@ fn trend_reads_a_pipe_whole() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["samples"], 40, "{json}");
 }
+
+/// A two-node snapshot taken with allocation tracking: the object `f` (16 bytes) was allocated
+/// by function `f` of app.js (line 3, column 7) at trace node 2. `trace_tree` and
+/// `trace_function_infos` are given.
+fn tracked_snapshot(trace_function_infos: &str, trace_tree: &str) -> String {
+    format!(
+        r#"{{"snapshot":{{"meta":{{"node_fields":["type","name","id","self_size","edge_count","trace_node_id"],"node_types":[["synthetic","object"],"string","number","number","number","number"],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["element","property"],"string_or_number","node"],"trace_function_info_fields":["function_id","name","script_name","script_id","line","column"],"trace_node_fields":["id","function_info_index","count","size","children"]}},"node_count":2,"edge_count":1,"trace_function_count":1}},
+"nodes":[0,0,1,0,1,0,1,1,3,16,0,2],
+"edges":[1,1,6],
+"trace_function_infos":{trace_function_infos},
+"trace_tree":{trace_tree},
+"strings":["","f","app.js"]}}"#
+    )
+}
+
+#[test]
+fn a_malformed_allocation_trace_is_a_one_line_error_with_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tracked.heapsnapshot");
+    let good_infos = "[1,1,2,5,3,7]";
+    let good_tree = "[1,0,0,0,[2,0,1,16,[]]]";
+    std::fs::write(&file, tracked_snapshot(good_infos, good_tree)).unwrap();
+    let out = run(&["heap", "--json", "-q", path(&file)]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["extra"]["allocation_sites"],
+        serde_json::json!([{"function": "f", "script": "app.js", "script_id": 5, "line": 3,
+            "column": 7, "allocations": 1, "allocated_bytes": 16, "live_count": 1,
+            "live_bytes": 16}])
+    );
+    for (infos, tree, message) in [
+        (
+            good_infos,
+            "[1,0,0,0,[2,9,1,16,[]]]",
+            "names function 9, which does not exist",
+        ),
+        (
+            good_infos,
+            "[1,0,0,0,[2,0,1,16,[],]]",
+            "expected a trace node field",
+        ),
+        (good_infos, "[1,0,0,0,[2,0,1,16,[[[[[[", "expected"),
+        (good_infos, "[1,0,0,[],0]", "expected a trace node field"),
+        (
+            "[1,1,20,5,3,7]",
+            good_tree,
+            "names string 20, which does not exist",
+        ),
+        ("[1,1,2,5,3]", good_tree, "not a multiple of its 6 fields"),
+    ] {
+        std::fs::write(&file, tracked_snapshot(infos, tree)).unwrap();
+        let line = assert_one_line_error(&run(&["heap", "-q", path(&file)]), message);
+        assert!(line.contains("tracked.heapsnapshot: at byte "), "{line}");
+    }
+}

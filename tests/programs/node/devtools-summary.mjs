@@ -4,7 +4,9 @@
 // Output: {"total_bytes", "classes": [{key, name, count, shallow_bytes,
 // retained_bytes}], "statistics": {total, native, typed_arrays, v8_heap, code, strings,
 // js_arrays, system}} where key is DevTools' class key (",Name" or "script,line,column,Name") and
-// statistics is its Statistics view.
+// statistics is its Statistics view; "allocation_sites" is its Allocation view
+// (allocationTracesTops, under leaksift's key names) for a snapshot taken with allocation
+// tracking, null otherwise.
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { parse, DevToolsAPI } from 'heap-snapshot-toolkit';
@@ -24,6 +26,23 @@ const classes = Object.entries(aggregates).map(([key, a]) => ({
 }));
 classes.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
 const statistics = await snapshot.getStatistics();
+let allocationSites = null;
+try {
+  const tops = await snapshot.allocationTracesTops();
+  allocationSites = tops.map((t) => ({
+    function: t.name,
+    script: t.scriptName,
+    script_id: t.scriptId,
+    line: t.line,
+    column: t.column,
+    allocations: t.count,
+    allocated_bytes: t.size,
+    live_count: t.liveCount,
+    live_bytes: t.liveSize,
+  }));
+} catch {
+  // No allocation profile: the snapshot was taken without allocation tracking.
+}
 process.stdout.write(JSON.stringify({
   total_bytes: statistics.total,
   classes,
@@ -38,4 +57,5 @@ process.stdout.write(JSON.stringify({
     js_arrays: statistics.v8heap.jsArrays,
     system: statistics.v8heap.system,
   },
+  allocation_sites: allocationSites,
 }) + '\n');

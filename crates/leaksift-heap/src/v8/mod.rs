@@ -1,6 +1,7 @@
 //! V8 `.heapsnapshot` reader: meta-driven fields, parallel number scanning, lazy strings, and
 //! DevTools' semantics (essential edges, page-owned rule, shallow sizes, class names).
 
+mod allocations;
 mod devtools;
 pub(crate) mod distance_filter;
 mod scan;
@@ -9,8 +10,10 @@ mod statistics;
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+pub use allocations::AllocationSite;
 pub use devtools::InterfaceDefinition;
 pub use statistics::{Statistics, statistics};
 
@@ -44,6 +47,8 @@ pub struct V8Snapshot {
     pub extra_native_bytes: u64,
     /// The plain-object interfaces (`{a, b}` class names) applied to this snapshot.
     pub interfaces: Vec<InterfaceDefinition>,
+    /// DevTools' Allocation view, for a snapshot taken with allocation tracking; `None` otherwise.
+    pub allocation_sites: Option<Vec<AllocationSite>>,
 }
 
 /// Division by a fixed divisor of numbers it divides, without a division instruction: the
@@ -90,6 +95,10 @@ struct Meta {
     node_self_size: usize,
     node_edge_count: usize,
     node_detachedness: Option<usize>,
+    /// The `trace_node_id` node field.
+    node_trace: Option<usize>,
+    /// Allocation tracking's record layouts, when the snapshot counts traced functions.
+    trace: Option<allocations::TraceFields>,
     node_kinds: Vec<NodeKind>,
     edge_fields: usize,
     edge_type: usize,
@@ -134,6 +143,40 @@ fn type_names<'a>(meta: &'a Value, key: &str, index: usize) -> Result<Vec<&'a st
                 .ok_or_else(|| V8Error::Meta(format!("`{key}` holds a non-string type")))
         })
         .collect()
+}
+
+/// The layouts of `trace_function_infos` and `trace_tree` records, when `function_count` > 0.
+fn trace_fields(
+    meta: &Value,
+    function_count: usize,
+) -> Result<Option<allocations::TraceFields>, V8Error> {
+    if function_count == 0 {
+        return Ok(None);
+    }
+    let function = str_list(meta, "trace_function_info_fields")?;
+    let node = str_list(meta, "trace_node_fields")?;
+    if function.len() > 16 || node.len() > 16 {
+        return Err(V8Error::Meta(
+            "more than 16 fields per trace function or trace node".into(),
+        ));
+    }
+    let at = |list: &[&str], name: &str, key: &str| position(list, name, key);
+    let functions = "trace_function_info_fields";
+    let nodes = "trace_node_fields";
+    Ok(Some(allocations::TraceFields {
+        function_fields: function.len(),
+        function_name: at(&function, "name", functions)?,
+        script_name: at(&function, "script_name", functions)?,
+        script_id: at(&function, "script_id", functions)?,
+        line: at(&function, "line", functions)?,
+        column: at(&function, "column", functions)?,
+        node_fields: node.len(),
+        node_id: at(&node, "id", nodes)?,
+        node_function: at(&node, "function_info_index", nodes)?,
+        node_count: at(&node, "count", nodes)?,
+        node_size: at(&node, "size", nodes)?,
+        node_children: at(&node, "children", nodes)?,
+    }))
 }
 
 impl Meta {
@@ -182,6 +225,8 @@ impl Meta {
             node_self_size: position(&node_fields, "self_size", "node_fields")?,
             node_edge_count: position(&node_fields, "edge_count", "node_fields")?,
             node_detachedness: node_fields.iter().position(|f| *f == "detachedness"),
+            node_trace: node_fields.iter().position(|f| *f == "trace_node_id"),
+            trace: trace_fields(meta, optional_index("trace_function_count")?.unwrap_or(0))?,
             node_kinds,
             edge_fields: edge_fields.len(),
             edge_type,
@@ -255,6 +300,9 @@ pub fn read(
     let mut flags = vec![0u8; node_count];
     // Edge counts go to `first_edge[1..]`, summed into offsets below.
     let mut first_edge = vec![0u32; node_count + 1];
+    // Allocation stacks of the nodes, only for a snapshot taken with allocation tracking.
+    let node_trace = meta.node_trace.filter(|_| meta.trace.is_some());
+    let mut trace_ids = vec![0u64; if node_trace.is_some() { node_count } else { 0 }];
     let (strings, parsed_nodes) = rayon::join(
         || read_strings(&bytes, strings_body.clone()),
         || {
@@ -265,13 +313,18 @@ pub fn read(
                 .zip(scan::split_mut(&mut self_size, &lengths))
                 .zip(scan::split_mut(&mut kinds, &lengths))
                 .zip(scan::split_mut(&mut flags, &lengths))
-                .zip(scan::split_mut(&mut first_edge[1..], &lengths));
+                .zip(scan::split_mut(&mut first_edge[1..], &lengths))
+                .zip(if node_trace.is_some() {
+                    scan::split_mut(&mut trace_ids, &lengths)
+                } else {
+                    lengths.iter().map(|_| &mut [][..]).collect()
+                });
             scan::parse_parallel(
                 &bytes,
                 &node_chunks,
                 meta.node_fields,
                 columns.collect(),
-                |chunk, (((((ids, names), sizes), kinds), flags), edge_counts), i, f| {
+                |chunk, ((((((ids, names), sizes), kinds), flags), edge_counts), traces), i, f| {
                     let bad = |detail: String| scan::record_error(chunk, "node", i, detail);
                     let kind = *meta
                         .node_kinds
@@ -289,6 +342,9 @@ pub fn read(
                     flags[i] = NodeFlags::with_detachedness(detachedness).0;
                     edge_counts[i] = u32::try_from(f[meta.node_edge_count])
                         .map_err(|_| bad("edge count above 2^32".into()))?;
+                    if let Some(trace) = node_trace {
+                        traces[i] = f[trace];
+                    }
                     Ok(())
                 },
             )
@@ -490,10 +546,36 @@ pub fn read(
     drop(owners);
     let interfaces = devtools::apply_classes(&mut graph, classes)?;
     drop(locations);
+    let allocation_sites = match (
+        &meta.trace,
+        &sections.trace_function_infos,
+        &sections.trace_tree,
+    ) {
+        (Some(fields), Some(infos), Some(tree)) => {
+            // Per allocation stack: the nodes allocated there and their self sizes (DevTools'
+            // "live" figures), after DevTools moved sizes into owners as it does.
+            let mut live: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
+            for (node, trace) in trace_ids.iter().enumerate() {
+                let entry = live.entry(*trace).or_default();
+                entry.0 += 1;
+                entry.1 += graph.self_size(NodeIndex(node as u32));
+            }
+            Some(allocations::allocation_sites(
+                data,
+                fields,
+                infos,
+                tree.clone(),
+                &live,
+                graph.strings(),
+            )?)
+        }
+        _ => None,
+    };
     Ok(V8Snapshot {
         graph,
         extra_native_bytes: meta.extra_native_bytes,
         interfaces,
+        allocation_sites,
     })
 }
 

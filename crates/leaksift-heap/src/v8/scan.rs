@@ -14,6 +14,10 @@ pub struct Sections {
     pub nodes: Option<FlatArray>,
     pub edges: Option<FlatArray>,
     pub locations: Option<FlatArray>,
+    /// Allocation tracking: the flat `trace_function_infos` and the nested `trace_tree` (the
+    /// whole value, brackets included).
+    pub trace_function_infos: Option<FlatArray>,
+    pub trace_tree: Option<std::ops::Range<usize>>,
     /// The `strings` array body.
     pub strings: Option<std::ops::Range<usize>>,
     /// Whether the `strings` array was taken to end at the file's last `]` without scanning it
@@ -227,14 +231,20 @@ pub fn sections(bytes: &[u8], assume_strings_last: bool) -> Result<Sections, V8E
         pos = expect(bytes, pos, b':', "`:` after a key")?;
         pos = skip_ws(bytes, pos);
         match key {
-            b"nodes" | b"edges" | b"locations" => {
+            b"nodes" | b"edges" | b"locations" | b"trace_function_infos" => {
                 let (body, after) = flat_array(bytes, pos)?;
                 match key {
                     b"nodes" => sections.nodes = Some(body),
                     b"edges" => sections.edges = Some(body),
-                    _ => sections.locations = Some(body),
+                    b"locations" => sections.locations = Some(body),
+                    _ => sections.trace_function_infos = Some(body),
                 }
                 pos = after;
+            }
+            b"trace_tree" => {
+                let end = skip_value(bytes, pos)?;
+                sections.trace_tree = Some(pos..end);
+                pos = end;
             }
             b"strings" => {
                 let start = expect(bytes, pos, b'[', "the `strings` array")?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use leaksift_heap::input::{self, HeapInput};
 use leaksift_heap::{HeapFormat, HeapGraph, v8};
+use leaksift_report::heap::render_allocation_sites;
 use leaksift_report::progress::Progress;
 
 use crate::cmd::file_kind::{self, FileKind};
@@ -157,6 +158,9 @@ pub fn load(
     }
 }
 
+/// Functions listed in the text of a tracked snapshot's allocation sites (the JSON has all).
+const ALLOCATION_SITE_ROWS: usize = 15;
+
 fn load_v8(
     path: &Path,
     classify_like: Option<&ClassScheme>,
@@ -171,11 +175,21 @@ fn load_v8(
     };
     let snapshot = v8::read(bytes, interfaces, &mut |phase| progress.phase(phase))
         .with_context(|| format!("{shown}"))?;
+    let extra_sections = snapshot
+        .allocation_sites
+        .iter()
+        .map(|sites| ExtraSection {
+            title: "Allocation sites (allocation tracking)".to_string(),
+            json_key: "allocation_sites".to_string(),
+            text: render_allocation_sites(sites, ALLOCATION_SITE_ROWS),
+            json: serde_json::to_value(sites).unwrap_or_default(),
+        })
+        .collect();
     Ok(LoadedHeap {
         path: path.to_path_buf(),
         graph: snapshot.graph,
         extra_bytes: snapshot.extra_native_bytes,
-        extra_sections: Vec::new(),
+        extra_sections,
         class_scheme: ClassScheme::V8Interfaces(snapshot.interfaces),
         hprof: None,
     })
