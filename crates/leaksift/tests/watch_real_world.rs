@@ -28,10 +28,12 @@ fn succeeded(out: &Output) -> String {
 }
 
 /// A shell loop that waits (a minute at most) until `csv` has more than `lines` lines, header
-/// included.
+/// included. The file may not exist yet when the command starts: it then counts 0 lines (a
+/// failed `wc -l < FILE` ended the loop at once, and a loaded machine could see the command
+/// exit before leaksift's first sample).
 fn wait_for_rows(csv: &Path, lines: usize) -> String {
     format!(
-        "i=0; while [ \"$(wc -l < '{}')\" -le {lines} ] && [ $i -lt 6000 ]; do i=$((i+1)); sleep 0.01; done",
+        "i=0; while [ \"$(cat '{}' 2>/dev/null | wc -l)\" -le {lines} ] && [ $i -lt 6000 ]; do i=$((i+1)); sleep 0.01; done",
         csv.display()
     )
 }
