@@ -3,7 +3,7 @@
 //! The CLI turns engine results into these rows (names already decoded); this module only lays
 //! them out. JSON is produced by the CLI from the same rows.
 
-use leaksift_heap::v8::{AllocationSite, Statistics};
+use leaksift_heap::v8::{AllocationFrame, AllocationSite, Statistics};
 
 use crate::table::{Align, Table};
 use crate::units::bytes;
@@ -47,6 +47,9 @@ pub struct SuspectRow {
     /// What piles up there: the objects it immediately dominates, by class, biggest first.
     pub accumulated: Vec<AccumulatedRow>,
     pub path: Vec<PathStepRow>,
+    /// The stack that allocated the suspect (a group's biggest instance) on one line: V8
+    /// snapshots taken with allocation tracking; empty otherwise.
+    pub allocated_at: String,
     /// Whether the suspect is a class's instances (its `path` leads to the biggest of them,
     /// which need not pass the accumulation point the group's common path ends at).
     pub instances_of_class: bool,
@@ -254,6 +257,9 @@ pub fn render_summary(s: &HeapSummary) -> String {
                 .collect();
             out.push_str(&format!("   made of: {}\n", made_of.join(", ")));
         }
+        if !suspect.allocated_at.is_empty() {
+            out.push_str(&format!("   allocated at: {}\n", suspect.allocated_at));
+        }
         if suspect.path.is_empty() {
             out.push_str("   (not reachable from the roots over strong references)\n");
         }
@@ -373,6 +379,37 @@ pub struct ClassGrowthRow {
     pub retained_bytes: u64,
 }
 
+/// A JavaScript function as the allocation tracker names it: `name (script:line:column)`, the
+/// script by its file name.
+pub fn allocation_frame(frame: &AllocationFrame) -> String {
+    let function = if frame.function.is_empty() {
+        "(anonymous)"
+    } else {
+        &frame.function
+    };
+    let script = frame.script.rsplit('/').next().unwrap_or(&frame.script);
+    if script.is_empty() {
+        function.to_string()
+    } else {
+        format!("{function} ({script}:{}:{})", frame.line, frame.column)
+    }
+}
+
+/// Frames of an allocation stack shown on one line (the JSON has them all).
+const ALLOCATION_LINE_FRAMES: usize = 6;
+
+/// An allocation stack on one line, innermost first, without the tracker's `(root)` frame, at
+/// most [`ALLOCATION_LINE_FRAMES`] frames.
+pub fn allocation_stack_line(stack: &[&AllocationFrame]) -> String {
+    let shown: Vec<String> = stack
+        .iter()
+        .filter(|f| f.function != "(root)")
+        .take(ALLOCATION_LINE_FRAMES)
+        .map(|f| allocation_frame(f))
+        .collect();
+    shown.join(" ← ")
+}
+
 /// Renders DevTools' Allocation view: the `top` functions whose objects take the most bytes in
 /// the snapshot, with what the tracker counted there.
 pub fn render_allocation_sites(sites: &[AllocationSite], top: usize) -> String {
@@ -386,23 +423,12 @@ pub fn render_allocation_sites(sites: &[AllocationSite], top: usize) -> String {
         ("function", Align::Left),
     ]);
     for s in rows.iter().take(top) {
-        let function = if s.function.is_empty() {
-            "(anonymous)"
-        } else {
-            &s.function
-        };
-        let script = s.script.rsplit('/').next().unwrap_or(&s.script);
-        let at = if script.is_empty() {
-            String::new()
-        } else {
-            format!(" ({script}:{}:{})", s.line, s.column)
-        };
         t.row([
             s.live_count.to_string(),
             bytes(s.live_bytes as f64),
             s.allocations.to_string(),
             bytes(s.allocated_bytes as f64),
-            format!("{function}{at}"),
+            allocation_frame(&s.frame),
         ]);
     }
     let mut out = format!(
@@ -446,6 +472,9 @@ pub struct LeakRow {
     pub count: u64,
     pub retained_bytes: u64,
     pub path: Vec<PathStepRow>,
+    /// The stack that allocated the group's representative on one line (snapshots taken with
+    /// allocation tracking; empty otherwise).
+    pub allocated_at: String,
 }
 
 /// Renders the three-way leak list, largest first, each with its representative path: `rows`
@@ -472,6 +501,9 @@ pub fn render_leaks(rows: &[LeakRow], total_groups: usize, total_leaked: u64) ->
             row.count,
             bytes(row.retained_bytes as f64)
         ));
+        if !row.allocated_at.is_empty() {
+            out.push_str(&format!("   allocated at: {}\n", row.allocated_at));
+        }
         for line in render_path(&row.path).lines() {
             out.push_str("   ");
             out.push_str(line);

@@ -356,8 +356,20 @@ fn allocation_sites_of_a_tracked_snapshot_equal_devtools_allocation_view() {
     );
     assert!(text.contains("remember (tracked.js:15:"), "{text}");
 
+    // Suspects say what allocated them (the module's top-level code allocated its context).
+    let suspects = ours["suspects"].as_array().unwrap();
+    assert!(
+        suspects.iter().any(|s| s["allocation_stack"][0]["script"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("tracked.js"))),
+        "{suspects:?}"
+    );
     // An untracked snapshot has none.
-    assert!(heap_json(&fixture("handmade.heapsnapshot"))["extra"]["allocation_sites"].is_null());
+    let untracked = heap_json(&fixture("handmade.heapsnapshot"));
+    assert!(untracked["extra"]["allocation_sites"].is_null());
+    for suspect in untracked["suspects"].as_array().unwrap() {
+        assert_eq!(suspect["allocation_stack"], serde_json::json!([]));
+    }
 
     let toolkit = programs().join("node_modules/heap-snapshot-toolkit");
     if !toolkit.exists() {
@@ -373,6 +385,84 @@ fn allocation_sites_of_a_tracked_snapshot_equal_devtools_allocation_view() {
         ours["extra"]["allocation_sites"],
         devtools["allocation_sites"]
     );
+}
+
+#[test]
+fn leaks_of_a_tracked_run_name_the_code_that_allocated_them_as_devtools_does() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files =
+        ["baseline", "target", "final"].map(|n| dir.path().join(format!("{n}.heapsnapshot")));
+    let status = Command::new("node")
+        .arg("--track-heap-objects")
+        .arg(programs().join("leak-map.js"))
+        .args(&files)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let json = three_way(&files);
+    let leaks = json["leaks"].as_array().unwrap();
+    // The Map's table grew in SessionStore.open (leak-map.js line 16), through Map.prototype.set.
+    let top: Vec<(&str, &str, u64)> = leaks[0]["allocation_stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["function"].as_str().unwrap(),
+                f["script"].as_str().unwrap(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        top.iter()
+            .any(|(function, script, line)| *function == "open"
+                && script.ends_with("leak-map.js")
+                && *line == 16),
+        "{top:?}"
+    );
+    let args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    // Leaks found: exit 1.
+    let out = leaksift()
+        .args(["diff", "-q"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("allocated at: ") && text.contains("open (leak-map.js:16:"),
+        "{text}"
+    );
+
+    let toolkit = programs().join("node_modules/heap-snapshot-toolkit");
+    if !toolkit.exists() {
+        eprintln!("skipped: run `npm ci` in tests/programs/node to compare against DevTools live");
+        return;
+    }
+    // Each group's representative has the stack DevTools shows for it.
+    let shown: Vec<&Value> = leaks.iter().take(8).collect();
+    let ids: Vec<String> = shown
+        .iter()
+        .map(|l| l["representative_id"].to_string())
+        .collect();
+    let devtools = json_of(
+        Command::new("node")
+            .arg(programs().join("devtools-summary.mjs"))
+            .arg(&files[2])
+            .env("ALLOCATION_STACKS_OF", ids.join(",")),
+    );
+    for (leak, id) in shown.iter().zip(&ids) {
+        assert_eq!(
+            leak["allocation_stack"],
+            devtools["allocation_stacks"][id.as_str()],
+            "representative {id}"
+        );
+    }
 }
 
 /// Runs a leak program that writes baseline, target and final snapshots into `dir`.

@@ -6,7 +6,9 @@
 // js_arrays, system}} where key is DevTools' class key (",Name" or "script,line,column,Name") and
 // statistics is its Statistics view; "allocation_sites" is its Allocation view
 // (allocationTracesTops, under leaksift's key names) for a snapshot taken with allocation
-// tracking, null otherwise.
+// tracking, null otherwise. With ALLOCATION_STACKS_OF=ID,ID,… in the environment it adds
+// "allocation_stacks": {ID: [{function, script, script_id, line, column}, …]} (DevTools'
+// allocationStack of each node, innermost first; [] for a node without one).
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { parse, DevToolsAPI } from 'heap-snapshot-toolkit';
@@ -43,6 +45,24 @@ try {
 } catch {
   // No allocation profile: the snapshot was taken without allocation tracking.
 }
+let allocationStacks;
+if (process.env.ALLOCATION_STACKS_OF) {
+  allocationStacks = {};
+  const wanted = new Set(process.env.ALLOCATION_STACKS_OF.split(',').map(Number));
+  const fields = snapshot.nodeFieldCount;
+  for (let index = 0; index < snapshot.nodes.length; index += fields) {
+    const id = snapshot.nodes[index + snapshot.nodeIdOffset];
+    if (!wanted.has(id)) continue;
+    const stack = (await snapshot.allocationStack(index)) || [];
+    allocationStacks[id] = stack.map((f) => ({
+      function: f.functionName,
+      script: f.scriptName,
+      script_id: f.scriptId,
+      line: f.line,
+      column: f.column,
+    }));
+  }
+}
 process.stdout.write(JSON.stringify({
   total_bytes: statistics.total,
   classes,
@@ -58,4 +78,5 @@ process.stdout.write(JSON.stringify({
     system: statistics.v8heap.system,
   },
   allocation_sites: allocationSites,
+  allocation_stacks: allocationStacks,
 }) + '\n');

@@ -12,17 +12,24 @@ use rustc_hash::FxHashMap;
 
 use super::V8Error;
 use super::scan;
-use crate::graph::{StringId, StringTable};
+use crate::graph::{NodeIndex, StringId, StringTable};
 
-/// One allocating function, as a row of DevTools' Allocation view.
+/// A JavaScript function that allocated, as V8's allocation tracker names it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct AllocationSite {
+pub struct AllocationFrame {
     pub function: String,
     pub script: String,
     pub script_id: u64,
     /// As V8 records it: 1-based line and column of the function's start.
     pub line: u64,
     pub column: u64,
+}
+
+/// One allocating function, as a row of DevTools' Allocation view.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AllocationSite {
+    #[serde(flatten)]
+    pub frame: AllocationFrame,
     /// Allocations counted by the tracker while it ran (freed ones too).
     pub allocations: u64,
     pub allocated_bytes: u64,
@@ -48,26 +55,66 @@ pub(crate) struct TraceFields {
     pub node_children: usize,
 }
 
-/// A stack of the trace tree: its id, function index, and the allocations counted there.
+/// A stack of the trace tree: its id, its caller's (0 at the top), function index, and the
+/// allocations counted there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TraceNode {
     id: u64,
+    parent: u64,
     function: u64,
     count: u64,
     size: u64,
 }
 
+/// The allocation stack of every node of a tracked snapshot (DevTools' "Allocation stack" of an
+/// object).
+#[derive(Debug, Default)]
+pub struct AllocationStacks {
+    functions: Vec<AllocationFrame>,
+    /// Per trace node id: its caller's id and its function.
+    callers: FxHashMap<u64, (u64, usize)>,
+    /// Per node ordinal: its `trace_node_id` (0: none).
+    node_trace: Vec<u64>,
+}
+
+impl AllocationStacks {
+    /// The stack that allocated `node`, innermost frame first, down to the tracker's `(root)`
+    /// frame as DevTools lists it; empty when the node has none.
+    pub fn stack(&self, node: NodeIndex) -> Vec<&AllocationFrame> {
+        let mut frames = Vec::new();
+        let mut id = self.node_trace.get(node.get()).copied().unwrap_or(0);
+        // A hostile tree could loop: no stack is longer than the tree.
+        while let Some(&(caller, function)) = self.callers.get(&id) {
+            if frames.len() > self.callers.len() {
+                break;
+            }
+            frames.extend(self.functions.get(function));
+            id = caller;
+        }
+        frames
+    }
+}
+
 /// The allocation sites of a tracked snapshot, largest `allocated_bytes` first (DevTools'
-/// order; ties keep the function order of the file). `live` maps a `trace_node_id` to the
-/// count and self-size sum of the nodes carrying it.
+/// order; ties keep the function order of the file), and every node's allocation stack.
+/// `node_trace` is each node's `trace_node_id`, `self_size` its size as DevTools counts it.
 pub(crate) fn allocation_sites(
     data: &[u8],
     fields: &TraceFields,
     function_infos: &scan::FlatArray,
     trace_tree: std::ops::Range<usize>,
-    live: &FxHashMap<u64, (u64, u64)>,
+    node_trace: Vec<u64>,
+    self_size: impl Fn(usize) -> u64,
     strings: &StringTable,
-) -> Result<Vec<AllocationSite>, V8Error> {
+) -> Result<(Vec<AllocationSite>, AllocationStacks), V8Error> {
+    // Per allocation stack: the nodes allocated there and their self sizes (DevTools' "live"
+    // figures).
+    let mut live: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
+    for (node, trace) in node_trace.iter().enumerate() {
+        let entry = live.entry(*trace).or_default();
+        entry.0 += 1;
+        entry.1 += self_size(node);
+    }
     let string = |index: u64, offset: usize| {
         u32::try_from(index)
             .ok()
@@ -83,11 +130,13 @@ pub(crate) fn allocation_sites(
     for chunk in &chunks {
         scan::parse_records(data, chunk, fields.function_fields, |_, f| {
             sites.push(AllocationSite {
-                function: string(f[fields.function_name], chunk.bytes.start)?,
-                script: string(f[fields.script_name], chunk.bytes.start)?,
-                script_id: f[fields.script_id],
-                line: f[fields.line],
-                column: f[fields.column],
+                frame: AllocationFrame {
+                    function: string(f[fields.function_name], chunk.bytes.start)?,
+                    script: string(f[fields.script_name], chunk.bytes.start)?,
+                    script_id: f[fields.script_id],
+                    line: f[fields.line],
+                    column: f[fields.column],
+                },
                 allocations: 0,
                 allocated_bytes: 0,
                 live_count: 0,
@@ -96,14 +145,11 @@ pub(crate) fn allocation_sites(
             Ok(())
         })?;
     }
+    let mut callers: FxHashMap<u64, (u64, usize)> = FxHashMap::default();
     for node in trace_nodes(data, trace_tree.clone(), fields)? {
-        // DevTools leaves out the stacks where the tracker counted nothing.
-        if node.count == 0 {
-            continue;
-        }
-        let site = usize::try_from(node.function)
+        let function = usize::try_from(node.function)
             .ok()
-            .and_then(|f| sites.get_mut(f))
+            .filter(|&f| f < sites.len())
             .ok_or_else(|| V8Error::Shape {
                 offset: trace_tree.start as u64,
                 what: format!(
@@ -111,15 +157,26 @@ pub(crate) fn allocation_sites(
                     node.id, node.function
                 ),
             })?;
+        callers.insert(node.id, (node.parent, function));
+        // DevTools leaves out the stacks where the tracker counted nothing.
+        if node.count == 0 {
+            continue;
+        }
+        let site = &mut sites[function];
         let (live_count, live_bytes) = live.get(&node.id).copied().unwrap_or_default();
         site.allocations += node.count;
         site.allocated_bytes += node.size;
         site.live_count += live_count;
         site.live_bytes += live_bytes;
     }
+    let stacks = AllocationStacks {
+        functions: sites.iter().map(|s| s.frame.clone()).collect(),
+        callers,
+        node_trace,
+    };
     sites.retain(|s| s.allocations > 0);
     sites.sort_by_key(|s| std::cmp::Reverse(s.allocated_bytes));
-    Ok(sites)
+    Ok((sites, stacks))
 }
 
 /// Every record of the `trace_tree` value at `range`: nested arrays where each array is a flat
@@ -136,8 +193,11 @@ fn trace_nodes(
     };
     let text = &data[..range.end];
     let mut nodes = Vec::new();
-    // Per open array: the record being read and how many of its fields are read.
-    let mut open: Vec<([u64; 16], usize)> = Vec::new();
+    // Per open array: the record being read, how many of its fields are read, and the id of the
+    // record whose children the array holds (0 at the top). V8 writes `children` last, so the
+    // owner's id is known when its children start; a layout with `children` earlier leaves the
+    // callers of its nodes unknown (0).
+    let mut open: Vec<([u64; 16], usize, u64)> = Vec::new();
     let mut i = range.start;
     let skip_ws = |mut i: usize| {
         while text.get(i).is_some_and(u8::is_ascii_whitespace) {
@@ -149,12 +209,13 @@ fn trace_nodes(
     if text.get(i) != Some(&b'[') {
         return Err(syntax(i, "the `trace_tree` array"));
     }
-    open.push(([0; 16], 0));
+    open.push(([0; 16], 0, 0));
     i += 1;
     // Whether a value must come next (after `,`) or may (after `[`), rather than `,` or `]`.
     let mut expect_value = true;
     let mut array_start = true;
-    while let Some((record, field)) = open.last_mut() {
+    while let Some((record, field, owner)) = open.last_mut() {
+        let owner = *owner;
         i = skip_ws(i);
         let Some(&b) = text.get(i) else {
             return Err(syntax(i, "the end of `trace_tree` (the file is truncated)"));
@@ -167,10 +228,10 @@ fn trace_nodes(
                 open.pop();
                 i += 1;
                 // The array was a record's children: that field is read.
-                if let Some((record, field)) = open.last_mut() {
+                if let Some((record, field, owner)) = open.last_mut() {
                     *field += 1;
                     if *field == fields.node_fields {
-                        nodes.push(trace_node(record, fields));
+                        nodes.push(trace_node(record, *owner, fields));
                         *field = 0;
                     }
                 }
@@ -185,7 +246,12 @@ fn trace_nodes(
             b'[' if expect_value && *field == fields.node_children => {
                 // Children come after the numbers in V8's files; a record whose children come
                 // first is completed when its last field is read.
-                open.push(([0; 16], 0));
+                let id = if fields.node_id < *field {
+                    record[fields.node_id]
+                } else {
+                    0
+                };
+                open.push(([0; 16], 0, id));
                 i += 1;
                 expect_value = true;
                 array_start = true;
@@ -204,7 +270,7 @@ fn trace_nodes(
                 record[*field] = value;
                 *field += 1;
                 if *field == fields.node_fields {
-                    nodes.push(trace_node(record, fields));
+                    nodes.push(trace_node(record, owner, fields));
                     *field = 0;
                 }
                 expect_value = false;
@@ -231,9 +297,10 @@ fn trace_nodes(
     Ok(nodes)
 }
 
-fn trace_node(record: &[u64; 16], fields: &TraceFields) -> TraceNode {
+fn trace_node(record: &[u64; 16], parent: u64, fields: &TraceFields) -> TraceNode {
     TraceNode {
         id: record[fields.node_id],
+        parent,
         function: record[fields.node_function],
         count: record[fields.node_count],
         size: record[fields.node_size],
@@ -264,7 +331,7 @@ mod tests {
     fn nodes(text: &str) -> Result<Vec<(u64, u64, u64, u64)>, V8Error> {
         trace_nodes(text.as_bytes(), 0..text.len(), &fields()).map(|n| {
             n.iter()
-                .map(|n| (n.id, n.function, n.count, n.size))
+                .map(|n| (n.id, n.parent, n.function, n.size))
                 .collect()
         })
     }
@@ -272,10 +339,11 @@ mod tests {
     #[test]
     fn every_record_of_the_nested_tree_is_read() {
         // A record is complete once its children are: children come out before their parent.
+        // (id, caller, function, size)
         let tree = "[1,0,0,0,[2,1,5,80,[], 3,2,1,16,[4,1,2,32,[]]]]";
         assert_eq!(
             nodes(tree).unwrap(),
-            [(2, 1, 5, 80), (4, 1, 2, 32), (3, 2, 1, 16), (1, 0, 0, 0)]
+            [(2, 1, 1, 80), (4, 3, 1, 32), (3, 1, 2, 16), (1, 0, 0, 0)]
         );
     }
 

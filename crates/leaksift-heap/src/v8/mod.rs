@@ -10,10 +10,9 @@ mod statistics;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-pub use allocations::AllocationSite;
+pub use allocations::{AllocationFrame, AllocationSite, AllocationStacks};
 pub use devtools::InterfaceDefinition;
 pub use statistics::{Statistics, statistics};
 
@@ -49,6 +48,8 @@ pub struct V8Snapshot {
     pub interfaces: Vec<InterfaceDefinition>,
     /// DevTools' Allocation view, for a snapshot taken with allocation tracking; `None` otherwise.
     pub allocation_sites: Option<Vec<AllocationSite>>,
+    /// The allocation stack of every node, for a snapshot taken with allocation tracking.
+    pub allocation_stacks: Option<AllocationStacks>,
 }
 
 /// Division by a fixed divisor of numbers it divides, without a division instruction: the
@@ -546,36 +547,32 @@ pub fn read(
     drop(owners);
     let interfaces = devtools::apply_classes(&mut graph, classes)?;
     drop(locations);
-    let allocation_sites = match (
+    let (allocation_sites, allocation_stacks) = match (
         &meta.trace,
         &sections.trace_function_infos,
         &sections.trace_tree,
     ) {
         (Some(fields), Some(infos), Some(tree)) => {
-            // Per allocation stack: the nodes allocated there and their self sizes (DevTools'
-            // "live" figures), after DevTools moved sizes into owners as it does.
-            let mut live: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
-            for (node, trace) in trace_ids.iter().enumerate() {
-                let entry = live.entry(*trace).or_default();
-                entry.0 += 1;
-                entry.1 += graph.self_size(NodeIndex(node as u32));
-            }
-            Some(allocations::allocation_sites(
+            // Self sizes as DevTools counts them: after the sizes it moves into owners.
+            let (sites, stacks) = allocations::allocation_sites(
                 data,
                 fields,
                 infos,
                 tree.clone(),
-                &live,
+                std::mem::take(&mut trace_ids),
+                |node| graph.self_size(NodeIndex(node as u32)),
                 graph.strings(),
-            )?)
+            )?;
+            (Some(sites), Some(stacks))
         }
-        _ => None,
+        _ => (None, None),
     };
     Ok(V8Snapshot {
         graph,
         extra_native_bytes: meta.extra_native_bytes,
         interfaces,
         allocation_sites,
+        allocation_stacks,
     })
 }
 

@@ -11,7 +11,8 @@ use leaksift_heap::diff::{
     sorted_ids,
 };
 use leaksift_report::heap::{
-    ClassDiffRow, ClassGrowthRow, LeakRow, render_class_diff, render_class_growth, render_leaks,
+    ClassDiffRow, ClassGrowthRow, LeakRow, allocation_stack_line, render_class_diff,
+    render_class_growth, render_leaks,
 };
 use leaksift_report::progress::Progress;
 use serde_json::json;
@@ -239,6 +240,7 @@ fn three_way(
                 .as_ref()
                 .map(|p| analysis.path_rows(p))
                 .unwrap_or_default(),
+            allocated_at: allocation_stack_line(&analysis.allocation_stack(g.representative)),
         })
         .collect();
     let total = rows
@@ -262,6 +264,7 @@ fn three_way(
                 })).collect::<Vec<_>>(),
                 "representative_id": graph.id(g.representative).0,
                 "path": analysis.path_json(&r.path),
+                "allocation_stack": analysis.allocation_stack(g.representative),
             })).collect::<Vec<_>>(),
         }))?;
     } else {

@@ -14,7 +14,7 @@ use leaksift_heap::suspects::{self, SuspectKind, find_suspects_among, top_level_
 use leaksift_heap::{Detachedness, HeapFormat, HeapGraph, NodeIndex, v8};
 use leaksift_report::heap::{
     AccumulatedRow, DuplicateStringRow, ExtraSectionText, GarbageRow, HeapSummary, SuspectRow,
-    render_summary,
+    allocation_stack_line, render_summary,
 };
 use leaksift_report::progress::Progress;
 use serde_json::json;
@@ -192,6 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     .unwrap_or_default(),
                 path: path.map(|p| analysis.path_rows(&p)).unwrap_or_default(),
                 instances_of_class: matches!(s.kind, SuspectKind::Class { .. }),
+                allocated_at: allocation_stack_line(&analysis.allocation_stack(s.representative())),
             }
         })
         .collect();
@@ -264,7 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "accumulation_ratio": suspects::ACCUMULATION_RATIO,
             "classes": histogram.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
             "dominators": summary.dominators.iter().map(|d| analysis.object_json(d)).collect::<Vec<_>>(),
-            "suspects": summary.suspects.iter().map(|s| json!({
+            "suspects": summary.suspects.iter().zip(&found).map(|(s, suspect)| json!({
                 "description": s.description,
                 "retained_bytes": s.retained_bytes,
                 "accumulation_point": s.accumulation_point,
@@ -273,6 +274,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 })).collect::<Vec<_>>(),
                 "path": analysis.path_json(&s.path),
                 "accumulation_path": analysis.path_json(&s.accumulation_path),
+                "allocation_stack": analysis.allocation_stack(suspect.representative()),
             })).collect::<Vec<_>>(),
             "detached": detached.iter().map(|s| analysis.class_json(s)).collect::<Vec<_>>(),
             "duplicate_strings": summary.duplicate_strings.iter().map(|d| json!({

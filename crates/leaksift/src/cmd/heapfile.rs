@@ -48,6 +48,8 @@ pub struct LoadedHeap {
     pub class_scheme: ClassScheme,
     /// What only an HPROF dump has.
     pub hprof: Option<HprofExtras>,
+    /// Every object's allocation stack: V8 snapshots taken with allocation tracking only.
+    pub allocation_stacks: Option<v8::AllocationStacks>,
 }
 
 /// The parts of an HPROF dump that are not in the graph.
@@ -153,6 +155,7 @@ pub fn load(
                     unreachable: dump.unreachable,
                     file,
                 }),
+                allocation_stacks: None,
             })
         }
     }
@@ -192,5 +195,6 @@ fn load_v8(
         extra_sections,
         class_scheme: ClassScheme::V8Interfaces(snapshot.interfaces),
         hprof: None,
+        allocation_stacks: snapshot.allocation_stacks,
     })
 }

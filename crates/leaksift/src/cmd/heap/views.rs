@@ -3,6 +3,7 @@
 use leaksift_heap::dominators::Dominators;
 use leaksift_heap::histogram::{ClassStats, class_histogram_filtered};
 use leaksift_heap::paths::RetainingPath;
+use leaksift_heap::v8::AllocationFrame;
 use leaksift_heap::{HeapFormat, HeapGraph, NodeIndex};
 use leaksift_report::heap::{ClassRow, ObjectRow, PathStepRow};
 use leaksift_report::progress::Progress;
@@ -146,6 +147,16 @@ impl Analysis {
             shallow_bytes: graph.self_size(node),
             retained_bytes: self.dominators.retained(node),
         }
+    }
+
+    /// The stack that allocated `node`, innermost first (V8 snapshots taken with allocation
+    /// tracking; empty otherwise).
+    pub fn allocation_stack(&self, node: NodeIndex) -> Vec<&AllocationFrame> {
+        self.heap
+            .allocation_stacks
+            .as_ref()
+            .map(|stacks| stacks.stack(node))
+            .unwrap_or_default()
     }
 
     /// Rows for a retaining path, root first.
