@@ -341,14 +341,18 @@ fn managed_runtimes_are_named_with_the_tool_that_sees_their_objects() {
             continue;
         }
         let trace = dir.path().join(format!("{runtime}.lks"));
-        must_run(
+        let recorded = must_run(
             Command::new(env!("CARGO_BIN_EXE_leaksift"))
+                .env_remove("PYTHONMALLOC")
                 .args(["record", "-o"])
                 .arg(&trace)
                 .arg("--")
                 .arg(program)
                 .args(args),
         );
+        // `record` tells a CPython user how to see the small objects before the run.
+        let hint = String::from_utf8_lossy(&recorded.stderr).contains("set PYTHONMALLOC=malloc");
+        assert_eq!(hint, runtime == "python", "{program}");
         let json = json_of(&report(&trace, &["--json"]));
         assert_eq!(
             json["untraced_memory"]["managed_runtime"], runtime,
@@ -358,6 +362,22 @@ fn managed_runtimes_are_named_with_the_tool_that_sees_their_objects() {
         let text = String::from_utf8(report(&trace, &[]).stdout).unwrap();
         assert!(text.contains("note: this is "), "{program}: {text}");
         assert!(text.contains(advice), "{program}: {text}");
+    }
+    // With PYTHONMALLOC set, no hint.
+    if Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .output()
+        .is_ok()
+    {
+        let recorded = must_run(
+            Command::new(env!("CARGO_BIN_EXE_leaksift"))
+                .env("PYTHONMALLOC", "malloc")
+                .args(["record", "-o"])
+                .arg(dir.path().join("malloc.lks"))
+                .args(["--", "python3", "-c", "pass"]),
+        );
+        assert!(!String::from_utf8_lossy(&recorded.stderr).contains("PYTHONMALLOC"));
     }
     // A C program is no runtime's.
     let binary = compile(dir.path(), "gcc", "untraced.c", "untraced", &["-O1"]);

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
+use leaksift_native::untraced::ManagedRuntime;
 use leaksift_watch::job::{self, Job, Terminal};
 
 use crate::outcome::Outcome;
@@ -120,6 +121,19 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Per-process traces written next to `output` (`OUTPUT.<pid>[.<n>]`).
+/// A line for a CPython command run without `PYTHONMALLOC`: its small objects would come from
+/// pymalloc's arenas, which the hooks do not see (the report says so too, after the fact).
+fn python_hint(program: &OsString) -> &'static str {
+    let python =
+        ManagedRuntime::of_module(&program.to_string_lossy()) == Some(ManagedRuntime::Python);
+    if python && std::env::var_os("PYTHONMALLOC").is_none() {
+        "\nleaksift: note: CPython serves objects of up to 512 bytes from its own arenas, unseen \
+         by the tracer: set PYTHONMALLOC=malloc to trace them one by one"
+    } else {
+        ""
+    }
+}
+
 fn sibling_traces(output: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
         return Vec::new();
@@ -313,10 +327,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut job = terminal.and_then(|t| Job::new(t, child.id()));
     // The command may hold the terminal already.
     job::eprintln_from_background(&format!(
-        "leaksift: recording pid {} to {}\nleaksift: create {} to request a leak scan",
+        "leaksift: recording pid {} to {}\nleaksift: create {} to request a leak scan{}",
         child.id(),
         output.display(),
-        control.display()
+        control.display(),
+        python_hint(&args.command[0])
     ));
     let status = match job.as_mut() {
         Some(job) => job.wait(&mut child),
