@@ -43,7 +43,10 @@ impl Figures {
 
     /// `self` minus `old`, per figure.
     pub fn minus(&self, old: &Figures) -> FigureDeltas {
-        let delta = |new: u64, old: u64| new as i64 - old as i64;
+        // Exact for any two u64 (a hostile trace's sizes too), clamped to what i64 holds.
+        let delta = |new: u64, old: u64| {
+            (i128::from(new) - i128::from(old)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+        };
         FigureDeltas {
             allocations: delta(self.allocations, old.allocations),
             allocated_bytes: delta(self.allocated_bytes, old.allocated_bytes),
@@ -131,7 +134,7 @@ pub fn compare(
         });
         let (sides, frames, truncated) = &mut matched[at];
         sides[side].0.absorb(&site.stats);
-        sides[side].1 += site.lost_bytes;
+        sides[side].1 = sides[side].1.saturating_add(site.lost_bytes);
         if side == 1 || frames.is_empty() {
             *frames = site.frames;
         }

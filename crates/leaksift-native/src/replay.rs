@@ -156,11 +156,11 @@ impl StackStats {
     /// Adds another stack's figures to these (stacks merged into one call site).
     pub fn absorb(&mut self, other: &StackStats) {
         self.allocations += other.allocations;
-        self.allocated_bytes += other.allocated_bytes;
+        self.allocated_bytes = self.allocated_bytes.saturating_add(other.allocated_bytes);
         self.temporaries += other.temporaries;
         self.live_blocks += other.live_blocks;
-        self.live_bytes += other.live_bytes;
-        self.peak_bytes += other.peak_bytes;
+        self.live_bytes = self.live_bytes.saturating_add(other.live_bytes);
+        self.peak_bytes = self.peak_bytes.saturating_add(other.peak_bytes);
     }
 }
 
@@ -174,13 +174,13 @@ pub struct BlocksBytes {
 impl BlocksBytes {
     fn add(&mut self, bytes: u64) {
         self.blocks += 1;
-        self.bytes += bytes;
+        self.bytes = self.bytes.saturating_add(bytes);
     }
 
     /// Adds another count to this one.
     pub fn absorb(&mut self, other: BlocksBytes) {
         self.blocks += other.blocks;
-        self.bytes += other.bytes;
+        self.bytes = self.bytes.saturating_add(other.bytes);
     }
 }
 
@@ -570,16 +570,16 @@ impl Replay {
             self.release(old);
         }
         self.allocations += 1;
-        self.allocated_bytes += size;
+        self.allocated_bytes = self.allocated_bytes.saturating_add(size);
         self.last_alloc.insert(thread.0, address);
         let stat = &mut self.stats[stack.slot()];
         stat.allocations += 1;
-        stat.allocated_bytes += size;
+        stat.allocated_bytes = stat.allocated_bytes.saturating_add(size);
         self.touch(stack);
         let stat = &mut self.stats[stack.slot()];
         stat.live_blocks += 1;
-        stat.live_bytes += size;
-        self.live_bytes += size;
+        stat.live_bytes = stat.live_bytes.saturating_add(size);
+        self.live_bytes = self.live_bytes.saturating_add(size);
         self.sites.mark(stack);
         if self.live_bytes > self.peak.bytes {
             self.peak = Peak {
@@ -621,8 +621,8 @@ impl Replay {
         self.touch(block.stack);
         let stat = &mut self.stats[block.stack.slot()];
         stat.live_blocks -= 1;
-        stat.live_bytes -= block.size;
-        self.live_bytes -= block.size;
+        stat.live_bytes = stat.live_bytes.saturating_sub(block.size);
+        self.live_bytes = self.live_bytes.saturating_sub(block.size);
         self.sites.mark(block.stack);
     }
 

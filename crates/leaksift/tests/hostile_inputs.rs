@@ -563,3 +563,90 @@ fn a_malformed_allocation_trace_is_a_one_line_error_with_its_offset() {
         assert!(line.contains("tracked.heapsnapshot: at byte "), "{line}");
     }
 }
+
+#[test]
+fn allocation_sizes_that_overflow_any_sum_give_a_report_not_a_crash() {
+    // Sizes are varints: a hostile trace can claim blocks of 2^63 bytes, whose sums overflow
+    // u64 (live bytes, bytes per stack, the peak). Every command that replays it still answers.
+    let dir = tempfile::tempdir().unwrap();
+    let header = TraceHeader {
+        format_version: leaksift_trace::format::FORMAT_VERSION,
+        pid: 4242,
+        command: vec!["huge".to_string()],
+        start_unix_s: 1_700_000_000,
+        page_size: 4096,
+        traces_mmap: false,
+    };
+    let traces: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            let trace = dir.path().join(format!("{name}.lks"));
+            let file = std::fs::File::create(&trace).unwrap();
+            let mut writer = TraceWriter::new(file, &header).unwrap();
+            writer.stack(StackId(1), &[0x1234]).unwrap();
+            let mut scanned = Vec::new();
+            for i in 0..3 + n as u64 {
+                let address = 0x10_000 + i * 0x1000;
+                writer
+                    .alloc(
+                        TraceTime(1_000 + i),
+                        ThreadId(1),
+                        address,
+                        1 << 63,
+                        StackId(1),
+                        AllocKind::Malloc,
+                    )
+                    .unwrap();
+                scanned.push(ScannedBlock {
+                    address,
+                    class: LeakClass::DefinitelyLost,
+                });
+            }
+            writer
+                .free(TraceTime(2_000), ThreadId(1), 0x10_000)
+                .unwrap();
+            writer
+                .leak_scan(&LeakScan {
+                    time: TraceTime(3_000),
+                    trigger: ScanTrigger::Exit,
+                    blocks: scanned.split_off(1),
+                })
+                .unwrap();
+            writer.end(TraceTime(4_000), ProcessEnd::Exited(0)).unwrap();
+            writer.finish().unwrap();
+            trace
+        })
+        .collect();
+    for args in [
+        vec!["report", "-q", path(&traces[0])],
+        vec!["report", "-q", "--json", path(&traces[0])],
+        vec!["report", "-q", path(&traces[0]), "--fail-on-leak"],
+        vec![
+            "report",
+            "-q",
+            "--flamegraph",
+            "/dev/null",
+            path(&traces[0]),
+        ],
+        vec![
+            "report",
+            "-q",
+            "--flamegraph",
+            "/dev/null",
+            "--flamegraph-metric",
+            "peak",
+            path(&traces[0]),
+        ],
+        vec!["diff", "-q", path(&traces[0]), path(&traces[1])],
+        vec!["diff", "-q", "--json", path(&traces[0]), path(&traces[1])],
+    ] {
+        let out = run(&args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -113,7 +113,7 @@ pub(crate) fn allocation_sites(
     for (node, trace) in node_trace.iter().enumerate() {
         let entry = live.entry(*trace).or_default();
         entry.0 += 1;
-        entry.1 += self_size(node);
+        entry.1 = entry.1.saturating_add(self_size(node));
     }
     let string = |index: u64, offset: usize| {
         u32::try_from(index)
@@ -164,10 +164,11 @@ pub(crate) fn allocation_sites(
         }
         let site = &mut sites[function];
         let (live_count, live_bytes) = live.get(&node.id).copied().unwrap_or_default();
-        site.allocations += node.count;
-        site.allocated_bytes += node.size;
-        site.live_count += live_count;
-        site.live_bytes += live_bytes;
+        // A hostile file's counts must not overflow.
+        site.allocations = site.allocations.saturating_add(node.count);
+        site.allocated_bytes = site.allocated_bytes.saturating_add(node.size);
+        site.live_count = site.live_count.saturating_add(live_count);
+        site.live_bytes = site.live_bytes.saturating_add(live_bytes);
     }
     let stacks = AllocationStacks {
         functions: sites.iter().map(|s| s.frame.clone()).collect(),
