@@ -182,7 +182,11 @@ fn totals(analysis: &Analysis) -> TraceTotals {
             temporary: analysis.temporaries,
             peak_bytes: analysis.peak.bytes,
             live_bytes: analysis.live_at_end.bytes,
-            lost_bytes: leaks.map_or(0, |l| l.definitely_lost.bytes + l.indirectly_lost.bytes),
+            lost_bytes: leaks.map_or(0, |l| {
+                l.definitely_lost
+                    .bytes
+                    .saturating_add(l.indirectly_lost.bytes)
+            }),
         },
         leaks,
         truncated: analysis.truncated,
@@ -208,7 +212,7 @@ fn site_figures(analysis: &Analysis, symbolizer: &mut Symbolizer<'_>) -> Vec<Sit
                 LeakClass::DefinitelyLost | LeakClass::IndirectlyLost
             )
         {
-            lost[site as usize] += group.bytes;
+            lost[site as usize] = lost[site as usize].saturating_add(group.bytes);
         }
     }
     call_sites

@@ -176,7 +176,7 @@ pub fn call_site_growth(
         sites[site]
             .iter()
             .map(|&s| analysis.stats(s).live_bytes)
-            .sum()
+            .fold(0u64, u64::saturating_add)
     };
     let mut candidates: Vec<usize> = (0..sites.len()).filter(|&i| live_bytes(i) > 0).collect();
     candidates.sort_by_key(|&i| (std::cmp::Reverse(live_bytes(i)), i));

@@ -483,7 +483,8 @@ pub fn flame_stacks(
         FlameMetric::Leaked if analysis.scan.is_some() => {
             for group in &analysis.leak_groups {
                 if group.class != LeakClass::StillReachable {
-                    weights[group.stack.0 as usize] += group.bytes;
+                    weights[group.stack.0 as usize] =
+                        weights[group.stack.0 as usize].saturating_add(group.bytes);
                 }
             }
         }

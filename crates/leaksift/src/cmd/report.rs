@@ -157,8 +157,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let unresolved = symbolizer.unresolved_modules();
 
     let fail_check = args.fail_on_leak.map(|budget| {
-        let lost =
-            report.unsuppressed.definitely_lost.bytes + report.unsuppressed.indirectly_lost.bytes;
+        let lost = report
+            .unsuppressed
+            .definitely_lost
+            .bytes
+            .saturating_add(report.unsuppressed.indirectly_lost.bytes);
         FailCheck {
             budget_bytes: budget,
             lost_bytes: lost,
