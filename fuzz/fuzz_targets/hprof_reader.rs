@@ -1,8 +1,11 @@
 //! Fuzzes the HPROF reader and its duplicated-strings pass: arbitrary bytes (with and without a
 //! valid header) must give a graph or a typed error, never a panic, and for any bytes the reader
-//! accepts, decoding the `java.lang.String` values must give rows or a typed error.
+//! accepts, decoding the `java.lang.String` values must give rows or a typed error, and the
+//! analyses `heap` runs on the graph (dominators with the HPROF shortcuts, classes, suspects,
+//! paths) must finish.
 #![no_main]
 
+use leaksift_heap::{NodeIndex, dominators, histogram, paths, suspects};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,5 +21,11 @@ fuzz_target!(|data: &[u8]| {
     dump.extend_from_slice(body);
     if let Ok(read) = leaksift_hprof::read(&dump, &mut leaksift_hprof::Quiet) {
         let _ = leaksift_hprof::duplicate_strings(&dump, &read.graph, |_| true, 10);
+        let graph = &read.graph;
+        let doms = dominators::Dominators::compute(graph);
+        let _ = histogram::class_histogram(graph, &doms);
+        let _ = suspects::find_suspects(graph, &doms, 0.1);
+        let last = NodeIndex(graph.node_count() as u32 - 1);
+        let _ = paths::retaining_paths(graph, last, &[], 3);
     }
 });
