@@ -90,16 +90,21 @@ fn usage_errors_are_one_line_with_exit_status_2() {
 }
 
 /// A trace of one 100-byte block that the exit scan found definitely lost.
-fn trace_with_one_lost_block(dir: &Path) -> PathBuf {
-    let trace = dir.join("lost.lks");
-    let header = TraceHeader {
+/// The header of a hand-written trace of the command `command`.
+fn trace_header(command: &str) -> TraceHeader {
+    TraceHeader {
         format_version: leaksift_trace::format::FORMAT_VERSION,
         pid: 4242,
-        command: vec!["lost".to_string()],
+        command: vec![command.to_string()],
         start_unix_s: 1_700_000_000,
         page_size: 4096,
         traces_mmap: false,
-    };
+    }
+}
+
+fn trace_with_one_lost_block(dir: &Path) -> PathBuf {
+    let trace = dir.join("lost.lks");
+    let header = trace_header("lost");
     let mut writer = TraceWriter::new(std::fs::File::create(&trace).unwrap(), &header).unwrap();
     writer.stack(StackId(1), &[0x1234]).unwrap();
     writer
@@ -569,14 +574,7 @@ fn allocation_sizes_that_overflow_any_sum_give_a_report_not_a_crash() {
     // Sizes are varints: a hostile trace can claim blocks of 2^63 bytes, whose sums overflow
     // u64 (live bytes, bytes per stack, the peak). Every command that replays it still answers.
     let dir = tempfile::tempdir().unwrap();
-    let header = TraceHeader {
-        format_version: leaksift_trace::format::FORMAT_VERSION,
-        pid: 4242,
-        command: vec!["huge".to_string()],
-        start_unix_s: 1_700_000_000,
-        page_size: 4096,
-        traces_mmap: false,
-    };
+    let header = trace_header("huge");
     let traces: Vec<PathBuf> = ["a", "b"]
         .iter()
         .enumerate()
