@@ -78,7 +78,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         report.live_at_end.blocks
     );
     if let Some(untraced) = &report.untraced_memory {
-        untraced_notes(&mut out, untraced, report);
+        untraced_notes(&mut out, untraced, report, label.pid);
     }
 
     out.push('\n');
@@ -268,7 +268,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
 }
 
 /// Says what memory the report cannot show, and why leaksift thinks there is some.
-fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeReport) {
+fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeReport, pid: u32) {
     for module in &untraced.allocator_modules {
         let _ = writeln!(
             out,
@@ -277,7 +277,7 @@ fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeRe
         );
     }
     if let Some(runtime) = untraced.managed_runtime {
-        let _ = writeln!(out, "note: {}", runtime_advice(runtime));
+        let _ = writeln!(out, "note: {}", runtime_advice(runtime, pid));
     }
     if let (Some(ratio), Some(rss)) = (untraced.rss_over_heap, report.peak_rss_bytes) {
         let _ = writeln!(
@@ -291,25 +291,28 @@ fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeRe
     }
 }
 
-/// Where a managed runtime's objects are, and the tool that sees them.
-fn runtime_advice(runtime: ManagedRuntime) -> &'static str {
+/// Where a managed runtime's objects are, and the tool that sees them (for a JVM, the command
+/// with the traced process's id, usable while it still runs: after an on-demand scan).
+fn runtime_advice(runtime: ManagedRuntime, pid: u32) -> String {
     match runtime {
         ManagedRuntime::Python => {
-            "this is CPython: objects of up to 512 bytes come from pymalloc's arenas, which this \
-             report does not see unless the program ran with PYTHONMALLOC=malloc (as for \
-             Valgrind); the Python lines that allocate them are tracemalloc's to show"
+            "this is CPython: objects of up to 512 bytes come from pymalloc's \
+             arenas, which this report does not see unless the program ran with \
+             PYTHONMALLOC=malloc (as for Valgrind); the Python lines that allocate them are \
+             tracemalloc's to show"
+                .to_string()
         }
-        ManagedRuntime::Node => {
-            "this is Node.js: JavaScript objects live in V8's heap, not in this report (only \
-             native memory such as ArrayBuffer contents is); take heap snapshots (`node \
-             --heapsnapshot-signal=SIGUSR2`) and compare them with `leaksift diff`"
-        }
-        ManagedRuntime::Jvm => {
+        ManagedRuntime::Node => "this is Node.js: JavaScript objects live in V8's heap, not in \
+             this report (only native memory such as ArrayBuffer contents is); take heap \
+             snapshots (`node --heapsnapshot-signal=SIGUSR2`) and compare them with \
+             `leaksift diff`"
+            .to_string(),
+        ManagedRuntime::Jvm => format!(
             "this is a JVM: Java objects live in the Java heap, not in this report (only native \
              memory such as direct buffers and JNI is); confirm growth with `leaksift check \
-             --jvm-heap` and find what holds it with `jcmd PID GC.heap_dump FILE` and `leaksift \
-             heap FILE`"
-        }
+             --jvm-heap` and find what holds it with `jcmd {pid} GC.heap_dump FILE` and \
+             `leaksift heap FILE`"
+        ),
     }
 }
 

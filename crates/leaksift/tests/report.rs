@@ -362,6 +362,11 @@ fn managed_runtimes_are_named_with_the_tool_that_sees_their_objects() {
         let text = String::from_utf8(report(&trace, &[]).stdout).unwrap();
         assert!(text.contains("note: this is "), "{program}: {text}");
         assert!(text.contains(advice), "{program}: {text}");
+        if runtime == "jvm" {
+            // The command names the traced JVM, usable while it still runs.
+            let jcmd = format!("jcmd {} GC.heap_dump", json["pid"]);
+            assert!(text.contains(&jcmd), "{text}");
+        }
     }
     // With PYTHONMALLOC set, no hint.
     if Command::new("python3")
