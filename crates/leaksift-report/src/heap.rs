@@ -64,6 +64,9 @@ pub struct AccumulatedRow {
     pub class: String,
     pub count: u64,
     pub retained_bytes: u64,
+    /// The stack that allocated the most of them, innermost first (tracked V8 snapshots;
+    /// empty otherwise).
+    pub allocation_stack: Vec<AllocationFrame>,
 }
 
 /// A string value held by several objects.
@@ -247,8 +250,14 @@ pub fn render_summary(s: &HeapSummary) -> String {
                 .accumulated
                 .iter()
                 .map(|a| {
+                    let allocated = a
+                        .allocation_stack
+                        .iter()
+                        .find(|f| f.function != "(root)")
+                        .map(|f| format!(", allocated in {}", allocation_frame(f)))
+                        .unwrap_or_default();
                     format!(
-                        "{} × {} ({})",
+                        "{} × {} ({}{allocated})",
                         a.count,
                         a.class,
                         bytes(a.retained_bytes as f64)

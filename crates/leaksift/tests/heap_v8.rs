@@ -364,11 +364,29 @@ fn allocation_sites_of_a_tracked_snapshot_equal_devtools_allocation_view() {
             .is_some_and(|f| f.ends_with("tracked.js"))),
         "{suspects:?}"
     );
+    // What piles up at an accumulation point says which code made it: the 3000 Orders, by
+    // remember() (the constructor's own frame first when V8 did not inline it).
+    let orders = suspects
+        .iter()
+        .flat_map(|s| s["accumulated"].as_array().unwrap())
+        .find(|a| a["class"] == "Order")
+        .expect("a suspect made of the Orders");
+    assert_eq!(orders["count"], 3000, "{orders}");
+    let frames = orders["allocation_stack"].as_array().unwrap();
+    assert!(
+        frames.iter().any(|f| f["function"] == "remember"),
+        "{frames:?}"
+    );
+    assert!(text.contains("3000 × Order ("), "{text}");
+    assert!(text.contains(", allocated in "), "{text}");
     // An untracked snapshot has none.
     let untracked = heap_json(&fixture("handmade.heapsnapshot"));
     assert!(untracked["extra"]["allocation_sites"].is_null());
     for suspect in untracked["suspects"].as_array().unwrap() {
         assert_eq!(suspect["allocation_stack"], serde_json::json!([]));
+        for accumulated in suspect["accumulated"].as_array().unwrap() {
+            assert_eq!(accumulated["allocation_stack"], serde_json::json!([]));
+        }
     }
 
     let toolkit = programs().join("node_modules/heap-snapshot-toolkit");

@@ -81,8 +81,35 @@ impl AllocationStacks {
     /// The stack that allocated `node`, innermost frame first, down to the tracker's `(root)`
     /// frame as DevTools lists it; empty when the node has none.
     pub fn stack(&self, node: NodeIndex) -> Vec<&AllocationFrame> {
+        self.stack_of_trace(self.trace_of(node))
+    }
+
+    /// The stack that allocated the most of `nodes` (ties: the first in the tree's numbering);
+    /// empty when none has one. It names the code that made a suspect's accumulated objects.
+    pub fn most_common_stack(
+        &self,
+        nodes: impl Iterator<Item = NodeIndex>,
+    ) -> Vec<&AllocationFrame> {
+        let mut counts: FxHashMap<u64, u64> = FxHashMap::default();
+        for node in nodes {
+            let trace = self.trace_of(node);
+            if trace != 0 {
+                *counts.entry(trace).or_default() += 1;
+            }
+        }
+        let most = counts
+            .into_iter()
+            .max_by_key(|&(trace, count)| (count, std::cmp::Reverse(trace)))
+            .map_or(0, |(trace, _)| trace);
+        self.stack_of_trace(most)
+    }
+
+    fn trace_of(&self, node: NodeIndex) -> u64 {
+        self.node_trace.get(node.get()).copied().unwrap_or(0)
+    }
+
+    fn stack_of_trace(&self, mut id: u64) -> Vec<&AllocationFrame> {
         let mut frames = Vec::new();
-        let mut id = self.node_trace.get(node.get()).copied().unwrap_or(0);
         // A hostile tree could loop: no stack is longer than the tree.
         while let Some(&(caller, function)) = self.callers.get(&id) {
             if frames.len() > self.callers.len() {

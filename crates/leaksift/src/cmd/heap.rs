@@ -182,6 +182,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     class: graph.class_name(a.class).to_string(),
                     count: a.count,
                     retained_bytes: a.retained_bytes,
+                    allocation_stack: analysis.common_allocation_stack(
+                        analysis
+                            .dominators
+                            .dominated(s.accumulation_point)
+                            .filter(|&n| graph.class(n) == a.class),
+                    ),
                 })
                 .collect(),
                 // MAT's "shortest paths to the accumulation point": through the suspect (it
@@ -271,6 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 "accumulation_point": s.accumulation_point,
                 "accumulated": s.accumulated.iter().map(|a| json!({
                     "class": a.class, "count": a.count, "retained_bytes": a.retained_bytes,
+                    "allocation_stack": a.allocation_stack,
                 })).collect::<Vec<_>>(),
                 "path": analysis.path_json(&s.path),
                 "accumulation_path": analysis.path_json(&s.accumulation_path),

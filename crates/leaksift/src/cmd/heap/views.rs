@@ -159,6 +159,25 @@ impl Analysis {
             .unwrap_or_default()
     }
 
+    /// The stack that allocated the most of `nodes`, owned for a report row (tracked V8
+    /// snapshots; empty otherwise).
+    pub fn common_allocation_stack(
+        &self,
+        nodes: impl Iterator<Item = NodeIndex>,
+    ) -> Vec<AllocationFrame> {
+        self.heap
+            .allocation_stacks
+            .as_ref()
+            .map(|stacks| {
+                stacks
+                    .most_common_stack(nodes)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Rows for a retaining path, root first.
     pub fn path_rows(&self, path: &RetainingPath) -> Vec<PathStepRow> {
         let graph = self.graph();
