@@ -20,6 +20,10 @@ fn exercise(bytes: Vec<u8>) {
     let _ = suspects::find_suspects(graph, &doms, 0.1);
     let last = NodeIndex(graph.node_count() as u32 - 1);
     let _ = paths::retaining_paths(graph, last, &[], 3);
+    if let Some(stacks) = &snapshot.allocation_stacks {
+        let _ = stacks.stack(last);
+        let _ = stacks.most_common_stack(graph.nodes());
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
