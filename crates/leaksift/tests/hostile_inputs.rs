@@ -448,10 +448,21 @@ fn a_file_given_to_the_wrong_command_names_the_command_that_reads_it() {
             "is a trace of `leaksift record`: read it with `leaksift report`",
         );
     }
-    // `diff` compares a trace with another trace only.
+    // `diff` compares a trace with another trace only, and --debug-dir is for traces.
     assert_one_line_error(
         &run(&["diff", "-q", path(&snapshot), path(&trace)]),
         "are not both traces of `leaksift record`",
+    );
+    assert_one_line_error(
+        &run(&[
+            "diff",
+            "-q",
+            "--debug-dir",
+            "/tmp",
+            path(&snapshot),
+            path(&snapshot),
+        ]),
+        "--debug-dir symbolizes traces",
     );
     assert_one_line_error(
         &run(&["report", "-q", path(&snapshot)]),

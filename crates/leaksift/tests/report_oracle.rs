@@ -553,6 +553,13 @@ fn stripped_binary_symbolizes_through_debuglink_and_build_id_dirs() {
         &report_json(&record(dir.path(), &binary), &["--top", "1000"])["hotspots"],
         "allocations",
     );
+    // For `diff`: a run of an unstripped copy of the binary (same file name, another directory,
+    // left unmodified so its symbols stay usable).
+    let copy_dir = dir.path().join("unstripped");
+    std::fs::create_dir(&copy_dir).unwrap();
+    let copy = copy_dir.join("stripped");
+    std::fs::copy(&binary, &copy).unwrap();
+    let unstripped = record(&copy_dir, &copy);
     let debug_file = dir.path().join("stripped.debug");
     must_run(
         Command::new("objcopy")
@@ -600,6 +607,38 @@ fn stripped_binary_symbolizes_through_debuglink_and_build_id_dirs() {
     // Without either, no frame claims a line of counts.c.
     let without = report_json(&trace, &["--top", "1000"]);
     assert!(by_call_site(&without["hotspots"], "allocations").is_empty());
+
+    // `diff` symbolizes through the same directories: the stripped run's call sites then match
+    // the unstripped run's by function, file and line, and only its frames without symbols differ.
+    let changed_sites = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["diff", "--json", "-q"])
+            .args(extra)
+            .arg(&unstripped)
+            .arg(&trace)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|site| {
+                site["frames"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["file"].as_str().is_some_and(|f| f.ends_with("counts.c")))
+            })
+            .count()
+    };
+    assert!(changed_sites(&[]) > 0, "without symbols the sites differ");
+    assert_eq!(changed_sites(&["--debug-dir", by_id.to_str().unwrap()]), 0);
 }
 
 /// A frame chain as `(function, line)` pairs of the frames in `file`, and its count.

@@ -35,6 +35,10 @@ pub struct Args {
     /// Print one JSON object (schema leaksift.diff.v1) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Traces: extra directory searched for separate debug files (`.build-id/xx/….debug`,
+    /// debuglink targets) before /usr/lib/debug, as `report --debug-dir`; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -56,6 +60,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             ),
             _ => anyhow::bail!("traces of `leaksift record` are compared two at a time"),
         };
+    }
+    if !args.debug_dir.is_empty() {
+        anyhow::bail!("--debug-dir symbolizes traces of `leaksift record`; heap files need none");
     }
     match args.files.as_slice() {
         [base, compared] => two_way(&args, base, compared, &mut progress),

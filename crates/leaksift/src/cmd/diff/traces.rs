@@ -34,8 +34,8 @@ pub fn compare_traces(
         analysis: new_analysis,
         read_error: new_error,
     } = new_trace;
-    let mut old_symbols = symbolizer_for(&old_header, &old_analysis, &[]);
-    let mut new_symbols = symbolizer_for(&new_header, &new_analysis, &[]);
+    let mut old_symbols = symbolizer_for(&old_header, &old_analysis, &args.debug_dir);
+    let mut new_symbols = symbolizer_for(&new_header, &new_analysis, &args.debug_dir);
     let comparison = compare(
         &old_analysis,
         &mut old_symbols,
