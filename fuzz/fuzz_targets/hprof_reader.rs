@@ -5,8 +5,11 @@
 //! paths) must finish.
 #![no_main]
 
-use leaksift_heap::{NodeIndex, dominators, histogram, paths, suspects};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../shared/analyses.rs"]
+mod analyses;
+use analyses::run_heap_analyses;
 
 fuzz_target!(|data: &[u8]| {
     let _ = leaksift_hprof::read(data, &mut leaksift_hprof::Quiet);
@@ -21,11 +24,6 @@ fuzz_target!(|data: &[u8]| {
     dump.extend_from_slice(body);
     if let Ok(read) = leaksift_hprof::read(&dump, &mut leaksift_hprof::Quiet) {
         let _ = leaksift_hprof::duplicate_strings(&dump, &read.graph, |_| true, 10);
-        let graph = &read.graph;
-        let doms = dominators::Dominators::compute(graph);
-        let _ = histogram::class_histogram(graph, &doms);
-        let _ = suspects::find_suspects(graph, &doms, 0.1);
-        let last = NodeIndex(graph.node_count() as u32 - 1);
-        let _ = paths::retaining_paths(graph, last, &[], 3);
+        run_heap_analyses(&read.graph);
     }
 });

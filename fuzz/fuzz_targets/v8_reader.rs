@@ -5,8 +5,12 @@
 use std::sync::Arc;
 
 use leaksift_heap::input::HeapBytes;
-use leaksift_heap::{NodeIndex, dominators, histogram, paths, suspects, v8};
+use leaksift_heap::v8;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../shared/analyses.rs"]
+mod analyses;
+use analyses::run_heap_analyses;
 
 const HANDMADE: &[u8] = include_bytes!("../../tests/fixtures/v8/handmade.heapsnapshot");
 
@@ -15,11 +19,7 @@ fn exercise(bytes: Vec<u8>) {
         return;
     };
     let graph = &snapshot.graph;
-    let doms = dominators::Dominators::compute(graph);
-    let _ = histogram::class_histogram(graph, &doms);
-    let _ = suspects::find_suspects(graph, &doms, 0.1);
-    let last = NodeIndex(graph.node_count() as u32 - 1);
-    let _ = paths::retaining_paths(graph, last, &[], 3);
+    let last = run_heap_analyses(graph);
     if let Some(stacks) = &snapshot.allocation_stacks {
         let _ = stacks.stack(last);
         let _ = stacks.most_common_stack(graph.nodes());
