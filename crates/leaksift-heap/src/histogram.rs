@@ -293,9 +293,11 @@ pub struct DuplicateString {
     pub wasted_bytes: u64,
 }
 
-/// Whether a node's name is its string value (V8 names concatenated strings by their type).
+/// Whether a node's name is its string value (V8 names concatenated and sliced strings by
+/// their kind: "(concatenated string)", "(sliced string)").
 fn has_string_value(kind: crate::graph::NodeKind) -> bool {
-    kind.is_string() && kind != crate::graph::NodeKind::ConsString
+    use crate::graph::NodeKind;
+    kind.is_string() && !matches!(kind, NodeKind::ConsString | NodeKind::SlicedString)
 }
 
 /// String values held by more than one string object, most wasted bytes first (at most `top`).

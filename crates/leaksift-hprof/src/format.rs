@@ -60,6 +60,7 @@ pub mod tag {
     pub const TRACE: u8 = 0x05;
     pub const HEAP_DUMP: u8 = 0x0C;
     pub const HEAP_DUMP_SEGMENT: u8 = 0x1C;
+    pub const HEAP_DUMP_END: u8 = 0x2C;
 }
 
 /// Heap dump sub-record tags (HotSpot, plus Android's 1.0.3 additions).

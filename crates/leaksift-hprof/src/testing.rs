@@ -10,6 +10,8 @@ pub struct DumpWriter {
     heap: Vec<u8>,
     id_size: usize,
     version: &'static str,
+    /// A segment was closed by [`Self::cut`].
+    segmented: bool,
 }
 
 /// Field type codes.
@@ -23,6 +25,7 @@ impl DumpWriter {
             heap: Vec::new(),
             id_size,
             version,
+            segmented: false,
         }
     }
 
@@ -168,7 +171,8 @@ impl DumpWriter {
     }
 
     /// The file: header, records (including segments closed by [`Self::cut`]), then the rest of
-    /// the heap in one record with `tag` (HEAP_DUMP or HEAP_DUMP_SEGMENT).
+    /// the heap in one record with `tag` (HEAP_DUMP or HEAP_DUMP_SEGMENT), and after segments
+    /// the HEAP DUMP END record that closes them, as HotSpot writes it.
     pub fn finish(&mut self, tag: u8) -> Vec<u8> {
         let mut out = format!("JAVA PROFILE {}\0", self.version).into_bytes();
         out.extend_from_slice(&(self.id_size as u32).to_be_bytes());
@@ -179,13 +183,18 @@ impl DumpWriter {
         out.extend_from_slice(&0u32.to_be_bytes());
         out.extend_from_slice(&(heap.len() as u32).to_be_bytes());
         out.extend_from_slice(&heap);
+        if tag == crate::format::tag::HEAP_DUMP_SEGMENT || self.segmented {
+            out.push(crate::format::tag::HEAP_DUMP_END);
+            out.extend_from_slice(&[0; 8]);
+        }
         out
     }
 
     /// Closes the current heap segment (so the next sub-records go to a new one).
     pub fn cut(&mut self) -> &mut Self {
         let heap = std::mem::take(&mut self.heap);
-        self.record(0x1C, &heap);
+        self.record(crate::format::tag::HEAP_DUMP_SEGMENT, &heap);
+        self.segmented = true;
         self
     }
 }

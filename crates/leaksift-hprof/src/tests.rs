@@ -387,14 +387,7 @@ fn every_truncation_inside_the_heap_is_an_error_with_its_offset() {
 
 /// Offset of the last top-level record (the heap dump) of a dump built by [`shape`].
 fn last_record_start(data: &[u8]) -> usize {
-    let mut at = data.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8;
-    let mut last = at;
-    while at < data.len() {
-        last = at;
-        let len = u32::from_be_bytes(data[at + 5..at + 9].try_into().unwrap()) as usize;
-        at += 9 + len;
-    }
-    last
+    *record_starts(data).last().expect("a record")
 }
 
 #[test]
@@ -404,7 +397,47 @@ fn unknown_sub_record_names_its_offset() {
     let data = w.finish(0x1C);
     let error = read(&data, &mut Quiet).expect_err("unknown tag");
     assert_eq!(error.kind, ErrorKind::UnknownSubRecord(0x42));
-    assert_eq!(error.offset, (data.len() - 4) as u64);
+    // The sub-record is the last one before the 9-byte HEAP DUMP END record.
+    assert_eq!(error.offset, (data.len() - 9 - 4) as u64);
+}
+
+/// A dump cut at a record boundary after a heap dump segment, before the HEAP DUMP END record
+/// that closes the segments: nothing else shows the cut, and the segments that are missing may
+/// hold the GC roots (jcmd writes them last), so it is an error at the end of the file, not an
+/// analysis of part of a heap.
+#[test]
+fn a_segmented_dump_cut_before_its_heap_dump_end_record_is_truncated() {
+    let whole = shape("1.0.2", 8, true);
+    assert!(read(&whole, &mut Quiet).is_ok());
+    let starts = record_starts(&whole);
+    let first_segment = starts
+        .iter()
+        .position(|&at| whole[at] == 0x1C)
+        .expect("a segment");
+    // Every boundary after a segment: after the first one, after the last one (only the END
+    // record missing).
+    let cuts = &starts[first_segment + 1..];
+    assert!(cuts.len() >= 2, "the shape has several segments");
+    for &cut in cuts {
+        let error = read(&whole[..cut], &mut Quiet).expect_err("cut before HEAP DUMP END");
+        assert!(
+            matches!(error.kind, ErrorKind::Truncated { what, .. } if what.contains("HEAP DUMP END")),
+            "cut at {cut}: {error}"
+        );
+        assert_eq!(error.offset, cut as u64);
+    }
+}
+
+/// Offsets of the top-level records of a dump built by [`DumpWriter`].
+fn record_starts(data: &[u8]) -> Vec<usize> {
+    let mut at = data.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8;
+    let mut starts = Vec::new();
+    while at < data.len() {
+        starts.push(at);
+        let len = u32::from_be_bytes(data[at + 5..at + 9].try_into().unwrap()) as usize;
+        at += 9 + len;
+    }
+    starts
 }
 
 #[test]

@@ -119,6 +119,11 @@ pub fn walk_records<'a, V: Visitor<'a>>(
     let ids = id_size.bytes();
     let mut cursor = Cursor::new(data, header.records_start, id_size);
     let mut reported = 0;
+    // Whether a HEAP DUMP SEGMENT was read and no HEAP DUMP END since: HotSpot and ART close
+    // every segmented dump with that record, so a dump that stops before it was cut off (at a
+    // record boundary, where nothing else shows it) and may lack segments, the GC roots among
+    // them.
+    let mut segments_open = false;
     while !cursor.is_empty() {
         if cursor.pos() - reported >= WALKED_STEP {
             reported = cursor.pos();
@@ -165,11 +170,25 @@ pub fn walk_records<'a, V: Visitor<'a>>(
                 check_length(&rec, body_end)?;
                 visitor.trace(serial, thread_serial, frames);
             }
-            tag::HEAP_DUMP | tag::HEAP_DUMP_SEGMENT => visitor.segment(body_start, body_end),
+            tag::HEAP_DUMP | tag::HEAP_DUMP_SEGMENT => {
+                segments_open |= record_tag == tag::HEAP_DUMP_SEGMENT;
+                visitor.segment(body_start, body_end);
+            }
+            tag::HEAP_DUMP_END => segments_open = false,
             _ => {}
         }
     }
     walked(cursor.pos());
+    if segments_open {
+        return Err(HprofError::new(
+            cursor.pos() as u64,
+            ErrorKind::Truncated {
+                what: "the HEAP DUMP END record closing the heap dump segments",
+                needed: 9,
+                available: 0,
+            },
+        ));
+    }
     Ok(())
 }
 

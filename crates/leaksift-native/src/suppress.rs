@@ -78,15 +78,25 @@ impl Suppressions {
 
 /// A `leak:` pattern that suppresses leaks allocated at `frames` (innermost first), as
 /// valgrind's `--gen-suppressions` writes one per leak: the function of the innermost frame
-/// outside the allocator and the C library's own wrappers (`strdup`, `getline`…), so the
-/// pattern names the code that allocated, anchored at both ends. Characters the template syntax
+/// outside the allocator and the C and C++ runtime libraries (`strdup`, `getline`, a
+/// `std::string` growing in libstdc++…, whose pattern would silence every such leak of the
+/// program), so the pattern names the code that allocated, anchored at both ends. Characters the template syntax
 /// gives a meaning (`*`, `$`, `^`) become `*`, which matches them. Without a symbolized frame,
 /// the innermost module outside the allocator; `None` when there is none either.
 pub fn suppression_for(frames: &[Frame]) -> Option<String> {
     let candidates = || frames.iter().filter(|f| !f.is_in_allocator());
-    let in_c_library = |frame: &Frame| {
+    let in_runtime_library = |frame: &Frame| {
         let name = frame.module.rsplit('/').next().unwrap_or(&frame.module);
-        name.starts_with("libc.so") || name.starts_with("ld-linux")
+        [
+            "libc.so",
+            "ld-linux",
+            "libstdc++.so",
+            "libc++.so",
+            "libc++abi.so",
+            "libgcc_s.so",
+        ]
+        .iter()
+        .any(|library| name.starts_with(library))
     };
     let named = |frame: &&Frame| frame.function != crate::symbolize::UNKNOWN;
     let anchored = |name: &str| {
@@ -98,7 +108,7 @@ pub fn suppression_for(frames: &[Frame]) -> Option<String> {
     };
     candidates()
         .filter(named)
-        .find(|f| !in_c_library(f))
+        .find(|f| !in_runtime_library(f))
         .or_else(|| candidates().find(named))
         .map(|f| anchored(&f.function))
         .or_else(|| {
@@ -263,6 +273,22 @@ mod proptests {
                     at("Matrix::operator*(Matrix const&)", "/app/bin"),
                 ],
                 Some("^Matrix::operator*(Matrix const&)$"),
+            ),
+            // A std::string growing inside libstdc++: the program's function, not a pattern
+            // that would silence every string leak.
+            (
+                vec![
+                    at("operator new(unsigned long)", "/usr/lib/libstdc++.so.6"),
+                    at(
+                        "std::__cxx11::basic_string<char, std::char_traits<char>, \
+                         std::allocator<char> >::_M_mutate(unsigned long, unsigned long, \
+                         char const*, unsigned long)",
+                        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30",
+                    ),
+                    at("make_record(int)", "/app/bin"),
+                    at("main", "/app/bin"),
+                ],
+                Some("^make_record(int)$"),
             ),
             // Only C-library frames: the innermost of them outside the allocator.
             (

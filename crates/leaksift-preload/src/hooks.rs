@@ -4,7 +4,7 @@
 //! this crate's own frames. Implementations forward to glibc's `__libc_*` functions and record
 //! free/realloc before the block can be reused by another thread.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_char, c_int, c_void};
 use core::mem::MaybeUninit;
 
 use crate::buffers::ThreadState;
@@ -402,6 +402,86 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     let result = unsafe { core::mem::transmute::<*mut c_void, DlcloseFn>(real)(handle) };
     runtime::modules_changed(runtime::module_change_started());
     result
+}
+
+/// `exit`: clears the dead stack below the caller ([`runtime::clear_dead_stack`]) so that the
+/// frames glibc's exit path builds there, which the exit scan reads, hold no stale block
+/// addresses, then runs glibc's `exit`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn exit(status: c_int) -> ! {
+    type ExitFn = unsafe extern "C" fn(c_int) -> !;
+    let real = runtime::next_symbol(c"exit");
+    runtime::clear_dead_stack();
+    match real {
+        // SAFETY: glibc's exit has this signature; it does not return.
+        Some(real) => unsafe { core::mem::transmute::<*mut c_void, ExitFn>(real)(status) },
+        // SAFETY: no exit to forward to: end without the handlers rather than not at all.
+        None => unsafe { _exit(status) },
+    }
+}
+
+/// The program's `main`, as `__libc_start_main` received it.
+static PROGRAM_MAIN: core::sync::atomic::AtomicPtr<c_void> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+type MainFn = unsafe extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
+
+/// `__libc_start_main`: glibc's, with `main` wrapped so that the dead stack is cleared when it
+/// returns (glibc then calls `exit` internally, past the `exit` above).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_start_main(
+    main: MainFn,
+    argc: c_int,
+    argv: *mut *mut c_char,
+    init: *mut c_void,
+    fini: *mut c_void,
+    rtld_fini: *mut c_void,
+    stack_end: *mut c_void,
+) -> c_int {
+    type StartFn = unsafe extern "C" fn(
+        MainFn,
+        c_int,
+        *mut *mut c_char,
+        *mut c_void,
+        *mut c_void,
+        *mut c_void,
+        *mut c_void,
+    ) -> c_int;
+    let Some(real) = runtime::next_symbol(c"__libc_start_main") else {
+        // SAFETY: no glibc entry to forward to: run the program as `_start` would have it run.
+        unsafe {
+            let envp = argv.add(argc as usize + 1);
+            exit(main(argc, argv, envp))
+        }
+    };
+    PROGRAM_MAIN.store(main as *mut c_void, core::sync::atomic::Ordering::Release);
+    // SAFETY: glibc's __libc_start_main has this signature; the caller's arguments pass
+    // through with `main` wrapped.
+    unsafe {
+        core::mem::transmute::<*mut c_void, StartFn>(real)(
+            main_then_clear,
+            argc,
+            argv,
+            init,
+            fini,
+            rtld_fini,
+            stack_end,
+        )
+    }
+}
+
+/// Runs the program's `main`, then clears the dead stack before glibc's `exit` runs.
+unsafe extern "C" fn main_then_clear(
+    argc: c_int,
+    argv: *mut *mut c_char,
+    envp: *mut *mut c_char,
+) -> c_int {
+    let main = PROGRAM_MAIN.load(core::sync::atomic::Ordering::Acquire);
+    // SAFETY: `__libc_start_main` stored the program's main, of this type, before glibc
+    // called this.
+    let status = unsafe { core::mem::transmute::<*mut c_void, MainFn>(main)(argc, argv, envp) };
+    runtime::clear_dead_stack();
+    status
 }
 
 /// `_exit`: runs the exit scan (the program's exit handlers are skipped, the scan is not), then

@@ -33,8 +33,12 @@ static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
 pub static SCAN_REQUESTED: AtomicBool = AtomicBool::new(false);
 pub static EXIT_REQUESTED: AtomicBool = AtomicBool::new(false);
 pub static EXIT_STATUS: AtomicU32 = AtomicU32::new(0);
-/// Stack pointer of the thread that called `exit` (the scan reads its stack from there up).
+/// Stack pointer of the exit handler's caller in the thread that called `exit` (the scan reads
+/// its stack from there up).
 pub static EXIT_SP: AtomicU64 = AtomicU64::new(0);
+/// rbx, rbp and r12–r15 as the exit handler received them (the scan reads them as roots, as
+/// memcheck reads registers).
+pub static EXIT_REGISTERS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 /// Set by the writer when the exit scan and the final flush are done.
 pub static EXIT_DONE: AtomicU32 = AtomicU32::new(0);
 pub static WRITER_RUNNING: AtomicBool = AtomicBool::new(false);
@@ -443,20 +447,55 @@ pub fn without_writer_thread(call: impl FnOnce() -> c_int) -> c_int {
     result
 }
 
-/// Last exit handler (registered first): asks the writer for the exit scan and waits for it.
-extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
+/// Last exit handler (registered first): pushes the callee-saved registers, then runs
+/// [`exit_scan`] with them and with its caller's stack pointer. The scan must start at the
+/// caller's frame: the handler's own frames are the tracer's, and their unwritten slots still
+/// hold what the allocation hooks left on that part of the stack (returned block addresses),
+/// which would make lost blocks look reachable.
+#[unsafe(naked)]
+extern "C" fn at_exit(status: c_int, arg: *mut c_void) {
+    core::arch::naked_asm!(
+        // At entry rsp points at the return address, so the caller's frame starts at rsp + 8.
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov rdx, rsp",
+        "lea rcx, [rsp + 56]",
+        // rsp is 8 mod 16 here (entry) + 48: realign for the call.
+        "sub rsp, 8",
+        "call {scan}",
+        // The registers are callee-saved, so `exit_scan` left them as they were.
+        "add rsp, 56",
+        "ret",
+        scan = sym exit_scan,
+    )
+}
+
+/// The exit scan: asks the writer for it and waits. `registers` are r15, r14, r13, r12, rbp
+/// and rbx as [`at_exit`] pushed them; `caller_sp` is where its caller's frame starts.
+extern "C" fn exit_scan(
+    status: c_int,
+    _arg: *mut c_void,
+    registers: *const [u64; 6],
+    caller_sp: u64,
+) {
     if STATE.load(Ordering::Acquire) != STATE_ACTIVE
         || !WRITER_RUNNING.load(Ordering::Acquire)
         || EXIT_SCAN_CLAIMED.swap(true, Ordering::AcqRel)
     {
         return;
     }
+    // SAFETY: `at_exit` pushed the six words just before calling.
+    let registers = unsafe { *registers };
+    for (slot, value) in EXIT_REGISTERS.iter().zip(registers) {
+        slot.store(value, Ordering::Relaxed);
+    }
     release_cxx_pools();
     let _guard = ReentryGuard::enter();
-    // The callee-saved registers may still hold the program's pointers (memcheck scans
-    // registers too): spill them into this frame, which the scan reads from its start upwards.
-    let registers = callee_saved_registers();
-    EXIT_SP.store(registers.as_ptr() as u64, Ordering::Release);
+    EXIT_SP.store(caller_sp, Ordering::Release);
     EXIT_STATUS.store(status as u32, Ordering::Release);
     EXIT_REQUESTED.store(true, Ordering::Release);
     buffers::wake_writer();
@@ -467,7 +506,60 @@ extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
         }
         sys::futex_wait(&EXIT_DONE, 0, 100_000_000);
     }
-    core::hint::black_box(&registers);
+}
+
+/// How much of the unused stack below the caller [`clear_dead_stack`] zeroes: far more than
+/// glibc's exit path (exit, its handlers, `_IO_cleanup`) builds frames in.
+const DEAD_STACK_CLEARED: u64 = 64 << 10;
+
+/// Zeroes up to [`DEAD_STACK_CLEARED`] bytes of the calling thread's unused stack below its
+/// caller's frame, before the exit path builds its frames there.
+///
+/// Frames keep stale words in slots they have not written yet. memcheck never reads those as
+/// pointers: a word below the stack pointer becomes undefined to it when the frame that wrote
+/// it returns. A preloaded tracer cannot track definedness, and the allocation path leaves
+/// block addresses behind that valgrind's never does (libstdc++'s `operator new` saving a
+/// register, glibc's malloc, these hooks): found in a slot of `__run_exit_handlers`' frame,
+/// such a copy made a lost `new`-allocated cycle "still reachable". Clearing the dead stack
+/// once, when `main` returns or the program calls `exit`, gives the exit path's frames the
+/// zeros memcheck's view amounts to.
+#[inline(always)]
+pub fn clear_dead_stack() {
+    let state = sys::thread_state_ptr() as *const ThreadState;
+    if state.is_null() {
+        return;
+    }
+    // SAFETY: thread states are never freed; the bounds are a plain copy.
+    let bounds = unsafe { (*state).bounds() };
+    let sp: u64;
+    // SAFETY: reads the stack pointer.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    if !(bounds.low < sp && sp <= bounds.high) {
+        return;
+    }
+    let low = (sp.saturating_sub(DEAD_STACK_CLEARED).max(bounds.low) + 7) & !7;
+    if low + 4096 > sp {
+        return;
+    }
+    // SAFETY: `[low, rsp)` lies in this thread's stack below the current frame: no frame of
+    // this thread lives there (without `nostack`, the compiler keeps nothing in the red zone
+    // across this block), and a signal handler interrupting the stores builds its frame
+    // further down and is gone before they resume. rsp is at most a few words away from `sp`,
+    // so the count is positive.
+    unsafe {
+        core::arch::asm!(
+            "mov rcx, rsp",
+            "sub rcx, rdi",
+            "shr rcx, 3",
+            "cld",
+            "rep stosq",
+            inout("rdi") low => _,
+            out("rcx") _,
+            in("rax") 0u64,
+        );
+    }
 }
 
 /// `_exit` and `_Exit` end the process without exit handlers: the traced process still gets its
@@ -507,27 +599,6 @@ fn release_cxx_pools() {
         // recorded (no guard is held here).
         unsafe { core::mem::transmute::<*mut c_void, extern "C" fn()>(symbol)() };
     }
-}
-
-/// The values of rbx, rbp and r12–r15 at the call.
-#[inline(always)]
-fn callee_saved_registers() -> [u64; 6] {
-    let mut registers = [0u64; 6];
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: stores six registers into a local array of six words.
-    unsafe {
-        core::arch::asm!(
-            "mov [{0}], rbx",
-            "mov [{0} + 8], rbp",
-            "mov [{0} + 16], r12",
-            "mov [{0} + 24], r13",
-            "mov [{0} + 32], r14",
-            "mov [{0} + 40], r15",
-            in(reg) registers.as_mut_ptr(),
-            options(nostack, preserves_flags),
-        );
-    }
-    registers
 }
 
 /// Only a followed child needs the writer parked (it takes the writer's state over).

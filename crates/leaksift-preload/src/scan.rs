@@ -376,10 +376,18 @@ fn own_stack() -> (u64, u64) {
         .map_or((here, here), |m| (m.start, m.end))
 }
 
+/// The thread that asked for a scan (at exit): its stack is read from `sp` up, and the
+/// callee-saved register values it had are roots too.
+#[derive(Clone, Copy, Debug)]
+pub struct Requester {
+    pub sp: u64,
+    pub registers: [u64; 6],
+}
+
 /// Classifies every live heap block (mmap regions are roots, not blocks), sorted by address.
 pub fn classify<S: std::hash::BuildHasher>(
     live: &HashMap<u64, LiveBlock, S>,
-    requester_sp: Option<u64>,
+    requester: Option<Requester>,
 ) -> Vec<(u64, LeakClass)> {
     let mut sorted: Vec<(u64, u64)> = live
         .iter()
@@ -391,13 +399,17 @@ pub fn classify<S: std::hash::BuildHasher>(
         starts: sorted.iter().map(|b| b.0).collect(),
         sizes: sorted.iter().map(|b| b.1).collect(),
     };
-    let roots = roots(&blocks, requester_sp, own_stack());
+    let roots = roots(&blocks, requester.map(|r| r.sp), own_stack());
     let mut marker = Marker {
         blocks: &blocks,
         marks: vec![Mark::Unreached; sorted.len()],
         stack: Vec::new(),
         buffer: Vec::new(),
     };
+    for register in requester.iter().flat_map(|r| r.registers) {
+        marker.reach(register, true);
+    }
+    marker.drain_without_clique();
     for root in &roots {
         marker.scan_root(root);
     }

@@ -981,9 +981,9 @@ impl Writer {
         self.module_generation = modules::generation();
     }
 
-    fn scan(&mut self, trigger: ScanTrigger, requester_sp: Option<u64>) {
+    fn scan(&mut self, trigger: ScanTrigger, requester: Option<scan::Requester>) {
         let time = self.clock.nanos(sys::timestamp());
-        let classes = scan::classify(&self.live, requester_sp);
+        let classes = scan::classify(&self.live, requester);
         let blocks = classes
             .into_iter()
             .map(|(address, class)| ScannedBlock { address, class })
@@ -1001,8 +1001,13 @@ impl Writer {
         self.cycle(true);
         // The state at exit: a program shorter than one cycle still has its peak RSS.
         self.sample_rss();
-        let sp = runtime::EXIT_SP.load(Ordering::Acquire);
-        self.scan(ScanTrigger::Exit, Some(sp));
+        let requester = scan::Requester {
+            sp: runtime::EXIT_SP.load(Ordering::Acquire),
+            registers: runtime::EXIT_REGISTERS
+                .each_ref()
+                .map(|r| r.load(Ordering::Relaxed)),
+        };
+        self.scan(ScanTrigger::Exit, Some(requester));
         runtime::stop_tracing();
         let status = runtime::EXIT_STATUS.load(Ordering::Acquire) as i32;
         let time = self.clock.nanos(sys::timestamp());

@@ -96,7 +96,10 @@ pub struct GarbageRow {
 pub struct HeapSummary {
     pub file: String,
     pub format: String,
+    /// Nodes of the graph (HPROF: the reader's root over the GC roots included).
     pub node_count: u64,
+    /// Objects of the file: the nodes less the HPROF reader's root.
+    pub object_count: u64,
     pub edge_count: u64,
     pub total_bytes: u64,
     pub class_count: u64,
@@ -189,14 +192,18 @@ pub fn render_path(steps: &[PathStepRow]) -> String {
 
 /// Renders the whole `heap` report.
 pub fn render_summary(s: &HeapSummary) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut out = format!(
-        "{} ({}): {} objects, {} references, {} reachable total\n",
+        "{} ({}): {}, {}, {} reachable total\n",
         s.file,
         s.format,
-        s.node_count,
-        s.edge_count,
+        plural(s.object_count, "object", "objects"),
+        plural(s.edge_count, "reference", "references"),
         bytes(s.total_bytes as f64)
     );
+    if s.object_count == 0 {
+        out.push_str("the file holds no heap objects (no heap dump records)\n");
+    }
     if let Some(st) = &s.statistics {
         // DevTools' Statistics pie, in one line.
         out.push_str(&format!(

@@ -424,11 +424,52 @@ fn check_garbage_left_out(file: &Path, kept: u64, dropped: u64) {
         kept_row["retained_bytes"].as_u64().unwrap(),
         kept * (16 + 2016)
     );
+    // The root over the GC roots, first step of every path, retains the total: not the garbage
+    // the dominator tree hangs off it.
+    let first_step = &paths["paths"][0][0];
+    assert_eq!(first_step["id"], 0, "{first_step}");
+    assert_eq!(
+        first_step["retained_bytes"].as_u64(),
+        Some(total),
+        "{first_step}"
+    );
+    assert_eq!(paths["garbage"], false);
     let text = heap_text(file);
     assert!(
         text.contains(&format!("{} unreachable objects (", garbage["objects"])),
         "{text}"
     );
+    // The object count is the dump's (without the reader's root).
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains(&format!(": {dump_objects} objects, ")),
+        "{text}"
+    );
+    // A garbage object: `paths` says so, not "unreachable over strong references".
+    let dump = leaksift_hprof::DumpFile::open(file).unwrap();
+    let read = leaksift_hprof::read(dump.bytes(), &mut leaksift_hprof::Quiet).unwrap();
+    let garbage_node = read
+        .graph
+        .nodes()
+        .find(|&n| read.unreachable.contains(n))
+        .expect("a garbage object");
+    let garbage_id = format!("{:#x}", read.graph.id(garbage_node).0);
+    let paths = json(&["paths", "--id", &garbage_id], file);
+    assert_eq!(paths["garbage"], true, "{paths}");
+    assert_eq!(paths["reachable"], false, "{paths}");
+    let out = Cli::cargo_bin("leaksift")
+        .unwrap()
+        .args(["paths", "-q", "--id", &garbage_id])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("garbage: no GC root reaches it"), "{text}");
+    // The reader's own root is no object.
+    let stderr = one_line_error(&["paths", "--quiet", "--id", "0x0"], file);
+    assert!(stderr.contains("no object with id 0x0"), "{stderr}");
 }
 
 /// The duplicated java.lang.String values of the Garbage program: 250 copies (each with its own
@@ -538,6 +579,32 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     assert!(stderr.contains("at byte "), "{stderr}");
     assert!(stderr.contains("truncated"), "{stderr}");
 
+    // A real dump cut at the record boundary after its first heap dump segment (jcmd writes the
+    // GC roots in the last one): nothing looks broken there, but the HEAP DUMP END record is
+    // missing, so the dump is truncated rather than analysed as a heap without roots.
+    let mut at = bytes.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8;
+    let mut after_first_segment = None;
+    while at < bytes.len() && after_first_segment.is_none() {
+        let len = u32::from_be_bytes(bytes[at + 5..at + 9].try_into().unwrap()) as usize;
+        if bytes[at] == 0x1C {
+            after_first_segment = Some(at + 9 + len);
+        }
+        at += 9 + len;
+    }
+    let boundary = after_first_segment.expect("jcmd writes heap dump segments");
+    assert!(
+        boundary < bytes.len() - 9,
+        "the fixture has more than one segment"
+    );
+    let cut_at_boundary = dir.path().join("boundary.hprof");
+    std::fs::write(&cut_at_boundary, &bytes[..boundary]).unwrap();
+    let stderr = one_line_error(&["heap", "--quiet"], &cut_at_boundary);
+    assert!(
+        stderr.contains(&format!("at byte {boundary}: truncated"))
+            && stderr.contains("HEAP DUMP END"),
+        "{stderr}"
+    );
+
     // A cut gzip stream: the error names the decompressed offset where the stream broke.
     let gz = std::fs::read(fixture("static_leak.hprof.gz")).unwrap();
     let cut_gz = dir.path().join("cut.hprof.gz");
@@ -546,9 +613,11 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     assert!(stderr.contains("cut.hprof.gz"), "{stderr}");
     assert!(stderr.contains("gzip"), "{stderr}");
 
-    // The 31-byte header, then a heap dump segment holding an unknown sub-record tag at byte 40.
+    // The 31-byte header, then a heap dump segment holding an unknown sub-record tag at byte 40,
+    // then the HEAP DUMP END record.
     let mut garbage_bytes = bytes[..31].to_vec();
     garbage_bytes.extend_from_slice(&[0x1C, 0, 0, 0, 0, 0, 0, 0, 2, 0x42, 0x42]);
+    garbage_bytes.extend_from_slice(&[0x2C, 0, 0, 0, 0, 0, 0, 0, 0]);
     let garbage = dir.path().join("garbage.hprof");
     std::fs::write(&garbage, &garbage_bytes).unwrap();
     let stderr = one_line_error(&["paths", "--quiet", "--id", "1"], &garbage);

@@ -142,6 +142,25 @@ fn committed_fixtures_match_devtools_exactly() {
     }
 }
 
+/// V8 names a concatenated or sliced string after its kind, not its value (which the snapshot
+/// does not hold): such names are no duplicated values. `shapes` keeps 40 sliced strings (all
+/// 25 × "x") and 40 concatenated ones; real duplicates (its repeated literals) are still listed.
+#[test]
+fn duplicated_strings_are_values_not_the_names_of_string_kinds() {
+    let heap = heap_json(&fixture("shapes.heapsnapshot.gz"));
+    let rows = heap["duplicate_strings"]
+        .as_array()
+        .expect("duplicate_strings");
+    assert!(!rows.is_empty(), "{heap:#}");
+    for row in rows {
+        let value = row["value"].as_str().expect("value");
+        assert!(
+            !matches!(value, "(sliced string)" | "(concatenated string)"),
+            "{row}"
+        );
+    }
+}
+
 #[test]
 fn statistics_equal_devtools_on_every_fixture_when_the_toolkit_is_installed() {
     if !node_available()

@@ -317,6 +317,43 @@ fn leak_classes_match_valgrind_with_and_without_frame_pointers() {
     }
 }
 
+/// Blocks lost in a function main called, then main returns (or a nested function calls exit):
+/// copies of their addresses that the allocation path left below main (libstdc++'s `operator
+/// new` saving a register, glibc's malloc, the hooks) must not keep them reachable. memcheck
+/// never reads such stale slots; before the tracer cleared the dead stack at `main`'s return
+/// and at `exit`, the `new` cycle was "still reachable" at both optimisation levels here.
+#[test]
+fn blocks_lost_before_main_returns_are_lost_despite_stale_copies_on_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let cycle = HashMap::from([
+        (LeakClass::DefinitelyLost, (1, 72)),
+        (LeakClass::IndirectlyLost, (1, 72)),
+    ]);
+    let aligned = HashMap::from([(LeakClass::DefinitelyLost, (2, 333 + 8192))]);
+    for (name, flags) in [
+        ("lost_o1", &["-g", "-O1"][..]),
+        ("lost_o2", &["-g", "-O2", "-fomit-frame-pointer"][..]),
+    ] {
+        let program = compile("g++", "lost_after_return.cpp", flags, dir.path(), name);
+        for (args, expected) in [
+            (&["1"][..], &cycle),
+            (&["1", "exit"][..], &cycle),
+            (&["3"][..], &aligned),
+        ] {
+            let trace_path = dir.path().join(format!("{name}-{}.lks", args.join("-")));
+            let trace = record_clean(&trace_path, &[], &program, args);
+            assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)), "{name} {args:?}");
+            let ours = trace.leak_summary(ScanTrigger::Exit);
+            assert_eq!(&ours, expected, "{name} {args:?}");
+            assert_eq!(
+                ours,
+                valgrind_summary(&program, args),
+                "{name} {args:?}: valgrind"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_program_ending_with_underscore_exit_still_gets_its_exit_scan() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,11 +1,13 @@
 // Runs DevTools' own Comparison view (npm heap-snapshot-toolkit, which bundles devtools-frontend's
-// HeapSnapshot.ts: objects of the second snapshot matched by id against the first, classified with
-// the first one's interface definitions) and prints it as JSON:
+// HeapSnapshot.ts: objects of the second snapshot matched by id against the first) and prints it
+// as JSON. The calls are made in the order of DevTools' HeapSnapshotDiffDataGrid.populateChildren:
+// the base snapshot's objects are classified with the COMPARED snapshot's interface definitions
+// (the toolkit's own `diff()` uses the base snapshot's, which names plain objects differently).
 //   node devtools-comparison.mjs BASE.heapsnapshot COMPARED.heapsnapshot
 // Output: [{key, name, new_count, deleted_count, new_bytes, deleted_bytes}] for every class with
 // new or deleted objects, key being DevTools' class key (",Name" or "script,line,column,Name").
 import { createReadStream } from 'node:fs';
-import { parse, diff } from 'heap-snapshot-toolkit';
+import { parse } from 'heap-snapshot-toolkit';
 
 function open(file) {
   const stream = createReadStream(file);
@@ -15,7 +17,9 @@ function open(file) {
 
 const base = await open(process.argv[2]);
 const compared = await open(process.argv[3]);
-const comparison = await diff(base, compared);
+const definitions = await compared.interfaceDefinitions();
+const baseAggregates = await base.aggregatesForDiff(definitions);
+const comparison = await compared.calculateSnapshotDiff(base.uid, baseAggregates);
 const classes = Object.entries(comparison)
   .map(([key, c]) => ({
     key,

@@ -247,7 +247,8 @@ impl Meta {
 
 /// Reads a snapshot from its bytes and applies DevTools' semantics. `on_phase` is told the name
 /// of each phase as it starts. With `interfaces`, plain objects are classified with those
-/// interface definitions (DevTools compares snapshots using the base snapshot's definitions);
+/// interface definitions (DevTools' Comparison view classifies the base snapshot with the
+/// compared snapshot's definitions);
 /// otherwise they are inferred from this snapshot.
 pub fn read(
     bytes: Arc<HeapBytes>,

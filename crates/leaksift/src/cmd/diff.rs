@@ -103,8 +103,10 @@ fn two_way(
     compared: &std::path::Path,
     progress: &mut Progress,
 ) -> anyhow::Result<Outcome> {
-    let a = heapfile::load(base, None, progress)?;
-    let b = heapfile::load(compared, Some(&a.class_scheme), progress)?;
+    // As DevTools' Comparison view: the compared snapshot's plain-object interfaces classify
+    // the base snapshot too (a shape that only the compared one has names its new objects).
+    let b = heapfile::load(compared, None, progress)?;
+    let a = heapfile::load(base, Some(&b.class_scheme), progress)?;
     if a.graph.format() != b.graph.format() {
         anyhow::bail!(
             "{} is a {} file and {} a {} file: only files of one format can be compared",

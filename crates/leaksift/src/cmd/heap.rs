@@ -215,6 +215,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         file: args.file.display().to_string(),
         format: graph.format().name().to_string(),
         node_count: graph.node_count() as u64,
+        object_count: graph.node_count() as u64
+            - u64::from(graph.format() == leaksift_heap::HeapFormat::Hprof),
         edge_count: graph.edge_count(),
         total_bytes: total,
         class_count: histogram.len() as u64,

@@ -64,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "object": analysis.object_json(&object),
             "ignored": args.ignore,
             "reachable": !rows.is_empty(),
+            "garbage": !analysis.counts(target),
             "held_only_by_references": through_references,
             "paths": rows.iter().map(|r| analysis.path_json(r)).collect::<Vec<_>>(),
         }))?;
@@ -78,10 +79,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 "held only through java.lang.ref references (weak, soft, phantom or pending \
                  finalization): its path over every reference\n",
             );
-        } else if rows.is_empty() {
+        } else if !analysis.counts(target) {
             text.push_str(
-                "not reachable from the roots over strong references (with the ignored retainers cut)\n",
+                "garbage: no GC root reaches it over any reference (MAT discards such objects; \
+                 `heap` leaves them out of its totals)\n",
             );
+        } else if rows.is_empty() && !cut.is_empty() {
+            text.push_str(
+                "not reachable from the roots over strong references with the ignored retainers cut\n",
+            );
+        } else if rows.is_empty() {
+            text.push_str("not reachable from the roots over strong references\n");
         }
         for (i, row) in rows.iter().enumerate() {
             text.push_str(&format!("\npath {}:\n{}", i + 1, render_path(row)));

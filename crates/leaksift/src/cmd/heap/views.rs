@@ -60,10 +60,19 @@ impl Analysis {
     /// The heap's total: the root's retained size plus bytes the format keeps outside nodes,
     /// without the garbage the format leaves out (HPROF: objects no GC root reaches).
     pub fn total_bytes(&self) -> u64 {
-        self.dominators
-            .retained(self.heap.graph.root())
+        self.retained(self.heap.graph.root())
             .saturating_add(self.heap.extra_bytes)
-            .saturating_sub(self.garbage().map_or(0, |g| g.shallow_bytes))
+    }
+
+    /// A node's retained size. The dominator tree hangs HPROF garbage off the root, one object
+    /// at a time; MAT discards it, so the root's figure leaves it out.
+    pub fn retained(&self, node: NodeIndex) -> u64 {
+        let retained = self.dominators.retained(node);
+        if node == self.heap.graph.root() {
+            retained.saturating_sub(self.garbage().map_or(0, |g| g.shallow_bytes))
+        } else {
+            retained
+        }
     }
 
     /// HPROF objects no GC root reaches (MAT discards them); none for V8.
@@ -129,6 +138,8 @@ impl Analysis {
             .ids()
             .position(id)
             .map(|i| NodeIndex(i as u32))
+            // HPROF's root is the reader's own node over the GC roots (id 0), not an object.
+            .filter(|&node| !(self.hex_ids() && node == graph.root()))
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "{}: no object with id {}",
@@ -145,7 +156,7 @@ impl Analysis {
             description: self.describe(node),
             id: graph.id(node).0,
             shallow_bytes: graph.self_size(node),
-            retained_bytes: self.dominators.retained(node),
+            retained_bytes: self.retained(node),
         }
     }
 
@@ -189,7 +200,7 @@ impl Analysis {
                 node: self.describe(step.node),
                 id: graph.id(step.node).0,
                 shallow_bytes: graph.self_size(step.node),
-                retained_bytes: self.dominators.retained(step.node),
+                retained_bytes: self.retained(step.node),
             })
             .collect()
     }
