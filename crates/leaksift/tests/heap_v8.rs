@@ -685,3 +685,56 @@ fn gzip_and_plain_snapshots_give_the_same_report() {
     b["file"] = Value::Null;
     assert_eq!(a, b);
 }
+
+/// Two constructors named `Handler` defined in two places: the text tables of `heap` and `diff`
+/// tell them apart by location (DevTools links each row to its constructor), one row each.
+#[test]
+fn same_named_classes_are_told_apart_by_location_in_text() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("handlers.js");
+    std::fs::write(
+        &script,
+        "'use strict';\n\
+         const v8 = require('v8');\n\
+         class Handler { constructor(id) { this.id = id; } }\n\
+         const Other = (() => class Handler { constructor(id) { this.other = id; } })();\n\
+         const kept = [];\n\
+         v8.writeHeapSnapshot(process.argv[2]);\n\
+         for (let i = 0; i < 300; i++) kept.push(new Handler(i));\n\
+         for (let i = 0; i < 200; i++) kept.push(new Other(i));\n\
+         globalThis.kept = kept;\n\
+         v8.writeHeapSnapshot(process.argv[3]);\n",
+    )
+    .unwrap();
+    let [before, after] = ["before", "after"].map(|n| dir.path().join(format!("{n}.heapsnapshot")));
+    let status = Command::new("node")
+        .arg(&script)
+        .args([&before, &after])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // `script S:L:C`, L and C 1-based: the constructors are on lines 3 and 4.
+    let labels = |text: &str, count: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("Handler (script ") && l.trim_start().starts_with(count))
+            .map(|l| l[l.find("Handler (script ").unwrap()..].trim().to_owned())
+            .collect()
+    };
+    let text = |command: &mut Command| String::from_utf8(stdout_of(command)).unwrap();
+    let heap = text(leaksift().args(["heap", "-q", "--top", "500"]).arg(&after));
+    let (three, two) = (labels(&heap, "300 "), labels(&heap, "200 "));
+    assert_eq!(three.len(), 1, "{heap}");
+    assert_eq!(two.len(), 1, "{heap}");
+    assert!(three[0].contains(":3:"), "{three:?}");
+    assert!(two[0].contains(":4:"), "{two:?}");
+    let diff = text(
+        leaksift()
+            .args(["diff", "-q", "--top", "500"])
+            .args([&before, &after]),
+    );
+    assert_eq!(labels(&diff, "300 "), three, "{diff}");
+    assert_eq!(labels(&diff, "200 "), two, "{diff}");
+}

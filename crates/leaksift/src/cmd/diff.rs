@@ -17,7 +17,7 @@ use leaksift_report::heap::{
 use leaksift_report::progress::Progress;
 use serde_json::json;
 
-use super::heap::views::Analysis;
+use super::heap::views::{self, Analysis};
 use crate::cmd::file_kind::FileKind;
 use crate::cmd::heapfile;
 use crate::outcome::Outcome;
@@ -137,11 +137,17 @@ fn two_way(
             compared.display(),
             diffs.len(),
         ))?;
+        let mut seen = std::collections::HashSet::new();
+        let shared: std::collections::HashSet<&str> = diffs
+            .iter()
+            .map(|d| d.name.as_str())
+            .filter(|name| !seen.insert(*name))
+            .collect();
         let rows: Vec<ClassDiffRow> = diffs
             .iter()
             .take(args.top)
             .map(|d| ClassDiffRow {
-                name: d.name.clone(),
+                name: views::class_label(&d.name, d.location, shared.contains(d.name.as_str())),
                 new_count: d.new_count,
                 deleted_count: d.deleted_count,
                 new_bytes: d.new_bytes,

@@ -296,7 +296,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     // Freeing a big heap's columns takes a while: the graph and the dominator tree are freed
     // on two threads.
-    let Analysis { heap, dominators } = analysis;
+    let Analysis {
+        heap, dominators, ..
+    } = analysis;
     std::thread::scope(|scope| {
         scope.spawn(move || drop(dominators));
         drop(heap);

@@ -1,6 +1,7 @@
 //! Turning heap-graph results into report rows and JSON, shared by `heap`, `paths` and `diff`.
 
 use leaksift_heap::dominators::Dominators;
+use leaksift_heap::graph::{ClassId, SourceLocation, StringId};
 use leaksift_heap::histogram::{ClassStats, class_histogram_filtered};
 use leaksift_heap::paths::RetainingPath;
 use leaksift_heap::v8::AllocationFrame;
@@ -8,13 +9,33 @@ use leaksift_heap::{HeapFormat, HeapGraph, NodeIndex};
 use leaksift_report::heap::{ClassRow, ObjectRow, PathStepRow};
 use leaksift_report::progress::Progress;
 use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use crate::cmd::heapfile::{self, ClassScheme, LoadedHeap};
+
+/// A class name for text, followed by where its constructor is defined (`script:line:column`,
+/// 1-based as DevTools shows them) when `ambiguous`: two V8 classes of one name are then told
+/// apart.
+pub fn class_label(name: &str, location: Option<SourceLocation>, ambiguous: bool) -> String {
+    match location {
+        Some(l) if ambiguous => format!(
+            "{name} (script {}:{}:{})",
+            l.script_id,
+            l.line + 1,
+            l.column + 1
+        ),
+        _ => name.to_string(),
+    }
+}
 
 /// A loaded heap with its dominator tree.
 pub struct Analysis {
     pub heap: LoadedHeap,
     pub dominators: Dominators,
+    /// Class names more than one class has (V8 constructors of one name defined in two places),
+    /// found on first use.
+    shared_class_names: OnceLock<HashSet<StringId>>,
 }
 
 impl Analysis {
@@ -34,7 +55,15 @@ impl Analysis {
         progress.phase("dominators and retained sizes");
         let dominators = Dominators::compute_packing(&mut heap.graph);
         progress.finish();
-        Analysis { heap, dominators }
+        Analysis::with(heap, dominators)
+    }
+
+    fn with(heap: LoadedHeap, dominators: Dominators) -> Analysis {
+        Analysis {
+            heap,
+            dominators,
+            shared_class_names: OnceLock::new(),
+        }
     }
 
     /// [`Analysis::of`], running `alongside` on the heap on another thread meanwhile (the
@@ -54,7 +83,7 @@ impl Analysis {
             (dominators, extra)
         });
         progress.finish();
-        (Analysis { heap, dominators }, extra)
+        (Analysis::with(heap, dominators), extra)
     }
 
     /// The heap's total: the root's retained size plus bytes the format keeps outside nodes,
@@ -208,11 +237,30 @@ impl Analysis {
     /// A class row from histogram stats.
     pub fn class_row(&self, stats: &ClassStats) -> ClassRow {
         ClassRow {
-            name: self.graph().class_name(stats.class).into_owned(),
+            name: self.class_label(stats.class),
             count: stats.count,
             shallow_bytes: stats.shallow_bytes,
             retained_bytes: stats.retained_bytes,
         }
+    }
+
+    /// A class's name for text: with its constructor's location when another class of the heap
+    /// has the same name (the JSON has `location` for every class).
+    pub fn class_label(&self, class: ClassId) -> String {
+        let graph = self.graph();
+        let info = graph.class_info(class);
+        let shared = self.shared_class_names.get_or_init(|| {
+            let mut seen = HashSet::new();
+            (0..graph.class_count() as u32)
+                .map(|c| graph.class_info(ClassId(c)).name)
+                .filter(|name| !seen.insert(*name))
+                .collect()
+        });
+        class_label(
+            &graph.class_name(class),
+            info.location,
+            shared.contains(&info.name),
+        )
     }
 
     /// JSON for a class, with the constructor location when the format has one.
