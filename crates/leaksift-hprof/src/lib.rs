@@ -166,6 +166,7 @@ fn read_with_workers(
         stats: columns.stats,
     };
     let mut graph = build::into_graph(columns, &threads)?;
+    threads::name_other_threads(&mut graph, &scan, &classes, &locator, &threads)?;
     observer.phase("reachability");
     let unreachable = reachability::discard_unreachable(&mut graph, workers);
     Ok(HprofDump {

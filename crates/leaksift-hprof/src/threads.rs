@@ -2,11 +2,12 @@
 //! local variables hold (Java frame and JNI local roots).
 
 use leaksift_heap::dominators::Dominators;
-use leaksift_heap::{GcRootKind, NodeIndex};
+use leaksift_heap::graph::ClassId;
+use leaksift_heap::{GcRootKind, HeapGraph, NodeIndex};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::bytes::Id;
-use crate::error::HprofError;
+use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
 use crate::ids::IdIndex;
 use crate::layout::{ClassTable, java_class_name};
@@ -148,31 +149,52 @@ fn thread_name(
     locator: &Locator<'_, '_>,
     thread: u32,
 ) -> Result<Option<String>, HprofError> {
-    let field = |ordinal: u32, name: &[u8]| -> Result<Option<u64>, HprofError> {
-        let Some(SubRecord::Instance {
-            class_id, fields, ..
-        }) = locator.object(ordinal)?
-        else {
-            return Ok(None);
-        };
-        let Some(class) = classes.index_of(class_id) else {
-            return Ok(None);
-        };
-        let Some((offset, ty)) = classes.field(class, name, &scan.strings, scan.id_size) else {
-            return Ok(None);
-        };
-        let width = ty.dump_size(scan.id_size);
-        Ok(fields
-            .get(offset..offset + width)
-            .map(|raw| raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
-    };
+    let field = |ordinal, name| field_value(scan, classes, locator, ordinal, name);
     let Some(string) = field(thread, b"name")?.and_then(|id| index.lookup(Id(id))) else {
         return Ok(None);
     };
     let Some(array) = field(string, b"value")?.and_then(|id| index.lookup(Id(id))) else {
         return Ok(None);
     };
-    let utf16 = field(string, b"coder")? == Some(1);
+    string_text(scan, classes, locator, string, array)
+}
+
+/// The raw value of the field `name` of the instance `ordinal` (an object id for references),
+/// read from the dump.
+fn field_value(
+    scan: &Scan<'_>,
+    classes: &ClassTable,
+    locator: &Locator<'_, '_>,
+    ordinal: u32,
+    name: &[u8],
+) -> Result<Option<u64>, HprofError> {
+    let Some(SubRecord::Instance {
+        class_id, fields, ..
+    }) = locator.object(ordinal)?
+    else {
+        return Ok(None);
+    };
+    let Some(class) = classes.index_of(class_id) else {
+        return Ok(None);
+    };
+    let Some((offset, ty)) = classes.field(class, name, &scan.strings, scan.id_size) else {
+        return Ok(None);
+    };
+    let width = ty.dump_size(scan.id_size);
+    Ok(fields
+        .get(offset..offset + width)
+        .map(|raw| raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))))
+}
+
+/// The text of the `java.lang.String` instance `string` whose value array is `array`.
+fn string_text(
+    scan: &Scan<'_>,
+    classes: &ClassTable,
+    locator: &Locator<'_, '_>,
+    string: u32,
+    array: u32,
+) -> Result<Option<String>, HprofError> {
+    let utf16 = field_value(scan, classes, locator, string, b"coder")? == Some(1);
     let text = match locator.object(array)? {
         Some(SubRecord::PrimitiveArray {
             ty: BasicType::Char,
@@ -193,6 +215,87 @@ fn thread_name(
     };
     Ok(Some(text))
 }
+
+/// Thread objects named by [`name_other_threads`] at most: each name is read from the dump.
+const MAX_OTHER_THREADS: usize = 10_000;
+
+/// Names the Thread objects (`java.lang.Thread` or a subclass) that have no THREAD OBJECT root
+/// after their thread, as [`collect`]'s threads are named: MAT labels every Thread instance so.
+/// Threads a JNI global holds (the JIT compiler threads), threads not started yet and ended
+/// ones have no such root. Follows the graph's `name` and `value` edges and reads the string
+/// from the dump; at most [`MAX_OTHER_THREADS`].
+pub fn name_other_threads(
+    graph: &mut HeapGraph,
+    scan: &Scan<'_>,
+    classes: &ClassTable,
+    locator: &Locator<'_, '_>,
+    named: &[ThreadStack],
+) -> Result<(), HprofError> {
+    let thread_class_objects: FxHashSet<u64> = classes
+        .defs
+        .iter()
+        .filter(|def| {
+            let mut current = Some(*def);
+            for _ in 0..MAX_SUPERCLASSES {
+                match current {
+                    Some(def) if def.name == "java.lang.Thread" => return true,
+                    Some(def) => {
+                        current = classes
+                            .index_of(def.dump.super_id)
+                            .map(|i| &classes.defs[i as usize])
+                    }
+                    None => break,
+                }
+            }
+            false
+        })
+        .map(|def| def.dump.id.0)
+        .collect();
+    if thread_class_objects.is_empty() {
+        return Ok(());
+    }
+    let is_thread_class: Vec<bool> = (0..graph.class_count() as u32)
+        .map(|class| {
+            graph
+                .class_info(ClassId(class))
+                .class_object
+                .is_some_and(|object| thread_class_objects.contains(&object.0))
+        })
+        .collect();
+    let already: FxHashSet<u32> = named.iter().map(|thread| thread.object.0).collect();
+    let threads: Vec<NodeIndex> = graph
+        .nodes()
+        .filter(|&node| is_thread_class[graph.class(node).0 as usize] && !already.contains(&node.0))
+        .take(MAX_OTHER_THREADS)
+        .collect();
+    let target = |graph: &HeapGraph, node: NodeIndex, field: &str| {
+        graph
+            .edges(node)
+            .find(|&edge| graph.edge_label(edge) == field)
+            .map(|edge| graph.edge_to(edge))
+    };
+    for thread in threads {
+        let Some(string) = target(graph, thread, "name") else {
+            continue;
+        };
+        let Some(array) = target(graph, string, "value") else {
+            continue;
+        };
+        if let Some(name) = string_text(scan, classes, locator, string.0, array.0)? {
+            let name = graph.strings_mut().intern(&name).map_err(|_| {
+                HprofError::new(
+                    0,
+                    ErrorKind::Malformed("the dump has more than 2^32 - 1 distinct names"),
+                )
+            })?;
+            graph.set_name(thread, name);
+        }
+    }
+    Ok(())
+}
+
+/// Superclass chains are followed this far when looking for `java.lang.Thread`.
+const MAX_SUPERCLASSES: usize = 64;
 
 /// Decodes UTF-16 code units (unpaired surrogates become U+FFFD).
 pub(crate) fn decode_utf16(data: &[u8], unit: fn([u8; 2]) -> u16) -> String {

@@ -200,3 +200,32 @@ fn shape_dominator_tree_matches_the_hand_computed_one() {
         .expect("class Shape");
     assert!(dom.dominates(shape, a));
 }
+
+/// Every `java.lang.Thread` object is named after its thread, as MAT labels them: also those
+/// without a THREAD OBJECT root (the JIT compiler threads, which a JNI global holds).
+#[test]
+fn every_thread_object_is_named_after_its_thread() {
+    for fixture in [
+        "listener_leak.hprof.gz",
+        "static_leak.hprof.gz",
+        "shape.hprof.gz",
+    ] {
+        let dump = read(fixture);
+        let g = &dump.graph;
+        let threads: Vec<NodeIndex> = nodes_of_class(g, "java.lang.Thread").collect();
+        let rooted = dump.threads.len();
+        assert!(
+            threads.len() > rooted,
+            "{fixture}: {} Thread objects, {rooted} with a THREAD OBJECT root",
+            threads.len()
+        );
+        for thread in threads {
+            assert_ne!(
+                g.name(thread),
+                "java.lang.Thread",
+                "{fixture}: {}",
+                g.describe(thread)
+            );
+        }
+    }
+}
