@@ -15,6 +15,35 @@ pub fn window_len(n: usize, windows: usize) -> usize {
     n.div_ceil(windows.max(1)).max(1)
 }
 
+/// The period, in samples, of a sawtooth in `bytes`: the series' length over its number of
+/// drops, when it drops at least [`MIN_DROPS`] times. A drop is a step down larger than
+/// [`DROP_STEPS`] typical steps up (the median rise between consecutive samples): a GC or a
+/// batch freeing what piled up, not noise, which falls about as far as it rises.
+pub fn sawtooth_period(bytes: &[f64]) -> Option<f64> {
+    let mut rises: Vec<f64> = bytes
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .collect();
+    if rises.len() < 2 {
+        return None;
+    }
+    let mid = rises.len() / 2;
+    let (_, typical_rise, _) = rises.select_nth_unstable_by(mid, f64::total_cmp);
+    let typical_rise = *typical_rise;
+    let drops = bytes
+        .windows(2)
+        .filter(|w| w[0] - w[1] > DROP_STEPS * typical_rise)
+        .count();
+    (drops >= MIN_DROPS).then(|| bytes.len() as f64 / drops as f64)
+}
+
+/// A sawtooth needs this many drops for [`sawtooth_period`] to measure its period: a few drops
+/// are restarts or one-off frees, not a cycle the windows should span.
+const MIN_DROPS: usize = 6;
+/// A step down counts as a drop when larger than this many typical steps up.
+const DROP_STEPS: f64 = 4.0;
+
 /// How many windows back the restart test looks for the "recent baseline" it compares against.
 /// Three windows span several sawtooth periods, so a GC drop from a peak to the baseline is never
 /// mistaken for a restart; a restart falls to the start-up level, far below the recent minimum.
@@ -99,6 +128,25 @@ pub fn window_minima(t: &[f64], bytes: &[f64], range: Range<usize>, window: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sawtooth_period_counts_the_drops() {
+        // Rises by 3 for 9 samples, then falls back: a period of 10 samples.
+        let saw: Vec<f64> = (0..200).map(|i| 100.0 + f64::from(i % 10) * 3.0).collect();
+        let period = sawtooth_period(&saw).unwrap();
+        assert!((period - 10.0).abs() < 0.6, "{period}");
+        // Noise falls about as far as it rises; a steady rise never falls.
+        let mut state = 12345u32;
+        let noise: Vec<f64> = (0..200)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                100.0 + f64::from((state >> 16) % 13) - 6.0
+            })
+            .collect();
+        assert_eq!(sawtooth_period(&noise), None);
+        let rise: Vec<f64> = (0..200).map(|i| f64::from(i) * 2.0).collect();
+        assert_eq!(sawtooth_period(&rise), None);
+    }
 
     #[test]
     fn sawtooth_drop_is_not_a_restart() {

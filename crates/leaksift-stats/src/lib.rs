@@ -17,8 +17,12 @@
 //! 4. **Verdict.** Growth is a finding when it is significant (p < `alpha` and the interval's lower
 //!    bound > 0) and material (slope × observed span ≥ the growth threshold). A finding is a
 //!    `Plateau` when the last quarter of the last segment grows at under 30% of the overall slope
-//!    (Coroot's tail guard), else a `Leak`. No finding is `Stable` when the interval rules out
-//!    material growth, else `Inconclusive` (too noisy); too few points is `Inconclusive` too.
+//!    (Coroot's tail guard), else a `Leak`. Without a finding, a rise the rank test sees whose
+//!    possible growth is material but whose tail has flattened (a warm-up that levelled off
+//!    early, so the median slope is zero) is a `Plateau` too; otherwise no finding is `Stable`
+//!    when the interval rules out material growth, else `Inconclusive` (too noisy). Too few
+//!    points, or a baseline too short to pass the test at `alpha` at all, is `Inconclusive`.
+//!    Windows are at least one sawtooth period long, when the series has a sawtooth.
 //! 5. **Time to limit** (leaks only, with [`Config::limit`]): (limit − fitted current) / slope, as
 //!    a range from the slope interval.
 
@@ -136,6 +140,9 @@ pub enum Reason {
     TailFlattened { tail_slope: f64 },
     /// The trend is not significant and the interval rules out material growth.
     NoSignificantGrowth,
+    /// The rank test sees growth, but the slope's interval reaches zero and rules out material
+    /// growth.
+    SlopeIntervalIncludesZero,
     /// Growth is significant but below the growth threshold.
     GrowthBelowThreshold { threshold: f64 },
     /// No significant growth, but the interval is too wide to rule material growth out.
@@ -149,6 +156,9 @@ impl fmt::Display for Reason {
             Reason::SteadyGrowth => f.write_str("significant growth that keeps its pace"),
             Reason::TailFlattened { .. } => f.write_str("growth levelled off in the last part"),
             Reason::NoSignificantGrowth => f.write_str("no significant growth"),
+            Reason::SlopeIntervalIncludesZero => {
+                f.write_str("a rise the slope's interval does not confirm, and no material growth")
+            }
             Reason::GrowthBelowThreshold { .. } => {
                 f.write_str("growth is significant but below the threshold")
             }
@@ -165,6 +175,7 @@ impl Reason {
             Reason::SteadyGrowth => "steady_growth",
             Reason::TailFlattened { .. } => "tail_flattened",
             Reason::NoSignificantGrowth => "no_significant_growth",
+            Reason::SlopeIntervalIncludesZero => "slope_interval_includes_zero",
             Reason::GrowthBelowThreshold { .. } => "growth_below_threshold",
             Reason::TooNoisy => "too_noisy",
         }
@@ -257,8 +268,11 @@ pub fn analyze_with_breaks(
 ) -> Result<Analysis, StatsError> {
     validate(t, bytes, breaks)?;
     let n = t.len();
-    let window = baseline::window_len(n, config.windows);
-    let ranges = baseline::segments(bytes, breaks, window, config.restart_drop);
+    // Restarts are found with the count-based window (its look-back spans a few windows), the
+    // baseline with windows at least one sawtooth period long.
+    let restart_window = baseline::window_len(n, config.windows);
+    let window = window_len(bytes, config);
+    let ranges = baseline::segments(bytes, breaks, restart_window, config.restart_drop);
     let restarts = ranges.len().saturating_sub(1);
     let kept: Vec<_> = ranges
         .into_iter()
@@ -286,7 +300,8 @@ pub fn analyze_with_breaks(
         .flat_map(|(t, b)| t.iter().zip(b).map(|(&t, &bytes)| Point { t, bytes }))
         .collect();
     let level = median(&baseline.iter().map(|p| p.bytes).collect::<Vec<_>>());
-    let span: f64 = kept.iter().map(|r| t[r.end - 1] - t[r.start]).sum();
+    // `+ 0.0`: the empty sum is -0.0.
+    let span: f64 = kept.iter().map(|r| t[r.end - 1] - t[r.start]).sum::<f64>() + 0.0;
     let (slope, slope_ci) = fit.map_or((f64::NAN, (f64::NAN, f64::NAN)), |f| (f.slope, f.ci));
     let segments: Vec<SegmentFit> = kept
         .iter()
@@ -328,10 +343,22 @@ pub fn analyze_with_breaks(
     if n < config.min_samples || analysis.baseline.len() < 2 || fit.is_none() || span <= 0.0 {
         return Ok(analysis);
     }
+    // A baseline this short cannot pass the test at `alpha` even rising at every point (few
+    // windows, or a small `alpha`): "no significant growth" would then be no evidence at all.
+    let lengths = per_segment.iter().map(|(_, b)| b.len());
+    if best_p_value(lengths.clone()) >= config.alpha {
+        let needed = (2..=MAX_POINTS_NEEDED)
+            .find(|&m| best_p_value(std::iter::once(m)) < config.alpha)
+            .unwrap_or(MAX_POINTS_NEEDED);
+        analysis.reason = Reason::TooFewPoints { needed };
+        return Ok(analysis);
+    }
     let threshold = config
         .min_growth_bytes
         .max(config.min_growth_fraction * level.abs());
-    let significant = p_value < config.alpha && slope_ci.0 > 0.0;
+    let rank_test_sees_growth = p_value < config.alpha;
+    let significant = rank_test_sees_growth && slope_ci.0 > 0.0;
+    let stable_bound = threshold.max(config.stable_fraction * level.abs());
     (analysis.verdict, analysis.reason) = if significant && growth >= threshold {
         match tail_slope {
             Some(tail) if tail < config.tail_ratio * slope => {
@@ -339,9 +366,20 @@ pub fn analyze_with_breaks(
             }
             _ => (Verdict::Leak, Reason::SteadyGrowth),
         }
-    } else if slope_ci.1 * span <= threshold.max(config.stable_fraction * level.abs()) {
+    } else if let Some(tail) = tail_slope.filter(|&tail| {
+        // A warm-up that levelled off early: the rank test sees the rise, but the flat part
+        // holds most pairs of points, so the median slope and its interval start at zero.
+        // Material growth is possible and the tail has stopped growing.
+        rank_test_sees_growth
+            && slope_ci.1 * span > stable_bound
+            && tail < config.tail_ratio * slope_ci.1
+    }) {
+        (Verdict::Plateau, Reason::TailFlattened { tail_slope: tail })
+    } else if slope_ci.1 * span <= stable_bound {
         if significant {
             (Verdict::Stable, Reason::GrowthBelowThreshold { threshold })
+        } else if rank_test_sees_growth {
+            (Verdict::Stable, Reason::SlopeIntervalIncludesZero)
         } else {
             (Verdict::Stable, Reason::NoSignificantGrowth)
         }
@@ -355,6 +393,39 @@ pub fn analyze_with_breaks(
         });
     }
     Ok(analysis)
+}
+
+/// The smallest one-sided Mann–Kendall p-value baselines of these lengths (one per segment)
+/// can give: every point above the previous one.
+fn best_p_value(lengths: impl Iterator<Item = usize>) -> f64 {
+    KendallScore::combine(lengths.map(|m| {
+        let rising: Vec<f64> = (0..m).map(|i| i as f64).collect();
+        KendallScore::of(&rising)
+    }))
+    .p_increasing()
+}
+
+/// [`Reason::TooFewPoints`] names at most this many baseline points as needed.
+const MAX_POINTS_NEEDED: usize = 64;
+
+/// Samples per baseline window: about `n / windows`, and at least one sawtooth period when the
+/// series has one ([`baseline::sawtooth_period`]), so that every window holds a trough. Windows
+/// shorter than the period keep samples from a sawtooth's upper part as minima: the baseline
+/// then swings with the sawtooth's phase, and the tail guard read a rising sawtooth as a plateau
+/// on one run and a leak on the next. At most `n / min_samples`, which keeps enough points for
+/// the test. A caller asking for a window per sample gets that.
+fn window_len(bytes: &[f64], config: &Config) -> usize {
+    let n = bytes.len();
+    let by_count = baseline::window_len(n, config.windows);
+    if config.windows >= n {
+        // One window per sample, as asked (`check`: its samples are taken at quiet moments).
+        return by_count;
+    }
+    let longest = (n / config.min_samples.max(1)).max(by_count);
+    match baseline::sawtooth_period(bytes) {
+        Some(period) => (period.ceil() as usize).clamp(by_count, longest),
+        None => by_count,
+    }
 }
 
 fn validate(t: &[f64], bytes: &[f64], breaks: &[usize]) -> Result<(), StatsError> {

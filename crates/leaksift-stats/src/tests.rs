@@ -170,6 +170,62 @@ fn too_short_is_inconclusive() {
     assert!(empty.slope.is_nan());
 }
 
+/// A sawtooth whose troughs rise (a leak under GC churn) with a period longer than the
+/// count-based window (120 samples, 30 windows of 4, period 11): windows span a period, so each
+/// holds a trough. With 4-sample windows the baseline followed the sawtooth's phase and the tail
+/// guard called this a plateau.
+#[test]
+fn sawtooth_with_rising_troughs_longer_than_a_window_is_a_leak() {
+    let t: Vec<f64> = (0..120).map(|i| f64::from(i) * 0.25).collect();
+    let b: Vec<f64> = (0..120)
+        .map(|i| {
+            13.0 * MIB + 20.0 * MIB * f64::from(i) / 120.0 + f64::from((i + 3) % 11) * 5.0 * MIB
+        })
+        .collect();
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+    assert!(a.window_samples >= 11, "{}", a.window_samples);
+    // The same without the trend: stable.
+    let flat: Vec<f64> = (0..120)
+        .map(|i| 13.0 * MIB + f64::from((i + 3) % 11) * 5.0 * MIB)
+        .collect();
+    assert_eq!(verdict(&t, &flat).verdict, Verdict::Stable);
+}
+
+/// A warm-up to 212 MiB over 5 s, then 15 s exactly flat: the rank test sees the rise, the
+/// median slope is zero (most pairs are flat) and the tail is flat: a plateau, not "too noisy".
+#[test]
+fn early_warm_up_then_flat_is_a_plateau() {
+    let t: Vec<f64> = (0..81).map(|i| f64::from(i) * 0.25).collect();
+    let b: Vec<f64> = t
+        .iter()
+        .map(|&t| 12.0 * MIB + (t / 5.0).min(1.0) * 200.0 * MIB)
+        .collect();
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Plateau, "{a:?}");
+    assert!(matches!(a.reason, Reason::TailFlattened { .. }), "{a:?}");
+}
+
+/// Four windows cannot pass the test at 0.01 even rising at every point: inconclusive (too few
+/// points), not "stable".
+#[test]
+fn a_baseline_too_short_for_the_test_is_inconclusive() {
+    let (t, b) = series(120, 0.0, 1, |t| 100.0 * MIB + 0.2 * MIB * t);
+    let config = Config {
+        windows: 4,
+        ..Config::default()
+    };
+    let a = analyze(&t, &b, &config).unwrap();
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{a:?}");
+    assert_eq!(a.reason, Reason::TooFewPoints { needed: 6 });
+    let strict = Config {
+        alpha: 1e-20,
+        ..Config::default()
+    };
+    let a = analyze(&t, &b, &strict).unwrap();
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{a:?}");
+}
+
 #[test]
 fn wild_noise_is_inconclusive() {
     let (t, b) = series(12, 200.0 * MIB, 11, |_| 300.0 * MIB);

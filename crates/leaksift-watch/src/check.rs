@@ -205,16 +205,35 @@ fn stderr_tail(stderr: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// A run of the scenario as the user counts it: warm-up runs from 1, then measured iterations
+/// from 1 (iteration 0 is the sample taken after the warm-up), as the JSON and JUnit reports
+/// number them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    WarmUp(usize),
+    Iteration(usize),
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Run::WarmUp(n) => write!(f, "warm-up run {n}"),
+            Run::Iteration(0) => f.write_str("the sample after the warm-up"),
+            Run::Iteration(k) => write!(f, "iteration {k}"),
+        }
+    }
+}
+
 /// Runs the scenario once through `sh -c`; its stdout is discarded and the last line of its
 /// stderr is quoted when it fails.
-pub fn run_scenario(command: &str, server: Pid, iteration: usize) -> Result<(), WatchError> {
+pub fn run_scenario(command: &str, server: Pid, run: Run) -> Result<(), WatchError> {
     let output = run_to_end(shell(command, server), &format!("sh -c {command}"), false)?;
     if output.status.success() {
         return Ok(());
     }
     Err(WatchError::ScenarioFailed {
         command: command.to_string(),
-        iteration,
+        run,
         status: output.status.to_string(),
         detail: stderr_tail(&output.stderr),
     })
@@ -227,7 +246,7 @@ fn run_sample_command(
     role: &'static str,
     shown: &str,
     cmd: Command,
-    iteration: usize,
+    run: Run,
     capture_stdout: bool,
 ) -> Result<std::process::Output, WatchError> {
     let output = run_to_end(cmd, shown, capture_stdout)?;
@@ -237,15 +256,15 @@ fn run_sample_command(
     Err(WatchError::SampleCommandFailed {
         role,
         command: shown.to_string(),
-        iteration,
+        run,
         detail: format!("{}{}", output.status, stderr_tail(&output.stderr)),
     })
 }
 
 /// Runs `--sample-cmd` and reads the byte count it printed (`123456`, `1.5 MiB`).
-fn sample_command_bytes(command: &str, server: Pid, iteration: usize) -> Result<u64, WatchError> {
+fn sample_command_bytes(command: &str, server: Pid, run: Run) -> Result<u64, WatchError> {
     const ROLE: &str = "--sample-cmd";
-    let output = run_sample_command(ROLE, command, shell(command, server), iteration, true)?;
+    let output = run_sample_command(ROLE, command, shell(command, server), run, true)?;
     let text = String::from_utf8_lossy(&output.stdout);
     let text = text.trim();
     match size::parse_size(text) {
@@ -253,7 +272,7 @@ fn sample_command_bytes(command: &str, server: Pid, iteration: usize) -> Result<
         _ => Err(WatchError::SampleCommandFailed {
             role: ROLE,
             command: command.to_string(),
-            iteration,
+            run,
             detail: format!(
                 "it printed {:?}, not a byte count (such as `123456` or `1.5 MiB`)",
                 text.chars().take(80).collect::<String>()
@@ -264,17 +283,17 @@ fn sample_command_bytes(command: &str, server: Pid, iteration: usize) -> Result<
 
 /// The bytes of live objects in the JVM `jvm`: `jcmd PID GC.class_histogram` (a full GC, then a
 /// count of what survived), see [`parse_class_histogram_total`].
-fn jvm_heap_bytes(jvm: Pid, iteration: usize) -> Result<u64, WatchError> {
+fn jvm_heap_bytes(jvm: Pid, run: Run) -> Result<u64, WatchError> {
     const ROLE: &str = "--jvm-heap";
     let mut cmd = Command::new("jcmd");
     cmd.arg(jvm.to_string()).arg("GC.class_histogram");
     let shown = format!("jcmd {jvm} GC.class_histogram");
-    let output = run_sample_command(ROLE, &shown, cmd, iteration, true)?;
+    let output = run_sample_command(ROLE, &shown, cmd, run, true)?;
     let text = String::from_utf8_lossy(&output.stdout);
     parse_class_histogram_total(&text).ok_or_else(|| WatchError::SampleCommandFailed {
         role: ROLE,
         command: shown,
-        iteration,
+        run,
         detail: format!(
             "no `Total` line in its output: {:?}",
             text.lines()
@@ -317,32 +336,32 @@ pub fn run_iterations(
     // aborted the process (leaving the server running) for a huge one.
     let mut samples = Vec::new();
     let error = (|| {
-        let probe = Probe::resolve(&options.measure, server, options.warmup)?;
+        let probe = Probe::resolve(&options.measure, server, Run::Iteration(0))?;
         for k in 0..options.warmup {
-            step(server, interrupted, &options.scenario, k + 1)?;
+            step(server, interrupted, &options.scenario, Run::WarmUp(k + 1))?;
         }
         for k in 0..=options.iterations {
+            let run = Run::Iteration(k);
             if k > 0 {
-                step(server, interrupted, &options.scenario, options.warmup + k)?;
+                step(server, interrupted, &options.scenario, run)?;
             }
             let pid = server.pid();
-            let iteration = options.warmup + k;
             if let Some(command) = &options.before_sample {
                 let cmd = shell(command, pid);
-                run_sample_command("--before-sample", command, cmd, iteration, false)
-                    .map_err(|e| server_gone(server).unwrap_or(e))?;
+                run_sample_command("--before-sample", command, cmd, run, false)
+                    .map_err(|e| server_gone(server, run).unwrap_or(e))?;
             }
             let mut sample = sampler
                 .sample()
                 .and_then(|s| s.ok_or(WatchError::ProcessGone { pid: pid.0 }))
-                .map_err(|e| server_gone(server).unwrap_or(e))?;
+                .map_err(|e| server_gone(server, run).unwrap_or(e))?;
             let measured = match probe {
                 Probe::TreePss => None,
-                Probe::Command(command) => Some(sample_command_bytes(command, pid, iteration)),
-                Probe::Jvm(jvm) => Some(jvm_heap_bytes(jvm, iteration)),
+                Probe::Command(command) => Some(sample_command_bytes(command, pid, run)),
+                Probe::Jvm(jvm) => Some(jvm_heap_bytes(jvm, run)),
             };
             if let Some(measured) = measured {
-                sample.bytes = measured.map_err(|e| server_gone(server).unwrap_or(e))?;
+                sample.bytes = measured.map_err(|e| server_gone(server, run).unwrap_or(e))?;
             }
             on_iteration(k, &sample);
             samples.push(sample);
@@ -364,11 +383,7 @@ enum Probe<'a> {
 impl<'a> Probe<'a> {
     /// Finds the JVM once, before the warm-up: the server is ready, so it runs (maybe below a
     /// wrapper), and a server without one fails before any scenario run.
-    fn resolve(
-        measure: &'a Measure,
-        server: &Launched,
-        iteration: usize,
-    ) -> Result<Self, WatchError> {
+    fn resolve(measure: &'a Measure, server: &Launched, run: Run) -> Result<Self, WatchError> {
         Ok(match measure {
             Measure::TreePss => Probe::TreePss,
             Measure::Command(command) => Probe::Command(command),
@@ -378,7 +393,7 @@ impl<'a> Probe<'a> {
                 .ok_or_else(|| WatchError::SampleCommandFailed {
                     role: "--jvm-heap",
                     command: "jcmd".to_string(),
-                    iteration,
+                    run,
                     detail: format!(
                         "no java process in the process tree of `{}`",
                         server.command()
@@ -393,30 +408,32 @@ fn step(
     server: &mut Launched,
     interrupted: &AtomicBool,
     scenario: &str,
-    iteration: usize,
+    run: Run,
 ) -> Result<(), WatchError> {
     if interrupted.load(Ordering::Relaxed) {
         return Err(WatchError::Interrupted);
     }
     // On a terminal, Ctrl-C also reaches the scenario (same process group): report the
     // interruption, not the scenario's death by SIGINT.
-    run_scenario(scenario, server.pid(), iteration).map_err(|e| {
+    run_scenario(scenario, server.pid(), run).map_err(|e| {
         if interrupted.load(Ordering::Relaxed) {
             WatchError::Interrupted
         } else {
             e
         }
     })?;
-    match server_gone(server) {
+    match server_gone(server, run) {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-fn server_gone(server: &mut Launched) -> Option<WatchError> {
-    server.ended().map(|status| WatchError::ExitedEarly {
+/// The server's end, if it ended (during `run`), as the error to report.
+fn server_gone(server: &mut Launched, run: Run) -> Option<WatchError> {
+    server.ended().map(|status| WatchError::ServerExited {
         command: server.command().to_string(),
         status: status.to_string(),
+        run,
     })
 }
 
@@ -460,12 +477,14 @@ mod tests {
 
     #[test]
     fn failing_scenario_is_reported_with_its_stderr() {
-        let err = run_scenario("echo boom >&2; exit 4", Pid(1), 3).unwrap_err();
+        let err = run_scenario("echo boom >&2; exit 4", Pid(1), Run::Iteration(3)).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("iteration 3") && text.contains("boom"),
+            text.contains("failed in iteration 3") && text.contains("boom"),
             "{text}"
         );
+        let err = run_scenario("exit 4", Pid(1), Run::WarmUp(2)).unwrap_err();
+        assert!(err.to_string().contains("failed in warm-up run 2"), "{err}");
     }
 
     #[test]
@@ -541,7 +560,7 @@ mod tests {
         let text = run.error.unwrap().to_string();
         assert!(
             text.contains("--before-sample")
-                && text.contains("iteration 1")
+                && text.contains("failed in the sample after the warm-up")
                 && text.contains("no gc"),
             "{text}"
         );

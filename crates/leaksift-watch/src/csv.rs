@@ -181,6 +181,15 @@ pub fn parse_table(text: &str, value_column: Option<&str>) -> Result<Table, CsvE
                 format!("`{}` is out of range: {bytes:e}", names[b_col]),
             ));
         }
+        if bytes < 0.0 {
+            return Err(err(
+                line,
+                format!(
+                    "`{}` is negative: {bytes} (not a memory size)",
+                    names[b_col]
+                ),
+            ));
+        }
         if series.t.last().is_some_and(|&prev| t < prev) {
             return Err(err(line, format!("`t` goes backwards ({t})")));
         }
@@ -425,7 +434,12 @@ mod tests {
             (e.line, e.message.as_str()),
             (3, "`bytes` is out of range: 1.7e308")
         );
-        assert!(parse_series("t,bytes\n0,18446744073709551615\n1,-5\n").is_ok());
+        assert!(parse_series("t,bytes\n0,18446744073709551615\n1,5\n").is_ok());
+        let e = parse_series("t,bytes\n0,1\n1,-5\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (3, "`bytes` is negative: -5 (not a memory size)")
+        );
         for limit in ["inf", "NaN", "-5", "lots", "1e300"] {
             let e = parse_series(&format!("t,bytes,limit\n0,1,10\n1,2,{limit}\n")).unwrap_err();
             assert_eq!(e.line, 3, "{limit}: {e}");

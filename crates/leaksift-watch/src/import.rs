@@ -80,6 +80,12 @@ fn push(series: &mut Series, line: usize, t: f64, bytes: f64) -> Result<(), CsvE
             format!("memory value is out of range: {bytes:e}"),
         ));
     }
+    if bytes < 0.0 {
+        return Err(err(
+            line,
+            format!("memory value is negative: {bytes} (not a memory size)"),
+        ));
+    }
     if series.t.last().is_some_and(|&prev| t < prev) {
         return Err(err(line, format!("time goes backwards ({t})")));
     }
@@ -245,7 +251,9 @@ fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
                 format!("series {name}: value {index} is not [time, \"number\"]"),
             ));
         };
-        if !value.is_finite() {
+        // NaN is Prometheus' staleness marker (no value at that step); an infinite value is no
+        // memory size, as in the other formats.
+        if value.is_nan() {
             continue;
         }
         let t = unix - *start.get_or_insert(unix);
@@ -350,6 +358,17 @@ mod tests {
         );
         let e = read_series("{\"data\": {\"result\": [}}", None).unwrap_err();
         assert!(e.message.starts_with("not valid JSON"), "{e}");
+        // NaN (staleness) is skipped; an infinite or negative value is no memory size.
+        for bad in ["+Inf", "1e400", "-5"] {
+            let body = format!(
+                r#"{{"data":{{"resultType":"matrix","result":[{{"metric":{{}},
+                "values":[[1700000000,"1000"],[1700000015,"{bad}"]]}}]}}}}"#
+            );
+            let e = read_series(&body, None).unwrap_err();
+            assert!(e.message.contains("value 1"), "{bad}: {e}");
+        }
+        let e = read_series("CMDLINE x\nMEM 1.0 5.0\nMEM -2.0 6.0\n", None).unwrap_err();
+        assert_eq!((e.line, e.message.contains("negative")), (3, true), "{e}");
     }
 
     #[test]

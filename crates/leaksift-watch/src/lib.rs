@@ -56,19 +56,26 @@ pub enum WatchError {
     ExitedEarly { command: String, status: String },
     #[error("`{command}` was not ready after {seconds:.1} s")]
     NotReady { command: String, seconds: f64 },
-    #[error("scenario `{command}` failed in iteration {iteration} ({status}){detail}")]
+    /// `check`: the server ended after it was ready.
+    #[error("`{command}` exited with {status} during {run}")]
+    ServerExited {
+        command: String,
+        status: String,
+        run: check::Run,
+    },
+    #[error("scenario `{command}` failed in {run} ({status}){detail}")]
     ScenarioFailed {
         command: String,
-        iteration: usize,
+        run: check::Run,
         status: String,
         detail: String,
     },
     /// `check --before-sample` or `--sample-cmd` failed, or the latter printed no byte count.
-    #[error("{role} `{command}` failed in iteration {iteration}: {detail}")]
+    #[error("{role} `{command}` failed in {run}: {detail}")]
     SampleCommandFailed {
         role: &'static str,
         command: String,
-        iteration: usize,
+        run: check::Run,
         detail: String,
     },
     #[error("interrupted")]

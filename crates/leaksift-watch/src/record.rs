@@ -37,6 +37,11 @@ pub struct Recording {
 }
 
 /// Samples `sampler` every `interval`; `on_sample` sees all samples so far after each one.
+///
+/// A launched command is first sampled one interval after it started, not at once: at once it is
+/// a process that has just exec'd (tens of KiB before the loader maps anything), and that
+/// sample, far below every later one, would sit in the first baseline window and weigh on the
+/// verdict.
 pub fn record(
     sampler: &mut Sampler,
     mut child: Option<&mut Launched>,
@@ -48,6 +53,13 @@ pub fn record(
     let mut samples = Vec::new();
     let started = Instant::now();
     let mut next = started;
+    if child.is_some() {
+        next += interval;
+        if let Some(duration) = options.duration {
+            next = next.min(started + duration);
+        }
+        wait_until(next, child.as_deref_mut(), interrupted);
+    }
     let stop = loop {
         if interrupted.load(Ordering::Relaxed) {
             break Stop::Interrupted;
@@ -85,17 +97,22 @@ pub fn record(
             // Fell behind (a slow smaps_rollup, a busy machine): skip the missed ticks.
             next = now;
         }
-        while let Some(left) = next.checked_duration_since(Instant::now()) {
-            // The command is looked at every poll, not every interval: its exit ends the run
-            // at once, and a Ctrl-Z on the terminal is passed on to leaksift's job at once.
-            let exited = child.as_deref_mut().and_then(Launched::try_wait).is_some();
-            if left.is_zero() || exited || interrupted.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(left.min(POLL));
-        }
+        wait_until(next, child.as_deref_mut(), interrupted);
     };
     Recording { samples, stop }
+}
+
+/// Sleeps until `next`, or until the command exits or the user interrupts.
+fn wait_until(next: Instant, mut child: Option<&mut Launched>, interrupted: &AtomicBool) {
+    while let Some(left) = next.checked_duration_since(Instant::now()) {
+        // The command is looked at every poll, not every interval: its exit ends the run at
+        // once, and a Ctrl-Z on the terminal is passed on to leaksift's job at once.
+        let exited = child.as_deref_mut().and_then(Launched::try_wait).is_some();
+        if left.is_zero() || exited || interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(left.min(POLL));
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +147,8 @@ mod tests {
         }
         assert!(rec.samples.len() >= 3, "{}", rec.samples.len());
         assert!(rec.samples.iter().all(|s| s.bytes > 0));
+        // Not sampled at once: just exec'd, it has barely any memory yet.
+        assert!(rec.samples[0].t >= 0.02, "{:?}", rec.samples[0]);
     }
 
     #[test]

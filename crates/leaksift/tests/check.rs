@@ -208,7 +208,7 @@ fn failing_scenario_is_an_error_and_stops_the_server() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("scenario `echo 'no route to host' >&2; exit 3` failed in iteration 1"),
+        err.contains("scenario `echo 'no route to host' >&2; exit 3` failed in warm-up run 1"),
         "{err}"
     );
     assert!(err.contains("no route to host"), "{err}");

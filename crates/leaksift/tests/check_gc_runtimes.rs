@@ -258,7 +258,7 @@ fn a_sample_command_without_a_byte_count_is_one_error_line() {
         "echo heap: unknown",
     ];
     let expected = [
-        "--sample-cmd `echo heap: unknown` failed in iteration 3",
+        "--sample-cmd `echo heap: unknown` failed in the sample after the warm-up",
         "\"heap: unknown\"",
     ];
     assert_one_error_line(&flags, &expected);

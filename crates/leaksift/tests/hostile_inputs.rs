@@ -326,7 +326,7 @@ fn an_unwritable_chart_or_report_file_still_prints_the_verdict() {
     let trace = trace_with_one_lost_block(dir.path());
     let svg = nowhere.join("chart.svg");
     let junit = nowhere.join("junit.xml");
-    let cases: [(&[&str], &str, &str); 3] = [
+    let cases: [(&[&str], &str, &str); 2] = [
         (
             &["trend", "--json", path(&csv), "--svg", path(&svg)],
             "leaksift.trend.v1",
@@ -344,28 +344,6 @@ fn an_unwritable_chart_or_report_file_still_prints_the_verdict() {
             "leaksift.report.v1",
             "chart.svg",
         ),
-        (
-            &[
-                "check",
-                "-q",
-                "--json",
-                "--scenario",
-                "true",
-                "--warmup",
-                "0",
-                "--iterations",
-                "5",
-                "--ready-delay",
-                "10ms",
-                "--junit",
-                path(&junit),
-                "--",
-                "sleep",
-                "30",
-            ],
-            "leaksift.check.v1",
-            "junit.xml",
-        ),
     ];
     for (args, schema, file) in cases {
         let out = run(args);
@@ -375,6 +353,31 @@ fn an_unwritable_chart_or_report_file_still_prints_the_verdict() {
         });
         assert_eq!(json["schema"], schema);
     }
+    // `check` (and `watch`) run for long: their files are checked before the server starts.
+    let started = dir.path().join("server-started");
+    let server = format!("touch '{}'; exec sleep 30", started.display());
+    let out = run(&[
+        "check",
+        "-q",
+        "--json",
+        "--scenario",
+        "true",
+        "--warmup",
+        "0",
+        "--iterations",
+        "5",
+        "--ready-delay",
+        "10ms",
+        "--junit",
+        path(&junit),
+        "--",
+        "sh",
+        "-c",
+        &server,
+    ]);
+    assert_one_line_error(&out, "junit.xml");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(!started.exists(), "the server was started");
 }
 
 /// Runs `leaksift ARGS… FILE` on `bytes` written to `file`; the command must succeed (when
@@ -658,4 +661,32 @@ fn allocation_sizes_that_overflow_any_sum_give_a_report_not_a_crash() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A server that dies after it was ready: the error names the run it died in, not readiness.
+#[test]
+fn a_server_dying_mid_check_is_reported_as_such() {
+    let out = run(&[
+        "check",
+        "-q",
+        "--ready-delay",
+        "100ms",
+        "--scenario",
+        "sleep 0.2",
+        "--warmup",
+        "1",
+        "--iterations",
+        "50",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exited with exit status: 4 during iteration"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("before it was ready"), "{stderr}");
 }

@@ -85,6 +85,32 @@ fn leak_with_fail_on_leak_exits_one() {
     assert_eq!(trend_json(&path, &[]).0, Some(0));
 }
 
+/// A leak already above `--limit`: the text says so instead of "~0 ms"; a baseline of 4
+/// windows cannot pass the test at 0.01 and is inconclusive, not stable; `--alpha 0` is refused.
+#[test]
+fn over_the_limit_too_few_windows_and_a_zero_alpha() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = csv(dir.path(), "leak.csv", 120, |t| {
+        (100.0 * MIB + 0.2 * MIB * t, None)
+    });
+    let out = leaksift()
+        .args(["trend", "--limit", "50MiB"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("already above the limit"), "{text}");
+    let (_, json) = trend_json(&path, &["--windows", "4"]);
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    assert_eq!(json["reason"], "too_few_points", "{json}");
+    let out = leaksift()
+        .args(["trend", "--alpha", "0"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn sawtooth_is_stable_and_warm_up_is_a_plateau() {
     let dir = tempfile::tempdir().unwrap();

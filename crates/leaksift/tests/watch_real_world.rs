@@ -192,7 +192,9 @@ fn a_scenario_failing_midway_still_reports_the_iterations_measured() {
     // Only the error was printed: the samples of iterations 0 to 4 were lost.
     assert_one_line_error(
         &out,
-        "failed in iteration 7 (exit status: 3): connection reset",
+        // The seventh scenario run: after 2 warm-up runs, measured iteration 5 (as the JSON
+        // and JUnit reports count them: samples 0 to 4 were taken).
+        "failed in iteration 5 (exit status: 3): connection reset",
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["schema"], "leaksift.check.v1");

@@ -135,6 +135,7 @@ struct CheckJson {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let interrupted = interrupt_flag()?;
+    render::check_writable(args.svg.iter().chain(&args.junit).map(|p| p.as_path()))?;
     let started = Instant::now();
     // A server that daemonizes is re-parented to leaksift: measured, and stopped at the end.
     child::adopt_orphans().context("adopting the server's daemonized processes")?;

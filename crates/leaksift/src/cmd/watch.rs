@@ -138,6 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let config = args.thresholds.config(limit);
     let mut csv = CsvOut::create(args.out.as_deref())?;
+    render::check_writable(args.svg.as_deref())?;
     // While the command holds the terminal (a REPL, a pager), leaksift writes nothing to it
     // until the verdict, as `time CMD` does.
     let mut progress = Progress::stderr(args.quiet || leaksift_watch::job::command_has_terminal());

@@ -9,7 +9,7 @@ use leaksift_stats::Config;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Thresholds {
     /// Significance level of the one-sided Mann–Kendall test for growth.
-    #[arg(long, value_name = "P", default_value_t = 0.01, value_parser = parse_probability)]
+    #[arg(long, value_name = "P", default_value_t = 0.01, value_parser = parse_significance)]
     pub alpha: f64,
     /// Number of baseline windows (each keeps its minimum; longer windows absorb longer GC cycles).
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(2..))]
@@ -45,6 +45,17 @@ pub fn parse_probability(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("expected a number between 0 and 1, found {text:?}")),
+    }
+}
+
+/// A significance level, strictly between 0 and 1 (0 would call nothing significant, 1
+/// everything).
+pub fn parse_significance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "expected a significance level above 0 and below 1, found {text:?}"
+        )),
     }
 }
 
@@ -101,6 +112,14 @@ mod tests {
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("5XB").is_err());
         assert!(parse_bytes("1e400").is_err());
+    }
+
+    #[test]
+    fn significance_levels_exclude_0_and_1() {
+        assert_eq!(parse_significance("0.05"), Ok(0.05));
+        for bad in ["0", "1", "-0.1", "1.5", "NaN", "x"] {
+            assert!(parse_significance(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

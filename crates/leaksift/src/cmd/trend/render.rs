@@ -172,6 +172,11 @@ impl Verdict<'_> {
         }
         if let Some(limit) = self.limit {
             let value = match a.time_to_limit {
+                Some(ttl) if ttl.current >= limit => format!(
+                    "already above the limit: {} now, limit {}",
+                    units::bytes(ttl.current),
+                    units::bytes(limit)
+                ),
                 Some(ttl) => {
                     let fmt = |v: f64| match self.per {
                         Per::Second => units::duration(v),
@@ -261,6 +266,18 @@ pub fn p_value(p: f64) -> String {
 }
 
 /// Writes `text` to `path`, naming the file on failure.
+/// Checks that the output files of a run can be written before the run starts (creating them,
+/// empty): a watch or check that runs for an hour must not fail on a bad path only at its end.
+pub fn check_writable<'a>(
+    paths: impl IntoIterator<Item = &'a std::path::Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for path in paths {
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    }
+    Ok(())
+}
+
 pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use anyhow::Context;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
