@@ -218,10 +218,14 @@ fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
             ));
         }
         _ => {
+            let how = match column {
+                Some(column) => format!("match {column:?}: name more of one with --column"),
+                None => "series: choose one with --column".to_string(),
+            };
             return Err(err(
                 1,
                 format!(
-                    "{} series: choose one with --column (series: {})",
+                    "{} {how} (series: {})",
                     chosen.len(),
                     listing(&series_named)
                 ),
@@ -343,6 +347,12 @@ mod tests {
         let e = read_series(body, None).unwrap_err();
         assert!(
             e.message.starts_with("2 series: choose one with --column"),
+            "{e}"
+        );
+        let e = read_series(body, Some("process_resident")).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("2 match \"process_resident\": name more of one with --column"),
             "{e}"
         );
         let api = read_series(body, Some("api")).unwrap();

@@ -129,9 +129,15 @@ impl Verdict<'_> {
             format!("{}  ({})", a.verdict.as_str().to_uppercase(), a.reason),
         ]);
         table.row(["signal", self.signal]);
+        // The series' whole time range: the analysed span leaves out segments too short to fit
+        // (two samples are no segment, yet they cover time).
+        let covered = match (self.t.first(), self.t.last()) {
+            (Some(first), Some(last)) => (last - first).max(a.span),
+            _ => a.span,
+        };
         let over = match self.per {
-            Per::Second => format!("over {}", units::duration(a.span)),
-            Per::Iteration => format!("over {:.0} iterations", a.span),
+            Per::Second => format!("over {}", units::duration(covered)),
+            Per::Iteration => format!("over {covered:.0} iterations"),
         };
         table.row(["samples".to_string(), format!("{} {over}", a.samples)]);
         if let (Some(first), Some(last)) = (self.bytes.first(), self.bytes.last()) {
