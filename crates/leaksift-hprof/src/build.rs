@@ -88,6 +88,8 @@ struct GraphClass {
     node: Option<u32>,
     fields: Vec<GraphField>,
     is_finalizer: bool,
+    /// `java.lang.Thread` or a subclass: its instances are named after their thread.
+    is_thread: bool,
 }
 
 /// A reference field ready to become an edge.
@@ -217,6 +219,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 node: index.lookup(def.dump.id),
                 fields,
                 is_finalizer: def.name == "java.lang.ref.Finalizer",
+                is_thread: classes.extends(def, "java.lang.Thread"),
             });
         }
         let class_class = match classes.find_by_name("java.lang.Class") {
@@ -419,6 +422,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 next_pending: 0,
                 last_class: None,
                 class_names: Vec::new(),
+                thread_objects: Vec::new(),
                 big_sizes: Vec::new(),
                 rare_classes: Vec::new(),
                 stats: BuildStats::default(),
@@ -438,6 +442,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         let mut packed = 0;
         let mut region = 0;
         let mut class_names = FxHashMap::default();
+        let mut thread_objects = Vec::new();
         let mut rare_edge_names = HashMap::new();
         let mut big_sizes = Vec::new();
         let mut rare_classes = Vec::new();
@@ -451,6 +456,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
                 big_sizes: big,
                 rare_classes: rare_run_classes,
                 class_names: names,
+                thread_objects: threads,
                 stats: run_stats,
             } = run;
             if u32::try_from(packed + len).is_err() {
@@ -459,6 +465,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
             big_sizes.extend(big);
             rare_classes.extend(rare_run_classes);
             class_names.extend(names);
+            thread_objects.extend(threads);
             rare_edge_names.extend(
                 rare.into_iter()
                     .map(|(at, name)| ((packed + at) as u64, name)),
@@ -529,6 +536,7 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
         Ok(Columns {
             parts,
             class_names,
+            thread_objects,
             edge_names: edge_name,
             rare_edge_names,
             stats,
@@ -554,6 +562,8 @@ fn class_column(narrow: Vec<u16>, rare: Vec<(u32, u32)>) -> CompactU32s {
 pub struct Columns {
     pub parts: GraphParts,
     class_names: FxHashMap<u32, StringId>,
+    /// Ordinals of the `java.lang.Thread` objects (and of its subclasses').
+    pub thread_objects: Vec<u32>,
     edge_names: Vec<u16>,
     rare_edge_names: HashMap<u64, u32>,
     pub stats: BuildStats,
@@ -600,6 +610,8 @@ struct WorkerRun {
     rare_classes: Vec<(u32, u32)>,
     /// The names of its class objects, by ordinal.
     class_names: Vec<(u32, StringId)>,
+    /// Its `java.lang.Thread` objects.
+    thread_objects: Vec<u32>,
     stats: BuildStats,
 }
 
@@ -713,6 +725,8 @@ struct Worker<'p, 's, 'a> {
     last_class: Option<(Id, u32)>,
     /// Class objects are named after themselves, not after `java.lang.Class`.
     class_names: Vec<(u32, StringId)>,
+    /// Ordinals of its `java.lang.Thread` objects.
+    thread_objects: Vec<u32>,
     /// Self sizes of `u16::MAX` or more, by ordinal.
     big_sizes: Vec<(u32, u64)>,
     /// Classes above `u16::MAX`, by ordinal.
@@ -762,6 +776,7 @@ impl Worker<'_, '_, '_> {
             big_sizes: self.big_sizes,
             rare_classes: self.rare_classes,
             class_names: self.class_names,
+            thread_objects: self.thread_objects,
             stats: self.stats,
         }
     }
@@ -897,6 +912,9 @@ impl Worker<'_, '_, '_> {
             self.stats.layout_mismatches += 1;
         }
         let def = &plan.defs[at as usize];
+        if def.is_thread {
+            self.thread_objects.push(self.next);
+        }
         self.begin_node(def.class, layout.instance_size, NodeKind::Instance)?;
         self.class_edge(def.node);
         let width = id_size.bytes();

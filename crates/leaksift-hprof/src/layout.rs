@@ -489,6 +489,23 @@ impl ClassTable {
         None
     }
 
+    /// Whether `def` is the class `ancestor` (a Java name) or extends it.
+    pub fn extends(&self, def: &ClassDef, ancestor: &str) -> bool {
+        let mut current = Some(def);
+        for _ in 0..MAX_CHAIN.min(self.defs.len()) {
+            match current {
+                Some(def) if def.name == ancestor => return true,
+                Some(def) => {
+                    current = self
+                        .index_of(def.dump.super_id)
+                        .map(|i| &self.defs[i as usize]);
+                }
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// The class with this Java name (first one if several loaders define it).
     pub fn find_by_name(&self, name: &str) -> Option<u32> {
         self.defs

@@ -154,7 +154,7 @@ fn read_with_workers(
     let threads = threads::collect(&scan, &classes, &index, &locator)?;
     observer.phase("graph");
     let plan = build::GraphPlan::new(&scan, &classes, index, sizes)?;
-    let columns = plan.fill(data, &mut |done, read| observer.consumed(done, read, total))?;
+    let mut columns = plan.fill(data, &mut |done, read| observer.consumed(done, read, total))?;
     let info = DumpInfo {
         version: header.version.clone(),
         id_size: header.id_size.bytes() as u8,
@@ -165,8 +165,16 @@ fn read_with_workers(
         gc_roots: scan.roots.len() as u64,
         stats: columns.stats,
     };
+    let thread_objects = std::mem::take(&mut columns.thread_objects);
     let mut graph = build::into_graph(columns, &threads)?;
-    threads::name_other_threads(&mut graph, &scan, &classes, &locator, &threads)?;
+    threads::name_other_threads(
+        &mut graph,
+        &scan,
+        &classes,
+        &locator,
+        &thread_objects,
+        &threads,
+    )?;
     observer.phase("reachability");
     let unreachable = reachability::discard_unreachable(&mut graph, workers);
     Ok(HprofDump {

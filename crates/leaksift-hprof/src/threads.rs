@@ -2,7 +2,6 @@
 //! local variables hold (Java frame and JNI local roots).
 
 use leaksift_heap::dominators::Dominators;
-use leaksift_heap::graph::ClassId;
 use leaksift_heap::{GcRootKind, HeapGraph, NodeIndex};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -219,62 +218,32 @@ fn string_text(
 /// Thread objects named by [`name_other_threads`] at most: each name is read from the dump.
 const MAX_OTHER_THREADS: usize = 10_000;
 
-/// Names the Thread objects (`java.lang.Thread` or a subclass) that have no THREAD OBJECT root
-/// after their thread, as [`collect`]'s threads are named: MAT labels every Thread instance so.
-/// Threads a JNI global holds (the JIT compiler threads), threads not started yet and ended
-/// ones have no such root. Follows the graph's `name` and `value` edges and reads the string
-/// from the dump; at most [`MAX_OTHER_THREADS`].
+/// Names the Thread objects (`java.lang.Thread` or a subclass: `thread_objects`, found by pass
+/// 2) that have no THREAD OBJECT root after their thread, as [`collect`]'s threads are named:
+/// MAT labels every Thread instance so. Threads a JNI global holds (the JIT compiler threads),
+/// threads not started yet and ended ones have no such root. Follows the graph's `name` and
+/// `value` edges and reads the string from the dump; at most [`MAX_OTHER_THREADS`].
 pub fn name_other_threads(
     graph: &mut HeapGraph,
     scan: &Scan<'_>,
     classes: &ClassTable,
     locator: &Locator<'_, '_>,
+    thread_objects: &[u32],
     named: &[ThreadStack],
 ) -> Result<(), HprofError> {
-    let thread_class_objects: FxHashSet<u64> = classes
-        .defs
-        .iter()
-        .filter(|def| {
-            let mut current = Some(*def);
-            for _ in 0..MAX_SUPERCLASSES {
-                match current {
-                    Some(def) if def.name == "java.lang.Thread" => return true,
-                    Some(def) => {
-                        current = classes
-                            .index_of(def.dump.super_id)
-                            .map(|i| &classes.defs[i as usize])
-                    }
-                    None => break,
-                }
-            }
-            false
-        })
-        .map(|def| def.dump.id.0)
-        .collect();
-    if thread_class_objects.is_empty() {
-        return Ok(());
-    }
-    let is_thread_class: Vec<bool> = (0..graph.class_count() as u32)
-        .map(|class| {
-            graph
-                .class_info(ClassId(class))
-                .class_object
-                .is_some_and(|object| thread_class_objects.contains(&object.0))
-        })
-        .collect();
     let already: FxHashSet<u32> = named.iter().map(|thread| thread.object.0).collect();
-    let threads: Vec<NodeIndex> = graph
-        .nodes()
-        .filter(|&node| is_thread_class[graph.class(node).0 as usize] && !already.contains(&node.0))
-        .take(MAX_OTHER_THREADS)
-        .collect();
     let target = |graph: &HeapGraph, node: NodeIndex, field: &str| {
         graph
             .edges(node)
             .find(|&edge| graph.edge_label(edge) == field)
             .map(|edge| graph.edge_to(edge))
     };
-    for thread in threads {
+    for &thread in thread_objects
+        .iter()
+        .filter(|thread| !already.contains(thread))
+        .take(MAX_OTHER_THREADS)
+    {
+        let thread = NodeIndex(thread);
         let Some(string) = target(graph, thread, "name") else {
             continue;
         };
@@ -293,9 +262,6 @@ pub fn name_other_threads(
     }
     Ok(())
 }
-
-/// Superclass chains are followed this far when looking for `java.lang.Thread`.
-const MAX_SUPERCLASSES: usize = 64;
 
 /// Decodes UTF-16 code units (unpaired surrogates become U+FFFD).
 pub(crate) fn decode_utf16(data: &[u8], unit: fn([u8; 2]) -> u16) -> String {
