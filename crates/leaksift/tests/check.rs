@@ -212,8 +212,15 @@ fn failing_scenario_is_an_error_and_stops_the_server() {
         "{err}"
     );
     assert!(err.contains("no route to host"), "{err}");
-    let (_, _, error) = junit(&run.path("junit.xml"));
+    let (_, properties, error) = junit(&run.path("junit.xml"));
     assert!(error, "the JUnit report records the error");
+    // No sample, no slope: its properties are left out, not written as NaN.
+    let xml = std::fs::read_to_string(run.path("junit.xml")).unwrap();
+    assert!(!xml.contains("NaN"), "{xml}");
+    assert!(
+        properties.iter().all(|(name, _)| name != "slope_bytes_per_iteration"),
+        "{properties:?}"
+    );
     run.assert_server_stopped();
 }
 

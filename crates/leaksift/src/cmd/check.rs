@@ -287,18 +287,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let junit_written = match &args.junit {
         None => Ok(()),
         Some(path) => {
-            let mut properties = vec![
-                ("slope_bytes_per_iteration", format!("{}", analysis.slope)),
-                ("slope_ci_low", format!("{}", analysis.slope_ci.0)),
-                ("slope_ci_high", format!("{}", analysis.slope_ci.1)),
-                ("p_value", format!("{}", analysis.p_value)),
+            // Without a slope (a run that ended before two samples) its properties are left
+            // out rather than written as NaN.
+            let fitted = [
+                ("slope_bytes_per_iteration", analysis.slope),
+                ("slope_ci_low", analysis.slope_ci.0),
+                ("slope_ci_high", analysis.slope_ci.1),
+                ("p_value", analysis.p_value),
+            ];
+            let mut properties: Vec<(&str, String)> = fitted
+                .into_iter()
+                .filter(|(_, value)| value.is_finite())
+                .map(|(name, value)| (name, format!("{value}")))
+                .collect();
+            properties.extend([
                 ("budget_bytes_per_iteration", args.budget.to_string()),
                 ("iterations", args.iterations.to_string()),
                 ("warmup", args.warmup.to_string()),
                 ("verdict", analysis.verdict.as_str().to_string()),
                 ("server", server_name.clone()),
                 ("signal", signal.to_string()),
-            ];
+            ]);
             properties.extend(warnings.iter().map(|w| ("warning", w.clone())));
             let result = if let Some(error) = &error {
                 CaseResult::Error {
