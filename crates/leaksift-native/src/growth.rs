@@ -64,6 +64,19 @@ impl SiteSampler {
         }
     }
 
+    /// Takes the samples due before `until_ns` during a stretch without events, in which no
+    /// live bytes changed: without them, a site that stopped growing when the program went
+    /// quiet had its flat part reduced to the final sample, and the tail guard never saw it
+    /// (a pool that grew for 4 s of an 8 s run was a leak). The interval doubles as samples are
+    /// halved, so a long idle stretch costs a bounded number of samples.
+    pub(crate) fn idle_until(&mut self, until_ns: u64, stats: &[StackStats]) {
+        while self.next_due_ns < until_ns {
+            let due = self.next_due_ns;
+            self.sample(due, stats);
+            self.next_due_ns = due.saturating_add(self.interval_ns);
+        }
+    }
+
     /// Takes the final sample (the state at the end of the trace).
     pub(crate) fn finish(&mut self, time_ns: u64, live_bytes: &[u64]) {
         if self.times.last().is_some_and(|&last| last >= time_ns) && self.dirty_list.is_empty() {
@@ -255,5 +268,52 @@ mod tests {
         assert_eq!(verdict(1), leaksift_stats::Verdict::Leak);
         assert_ne!(verdict(2), leaksift_stats::Verdict::Leak);
         assert_eq!(sites[0].live_bytes_at_end, 512 * 10_000);
+    }
+
+    /// A pool that grows for 4 s, then a program with nothing to do for 4 s (no events until the
+    /// one at the end): the quiet stretch is sampled too, so the site is a plateau. Sampled
+    /// only at events, its flat part was the final sample alone and the site was a leak.
+    #[test]
+    fn a_site_that_stops_growing_when_the_program_goes_quiet_is_a_plateau() {
+        let mut replay = Replay::new();
+        replay.event(&Event::Stack {
+            id: StackId(1),
+            frames: vec![1],
+        });
+        for i in 0..4_000u64 {
+            replay.event(&Event::Alloc {
+                time: TraceTime(i * 1_000_000),
+                thread: ThreadId(0),
+                address: 0x1000_0000 + i * 512,
+                size: 256,
+                stack: StackId(1),
+                kind: AllocKind::Malloc,
+            });
+        }
+        replay.event(&Event::Stack {
+            id: StackId(2),
+            frames: vec![2],
+        });
+        replay.event(&Event::Alloc {
+            time: TraceTime(8_000_000_000),
+            thread: ThreadId(0),
+            address: 0x9000_0000,
+            size: 16,
+            stack: StackId(2),
+            kind: AllocKind::Malloc,
+        });
+        let analysis = replay.finish();
+        assert!(
+            analysis.sites.len() > 100,
+            "{} samples",
+            analysis.sites.len()
+        );
+        let pool: Vec<StackIndex> = analysis
+            .stacks
+            .indices()
+            .filter(|&s| analysis.stacks.id(s) == StackId(1))
+            .collect();
+        let sites = call_site_growth(&analysis, &[pool.as_slice()], 10, &site_trend_config());
+        assert_eq!(sites[0].trend.verdict, leaksift_stats::Verdict::Plateau);
     }
 }

@@ -542,8 +542,10 @@ impl Replay {
     /// never does) and lets the call-site sampler take a sample when one is due.
     fn advance(&mut self, time: TraceTime) {
         if time.0 > self.now {
-            // The state so far is the state as of the previous event's time.
+            // The state so far is the state as of the previous event's time, and it held until
+            // this event.
             self.sites.maybe_sample(self.now, &self.stats);
+            self.sites.idle_until(time.0, &self.stats);
             self.now = time.0;
         }
     }

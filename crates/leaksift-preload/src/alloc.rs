@@ -1,5 +1,11 @@
 //! The library's own allocator: Rust allocations go straight to glibc (never through our hooks);
 //! big ones get their own mappings, registered so the leak scan can skip the tracer's memory.
+//!
+//! What the tracer hands back to glibc is zeroed first: its tables and buffers hold the
+//! program's block addresses, and glibc gives that memory to the program's next mallocs. A
+//! block the program never writes would then keep such an address, and the leak scan, which
+//! reads every word of a block (memcheck skips the words never written), would take it for a
+//! reference the program does not have.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -85,18 +91,18 @@ unsafe impl GlobalAlloc for TracerAllocator {
             // SAFETY: `ptr` came from `map_anonymous` with this rounded length.
             unsafe { sys::unmap(ptr, round_to_pages(layout.size())) };
         } else {
-            // SAFETY: `ptr` came from glibc in `alloc`.
-            unsafe { sys::__libc_free(ptr as *mut core::ffi::c_void) }
+            // SAFETY: `ptr` came from glibc in `alloc` with `layout.size()` bytes, ours to clear
+            // (module docs) before glibc takes them back.
+            unsafe {
+                core::ptr::write_bytes(ptr, 0, layout.size());
+                sys::__libc_free(ptr as *mut core::ffi::c_void)
+            }
         }
     }
 
+    // Allocate, copy and free (never glibc's realloc, which would free the old block, or the
+    // tail of a shrunk one, without clearing it).
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.size() < OWN_MAPPING_MIN && new_size < OWN_MAPPING_MIN && layout.align() <= 16 {
-            // SAFETY: both sizes stay on the glibc path, where `ptr` came from.
-            return unsafe {
-                sys::__libc_realloc(ptr as *mut core::ffi::c_void, new_size) as *mut u8
-            };
-        }
         // SAFETY: `layout.align()` is valid; the caller guarantees `new_size` fits isize.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: fresh allocation of the new layout.

@@ -114,8 +114,13 @@ impl RawBuffer {
     /// `buffer` came from `take`, was drained, and nothing else refers to it.
     pub unsafe fn recycle(buffer: *mut RawBuffer) {
         if !POOL.push(buffer) {
-            // SAFETY: per the contract, exclusively ours.
-            unsafe { sys::__libc_free(buffer as *mut core::ffi::c_void) };
+            // SAFETY: per the contract, exclusively ours. Cleared first: its events hold the
+            // program's block addresses, and glibc gives the memory to the program next (see
+            // `alloc`'s module docs).
+            unsafe {
+                core::ptr::write_bytes(buffer as *mut u8, 0, core::mem::size_of::<RawBuffer>());
+                sys::__libc_free(buffer as *mut core::ffi::c_void)
+            };
         }
     }
 

@@ -218,7 +218,9 @@ fn failing_scenario_is_an_error_and_stops_the_server() {
     let xml = std::fs::read_to_string(run.path("junit.xml")).unwrap();
     assert!(!xml.contains("NaN"), "{xml}");
     assert!(
-        properties.iter().all(|(name, _)| name != "slope_bytes_per_iteration"),
+        properties
+            .iter()
+            .all(|(name, _)| name != "slope_bytes_per_iteration"),
         "{properties:?}"
     );
     run.assert_server_stopped();
