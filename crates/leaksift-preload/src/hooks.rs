@@ -416,7 +416,7 @@ pub unsafe extern "C" fn exit(status: c_int) -> ! {
         // SAFETY: glibc's exit has this signature; it does not return.
         Some(real) => unsafe { core::mem::transmute::<*mut c_void, ExitFn>(real)(status) },
         // SAFETY: no exit to forward to: end without the handlers rather than not at all.
-        None => unsafe { _exit(status) },
+        None => _exit(status),
     }
 }
 
@@ -484,23 +484,35 @@ unsafe extern "C" fn main_then_clear(
     status
 }
 
-/// `_exit`: runs the exit scan (the program's exit handlers are skipped, the scan is not), then
-/// ends the process as glibc's `_exit` does.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn _exit(status: c_int) -> ! {
-    runtime::exiting_without_handlers(status);
+runtime::scan_entry!(
+    /// `_exit`: runs the exit scan (the program's exit handlers are skipped, the scan is not),
+    /// then ends the process as glibc's `_exit` does.
+    #[unsafe(no_mangle)]
+    pub fn _exit(status: c_int) -> !,
+    exit_without_handlers
+);
+
+/// `_exit`'s work, entered through [`runtime::scan_entry`]: the exit scan from the program's
+/// frame up, then the end of the process.
+extern "C" fn exit_without_handlers(
+    status: c_int,
+    _unused: usize,
+    registers: *const [u64; 6],
+    caller_sp: u64,
+) -> ! {
+    runtime::exiting_without_handlers(status, registers, caller_sp);
     loop {
         // SAFETY: exit_group ends every thread of the process and does not return.
         unsafe { libc::syscall(libc::SYS_exit_group, status) };
     }
 }
 
-/// `_Exit`: the C99 name of `_exit`.
+/// `_Exit`: the C99 name of `_exit` (a jump, so that `_exit` sees the program as its caller).
 #[allow(non_snake_case)]
+#[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
-    // SAFETY: forwards the caller's status.
-    unsafe { _exit(status) }
+    core::arch::naked_asm!("jmp {target}", target = sym _exit)
 }
 
 /// `quick_exit`: runs the program's `at_quick_exit` handlers and ends the process through
@@ -510,12 +522,14 @@ pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
 pub unsafe extern "C" fn quick_exit(status: c_int) -> ! {
     type QuickExitFn = unsafe extern "C" fn(c_int) -> !;
     runtime::quick_exit_called(status);
-    if let Some(real) = runtime::next_symbol(c"quick_exit") {
+    let real = runtime::next_symbol(c"quick_exit");
+    runtime::clear_dead_stack();
+    if let Some(real) = real {
         // SAFETY: glibc's quick_exit has this signature; it does not return.
         unsafe { core::mem::transmute::<*mut c_void, QuickExitFn>(real)(status) }
     }
-    // SAFETY: no quick_exit to forward to: end as it would, without the handlers.
-    unsafe { _exit(status) }
+    // No quick_exit to forward to: end as it would, without the handlers.
+    _exit(status)
 }
 
 /// `unshare`: a new user namespace (or unsharing what threads share) needs a single-threaded

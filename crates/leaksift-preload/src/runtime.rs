@@ -447,32 +447,44 @@ pub fn without_writer_thread(call: impl FnOnce() -> c_int) -> c_int {
     result
 }
 
-/// Last exit handler (registered first): pushes the callee-saved registers, then runs
-/// [`exit_scan`] with them and with its caller's stack pointer. The scan must start at the
-/// caller's frame: the handler's own frames are the tracer's, and their unwritten slots still
-/// hold what the allocation hooks left on that part of the stack (returned block addresses),
-/// which would make lost blocks look reachable.
-#[unsafe(naked)]
-extern "C" fn at_exit(status: c_int, arg: *mut c_void) {
-    core::arch::naked_asm!(
-        // At entry rsp points at the return address, so the caller's frame starts at rsp + 8.
-        "push rbx",
-        "push rbp",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov rdx, rsp",
-        "lea rcx, [rsp + 56]",
-        // rsp is 8 mod 16 here (entry) + 48: realign for the call.
-        "sub rsp, 8",
-        "call {scan}",
-        // The registers are callee-saved, so `exit_scan` left them as they were.
-        "add rsp, 56",
-        "ret",
-        scan = sym exit_scan,
-    )
+/// Defines a naked function that pushes the callee-saved registers and calls `$imp(rdi, rsi,
+/// registers, caller_sp)`: the registers as they were at the call (r15 first), and where the
+/// caller's frame starts (at entry rsp points at the return address, so at rsp + 8). The exit
+/// scan reads the registers as roots and the stack from `caller_sp` up: the entry's own frames
+/// are the tracer's, and their unwritten slots hold what the allocation hooks left on that part
+/// of the stack (returned block addresses), which would make lost blocks look reachable.
+macro_rules! scan_entry {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, $imp:path) => {
+        $(#[$attr])*
+        #[unsafe(naked)]
+        $vis extern "C" fn $name($($arg: $ty),*) -> $ret {
+            core::arch::naked_asm!(
+                "push rbx",
+                "push rbp",
+                "push r12",
+                "push r13",
+                "push r14",
+                "push r15",
+                "mov rdx, rsp",
+                "lea rcx, [rsp + 56]",
+                // rsp is 8 mod 16 at entry, then 48 bytes lower: realign for the call.
+                "sub rsp, 8",
+                "call {imp}",
+                // The registers are callee-saved: `$imp` left them as they were.
+                "add rsp, 56",
+                "ret",
+                imp = sym $imp,
+            )
+        }
+    };
 }
+pub(crate) use scan_entry;
+
+scan_entry!(
+    /// Last exit handler (registered first): runs [`exit_scan`].
+    fn at_exit(status: c_int, arg: *mut c_void) -> (),
+    exit_scan
+);
 
 /// The exit scan: asks the writer for it and waits. `registers` are r15, r14, r13, r12, rbp
 /// and rbx as [`at_exit`] pushed them; `caller_sp` is where its caller's frame starts.
@@ -564,9 +576,11 @@ pub fn clear_dead_stack() {
 
 /// `_exit` and `_Exit` end the process without exit handlers: the traced process still gets its
 /// exit scan (memcheck scans at any exit), a `vfork` child sharing its memory does not.
-pub fn exiting_without_handlers(status: c_int) {
+///
+/// `registers` and `caller_sp` as [`scan_entry`] passes them (the `_exit` hook is one).
+pub fn exiting_without_handlers(status: c_int, registers: *const [u64; 6], caller_sp: u64) {
     if sys::getpid() == TRACED_PID.load(Ordering::Acquire) {
-        at_exit(status, core::ptr::null_mut());
+        exit_scan(status, core::ptr::null_mut(), registers, caller_sp);
     }
 }
 
@@ -577,11 +591,25 @@ pub fn quick_exit_called(status: c_int) {
     QUICK_EXIT_STATUS.store(status as u32, Ordering::Release);
 }
 
-/// Last `at_quick_exit` handler (registered first): the exit scan, as at `exit`.
-extern "C" fn at_quick_exit_handler() {
-    at_exit(
+scan_entry!(
+    /// Last `at_quick_exit` handler (registered first): the exit scan, as at `exit`.
+    fn at_quick_exit_handler() -> (),
+    quick_exit_scan
+);
+
+/// [`exit_scan`] with the status `quick_exit` was given (`_unused` are whatever the handler's
+/// argument registers held).
+extern "C" fn quick_exit_scan(
+    _unused: usize,
+    _unused_too: usize,
+    registers: *const [u64; 6],
+    caller_sp: u64,
+) {
+    exit_scan(
         QUICK_EXIT_STATUS.load(Ordering::Acquire) as c_int,
         core::ptr::null_mut(),
+        registers,
+        caller_sp,
     );
 }
 
@@ -638,7 +666,7 @@ extern "C" fn after_fork_child() {
         // SAFETY: single-threaded child, after the reset.
         unsafe { ThreadState::readopt_after_fork(me) };
     }
-    writer::resume();
+    writer::resume_in_child();
     match config().and_then(|c| writer::open_output(c, true)) {
         Some(sink) => {
             TRACED_PID.store(sys::getpid(), Ordering::Release);

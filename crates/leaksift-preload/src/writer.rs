@@ -261,8 +261,16 @@ pub struct Writer {
 }
 
 static WRITER: AtomicPtr<Writer> = AtomicPtr::new(core::ptr::null_mut());
-static PAUSE_REQUESTED: AtomicBool = AtomicBool::new(false);
-static PAUSED: AtomicU32 = AtomicU32::new(0);
+/// Forks in progress (before fork under `--follow-fork` to after it, in the parent): the writer
+/// holds still at a safe point while there is one. Each fork's request is numbered
+/// (`PAUSE_REQUESTED`) and the writer acknowledges the latest it has seen (`PAUSE_ACKED`): a
+/// program forking twice in a row requests the second pause before the writer has woken from
+/// the first, and with a flag the writer, still in its first pause, never acknowledged the
+/// second (each such fork waited out a 2 s timeout). A count, so that two threads forking at
+/// once both find the writer held.
+static FORKS_IN_PROGRESS: AtomicU32 = AtomicU32::new(0);
+static PAUSE_REQUESTED: AtomicU32 = AtomicU32::new(0);
+static PAUSE_ACKED: AtomicU32 = AtomicU32::new(0);
 
 /// Opens the trace file for this process. The first process claims `output`. An image that the
 /// traced process exec'd takes `output` over (the usual case is a wrapper script exec'ing the
@@ -542,7 +550,7 @@ fn adjust_thread_count(delta: i32) {
 
 /// Whether the writer should look at its requests before working off more backlog.
 fn requests_waiting() -> bool {
-    PAUSE_REQUESTED.load(Ordering::Relaxed)
+    FORKS_IN_PROGRESS.load(Ordering::Relaxed) != 0
         || runtime::EXIT_REQUESTED.load(Ordering::Relaxed)
         || runtime::SCAN_REQUESTED.load(Ordering::Relaxed)
         || runtime::FLUSH_REQUESTED.load(Ordering::Relaxed)
@@ -590,7 +598,20 @@ pub fn pause() {
     if !runtime::WRITER_RUNNING.load(Ordering::Acquire) {
         return;
     }
-    request_and_wait(&PAUSE_REQUESTED, &PAUSED);
+    FORKS_IN_PROGRESS.fetch_add(1, Ordering::AcqRel);
+    let request = PAUSE_REQUESTED
+        .fetch_add(1, Ordering::AcqRel)
+        .wrapping_add(1);
+    buffers::wake_writer();
+    // Up to 2 s, as `request_and_wait`.
+    for _ in 0..200 {
+        let acked = PAUSE_ACKED.load(Ordering::Acquire);
+        // This request or a later one (numbers wrap).
+        if acked.wrapping_sub(request) as i32 >= 0 {
+            return;
+        }
+        sys::futex_wait(&PAUSE_ACKED, acked, 10_000_000);
+    }
 }
 
 /// Sets `request`, wakes the writer and waits up to 2 s for it to set `reached` to 1 at its next
@@ -657,10 +678,18 @@ pub fn restart() {
 }
 
 /// After fork (parent, or child before it starts its own writer).
+/// After fork, in the parent: this fork no longer holds the writer.
 pub fn resume() {
-    PAUSED.store(0, Ordering::Release);
-    PAUSE_REQUESTED.store(false, Ordering::Release);
-    sys::futex_wake(&PAUSED);
+    let _ =
+        FORKS_IN_PROGRESS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    sys::futex_wake(&FORKS_IN_PROGRESS);
+    buffers::wake_writer();
+}
+
+/// In a followed child, before it starts its own writer: the child has one thread, so no other
+/// fork is in progress whatever the parent's count was.
+pub fn resume_in_child() {
+    FORKS_IN_PROGRESS.store(0, Ordering::Release);
     buffers::wake_writer();
 }
 
@@ -668,12 +697,20 @@ impl Writer {
     fn run(&mut self) {
         loop {
             let seen = WAKE.load(Ordering::Acquire);
-            if PAUSE_REQUESTED.load(Ordering::Acquire) {
+            if FORKS_IN_PROGRESS.load(Ordering::Acquire) != 0 {
                 // A safe point: a followed child takes this state over and catches up itself.
-                PAUSED.store(1, Ordering::Release);
-                sys::futex_wake(&PAUSED);
-                while PAUSE_REQUESTED.load(Ordering::Acquire) {
-                    sys::futex_wait(&PAUSED, 1, 10_000_000);
+                // Held while a fork is in progress, acknowledging every request meanwhile.
+                loop {
+                    let requested = PAUSE_REQUESTED.load(Ordering::Acquire);
+                    if PAUSE_ACKED.load(Ordering::Acquire) != requested {
+                        PAUSE_ACKED.store(requested, Ordering::Release);
+                        sys::futex_wake(&PAUSE_ACKED);
+                    }
+                    let forks = FORKS_IN_PROGRESS.load(Ordering::Acquire);
+                    if forks == 0 {
+                        break;
+                    }
+                    sys::futex_wait(&FORKS_IN_PROGRESS, forks, 10_000_000);
                 }
                 continue;
             }

@@ -741,6 +741,31 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
     );
 }
 
+/// Children forked back to back under `--follow-fork` (the writer is held at a safe point while
+/// each fork runs, and a second request arrives before it woke from the first): every child has
+/// its own complete trace with its one lost block, and the parent's trace is complete.
+#[test]
+fn back_to_back_forks_are_all_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("fork_burst.c", &["-O1"], dir.path(), "fork_burst");
+    let trace_path = dir.path().join("burst.lks");
+    let parent = record_clean(&trace_path, &["--follow-fork"], &program, &["6"]);
+    assert_eq!(parent.end(), Some(ProcessEnd::Exited(0)));
+    for i in 0..6u64 {
+        let children = traces_with_size(dir.path(), "burst.lks.", 2222 + i);
+        assert_eq!(children.len(), 1, "child {i}");
+        let child = Trace::read(&children[0]);
+        assert_eq!(child.end(), Some(ProcessEnd::Exited(0)), "child {i}");
+        assert_eq!(
+            child
+                .leak_summary(ScanTrigger::Exit)
+                .get(&LeakClass::DefinitelyLost),
+            Some(&(1, 2222 + i)),
+            "child {i}"
+        );
+    }
+}
+
 #[test]
 fn a_program_that_reuses_the_trace_descriptor_never_receives_trace_bytes() {
     let dir = tempfile::tempdir().unwrap();
