@@ -966,11 +966,34 @@ fn a_static_binary_is_reported_as_untraceable() {
     let out = record(&dir.path().join("static.lks"), &[], &program, &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.lines().last().unwrap_or("");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        last.starts_with("leaksift: error: ") && last.contains("did not start the tracer"),
+        stderr.starts_with("leaksift: error: ") && stderr.contains("is statically linked"),
         "{stderr}"
     );
+    // Refused before it ran, not after a whole untraced run.
+    assert!(out.stdout.is_empty(), "{out:?}");
+    // A program setuid to someone else (the loader would ignore LD_PRELOAD): the same, when
+    // this user can make one (root can).
+    let setuid = dir.path().join("setuid_sleep");
+    std::fs::copy("/bin/sleep", &setuid).unwrap();
+    let owned_by_nobody = Command::new("chown")
+        .arg("65534")
+        .arg(&setuid)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("chmod")
+            .arg("u+s")
+            .arg(&setuid)
+            .status()
+            .is_ok_and(|s| s.success());
+    // SAFETY: a getter of the process's effective user id.
+    if owned_by_nobody && unsafe { libc::geteuid() } != 65534 {
+        let out = record(&dir.path().join("setuid.lks"), &[], &setuid, &["5"]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is setuid or setgid"), "{stderr}");
+    }
 }
 
 #[test]

@@ -120,7 +120,6 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
         .join(path))
 }
 
-/// Per-process traces written next to `output` (`OUTPUT.<pid>[.<n>]`).
 /// A line for a CPython command run without `PYTHONMALLOC`: its small objects would come from
 /// pymalloc's arenas, which the hooks do not see (the report says so too, after the fact).
 fn python_hint(program: &OsString) -> &'static str {
@@ -132,6 +131,79 @@ fn python_hint(program: &OsString) -> &'static str {
     } else {
         ""
     }
+}
+
+/// Why the dynamic loader will not preload the tracer into `program` (resolved through `PATH`
+/// as `execvp` does), if it can tell before the run: a statically linked ELF has no loader at
+/// all, and the loader ignores `LD_PRELOAD` for a program that is setuid or setgid to someone
+/// else (secure-execution mode). Scripts and programs it cannot read are left to the run
+/// itself (the check after it still catches them).
+fn cannot_be_preloaded(program: &OsString) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = resolve_in_path(program)?;
+    let metadata = std::fs::metadata(&path).ok()?;
+    // SAFETY: getters of the process's credentials, no arguments.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mode = metadata.mode();
+    if (mode & 0o4000 != 0 && metadata.uid() != euid)
+        || (mode & 0o2000 != 0 && metadata.gid() != egid)
+    {
+        return Some(format!(
+            "{} is setuid or setgid: the dynamic loader ignores LD_PRELOAD for it, so it cannot be traced",
+            path.display()
+        ));
+    }
+    let mut header = [0u8; 64];
+    let mut file = std::fs::File::open(&path).ok()?;
+    std::io::Read::read_exact(&mut file, &mut header).ok()?;
+    if !is_dynamically_linked(&header, &mut file)? {
+        return Some(format!(
+            "{} is statically linked: no dynamic loader runs in it to preload the tracer, so it cannot be traced",
+            path.display()
+        ));
+    }
+    None
+}
+
+/// `program` as `execvp` finds it: a name with a `/` as it is, else the first executable file of
+/// that name in `PATH`.
+fn resolve_in_path(program: &OsString) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = Path::new(program);
+    if program.to_string_lossy().contains('/') {
+        return Some(name.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Whether a 64-bit little-endian ELF file (`header`: its first 64 bytes) has a `PT_INTERP`
+/// program header; `None` when it is no such ELF file (a script, another architecture) or
+/// cannot be read.
+fn is_dynamically_linked(header: &[u8; 64], file: &mut std::fs::File) -> Option<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    const PT_INTERP: u32 = 3;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return None;
+    }
+    let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+    let phoff = u64::from_le_bytes(header[0x20..0x28].try_into().ok()?);
+    let (entry_size, count) = (usize::from(u16_at(0x36)), usize::from(u16_at(0x38)));
+    if entry_size < 4 || count == 0 {
+        return Some(false);
+    }
+    let mut table = vec![0u8; entry_size.checked_mul(count)?];
+    file.seek(SeekFrom::Start(phoff)).ok()?;
+    file.read_exact(&mut table).ok()?;
+    Some(
+        table
+            .chunks_exact(entry_size)
+            .any(|entry| u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) == PT_INTERP),
+    )
 }
 
 fn sibling_traces(output: &Path) -> Vec<PathBuf> {
@@ -253,6 +325,9 @@ fn forward_signals_to(child: Option<u32>) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if let Some(reason) = cannot_be_preloaded(&args.command[0]) {
+        bail!("{reason}");
+    }
     let preload = find_preload()?;
     let output = absolute(
         &args
@@ -349,13 +424,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         _ => 1,
     };
-    let size = std::fs::metadata(&output).map(|m| m.len()).with_context(|| {
-        format!(
+    let Ok(size) = std::fs::metadata(&output).map(|m| m.len()) else {
+        bail!(
             "{} did not start the tracer, no trace at {} (statically linked or setuid programs cannot be traced)",
             Path::new(&args.command[0]).display(),
             output.display()
-        )
-    })?;
+        );
+    };
     eprintln!(
         "leaksift: trace written to {} ({}); analyse it with `leaksift report {}`",
         output.display(),
