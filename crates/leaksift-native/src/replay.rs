@@ -233,6 +233,14 @@ pub struct ScanInfo {
     pub unmatched_blocks: u64,
 }
 
+/// A scan a later one replaced (an on-demand scan of the running program, before the exit
+/// scan), with its class totals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlierScan {
+    pub scan: ScanInfo,
+    pub leaks: LeakTotals,
+}
+
 /// The heap's high-water mark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Peak {
@@ -262,6 +270,8 @@ pub struct Analysis {
     /// `None` when the trace holds no reachability scan (e.g. the process was killed).
     pub scan: Option<ScanInfo>,
     pub leaks: LeakTotals,
+    /// The scans before `scan`, oldest first.
+    pub earlier_scans: Vec<EarlierScan>,
     /// Sorted by class (definitely lost first), then bytes, largest first.
     pub leak_groups: Vec<LeakGroup>,
     /// Live bytes per stack sampled over the run.
@@ -384,6 +394,7 @@ pub struct Replay {
     peak_rss: Option<u64>,
     scan: Option<ScanInfo>,
     leaks: LeakTotals,
+    earlier_scans: Vec<EarlierScan>,
     leak_groups: FxHashMap<(LeakClass, StackIndex), BlocksBytes>,
     pending_scanned: Vec<PendingScanned>,
     sites: SiteSampler,
@@ -523,6 +534,7 @@ impl Replay {
             peak_rss_bytes: self.peak_rss,
             scan: self.scan,
             leaks: self.leaks,
+            earlier_scans: self.earlier_scans,
             leak_groups,
             sites,
         }
@@ -638,6 +650,14 @@ impl Replay {
     }
 
     fn apply_scan(&mut self, scan: &LeakScan) {
+        if let Some(mut previous) = self.scan.take() {
+            // Its blocks still waiting for their allocation record never get one now.
+            previous.unmatched_blocks += self.pending_scanned.len() as u64;
+            self.earlier_scans.push(EarlierScan {
+                scan: previous,
+                leaks: self.leaks,
+            });
+        }
         self.leaks = LeakTotals::default();
         self.leak_groups.clear();
         self.pending_scanned.clear();

@@ -7,7 +7,7 @@ use leaksift_trace::model::{LeakClass, ProcessEnd, ScanTrigger};
 use crate::growth::call_site_growth;
 use rustc_hash::FxHashMap;
 
-use crate::replay::{Analysis, BlocksBytes, LeakTotals, StackIndex, StackStats};
+use crate::replay::{Analysis, BlocksBytes, LeakTotals, ScanInfo, StackIndex, StackStats};
 use crate::suppress::Suppressions;
 use crate::symbolize::{Frame, Symbolizer};
 use crate::untraced::UntracedMemory;
@@ -63,6 +63,8 @@ pub struct NativeReport {
     pub scan: Option<ScanView>,
     /// All blocks of the scan by class.
     pub leaks: LeakTotals,
+    /// Scans before `scan` (on-demand scans of the running program), oldest first.
+    pub earlier_scans: Vec<EarlierScanView>,
     /// The same, without blocks whose allocation stack matched a suppression.
     pub unsuppressed: LeakTotals,
     pub leak_stacks: Vec<LeakStack>,
@@ -83,6 +85,14 @@ pub struct ScanView {
     pub trigger: &'static str,
     /// Scanned blocks whose allocation is not in the trace.
     pub unmatched_blocks: u64,
+}
+
+/// A scan a later one replaced, with its class totals.
+#[derive(Debug, serde::Serialize)]
+pub struct EarlierScanView {
+    #[serde(flatten)]
+    pub scan: ScanView,
+    pub leaks: LeakTotals,
 }
 
 /// Blocks of one leak class allocated at one stack.
@@ -379,15 +389,16 @@ pub fn build(
         peak_time_s: seconds(analysis.peak.time.0),
         peak_rss_bytes: analysis.peak_rss_bytes,
         live_at_end: analysis.live_at_end,
-        scan: analysis.scan.map(|scan| ScanView {
-            time_s: seconds(scan.time.0),
-            trigger: match scan.trigger {
-                ScanTrigger::Exit => "exit",
-                ScanTrigger::OnDemand => "on_demand",
-            },
-            unmatched_blocks: scan.unmatched_blocks,
-        }),
+        scan: analysis.scan.map(scan_view),
         leaks: analysis.leaks,
+        earlier_scans: analysis
+            .earlier_scans
+            .iter()
+            .map(|earlier| EarlierScanView {
+                scan: scan_view(earlier.scan),
+                leaks: earlier.leaks,
+            })
+            .collect(),
         unsuppressed,
         leak_stacks,
         peak_stacks,
@@ -402,6 +413,18 @@ pub fn build(
             analysis.peak.bytes,
             analysis.peak_rss_bytes,
         ),
+    }
+}
+
+/// A scan as the report shows it.
+fn scan_view(scan: ScanInfo) -> ScanView {
+    ScanView {
+        time_s: seconds(scan.time.0),
+        trigger: match scan.trigger {
+            ScanTrigger::Exit => "exit",
+            ScanTrigger::OnDemand => "on_demand",
+        },
+        unmatched_blocks: scan.unmatched_blocks,
     }
 }
 

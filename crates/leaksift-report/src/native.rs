@@ -146,6 +146,30 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             );
         }
     }
+    for earlier in &report.earlier_scans {
+        let leaks = &earlier.leaks;
+        let class = |name: &str, totals: leaksift_native::replay::BlocksBytes| {
+            format!(
+                "{name} {} ({})",
+                totals.blocks,
+                units::bytes(totals.bytes as f64)
+            )
+        };
+        let _ = writeln!(
+            out,
+            "earlier scan {} at {}: {}, {}, {}, {}",
+            if earlier.scan.trigger == "exit" {
+                "at exit"
+            } else {
+                "on demand"
+            },
+            units::duration(earlier.scan.time_s),
+            class("definitely lost", leaks.definitely_lost),
+            class("indirectly lost", leaks.indirectly_lost),
+            class("possibly lost", leaks.possibly_lost),
+            class("still reachable", leaks.still_reachable),
+        );
+    }
 
     let lost: Vec<_> = report
         .leak_stacks

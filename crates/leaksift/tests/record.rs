@@ -939,6 +939,24 @@ fn the_control_file_or_the_scan_signal_triggers_a_scan_of_the_running_program() 
         record.stdin.take().unwrap().write_all(b"go\n").unwrap();
         assert_eq!(record.wait().unwrap().code(), Some(0));
         assert!(!Trace::read(&trace_path).truncated);
+        // The report's classes come from the exit scan; the on-demand one is kept beside them.
+        let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["report", "--json", "-q"])
+            .arg(&trace_path)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["scan"]["trigger"], "exit", "{report}");
+        let earlier = &report["earlier_scans"];
+        assert_eq!(earlier.as_array().map(Vec::len), Some(1), "{earlier}");
+        assert_eq!(earlier[0]["trigger"], "on_demand");
+        assert!(
+            earlier[0]["leaks"]["definitely_lost"]["bytes"]
+                .as_u64()
+                .unwrap()
+                >= 7777,
+            "{earlier}"
+        );
     }
 }
 
