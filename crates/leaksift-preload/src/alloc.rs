@@ -12,6 +12,53 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sys;
 
+/// Bytes the tracer holds in glibc's heap: its smaller Rust allocations and its event buffers.
+/// With the resident pages of its own mappings ([`own_resident_bytes`]), the RSS samples leave
+/// them out, so that a report's peak RSS is the program's.
+static TRACER_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes `bytes` more (or, with `held` false, fewer) held by the tracer.
+pub fn account(bytes: usize, held: bool) {
+    if held {
+        TRACER_BYTES.fetch_add(bytes, Ordering::Relaxed);
+    } else {
+        TRACER_BYTES.fetch_sub(
+            bytes.min(TRACER_BYTES.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Bytes of the tracer's memory in the process's RSS now: what it holds in glibc's heap (see
+/// [`account`]) and the resident pages of its own mappings (asked of the kernel with
+/// `mincore`: a table's reserved capacity is mapped but mostly never touched).
+pub fn tracer_resident_bytes() -> usize {
+    TRACER_BYTES.load(Ordering::Relaxed) + own_resident_bytes()
+}
+
+/// Resident bytes of the tracer's own mappings.
+fn own_resident_bytes() -> usize {
+    let mut pages = Vec::new();
+    own_mappings()
+        .into_iter()
+        .map(|(start, end)| {
+            pages.clear();
+            pages.resize((end - start).div_ceil(4096), 0u8);
+            // SAFETY: `start..end` is one of the tracer's live, page-aligned mappings and
+            // `pages` has one byte per page of it. A mapping unmapped meanwhile makes the call
+            // fail (ENOMEM), and it then counts as nothing.
+            let ok = unsafe {
+                libc::mincore(start as *mut libc::c_void, end - start, pages.as_mut_ptr()) == 0
+            };
+            if ok {
+                pages.iter().filter(|&&page| page & 1 != 0).count() * 4096
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
 /// Allocations at least this big are mapped directly. Smaller ones come from glibc's heaps,
 /// which the leak scan never treats as roots.
 const OWN_MAPPING_MIN: usize = 128 << 10;
@@ -76,13 +123,17 @@ unsafe impl GlobalAlloc for TracerAllocator {
             }
             return ptr;
         }
-        if layout.align() <= 16 {
+        let ptr = if layout.align() <= 16 {
             // SAFETY: plain glibc allocation.
             unsafe { sys::__libc_malloc(layout.size()) as *mut u8 }
         } else {
             // SAFETY: plain glibc allocation; align is a power of two.
             unsafe { sys::__libc_memalign(layout.align(), layout.size()) as *mut u8 }
+        };
+        if !ptr.is_null() {
+            account(layout.size(), true);
         }
+        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -91,6 +142,7 @@ unsafe impl GlobalAlloc for TracerAllocator {
             // SAFETY: `ptr` came from `map_anonymous` with this rounded length.
             unsafe { sys::unmap(ptr, round_to_pages(layout.size())) };
         } else {
+            account(layout.size(), false);
             // SAFETY: `ptr` came from glibc in `alloc` with `layout.size()` bytes, ours to clear
             // (module docs) before glibc takes them back.
             unsafe {

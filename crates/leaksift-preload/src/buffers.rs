@@ -98,6 +98,7 @@ impl RawBuffer {
                 if buffer.is_null() {
                     return buffer;
                 }
+                crate::alloc::account(core::mem::size_of::<RawBuffer>(), true);
             }
             ptr::addr_of_mut!((*buffer).next).write(ptr::null_mut());
             ptr::addr_of_mut!((*buffer).owner).write(owner);
@@ -121,6 +122,7 @@ impl RawBuffer {
                 core::ptr::write_bytes(buffer as *mut u8, 0, core::mem::size_of::<RawBuffer>());
                 sys::__libc_free(buffer as *mut core::ffi::c_void)
             };
+            crate::alloc::account(core::mem::size_of::<RawBuffer>(), false);
         }
     }
 

@@ -762,6 +762,7 @@ impl Writer {
     fn sample_rss(&mut self) {
         let time = self.clock.nanos(sys::timestamp());
         if let Some(rss) = resident_bytes() {
+            let rss = rss.saturating_sub(crate::alloc::tracer_resident_bytes() as u64);
             let result = self.sink.trace.rss_sample(time, rss);
             self.check(result);
         }
