@@ -515,6 +515,49 @@ pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     core::arch::naked_asm!("jmp {target}", target = sym _exit)
 }
 
+/// `daemon`: glibc's forks and ends the parent with its internal `_exit`, which the `_exit` hook
+/// never sees, so the parent's trace had no exit scan and no End record. Done here as glibc
+/// does it (fork, the parent ends, the child starts a session, moves to `/`, and points its
+/// standard streams at `/dev/null`), the parent ending through the hooked `_exit`. The child is
+/// traced as any fork child: with `--follow-fork` only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn daemon(nochdir: c_int, noclose: c_int) -> c_int {
+    // SAFETY: plain libc calls with valid arguments; `fork` runs the tracer's fork handlers.
+    unsafe {
+        match libc::fork() {
+            -1 => return -1,
+            0 => {}
+            _ => _exit(0),
+        }
+        if libc::setsid() < 0 {
+            return -1;
+        }
+        if nochdir == 0 && libc::chdir(c"/".as_ptr()) != 0 {
+            return -1;
+        }
+        if noclose == 0 {
+            let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if fd < 0 {
+                return -1;
+            }
+            let mut status: libc::stat = core::mem::zeroed();
+            if libc::fstat(fd, &mut status) != 0 || status.st_mode & libc::S_IFMT != libc::S_IFCHR {
+                // glibc refuses a `/dev/null` that is not the null device.
+                libc::close(fd);
+                *libc::__errno_location() = libc::ENODEV;
+                return -1;
+            }
+            for standard in 0..3 {
+                libc::dup2(fd, standard);
+            }
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+    0
+}
+
 /// `quick_exit`: runs the program's `at_quick_exit` handlers and ends the process through
 /// glibc's internal `_exit`, which our `_exit` never sees. The status is kept for the exit
 /// scan, which the handler registered first (so run last) by the constructor starts.

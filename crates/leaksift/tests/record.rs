@@ -808,6 +808,36 @@ fn back_to_back_forks_are_all_followed() {
     }
 }
 
+/// A program that becomes a daemon with daemon(3): the parent's trace ends with its exit scan
+/// (glibc's daemon ends the parent through an `_exit` no hook sees, which left the trace
+/// truncated, without leak classes); the daemon itself runs on, untraced without
+/// `--follow-fork`.
+#[test]
+fn a_daemonizing_program_leaves_a_complete_trace_for_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("daemonize.c", &["-O1"], dir.path(), "daemonize");
+    let pid_file = dir.path().join("daemon.pid");
+    let trace_path = dir.path().join("daemon.lks");
+    let parent = record_clean(&trace_path, &[], &program, &[pid_file.to_str().unwrap()]);
+    assert!(!parent.truncated);
+    assert_eq!(parent.end(), Some(ProcessEnd::Exited(0)));
+    assert_eq!(
+        parent
+            .leak_summary(ScanTrigger::Exit)
+            .get(&LeakClass::DefinitelyLost),
+        Some(&(1, 3333))
+    );
+    // The daemon ran (and, untraced, left no trace of its own).
+    for _ in 0..100 {
+        if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n')) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(pid_file.exists(), "the daemon did not run");
+    assert!(traces_with_size(dir.path(), "daemon.lks.", 3333).is_empty());
+}
+
 #[test]
 fn a_program_that_reuses_the_trace_descriptor_never_receives_trace_bytes() {
     let dir = tempfile::tempdir().unwrap();
