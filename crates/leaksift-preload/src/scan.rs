@@ -385,9 +385,11 @@ pub struct Requester {
 }
 
 /// Classifies every live heap block (mmap regions are roots, not blocks), sorted by address.
+/// `root_words` are extra roots, read as pointers (blocks the caller knows to be held).
 pub fn classify<S: std::hash::BuildHasher>(
     live: &HashMap<u64, LiveBlock, S>,
     requester: Option<Requester>,
+    root_words: &[u64],
 ) -> Vec<(u64, LeakClass)> {
     let mut sorted: Vec<(u64, u64)> = live
         .iter()
@@ -406,8 +408,12 @@ pub fn classify<S: std::hash::BuildHasher>(
         stack: Vec::new(),
         buffer: Vec::new(),
     };
-    for register in requester.iter().flat_map(|r| r.registers) {
-        marker.reach(register, true);
+    for word in requester
+        .iter()
+        .flat_map(|r| r.registers)
+        .chain(root_words.iter().copied())
+    {
+        marker.reach(word, true);
     }
     marker.drain_without_clique();
     for root in &roots {

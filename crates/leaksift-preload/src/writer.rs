@@ -245,6 +245,8 @@ pub struct Writer {
     stack_ids: Vec<u32>,
     next_stack_id: u32,
     live: LiveMap,
+    /// While an on-demand scan runs: the blocks entered in `live` since it began.
+    allocated_during_scan: Option<Vec<u64>>,
     /// Addresses whose block's free was written early (see [`Writer::retire_reused`]); the
     /// free itself, still queued, is skipped.
     owed_frees: AddressSet,
@@ -408,6 +410,7 @@ pub fn spawn(sink: Sink) {
         stack_ids: Vec::new(),
         next_stack_id: 0,
         live: LiveMap::default(),
+        allocated_during_scan: None,
         owed_frees: AddressSet::default(),
         modules: Vec::new(),
         next_module_id: 0,
@@ -731,6 +734,11 @@ impl Writer {
                 self.periodic(now);
             }
             if runtime::SCAN_REQUESTED.swap(false, Ordering::AcqRel) {
+                // Every event the program published before the scan first: a block allocated
+                // since the last cycle is not yet in the live map, and a list whose head it
+                // became (a global pointing at it) looked lost behind it. The scan-signal path
+                // reaches here straight from its wake-up, the control file's after a cycle.
+                self.cycle(true);
                 self.scan(ScanTrigger::OnDemand, None);
                 let result = self.sink.trace.flush();
                 self.check(result);
@@ -917,6 +925,9 @@ impl Writer {
         event: &RawEvent,
         write: impl FnOnce(&mut TraceWriter<GuardedFile>) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
+        if let Some(blocks) = &mut self.allocated_during_scan {
+            blocks.push(event.address);
+        }
         let trace = &mut self.sink.trace;
         match self.live.entry(event.address) {
             Entry::Occupied(mut entry) => {
@@ -1020,8 +1031,22 @@ impl Writer {
     }
 
     fn scan(&mut self, trigger: ScanTrigger, requester: Option<scan::Requester>) {
+        let mut classes = scan::classify(&self.live, requester, &[]);
+        if trigger == ScanTrigger::OnDemand {
+            // The program runs on while its memory is read: a block it allocated meanwhile is
+            // not in the live map, and what only that block points at (a list it became the
+            // head of, a global pointing at it) looked lost. The blocks allocated during the
+            // scan are then known: scan again with them as roots (just made, the program holds
+            // them; conservative), which reaches what they point at whatever it does meanwhile.
+            self.allocated_during_scan = Some(Vec::new());
+            self.cycle(true);
+            let fresh = self.allocated_during_scan.take().unwrap_or_default();
+            if !fresh.is_empty() {
+                classes = scan::classify(&self.live, requester, &fresh);
+            }
+        }
+        // Stamped after the events written above, which the trace keeps in time order.
         let time = self.clock.nanos(sys::timestamp());
-        let classes = scan::classify(&self.live, requester);
         let blocks = classes
             .into_iter()
             .map(|(address, class)| ScannedBlock { address, class })

@@ -1032,6 +1032,72 @@ fn the_control_file_or_the_scan_signal_triggers_a_scan_of_the_running_program() 
     }
 }
 
+/// An on-demand scan while the program keeps allocating: `growing_server` prepends an entry to
+/// a global list every 10 ms. A block allocated during the scan (not yet known to it) became
+/// the list's head, and the whole list looked lost behind it (definitely + indirectly lost
+/// every time through `--scan-signal`). Every entry is still reachable.
+#[test]
+fn a_scan_of_a_program_that_keeps_allocating_finds_its_global_list_reachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/native");
+    let program = dir.path().join("growing_server");
+    assert!(
+        Command::new("gcc")
+            .args(["-g", "-O1", "-o"])
+            .arg(&program)
+            .arg(source.join("growing_server.c"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let trace_path = dir.path().join("growing.lks");
+    ensure_preload();
+    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["record", "--scan-signal", "USR2", "-o"])
+        .arg(&trace_path)
+        .arg("--")
+        .arg(&program)
+        .args(["400", "10"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = wait_for_trace(&trace_path, |t| t.allocs(512).len() >= 30);
+    // SAFETY: signalling the traced program we started.
+    unsafe { libc::kill(started.pid as i32, libc::SIGUSR2) };
+    let trace = wait_for_trace(&trace_path, |t| {
+        t.events
+            .iter()
+            .any(|e| matches!(e, Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand))
+    });
+    let _ = record.kill();
+    let _ = record.wait();
+    let entries: std::collections::HashSet<u64> = trace
+        .allocs(512)
+        .iter()
+        .map(|(address, _, _)| *address)
+        .collect();
+    let scan = trace
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    let classes: Vec<LeakClass> = scan
+        .blocks
+        .iter()
+        .filter(|b| entries.contains(&b.address))
+        .map(|b| b.class)
+        .collect();
+    assert!(classes.len() >= 30, "{} entries scanned", classes.len());
+    assert!(
+        classes.iter().all(|&c| c == LeakClass::StillReachable),
+        "{classes:?}"
+    );
+}
+
 #[test]
 fn mmap_is_traced_on_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -1084,6 +1150,27 @@ fn a_static_binary_is_reported_as_untraceable() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("is setuid or setgid"), "{stderr}");
     }
+}
+
+/// `-o` naming something that is not a regular file (a FIFO here; `/dev/full` as root was
+/// deleted and replaced by a trace) is refused and left alone.
+#[test]
+fn an_output_path_that_is_not_a_regular_file_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = record(&fifo, &[], Path::new("/bin/true"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a regular file"), "{stderr}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
 #[test]

@@ -340,6 +340,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .chain(std::iter::once(control.clone()))
         .chain(sibling_traces(&output))
     {
+        // Only a previous run's files are replaced: a device, FIFO, directory or symlink at the
+        // path is refused, not deleted (`-o /dev/full` run as root deleted the device node).
+        if let Ok(metadata) = std::fs::symlink_metadata(&stale)
+            && !metadata.is_file()
+        {
+            bail!(
+                "{} exists and is not a regular file: not replacing it with a trace",
+                stale.display()
+            );
+        }
         match std::fs::remove_file(&stale) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
