@@ -54,6 +54,12 @@ impl Frame {
     /// suppressions skip such frames so they name the caller's code. Inlined standard-library
     /// frames have short names (`alloc`, `push_mut<…>`), so they are told by their source file:
     /// the Rust toolchain's `/rustc/<commit>/library/…` and libstdc++'s headers.
+    /// Whether the frame is in the tracer's own library (`libleaksift_preload.so`).
+    pub fn is_in_tracer(&self) -> bool {
+        let name = self.module.rsplit('/').next().unwrap_or(&self.module);
+        name.starts_with("libleaksift_preload")
+    }
+
     pub fn is_in_allocator(&self) -> bool {
         let frame = self;
         let in_standard_library = frame.file.as_deref().is_some_and(|file| {
@@ -182,12 +188,14 @@ impl<'t> Symbolizer<'t> {
     }
 
     /// Symbolizes a stack of return addresses (innermost first) into frames, innermost first,
-    /// with inlined functions expanded in place.
+    /// with inlined functions expanded in place. The tracer's own frames are left out (its
+    /// wrapper of `main` sits between `main` and glibc's start-up code).
     pub fn stack(&mut self, addresses: &[u64]) -> Vec<Frame> {
         self.resolve(addresses.iter().copied());
         addresses
             .iter()
             .flat_map(|address| self.cache[address].iter().cloned())
+            .filter(|frame| !frame.is_in_tracer())
             .collect()
     }
 
@@ -291,6 +299,20 @@ fn find_symbol_file(
         .as_deref()
         .filter(|id| id.len() >= 2)
         .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
+    // A build-id debug file under a directory the user named comes first: the recorded file
+    // may be the same build but stripped (its debug information moved out, as distributions
+    // ship it), and would give `??` frames.
+    if let Some(hex) = &hex {
+        for dir in debug_dirs {
+            let candidate = dir
+                .join(".build-id")
+                .join(&hex[..2])
+                .join(format!("{}.debug", &hex[2..]));
+            if candidate.is_file() {
+                return SymbolFile::Found(candidate);
+            }
+        }
+    }
     let on_disk_problem = if module.path.is_empty() || !path.is_file() {
         "the file is gone".to_string()
     } else {
@@ -318,15 +340,6 @@ fn find_symbol_file(
     let Some(hex) = hex else {
         return SymbolFile::Missing(format!("{on_disk_problem}, and no build-id was recorded"));
     };
-    for dir in debug_dirs {
-        let candidate = dir
-            .join(".build-id")
-            .join(&hex[..2])
-            .join(format!("{}.debug", &hex[2..]));
-        if candidate.is_file() {
-            return SymbolFile::Found(candidate);
-        }
-    }
     SymbolFile::Missing(format!(
         "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under {}",
         &hex[..2],

@@ -604,9 +604,29 @@ fn stripped_binary_symbolizes_through_debuglink_and_build_id_dirs() {
         &["--top", "1000", "--debug-dir", by_id.to_str().unwrap()],
     );
     assert_eq!(by_call_site(&via_id["hotspots"], "allocations"), expected);
+    // The stripped binary without its debuglink, still at its recorded path (same build-id):
+    // the build-id debug file under --debug-dir is preferred to it.
+    must_run(
+        Command::new("objcopy")
+            .arg("--remove-section=.gnu_debuglink")
+            .arg(&binary),
+    );
+    let in_place = report_json(
+        &trace,
+        &["--top", "1000", "--debug-dir", by_id.to_str().unwrap()],
+    );
+    assert_eq!(by_call_site(&in_place["hotspots"], "allocations"), expected);
     // Without either, no frame claims a line of counts.c.
     let without = report_json(&trace, &["--top", "1000"]);
     assert!(by_call_site(&without["hotspots"], "allocations").is_empty());
+    // Nor is the tracer's own wrapper of `main` shown among the unsymbolized frames (with
+    // symbols, the stack stops at `main` before it).
+    for hotspot in without["hotspots"].as_array().unwrap() {
+        for frame in hotspot["frames"].as_array().unwrap() {
+            let module = frame["module"].as_str().unwrap_or("");
+            assert!(!module.contains("libleaksift_preload"), "{frame}");
+        }
+    }
 
     // `diff` symbolizes through the same directories: the stripped run's call sites then match
     // the unstripped run's by function, file and line, and only its frames without symbols differ.
