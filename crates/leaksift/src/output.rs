@@ -25,7 +25,12 @@ pub fn print(text: &str) -> std::io::Result<()> {
             STDOUT_CLOSED.store(true, Ordering::Relaxed);
             Ok(())
         }
-        other => other,
+        // Said to be stdout: "No space left on device" alone names no file.
+        Err(error) => Err(std::io::Error::new(
+            error.kind(),
+            format!("writing to stdout: {error}"),
+        )),
+        Ok(()) => Ok(()),
     }
 }
 

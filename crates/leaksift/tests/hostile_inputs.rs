@@ -690,3 +690,44 @@ fn a_server_dying_mid_check_is_reported_as_such() {
     );
     assert!(!stderr.contains("before it was ready"), "{stderr}");
 }
+
+/// Odd paths get errors that say what is wrong with them: a missing file or a directory given
+/// with a trace to `diff` (was "not both traces"), a device to `trend` and as a suppressions
+/// file (read for ever before), `--max 0` to `paths` (printed one path), and a full stdout
+/// (named now).
+#[test]
+fn odd_paths_and_values_get_errors_that_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = trace_with_one_lost_block(dir.path());
+    let missing = dir.path().join("missing.trace");
+    assert_one_line_error(
+        &run(&["diff", "-q", path(&trace), path(&missing)]),
+        "No such file",
+    );
+    assert_one_line_error(
+        &run(&["diff", "-q", path(&trace), path(dir.path())]),
+        "is a directory",
+    );
+    assert_one_line_error(
+        &run(&["trend", "/dev/zero"]),
+        "a device, not a file to read",
+    );
+    assert_one_line_error(
+        &run(&["report", "-q", "--suppressions", "/dev/zero", path(&trace)]),
+        "a device, not a file to read",
+    );
+    let snapshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v8/handmade.heapsnapshot");
+    let out = run(&["paths", "-q", "--max", "0", "--id", "1", path(&snapshot)]);
+    assert_eq!(out.status.code(), Some(2));
+    let full = std::fs::File::create("/dev/full");
+    if let Ok(full) = full {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["heap", "-q"])
+            .arg(&snapshot)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_one_line_error(&out, "writing to stdout");
+    }
+}

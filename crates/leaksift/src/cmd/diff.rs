@@ -6,6 +6,8 @@ mod traces;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use leaksift_heap::diff::{
     ClassDiff, ClassGrowth, ClassTotals, LeakGroup, compare, compare_histograms, find_leaks,
     sorted_ids,
@@ -48,6 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut progress = Progress::stderr(args.quiet);
     let is_trace = |file: &PathBuf| FileKind::of(file) == Some(FileKind::Trace);
     if args.files.iter().any(is_trace) {
+        // A file that cannot be read is that, not a file of another kind.
+        for file in &args.files {
+            std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+            if std::fs::metadata(file).is_ok_and(|m| m.is_dir()) {
+                anyhow::bail!("{} is a directory", file.display());
+            }
+        }
         return match args.files.as_slice() {
             [old, new] if is_trace(old) && is_trace(new) => {
                 traces::compare_traces(&args, old, new, &mut progress)

@@ -59,6 +59,20 @@ pub fn wrong_command(path: &Path, reader: impl Fn(FileKind) -> bool) -> Option<S
         .map(|kind| format!("{} is {}", path.display(), kind.advice()))
 }
 
+/// Reads a whole input file (a series, a suppressions file). A device is refused: `/dev/zero`
+/// would be read for ever, growing memory without bound. Pipes are read to their end.
+pub fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path)?.file_type();
+    if kind.is_char_device() || kind.is_block_device() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a device, not a file to read",
+        ));
+    }
+    std::fs::read(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,8 @@ pub struct Args {
     #[arg(long = "ignore", value_name = "ID", value_parser = parse_object_id)]
     pub ignore: Vec<u64>,
     /// At most this many paths (one per direct retainer, shortest first).
-    #[arg(long, default_value_t = 5)]
-    pub max: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max: u32,
     /// Print one JSON object (schema leaksift.paths.v1) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     progress.phase("retaining paths");
     let graph = analysis.graph();
-    let mut paths = retaining_paths(graph, target, &cut, args.max.max(1));
+    let mut paths = retaining_paths(graph, target, &cut, args.max as usize);
     // HPROF: an object held only through `Reference.referent` or the finalizer queue (a soft
     // cache's value, a suspect `heap` lists) gets its path over every reference, as MAT's "Path
     // to GC Roots – with all references" (only without --ignore: that search cuts nothing).

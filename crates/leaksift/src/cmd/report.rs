@@ -344,8 +344,9 @@ fn generated_suppressions(report: &NativeReport, command: &[String]) -> (String,
 }
 
 fn load_suppressions(path: &Path) -> anyhow::Result<Suppressions> {
-    let text = std::fs::read_to_string(path)
+    let bytes = super::file_kind::read_whole(path)
         .with_context(|| format!("cannot read suppressions file {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
     Suppressions::parse(&text).map_err(|error| {
         anyhow!(
             "suppressions file {}:{}: {}",

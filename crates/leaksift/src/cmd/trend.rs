@@ -63,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(advice) = file_kind::wrong_command(&args.file, |_| false) {
         anyhow::bail!(advice);
     }
-    let text = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
+    let text = file_kind::read_whole(&args.file).with_context(|| format!("reading {name}"))?;
     let text = String::from_utf8_lossy(&text);
     let imported = leaksift_watch::import::read_series(&text, args.column.as_deref())
         .map_err(|e| anyhow::anyhow!("{name}:{}: {}", e.line, e.message))?;
