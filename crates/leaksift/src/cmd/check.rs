@@ -133,6 +133,9 @@ struct CheckJson {
     evidence: Evidence,
 }
 
+/// Baseline points of a check's analysis at most (see `windows` in `run`).
+const MAX_BASELINE_POINTS: usize = 2000;
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let interrupted = interrupt_flag()?;
     render::check_writable(args.svg.iter().chain(&args.junit).map(|p| p.as_path()))?;
@@ -215,8 +218,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
     let config = Config {
         alpha: args.alpha,
-        // One baseline point per iteration: samples are taken at quiet moments already.
-        windows: usize::MAX,
+        // One baseline point per iteration (samples are taken at quiet moments already), up to
+        // 2000: the pairwise slope and test are quadratic, and an interrupted run of a hundred
+        // thousand iterations took seconds to report after the signal.
+        windows: MAX_BASELINE_POINTS,
         min_samples: 6,
         // A "leak" verdict means at least the budget per iteration over the run.
         min_growth_bytes: args.budget as f64 * args.iterations as f64,
