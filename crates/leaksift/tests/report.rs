@@ -575,7 +575,7 @@ fn generated_suppressions_silence_exactly_the_lost_stacks_they_were_made_from() 
     );
     let text = std::fs::read_to_string(&supp).unwrap();
     assert!(
-        text.contains("# indirectly lost: 200 B in 1 blocks at "),
+        text.contains("# indirectly lost: 200 B in 1 block at "),
         "{text}"
     );
     assert!(

@@ -324,10 +324,11 @@ fn generated_suppressions(report: &NativeReport, command: &[String]) -> (String,
             .collect::<Vec<_>>()
             .join(" ← ");
         text.push_str(&format!(
-            "\n# {}: {} B in {} blocks at {site}\n",
+            "\n# {}: {} B in {} block{} at {site}\n",
             stack.kind.replace('_', " "),
             stack.bytes,
-            stack.blocks
+            stack.blocks,
+            if stack.blocks == 1 { "" } else { "s" }
         ));
         match suppression_for(&stack.frames) {
             Some(pattern) if patterns.contains(&pattern) => {
