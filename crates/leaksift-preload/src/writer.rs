@@ -268,7 +268,7 @@ static WRITER: AtomicPtr<Writer> = AtomicPtr::new(core::ptr::null_mut());
 /// (`PAUSE_REQUESTED`) and the writer acknowledges the latest it has seen (`PAUSE_ACKED`): a
 /// program forking twice in a row requests the second pause before the writer has woken from
 /// the first, and with a flag the writer, still in its first pause, never acknowledged the
-/// second (each such fork waited out a 2 s timeout). A count, so that two threads forking at
+/// second (the fork waited out a 2 s timeout). A count, so that two threads forking at
 /// once both find the writer held.
 static FORKS_IN_PROGRESS: AtomicU32 = AtomicU32::new(0);
 static PAUSE_REQUESTED: AtomicU32 = AtomicU32::new(0);
