@@ -731,3 +731,97 @@ fn odd_paths_and_values_get_errors_that_say_what_is_wrong() {
         assert_one_line_error(&out, "writing to stdout");
     }
 }
+
+/// A V8 snapshot of a root with `objects` children, large enough that a debug build takes a
+/// while to read it.
+fn star_snapshot(objects: usize) -> String {
+    use std::fmt::Write as _;
+    let mut nodes = format!("9,0,1,0,{objects},0,0");
+    let mut edges = String::new();
+    for i in 0..objects {
+        let _ = write!(nodes, ",3,1,{},16,0,0,0", 3 + 2 * i);
+        let _ = write!(
+            edges,
+            "{}1,{},{}",
+            if i == 0 { "" } else { "," },
+            i + 1,
+            7 * (i + 1)
+        );
+    }
+    format!(
+        r#"{{"snapshot":{{"meta":{{"node_fields":["type","name","id","self_size","edge_count","trace_node_id","detachedness"],"node_types":[["hidden","array","string","object","code","closure","regexp","number","native","synthetic","concatenated string","sliced string","symbol","bigint","object shape"],"string","number","number","number","number","number"],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["context","element","property","internal","hidden","shortcut","weak"],"string_or_number","node"]}},"node_count":{},"edge_count":{objects},"trace_function_count":0}},"nodes":[{nodes}],"edges":[{edges}],"strings":["","Item"]}}"#,
+        objects + 1
+    )
+}
+
+#[test]
+fn a_heap_file_cut_while_it_is_read_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("growing.heapsnapshot");
+    let snapshot = star_snapshot(400_000);
+    let maps_entry = path(&file).to_string();
+    // Caught once its mapping shows, stopped, cut to a few bytes and resumed: the next page it
+    // touches is past the end. A run that ended before it was caught is tried again.
+    for _attempt in 0..5 {
+        std::fs::write(&file, &snapshot).unwrap();
+        let mut child = leaksift()
+            .args(["heap", "-q"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let maps = format!("/proc/{}/maps", child.id());
+        let caught = loop {
+            match std::fs::read_to_string(&maps) {
+                Ok(text) if text.contains(&maps_entry) => break true,
+                Ok(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+                Err(_) => break false,
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+        };
+        if !caught {
+            child.wait().unwrap();
+            continue;
+        }
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: signals a child of this test that has not been waited for.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(100)
+            .unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        let out = child.wait_with_output().unwrap();
+        if out.status.code() == Some(0) {
+            continue; // it had read every page before it was stopped
+        }
+        assert_one_line_error(&out, "growing.heapsnapshot changed size while being read");
+        return;
+    }
+    panic!("leaksift read the snapshot before it could be cut, five times over");
+}
+
+#[test]
+fn a_flamegraph_over_its_own_trace_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = trace_with_one_lost_block(dir.path());
+    let before = std::fs::read(&trace).unwrap();
+    let out = leaksift()
+        .args(["report", "-q", "--flamegraph"])
+        .arg(&trace)
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "--flamegraph names the same file as TRACE");
+    assert_eq!(
+        std::fs::read(&trace).unwrap(),
+        before,
+        "the trace was changed"
+    );
+}

@@ -179,6 +179,32 @@ fn human_output_and_chart() {
 }
 
 #[test]
+fn a_chart_over_its_own_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = csv(dir.path(), "leak.csv", 100, |t| {
+        (10.0 * MIB + MIB * t, None)
+    });
+    let before = std::fs::read(&path).unwrap();
+    let out = leaksift()
+        .arg("trend")
+        .arg(&path)
+        .arg("--svg")
+        .arg(dir.path().join(".").join("leak.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "leaksift: error: --svg names the same file as FILE: it would overwrite it"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the input was changed"
+    );
+}
+
+#[test]
 fn malformed_input_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [

@@ -137,6 +137,13 @@ struct CheckJson {
 const MAX_BASELINE_POINTS: usize = 2000;
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    super::distinct_files::refuse_overlaps(
+        &[],
+        &[
+            ("--junit", args.junit.as_deref()),
+            ("--svg", args.svg.as_deref()),
+        ],
+    )?;
     let interrupted = interrupt_flag()?;
     render::check_writable(args.svg.iter().chain(&args.junit).map(|p| p.as_path()))?;
     let started = Instant::now();

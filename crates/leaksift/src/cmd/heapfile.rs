@@ -79,6 +79,7 @@ pub fn load(
             |advice| anyhow::anyhow!(advice),
         )
     })?;
+    super::mapped_inputs::guard(path)?;
     match format {
         HeapFormat::V8 => load_v8(path, classify_like, progress),
         HeapFormat::Hprof => {

@@ -3,9 +3,11 @@
 pub mod check;
 pub mod demo;
 pub mod diff;
+pub mod distinct_files;
 pub mod file_kind;
 pub mod heap;
 pub mod heapfile;
+pub mod mapped_inputs;
 pub mod paths;
 pub mod record;
 pub mod report;

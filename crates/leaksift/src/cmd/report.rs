@@ -105,6 +105,16 @@ struct JsonReport<'a> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    super::distinct_files::refuse_overlaps(
+        &[
+            ("TRACE", Some(&args.trace)),
+            ("--suppressions", args.suppressions.as_deref()),
+        ],
+        &[
+            ("--flamegraph", args.flamegraph.as_deref()),
+            ("--gen-suppressions", args.gen_suppressions.as_deref()),
+        ],
+    )?;
     let suppressions = match &args.suppressions {
         Some(path) => load_suppressions(path)?,
         None => Suppressions::default(),

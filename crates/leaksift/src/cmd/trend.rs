@@ -59,6 +59,10 @@ struct TrendJson {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let name = args.file.display().to_string();
+    super::distinct_files::refuse_overlaps(
+        &[("FILE", Some(&args.file))],
+        &[("--svg", args.svg.as_deref())],
+    )?;
     // A trace or a heap file (hundreds of MiB) is refused before it is read whole.
     if let Some(advice) = file_kind::wrong_command(&args.file, |_| false) {
         anyhow::bail!(advice);

@@ -109,6 +109,13 @@ struct Watched {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    super::distinct_files::refuse_overlaps(
+        &[],
+        &[
+            ("--out", args.out.as_deref()),
+            ("--svg", args.svg.as_deref()),
+        ],
+    )?;
     let interrupted = interrupt_flag()?;
     let mut watched = start(&args)?;
     let mut sampler = match Sampler::new(&watched.target) {
