@@ -2,6 +2,10 @@
 //! with a time column (Grafana's panel export, spreadsheets), psrecord logs, memory_profiler's
 //! `mprof` files and Prometheus range-query JSON. The format is told from the content.
 
+mod json_line;
+
+use json_line::Step;
+
 use crate::csv::{CsvError, Series};
 
 /// Where a series came from.
@@ -187,12 +191,21 @@ fn mprof(text: &str, column: Option<&str>) -> Result<Series, CsvError> {
 fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|e| err(e.line(), format!("not valid JSON: {e}")))?;
-    let result = json
-        .pointer("/data/result")
-        .or_else(|| json.get("result"))
-        .or(Some(&json).filter(|j| j.is_array()))
+    // Where the result array is, as a path for `json_line` (errors name the line of a value).
+    let (result, result_path): (_, &[Step<'_>]) = if let Some(r) = json.pointer("/data/result") {
+        (Some(r), &[Step::Key("data"), Step::Key("result")])
+    } else if let Some(r) = json.get("result") {
+        (Some(r), &[Step::Key("result")])
+    } else {
+        (Some(&json).filter(|j| j.is_array()), &[])
+    };
+    let result = result
         .and_then(|r| r.as_array())
         .ok_or_else(|| err(1, "JSON without a Prometheus `data.result` array"))?;
+    let line_at = |steps: &[Step<'_>]| {
+        let path: Vec<Step<'_>> = result_path.iter().chain(steps).copied().collect();
+        json_line::line_of(text, &path).unwrap_or(1)
+    };
     let series_named: Vec<(String, &serde_json::Value)> = result
         .iter()
         .map(|s| (labels(s.get("metric")), s))
@@ -206,7 +219,9 @@ fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
     };
     let (name, chosen) = match chosen[..] {
         [one] => one,
-        [] if series_named.is_empty() => return Err(err(1, "the query returned no series")),
+        [] if series_named.is_empty() => {
+            return Err(err(line_at(&[]), "the query returned no series"));
+        }
         [] => {
             return Err(err(
                 1,
@@ -232,12 +247,16 @@ fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
             ));
         }
     };
+    let series_index = series_named
+        .iter()
+        .position(|(_, series)| std::ptr::eq(*series, *chosen))
+        .unwrap_or(0);
     let values = chosen
         .get("values")
         .and_then(|v| v.as_array())
         .ok_or_else(|| {
             err(
-                1,
+                line_at(&[Step::Index(series_index)]),
                 format!("series {name} has no `values` (an instant query? use query_range)"),
             )
         })?;
@@ -249,9 +268,16 @@ fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
             let value = p[1].as_str()?.parse::<f64>().ok()?;
             Some((unix, value))
         });
+        let value_line = || {
+            line_at(&[
+                Step::Index(series_index),
+                Step::Key("values"),
+                Step::Index(index),
+            ])
+        };
         let Some((unix, value)) = sample else {
             return Err(err(
-                1,
+                value_line(),
                 format!("series {name}: value {index} is not [time, \"number\"]"),
             ));
         };
@@ -261,8 +287,12 @@ fn prometheus(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
             continue;
         }
         let t = unix - *start.get_or_insert(unix);
-        push(&mut series, 1, t, value)
-            .map_err(|e| err(1, format!("series {name}: value {index}: {}", e.message)))?;
+        push(&mut series, 1, t, value).map_err(|e| {
+            err(
+                value_line(),
+                format!("series {name}: value {index}: {}", e.message),
+            )
+        })?;
     }
     Ok(Imported {
         series: finish(series, "the series has no finite values")?,
@@ -376,7 +406,18 @@ mod tests {
             );
             let e = read_series(&body, None).unwrap_err();
             assert!(e.message.contains("value 1"), "{bad}: {e}");
+            assert_eq!(e.line, 2, "{bad}: {e}");
         }
+        // A sample of the wrong shape is named at its line in a pretty-printed response.
+        let e = read_series(body.replace("\"3000\"", "3000").as_str(), Some("api")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.message.contains("value 2 is not [time, \"number\"]"),
+            "{e}"
+        );
+        let e =
+            read_series(body.replace("\"values\"", "\"vals\"").as_str(), Some("db")).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
         let e = read_series("CMDLINE x\nMEM 1.0 5.0\nMEM -2.0 6.0\n", None).unwrap_err();
         assert_eq!((e.line, e.message.contains("negative")), (3, true), "{e}");
     }
