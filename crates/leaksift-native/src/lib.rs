@@ -6,6 +6,7 @@
 //! renderers print as tables, JSON or a flamegraph.
 
 pub mod compare;
+mod cxa_demangle;
 pub mod growth;
 pub mod replay;
 pub mod suppress;

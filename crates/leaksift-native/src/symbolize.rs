@@ -23,6 +23,7 @@ use blazesym::symbolize::{CodeInfo, Input, Sym, Symbolized};
 use leaksift_trace::model::{Module, ModuleId};
 use rustc_hash::FxHashMap;
 
+use crate::cxa_demangle;
 use crate::replay::module_of;
 
 /// The directories searched for separate debug files by default (as gdb and blazesym do).
@@ -375,7 +376,8 @@ fn unknown_frame(module: Option<&Module>, offset: u64) -> Frame {
 }
 
 /// Demangles a Rust (`_R…`, or legacy `_ZN…17h<hash>E`) or C++ (`_Z…`) symbol name; any other
-/// name (C functions, names DWARF already gives demangled) is kept as it is.
+/// name (C functions, names DWARF already gives demangled) is kept as it is. C++ names go to
+/// libstdc++'s demangler when it can be loaded (see `cxa_demangle`), else to `cpp_demangle`.
 fn demangle(name: &str) -> String {
     if name.starts_with("_R") || name.starts_with("_ZN") {
         if let Ok(rust) = rustc_demangle::try_demangle(name) {
@@ -387,6 +389,9 @@ fn demangle(name: &str) -> String {
         }
     }
     if name.starts_with("_Z") {
+        if let Some(demangled) = cxa_demangle::demangle(name) {
+            return demangled;
+        }
         if let Ok(cpp) = cpp_demangle::Symbol::new(name) {
             if let Ok(demangled) = cpp.demangle() {
                 return demangled;
@@ -442,6 +447,19 @@ mod tests {
     fn cpp_and_rust_names_are_demangled() {
         assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
         assert_eq!(demangle("_Z4makei"), "make(int)");
+        // Names `cpp_demangle` garbles (an empty pack, pack-expanded parameters) read as in
+        // c++filt, gdb and valgrind: libstdc++'s demangler comes first.
+        assert_eq!(
+            demangle("_ZSt11make_sharedI4NodeJEESt10shared_ptrIT_EDpOT0_"),
+            "std::shared_ptr<Node> std::make_shared<Node>()"
+        );
+        assert_eq!(
+            demangle(
+                "_ZNSaISt23_Sp_counted_ptr_inplaceI4NodeSaIvELN9__gnu_cxx12_Lock_policyE2EEEC2IvEERKSaIT_E"
+            ),
+            "std::allocator<std::_Sp_counted_ptr_inplace<Node, std::allocator<void>, \
+             (__gnu_cxx::_Lock_policy)2> >::allocator<void>(std::allocator<void> const&)"
+        );
         assert_eq!(
             demangle("_ZN8generics5boxed17h0123456789abcdefE"),
             "generics::boxed"
