@@ -2,7 +2,8 @@
 //!
 //! `heap`, `paths` and `diff` map plain heap files into memory. When another process truncates
 //! such a file while it is read (a dump still being written, a file rotated away), touching a
-//! page past the new end raises SIGBUS, which would kill leaksift without a word. Before a file
+//! page past the new end raises SIGBUS, as does a disk read error under a mapping; either would
+//! kill leaksift without a word. Before a file
 //! is mapped, [`guard`] names it in the message the handler prints; the handler writes that line
 //! and exits with the input-error code. Nothing computed so far is lost that the run could have
 //! shown: the fault comes while the file is being read.
@@ -34,8 +35,9 @@ pub fn guard(path: &Path) -> anyhow::Result<()> {
     let files = guarded.get_or_insert_with(Vec::new);
     files.push(path.display().to_string());
     let line = format!(
-        "leaksift: error: {} changed size while being read (SIGBUS): read a copy of a file that \
-         is still being written\n",
+        "leaksift: error: {}: a page of the mapped file could not be read (SIGBUS): the file \
+         was shortened while being read, or the disk failed; read a copy of a file that is \
+         still being written\n",
         files.join(" or ")
     );
     let line = leaksift_report::escape::terminal(&line).into_owned();
