@@ -4,7 +4,8 @@
 //! `watch --out run.csv --svg run.csv` would leave only the chart: both are refused with a usage
 //! error (exit 2) naming the two flags. Two paths are the same file when they name one existing
 //! file (same device and inode: hard links and symlinks included), or, for a file not created
-//! yet, when their canonical directories and file names are equal.
+//! yet, when their canonical directories and file names are equal. Devices and pipes
+//! (`/dev/null` for two outputs) are never the same file in this sense.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -24,7 +25,8 @@ enum Identity {
 
 fn identity(path: &Path) -> Option<Identity> {
     if let Ok(meta) = std::fs::metadata(path) {
-        return Some(Identity::Inode {
+        // A device or a pipe (`/dev/null`, `/dev/stdout`) can take several outputs.
+        return meta.is_file().then(|| Identity::Inode {
             device: meta.dev(),
             inode: meta.ino(),
         });
@@ -93,6 +95,9 @@ mod tests {
             error.to_string(),
             "--out and --svg name the same file: one would overwrite the other"
         );
+
+        let null = Path::new("/dev/null");
+        refuse_overlaps(&[], &[("--out", Some(null)), ("--svg", Some(null))]).unwrap();
 
         let other = dir.path().join("other.svg");
         refuse_overlaps(
