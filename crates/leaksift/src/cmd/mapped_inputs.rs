@@ -4,9 +4,10 @@
 //! such a file while it is read (a dump still being written, a file rotated away), touching a
 //! page past the new end raises SIGBUS, as does a disk read error under a mapping; either would
 //! kill leaksift without a word. Before a file is mapped, [`guard`] names it in the message the
-//! handler prints; the handler writes that line and exits with the input-error code. Nothing
-//! computed so far is lost that the run could have shown: the fault comes while the file is
-//! being read.
+//! handler prints; the handler writes that line and exits with the input-error code. The fault
+//! mostly comes while the file is loaded, before anything is computed; an HPROF dump is also
+//! read again for `--duplicate-strings` before the report is printed, and a fault there loses
+//! the analysis with the run (README, limitations).
 
 use std::path::Path;
 use std::sync::Mutex;
