@@ -39,6 +39,12 @@ pub const FORMAT_VERSION: u32 = 3;
 pub const MAX_HEADER_LEN: u32 = 1 << 20;
 /// Upper bound on a chunk's decompressed length: anything larger is corruption.
 pub const MAX_CHUNK_LEN: u32 = 16 << 20;
+/// Upper bound on the stored (compressed) length of a chunk of `raw_len` bytes: zstd's worst
+/// case for that input, with room for the stream's frame header and flush. Anything larger is
+/// corruption, refused before the reader sets aside memory for it.
+pub fn max_stored_len(raw_len: u32) -> usize {
+    zstd::zstd_safe::compress_bound(raw_len as usize) + (64 << 10)
+}
 /// Bytes of a chunk's fixed header (raw_len, stored_len, codec, crc).
 pub const CHUNK_HEADER_LEN: usize = 13;
 

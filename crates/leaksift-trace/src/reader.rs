@@ -419,7 +419,7 @@ impl<R: Read> Chunks<R> {
         }
         let plausible_stored = match codec {
             CODEC_NONE => stored_len == raw_len,
-            CODEC_ZSTD_STREAM => stored_len > 0,
+            CODEC_ZSTD_STREAM => stored_len > 0 && stored_len as usize <= max_stored_len(raw_len),
             _ => {
                 return Err(Err(corrupt(
                     start + 8,

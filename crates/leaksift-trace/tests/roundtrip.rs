@@ -262,6 +262,22 @@ fn bad_magic_version_and_checksums_are_named_errors() {
 }
 
 #[test]
+fn a_chunk_claiming_gigabytes_of_compressed_bytes_is_refused_before_any_are_read() {
+    // Found by the trace_reader fuzz target: a 43-byte file made the reader set aside 4 GB.
+    let mut bytes = encode(&sample_events(), 1 << 20);
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let chunk = 16 + header_len + 4;
+    bytes[chunk + 4..chunk + 8].copy_from_slice(&0xFF00_00DEu32.to_le_bytes());
+    let err = decode(&bytes).unwrap_err();
+    assert_eq!(err.offset(), (chunk + 4) as u64, "{err}");
+    assert!(
+        err.to_string()
+            .contains("stored chunk length 4278190302 is implausible"),
+        "{err}"
+    );
+}
+
+#[test]
 fn frees_named_by_allocation_distance_decode_to_their_addresses() {
     for chunk_bytes in [1024, 1 << 20] {
         let mut writer = TraceWriter::new(Vec::new(), &header()).unwrap();
