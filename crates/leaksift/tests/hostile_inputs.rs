@@ -175,6 +175,29 @@ fn record_refuses_an_output_it_cannot_create_before_running_the_program() {
 }
 
 #[test]
+fn record_refuses_an_output_that_is_the_program_itself() {
+    support::ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("server.sh");
+    std::fs::write(&program, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = leaksift()
+        .args(["record", "-o", path(&program), "--", path(&program)])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "-o names the same file as the traced program");
+    assert_eq!(
+        std::fs::read_to_string(&program).unwrap(),
+        "#!/bin/sh\nexit 0\n",
+        "the program was replaced"
+    );
+}
+
+#[test]
 fn watch_prints_the_verdict_on_its_samples_when_the_process_vanishes() {
     let mut victim = Command::new("sleep").arg("0.6").spawn().unwrap();
     let pid = victim.id();

@@ -335,6 +335,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             .clone()
             .unwrap_or_else(|| default_output(&args.command[0])),
     )?;
+    // `record -o ./server -- ./server` would delete the program before running it.
+    let program = resolve_in_path(&args.command[0]);
+    super::distinct_files::refuse_overlaps(
+        &[("the traced program", program.as_deref())],
+        &[("-o", Some(&output))],
+    )?;
     let control = PathBuf::from(format!("{}.scan", output.display()));
     for stale in std::iter::once(output.clone())
         .chain(std::iter::once(control.clone()))
