@@ -766,6 +766,16 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
         "an image that exec'd has no End record"
     );
     assert!(before_exec.allocs(2222).is_empty(), "fork child untraced");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let before_exec_line = format!(
+        "leaksift: before an exec, pid {} ran `{}`: its trace is {}",
+        image.pid,
+        program.display(),
+        dir.path()
+            .join(format!("plain.lks.{}", image.pid))
+            .display()
+    );
+    assert!(stderr.contains(&before_exec_line), "{stderr}");
     assert!(traces_with_size(dir.path(), "plain.lks", 2222).is_empty());
 
     let trace_path = dir.path().join("follow.lks");
@@ -775,6 +785,14 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
     assert_eq!(children.len(), 1, "the followed child has its own trace");
     let child = Trace::read(&children[0]);
     assert_ne!(child.pid, image.pid);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let child_line = format!(
+        "leaksift: process {} (`{}`), started by the traced one, wrote {}",
+        child.pid,
+        program.display(),
+        children[0].display()
+    );
+    assert!(stderr.contains(&child_line), "{stderr}");
     assert_eq!(child.end(), Some(ProcessEnd::Exited(0)));
     assert_eq!(
         child.allocs(1111).len(),

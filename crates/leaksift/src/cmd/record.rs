@@ -211,21 +211,51 @@ fn sibling_traces(output: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let prefix = format!("{}.", name.to_string_lossy());
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+    // `NAME.<pid>` or `NAME.<pid>.<n>`, in numeric order: a process's images in the order they ran.
+    let order = |file_name: &str| -> Option<(u64, u64)> {
+        let mut parts = file_name.strip_prefix(&prefix)?.split('.');
+        let number = |part: &str| {
+            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u64>().ok())
+                .flatten()
+        };
+        let pid = number(parts.next()?)?;
+        let n = parts.next().map_or(Some(0), |n| number(n).map(|n| n + 1))?;
+        Some((pid, n))
+    };
+    let mut found: Vec<((u64, u64), PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|entry| {
-            let file_name = entry.file_name().to_string_lossy().into_owned();
-            file_name
-                .strip_prefix(&prefix)
-                .and_then(|rest| rest.split('.').next())
-                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(|entry| entry.path())
+        .filter_map(|entry| Some((order(&entry.file_name().to_string_lossy())?, entry.path())))
         .collect();
     found.sort();
-    found
+    found.into_iter().map(|(_, path)| path).collect()
+}
+
+/// One line about a trace beside the main one: an image the traced process ran before it
+/// exec'd the next (the same pid: a wrapper script or `env`), or a process it started
+/// (`--follow-fork`), with that image's command line from the trace header.
+fn describe_sibling(path: &Path, traced_pid: u32) -> String {
+    let header = std::fs::File::open(path)
+        .ok()
+        .and_then(|file| leaksift_trace::TraceReader::new(std::io::BufReader::new(file)).ok())
+        .map(|reader| reader.header().clone());
+    match header {
+        Some(header) if header.pid == traced_pid => format!(
+            "before an exec, pid {} ran `{}`: its trace is {}",
+            header.pid,
+            header.command.join(" "),
+            path.display()
+        ),
+        Some(header) => format!(
+            "process {} (`{}`), started by the traced one, wrote {}",
+            header.pid,
+            header.command.join(" "),
+            path.display()
+        ),
+        None => format!("another traced process wrote {}", path.display()),
+    }
 }
 
 /// Standard descriptors (0–2) that were closed when leaksift started: Rust's runtime opens
@@ -454,7 +484,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         output.display()
     );
     for other in sibling_traces(&output) {
-        eprintln!("leaksift: another traced process wrote {}", other.display());
+        eprintln!("leaksift: {}", describe_sibling(&other, child.id()));
     }
     Ok(Outcome::ChildExit(code))
 }
