@@ -453,6 +453,10 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     }
     let mut root_entered = Bits::new(n + 1);
     let mut count = 0u32;
+    // Every vertex but the candidates gets a number: once `count` is there, the scans for
+    // vertices left unreached would find none (the usual case: HPROF graphs keep only what
+    // the roots reach).
+    let numberable = n - cut.candidates.len();
     let reached_from_root;
     let retainers;
     let columns: [Option<Vec<u32>>; 2];
@@ -518,7 +522,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
             },
         );
         reached_from_root = count;
-        if (count as usize) < n {
+        if (count as usize) < numberable {
             for v in 1..=n as u32 {
                 let o = v as usize - 1;
                 if !visited.get(v as usize)
@@ -532,7 +536,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         }
     }
     let searched = count;
-    if (count as usize) < n {
+    if (count as usize) < numberable {
         for v in 1..=n as u32 {
             if !visited.get(v as usize) && !cut.candidate.get(v as usize - 1) {
                 count += 1;
