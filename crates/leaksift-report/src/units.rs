@@ -37,6 +37,10 @@ pub fn duration(seconds: f64) -> String {
     let sign = if seconds < 0.0 { "-" } else { "" };
     if !s.is_finite() {
         "∞".to_string()
+    } else if s >= 86_400.0 * 1e6 {
+        // A million days and more: only hostile or mistaken inputs (e.g. a time column in
+        // nanoseconds read as seconds); all their digits would fill the screen.
+        format!("{sign}{:.2e} d", s / 86_400.0)
     } else if s >= 86_400.0 {
         format!("{sign}{:.1} d", s / 86_400.0)
     } else if s >= 3_600.0 {
@@ -72,5 +76,7 @@ mod tests {
         assert_eq!(duration(45.0), "45.0 s");
         assert_eq!(duration(7200.0), "2.0 h");
         assert_eq!(duration(f64::INFINITY), "∞");
+        assert_eq!(duration(86_400.0 * 2.5e6), "2.50e6 d");
+        assert_eq!(duration(-86_400.0 * 2.5e200), "-2.50e200 d");
     }
 }

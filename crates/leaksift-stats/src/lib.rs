@@ -132,8 +132,10 @@ impl fmt::Display for Verdict {
 /// Why the verdict came out as it did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Reason {
-    /// Fewer samples or baseline points than needed, or no time span.
+    /// Fewer samples or baseline points than needed.
     TooFewPoints { needed: usize },
+    /// Enough samples, but all at the same time: no slope can be fitted.
+    NoTimeSpan,
     /// Significant, material growth whose tail keeps the pace.
     SteadyGrowth,
     /// Significant growth whose tail slope fell below `tail_ratio` × the overall slope.
@@ -153,6 +155,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::TooFewPoints { needed } => write!(f, "too few points (need at least {needed})"),
+            Reason::NoTimeSpan => f.write_str("every sample has the same time: no slope to fit"),
             Reason::SteadyGrowth => f.write_str("significant growth that keeps its pace"),
             Reason::TailFlattened { .. } => f.write_str("growth levelled off in the last part"),
             Reason::NoSignificantGrowth => f.write_str("no significant growth"),
@@ -172,6 +175,7 @@ impl Reason {
     pub fn code(&self) -> &'static str {
         match self {
             Reason::TooFewPoints { .. } => "too_few_points",
+            Reason::NoTimeSpan => "no_time_span",
             Reason::SteadyGrowth => "steady_growth",
             Reason::TailFlattened { .. } => "tail_flattened",
             Reason::NoSignificantGrowth => "no_significant_growth",
@@ -340,7 +344,11 @@ pub fn analyze_with_breaks(
         tail_slope,
         time_to_limit: None,
     };
-    if n < config.min_samples || analysis.baseline.len() < 2 || fit.is_none() || span <= 0.0 {
+    if n >= config.min_samples && t[n - 1] <= t[0] {
+        analysis.reason = Reason::NoTimeSpan;
+        return Ok(analysis);
+    }
+    if n < config.min_samples || analysis.baseline.len() < 2 || fit.is_none() {
         return Ok(analysis);
     }
     // A baseline this short cannot pass the test at `alpha` even rising at every point (few

@@ -161,6 +161,16 @@ fn known_pid_change_splits_segments() {
 }
 
 #[test]
+fn samples_all_at_one_time_are_inconclusive_for_that_reason() {
+    let t = [5.0; 12];
+    let bytes: Vec<f64> = (0..12).map(|i| f64::from(i) * MIB).collect();
+    let a = verdict(&t, &bytes);
+    assert_eq!(a.verdict, Verdict::Inconclusive);
+    assert_eq!(a.reason, Reason::NoTimeSpan);
+    assert_eq!(a.reason.code(), "no_time_span");
+}
+
+#[test]
 fn too_short_is_inconclusive() {
     let a = verdict(&[0.0, 1.0, 2.0], &[1.0 * MIB, 2.0 * MIB, 3.0 * MIB]);
     assert_eq!(a.verdict, Verdict::Inconclusive);

@@ -191,7 +191,10 @@ pub fn parse_table(text: &str, value_column: Option<&str>) -> Result<Table, CsvE
             ));
         }
         if series.t.last().is_some_and(|&prev| t < prev) {
-            return Err(err(line, format!("`t` goes backwards ({t})")));
+            return Err(err(
+                line,
+                format!("`{}` goes backwards ({time_field})", names[t_col]),
+            ));
         }
         if let Some(pid) = pid_col
             .and_then(|c| fields.get(c))

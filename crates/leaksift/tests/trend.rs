@@ -235,6 +235,11 @@ fn malformed_input_names_file_and_line() {
             "back.csv:3: `t` goes backwards (4)",
         ),
         (
+            "backdate.csv",
+            "timestamp,bytes\n2026-11-22T10:00:05Z,100\n2026-11-22T10:00:04Z,100\n",
+            "backdate.csv:3: `timestamp` goes backwards (2026-11-22T10:00:04Z)",
+        ),
+        (
             "short.csv",
             "t,bytes\n0\n",
             "short.csv:2: missing `bytes` field",
