@@ -689,3 +689,37 @@ fn fresh_non_live_dump_leaves_garbage_out_when_a_jdk_is_installed() {
     check_garbage_left_out(&dump, 150, 1700);
     check_duplicate_strings(&dump);
 }
+
+/// A V8 snapshot and an HPROF dump, or a dump in a three-way diff, are refused from the files'
+/// first bytes, before either is read (a large dump takes seconds): no progress line of a
+/// loading phase comes before the error.
+#[test]
+fn diff_refuses_mixed_formats_and_three_dumps_before_reading_them() {
+    let v8 = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/v8/shapes.heapsnapshot.gz");
+    let hprof = fixture("shape.hprof.gz");
+    let leak = fixture("static_leak.hprof.gz");
+    let cases = [
+        (
+            vec![v8.clone(), hprof.clone()],
+            format!(
+                "leaksift: error: {} is a v8 file and {} a hprof file: only files of one format can be compared",
+                v8.display(),
+                hprof.display()
+            ),
+        ),
+        (
+            vec![hprof.clone(), leak.clone(), leak.clone()],
+            format!(
+                "leaksift: error: {}: a three-way diff matches objects by id, and this format's ids are addresses that change between dumps",
+                hprof.display()
+            ),
+        ),
+    ];
+    for (files, expected) in cases {
+        let out = leaksift().arg("diff").args(&files).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end(), expected, "no loading phase first");
+    }
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use leaksift_heap::HeapFormat;
 use leaksift_heap::diff::{
     ClassDiff, ClassGrowth, ClassTotals, LeakGroup, compare, compare_histograms, find_leaks,
     sorted_ids,
@@ -73,11 +74,47 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if !args.debug_dir.is_empty() {
         anyhow::bail!("--debug-dir symbolizes traces of `leaksift record`; heap files need none");
     }
+    refuse_mixed_formats(&args.files)?;
     match args.files.as_slice() {
         [base, compared] => two_way(&args, base, compared, &mut progress),
         [baseline, target, last] => three_way(&args, baseline, target, last, &mut progress),
         _ => anyhow::bail!("diff takes two or three files"),
     }
+}
+
+/// Refuses, from the files' first bytes and before anything is loaded (a dump can take
+/// seconds), heap files of two formats, and an HPROF dump in a three-way diff. Files whose
+/// format cannot be told this way (pipes) are checked again once loaded.
+fn refuse_mixed_formats(files: &[PathBuf]) -> anyhow::Result<()> {
+    let formats: Vec<(&PathBuf, HeapFormat)> = files
+        .iter()
+        .filter_map(|file| match FileKind::of(file) {
+            Some(FileKind::Heap(format)) => Some((file, format)),
+            _ => None,
+        })
+        .collect();
+    if let Some(((a, a_format), (b, b_format))) = formats
+        .iter()
+        .zip(formats.iter().skip(1))
+        .find(|((_, a), (_, b))| a != b)
+    {
+        anyhow::bail!(
+            "{} is a {} file and {} a {} file: only files of one format can be compared",
+            a.display(),
+            a_format.name(),
+            b.display(),
+            b_format.name()
+        );
+    }
+    if files.len() == 3
+        && let Some((file, _)) = formats.iter().find(|(_, format)| !format.has_stable_ids())
+    {
+        anyhow::bail!(
+            "{}: a three-way diff matches objects by id, and this format's ids are addresses that change between dumps",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 fn class_diff_json(d: &ClassDiff) -> serde_json::Value {
