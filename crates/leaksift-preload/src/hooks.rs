@@ -637,17 +637,80 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const libc::c_char,
 ) -> c_int {
     runtime::flush_and_wait(5000);
-    match runtime::next_symbol(c"execvpe") {
+    call_next(c"execvpe", |real| {
         // SAFETY: glibc's execvpe has this signature; the caller's arguments pass through.
-        Some(real) => unsafe {
-            core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp)
-        },
+        unsafe { core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp) }
+    })
+}
+
+type FexecveFn =
+    unsafe extern "C" fn(c_int, *const *const libc::c_char, *const *const libc::c_char) -> c_int;
+
+/// `fexecve` (exec of an open file): flush, then glibc's version (it falls back to
+/// `/proc/self/fd` on kernels without `execveat`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    runtime::flush_and_wait(5000);
+    call_next(c"fexecve", |real| {
+        // SAFETY: glibc's fexecve has this signature; the caller's arguments pass through.
+        unsafe { core::mem::transmute::<*mut c_void, FexecveFn>(real)(fd, argv, envp) }
+    })
+}
+
+/// `execveat` (glibc 2.34's wrapper of the system call): flush, then the system call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    flags: c_int,
+) -> c_int {
+    runtime::flush_and_wait(5000);
+    // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
+    unsafe { libc::syscall(libc::SYS_execveat, dirfd, path, argv, envp, flags) as c_int }
+}
+
+/// Calls the next definition of `name` (glibc's), or fails with ENOSYS when there is none.
+fn call_next(name: &core::ffi::CStr, call: impl FnOnce(*mut c_void) -> c_int) -> c_int {
+    match runtime::next_symbol(name) {
+        Some(real) => call(real),
         None => {
             runtime::set_errno(libc::ENOSYS);
             -1
         }
     }
 }
+
+// The variadic exec calls, defined in exec.c (hidden): each gathers its arguments into an array
+// and calls `execve` or `execvp` above.
+unsafe extern "C" {
+    fn leaksift_execl(path: *const c_char, arg: *const c_char, ...) -> c_int;
+    fn leaksift_execle(path: *const c_char, arg: *const c_char, ...) -> c_int;
+    fn leaksift_execlp(file: *const c_char, arg: *const c_char, ...) -> c_int;
+}
+
+/// Exports `$name` as a jump to the C function `$imp`: stable Rust cannot define a variadic
+/// function, and a jump leaves the arguments (registers, stack, and `al`, the count of vector
+/// registers used) exactly as the caller set them. The Rust signature is nominal: callers use
+/// the C one, e.g. `int execl(const char *path, const char *arg, ...)`.
+macro_rules! variadic_exec {
+    ($name:ident, $imp:ident) => {
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name() -> c_int {
+            core::arch::naked_asm!("jmp {imp}", imp = sym $imp)
+        }
+    };
+}
+
+variadic_exec!(execl, leaksift_execl);
+variadic_exec!(execle, leaksift_execle);
+variadic_exec!(execlp, leaksift_execlp);
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execvp(

@@ -801,6 +801,30 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
     );
 }
 
+/// Every exec call writes out the events pending before it (not only the four glibc lets a
+/// library intercept through `execve`): the block allocated just before the exec is in the first
+/// image's trace, and the new image's block and exit status in the main trace.
+#[test]
+fn every_exec_call_writes_out_what_came_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("exec_variants.c", &["-O1"], dir.path(), "exec_variants");
+    for how in ["execl", "execle", "execlp", "fexecve", "execveat"] {
+        let trace_path = dir.path().join(format!("{how}.lks"));
+        let out = record(&trace_path, &[], &program, &[how]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{how}: {stderr}");
+        let image = Trace::read(&trace_path);
+        assert_eq!(image.allocs(4444).len(), 1, "{how}");
+        assert_eq!(image.end(), Some(ProcessEnd::Exited(5)), "{how}");
+        let before_exec = Trace::read(&dir.path().join(format!("{how}.lks.{}", image.pid)));
+        assert_eq!(
+            before_exec.allocs(3333).len(),
+            1,
+            "{how}: the block allocated just before the exec"
+        );
+    }
+}
+
 /// Children forked back to back under `--follow-fork` (the writer is held at a safe point while
 /// each fork runs, and a second request arrives before it woke from the first): every child has
 /// its own complete trace with its one lost block, and the parent's trace is complete.
