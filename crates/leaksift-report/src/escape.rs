@@ -25,10 +25,12 @@ pub fn xml(text: &str) -> String {
 
 /// Makes `text` safe to print on a terminal: control characters other than tab and newline (ESC
 /// starts the sequences that recolour, move the cursor or retitle the window; CR overwrites the
-/// line) become U+FFFD. Names from dumps and traces reach the text reports unchanged otherwise.
-/// JSON text is unaffected: it never holds these characters raw.
+/// line), DEL and the C1 controls U+0080–U+009F (U+009B is a one-character CSI to terminals that
+/// honour 8-bit controls) become U+FFFD. Names from dumps and traces reach the text reports
+/// unchanged otherwise. JSON text is unaffected: it never holds these characters raw.
 pub fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c < ' ' && c != '\t' && c != '\n';
+    let unsafe_char =
+        |c: char| (c < ' ' && c != '\t' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c);
     if !text.contains(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -46,8 +48,8 @@ mod tests {
     #[test]
     fn terminal_text_loses_control_sequences_only() {
         assert_eq!(
-            terminal("a\u{1b}[2Jb\rc\u{0}d\te\nf"),
-            "a\u{fffd}[2Jb\u{fffd}c\u{fffd}d\te\nf"
+            terminal("a\u{1b}[2Jb\rc\u{0}d\te\nf\u{7f}g\u{9b}2Jh\u{a0}é"),
+            "a\u{fffd}[2Jb\u{fffd}c\u{fffd}d\te\nf\u{fffd}g\u{fffd}2Jh\u{a0}é"
         );
         assert!(matches!(terminal("plain\n"), std::borrow::Cow::Borrowed(_)));
     }
