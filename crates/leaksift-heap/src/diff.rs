@@ -350,17 +350,17 @@ pub fn find_leaks(
         .map(|(class, key)| (key, class))
         .collect();
     for node in 0..n {
-        if leaked[node] && top[node] != u32::MAX {
-            if let Some(group) = group_of_top
+        if leaked[node]
+            && top[node] != u32::MAX
+            && let Some(group) = group_of_top
                 .get(&top[node])
                 .and_then(|key| groups.get_mut(key))
-            {
-                group.count += 1;
-                *group
-                    .class_counts
-                    .entry(final_graph.class(NodeIndex(node as u32)))
-                    .or_default() += 1;
-            }
+        {
+            group.count += 1;
+            *group
+                .class_counts
+                .entry(final_graph.class(NodeIndex(node as u32)))
+                .or_default() += 1;
         }
     }
     let mut out: Vec<LeakGroup> = groups

@@ -934,10 +934,10 @@ impl GraphBuilder {
 
     /// Adds an edge from `from`.
     pub fn add_edge(&mut self, from: NodeIndex, edge: EdgeData) {
-        if let Some(&last) = self.edge_from.last() {
-            if from.0 < last {
-                self.edges_sorted = false;
-            }
+        if let Some(&last) = self.edge_from.last()
+            && from.0 < last
+        {
+            self.edges_sorted = false;
         }
         self.edge_from.push(from.0);
         self.edge_to.push(edge.to.0);

@@ -305,10 +305,10 @@ pub fn duplicate_strings(graph: &HeapGraph, top: usize) -> Vec<DuplicateString> 
     // First pass: how many string objects have each value (a counter per string-table entry).
     let mut copies = vec![0u32; graph.strings().len()];
     for node in graph.nodes() {
-        if has_string_value(graph.kind(node)) {
-            if let Some(c) = copies.get_mut(graph.name_id(node).0 as usize) {
-                *c = c.saturating_add(1);
-            }
+        if has_string_value(graph.kind(node))
+            && let Some(c) = copies.get_mut(graph.name_id(node).0 as usize)
+        {
+            *c = c.saturating_add(1);
         }
     }
     // Second pass: sizes of the values held more than once.

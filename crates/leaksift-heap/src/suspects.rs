@@ -205,10 +205,10 @@ pub fn find_suspects_among(
     // from the root reaches them all.
     let mut instances: Vec<Vec<NodeIndex>> = vec![Vec::new(); classes.len()];
     for &node in top.iter().skip(suspects.len()) {
-        if let Some(at) = classes.iter().position(|c| c.0 == graph.class(node)) {
-            if instances[at].len() < COMMON_PATH_INSTANCES {
-                instances[at].push(node);
-            }
+        if let Some(at) = classes.iter().position(|c| c.0 == graph.class(node))
+            && instances[at].len() < COMMON_PATH_INSTANCES
+        {
+            instances[at].push(node);
         }
     }
     let targets: Vec<NodeIndex> = instances.iter().flatten().copied().collect();

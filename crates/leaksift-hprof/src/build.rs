@@ -273,10 +273,10 @@ impl<'s, 'a> GraphPlan<'s, 'a> {
     fn plan_root_edges(&mut self, roots: &[Root]) {
         let mut threads: FxHashMap<u32, u32> = FxHashMap::default();
         for root in roots {
-            if let (GcRootKind::ThreadObject, Some(serial)) = (root.kind, root.thread_serial) {
-                if let Some(ordinal) = self.index.lookup(root.object) {
-                    threads.insert(serial, ordinal);
-                }
+            if let (GcRootKind::ThreadObject, Some(serial)) = (root.kind, root.thread_serial)
+                && let Some(ordinal) = self.index.lookup(root.object)
+            {
+                threads.insert(serial, ordinal);
             }
         }
         let mut pending = Vec::with_capacity(roots.len());
@@ -846,10 +846,10 @@ impl Worker<'_, '_, '_> {
     }
 
     fn class_index(&mut self, class_id: Id) -> Option<u32> {
-        if let Some((id, index)) = self.last_class {
-            if id == class_id {
-                return Some(index);
-            }
+        if let Some((id, index)) = self.last_class
+            && id == class_id
+        {
+            return Some(index);
         }
         let index = self.plan.classes.index_of(class_id)?;
         self.last_class = Some((class_id, index));

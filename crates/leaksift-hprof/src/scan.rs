@@ -255,7 +255,7 @@ impl<'g> HeapScan<'g> {
     }
 
     fn object(&mut self, offset: usize, segment_end: usize, Id(id): Id) {
-        if self.objects % u64::from(CHECKPOINT_EVERY) == 0 {
+        if self.objects.is_multiple_of(u64::from(CHECKPOINT_EVERY)) {
             self.checkpoints.push(Checkpoint {
                 // Local until `Scan::append`, which runs only when every ordinal fits a u32.
                 first_ordinal: self.objects as u32,

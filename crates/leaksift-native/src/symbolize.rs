@@ -379,23 +379,23 @@ fn unknown_frame(module: Option<&Module>, offset: u64) -> Frame {
 /// name (C functions, names DWARF already gives demangled) is kept as it is. C++ names go to
 /// libstdc++'s demangler when it can be loaded (see `cxa_demangle`), else to `cpp_demangle`.
 fn demangle(name: &str) -> String {
-    if name.starts_with("_R") || name.starts_with("_ZN") {
-        if let Ok(rust) = rustc_demangle::try_demangle(name) {
-            let without_hash = format!("{rust:#}");
-            // A legacy Rust name ends in a hash the alternate form drops; a C++ name has none.
-            if name.starts_with("_R") || without_hash != rust.to_string() {
-                return without_hash;
-            }
+    if (name.starts_with("_R") || name.starts_with("_ZN"))
+        && let Ok(rust) = rustc_demangle::try_demangle(name)
+    {
+        let without_hash = format!("{rust:#}");
+        // A legacy Rust name ends in a hash the alternate form drops; a C++ name has none.
+        if name.starts_with("_R") || without_hash != rust.to_string() {
+            return without_hash;
         }
     }
     if name.starts_with("_Z") {
         if let Some(demangled) = cxa_demangle::demangle(name) {
             return demangled;
         }
-        if let Ok(cpp) = cpp_demangle::Symbol::new(name) {
-            if let Ok(demangled) = cpp.demangle() {
-                return demangled;
-            }
+        if let Ok(cpp) = cpp_demangle::Symbol::new(name)
+            && let Ok(demangled) = cpp.demangle()
+        {
+            return demangled;
         }
     }
     name.to_string()

@@ -541,7 +541,7 @@ fn enqueue(buffer: *mut RawBuffer) -> usize {
 fn after_enqueue(queued: usize) {
     // The writer also looks every 10 ms: waking it for every buffer would cost a syscall and a
     // context switch per 2000 events.
-    if queued % WAKE_BATCH == 0 || queued > MAX_QUEUED {
+    if queued.is_multiple_of(WAKE_BATCH) || queued > MAX_QUEUED {
         wake_writer();
     }
     // Back-pressure: never let an allocation storm outrun the writer without bound.

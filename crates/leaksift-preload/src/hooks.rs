@@ -293,7 +293,10 @@ extern "C" fn posix_memalign_impl(
     frame: *const u64,
 ) -> c_int {
     // glibc's own checks (posix_memalign has no public __libc_ twin).
-    if align == 0 || !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+    if align == 0
+        || !align.is_power_of_two()
+        || !align.is_multiple_of(core::mem::size_of::<usize>())
+    {
         return libc::EINVAL;
     }
     let ptr = aligned(kind::POSIX_MEMALIGN, size, frame, || {

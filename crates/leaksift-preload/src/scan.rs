@@ -155,7 +155,7 @@ fn interior_counts_as_start(ptr: u64, start: u64, size: u64) -> bool {
             return true;
         }
         // newarray: the first word is a plausible element count of a new[] array.
-        if first > 0 && (size - WORD) % first == 0 {
+        if first > 0 && (size - WORD).is_multiple_of(first) {
             return true;
         }
     }

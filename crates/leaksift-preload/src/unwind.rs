@@ -510,7 +510,7 @@ pub unsafe fn capture(
     let low = frame as u64;
     let high = bounds.high.saturating_sub(7);
     let read = |addr: u64| {
-        if addr >= low && addr < high && addr % 8 == 0 {
+        if addr >= low && addr < high && addr.is_multiple_of(8) {
             // SAFETY: inside the calling thread's mapped stack, between the current frame and its top.
             Some(unsafe { *(addr as *const u64) })
         } else {

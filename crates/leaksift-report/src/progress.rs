@@ -59,14 +59,14 @@ impl Progress {
 
     /// Finishes the current phase, printing its duration.
     pub fn finish(&mut self) {
-        if let Some((name, started)) = self.phase.take() {
-            if self.enabled {
-                let took = crate::units::duration(started.elapsed().as_secs_f64());
-                if self.interactive {
-                    eprintln!("\r\x1b[2K{name}: {took}");
-                } else {
-                    eprintln!("{name}: {took}");
-                }
+        if let Some((name, started)) = self.phase.take()
+            && self.enabled
+        {
+            let took = crate::units::duration(started.elapsed().as_secs_f64());
+            if self.interactive {
+                eprintln!("\r\x1b[2K{name}: {took}");
+            } else {
+                eprintln!("{name}: {took}");
             }
         }
     }

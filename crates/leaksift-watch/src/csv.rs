@@ -199,13 +199,12 @@ pub fn parse_table(text: &str, value_column: Option<&str>) -> Result<Table, CsvE
         if let Some(pid) = pid_col
             .and_then(|c| fields.get(c))
             .filter(|p| !p.is_empty())
+            && last_pid.as_deref() != Some(pid.as_ref())
         {
-            if last_pid.as_deref() != Some(pid.as_ref()) {
-                if last_pid.is_some() {
-                    series.breaks.push(series.t.len());
-                }
-                last_pid = Some(pid.to_string());
+            if last_pid.is_some() {
+                series.breaks.push(series.t.len());
             }
+            last_pid = Some(pid.to_string());
         }
         if let Some(limit) = limit_col
             .and_then(|c| fields.get(c))

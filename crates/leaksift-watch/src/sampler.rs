@@ -72,10 +72,10 @@ impl Sampler {
     /// Opens the target's files; fails when the process is gone, smaps_rollup is not readable
     /// (permission) or the directory is not a cgroup v2 with the memory controller.
     pub fn new(target: &Target) -> Result<Self, WatchError> {
-        if let Target::Process { pid, .. } | Target::Tree { root: pid, .. } = target {
-            if procfs::is_kernel_thread(*pid) {
-                return Err(WatchError::KernelThread { pid: pid.0 });
-            }
+        if let Target::Process { pid, .. } | Target::Tree { root: pid, .. } = target
+            && procfs::is_kernel_thread(*pid)
+        {
+            return Err(WatchError::KernelThread { pid: pid.0 });
         }
         let mode = match target {
             Target::Process { pid, pss: false } => Mode::Status(ProcFile::open(*pid, "status")?),
@@ -253,10 +253,10 @@ fn refresh_tree(root: Pid, orphans: bool, members: &mut Vec<ProcFile>) {
         }
     }
     for pid in pids {
-        if !known.contains(&pid) {
-            if let Ok(file) = ProcFile::open(pid, "smaps_rollup") {
-                members.push(file);
-            }
+        if !known.contains(&pid)
+            && let Ok(file) = ProcFile::open(pid, "smaps_rollup")
+        {
+            members.push(file);
         }
     }
 }

@@ -275,10 +275,10 @@ fn valgrind_summary(program: &Path, args: &[&str]) -> HashMap<LeakClass, (u64, u
                 .split_whitespace()
                 .filter_map(|w| w.parse().ok())
                 .collect();
-            if let [bytes, blocks] = numbers[..] {
-                if blocks > 0 {
-                    summary.insert(class, (blocks, bytes));
-                }
+            if let [bytes, blocks] = numbers[..]
+                && blocks > 0
+            {
+                summary.insert(class, (blocks, bytes));
             }
         }
     }

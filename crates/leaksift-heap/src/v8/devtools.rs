@@ -834,10 +834,10 @@ fn class_name_from_node_name(name: &str) -> String {
         if let Some(space) = name.find(' ') {
             return format!("{}>", &name[..space]);
         }
-    } else if let Some(rest) = name.strip_prefix("Detached <") {
-        if let Some(space) = rest.find(' ') {
-            return format!("Detached <{}>", &rest[..space]);
-        }
+    } else if let Some(rest) = name.strip_prefix("Detached <")
+        && let Some(space) = rest.find(' ')
+    {
+        return format!("Detached <{}>", &rest[..space]);
     }
     name.to_string()
 }

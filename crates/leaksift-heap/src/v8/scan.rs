@@ -251,12 +251,13 @@ pub fn sections(bytes: &[u8], assume_strings_last: bool) -> Result<Sections, V8E
                 let others_found = sections.snapshot.is_some()
                     && sections.nodes.is_some()
                     && sections.edges.is_some();
-                if assume_strings_last && others_found {
-                    if let Some(end) = final_bracket(bytes).filter(|end| *end >= start) {
-                        sections.strings = Some(start..end);
-                        sections.strings_assumed_last = true;
-                        break;
-                    }
+                if assume_strings_last
+                    && others_found
+                    && let Some(end) = final_bracket(bytes).filter(|end| *end >= start)
+                {
+                    sections.strings = Some(start..end);
+                    sections.strings_assumed_last = true;
+                    break;
                 }
                 let end = skip_value(bytes, pos)?;
                 sections.strings = Some(start..end - 1);
@@ -345,14 +346,16 @@ pub fn array_chunks(
     let mut commas_before = 0usize;
     let mut last_cut_block = body.start;
     for &(start, commas) in &array.blocks {
-        if start > body.start && start < body.end && start - last_cut_block >= min_bytes {
-            if let Some(i) = memchr::memchr(b',', &bytes[start..body.end]) {
-                let cut = start + i + 1 - body.start;
-                let index = commas_before + 1;
-                if cut < body.len() && cut > cuts.last().map_or(0, |c| c.0) {
-                    cuts.push((cut, index));
-                    last_cut_block = start;
-                }
+        if start > body.start
+            && start < body.end
+            && start - last_cut_block >= min_bytes
+            && let Some(i) = memchr::memchr(b',', &bytes[start..body.end])
+        {
+            let cut = start + i + 1 - body.start;
+            let index = commas_before + 1;
+            if cut < body.len() && cut > cuts.last().map_or(0, |c| c.0) {
+                cuts.push((cut, index));
+                last_cut_block = start;
             }
         }
         commas_before += commas;
@@ -370,7 +373,7 @@ fn chunks_at(
     total_numbers: usize,
 ) -> Result<(Vec<Chunk>, usize), V8Error> {
     let text = &bytes[body.clone()];
-    if total_numbers % record_len != 0 {
+    if !total_numbers.is_multiple_of(record_len) {
         return Err(V8Error::Shape {
             offset: body.start as u64,
             what: format!(
