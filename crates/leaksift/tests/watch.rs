@@ -125,6 +125,57 @@ fn leaksift_watch_header() -> &'static str {
     "t,bytes,rss,anon,file,swap,pss,uss,limit,oom_kills,pid,processes"
 }
 
+/// Watches `memory_shapes MODE` (a command that ends by itself) at 50 ms; returns the JSON
+/// verdict and the number of samples the `--out` CSV holds.
+fn watch_to_exit(mode: &str) -> (serde_json::Value, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("samples.csv");
+    let out = leaksift()
+        .args(["watch", "--quiet", "--interval", "50ms", "--json", "--out"])
+        .arg(&csv)
+        .arg("--")
+        .arg(memory_shapes())
+        .arg(mode)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count() as u64 - 1;
+    (json, rows)
+}
+
+/// A command that frees its memory as it exits: the falling samples at the very end are left
+/// out (they read as a restart, or as a levelling-off), and the verdict is on the growth.
+#[test]
+fn the_memory_a_command_frees_as_it_exits_is_left_out() {
+    let (json, rows) = watch_to_exit("leak-exit");
+    let tail = json["exit_tail_samples"].as_u64().unwrap();
+    assert!((1..=2).contains(&tail), "{json}");
+    assert_eq!(
+        json["samples"].as_u64().unwrap(),
+        rows - tail,
+        "the CSV keeps them all"
+    );
+    assert_eq!(json["restarts"], 0, "{json}");
+    assert_eq!(json["verdict"], "leak", "{json}");
+}
+
+/// Memory given back over two seconds before the command exits is the program's behaviour, not
+/// its exit: at most two samples go, and the fall keeps the verdict off `leak`.
+#[test]
+fn a_long_fall_before_exit_is_kept() {
+    let (json, rows) = watch_to_exit("rise-fall");
+    let tail = json["exit_tail_samples"].as_u64().unwrap();
+    assert!(tail <= 2, "{json}");
+    assert_eq!(json["samples"].as_u64().unwrap(), rows - tail);
+    assert_ne!(json["verdict"], "leak", "{json}");
+    assert_ne!(json["verdict"], "plateau", "{json}");
+}
+
 #[test]
 fn sawtooth_around_a_flat_baseline_is_stable() {
     let json = watch_shape("sawtooth", &[]);

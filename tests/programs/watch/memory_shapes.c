@@ -5,6 +5,10 @@
  *   memory_shapes sawtooth       the same temporaries around a flat baseline, nothing kept
  *   memory_shapes plateau        keeps 40 KiB every 10 ms for 4 s (16 MiB), then holds
  *   memory_shapes flat           one 8 MiB block, then nothing
+ *   memory_shapes leak-exit      keeps 128 KiB every 10 ms for 3 s (37.5 MiB), then frees it all,
+ *                                sleeps 60 ms and exits 0: an exit that frees its memory
+ *   memory_shapes rise-fall      keeps 128 KiB every 10 ms for 2 s, then frees one block every
+ *                                10 ms until none is left, and exits 0: no leak
  *
  * Every mode starts with an 8 MiB block and runs for at most 120 s. All memory is written to, so
  * it is resident. */
@@ -40,8 +44,11 @@ int main(int argc, char **argv) {
     int leak = !strcmp(mode, "leak-sawtooth");
     int sawtooth = leak || !strcmp(mode, "sawtooth");
     int plateau = !strcmp(mode, "plateau");
-    if (!leak && !sawtooth && !plateau && strcmp(mode, "flat")) {
-        fprintf(stderr, "usage: %s leak-sawtooth|sawtooth|plateau|flat\n", argv[0]);
+    int leak_exit = !strcmp(mode, "leak-exit");
+    int rise_fall = !strcmp(mode, "rise-fall");
+    if (!leak && !sawtooth && !plateau && !leak_exit && !rise_fall && strcmp(mode, "flat")) {
+        fprintf(stderr, "usage: %s leak-sawtooth|sawtooth|plateau|flat|leak-exit|rise-fall\n",
+                argv[0]);
         return 2;
     }
     /* A fixed mmap threshold: temporaries are mmapped and munmapped, so freeing them really
@@ -52,6 +59,25 @@ int main(int argc, char **argv) {
     int held = 0;
     double start = now();
     struct timespec tick = {0, TICK_NS};
+    if (leak_exit || rise_fall) {
+        /* Blocks above the mmap threshold: each free gives its pages back at once. */
+        enum { KEPT_MAX = 400 };
+        static void *kept[KEPT_MAX];
+        int count = 0;
+        double grow_for = leak_exit ? 3.0 : 2.0;
+        while (now() - start < grow_for && count < KEPT_MAX) {
+            kept[count] = touched(128 * KIB, count | 1);
+            count++;
+            nanosleep(&tick, NULL);
+        }
+        while (count > 0) {
+            free(kept[--count]);
+            if (rise_fall) nanosleep(&tick, NULL);
+        }
+        struct timespec last = {0, 60 * 1000 * 1000};
+        nanosleep(&last, NULL);
+        return base[0] == 1 ? 0 : 1;
+    }
     for (unsigned n = 0; now() - start < 120.0; n++) {
         if (leak) {
             (void)touched(20 * KIB, (int)n | 1);
