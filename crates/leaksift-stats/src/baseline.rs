@@ -51,7 +51,10 @@ const RESTART_LOOKBACK_WINDOWS: usize = 3;
 
 /// Splits sample indices into segments: a new segment starts at every index in `breaks` (e.g. a
 /// PID change) and, when `drop` is `Some(f)`, at every sample below `f` × the minimum of the
-/// preceding `3 × window` samples of the current segment (a restart after an OOM kill).
+/// preceding `3 × window` samples of the current segment (a restart after an OOM kill), once
+/// the segment holds `window` samples: until then the "recent minimum" may be a single sawtooth
+/// peak (the demo's first sample, taken at a peak of its temporaries, made a fall to the trough
+/// a restart).
 pub fn segments(
     bytes: &[f64],
     breaks: &[usize],
@@ -72,7 +75,7 @@ pub fn segments(
             forced = i > start;
         }
         let dropped = match (drop, recent.front()) {
-            (Some(f), Some(&m)) if i > start => bytes[i] < f * bytes[m],
+            (Some(f), Some(&m)) if i >= start + window.max(1) => bytes[i] < f * bytes[m],
             _ => false,
         };
         if forced || dropped {

@@ -151,6 +151,20 @@ fn leak_restarted_by_oom_kills_is_still_a_leak() {
 }
 
 #[test]
+fn a_first_sample_at_a_sawtooth_peak_is_no_restart() {
+    // The demo's shape: memory kept steadily under a sawtooth of temporaries much larger than
+    // the start-up level, sampled from its first peak on: the first fall to the trough is below
+    // half the first sample.
+    let (t, b) = series(60, 0.0, 3, |t| {
+        1.0 * MIB + 0.2 * MIB * t + sawtooth(t + 3.9, 4.0, 6.0 * MIB)
+    });
+    assert!(b[1] < 0.5 * b[0], "{:?}", &b[..3]);
+    let a = verdict(&t, &b);
+    assert_eq!(a.restarts, 0, "{a:?}");
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+}
+
+#[test]
 fn known_pid_change_splits_segments() {
     let (t, b) = series(200, 0.0, 10, |t| {
         10.0 * MIB + 1.0 * MIB * (t % 100.0) * 0.3 + 2.0 * MIB
