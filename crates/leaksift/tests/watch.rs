@@ -164,6 +164,36 @@ fn the_memory_a_command_frees_as_it_exits_is_left_out() {
     assert_eq!(json["verdict"], "leak", "{json}");
 }
 
+/// The same for a `--pid` process: it vanishes (an error, exit 2, after the verdict), and the
+/// memory it freed as it ended is its exit tail.
+#[test]
+fn the_memory_a_watched_pid_frees_as_it_ends_is_left_out() {
+    let mut victim = Command::new(memory_shapes())
+        .arg("leak-exit")
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let reaper = std::thread::spawn(move || victim.wait());
+    let out = leaksift()
+        .args(["watch", "--quiet", "--interval", "50ms", "--json", "--pid"])
+        .arg(pid.to_string())
+        .output()
+        .unwrap();
+    reaper.join().unwrap().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stopped"], "error", "{json}");
+    let tail = json["exit_tail_samples"].as_u64().unwrap();
+    assert!((1..=2).contains(&tail), "{json}");
+    assert_eq!(json["restarts"], 0, "{json}");
+    assert_eq!(json["verdict"], "leak", "{json}");
+}
+
 /// Memory given back over two seconds before the command exits is the program's behaviour, not
 /// its exit: at most two samples go, and the fall keeps the verdict off `leak`.
 #[test]

@@ -94,8 +94,8 @@ struct WatchJson {
     evidence: Evidence,
 }
 
-/// The last samples of a command that exited by itself, each lower than the one before it: the
-/// command freeing its memory as it ends.
+/// The last samples of a command that exited by itself (or a `--pid` process that vanished),
+/// each lower than the one before it: the program freeing its memory as it ends.
 struct ExitTail {
     /// Index of the first of them.
     from: usize,
@@ -108,8 +108,8 @@ struct ExitTail {
 impl ExitTail {
     fn text(&self) -> String {
         format!(
-            "exit tail   memory fell from {} to {} in the last {} sample{} as the command exited: \
-             left out of the analysis (a program freeing its memory as it ends)",
+            "exit tail   memory fell from {} to {} in the last {} sample{} before the process \
+             ended: left out of the analysis (a program freeing its memory as it ends)",
             units::bytes(self.before),
             units::bytes(self.last),
             self.samples,
@@ -127,7 +127,7 @@ const EXIT_TAIL_MAX_SAMPLES: usize = 2;
 /// tail into a false `plateau`. So when the command exited by itself, its last falling samples
 /// (at most [`EXIT_TAIL_MAX_SAMPLES`], and only if `min_samples` remain) are left out. A program
 /// that frees its memory over a longer time before exiting still shows that fall, hence no leak.
-/// A `--pid` process, or a run stopped by `--duration` or a signal, keeps every sample.
+/// A run stopped by `--duration` or a signal keeps every sample.
 fn exit_tail(command_exited: bool, bytes: &[f64], min_samples: usize) -> Option<ExitTail> {
     let falling = bytes
         .windows(2)
@@ -243,7 +243,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
     let mut t: Vec<f64> = recording.samples.iter().map(|s| s.t).collect();
     let mut bytes: Vec<f64> = recording.samples.iter().map(|s| s.bytes as f64).collect();
-    let exit_tail = exit_tail(exit_status.is_some(), &bytes, config.min_samples);
+    // A `--pid` process that vanished ended as a launched command does.
+    let ended_by_itself = matches!(
+        recording.stop,
+        Stop::ChildExited(_) | Stop::Failed(leaksift_watch::WatchError::ProcessGone { .. })
+    );
+    let exit_tail = exit_tail(ended_by_itself, &bytes, config.min_samples);
     if let Some(tail) = &exit_tail {
         t.truncate(tail.from);
         bytes.truncate(tail.from);
