@@ -8,6 +8,7 @@
 //! one `(sample, bytes)` entry per sample at which its live bytes had changed.
 
 use leaksift_stats::{Analysis as TrendAnalysis, Config as TrendConfig, StatsError};
+use leaksift_trace::model::ScanTrigger;
 
 use crate::replay::{Analysis, StackIndex, StackStats};
 
@@ -133,6 +134,11 @@ impl SiteSampler {
         self.interval_ns = self.interval_ns.saturating_mul(2);
     }
 
+    /// The current interval between samples, nanoseconds.
+    pub fn interval_ns(&self) -> u64 {
+        self.interval_ns
+    }
+
     /// Number of samples taken.
     pub fn len(&self) -> usize {
         self.times.len()
@@ -146,6 +152,13 @@ impl SiteSampler {
     /// Sample times in seconds since the start of tracing.
     pub fn times_s(&self) -> Vec<f64> {
         self.times.iter().map(|&t| t as f64 / 1e9).collect()
+    }
+
+    /// `stack`'s live bytes at sample `index`.
+    pub fn value_at(&self, stack: StackIndex, index: usize) -> u64 {
+        let changes = &self.changes[stack.0 as usize];
+        let after = changes.partition_point(|&(at, _)| at as usize <= index);
+        after.checked_sub(1).map_or(0, |last| changes[last].1)
     }
 
     /// `stack`'s live bytes at every sample.
@@ -173,42 +186,94 @@ pub struct SiteGrowth {
     /// Index of the call site in the `sites` given to [`call_site_growth`].
     pub site: usize,
     pub live_bytes_at_end: u64,
+    /// Live bytes at the last sample analysed: before the site's exit tail (see
+    /// [`call_site_growth`]), else the same as `live_bytes_at_end`.
+    pub live_bytes_before_exit: u64,
     pub trend: TrendAnalysis,
 }
 
 /// Classifies the growth of the `limit` call sites holding the most live bytes at the end of the
 /// run; a site is one or more stacks whose live bytes are summed sample by sample. Sites whose
 /// series the trend engine rejects (too few samples) are left out.
+///
+/// When the program exited, a site's exit tail ([`leaksift_stats::exit_tail`]: a fall within
+/// two sampling intervals of the exit scan, and the flat samples after it) is its teardown and
+/// is left out, as `watch` does for a command's exit:
+/// a C++ program's global cache freed by its destructor after `main` returned had 0 bytes at
+/// the end, so the site that grew for the whole run was not analysed at all. "At the end" then
+/// means before that tail.
 pub fn call_site_growth(
     analysis: &Analysis,
     sites: &[&[StackIndex]],
     limit: usize,
     config: &TrendConfig,
 ) -> Vec<SiteGrowth> {
+    let samples = analysis.sites.len();
+    let live_at = |site: usize, index: usize| -> u64 {
+        sites[site]
+            .iter()
+            .map(|&s| analysis.sites.value_at(s, index))
+            .fold(0u64, u64::saturating_add)
+    };
+    let times = analysis.sites.times_s();
+    // A fall counts as the exit from two sampling intervals before the exit scan (the program's
+    // `atexit` handlers and C++ destructors of globals run just before it), or before the end of
+    // a trace without one. The samples from there on are all a tail may hold: what follows the
+    // fall (idle samples while the scan runs) is flat.
+    let exit_ns = match analysis.scan {
+        Some(scan) if scan.trigger == ScanTrigger::Exit => scan.time.0,
+        _ => analysis.duration.0,
+    };
+    let window_s =
+        exit_ns.saturating_sub(analysis.sites.interval_ns().saturating_mul(2)) as f64 / 1e9;
+    let earliest = times.partition_point(|&t| t < window_s);
+    // Per site: how many samples its exit tail takes, and its live bytes just before them.
+    let before_exit = |site: usize| -> (usize, u64) {
+        let from = earliest.saturating_sub(1);
+        let end: Vec<f64> = (from..samples)
+            .map(|index| live_at(site, index) as f64)
+            .collect();
+        let keep = config.min_samples.saturating_sub(from);
+        let tail = match analysis.end {
+            Some(_) => leaksift_stats::exit_tail(&end, earliest - from, keep),
+            None => 0,
+        };
+        let held = samples
+            .checked_sub(tail + 1)
+            .map_or(0, |index| live_at(site, index));
+        (tail, held)
+    };
     let live_bytes = |site: usize| -> u64 {
         sites[site]
             .iter()
             .map(|&s| analysis.stats(s).live_bytes)
             .fold(0u64, u64::saturating_add)
     };
-    let mut candidates: Vec<usize> = (0..sites.len()).filter(|&i| live_bytes(i) > 0).collect();
-    candidates.sort_by_key(|&i| (std::cmp::Reverse(live_bytes(i)), i));
+    let mut candidates: Vec<(usize, usize, u64)> = (0..sites.len())
+        .map(|site| {
+            let (tail, held) = before_exit(site);
+            (site, tail, held)
+        })
+        .filter(|&(_, _, held)| held > 0)
+        .collect();
+    candidates.sort_by_key(|&(site, _, held)| (std::cmp::Reverse(held), site));
     candidates.truncate(limit);
-    let times = analysis.sites.times_s();
     candidates
         .into_iter()
-        .filter_map(|site| {
-            let mut series = vec![0.0; times.len()];
+        .filter_map(|(site, tail, held)| {
+            let kept = times.len() - tail;
+            let mut series = vec![0.0; kept];
             for &stack in sites[site] {
                 for (total, bytes) in series.iter_mut().zip(analysis.sites.series(stack)) {
                     *total += bytes;
                 }
             }
             let trend: Result<TrendAnalysis, StatsError> =
-                leaksift_stats::analyze(&times, &series, config);
+                leaksift_stats::analyze(&times[..kept], &series, config);
             trend.ok().map(|trend| SiteGrowth {
                 site,
                 live_bytes_at_end: live_bytes(site),
+                live_bytes_before_exit: held,
                 trend,
             })
         })

@@ -150,6 +150,9 @@ pub struct SiteView {
     pub slope_ci_bytes_per_s: [f64; 2],
     pub p_value: f64,
     pub live_bytes_at_end: u64,
+    /// Live bytes before the site's exit tail (what it freed as the program exited, after
+    /// `main` returned or in `exit`), the same as `live_bytes_at_end` without one.
+    pub live_bytes_before_exit: u64,
     pub frames: Vec<Frame>,
     /// The recorder cut this stack at its frame limit: frames toward `main` are missing.
     pub stack_truncated: bool,
@@ -364,6 +367,7 @@ pub fn build(
             slope_ci_bytes_per_s: [growth.trend.slope_ci.0, growth.trend.slope_ci.1],
             p_value: growth.trend.p_value,
             live_bytes_at_end: growth.live_bytes_at_end,
+            live_bytes_before_exit: growth.live_bytes_before_exit,
             frames: frames_of(growth.site),
             stack_truncated: site(growth.site).truncated,
         })
@@ -371,7 +375,7 @@ pub fn build(
     sites.sort_by_key(|site| {
         (
             site.verdict != "leak",
-            std::cmp::Reverse(site.live_bytes_at_end),
+            std::cmp::Reverse(site.live_bytes_before_exit),
         )
     });
     sites.truncate(options.top);

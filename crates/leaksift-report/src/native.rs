@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use leaksift_native::symbolize::{Frame, UNKNOWN};
 use leaksift_native::untraced::{ManagedRuntime, UntracedMemory};
-use leaksift_native::view::{Hotspot, NativeReport};
+use leaksift_native::view::{Hotspot, NativeReport, SiteView};
 
 use crate::table::{Align, Table};
 use crate::units;
@@ -282,13 +282,26 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             table.row([
                 growth.verdict.to_string(),
                 units::bytes(growth.slope_bytes_per_s),
-                units::bytes(growth.live_bytes_at_end as f64),
+                live_at_end(growth),
                 label,
             ]);
         }
         out.push_str(&table.render());
     }
     out
+}
+
+/// A growth row's live bytes at the end, with what the site held before the exit freed it.
+fn live_at_end(growth: &SiteView) -> String {
+    let at_end = units::bytes(growth.live_bytes_at_end as f64);
+    if growth.live_bytes_before_exit == growth.live_bytes_at_end {
+        at_end
+    } else {
+        format!(
+            "{at_end} ({} before exit)",
+            units::bytes(growth.live_bytes_before_exit as f64)
+        )
+    }
 }
 
 /// Says what memory the report cannot show, and why leaksift thinks there is some.

@@ -27,10 +27,12 @@
 //!    a range from the slope interval.
 
 mod baseline;
+mod exit_tail;
 mod mann_kendall;
 mod theil_sen;
 
 pub use baseline::Point;
+pub use exit_tail::{EXIT_TAIL_MAX_SAMPLES, exit_tail};
 pub use mann_kendall::{KendallScore, upper_tail};
 pub use theil_sen::{SlopeFit, Z_95, median, ols_slope};
 

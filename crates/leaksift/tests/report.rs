@@ -946,6 +946,83 @@ fn inlined_frames_are_expanded_from_dwarf() {
     );
 }
 
+/// A global cache freed by its destructor after `main` returned: nothing is live at the end,
+/// yet its call site is a leak, with what it held before the exit.
+#[test]
+fn growth_by_call_site_sees_through_what_the_exit_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(
+        dir.path(),
+        "c++",
+        "global_cache.cpp",
+        "global_cache",
+        &["-g", "-O1"],
+    );
+    let trace = dir.path().join("cache.trace");
+    let output = leaksift()
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&binary)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json = report_json(&trace);
+    assert_eq!(
+        json["live_at_end"]["bytes"], 0,
+        "the destructor freed the cache"
+    );
+    let sites = json["growth"]["sites"].as_array().unwrap();
+    let top = &sites[0];
+    assert_eq!(top["verdict"], "leak", "{:#}", json["growth"]);
+    let remember = top["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|frame| frame["function"] == "remember")
+        .unwrap_or_else(|| panic!("{top:#}"));
+    assert_eq!(
+        remember["line"].as_u64().unwrap(),
+        u64::from(marker_line("global_cache.cpp", "remember"))
+    );
+    assert_eq!(top["live_bytes_at_end"], 0);
+    assert_eq!(top["live_bytes_before_exit"], 150 * 65536, "{top:#}");
+    let text = report(&trace, &[]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("0 B (9.38 MiB before exit)"), "{text}");
+
+    // Emptied by `main` 300 ms before the exit: a fall the program made, not its exit.
+    let output = leaksift()
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&binary)
+        .args(["150", "clear"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json = report_json(&trace);
+    assert!(
+        json["growth"]["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|site| site["verdict"] != "leak"),
+        "{:#}",
+        json["growth"]
+    );
+}
+
 #[test]
 fn growth_by_call_site_finds_the_leak_in_a_killed_server() {
     let dir = tempfile::tempdir().unwrap();

@@ -94,8 +94,8 @@ struct WatchJson {
     evidence: Evidence,
 }
 
-/// The last samples of a command that exited by itself (or a `--pid` process that vanished),
-/// each lower than the one before it: the program freeing its memory as it ends.
+/// The exit tail of a command that exited by itself (or of a `--pid` process that vanished): the
+/// program freeing its memory as it ends.
 struct ExitTail {
     /// Index of the first of them.
     from: usize,
@@ -118,27 +118,21 @@ impl ExitTail {
     }
 }
 
-/// At most this many falling samples at the end are taken for the exit.
-const EXIT_TAIL_MAX_SAMPLES: usize = 2;
-
 /// Measured (`watch -- python3` on a script that keeps 120 MiB, 50 ms interval): a command
 /// frees its memory in its last moments (an interpreter's finalization, `munmap` of large
 /// blocks), and the sample taken then (4 runs in 6) either reads as a restart or flattens the
-/// tail into a false `plateau`. So when the command exited by itself, its last falling samples
-/// (at most [`EXIT_TAIL_MAX_SAMPLES`], and only if `min_samples` remain) are left out. A program
-/// that frees its memory over a longer time before exiting still shows that fall, hence no leak.
-/// A run stopped by `--duration` or a signal keeps every sample.
+/// tail into a false `plateau`. So when the command exited by itself, its exit tail
+/// ([`leaksift_stats::exit_tail`]: a fall in its last two samples) is left out, if
+/// `min_samples` remain. A run stopped by `--duration` or a signal keeps every sample.
 fn exit_tail(command_exited: bool, bytes: &[f64], min_samples: usize) -> Option<ExitTail> {
-    let falling = bytes
-        .windows(2)
-        .rev()
-        .take(EXIT_TAIL_MAX_SAMPLES)
-        .take_while(|pair| pair[1] < pair[0])
-        .count();
-    let from = bytes.len() - falling;
-    (command_exited && falling > 0 && from >= min_samples).then(|| ExitTail {
+    let last = bytes
+        .len()
+        .saturating_sub(leaksift_stats::EXIT_TAIL_MAX_SAMPLES);
+    let samples = leaksift_stats::exit_tail(bytes, last, min_samples);
+    let from = bytes.len() - samples;
+    (command_exited && samples > 0).then(|| ExitTail {
         from,
-        samples: falling,
+        samples,
         before: bytes[from - 1],
         last: bytes[bytes.len() - 1],
     })
