@@ -45,6 +45,20 @@ fn report(trace: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs `leaksift record -o TRACE -- BINARY ARGS…`, whatever its exit status.
+fn record_output(trace: &Path, binary: &Path, args: &[&str]) -> std::process::Output {
+    support::ensure_preload();
+    leaksift()
+        .arg("record")
+        .arg("-o")
+        .arg(trace)
+        .arg("--")
+        .arg(binary)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// A path as a command-line argument.
 fn path(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
@@ -959,14 +973,7 @@ fn growth_by_call_site_sees_through_what_the_exit_frees() {
         &["-g", "-O1"],
     );
     let trace = dir.path().join("cache.trace");
-    let output = leaksift()
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .arg(&binary)
-        .output()
-        .unwrap();
+    let output = record_output(&trace, &binary, &[]);
     assert!(
         output.status.success(),
         "{}",
@@ -997,15 +1004,7 @@ fn growth_by_call_site_sees_through_what_the_exit_frees() {
     assert!(text.contains("0 B (9.38 MiB before exit)"), "{text}");
 
     // Emptied by `main` 300 ms before the exit: a fall the program made, not its exit.
-    let output = leaksift()
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .arg(&binary)
-        .args(["150", "clear"])
-        .output()
-        .unwrap();
+    let output = record_output(&trace, &binary, &["150", "clear"]);
     assert!(
         output.status.success(),
         "{}",
@@ -1034,14 +1033,7 @@ fn growth_by_call_site_finds_the_leak_in_a_killed_server() {
         &["-g", "-O0"],
     );
     let trace = dir.path().join("server.trace");
-    let output = leaksift()
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .arg(&binary)
-        .output()
-        .unwrap();
+    let output = record_output(&trace, &binary, &[]);
     assert_eq!(
         output.status.code(),
         Some(128 + 9),

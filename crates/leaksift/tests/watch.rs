@@ -39,19 +39,12 @@ fn memory_shapes() -> &'static Path {
         .1
 }
 
-/// Watches `memory_shapes MODE` for 10 s at 50 ms and returns the JSON verdict.
-fn watch_shape(mode: &str, extra: &[&str]) -> serde_json::Value {
+/// Runs `leaksift watch --quiet --interval 50ms --json ARGS… -- memory_shapes MODE`, expects
+/// success and returns the JSON verdict.
+fn watch_json(args: &[&std::ffi::OsStr], mode: &str) -> serde_json::Value {
     let out = leaksift()
-        .args([
-            "watch",
-            "--quiet",
-            "--interval",
-            "50ms",
-            "--duration",
-            "10s",
-            "--json",
-        ])
-        .args(extra)
+        .args(["watch", "--quiet", "--interval", "50ms", "--json"])
+        .args(args)
         .arg("--")
         .arg(memory_shapes())
         .arg(mode)
@@ -63,7 +56,14 @@ fn watch_shape(mode: &str, extra: &[&str]) -> serde_json::Value {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Watches `memory_shapes MODE` for 10 s at 50 ms and returns the JSON verdict.
+fn watch_shape(mode: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--duration".as_ref(), "10s".as_ref()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let json = watch_json(&args, mode);
     assert_eq!(json["schema"], "leaksift.watch.v1");
     assert!(json["samples"].as_u64().unwrap() >= 50, "{json}");
     json
@@ -130,20 +130,7 @@ fn leaksift_watch_header() -> &'static str {
 fn watch_to_exit(mode: &str) -> (serde_json::Value, u64) {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("samples.csv");
-    let out = leaksift()
-        .args(["watch", "--quiet", "--interval", "50ms", "--json", "--out"])
-        .arg(&csv)
-        .arg("--")
-        .arg(memory_shapes())
-        .arg(mode)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = watch_json(&["--out".as_ref(), csv.as_os_str()], mode);
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count() as u64 - 1;
     (json, rows)
 }
