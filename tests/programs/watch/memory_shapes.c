@@ -6,7 +6,7 @@
  *   memory_shapes plateau        keeps 40 KiB every 10 ms for 4 s (16 MiB), then holds
  *   memory_shapes flat           one 8 MiB block, then nothing
  *   memory_shapes leak-exit      keeps 128 KiB every 10 ms for 3 s (37.5 MiB), then frees it all,
- *                                sleeps 60 ms and exits 0: an exit that frees its memory
+ *                                sleeps 90 ms and exits 0: an exit that frees its memory
  *   memory_shapes rise-fall      keeps 128 KiB every 10 ms for 2 s, then frees one block every
  *                                10 ms until none is left, and exits 0: no leak
  *
@@ -74,7 +74,9 @@ int main(int argc, char **argv) {
             free(kept[--count]);
             if (rise_fall) nanosleep(&tick, NULL);
         }
-        struct timespec last = {0, 60 * 1000 * 1000};
+        /* 90 ms: at a 50 ms interval one or two samples see the freed state (three would need
+         * 100 ms), and a sampler delayed by load still sees one. */
+        struct timespec last = {0, 90 * 1000 * 1000};
         nanosleep(&last, NULL);
         return base[0] == 1 ? 0 : 1;
     }
