@@ -192,17 +192,13 @@ pub struct SiteGrowth {
     pub trend: TrendAnalysis,
 }
 
-/// The shortest time before the exit scan in which a fall still counts as the exit: a loaded
-/// machine may deschedule the exiting thread between the program's last destructor and the
-/// scan for longer than two sampling intervals of a short run (4 ms each over 1.5 s).
-const EXIT_WINDOW_NS: u64 = 100_000_000;
-
 /// Classifies the growth of the `limit` call sites holding the most live bytes at the end of the
 /// run; a site is one or more stacks whose live bytes are summed sample by sample. Sites whose
 /// series the trend engine rejects (too few samples) are left out.
 ///
 /// When the program exited, a site's exit tail ([`leaksift_stats::exit_tail`]: a fall within
-/// two sampling intervals, or 100 ms, of the exit scan, and the flat samples after it) is its
+/// two sampling intervals, at least 200 ms, of the exit scan, and the flat samples after it) is
+/// its
 /// teardown and
 /// is left out, as `watch` does for a command's exit:
 /// a C++ program's global cache freed by its destructor after `main` returned had 0 bytes at
@@ -222,21 +218,19 @@ pub fn call_site_growth(
             .fold(0u64, u64::saturating_add)
     };
     let times = analysis.sites.times_s();
-    // A fall counts as the exit from two sampling intervals (at least `EXIT_WINDOW_NS`) before
-    // the exit scan (the program's `atexit` handlers and C++ destructors of globals run just
-    // before it), or before the end of a trace without one. The samples from there on are all a
-    // tail may hold: what follows the fall (idle samples while the scan runs) is flat.
+    // A fall counts as the exit from two sampling intervals (at least 200 ms) before the exit
+    // scan (the program's `atexit` handlers and C++ destructors of globals run just before it),
+    // or before the end of a trace without one. The samples from there on are all a tail may
+    // hold: what follows the fall (idle samples while the scan runs) is flat.
     let exit_ns = match analysis.scan {
         Some(scan) if scan.trigger == ScanTrigger::Exit => scan.time.0,
         _ => analysis.duration.0,
     };
-    let window_ns = analysis
-        .sites
-        .interval_ns()
-        .saturating_mul(2)
-        .max(EXIT_WINDOW_NS);
-    let window_s = exit_ns.saturating_sub(window_ns) as f64 / 1e9;
-    let earliest = times.partition_point(|&t| t < window_s);
+    let earliest = leaksift_stats::exit_window_start(
+        &times,
+        exit_ns as f64 / 1e9,
+        analysis.sites.interval_ns() as f64 / 1e9,
+    );
     // Per site: how many samples its exit tail takes, and its live bytes just before them.
     let before_exit = |site: usize| -> (usize, u64) {
         let from = earliest.saturating_sub(1);

@@ -32,7 +32,7 @@ mod mann_kendall;
 mod theil_sen;
 
 pub use baseline::Point;
-pub use exit_tail::{EXIT_TAIL_MAX_SAMPLES, exit_tail};
+pub use exit_tail::{EXIT_WINDOW_MIN_S, exit_tail, exit_window_start};
 pub use mann_kendall::{KendallScore, upper_tail};
 pub use theil_sen::{SlopeFit, Z_95, median, ols_slope};
 

@@ -1003,7 +1003,9 @@ fn growth_by_call_site_sees_through_what_the_exit_frees() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("0 B (9.38 MiB before exit)"), "{text}");
 
-    // Emptied by `main` 300 ms before the exit: a fall the program made, not its exit.
+    // Emptied by `main` 1 s before the exit: a fall the program made, not its exit. (The
+    // vector's own buffer, grown by `push_back` in `remember` and kept by `clear` until the
+    // destructor, may still read as growth: only the entries' site is checked.)
     let output = record_output(&trace, &binary, &["150", "clear"]);
     assert!(
         output.status.success(),
@@ -1011,11 +1013,20 @@ fn growth_by_call_site_sees_through_what_the_exit_frees() {
         String::from_utf8_lossy(&output.stderr)
     );
     let json = report_json(&trace);
+    let entry_line = u64::from(marker_line("global_cache.cpp", "remember"));
+    let allocated_in_remember = |site: &&Value| {
+        site["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|frame| frame["function"] == "remember" && frame["line"] == entry_line)
+    };
     assert!(
         json["growth"]["sites"]
             .as_array()
             .unwrap()
             .iter()
+            .filter(allocated_in_remember)
             .all(|site| site["verdict"] != "leak"),
         "{:#}",
         json["growth"]

@@ -135,13 +135,17 @@ fn watch_to_exit(mode: &str) -> (serde_json::Value, u64) {
     (json, rows)
 }
 
+/// Samples of the exit window at a 50 ms interval: 200 ms
+/// (`leaksift_stats::EXIT_WINDOW_MIN_S`) hold at most five.
+const EXIT_WINDOW_SAMPLES: u64 = 5;
+
 /// A command that frees its memory as it exits: the falling samples at the very end are left
 /// out (they read as a restart, or as a levelling-off), and the verdict is on the growth.
 #[test]
 fn the_memory_a_command_frees_as_it_exits_is_left_out() {
     let (json, rows) = watch_to_exit("leak-exit");
     let tail = json["exit_tail_samples"].as_u64().unwrap();
-    assert!((1..=2).contains(&tail), "{json}");
+    assert!((1..=EXIT_WINDOW_SAMPLES).contains(&tail), "{json}");
     assert_eq!(
         json["samples"].as_u64().unwrap(),
         rows - tail,
@@ -176,18 +180,18 @@ fn the_memory_a_watched_pid_frees_as_it_ends_is_left_out() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["stopped"], "error", "{json}");
     let tail = json["exit_tail_samples"].as_u64().unwrap();
-    assert!((1..=2).contains(&tail), "{json}");
+    assert!((1..=EXIT_WINDOW_SAMPLES).contains(&tail), "{json}");
     assert_eq!(json["restarts"], 0, "{json}");
     assert_eq!(json["verdict"], "leak", "{json}");
 }
 
 /// Memory given back over two seconds before the command exits is the program's behaviour, not
-/// its exit: at most two samples go, and the fall keeps the verdict off `leak`.
+/// its exit: only the exit window's samples may go, and the fall keeps the verdict off `leak`.
 #[test]
 fn a_long_fall_before_exit_is_kept() {
     let (json, rows) = watch_to_exit("rise-fall");
     let tail = json["exit_tail_samples"].as_u64().unwrap();
-    assert!(tail <= 2, "{json}");
+    assert!(tail <= EXIT_WINDOW_SAMPLES, "{json}");
     assert_eq!(json["samples"].as_u64().unwrap(), rows - tail);
     assert_ne!(json["verdict"], "leak", "{json}");
     assert_ne!(json["verdict"], "plateau", "{json}");

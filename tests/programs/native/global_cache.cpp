@@ -2,7 +2,7 @@
 // `main` returns: at the end nothing is live and nothing is lost, yet the cache's call site grew
 // all along. Each request keeps 64 KiB at `remember` and churns a 4 KiB scratch buffer.
 // Usage: global_cache [REQUESTS [clear]] (default 150 requests, 10 ms apart). With `clear`, main
-// empties the cache itself and idles 300 ms before returning: memory given back, no leak.
+// empties the cache itself and idles 1 s before returning: memory given back, no leak.
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
     }
     if (argc > 2 && std::strcmp(argv[2], "clear") == 0) {
         cache.clear();
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        std::this_thread::sleep_for(std::chrono::seconds(1));
     }
     return 0;
 }

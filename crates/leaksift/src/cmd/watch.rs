@@ -122,13 +122,19 @@ impl ExitTail {
 /// frees its memory in its last moments (an interpreter's finalization, `munmap` of large
 /// blocks), and the sample taken then (4 runs in 6) either reads as a restart or flattens the
 /// tail into a false `plateau`. So when the command exited by itself, its exit tail
-/// ([`leaksift_stats::exit_tail`]: a fall in its last two samples) is left out, if
-/// `min_samples` remain. A run stopped by `--duration` or a signal keeps every sample.
-fn exit_tail(command_exited: bool, bytes: &[f64], min_samples: usize) -> Option<ExitTail> {
-    let last = bytes
-        .len()
-        .saturating_sub(leaksift_stats::EXIT_TAIL_MAX_SAMPLES);
-    let samples = leaksift_stats::exit_tail(bytes, last, min_samples);
+/// ([`leaksift_stats::exit_tail`]: a fall that starts within two intervals, at least 200 ms, of
+/// the last sample) is left out, if `min_samples` remain. A run stopped by `--duration` or a
+/// signal keeps every sample.
+fn exit_tail(
+    command_exited: bool,
+    t: &[f64],
+    bytes: &[f64],
+    interval_s: f64,
+    min_samples: usize,
+) -> Option<ExitTail> {
+    let end = t.last().copied().unwrap_or(0.0);
+    let earliest = leaksift_stats::exit_window_start(t, end, interval_s);
+    let samples = leaksift_stats::exit_tail(bytes, earliest, min_samples);
     let from = bytes.len() - samples;
     (command_exited && samples > 0).then(|| ExitTail {
         from,
@@ -242,7 +248,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         recording.stop,
         Stop::ChildExited(_) | Stop::Failed(leaksift_watch::WatchError::ProcessGone { .. })
     );
-    let exit_tail = exit_tail(ended_by_itself, &bytes, config.min_samples);
+    let exit_tail = exit_tail(
+        ended_by_itself,
+        &t,
+        &bytes,
+        args.interval.as_secs_f64(),
+        config.min_samples,
+    );
     if let Some(tail) = &exit_tail {
         t.truncate(tail.from);
         bytes.truncate(tail.from);
