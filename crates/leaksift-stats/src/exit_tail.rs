@@ -4,8 +4,8 @@
 /// end, and never less than this many seconds: an exit that frees memory (an interpreter's
 /// finalization, C++ destructors of globals, `munmap` of large blocks) takes a moment, and a
 /// loaded machine stretches it. Measured with three busy loops on the 2-core machine: a
-/// two-sample window (100 ms at `watch`'s 50 ms) and a 100 ms one each missed part of such a
-/// fall in about one run in six. A program that gives its memory back over a longer time before
+/// two-sample window (100 ms at `watch`'s 50 ms) missed part of such a fall in 2 of 4 runs of
+/// the `watch --pid` test, a 100 ms one in 1 of 6 runs of the `report` test. A program that gives its memory back over a longer time before
 /// exiting keeps that fall in its series.
 pub const EXIT_WINDOW_MIN_S: f64 = 0.2;
 

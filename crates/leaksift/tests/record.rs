@@ -12,7 +12,7 @@ use leaksift_trace::TraceReader;
 
 mod support;
 use leaksift_trace::model::{
-    AllocKind, Event, LeakClass, Module, ProcessEnd, ScanTrigger, StackId,
+    AllocKind, Event, LeakClass, LeakScan, Module, ProcessEnd, ScanTrigger, StackId,
 };
 use support::ensure_preload;
 
@@ -108,6 +108,14 @@ impl Trace {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The first scan taken on demand (a signal or the control file), if the trace has one yet.
+    fn on_demand_scan(&self) -> Option<&LeakScan> {
+        self.events.iter().find_map(|e| match e {
+            Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand => Some(&**s),
+            _ => None,
+        })
     }
 
     fn frees(&self) -> Vec<u64> {
@@ -1029,20 +1037,9 @@ fn the_control_file_or_the_scan_signal_triggers_a_scan_of_the_running_program() 
         } else {
             std::fs::write(dir.path().join(format!("scan_{by_signal}.lks.scan")), b"").unwrap();
         }
-        let trace = wait_for_trace(&trace_path, |t| {
-            t.events
-                .iter()
-                .any(|e| matches!(e, Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand))
-        });
+        let trace = wait_for_trace(&trace_path, |t| t.on_demand_scan().is_some());
         let lost = trace.allocs(7777)[0].0;
-        let scan = trace
-            .events
-            .iter()
-            .find_map(|e| match e {
-                Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand => Some(s),
-                _ => None,
-            })
-            .unwrap();
+        let scan = trace.on_demand_scan().unwrap();
         let class = scan
             .blocks
             .iter()
@@ -1107,11 +1104,7 @@ fn a_scan_of_a_program_that_keeps_allocating_finds_its_global_list_reachable() {
     let started = wait_for_trace(&trace_path, |t| t.allocs(512).len() >= 30);
     // SAFETY: signalling the traced program we started.
     unsafe { libc::kill(started.pid as i32, libc::SIGUSR2) };
-    let trace = wait_for_trace(&trace_path, |t| {
-        t.events
-            .iter()
-            .any(|e| matches!(e, Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand))
-    });
+    let trace = wait_for_trace(&trace_path, |t| t.on_demand_scan().is_some());
     // The program would run 3 s more before killing itself: end it (record then exits).
     // SAFETY: signalling the traced program we started.
     unsafe { libc::kill(started.pid as i32, libc::SIGKILL) };
@@ -1121,14 +1114,7 @@ fn a_scan_of_a_program_that_keeps_allocating_finds_its_global_list_reachable() {
         .iter()
         .map(|(address, _, _)| *address)
         .collect();
-    let scan = trace
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::LeakScan(s) if s.trigger == ScanTrigger::OnDemand => Some(s),
-            _ => None,
-        })
-        .unwrap();
+    let scan = trace.on_demand_scan().unwrap();
     let classes: Vec<LeakClass> = scan
         .blocks
         .iter()
