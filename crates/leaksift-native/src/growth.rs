@@ -8,7 +8,7 @@
 //! one `(sample, bytes)` entry per sample at which its live bytes had changed.
 
 use leaksift_stats::{Analysis as TrendAnalysis, Config as TrendConfig, StatsError};
-use leaksift_trace::model::ScanTrigger;
+use leaksift_trace::model::{ProcessEnd, ScanTrigger};
 
 use crate::replay::{Analysis, StackIndex, StackStats};
 
@@ -238,9 +238,10 @@ pub fn call_site_growth(
             .map(|index| live_at(site, index) as f64)
             .collect();
         let keep = config.min_samples.saturating_sub(from);
+        // An exec frees nothing first (no destructors or exit handlers run): no tail.
         let tail = match analysis.end {
-            Some(_) => leaksift_stats::exit_tail(&end, earliest - from, keep),
-            None => 0,
+            Some(ProcessEnd::Exited(_)) => leaksift_stats::exit_tail(&end, earliest - from, keep),
+            Some(ProcessEnd::Exec) | None => 0,
         };
         let held = samples
             .checked_sub(tail + 1)

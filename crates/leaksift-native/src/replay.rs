@@ -390,7 +390,8 @@ pub struct Replay {
     frees: u64,
     temporaries: u64,
     now: u64,
-    end: Option<ProcessEnd>,
+    /// The last `End` event and when it came.
+    end: Option<(ProcessEnd, u64)>,
     peak_rss: Option<u64>,
     scan: Option<ScanInfo>,
     leaks: LeakTotals,
@@ -463,14 +464,20 @@ impl Replay {
             }
             Event::End { time, end } => {
                 self.advance(*time);
-                self.end = Some(*end);
+                self.end = Some((*end, self.now));
             }
         }
     }
 
     /// Ends the replay: resolves scanned blocks whose allocation arrived after the scan and builds
-    /// the analysis. The trace counts as truncated when it had no `End` event.
+    /// the analysis. The trace counts as truncated when it had no `End` event, or when its last
+    /// one is an exec followed by later events (an exec that failed, after which the program
+    /// went on).
     pub fn finish(mut self) -> Analysis {
+        let end = self.end.and_then(|(end, at)| match end {
+            ProcessEnd::Exec if self.now > at => None,
+            end => Some(end),
+        });
         let pending = std::mem::take(&mut self.pending_scanned);
         for scanned in pending {
             match self.live.get(scanned.address) {
@@ -519,8 +526,8 @@ impl Replay {
             stacks: self.stacks,
             stack_stats: stats,
             modules: self.modules,
-            truncated: self.end.is_none(),
-            end: self.end,
+            truncated: end.is_none(),
+            end,
             duration: TraceTime(self.now),
             allocations: self.allocations,
             allocated_bytes: self.allocated_bytes,
@@ -914,6 +921,30 @@ mod tests {
         assert_eq!(analysis.stats(a).live_bytes, 0);
         assert_eq!(analysis.stats(b).live_bytes, 110);
         assert_eq!(analysis.stats(b).allocations, 2);
+    }
+
+    /// An exec record ends the trace when nothing follows it; events after it mean the exec
+    /// failed and the program went on, so the trace ends with whatever comes last.
+    #[test]
+    fn an_exec_record_ends_the_trace_only_when_nothing_follows_it() {
+        let exec = |time| Event::End {
+            time: TraceTime(time),
+            end: ProcessEnd::Exec,
+        };
+        let events = [stack(1), alloc(10, T1, 0xa0, 100, 1), exec(20)];
+        let analysis = replay(&events);
+        assert!(!analysis.truncated);
+        assert_eq!(analysis.end, Some(ProcessEnd::Exec));
+
+        let failed = [&events[..], &[alloc(30, T1, 0xb0, 10, 1)]].concat();
+        let analysis = replay(&failed);
+        assert!(analysis.truncated);
+        assert_eq!(analysis.end, None);
+
+        let failed_then_exited = [&failed[..], &[end(40)]].concat();
+        let analysis = replay(&failed_then_exited);
+        assert!(!analysis.truncated);
+        assert_eq!(analysis.end, Some(ProcessEnd::Exited(0)));
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct NativeReport {
     pub truncated: bool,
     /// The traced process's exit status, when it exited cleanly.
     pub exit_status: Option<i32>,
+    /// The traced program replaced itself with another one (`exec`): the trace ends there,
+    /// without an exit scan (the new program is traced to another file).
+    pub exec: bool,
     pub duration_s: f64,
     pub allocations: u64,
     pub frees: u64,
@@ -382,7 +385,11 @@ pub fn build(
 
     NativeReport {
         truncated: analysis.truncated,
-        exit_status: analysis.end.map(|ProcessEnd::Exited(code)| code),
+        exit_status: match analysis.end {
+            Some(ProcessEnd::Exited(code)) => Some(code),
+            Some(ProcessEnd::Exec) | None => None,
+        },
+        exec: analysis.end == Some(ProcessEnd::Exec),
         duration_s: seconds(analysis.duration.0),
         allocations: analysis.allocations,
         frees: analysis.frees,

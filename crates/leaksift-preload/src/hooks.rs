@@ -603,17 +603,18 @@ pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
     })
 }
 
-/// `execve`: the new image replaces this one, so write out the pending events first (the trace
-/// of this image then ends without an `End` event; the new image traces to `OUTPUT.<pid>`).
+/// `execve`: the new image replaces this one, so write out the pending events first and end the
+/// trace with an exec record ([`runtime::around_exec`]; the new image traces to `OUTPUT.<pid>`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execve(
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    runtime::flush_and_wait(5000);
-    // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
-    unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
+    runtime::around_exec(|| {
+        // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
+        unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
+    })
 }
 
 #[unsafe(no_mangle)]
@@ -621,9 +622,10 @@ pub unsafe extern "C" fn execv(
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
 ) -> c_int {
-    runtime::flush_and_wait(5000);
-    // SAFETY: the raw syscall with the caller's arguments and the current environment.
-    unsafe { libc::syscall(libc::SYS_execve, path, argv, sys::environ) as c_int }
+    runtime::around_exec(|| {
+        // SAFETY: the raw syscall with the caller's arguments and the current environment.
+        unsafe { libc::syscall(libc::SYS_execve, path, argv, sys::environ) as c_int }
+    })
 }
 
 type ExecvpeFn = unsafe extern "C" fn(
@@ -639,10 +641,11 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    runtime::flush_and_wait(5000);
-    call_next(c"execvpe", |real| {
-        // SAFETY: glibc's execvpe has this signature; the caller's arguments pass through.
-        unsafe { core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp) }
+    runtime::around_exec(|| {
+        call_next(c"execvpe", |real| {
+            // SAFETY: glibc's execvpe has this signature; the caller's arguments pass through.
+            unsafe { core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp) }
+        })
     })
 }
 
@@ -657,10 +660,11 @@ pub unsafe extern "C" fn fexecve(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    runtime::flush_and_wait(5000);
-    call_next(c"fexecve", |real| {
-        // SAFETY: glibc's fexecve has this signature; the caller's arguments pass through.
-        unsafe { core::mem::transmute::<*mut c_void, FexecveFn>(real)(fd, argv, envp) }
+    runtime::around_exec(|| {
+        call_next(c"fexecve", |real| {
+            // SAFETY: glibc's fexecve has this signature; the caller's arguments pass through.
+            unsafe { core::mem::transmute::<*mut c_void, FexecveFn>(real)(fd, argv, envp) }
+        })
     })
 }
 
@@ -673,9 +677,10 @@ pub unsafe extern "C" fn execveat(
     envp: *const *const libc::c_char,
     flags: c_int,
 ) -> c_int {
-    runtime::flush_and_wait(5000);
-    // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
-    unsafe { libc::syscall(libc::SYS_execveat, dirfd, path, argv, envp, flags) as c_int }
+    runtime::around_exec(|| {
+        // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
+        unsafe { libc::syscall(libc::SYS_execveat, dirfd, path, argv, envp, flags) as c_int }
+    })
 }
 
 /// Calls the next definition of `name` (glibc's), or fails with ENOSYS when there is none.

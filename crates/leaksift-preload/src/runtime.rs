@@ -49,10 +49,14 @@ static TRACED_PID: AtomicU32 = AtomicU32::new(0);
 /// from one of them), so the scan runs once.
 static EXIT_SCAN_CLAIMED: AtomicBool = AtomicBool::new(false);
 pub static WRITER_TID: AtomicU32 = AtomicU32::new(0);
-/// Flush requests (before exec): the writer writes everything pending and sets
-/// `FLUSH_DONE` to the request count it served.
+/// Flush requests (before exec): the writer writes everything pending (and the exec record) and
+/// sets `FLUSH_DONE` to the request count it served.
 pub static FLUSH_REQUESTED: AtomicU32 = AtomicU32::new(0);
 pub static FLUSH_DONE: AtomicU32 = AtomicU32::new(0);
+/// Set by an exec hook before its flush request: the writer ends the trace with an exec record
+/// and then writes nothing more until the hook clears it (the exec failed and the program goes
+/// on), so that nothing the other threads do meanwhile lands after the record.
+pub static EXEC_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Whether allocation events are being recorded. Initialises the core on first use.
 #[inline(always)]
@@ -403,19 +407,13 @@ fn install_scan_signal(signal: c_int) {
 }
 
 /// Asks the writer to write out every pending event and waits up to `timeout_ms` for it
-/// (before exec). Returns immediately on the writer thread.
+/// (before exec).
 ///
 /// No signal handler calls it: the library installs no handler of its own except the opt-in
 /// scan signal, because runtimes check dispositions at start-up (Rust's stack-overflow guard
 /// only installs itself over SIG_DFL, CPython only takes SIGINT when it is SIG_DFL). A crash
 /// loses at most the last 100 ms of events.
-pub fn flush_and_wait(timeout_ms: u32) {
-    if STATE.load(Ordering::Acquire) != STATE_ACTIVE
-        || !WRITER_RUNNING.load(Ordering::Acquire)
-        || WRITER_TID.load(Ordering::Acquire) == sys::gettid()
-    {
-        return;
-    }
+fn flush_and_wait(timeout_ms: u32) {
     let target = FLUSH_REQUESTED
         .fetch_add(1, Ordering::AcqRel)
         .wrapping_add(1);
@@ -427,6 +425,27 @@ pub fn flush_and_wait(timeout_ms: u32) {
         }
         sys::futex_wait(&FLUSH_DONE, done, 10_000_000);
     }
+}
+
+/// Runs `exec` (one of the exec calls) after writing out every pending event and ending the trace
+/// with an exec record (see [`flush_and_wait`]). If the exec fails, the program goes on: the
+/// writer resumes and the program's errno is the one the call left.
+pub fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+    let traced = STATE.load(Ordering::Acquire) == STATE_ACTIVE
+        && WRITER_RUNNING.load(Ordering::Acquire)
+        && WRITER_TID.load(Ordering::Acquire) != sys::gettid();
+    if !traced {
+        return exec();
+    }
+    EXEC_PENDING.store(true, Ordering::Release);
+    flush_and_wait(5000);
+    let result = exec();
+    // SAFETY: errno is thread-local and always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    EXEC_PENDING.store(false, Ordering::Release);
+    buffers::wake_writer();
+    set_errno(errno);
+    result
 }
 
 /// Runs `call` (a system call that requires a single-threaded process: `unshare` of a user

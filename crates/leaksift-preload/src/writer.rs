@@ -259,6 +259,8 @@ pub struct Writer {
     /// events are complete.
     last_collect: u64,
     watermark: u64,
+    /// The trace ends with an exec record written for an exec still in progress.
+    exec_recorded: bool,
     failed: bool,
 }
 
@@ -419,6 +421,7 @@ pub fn spawn(sink: Sink) {
         last_flush: 0,
         last_collect: 0,
         watermark: 0,
+        exec_recorded: false,
         failed: false,
     });
     start_thread(Box::into_raw(writer), true);
@@ -727,6 +730,14 @@ impl Writer {
                 self.finish();
                 return;
             }
+            if self.exec_recorded {
+                // The trace ends with an exec record: nothing more until the exec fails.
+                if runtime::EXEC_PENDING.load(Ordering::Acquire) {
+                    buffers::writer_sleep(seen, COLLECT_NS);
+                    continue;
+                }
+                self.exec_recorded = false;
+            }
             self.cycle(false);
             let now = sys::monotonic_ns();
             if now.saturating_sub(self.last_periodic) >= CYCLE_NS {
@@ -746,6 +757,12 @@ impl Writer {
             let requested = runtime::FLUSH_REQUESTED.load(Ordering::Acquire);
             if requested != runtime::FLUSH_DONE.load(Ordering::Acquire) {
                 self.cycle(true);
+                if runtime::EXEC_PENDING.load(Ordering::Acquire) {
+                    let time = self.clock.nanos(sys::timestamp());
+                    let result = self.sink.trace.end(time, ProcessEnd::Exec);
+                    self.check(result);
+                    self.exec_recorded = true;
+                }
                 let result = self.sink.trace.flush();
                 self.check(result);
                 runtime::FLUSH_DONE.store(requested, Ordering::Release);

@@ -34,9 +34,15 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
     if report.truncated {
         let _ = writeln!(
             out,
-            "TRUNCATED: the trace ends without the process's exit (crash, kill, exec of another \
-             program or a cut file); \
+            "TRUNCATED: the trace ends without the process's exit (crash, kill or a cut file); \
              figures cover what was recorded"
+        );
+    } else if report.exec {
+        let _ = writeln!(
+            out,
+            "replaced itself with another program (exec) after {}: no exit scan; the new \
+             program's trace is another file",
+            units::duration(report.duration_s)
         );
     } else if let Some(status) = report.exit_status {
         let _ = writeln!(

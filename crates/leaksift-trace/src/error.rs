@@ -16,7 +16,8 @@ pub enum TraceError {
     #[error("not a leaksift trace: bad magic bytes at byte 0")]
     BadMagic,
     #[error(
-        "unsupported trace format version {version} at byte {offset} (this build reads version {})",
+        "unsupported trace format version {version} at byte {offset} (this build reads versions {} to {})",
+        crate::format::OLDEST_READABLE_VERSION,
         crate::format::FORMAT_VERSION
     )]
     UnsupportedVersion { offset: u64, version: u32 },

@@ -1,4 +1,4 @@
-//! On-disk layout constants of the trace format (version 3); `docs/trace-format.md` is the prose form.
+//! On-disk layout constants of the trace format (version 4); `docs/trace-format.md` is the prose form.
 //!
 //! ```text
 //! file    = MAGIC (8) | version u32le | header_len u32le | header (header_len) | header_crc u32le | chunk*
@@ -19,7 +19,7 @@
 //! | 8 | realloc | old block (0 none, 1 + Δ address of an earlier chunk's block, d + 1 for the chunk's d-th latest block), size, stack |
 //! | 9 | RSS sample | bytes |
 //! | 10 | leak scan | trigger u8 (0 exit, 1 on demand), block count, (Δ address from the previous block, class u8)* |
-//! | 11 | end | kind u8 (0 exited), Δ status from 0 |
+//! | 11 | end | kind u8: 0 exited, then Δ status from 0; 1 exec (version 4), no fields |
 //! | 12 | thread | thread id that the following allocation records belong to (0 at chunk start) |
 //! | 13 | chunk free | distance d ≥ 1: frees the chunk's d-th latest block (allocation or realloc result) |
 //! | 14 | addresses | last record of a chunk: count, (Δ index, Δ address)* — the real address of those chunk blocks |
@@ -33,8 +33,11 @@ pub const RECORDER_MAX_FRAMES: usize = 64;
 
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"LKSFTRC\0";
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+/// The format version this crate writes.
+pub const FORMAT_VERSION: u32 = 4;
+/// The oldest version this crate reads: version 4 only added the `exec` end kind, so a version 3
+/// trace is a version 4 trace without it.
+pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Upper bound on a header's length: anything larger is corruption.
 pub const MAX_HEADER_LEN: u32 = 1 << 20;
 /// Upper bound on a chunk's decompressed length: anything larger is corruption.
@@ -67,6 +70,10 @@ pub(crate) const TAG_END: u8 = 11;
 pub(crate) const TAG_THREAD: u8 = 12;
 pub(crate) const TAG_FREE_CHUNK_BLOCK: u8 = 13;
 pub(crate) const TAG_ADDRESSES: u8 = 14;
+
+/// Kinds of the end record.
+pub(crate) const END_EXITED: u8 = 0;
+pub(crate) const END_EXEC: u8 = 1;
 
 /// Where the addresses of blocks whose real address the trace omits start (blocks allocated and
 /// freed within one chunk, recorded with [`crate::writer::AddressPolicy::Survivors`]): such a

@@ -107,6 +107,10 @@ pub struct LeakScan {
 pub enum ProcessEnd {
     /// Exited with this status.
     Exited(i32),
+    /// Called `exec`: the process goes on as another program, traced to another file. Written
+    /// before the system call, which can fail; then the program goes on, so events after this
+    /// record mean the exec did not happen.
+    Exec,
 }
 
 /// One decoded trace record, in the order the recorder wrote it (per-thread order is preserved;
@@ -160,7 +164,8 @@ pub enum Event {
         rss_bytes: u64,
     },
     LeakScan(Box<LeakScan>),
-    /// Written last on a clean exit. A trace without it was cut short (crash, SIGKILL, OOM kill).
+    /// Written last on a clean exit, or before an `exec`. A trace without it was cut short
+    /// (crash, SIGKILL, OOM kill).
     End {
         time: TraceTime,
         end: ProcessEnd,

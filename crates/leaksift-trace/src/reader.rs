@@ -326,7 +326,7 @@ fn read_header(input: &mut impl Read) -> Result<(TraceHeader, u64), TraceError> 
         return Err(corrupt(n as u64, "file ends inside the header"));
     }
     let version = u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(TraceError::UnsupportedVersion { offset: 8, version });
     }
     let header_len = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]);
@@ -755,17 +755,18 @@ fn decode_record(
             }))
         }
         TAG_END => {
-            let kind = c.u8()?;
-            if kind != 0 {
-                return Err("unknown process end kind");
-            }
-            let status = c.delta(0)? as i64;
-            let status = i32::try_from(status).map_err(|_| "exit status out of range")?;
+            let end = match c.u8()? {
+                END_EXITED => {
+                    let status = c.delta(0)? as i64;
+                    ProcessEnd::Exited(
+                        i32::try_from(status).map_err(|_| "exit status out of range")?,
+                    )
+                }
+                END_EXEC => ProcessEnd::Exec,
+                _ => return Err("unknown process end kind"),
+            };
             state.has_end = true;
-            Event::End {
-                time: now,
-                end: ProcessEnd::Exited(status),
-            }
+            Event::End { time: now, end }
         }
         _ => return Err("unknown record tag"),
     };

@@ -443,9 +443,10 @@ impl<W: Write> TraceWriter<W> {
         p.push(TAG_END);
         match end {
             ProcessEnd::Exited(status) => {
-                p.push(0);
+                p.push(END_EXITED);
                 put_delta(p, 0, i64::from(status) as u64);
             }
+            ProcessEnd::Exec => p.push(END_EXEC),
         }
         self.record_done()
     }

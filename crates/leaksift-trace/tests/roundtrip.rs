@@ -119,6 +119,11 @@ fn sample_events() -> Vec<Event> {
             trigger: ScanTrigger::Exit,
             blocks: vec![],
         })),
+        // An exec that failed, then the exit.
+        Event::End {
+            time: t(2_500_000),
+            end: ProcessEnd::Exec,
+        },
         Event::End {
             time: t(3_000_000),
             end: ProcessEnd::Exited(-3),
@@ -342,9 +347,31 @@ fn version_2_traces_are_refused_by_name() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("this build reads version 3"),
+        err.to_string().contains("this build reads versions 3 to 4"),
         "{err}"
     );
+}
+
+/// Version 4 only added the exec end kind: a version 3 trace (the same bytes with version 3)
+/// still reads.
+#[test]
+fn version_3_traces_still_read() {
+    let events: Vec<Event> = sample_events()
+        .into_iter()
+        .filter(|e| {
+            !matches!(
+                e,
+                Event::End {
+                    end: ProcessEnd::Exec,
+                    ..
+                }
+            )
+        })
+        .collect();
+    let mut bytes = encode(&events, 1 << 20);
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let (decoded, _) = decode(&bytes).unwrap();
+    assert_eq!(decoded, events);
 }
 
 /// Under `AddressPolicy::Survivors` only blocks live at their chunk's end keep their address:

@@ -54,6 +54,23 @@ fn record(trace: &Path, extra: &[&str], program: &Path, args: &[&str]) -> Output
 }
 
 /// Records `program` into `trace`, expects exit status 0 and returns the decoded trace.
+/// What `leaksift report -q ARGS TRACE` prints (it must succeed).
+fn report_output(trace: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["report", "-q"])
+        .args(args)
+        .arg(trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report {}: {}",
+        trace.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn record_clean(trace: &Path, extra: &[&str], program: &Path, args: &[&str]) -> Trace {
     let out = record(trace, extra, program, args);
     assert_eq!(
@@ -179,8 +196,9 @@ impl Trace {
         summary.expect("the trace has a leak scan")
     }
 
+    /// The last `End` record (an exec that failed leaves one before the program's later events).
     fn end(&self) -> Option<ProcessEnd> {
-        self.events.iter().find_map(|e| match e {
+        self.events.iter().rev().find_map(|e| match e {
             Event::End { end, .. } => Some(*end),
             _ => None,
         })
@@ -679,12 +697,8 @@ fn peak_rss_leaves_the_tracers_own_buffers_out() {
         .expect("max RSS from /usr/bin/time");
     let trace_path = dir.path().join("threads_rss.lks");
     record_clean(&trace_path, &[], &program, &[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
-        .args(["report", "--json", "-q"])
-        .arg(&trace_path)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&report_output(&trace_path, &["--json"])).unwrap();
     let peak = report["peak_rss_bytes"].as_u64().expect("a peak RSS");
     assert!(
         peak <= plain_kib * 1024 + (32 << 20),
@@ -769,10 +783,8 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
         1,
         "parent allocation flushed before exec"
     );
-    assert!(
-        before_exec.truncated,
-        "an image that exec'd has no End record"
-    );
+    assert!(!before_exec.truncated);
+    assert_eq!(before_exec.end(), Some(ProcessEnd::Exec));
     assert!(before_exec.allocs(2222).is_empty(), "fork child untraced");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let before_exec_line = format!(
@@ -830,7 +842,64 @@ fn every_exec_call_writes_out_what_came_before_it() {
             1,
             "{how}: the block allocated just before the exec"
         );
+        assert_eq!(before_exec.end(), Some(ProcessEnd::Exec), "{how}");
     }
+}
+
+/// An exec that fails (no such file) leaves an exec record in the trace, and the program goes on
+/// in the same trace: its later block and its exit come after the record, and `report` takes the
+/// exit as the end, not the exec. A trace whose program did exec says so instead of TRUNCATED.
+#[test]
+fn a_failed_exec_goes_on_in_the_same_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("exec_variants.c", &["-O1"], dir.path(), "exec_variants");
+    let trace_path = dir.path().join("missing.lks");
+    let out = record(&trace_path, &[], &program, &["missing"]);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = Trace::read(&trace_path);
+    let position = |wanted: &dyn Fn(&Event) -> bool| trace.events.iter().position(wanted);
+    let exec_record = position(&|e| {
+        matches!(
+            e,
+            Event::End {
+                end: ProcessEnd::Exec,
+                ..
+            }
+        )
+    })
+    .expect("an exec record before the failed exec");
+    let later_block = position(&|e| matches!(e, Event::Alloc { size: 5555, .. }))
+        .expect("the block allocated after the failed exec");
+    assert!(exec_record < later_block);
+    assert_eq!(trace.end(), Some(ProcessEnd::Exited(6)));
+    let report = report_output(&trace_path, &[]);
+    assert!(
+        report.contains("exited with status 6") && !report.contains("TRUNCATED"),
+        "{report}"
+    );
+
+    // A successful exec: the first image's trace ends with the exec, and says so.
+    let trace_path = dir.path().join("execl.lks");
+    let out = record(&trace_path, &[], &program, &["execl"]);
+    assert_eq!(out.status.code(), Some(5));
+    let image = Trace::read(&trace_path);
+    let before_exec = dir.path().join(format!("execl.lks.{}", image.pid));
+    let report = report_output(&before_exec, &[]);
+    assert!(
+        report.contains("replaced itself with another program (exec) after")
+            && !report.contains("TRUNCATED"),
+        "{report}"
+    );
+    let json = report_output(&before_exec, &["--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["exec"], true);
+    assert_eq!(json["truncated"], false);
+    assert_eq!(json["exit_status"], serde_json::Value::Null);
 }
 
 /// Children forked back to back under `--follow-fork` (the writer is held at a safe point while
@@ -1051,12 +1120,8 @@ fn the_control_file_or_the_scan_signal_triggers_a_scan_of_the_running_program() 
         assert_eq!(record.wait().unwrap().code(), Some(0));
         assert!(!Trace::read(&trace_path).truncated);
         // The report's classes come from the exit scan; the on-demand one is kept beside them.
-        let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
-            .args(["report", "--json", "-q"])
-            .arg(&trace_path)
-            .output()
-            .unwrap();
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&report_output(&trace_path, &["--json"])).unwrap();
         assert_eq!(report["scan"]["trigger"], "exit", "{report}");
         let earlier = &report["earlier_scans"];
         assert_eq!(earlier.as_array().map(Vec::len), Some(1), "{earlier}");

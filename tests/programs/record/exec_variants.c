@@ -4,7 +4,9 @@
  * for execle, an environment with one more variable; the new image checks both, allocates 4444
  * bytes and exits with status 5 (3 if its arguments or environment are wrong).
  * The 3333-byte block must be in the first image's trace: the tracer writes out what is pending
- * before any exec, not only before execve, execv, execvp and execvpe. */
+ * before any exec, not only before execve, execv, execvp and execvpe.
+ * With argv[1] = "missing", the exec (execv of a file that does not exist) fails: the program
+ * allocates 5555 bytes after it and exits with status 6. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,6 +28,12 @@ int main(int argc, char **argv) {
     if (argc < 2) return 1;
     const char *how = argv[1];
     sink = malloc(3333);
+    if (strcmp(how, "missing") == 0) {
+        char *image_args[] = {argv[0], (char *)how, "image", NULL};
+        execv("/nonexistent/leaksift-exec-target", image_args);
+        sink = malloc(5555);
+        return 6;
+    }
     if (strcmp(how, "execl") == 0) {
         execl(argv[0], argv[0], how, "image", "a", "b", "c", "d", "e", (char *)NULL);
     } else if (strcmp(how, "execle") == 0) {
