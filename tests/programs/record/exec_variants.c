@@ -6,9 +6,11 @@
  * The 3333-byte block must be in the first image's trace: the tracer writes out what is pending
  * before any exec, not only before execve, execv, execvp and execvpe.
  * With argv[1] = "missing", the exec (execv of a file that does not exist) fails: the program
- * allocates 5555 bytes after it and exits with status 6. */
+ * allocates 5555 bytes after it and exits with status 6. With argv[1] = "threads", a second
+ * thread allocates and frees without pause while the main thread calls execl. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,15 @@
 
 extern char **environ;
 void *volatile sink;
+
+static void *churn(void *unused) {
+    (void)unused;
+    for (;;) {
+        void *volatile block = malloc(64);
+        free(block);
+    }
+    return NULL;
+}
 
 int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[2], "image") == 0) {
@@ -33,6 +44,12 @@ int main(int argc, char **argv) {
         execv("/nonexistent/leaksift-exec-target", image_args);
         sink = malloc(5555);
         return 6;
+    }
+    if (strcmp(how, "threads") == 0) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, churn, NULL) != 0) return 1;
+        usleep(50000);
+        how = "execl";
     }
     if (strcmp(how, "execl") == 0) {
         execl(argv[0], argv[0], how, "image", "a", "b", "c", "d", "e", (char *)NULL);
