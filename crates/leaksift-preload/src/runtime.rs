@@ -431,9 +431,12 @@ fn flush_and_wait(timeout_ms: u32) {
 /// with an exec record (see [`flush_and_wait`]). If the exec fails, the program goes on: the
 /// writer resumes and the program's errno is the one the call left.
 pub fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+    // A `vfork` child shares this memory (tracer state included) but is not the traced
+    // process: its exec must neither end the parent's trace nor pause the parent's writer.
     let traced = STATE.load(Ordering::Acquire) == STATE_ACTIVE
         && WRITER_RUNNING.load(Ordering::Acquire)
-        && WRITER_TID.load(Ordering::Acquire) != sys::gettid();
+        && WRITER_TID.load(Ordering::Acquire) != sys::gettid()
+        && sys::getpid() == TRACED_PID.load(Ordering::Acquire);
     if !traced {
         return exec();
     }

@@ -916,6 +916,34 @@ fn a_failed_exec_goes_on_in_the_same_trace() {
     assert_eq!(json["exit_status"], serde_json::Value::Null);
 }
 
+/// A `vfork` child runs in the parent's memory until its exec: its exec must not end the
+/// parent's trace (nor hold the parent's writer, which then made the next vfork child wait 5 s
+/// for a flush), so the parent's trace has no exec record and ends with its own exit.
+#[test]
+fn a_vfork_childs_exec_leaves_the_parents_trace_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("vfork_exec.c", &["-O1"], dir.path(), "vfork_exec");
+    let trace_path = dir.path().join("vfork.lks");
+    let trace = record_clean(&trace_path, &[], &program, &[]);
+    let exec_records = trace
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::End {
+                    end: ProcessEnd::Exec,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(exec_records, 0);
+    assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)));
+    assert_eq!(trace.allocs(1111).len(), 1);
+    assert_eq!(trace.allocs(2222).len(), 1);
+}
+
 /// Children forked back to back under `--follow-fork` (the writer is held at a safe point while
 /// each fork runs, and a second request arrives before it woke from the first): every child has
 /// its own complete trace with its one lost block, and the parent's trace is complete.
