@@ -516,8 +516,12 @@ extern "C" fn exit_scan(
     registers: *const [u64; 6],
     caller_sp: u64,
 ) {
+    // A `vfork` child that ends with `_exit`, or (undefined behaviour, which also uses the
+    // parent's exit handlers up) with `exit`, gets here in the traced process's memory: the
+    // traced process has not exited.
     if STATE.load(Ordering::Acquire) != STATE_ACTIVE
         || !WRITER_RUNNING.load(Ordering::Acquire)
+        || sys::getpid() != TRACED_PID.load(Ordering::Acquire)
         || EXIT_SCAN_CLAIMED.swap(true, Ordering::AcqRel)
     {
         return;
@@ -601,9 +605,7 @@ pub fn clear_dead_stack() {
 ///
 /// `registers` and `caller_sp` as [`scan_entry`] passes them (the `_exit` hook is one).
 pub fn exiting_without_handlers(status: c_int, registers: *const [u64; 6], caller_sp: u64) {
-    if sys::getpid() == TRACED_PID.load(Ordering::Acquire) {
-        exit_scan(status, core::ptr::null_mut(), registers, caller_sp);
-    }
+    exit_scan(status, core::ptr::null_mut(), registers, caller_sp);
 }
 
 /// The status passed to `quick_exit`, for the exit scan its handlers start.

@@ -918,7 +918,9 @@ fn a_failed_exec_goes_on_in_the_same_trace() {
 
 /// A `vfork` child runs in the parent's memory until its exec: its exec must not end the
 /// parent's trace (nor hold the parent's writer, which then made the next vfork child wait 5 s
-/// for a flush), so the parent's trace has no exec record and ends with its own exit.
+/// for a flush), nor a failed exec (followed by `_exit`) start the parent's exit scan; so the
+/// parent's trace has no exec record, has the block allocated after the children, and ends
+/// with its own exit.
 #[test]
 fn a_vfork_childs_exec_leaves_the_parents_trace_alone() {
     let dir = tempfile::tempdir().unwrap();
