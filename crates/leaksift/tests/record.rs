@@ -914,6 +914,27 @@ fn a_failed_exec_goes_on_in_the_same_trace() {
     assert_eq!(json["exec"], true);
     assert_eq!(json["truncated"], false);
     assert_eq!(json["exit_status"], serde_json::Value::Null);
+    // No exit scan, so no lost bytes to check: an error, not "0 lost: ok".
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["report", "-q"])
+        .arg(&before_exec)
+        .arg("--fail-on-leak")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("has no reachability scan (the program replaced itself with exec)"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("--fail-on-leak: not checked (no reachability scan)")
+            && !stdout.contains("budget 0: ok"),
+        "{stdout}"
+    );
 }
 
 /// A `vfork` child runs in the parent's memory until its exec: its exec must not end the

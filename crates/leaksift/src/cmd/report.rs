@@ -166,18 +166,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     progress.finish();
     let unresolved = symbolizer.unresolved_modules();
 
-    let fail_check = args.fail_on_leak.map(|budget| {
-        let lost = report
-            .unsuppressed
-            .definitely_lost
-            .bytes
-            .saturating_add(report.unsuppressed.indirectly_lost.bytes);
-        FailCheck {
-            budget_bytes: budget,
-            lost_bytes: lost,
-            failed: lost > budget,
-        }
-    });
+    // Without a reachability scan there are no lost bytes to check: an error below.
+    let fail_check = args
+        .fail_on_leak
+        .filter(|_| report.scan.is_some())
+        .map(|budget| {
+            let lost = report
+                .unsuppressed
+                .definitely_lost
+                .bytes
+                .saturating_add(report.unsuppressed.indirectly_lost.bytes);
+            FailCheck {
+                budget_bytes: budget,
+                lost_bytes: lost,
+                failed: lost > budget,
+            }
+        });
     // Through `output`: a reader that closed the pipe (`| head`) ends the output quietly and
     // the exit status stays the verdict's.
     if args.json {
@@ -220,6 +224,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 check.budget_bytes,
                 if check.failed { "FAIL" } else { "ok" }
             ));
+        } else if args.fail_on_leak.is_some() {
+            text.push_str("\n--fail-on-leak: not checked (no reachability scan)\n");
         }
         output::print(&text)?;
     }
@@ -231,10 +237,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(error) = read_error {
         return Err(anyhow!(error).context(format!("trace {trace_name} is corrupt")));
     }
+    if args.fail_on_leak.is_some() && report.scan.is_none() {
+        let why = if report.exec {
+            "the program replaced itself with exec"
+        } else {
+            "the process did not exit normally"
+        };
+        return Err(anyhow!(
+            "cannot check --fail-on-leak: trace {trace_name} has no reachability scan ({why})"
+        ));
+    }
     match fail_check {
-        Some(_) if report.scan.is_none() => Err(anyhow!(
-            "cannot check --fail-on-leak: trace {trace_name} has no reachability scan (the process did not exit normally)"
-        )),
         Some(check) if check.failed => Ok(Outcome::LeakFound),
         _ => Ok(Outcome::Clean),
     }
