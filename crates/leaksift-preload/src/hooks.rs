@@ -311,18 +311,34 @@ extern "C" fn posix_memalign_impl(
 }
 
 extern "C" fn aligned_alloc_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {
-    // glibc's own aligned_alloc when the constructor resolved it (its argument checks differ
-    // between versions), else memalign, which is what it is up to glibc 2.37.
+    type AlignedAllocFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
+    // The allocator's own aligned_alloc (glibc's argument checks differ between versions), else
+    // memalign, which is what it is up to glibc 2.37.
     aligned(
         kind::ALIGNED_ALLOC,
         size,
         frame,
-        || match runtime::real_aligned_alloc() {
-            // SAFETY: glibc's aligned_alloc with the caller's arguments.
-            Some(real) => unsafe { real(align, size) },
+        || match runtime::ALIGNED_ALLOC.get() {
+            // SAFETY: the allocator's aligned_alloc, this signature, with the caller's arguments.
+            Some(real) => unsafe {
+                core::mem::transmute::<*mut c_void, AlignedAllocFn>(real)(align, size)
+            },
             None => real_memalign(align, size),
         },
     )
+}
+
+/// `malloc_usable_size`: the answer of the allocator the hooks serve blocks from. Without this
+/// hook a program linked with jemalloc got jemalloc's, which read a glibc block as one of its
+/// own and crashed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
+    type UsableSizeFn = unsafe extern "C" fn(*mut c_void) -> usize;
+    match runtime::MALLOC_USABLE_SIZE.get() {
+        // SAFETY: the allocator's malloc_usable_size, this signature, with the caller's block.
+        Some(real) => unsafe { core::mem::transmute::<*mut c_void, UsableSizeFn>(real)(ptr) },
+        None => 0,
+    }
 }
 
 extern "C" fn memalign_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {

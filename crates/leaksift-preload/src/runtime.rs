@@ -249,15 +249,73 @@ pub fn next_symbol(name: &CStr) -> Option<*mut c_void> {
     (!ptr.is_null()).then_some(ptr)
 }
 
-type AlignedAllocFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
-static REAL_ALIGNED_ALLOC: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-
-/// glibc's `aligned_alloc`, once the constructor resolved it.
-pub fn real_aligned_alloc() -> Option<AlignedAllocFn> {
-    let ptr = REAL_ALIGNED_ALLOC.load(Ordering::Acquire);
-    // SAFETY: resolved by name from glibc; this is its signature.
-    (!ptr.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, AlignedAllocFn>(ptr) })
+/// The definition of `name` in the library whose `__libc_free` the hooks call (glibc's, or an
+/// allocator that overrides glibc's internal entry points too, such as tcmalloc), resolved under
+/// the guard. Not `dlsym(RTLD_NEXT)`: an allocator loaded after this library but serving none of
+/// the hooks' blocks (jemalloc preloaded or linked: the hooks take its `malloc` over) also
+/// defines `aligned_alloc` and `malloc_usable_size`, and its versions would hand out, or read, a
+/// block the hooks' `free` then gives to another allocator: a crash. The library is opened with
+/// `RTLD_NOLOAD` through the next `dlopen` (not this library's hook) and left open: it is never
+/// unloaded.
+fn allocator_symbol(name: &CStr) -> Option<*mut c_void> {
+    type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
+    let dlopen = next_symbol(c"dlopen")?;
+    let _guard = ReentryGuard::enter();
+    // SAFETY: dladdr fills `info` for an address inside a loaded object (the function the hooks
+    // call); dlopen with RTLD_NOLOAD of that object's own path and dlsym with NUL-terminated
+    // names only look objects up.
+    unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        let free_fn = sys::__libc_free as unsafe extern "C" fn(*mut c_void);
+        if libc::dladdr(free_fn as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let open = core::mem::transmute::<*mut c_void, DlopenFn>(dlopen);
+        let handle = open(info.dli_fname, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+        if handle.is_null() {
+            return None;
+        }
+        let ptr = libc::dlsym(handle, name.as_ptr());
+        (!ptr.is_null()).then_some(ptr)
+    }
 }
+
+/// An allocator entry point the hooks forward to, resolved with [`allocator_symbol`] by the
+/// constructor (or on first use, if that comes first).
+pub struct AllocatorFn {
+    name: &'static CStr,
+    resolved: AtomicPtr<c_void>,
+}
+
+impl AllocatorFn {
+    const fn new(name: &'static CStr) -> AllocatorFn {
+        AllocatorFn {
+            name,
+            resolved: AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+
+    fn resolve(&self) -> *mut c_void {
+        let ptr = self.resolved.load(Ordering::Acquire);
+        if !ptr.is_null() {
+            return ptr;
+        }
+        let ptr = allocator_symbol(self.name).unwrap_or(core::ptr::null_mut());
+        self.resolved.store(ptr, Ordering::Release);
+        ptr
+    }
+
+    /// The entry point, if the allocator has it.
+    pub fn get(&self) -> Option<*mut c_void> {
+        let ptr = self.resolve();
+        (!ptr.is_null()).then_some(ptr)
+    }
+}
+
+/// `aligned_alloc` of the hooks' allocator (its argument checks differ between glibc versions).
+pub static ALIGNED_ALLOC: AllocatorFn = AllocatorFn::new(c"aligned_alloc");
+/// `malloc_usable_size` of the hooks' allocator.
+pub static MALLOC_USABLE_SIZE: AllocatorFn = AllocatorFn::new(c"malloc_usable_size");
 
 /// Module lists captured by the `dlopen`/`dlclose` hooks with the timestamp they take effect,
 /// for the writer to log in time order (a module may be gone before the writer looks).
@@ -323,9 +381,8 @@ extern "C" fn constructor() {
     if page > 0 {
         PAGE_SIZE.store(page as usize, Ordering::Relaxed);
     }
-    if let Some(real) = next_symbol(c"aligned_alloc") {
-        REAL_ALIGNED_ALLOC.store(real, Ordering::Release);
-    }
+    ALIGNED_ALLOC.resolve();
+    MALLOC_USABLE_SIZE.resolve();
     let Some(output) = env(c"LEAKSIFT_OUTPUT") else {
         stop_tracing();
         return;

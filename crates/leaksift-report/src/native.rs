@@ -315,8 +315,10 @@ fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeRe
     for module in &untraced.allocator_modules {
         let _ = writeln!(
             out,
-            "note: the program loaded {module}, an allocator of its own: what it allocates is \
-             not traced (only glibc's malloc family is)"
+            "note: the program loaded {module}, an allocator of its own: its malloc family was \
+             served by glibc's allocator and traced (the tracer's malloc comes first), but what \
+             it hands out through entry points of its own (C++ new/delete when it defines them, \
+             mallocx…) is not"
         );
     }
     if let Some(runtime) = untraced.managed_runtime {

@@ -967,6 +967,48 @@ fn a_vfork_childs_exec_leaves_the_parents_trace_alone() {
     assert_eq!(trace.allocs(2222).len(), 1);
 }
 
+/// Debian's jemalloc (package libjemalloc2), which `.ci/run` installs.
+const JEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
+/// A program linked with jemalloc runs as it does without the tracer (whose `malloc` comes first
+/// and serves the malloc family from glibc): `malloc_usable_size` and `aligned_alloc` must come
+/// from the same allocator as the hooks' `free` (both crashed: jemalloc's versions were found
+/// first). Its blocks are traced, and the report says what the other allocator means.
+#[test]
+fn a_program_linked_with_jemalloc_runs_and_is_traced() {
+    if !Path::new(JEMALLOC).exists() {
+        eprintln!("skipped: {JEMALLOC} is missing (Debian package libjemalloc2)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c(
+        "other_allocator.c",
+        &["-O1", "-Wl,--no-as-needed", JEMALLOC],
+        dir.path(),
+        "other_allocator",
+    );
+    let trace_path = dir.path().join("jemalloc.lks");
+    let out = record(&trace_path, &[], &program, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let trace = Trace::read(&trace_path);
+    assert_eq!(trace.allocs(777).len(), 1);
+    assert_eq!(trace.allocs(64 * 100).len(), 1, "aligned_alloc is traced");
+    let report = report_output(&trace_path, &[]);
+    assert!(
+        report.contains(
+            "libjemalloc.so.2, an allocator of its own: its malloc family was served by glibc's \
+             allocator and traced"
+        ),
+        "{report}"
+    );
+}
+
 /// Children forked back to back under `--follow-fork` (the writer is held at a safe point while
 /// each fork runs, and a second request arrives before it woke from the first): every child has
 /// its own complete trace with its one lost block, and the parent's trace is complete.
