@@ -967,6 +967,22 @@ fn a_vfork_childs_exec_leaves_the_parents_trace_alone() {
     assert_eq!(trace.allocs(2222).len(), 1);
 }
 
+/// A program built with gcc's AddressSanitizer aborts when another library is preloaded before
+/// its runtime: `record` says that this is why there is no trace (it blamed static linking).
+#[test]
+fn an_address_sanitizer_build_is_named_as_the_reason_for_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("vfork_exec.c", &["-fsanitize=address"], dir.path(), "asan");
+    let out = record(&dir.path().join("asan.lks"), &[], &program, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("it is built with AddressSanitizer (libasan.so)")
+            && !stderr.contains("statically linked"),
+        "{stderr}"
+    );
+}
+
 /// Debian's jemalloc (package libjemalloc2), which `.ci/run` installs.
 const JEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 

@@ -165,6 +165,31 @@ fn cannot_be_preloaded(program: &OsString) -> Option<String> {
     None
 }
 
+/// The sanitizer runtime `program` is linked with, as (library, sanitizer), found by the
+/// library's name in the first 16 MiB of the file (the dynamic string table is near its start).
+/// Such a runtime (gcc's `-fsanitize=address` and `=thread` link it as a library) replaces malloc
+/// and aborts when a preloaded library comes before it. Only asked after a run that started no
+/// tracer, so reading the file costs nothing otherwise.
+fn sanitizer_runtime(program: &OsString) -> Option<(&'static str, &'static str)> {
+    use std::io::Read;
+    const RUNTIMES: [(&str, &str); 4] = [
+        ("libasan.so", "AddressSanitizer"),
+        ("libtsan.so", "ThreadSanitizer"),
+        ("libhwasan.so", "HWAddressSanitizer"),
+        ("liblsan.so", "LeakSanitizer"),
+    ];
+    let mut head = Vec::new();
+    std::fs::File::open(resolve_in_path(program)?)
+        .ok()?
+        .take(16 << 20)
+        .read_to_end(&mut head)
+        .ok()?;
+    RUNTIMES.into_iter().find(|(library, _)| {
+        head.windows(library.len())
+            .any(|window| window == library.as_bytes())
+    })
+}
+
 /// `program` as `execvp` finds it: a name with a `/` as it is, else the first executable file of
 /// that name in `PATH`.
 fn resolve_in_path(program: &OsString) -> Option<PathBuf> {
@@ -471,8 +496,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         _ => 1,
     };
     let Ok(size) = std::fs::metadata(&output).map(|m| m.len()) else {
+        let why = match sanitizer_runtime(&args.command[0]) {
+            Some((library, sanitizer)) => format!(
+                "it is built with {sanitizer} ({library}), whose runtime replaces malloc itself \
+                 and refuses to run unless it is the first library loaded; use its own leak \
+                 report instead"
+            ),
+            None => "statically linked or setuid programs cannot be traced".to_string(),
+        };
         bail!(
-            "{} did not start the tracer, no trace at {} (statically linked or setuid programs cannot be traced)",
+            "{} did not start the tracer, no trace at {} ({why})",
             Path::new(&args.command[0]).display(),
             output.display()
         );
