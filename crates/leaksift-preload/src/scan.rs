@@ -13,6 +13,7 @@
 //! while a live program is scanned yields a short read instead of a crash.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use leaksift_trace::model::LeakClass;
 
@@ -69,11 +70,21 @@ impl Blocks {
     }
 }
 
-/// Copies `len` bytes at `address` of this process into `out`; returns how many were readable.
+/// The thread id a scan reads memory through, set by [`classify`] (0: ask for it per read).
+static READER_TID: AtomicI32 = AtomicI32::new(0);
+
 /// The memory is named by the calling thread's id, not the process id: once `main` has ended with
 /// `pthread_exit` the leader is a zombie without memory, and reads through its id fail.
+fn reader_tid() -> libc::pid_t {
+    match READER_TID.load(Ordering::Relaxed) {
+        0 => crate::sys::gettid() as libc::pid_t,
+        tid => tid,
+    }
+}
+
+/// Copies `len` bytes at `address` of this process into `out`; returns how many were readable.
 fn read_memory(address: u64, out: &mut [u8]) -> usize {
-    let me = crate::sys::gettid() as libc::pid_t;
+    let me = reader_tid();
     let local = libc::iovec {
         iov_base: out.as_mut_ptr() as *mut libc::c_void,
         iov_len: out.len(),
@@ -135,6 +146,83 @@ fn for_each_word(start: u64, end: u64, buffer: &mut Vec<u8>, mut visit: impl FnM
     }
 }
 
+const PAGE: u64 = 4096;
+/// Pages a scan keeps (direct-mapped by page number): 256 KiB.
+const CACHED_PAGES: usize = 64;
+/// Blocks larger than this are read directly (in 1 MiB steps), not through the page cache.
+const CACHED_BLOCK_MAX: u64 = 64 << 10;
+
+/// The heap pages a scan read last. Reading each small block with its own `process_vm_readv`
+/// cost the kernel a page lookup per block (2 million 48-byte blocks: 2.8 s of system time);
+/// blocks allocated together lie together, so most reads now come from a page already copied.
+struct PageCache {
+    /// Per slot: the page's address + 1 (0 = empty) and whether it was readable.
+    tags: Vec<u64>,
+    readable: Vec<bool>,
+    bytes: Vec<u8>,
+}
+
+impl PageCache {
+    /// A cache without pages: what a marker holds while its cache is lent out.
+    fn empty() -> PageCache {
+        PageCache {
+            tags: Vec::new(),
+            readable: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    fn new() -> PageCache {
+        PageCache {
+            tags: vec![0; CACHED_PAGES],
+            readable: vec![false; CACHED_PAGES],
+            bytes: vec![0; CACHED_PAGES * PAGE as usize],
+        }
+    }
+
+    /// The bytes of the page at `page` (aligned), `None` if it cannot be read.
+    fn page(&mut self, page: u64) -> Option<&[u8]> {
+        let slot = ((page / PAGE) as usize) % CACHED_PAGES;
+        let range = slot * PAGE as usize..(slot + 1) * PAGE as usize;
+        if self.tags[slot] != page + 1 {
+            self.tags[slot] = page + 1;
+            self.readable[slot] =
+                read_memory(page, &mut self.bytes[range.clone()]) == PAGE as usize;
+        }
+        self.readable[slot].then(|| &self.bytes[range])
+    }
+
+    /// Calls `visit` with every aligned word in `[start, end)` (of a block), skipping unreadable
+    /// pages, as [`for_each_word`] does.
+    fn for_each_word(
+        &mut self,
+        start: u64,
+        end: u64,
+        direct: &mut Vec<u8>,
+        mut visit: impl FnMut(u64),
+    ) {
+        if end - start > CACHED_BLOCK_MAX {
+            for_each_word(start, end, direct, visit);
+            return;
+        }
+        let mut at = (start + WORD - 1) & !(WORD - 1);
+        while at + WORD <= end {
+            let page = at & !(PAGE - 1);
+            let stop = end.min(page + PAGE);
+            if let Some(bytes) = self.page(page) {
+                let words = &bytes[(at - page) as usize..(stop - page) as usize];
+                for chunk in words.chunks_exact(8) {
+                    visit(u64::from_ne_bytes([
+                        chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6],
+                        chunk[7],
+                    ]));
+                }
+            }
+            at = page + PAGE;
+        }
+    }
+}
+
 /// valgrind's default interior-pointer heuristics that need no type information.
 fn interior_counts_as_start(ptr: u64, start: u64, size: u64) -> bool {
     let offset = ptr - start;
@@ -167,6 +255,7 @@ struct Marker<'a> {
     marks: Vec<Mark>,
     stack: Vec<usize>,
     buffer: Vec<u8>,
+    pages: PageCache,
 }
 
 impl Marker<'_> {
@@ -205,9 +294,11 @@ impl Marker<'_> {
             let definite = self.marks[i] == Mark::Reachable;
             let (start, size) = (self.blocks.starts[i], self.blocks.sizes[i]);
             let mut buffer = std::mem::take(&mut self.buffer);
-            for_each_word(start, start + size, &mut buffer, |word| {
+            let mut pages = std::mem::replace(&mut self.pages, PageCache::empty());
+            pages.for_each_word(start, start + size, &mut buffer, |word| {
                 self.reach(word, definite)
             });
+            self.pages = pages;
             self.buffer = buffer;
         }
     }
@@ -234,7 +325,8 @@ impl Marker<'_> {
         while let Some(i) = self.stack.pop() {
             let (start, size) = (self.blocks.starts[i], self.blocks.sizes[i]);
             let mut buffer = std::mem::take(&mut self.buffer);
-            for_each_word(start, start + size, &mut buffer, |word| {
+            let mut pages = std::mem::replace(&mut self.pages, PageCache::empty());
+            pages.for_each_word(start, start + size, &mut buffer, |word| {
                 if let Some(j) = self.blocks.find(word)
                     && self.marks[j] == Mark::Unreached
                     && j != leader
@@ -243,6 +335,7 @@ impl Marker<'_> {
                     self.stack.push(j);
                 }
             });
+            self.pages = pages;
             self.buffer = buffer;
         }
     }
@@ -391,6 +484,8 @@ pub fn classify<S: std::hash::BuildHasher>(
     requester: Option<Requester>,
     root_words: &[u64],
 ) -> Vec<(u64, LeakClass)> {
+    // One thread id for every read of this scan (a system call less per read).
+    READER_TID.store(crate::sys::gettid() as i32, Ordering::Relaxed);
     let mut sorted: Vec<(u64, u64)> = live
         .iter()
         .filter(|(_, b)| b.kind != MMAP_KIND)
@@ -407,6 +502,7 @@ pub fn classify<S: std::hash::BuildHasher>(
         marks: vec![Mark::Unreached; sorted.len()],
         stack: Vec::new(),
         buffer: Vec::new(),
+        pages: PageCache::new(),
     };
     for word in requester
         .iter()
@@ -424,6 +520,7 @@ pub fn classify<S: std::hash::BuildHasher>(
             marker.clique(leader);
         }
     }
+    READER_TID.store(0, Ordering::Relaxed);
     sorted
         .iter()
         .zip(&marker.marks)
@@ -437,4 +534,76 @@ pub fn classify<S: std::hash::BuildHasher>(
             (address, class)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Words of `[start, end)` as the direct reader and the page cache see them.
+    fn both_readers(cache: &mut PageCache, start: u64, end: u64) -> (Vec<u64>, Vec<u64>) {
+        let (mut direct, mut cached) = (Vec::new(), Vec::new());
+        let mut buffer = Vec::new();
+        for_each_word(start, end, &mut buffer, |w| direct.push(w));
+        cache.for_each_word(start, end, &mut buffer, |w| cached.push(w));
+        (direct, cached)
+    }
+
+    /// Through the page cache a block reads exactly as it does directly: words across page
+    /// boundaries, unaligned ends, an unreadable page skipped, and pages reused between blocks.
+    #[test]
+    fn the_page_cache_reads_blocks_as_direct_reads_do() {
+        let len = 4 * PAGE as usize;
+        // SAFETY: a fresh private anonymous mapping, unmapped at the end of the test; the third
+        // page is made unreadable before anything reads it.
+        let base = unsafe {
+            let map = libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            let words = core::slice::from_raw_parts_mut(map as *mut u64, len / 8);
+            for (i, word) in words.iter_mut().enumerate() {
+                *word = 0x1000_0000 + i as u64;
+            }
+            assert_eq!(
+                libc::mprotect(
+                    (map as usize + 2 * PAGE as usize) as *mut libc::c_void,
+                    PAGE as usize,
+                    libc::PROT_NONE
+                ),
+                0
+            );
+            map as u64
+        };
+        let mut cache = PageCache::new();
+        let cases = [
+            (0, 48),
+            (16, 64),
+            (PAGE - 24, PAGE + 40),
+            (PAGE - 8, PAGE + 7),
+            (3, 61),
+            (PAGE + 4000, 2 * PAGE + 100),
+            (2 * PAGE - 16, 3 * PAGE + 32),
+            (3 * PAGE + 8, 4 * PAGE),
+            (0, 4 * PAGE),
+        ];
+        for (from, to) in cases {
+            let (direct, cached) = both_readers(&mut cache, base + from, base + to);
+            assert_eq!(cached, direct, "[{from}, {to})");
+        }
+        let (direct, cached) = both_readers(&mut cache, base + PAGE + 8, base + 3 * PAGE + 16);
+        assert_eq!(cached, direct);
+        assert_eq!(
+            direct.len(),
+            (PAGE as usize - 8) / 8 + 2,
+            "the unreadable page is skipped"
+        );
+        // SAFETY: the mapping made above, no longer used.
+        unsafe { libc::munmap(base as *mut libc::c_void, len) };
+    }
 }
