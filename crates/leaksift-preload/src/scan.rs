@@ -59,14 +59,48 @@ enum Mark {
 struct Blocks {
     starts: Vec<u64>,
     sizes: Vec<u64>,
+    /// Where the last block ends (0 without blocks): words at or above it, or below the first
+    /// start, point into no block, and most words are such (zeros, small numbers, text).
+    end: u64,
+    /// The block [`Blocks::find`] found last: pointers often lead to it or to its neighbour
+    /// (a list allocated in a loop).
+    finger: core::cell::Cell<usize>,
 }
 
 impl Blocks {
+    /// Blocks sorted by start, as (start, size).
+    fn new(sorted: &[(u64, u64)]) -> Blocks {
+        Blocks {
+            starts: sorted.iter().map(|b| b.0).collect(),
+            sizes: sorted.iter().map(|b| b.1).collect(),
+            end: sorted.iter().map(|b| b.0 + b.1.max(1)).max().unwrap_or(0),
+            finger: core::cell::Cell::new(0),
+        }
+    }
+
     /// Index of the block `ptr` points into (a zero-sized block only by its start).
     fn find(&self, ptr: u64) -> Option<usize> {
+        if self.starts.first().is_none_or(|&first| ptr < first) || ptr >= self.end {
+            return None;
+        }
+        // The last block found, then the one before and the one after it.
+        let finger = self.finger.get();
+        for i in [finger, finger.wrapping_sub(1), finger + 1] {
+            if let (Some(&start), Some(&size)) = (self.starts.get(i), self.sizes.get(i))
+                && start <= ptr
+                && (ptr < start + size || ptr == start)
+                && self.starts.get(i + 1).is_none_or(|&next| next > ptr)
+            {
+                self.finger.set(i);
+                return Some(i);
+            }
+        }
         let i = self.starts.partition_point(|&s| s <= ptr).checked_sub(1)?;
         let (start, size) = (self.starts[i], self.sizes[i]);
-        (ptr < start + size || ptr == start).then_some(i)
+        (ptr < start + size || ptr == start).then(|| {
+            self.finger.set(i);
+            i
+        })
     }
 }
 
@@ -492,10 +526,7 @@ pub fn classify<S: std::hash::BuildHasher>(
         .map(|(&a, b)| (a, b.size))
         .collect();
     sorted.sort_unstable();
-    let blocks = Blocks {
-        starts: sorted.iter().map(|b| b.0).collect(),
-        sizes: sorted.iter().map(|b| b.1).collect(),
-    };
+    let blocks = Blocks::new(&sorted);
     let roots = roots(&blocks, requester.map(|r| r.sp), own_stack());
     let mut marker = Marker {
         blocks: &blocks,
@@ -539,6 +570,42 @@ pub fn classify<S: std::hash::BuildHasher>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `find` (bounds check, finger, binary search) answers as a plain search over every block
+    /// does, whatever order pointers come in: blocks with gaps, adjacent blocks, zero-sized ones.
+    #[test]
+    fn finding_the_block_a_pointer_points_into_matches_a_plain_search() {
+        let mut sorted = Vec::new();
+        let mut at = 0x1000u64;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..500 {
+            let size = [0, 8, 24, 48, 100, 4096][(next() % 6) as usize];
+            sorted.push((at, size));
+            at += size.max(1) + [0, 16, 1000][(next() % 3) as usize];
+        }
+        let blocks = Blocks::new(&sorted);
+        let plain = |ptr: u64| {
+            sorted
+                .iter()
+                .position(|&(start, size)| ptr == start || (start <= ptr && ptr < start + size))
+        };
+        let last = at + 100;
+        // In order, backwards, and at random.
+        let pointers: Vec<u64> = (0..last)
+            .step_by(3)
+            .chain((0..last).rev().step_by(5))
+            .chain((0..20_000).map(|_| next() % last))
+            .collect();
+        for ptr in pointers {
+            assert_eq!(blocks.find(ptr), plain(ptr), "{ptr:#x}");
+        }
+    }
 
     /// Words of `[start, end)` as the direct reader and the page cache see them.
     fn both_readers(cache: &mut PageCache, start: u64, end: u64) -> (Vec<u64>, Vec<u64>) {
