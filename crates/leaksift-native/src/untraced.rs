@@ -18,6 +18,20 @@ const ALLOCATOR_LIBRARIES: [&str; 7] = [
     "libtbbmalloc",
 ];
 
+/// Whether the allocator library at `path` (one of [`ALLOCATOR_LIBRARIES`]) leaves glibc's
+/// internal `__libc_malloc`/`__libc_free` entry points alone, so that under the tracer, whose hooks
+/// call those, glibc's allocator serves the program's malloc family and the leak classes are
+/// exact. Checked with `LD_DEBUG=bindings`: Debian's jemalloc does; tcmalloc and mimalloc define
+/// the entry points too, so they keep serving (traced all the same), and their own bookkeeping,
+/// scanned as roots, can make lost blocks look reachable. The others are not known to leave them
+/// alone.
+pub fn leaves_glibc_serving(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .starts_with("libjemalloc")
+}
+
 /// A runtime whose objects live in a heap of its own (arenas or a garbage-collected heap carved
 /// from mmap), so they are not in a native report however much memory they take; each has its
 /// own tool, which the report names.
@@ -63,7 +77,8 @@ pub const RSS_OVER_HEAP_MIN_BYTES: u64 = 64 << 20;
 /// Memory the report may not show, and why leaksift thinks so.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct UntracedMemory {
-    /// Loaded libraries that are allocators of their own (their allocations are not traced).
+    /// Loaded libraries that are allocators of their own (what they hand out through entry
+    /// points of their own is not traced; see [`leaves_glibc_serving`]).
     pub allocator_modules: Vec<String>,
     /// The managed runtime the program runs on, if leaksift knows it (`python`, `node`, `jvm`).
     pub managed_runtime: Option<ManagedRuntime>,

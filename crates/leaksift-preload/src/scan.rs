@@ -326,15 +326,18 @@ impl Marker<'_> {
     fn drain_without_clique(&mut self) {
         while let Some(i) = self.stack.pop() {
             let definite = self.marks[i] == Mark::Reachable;
-            let (start, size) = (self.blocks.starts[i], self.blocks.sizes[i]);
-            let mut buffer = std::mem::take(&mut self.buffer);
-            let mut pages = std::mem::replace(&mut self.pages, PageCache::empty());
-            pages.for_each_word(start, start + size, &mut buffer, |word| {
-                self.reach(word, definite)
-            });
-            self.pages = pages;
-            self.buffer = buffer;
+            self.each_word_of(i, |marker, word| marker.reach(word, definite));
         }
+    }
+
+    /// Calls `visit` with every word of block `i`, read through the page cache.
+    fn each_word_of(&mut self, i: usize, mut visit: impl FnMut(&mut Self, u64)) {
+        let (start, size) = (self.blocks.starts[i], self.blocks.sizes[i]);
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let mut pages = std::mem::replace(&mut self.pages, PageCache::empty());
+        pages.for_each_word(start, start + size, &mut buffer, |word| visit(self, word));
+        self.pages = pages;
+        self.buffer = buffer;
     }
 
     /// Whether `word` points at the header of the glibc chunk that follows a live block, inside
@@ -357,20 +360,15 @@ impl Marker<'_> {
     fn clique(&mut self, leader: usize) {
         self.stack.push(leader);
         while let Some(i) = self.stack.pop() {
-            let (start, size) = (self.blocks.starts[i], self.blocks.sizes[i]);
-            let mut buffer = std::mem::take(&mut self.buffer);
-            let mut pages = std::mem::replace(&mut self.pages, PageCache::empty());
-            pages.for_each_word(start, start + size, &mut buffer, |word| {
-                if let Some(j) = self.blocks.find(word)
-                    && self.marks[j] == Mark::Unreached
+            self.each_word_of(i, |marker, word| {
+                if let Some(j) = marker.blocks.find(word)
+                    && marker.marks[j] == Mark::Unreached
                     && j != leader
                 {
-                    self.marks[j] = Mark::Indirect;
-                    self.stack.push(j);
+                    marker.marks[j] = Mark::Indirect;
+                    marker.stack.push(j);
                 }
             });
-            self.pages = pages;
-            self.buffer = buffer;
         }
     }
 }

@@ -554,6 +554,14 @@ fn adjust_thread_count(delta: i32) {
     }
 }
 
+/// Tells the threads waiting in a flush request (before exec) that requests up to `requested`
+/// are served.
+fn acknowledge_flush(requested: u32) {
+    if runtime::FLUSH_DONE.swap(requested, Ordering::AcqRel) != requested {
+        sys::futex_wake(&runtime::FLUSH_DONE);
+    }
+}
+
 /// Whether the writer should look at its requests before working off more backlog.
 fn requests_waiting() -> bool {
     FORKS_IN_PROGRESS.load(Ordering::Relaxed) != 0
@@ -731,8 +739,11 @@ impl Writer {
                 return;
             }
             if self.exec_recorded {
-                // The trace ends with an exec record: nothing more until the exec fails.
+                // The trace ends with an exec record: nothing more until the exec fails. Another
+                // thread's exec meanwhile needs no flush (its events would follow the record),
+                // only the answer, or it would wait out its timeout.
                 if runtime::EXEC_PENDING.load(Ordering::Acquire) {
+                    acknowledge_flush(runtime::FLUSH_REQUESTED.load(Ordering::Acquire));
                     buffers::writer_sleep(seen, COLLECT_NS);
                     continue;
                 }
@@ -765,8 +776,7 @@ impl Writer {
                 }
                 let result = self.sink.trace.flush();
                 self.check(result);
-                runtime::FLUSH_DONE.store(requested, Ordering::Release);
-                sys::futex_wake(&runtime::FLUSH_DONE);
+                acknowledge_flush(requested);
             }
             if self.failed {
                 runtime::stop_tracing();

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use leaksift_native::symbolize::{Frame, UNKNOWN};
-use leaksift_native::untraced::{ManagedRuntime, UntracedMemory};
+use leaksift_native::untraced::{ManagedRuntime, UntracedMemory, leaves_glibc_serving};
 use leaksift_native::view::{Hotspot, NativeReport, SiteView};
 
 use crate::table::{Align, Table};
@@ -310,16 +310,33 @@ fn live_at_end(growth: &SiteView) -> String {
     }
 }
 
+/// The note on an allocator library the program loaded: who served its malloc family (traced
+/// either way: the tracer's malloc comes first) and what is not traced.
+fn allocator_note(module: &str) -> String {
+    let served = if leaves_glibc_serving(module) {
+        "its malloc family was served by glibc's allocator and traced (the tracer's malloc comes \
+         first)"
+            .to_string()
+    } else {
+        format!(
+            "its malloc family was traced (the tracer's malloc comes first), but if {name} also \
+             replaces glibc's internal entry points, as tcmalloc and mimalloc do, it kept serving \
+             it, and its own bookkeeping, scanned as roots, can make lost blocks look reachable \
+             (run without it for exact leak classes)",
+            name = module.rsplit('/').next().unwrap_or(module)
+        )
+    };
+    format!(
+        "note: the program loaded {module}, an allocator of its own: {served}; what it hands out \
+         through entry points of its own (C++ new/delete when it defines them, mallocx…) is not \
+         traced"
+    )
+}
+
 /// Says what memory the report cannot show, and why leaksift thinks there is some.
 fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeReport, pid: u32) {
     for module in &untraced.allocator_modules {
-        let _ = writeln!(
-            out,
-            "note: the program loaded {module}, an allocator of its own: its malloc family was \
-             served by glibc's allocator and traced (the tracer's malloc comes first), but what \
-             it hands out through entry points of its own (C++ new/delete when it defines them, \
-             mallocx…) is not"
-        );
+        let _ = writeln!(out, "{}", allocator_note(module));
     }
     if let Some(runtime) = untraced.managed_runtime {
         let _ = writeln!(out, "note: {}", runtime_advice(runtime, pid));
@@ -476,6 +493,24 @@ mod tests {
             module: "/usr/lib/libfoo.so".to_string(),
             offset: 0x1234,
             inlined: false,
+        }
+    }
+
+    /// jemalloc leaves glibc serving under the tracer; tcmalloc and mimalloc keep serving.
+    #[test]
+    fn allocator_notes_say_who_served_the_malloc_family() {
+        let jemalloc = allocator_note("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2");
+        assert!(
+            jemalloc.contains("served by glibc's allocator and traced")
+                && !jemalloc.contains("kept serving"),
+            "{jemalloc}"
+        );
+        for other in ["/usr/lib/libtcmalloc.so.4", "/usr/lib/libmimalloc.so.2"] {
+            let note = allocator_note(other);
+            assert!(
+                note.contains("kept serving it") && !note.contains("served by glibc"),
+                "{note}"
+            );
         }
     }
 
