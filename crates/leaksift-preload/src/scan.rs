@@ -373,31 +373,88 @@ impl Marker<'_> {
     }
 }
 
-/// One line of `/proc/self/maps`.
+/// One mapping of `/proc/self/smaps` (or of `/proc/self/maps` where smaps cannot be read).
 struct Mapping {
     start: u64,
     end: u64,
     readable_writable: bool,
     path: String,
+    /// Nothing to scan for pointers: the program asked the kernel to leave it out of core dumps
+    /// (`MADV_DONTDUMP`, smaps flag `dd`: sanitizer shadow memory, such as ThreadSanitizer's
+    /// 31 TiB of it, and reservations), or it is anonymous and private and no page of it was
+    /// ever touched (no resident nor swapped page: it reads as zeros).
+    skipped: bool,
 }
 
-fn mappings() -> Vec<Mapping> {
-    let text = std::fs::read_to_string(crate::sys::own_proc_file("maps")).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let range = fields.next()?;
-            let perms = fields.next()?;
-            let path = fields.nth(3).unwrap_or("").to_string();
-            let (start, end) = range.split_once('-')?;
-            Some(Mapping {
-                start: u64::from_str_radix(start, 16).ok()?,
-                end: u64::from_str_radix(end, 16).ok()?,
-                readable_writable: perms.starts_with("rw"),
-                path,
-            })
+impl Mapping {
+    /// The mapping named by a maps/smaps header line (`start-end perms offset dev inode path`).
+    fn from_header(line: &str) -> Option<Mapping> {
+        let mut fields = line.split_whitespace();
+        let range = fields.next()?;
+        let perms = fields.next()?;
+        let path = fields.nth(3).unwrap_or("").to_string();
+        let (start, end) = range.split_once('-')?;
+        Some(Mapping {
+            start: u64::from_str_radix(start, 16).ok()?,
+            end: u64::from_str_radix(end, 16).ok()?,
+            readable_writable: perms.len() >= 4 && perms.starts_with("rw"),
+            path,
+            skipped: false,
         })
-        .collect()
+    }
+}
+
+/// The process's mappings, from smaps when it can be read (it tells which mappings need no
+/// scan; the kernel walks each mapping's page tables to write it), else from maps.
+fn mappings_to_scan() -> Vec<Mapping> {
+    let smaps = std::fs::read_to_string(crate::sys::own_proc_file("smaps")).unwrap_or_default();
+    if smaps.is_empty() {
+        return mappings();
+    }
+    parse_smaps(&smaps)
+}
+
+/// The process's mappings from maps (none marked `skipped`).
+fn mappings() -> Vec<Mapping> {
+    let maps = std::fs::read_to_string(crate::sys::own_proc_file("maps")).unwrap_or_default();
+    maps.lines().filter_map(Mapping::from_header).collect()
+}
+
+/// Parses smaps: a header line per mapping, then `Name: value` lines, `VmFlags` last.
+fn parse_smaps(text: &str) -> Vec<Mapping> {
+    let mut out: Vec<Mapping> = Vec::new();
+    // Resident plus swapped kB of the current mapping.
+    let mut touched_kb = 0u64;
+    for line in text.lines() {
+        let Some((name, value)) = line.split_once(':').filter(|(name, _)| !name.contains(' '))
+        else {
+            if let Some(mapping) = Mapping::from_header(line) {
+                out.push(mapping);
+                touched_kb = 0;
+            }
+            continue;
+        };
+        let Some(current) = out.last_mut() else {
+            continue;
+        };
+        match name {
+            "Rss" | "Swap" => {
+                let kb = value.trim().trim_end_matches("kB").trim();
+                touched_kb += kb.parse::<u64>().unwrap_or(1);
+            }
+            "VmFlags" => {
+                let dont_dump = value.split_whitespace().any(|flag| flag == "dd");
+                // Anonymous and private: no path, or a name given with
+                // `PR_SET_VMA_ANON_NAME` (shared anonymous memory shows as `/dev/zero
+                // (deleted)` or `[anon_shmem:…]`: pages another process wrote are not this
+                // one's resident pages until it touches them, so it is always scanned).
+                let anonymous = current.path.is_empty() || current.path.starts_with("[anon:");
+                current.skipped = dont_dump || (anonymous && touched_kb == 0);
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A memory range scanned for pointers.
@@ -414,12 +471,13 @@ fn is_libc(path: &str) -> bool {
     name.starts_with("libc.so") || name.starts_with("libc-")
 }
 
-/// Root ranges: rw mappings minus glibc heaps, live blocks, the tracer's memory, exited threads'
-/// stacks and the unused part of the requester's stack.
+/// Root ranges: rw mappings (but those [`parse_smaps`] marks as skipped) minus glibc heaps, live
+/// blocks, the tracer's memory, exited threads' stacks and the unused part of the requester's
+/// stack.
 fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) -> Vec<Root> {
-    let maps = mappings();
+    let maps = mappings_to_scan();
     let mut excluded: Vec<(u64, u64)> = Vec::new();
-    for m in maps.iter().filter(|m| m.readable_writable) {
+    for m in maps.iter().filter(|m| m.readable_writable && !m.skipped) {
         if m.path == "[heap]" {
             excluded.push((m.start, m.end));
         }
@@ -460,7 +518,7 @@ fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) 
     excluded.sort_unstable();
 
     let mut out = Vec::new();
-    for m in maps.iter().filter(|m| m.readable_writable) {
+    for m in maps.iter().filter(|m| m.readable_writable && !m.skipped) {
         if m.path.starts_with("/dev/") && m.path != "/dev/zero" {
             continue;
         }
@@ -571,6 +629,78 @@ mod tests {
 
     /// `find` (bounds check, finger, binary search) answers as a plain search over every block
     /// does, whatever order pointers come in: blocks with gaps, adjacent blocks, zero-sized ones.
+    /// One smaps entry: header, `Rss` and `Swap` in kB, `VmFlags`.
+    fn smaps_entry(header: &str, rss_kb: u64, swap_kb: u64, flags: &str) -> String {
+        format!(
+            "{header}\nSize:               8 kB\nKernelPageSize:     4 kB\nRss:       \
+             {rss_kb:>8} kB\nPss:                0 kB\nSwap:      {swap_kb:>8} kB\n\
+             SwapPss:            0 kB\nVmFlags: {flags}\n"
+        )
+    }
+
+    #[test]
+    fn smaps_marks_what_needs_no_scan() {
+        let entries = [
+            // ThreadSanitizer's shadow: touched, but left out of core dumps.
+            (
+                "10000000000-1f000000000 rw-p 00000000 00:00 0 ",
+                12,
+                0,
+                "rd wr mr mw me ac nr dd",
+            ),
+            // Anonymous, never touched; the same swapped out; the same with a name.
+            (
+                "7f0000000000-7f0000002000 rw-p 00000000 00:00 0 ",
+                0,
+                0,
+                "rd wr mr mw me ac",
+            ),
+            (
+                "7f0000002000-7f0000004000 rw-p 00000000 00:00 0 ",
+                0,
+                4,
+                "rd wr mr mw me ac",
+            ),
+            (
+                "7f0000004000-7f0000006000 rw-p 00000000 00:00 0    [anon:pool]",
+                0,
+                0,
+                "rd wr",
+            ),
+            // Shared anonymous memory another process may have written, and a file's data.
+            (
+                "7f0000006000-7f0000008000 rw-s 00000000 00:01 7    /dev/zero (deleted)",
+                0,
+                0,
+                "rd wr sh",
+            ),
+            (
+                "7f0000008000-7f000000a000 rw-p 00002000 fe:00 12   /usr/lib/libfoo.so",
+                0,
+                0,
+                "rd wr",
+            ),
+            (
+                "7f000000a000-7f000000c000 rw-p 00000000 00:00 0    [heap]",
+                8,
+                0,
+                "rd wr",
+            ),
+        ];
+        let text: String = entries
+            .iter()
+            .map(|(header, rss, swap, flags)| smaps_entry(header, *rss, *swap, flags))
+            .collect();
+        let parsed = parse_smaps(&text);
+        let skipped: Vec<bool> = parsed.iter().map(|m| m.skipped).collect();
+        assert_eq!(skipped, [true, true, false, true, false, false, false]);
+        assert_eq!(parsed[0].start, 0x100_0000_0000);
+        assert_eq!(parsed[0].end, 0x1f0_0000_0000);
+        assert!(parsed.iter().all(|m| m.readable_writable));
+        assert_eq!(parsed[4].path, "/dev/zero");
+        assert_eq!(parsed[6].path, "[heap]");
+    }
+
     #[test]
     fn finding_the_block_a_pointer_points_into_matches_a_plain_search() {
         let mut sorted = Vec::new();

@@ -168,9 +168,8 @@ fn cannot_be_preloaded(program: &OsString) -> Option<String> {
 /// Whether `program` links gcc's AddressSanitizer runtime (`libasan.so`, whose name is in the
 /// dynamic string table near the start of the file: the first 16 MiB are searched). That
 /// runtime replaces malloc and aborts when a preloaded library comes before it. (Checked with
-/// gcc 12: a `-fsanitize=leak` build is traced normally, and a `-fsanitize=thread` build runs but
-/// leaves an empty trace, which the report shows as such.) Only asked after a run that started
-/// no tracer, so reading the file costs nothing otherwise.
+/// gcc 12: `-fsanitize=leak` and `-fsanitize=thread` builds are traced normally.) Only asked
+/// after a run that started no tracer, so reading the file costs nothing otherwise.
 fn links_address_sanitizer(program: &OsString) -> bool {
     use std::io::Read;
     const RUNTIME: &[u8] = b"libasan.so";
