@@ -180,6 +180,53 @@ fn for_each_word(start: u64, end: u64, buffer: &mut Vec<u8>, mut visit: impl FnM
     }
 }
 
+/// Calls `each` with the runs of `[start, end)` whose pages were ever touched: resident or
+/// swapped out, as `/proc/self/pagemap` tells (bits 63 and 62 of each page's 8-byte entry). The
+/// other pages of a private anonymous mapping read as zeros, so they hold no pointer. Where
+/// pagemap cannot be read, the rest of the range is passed whole.
+fn for_each_touched_run(start: u64, end: u64, mut each: impl FnMut(u64, u64)) {
+    use std::os::unix::fs::FileExt;
+    const TOUCHED: u64 = 3 << 62;
+    /// Entries read at a time: 16 MiB of addresses.
+    const ENTRIES: u64 = 4096;
+    if start >= end {
+        return;
+    }
+    let Ok(pagemap) = std::fs::File::open(crate::sys::own_proc_file("pagemap")) else {
+        each(start, end);
+        return;
+    };
+    let mut entries = vec![0u8; ENTRIES as usize * 8];
+    // The first page of the current run of touched pages.
+    let mut run: Option<u64> = None;
+    let mut page = start & !(PAGE - 1);
+    while page < end {
+        let count = (end - page).div_ceil(PAGE).min(ENTRIES) as usize;
+        let bytes = &mut entries[..count * 8];
+        if pagemap.read_exact_at(bytes, page / PAGE * 8).is_err() {
+            each(run.unwrap_or(page).max(start), end);
+            return;
+        }
+        for entry in bytes.chunks_exact(8) {
+            let entry = u64::from_ne_bytes([
+                entry[0], entry[1], entry[2], entry[3], entry[4], entry[5], entry[6], entry[7],
+            ]);
+            match (entry & TOUCHED != 0, run) {
+                (true, None) => run = Some(page),
+                (false, Some(from)) => {
+                    each(from.max(start), page);
+                    run = None;
+                }
+                _ => {}
+            }
+            page += PAGE;
+        }
+    }
+    if let Some(from) = run {
+        each(from.max(start), end);
+    }
+}
+
 const PAGE: u64 = 4096;
 /// Pages a scan keeps (direct-mapped by page number): 256 KiB.
 const CACHED_PAGES: usize = 64;
@@ -314,11 +361,18 @@ impl Marker<'_> {
 
     fn scan_root(&mut self, root: &Root) {
         let mut buffer = std::mem::take(&mut self.buffer);
-        for_each_word(root.start, root.end, &mut buffer, |word| {
+        let mut visit = |word| {
             if !(root.in_libc && self.is_next_chunk_header(word)) {
                 self.reach(word, true);
             }
-        });
+        };
+        if root.sparse {
+            for_each_touched_run(root.start, root.end, |start, end| {
+                for_each_word(start, end, &mut buffer, &mut visit);
+            });
+        } else {
+            for_each_word(root.start, root.end, &mut buffer, visit);
+        }
         self.buffer = buffer;
         self.drain_without_clique();
     }
@@ -384,7 +438,15 @@ struct Mapping {
     /// 31 TiB of it, and reservations), or it is anonymous and private and no page of it was
     /// ever touched (no resident nor swapped page: it reads as zeros).
     skipped: bool,
+    /// Private anonymous, at least [`SPARSE_MAPPING_MIN`] long, and less than a quarter of it
+    /// ever touched: only its touched pages are read ([`for_each_touched_run`]). A program that
+    /// reserves 16 GiB with `MAP_NORESERVE` and uses a page of it made the exit scan read the
+    /// whole range (8.3 s).
+    sparse: bool,
 }
+
+/// Mappings from this size on are read page run by page run when mostly untouched.
+const SPARSE_MAPPING_MIN: u64 = 64 << 20;
 
 impl Mapping {
     /// The mapping named by a maps/smaps header line (`start-end perms offset dev inode path`).
@@ -400,6 +462,7 @@ impl Mapping {
             readable_writable: perms.len() >= 4 && perms.starts_with("rw"),
             path,
             skipped: false,
+            sparse: false,
         })
     }
 }
@@ -450,6 +513,11 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
                 // one's resident pages until it touches them, so it is always scanned).
                 let anonymous = current.path.is_empty() || current.path.starts_with("[anon:");
                 current.skipped = dont_dump || (anonymous && touched_kb == 0);
+                let size = current.end.saturating_sub(current.start);
+                current.sparse = !current.skipped
+                    && anonymous
+                    && size >= SPARSE_MAPPING_MIN
+                    && touched_kb.saturating_mul(1024) < size / 4;
             }
             _ => {}
         }
@@ -463,6 +531,8 @@ struct Root {
     end: u64,
     /// In libc's own data, where glibc's main arena keeps its chunk links.
     in_libc: bool,
+    /// Part of a sparse mapping ([`Mapping::sparse`]): only its touched pages are read.
+    sparse: bool,
 }
 
 /// Whether a mapping is glibc's libc (`libc.so.6`, or `libc-2.NN.so` before 2.34).
@@ -534,6 +604,7 @@ fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) 
                     start: cursor,
                     end: s,
                     in_libc,
+                    sparse: m.sparse,
                 });
             }
             cursor = cursor.max(e);
@@ -543,6 +614,7 @@ fn roots(blocks: &Blocks, requester_sp: Option<u64>, scanner_stack: (u64, u64)) 
                 start: cursor,
                 end: m.end,
                 in_libc,
+                sparse: m.sparse,
             });
         }
     }
@@ -639,7 +711,7 @@ mod tests {
     }
 
     #[test]
-    fn smaps_marks_what_needs_no_scan() {
+    fn smaps_marks_what_needs_no_scan_or_only_its_touched_pages() {
         let entries = [
             // ThreadSanitizer's shadow: touched, but left out of core dumps.
             (
@@ -686,6 +758,19 @@ mod tests {
                 0,
                 "rd wr",
             ),
+            // A 4 GiB reservation with three pages touched, and one with a third touched.
+            (
+                "7f1000000000-7f1100000000 rw-p 00000000 00:00 0 ",
+                12,
+                0,
+                "rd wr mr mw me nr",
+            ),
+            (
+                "7f2000000000-7f2006000000 rw-p 00000000 00:00 0 ",
+                32768,
+                0,
+                "rd wr mr mw me",
+            ),
         ];
         let text: String = entries
             .iter()
@@ -693,7 +778,15 @@ mod tests {
             .collect();
         let parsed = parse_smaps(&text);
         let skipped: Vec<bool> = parsed.iter().map(|m| m.skipped).collect();
-        assert_eq!(skipped, [true, true, false, true, false, false, false]);
+        assert_eq!(
+            skipped,
+            [true, true, false, true, false, false, false, false, false]
+        );
+        let sparse: Vec<bool> = parsed.iter().map(|m| m.sparse).collect();
+        assert_eq!(
+            sparse,
+            [false, false, false, false, false, false, false, true, false]
+        );
         assert_eq!(parsed[0].start, 0x100_0000_0000);
         assert_eq!(parsed[0].end, 0x1f0_0000_0000);
         assert!(parsed.iter().all(|m| m.readable_writable));

@@ -983,6 +983,26 @@ fn an_address_sanitizer_build_is_named_as_the_reason_for_no_trace() {
     );
 }
 
+/// A 4 GiB reservation (`MAP_NORESERVE`) of which three pages are written: the exit scan reads
+/// only the touched pages of such a mapping (it read all 4 GiB before, 2 s; 8.3 s for 16 GiB),
+/// and still finds each block whose only pointer lies on one of them, the first and last page
+/// included.
+#[test]
+fn a_mostly_untouched_reservation_is_scanned_through_its_touched_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("sparse_reservation.c", &["-O0"], dir.path(), "sparse");
+    let trace = record_clean(&dir.path().join("sparse.lks"), &[], &program, &[]);
+    assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)));
+    let ours = trace.leak_summary(ScanTrigger::Exit);
+    assert_eq!(
+        ours,
+        HashMap::from([
+            (LeakClass::DefinitelyLost, (1, 50)),
+            (LeakClass::StillReachable, (3, 600)),
+        ])
+    );
+}
+
 /// A program built with gcc's ThreadSanitizer runs with the tracer before its runtime. That
 /// runtime maps 31 TiB of shadow memory read-write (`MADV_DONTDUMP`): the exit scan read it as a
 /// root for the 60 s the exit waits, then the process ended with nothing but the trace header
