@@ -998,10 +998,21 @@ fn growth_by_call_site_sees_through_what_the_exit_frees() {
         u64::from(marker_line("global_cache.cpp", "remember"))
     );
     assert_eq!(top["live_bytes_at_end"], 0);
-    assert_eq!(top["live_bytes_before_exit"], 150 * 65536, "{top:#}");
+    // The live bytes at the last sample before the fall. Samples are 4-8 ms apart in this run
+    // (evenly spaced, halved as they reach 512), and halving can drop the one sample taken in
+    // the 10 ms between the 150th entry and the exit (seen once in CI: 149 entries).
+    let before_exit = top["live_bytes_before_exit"].as_u64().unwrap();
+    assert!(
+        (148 * 65536..=150 * 65536).contains(&before_exit),
+        "{top:#}"
+    );
     let text = report(&trace, &[]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("0 B (9.38 MiB before exit)"), "{text}");
+    let shown = format!(
+        "0 B ({:.2} MiB before exit)",
+        before_exit as f64 / 1048576.0
+    );
+    assert!(text.contains(&shown), "{shown} in {text}");
 
     // Emptied by `main` 1 s before the exit: a fall the program made, not its exit. (The
     // vector's own buffer, grown by `push_back` in `remember` and kept by `clear` until the
