@@ -116,8 +116,59 @@ fn reader_tid() -> libc::pid_t {
     }
 }
 
+/// `/proc/self/mem`, open while a scan reads through it (-1: reads use `process_vm_readv`).
+static MEM_FILE: AtomicI32 = AtomicI32::new(-1);
+
+/// Picks how this scan reads memory: `process_vm_readv`, or `/proc/self/mem` where that is
+/// refused (a seccomp filter, such as systemd's `SystemCallFilter=`, that applies to every
+/// thread: reads then failed and every block read as definitely lost). Returns false when
+/// neither can read a word of this thread's own stack: then there is no scan.
+fn choose_reader() -> bool {
+    let probe = [0x5au8, 1, 2, 3, 4, 5, 6, 0xa5];
+    let reads_probe = || {
+        let mut copy = [0u8; 8];
+        read_memory(probe.as_ptr() as u64, &mut copy) == 8 && copy == probe
+    };
+    if reads_probe() {
+        return true;
+    }
+    let Ok(file) = std::fs::File::open(crate::sys::own_proc_file("mem")) else {
+        return false;
+    };
+    MEM_FILE.store(std::os::fd::IntoRawFd::into_raw_fd(file), Ordering::Relaxed);
+    if reads_probe() {
+        return true;
+    }
+    release_reader();
+    false
+}
+
+/// Closes `/proc/self/mem` if the scan read through it.
+fn release_reader() {
+    let fd = MEM_FILE.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: `choose_reader` took this descriptor from a `File` it owned; nothing else
+        // holds it.
+        drop(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+}
+
 /// Copies `len` bytes at `address` of this process into `out`; returns how many were readable.
 fn read_memory(address: u64, out: &mut [u8]) -> usize {
+    let file = MEM_FILE.load(Ordering::Relaxed);
+    if file >= 0 {
+        // SAFETY: `file` is open (`choose_reader`); `out` is writable for its length. The
+        // kernel copies up to the first unreadable page and fails only when none is readable.
+        let n = unsafe {
+            libc::pread64(
+                file,
+                out.as_mut_ptr() as *mut libc::c_void,
+                out.len(),
+                address as libc::off64_t,
+            )
+        };
+        return usize::try_from(n).unwrap_or(0);
+    }
     let me = reader_tid();
     let local = libc::iovec {
         iov_base: out.as_mut_ptr() as *mut libc::c_void,
@@ -645,9 +696,13 @@ pub fn classify<S: std::hash::BuildHasher>(
     live: &HashMap<u64, LiveBlock, S>,
     requester: Option<Requester>,
     root_words: &[u64],
-) -> Vec<(u64, LeakClass)> {
+) -> Option<Vec<(u64, LeakClass)>> {
     // One thread id for every read of this scan (a system call less per read).
     READER_TID.store(crate::sys::gettid() as i32, Ordering::Relaxed);
+    if !choose_reader() {
+        READER_TID.store(0, Ordering::Relaxed);
+        return None;
+    }
     let mut sorted: Vec<(u64, u64)> = live
         .iter()
         .filter(|(_, b)| b.kind != MMAP_KIND)
@@ -680,7 +735,8 @@ pub fn classify<S: std::hash::BuildHasher>(
         }
     }
     READER_TID.store(0, Ordering::Relaxed);
-    sorted
+    release_reader();
+    let classes = sorted
         .iter()
         .zip(&marker.marks)
         .map(|(&(address, _), mark)| {
@@ -692,7 +748,8 @@ pub fn classify<S: std::hash::BuildHasher>(
             };
             (address, class)
         })
-        .collect()
+        .collect();
+    Some(classes)
 }
 
 #[cfg(test)]

@@ -1057,8 +1057,12 @@ impl Writer {
         self.module_generation = modules::generation();
     }
 
+    /// Writes a leak scan, or nothing when this process's memory cannot be read at all (the
+    /// report then says the trace has no scan, rather than that every block was lost).
     fn scan(&mut self, trigger: ScanTrigger, requester: Option<scan::Requester>) {
-        let mut classes = scan::classify(&self.live, requester, &[]);
+        let Some(mut classes) = scan::classify(&self.live, requester, &[]) else {
+            return;
+        };
         if trigger == ScanTrigger::OnDemand {
             // The program runs on while its memory is read: a block it allocated meanwhile is
             // not in the live map, and what only that block points at (a list it became the
@@ -1068,8 +1072,10 @@ impl Writer {
             self.allocated_during_scan = Some(Vec::new());
             self.cycle(true);
             let fresh = self.allocated_during_scan.take().unwrap_or_default();
-            if !fresh.is_empty() {
-                classes = scan::classify(&self.live, requester, &fresh);
+            if !fresh.is_empty()
+                && let Some(again) = scan::classify(&self.live, requester, &fresh)
+            {
+                classes = again;
             }
         }
         // Stamped after the events written above, which the trace keeps in time order.

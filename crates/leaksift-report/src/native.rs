@@ -145,6 +145,15 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
                 );
             }
         }
+        None if report.exit_status.is_some() => {
+            // An exited process gets its scan unless its memory could not be read at all.
+            let _ = writeln!(
+                out,
+                "LEAK SUMMARY: not available (the process exited, but the tracer could not read \
+                 its memory: process_vm_readv and /proc/self/mem were refused, as by a seccomp \
+                 filter); see growth below"
+            );
+        }
         None => {
             let _ = writeln!(
                 out,

@@ -1003,6 +1003,47 @@ fn a_mostly_untouched_reservation_is_scanned_through_its_touched_pages() {
     );
 }
 
+/// A seccomp filter on every thread (as systemd's `SystemCallFilter=` sets up) that refuses
+/// `process_vm_readv`: the exit scan read nothing and called every block definitely lost. It
+/// now reads through `/proc/self/mem`; when that is refused too (`pread64`), the trace has no
+/// scan, and `report --fail-on-leak` says why instead of failing the leak check.
+#[test]
+fn a_seccomp_filter_refusing_memory_reads_gives_true_classes_or_no_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("seccomp_filter.c", &["-O0"], dir.path(), "seccomp");
+    let trace = record_clean(&dir.path().join("readv.lks"), &[], &program, &[]);
+    let ours = trace.leak_summary(ScanTrigger::Exit);
+    assert_eq!(
+        ours,
+        HashMap::from([
+            (LeakClass::DefinitelyLost, (1, 50)),
+            (LeakClass::StillReachable, (2, 100 + 4096)),
+        ])
+    );
+
+    let trace_path = dir.path().join("no_reads.lks");
+    let out = record(&trace_path, &[], &program, &["pread"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["report", "-q"])
+        .arg(&trace_path)
+        .arg("--fail-on-leak")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("the tracer could not read its memory")
+            && stderr.contains("/proc/self/mem were refused, as by a seccomp filter"),
+        "{stdout}{stderr}"
+    );
+}
+
 /// A program built with gcc's ThreadSanitizer runs with the tracer before its runtime. That
 /// runtime maps 31 TiB of shadow memory read-write (`MADV_DONTDUMP`): the exit scan read it as a
 /// root for the 60 s the exit waits, then the process ended with nothing but the trace header

@@ -240,6 +240,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.fail_on_leak.is_some() && report.scan.is_none() {
         let why = if report.exec {
             "the program replaced itself with exec"
+        } else if report.exit_status.is_some() {
+            // The tracer writes no scan when it cannot read the process's memory at all.
+            "the tracer could not read the process's memory: process_vm_readv and \
+             /proc/self/mem were refused, as by a seccomp filter"
         } else {
             "the process did not exit normally"
         };
