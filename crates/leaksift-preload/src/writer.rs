@@ -900,6 +900,12 @@ impl Writer {
     }
 
     fn emit(&mut self, p: Pending) {
+        // A failed write (disk full) ends the trace: the events still queued are dropped, not
+        // retried one by one (each retry cost three system calls, and the program, held back
+        // by the queue, ran thousands of times slower).
+        if self.failed {
+            return;
+        }
         let e = p.event;
         let time = self.clock.nanos(e.timestamp);
         let thread = ThreadId(p.thread);

@@ -1044,6 +1044,44 @@ fn a_seccomp_filter_refusing_memory_reads_gives_true_classes_or_no_scan() {
     );
 }
 
+/// The trace's file system fills up (an 8 KiB tmpfs, mounted in a mount namespace of a user
+/// namespace by `unshare -rm`, so no privilege is needed). The tracer used to retry the write
+/// for every queued event, three system calls each, and the program, held back by the full
+/// queue, ran for more than ten minutes; it now stops at the first failed write. `record`
+/// exits with the program's status and says why the trace ends early; `report` reads what was
+/// written. (Bounded by `timeout`, so the old behaviour fails instead of hanging the suite.)
+#[test]
+fn a_full_file_system_stops_the_trace_and_not_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("disk_full.c", &["-O1"], dir.path(), "disk_full");
+    let mount = dir.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    ensure_preload();
+    let script = r#"mount -t tmpfs -o size=8k tmpfs "$1" || exit 90
+"$2" record -o "$1/full.lks" -- "$3"
+echo "record exited $?"
+"$2" report -q "$1/full.lks" | head -3"#;
+    let out = Command::new("timeout")
+        .args(["120", "unshare", "-rm", "sh", "-c", script, "sh"])
+        .arg(&mount)
+        .arg(env!("CARGO_BIN_EXE_leaksift"))
+        .arg(&program)
+        .output()
+        .expect("running timeout and unshare (coreutils, util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("churned\nrecord exited 7\n"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("full.lks is full: the tracer stopped when a write failed"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("TRUNCATED"), "{stdout}{stderr}");
+}
+
 /// A program built with gcc's ThreadSanitizer runs with the tracer before its runtime. That
 /// runtime maps 31 TiB of shadow memory read-write (`MADV_DONTDUMP`): the exit scan read it as a
 /// root for the 60 s the exit waits, then the process ended with nothing but the trace header

@@ -180,6 +180,13 @@ fn links_address_sanitizer(program: &OsString) -> bool {
     read && head.windows(RUNTIME.len()).any(|window| window == RUNTIME)
 }
 
+/// Whether the file system holding `file` has less than 64 KiB left for unprivileged writers:
+/// the likely reason a trace stopped short of its program's exit (the tracer stops at the first
+/// failed write; its last chunks are what would not fit).
+fn file_system_is_full(file: &Path) -> bool {
+    rustix::fs::statvfs(file).is_ok_and(|fs| fs.f_bavail.saturating_mul(fs.f_frsize) < 64 << 10)
+}
+
 /// `program` as `execvp` finds it: a name with a `/` as it is, else the first executable file of
 /// that name in `PATH`.
 fn resolve_in_path(program: &OsString) -> Option<PathBuf> {
@@ -505,6 +512,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         leaksift_report::units::bytes(size as f64),
         output.display()
     );
+    if status.code().is_some() && file_system_is_full(&output) {
+        eprintln!(
+            "leaksift: the file system holding {} is full: the tracer stopped when a write \
+             failed, so the trace ends early (the report says TRUNCATED and covers what was \
+             written)",
+            output.display()
+        );
+    }
     for other in sibling_traces(&output) {
         eprintln!("leaksift: {}", describe_sibling(&other, child.id()));
     }
