@@ -283,6 +283,10 @@ const PAGE: u64 = 4096;
 const CACHED_PAGES: usize = 64;
 /// Blocks larger than this are read directly (in 1 MiB steps), not through the page cache.
 const CACHED_BLOCK_MAX: u64 = 64 << 10;
+/// Blocks from this size on are read only where they were ever touched
+/// ([`for_each_touched_run`]): the malloc family hands out anonymous memory, whose untouched
+/// pages read as zeros.
+const SPARSE_BLOCK_MIN: u64 = 1 << 20;
 
 /// The heap pages a scan read last. Reading each small block with its own `process_vm_readv`
 /// cost the kernel a page lookup per block (2 million 48-byte blocks: 2.8 s of system time);
@@ -333,6 +337,14 @@ impl PageCache {
         direct: &mut Vec<u8>,
         mut visit: impl FnMut(u64),
     ) {
+        if end - start >= SPARSE_BLOCK_MIN {
+            // Big blocks are often mostly untouched (buffers sized for the worst case): 141 MiB
+            // of xz's made its exit scan take 0.1 s for a 23 ms run.
+            for_each_touched_run(start, end, |from, to| {
+                for_each_word(from, to, direct, &mut visit);
+            });
+            return;
+        }
         if end - start > CACHED_BLOCK_MAX {
             for_each_word(start, end, direct, visit);
             return;
