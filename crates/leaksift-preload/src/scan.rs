@@ -533,11 +533,15 @@ impl Mapping {
 /// The process's mappings, from smaps when it can be read (it tells which mappings need no
 /// scan; the kernel walks each mapping's page tables to write it), else from maps.
 fn mappings_to_scan() -> Vec<Mapping> {
-    let smaps = std::fs::read_to_string(crate::sys::own_proc_file("smaps")).unwrap_or_default();
-    if smaps.is_empty() {
+    // Parsed as it is read: smaps takes about 1 KiB per mapping (60 MiB for a program near the
+    // kernel's 65,530-mapping limit), maps a tenth of that.
+    let parsed = std::fs::File::open(crate::sys::own_proc_file("smaps"))
+        .map(|file| parse_smaps(std::io::BufReader::with_capacity(64 << 10, file)))
+        .unwrap_or_default();
+    if parsed.is_empty() {
         return mappings();
     }
-    parse_smaps(&smaps)
+    parsed
 }
 
 /// The process's mappings from maps (none marked `skipped`).
@@ -547,11 +551,16 @@ fn mappings() -> Vec<Mapping> {
 }
 
 /// Parses smaps: a header line per mapping, then `Name: value` lines, `VmFlags` last.
-fn parse_smaps(text: &str) -> Vec<Mapping> {
+fn parse_smaps(text: impl std::io::BufRead) -> Vec<Mapping> {
     let mut out: Vec<Mapping> = Vec::new();
     // Resident plus swapped kB of the current mapping.
     let mut touched_kb = 0u64;
     for line in text.lines() {
+        // A read error leaves the list incomplete: none then (the caller reads maps instead).
+        let Ok(line) = line else {
+            return Vec::new();
+        };
+        let line = line.as_str();
         let Some((name, value)) = line.split_once(':').filter(|(name, _)| !name.contains(' '))
         else {
             if let Some(mapping) = Mapping::from_header(line) {
@@ -845,7 +854,7 @@ mod tests {
             .iter()
             .map(|(header, rss, swap, flags)| smaps_entry(header, *rss, *swap, flags))
             .collect();
-        let parsed = parse_smaps(&text);
+        let parsed = parse_smaps(text.as_bytes());
         let skipped: Vec<bool> = parsed.iter().map(|m| m.skipped).collect();
         assert_eq!(
             skipped,
