@@ -1501,6 +1501,51 @@ fn mmap_is_traced_on_request() {
     assert!(Trace::read(&trace_path).allocs(3 << 20).is_empty());
 }
 
+/// A program for another architecture (a 32-bit x86 build, or an aarch64 one run through
+/// qemu-user's binfmt) would have its loader refuse the x86-64 tracer and run untraced, and
+/// `record` then blamed static linking. It is refused up front with the reason. The programs
+/// are a dynamically linked x86-64 build with the ELF class or machine field changed: the check
+/// reads only the header, and refuses before anything runs.
+#[test]
+fn a_program_for_another_architecture_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = compile_c("static_hello.c", &[], dir.path(), "hello");
+    for (name, offset, bytes, expected) in [
+        ("hello_i386", 0x12, [3u8, 0], "is built for 32-bit x86:"),
+        (
+            "hello_aarch64",
+            0x12,
+            [183, 0],
+            "is built for 64-bit ARM (aarch64):",
+        ),
+        ("hello_class32", 4, [1, 1], "is built for x32:"),
+    ] {
+        let mut image = std::fs::read(&native).unwrap();
+        image[offset..offset + 2].copy_from_slice(&bytes);
+        let program = dir.path().join(name);
+        std::fs::write(&program, image).unwrap();
+        std::fs::set_permissions(
+            &program,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let out = record(&dir.path().join(format!("{name}.lks")), &[], &program, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("cannot be traced"),
+            "{name}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{name} ran: {out:?}");
+    }
+    // The unchanged build is traced (and exits with its status, 4).
+    let out = record(&dir.path().join("hello.lks"), &[], &native, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("trace written to"), "{stderr}");
+}
+
 #[test]
 fn a_static_binary_is_reported_as_untraceable() {
     let dir = tempfile::tempdir().unwrap();

@@ -156,6 +156,13 @@ fn cannot_be_preloaded(program: &OsString) -> Option<String> {
     let mut header = [0u8; 64];
     let mut file = std::fs::File::open(&path).ok()?;
     std::io::Read::read_exact(&mut file, &mut header).ok()?;
+    if let Some(architecture) = foreign_architecture(&header) {
+        return Some(format!(
+            "{} is built for {architecture}: the tracer is an x86-64 library, which its \
+             dynamic loader would refuse to preload, so it cannot be traced",
+            path.display()
+        ));
+    }
     if !is_dynamically_linked(&header, &mut file)? {
         return Some(format!(
             "{} is statically linked: no dynamic loader runs in it to preload the tracer, so it cannot be traced",
@@ -201,6 +208,40 @@ fn resolve_in_path(program: &OsString) -> Option<PathBuf> {
             std::fs::metadata(candidate)
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+/// What an ELF file (`header`: its first 64 bytes) is built for when that is not x86-64 (the
+/// tracer's own architecture), as a name for the user: its loader would refuse the tracer
+/// ("wrong ELF class: ELFCLASS64") and run it untraced. `None` for x86-64 and for files that are
+/// not ELF.
+fn foreign_architecture(header: &[u8; 64]) -> Option<String> {
+    const EM_386: u16 = 3;
+    const EM_ARM: u16 = 40;
+    const EM_X86_64: u16 = 62;
+    const EM_AARCH64: u16 = 183;
+    const EM_RISCV: u16 = 243;
+    if &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    let bits = match header[4] {
+        1 => 32,
+        2 => 64,
+        _ => return Some("an unknown ELF class".to_string()),
+    };
+    let machine = match header[5] {
+        1 => u16::from_le_bytes([header[0x12], header[0x13]]),
+        _ => u16::from_be_bytes([header[0x12], header[0x13]]),
+    };
+    let name = match (machine, bits) {
+        (EM_X86_64, 64) => return None,
+        (EM_X86_64, _) => "x32".to_string(),
+        (EM_386, _) => "32-bit x86".to_string(),
+        (EM_ARM, _) => "32-bit ARM".to_string(),
+        (EM_AARCH64, _) => "64-bit ARM (aarch64)".to_string(),
+        (EM_RISCV, _) => format!("{bits}-bit RISC-V"),
+        (other, _) => format!("{bits}-bit (ELF machine {other})"),
+    };
+    Some(name)
 }
 
 /// Whether a 64-bit little-endian ELF file (`header`: its first 64 bytes) has a `PT_INTERP`
