@@ -125,6 +125,8 @@ static MEM_FILE: AtomicI32 = AtomicI32::new(-1);
 /// neither can read a word of this thread's own stack: then there is no scan.
 fn choose_reader() -> bool {
     let probe = [0x5au8, 1, 2, 3, 4, 5, 6, 0xa5];
+    // Written to memory before the reads: the system call reads it by address.
+    std::hint::black_box(&probe);
     let reads_probe = || {
         let mut copy = [0u8; 8];
         read_memory(probe.as_ptr() as u64, &mut copy) == 8 && copy == probe
