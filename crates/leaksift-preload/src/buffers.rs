@@ -548,8 +548,7 @@ fn after_enqueue(queued: usize) {
     let mut waited = 0;
     while FULL_COUNT.load(Ordering::Relaxed) > MAX_QUEUED && queued > MAX_QUEUED && waited < 10_000
     {
-        // SAFETY: plain sleep.
-        unsafe { libc::usleep(200) };
+        sys::sleep_ns(200_000);
         waited += 1;
     }
 }

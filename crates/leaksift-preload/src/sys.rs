@@ -281,6 +281,24 @@ pub fn membarrier() -> bool {
     unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) == 0 }
 }
 
+/// Sleeps for `ns` nanoseconds through the raw system call: unlike glibc's `usleep` and
+/// `nanosleep`, not a cancellation point, so a `pthread_cancel`led thread is never cancelled
+/// inside the tracer (its own code has no cancellation point, as `malloc` has none).
+pub fn sleep_ns(ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    };
+    // SAFETY: `ts` is a valid timespec; a null remainder is allowed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_nanosleep,
+            &ts as *const libc::timespec,
+            core::ptr::null_mut::<libc::timespec>(),
+        )
+    };
+}
+
 /// Sleeps on `word` until it differs from `expected`, a wake, or `timeout_ns`.
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: u64) {
     let ts = libc::timespec {

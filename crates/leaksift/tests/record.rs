@@ -1082,6 +1082,25 @@ echo "record exited $?"
     assert!(stdout.contains("TRUNCATED"), "{stdout}{stderr}");
 }
 
+/// `pthread_cancel` of threads that only allocate and free: no cancellation point, so none is
+/// cancelled, with or without the tracer. The tracer's back-pressure sleep (six threads outrun
+/// its writer on two cores) was glibc's `usleep`, a cancellation point: all six threads were
+/// cancelled inside `malloc`.
+#[test]
+fn threads_allocating_under_the_tracer_meet_no_cancellation_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("cancel_storm.c", &["-O1"], dir.path(), "cancel_storm");
+    let out = record(&dir.path().join("cancel.lks"), &[], &program, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "joined, 0 cancelled\n");
+}
+
 /// A program built with gcc's ThreadSanitizer runs with the tracer before its runtime. That
 /// runtime maps 31 TiB of shadow memory read-write (`MADV_DONTDUMP`): the exit scan read it as a
 /// root for the 60 s the exit waits, then the process ended with nothing but the trace header
