@@ -340,8 +340,8 @@ impl PageCache {
         mut visit: impl FnMut(u64),
     ) {
         if end - start >= SPARSE_BLOCK_MIN {
-            // Big blocks are often mostly untouched (buffers sized for the worst case): 141 MiB
-            // of xz's made its exit scan take 0.1 s for a 23 ms run.
+            // Big blocks are often mostly untouched (buffers sized for the worst case): with
+            // 141 MiB of xz's read whole, `record` took 0.13 s for a 23 ms run (now 0.05 s).
             for_each_touched_run(start, end, |from, to| {
                 for_each_word(from, to, direct, &mut visit);
             });

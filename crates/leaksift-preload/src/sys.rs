@@ -281,22 +281,12 @@ pub fn membarrier() -> bool {
     unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) == 0 }
 }
 
-/// Sleeps for `ns` nanoseconds through the raw system call: unlike glibc's `usleep` and
-/// `nanosleep`, not a cancellation point, so a `pthread_cancel`led thread is never cancelled
-/// inside the tracer (its own code has no cancellation point, as `malloc` has none).
+/// Sleeps for `ns` nanoseconds in a raw system call (a futex wait nobody wakes): unlike glibc's
+/// `usleep` and `nanosleep`, not a cancellation point, so a `pthread_cancel`led thread is never
+/// cancelled inside the tracer (its own code has no cancellation point, as `malloc` has none).
 pub fn sleep_ns(ns: u64) {
-    let ts = libc::timespec {
-        tv_sec: (ns / 1_000_000_000) as i64,
-        tv_nsec: (ns % 1_000_000_000) as i64,
-    };
-    // SAFETY: `ts` is a valid timespec; a null remainder is allowed.
-    unsafe {
-        libc::syscall(
-            libc::SYS_nanosleep,
-            &ts as *const libc::timespec,
-            core::ptr::null_mut::<libc::timespec>(),
-        )
-    };
+    let never_woken = core::sync::atomic::AtomicU32::new(0);
+    futex_wait(&never_woken, 0, ns);
 }
 
 /// Sleeps on `word` until it differs from `expected`, a wake, or `timeout_ns`.
