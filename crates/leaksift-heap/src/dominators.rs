@@ -95,7 +95,8 @@ pub struct Dominators {
 impl Dominators {
     /// Computes the dominator tree of `graph` from its root over essential edges, and retained sizes.
     pub fn compute(graph: &HeapGraph) -> Dominators {
-        Dominators::compute_with(graph, graph.format() == HeapFormat::Hprof)
+        let prune_classes = graph.format() == HeapFormat::Hprof;
+        Dominators::compute_with(graph, prune_classes, Box::new(|_| Vec::new())).0
     }
 
     /// [`Dominators::compute`] with the graph's class and self-size columns packed meanwhile
@@ -104,24 +105,53 @@ impl Dominators {
     /// (4 bytes per node when both are in 2-byte form: 62 MiB on the 16.3 M-node HPROF bench
     /// dump), for the time it takes to pack and unpack them (55–70 ms there).
     pub fn compute_packing(graph: &mut HeapGraph) -> Dominators {
-        graph.pack_node_columns();
-        let dominators = Dominators::compute(graph);
-        graph.unpack_node_columns();
-        dominators
+        Dominators::compute_packing_beside(graph, |_| Vec::new()).0
     }
 
-    /// [`Dominators::compute`], leaving class objects and edges into root children out of the
-    /// Lengauer–Tarjan pass when `prune_classes` (the result is the same either way).
-    fn compute_with(graph: &HeapGraph, prune_classes: bool) -> Dominators {
-        let LtResult {
-            idom,
-            retained,
-            unreachable,
-            spare: [spare_first, spare_dominated],
-        } = pruned_lengauer_tarjan(graph, prune_classes);
+    /// [`Dominators::compute_packing`] with the outgoing edges of the nodes `find_inert`
+    /// returns taking no part, as if they were not essential: one bit per node ordinal (bit
+    /// `i % 64` of word `i / 64`; missing words are clear; the root's bit is ignored). Returns
+    /// the tree and those bits; the graph is not changed.
+    ///
+    /// `find_inert` runs on another core while the depth-first search from the root runs (that
+    /// search leaves a core idle for most of its time), so the nodes the root reaches over
+    /// essential edges should not be inert: the search is run again, with the inert nodes
+    /// known, when one is. This is what HPROF's garbage needs ([MAT's rule]: the objects no
+    /// GC root reaches over any reference take no part), without a pass of its own before the
+    /// search: 146 ms less on the 16.3 M-node HPROF bench dump.
+    ///
+    /// [MAT's rule]: https://help.eclipse.org/latest/topic/org.eclipse.mat.ui.help/concepts/gcroots.html
+    pub fn compute_packing_beside(
+        graph: &mut HeapGraph,
+        find_inert: impl FnOnce(&HeapGraph) -> Vec<u64> + Send,
+    ) -> (Dominators, Vec<u64>) {
+        graph.pack_node_columns();
+        let prune_classes = graph.format() == HeapFormat::Hprof;
+        let result = Dominators::compute_with(graph, prune_classes, Box::new(find_inert));
+        graph.unpack_node_columns();
+        result
+    }
+
+    /// [`Dominators::compute_packing_beside`] without packing, leaving class objects and edges
+    /// into root children out of the Lengauer–Tarjan pass when `prune_classes` (the result is
+    /// the same either way).
+    fn compute_with(
+        graph: &HeapGraph,
+        prune_classes: bool,
+        find_inert: FindInert<'_>,
+    ) -> (Dominators, Vec<u64>) {
+        let (
+            LtResult {
+                idom,
+                retained,
+                unreachable,
+                spare: [spare_first, spare_dominated],
+            },
+            inert,
+        ) = pruned_lengauer_tarjan(graph, prune_classes, find_inert);
         let (first_dominated, dominated) =
             dominated_csr(&idom, graph.root(), spare_first, spare_dominated);
-        Dominators {
+        let dominators = Dominators {
             idom,
             preorder: OnceLock::new(),
             // Narrowed only now: the spare columns are gone, so the copy does not raise the peak.
@@ -130,7 +160,8 @@ impl Dominators {
             dominated,
             root: graph.root(),
             unreachable,
-        }
+        };
+        (dominators, inert.0)
     }
 
     /// The root of the tree (the graph's root).
@@ -257,15 +288,59 @@ fn dominated_csr(
     (offsets, dominated)
 }
 
+/// Finds the nodes whose outgoing edges take no part (see
+/// [`Dominators::compute_packing_beside`]).
+type FindInert<'f> = Box<dyn FnOnce(&HeapGraph) -> Vec<u64> + Send + 'f>;
+
+/// The inert nodes: `bits` (all clear while `find` has not run yet; it runs beside the first
+/// search from the root).
+struct Inert<'f> {
+    find: Option<FindInert<'f>>,
+    bits: Bits,
+}
+
+impl Inert<'_> {
+    /// The bits `find` returned, one per node of `graph` (missing words clear), the root's and
+    /// those past the last node clear.
+    fn bits_from(mut words: Vec<u64>, graph: &HeapGraph) -> Bits {
+        let n = graph.node_count();
+        words.resize(n.div_ceil(64), 0);
+        if n % 64 != 0 {
+            words[n / 64] &= (1 << (n % 64)) - 1;
+        }
+        let root = graph.root().get();
+        words[root / 64] &= !(1 << (root % 64));
+        Bits(words)
+    }
+}
+
+/// Why a Lengauer–Tarjan attempt must be run again.
+#[derive(Debug, PartialEq, Eq)]
+enum Retry {
+    /// Leaving these candidates (ordinals, ascending) out was not exact.
+    Candidates(Vec<u32>),
+    /// The search from the root, run while the inert nodes were being found, reached one.
+    InertReached,
+}
+
 /// Lengauer–Tarjan with the exact shortcuts of the module docs: with `prune_classes`, edges
 /// into root children are left out, and class candidates are left out and placed afterwards;
 /// candidates for which that is not exact are put back (after two failed attempts, all are).
-fn pruned_lengauer_tarjan(graph: &HeapGraph, prune_classes: bool) -> LtResult {
+/// Returns the result and the inert nodes.
+fn pruned_lengauer_tarjan(
+    graph: &HeapGraph,
+    prune_classes: bool,
+    find_inert: FindInert<'_>,
+) -> (LtResult, Bits) {
     let n = graph.node_count();
     let mut candidates = if prune_classes {
         class_candidates(graph)
     } else {
         Vec::new()
+    };
+    let mut inert = Inert {
+        find: Some(find_inert),
+        bits: Bits::new(n),
     };
     let mut attempts = 0;
     loop {
@@ -274,11 +349,13 @@ fn pruned_lengauer_tarjan(graph: &HeapGraph, prune_classes: bool) -> LtResult {
         } else {
             Cut::none(n)
         };
-        match lengauer_tarjan(graph, &cut) {
-            Ok(result) => return result,
-            Err(failed) => {
+        let result = lengauer_tarjan(graph, &cut, &mut inert);
+        candidates = cut.candidates;
+        match result {
+            Ok(result) => return (result, inert.bits),
+            Err(Retry::InertReached) => {}
+            Err(Retry::Candidates(failed)) => {
                 attempts += 1;
-                candidates = cut.candidates;
                 candidates.retain(|c| failed.binary_search(c).is_err());
                 if attempts >= 2 {
                     candidates.clear();
@@ -313,6 +390,26 @@ impl Bits {
     fn set(&mut self, index: usize) {
         self.0[index / 64] |= 1 << (index % 64);
     }
+
+    /// The members, ascending (a bit at a time: sparse sets are cheap).
+    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut rest = bits;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    word * 64 + bit
+                })
+            })
+        })
+    }
+}
+
+/// Whether a search that set `visited` (by vertex number: ordinal + 1) reached a node of `nodes`
+/// (by ordinal).
+fn reached_any(visited: &Bits, nodes: &Bits) -> bool {
+    nodes.ones().any(|o| visited.get(o + 1))
 }
 
 /// The essential edges a Lengauer–Tarjan attempt leaves out (see "Exact shortcuts" in the
@@ -416,8 +513,10 @@ fn class_candidates(graph: &HeapGraph) -> Vec<u32> {
 }
 
 /// Computes idom per ordinal, the preorder of ordinals, and how many nodes the root does not
-/// reach, over the essential edges `cut` keeps; then places the candidates, or returns the
-/// candidates for which leaving them out was not exact.
+/// reach, over the essential edges `cut` keeps from nodes that are not inert; then places the
+/// candidates, or returns the candidates for which leaving them out was not exact. Finds the
+/// inert nodes if they are not known yet (beside the search from the root, which must then
+/// run again if it reached one).
 ///
 /// The semidominators come from Lengauer–Tarjan's path-compressed evaluation, the immediate
 /// dominators from them as in semi-NCA (Georgiadis and Tarjan): no buckets, and nothing to do
@@ -428,7 +527,7 @@ fn class_candidates(graph: &HeapGraph) -> Vec<u32> {
 /// edges into nodes with two or more of them (built on another core during the DFS from the
 /// root), the semidominators of the vertices that have several retainers (4 bytes each), three
 /// bitsets and the path during the DFS. The columns that die are reused for the results.
-fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
+fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut, inert: &mut Inert) -> Result<LtResult, Retry> {
     let n = graph.node_count();
     let first_edge = graph.first_edges();
     let targets = graph.edge_targets();
@@ -446,10 +545,8 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     // into start as visited, so the search tests one bit per edge; the root's own edges into them
     // are followed once each, as `root_entered` tells.
     let mut visited = Bits::new(n + 1);
-    for (word, &bits) in cut.target.0.iter().enumerate() {
-        for bit in (0..64).filter(|bit| bits & (1 << bit) != 0) {
-            visited.set(word * 64 + bit + 1);
-        }
+    for o in cut.target.ones() {
+        visited.set(o + 1);
     }
     let mut root_entered = Bits::new(n + 1);
     let mut count = 0u32;
@@ -463,11 +560,13 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
     {
         // The DFS path as a stack of (vertex, its number, next edge to look at).
         let mut path: Vec<(u32, u32, u64)> = Vec::new();
+        // `inert`: nodes whose edges are not followed.
         let mut dfs = |start: u32,
                        start_parent: u32,
                        ancestor: &mut [u32],
                        visited: &mut Bits,
-                       count: &mut u32| {
+                       count: &mut u32,
+                       inert: &Bits| {
             // The vertex to number and push next (0: none, go on with the top of the path),
             // and its parent's number.
             let (mut next, mut next_parent) = (start, start_parent);
@@ -477,7 +576,9 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
                     vertex[*count as usize] = next;
                     ancestor[*count as usize] = next_parent;
                     visited.set(next as usize);
-                    path.push((next, *count, u64::from(first_edge[next as usize - 1])));
+                    let o = next as usize - 1;
+                    let edges = if inert.get(o) { o + 1 } else { o };
+                    path.push((next, *count, u64::from(first_edge[edges])));
                 }
                 let Some(&mut (v, v_number, ref mut cursor)) = path.last_mut() else {
                     break;
@@ -513,14 +614,25 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
         // built on the other core while the DFS from the root runs, which then also writes
         // the pages of the columns the DFS is followed by (the copy of the DFS parents, and
         // the labels unless the CSR leaves a spare column), so they are not faulted in later.
-        ((), (retainers, columns)) = rayon::join(
-            || dfs(r, 0, &mut ancestor, &mut visited, &mut count),
+        // The inert nodes are found there first when they are not known yet.
+        let find = inert.find.take();
+        let known = &inert.bits;
+        let found;
+        ((), (found, retainers, columns)) = rayon::join(
+            || dfs(r, 0, &mut ancestor, &mut visited, &mut count, known),
             || {
-                let retainers = essential_retainers(graph, cut);
+                let found = find.map(|find| Inert::bits_from(find(graph), graph));
+                let retainers = essential_retainers(graph, cut, found.as_ref().unwrap_or(known));
                 let label = retainers.spare.is_none().then(|| written_column(n + 1));
-                (retainers, [Some(written_column(n + 1)), label])
+                (found, retainers, [Some(written_column(n + 1)), label])
             },
         );
+        if let Some(found) = found {
+            inert.bits = found;
+            if reached_any(&visited, &inert.bits) {
+                return Err(Retry::InertReached);
+            }
+        }
         reached_from_root = count;
         if (count as usize) < numberable {
             for v in 1..=n as u32 {
@@ -530,7 +642,14 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
                     && retainers.first.range(o).is_empty()
                     && !retainers.single.get(o)
                 {
-                    dfs(v, root_number, &mut ancestor, &mut visited, &mut count);
+                    dfs(
+                        v,
+                        root_number,
+                        &mut ancestor,
+                        &mut visited,
+                        &mut count,
+                        &inert.bits,
+                    );
                 }
             }
         }
@@ -658,7 +777,16 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut) -> Result<LtResult, Vec<u32>> {
             reached_from_root,
             searched,
         };
-        let placed = place_candidates(graph, cut, &dom, &vertex, shape, [ancestor, label])?;
+        let placed = place_candidates(
+            graph,
+            cut,
+            &inert.bits,
+            &dom,
+            &vertex,
+            shape,
+            [ancestor, label],
+        )
+        .map_err(Retry::Candidates)?;
         unreachable -= placed.reached;
         for (k, (&c, &d)) in cut.candidates.iter().zip(&placed.dom).enumerate() {
             let w = numbered as usize + 1 + k;
@@ -730,6 +858,7 @@ struct Placed {
 fn place_candidates(
     graph: &HeapGraph,
     cut: &Cut,
+    inert: &Bits,
     dom: &[u32],
     vertex: &[u32],
     tree: TreeShape,
@@ -762,7 +891,7 @@ fn place_candidates(
         .map(|chunk| {
             let mut found = CandidateRetainers::new(candidates.len());
             for from in chunk * CHUNK..n.min(chunk * CHUNK + CHUNK) {
-                if cut.candidate.get(from) {
+                if cut.candidate.get(from) || inert.get(from) {
                     continue;
                 }
                 for to in essential_targets(graph, from) {
@@ -792,7 +921,7 @@ fn place_candidates(
     let targets = |c: u32| {
         graph
             .edges(NodeIndex(c))
-            .filter(|e| graph.is_essential(*e))
+            .filter(move |e| !inert.get(c as usize) && graph.is_essential(*e))
             .map(|e| graph.edge_to(e).0)
     };
     let has_retainer = |k: usize| found.first[k].0 != u32::MAX;
@@ -1087,16 +1216,16 @@ struct Retainers {
 }
 
 /// Reverse CSR of the essential edges `cut` keeps.
-fn essential_retainers(graph: &HeapGraph, cut: &Cut) -> Retainers {
+fn essential_retainers(graph: &HeapGraph, cut: &Cut, inert: &Bits) -> Retainers {
     if let Some(retainers) = cut
         .few_shared
-        .then(|| few_shared_retainers(graph, cut))
+        .then(|| few_shared_retainers(graph, cut, inert))
         .flatten()
     {
         return retainers;
     }
     if graph.edge_count() < u32::MAX as u64 {
-        let (first, sources, single) = fill_retainers::<u32>(graph, cut);
+        let (first, sources, single) = fill_retainers::<u32>(graph, cut, inert);
         let (first, spare) = RetainerOffsets::sparse_if_few(first);
         Retainers {
             first,
@@ -1105,7 +1234,7 @@ fn essential_retainers(graph: &HeapGraph, cut: &Cut) -> Retainers {
             spare,
         }
     } else {
-        let (first, sources, single) = fill_retainers::<u64>(graph, cut);
+        let (first, sources, single) = fill_retainers::<u64>(graph, cut, inert);
         Retainers {
             first: RetainerOffsets::Wide(first),
             sources,
@@ -1123,7 +1252,7 @@ fn essential_retainers(graph: &HeapGraph, cut: &Cut) -> Retainers {
 /// depth-first search, and the core the search frees takes over the chunks left (the passes
 /// were on the search's critical path: 0.36–0.48 s against 0.22–0.35 s for the search on the
 /// HPROF bench dump, with a third pass over every edge).
-fn few_shared_retainers(graph: &HeapGraph, cut: &Cut) -> Option<Retainers> {
+fn few_shared_retainers(graph: &HeapGraph, cut: &Cut, inert: &Bits) -> Option<Retainers> {
     use std::sync::atomic::{AtomicU64, Ordering};
     const CHUNK: usize = 1 << 16;
     let n = graph.node_count();
@@ -1132,7 +1261,7 @@ fn few_shared_retainers(graph: &HeapGraph, cut: &Cut) -> Option<Retainers> {
     // The kept essential edges of the nodes of one chunk.
     let each_kept = |chunk: usize, visit: &mut dyn FnMut(u32, u32)| {
         for from in chunk * CHUNK..n.min(chunk * CHUNK + CHUNK) {
-            if cut.candidate.get(from) {
+            if cut.candidate.get(from) || inert.get(from) {
                 continue;
             }
             for to in essential_targets(graph, from) {
@@ -1157,16 +1286,7 @@ fn few_shared_retainers(graph: &HeapGraph, cut: &Cut) -> Option<Retainers> {
     });
     let once = Bits(once.into_iter().map(AtomicU64::into_inner).collect());
     let more = Bits(more.into_iter().map(AtomicU64::into_inner).collect());
-    let shared: Vec<u32> = more
-        .0
-        .iter()
-        .enumerate()
-        .flat_map(|(word, &bits)| {
-            (0..64)
-                .filter(move |bit| bits & (1 << bit) != 0)
-                .map(move |bit| (word * 64 + bit) as u32)
-        })
-        .collect();
+    let shared: Vec<u32> = more.ones().map(|o| o as u32).collect();
     if shared.len() > n / 16 {
         return None;
     }
@@ -1218,7 +1338,11 @@ fn few_shared_retainers(graph: &HeapGraph, cut: &Cut) -> Option<Retainers> {
 
 /// Fills the reverse CSR back to front, so no cursor array is needed: `first[i]` counts, then
 /// becomes the end of i's range, then (after filling) its start.
-fn fill_retainers<T: Offset>(graph: &HeapGraph, cut: &Cut) -> (Vec<T>, Vec<u32>, Bits) {
+fn fill_retainers<T: Offset>(
+    graph: &HeapGraph,
+    cut: &Cut,
+    inert: &Bits,
+) -> (Vec<T>, Vec<u32>, Bits) {
     let n = graph.node_count();
     let targets = graph.edge_targets();
     let kinds = graph.edge_kind_bytes();
@@ -1230,7 +1354,7 @@ fn fill_retainers<T: Offset>(graph: &HeapGraph, cut: &Cut) -> (Vec<T>, Vec<u32>,
         *slot = T::set(slot.get().wrapping_add_signed(delta));
     };
     // Every essential edge into a node not cut off, then the root's edges into cut nodes (root
-    // children), less the candidates' own edges (they take no part).
+    // children), less the candidates' and the inert nodes' own edges (they take no part).
     for (edge, &to) in targets.iter().enumerate() {
         if essential(edge) && !cut.target.get(to as usize) {
             add(to, 1);
@@ -1241,7 +1365,13 @@ fn fill_retainers<T: Offset>(graph: &HeapGraph, cut: &Cut) -> (Vec<T>, Vec<u32>,
             add(to, 1);
         }
     }
-    for &c in &cut.candidates {
+    let left_out = cut.candidates.iter().copied().chain(
+        inert
+            .ones()
+            .filter(|&o| !cut.candidate.get(o))
+            .map(|o| o as u32),
+    );
+    for c in left_out {
         for to in essential_targets(graph, c as usize) {
             if cut.keeps(root, c, to) {
                 add(to, -1);
@@ -1261,7 +1391,7 @@ fn fill_retainers<T: Offset>(graph: &HeapGraph, cut: &Cut) -> (Vec<T>, Vec<u32>,
     let count = first[n].get();
     let mut sources = vec![0u32; count];
     for from in 0..n {
-        if cut.candidate.get(from) {
+        if cut.candidate.get(from) || inert.get(from) {
             continue;
         }
         for to in essential_targets(graph, from) {
@@ -1368,8 +1498,8 @@ mod tests {
     /// Asserts that the shortcuts change nothing: idoms, retained sizes, unreachable count,
     /// and a preorder in which every node comes after its dominator.
     fn assert_shortcuts_exact(g: &HeapGraph) {
-        let plain = Dominators::compute_with(g, false);
-        let pruned = Dominators::compute_with(g, true);
+        let plain = computed(g, false);
+        let pruned = computed(g, true);
         let n = g.node_count();
         assert_eq!(idoms(&pruned, n), idoms(&plain, n));
         for node in g.nodes() {
@@ -1407,7 +1537,7 @@ mod tests {
         ];
         let g = hprof_graph(8, 1 << 6, &edges);
         assert_eq!(class_candidates(&g), vec![6]);
-        assert!(lengauer_tarjan(&g, &Cut::new(&g, vec![6])).is_ok());
+        assert!(attempt(&g, &Cut::new(&g, vec![6])).is_ok());
         let d = Dominators::compute(&g);
         assert_eq!(idoms(&d, 8), vec![0, 0, 0, 0, 2, 3, 0, 4]);
         assert_shortcuts_exact(&g);
@@ -1429,12 +1559,26 @@ mod tests {
         let g = hprof_graph(7, 1 << 5, &edges);
         assert_eq!(class_candidates(&g), vec![5]);
         assert_eq!(
-            lengauer_tarjan(&g, &Cut::new(&g, vec![5])).err(),
-            Some(vec![5])
+            attempt(&g, &Cut::new(&g, vec![5])).err(),
+            Some(Retry::Candidates(vec![5]))
         );
         let d = Dominators::compute(&g);
         assert_eq!(idoms(&d, 7), vec![0, 0, 0, 2, 0, 0, 0]);
         assert_shortcuts_exact(&g);
+    }
+
+    /// The tree with or without the class shortcuts, no node inert.
+    fn computed(g: &HeapGraph, prune_classes: bool) -> Dominators {
+        Dominators::compute_with(g, prune_classes, Box::new(|_| Vec::new())).0
+    }
+
+    /// One Lengauer–Tarjan attempt with no node inert.
+    fn attempt(g: &HeapGraph, cut: &Cut) -> Result<LtResult, Retry> {
+        let mut inert = Inert {
+            find: None,
+            bits: Bits::new(g.node_count()),
+        };
+        lengauer_tarjan(g, cut, &mut inert)
     }
 
     fn idoms(d: &Dominators, n: usize) -> Vec<u32> {
@@ -1579,12 +1723,12 @@ mod tests {
             }
             let g = graph(n as usize, &edges, &[]);
             let cut = Cut::none(g.node_count());
-            let retainers = essential_retainers(&g, &cut);
+            let retainers = essential_retainers(&g, &cut, &Bits::new(g.node_count()));
             assert!(matches!(retainers.first, RetainerOffsets::Sparse { .. }));
             let few_shared = Cut::new(&g, Vec::new());
-            assert!(few_shared_retainers(&g, &few_shared).is_some());
+            assert!(few_shared_retainers(&g, &few_shared, &Bits::new(g.node_count())).is_some());
             for prune in [false, true] {
-                let d = Dominators::compute_with(&g, prune);
+                let d = computed(&g, prune);
                 for (v, want) in naive_idoms(n as usize, &edges).iter().enumerate() {
                     assert_eq!(Some(d.idom(NodeIndex(v as u32)).0), *want, "node {v}");
                 }
@@ -1602,10 +1746,11 @@ mod tests {
         edges.extend([(0, 70_000), (0, 140_000)]);
         let g = graph(n as usize, &edges, &[]);
         let cut = Cut::new(&g, Vec::new());
-        let few = few_shared_retainers(&g, &cut).expect("few shared nodes");
+        let few =
+            few_shared_retainers(&g, &cut, &Bits::new(g.node_count())).expect("few shared nodes");
         // 199 shortcut targets with two retainers each, but the two root children keep only the root.
         assert_eq!(few.sources.len(), 2 * 197);
-        let (first, sources, single) = fill_retainers::<u32>(&g, &cut);
+        let (first, sources, single) = fill_retainers::<u32>(&g, &cut, &Bits::new(g.node_count()));
         let full = RetainerOffsets::Narrow(first);
         for v in 0..n as usize {
             let mut want = sources[full.range(v)].to_vec();
@@ -1616,8 +1761,8 @@ mod tests {
             assert_eq!(got, want, "node {v}");
             assert_eq!(single.get(v), few.single.get(v), "node {v}");
         }
-        let pruned = Dominators::compute_with(&g, true);
-        let plain = Dominators::compute_with(&g, false);
+        let pruned = computed(&g, true);
+        let plain = computed(&g, false);
         for v in 0..n {
             assert_eq!(
                 pruned.idom(NodeIndex(v)),
@@ -1803,6 +1948,49 @@ mod tests {
             prop_assert_eq!(g.classes(), &class_column);
             prop_assert_eq!(g.self_sizes(), &sizes);
             prop_assert!(matches!(g.classes(), CompactU32s::Two(_) | CompactU32s::Four(_)));
+        }
+
+        #[test]
+        fn inert_nodes_count_as_if_their_edges_were_not_essential(
+            n in 2usize..16,
+            classes in 0u32..(1 << 16),
+            raw in proptest::collection::vec((0u32..16, 0u32..16, 0u8..8), 0..48),
+            inert in 0u32..(1 << 16),
+            hprof in any::<bool>(),
+        ) {
+            // Random inert sets: mostly nodes the root does not reach (garbage), sometimes ones
+            // it does (the search then runs again with them known).
+            let edges: Vec<(u32, u32, bool)> = raw
+                .into_iter()
+                .map(|(a, b, e)| (a % n as u32, b % n as u32, e != 0))
+                .filter(|(a, b, _)| b != &0 || a == b)
+                .collect();
+            let build = |essential: &dyn Fn(u32, bool) -> bool| {
+                let edges: Vec<(u32, u32, bool)> =
+                    edges.iter().map(|&(a, b, e)| (a, b, essential(a, e))).collect();
+                if hprof {
+                    hprof_graph(n, classes, &edges)
+                } else {
+                    let kept: Vec<(u32, u32)> =
+                        edges.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+                    let weak: Vec<(u32, u32)> =
+                        edges.iter().filter(|e| !e.2).map(|e| (e.0, e.1)).collect();
+                    graph(n, &kept, &weak)
+                }
+            };
+            // The root's bit is ignored.
+            let is_inert = |v: u32| v != 0 && inert & (1 << v) != 0;
+            let mut g = build(&|_, e| e);
+            let discarded = build(&|from, e| e && !is_inert(from));
+            let (beside, bits) =
+                Dominators::compute_packing_beside(&mut g, |_| vec![u64::from(inert)]);
+            prop_assert_eq!(bits, vec![u64::from(inert & !1) & ((1 << n) - 1)]);
+            let after = Dominators::compute(&discarded);
+            prop_assert_eq!(idoms(&beside, n), idoms(&after, n));
+            for v in 0..n as u32 {
+                prop_assert_eq!(beside.retained(NodeIndex(v)), after.retained(NodeIndex(v)));
+            }
+            prop_assert_eq!(beside.unreachable_count(), after.unreachable_count());
         }
 
         #[test]

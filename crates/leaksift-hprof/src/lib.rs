@@ -48,7 +48,7 @@ use leaksift_heap::HeapGraph;
 pub use build::BuildStats;
 pub use error::{ErrorKind, HprofError};
 pub use layout::SizeRule;
-pub use reachability::Unreachable;
+pub use reachability::{Unreachable, unreachable_bits};
 pub use source::DumpFile;
 pub use strings::{DuplicateString, duplicate_strings};
 pub use threads::{FrameRetention, ThreadFrame, ThreadRetention, ThreadStack, thread_retention};
@@ -109,6 +109,31 @@ pub struct HprofDump {
     pub unreachable: Unreachable,
 }
 
+/// A dump read into a heap graph that still holds its garbage: what [`HprofDump`] is before
+/// MAT's garbage rule is applied, by [`UnsweptDump::sweep`] or beside the dominator search
+/// ([`unreachable_bits`], [`Unreachable::discard`]).
+#[derive(Debug)]
+pub struct UnsweptDump {
+    pub graph: HeapGraph,
+    pub info: DumpInfo,
+    pub threads: Vec<ThreadStack>,
+}
+
+impl UnsweptDump {
+    /// Finds the objects no GC root reaches and discards them ([`Unreachable::discard`]).
+    pub fn sweep(mut self, observer: &mut dyn Observer) -> HprofDump {
+        observer.phase("reachability");
+        let bits = unreachable_bits(&self.graph);
+        let unreachable = Unreachable::discard(&mut self.graph, bits);
+        HprofDump {
+            graph: self.graph,
+            info: self.info,
+            threads: self.threads,
+            unreachable,
+        }
+    }
+}
+
 /// Hears about the reader's progress.
 pub trait Observer {
     /// A new phase starts ("scan", "index", "threads", "graph").
@@ -128,17 +153,27 @@ pub struct Quiet;
 
 impl Observer for Quiet {}
 
-/// Reads a whole (uncompressed) dump held in memory, building the graph on every core.
+/// Reads a whole (uncompressed) dump held in memory, building the graph on every core, and
+/// discards its garbage.
 pub fn read(data: &[u8], observer: &mut dyn Observer) -> Result<HprofDump, HprofError> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    read_with_workers(data, observer, workers)
+    Ok(read_unswept(data, observer)?.sweep(observer))
+}
+
+/// [`read`] without discarding the garbage.
+pub fn read_unswept(data: &[u8], observer: &mut dyn Observer) -> Result<UnsweptDump, HprofError> {
+    read_with_workers(data, observer, workers())
+}
+
+/// The threads the reader's passes run on.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 fn read_with_workers(
     data: &[u8],
     observer: &mut dyn Observer,
     workers: usize,
-) -> Result<HprofDump, HprofError> {
+) -> Result<UnsweptDump, HprofError> {
     let header = format::parse_header(data)?;
     observer.phase("scan");
     let total = data.len();
@@ -175,12 +210,9 @@ fn read_with_workers(
         &thread_objects,
         &threads,
     )?;
-    observer.phase("reachability");
-    let unreachable = reachability::discard_unreachable(&mut graph, workers);
-    Ok(HprofDump {
+    Ok(UnsweptDump {
         graph,
         info,
         threads,
-        unreachable,
     })
 }

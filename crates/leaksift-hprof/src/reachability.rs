@@ -35,23 +35,48 @@ impl Unreachable {
     }
 }
 
-/// Marks every node neither the root nor a class object reaches and makes its outgoing edges
-/// non-essential, searching on `workers` threads. A dump without any GC root (the root has no
-/// edges) is left as it is: nothing would survive.
-pub fn discard_unreachable(graph: &mut HeapGraph, workers: usize) -> Unreachable {
+impl Unreachable {
+    /// Discards the nodes `bits` holds (one per ordinal, as [`unreachable_bits`] returns them):
+    /// makes their outgoing edges non-essential, and counts them and their shallow sizes.
+    pub fn discard(graph: &mut HeapGraph, bits: Vec<u64>) -> Unreachable {
+        let mut garbage = Unreachable {
+            bits,
+            objects: 0,
+            shallow_bytes: 0,
+        };
+        // Only the set bits (live dumps have little or no garbage).
+        for at in 0..garbage.bits.len() {
+            let mut word = garbage.bits[at];
+            while word != 0 {
+                let node = NodeIndex((at * 64) as u32 + word.trailing_zeros());
+                word &= word - 1;
+                garbage.objects += 1;
+                garbage.shallow_bytes = garbage.shallow_bytes.saturating_add(graph.self_size(node));
+                for edge in graph.edges(node) {
+                    graph.set_essential(edge, false);
+                }
+            }
+        }
+        garbage
+    }
+}
+
+/// The nodes neither the root nor a class object reaches over any edge, one bit per ordinal
+/// (bit `i % 64` of word `i / 64`; none past the last node), found on every core. A dump
+/// without any GC root (the root has no edges) has none: nothing would survive.
+pub fn unreachable_bits(graph: &HeapGraph) -> Vec<u64> {
     let n = graph.node_count();
     let root = graph.root();
     if graph.out_degree(root) == 0 {
-        return Unreachable::default();
+        return Vec::new();
     }
     let starts: Vec<u32> = graph
         .nodes()
         .filter(|&node| node == root || graph.kind(node) == NodeKind::Class)
         .map(|node| node.0)
         .collect();
-    let reached = reach(graph, &starts, workers, SWEEPS, SHARE_AT);
+    let mut bits = reach(graph, &starts, crate::workers(), SWEEPS, SHARE_AT);
     // Invert the reached bits into the unreachable set (bits past `n` stay clear).
-    let mut bits = reached;
     for (i, word) in bits.iter_mut().enumerate() {
         let valid = (n - i * 64).min(64);
         let mask = if valid == 64 {
@@ -61,25 +86,7 @@ pub fn discard_unreachable(graph: &mut HeapGraph, workers: usize) -> Unreachable
         };
         *word = !*word & mask;
     }
-    let mut garbage = Unreachable {
-        bits,
-        objects: 0,
-        shallow_bytes: 0,
-    };
-    // Only the set bits (live dumps have little or no garbage).
-    for at in 0..garbage.bits.len() {
-        let mut word = garbage.bits[at];
-        while word != 0 {
-            let node = NodeIndex((at * 64) as u32 + word.trailing_zeros());
-            word &= word - 1;
-            garbage.objects += 1;
-            garbage.shallow_bytes = garbage.shallow_bytes.saturating_add(graph.self_size(node));
-            for edge in graph.edges(node) {
-                graph.set_essential(edge, false);
-            }
-        }
-    }
-    garbage
+    bits
 }
 
 /// Passes over the nodes before what is left goes to a depth-first search.

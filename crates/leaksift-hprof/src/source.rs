@@ -10,7 +10,7 @@ use std::path::Path;
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::error::{ErrorKind, HprofError};
-use crate::{HprofDump, Observer};
+use crate::{Observer, UnsweptDump};
 
 /// True when `data` starts with the gzip magic number.
 fn is_gzip(data: &[u8]) -> bool {
@@ -66,15 +66,16 @@ impl DumpFile {
         self.compressed
     }
 
-    /// Reads the dump into a heap graph, releasing mapped pages behind each pass.
-    pub fn read(&self, observer: &mut dyn Observer) -> Result<HprofDump, HprofError> {
+    /// Reads the dump into a heap graph ([`crate::read_unswept`]: the garbage is not discarded
+    /// yet), releasing mapped pages behind each pass.
+    pub fn read_unswept(&self, observer: &mut dyn Observer) -> Result<UnsweptDump, HprofError> {
         let mut releasing = Releasing {
             map: self.map.as_ref(),
             inner: observer,
             keep: 0,
             walked: 0,
         };
-        let dump = crate::read(self.bytes(), &mut releasing);
+        let dump = crate::read_unswept(self.bytes(), &mut releasing);
         releasing.release(0..self.bytes().len());
         dump
     }

@@ -15,7 +15,9 @@ fn fixture(name: &str) -> PathBuf {
 fn read(name: &str) -> HprofDump {
     let file = DumpFile::open(&fixture(name)).expect("open fixture");
     assert!(file.is_compressed());
-    file.read(&mut Quiet).expect("read fixture")
+    file.read_unswept(&mut Quiet)
+        .expect("read fixture")
+        .sweep(&mut Quiet)
 }
 
 fn nodes_of_class<'g>(

@@ -207,7 +207,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         shallow_bytes: g.shallow_bytes,
     });
     let mut extra_sections = analysis.heap.extra_sections.clone();
-    if let Some(hprof) = &analysis.heap.hprof {
+    if let (Some(hprof), Some(garbage)) = (&analysis.heap.hprof, analysis.garbage()) {
+        extra_sections.push(heapfile::hprof_dump_section(&hprof.info, garbage));
         extra_sections.push(threads::section(&analysis, &hprof.threads));
     }
 

@@ -58,8 +58,8 @@ pub struct HprofExtras {
     /// Threads, their stacks and the objects each frame's locals hold (the `heap` threads
     /// section ranks them once retained sizes are known).
     pub threads: Vec<leaksift_hprof::ThreadStack>,
-    /// Objects no GC root reaches, left out of every analysis as MAT does.
-    pub unreachable: leaksift_hprof::Unreachable,
+    /// What the dump says about itself, and how sizes were derived from it.
+    pub info: leaksift_hprof::DumpInfo,
     /// The dump's bytes (mapped), for queries that read object contents again.
     pub file: leaksift_hprof::DumpFile,
 }
@@ -95,70 +95,77 @@ pub fn load(
             }
             progress.phase(&format!("opening {shown}"));
             let file = leaksift_hprof::DumpFile::open(path).with_context(|| format!("{shown}"))?;
+            // The garbage is found while the dominators are computed (`Analysis::of`).
             let dump = file
-                .read(&mut Phases(progress))
+                .read_unswept(&mut Phases(progress))
                 .with_context(|| format!("{shown}"))?;
-            // What the dump says about itself, and how sizes were derived from it.
-            let info = &dump.info;
-            // How `SizeRule::guess` infers the layout is in docs/ARCHITECTURE.md.
-            let oops = if info.sizes.compressed_oops {
-                "compressed oops"
-            } else {
-                "no compressed oops"
-            };
-            let dump_section = ExtraSection {
-                title: "HPROF dump".to_string(),
-                json_key: "dump".to_string(),
-                text: format!(
-                    "HPROF {}, {}-byte ids, written {}\n\
-                     {} objects, {} classes, {} GC roots; {} references to objects missing \
-                     from the dump\n\
-                     shallow sizes: {}-byte headers, {}-byte array headers, {}-byte references \
-                     ({oops})\n\
-                     {} objects ({}) no GC root reaches are left out, as Eclipse MAT does\n",
-                    info.version,
-                    info.id_size,
-                    info.written_utc(),
-                    info.objects,
-                    info.classes,
-                    info.gc_roots,
-                    info.stats.dangling_references,
-                    info.sizes.header,
-                    info.sizes.array_header,
-                    info.sizes.reference,
-                    dump.unreachable.objects,
-                    leaksift_report::units::bytes(dump.unreachable.shallow_bytes as f64),
-                ),
-                json: serde_json::json!({
-                    "version": info.version,
-                    "id_size": info.id_size,
-                    "timestamp_ms": info.timestamp_ms,
-                    "objects": info.objects,
-                    "classes": info.classes,
-                    "gc_roots": info.gc_roots,
-                    "dangling_references": info.stats.dangling_references,
-                    "header_bytes": info.sizes.header,
-                    "array_header_bytes": info.sizes.array_header,
-                    "reference_bytes": info.sizes.reference,
-                    "compressed_oops": info.sizes.compressed_oops,
-                    "unreachable_objects": dump.unreachable.objects,
-                    "unreachable_shallow_bytes": dump.unreachable.shallow_bytes,
-                }),
-            };
             Ok(LoadedHeap {
                 path: path.to_path_buf(),
                 graph: dump.graph,
                 extra_bytes: 0,
-                extra_sections: vec![dump_section],
+                extra_sections: Vec::new(),
                 class_scheme: ClassScheme::Fixed,
                 hprof: Some(HprofExtras {
                     threads: dump.threads,
-                    unreachable: dump.unreachable,
+                    info: dump.info,
                     file,
                 }),
                 allocation_stacks: None,
             })
         }
+    }
+}
+
+/// The `heap` report's section on an HPROF dump: what it says about itself, how sizes were
+/// derived from it, and how much garbage was left out.
+pub fn hprof_dump_section(
+    info: &leaksift_hprof::DumpInfo,
+    unreachable: &leaksift_hprof::Unreachable,
+) -> ExtraSection {
+    // How `SizeRule::guess` infers the layout is in docs/ARCHITECTURE.md.
+    let oops = if info.sizes.compressed_oops {
+        "compressed oops"
+    } else {
+        "no compressed oops"
+    };
+    ExtraSection {
+        title: "HPROF dump".to_string(),
+        json_key: "dump".to_string(),
+        text: format!(
+            "HPROF {}, {}-byte ids, written {}\n\
+             {} objects, {} classes, {} GC roots; {} references to objects missing \
+             from the dump\n\
+             shallow sizes: {}-byte headers, {}-byte array headers, {}-byte references \
+             ({oops})\n\
+             {} objects ({}) no GC root reaches are left out, as Eclipse MAT does\n",
+            info.version,
+            info.id_size,
+            info.written_utc(),
+            info.objects,
+            info.classes,
+            info.gc_roots,
+            info.stats.dangling_references,
+            info.sizes.header,
+            info.sizes.array_header,
+            info.sizes.reference,
+            unreachable.objects,
+            leaksift_report::units::bytes(unreachable.shallow_bytes as f64),
+        ),
+        json: serde_json::json!({
+            "version": info.version,
+            "id_size": info.id_size,
+            "timestamp_ms": info.timestamp_ms,
+            "objects": info.objects,
+            "classes": info.classes,
+            "gc_roots": info.gc_roots,
+            "dangling_references": info.stats.dangling_references,
+            "header_bytes": info.sizes.header,
+            "array_header_bytes": info.sizes.array_header,
+            "reference_bytes": info.sizes.reference,
+            "compressed_oops": info.sizes.compressed_oops,
+            "unreachable_objects": unreachable.objects,
+            "unreachable_shallow_bytes": unreachable.shallow_bytes,
+        }),
     }
 }
 

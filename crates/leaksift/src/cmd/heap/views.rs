@@ -33,6 +33,9 @@ pub fn class_label(name: &str, location: Option<SourceLocation>, ambiguous: bool
 pub struct Analysis {
     pub heap: LoadedHeap,
     pub dominators: Dominators,
+    /// HPROF objects no GC root reaches, discarded as MAT does (found while the dominators
+    /// were computed); none for V8.
+    garbage: Option<leaksift_hprof::Unreachable>,
     /// Class names more than one class has (V8 constructors of one name defined in two places),
     /// found on first use.
     shared_class_names: OnceLock<HashSet<StringId>>,
@@ -50,29 +53,50 @@ impl Analysis {
     }
 
     /// Computes dominators and retained sizes of a loaded heap (with the columns the search
-    /// does not read packed meanwhile: nothing else reads the heap).
+    /// does not read packed meanwhile: nothing else reads the heap). An HPROF dump's garbage
+    /// is found on the core the search leaves idle, and discarded.
     pub fn of(mut heap: LoadedHeap, progress: &mut Progress) -> Analysis {
         progress.phase("dominators and retained sizes");
-        let dominators = Dominators::compute_packing(&mut heap.graph);
+        let (dominators, garbage) = if heap.hprof.is_some() {
+            let (dominators, bits) = Dominators::compute_packing_beside(
+                &mut heap.graph,
+                leaksift_hprof::unreachable_bits,
+            );
+            let garbage = leaksift_hprof::Unreachable::discard(&mut heap.graph, bits);
+            (dominators, Some(garbage))
+        } else {
+            (Dominators::compute_packing(&mut heap.graph), None)
+        };
         progress.finish();
-        Analysis::with(heap, dominators)
+        Analysis::with(heap, dominators, garbage)
     }
 
-    fn with(heap: LoadedHeap, dominators: Dominators) -> Analysis {
+    fn with(
+        heap: LoadedHeap,
+        dominators: Dominators,
+        garbage: Option<leaksift_hprof::Unreachable>,
+    ) -> Analysis {
         Analysis {
             heap,
             dominators,
+            garbage,
             shared_class_names: OnceLock::new(),
         }
     }
 
     /// [`Analysis::of`], running `alongside` on the heap on another thread meanwhile (the
-    /// dominator search leaves a core mostly idle).
+    /// dominator search leaves a core mostly idle). For an HPROF dump, whose garbage takes that
+    /// core, `alongside` runs after the analysis instead.
     pub fn of_with<T: Send>(
         heap: LoadedHeap,
         progress: &mut Progress,
         alongside: impl FnOnce(&LoadedHeap) -> T + Send,
     ) -> (Analysis, T) {
+        if heap.hprof.is_some() {
+            let analysis = Analysis::of(heap, progress);
+            let extra = alongside(&analysis.heap);
+            return (analysis, extra);
+        }
         progress.phase("dominators and retained sizes");
         let (dominators, extra) = std::thread::scope(|scope| {
             let extra = scope.spawn(|| alongside(&heap));
@@ -83,7 +107,7 @@ impl Analysis {
             (dominators, extra)
         });
         progress.finish();
-        (Analysis::with(heap, dominators), extra)
+        (Analysis::with(heap, dominators, None), extra)
     }
 
     /// The heap's total: the root's retained size plus bytes the format keeps outside nodes,
@@ -106,7 +130,7 @@ impl Analysis {
 
     /// HPROF objects no GC root reaches (MAT discards them); none for V8.
     pub fn garbage(&self) -> Option<&leaksift_hprof::Unreachable> {
-        self.heap.hprof.as_ref().map(|h| &h.unreachable)
+        self.garbage.as_ref()
     }
 
     /// Whether `node` counts in totals, histograms, dominator lists and suspects.
