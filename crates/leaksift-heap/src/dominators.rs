@@ -305,7 +305,7 @@ impl Inert<'_> {
     fn bits_from(mut words: Vec<u64>, graph: &HeapGraph) -> Bits {
         let n = graph.node_count();
         words.resize(n.div_ceil(64), 0);
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             words[n / 64] &= (1 << (n % 64)) - 1;
         }
         let root = graph.root().get();
