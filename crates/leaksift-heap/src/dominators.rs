@@ -23,6 +23,12 @@
 //! theirs. So no semidominator is computed for it (its own number stands in), and the rest of
 //! the tree is that of the graph with the extra edges, as for DevTools.
 //!
+//! Nodes can be made *inert* ([`Dominators::compute_packing_beside`]): their outgoing edges
+//! take no part, exactly as if they were not essential (HPROF garbage, found on the core the
+//! search from the root leaves idle). They are left out of the reverse CSR and their edges are
+//! not followed by the later searches; the search from the root, which runs before they are
+//! known, must not reach one (it is run again if it did).
+//!
 //! # Exact shortcuts
 //! None of these changes any result (the tests compare them with the plain algorithm and with
 //! the definition); they shrink the work and the reverse CSR.
@@ -116,11 +122,9 @@ impl Dominators {
     /// `find_inert` runs on another core while the depth-first search from the root runs (that
     /// search leaves a core idle for most of its time), so the nodes the root reaches over
     /// essential edges should not be inert: the search is run again, with the inert nodes
-    /// known, when one is. This is what HPROF's garbage needs ([MAT's rule]: the objects no
-    /// GC root reaches over any reference take no part), without a pass of its own before the
-    /// search: 146 ms less on the 16.3 M-node HPROF bench dump.
-    ///
-    /// [MAT's rule]: https://help.eclipse.org/latest/topic/org.eclipse.mat.ui.help/concepts/gcroots.html
+    /// known, when one is. This is what HPROF's garbage needs (Eclipse MAT's rule: the objects
+    /// no GC root reaches over any reference take no part), without a pass of its own before
+    /// the search: 146 ms less on the 16.3 M-node HPROF bench dump.
     pub fn compute_packing_beside(
         graph: &mut HeapGraph,
         find_inert: impl FnOnce(&HeapGraph) -> Vec<u64> + Send,
