@@ -661,7 +661,6 @@ pub fn prepare_writer_barrier() {
 /// memcheck, for which memory below a stack pointer is inaccessible.
 pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
     let mut dead = Vec::new();
-    let mut live_tops = Vec::new();
     for_each_thread(|s| {
         if s.exited.load(Ordering::Acquire) {
             let (low, high) = (
@@ -671,12 +670,25 @@ pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
             if low < high {
                 dead.push((low, high));
             }
-        } else {
-            live_tops.push(s.bounds().high);
         }
     });
+    let live_tops = live_thread_pointers();
     dead.retain(|&(low, high)| !live_tops.iter().any(|&top| low < top && top <= high));
     dead
+}
+
+/// The tops of the stacks of the traced threads that have not exited: their thread pointers
+/// (glibc puts a thread's descriptor at the top of its stack block), and the top of the process
+/// stack for the main thread (once known).
+pub fn live_thread_pointers() -> Vec<u64> {
+    let mut tops = Vec::new();
+    for_each_thread(|s| {
+        let high = s.bounds().high;
+        if !s.exited.load(Ordering::Acquire) && high != 0 {
+            tops.push(high);
+        }
+    });
+    tops
 }
 
 /// Forgets every thread state and queued buffer (in a fork child: those threads do not exist).

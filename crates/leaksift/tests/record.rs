@@ -425,6 +425,32 @@ fn a_vfork_child_ending_with_underscore_exit_leaves_the_parents_scan_alone() {
     );
 }
 
+/// A worker still blocked in `read` when the program exits, with a block's only pointer left in
+/// a returned frame below its stack pointer: memcheck reads no memory there, so the block is
+/// definitely lost; the block a live frame of the worker holds is still reachable. The whole
+/// stack used to be read, which made both reachable.
+#[test]
+fn stale_pointers_below_a_blocked_threads_stack_pointer_are_not_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("blocked_thread_stale.c", &["-O0"], dir.path(), "blocked");
+    let ours = record_clean(&dir.path().join("blocked.lks"), &[], &program, &[])
+        .leak_summary(ScanTrigger::Exit);
+    assert_eq!(
+        ours.get(&LeakClass::DefinitelyLost),
+        Some(&(1, 321)),
+        "{ours:?}"
+    );
+    assert_eq!(
+        ours.get(&LeakClass::StillReachable),
+        Some(&(1, 654)),
+        "{ours:?}"
+    );
+    let valgrind = valgrind_summary(&program, &[]);
+    for class in [LeakClass::DefinitelyLost, LeakClass::StillReachable] {
+        assert_eq!(ours.get(&class), valgrind.get(&class), "{class:?}");
+    }
+}
+
 #[test]
 fn stale_pointers_in_exited_thread_stacks_are_not_roots() {
     let dir = tempfile::tempdir().unwrap();
