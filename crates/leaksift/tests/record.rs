@@ -273,6 +273,20 @@ fn frame_names(trace: &Trace, frames: &[u64], binary: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Compiles the test program `source` with `flags` (in `dir`, as `name`), records a run and
+/// returns the program and the classes of the scan at its exit.
+fn exit_classes(
+    source: &str,
+    flags: &[&str],
+    dir: &Path,
+    name: &str,
+) -> (PathBuf, HashMap<LeakClass, (u64, u64)>) {
+    let program = compile_c(source, flags, dir, name);
+    let classes = record_clean(&dir.join(format!("{name}.lks")), &[], &program, &[])
+        .leak_summary(ScanTrigger::Exit);
+    (program, classes)
+}
+
 fn valgrind_summary(program: &Path, args: &[&str]) -> HashMap<LeakClass, (u64, u64)> {
     let out = Command::new("valgrind")
         .args([
@@ -432,9 +446,7 @@ fn a_vfork_child_ending_with_underscore_exit_leaves_the_parents_scan_alone() {
 #[test]
 fn stale_pointers_below_a_blocked_threads_stack_pointer_are_not_roots() {
     let dir = tempfile::tempdir().unwrap();
-    let program = compile_c("blocked_thread_stale.c", &["-O0"], dir.path(), "blocked");
-    let ours = record_clean(&dir.path().join("blocked.lks"), &[], &program, &[])
-        .leak_summary(ScanTrigger::Exit);
+    let (program, ours) = exit_classes("blocked_thread_stale.c", &["-O0"], dir.path(), "blocked");
     assert_eq!(
         ours.get(&LeakClass::DefinitelyLost),
         Some(&(1, 321)),
@@ -454,9 +466,7 @@ fn stale_pointers_below_a_blocked_threads_stack_pointer_are_not_roots() {
 #[test]
 fn stale_pointers_in_exited_thread_stacks_are_not_roots() {
     let dir = tempfile::tempdir().unwrap();
-    let program = compile_c("thread_leak.c", &["-O1"], dir.path(), "thread_leak");
-    let ours = record_clean(&dir.path().join("thread_leak.lks"), &[], &program, &[])
-        .leak_summary(ScanTrigger::Exit);
+    let (program, ours) = exit_classes("thread_leak.c", &["-O1"], dir.path(), "thread_leak");
     let valgrind = valgrind_summary(&program, &[]);
     assert_eq!(
         ours.get(&LeakClass::DefinitelyLost),
@@ -478,9 +488,7 @@ fn stale_pointers_in_exited_thread_stacks_are_not_roots() {
 #[test]
 fn valgrind_default_heuristics_are_applied_like_memcheck() {
     let dir = tempfile::tempdir().unwrap();
-    let program = compile_c("heuristics.c", &["-O1"], dir.path(), "heuristics");
-    let ours = record_clean(&dir.path().join("heuristics.lks"), &[], &program, &[])
-        .leak_summary(ScanTrigger::Exit);
+    let (program, ours) = exit_classes("heuristics.c", &["-O1"], dir.path(), "heuristics");
     assert_eq!(
         ours.get(&LeakClass::PossiblyLost),
         Some(&(1, 40)),
