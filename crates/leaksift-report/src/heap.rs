@@ -5,6 +5,8 @@
 
 use leaksift_heap::v8::{AllocationFrame, AllocationSite, Statistics};
 
+use std::collections::HashMap;
+
 use crate::table::{Align, Table};
 use crate::units::bytes;
 
@@ -36,6 +38,20 @@ pub struct PathStepRow {
     pub id: u64,
     pub shallow_bytes: u64,
     pub retained_bytes: u64,
+    /// The steps of a long path left out right before this one (a linked list of a million
+    /// nodes would otherwise give a million rows); `None` when none were.
+    pub skipped_before: Option<SkippedSteps>,
+}
+
+/// Steps of a retaining path left out of a report, counted in the first step shown after them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedSteps {
+    /// How many steps were left out.
+    pub count: u64,
+    /// The commonest kind of step among them, as a path shows it (`--[field next]--> Node`),
+    /// and how many of them are of that kind: it tells a linked list or a deep tree at a glance.
+    pub commonest: String,
+    pub commonest_count: u64,
 }
 
 /// A leak suspect with the path that explains it.
@@ -172,11 +188,20 @@ fn render_objects(rows: &[ObjectRow], total: u64) -> String {
     t.render()
 }
 
-/// Renders a retaining path, one step per line, root first.
+/// Renders a retaining path, one step per line, root first; a gap of left-out steps is one
+/// line saying how many and of what kind.
 pub fn render_path(steps: &[PathStepRow]) -> String {
     let mut out = String::new();
     for (i, step) in steps.iter().enumerate() {
         let indent = "  ".repeat(i.min(12));
+        if let Some(skipped) = &step.skipped_before {
+            out.push_str(&format!(
+                "{indent}… {} more references ({} of them {})\n",
+                skipped.count,
+                skipped.commonest_count,
+                clip(&skipped.commonest, 120)
+            ));
+        }
         match (&step.edge_kind, &step.edge_name) {
             (Some(kind), Some(name)) => out.push_str(&format!(
                 "{indent}--[{kind} {}]--> {}  (retains {})\n",
@@ -188,6 +213,56 @@ pub fn render_path(steps: &[PathStepRow]) -> String {
         }
     }
     out
+}
+
+/// `steps` with only the first `head` and the last `tail` kept when there are more: the steps
+/// between them, and the gaps they held, are counted in the first of the last `tail`.
+pub fn abridge_path(steps: &[PathStepRow], head: usize, tail: usize) -> Vec<PathStepRow> {
+    if steps.len() <= head + tail + 1 || tail == 0 {
+        return steps.to_vec();
+    }
+    let (kept_head, rest) = steps.split_at(head);
+    let (left_out, kept_tail) = rest.split_at(rest.len() - tail);
+    // Kinds of step (edge and class) left out, with the gaps already there.
+    let mut kinds: HashMap<String, u64> = HashMap::new();
+    let mut count = 0;
+    let earlier_gaps = left_out
+        .iter()
+        .chain(&kept_tail[..1])
+        .filter_map(|step| step.skipped_before.as_ref());
+    for gap in earlier_gaps {
+        count += gap.count;
+        *kinds.entry(gap.commonest.clone()).or_default() += gap.commonest_count;
+    }
+    for step in left_out {
+        count += 1;
+        *kinds.entry(step_kind(step)).or_default() += 1;
+    }
+    let (commonest, commonest_count) = kinds
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        .unwrap_or_default();
+    let mut abridged = kept_head.to_vec();
+    abridged.extend_from_slice(kept_tail);
+    abridged[head].skipped_before = Some(SkippedSteps {
+        count,
+        commonest,
+        commonest_count,
+    });
+    abridged
+}
+
+/// A step's kind as a gap of left-out steps names it: its reference and the target's
+/// description without the object's id (`--[field next]--> Node`).
+pub fn step_kind(step: &PathStepRow) -> String {
+    let target = step
+        .node
+        .rsplit_once(" @")
+        .map_or(step.node.as_str(), |(head, _)| head);
+    match (&step.edge_kind, &step.edge_name) {
+        (Some(kind), Some(name)) => format!("--[{kind} {name}]--> {target}"),
+        _ => target.to_string(),
+    }
 }
 
 /// Renders the whole `heap` report.
@@ -292,20 +367,7 @@ pub fn render_summary(s: &HeapSummary) -> String {
         if suspect.instances_of_class && !shown.is_empty() {
             out.push_str("   path to the biggest instance:\n");
         }
-        let rendered = render_path(shown);
-        let lines: Vec<&str> = rendered.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            if lines.len() > PATH_HEAD + PATH_TAIL + 1 && i == PATH_HEAD {
-                out.push_str(&format!(
-                    "   … {} more references (the whole path: --json)\n",
-                    lines.len() - PATH_HEAD - PATH_TAIL
-                ));
-            }
-            if lines.len() > PATH_HEAD + PATH_TAIL + 1
-                && (PATH_HEAD..lines.len() - PATH_TAIL).contains(&i)
-            {
-                continue;
-            }
+        for line in render_path(&abridge_path(shown, PATH_HEAD, PATH_TAIL)).lines() {
             out.push_str("   ");
             out.push_str(line);
             out.push('\n');
@@ -533,6 +595,50 @@ pub fn render_leaks(rows: &[LeakRow], total_groups: usize, total_leaked: u64) ->
 mod tests {
     use super::*;
 
+    fn chain(len: usize) -> Vec<PathStepRow> {
+        (0..len)
+            .map(|i| PathStepRow {
+                edge_kind: (i > 0).then(|| "field".into()),
+                edge_name: (i > 0).then(|| if i % 2 == 0 { "next" } else { "prev" }.into()),
+                node: format!("Node @{i}"),
+                id: i as u64,
+                shallow_bytes: 8,
+                retained_bytes: 8 * (len - i) as u64,
+                skipped_before: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn abridged_paths_count_what_they_leave_out_and_earlier_gaps() {
+        let short = chain(5);
+        assert_eq!(abridge_path(&short, 2, 2), short, "5 steps fit 2 + 1 + 2");
+        let steps = chain(12);
+        let abridged = abridge_path(&steps, 3, 2);
+        let ids: Vec<u64> = abridged.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [0, 1, 2, 10, 11]);
+        // Steps 3..=9: 4 `prev` (3, 5, 7, 9) and 3 `next`.
+        let gap = SkippedSteps {
+            count: 7,
+            commonest: "--[field prev]--> Node".into(),
+            commonest_count: 4,
+        };
+        assert_eq!(abridged[3].skipped_before, Some(gap));
+        // Abridged again: the earlier gap and the steps around it are one gap; its kind counts.
+        let again = abridge_path(&abridged, 1, 1);
+        let ids: Vec<u64> = again.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [0, 11]);
+        let gap = again[1].skipped_before.clone().unwrap();
+        assert_eq!((gap.count, gap.commonest_count), (10, 5), "{gap:?}");
+        assert_eq!(gap.commonest, "--[field prev]--> Node");
+        assert!(
+            render_path(&again)
+                .contains("  … 10 more references (5 of them --[field prev]--> Node)\n"),
+            "{}",
+            render_path(&again)
+        );
+    }
+
     #[test]
     fn renders_paths_root_first() {
         let steps = vec![
@@ -543,6 +649,7 @@ mod tests {
                 id: 1,
                 shallow_bytes: 0,
                 retained_bytes: 100,
+                skipped_before: None,
             },
             PathStepRow {
                 edge_kind: Some("property".into()),
@@ -551,6 +658,7 @@ mod tests {
                 id: 5,
                 shallow_bytes: 10,
                 retained_bytes: 2048,
+                skipped_before: None,
             },
         ];
         assert_eq!(

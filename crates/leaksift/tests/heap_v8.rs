@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[path = "support/json_command.rs"]
 mod json_command;
@@ -246,6 +246,72 @@ fn a_suspects_accumulation_path_runs_through_it_to_its_accumulation_point() {
     }
     // chrome-detached has two such suspects.
     assert!(checked >= 2, "{checked}");
+}
+
+/// A linked list of 20 000 nodes that is most of the heap: the global's accumulation point is at
+/// its far end. The path there keeps its first and last 50 steps and counts the 19 900 between
+/// them, in `heap` and `paths` alike (before, every step was listed: a list of a million nodes
+/// took gigabytes of JSON), and the text report says what it left out.
+#[test]
+fn a_path_along_a_long_list_keeps_its_ends_and_counts_the_steps_between() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("chain.heapsnapshot");
+    let status = Command::new("node")
+        .arg(programs().join("long-chain.js"))
+        .arg(&snapshot)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let gap_of = |path: &Value| -> (usize, Vec<(usize, Value)>) {
+        let steps = path.as_array().unwrap();
+        let gaps = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.get("skipped_before").is_some())
+            .map(|(i, s)| (i, s["skipped_before"].clone()))
+            .collect();
+        (steps.len(), gaps)
+    };
+    let expected_gap = json!({
+        "steps": 19900,
+        "commonest": "--[property next]--> ChainNode",
+        "commonest_count": 19900,
+    });
+    let ours = heap_json(&snapshot);
+    let suspect = &ours["suspects"][0];
+    let description = suspect["description"].as_str().unwrap();
+    assert!(description.starts_with("one object: global @"), "{suspect}");
+    let path = &suspect["accumulation_path"];
+    assert_eq!(gap_of(path), (100, vec![(50, expected_gap.clone())]));
+    let point = path[99]["id"].as_u64().unwrap().to_string();
+    assert_eq!(path[99]["node"], suspect["accumulation_point"]);
+
+    let (code, paths, stderr) = run(&[
+        "paths",
+        "--json",
+        "-q",
+        "--id",
+        &point,
+        snapshot.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(paths["paths"][0], *path, "the same shortest path");
+
+    let text = leaksift()
+        .args(["heap", "-q"])
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    // 16 and 6 of the 100 steps shown: the 78 others and the 19 900 are one gap.
+    assert!(
+        text.contains("… 19978 more references (19978 of them --[property next]--> ChainNode)\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,18 +1,22 @@
 //! Turning heap-graph results into report rows and JSON, shared by `heap`, `paths` and `diff`.
 
 use leaksift_heap::dominators::Dominators;
-use leaksift_heap::graph::{ClassId, SourceLocation, StringId};
+use leaksift_heap::graph::{ClassId, EdgeKind, EdgeName, SourceLocation, StringId};
 use leaksift_heap::histogram::{ClassStats, class_histogram_filtered};
-use leaksift_heap::paths::RetainingPath;
+use leaksift_heap::paths::{PathStep, RetainingPath};
 use leaksift_heap::v8::AllocationFrame;
 use leaksift_heap::{HeapFormat, HeapGraph, NodeIndex};
-use leaksift_report::heap::{ClassRow, ObjectRow, PathStepRow};
+use leaksift_report::heap::{ClassRow, ObjectRow, PathStepRow, SkippedSteps};
 use leaksift_report::progress::Progress;
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use crate::cmd::heapfile::{self, ClassScheme, LoadedHeap};
+
+/// Steps a reported path keeps at each end: the first ones name the root and the structure
+/// holding the object, the last ones the object and what holds it directly.
+pub const PATH_ENDS_KEPT: usize = 50;
 
 /// A class name for text, followed by where its constructor is defined (`script:line:column`,
 /// 1-based as DevTools shows them) when `ambiguous`: two V8 classes of one name are then told
@@ -242,20 +246,68 @@ impl Analysis {
             .unwrap_or_default()
     }
 
-    /// Rows for a retaining path, root first.
+    /// Rows for a retaining path, root first: the first and last [`PATH_ENDS_KEPT`] steps of a
+    /// longer one, the steps between them counted in the first of the last (a linked list of a
+    /// million nodes gives a million-step path, and rows for all of it took gigabytes of JSON).
     pub fn path_rows(&self, path: &RetainingPath) -> Vec<PathStepRow> {
-        let graph = self.graph();
-        path.steps
+        let steps = &path.steps;
+        let kept = PATH_ENDS_KEPT;
+        if steps.len() <= 2 * kept + 1 {
+            return steps.iter().map(|step| self.path_row(step)).collect();
+        }
+        let (left_out, tail) = steps[kept..].split_at(steps.len() - 2 * kept);
+        let mut rows: Vec<PathStepRow> = steps[..kept]
             .iter()
-            .map(|step| PathStepRow {
-                edge_kind: step.via.map(|e| graph.edge_kind(e).name().into_owned()),
-                edge_name: step.via.map(|e| graph.edge_label(e).into_owned()),
-                node: self.describe(step.node),
-                id: graph.id(step.node).0,
-                shallow_bytes: graph.self_size(step.node),
-                retained_bytes: self.retained(step.node),
-            })
-            .collect()
+            .chain(tail)
+            .map(|step| self.path_row(step))
+            .collect();
+        rows[kept].skipped_before = Some(self.skipped_steps(left_out));
+        rows
+    }
+
+    fn path_row(&self, step: &PathStep) -> PathStepRow {
+        let graph = self.graph();
+        PathStepRow {
+            edge_kind: step.via.map(|e| graph.edge_kind(e).name().into_owned()),
+            edge_name: step.via.map(|e| graph.edge_label(e).into_owned()),
+            node: self.describe(step.node),
+            id: graph.id(step.node).0,
+            shallow_bytes: graph.self_size(step.node),
+            retained_bytes: self.retained(step.node),
+            skipped_before: None,
+        }
+    }
+
+    /// How many `steps` a path leaves out, and their commonest kind (reference and class).
+    fn skipped_steps(&self, steps: &[PathStep]) -> SkippedSteps {
+        let graph = self.graph();
+        let mut kinds: HashMap<(Option<(EdgeKind, EdgeName)>, ClassId), u64> = HashMap::new();
+        for step in steps {
+            let via = step.via.map(|e| (graph.edge_kind(e), graph.edge_name(e)));
+            // Array elements count as one kind whatever their index.
+            let via = via.map(|(kind, name)| match name {
+                EdgeName::Index(_) => (kind, EdgeName::Index(0)),
+                named => (kind, named),
+            });
+            *kinds.entry((via, graph.class(step.node))).or_default() += 1;
+        }
+        let ((via, class), commonest_count) = kinds
+            .into_iter()
+            .max_by_key(|&(_, count)| count)
+            .expect("a gap holds at least one step");
+        let class = self.class_label(class);
+        let commonest = match via {
+            Some((kind, EdgeName::Named(name))) => {
+                format!("--[{} {}]--> {class}", kind.name(), graph.string(name))
+            }
+            Some((kind, EdgeName::Index(_))) => format!("--[{} [i]]--> {class}", kind.name()),
+            None => class,
+        };
+        SkippedSteps {
+            count: steps.len() as u64,
+            commonest,
+            commonest_count,
+        }
     }
 
     /// A class row from histogram stats.
@@ -306,7 +358,7 @@ impl Analysis {
         Value::Array(
             rows.iter()
                 .map(|r| {
-                    self.with_id(
+                    let mut step = self.with_id(
                         json!({
                             "edge_kind": r.edge_kind,
                             "edge": r.edge_name,
@@ -315,7 +367,18 @@ impl Analysis {
                             "retained_bytes": r.retained_bytes,
                         }),
                         r.id,
-                    )
+                    );
+                    if let (Some(gap), Value::Object(map)) = (&r.skipped_before, &mut step) {
+                        map.insert(
+                            "skipped_before".into(),
+                            json!({
+                                "steps": gap.count,
+                                "commonest": gap.commonest,
+                                "commonest_count": gap.commonest_count,
+                            }),
+                        );
+                    }
+                    step
                 })
                 .collect(),
         )
