@@ -41,9 +41,29 @@ pub fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
+/// Keeps a name on one line of a text report: newline, carriage return and tab become `\n`,
+/// `\r` and `\t` as in a string literal (a property or class name may hold them, and one would
+/// otherwise break a table row or a path in two). Other control characters are left to
+/// [`terminal`], which every text report goes through.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\r', '\t']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{terminal, xml};
+    use super::{one_line, terminal, xml};
 
     #[test]
     fn terminal_text_loses_control_sequences_only() {
@@ -52,6 +72,15 @@ mod tests {
             "a\u{fffd}[2Jb\u{fffd}c\u{fffd}d\te\nf\u{fffd}g\u{fffd}2Jh\u{a0}é"
         );
         assert!(matches!(terminal("plain\n"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn names_stay_on_one_line() {
+        assert_eq!(
+            one_line("evil\nname\tTAB\r\u{1}"),
+            "evil\\nname\\tTAB\\r\u{1}"
+        );
+        assert!(matches!(one_line("plain é"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

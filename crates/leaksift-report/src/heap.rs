@@ -7,6 +7,7 @@ use leaksift_heap::v8::{AllocationFrame, AllocationSite, Statistics};
 
 use std::collections::HashMap;
 
+use crate::escape;
 use crate::table::{Align, Table};
 use crate::units::bytes;
 
@@ -132,8 +133,14 @@ pub struct HeapSummary {
     pub extra_sections: Vec<ExtraSectionText>,
 }
 
-/// Shortens a display string to `max` characters with an ellipsis.
+/// Shortens a display string to `max` characters with an ellipsis, on one line
+/// ([`escape::one_line`]).
 pub fn clip(text: &str, max: usize) -> String {
+    shorten(&escape::one_line(text), max)
+}
+
+/// Shortens `text` to `max` characters with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
@@ -319,13 +326,13 @@ pub fn render_summary(s: &HeapSummary) -> String {
         out.push_str(&format!(
             "{}. {} — {} ({})\n",
             i + 1,
-            suspect.description,
+            escape::one_line(&suspect.description),
             bytes(suspect.retained_bytes as f64),
             percent(suspect.retained_bytes, s.total_bytes)
         ));
         out.push_str(&format!(
             "   accumulated in: {}\n",
-            suspect.accumulation_point
+            escape::one_line(&suspect.accumulation_point)
         ));
         if !suspect.accumulated.is_empty() {
             let made_of: Vec<String> = suspect
@@ -341,7 +348,7 @@ pub fn render_summary(s: &HeapSummary) -> String {
                     format!(
                         "{} × {} ({}{allocated})",
                         a.count,
-                        a.class,
+                        escape::one_line(&a.class),
                         bytes(a.retained_bytes as f64)
                     )
                 })
@@ -349,7 +356,10 @@ pub fn render_summary(s: &HeapSummary) -> String {
             out.push_str(&format!("   made of: {}\n", made_of.join(", ")));
         }
         if !suspect.allocated_at.is_empty() {
-            out.push_str(&format!("   allocated at: {}\n", suspect.allocated_at));
+            out.push_str(&format!(
+                "   allocated at: {}\n",
+                escape::one_line(&suspect.allocated_at)
+            ));
         }
         if suspect.path.is_empty() {
             out.push_str("   (not reachable from the roots over strong references)\n");
@@ -396,7 +406,7 @@ pub fn render_summary(s: &HeapSummary) -> String {
             t.row([
                 d.count.to_string(),
                 bytes(d.wasted_bytes as f64),
-                format!("{:?}", clip(&d.value, 80)),
+                format!("{:?}", shorten(&d.value, 80)),
             ]);
         }
         out.push_str(&t.render());
@@ -580,7 +590,10 @@ pub fn render_leaks(rows: &[LeakRow], total_groups: usize, total_leaked: u64) ->
             bytes(row.retained_bytes as f64)
         ));
         if !row.allocated_at.is_empty() {
-            out.push_str(&format!("   allocated at: {}\n", row.allocated_at));
+            out.push_str(&format!(
+                "   allocated at: {}\n",
+                escape::one_line(&row.allocated_at)
+            ));
         }
         for line in render_path(&row.path).lines() {
             out.push_str("   ");

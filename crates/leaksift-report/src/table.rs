@@ -1,5 +1,9 @@
 //! Plain-text tables with aligned columns for terminal output.
 
+use std::borrow::Cow;
+
+use crate::escape;
+
 /// How a column's cells are aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Align {
@@ -25,13 +29,23 @@ impl Table {
         }
     }
 
-    /// Appends a row; missing cells render empty, extra cells are ignored.
+    /// Appends a row; missing cells render empty, extra cells are ignored. A cell's line breaks
+    /// and tabs are written as `\n` and `\t` ([`escape::one_line`]): a row is one line.
     pub fn row<I, S>(&mut self, cells: I)
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut row: Vec<String> = cells.into_iter().map(Into::into).collect();
+        let mut row: Vec<String> = cells
+            .into_iter()
+            .map(|cell| {
+                let cell: String = cell.into();
+                match escape::one_line(&cell) {
+                    Cow::Borrowed(_) => cell,
+                    Cow::Owned(escaped) => escaped,
+                }
+            })
+            .collect();
         row.resize(self.header.len(), String::new());
         self.rows.push(row);
     }
@@ -98,5 +112,12 @@ mod tests {
             t.render(),
             "class       bytes\nFoo            12\nLongerName   3456\n"
         );
+    }
+
+    #[test]
+    fn a_row_is_one_line_whatever_its_cells_hold() {
+        let mut t = Table::new(&[("n", Align::Right), ("class", Align::Left)]);
+        t.row(["1", "Evil\nName\tX"]);
+        assert_eq!(t.render(), "n  class\n1  Evil\\nName\\tX\n");
     }
 }

@@ -314,6 +314,49 @@ fn a_path_along_a_long_list_keeps_its_ends_and_counts_the_steps_between() {
     );
 }
 
+/// A property name with a newline and a tab stays on its line of the text report, written as
+/// `\n` and `\t` (it broke the suspect's path in two).
+#[test]
+fn names_with_line_breaks_stay_on_one_line_of_text() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("names.heapsnapshot");
+    let status = Command::new("node")
+        .arg(programs().join("names-with-breaks.js"))
+        .arg(&snapshot)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = leaksift()
+        .args(["heap", "-q"])
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.lines().any(|l| l
+            .trim_start()
+            .starts_with("--[property evil\\nname\\tTAB]--> Array @")),
+        "{text}"
+    );
+    assert!(!text.contains('\t'), "{text}");
+    let (code, json, _) = run(&["heap", "--json", "-q", snapshot.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let edges: Vec<&str> = json["suspects"][0]["accumulation_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["edge"].as_str())
+        .collect();
+    assert!(
+        edges.contains(&"evil\nname\tTAB"),
+        "JSON keeps the name: {edges:?}"
+    );
+}
+
 #[test]
 fn the_global_suspect_says_the_emitter_is_what_accumulates() {
     // In a Node heap `global` dominates nearly everything, so it is the top suspect and its own

@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         let mut text = format!(
             "{} — retains {}\n",
-            object.description,
+            leaksift_report::escape::one_line(&object.description),
             leaksift_report::units::bytes(object.retained_bytes as f64)
         );
         if through_references {
