@@ -19,6 +19,11 @@ pub enum ErrorKind {
     BadType(u8, &'static str),
     #[error("sub-record runs past the end of its heap dump segment (segment ends at byte {0})")]
     SegmentOverrun(u64),
+    #[error(
+        "the file ends without a HEAP DUMP or HEAP DUMP SEGMENT record: it holds no heap (cut \
+         before its first heap dump record?)"
+    )]
+    NoHeapDump,
     #[error("{0}")]
     Malformed(&'static str),
     #[error("I/O: {0}")]

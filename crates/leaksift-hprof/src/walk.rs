@@ -124,6 +124,10 @@ pub fn walk_records<'a, V: Visitor<'a>>(
     // record boundary, where nothing else shows it) and may lack segments, the GC roots among
     // them.
     let mut segments_open = false;
+    // Whether any heap dump record was read: without one the file holds no heap at all (a dump
+    // cut before its first one, or a profile of another kind), which is an error, not an empty
+    // heap.
+    let mut heap_dumped = false;
     while !cursor.is_empty() {
         if cursor.pos() - reported >= WALKED_STEP {
             reported = cursor.pos();
@@ -172,6 +176,7 @@ pub fn walk_records<'a, V: Visitor<'a>>(
             }
             tag::HEAP_DUMP | tag::HEAP_DUMP_SEGMENT => {
                 segments_open |= record_tag == tag::HEAP_DUMP_SEGMENT;
+                heap_dumped = true;
                 visitor.segment(body_start, body_end);
             }
             tag::HEAP_DUMP_END => segments_open = false,
@@ -179,6 +184,9 @@ pub fn walk_records<'a, V: Visitor<'a>>(
         }
     }
     walked(cursor.pos());
+    if !heap_dumped {
+        return Err(HprofError::new(cursor.pos() as u64, ErrorKind::NoHeapDump));
+    }
     if segments_open {
         return Err(HprofError::new(
             cursor.pos() as u64,

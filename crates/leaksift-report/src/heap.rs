@@ -284,7 +284,7 @@ pub fn render_summary(s: &HeapSummary) -> String {
         bytes(s.total_bytes as f64)
     );
     if s.object_count == 0 {
-        out.push_str("the file holds no heap objects (no heap dump records)\n");
+        out.push_str("the file holds no heap objects\n");
     }
     if let Some(st) = &s.statistics {
         // DevTools' Statistics pie, in one line.

@@ -584,9 +584,11 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
     // missing, so the dump is truncated rather than analysed as a heap without roots.
     let mut at = bytes.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8;
     let mut after_first_segment = None;
+    let mut first_segment = None;
     while at < bytes.len() && after_first_segment.is_none() {
         let len = u32::from_be_bytes(bytes[at + 5..at + 9].try_into().unwrap()) as usize;
         if bytes[at] == 0x1C {
+            first_segment = Some(at);
             after_first_segment = Some(at + 9 + len);
         }
         at += 9 + len;
@@ -604,6 +606,27 @@ fn truncated_and_malformed_dumps_exit_2_with_the_byte_offset() {
             && stderr.contains("HEAP DUMP END"),
         "{stderr}"
     );
+
+    // Cut at the record boundary before the first heap dump segment, or after the header: no
+    // heap at all, an error rather than an empty heap (both used to report "0 objects", exit 0;
+    // `diff` then showed every class gone).
+    let first_segment = first_segment.unwrap();
+    let shape = fixture("shape.hprof.gz");
+    for cut in [first_segment, 31] {
+        let before_heap = dir.path().join(format!("before-heap-{cut}.hprof"));
+        std::fs::write(&before_heap, &bytes[..cut]).unwrap();
+        for args in [
+            &["heap", "--quiet"][..],
+            &["diff", "--quiet", shape.to_str().unwrap()],
+        ] {
+            let stderr = one_line_error(args, &before_heap);
+            assert!(
+                stderr.contains(&format!("before-heap-{cut}.hprof: at byte {cut}: "))
+                    && stderr.contains("without a HEAP DUMP"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
 
     // A cut gzip stream: the error names the decompressed offset where the stream broke.
     let gz = std::fs::read(fixture("static_leak.hprof.gz")).unwrap();
