@@ -795,6 +795,19 @@ fn gzip_and_plain_snapshots_give_the_same_report() {
     assert_eq!(a, b);
 }
 
+/// Options may come between the files, as in `heap FILE -q` (clap counted the files per run of
+/// values, so `diff a -q b` was refused as one file short).
+#[test]
+fn diff_takes_options_between_its_files() {
+    let shapes = fixture("shapes.heapsnapshot.gz");
+    let file = shapes.to_str().unwrap();
+    let (code, between, stderr) = run(&["diff", file, "--json", file, "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, before, _) = run(&["diff", "--json", "-q", file, file]);
+    assert_eq!(between, before);
+    assert_eq!(between["files"].as_array().map(Vec::len), Some(2));
+}
+
 /// Two constructors named `Handler` defined in two places: the text tables of `heap` and `diff`
 /// tell them apart by location (DevTools links each row to its constructor), one row each.
 #[test]

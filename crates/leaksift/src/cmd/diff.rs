@@ -30,7 +30,9 @@ use crate::output;
 pub struct Args {
     /// Two files (base, compared) or three (baseline, target, final): V8 .heapsnapshot or HPROF;
     /// or two traces of `leaksift record` (old, new).
-    #[arg(num_args = 2..=3, required = true, value_name = "FILE")]
+    /// (Counted in `run`, not by clap: its count is per run of values, so options between the
+    /// files, as in `diff a.heapsnapshot -q b.heapsnapshot`, made the first run one file short.)
+    #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Rows to show (the JSON lists everything).
     #[arg(long, default_value_t = 25)]
@@ -48,6 +50,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if !(2..=3).contains(&args.files.len()) {
+        anyhow::bail!(
+            "diff takes two files (base, compared) or three (baseline, target, final), not {}",
+            args.files.len()
+        );
+    }
     let mut progress = Progress::stderr(args.quiet);
     let is_trace = |file: &PathBuf| FileKind::of(file) == Some(FileKind::Trace);
     if args.files.iter().any(is_trace) {
