@@ -808,6 +808,43 @@ fn diff_takes_options_between_its_files() {
     assert_eq!(between["files"].as_array().map(Vec::len), Some(2));
 }
 
+/// `heap /dev/stdin` fed by a pipe (as `zcat x | leaksift heap /dev/stdin` or `<(…)`): the
+/// stream is copied to a temporary file first, and the report is the file's. Before, the format
+/// sniffing consumed the stream's first bytes ("invalid gzip header") and a plain snapshot could
+/// not be mapped ("No such device").
+#[test]
+fn a_snapshot_or_dump_piped_to_stdin_reads_as_the_file_does() {
+    for file in [
+        fixture("shapes.heapsnapshot.gz"),
+        repo().join("tests/fixtures/hprof/shape.hprof.gz"),
+    ] {
+        let bytes = std::fs::read(&file).unwrap();
+        let mut child = leaksift()
+            .args(["heap", "--json", "-q", "/dev/stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut piped: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(piped["file"], "/dev/stdin");
+        let mut direct = heap_json(&file);
+        piped["file"] = Value::Null;
+        direct["file"] = Value::Null;
+        assert_eq!(piped, direct, "{}", file.display());
+    }
+}
+
 /// Two constructors named `Handler` defined in two places: the text tables of `heap` and `diff`
 /// tell them apart by location (DevTools links each row to its constructor), one row each.
 #[test]

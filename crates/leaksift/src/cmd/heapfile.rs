@@ -72,7 +72,11 @@ pub fn load(
     progress: &mut Progress,
 ) -> anyhow::Result<LoadedHeap> {
     let shown = path.display();
-    let format = input::sniff(path).map_err(|error| {
+    // Bytes from a pipe go to a temporary file, which is then read in place of `path`; its name
+    // goes once the file is mapped (the mapping keeps the bytes).
+    let spooled = spool_stream(path, progress).with_context(|| format!("{shown}"))?;
+    let read_path = spooled.as_ref().map_or(path, |spool| spool.path());
+    let format = input::sniff(read_path).map_err(|error| {
         // A trace given to a heap command gets the command that reads it.
         file_kind::wrong_command(path, |kind| matches!(kind, FileKind::Heap(_))).map_or_else(
             || anyhow::Error::new(error).context(format!("{shown}")),
@@ -81,7 +85,7 @@ pub fn load(
     })?;
     super::mapped_inputs::guard(path)?;
     match format {
-        HeapFormat::V8 => load_v8(path, classify_like, progress),
+        HeapFormat::V8 => load_v8(path, read_path, classify_like, progress),
         HeapFormat::Hprof => {
             // Java HPROF (leaksift-hprof): two passes over the memory-mapped (or gunzipped) dump.
             struct Phases<'p>(&'p mut Progress);
@@ -94,7 +98,8 @@ pub fn load(
                 }
             }
             progress.phase(&format!("opening {shown}"));
-            let file = leaksift_hprof::DumpFile::open(path).with_context(|| format!("{shown}"))?;
+            let file =
+                leaksift_hprof::DumpFile::open(read_path).with_context(|| format!("{shown}"))?;
             // The garbage is found while the dominators are computed (`Analysis::of`).
             let dump = file
                 .read_unswept(&mut Phases(progress))
@@ -172,14 +177,42 @@ pub fn hprof_dump_section(
 /// Functions listed in the text of a tracked snapshot's allocation sites (the JSON has all).
 const ALLOCATION_SITE_ROWS: usize = 15;
 
+/// A heap file given as a pipe or another stream (`<(zcat …)`, `/dev/stdin`): its bytes copied
+/// into a temporary file (in `TMPDIR`), as the readers map their input and read it more than
+/// once; `None` for anything else (a regular file is read in place, and other errors come from
+/// the readers).
+fn spool_stream(
+    path: &Path,
+    progress: &mut Progress,
+) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
+    let streamed = std::fs::metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = m.file_type();
+        kind.is_fifo() || kind.is_char_device() || kind.is_socket()
+    });
+    if !streamed {
+        return Ok(None);
+    }
+    progress.phase(&format!(
+        "copying {} (a stream) to a temporary file",
+        path.display()
+    ));
+    let mut source = std::fs::File::open(path).context("cannot read")?;
+    let mut spool = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    std::io::copy(&mut source, &mut spool).context("copying the stream to a temporary file")?;
+    Ok(Some(spool))
+}
+
+/// Reads a V8 snapshot from `read_path`, named `path` in messages.
 fn load_v8(
     path: &Path,
+    read_path: &Path,
     classify_like: Option<&ClassScheme>,
     progress: &mut Progress,
 ) -> anyhow::Result<LoadedHeap> {
     let shown = path.display();
     progress.phase(&format!("reading {shown}"));
-    let HeapInput { bytes, .. } = input::open(path).with_context(|| format!("{shown}"))?;
+    let HeapInput { bytes, .. } = input::open(read_path).with_context(|| format!("{shown}"))?;
     let interfaces = match classify_like {
         Some(ClassScheme::V8Interfaces(defs)) => Some(defs.as_slice()),
         _ => None,
