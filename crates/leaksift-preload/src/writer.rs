@@ -247,6 +247,9 @@ pub struct Writer {
     live: LiveMap,
     /// While an on-demand scan runs: the blocks entered in `live` since it began.
     allocated_during_scan: Option<Vec<u64>>,
+    /// While a scan's result is pending: the addresses whose block left `live` since the scan
+    /// began (freed, reallocated, or replaced by a new block at its address).
+    freed_during_scan: Option<AddressSet>,
     /// Addresses whose block's free was written early (see [`Writer::retire_reused`]); the
     /// free itself, still queued, is skipped.
     owed_frees: AddressSet,
@@ -413,6 +416,7 @@ pub fn spawn(sink: Sink) {
         next_stack_id: 0,
         live: LiveMap::default(),
         allocated_during_scan: None,
+        freed_during_scan: None,
         owed_frees: AddressSet::default(),
         modules: Vec::new(),
         next_module_id: 0,
@@ -922,7 +926,7 @@ impl Writer {
                     return;
                 }
                 // Frees of blocks allocated before tracing began are not events of this trace.
-                let Some(block) = self.live.remove(&e.address) else {
+                let Some(block) = self.forget_live(e.address) else {
                     return;
                 };
                 self.sink
@@ -933,7 +937,7 @@ impl Writer {
                 let stack = self.define_stack(e.stack);
                 let owed = !self.owed_frees.is_empty() && self.owed_frees.remove(&e.old_address);
                 let old =
-                    if e.old_address != 0 && !owed && self.live.remove(&e.old_address).is_some() {
+                    if e.old_address != 0 && !owed && self.forget_live(e.old_address).is_some() {
                         e.old_address
                     } else {
                         0
@@ -964,6 +968,9 @@ impl Writer {
         let trace = &mut self.sink.trace;
         match self.live.entry(event.address) {
             Entry::Occupied(mut entry) => {
+                if let Some(freed) = &mut self.freed_during_scan {
+                    freed.insert(event.address);
+                }
                 let freed =
                     trace.free_allocation(time, thread, event.address, entry.get().allocation);
                 self.owed_frees.insert(event.address);
@@ -977,6 +984,15 @@ impl Writer {
                 written
             }
         }
+    }
+
+    /// Removes the block at `address` from `live`, noting it while a scan's result is pending.
+    fn forget_live(&mut self, address: u64) -> Option<LiveBlock> {
+        let block = self.live.remove(&address)?;
+        if let Some(freed) = &mut self.freed_during_scan {
+            freed.insert(address);
+        }
+        Some(block)
     }
 
     /// The trace's id for stack-table slot `slot`, defining the stack on first use. Trace ids
@@ -1066,7 +1082,9 @@ impl Writer {
     /// Writes a leak scan, or nothing when this process's memory cannot be read at all (the
     /// report then says the trace has no scan, rather than that every block was lost).
     fn scan(&mut self, trigger: ScanTrigger, requester: Option<scan::Requester>) {
+        self.freed_during_scan = Some(AddressSet::default());
         let Some(mut classes) = scan::classify(&self.live, requester, &[]) else {
+            self.freed_during_scan = None;
             return;
         };
         if trigger == ScanTrigger::OnDemand {
@@ -1083,6 +1101,18 @@ impl Writer {
             {
                 classes = again;
             }
+        }
+        // Other threads ran on while memory was read (at exit too: `exit` stops none of them):
+        // a block one of them freed meanwhile was still in the scanned map, while the slot that
+        // held it may already hold its successor, so it looked lost (a thread cycling 64 blocks
+        // through an array on its stack gave tens of "lost" blocks at exit). Such blocks, and
+        // those whose free was still queued when the scan began, leave the result: their frees
+        // are written before it.
+        self.cycle(true);
+        if let Some(freed) = self.freed_during_scan.take()
+            && !freed.is_empty()
+        {
+            classes.retain(|(address, _)| !freed.contains(address));
         }
         // Stamped after the events written above, which the trace keeps in time order.
         let time = self.clock.nanos(sys::timestamp());
