@@ -38,6 +38,10 @@ pub enum Op {
     Alloc,
     Free,
     Realloc,
+    /// The program asked for the block's usable size (`malloc_usable_size`), `size`: it may use
+    /// the bytes past its request (glibc allows it), so the scan reads them. Not written to the
+    /// trace.
+    UsableSize,
 }
 
 /// One event as the hooks write it: the writer thread delta-encodes and compresses it.

@@ -334,11 +334,29 @@ extern "C" fn aligned_alloc_impl(align: usize, size: usize, frame: *const u64) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     type UsableSizeFn = unsafe extern "C" fn(*mut c_void) -> usize;
-    match runtime::MALLOC_USABLE_SIZE.get() {
+    let usable = match runtime::MALLOC_USABLE_SIZE.get() {
         // SAFETY: the allocator's malloc_usable_size, this signature, with the caller's block.
         Some(real) => unsafe { core::mem::transmute::<*mut c_void, UsableSizeFn>(real)(ptr) },
         None => 0,
+    };
+    // The program may now store pointers past its request: the scan must read those bytes.
+    if usable > 0
+        && !ptr.is_null()
+        && runtime::tracing()
+        && let Some(_guard) = ReentryGuard::enter()
+        && let Some(state) = current_thread()
+    {
+        state.push(RawEvent {
+            timestamp: 0,
+            address: ptr as u64,
+            old_address: 0,
+            size: usable as u64,
+            stack: 0,
+            op: Op::UsableSize,
+            kind: 0,
+        });
     }
+    usable
 }
 
 extern "C" fn memalign_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {

@@ -839,9 +839,12 @@ pub struct Requester {
 }
 
 /// Classifies every live heap block (mmap regions are roots, not blocks), sorted by address.
-/// `root_words` are extra roots, read as pointers (blocks the caller knows to be held).
+/// A block in `usable_sizes` is read up to that size (the program asked for it and may store
+/// past its request). `root_words` are extra roots, read as pointers (blocks the caller knows
+/// to be held).
 pub fn classify<S: std::hash::BuildHasher>(
     live: &HashMap<u64, LiveBlock, S>,
+    usable_sizes: &HashMap<u64, u64, S>,
     requester: Option<Requester>,
     root_words: &[u64],
 ) -> Option<Vec<(u64, LeakClass)>> {
@@ -854,7 +857,10 @@ pub fn classify<S: std::hash::BuildHasher>(
     let mut sorted: Vec<(u64, u64)> = live
         .iter()
         .filter(|(_, b)| b.kind != MMAP_KIND)
-        .map(|(&a, b)| (a, b.size))
+        .map(|(&a, b)| {
+            let usable = usable_sizes.get(&a).copied().unwrap_or(0);
+            (a, b.size.max(usable))
+        })
         .collect();
     sorted.sort_unstable();
     let blocks = Blocks::new(&sorted);

@@ -247,6 +247,9 @@ pub struct Writer {
     live: LiveMap,
     /// While an on-demand scan runs: the blocks entered in `live` since it began.
     allocated_during_scan: Option<Vec<u64>>,
+    /// Usable sizes the program asked for (`malloc_usable_size`), by live block: the scan reads
+    /// those blocks that far.
+    usable_sizes: HashMap<u64, u64, BuildHasherDefault<AddressHasher>>,
     /// While a scan's result is pending: the addresses whose block left `live` since the scan
     /// began (freed, reallocated, or replaced by a new block at its address).
     freed_during_scan: Option<AddressSet>,
@@ -417,6 +420,7 @@ pub fn spawn(sink: Sink) {
         live: LiveMap::default(),
         allocated_during_scan: None,
         freed_during_scan: None,
+        usable_sizes: HashMap::default(),
         owed_frees: AddressSet::default(),
         modules: Vec::new(),
         next_module_id: 0,
@@ -601,6 +605,7 @@ pub fn absorb_inherited_events() {
             Op::Free => {
                 w.live.remove(&e.address);
             }
+            Op::UsableSize => {}
             Op::Realloc => {
                 if e.old_address != 0 {
                     w.live.remove(&e.old_address);
@@ -933,6 +938,12 @@ impl Writer {
                     .trace
                     .free_allocation(time, thread, e.address, block.allocation)
             }
+            Op::UsableSize => {
+                if self.live.contains_key(&e.address) {
+                    self.usable_sizes.insert(e.address, e.size);
+                }
+                return;
+            }
             Op::Realloc => {
                 let stack = self.define_stack(e.stack);
                 let owed = !self.owed_frees.is_empty() && self.owed_frees.remove(&e.old_address);
@@ -971,6 +982,7 @@ impl Writer {
                 if let Some(freed) = &mut self.freed_during_scan {
                     freed.insert(event.address);
                 }
+                self.usable_sizes.remove(&event.address);
                 let freed =
                     trace.free_allocation(time, thread, event.address, entry.get().allocation);
                 self.owed_frees.insert(event.address);
@@ -989,6 +1001,9 @@ impl Writer {
     /// Removes the block at `address` from `live`, noting it while a scan's result is pending.
     fn forget_live(&mut self, address: u64) -> Option<LiveBlock> {
         let block = self.live.remove(&address)?;
+        if !self.usable_sizes.is_empty() {
+            self.usable_sizes.remove(&address);
+        }
         if let Some(freed) = &mut self.freed_during_scan {
             freed.insert(address);
         }
@@ -1083,7 +1098,8 @@ impl Writer {
     /// report then says the trace has no scan, rather than that every block was lost).
     fn scan(&mut self, trigger: ScanTrigger, requester: Option<scan::Requester>) {
         self.freed_during_scan = Some(AddressSet::default());
-        let Some(mut classes) = scan::classify(&self.live, requester, &[]) else {
+        let Some(mut classes) = scan::classify(&self.live, &self.usable_sizes, requester, &[])
+        else {
             self.freed_during_scan = None;
             return;
         };
@@ -1097,7 +1113,8 @@ impl Writer {
             self.cycle(true);
             let fresh = self.allocated_during_scan.take().unwrap_or_default();
             if !fresh.is_empty()
-                && let Some(again) = scan::classify(&self.live, requester, &fresh)
+                && let Some(again) =
+                    scan::classify(&self.live, &self.usable_sizes, requester, &fresh)
             {
                 classes = again;
             }

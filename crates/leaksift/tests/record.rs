@@ -439,6 +439,21 @@ fn a_vfork_child_ending_with_underscore_exit_leaves_the_parents_scan_alone() {
     );
 }
 
+/// A pointer stored in a block's slack (past its request, within what `malloc_usable_size`
+/// answered) holds the block it points at: it was "definitely lost" when the scan read only the
+/// requested bytes.
+#[test]
+fn pointers_in_the_usable_slack_of_a_block_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, classes) = exit_classes("usable_size_slack.c", &["-O0"], dir.path(), "slack");
+    assert_eq!(classes.get(&LeakClass::DefinitelyLost), None, "{classes:?}");
+    assert_eq!(
+        classes.get(&LeakClass::StillReachable),
+        Some(&(2, 125)),
+        "{classes:?}"
+    );
+}
+
 /// Threads freeing and allocating while the exit scan reads memory: the blocks they free
 /// meanwhile leave the scan's result (their frees are written before it), so the one block main
 /// leaked is the only lost one, as memcheck finds (before: tens of lost blocks, varying by run).
