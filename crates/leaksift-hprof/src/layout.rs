@@ -6,6 +6,7 @@ use rustc_hash::FxHashMap;
 use crate::bytes::{Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
+use crate::mutf8;
 use crate::scan::Scan;
 use crate::walk::ClassDump;
 
@@ -320,7 +321,7 @@ impl ClassTable {
                 scan.class_names
                     .get(&dump.id)
                     .and_then(|name| scan.strings.get(name))
-                    .map(|raw| java_class_name(&String::from_utf8_lossy(raw)))
+                    .map(|raw| java_class_name(&mutf8::decode(raw)))
                     .unwrap_or_else(|| format!("<unknown class {:#x}>", dump.id.0))
             })
             .collect();
