@@ -906,7 +906,7 @@ impl Worker<'_, '_, '_> {
         let id_size = plan.scan.id_size;
         let Some(at) = self.class_index(class_id) else {
             self.stats.instances_of_unknown_classes += 1;
-            let size = (plan.rule.header + fields.len() as u64 + 7) & !7;
+            let size = plan.rule.align(plan.rule.header + fields.len() as u64);
             return self.begin_node(plan.unknown_class.0, size, NodeKind::Instance);
         };
         let layout = &plan.classes.defs[at as usize];
