@@ -19,6 +19,7 @@ use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
 use crate::ids::IdIndex;
 use crate::layout::{ClassTable, Retention, SizeRule};
+use crate::mutf8;
 use crate::parallel::{self, Segment, Shared};
 use crate::scan::{GroupStats, Scan};
 use crate::threads::ThreadStack;
@@ -126,7 +127,8 @@ fn graph_error(error: GraphError) -> HprofError {
     HprofError::new(0, ErrorKind::Malformed(text))
 }
 
-/// Interns the HPROF string `name` into the graph's string table (once per id).
+/// Interns the HPROF string `name` into the graph's string table (once per id), decoded from
+/// modified UTF-8 ([`mutf8::decode`]).
 fn intern_name(
     strings: &mut StringTable,
     cache: &mut FxHashMap<Id, StringId>,
@@ -139,7 +141,7 @@ fn intern_name(
     let text = scan
         .strings
         .get(&name)
-        .map(|raw| String::from_utf8_lossy(raw))
+        .map(|raw| mutf8::decode(raw))
         .unwrap_or_default();
     let id = strings.intern(&text).map_err(graph_error)?;
     cache.insert(name, id);
@@ -904,7 +906,7 @@ impl Worker<'_, '_, '_> {
         let id_size = plan.scan.id_size;
         let Some(at) = self.class_index(class_id) else {
             self.stats.instances_of_unknown_classes += 1;
-            let size = (plan.rule.header + fields.len() as u64 + 7) & !7;
+            let size = plan.rule.align(plan.rule.header + fields.len() as u64);
             return self.begin_node(plan.unknown_class.0, size, NodeKind::Instance);
         };
         let layout = &plan.classes.defs[at as usize];

@@ -6,6 +6,7 @@ use rustc_hash::FxHashMap;
 use crate::bytes::{Id, IdSize};
 use crate::error::{ErrorKind, HprofError};
 use crate::format::BasicType;
+use crate::mutf8;
 use crate::scan::Scan;
 use crate::walk::ClassDump;
 
@@ -45,21 +46,25 @@ pub struct ClassDef {
 
 /// Object sizes in the VM's memory, derived from what the dump tells.
 ///
-/// The dump gives field types, not the VM's layout. The rule: HotSpot's layout with 8-byte
-/// alignment; with 4-byte ids a 32-bit VM (8-byte header, 12-byte array header, 4-byte
-/// references). With 8-byte ids a 64-bit VM whose header and reference sizes are voted by the
-/// dump's arrays ([`LayoutVotes`]): 12-byte header and 16-byte array header with compressed
-/// class pointers, 16 and 24 without; 4-byte references with compressed oops, 8 without.
-/// Without votes, compressed class pointers, and compressed oops when all objects lie within
-/// 32 GiB of each other. Instance size = align8(header + Σ field sizes); array size =
-/// align8(array header + length × element size). Field packing gaps that HotSpot cannot fill
-/// are ignored (JDK 15+ fills them across superclasses).
+/// The dump gives field types, not the VM's layout. The rule: HotSpot's layout; with 4-byte ids
+/// a 32-bit VM (8-byte header, 12-byte array header, 4-byte references, 8-byte alignment). With
+/// 8-byte ids a 64-bit VM whose header and reference sizes and object alignment are voted by
+/// the dump's arrays ([`LayoutVotes`]): 12-byte header and 16-byte array header with compressed
+/// class pointers, 16 and 24 without; 4-byte references with compressed oops, 8 without;
+/// objects aligned to 8, 16 or 32 bytes (`-XX:ObjectAlignmentInBytes`, 8 by default). Without
+/// votes, compressed class pointers, 8-byte alignment, and compressed oops when all objects lie
+/// within 32 GiB of each other. Instance size = align(header + Σ field sizes); array size =
+/// align(array header + length × element size), align rounding up to the object alignment.
+/// Field packing gaps that HotSpot cannot fill are ignored (JDK 15+ fills them across
+/// superclasses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SizeRule {
     pub header: u64,
     pub array_header: u64,
     pub reference: u64,
     pub compressed_oops: bool,
+    /// Bytes every object's size is a multiple of (`-XX:ObjectAlignmentInBytes`): 8, 16 or 32.
+    pub alignment: u64,
 }
 
 impl SizeRule {
@@ -70,25 +75,34 @@ impl SizeRule {
                 array_header: 12,
                 reference: 4,
                 compressed_oops: false,
+                alignment: 8,
             },
             IdSize::Eight => {
-                let compressed = id_range.is_none_or(|(lo, hi)| hi - lo < 32 << 30);
-                let fallback = if compressed { 0 } else { 1 };
-                let (array_header, reference) =
-                    LAYOUTS_64[votes.best(fallback).unwrap_or(fallback)];
-                SizeRule::hotspot_64(array_header, reference)
+                // Compressed oops are 32-bit offsets in units of the alignment: they reach
+                // 4 Gi × the alignment (32 GiB at 8, 64 GiB at 16, 128 GiB at 32).
+                let preferred = |alignment: u64| {
+                    let compressed =
+                        id_range.is_none_or(|(lo, hi)| hi - lo < (4 << 30) * alignment);
+                    if compressed { 0 } else { 1 }
+                };
+                let (layout, alignment) = votes
+                    .best(preferred)
+                    .unwrap_or((preferred(ALIGNMENTS[0]), ALIGNMENTS[0]));
+                let (array_header, reference) = LAYOUTS_64[layout];
+                SizeRule::hotspot_64(array_header, reference, alignment)
             }
         }
     }
 
     /// A 64-bit HotSpot layout: with compressed class pointers (16-byte array header) the
     /// instance header is 12 bytes, else 16.
-    fn hotspot_64(array_header: u64, reference: u64) -> SizeRule {
+    fn hotspot_64(array_header: u64, reference: u64, alignment: u64) -> SizeRule {
         SizeRule {
             header: if array_header == 16 { 12 } else { 16 },
             array_header,
             reference,
             compressed_oops: reference == 4,
+            alignment,
         }
     }
 
@@ -108,11 +122,19 @@ impl SizeRule {
         }
     }
 
+    /// `bytes` rounded up to the object alignment: the size an object of `bytes` takes.
+    pub fn align(&self, bytes: u64) -> u64 {
+        align_to(bytes, self.alignment)
+    }
+
     pub fn array(&self, element: BasicType, length: u64) -> u64 {
-        align8(
-            self.array_header
-                .saturating_add(length.saturating_mul(self.value_size(element))),
-        )
+        self.align(self.unaligned_array(element, length))
+    }
+
+    /// The array's header and elements, before alignment.
+    fn unaligned_array(&self, element: BasicType, length: u64) -> u64 {
+        self.array_header
+            .saturating_add(length.saturating_mul(self.value_size(element)))
     }
 }
 
@@ -122,14 +144,26 @@ impl SizeRule {
 /// class pointers.
 const LAYOUTS_64: [(u64, u64); 4] = [(16, 4), (16, 8), (24, 4), (24, 8)];
 
-/// Votes for [`LAYOUTS_64`] from the dump's arrays. HotSpot writes the heap in address order
-/// and a live dump comes after a compacting GC, so most objects directly follow the one before:
-/// the gap from an array to the next object is the array's size, which tells the array header
-/// (compressed class pointers) from primitive arrays and the reference size from object arrays.
+/// The object alignments a 64-bit dump can have (`-XX:ObjectAlignmentInBytes`, a power of two
+/// from 8 to 256): 8, the default; 16, which large heaps use to keep compressed oops up to
+/// 64 GiB; 32, up to 128 GiB. Smallest first: ties go to the smaller one.
+const ALIGNMENTS: [u64; 3] = [8, 16, 32];
+
+/// Votes for the candidates of [`LAYOUTS_64`] × [`ALIGNMENTS`] from the dump's arrays. HotSpot
+/// writes the heap in address order and a live dump comes after a compacting GC, so most
+/// objects directly follow the one before: the gap from an array to the next object is the
+/// array's size, which tells the array header (compressed class pointers) from primitive
+/// arrays, the reference size from object arrays, and the alignment from both. A gap votes for
+/// every candidate under which the array has that size. Under 8-byte alignment a 16-byte
+/// candidate matches only the arrays whose size happens to be a multiple of 16 (and then the
+/// 8-byte one matches too), so 8 wins; under 16-byte alignment the 16-byte candidate matches
+/// every gap and the 8-byte one only those multiples of 16.
 #[derive(Debug, Clone, Default)]
 pub struct LayoutVotes {
-    votes: [u64; LAYOUTS_64.len()],
-    /// The object just seen, when it is an array: its id and its size under each layout.
+    /// Votes by layout, then by alignment.
+    votes: [[u64; ALIGNMENTS.len()]; LAYOUTS_64.len()],
+    /// The object just seen, when it is an array: its id and its unaligned size under each
+    /// layout (aligned when the next object comes: arithmetic only, this runs for every array).
     pending: Option<(u64, [u64; LAYOUTS_64.len()])>,
 }
 
@@ -139,7 +173,9 @@ impl LayoutVotes {
         if let Some((previous, sizes)) = self.pending.take() {
             let gap = id.wrapping_sub(previous);
             for (votes, size) in self.votes.iter_mut().zip(sizes) {
-                *votes += u64::from(size == gap);
+                for (votes, alignment) in votes.iter_mut().zip(ALIGNMENTS) {
+                    *votes += u64::from(align_to(size, alignment) == gap);
+                }
             }
         }
     }
@@ -148,7 +184,7 @@ impl LayoutVotes {
     pub fn array(&mut self, id: u64, element: BasicType, length: u64) {
         self.object(id);
         let sizes = LAYOUTS_64.map(|(header, reference)| {
-            SizeRule::hotspot_64(header, reference).array(element, length)
+            SizeRule::hotspot_64(header, reference, ALIGNMENTS[0]).unaligned_array(element, length)
         });
         self.pending = Some((id, sizes));
     }
@@ -156,23 +192,47 @@ impl LayoutVotes {
     /// Adds another part of the dump's votes (the array ending a part has no successor).
     pub fn merge(&mut self, other: &LayoutVotes) {
         for (votes, more) in self.votes.iter_mut().zip(other.votes) {
-            *votes += more;
+            for (votes, more) in votes.iter_mut().zip(more) {
+                *votes += more;
+            }
         }
     }
 
-    /// The index in [`LAYOUTS_64`] of the layout with the most votes, if any has one; ties
-    /// go to `preferred`, else to the first.
-    fn best(&self, preferred: usize) -> Option<usize> {
-        let most = self.votes.iter().copied().max().filter(|&most| most > 0)?;
-        if self.votes.get(preferred) == Some(&most) {
-            return Some(preferred);
-        }
-        self.votes.iter().position(|&votes| votes == most)
+    /// The candidate with the most votes, if any has one, as (index in [`LAYOUTS_64`],
+    /// alignment). Ties go to the smallest alignment (on a heap of that alignment, every gap a
+    /// larger alignment's candidate matches is matched by the smaller one's too, so a tie says
+    /// nothing for the larger), then to the layout `preferred(alignment)` names (the
+    /// address-span guess), then to the first layout.
+    fn best(&self, preferred: impl Fn(u64) -> usize) -> Option<(usize, u64)> {
+        let most = self
+            .votes
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .filter(|&most| most > 0)?;
+        ALIGNMENTS.iter().enumerate().find_map(|(at, &alignment)| {
+            let tied = |layout: usize| self.votes.get(layout).map(|votes| votes[at]) == Some(most);
+            let preferred = preferred(alignment);
+            let layout = if tied(preferred) {
+                Some(preferred)
+            } else {
+                (0..LAYOUTS_64.len()).find(|&layout| tied(layout))
+            };
+            layout.map(|layout| (layout, alignment))
+        })
     }
 }
 
+/// `bytes` rounded up to `alignment` (a power of two); saturates instead of overflowing.
+fn align_to(bytes: u64, alignment: u64) -> u64 {
+    bytes.saturating_add(alignment - 1) & !(alignment - 1)
+}
+
+/// Field offsets inside an object are 8-byte aligned at most (`long`, `double`), whatever the
+/// object alignment.
 fn align8(bytes: u64) -> u64 {
-    bytes.saturating_add(7) & !7
+    align_to(bytes, 8)
 }
 
 /// Converts a JVM internal class name to its Java form:
@@ -320,7 +380,7 @@ impl ClassTable {
                 scan.class_names
                     .get(&dump.id)
                     .and_then(|name| scan.strings.get(name))
-                    .map(|raw| java_class_name(&String::from_utf8_lossy(raw)))
+                    .map(|raw| java_class_name(&mutf8::decode(raw)))
                     .unwrap_or_else(|| format!("<unknown class {:#x}>", dump.id.0))
             })
             .collect();
@@ -386,10 +446,12 @@ impl ClassTable {
                 }
                 current = by_id.get(&class.super_id).map(|&i| i as usize);
             }
+            // The contended group's first field is a `long`, 8-byte aligned after the padding
+            // whatever the object alignment; the whole instance is then aligned as any object.
             let instance_size = match below_contended {
-                None => align8(rule.header + vm_bytes),
+                None => rule.align(rule.header + vm_bytes),
                 Some(below) => {
-                    align8(align8(rule.header + vm_bytes - below) + CONTENDED_PADDING + below)
+                    rule.align(align8(rule.header + vm_bytes - below) + CONTENDED_PADDING + below)
                 }
             };
             layouts.push((ref_fields, field_bytes, instance_size));
@@ -451,7 +513,7 @@ impl ClassTable {
         if widest_primitive > 0 {
             end = end.next_multiple_of(widest_primitive);
         }
-        align8(end.saturating_add(primitives))
+        rule.align(end.saturating_add(primitives))
     }
 
     /// The index of the class with this class object id.
@@ -583,6 +645,126 @@ mod tests {
         assert_eq!(
             (rule.header, rule.array_header, rule.reference),
             (12, 16, 8)
+        );
+        assert_eq!(rule.alignment, 8);
+    }
+
+    /// The votes of a heap's arrays, back to back in address order, each taking
+    /// `size(element, length)` bytes, with an instance after them.
+    fn votes(arrays: &[(BasicType, u64)], size: impl Fn(BasicType, u64) -> u64) -> LayoutVotes {
+        let mut votes = LayoutVotes::default();
+        let mut at = 0x8_0000_0000;
+        for &(element, length) in arrays {
+            votes.array(at, element, length);
+            at += size(element, length);
+        }
+        votes.object(at);
+        votes
+    }
+
+    /// The rule the arrays vote for, on a heap of 1 GiB.
+    fn voted(arrays: &[(BasicType, u64)], size: impl Fn(BasicType, u64) -> u64) -> SizeRule {
+        let span = Some((0x8_0000_0000, 0x8_4000_0000));
+        SizeRule::guess(IdSize::Eight, span, &votes(arrays, size))
+    }
+
+    /// Arrays of every type and of lengths 0-20.
+    fn arrays() -> Vec<(BasicType, u64)> {
+        use BasicType::*;
+        let types = [Boolean, Char, Float, Double, Byte, Short, Int, Long, Object];
+        (0..=20)
+            .flat_map(|length| types.map(|ty| (ty, length)))
+            .collect()
+    }
+
+    /// Under `-XX:ObjectAlignmentInBytes=16` every gap is a multiple of 16: the 16-byte
+    /// candidate matches them all, the 8-byte one only some, so 16 wins, and every size follows.
+    #[test]
+    fn adjacent_arrays_vote_for_their_alignment() {
+        let arrays = arrays();
+        // Compressed class pointers and oops, 16-byte alignment: an int[3] is 16 + 12 → 32
+        // bytes (28 → 32 at 8 too), a byte[1] 16 + 1 → 32 (24 at 8), an Object[0] 16.
+        let rule = voted(&arrays, |ty, length| {
+            let element = if ty == BasicType::Object {
+                4
+            } else {
+                ty.dump_size(IdSize::Eight)
+            };
+            (16 + length * element as u64).next_multiple_of(16)
+        });
+        assert_eq!(
+            (
+                rule.header,
+                rule.array_header,
+                rule.reference,
+                rule.alignment
+            ),
+            (12, 16, 4, 16)
+        );
+        assert_eq!(rule.array(BasicType::Byte, 1), 32);
+        assert_eq!(rule.array(BasicType::Int, 3), 32);
+        assert_eq!(rule.array(BasicType::Object, 0), 16);
+        assert_eq!(rule.align(24), 32);
+        // No compressed class pointers, 8-byte references, 32-byte alignment.
+        let rule = voted(&arrays, |ty, length| {
+            let element = if ty == BasicType::Object {
+                8
+            } else {
+                ty.dump_size(IdSize::Eight)
+            };
+            (24 + length * element as u64).next_multiple_of(32)
+        });
+        assert_eq!(
+            (
+                rule.header,
+                rule.array_header,
+                rule.reference,
+                rule.alignment
+            ),
+            (16, 24, 8, 32)
+        );
+        // The default alignment: the sizes that are multiples of 16 vote for 16 as well, but
+        // the others only for 8.
+        let rule = voted(&arrays, |ty, length| {
+            let element = if ty == BasicType::Object {
+                4
+            } else {
+                ty.dump_size(IdSize::Eight)
+            };
+            (16 + length * element as u64).next_multiple_of(8)
+        });
+        assert_eq!(
+            (
+                rule.header,
+                rule.array_header,
+                rule.reference,
+                rule.alignment
+            ),
+            (12, 16, 4, 8)
+        );
+        // Only sizes that are multiples of 32 (a byte[16] is 32 bytes under every alignment):
+        // a tie, which the smallest alignment wins.
+        let rule = voted(&[(BasicType::Byte, 16); 4], |_, _| 32);
+        assert_eq!(rule.alignment, 8);
+    }
+
+    /// With 16-byte alignment compressed oops reach 64 GiB: when the votes cannot tell the
+    /// reference size (primitive arrays only), objects 40 GiB apart still mean compressed oops.
+    #[test]
+    fn compressed_oops_reach_further_at_larger_alignments() {
+        // A byte[1] and a byte[9]: 32 bytes each at 16 (and 32), 24 and 32 at 8.
+        let span = Some((0x8_0000_0000, 0x8_0000_0000 + (40 << 30)));
+        let bytes = [(BasicType::Byte, 1), (BasicType::Byte, 9)];
+        let rule = SizeRule::guess(IdSize::Eight, span, &votes(&bytes, |_, _| 32));
+        assert_eq!(
+            (rule.array_header, rule.reference, rule.alignment),
+            (16, 4, 16)
+        );
+        let at_8 = votes(&bytes, |_, length| (16 + length).next_multiple_of(8));
+        let rule = SizeRule::guess(IdSize::Eight, span, &at_8);
+        assert_eq!(
+            (rule.array_header, rule.reference, rule.alignment),
+            (16, 8, 8)
         );
     }
 }

@@ -31,6 +31,7 @@ mod format;
 mod ids;
 mod layout;
 mod locate;
+mod mutf8;
 mod parallel;
 mod reachability;
 mod scan;

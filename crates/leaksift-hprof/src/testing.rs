@@ -47,10 +47,46 @@ impl DumpWriter {
 
     /// A UTF8 record.
     pub fn string(&mut self, id: u64, text: &str) -> &mut Self {
+        self.string_bytes(id, text.as_bytes())
+    }
+
+    /// A UTF8 record with these bytes (modified UTF-8 as HotSpot writes it, or malformed).
+    pub fn string_bytes(&mut self, id: u64, bytes: &[u8]) -> &mut Self {
         let mut body = Vec::new();
         Self::put_id(&mut body, self.id_size, id);
-        body.extend_from_slice(text.as_bytes());
+        body.extend_from_slice(bytes);
         self.record(0x01, &body);
+        self
+    }
+
+    /// A STACK FRAME record (no method signature).
+    pub fn frame(
+        &mut self,
+        frame_id: u64,
+        method_name: u64,
+        source_file: u64,
+        class_serial: u32,
+        line: i32,
+    ) -> &mut Self {
+        let mut body = Vec::new();
+        for id in [frame_id, method_name, 0, source_file] {
+            Self::put_id(&mut body, self.id_size, id);
+        }
+        body.extend_from_slice(&class_serial.to_be_bytes());
+        body.extend_from_slice(&line.to_be_bytes());
+        self.record(crate::format::tag::FRAME, &body);
+        self
+    }
+
+    /// A STACK TRACE record with these frame ids, innermost first.
+    pub fn trace(&mut self, serial: u32, thread_serial: u32, frames: &[u64]) -> &mut Self {
+        let mut body = serial.to_be_bytes().to_vec();
+        body.extend_from_slice(&thread_serial.to_be_bytes());
+        body.extend_from_slice(&(frames.len() as u32).to_be_bytes());
+        for &frame in frames {
+            Self::put_id(&mut body, self.id_size, frame);
+        }
+        self.record(crate::format::tag::TRACE, &body);
         self
     }
 
@@ -72,6 +108,15 @@ impl DumpWriter {
     pub fn root(&mut self, tag: u8, object: u64) -> &mut Self {
         self.heap.push(tag);
         self.heap_id(object);
+        self
+    }
+
+    /// A ROOT THREAD OBJECT sub-record.
+    pub fn thread_root(&mut self, object: u64, thread_serial: u32, trace: u32) -> &mut Self {
+        self.heap.push(sub::ROOT_THREAD_OBJECT);
+        self.heap_id(object);
+        self.heap.extend_from_slice(&thread_serial.to_be_bytes());
+        self.heap.extend_from_slice(&trace.to_be_bytes());
         self
     }
 

@@ -326,6 +326,46 @@ fn big_array_indices_and_class_names_survive_the_narrow_columns() {
     }
 }
 
+/// HotSpot writes names in modified UTF-8: a character outside the BMP is its surrogate pair,
+/// each surrogate in 3 bytes. Class, field, static, method and source file names all decode it.
+#[test]
+fn names_in_modified_utf8_decode_supplementary_characters() {
+    use crate::mutf8::encode;
+    const THREAD: u64 = 0x2000;
+    let mut w = DumpWriter::new("1.0.2", 8);
+    // U+10400 (𐐀) is D801 DC00: ED A0 81 ED B0 80 in the dump.
+    assert_eq!(encode("𐐀"), b"\xED\xA0\x81\xED\xB0\x80");
+    w.string_bytes(1, &encode("Supp$𐐀Widget"))
+        .string_bytes(2, &encode("data𐐀"))
+        .string_bytes(3, &encode("keep𐐀"))
+        .string_bytes(4, &encode("run𐐀"))
+        .string_bytes(5, &encode("W𐐀.java"))
+        // A lone high surrogate.
+        .string_bytes(6, b"lone\xED\xA0\x81");
+    w.load_class(1, NODE, 1);
+    w.frame(0x77, 4, 5, 1, 7).trace(9, 1, &[0x77]);
+    w.class(NODE, 0, &[(2, OBJECT)], &[(3, A), (6, B)]);
+    w.root(sub::ROOT_STICKY_CLASS, NODE)
+        .thread_root(THREAD, 1, 9);
+    w.instance(A, NODE, &[B])
+        .instance(B, NODE, &[0])
+        .instance(THREAD, NODE, &[0]);
+    let dump = read(&w.finish(0x0C), &mut Quiet).expect("read");
+    let g = &dump.graph;
+    assert_eq!(g.name(node(g, A)), "Supp$𐐀Widget");
+    let labels = |id| -> Vec<String> {
+        let n = node(g, id);
+        g.edges(n).map(|e| g.edge_label(e).into_owned()).collect()
+    };
+    assert_eq!(labels(A), ["<class>", "data𐐀"]);
+    let statics = labels(NODE);
+    assert!(statics.contains(&"keep𐐀".to_string()), "{statics:?}");
+    assert!(statics.contains(&"lone\u{FFFD}".to_string()), "{statics:?}");
+    let frames = &dump.threads[0].frames;
+    assert_eq!(frames[0].method, "Supp$𐐀Widget.run𐐀");
+    assert_eq!(frames[0].location, "W𐐀.java:7");
+}
+
 #[test]
 fn ids_in_1_4_or_8_bytes_read_back_exactly() {
     // The graph keeps ids in the smallest exact form: 4-byte offsets from the lowest id in units

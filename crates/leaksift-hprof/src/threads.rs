@@ -11,6 +11,7 @@ use crate::format::BasicType;
 use crate::ids::IdIndex;
 use crate::layout::{ClassTable, java_class_name};
 use crate::locate::Locator;
+use crate::mutf8;
 use crate::scan::Scan;
 use crate::walk::{SubRecord, ids};
 
@@ -49,7 +50,7 @@ pub fn collect(
     let text = |id: Id| {
         scan.strings
             .get(&id)
-            .map(|raw| String::from_utf8_lossy(raw).into_owned())
+            .map(|raw| mutf8::decode(raw).into_owned())
     };
     let mut threads = Vec::new();
     let mut by_serial: FxHashMap<u32, usize> = FxHashMap::default();

@@ -206,6 +206,7 @@ fn heap_report_counts_instances_and_lists_thread_frames() {
     assert_eq!(dump["id_size"], 8);
     assert_eq!(dump["compressed_oops"], true);
     assert_eq!(dump["reference_bytes"], 4);
+    assert_eq!(dump["alignment_bytes"], 8);
     assert_eq!(dump["objects"], heap["node_count"].as_u64().unwrap() - 1);
     let shape = json(&["heap"], &fixture("shape.hprof.gz"));
     assert_eq!(class_count(&shape, "Shape$Counted"), 1234);

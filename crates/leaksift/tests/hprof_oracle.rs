@@ -1,8 +1,8 @@
 //! The JVM as the oracle for `leaksift heap` on HPROF dumps: tests/programs/java/LayoutOracle.java
 //! runs under each HotSpot object layout (compressed oops and class pointers on and off, a 40 GiB
-//! heap, class data sharing on and off); `jcmd GC.class_histogram` and `jcmd GC.heap_dump` are
-//! taken while it waits, and leaksift's per-class instance counts and shallow bytes must equal
-//! HotSpot's. Needs a JDK 17 (javac, java, jcmd).
+//! heap, 16-byte object alignment, class data sharing on and off); `jcmd GC.class_histogram` and
+//! `jcmd GC.heap_dump` are taken while it waits, and leaksift's per-class instance counts and
+//! shallow bytes must equal HotSpot's. Needs a JDK 17 (javac, java, jcmd).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -21,8 +21,8 @@ type Histogram = BTreeMap<String, (u64, u64)>;
 /// One JVM configuration and the layout leaksift must find in its dump.
 struct Layout {
     flags: &'static [&'static str],
-    /// (header, array header, reference) bytes.
-    expected: (u64, u64, u64),
+    /// (header, array header, reference, object alignment) bytes.
+    expected: (u64, u64, u64, u64),
 }
 
 /// Class data sharing is off except in the one configuration that checks what it changes: its
@@ -31,15 +31,15 @@ struct Layout {
 const LAYOUTS: &[Layout] = &[
     Layout {
         flags: &["-Xshare:off"],
-        expected: (12, 16, 4),
+        expected: (12, 16, 4, 8),
     },
     Layout {
         flags: &["-Xshare:off", "-XX:-UseCompressedOops"],
-        expected: (12, 16, 8),
+        expected: (12, 16, 8, 8),
     },
     Layout {
         flags: &["-Xshare:off", "-XX:-UseCompressedClassPointers"],
-        expected: (16, 24, 4),
+        expected: (16, 24, 4, 8),
     },
     Layout {
         flags: &[
@@ -47,16 +47,26 @@ const LAYOUTS: &[Layout] = &[
             "-XX:-UseCompressedClassPointers",
             "-XX:-UseCompressedOops",
         ],
-        expected: (16, 24, 8),
+        expected: (16, 24, 8, 8),
     },
     // Over 32 GiB HotSpot turns compressed oops off; the objects still lie close together.
     Layout {
         flags: &["-Xshare:off", "-Xmx40g"],
-        expected: (12, 16, 8),
+        expected: (12, 16, 8, 8),
+    },
+    // Large heaps use 16-byte alignment to keep compressed oops up to 64 GiB: every object's
+    // size is a multiple of 16.
+    Layout {
+        flags: &["-Xshare:off", "-XX:ObjectAlignmentInBytes=16"],
+        expected: (12, 16, 4, 16),
+    },
+    Layout {
+        flags: &["-Xshare:off", "-XX:ObjectAlignmentInBytes=16", "-Xmx40g"],
+        expected: (12, 16, 4, 16),
     },
     Layout {
         flags: &["-Xshare:auto"],
-        expected: (12, 16, 4),
+        expected: (12, 16, 4, 8),
     },
 ];
 
@@ -256,10 +266,12 @@ fn compare(layout: &Layout, jvm: &Histogram, heap: &Value) -> Vec<String> {
         dump["header_bytes"].as_u64().unwrap_or(0),
         dump["array_header_bytes"].as_u64().unwrap_or(0),
         dump["reference_bytes"].as_u64().unwrap_or(0),
+        dump["alignment_bytes"].as_u64().unwrap_or(0),
     );
     if found != layout.expected {
         problems.push(format!(
-            "{flags}: layout (header, array header, reference) {found:?}, HotSpot's is {:?}",
+            "{flags}: layout (header, array header, reference, alignment) {found:?}, HotSpot's \
+             is {:?}",
             layout.expected
         ));
     }

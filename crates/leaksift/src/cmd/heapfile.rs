@@ -141,7 +141,7 @@ pub fn hprof_dump_section(
              {} objects, {} classes, {} GC roots; {} references to objects missing \
              from the dump\n\
              shallow sizes: {}-byte headers, {}-byte array headers, {}-byte references \
-             ({oops})\n\
+             ({oops}), {}-byte object alignment\n\
              {} objects ({}) no GC root reaches are left out, as Eclipse MAT does\n",
             info.version,
             info.id_size,
@@ -153,6 +153,7 @@ pub fn hprof_dump_section(
             info.sizes.header,
             info.sizes.array_header,
             info.sizes.reference,
+            info.sizes.alignment,
             unreachable.objects,
             leaksift_report::units::bytes(unreachable.shallow_bytes as f64),
         ),
@@ -168,6 +169,7 @@ pub fn hprof_dump_section(
             "array_header_bytes": info.sizes.array_header,
             "reference_bytes": info.sizes.reference,
             "compressed_oops": info.sizes.compressed_oops,
+            "alignment_bytes": info.sizes.alignment,
             "unreachable_objects": unreachable.objects,
             "unreachable_shallow_bytes": unreachable.shallow_bytes,
         }),
