@@ -259,13 +259,7 @@ fn a_path_along_a_long_list_keeps_its_ends_and_counts_the_steps_between() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("chain.heapsnapshot");
-    let status = Command::new("node")
-        .arg(programs().join("long-chain.js"))
-        .arg(&snapshot)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let snapshot = node_snapshot(dir.path(), "long-chain.js", &[]);
     let gap_of = |path: &Value| -> (usize, Vec<(usize, Value)>) {
         let steps = path.as_array().unwrap();
         let gaps = steps
@@ -323,13 +317,7 @@ fn names_with_line_breaks_stay_on_one_line_of_text() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("names.heapsnapshot");
-    let status = Command::new("node")
-        .arg(programs().join("names-with-breaks.js"))
-        .arg(&snapshot)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let snapshot = node_snapshot(dir.path(), "names-with-breaks.js", &[]);
     let text = leaksift()
         .args(["heap", "-q"])
         .arg(&snapshot)
@@ -399,6 +387,20 @@ fn handmade_corner_cases_follow_devtools() {
     assert_eq!(ours["unreachable_count"], 4);
 }
 
+/// Runs `node FLAGS tests/programs/node/PROGRAM SNAPSHOT`, which writes a heap snapshot to
+/// `dir/PROGRAM.heapsnapshot`, and returns that path.
+fn node_snapshot(dir: &Path, program: &str, flags: &[&str]) -> PathBuf {
+    let snapshot = dir.join(program).with_extension("heapsnapshot");
+    let status = Command::new("node")
+        .args(flags)
+        .arg(programs().join(program))
+        .arg(&snapshot)
+        .status()
+        .expect("run node");
+    assert!(status.success(), "{program} failed");
+    snapshot
+}
+
 fn node_available() -> bool {
     Command::new("node")
         .arg("--version")
@@ -418,13 +420,7 @@ fn fresh_node_snapshot_matches_devtools_when_the_toolkit_is_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("fresh.heapsnapshot");
-    let status = Command::new("node")
-        .arg(programs().join("shapes.js"))
-        .arg(&snapshot)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let snapshot = node_snapshot(dir.path(), "shapes.js", &[]);
     let devtools = json_of(
         Command::new("node")
             .arg(programs().join("devtools-summary.mjs"))
@@ -442,14 +438,7 @@ fn allocation_sites_of_a_tracked_snapshot_equal_devtools_allocation_view() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("tracked.heapsnapshot");
-    let status = Command::new("node")
-        .arg("--track-heap-objects")
-        .arg(programs().join("tracked.js"))
-        .arg(&snapshot)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let snapshot = node_snapshot(dir.path(), "tracked.js", &["--track-heap-objects"]);
     let ours = heap_json(&snapshot);
     let sites = ours["extra"]["allocation_sites"]
         .as_array()
