@@ -65,9 +65,20 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let (value, suffix) = split_number(text, "a size like 512MiB or 10k")?;
     let scale = leaksift_watch::size::unit_scale(suffix)
         .ok_or_else(|| format!("unknown size suffix {suffix:?} in {text:?}"))?;
+    let too_large = || format!("size {text:?} is too large");
+    // A whole number of a whole unit is exact (`18446744073709551615` is the largest); a
+    // fraction goes through f64, where 2^64 is the first value that does not fit (`as u64`
+    // would clamp it to the largest rather than refuse it).
+    let whole = text.trim().trim_end_matches(suffix).trim_end();
+    if let (Ok(count), true) = (whole.parse::<u128>(), scale.fract() == 0.0) {
+        return count
+            .checked_mul(scale as u128)
+            .and_then(|bytes| u64::try_from(bytes).ok())
+            .ok_or_else(too_large);
+    }
     let bytes = value * scale;
-    if !bytes.is_finite() || bytes > u64::MAX as f64 {
-        return Err(format!("size {text:?} is too large"));
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(too_large());
     }
     Ok(bytes.round() as u64)
 }
@@ -112,6 +123,11 @@ mod tests {
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("5XB").is_err());
         assert!(parse_bytes("1e400").is_err());
+        assert_eq!(parse_bytes("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_bytes("18446744073709551616").is_err(), "2^64 is refused, not clamped");
+        assert!(parse_bytes("16EiB").is_err());
+        assert!(parse_bytes("99999999999999999999999").is_err());
+        assert!(parse_bytes("17179869184.5GiB").is_err());
     }
 
     #[test]
