@@ -1277,6 +1277,50 @@ fn back_to_back_forks_are_all_followed() {
     }
 }
 
+/// Children made without glibc's `fork` (`syscall(SYS_fork)`, `_Fork`, a raw `clone`) run no
+/// atfork handler: they inherited a tracer that believed it had a writer thread, and once their
+/// event buffers filled up (about 512 K events) every further buffer waited 2 s for it, for
+/// ever in effect. They now go untraced at that point, as fork children do, and the parent's
+/// trace is as without them; under `--follow-fork` too (such children are not followed). The
+/// program's children kill themselves with an alarm after 20 s, so the old behaviour fails
+/// instead of hanging the suite.
+#[test]
+fn children_made_without_forks_atfork_handlers_run_on_untraced() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("raw_fork.c", &["-O1"], dir.path(), "raw_fork");
+    for (name, extra) in [
+        ("raw.lks", &[][..]),
+        ("raw_follow.lks", &["--follow-fork"][..]),
+    ] {
+        let trace_path = dir.path().join(name);
+        let started = Instant::now();
+        let out = record(&trace_path, extra, &program, &[]);
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "children done\n");
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "{name}: took {elapsed:?}"
+        );
+        let trace = Trace::read(&trace_path);
+        assert!(!trace.truncated, "{name}");
+        assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)), "{name}");
+        assert!(trace.allocs(777).is_empty(), "{name}: a child's events");
+        assert_eq!(
+            trace
+                .leak_summary(ScanTrigger::Exit)
+                .get(&LeakClass::DefinitelyLost),
+            Some(&(2, 1111 + 2222)),
+            "{name}"
+        );
+        assert!(
+            traces_with_size(dir.path(), &format!("{name}."), 777).is_empty(),
+            "{name}: no child is traced"
+        );
+    }
+}
+
 /// A program that becomes a daemon with daemon(3): the parent's trace ends with its exit scan
 /// (glibc's daemon ends the parent through an `_exit` no hook sees, which left the trace
 /// truncated, without leak classes); the daemon itself runs on, untraced without

@@ -36,7 +36,8 @@ pub struct Args {
     #[arg(long)]
     pub mmap: bool,
     /// Trace forked children and other programs the command starts, each to OUTPUT.<pid>.
-    /// Without it, children are untraced.
+    /// Without it, children are untraced. Children made without glibc's fork (`_Fork`,
+    /// `syscall(SYS_fork)`, a raw `clone`) are never traced.
     #[arg(long)]
     pub follow_fork: bool,
     /// Signal (name like USR2 or number) that requests a leak scan while the command runs.
