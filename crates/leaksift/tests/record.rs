@@ -648,6 +648,110 @@ fn dlopened_modules_are_logged_and_unwound_through() {
     assert!(unloaded, "dlclose is logged");
 }
 
+/// A library loaded by a relative path (`dlopen("./librelplug.so")`, or found through
+/// `LD_LIBRARY_PATH=.`) was recorded with that path, so `report` run from another directory
+/// looked for another file: `??` frames and "the file is gone". The trace now names the file
+/// absolutely, and the leak's frame reads `plugin_leak` with its file and line from anywhere.
+#[test]
+fn a_library_loaded_by_a_relative_path_is_symbolized_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = compile_c(
+        "relative_plugin.c",
+        &["-O1", "-shared", "-fPIC"],
+        dir.path(),
+        "librelplug.so",
+    );
+    let loader = compile_c("relative_dlopen.c", &["-O1"], dir.path(), "relative_dlopen");
+    let library_dir = format!("-L{}", dir.path().display());
+    let linked = compile_c(
+        "relative_dlopen.c",
+        &[
+            "-O1",
+            "-DLINKED",
+            "-Wl,--no-as-needed",
+            &library_dir,
+            "-lrelplug",
+        ],
+        dir.path(),
+        "relative_linked",
+    );
+    let source = std::fs::read_to_string(programs_dir().join("relative_plugin.c")).unwrap();
+    let leak_line = source
+        .lines()
+        .position(|l| l.contains("malloc(4321)"))
+        .unwrap() as u64
+        + 1;
+    let canonical_plugin = std::fs::canonicalize(&plugin).unwrap();
+    ensure_preload();
+    for (name, program, args, library_path) in [
+        ("dlopen", &loader, &["./librelplug.so"][..], None),
+        ("linked", &linked, &[][..], Some(".")),
+    ] {
+        let trace = dir.path().join(format!("{name}.lks"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_leaksift"));
+        command
+            .current_dir(dir.path())
+            .arg("record")
+            .arg("-o")
+            .arg(&trace)
+            .arg("--")
+            .arg(program)
+            .args(args);
+        if let Some(path) = library_path {
+            command.env("LD_LIBRARY_PATH", path);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .current_dir("/")
+            .args(["report", "-q", "--json"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let stack = json["leak_stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["bytes"] == 4321)
+            .unwrap_or_else(|| panic!("{name}: no 4321-byte leak in {json:#}"));
+        assert_eq!(stack["kind"], "definitely_lost", "{name}: {stack:#}");
+        let frame = &stack["frames"][0];
+        assert_eq!(frame["function"], "plugin_leak", "{name}: {stack:#}");
+        assert!(
+            frame["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("relative_plugin.c")),
+            "{name}: {frame:#}"
+        );
+        assert_eq!(frame["line"], leak_line, "{name}: {frame:#}");
+        assert!(
+            json["unresolved_modules"]
+                .as_array()
+                .is_none_or(|m| m.is_empty()),
+            "{name}: {:#}",
+            json["unresolved_modules"]
+        );
+        let recorded = Trace::read(&trace);
+        let module = recorded
+            .modules()
+            .into_iter()
+            .find(|m| m.path.ends_with("librelplug.so"))
+            .expect("the plugin is logged");
+        assert_eq!(
+            Path::new(&module.path),
+            canonical_plugin,
+            "{name}: recorded absolutely"
+        );
+    }
+}
+
 #[test]
 fn cxx_new_and_delete_reach_malloc_and_free() {
     let dir = tempfile::tempdir().unwrap();
