@@ -29,7 +29,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         "trace {}: pid {}, `{}`",
         label.trace,
         label.pid,
-        label.command.join(" ")
+        crate::escape::shell_words(label.command)
     );
     if report.truncated {
         let _ = writeln!(

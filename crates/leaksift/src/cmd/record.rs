@@ -309,13 +309,13 @@ fn describe_sibling(path: &Path, traced_pid: u32) -> String {
         Some(header) if header.pid == traced_pid => format!(
             "before an exec, pid {} ran `{}`: its trace is {}",
             header.pid,
-            header.command.join(" "),
+            leaksift_report::escape::shell_words(&header.command),
             path.display()
         ),
         Some(header) => format!(
             "process {} (`{}`), started by the traced one, wrote {}",
             header.pid,
-            header.command.join(" "),
+            leaksift_report::escape::shell_words(&header.command),
             path.display()
         ),
         None => format!("another traced process wrote {}", path.display()),
