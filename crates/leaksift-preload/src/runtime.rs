@@ -546,10 +546,19 @@ fn flush_and_wait(timeout_ms: u32) {
     }
 }
 
+/// What the exec in progress is about to run, for the writer's exec call record (set by
+/// [`around_exec`] before its flush request).
+pub static EXEC_CALL: std::sync::Mutex<Option<leaksift_trace::model::ExecCall>> =
+    std::sync::Mutex::new(None);
+
 /// Runs `exec` (one of the exec calls) after writing out every pending event and ending the trace
-/// with an exec record (see [`flush_and_wait`]). If the exec fails, the program goes on: the
-/// writer resumes and the program's errno is the one the call left.
-pub fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+/// with an exec call record (from `describe`, run with the re-entry guard held) and an exec
+/// record (see [`flush_and_wait`]). If the exec fails, the program goes on: the writer resumes
+/// and the program's errno is the one the call left.
+pub fn around_exec(
+    describe: impl FnOnce() -> leaksift_trace::model::ExecCall,
+    exec: impl FnOnce() -> c_int,
+) -> c_int {
     // A `vfork` child shares this memory (tracer state included) but is not the traced
     // process: its exec must neither end the parent's trace nor pause the parent's writer.
     let traced = STATE.load(Ordering::Acquire) == STATE_ACTIVE
@@ -559,6 +568,15 @@ pub fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
     if !traced {
         return exec();
     }
+    // SAFETY: errno is thread-local and always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(_guard) = ReentryGuard::enter() {
+        let call = describe();
+        if let Ok(mut slot) = EXEC_CALL.lock() {
+            *slot = Some(call);
+        }
+    }
+    set_errno(errno);
     EXEC_PENDING.store(true, Ordering::Release);
     flush_and_wait(5000);
     let result = exec();

@@ -1081,6 +1081,101 @@ fn a_failed_exec_goes_on_in_the_same_trace() {
     );
 }
 
+/// An exec into a program the tracer cannot follow (`env -i` drops its environment; a static
+/// program has no dynamic loader) left only the first image's trace, `record` said nothing, and
+/// `report` claimed "the new program's trace is another file". `record` now names the program
+/// that went untraced and why; `report` names it too, and says it was not traced when the
+/// environment it was given dropped the tracer (which the trace records), or words it
+/// conditionally when only `record` can tell (a static program).
+#[test]
+fn an_exec_into_a_program_that_cannot_be_traced_is_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let dynamic = compile_c("static_hello.c", &[], dir.path(), "hello");
+    let fixed = compile_c("static_hello.c", &["-static"], dir.path(), "static_hello");
+
+    let trace = dir.path().join("env.lks");
+    let out = record(
+        &trace,
+        &[],
+        Path::new("env"),
+        &["-i", dynamic.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let pid = Trace::read(&trace).pid;
+    let note = format!(
+        "leaksift: note: pid {pid} exec'd {} (`{}`), which was not traced, so no trace of it \
+         follows {}: the environment it was given no longer preloads the tracer",
+        dynamic.display(),
+        dynamic.display(),
+        trace.display()
+    );
+    assert!(stderr.contains(&note), "{note}\nin:\n{stderr}");
+    let report = report_output(&trace, &[]);
+    let said = format!(
+        "`{0}` ({0}); no exit scan\nit was not traced: the environment it was given no longer \
+         preloads the tracer",
+        dynamic.display()
+    );
+    assert!(
+        report.contains("replaced itself with another program (exec) after")
+            && report.contains(&said),
+        "{said}\nin:\n{report}"
+    );
+    assert!(!report.contains("is another file"), "{report}");
+    let json: serde_json::Value =
+        serde_json::from_str(&report_output(&trace, &["--json"])).unwrap();
+    assert_eq!(json["exec"], true);
+    assert_eq!(
+        json["exec_into"],
+        serde_json::json!({
+            "program": dynamic.to_str().unwrap(),
+            "args": [dynamic.to_str().unwrap()],
+            "environment_keeps_tracer": false,
+        })
+    );
+
+    // The shell runs in the test's directory; the program is named relatively.
+    let trace = dir.path().join("static.lks");
+    ensure_preload();
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .current_dir(dir.path())
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--", "sh", "-c", "exec ./static_hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let pid = Trace::read(&trace).pid;
+    let note = format!(
+        "leaksift: note: pid {pid} exec'd {} (`./static_hello`), which was not traced, so no \
+         trace of it follows {}: {} is statically linked",
+        fixed.display(),
+        trace.display(),
+        fixed.display()
+    );
+    assert!(stderr.contains(&note), "{note}\nin:\n{stderr}");
+    let report = report_output(&trace, &[]);
+    let said = format!(
+        "`./static_hello` ({}); no exit scan\nits trace, if it could be traced, is another file",
+        fixed.display()
+    );
+    assert!(
+        report.contains("replaced itself with another program (exec) after")
+            && report.contains(&said),
+        "{said}\nin:\n{report}"
+    );
+
+    // A traced exec chain gets no such note.
+    let trace = dir.path().join("traced.lks");
+    let out = record(&trace, &[], Path::new("env"), &[dynamic.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(!stderr.contains("note:"), "{stderr}");
+    assert_eq!(Trace::read(&trace).end(), Some(ProcessEnd::Exited(4)));
+}
+
 /// A `vfork` child runs in the parent's memory until its exec: its exec must not end the
 /// parent's trace (nor hold the parent's writer, which then made the next vfork child wait 5 s
 /// for a flush), nor a failed exec (followed by `_exit`) start the parent's exit scan; so the

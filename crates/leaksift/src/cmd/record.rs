@@ -562,8 +562,94 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             output.display()
         );
     }
-    for other in sibling_traces(&output) {
-        eprintln!("leaksift: {}", describe_sibling(&other, child.id()));
+    let siblings = sibling_traces(&output);
+    for other in &siblings {
+        eprintln!("leaksift: {}", describe_sibling(other, child.id()));
+    }
+    for note in untraced_execs(&output, &siblings) {
+        eprintln!("leaksift: note: {note}");
     }
     Ok(Outcome::ChildExit(code))
+}
+
+/// The pid in the header of the trace at `path`.
+fn trace_pid(path: &Path) -> Option<u32> {
+    let file = std::fs::File::open(path).ok()?;
+    leaksift_trace::TraceReader::new(std::io::BufReader::new(file))
+        .ok()
+        .map(|reader| reader.header().pid)
+}
+
+/// One line for each traced process whose last trace ends with an exec: no trace of the
+/// program it exec'd appeared (a traced new image takes the trace over, or under
+/// `--follow-fork` writes `OUTPUT.<pid>.<n>` after it), so that program ran untraced; the line
+/// names it, from the trace's exec call record, and says why, as far as can be told now. The
+/// traces' last chunks only are read ([`leaksift_trace::exec_ending`]).
+fn untraced_execs(output: &Path, siblings: &[PathBuf]) -> Vec<String> {
+    // Each pid's images in the order they ran: its siblings in numeric order, the main trace
+    // last (it is the latest image of its pid).
+    let mut last_of_pid: Vec<(u32, &Path)> = Vec::new();
+    for path in siblings.iter().map(PathBuf::as_path).chain([output]) {
+        let Some(pid) = trace_pid(path) else {
+            continue;
+        };
+        match last_of_pid.iter_mut().find(|(p, _)| *p == pid) {
+            Some(slot) => slot.1 = path,
+            None => last_of_pid.push((pid, path)),
+        }
+    }
+    last_of_pid
+        .into_iter()
+        .filter_map(|(pid, path)| {
+            let ending = leaksift_trace::exec_ending(path).ok()??;
+            Some(untraced_exec_note(pid, path, ending.call.as_ref()))
+        })
+        .collect()
+}
+
+/// The note about pid `pid`, whose trace `path` ends with an exec of `call` that left no trace.
+fn untraced_exec_note(
+    pid: u32,
+    path: &Path,
+    call: Option<&leaksift_trace::model::ExecCall>,
+) -> String {
+    use leaksift_report::escape::{shell_word, shell_words};
+    let Some(call) = call else {
+        return format!(
+            "pid {pid} exec'd another program after its trace {} ended, and that program left \
+             no trace: it was not traced",
+            path.display()
+        );
+    };
+    let program = if call.program.is_empty() {
+        "another program".to_string()
+    } else {
+        shell_word(&call.program).into_owned()
+    };
+    let why = if !call.keeps_tracer {
+        "the environment it was given no longer preloads the tracer (LD_PRELOAD or \
+         LEAKSIFT_OUTPUT was dropped, as `env -i` or a program that builds its children's \
+         environment does)"
+            .to_string()
+    } else {
+        let file = OsString::from(&call.program);
+        match cannot_be_preloaded(&file) {
+            Some(reason) => reason,
+            None if !call.program.is_empty() && links_address_sanitizer(&file) => {
+                "it is built with AddressSanitizer (libasan.so), whose runtime refuses to run \
+                 unless it is the first library loaded"
+                    .to_string()
+            }
+            None => "the tracer did not start in it (statically linked and setuid programs \
+                     cannot be traced; the program may also have been replaced or removed \
+                     since)"
+                .to_string(),
+        }
+    };
+    format!(
+        "pid {pid} exec'd {program} (`{}`), which was not traced, so no trace of it follows \
+         {}: {why}",
+        shell_words(&call.args),
+        path.display()
+    )
 }
