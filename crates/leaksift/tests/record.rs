@@ -1906,6 +1906,63 @@ fn an_output_path_that_is_not_a_regular_file_is_left_alone() {
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
+/// Long but legal names: a program name of 240 bytes made the default output
+/// `leaksift.<program>.lks` (and its control file `.scan`) too long, and record refused to run
+/// with "File name too long". The program part is now cut so that the trace and its companions
+/// fit. An explicit `-o` whose `.scan` companion cannot exist is one clear error before the
+/// command starts; one with room for `.scan` but not for `.<pid>.<n>` runs, with a note.
+#[test]
+fn long_program_and_output_names_are_fitted_or_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let long_name = "q".repeat(240);
+    let program = compile_c("static_hello.c", &[], dir.path(), &long_name);
+    ensure_preload();
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .current_dir(dir.path())
+        .arg("record")
+        .arg("--")
+        .arg(&program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "static hello\n");
+    // 9 + 231 + 4 bytes: room left for `.scan` and `.<pid>.<n>` (11 bytes) within 255.
+    let expected = dir.path().join(format!("leaksift.{}.lks", "q".repeat(231)));
+    assert!(
+        stderr.contains(&format!("trace written to {}", expected.display())),
+        "{stderr}"
+    );
+    assert_eq!(Trace::read(&expected).end(), Some(ProcessEnd::Exited(4)));
+
+    let short = compile_c("static_hello.c", &[], dir.path(), "hello");
+    let refused = dir.path().join("t".repeat(251));
+    let out = record(&refused, &[], &short, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "leaksift: error: -o {}: its file name is 251 bytes long, so the control file \
+             beside it, OUTPUT.scan",
+            refused.display()
+        )) && stderr.contains("use a file name of at most 250 bytes"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "the command must not run: {out:?}");
+
+    let fits = dir.path().join("t".repeat(250));
+    let out = record(&fits, &[], &short, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr
+            .contains("leaves no room, within the file system's 255-byte limit, for OUTPUT.<pid>"),
+        "{stderr}"
+    );
+    assert_eq!(Trace::read(&fits).end(), Some(ProcessEnd::Exited(4)));
+}
+
 #[test]
 fn a_command_that_cannot_run_is_one_error_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,7 +29,9 @@ The exit status is the command's (128 + signal if killed); \
 a killed command leaves its trace up to the last 100 ms flush, marked truncated."
 )]
 pub struct Args {
-    /// Trace file to write (default: leaksift.<program>.lks in the current directory; replaced).
+    /// Trace file to write (default: leaksift.<program>.lks in the current directory, the
+    /// program's name cut to fit the file name limit; replaced). Its file name must leave room
+    /// for OUTPUT.scan (at most 250 bytes on most file systems).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Also trace mmap/munmap (as allocations of kind mmap; the leak scan treats them as roots).
@@ -103,11 +105,69 @@ fn find_preload() -> anyhow::Result<PathBuf> {
         })
 }
 
+/// The control file's suffix: touching `OUTPUT.scan` requests a leak scan.
+const SCAN_SUFFIX: &str = ".scan";
+/// Bytes the longest companion of a trace adds to its file name: `.<pid>.<n>` for the trace of
+/// an image before an exec or of a process started under `--follow-fork` (a pid of up to 7
+/// digits, Linux's largest `pid_max` being 4194304, and `n` up to 99); [`SCAN_SUFFIX`] is
+/// shorter.
+const COMPANION_SUFFIX_MAX: usize = ".4194304.99".len();
+
+/// The longest file name the file system holding `dir` takes (`NAME_MAX`: 255 bytes on Linux's
+/// file systems, assumed when it cannot be asked).
+fn name_max(dir: &Path) -> usize {
+    rustix::fs::statvfs(dir)
+        .ok()
+        .and_then(|fs| usize::try_from(fs.f_namemax).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(255)
+}
+
+/// `leaksift.<program>.lks` in the current directory, the program's name cut (at a character
+/// boundary) so that the name and its companions ([`COMPANION_SUFFIX_MAX`]) fit the file
+/// system's name limit: a legal program name of up to 255 bytes made the control file's name,
+/// or the trace's own, too long.
 fn default_output(command: &OsString) -> PathBuf {
     let program = Path::new(command)
         .file_name()
         .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
-    PathBuf::from(format!("leaksift.{program}.lks"))
+    let room = name_max(Path::new("."))
+        .saturating_sub("leaksift.".len() + ".lks".len() + COMPANION_SUFFIX_MAX);
+    let mut end = program.len().min(room);
+    while !program.is_char_boundary(end) {
+        end -= 1;
+    }
+    PathBuf::from(format!("leaksift.{}.lks", &program[..end]))
+}
+
+/// Refuses an output whose control file (`OUTPUT.scan`) could not exist, before anything runs,
+/// and warns when the traces of other images or processes (`OUTPUT.<pid>[.<n>]`) might not.
+fn check_name_length(output: &Path) -> anyhow::Result<()> {
+    let Some(name) = output.file_name() else {
+        return Ok(());
+    };
+    let length = name.len();
+    let max = name_max(output.parent().unwrap_or(Path::new(".")));
+    if length + SCAN_SUFFIX.len() > max {
+        bail!(
+            "-o {}: its file name is {length} bytes long, so the control file beside it, \
+             OUTPUT{SCAN_SUFFIX} (touched to request a leak scan), would exceed the file \
+             system's {max}-byte limit on file names: use a file name of at most {} bytes",
+            output.display(),
+            max.saturating_sub(SCAN_SUFFIX.len())
+        );
+    }
+    if length + COMPANION_SUFFIX_MAX > max {
+        eprintln!(
+            "leaksift: note: the file name of {} ({length} bytes) leaves no room, within the \
+             file system's {max}-byte limit, for OUTPUT.<pid>[.<n>]: if the command execs \
+             another program, or starts one under --follow-fork, that one goes untraced (a \
+             name of at most {} bytes avoids it)",
+            output.display(),
+            max.saturating_sub(COMPANION_SUFFIX_MAX)
+        );
+    }
+    Ok(())
 }
 
 /// Absolute form of `path` (relative to the current directory), so a command that changes
@@ -435,7 +495,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         &[("the traced program", program.as_deref())],
         &[("-o", Some(&output))],
     )?;
-    let control = PathBuf::from(format!("{}.scan", output.display()));
+    check_name_length(&output)?;
+    let mut control = output.clone().into_os_string();
+    control.push(SCAN_SUFFIX);
+    let control = PathBuf::from(control);
     for stale in std::iter::once(output.clone())
         .chain(std::iter::once(control.clone()))
         .chain(sibling_traces(&output))
