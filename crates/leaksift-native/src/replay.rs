@@ -9,7 +9,7 @@
 
 use leaksift_trace::format::SYNTHETIC_ADDRESS_BASE;
 use leaksift_trace::model::{
-    Event, LeakScan, Module, ProcessEnd, ScanTrigger, StackId, ThreadId, TraceTime,
+    Event, ExecCall, LeakScan, Module, ProcessEnd, ScanTrigger, StackId, ThreadId, TraceTime,
 };
 
 /// The leak class of a block, as [`LeakTotals::class`] takes it.
@@ -258,6 +258,9 @@ pub struct Analysis {
     /// No `End` event: the traced process died (or the file was cut) before a clean exit.
     pub truncated: bool,
     pub end: Option<ProcessEnd>,
+    /// When the trace ends with an exec: what it was about to run, if the trace says (format
+    /// version 5; recorded before the exec's end record).
+    pub exec_call: Option<ExecCall>,
     /// Time of the last event.
     pub duration: TraceTime,
     pub allocations: u64,
@@ -392,6 +395,8 @@ pub struct Replay {
     now: u64,
     /// The last `End` event and when it came.
     end: Option<(ProcessEnd, u64)>,
+    /// The last exec call record (what an exec was about to run).
+    exec_call: Option<Box<ExecCall>>,
     peak_rss: Option<u64>,
     scan: Option<ScanInfo>,
     leaks: LeakTotals,
@@ -462,6 +467,7 @@ impl Replay {
                 self.advance(scan.time);
                 self.apply_scan(scan);
             }
+            Event::Exec(call) => self.exec_call = Some(call.clone()),
             Event::End { time, end } => {
                 self.advance(*time);
                 self.end = Some((*end, self.now));
@@ -527,6 +533,10 @@ impl Replay {
             stack_stats: stats,
             modules: self.modules,
             truncated: end.is_none(),
+            exec_call: self
+                .exec_call
+                .filter(|_| end == Some(ProcessEnd::Exec))
+                .map(|call| *call),
             end,
             duration: TraceTime(self.now),
             allocations: self.allocations,

@@ -314,7 +314,13 @@ fn find_symbol_file(
             }
         }
     }
-    let on_disk_problem = if module.path.is_empty() || !path.is_file() {
+    let on_disk_problem = if path.is_relative() && !module.path.is_empty() && !path.is_file() {
+        // Traces recorded before module paths were made absolute: relative to the directory
+        // the program ran in, which the trace does not name.
+        "recorded by a path relative to the directory the program ran in, and not found \
+         from this one"
+            .to_string()
+    } else if module.path.is_empty() || !path.is_file() {
         "the file is gone".to_string()
     } else {
         let on_disk = blazesym::helper::read_elf_build_id(path).ok().flatten();

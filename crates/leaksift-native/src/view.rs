@@ -43,6 +43,18 @@ pub fn site_trend_config() -> leaksift_stats::Config {
     }
 }
 
+/// The program an `exec` ending the trace was about to run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExecInto {
+    /// Its file (absolute where the recorder could tell; empty when unknown).
+    pub program: String,
+    /// Its argument vector.
+    pub args: Vec<String>,
+    /// Whether the environment passed to it still preloaded the tracer and named the trace:
+    /// false means it was certainly not traced.
+    pub environment_keeps_tracer: bool,
+}
+
 /// The symbolized report.
 #[derive(Debug, serde::Serialize)]
 pub struct NativeReport {
@@ -51,8 +63,10 @@ pub struct NativeReport {
     /// The traced process's exit status, when it exited cleanly.
     pub exit_status: Option<i32>,
     /// The traced program replaced itself with another one (`exec`): the trace ends there,
-    /// without an exit scan (the new program is traced to another file).
+    /// without an exit scan (the new program, when it could be traced, to another file).
     pub exec: bool,
+    /// With `exec`: the program it replaced itself with, when the trace says (format version 5).
+    pub exec_into: Option<ExecInto>,
     pub duration_s: f64,
     pub allocations: u64,
     pub frees: u64,
@@ -390,6 +404,11 @@ pub fn build(
             Some(ProcessEnd::Exec) | None => None,
         },
         exec: analysis.end == Some(ProcessEnd::Exec),
+        exec_into: analysis.exec_call.as_ref().map(|call| ExecInto {
+            program: call.program.clone(),
+            args: call.args.clone(),
+            environment_keeps_tracer: call.keeps_tracer,
+        }),
         duration_s: seconds(analysis.duration.0),
         allocations: analysis.allocations,
         frees: analysis.frees,

@@ -552,8 +552,34 @@ fn after_enqueue(queued: usize) {
     let mut waited = 0;
     while FULL_COUNT.load(Ordering::Relaxed) > MAX_QUEUED && queued > MAX_QUEUED && waited < 10_000
     {
+        if waited == 0 && crate::runtime::in_copy_of_traced_process(false) {
+            // No writer in this process (a child made by `_Fork` or a raw `clone`): waiting
+            // for one would last for ever.
+            crate::runtime::leave_copy_untraced();
+            return;
+        }
         sys::sleep_ns(200_000);
         waited += 1;
+    }
+    if waited == 10_000 && crate::runtime::in_copy_of_traced_process(true) {
+        crate::runtime::leave_copy_untraced();
+    }
+}
+
+/// Frees the queued buffers of a process no writer drains (see
+/// [`crate::runtime::leave_copy_untraced`]; tracing is already off there).
+pub fn discard_queued() {
+    let mut full = FULL.swap(ptr::null_mut(), Ordering::AcqRel);
+    while !full.is_null() {
+        // SAFETY: taken from the queue, so exclusively ours: its owner no longer writes it, and
+        // this process has no writer to read it.
+        unsafe {
+            let next = (*full).next;
+            sys::__libc_free(full as *mut core::ffi::c_void);
+            full = next;
+        }
+        crate::alloc::account(core::mem::size_of::<RawBuffer>(), false);
+        FULL_COUNT.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

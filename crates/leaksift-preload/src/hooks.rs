@@ -9,6 +9,7 @@ use core::mem::MaybeUninit;
 
 use crate::buffers::ThreadState;
 use crate::buffers::{Op, RawEvent};
+use crate::exec_call;
 use crate::runtime::{self, current_thread};
 use crate::sys::{self, ReentryGuard};
 use crate::unwind::{MAX_FRAMES, capture};
@@ -645,10 +646,12 @@ pub unsafe extern "C" fn execve(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    runtime::around_exec(|| {
+    runtime::around_exec(
+        // SAFETY: the caller's exec arguments.
+        || unsafe { exec_call::of_path(path, argv, envp) },
         // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
-        unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
-    })
+        || unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int },
+    )
 }
 
 #[unsafe(no_mangle)]
@@ -656,10 +659,12 @@ pub unsafe extern "C" fn execv(
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
 ) -> c_int {
-    runtime::around_exec(|| {
+    runtime::around_exec(
+        // SAFETY: the caller's exec arguments and the current environment.
+        || unsafe { exec_call::of_path(path, argv, sys::environ) },
         // SAFETY: the raw syscall with the caller's arguments and the current environment.
-        unsafe { libc::syscall(libc::SYS_execve, path, argv, sys::environ) as c_int }
-    })
+        || unsafe { libc::syscall(libc::SYS_execve, path, argv, sys::environ) as c_int },
+    )
 }
 
 type ExecvpeFn = unsafe extern "C" fn(
@@ -675,12 +680,16 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    runtime::around_exec(|| {
-        call_next(c"execvpe", |real| {
-            // SAFETY: glibc's execvpe has this signature; the caller's arguments pass through.
-            unsafe { core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp) }
-        })
-    })
+    runtime::around_exec(
+        // SAFETY: the caller's exec arguments.
+        || unsafe { exec_call::of_search(file, argv, envp) },
+        || {
+            call_next(c"execvpe", |real| {
+                // SAFETY: glibc's execvpe has this signature; the caller's arguments pass through.
+                unsafe { core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp) }
+            })
+        },
+    )
 }
 
 type FexecveFn =
@@ -694,12 +703,16 @@ pub unsafe extern "C" fn fexecve(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    runtime::around_exec(|| {
-        call_next(c"fexecve", |real| {
-            // SAFETY: glibc's fexecve has this signature; the caller's arguments pass through.
-            unsafe { core::mem::transmute::<*mut c_void, FexecveFn>(real)(fd, argv, envp) }
-        })
-    })
+    runtime::around_exec(
+        // SAFETY: the caller's exec arguments.
+        || unsafe { exec_call::of_descriptor(fd, argv, envp) },
+        || {
+            call_next(c"fexecve", |real| {
+                // SAFETY: glibc's fexecve has this signature; the caller's arguments pass through.
+                unsafe { core::mem::transmute::<*mut c_void, FexecveFn>(real)(fd, argv, envp) }
+            })
+        },
+    )
 }
 
 /// `execveat` (glibc 2.34's wrapper of the system call): flush, then the system call.
@@ -711,10 +724,12 @@ pub unsafe extern "C" fn execveat(
     envp: *const *const libc::c_char,
     flags: c_int,
 ) -> c_int {
-    runtime::around_exec(|| {
+    runtime::around_exec(
+        // SAFETY: the caller's exec arguments.
+        || unsafe { exec_call::of_directory_entry(dirfd, path, argv, envp, flags) },
         // SAFETY: the raw syscall with the caller's arguments, as glibc's wrapper does.
-        unsafe { libc::syscall(libc::SYS_execveat, dirfd, path, argv, envp, flags) as c_int }
-    })
+        || unsafe { libc::syscall(libc::SYS_execveat, dirfd, path, argv, envp, flags) as c_int },
+    )
 }
 
 /// Calls the next definition of `name` (glibc's), or fails with ENOSYS when there is none.

@@ -5,6 +5,7 @@
 
 mod alloc;
 mod buffers;
+mod exec_call;
 mod hooks;
 mod modules;
 mod runtime;

@@ -55,7 +55,51 @@ pub fn loaded_modules() -> Vec<LoadedModule> {
     let mut modules = Vec::new();
     // SAFETY: the callback only pushes into `modules`, which outlives the call.
     unsafe { libc::dl_iterate_phdr(Some(collect), &mut modules as *mut _ as *mut c_void) };
+    make_paths_absolute(&mut modules);
     modules
+}
+
+/// The loader names a library loaded by a relative path (`dlopen("./libplug.so")`, a relative
+/// `LD_LIBRARY_PATH` or `RPATH` entry) by that path, relative to the directory the program was
+/// in at the time: `report`, run from another directory, looked for another file. Such a
+/// module's path becomes that of the file mapped at its first segment, which
+/// `/proc/self/maps` gives absolutely whatever the program's directory is now (read only when
+/// a relative path is there, and never in a hook: it allocates). Names without a `/` are left
+/// alone: the vDSO's (`linux-vdso.so.1`) is the one the loader reports.
+fn make_paths_absolute(modules: &mut [LoadedModule]) {
+    let relative = |m: &LoadedModule| !m.path.starts_with('/') && m.path.contains('/');
+    if !modules.iter().any(relative) {
+        return;
+    }
+    let Ok(maps) = std::fs::read_to_string(crate::sys::own_proc_file("maps")) else {
+        return;
+    };
+    for module in modules.iter_mut().filter(|m| relative(m)) {
+        if let Some(path) = module
+            .ranges
+            .first()
+            .and_then(|&(start, _)| mapped_file_at(&maps, start))
+        {
+            module.path = path;
+        }
+    }
+}
+
+/// The absolute path of the file mapped at `address` in a `/proc/PID/maps` text.
+fn mapped_file_at(maps: &str, address: u64) -> Option<String> {
+    maps.lines().find_map(|line| {
+        // start-end perms offset dev inode, then the path after padding.
+        let mut fields = line.splitn(6, ' ');
+        let (start, end) = fields.next()?.split_once('-')?;
+        let start = u64::from_str_radix(start, 16).ok()?;
+        let end = u64::from_str_radix(end, 16).ok()?;
+        if !(start <= address && address < end) {
+            return None;
+        }
+        let path = fields.nth(4)?.trim_start();
+        let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+        path.starts_with('/').then(|| path.to_string())
+    })
 }
 
 /// # Safety
@@ -129,4 +173,32 @@ fn gnu_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
         notes = &notes[desc_end..];
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mapped_file_at;
+
+    const MAPS: &str = "\
+55d0c8a00000-55d0c8a01000 r--p 00000000 08:01 1234                       /tmp/run dir/app
+7f1e2c000000-7f1e2c001000 r--p 00000000 08:01 5678                       /tmp/run dir/libplug.so
+7f1e2c001000-7f1e2c002000 r-xp 00001000 08:01 5678                       /tmp/run dir/libplug.so (deleted)
+7ffd1b5f0000-7ffd1b5f2000 r-xp 00000000 00:00 0                          [vdso]
+7ffd1b600000-7ffd1b601000 rw-p 00000000 00:00 0 
+";
+
+    #[test]
+    fn the_file_mapped_at_an_address_is_named_absolutely() {
+        assert_eq!(
+            mapped_file_at(MAPS, 0x7f1e2c000010).as_deref(),
+            Some("/tmp/run dir/libplug.so")
+        );
+        assert_eq!(
+            mapped_file_at(MAPS, 0x7f1e2c001000).as_deref(),
+            Some("/tmp/run dir/libplug.so")
+        );
+        assert_eq!(mapped_file_at(MAPS, 0x7ffd1b5f0000), None);
+        assert_eq!(mapped_file_at(MAPS, 0x7ffd1b600000), None);
+        assert_eq!(mapped_file_at(MAPS, 0x1000), None);
+    }
 }

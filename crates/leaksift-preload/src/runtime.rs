@@ -45,6 +45,13 @@ pub static WRITER_RUNNING: AtomicBool = AtomicBool::new(false);
 /// Process id of the traced process, set before its writer starts: `_exit` in a `vfork` child,
 /// which shares this memory, must not start the parent's exit scan.
 static TRACED_PID: AtomicU32 = AtomicU32::new(0);
+/// A page of the tracer's own whose first word is 1 in the process the writer runs in, and 0 in
+/// any process that got a copy of its memory: the page is `MADV_WIPEONFORK`, which the kernel
+/// honours whenever it copies the address space (`fork`, `_Fork`, `syscall(SYS_fork)`, a raw
+/// `clone` without `CLONE_VM`), atfork handlers or not, and not for a `vfork` child, which
+/// shares the memory (and whose events the parent's writer still takes). Null when the kernel
+/// refused the advice (before 4.14): [`in_copy_of_traced_process`] then compares pids.
+static WRITER_PROCESS_MARK: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
 /// Claimed by the first exit path that runs the exit scan (`exit`'s handlers or `_exit` called
 /// from one of them), so the scan runs once.
 static EXIT_SCAN_CLAIMED: AtomicBool = AtomicBool::new(false);
@@ -434,8 +441,63 @@ extern "C" fn constructor() {
         on_exit(at_exit, core::ptr::null_mut());
         at_quick_exit(at_quick_exit_handler);
     }
+    mark_writer_process();
     TRACED_PID.store(sys::getpid(), Ordering::Release);
     writer::spawn(sink);
+}
+
+/// Sets the first word of the [`WRITER_PROCESS_MARK`] page (mapped and advised on first use):
+/// this process is the one the writer runs in.
+fn mark_writer_process() {
+    let mut mark = WRITER_PROCESS_MARK.load(Ordering::Acquire);
+    if mark.is_null() {
+        let page = sys::map_anonymous(page_size());
+        if page.is_null() {
+            return;
+        }
+        crate::alloc::register_own_mapping(page, page_size());
+        // SAFETY: advice on a page this library just mapped for itself.
+        let advised =
+            unsafe { libc::madvise(page as *mut c_void, page_size(), libc::MADV_WIPEONFORK) } == 0;
+        if !advised {
+            return;
+        }
+        mark = page as *mut AtomicU32;
+        WRITER_PROCESS_MARK.store(mark, Ordering::Release);
+    }
+    // SAFETY: the page is never unmapped, and an `AtomicU32` fits at its (aligned) start.
+    unsafe { (*mark).store(1, Ordering::Release) };
+}
+
+/// Whether this process runs without the writer it records for: a copy of the traced process
+/// made without the atfork handlers (`_Fork`, `syscall(SYS_fork)`, a raw `clone`), whose
+/// threads would otherwise fill buffers nobody drains and then wait for ever. Slow paths only
+/// (a thread about to wait for the writer, a fork, an `unshare`). Without the wipe-on-fork
+/// page (kernels before 4.14) it compares pids, which cannot tell a `vfork` child (served by
+/// the parent's writer, in shared memory) from a copy: then only once `waited_out`, when the
+/// writer has not drained the queue in the whole back-pressure wait.
+#[cold]
+pub fn in_copy_of_traced_process(waited_out: bool) -> bool {
+    if STATE.load(Ordering::Acquire) != STATE_ACTIVE {
+        return false;
+    }
+    let mark = WRITER_PROCESS_MARK.load(Ordering::Acquire);
+    if !mark.is_null() {
+        // SAFETY: the page is never unmapped.
+        return unsafe { (*mark).load(Ordering::Acquire) } == 0;
+    }
+    let traced = TRACED_PID.load(Ordering::Acquire);
+    waited_out && traced != 0 && sys::getpid() != traced
+}
+
+/// Makes a copy of the traced process that [`in_copy_of_traced_process`] found untraced, as an
+/// untraced fork child is: no writer, nothing recorded from now on, and the events it queued
+/// (never to be written) freed.
+#[cold]
+pub fn leave_copy_untraced() {
+    WRITER_RUNNING.store(false, Ordering::Release);
+    stop_tracing();
+    buffers::discard_queued();
 }
 
 #[used]
@@ -484,10 +546,19 @@ fn flush_and_wait(timeout_ms: u32) {
     }
 }
 
+/// What the exec in progress is about to run, for the writer's exec call record (set by
+/// [`around_exec`] before its flush request).
+pub static EXEC_CALL: std::sync::Mutex<Option<leaksift_trace::model::ExecCall>> =
+    std::sync::Mutex::new(None);
+
 /// Runs `exec` (one of the exec calls) after writing out every pending event and ending the trace
-/// with an exec record (see [`flush_and_wait`]). If the exec fails, the program goes on: the
-/// writer resumes and the program's errno is the one the call left.
-pub fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+/// with an exec call record (from `describe`, run with the re-entry guard held) and an exec
+/// record (see [`flush_and_wait`]). If the exec fails, the program goes on: the writer resumes
+/// and the program's errno is the one the call left.
+pub fn around_exec(
+    describe: impl FnOnce() -> leaksift_trace::model::ExecCall,
+    exec: impl FnOnce() -> c_int,
+) -> c_int {
     // A `vfork` child shares this memory (tracer state included) but is not the traced
     // process: its exec must neither end the parent's trace nor pause the parent's writer.
     let traced = STATE.load(Ordering::Acquire) == STATE_ACTIVE
@@ -497,6 +568,15 @@ pub fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
     if !traced {
         return exec();
     }
+    // SAFETY: errno is thread-local and always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(_guard) = ReentryGuard::enter() {
+        let call = describe();
+        if let Ok(mut slot) = EXEC_CALL.lock() {
+            *slot = Some(call);
+        }
+    }
+    set_errno(errno);
     EXEC_PENDING.store(true, Ordering::Release);
     flush_and_wait(5000);
     let result = exec();
@@ -515,6 +595,9 @@ pub fn without_writer_thread(call: impl FnOnce() -> c_int) -> c_int {
     // SAFETY: errno is thread-local and always valid.
     let errno = || unsafe { *libc::__errno_location() };
     let before = errno();
+    if in_copy_of_traced_process(false) {
+        leave_copy_untraced();
+    }
     let stopped = STATE.load(Ordering::Acquire) == STATE_ACTIVE && writer::stop_thread();
     set_errno(before);
     let result = call();
@@ -716,6 +799,11 @@ fn pauses_for_fork() -> bool {
 }
 
 extern "C" fn before_fork() {
+    if in_copy_of_traced_process(false) {
+        // No writer to park here: this process and its children stay untraced.
+        leave_copy_untraced();
+        return;
+    }
     if pauses_for_fork() {
         writer::pause();
     }
@@ -750,6 +838,7 @@ extern "C" fn after_fork_child() {
     writer::resume_in_child();
     match config().and_then(|c| writer::open_output(c, true)) {
         Some(sink) => {
+            mark_writer_process();
             TRACED_PID.store(sys::getpid(), Ordering::Release);
             writer::spawn_in_child(sink);
         }

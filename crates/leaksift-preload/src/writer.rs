@@ -778,8 +778,10 @@ impl Writer {
             if requested != runtime::FLUSH_DONE.load(Ordering::Acquire) {
                 self.cycle(true);
                 if runtime::EXEC_PENDING.load(Ordering::Acquire) {
+                    // In a last chunk of their own, stored raw: `record` reads them from there.
+                    let call = runtime::EXEC_CALL.lock().ok().and_then(|mut c| c.take());
                     let time = self.clock.nanos(sys::timestamp());
-                    let result = self.sink.trace.end(time, ProcessEnd::Exec);
+                    let result = self.sink.trace.end_with_exec(time, call.as_ref());
                     self.check(result);
                     self.exec_recorded = true;
                 }

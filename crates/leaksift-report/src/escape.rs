@@ -1,5 +1,8 @@
 //! Escaping of untrusted strings (names from dumps, traces, command lines) for XML/SVG/HTML output.
 
+use std::borrow::Cow;
+use std::fmt::Write;
+
 /// Escapes `text` for use in XML/SVG/HTML text nodes and double- or single-quoted attributes.
 ///
 /// Control characters other than tab, newline and carriage return are not allowed in XML 1.0
@@ -13,14 +16,83 @@ pub fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{fffe}' || c == '\u{ffff}' => {
-                out.push('\u{fffd}')
-            }
+            c if not_xml(c) => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Characters an XML 1.0 document cannot hold, even escaped (C0 controls other than tab,
+/// newline and carriage return, U+FFFE, U+FFFF), and DEL.
+fn not_xml(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// `text` with the characters [`xml`] replaces by U+FFFD replaced, and nothing escaped: for
+/// strings handed to a writer that escapes markup itself (inferno's flamegraphs escape `<`, `>`,
+/// `&` and quotes, not control characters, which made the SVG not well-formed).
+pub fn xml_chars(text: &str) -> Cow<'_, str> {
+    if !text.contains(not_xml) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if not_xml(c) { '\u{fffd}' } else { c })
+            .collect(),
+    )
+}
+
+/// A command line as a shell reads it back: each word bare when it holds only characters no
+/// shell treats specially, else single-quoted (`'a b'`, a quote as `'\''`), or, when it holds
+/// control characters, in bash's `$'…'` form with those written as escapes (`$'\e[31m'`), so
+/// that nothing raw reaches the terminal or the file and the text pastes back as it ran.
+pub fn shell_words(words: &[String]) -> String {
+    let mut out = String::new();
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&shell_word(word));
+    }
+    out
+}
+
+/// One word of [`shell_words`].
+pub fn shell_word(word: &str) -> Cow<'_, str> {
+    let control = |c: char| c.is_control();
+    let plain = |(i, c): (usize, char)| {
+        c.is_ascii_alphanumeric()
+            || "%+,-./:@_".contains(c)
+            || (c == '=' && i > 0)
+            || (!c.is_ascii() && !control(c) && !c.is_whitespace())
+    };
+    if !word.is_empty() && word.char_indices().all(plain) {
+        return Cow::Borrowed(word);
+    }
+    if !word.contains(control) {
+        return Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")));
+    }
+    let mut out = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{1b}' => out.push_str("\\e"),
+            c if (c as u32) < 0x80 && control(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if control(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    Cow::Owned(out)
 }
 
 /// Makes `text` safe to print on a terminal: control characters other than tab and newline (ESC
@@ -28,13 +100,13 @@ pub fn xml(text: &str) -> String {
 /// line), DEL and the C1 controls U+0080–U+009F (U+009B is a one-character CSI to terminals that
 /// honour 8-bit controls) become U+FFFD. Names from dumps and traces reach the text reports
 /// unchanged otherwise. JSON text is unaffected: it never holds these characters raw.
-pub fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn terminal(text: &str) -> Cow<'_, str> {
     let unsafe_char =
         |c: char| (c < ' ' && c != '\t' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c);
     if !text.contains(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
+        return Cow::Borrowed(text);
     }
-    std::borrow::Cow::Owned(
+    Cow::Owned(
         text.chars()
             .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
             .collect(),
@@ -45,9 +117,9 @@ pub fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
 /// `\r` and `\t` as in a string literal (a property or class name may hold them, and one would
 /// otherwise break a table row or a path in two). Other control characters are left to
 /// [`terminal`], which every text report goes through.
-pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn one_line(text: &str) -> Cow<'_, str> {
     if !text.contains(['\n', '\r', '\t']) {
-        return std::borrow::Cow::Borrowed(text);
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 2);
     for c in text.chars() {
@@ -58,12 +130,12 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
             c => out.push(c),
         }
     }
-    std::borrow::Cow::Owned(out)
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{one_line, terminal, xml};
+    use super::{one_line, shell_words, terminal, xml, xml_chars};
 
     #[test]
     fn terminal_text_loses_control_sequences_only() {
@@ -94,5 +166,34 @@ mod tests {
     #[test]
     fn replaces_control_characters() {
         assert_eq!(xml("a\u{0}b\u{1b}c\td"), "a\u{fffd}b\u{fffd}c\td");
+    }
+
+    #[test]
+    fn xml_chars_replaces_what_xml_forbids_and_escapes_nothing() {
+        assert_eq!(
+            xml_chars("a<b>&\u{1}\u{1b}[31m\t\u{7f}é"),
+            "a<b>&\u{fffd}\u{fffd}[31m\t\u{fffd}é"
+        );
+        assert!(matches!(xml_chars("main"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn command_lines_are_quoted_as_a_shell_reads_them() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shell_words(&words(&[
+                "./prog", "-o", "x=1", "a b", "it's", "", "=x", "é"
+            ])),
+            r#"./prog -o x=1 'a b' 'it'\''s' '' '=x' é"#
+        );
+        assert_eq!(
+            shell_words(&words(&[
+                "./simple",
+                "arg\u{1b}[31m x",
+                "a\u{1}'\\\n\u{85}"
+            ])),
+            r#"./simple $'arg\e[31m x' $'a\x01\'\\\n\u0085'"#
+        );
+        assert!(!shell_words(&words(&["\u{1b}\u{7f}\u{9b}"])).contains(|c: char| c.is_control()));
     }
 }

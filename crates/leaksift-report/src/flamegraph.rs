@@ -1,9 +1,14 @@
 //! Flamegraph SVGs through the `inferno` crate, from stacks given outermost frame first.
 //!
 //! inferno escapes every frame name and the title when it writes the SVG (quick-xml text and
-//! attribute escaping); the test below holds it to that with a `<script>` name.
+//! attribute escaping); the test below holds it to that with a `<script>` name. It does not
+//! touch control characters, which XML 1.0 does not allow even escaped (a symbol or an argument
+//! holding ESC made the SVG not well-formed, and browsers refused it): every string given to it
+//! goes through [`crate::escape::xml_chars`] first.
 
 use std::io::Write;
+
+use crate::escape::xml_chars;
 
 /// One stack and its weight, frames outermost (e.g. `main`) first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +30,8 @@ pub fn write_svg(
         .map(folded_line)
         .collect();
     let mut options = inferno::flamegraph::Options::default();
-    options.title = title.to_string();
-    options.count_name = count_name.to_string();
+    options.title = xml_chars(title).into_owned();
+    options.count_name = xml_chars(count_name).into_owned();
     options.hash = true;
     if lines.is_empty() {
         // inferno refuses input without weight; draw one labelled bar instead of failing.
@@ -38,14 +43,15 @@ pub fn write_svg(
 }
 
 /// inferno's folded format: frames joined by `;`, then a space and the weight. A `;` inside a
-/// name would split the frame, so it becomes `:`; newlines would split the line.
+/// name would split the frame, so it becomes `:`; newlines would split the line; characters
+/// XML cannot hold become U+FFFD.
 fn folded_line(stack: &WeightedStack) -> String {
     let mut line = String::new();
     for (i, frame) in stack.frames.iter().enumerate() {
         if i > 0 {
             line.push(';');
         }
-        line.extend(frame.chars().map(|c| match c {
+        line.extend(xml_chars(frame).chars().map(|c| match c {
             ';' => ':',
             '\n' | '\r' => ' ',
             c => c,
@@ -87,6 +93,21 @@ mod tests {
         assert!(!out.contains("<script>title"), "unescaped title in SVG");
         assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(out.contains("main"));
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_svg() {
+        let stacks = [WeightedStack {
+            frames: vec!["main".into(), "odd\u{1}\u{1b}[31mred\u{7f}".into()],
+            weight: 10,
+        }];
+        let out = svg(&stacks, "Bytes lost at exit: ./prog arg\u{1b}[31m\u{8}");
+        let bad = out
+            .chars()
+            .find(|&c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}');
+        assert_eq!(bad, None, "{out}");
+        assert!(out.contains("odd\u{fffd}\u{fffd}[31mred\u{fffd}"));
+        assert!(out.contains("./prog arg\u{fffd}[31m\u{fffd}"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         "trace {}: pid {}, `{}`",
         label.trace,
         label.pid,
-        label.command.join(" ")
+        crate::escape::shell_words(label.command)
     );
     if report.truncated {
         let _ = writeln!(
@@ -38,12 +38,45 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
              figures cover what was recorded"
         );
     } else if report.exec {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "replaced itself with another program (exec) after {}: no exit scan; the new \
-             program's trace is another file",
+            "replaced itself with another program (exec) after {}",
             units::duration(report.duration_s)
         );
+        match &report.exec_into {
+            Some(exec) => {
+                let program = if exec.program.is_empty() {
+                    "its file unknown".to_string()
+                } else {
+                    crate::escape::shell_word(&exec.program).into_owned()
+                };
+                let _ = writeln!(
+                    out,
+                    ": `{}` ({program}); no exit scan",
+                    crate::escape::shell_words(&exec.args)
+                );
+                if exec.environment_keeps_tracer {
+                    let _ = writeln!(
+                        out,
+                        "its trace, if it could be traced, is another file (`leaksift record` \
+                         named it, or said why there is none)"
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "it was not traced: the environment it was given no longer preloads the \
+                         tracer (LD_PRELOAD or LEAKSIFT_OUTPUT was dropped)"
+                    );
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    ": no exit scan; the new program's trace, if it could be traced, is \
+                     another file"
+                );
+            }
+        }
     } else if let Some(status) = report.exit_status {
         let _ = writeln!(
             out,

@@ -1,4 +1,4 @@
-//! On-disk layout constants of the trace format (version 4); `docs/trace-format.md` is the prose form.
+//! On-disk layout constants of the trace format (version 5); `docs/trace-format.md` is the prose form.
 //!
 //! ```text
 //! file    = MAGIC (8) | version u32le | header_len u32le | header (header_len) | header_crc u32le | chunk*
@@ -23,6 +23,7 @@
 //! | 12 | thread | thread id that the following allocation records belong to (0 at chunk start) |
 //! | 13 | chunk free | distance d ≥ 1: frees the chunk's d-th latest block (allocation or realloc result) |
 //! | 14 | addresses | last record of a chunk: count, (Δ index, Δ address)* — the real address of those chunk blocks |
+//! | 15 | exec call | (version 5) flags u8 (bit 0: the environment keeps the tracer), program length + bytes, argument count, (length + bytes)* — just before an `end` of kind exec |
 
 use crate::model::{AllocKind, LeakClass, ScanTrigger};
 
@@ -34,9 +35,9 @@ pub const RECORDER_MAX_FRAMES: usize = 64;
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"LKSFTRC\0";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u32 = 4;
-/// The oldest version this crate reads: version 4 only added the `exec` end kind, so a version 3
-/// trace is a version 4 trace without it.
+pub const FORMAT_VERSION: u32 = 5;
+/// The oldest version this crate reads: version 4 only added the `exec` end kind and version 5
+/// the exec call record, so a version 3 or 4 trace is a version 5 trace without them.
 pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Upper bound on a header's length: anything larger is corruption.
 pub const MAX_HEADER_LEN: u32 = 1 << 20;
@@ -70,6 +71,10 @@ pub(crate) const TAG_END: u8 = 11;
 pub(crate) const TAG_THREAD: u8 = 12;
 pub(crate) const TAG_FREE_CHUNK_BLOCK: u8 = 13;
 pub(crate) const TAG_ADDRESSES: u8 = 14;
+pub(crate) const TAG_EXEC_CALL: u8 = 15;
+
+/// Flags of the exec call record.
+pub(crate) const EXEC_KEEPS_TRACER: u8 = 1;
 
 /// Kinds of the end record.
 pub(crate) const END_EXITED: u8 = 0;

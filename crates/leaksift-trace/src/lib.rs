@@ -38,5 +38,5 @@ mod varint;
 pub mod writer;
 
 pub use error::TraceError;
-pub use reader::{TraceReader, Truncation};
+pub use reader::{ExecEnding, TraceReader, Truncation, exec_ending};
 pub use writer::TraceWriter;

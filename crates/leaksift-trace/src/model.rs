@@ -113,6 +113,23 @@ pub enum ProcessEnd {
     Exec,
 }
 
+/// The program a traced process was about to `exec` (format version 5): written just before
+/// the `End` record of kind exec, so that whoever reads the trace can name the program and, when
+/// no trace of it appeared, say why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecCall {
+    /// The program's file: absolute where the recorder could tell (a relative path against the
+    /// process's directory, a name searched in `PATH` as `execvp` searches it, a descriptor's
+    /// file for `fexecve`), else as the program named it; empty when unknown.
+    pub program: String,
+    /// Its argument vector, lossily decoded.
+    pub args: Vec<String>,
+    /// Whether the environment passed to it still preloads the tracer and names the trace
+    /// (`LD_PRELOAD` holds the tracer library and `LEAKSIFT_OUTPUT` is set). Without that the
+    /// new program is not traced (`env -i`, a program that builds its children's environment).
+    pub keeps_tracer: bool,
+}
+
 /// One decoded trace record, in the order the recorder wrote it (per-thread order is preserved;
 /// events of different threads are ordered by their flush, and `time` gives the true order).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +181,8 @@ pub enum Event {
         rss_bytes: u64,
     },
     LeakScan(Box<LeakScan>),
+    /// What an `exec` was about to run (format version 5), just before its `End` record.
+    Exec(Box<ExecCall>),
     /// Written last on a clean exit, or before an `exec`. A trace without it was cut short
     /// (crash, SIGKILL, OOM kill).
     End {

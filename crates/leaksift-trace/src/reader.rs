@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::error::TraceError;
 use crate::format::*;
 use crate::model::{
-    Event, LeakScan, Module, ModuleId, ProcessEnd, ScannedBlock, StackId, ThreadId, TraceHeader,
-    TraceTime,
+    Event, ExecCall, LeakScan, Module, ModuleId, ProcessEnd, ScannedBlock, StackId, ThreadId,
+    TraceHeader, TraceTime,
 };
 use crate::varint::{Cursor, DecodeError};
 
@@ -138,6 +138,101 @@ impl<'a> TraceReader<&'a [u8]> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, TraceError> {
         TraceReader::new(bytes)
     }
+}
+
+/// How a trace that ends with an exec ends, as [`exec_ending`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecEnding {
+    /// What the exec was about to run (format version 5), if the trace says.
+    pub call: Option<ExecCall>,
+}
+
+/// Whether the trace at `path` ends with an exec (`Some`), found from its last chunk alone:
+/// the recorder writes an exec's call and end records in a last chunk of their own, stored
+/// uncompressed ([`crate::TraceWriter::end_with_exec`]), so only the chunk headers are read on
+/// the way (a trace of hundreds of megabytes is not decompressed). `None` for a trace whose last
+/// chunk is compressed or holds no such end (an exit, a crash, an exec that failed and let the
+/// program go on, traces written before version 5), and for one cut inside a chunk.
+pub fn exec_ending(path: &Path) -> Result<Option<ExecEnding>, TraceError> {
+    use std::io::{Seek, SeekFrom};
+    let file = File::open(path).map_err(|source| TraceError::Io { offset: 0, source })?;
+    let mut input = BufReader::with_capacity(1 << 16, file);
+    let (_, mut offset) = read_header(&mut input)?;
+    let mut last = None;
+    loop {
+        let mut head = [0u8; CHUNK_HEADER_LEN];
+        let n = read_full(&mut input, &mut head, offset)?;
+        if n == 0 {
+            break;
+        }
+        if n < CHUNK_HEADER_LEN {
+            return Ok(None);
+        }
+        let raw_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let stored_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if raw_len == 0 || raw_len > MAX_CHUNK_LEN {
+            return Err(corrupt(
+                offset,
+                format!("chunk length {raw_len} is implausible"),
+            ));
+        }
+        last = Some((offset, head));
+        input
+            .seek_relative(i64::from(stored_len))
+            .map_err(|source| TraceError::Io { offset, source })?;
+        offset += CHUNK_HEADER_LEN as u64 + u64::from(stored_len);
+    }
+    let Some((start, head)) = last else {
+        return Ok(None);
+    };
+    let raw_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let stored_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let crc = u32::from_le_bytes([head[9], head[10], head[11], head[12]]);
+    if head[8] != CODEC_NONE || stored_len != raw_len {
+        return Ok(None);
+    }
+    let body_start = start + CHUNK_HEADER_LEN as u64;
+    input
+        .seek(SeekFrom::Start(body_start))
+        .map_err(|source| TraceError::Io {
+            offset: body_start,
+            source,
+        })?;
+    let mut payload = vec![0u8; raw_len as usize];
+    if read_full(&mut input, &mut payload, body_start)? < payload.len() {
+        return Ok(None);
+    }
+    if crc32fast::hash(&payload) != crc {
+        return Err(corrupt(start, "chunk checksum mismatch"));
+    }
+    let mut cursor = Cursor::new(&payload);
+    let mut state = ChunkState::default();
+    let mut events = Vec::new();
+    while !cursor.is_empty() {
+        let record_pos = cursor.pos;
+        decode_record(&mut cursor, &mut state, &mut events).map_err(|what| {
+            corrupt(
+                start,
+                format!("in the chunk starting here, record at payload byte {record_pos}: {what}"),
+            )
+        })?;
+    }
+    events.truncate(state.events);
+    let ends_with_exec = matches!(
+        events.last(),
+        Some(Event::End {
+            end: ProcessEnd::Exec,
+            ..
+        })
+    );
+    if !ends_with_exec {
+        return Ok(None);
+    }
+    let call = events.iter().rev().find_map(|event| match event {
+        Event::Exec(call) => Some(ExecCall::clone(call)),
+        _ => None,
+    });
+    Ok(Some(ExecEnding { call }))
 }
 
 /// Reads as many bytes as are available up to `buf.len()`; returns how many (short only at EOF).
@@ -752,6 +847,22 @@ fn decode_record(
                 time: now,
                 trigger,
                 blocks,
+            }))
+        }
+        TAG_EXEC_CALL => {
+            let keeps_tracer = c.u8()? & EXEC_KEEPS_TRACER != 0;
+            let len = c.count()?;
+            let program = String::from_utf8_lossy(c.bytes(len)?).into_owned();
+            let n = c.count()?;
+            let mut args = Vec::with_capacity(n);
+            for _ in 0..n {
+                let len = c.count()?;
+                args.push(String::from_utf8_lossy(c.bytes(len)?).into_owned());
+            }
+            Event::Exec(Box::new(ExecCall {
+                program,
+                args,
+                keeps_tracer,
             }))
         }
         TAG_END => {

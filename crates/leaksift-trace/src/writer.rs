@@ -14,8 +14,8 @@ use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
 
 use crate::format::*;
 use crate::model::{
-    AllocKind, Event, LeakScan, Module, ModuleId, ProcessEnd, StackId, ThreadId, TraceHeader,
-    TraceTime,
+    AllocKind, Event, ExecCall, LeakScan, Module, ModuleId, ProcessEnd, StackId, ThreadId,
+    TraceHeader, TraceTime,
 };
 use crate::varint::{put, put_delta};
 
@@ -185,6 +185,7 @@ impl<W: Write> TraceWriter<W> {
             } => self.realloc(*time, *thread, *old_address, *new_address, *size, *stack),
             Event::RssSample { time, rss_bytes } => self.rss_sample(*time, *rss_bytes),
             Event::LeakScan(scan) => self.leak_scan(scan),
+            Event::Exec(call) => self.exec_call(call),
             Event::End { time, end } => self.end(*time, *end),
         }
     }
@@ -437,7 +438,36 @@ impl<W: Write> TraceWriter<W> {
         self.record_done()
     }
 
+    /// Writes what an `exec` is about to run; the `end` record of kind exec follows. (The
+    /// recorder uses [`TraceWriter::end_with_exec`], which writes both.)
+    pub fn exec_call(&mut self, call: &ExecCall) -> io::Result<()> {
+        self.put_exec_call(call);
+        self.record_done()
+    }
+
+    fn put_exec_call(&mut self, call: &ExecCall) {
+        let p = &mut self.payload;
+        p.push(TAG_EXEC_CALL);
+        p.push(if call.keeps_tracer {
+            EXEC_KEEPS_TRACER
+        } else {
+            0
+        });
+        put(p, call.program.len() as u64);
+        p.extend_from_slice(call.program.as_bytes());
+        put(p, call.args.len() as u64);
+        for arg in &call.args {
+            put(p, arg.len() as u64);
+            p.extend_from_slice(arg.as_bytes());
+        }
+    }
+
     pub fn end(&mut self, time: TraceTime, end: ProcessEnd) -> io::Result<()> {
+        self.put_end(time, end);
+        self.record_done()
+    }
+
+    fn put_end(&mut self, time: TraceTime, end: ProcessEnd) {
         self.tick(time);
         let p = &mut self.payload;
         p.push(TAG_END);
@@ -448,7 +478,22 @@ impl<W: Write> TraceWriter<W> {
             }
             ProcessEnd::Exec => p.push(END_EXEC),
         }
-        self.record_done()
+    }
+
+    /// Ends an image's trace before its `exec`: what is pending in a chunk as usual, then the
+    /// exec call record (when known) and the end record of kind exec in a last chunk of their
+    /// own, stored uncompressed, so that [`crate::reader::exec_ending`] finds them by reading
+    /// chunk headers only, without decompressing the file. Flushes. (An exec that fails lets
+    /// the program go on: its later chunks continue the zstd stream, which the raw chunk did
+    /// not touch.)
+    pub fn end_with_exec(&mut self, time: TraceTime, call: Option<&ExecCall>) -> io::Result<()> {
+        self.write_chunk()?;
+        if let Some(call) = call {
+            self.put_exec_call(call);
+        }
+        self.put_end(time, ProcessEnd::Exec);
+        self.write_raw_chunk()?;
+        self.out.flush()
     }
 
     /// Ends the chunk's records with its blocks' addresses (see [`AddressPolicy`]).
@@ -480,11 +525,25 @@ impl<W: Write> TraceWriter<W> {
     /// file's zstd stream continues with the payload and is flushed, so the chunk's bytes decode
     /// given the earlier chunks'.
     fn write_chunk(&mut self) -> io::Result<()> {
+        self.write_chunk_as(CODEC_ZSTD_STREAM)
+    }
+
+    /// Writes the pending records as a chunk stored uncompressed (outside the zstd stream).
+    fn write_raw_chunk(&mut self) -> io::Result<()> {
+        self.write_chunk_as(CODEC_NONE)
+    }
+
+    fn write_chunk_as(&mut self, codec: u8) -> io::Result<()> {
         if self.payload.is_empty() {
             return Ok(());
         }
         self.write_addresses();
         let raw_len = self.payload.len();
+        if codec == CODEC_NONE {
+            self.compressed.clear();
+            self.compressed.extend_from_slice(&self.payload);
+            return self.write_stored_chunk(codec);
+        }
         self.compressed.clear();
         self.compressed
             .reserve(zstd::zstd_safe::compress_bound(raw_len) + 1024);
@@ -503,7 +562,14 @@ impl<W: Write> TraceWriter<W> {
                 break;
             }
         }
-        let (codec, stored): (u8, &[u8]) = (CODEC_ZSTD_STREAM, &self.compressed);
+        self.write_stored_chunk(codec)
+    }
+
+    /// Writes the chunk whose stored bytes are in `compressed` (for `codec`) and whose records
+    /// are in `payload`, and starts the next one.
+    fn write_stored_chunk(&mut self, codec: u8) -> io::Result<()> {
+        let raw_len = self.payload.len();
+        let stored: &[u8] = &self.compressed;
         let mut head = [0u8; CHUNK_HEADER_LEN];
         head[0..4].copy_from_slice(&(raw_len as u32).to_le_bytes());
         head[4..8].copy_from_slice(&(stored.len() as u32).to_le_bytes());

@@ -120,6 +120,11 @@ fn sample_events() -> Vec<Event> {
             blocks: vec![],
         })),
         // An exec that failed, then the exit.
+        Event::Exec(Box::new(ExecCall {
+            program: "/usr/bin/next prog".into(),
+            args: vec!["next".into(), "".into(), "ärg \u{1b}".into()],
+            keeps_tracer: false,
+        })),
         Event::End {
             time: t(2_500_000),
             end: ProcessEnd::Exec,
@@ -347,16 +352,25 @@ fn version_2_traces_are_refused_by_name() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("this build reads versions 3 to 4"),
+        err.to_string().contains("this build reads versions 3 to 5"),
         "{err}"
     );
 }
 
-/// Version 4 only added the exec end kind: a version 3 trace (the same bytes with version 3)
-/// still reads.
+/// Version 4 only added the exec end kind, version 5 the exec call record: a version 3 or 4
+/// trace (the same bytes with that version, without what came later) still reads.
 #[test]
-fn version_3_traces_still_read() {
-    let events: Vec<Event> = sample_events()
+fn version_3_and_4_traces_still_read() {
+    let without_exec_calls: Vec<Event> = sample_events()
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Exec(_)))
+        .collect();
+    let mut bytes = encode(&without_exec_calls, 1 << 20);
+    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+    let (decoded, _) = decode(&bytes).unwrap();
+    assert_eq!(decoded, without_exec_calls);
+
+    let events: Vec<Event> = without_exec_calls
         .into_iter()
         .filter(|e| {
             !matches!(
@@ -372,6 +386,75 @@ fn version_3_traces_still_read() {
     bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let (decoded, _) = decode(&bytes).unwrap();
     assert_eq!(decoded, events);
+}
+
+/// The recorder ends an exec'd image's trace with `end_with_exec`: the exec call and end records
+/// in a last chunk stored raw, which `exec_ending` finds from the chunk headers alone; the whole
+/// trace still reads, complete, with both events. A trace that goes on after the exec (it
+/// failed) or ends with an exit has no exec ending.
+#[test]
+fn an_exec_ending_is_found_from_the_last_chunk_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = ExecCall {
+        program: "/bin/static prog".into(),
+        args: vec!["./static prog".into(), "a\u{1b}".into()],
+        keeps_tracer: true,
+    };
+    let write = |name: &str, after_exec: bool| {
+        let path = dir.path().join(name);
+        let mut writer =
+            TraceWriter::new(std::fs::File::create(&path).unwrap(), &header()).unwrap();
+        writer.set_chunk_bytes(64);
+        for i in 0..200u64 {
+            writer
+                .alloc(
+                    TraceTime(i),
+                    ThreadId(0),
+                    0x1000 + i * 64,
+                    48,
+                    StackId(0),
+                    AllocKind::Malloc,
+                )
+                .unwrap();
+        }
+        writer.end_with_exec(TraceTime(300), Some(&call)).unwrap();
+        if after_exec {
+            writer.free(TraceTime(400), ThreadId(0), 0x1000).unwrap();
+            writer.end(TraceTime(500), ProcessEnd::Exited(6)).unwrap();
+        }
+        writer.finish().unwrap();
+        path
+    };
+    let exec = write("exec.lks", false);
+    assert_eq!(
+        leaksift_trace::exec_ending(&exec).unwrap(),
+        Some(leaksift_trace::ExecEnding {
+            call: Some(call.clone())
+        })
+    );
+    let mut reader = TraceReader::open(&exec).unwrap();
+    let events: Vec<Event> = reader.events().collect::<Result<_, _>>().unwrap();
+    assert!(!reader.is_truncated());
+    assert_eq!(events.len(), 202);
+    assert_eq!(events[200], Event::Exec(Box::new(call.clone())));
+    assert_eq!(
+        events[201],
+        Event::End {
+            time: TraceTime(300),
+            end: ProcessEnd::Exec
+        }
+    );
+
+    let failed = write("failed.lks", true);
+    assert_eq!(leaksift_trace::exec_ending(&failed).unwrap(), None);
+    let mut reader = TraceReader::open(&failed).unwrap();
+    let events: Vec<Event> = reader.events().collect::<Result<_, _>>().unwrap();
+    assert!(!reader.is_truncated());
+    assert_eq!(events.len(), 204);
+
+    let exited = dir.path().join("exited.lks");
+    std::fs::write(&exited, encode(&sample_events(), 1 << 20)).unwrap();
+    assert_eq!(leaksift_trace::exec_ending(&exited).unwrap(), None);
 }
 
 /// Under `AddressPolicy::Survivors` only blocks live at their chunk's end keep their address:

@@ -691,6 +691,110 @@ fn dlopened_modules_are_logged_and_unwound_through() {
     assert!(unloaded, "dlclose is logged");
 }
 
+/// A library loaded by a relative path (`dlopen("./librelplug.so")`, or found through
+/// `LD_LIBRARY_PATH=.`) was recorded with that path, so `report` run from another directory
+/// looked for another file: `??` frames and "the file is gone". The trace now names the file
+/// absolutely, and the leak's frame reads `plugin_leak` with its file and line from anywhere.
+#[test]
+fn a_library_loaded_by_a_relative_path_is_symbolized_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = compile_c(
+        "relative_plugin.c",
+        &["-O1", "-shared", "-fPIC"],
+        dir.path(),
+        "librelplug.so",
+    );
+    let loader = compile_c("relative_dlopen.c", &["-O1"], dir.path(), "relative_dlopen");
+    let library_dir = format!("-L{}", dir.path().display());
+    let linked = compile_c(
+        "relative_dlopen.c",
+        &[
+            "-O1",
+            "-DLINKED",
+            "-Wl,--no-as-needed",
+            &library_dir,
+            "-lrelplug",
+        ],
+        dir.path(),
+        "relative_linked",
+    );
+    let source = std::fs::read_to_string(programs_dir().join("relative_plugin.c")).unwrap();
+    let leak_line = source
+        .lines()
+        .position(|l| l.contains("malloc(4321)"))
+        .unwrap() as u64
+        + 1;
+    let canonical_plugin = std::fs::canonicalize(&plugin).unwrap();
+    ensure_preload();
+    for (name, program, args, library_path) in [
+        ("dlopen", &loader, &["./librelplug.so"][..], None),
+        ("linked", &linked, &[][..], Some(".")),
+    ] {
+        let trace = dir.path().join(format!("{name}.lks"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_leaksift"));
+        command
+            .current_dir(dir.path())
+            .arg("record")
+            .arg("-o")
+            .arg(&trace)
+            .arg("--")
+            .arg(program)
+            .args(args);
+        if let Some(path) = library_path {
+            command.env("LD_LIBRARY_PATH", path);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .current_dir("/")
+            .args(["report", "-q", "--json"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let stack = json["leak_stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["bytes"] == 4321)
+            .unwrap_or_else(|| panic!("{name}: no 4321-byte leak in {json:#}"));
+        assert_eq!(stack["kind"], "definitely_lost", "{name}: {stack:#}");
+        let frame = &stack["frames"][0];
+        assert_eq!(frame["function"], "plugin_leak", "{name}: {stack:#}");
+        assert!(
+            frame["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("relative_plugin.c")),
+            "{name}: {frame:#}"
+        );
+        assert_eq!(frame["line"], leak_line, "{name}: {frame:#}");
+        assert!(
+            json["unresolved_modules"]
+                .as_array()
+                .is_none_or(|m| m.is_empty()),
+            "{name}: {:#}",
+            json["unresolved_modules"]
+        );
+        let recorded = Trace::read(&trace);
+        let module = recorded
+            .modules()
+            .into_iter()
+            .find(|m| m.path.ends_with("librelplug.so"))
+            .expect("the plugin is logged");
+        assert_eq!(
+            Path::new(&module.path),
+            canonical_plugin,
+            "{name}: recorded absolutely"
+        );
+    }
+}
+
 #[test]
 fn cxx_new_and_delete_reach_malloc_and_free() {
     let dir = tempfile::tempdir().unwrap();
@@ -1020,6 +1124,101 @@ fn a_failed_exec_goes_on_in_the_same_trace() {
     );
 }
 
+/// An exec into a program the tracer cannot follow (`env -i` drops its environment; a static
+/// program has no dynamic loader) left only the first image's trace, `record` said nothing, and
+/// `report` claimed "the new program's trace is another file". `record` now names the program
+/// that went untraced and why; `report` names it too, and says it was not traced when the
+/// environment it was given dropped the tracer (which the trace records), or words it
+/// conditionally when only `record` can tell (a static program).
+#[test]
+fn an_exec_into_a_program_that_cannot_be_traced_is_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let dynamic = compile_c("static_hello.c", &[], dir.path(), "hello");
+    let fixed = compile_c("static_hello.c", &["-static"], dir.path(), "static_hello");
+
+    let trace = dir.path().join("env.lks");
+    let out = record(
+        &trace,
+        &[],
+        Path::new("env"),
+        &["-i", dynamic.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let pid = Trace::read(&trace).pid;
+    let note = format!(
+        "leaksift: note: pid {pid} exec'd {} (`{}`), which was not traced, so no trace of it \
+         follows {}: the environment it was given no longer preloads the tracer",
+        dynamic.display(),
+        dynamic.display(),
+        trace.display()
+    );
+    assert!(stderr.contains(&note), "{note}\nin:\n{stderr}");
+    let report = report_output(&trace, &[]);
+    let said = format!(
+        "`{0}` ({0}); no exit scan\nit was not traced: the environment it was given no longer \
+         preloads the tracer",
+        dynamic.display()
+    );
+    assert!(
+        report.contains("replaced itself with another program (exec) after")
+            && report.contains(&said),
+        "{said}\nin:\n{report}"
+    );
+    assert!(!report.contains("is another file"), "{report}");
+    let json: serde_json::Value =
+        serde_json::from_str(&report_output(&trace, &["--json"])).unwrap();
+    assert_eq!(json["exec"], true);
+    assert_eq!(
+        json["exec_into"],
+        serde_json::json!({
+            "program": dynamic.to_str().unwrap(),
+            "args": [dynamic.to_str().unwrap()],
+            "environment_keeps_tracer": false,
+        })
+    );
+
+    // The shell runs in the test's directory; the program is named relatively.
+    let trace = dir.path().join("static.lks");
+    ensure_preload();
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .current_dir(dir.path())
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--", "sh", "-c", "exec ./static_hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let pid = Trace::read(&trace).pid;
+    let note = format!(
+        "leaksift: note: pid {pid} exec'd {} (`./static_hello`), which was not traced, so no \
+         trace of it follows {}: {} is statically linked",
+        fixed.display(),
+        trace.display(),
+        fixed.display()
+    );
+    assert!(stderr.contains(&note), "{note}\nin:\n{stderr}");
+    let report = report_output(&trace, &[]);
+    let said = format!(
+        "`./static_hello` ({}); no exit scan\nits trace, if it could be traced, is another file",
+        fixed.display()
+    );
+    assert!(
+        report.contains("replaced itself with another program (exec) after")
+            && report.contains(&said),
+        "{said}\nin:\n{report}"
+    );
+
+    // A traced exec chain gets no such note.
+    let trace = dir.path().join("traced.lks");
+    let out = record(&trace, &[], Path::new("env"), &[dynamic.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(!stderr.contains("note:"), "{stderr}");
+    assert_eq!(Trace::read(&trace).end(), Some(ProcessEnd::Exited(4)));
+}
+
 /// A `vfork` child runs in the parent's memory until its exec: its exec must not end the
 /// parent's trace (nor hold the parent's writer, which then made the next vfork child wait 5 s
 /// for a flush), nor a failed exec (followed by `_exit`) start the parent's exit scan; so the
@@ -1316,6 +1515,50 @@ fn back_to_back_forks_are_all_followed() {
                 .get(&LeakClass::DefinitelyLost),
             Some(&(1, 2222 + i)),
             "child {i}"
+        );
+    }
+}
+
+/// Children made without glibc's `fork` (`syscall(SYS_fork)`, `_Fork`, a raw `clone`) run no
+/// atfork handler: they inherited a tracer that believed it had a writer thread, and once their
+/// event buffers filled up (about 512 K events) every further buffer waited 2 s for it, for
+/// ever in effect. They now go untraced at that point, as fork children do, and the parent's
+/// trace is as without them; under `--follow-fork` too (such children are not followed). The
+/// program's children kill themselves with an alarm after 20 s, so the old behaviour fails
+/// instead of hanging the suite.
+#[test]
+fn children_made_without_forks_atfork_handlers_run_on_untraced() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("raw_fork.c", &["-O1"], dir.path(), "raw_fork");
+    for (name, extra) in [
+        ("raw.lks", &[][..]),
+        ("raw_follow.lks", &["--follow-fork"][..]),
+    ] {
+        let trace_path = dir.path().join(name);
+        let started = Instant::now();
+        let out = record(&trace_path, extra, &program, &[]);
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "children done\n");
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "{name}: took {elapsed:?}"
+        );
+        let trace = Trace::read(&trace_path);
+        assert!(!trace.truncated, "{name}");
+        assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)), "{name}");
+        assert!(trace.allocs(777).is_empty(), "{name}: a child's events");
+        assert_eq!(
+            trace
+                .leak_summary(ScanTrigger::Exit)
+                .get(&LeakClass::DefinitelyLost),
+            Some(&(2, 1111 + 2222)),
+            "{name}"
+        );
+        assert!(
+            traces_with_size(dir.path(), &format!("{name}."), 777).is_empty(),
+            "{name}: no child is traced"
         );
     }
 }
@@ -1704,6 +1947,63 @@ fn an_output_path_that_is_not_a_regular_file_is_left_alone() {
     assert!(stderr.contains("is not a regular file"), "{stderr}");
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+/// Long but legal names: a program name of 240 bytes made the default output
+/// `leaksift.<program>.lks` (and its control file `.scan`) too long, and record refused to run
+/// with "File name too long". The program part is now cut so that the trace and its companions
+/// fit. An explicit `-o` whose `.scan` companion cannot exist is one clear error before the
+/// command starts; one with room for `.scan` but not for `.<pid>.<n>` runs, with a note.
+#[test]
+fn long_program_and_output_names_are_fitted_or_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let long_name = "q".repeat(240);
+    let program = compile_c("static_hello.c", &[], dir.path(), &long_name);
+    ensure_preload();
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .current_dir(dir.path())
+        .arg("record")
+        .arg("--")
+        .arg(&program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "static hello\n");
+    // 9 + 231 + 4 bytes: room left for `.scan` and `.<pid>.<n>` (11 bytes) within 255.
+    let expected = dir.path().join(format!("leaksift.{}.lks", "q".repeat(231)));
+    assert!(
+        stderr.contains(&format!("trace written to {}", expected.display())),
+        "{stderr}"
+    );
+    assert_eq!(Trace::read(&expected).end(), Some(ProcessEnd::Exited(4)));
+
+    let short = compile_c("static_hello.c", &[], dir.path(), "hello");
+    let refused = dir.path().join("t".repeat(251));
+    let out = record(&refused, &[], &short, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "leaksift: error: -o {}: its file name is 251 bytes long, so the control file \
+             beside it, OUTPUT.scan",
+            refused.display()
+        )) && stderr.contains("use a file name of at most 250 bytes"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "the command must not run: {out:?}");
+
+    let fits = dir.path().join("t".repeat(250));
+    let out = record(&fits, &[], &short, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr
+            .contains("leaves no room, within the file system's 255-byte limit, for OUTPUT.<pid>"),
+        "{stderr}"
+    );
+    assert_eq!(Trace::read(&fits).end(), Some(ProcessEnd::Exited(4)));
 }
 
 #[test]

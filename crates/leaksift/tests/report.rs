@@ -734,6 +734,69 @@ fn flamegraph_escapes_names_from_the_binary() {
     }
 }
 
+/// Control characters from a symbol name and from the command line reached the flamegraph raw
+/// (inferno escapes markup, not them), and XML 1.0 forbids them even escaped: browsers refused
+/// the SVG. They now become U+FFFD there. The text report (and the flamegraph's title) shows
+/// the command as a shell reads it back: the argument with a space single-quoted, the one with
+/// ESC in `$'…'` form.
+#[test]
+fn control_characters_never_reach_the_flamegraph_and_the_command_is_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile(
+        dir.path(),
+        "cc",
+        "control_names.c",
+        "control_names",
+        &["-g", "-O0"],
+    );
+    let trace = dir.path().join("control.trace");
+    let out = record_output(&trace, &binary, &["red\u{1b}[31m", "a b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for metric in ["leaked", "peak", "allocations"] {
+        let svg = dir.path().join(format!("{metric}.svg"));
+        let out = report(
+            &trace,
+            &[
+                "-q",
+                "--flamegraph",
+                path(&svg),
+                "--flamegraph-metric",
+                metric,
+            ],
+        );
+        assert!(out.status.success(), "{metric}: {out:?}");
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        // XML 1.0's Char production: no C0 control but tab, newline and carriage return.
+        let bad = svg
+            .char_indices()
+            .find(|&(_, c)| c < ' ' && !matches!(c, '\t' | '\n' | '\r'));
+        assert_eq!(bad, None, "{metric}: a control character in the SVG");
+        assert!(
+            svg.contains("odd\u{fffd}\u{fffd}[31mred"),
+            "{metric}: the function's name is missing"
+        );
+        assert!(
+            svg.contains("red\\e[31m"),
+            "{metric}: the argument is missing from the title"
+        );
+    }
+    let out = report(&trace, &["-q"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let expected = format!(
+        "pid {}, `{} $'red\\e[31m' 'a b'`\n",
+        leaksift_trace::TraceReader::open(&trace)
+            .unwrap()
+            .header()
+            .pid,
+        path(&binary)
+    );
+    assert!(text.contains(&expected), "{expected} in:\n{text}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Real programs under `leaksift record`
 

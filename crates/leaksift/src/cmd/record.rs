@@ -29,14 +29,17 @@ The exit status is the command's (128 + signal if killed); \
 a killed command leaves its trace up to the last 100 ms flush, marked truncated."
 )]
 pub struct Args {
-    /// Trace file to write (default: leaksift.<program>.lks in the current directory; replaced).
+    /// Trace file to write (default: leaksift.<program>.lks in the current directory, the
+    /// program's name cut to fit the file name limit; replaced). Its file name must leave room
+    /// for OUTPUT.scan (at most 250 bytes on most file systems).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Also trace mmap/munmap (as allocations of kind mmap; the leak scan treats them as roots).
     #[arg(long)]
     pub mmap: bool,
     /// Trace forked children and other programs the command starts, each to OUTPUT.<pid>.
-    /// Without it, children are untraced.
+    /// Without it, children are untraced. Children made without glibc's fork (`_Fork`,
+    /// `syscall(SYS_fork)`, a raw `clone`) are never traced.
     #[arg(long)]
     pub follow_fork: bool,
     /// Signal (name like USR2 or number) that requests a leak scan while the command runs.
@@ -102,11 +105,69 @@ fn find_preload() -> anyhow::Result<PathBuf> {
         })
 }
 
+/// The control file's suffix: touching `OUTPUT.scan` requests a leak scan.
+const SCAN_SUFFIX: &str = ".scan";
+/// Bytes the longest companion of a trace adds to its file name: `.<pid>.<n>` for the trace of
+/// an image before an exec or of a process started under `--follow-fork` (a pid of up to 7
+/// digits, Linux's largest `pid_max` being 4194304, and `n` up to 99); [`SCAN_SUFFIX`] is
+/// shorter.
+const COMPANION_SUFFIX_MAX: usize = ".4194304.99".len();
+
+/// The longest file name the file system holding `dir` takes (`NAME_MAX`: 255 bytes on Linux's
+/// file systems, assumed when it cannot be asked).
+fn name_max(dir: &Path) -> usize {
+    rustix::fs::statvfs(dir)
+        .ok()
+        .and_then(|fs| usize::try_from(fs.f_namemax).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(255)
+}
+
+/// `leaksift.<program>.lks` in the current directory, the program's name cut (at a character
+/// boundary) so that the name and its companions ([`COMPANION_SUFFIX_MAX`]) fit the file
+/// system's name limit: a legal program name of up to 255 bytes made the control file's name,
+/// or the trace's own, too long.
 fn default_output(command: &OsString) -> PathBuf {
     let program = Path::new(command)
         .file_name()
         .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
-    PathBuf::from(format!("leaksift.{program}.lks"))
+    let room = name_max(Path::new("."))
+        .saturating_sub("leaksift.".len() + ".lks".len() + COMPANION_SUFFIX_MAX);
+    let mut end = program.len().min(room);
+    while !program.is_char_boundary(end) {
+        end -= 1;
+    }
+    PathBuf::from(format!("leaksift.{}.lks", &program[..end]))
+}
+
+/// Refuses an output whose control file (`OUTPUT.scan`) could not exist, before anything runs,
+/// and warns when the traces of other images or processes (`OUTPUT.<pid>[.<n>]`) might not.
+fn check_name_length(output: &Path) -> anyhow::Result<()> {
+    let Some(name) = output.file_name() else {
+        return Ok(());
+    };
+    let length = name.len();
+    let max = name_max(output.parent().unwrap_or(Path::new(".")));
+    if length + SCAN_SUFFIX.len() > max {
+        bail!(
+            "-o {}: its file name is {length} bytes long, so the control file beside it, \
+             OUTPUT{SCAN_SUFFIX} (touched to request a leak scan), would exceed the file \
+             system's {max}-byte limit on file names: use a file name of at most {} bytes",
+            output.display(),
+            max.saturating_sub(SCAN_SUFFIX.len())
+        );
+    }
+    if length + COMPANION_SUFFIX_MAX > max {
+        eprintln!(
+            "leaksift: note: the file name of {} ({length} bytes) leaves no room, within the \
+             file system's {max}-byte limit, for OUTPUT.<pid>[.<n>]: if the command execs \
+             another program, or starts one under --follow-fork, that one goes untraced (a \
+             name of at most {} bytes avoids it)",
+            output.display(),
+            max.saturating_sub(COMPANION_SUFFIX_MAX)
+        );
+    }
+    Ok(())
 }
 
 /// Absolute form of `path` (relative to the current directory), so a command that changes
@@ -308,13 +369,13 @@ fn describe_sibling(path: &Path, traced_pid: u32) -> String {
         Some(header) if header.pid == traced_pid => format!(
             "before an exec, pid {} ran `{}`: its trace is {}",
             header.pid,
-            header.command.join(" "),
+            leaksift_report::escape::shell_words(&header.command),
             path.display()
         ),
         Some(header) => format!(
             "process {} (`{}`), started by the traced one, wrote {}",
             header.pid,
-            header.command.join(" "),
+            leaksift_report::escape::shell_words(&header.command),
             path.display()
         ),
         None => format!("another traced process wrote {}", path.display()),
@@ -434,7 +495,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         &[("the traced program", program.as_deref())],
         &[("-o", Some(&output))],
     )?;
-    let control = PathBuf::from(format!("{}.scan", output.display()));
+    check_name_length(&output)?;
+    let mut control = output.clone().into_os_string();
+    control.push(SCAN_SUFFIX);
+    let control = PathBuf::from(control);
     for stale in std::iter::once(output.clone())
         .chain(std::iter::once(control.clone()))
         .chain(sibling_traces(&output))
@@ -561,8 +625,94 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             output.display()
         );
     }
-    for other in sibling_traces(&output) {
-        eprintln!("leaksift: {}", describe_sibling(&other, child.id()));
+    let siblings = sibling_traces(&output);
+    for other in &siblings {
+        eprintln!("leaksift: {}", describe_sibling(other, child.id()));
+    }
+    for note in untraced_execs(&output, &siblings) {
+        eprintln!("leaksift: note: {note}");
     }
     Ok(Outcome::ChildExit(code))
+}
+
+/// The pid in the header of the trace at `path`.
+fn trace_pid(path: &Path) -> Option<u32> {
+    let file = std::fs::File::open(path).ok()?;
+    leaksift_trace::TraceReader::new(std::io::BufReader::new(file))
+        .ok()
+        .map(|reader| reader.header().pid)
+}
+
+/// One line for each traced process whose last trace ends with an exec: no trace of the
+/// program it exec'd appeared (a traced new image takes the trace over, or under
+/// `--follow-fork` writes `OUTPUT.<pid>.<n>` after it), so that program ran untraced; the line
+/// names it, from the trace's exec call record, and says why, as far as can be told now. The
+/// traces' last chunks only are read ([`leaksift_trace::exec_ending`]).
+fn untraced_execs(output: &Path, siblings: &[PathBuf]) -> Vec<String> {
+    // Each pid's images in the order they ran: its siblings in numeric order, the main trace
+    // last (it is the latest image of its pid).
+    let mut last_of_pid: Vec<(u32, &Path)> = Vec::new();
+    for path in siblings.iter().map(PathBuf::as_path).chain([output]) {
+        let Some(pid) = trace_pid(path) else {
+            continue;
+        };
+        match last_of_pid.iter_mut().find(|(p, _)| *p == pid) {
+            Some(slot) => slot.1 = path,
+            None => last_of_pid.push((pid, path)),
+        }
+    }
+    last_of_pid
+        .into_iter()
+        .filter_map(|(pid, path)| {
+            let ending = leaksift_trace::exec_ending(path).ok()??;
+            Some(untraced_exec_note(pid, path, ending.call.as_ref()))
+        })
+        .collect()
+}
+
+/// The note about pid `pid`, whose trace `path` ends with an exec of `call` that left no trace.
+fn untraced_exec_note(
+    pid: u32,
+    path: &Path,
+    call: Option<&leaksift_trace::model::ExecCall>,
+) -> String {
+    use leaksift_report::escape::{shell_word, shell_words};
+    let Some(call) = call else {
+        return format!(
+            "pid {pid} exec'd another program after its trace {} ended, and that program left \
+             no trace: it was not traced",
+            path.display()
+        );
+    };
+    let program = if call.program.is_empty() {
+        "another program".to_string()
+    } else {
+        shell_word(&call.program).into_owned()
+    };
+    let why = if !call.keeps_tracer {
+        "the environment it was given no longer preloads the tracer (LD_PRELOAD or \
+         LEAKSIFT_OUTPUT was dropped, as `env -i` or a program that builds its children's \
+         environment does)"
+            .to_string()
+    } else {
+        let file = OsString::from(&call.program);
+        match cannot_be_preloaded(&file) {
+            Some(reason) => reason,
+            None if !call.program.is_empty() && links_address_sanitizer(&file) => {
+                "it is built with AddressSanitizer (libasan.so), whose runtime refuses to run \
+                 unless it is the first library loaded"
+                    .to_string()
+            }
+            None => "the tracer did not start in it (statically linked and setuid programs \
+                     cannot be traced; the program may also have been replaced or removed \
+                     since)"
+                .to_string(),
+        }
+    };
+    format!(
+        "pid {pid} exec'd {program} (`{}`), which was not traced, so no trace of it follows \
+         {}: {why}",
+        shell_words(&call.args),
+        path.display()
+    )
 }

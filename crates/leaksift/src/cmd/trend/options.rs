@@ -124,7 +124,10 @@ mod tests {
         assert!(parse_bytes("5XB").is_err());
         assert!(parse_bytes("1e400").is_err());
         assert_eq!(parse_bytes("18446744073709551615"), Ok(u64::MAX));
-        assert!(parse_bytes("18446744073709551616").is_err(), "2^64 is refused, not clamped");
+        assert!(
+            parse_bytes("18446744073709551616").is_err(),
+            "2^64 is refused, not clamped"
+        );
         assert!(parse_bytes("16EiB").is_err());
         assert!(parse_bytes("99999999999999999999999").is_err());
         assert!(parse_bytes("17179869184.5GiB").is_err());
