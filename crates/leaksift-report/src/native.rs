@@ -34,7 +34,8 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
     if report.truncated {
         let _ = writeln!(
             out,
-            "TRUNCATED: the trace ends without the process's exit (crash, kill or a cut file); \
+            "TRUNCATED: the trace ends without the process's exit (crash, kill, a cut file, or a \
+             process still running); \
              figures cover what was recorded"
         );
     } else if report.exec {
