@@ -33,12 +33,17 @@ fn not_xml(c: char) -> bool {
 /// strings handed to a writer that escapes markup itself (inferno's flamegraphs escape `<`, `>`,
 /// `&` and quotes, not control characters, which made the SVG not well-formed).
 pub fn xml_chars(text: &str) -> Cow<'_, str> {
-    if !text.contains(not_xml) {
+    replaced(text, not_xml)
+}
+
+/// `text` with every character `unwanted` picks replaced by U+FFFD (borrowed when there is none).
+fn replaced(text: &str, unwanted: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.contains(&unwanted) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()
-            .map(|c| if not_xml(c) { '\u{fffd}' } else { c })
+            .map(|c| if unwanted(c) { '\u{fffd}' } else { c })
             .collect(),
     )
 }
@@ -101,16 +106,9 @@ pub fn shell_word(word: &str) -> Cow<'_, str> {
 /// honour 8-bit controls) become U+FFFD. Names from dumps and traces reach the text reports
 /// unchanged otherwise. JSON text is unaffected: it never holds these characters raw.
 pub fn terminal(text: &str) -> Cow<'_, str> {
-    let unsafe_char =
-        |c: char| (c < ' ' && c != '\t' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c);
-    if !text.contains(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
-            .collect(),
-    )
+    replaced(text, |c| {
+        (c < ' ' && c != '\t' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c)
+    })
 }
 
 /// Keeps a name on one line of a text report: newline, carriage return and tab become `\n`,

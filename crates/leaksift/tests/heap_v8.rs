@@ -295,12 +295,8 @@ fn a_path_along_a_long_list_keeps_its_ends_and_counts_the_steps_between() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(paths["paths"][0], *path, "the same shortest path");
 
-    let text = leaksift()
-        .args(["heap", "-q"])
-        .arg(&snapshot)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text =
+        String::from_utf8(stdout_of(leaksift().args(["heap", "-q"]).arg(&snapshot))).unwrap();
     // 16 and 6 of the 100 steps shown: the 78 others and the 19 900 are one gap.
     assert!(
         text.contains("… 19978 more references (19978 of them --[property next]--> ChainNode)\n"),
@@ -318,12 +314,8 @@ fn names_with_line_breaks_stay_on_one_line_of_text() {
     }
     let dir = tempfile::tempdir().unwrap();
     let snapshot = node_snapshot(dir.path(), "names-with-breaks.js", &[]);
-    let text = leaksift()
-        .args(["heap", "-q"])
-        .arg(&snapshot)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text =
+        String::from_utf8(stdout_of(leaksift().args(["heap", "-q"]).arg(&snapshot))).unwrap();
     assert!(
         text.lines().any(|l| l
             .trim_start()
