@@ -13,6 +13,10 @@ pub struct LoadedModule {
     pub ranges: Vec<(u64, u64)>,
     /// `.eh_frame_hdr` (from PT_GNU_EH_FRAME) as `(start, len)` in AVMA.
     pub eh_frame_hdr: Option<(u64, u64)>,
+    /// `.eh_frame` as `(start, end of the PT_LOAD holding it)` in AVMA, decoded from the
+    /// header while the loader keeps the module mapped: read later, the module could be gone
+    /// (another thread's `dlclose` between listing the modules and building the unwinder).
+    pub eh_frame: Option<(u64, u64)>,
 }
 
 /// Load/unload counters of the loader: when they change, the module list changed.
@@ -133,6 +137,7 @@ unsafe fn describe(info: &libc::dl_phdr_info) -> Option<LoadedModule> {
         base,
         ranges: Vec::new(),
         eh_frame_hdr: None,
+        eh_frame: None,
     };
     for ph in phdrs {
         let start = base.wrapping_add(ph.p_vaddr);
@@ -150,6 +155,20 @@ unsafe fn describe(info: &libc::dl_phdr_info) -> Option<LoadedModule> {
             }
             _ => {}
         }
+    }
+    if let Some((hdr, hdr_len)) = module.eh_frame_hdr {
+        // SAFETY: PT_GNU_EH_FRAME lies inside a mapped, read-only PT_LOAD of the module, which
+        // the loader keeps mapped while it reports it; at most the 12 header bytes are read.
+        let header =
+            unsafe { core::slice::from_raw_parts(hdr as *const u8, hdr_len.min(12) as usize) };
+        module.eh_frame = crate::unwind::eh_frame_address(hdr, header).and_then(|eh_frame| {
+            // `.eh_frame` runs to the end of the PT_LOAD that holds it at most.
+            let &(_, end) = module
+                .ranges
+                .iter()
+                .find(|r| r.0 <= eh_frame && eh_frame < r.1)?;
+            Some((eh_frame, end))
+        });
     }
     (!module.ranges.is_empty()).then_some(module)
 }

@@ -21,8 +21,19 @@ use crate::{modules, writer};
 const STATE_UNINIT: u8 = 0;
 const STATE_ACTIVE: u8 = 1;
 const STATE_OFF: u8 = 2;
+/// The exit scan runs: the allocation calls of the program's other threads wait at the exit
+/// gate ([`exit_gate`]) until it ends, so the heap stands still while it is read.
+const STATE_PAUSED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(STATE_UNINIT);
+/// 1 while the exit gate is closed (a futex word).
+static EXIT_GATE: AtomicU32 = AtomicU32::new(0);
+/// How long a thread waits at the exit gate before it opens the gate for every thread: a thread
+/// held there could hold a lock the writer needs, and the scan must not wait on it for ever (the
+/// writer avoids the loader's locks, the one case found: `dlclose` frees while holding them).
+/// A scan that takes longer (a heap of many gigabytes) then goes on with the other threads
+/// running, as without the gate: their frees meanwhile still leave its result.
+const EXIT_GATE_LIMIT_NS: u64 = 2_000_000_000;
 static INIT_LOCK: AtomicBool = AtomicBool::new(false);
 static CONSTRUCTED: AtomicBool = AtomicBool::new(false);
 static TRACE_MMAP: AtomicBool = AtomicBool::new(false);
@@ -71,8 +82,55 @@ pub fn tracing() -> bool {
     match STATE.load(Ordering::Relaxed) {
         STATE_ACTIVE => true,
         STATE_OFF => false,
+        STATE_PAUSED => exit_gate(),
         _ => init_core(),
     }
+}
+
+/// Closes the exit gate (the writer, as the exit scan begins): from now on a traced thread's
+/// allocation call waits in [`exit_gate`] until [`stop_tracing`] opens it, as memcheck runs one
+/// thread at a time. Without it, threads still allocating at exit changed the heap while it was
+/// read, and the blocks they cycled were in no class (memcheck: still reachable).
+pub fn close_exit_gate() {
+    EXIT_GATE.store(1, Ordering::Release);
+    let _ = STATE.compare_exchange(
+        STATE_ACTIVE,
+        STATE_PAUSED,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+}
+
+/// Whether the exit gate is closed: the writer then calls nothing that takes the loader's locks
+/// (`dl_iterate_phdr`), which a thread held at the gate inside `dlopen` or `dlclose` may hold.
+pub fn exit_gate_closed() -> bool {
+    EXIT_GATE.load(Ordering::Acquire) != 0
+}
+
+/// Where [`tracing`] sends a thread while the exit scan runs: it waits there (`free` before
+/// the block is freed, `malloc` after the block was made and before it is recorded: either way
+/// the heap the scan reads does not change) and then goes on untraced. The writer, and any
+/// thread already inside the tracer, passes at once; so does a copy of the process made without
+/// fork's handlers while the gate was closed, which has no writer to open it.
+#[cold]
+fn exit_gate() -> bool {
+    if ReentryGuard::enter().is_none() {
+        return false;
+    }
+    if in_copy_of_traced_process(false) {
+        leave_copy_untraced();
+        return false;
+    }
+    let start = sys::monotonic_ns();
+    while EXIT_GATE.load(Ordering::Acquire) != 0 {
+        if sys::monotonic_ns().saturating_sub(start) > EXIT_GATE_LIMIT_NS {
+            EXIT_GATE.store(0, Ordering::Release);
+            sys::futex_wake(&EXIT_GATE);
+            break;
+        }
+        sys::futex_wait(&EXIT_GATE, 1, 100_000_000);
+    }
+    STATE.load(Ordering::Acquire) == STATE_ACTIVE
 }
 
 pub fn tracing_mmap() -> bool {
@@ -82,6 +140,9 @@ pub fn tracing_mmap() -> bool {
 /// Stops recording (fork child without `--follow-fork`, after the exit scan, or on setup failure).
 pub fn stop_tracing() {
     STATE.store(STATE_OFF, Ordering::Release);
+    if EXIT_GATE.swap(0, Ordering::AcqRel) != 0 {
+        sys::futex_wake(&EXIT_GATE);
+    }
 }
 
 /// Maps the stack table. Safe in any hook: raw mmap syscalls only.
@@ -478,7 +539,7 @@ fn mark_writer_process() {
 /// writer has not drained the queue in the whole back-pressure wait.
 #[cold]
 pub fn in_copy_of_traced_process(waited_out: bool) -> bool {
-    if STATE.load(Ordering::Acquire) != STATE_ACTIVE {
+    if !matches!(STATE.load(Ordering::Acquire), STATE_ACTIVE | STATE_PAUSED) {
         return false;
     }
     let mark = WRITER_PROCESS_MARK.load(Ordering::Acquire);
@@ -559,6 +620,10 @@ pub fn around_exec(
     describe: impl FnOnce() -> leaksift_trace::model::ExecCall,
     exec: impl FnOnce() -> c_int,
 ) -> c_int {
+    // An exec while the exit scan runs waits for it (the trace then ends with the exit).
+    if STATE.load(Ordering::Acquire) == STATE_PAUSED {
+        exit_gate();
+    }
     // A `vfork` child shares this memory (tracer state included) but is not the traced
     // process: its exec must neither end the parent's trace nor pause the parent's writer.
     let traced = STATE.load(Ordering::Acquire) == STATE_ACTIVE

@@ -58,30 +58,22 @@ fn unwind_module(module: &LoadedModule) -> Option<framehop::Module<MappedBytes>>
         base_svma: 0,
         ..Default::default()
     };
-    if let Some((hdr, hdr_len)) = module.eh_frame_hdr {
-        // SAFETY: PT_GNU_EH_FRAME lies inside a mapped, read-only PT_LOAD of a loaded module.
-        let hdr_bytes: &'static [u8] =
-            unsafe { core::slice::from_raw_parts(hdr as *const u8, hdr_len as usize) };
-        if let Some(eh_frame) = eh_frame_address(hdr, hdr_bytes) {
-            // `.eh_frame` runs to the end of the PT_LOAD that holds it at most.
-            if let Some(&(_, seg_end)) = module
-                .ranges
-                .iter()
-                .find(|r| r.0 <= eh_frame && eh_frame < r.1)
-            {
-                // SAFETY: `eh_frame..seg_end` is inside one mapped PT_LOAD of a loaded module.
-                let bytes: &'static [u8] = unsafe {
-                    core::slice::from_raw_parts(
-                        eh_frame as *const u8,
-                        (seg_end - eh_frame) as usize,
-                    )
-                };
-                info.eh_frame_svma = Some(eh_frame - module.base..seg_end - module.base);
-                info.eh_frame = Some(MappedBytes(bytes));
-                info.eh_frame_hdr_svma = Some(hdr - module.base..hdr + hdr_len - module.base);
-                info.eh_frame_hdr = Some(MappedBytes(hdr_bytes));
-            }
-        }
+    if let (Some((hdr, hdr_len)), Some((eh_frame, seg_end))) =
+        (module.eh_frame_hdr, module.eh_frame)
+    {
+        // SAFETY: both lie inside mapped, read-only PT_LOADs of a module the loader listed;
+        // nothing reads them here (framehop reads them when it unwinds a return address inside
+        // the module, which is then loaded).
+        let (hdr_bytes, bytes): (&'static [u8], &'static [u8]) = unsafe {
+            (
+                core::slice::from_raw_parts(hdr as *const u8, hdr_len as usize),
+                core::slice::from_raw_parts(eh_frame as *const u8, (seg_end - eh_frame) as usize),
+            )
+        };
+        info.eh_frame_svma = Some(eh_frame - module.base..seg_end - module.base);
+        info.eh_frame = Some(MappedBytes(bytes));
+        info.eh_frame_hdr_svma = Some(hdr - module.base..hdr + hdr_len - module.base);
+        info.eh_frame_hdr = Some(MappedBytes(hdr_bytes));
     }
     Some(framehop::Module::new(
         module.path.clone(),
@@ -92,7 +84,7 @@ fn unwind_module(module: &LoadedModule) -> Option<framehop::Module<MappedBytes>>
 }
 
 /// Decodes `eh_frame_ptr` from an `.eh_frame_hdr` (version 1, pcrel/absolute sdata4/udata8).
-fn eh_frame_address(hdr: u64, bytes: &[u8]) -> Option<u64> {
+pub fn eh_frame_address(hdr: u64, bytes: &[u8]) -> Option<u64> {
     if bytes.len() < 8 || bytes[0] != 1 {
         return None;
     }

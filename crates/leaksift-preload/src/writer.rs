@@ -1034,6 +1034,9 @@ impl Writer {
     /// Logs modules loaded or unloaded behind our hooks (glibc's own dlopen, e.g. NSS) when the
     /// loader's counters moved, and rebuilds the unwinder for them.
     fn refresh_modules(&mut self, force: bool) {
+        if runtime::exit_gate_closed() {
+            return;
+        }
         let generation = modules::generation();
         if !force && generation == self.module_generation {
             return;
@@ -1092,8 +1095,11 @@ impl Writer {
             kept.push((id, module));
         }
         self.modules = kept;
-        // The loader's counters now match what is logged.
-        self.module_generation = modules::generation();
+        // The loader's counters now match what is logged (not asked once the exit gate is
+        // closed: no refresh follows then).
+        if !runtime::exit_gate_closed() {
+            self.module_generation = modules::generation();
+        }
     }
 
     /// Writes a leak scan, or nothing when this process's memory cannot be read at all (the
@@ -1149,6 +1155,10 @@ impl Writer {
 
     /// Exit: write everything, sample RSS, scan, write `End`, flush, stop tracing and release the exiting thread.
     fn finish(&mut self) {
+        // The module list as the gate closes: afterwards the loader is not asked (see
+        // `runtime::exit_gate_closed`), and the `dlopen` hooks' own snapshots still arrive.
+        self.refresh_modules(false);
+        runtime::close_exit_gate();
         self.cycle(true);
         // The state at exit: a program shorter than one cycle still has its peak RSS.
         self.sample_rss();
