@@ -3,6 +3,8 @@
 //! (optionally after a settle command such as a forced GC, or through a command that prints the
 //! value to analyse).
 
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -144,19 +146,28 @@ pub fn wait_ready(
             Ready::Delay(delay) if started.elapsed() >= *delay => return Ok(()),
             Ready::Delay(_) => {}
             Ready::Command(cmd) => {
-                let ok = shell(cmd, server.pid())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if ok {
-                    return Ok(());
+                // The timeout bounds a run of the command too: a health check against a port
+                // that accepts but never answers (`curl` without `--max-time`) hung `check`.
+                let not_ready = || WatchError::NotReady {
+                    command: cmd.clone(),
+                    seconds: timeout.as_secs_f64(),
+                };
+                let deadline = started + timeout;
+                match run_to_end(
+                    shell(cmd, server.pid()),
+                    cmd,
+                    false,
+                    interrupted,
+                    Some(deadline),
+                ) {
+                    Ok(Some(output)) if output.status.success() => return Ok(()),
+                    Ok(None) => return Err(not_ready()),
+                    Err(WatchError::Interrupted) => return Err(WatchError::Interrupted),
+                    // Failed, or could not start: poll again until the timeout.
+                    Ok(Some(_)) | Err(_) => {}
                 }
                 if started.elapsed() >= timeout {
-                    return Err(WatchError::NotReady {
-                        command: cmd.clone(),
-                        seconds: timeout.as_secs_f64(),
-                    });
+                    return Err(not_ready());
                 }
             }
         }
@@ -173,26 +184,112 @@ fn shell(command: &str, server: Pid) -> Command {
     cmd
 }
 
-/// Runs `cmd` (shown as `shown` in errors) to its end; stdout is captured when
-/// `capture_stdout`, else discarded.
+/// Runs `cmd` (shown as `shown` in errors), in a process group of its own, to its end; stdout is
+/// captured when `capture_stdout`, else discarded, and stderr always. When the user interrupts
+/// (`interrupted`: SIGINT, SIGTERM) or `deadline` passes first, the command and everything it
+/// started are stopped (SIGTERM, SIGKILL after [`STOP_GRACE`]): the result is then
+/// [`WatchError::Interrupted`], or `None` for the deadline. Before, `check` acted on a signal
+/// only once the scenario (a load test of minutes) had ended by itself.
 fn run_to_end(
     mut cmd: Command,
     shown: &str,
     capture_stdout: bool,
-) -> Result<std::process::Output, WatchError> {
+    interrupted: &AtomicBool,
+    deadline: Option<Instant>,
+) -> Result<Option<std::process::Output>, WatchError> {
     let stdout = if capture_stdout {
         Stdio::piped()
     } else {
         Stdio::null()
     };
-    cmd.stdin(Stdio::null())
+    let mut child = cmd
+        .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::piped())
-        .output()
+        .process_group(0)
+        .spawn()
         .map_err(|source| WatchError::Spawn {
             command: shown.to_string(),
             source,
+        })?;
+    // Read on threads: a command that writes more than a pipe holds would otherwise block
+    // while it is polled.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        pipe.map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
         })
+    };
+    let out_reader = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_reader = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let collect = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        reader.and_then(|r| r.join().ok()).unwrap_or_default()
+    };
+    let group = rustix::process::Pid::from_raw(child.id() as i32);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        let stop = if interrupted.load(Ordering::Relaxed) {
+            Some(Err(WatchError::Interrupted))
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Ok(None))
+        } else {
+            None
+        };
+        if let Some(result) = stop {
+            stop_group(&mut child, group);
+            collect(out_reader);
+            collect(err_reader);
+            return result;
+        }
+        std::thread::sleep(POLL);
+    };
+    // What the command left running in its group (a backgrounded load generator) goes too.
+    if let Some(group) = group {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    Ok(Some(std::process::Output {
+        status,
+        stdout: collect(out_reader),
+        stderr: collect(err_reader),
+    }))
+}
+
+/// How often a running command is looked at (its end, a signal, its deadline).
+const POLL: Duration = Duration::from_millis(10);
+/// How long a stopped command gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Stops `child` and its process group `group`: SIGTERM, then SIGKILL after [`STOP_GRACE`].
+fn stop_group(child: &mut std::process::Child, group: Option<rustix::process::Pid>) {
+    use rustix::process::{Signal, kill_process_group};
+    let Some(group) = group else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    // ESRCH (the group is already empty) is expected.
+    let _ = kill_process_group(group, Signal::TERM);
+    let until = Instant::now() + STOP_GRACE;
+    while Instant::now() < until && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(POLL);
+    }
+    let _ = kill_process_group(group, Signal::KILL);
+    let _ = child.wait();
 }
 
 /// `": <last non-empty line of stderr>"`, or nothing when stderr is empty.
@@ -226,8 +323,15 @@ impl std::fmt::Display for Run {
 
 /// Runs the scenario once through `sh -c`; its stdout is discarded and the last line of its
 /// stderr is quoted when it fails.
-pub fn run_scenario(command: &str, server: Pid, run: Run) -> Result<(), WatchError> {
-    let output = run_to_end(shell(command, server), &format!("sh -c {command}"), false)?;
+pub fn run_scenario(
+    command: &str,
+    server: Pid,
+    run: Run,
+    interrupted: &AtomicBool,
+) -> Result<(), WatchError> {
+    let shown = format!("sh -c {command}");
+    let output = run_to_end(shell(command, server), &shown, false, interrupted, None)?
+        .ok_or(WatchError::Interrupted)?;
     if output.status.success() {
         return Ok(());
     }
@@ -248,8 +352,10 @@ fn run_sample_command(
     cmd: Command,
     run: Run,
     capture_stdout: bool,
+    interrupted: &AtomicBool,
 ) -> Result<std::process::Output, WatchError> {
-    let output = run_to_end(cmd, shown, capture_stdout)?;
+    let output = run_to_end(cmd, shown, capture_stdout, interrupted, None)?
+        .ok_or(WatchError::Interrupted)?;
     if output.status.success() {
         return Ok(output);
     }
@@ -262,9 +368,21 @@ fn run_sample_command(
 }
 
 /// Runs `--sample-cmd` and reads the byte count it printed (`123456`, `1.5 MiB`).
-fn sample_command_bytes(command: &str, server: Pid, run: Run) -> Result<u64, WatchError> {
+fn sample_command_bytes(
+    command: &str,
+    server: Pid,
+    run: Run,
+    interrupted: &AtomicBool,
+) -> Result<u64, WatchError> {
     const ROLE: &str = "--sample-cmd";
-    let output = run_sample_command(ROLE, command, shell(command, server), run, true)?;
+    let output = run_sample_command(
+        ROLE,
+        command,
+        shell(command, server),
+        run,
+        true,
+        interrupted,
+    )?;
     let text = String::from_utf8_lossy(&output.stdout);
     let text = text.trim();
     match size::parse_size(text) {
@@ -283,12 +401,12 @@ fn sample_command_bytes(command: &str, server: Pid, run: Run) -> Result<u64, Wat
 
 /// The bytes of live objects in the JVM `jvm`: `jcmd PID GC.class_histogram` (a full GC, then a
 /// count of what survived), see [`parse_class_histogram_total`].
-fn jvm_heap_bytes(jvm: Pid, run: Run) -> Result<u64, WatchError> {
+fn jvm_heap_bytes(jvm: Pid, run: Run, interrupted: &AtomicBool) -> Result<u64, WatchError> {
     const ROLE: &str = "--jvm-heap";
     let mut cmd = Command::new("jcmd");
     cmd.arg(jvm.to_string()).arg("GC.class_histogram");
     let shown = format!("jcmd {jvm} GC.class_histogram");
-    let output = run_sample_command(ROLE, &shown, cmd, run, true)?;
+    let output = run_sample_command(ROLE, &shown, cmd, run, true, interrupted)?;
     let text = String::from_utf8_lossy(&output.stdout);
     parse_class_histogram_total(&text).ok_or_else(|| WatchError::SampleCommandFailed {
         role: ROLE,
@@ -348,7 +466,7 @@ pub fn run_iterations(
             let pid = server.pid();
             if let Some(command) = &options.before_sample {
                 let cmd = shell(command, pid);
-                run_sample_command("--before-sample", command, cmd, run, false)
+                run_sample_command("--before-sample", command, cmd, run, false, interrupted)
                     .map_err(|e| server_gone(server, run).unwrap_or(e))?;
             }
             let mut sample = sampler
@@ -357,8 +475,10 @@ pub fn run_iterations(
                 .map_err(|e| server_gone(server, run).unwrap_or(e))?;
             let measured = match probe {
                 Probe::TreePss => None,
-                Probe::Command(command) => Some(sample_command_bytes(command, pid, run)),
-                Probe::Jvm(jvm) => Some(jvm_heap_bytes(jvm, run)),
+                Probe::Command(command) => {
+                    Some(sample_command_bytes(command, pid, run, interrupted))
+                }
+                Probe::Jvm(jvm) => Some(jvm_heap_bytes(jvm, run, interrupted)),
             };
             if let Some(measured) = measured {
                 sample.bytes = measured.map_err(|e| server_gone(server, run).unwrap_or(e))?;
@@ -413,9 +533,10 @@ fn step(
     if interrupted.load(Ordering::Relaxed) {
         return Err(WatchError::Interrupted);
     }
-    // On a terminal, Ctrl-C also reaches the scenario (same process group): report the
-    // interruption, not the scenario's death by SIGINT.
-    run_scenario(scenario, server.pid(), run).map_err(|e| {
+    // The scenario runs in a process group of its own: a signal to leaksift (Ctrl-C on its
+    // terminal, a SIGTERM) stops it through `interrupted`; a scenario that dies of one anyway
+    // meanwhile is reported as the interruption.
+    run_scenario(scenario, server.pid(), run, interrupted).map_err(|e| {
         if interrupted.load(Ordering::Relaxed) {
             WatchError::Interrupted
         } else {
@@ -477,13 +598,15 @@ mod tests {
 
     #[test]
     fn failing_scenario_is_reported_with_its_stderr() {
-        let err = run_scenario("echo boom >&2; exit 4", Pid(1), Run::Iteration(3)).unwrap_err();
+        let flag = AtomicBool::new(false);
+        let err =
+            run_scenario("echo boom >&2; exit 4", Pid(1), Run::Iteration(3), &flag).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("failed in iteration 3") && text.contains("boom"),
             "{text}"
         );
-        let err = run_scenario("exit 4", Pid(1), Run::WarmUp(2)).unwrap_err();
+        let err = run_scenario("exit 4", Pid(1), Run::WarmUp(2), &flag).unwrap_err();
         assert!(err.to_string().contains("failed in warm-up run 2"), "{err}");
     }
 

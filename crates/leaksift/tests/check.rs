@@ -249,3 +249,98 @@ fn ctrl_c_stops_the_server() {
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     run.assert_server_stopped();
 }
+
+/// The ready timeout bounds a run of the ready command too: one that takes longer (a `curl`
+/// against a port that accepts but never answers) is stopped, and the server is not ready. It
+/// used to be waited for, and a command that then succeeded counted as ready.
+#[test]
+fn a_ready_command_slower_than_the_timeout_is_not_ready() {
+    let out = leaksift()
+        .args([
+            "check",
+            "-q",
+            "--ready-cmd",
+            "sleep 5",
+            "--ready-timeout",
+            "500ms",
+        ])
+        .args(["--scenario", "true", "--warmup", "0", "--iterations", "5"])
+        .args(["--", "sleep", "60"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`sleep 5` was not ready after 0.5 s"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A SIGTERM (`kill`, `docker stop`) stops a scenario that is running, and the check ends as
+/// interrupted; it used to act only once the scenario had ended by itself. The scenario's
+/// process must be gone too.
+#[test]
+fn a_signal_stops_the_running_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario_pid = dir.path().join("scenario.pid");
+    let scenario = format!("echo $$ > '{}'; exec sleep 60", scenario_pid.display());
+    let child = leaksift()
+        .args(["check", "-q", "--ready-delay", "100ms", "--warmup", "0"])
+        .args(["--iterations", "5", "--scenario", &scenario])
+        .args(["--", "sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::fs::read_to_string(&scenario_pid).map_or(true, |s| s.trim().is_empty()) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no scenario");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) with a valid pid of our own child and a standard signal.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let pid = std::fs::read_to_string(&scenario_pid).unwrap();
+    // The scenario would run for ten minutes: ending long before that is the point.
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "waited for the scenario"
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+    assert!(
+        stat.is_err() || stat.as_deref().is_ok_and(|s| s.contains(") Z ")),
+        "the scenario still runs: {stat:?}"
+    );
+}
+
+/// A check that fails before it has a sample leaves a JUnit file with the error (also when the
+/// server cannot start) and no SVG, and an SVG left by an earlier run is kept as it was: both
+/// used to be left empty, which no XML parser reads.
+#[test]
+fn a_check_that_fails_early_leaves_well_formed_files_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("chart.svg");
+    let junit_path = dir.path().join("junit.xml");
+    let earlier = dir.path().join("earlier.svg");
+    std::fs::write(&earlier, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap();
+    for (server, svg) in [("./does-not-exist", &svg), ("./does-not-exist", &earlier)] {
+        let out = leaksift()
+            .args(["check", "-q", "--scenario", "true", "--svg"])
+            .arg(svg)
+            .arg("--junit")
+            .arg(&junit_path)
+            .args(["--", server])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let (_, _, error) = junit(&junit_path);
+        assert!(error, "the JUnit report records the error");
+    }
+    assert!(!svg.exists(), "no chart without samples");
+    assert_eq!(
+        std::fs::read_to_string(&earlier).unwrap(),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"/>"
+    );
+}

@@ -150,7 +150,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // A server that daemonizes is re-parented to leaksift: measured, and stopped at the end.
     child::adopt_orphans().context("adopting the server's daemonized processes")?;
     // Dropping `server` (on every path out of this function) stops its process group and orphans.
-    let mut server = Launched::spawn(&args.server, Streams::Detached)?;
+    let mut server = match Launched::spawn(&args.server, Streams::Detached) {
+        Ok(server) => server,
+        Err(error) => {
+            let error = anyhow::Error::new(error);
+            write_junit_error(&args, started.elapsed().as_secs_f64(), &error, "")?;
+            return Err(error);
+        }
+    };
     let server_name = server.command().to_string();
     let mut progress = Progress::stderr(args.quiet);
     let ready = match &args.ready_cmd {
@@ -211,13 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let error = error.map(|e| anyhow::Error::new(e).context(format!("checking `{server_name}`")));
     let error = match error {
         Some(error) if samples.is_empty() => {
-            if let Some(path) = &args.junit {
-                let result = CaseResult::Error {
-                    message: format!("{error:#}"),
-                };
-                let xml = junit::render(&args.scenario, seconds, &[], &result, &samples_text);
-                render::write_file(path, &xml)?;
-            }
+            write_junit_error(&args, seconds, &error, &samples_text)?;
             return Err(error);
         }
         error => error,
@@ -408,6 +409,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Clean
     })
+}
+
+/// Writes `--junit`, if asked, for a run that ended with `error` before any sample.
+fn write_junit_error(
+    args: &Args,
+    seconds: f64,
+    error: &anyhow::Error,
+    samples_text: &str,
+) -> anyhow::Result<()> {
+    let Some(path) = &args.junit else {
+        return Ok(());
+    };
+    let result = CaseResult::Error {
+        message: format!("{error:#}"),
+    };
+    render::write_file(
+        path,
+        &junit::render(&args.scenario, seconds, &[], &result, samples_text),
+    )
 }
 
 /// What `--sample-cmd` and `--jvm-heap` ask to analyse (clap lets only one of them through).

@@ -271,19 +271,31 @@ pub fn p_value(p: f64) -> String {
     }
 }
 
-/// Writes `text` to `path`, naming the file on failure.
-/// Checks that the output files of a run can be written before the run starts (creating them,
-/// empty): a watch or check that runs for an hour must not fail on a bad path only at its end.
+/// Checks that the output files of a run can be written before the run starts: a watch or check
+/// that runs for an hour must not fail on a bad path only at its end.
 pub fn check_writable<'a>(
     paths: impl IntoIterator<Item = &'a std::path::Path>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     for path in paths {
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        // Neither truncated nor left behind: a run that fails before writing keeps an earlier
+        // run's file as it was, and leaves no empty one (an empty SVG or JUnit file is not
+        // well-formed XML, and a CI parser fails on it).
+        if path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {} for writing", path.display()))?;
+        } else {
+            std::fs::File::create_new(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+        }
     }
     Ok(())
 }
 
+/// Writes `text` to `path`, naming the file on failure.
 pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use anyhow::Context;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
