@@ -40,3 +40,24 @@ fn demo_finds_the_bundled_leak_and_draws_it() {
     let flamegraph = std::fs::read_to_string(out_dir.join("peak-flamegraph.svg")).unwrap();
     assert!(flamegraph.contains("remember_response"));
 }
+
+/// Watched too briefly for a verdict, the demo says so in the verdict's own terms and names the
+/// fix (it named an internal outcome, `Clean`, and blamed a busy machine).
+#[test]
+fn a_demo_too_short_for_a_verdict_says_to_watch_longer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["demo", "--duration", "300ms", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.contains("not found leaking in 300 ms of watching")
+            && error.contains("--duration 15s")
+            && !error.contains("Clean"),
+        "{stderr}"
+    );
+}

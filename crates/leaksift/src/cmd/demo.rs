@@ -123,9 +123,11 @@ fn watch_step(cx: &StepContext<'_>) -> anyhow::Result<()> {
             )?;
             Ok(())
         }
-        other => anyhow::bail!(
-            "the bundled leaky program was not classified as a leak ({other:?}); the machine may be \
-             too busy: try `leaksift demo --duration 15s`"
+        _ => anyhow::bail!(
+            "the bundled leaky program was not found leaking in {} of watching (the verdict is \
+             above): watch it longer, e.g. `leaksift demo --duration 15s` (a busy machine blurs \
+             the growth too)",
+            leaksift_report::units::duration(cx.duration.as_secs_f64())
         ),
     }
 }
