@@ -55,10 +55,10 @@ pub fn read_series(text: &str, column: Option<&str>) -> Result<Imported, CsvErro
         Some(l) if l.starts_with('{') || l.starts_with('[') => prometheus(text, column),
         Some(l) if l.starts_with("# Elapsed time") => psrecord(text, column),
         Some(l) if l.starts_with("CMDLINE ") || l.starts_with("MEM ") => {
-            mprof(text, column).map(|series| Imported {
+            mprof(text, column).map(|(series, source)| Imported {
                 series,
                 format: Format::Mprof,
-                source: "MEM".to_string(),
+                source: source.to_string(),
             })
         }
         _ => crate::csv::parse_table(text, column).map(|table| Imported {
@@ -150,39 +150,99 @@ fn psrecord(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
 }
 
 /// An `mprof run` file: `MEM <MiB> <unix time>` samples of the process (its children included
-/// with `--include-children`); `CMDLINE`, `FUNC` and per-child `CHLD` lines are not the series.
-/// mprof writes `MEM 0.000000` once the process is gone (a live process never has 0 bytes
-/// resident): such samples are skipped, or every run would end in a drop to zero.
-fn mprof(text: &str, column: Option<&str>) -> Result<Series, CsvError> {
-    if let Some(column) = column.filter(|c| !c.eq_ignore_ascii_case("mem")) {
-        return Err(err(
-            1,
-            format!("mprof files hold one series (MEM lines), not {column:?}"),
-        ));
+/// with `--include-children`), each followed, with `--multiprocess`, by a `CHLD <pid> <MiB> <unix
+/// time>` line per child. The series is the process tree's: MEM plus the CHLD lines of the same
+/// round (`MEM+CHLD`), as a leak in a worker is the tree's leak; `column` `MEM` picks the parent
+/// alone, `CHLD` the children alone. Before, CHLD lines were ignored, and children leaking
+/// 60 MiB each read as a stable parent. `CMDLINE` and `FUNC` lines are not the series. mprof
+/// writes `MEM 0.000000` once the process is gone (a live process never has 0 bytes resident):
+/// such rounds are skipped, or every run would end in a drop to zero.
+fn mprof(text: &str, column: Option<&str>) -> Result<(Series, &'static str), CsvError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Pick {
+        Tree,
+        Parent,
+        Children,
     }
-    let mut series = Series::default();
-    let mut start = None;
+    let pick = match column {
+        None => Pick::Tree,
+        Some(c) if c.eq_ignore_ascii_case("mem") => Pick::Parent,
+        Some(c) if c.eq_ignore_ascii_case("chld") => Pick::Children,
+        Some(c) if c.eq_ignore_ascii_case("mem+chld") => Pick::Tree,
+        Some(c) => {
+            return Err(err(
+                1,
+                format!(
+                    "mprof files hold MEM (the process), CHLD (its children) and MEM+CHLD series, not {c:?}"
+                ),
+            ));
+        }
+    };
+    // One round: its MEM line's number, time and MiB, and the MiB of its CHLD lines.
+    struct Round {
+        line: usize,
+        unix: f64,
+        parent: f64,
+        children: f64,
+    }
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut has_children = false;
+    let number = |f: Option<&str>| {
+        f.and_then(|f| f.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+    };
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
-        let Some(sample) = line.trim().strip_prefix("MEM ") else {
-            continue;
-        };
-        let mut fields = sample
-            .split_whitespace()
-            .map(|f| f.parse::<f64>().ok().filter(|v| v.is_finite()));
-        let (Some(Some(mib)), Some(Some(unix))) = (fields.next(), fields.next()) else {
-            return Err(err(
-                line_no,
-                format!("expected `MEM <MiB> <unix time>`, found {line:?}"),
-            ));
-        };
-        if mib == 0.0 {
-            continue;
+        let trimmed = line.trim();
+        if let Some(sample) = trimmed.strip_prefix("MEM ") {
+            let mut fields = sample.split_whitespace();
+            let (Some(mib), Some(unix)) = (number(fields.next()), number(fields.next())) else {
+                return Err(err(
+                    line_no,
+                    format!("expected `MEM <MiB> <unix time>`, found {line:?}"),
+                ));
+            };
+            rounds.push(Round {
+                line: line_no,
+                unix,
+                parent: mib,
+                children: 0.0,
+            });
+        } else if let Some(sample) = trimmed.strip_prefix("CHLD ") {
+            let mut fields = sample.split_whitespace().skip(1);
+            let (Some(mib), Some(_unix)) = (number(fields.next()), number(fields.next())) else {
+                return Err(err(
+                    line_no,
+                    format!("expected `CHLD <pid> <MiB> <unix time>`, found {line:?}"),
+                ));
+            };
+            has_children = true;
+            if let Some(round) = rounds.last_mut() {
+                round.children += mib;
+            }
         }
-        let t = unix - *start.get_or_insert(unix);
-        push(&mut series, line_no, t, mib * MIB)?;
     }
-    finish(series, "an mprof file without MEM lines")
+    let mut series = Series::default();
+    let start = rounds.iter().find(|r| r.parent != 0.0).map(|r| r.unix);
+    for round in rounds.iter().filter(|r| r.parent != 0.0) {
+        let mib = match pick {
+            Pick::Tree => round.parent + round.children,
+            Pick::Parent => round.parent,
+            Pick::Children => round.children,
+        };
+        push(
+            &mut series,
+            round.line,
+            round.unix - start.unwrap_or(round.unix),
+            mib * MIB,
+        )?;
+    }
+    let source = match pick {
+        Pick::Tree if has_children => "MEM+CHLD",
+        Pick::Tree | Pick::Parent => "MEM",
+        Pick::Children => "CHLD",
+    };
+    finish(series, "an mprof file without MEM lines").map(|series| (series, source))
 }
 
 /// Prometheus range-query JSON: the whole API response, its `data`, or the `result` array; each
@@ -353,12 +413,32 @@ mod tests {
         );
     }
 
+    /// `mprof run --multiprocess`: each round's CHLD lines add to its MEM line (the tree), or
+    /// are the series alone (`CHLD`); the parent alone is `MEM`.
+    #[test]
+    fn mprof_children_count_with_their_round() {
+        let dat = "CMDLINE ./tree.sh\nMEM 1.0 100.0\nCHLD 7 2.0 100.1\nCHLD 8 3.0 100.1\n\
+                   MEM 1.0 100.5\nCHLD 7 4.0 100.6\nCHLD 8 5.0 100.6\nMEM 0.000000 101.0\n";
+        let tree = read_series(dat, None).unwrap();
+        assert_eq!(tree.source, "MEM+CHLD");
+        assert_eq!(tree.series.t, vec![0.0, 0.5]);
+        assert_eq!(tree.series.bytes, vec![6.0 * MIB, 10.0 * MIB]);
+        let children = read_series(dat, Some("CHLD")).unwrap();
+        assert_eq!(children.series.bytes, vec![5.0 * MIB, 9.0 * MIB]);
+        let parent = read_series(dat, Some("mem")).unwrap();
+        assert_eq!(parent.series.bytes, vec![1.0 * MIB, 1.0 * MIB]);
+        let e = read_series(dat, Some("RSS")).unwrap_err();
+        assert!(e.message.contains("MEM+CHLD"), "{}", e.message);
+        let e = read_series("CMDLINE x\nMEM 1.0 5.0\nCHLD 7 oops\n", None).unwrap_err();
+        assert_eq!(e.line, 3);
+    }
+
     #[test]
     fn mprof_mem_lines_relative_to_the_first() {
         let dat = "CMDLINE python3 grow.py\nMEM 6.5 1795270748.5\nCHLD 1 3.0 1795270748.6\n\
                    FUNC f 1.0 1795270748.5 2.0 1795270748.7\nMEM 14.0 1795270749.0\n\
                    MEM 0.000000 1795270749.1\n";
-        let imported = read_series(dat, None).unwrap();
+        let imported = read_series(dat, Some("MEM")).unwrap();
         assert_eq!(imported.format, Format::Mprof);
         assert_eq!(imported.series.t, vec![0.0, 0.5]);
         assert_eq!(imported.series.bytes, vec![6.5 * MIB, 14.0 * MIB]);

@@ -356,6 +356,32 @@ fn mprof_files_are_read_without_the_final_zero() {
     assert_eq!(json["samples"], nonzero);
 }
 
+/// `mprof run --multiprocess` of a small parent whose three workers leak: the tree (MEM plus
+/// the CHLD lines of each round) leaks, as do the children alone; the parent alone is stable.
+/// CHLD lines used to be ignored (the tree read as stable), and `--column CHLD` refused.
+#[test]
+fn mprof_children_are_part_of_the_tree() {
+    let file = fixture("mprof-children.dat");
+    let (code, tree) = trend_json(&file, &["--fail-on-leak"]);
+    assert_eq!(code, Some(1), "{tree}");
+    assert_eq!(
+        (&tree["verdict"], &tree["source"]),
+        (&"leak".into(), &"MEM+CHLD".into())
+    );
+    let rounds = count_lines("mprof-children.dat", |l| l.starts_with("MEM "));
+    assert_eq!(tree["samples"], rounds);
+    let (_, parent) = trend_json(&file, &["--column", "MEM"]);
+    assert_eq!(
+        (&parent["verdict"], &parent["source"]),
+        (&"stable".into(), &"MEM".into())
+    );
+    let (_, children) = trend_json(&file, &["--column", "CHLD"]);
+    assert_eq!(
+        (&children["verdict"], &children["source"]),
+        (&"leak".into(), &"CHLD".into())
+    );
+}
+
 #[test]
 fn prometheus_range_queries_pick_one_series() {
     // Prometheus scraping itself every second for 90 s: its own RSS.

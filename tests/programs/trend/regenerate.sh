@@ -7,6 +7,8 @@ psrecord "python3 grow.py leak 10" --include-children --interval 0.1 --log psrec
 psrecord "python3 grow.py plateau 10" --include-children --interval 0.1 --log psrecord-plateau.log >/dev/null
 rm -f mprof-leak.dat  # mprof appends
 mprof run -o mprof-leak.dat --interval 0.1 python3 grow.py leak 10 >/dev/null
+rm -f mprof-children.dat
+mprof run --multiprocess -o mprof-children.dat --interval 0.1 python3 grow_children.py 5 >/dev/null
 # Prometheus scraping itself every second for 90 s; its own RSS over that time.
 work=$(mktemp -d)
 cat > "$work/prometheus.yml" <<YAML

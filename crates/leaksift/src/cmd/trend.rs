@@ -75,7 +75,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let signal = match imported.format {
         Format::Csv => format!("column `{}`", imported.source),
         Format::Psrecord => format!("psrecord log, `{}` (MiB)", imported.source),
-        Format::Mprof => "mprof file, MEM lines (MiB)".to_string(),
+        Format::Mprof => match imported.source.as_str() {
+            "MEM+CHLD" => "mprof file, MEM + CHLD lines: the process and its children (MiB)",
+            "CHLD" => "mprof file, CHLD lines: the children (MiB)",
+            _ => "mprof file, MEM lines (MiB)",
+        }
+        .to_string(),
         Format::Prometheus => format!("Prometheus series {}", imported.source),
     };
     let limit = args.limit.map(|l| l as f64).or(series.limit);
