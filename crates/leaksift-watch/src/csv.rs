@@ -220,7 +220,8 @@ pub fn parse_table(text: &str, value_column: Option<&str>) -> Result<Table, CsvE
             };
         }
         series.t.push(t);
-        series.bytes.push(bytes);
+        // `-0` is 0 bytes (it printed as -0.0 in the JSON).
+        series.bytes.push(bytes + 0.0);
     }
     if series.t.is_empty() {
         return Err(err(header_line, "no samples after the header"));
@@ -442,6 +443,8 @@ mod tests {
             (e.line, e.message.as_str()),
             (3, "`bytes` is negative: -5 (not a memory size)")
         );
+        let zero = parse_series("t,bytes\n0,-0\n1,5\n").unwrap();
+        assert!(zero.bytes[0] == 0.0 && zero.bytes[0].is_sign_positive(), "-0 is 0 bytes");
         for limit in ["inf", "NaN", "-5", "lots", "1e300"] {
             let e = parse_series(&format!("t,bytes,limit\n0,1,10\n1,2,{limit}\n")).unwrap_err();
             assert_eq!(e.line, 3, "{limit}: {e}");

@@ -41,7 +41,7 @@ pub struct Args {
     /// Scenario runs before measuring (fill caches, JIT, pools).
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub warmup: usize,
-    /// Measured scenario runs; memory is sampled after each.
+    /// Measured scenario runs (at least 5); memory is sampled after each.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(5..))]
     pub iterations: u64,
     /// Allowed growth per iteration: fail only when the 95% interval's lower bound exceeds it.
