@@ -453,7 +453,7 @@ struct Windows {
     /// Samples per baseline window.
     baseline: usize,
     /// Samples each window's minimum is taken over, looking back before the window when it is
-    /// longer than the window ([`baseline::window_minima`]).
+    /// longer than the window ([`baseline::window_minima`]): a sawtooth period, 0 without one.
     reach: usize,
     /// The window of the restart test ([`baseline::segments`]), which looks three of them back.
     restart: usize,
@@ -474,7 +474,8 @@ fn window_len(n: usize, sawtooth: Option<Sawtooth>, config: &Config) -> Windows 
     let by_count = baseline::window_len(n, config.windows);
     let by_count_only = Windows {
         baseline: by_count,
-        reach: by_count,
+        // No sawtooth: each window's own samples (a run's windows may be shorter than this).
+        reach: 0,
         restart: by_count,
     };
     if config.windows >= n && (config.one_point_per_sample || sawtooth.is_none()) {

@@ -182,6 +182,18 @@ fn a_leak_restarted_any_number_of_times_is_a_leak_with_known_restarts() {
     }
 }
 
+/// Runs shorter than the count-based window (40 runs of 10 samples, windows of 14) keep three
+/// points each: with one merged window per run, no run had a trend and the leak was
+/// inconclusive.
+#[test]
+fn runs_shorter_than_a_window_keep_points_of_their_own() {
+    let (t, b) = series(400, 0.1 * MIB, 21, |t| 50.0 * MIB + 10.0 * MIB * (t % 10.0));
+    let breaks: Vec<usize> = (1..40).map(|k| 10 * k).collect();
+    let a = analyze_with_breaks(&t, &b, &breaks, &Config::default()).unwrap();
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+    assert_eq!(a.baseline.len(), 120, "{a:?}");
+}
+
 /// Without restart markers the same runs cannot be told from a GC sawtooth: judged by their
 /// (flat) troughs, stable with the note, for any number of runs from three on.
 #[test]
