@@ -6,6 +6,9 @@
 //! 1. **Segments.** The series is split at restarts: indices the caller knows (a PID change, see
 //!    [`analyze_with_breaks`]) and drops below half of the recent baseline. Segments are analysed
 //!    jointly (pairs never cross a restart), so a leak that is OOM-killed periodically is a leak.
+//!    Known restarts are never sawtooth periods. Two or more unmarked drops are a sawtooth, judged
+//!    by its troughs (flat: stable; rising: leak) for any number of periods; when most of them
+//!    fall below half, they may also be unmarked restarts ([`Analysis::drops_may_be_restarts`]).
 //! 2. **Baseline.** Each segment is cut into windows of `⌈n / windows⌉` samples and only each
 //!    window's minimum is kept. A GC or temporaries sawtooth moves the peaks, not the troughs, so
 //!    the baseline is flat for a sawtooth and rises for a leak. This also aggregates long series:
@@ -22,7 +25,7 @@
 //!    early, so the median slope is zero) is a `Plateau` too; otherwise no finding is `Stable`
 //!    when the interval rules out material growth, else `Inconclusive` (too noisy). Too few
 //!    points, or a baseline too short to pass the test at `alpha` at all, is `Inconclusive`.
-//!    Windows are at least one sawtooth period long, when the series has a sawtooth.
+//!    Window minima span at least one sawtooth period, when the series has a sawtooth.
 //! 5. **Time to limit** (leaks only, with [`Config::limit`]): (limit − fitted current) / slope, as
 //!    a range from the slope interval.
 
@@ -31,7 +34,7 @@ mod exit_tail;
 mod mann_kendall;
 mod theil_sen;
 
-pub use baseline::Point;
+pub use baseline::{Point, Sawtooth};
 pub use exit_tail::{EXIT_WINDOW_MIN_S, exit_tail, exit_window_start};
 pub use mann_kendall::{KendallScore, upper_tail};
 pub use theil_sen::{SlopeFit, Z_95, median, ols_slope};
@@ -79,6 +82,12 @@ pub struct Config {
     pub min_tail_points: usize,
     /// Bytes at which the process fails (a `--limit` or a cgroup's `memory.max`).
     pub limit: Option<f64>,
+    /// With at most `windows` samples, every sample is a baseline point, also under a sawtooth.
+    /// Default false; `check` sets it: its samples are taken at quiet moments, after each
+    /// iteration. Otherwise a short series' sawtooth is handled as a long one's: a `trend` CSV
+    /// of 30 samples, three periods of a deep sawtooth, was read sample by sample as 2 restarts
+    /// of a leak.
+    pub one_point_per_sample: bool,
 }
 
 impl Default for Config {
@@ -96,6 +105,7 @@ impl Default for Config {
             tail_ratio: 0.3,
             min_tail_points: 4,
             limit: None,
+            one_point_per_sample: false,
         }
     }
 }
@@ -233,6 +243,15 @@ pub struct Analysis {
     pub segments: Vec<SegmentFit>,
     /// Number of restarts detected or given (segment boundaries, short segments included).
     pub restarts: usize,
+    /// The repeated drop pattern the baseline was taken under, if any (drops at given restarts
+    /// are not counted).
+    pub sawtooth: Option<Sawtooth>,
+    /// The verdict is not a leak, and the series is a sawtooth whose drops fall below half of
+    /// the value before them, with no restart marker at them: a GC or batch sawtooth, judged by
+    /// its troughs, or a leaking process restarted each time it was killed, whose start-up
+    /// level is the same "trough". The series cannot tell them apart; callers say so, and that
+    /// known restarts (a PID column) make the verdict a judgement of each run's growth.
+    pub drops_may_be_restarts: bool,
     /// Median of the baseline, bytes.
     pub level: f64,
     /// Sum of the analysed segments' time spans.
@@ -274,11 +293,9 @@ pub fn analyze_with_breaks(
 ) -> Result<Analysis, StatsError> {
     validate(t, bytes, breaks)?;
     let n = t.len();
-    // Restarts are found with the count-based window (its look-back spans a few windows), the
-    // baseline with windows at least one sawtooth period long.
-    let restart_window = baseline::window_len(n, config.windows);
-    let window = window_len(bytes, config);
-    let ranges = baseline::segments(bytes, breaks, restart_window, config.restart_drop);
+    let sawtooth = baseline::sawtooth(bytes, breaks);
+    let windows = window_len(n, sawtooth, config);
+    let ranges = baseline::segments(bytes, breaks, windows.restart, config.restart_drop);
     let restarts = ranges.len().saturating_sub(1);
     let kept: Vec<_> = ranges
         .into_iter()
@@ -287,7 +304,11 @@ pub fn analyze_with_breaks(
     let per_segment: Vec<(Vec<f64>, Vec<f64>)> = kept
         .iter()
         .map(|r| {
-            let pts = baseline::window_minima(t, bytes, r.clone(), window);
+            // A run between restarts keeps a few points of its own: eight restarted runs of 20
+            // samples under 23-sample windows had none, and the leak was "too few points".
+            let window = windows.baseline.min((r.len() / MIN_SEGMENT_POINTS).max(1));
+            let reach = windows.reach.max(window);
+            let pts = baseline::window_minima(t, bytes, r.clone(), window, reach);
             (
                 pts.iter().map(|p| p.t).collect(),
                 pts.iter().map(|p| p.bytes).collect(),
@@ -336,10 +357,12 @@ pub fn analyze_with_breaks(
         p_value,
         kendall,
         samples: n,
-        window_samples: window,
+        window_samples: windows.baseline,
         baseline,
         segments,
         restarts,
+        sawtooth,
+        drops_may_be_restarts: false,
         level,
         span,
         growth,
@@ -396,6 +419,8 @@ pub fn analyze_with_breaks(
     } else {
         (Verdict::Inconclusive, Reason::TooNoisy)
     };
+    analysis.drops_may_be_restarts =
+        analysis.verdict != Verdict::Leak && sawtooth.is_some_and(|s| 2 * s.deep_drops >= s.drops);
     if analysis.verdict == Verdict::Leak {
         analysis.time_to_limit = config.limit.and_then(|limit| {
             let last = analysis.segments.last()?;
@@ -418,23 +443,56 @@ fn best_p_value(lengths: impl Iterator<Item = usize>) -> f64 {
 /// [`Reason::TooFewPoints`] names at most this many baseline points as needed.
 const MAX_POINTS_NEEDED: usize = 64;
 
+/// A run between restarts gets windows of at most a third of its samples, so it gives at least
+/// this many baseline points.
+const MIN_SEGMENT_POINTS: usize = 3;
+
+/// Window lengths, in samples.
+#[derive(Clone, Copy, Debug)]
+struct Windows {
+    /// Samples per baseline window.
+    baseline: usize,
+    /// Samples each window's minimum is taken over, looking back before the window when it is
+    /// longer than the window ([`baseline::window_minima`]): a sawtooth period, 0 without one.
+    reach: usize,
+    /// The window of the restart test ([`baseline::segments`]), which looks three of them back.
+    restart: usize,
+}
+
 /// Samples per baseline window: about `n / windows`, and at least one sawtooth period when the
-/// series has one ([`baseline::sawtooth_period`]), so that every window holds a trough. Windows
+/// series has one ([`baseline::sawtooth`]), so that every window holds a trough. Windows
 /// shorter than the period keep samples from a sawtooth's upper part as minima: the baseline
 /// then swings with the sawtooth's phase, and the tail guard read a rising sawtooth as a plateau
 /// on one run and a leak on the next. At most `n / min_samples`, which keeps enough points for
-/// the test. A caller asking for a window per sample gets that.
-fn window_len(bytes: &[f64], config: &Config) -> usize {
-    let n = bytes.len();
+/// the test; a window held shorter than the period by that bound still reaches back a whole
+/// period for its minimum. The restart test looks back over three windows of at least a period
+/// too: a sawtooth's drop lands on its troughs, never below half of them, so a drop to the
+/// trough is a cycle, judged by the troughs, whatever the number of periods; with look-backs
+/// shorter than a period, a deep sawtooth of 5 periods read as 4 restarts of a leak. A caller
+/// asking for a window per sample ([`Config::one_point_per_sample`]) gets that.
+fn window_len(n: usize, sawtooth: Option<Sawtooth>, config: &Config) -> Windows {
     let by_count = baseline::window_len(n, config.windows);
-    if config.windows >= n {
+    let by_count_only = Windows {
+        baseline: by_count,
+        // No sawtooth: each window's own samples (a run's windows may be shorter than this).
+        reach: 0,
+        restart: by_count,
+    };
+    if config.windows >= n && (config.one_point_per_sample || sawtooth.is_none()) {
         // One window per sample, as asked (`check`: its samples are taken at quiet moments).
-        return by_count;
+        return by_count_only;
     }
     let longest = (n / config.min_samples.max(1)).max(by_count);
-    match baseline::sawtooth_period(bytes) {
-        Some(period) => (period.ceil() as usize).clamp(by_count, longest),
-        None => by_count,
+    match sawtooth {
+        Some(saw) => {
+            let period = (saw.period.ceil() as usize).max(by_count);
+            Windows {
+                baseline: period.min(longest),
+                reach: period,
+                restart: period,
+            }
+        }
+        None => by_count_only,
     }
 }
 

@@ -130,13 +130,14 @@ fn staircase_is_a_leak() {
 }
 
 #[test]
-fn leak_restarted_by_oom_kills_is_still_a_leak() {
-    // Climbs to ~210 MiB, is killed, restarts at 10 MiB: three restarts.
+fn leak_restarted_by_oom_kills_is_a_leak_when_the_restarts_are_known() {
+    // Climbs to ~210 MiB, is killed, restarts at 10 MiB: three restarts, given as PID changes.
     let (t, b) = series(400, 0.5 * MIB, 9, |t| 10.0 * MIB + 2.0 * MIB * (t % 100.0));
-    let a = verdict(&t, &b);
+    let a = analyze_with_breaks(&t, &b, &[100, 200, 300], &Config::default()).unwrap();
     assert_eq!(a.restarts, 3);
     assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
     assert!((a.slope / MIB - 2.0).abs() < 0.1);
+    assert!(!a.drops_may_be_restarts);
     // Without segmentation the fit sees a zig-zag with a much weaker slope.
     let plain = analyze(
         &t,
@@ -148,6 +149,109 @@ fn leak_restarted_by_oom_kills_is_still_a_leak() {
     )
     .unwrap();
     assert!(plain.slope < a.slope);
+    // Unmarked, the four runs are a deep sawtooth with flat troughs, the same shape as a GC
+    // sawtooth around a flat baseline: stable, with the note that the drops may be restarts.
+    let a = verdict(&t, &b);
+    assert_eq!(a.verdict, Verdict::Stable, "{a:?}");
+    assert!(a.drops_may_be_restarts, "{a:?}");
+}
+
+/// The QA reproducer's shape: start-up at 50 MB, +10 MB/s, killed and restarted every 20 s
+/// (sampled every second), with a little noise.
+fn restarted_leak(runs: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<usize>) {
+    let (t, b) = series(20 * runs, 0.2 * MIB, seed, |t| {
+        50.0 * MIB + 10.0 * MIB * (t % 20.0)
+    });
+    let breaks = (1..runs).map(|k| 20 * k).collect();
+    (t, b, breaks)
+}
+
+/// Known restarts are never sawtooth periods: each run's growth is what counts, whatever the
+/// number of runs. Six runs or more used to have their restarts counted as a sawtooth whose
+/// windows (23 samples) were longer than a run: "too few points".
+#[test]
+fn a_leak_restarted_any_number_of_times_is_a_leak_with_known_restarts() {
+    for runs in [3, 6, 8, 12] {
+        let (t, b, breaks) = restarted_leak(runs, runs as u64);
+        let a = analyze_with_breaks(&t, &b, &breaks, &Config::default()).unwrap();
+        assert_eq!(a.verdict, Verdict::Leak, "{runs} runs: {a:?}");
+        assert_eq!(a.restarts, runs - 1, "{runs} runs");
+        assert!((a.slope / MIB - 10.0).abs() < 1.0, "{runs} runs: {a:?}");
+        assert!(a.window_samples < 20, "{runs} runs: {a:?}");
+        assert_eq!(a.sawtooth, None, "{runs} runs");
+    }
+}
+
+/// Runs shorter than the count-based window (40 runs of 10 samples, windows of 14) keep three
+/// points each: with one merged window per run, no run had a trend and the leak was
+/// inconclusive.
+#[test]
+fn runs_shorter_than_a_window_keep_points_of_their_own() {
+    let (t, b) = series(400, 0.1 * MIB, 21, |t| 50.0 * MIB + 10.0 * MIB * (t % 10.0));
+    let breaks: Vec<usize> = (1..40).map(|k| 10 * k).collect();
+    let a = analyze_with_breaks(&t, &b, &breaks, &Config::default()).unwrap();
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+    assert_eq!(a.baseline.len(), 120, "{a:?}");
+}
+
+/// Without restart markers the same runs cannot be told from a GC sawtooth: judged by their
+/// (flat) troughs, stable with the note, for any number of runs from three on.
+#[test]
+fn an_unmarked_restarted_leak_is_read_by_its_troughs_with_a_note() {
+    for runs in [3, 6, 8, 12] {
+        let (t, b, _) = restarted_leak(runs, 100 + runs as u64);
+        let a = verdict(&t, &b);
+        assert_eq!(a.verdict, Verdict::Stable, "{runs} runs: {a:?}");
+        assert!(a.drops_may_be_restarts, "{runs} runs: {a:?}");
+        assert_eq!(a.restarts, 0, "{runs} runs");
+    }
+    // One drop is no cycle: a restart, and the two runs are a leak.
+    let (t, b, _) = restarted_leak(2, 7);
+    let a = verdict(&t, &b);
+    assert_eq!(a.restarts, 1, "{a:?}");
+    assert_eq!(a.verdict, Verdict::Leak, "{a:?}");
+}
+
+/// The QA reproducer's deep sawtooth: a buffer fills 10 → 100 MB over 10 s and is cleared, on a
+/// flat baseline. With 5 periods its drops were restarts (a leak), with 7 a sawtooth (stable).
+#[test]
+fn a_deep_sawtooth_is_stable_whatever_the_number_of_periods() {
+    for periods in [3, 5, 6, 7, 10] {
+        let (t, b) = series(10 * periods, 0.0, 1, |t| {
+            10.0 * MIB + 10.0 * MIB * (t % 10.0)
+        });
+        let a = verdict(&t, &b);
+        assert_eq!(a.verdict, Verdict::Stable, "{periods} periods: {a:?}");
+        assert_eq!(a.restarts, 0, "{periods} periods: {a:?}");
+        assert!(a.drops_may_be_restarts, "{periods} periods");
+        // With noise, and cut mid-period.
+        let (t, b) = series(10 * periods + 4, 0.3 * MIB, periods as u64, |t| {
+            10.0 * MIB + 10.0 * MIB * (t % 10.0)
+        });
+        let a = verdict(&t, &b);
+        assert_eq!(
+            a.verdict,
+            Verdict::Stable,
+            "{periods} periods, noisy: {a:?}"
+        );
+    }
+}
+
+/// What survives each drop rises: a leak under the sawtooth, also with few periods.
+#[test]
+fn a_deep_sawtooth_with_rising_troughs_is_a_leak() {
+    for periods in [6, 7, 10] {
+        let (t, b) = series(10 * periods, 0.2 * MIB, periods as u64, |t| {
+            10.0 * MIB + 0.5 * MIB * t + 10.0 * MIB * (t % 10.0)
+        });
+        let a = verdict(&t, &b);
+        assert_eq!(a.verdict, Verdict::Leak, "{periods} periods: {a:?}");
+        assert!(
+            (a.slope / MIB - 0.5).abs() < 0.2,
+            "{periods} periods: {a:?}"
+        );
+        assert!(!a.drops_may_be_restarts);
+    }
 }
 
 #[test]

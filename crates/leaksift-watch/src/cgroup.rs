@@ -97,6 +97,7 @@ impl Cgroup {
             oom_kills,
             pid: None,
             processes,
+            exited: 0,
         })
     }
 }

@@ -41,4 +41,8 @@ pub struct Sample {
     pub pid: Option<Pid>,
     /// Number of processes summed (tree) or found in the cgroup.
     pub processes: Option<u32>,
+    /// Processes of a tree that exited since the previous sample (0 for other targets). With a
+    /// fall of the memory at the same sample, a restart: a supervisor replacing a worker that
+    /// was killed (see `leaksift watch`). Not written to the CSV.
+    pub exited: u32,
 }

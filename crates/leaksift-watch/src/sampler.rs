@@ -196,8 +196,17 @@ impl Sampler {
                         Err(_) => alive.push(false),
                     }
                 }
+                let exited = alive.iter().filter(|&&a| !a).count() as u32;
                 let mut keep = alive.into_iter();
                 members.retain(|_| keep.next().unwrap_or(false));
+                if exited > 0 {
+                    // A process that exits is often replaced (a supervisor restarting its
+                    // worker): look for the newcomer at the next sample, not a second later, so
+                    // the new run is measured from its start.
+                    *refreshed = Instant::now()
+                        .checked_sub(TREE_REFRESH)
+                        .unwrap_or(*refreshed);
+                }
                 if members.is_empty() {
                     return Err(WatchError::ProcessGone { pid: root.0 });
                 }
@@ -211,6 +220,7 @@ impl Sampler {
                     uss: Some(total.private),
                     pid: Some(*root),
                     processes: Some(members.len() as u32),
+                    exited,
                     ..Sample::default()
                 })
             }

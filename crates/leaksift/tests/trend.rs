@@ -447,3 +447,56 @@ fn grafana_exports_with_dates_units_and_gaps() {
     let slope = json["slope_bytes_per_s"].as_f64().unwrap();
     assert!((slope / (0.5 * MIB / 15.0) - 1.0).abs() < 0.1, "{slope}");
 }
+
+/// The QA reproducer `restart-many`: a leak started at 50 MB, growing 10 MB/s, OOM-killed and
+/// restarted every 20 s, the pid changing at each restart. With 6 runs or more the restarts were
+/// counted as sawtooth periods and the windows (23 samples) outgrew a run: `inconclusive`.
+/// Without the pid column the drops cannot be told from a GC sawtooth's: `stable`, with a note
+/// that names restarts as the other reading, for 3 runs as for 8.
+#[test]
+fn a_leak_restarted_many_times_is_a_leak_with_a_pid_column() {
+    let dir = tempfile::tempdir().unwrap();
+    for runs in [3, 8, 12] {
+        let shape = |t: f64| 50e6 + 10e6 * (t % 20.0);
+        let pid = csv(dir.path(), "pid.csv", 20 * runs, |t| {
+            (shape(t), Some(1000 + (t / 20.0) as u32))
+        });
+        let (code, json) = trend_json(&pid, &["--fail-on-leak"]);
+        assert_eq!(json["verdict"], "leak", "{runs} runs: {json}");
+        assert_eq!(code, Some(1), "{runs} runs");
+        assert_eq!(json["restarts"], runs - 1, "{runs} runs: {json}");
+        assert_eq!(json["drops_may_be_restarts"], false);
+        let nopid = csv(dir.path(), "nopid.csv", 20 * runs, |t| (shape(t), None));
+        let (code, json) = trend_json(&nopid, &["--fail-on-leak"]);
+        assert_eq!(json["verdict"], "stable", "{runs} runs: {json}");
+        assert_eq!(code, Some(0), "{runs} runs");
+        assert_eq!(json["drops_may_be_restarts"], true, "{runs} runs: {json}");
+        let out = leaksift().arg("trend").arg(&nopid).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("mark the restarts"), "{text}");
+    }
+}
+
+/// The QA reproducer `sawtooth-flip`: a buffer fills 10 → 100 MB over 10 s and is cleared, on a
+/// flat baseline. 5 and 6 periods read as restarts of a leak (`--fail-on-leak` exited 1), 7 as
+/// a sawtooth.
+#[test]
+fn a_deep_sawtooth_is_stable_for_any_number_of_periods() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in [30, 50, 60, 70, 100] {
+        let path = csv(dir.path(), "saw.csv", n, |t| {
+            (10e6 + 10e6 * (t % 10.0), None)
+        });
+        let (code, json) = trend_json(&path, &["--fail-on-leak"]);
+        assert_eq!(json["verdict"], "stable", "{n} samples: {json}");
+        assert_eq!(code, Some(0), "{n} samples");
+        assert_eq!(json["restarts"], 0, "{n} samples: {json}");
+        assert_eq!(json["sawtooth_drops"], (n - 1) / 10, "{n} samples: {json}");
+    }
+    // What survives each clear rises: a leak.
+    let path = csv(dir.path(), "rising.csv", 100, |t| {
+        (10e6 + 0.5e6 * t + 10e6 * (t % 10.0), None)
+    });
+    let (_, json) = trend_json(&path, &[]);
+    assert_eq!(json["verdict"], "leak", "{json}");
+}

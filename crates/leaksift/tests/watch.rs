@@ -365,3 +365,22 @@ fn permission_denied_on_smaps_is_an_error() {
     }
     assert_one_line_error(&out, "permission denied reading /proc/1/smaps_rollup");
 }
+
+/// A supervisor restarting a leaking worker each time it is killed (an OOM kill and restart):
+/// the QA reproducer `restart-many/supervisor.sh 8`. The tree loses a process as its memory
+/// falls, so `watch` marks each fall a restart and judges each run's growth: a leak. Unmarked,
+/// the eight falls to the start-up level were read as a sawtooth: `inconclusive`.
+#[test]
+fn a_worker_restarted_eight_times_is_a_leak() {
+    let script = "for i in 1 2 3 4 5 6 7 8; do timeout -s KILL 1.5 \"$0\" leak-exit; done";
+    let out = leaksift()
+        .args(["watch", "--quiet", "--interval", "50ms", "--json", "--"])
+        .args(["sh", "-c", script])
+        .arg(memory_shapes())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(json["verdict"], "leak", "{json}");
+    assert!(json["restarts"].as_u64().unwrap() >= 6, "{json}");
+}

@@ -235,6 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         min_growth_bytes: args.budget as f64 * args.iterations as f64,
         min_growth_fraction: 0.0,
         restart_drop: None,
+        one_point_per_sample: true,
         limit: args.limit.map(|l| l as f64),
         ..Config::default()
     };

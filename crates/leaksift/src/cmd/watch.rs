@@ -259,7 +259,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         t.truncate(tail.from);
         bytes.truncate(tail.from);
     }
-    let analysis = leaksift_stats::analyze(&t, &bytes, &config).context("analysing the samples")?;
+    let breaks = restarts(&recording.samples[..t.len()], config.restart_drop);
+    let analysis = leaksift_stats::analyze_with_breaks(&t, &bytes, &breaks, &config)
+        .context("analysing the samples")?;
     if let Some(runtime) = runtime
         && matches!(analysis.verdict, StatsVerdict::Leak | StatsVerdict::Plateau)
     {
@@ -432,12 +434,44 @@ fn axis_name(signal: Signal) -> &'static str {
     }
 }
 
+/// The restarts `watch` sees itself: a process of the watched tree exited and the memory fell
+/// below `drop` × the sample before, at that sample or at the one before it (a process may free
+/// its memory as it exits, before it is gone). A supervisor that restarts a killed worker gives
+/// a break at each restart, as a PID column does for `trend`, so the drops are never read as a
+/// sawtooth: each run's growth is what counts (a worker leaking until it was killed, restarted
+/// 8 times, read `inconclusive`). An exit without a fall (a short-lived helper) is no restart.
+/// `None` (`--restart-drop 0`) finds none.
+fn restarts(samples: &[Sample], drop: Option<f64>) -> Vec<usize> {
+    let Some(drop) = drop else {
+        return Vec::new();
+    };
+    let fell = |i: usize| i >= 1 && (samples[i].bytes as f64) < drop * samples[i - 1].bytes as f64;
+    let mut breaks: Vec<usize> = Vec::new();
+    for (j, sample) in samples.iter().enumerate() {
+        if sample.exited == 0 {
+            continue;
+        }
+        let at = if fell(j) {
+            j
+        } else if j >= 1 && fell(j - 1) {
+            j - 1
+        } else {
+            continue;
+        };
+        if breaks.last() != Some(&at) {
+            breaks.push(at);
+        }
+    }
+    breaks
+}
+
 /// "123 samples  45.6 MiB  slope +1.2 MiB/s  so far: leak".
 fn live_line(samples: &[Sample], config: &Config) -> String {
     let last = samples.last().map_or(0.0, |s| s.bytes as f64);
     let t: Vec<f64> = samples.iter().map(|s| s.t).collect();
     let b: Vec<f64> = samples.iter().map(|s| s.bytes as f64).collect();
-    match leaksift_stats::analyze(&t, &b, config) {
+    let breaks = restarts(samples, config.restart_drop);
+    match leaksift_stats::analyze_with_breaks(&t, &b, &breaks, config) {
         Ok(a) if a.slope.is_finite() => format!(
             "{} samples  {}  slope {}/s  so far: {}",
             samples.len(),

@@ -67,9 +67,20 @@ pub struct Evidence {
     pub window_samples: usize,
     pub baseline_points: usize,
     pub restarts: usize,
+    /// Drops of the sawtooth the baseline was taken under (0 without one).
+    pub sawtooth_drops: usize,
+    /// See [`leaksift_stats::Analysis::drops_may_be_restarts`].
+    pub drops_may_be_restarts: bool,
     pub span: f64,
     pub limit_bytes: Option<f64>,
 }
+
+/// The note under a verdict whose sawtooth drops could be restarts
+/// ([`leaksift_stats::Analysis::drops_may_be_restarts`]).
+pub const DROPS_MAY_BE_RESTARTS: &str = "the memory falls back to the same floor again and again: \
+read as a sawtooth (garbage collection, a buffer cleared) around a flat baseline. If those falls \
+are restarts of a process killed as it grew (an OOM kill), each run leaks: mark the restarts \
+with a `pid` column (watch marks a replaced process of the tree itself)";
 
 impl Verdict<'_> {
     pub fn evidence(&self) -> Evidence {
@@ -87,6 +98,8 @@ impl Verdict<'_> {
             window_samples: a.window_samples,
             baseline_points: a.baseline.len(),
             restarts: a.restarts,
+            sawtooth_drops: a.sawtooth.map_or(0, |s| s.drops),
+            drops_may_be_restarts: a.drops_may_be_restarts,
             span: a.span,
             limit_bytes: self.limit,
         }
@@ -175,6 +188,9 @@ impl Verdict<'_> {
         }
         if a.restarts > 0 {
             table.row(["restarts".to_string(), a.restarts.to_string()]);
+        }
+        if a.drops_may_be_restarts {
+            table.row(["note".to_string(), DROPS_MAY_BE_RESTARTS.to_string()]);
         }
         if let Some(limit) = self.limit {
             let value = match a.time_to_limit {
