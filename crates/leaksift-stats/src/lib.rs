@@ -88,6 +88,14 @@ pub struct Config {
     /// of 30 samples, three periods of a deep sawtooth, was read sample by sample as 2 restarts
     /// of a leak.
     pub one_point_per_sample: bool,
+    /// When most drops of a sawtooth fall below half ([`Analysis::drops_may_be_restarts`]), the
+    /// verdict is `Inconclusive` ([`Reason::DropsMayBeRestarts`]) rather than what the troughs
+    /// say. Default false; `trend` sets it: an imported series without a `pid` column draws a
+    /// service restarted each time it fills up (an OOM-killed leak, a Grafana panel of a pod) as
+    /// a collector's sawtooth, and "stable" would clear the leak the user came for. A watched
+    /// process tree marks its restarts, and a call site's live bytes that fall to zero are
+    /// freed, not restarted: those keep the troughs' verdict.
+    pub deep_drops_undecided: bool,
 }
 
 impl Default for Config {
@@ -106,6 +114,7 @@ impl Default for Config {
             min_tail_points: 4,
             limit: None,
             one_point_per_sample: false,
+            deep_drops_undecided: false,
         }
     }
 }
@@ -161,6 +170,10 @@ pub enum Reason {
     GrowthBelowThreshold { threshold: f64 },
     /// No significant growth, but the interval is too wide to rule material growth out.
     TooNoisy,
+    /// Repeated deep drops to the same floor without restart markers: a sawtooth (stable) and a
+    /// process restarted each time it fills up (a leak) draw the same series
+    /// ([`Config::deep_drops_undecided`]).
+    DropsMayBeRestarts,
 }
 
 impl fmt::Display for Reason {
@@ -178,6 +191,10 @@ impl fmt::Display for Reason {
                 f.write_str("growth is significant but below the threshold")
             }
             Reason::TooNoisy => f.write_str("too noisy to rule growth in or out"),
+            Reason::DropsMayBeRestarts => f.write_str(
+                "repeated drops below half to the same floor: a sawtooth, or restarts of a \
+                 leaking process",
+            ),
         }
     }
 }
@@ -194,6 +211,7 @@ impl Reason {
             Reason::SlopeIntervalIncludesZero => "slope_interval_includes_zero",
             Reason::GrowthBelowThreshold { .. } => "growth_below_threshold",
             Reason::TooNoisy => "too_noisy",
+            Reason::DropsMayBeRestarts => "drops_may_be_restarts",
         }
     }
 }
@@ -421,6 +439,9 @@ pub fn analyze_with_breaks(
     };
     analysis.drops_may_be_restarts =
         analysis.verdict != Verdict::Leak && sawtooth.is_some_and(|s| 2 * s.deep_drops >= s.drops);
+    if analysis.drops_may_be_restarts && config.deep_drops_undecided {
+        (analysis.verdict, analysis.reason) = (Verdict::Inconclusive, Reason::DropsMayBeRestarts);
+    }
     if analysis.verdict == Verdict::Leak {
         analysis.time_to_limit = config.limit.and_then(|limit| {
             let last = analysis.segments.last()?;

@@ -44,6 +44,9 @@ pub struct Series {
     pub bytes: Vec<f64>,
     /// Indices where the `pid` column (if any) changes: restarts.
     pub breaks: Vec<usize>,
+    /// Whether restarts are marked (a `pid` column holding pids): then a drop without a break
+    /// is not one.
+    pub marks_restarts: bool,
     /// The last non-empty `limit` column value (if any).
     pub limit: Option<f64>,
 }
@@ -206,6 +209,8 @@ pub fn parse_table(text: &str, value_column: Option<&str>) -> Result<Table, CsvE
             }
             last_pid = Some(pid.to_string());
         }
+        // A `pid` column marks restarts once it holds a pid (an empty one tells nothing).
+        series.marks_restarts |= last_pid.is_some();
         if let Some(limit) = limit_col
             .and_then(|c| fields.get(c))
             .filter(|l| !l.is_empty())
@@ -444,7 +449,10 @@ mod tests {
             (3, "`bytes` is negative: -5 (not a memory size)")
         );
         let zero = parse_series("t,bytes\n0,-0\n1,5\n").unwrap();
-        assert!(zero.bytes[0] == 0.0 && zero.bytes[0].is_sign_positive(), "-0 is 0 bytes");
+        assert!(
+            zero.bytes[0] == 0.0 && zero.bytes[0].is_sign_positive(),
+            "-0 is 0 bytes"
+        );
         for limit in ["inf", "NaN", "-5", "lots", "1e300"] {
             let e = parse_series(&format!("t,bytes,limit\n0,1,10\n1,2,{limit}\n")).unwrap_err();
             assert_eq!(e.line, 3, "{limit}: {e}");

@@ -119,7 +119,11 @@ fn psrecord(text: &str, column: Option<&str>) -> Result<Imported, CsvError> {
             ));
         }
     };
-    let mut series = Series::default();
+    // psrecord follows one process from its start to its end: no restart is in its log.
+    let mut series = Series {
+        marks_restarts: true,
+        ..Series::default()
+    };
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let row = line.trim();
@@ -222,7 +226,11 @@ fn mprof(text: &str, column: Option<&str>) -> Result<(Series, &'static str), Csv
             }
         }
     }
-    let mut series = Series::default();
+    // mprof records one run of one command: no restart is in its file.
+    let mut series = Series {
+        marks_restarts: true,
+        ..Series::default()
+    };
     let start = rounds.iter().find(|r| r.parent != 0.0).map(|r| r.unix);
     for round in rounds.iter().filter(|r| r.parent != 0.0) {
         let mib = match pick {

@@ -86,6 +86,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let limit = args.limit.map(|l| l as f64).or(series.limit);
     let mut config = args.thresholds.config(None);
     config.limit = limit;
+    // Without a `pid` column, deep drops to one floor may be restarts: undecided rather than
+    // stable (see `Config::deep_drops_undecided`).
+    config.deep_drops_undecided = !series.marks_restarts;
     let analysis =
         leaksift_stats::analyze_with_breaks(&series.t, &series.bytes, &series.breaks, &config)
             .with_context(|| format!("analysing {name}"))?;

@@ -76,11 +76,18 @@ pub struct Evidence {
 }
 
 /// The note under a verdict whose sawtooth drops could be restarts
-/// ([`leaksift_stats::Analysis::drops_may_be_restarts`]).
+/// ([`leaksift_stats::Analysis::drops_may_be_restarts`]), read as a sawtooth (`watch`).
 pub const DROPS_MAY_BE_RESTARTS: &str = "the memory falls back to the same floor again and again: \
 read as a sawtooth (garbage collection, a buffer cleared) around a flat baseline. If those falls \
 are restarts of a process killed as it grew (an OOM kill), each run leaks: mark the restarts \
 with a `pid` column (watch marks a replaced process of the tree itself)";
+
+/// The note under the same drops left undecided (`trend` without a `pid` column:
+/// [`leaksift_stats::Reason::DropsMayBeRestarts`]).
+pub const DROPS_UNDECIDED: &str = "the memory falls back to the same floor again and again: a \
+sawtooth (garbage collection, a buffer cleared) around a flat baseline, which is stable, or a \
+process killed as it grew (an OOM kill) and restarted, whose every run leaks. A `pid` column \
+tells them apart (each run is then judged on its own), as `watch` does for a process tree";
 
 impl Verdict<'_> {
     pub fn evidence(&self) -> Evidence {
@@ -190,7 +197,12 @@ impl Verdict<'_> {
             table.row(["restarts".to_string(), a.restarts.to_string()]);
         }
         if a.drops_may_be_restarts {
-            table.row(["note".to_string(), DROPS_MAY_BE_RESTARTS.to_string()]);
+            let note = if a.reason == leaksift_stats::Reason::DropsMayBeRestarts {
+                DROPS_UNDECIDED
+            } else {
+                DROPS_MAY_BE_RESTARTS
+            };
+            table.row(["note".to_string(), note.to_string()]);
         }
         if let Some(limit) = self.limit {
             let value = match a.time_to_limit {
