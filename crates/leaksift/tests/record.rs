@@ -287,6 +287,23 @@ fn exit_classes(
     (program, classes)
 }
 
+/// [`exit_classes`] of `runs` runs of one build of `source` (for programs whose threads race
+/// the exit scan: every run must come out right).
+fn exit_classes_of_runs(
+    source: &str,
+    flags: &[&str],
+    dir: &Path,
+    runs: usize,
+) -> Vec<HashMap<LeakClass, (u64, u64)>> {
+    let program = compile_c(source, flags, dir, "program");
+    (0..runs)
+        .map(|run| {
+            record_clean(&dir.join(format!("run{run}.lks")), &[], &program, &[])
+                .leak_summary(ScanTrigger::Exit)
+        })
+        .collect()
+}
+
 fn valgrind_summary(program: &Path, args: &[&str]) -> HashMap<LeakClass, (u64, u64)> {
     let out = Command::new("valgrind")
         .args([
@@ -463,15 +480,8 @@ fn pointers_in_the_usable_slack_of_a_block_are_read() {
 #[test]
 fn threads_allocating_at_exit_wait_for_the_exit_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let program = compile_c("exit_while_threads_churn.c", &["-O0"], dir.path(), "churn");
-    for run in 0..3 {
-        let classes = record_clean(
-            &dir.path().join(format!("churn{run}.lks")),
-            &[],
-            &program,
-            &[],
-        )
-        .leak_summary(ScanTrigger::Exit);
+    let runs = exit_classes_of_runs("exit_while_threads_churn.c", &["-O0"], dir.path(), 3);
+    for (run, classes) in runs.iter().enumerate() {
         assert_eq!(
             classes.get(&LeakClass::DefinitelyLost),
             Some(&(1, 99)),
@@ -493,20 +503,8 @@ fn threads_allocating_at_exit_wait_for_the_exit_scan() {
 #[test]
 fn threads_unloading_libraries_at_exit_neither_crash_nor_hold_the_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let program = compile_c(
-        "dlopen_churn_at_exit.c",
-        &["-O0", "-ldl"],
-        dir.path(),
-        "dlchurn",
-    );
-    for run in 0..3 {
-        let classes = record_clean(
-            &dir.path().join(format!("dlchurn{run}.lks")),
-            &[],
-            &program,
-            &[],
-        )
-        .leak_summary(ScanTrigger::Exit);
+    let runs = exit_classes_of_runs("dlopen_churn_at_exit.c", &["-O0", "-ldl"], dir.path(), 3);
+    for (run, classes) in runs.iter().enumerate() {
         assert_eq!(
             classes.get(&LeakClass::DefinitelyLost),
             Some(&(1, 55)),
