@@ -181,6 +181,7 @@ fn shell(command: &str, server: Pid) -> Command {
     cmd.args(["-c", command])
         .env(SERVER_PID_VAR, server.to_string())
         .stdin(Stdio::null());
+    crate::child::end_with_parent(&mut cmd);
     cmd
 }
 

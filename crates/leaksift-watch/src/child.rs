@@ -49,6 +49,7 @@ impl Launched {
         })?;
         let mut cmd = Command::new(program);
         cmd.args(args).process_group(0);
+        end_with_parent(&mut cmd);
         if streams == Streams::Detached {
             cmd.stdin(Stdio::null());
         }
@@ -205,6 +206,30 @@ impl Launched {
 
 fn raw_pid(pid: Pid) -> Option<rustix::process::Pid> {
     rustix::process::Pid::from_raw(i32::try_from(pid.0).ok()?)
+}
+
+/// Makes the command `cmd` starts receive SIGTERM when leaksift dies (`PR_SET_PDEATHSIG`): a
+/// `kill -9` of leaksift (an out-of-memory kill, a CI runner's timeout) left the watched
+/// command, the checked server or the traced program running, with nobody to stop it. A
+/// normal end of leaksift stops them itself first. Call it on the thread that spawns and then
+/// waits (the signal follows the parent *thread*): leaksift's commands run on the main thread.
+pub fn end_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and calls only prctl(2),
+    // getppid(2) and raise(3), which are async-signal-safe; it allocates nothing and takes no
+    // lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // leaksift died between fork and prctl: the signal would never come.
+            if libc::getppid() as u32 != parent {
+                libc::raise(libc::SIGTERM);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Makes leaksift the reaper of the processes its launched commands orphan (PR_SET_CHILD_SUBREAPER):

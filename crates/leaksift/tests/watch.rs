@@ -384,3 +384,43 @@ fn a_worker_restarted_eight_times_is_a_leak() {
     assert_eq!(json["verdict"], "leak", "{json}");
     assert!(json["restarts"].as_u64().unwrap() >= 6, "{json}");
 }
+
+/// Killed with SIGKILL (an OOM kill, a CI timeout), leaksift cannot stop what it started: the
+/// watched command gets SIGTERM from the kernel instead (`PR_SET_PDEATHSIG`), as do `check`'s
+/// server and `record`'s program. It used to run on with nobody to stop it.
+#[test]
+fn a_killed_leaksift_takes_its_command_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("command.pid");
+    let script = format!("echo $$ > '{}'; exec sleep 600", pid_file.display());
+    let mut watcher = leaksift()
+        .args(["watch", "-q", "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            break pid;
+        }
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the command did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+    // Gone, or a zombie waiting for init to reap it: a bounded wait, not a timing claim.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.contains(") Z "))
+    };
+    while !gone() {
+        assert!(started.elapsed().as_secs() < 30, "the command still runs");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

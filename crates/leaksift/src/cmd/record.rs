@@ -558,8 +558,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     }
     // A process group of its own (see FORWARDED_SIGNALS), the terminal's foreground job when
-    // leaksift has the terminal.
+    // leaksift has the terminal; ended (SIGTERM) if leaksift is killed.
     command.process_group(0);
+    leaksift_watch::child::end_with_parent(&mut command);
     let terminal = Terminal::foreground();
     if let Some(terminal) = &terminal {
         terminal.hand_to(&mut command);
