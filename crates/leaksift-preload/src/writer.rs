@@ -1120,11 +1120,16 @@ impl Writer {
             self.allocated_during_scan = Some(Vec::new());
             self.cycle(true);
             let fresh = self.allocated_during_scan.take().unwrap_or_default();
-            if !fresh.is_empty()
-                && let Some(again) =
-                    scan::classify(&self.live, &self.usable_sizes, requester, &fresh)
-            {
-                classes = again;
+            if !fresh.is_empty() {
+                // The second pass reads the live map as it is now: what was freed, or freed and
+                // allocated again at the same address, before it began is already right there.
+                // Only what changes while it runs leaves its result (a busy server replacing
+                // cache entries lost them all from the scan: their addresses came back at once).
+                let freed_before = self.freed_during_scan.replace(AddressSet::default());
+                match scan::classify(&self.live, &self.usable_sizes, requester, &fresh) {
+                    Some(again) => classes = again,
+                    None => self.freed_during_scan = freed_before,
+                }
             }
         }
         // Other threads ran on while memory was read (at exit too: `exit` stops none of them):
