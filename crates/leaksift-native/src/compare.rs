@@ -1,10 +1,11 @@
 //! Two traces compared call site by call site, as `heaptrack_print --diff` does: what each
 //! site allocated, held at the peak, held at the end and lost in one run and in the other.
 //!
-//! Sites are matched by their symbolized frames (function, file, line, inlining, and the
-//! module's file name), not by addresses: two runs of one binary load it at different addresses,
-//! and a rebuilt binary moves its code. A frame without a line keeps its offset in the module,
-//! so unknown code only matches the same offset.
+//! Sites are matched by their symbolized frames (function, file, line, inlining), not by
+//! addresses: two runs of one binary load it at different addresses, and a rebuilt binary moves
+//! its code, maybe under another name (`app-1.2` against `app-1.3`). A frame without a line
+//! keeps its module's file name and its offset in the module, so unknown code only matches the
+//! same offset of the same library.
 
 use leaksift_trace::model::LeakClass;
 use rustc_hash::FxHashMap;
@@ -236,8 +237,8 @@ struct FrameKey {
     file: Option<String>,
     line: Option<u32>,
     inlined: bool,
+    /// The module's file name and the offset in it, for frames without a line only.
     module_name: String,
-    /// The offset in the module, for frames without a line only.
     offset: u64,
 }
 
@@ -248,12 +249,15 @@ impl FrameKey {
             file: frame.file.clone(),
             line: frame.line,
             inlined: frame.inlined,
-            module_name: frame
-                .module
-                .rsplit('/')
-                .next()
-                .unwrap_or(&frame.module)
-                .to_string(),
+            module_name: match frame.line {
+                Some(_) => String::new(),
+                None => frame
+                    .module
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&frame.module)
+                    .to_string(),
+            },
             offset: if frame.line.is_some() {
                 0
             } else {
@@ -288,6 +292,16 @@ mod tests {
         assert_ne!(
             FrameKey::of(&frame("/build/a/app", Some(12), 0x11a7)),
             FrameKey::of(&frame("/build/a/app", Some(13), 0x11a7))
+        );
+        // A versioned binary name (app-1.2 against app-1.3) is the same source.
+        assert_eq!(
+            FrameKey::of(&frame("/opt/app-1.2", Some(12), 0x11a7)),
+            FrameKey::of(&frame("/opt/app-1.3", Some(12), 0x11c3))
+        );
+        // Without a line, another library at the same offset is other code.
+        assert_ne!(
+            FrameKey::of(&frame("/usr/lib/libx.so.1", None, 0x40)),
+            FrameKey::of(&frame("/usr/lib/liby.so.1", None, 0x40))
         );
         // Without a line only the offset in the module tells code apart.
         assert_eq!(
