@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use leaksift_native::symbolize::{Frame, UNKNOWN};
 use leaksift_native::untraced::{ManagedRuntime, UntracedMemory, leaves_glibc_serving};
-use leaksift_native::view::{Hotspot, NativeReport, SiteView};
+use leaksift_native::view::{GrowthView, Hotspot, NativeReport, SiteView};
 
 use crate::table::{Align, Table};
 use crate::units;
@@ -300,25 +300,30 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         &report.temporaries,
     );
 
-    let decided: Vec<_> = report
-        .growth
+    render_growth(&mut out, &report.growth);
+    out
+}
+
+/// The growth-by-call-site section: the sites with a verdict, and how many have none.
+fn render_growth(out: &mut String, growth: &GrowthView) {
+    let decided: Vec<_> = growth
         .sites
         .iter()
         .filter(|site| site.verdict != "inconclusive")
         .collect();
     if decided.is_empty() {
-        if !report.growth.sites.is_empty() {
+        if !growth.sites.is_empty() {
             let _ = writeln!(
                 out,
                 "\nGrowth by call site: inconclusive at every site ({} samples of live bytes)",
-                report.growth.samples
+                growth.samples
             );
         }
     } else {
         let _ = writeln!(
             out,
             "\nGrowth by call site ({} samples of live bytes):",
-            report.growth.samples
+            growth.samples
         );
         let mut table = Table::new(&[
             ("verdict", Align::Left),
@@ -327,17 +332,24 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             ("allocated at", Align::Left),
         ]);
         let frames: Vec<&[Frame]> = decided.iter().map(|g| &g.frames[..]).collect();
-        for (growth, label) in decided.iter().zip(site_labels(&frames)) {
+        for (site, label) in decided.iter().zip(site_labels(&frames)) {
             table.row([
-                growth.verdict.to_string(),
-                units::bytes(growth.slope_bytes_per_s),
-                live_at_end(growth),
+                site.verdict.to_string(),
+                units::bytes(site.slope_bytes_per_s),
+                live_at_end(site),
                 label,
             ]);
         }
         out.push_str(&table.render());
+        let undecided = growth.sites.len() - decided.len();
+        if undecided > 0 {
+            let _ = writeln!(
+                out,
+                "… and {undecided} inconclusive (too few samples, or too noisy to tell: a site \
+                 that fills and frees at a pace the samples cannot follow); --json lists them"
+            );
+        }
     }
-    out
 }
 
 /// A growth row's live bytes at the end, with what the site held before the exit freed it.
@@ -540,6 +552,51 @@ mod tests {
     }
 
     /// jemalloc leaves glibc serving under the tracer; tcmalloc and mimalloc keep serving.
+    fn growth_site(verdict: &'static str, function: &str) -> SiteView {
+        SiteView {
+            verdict,
+            reason: "",
+            slope_bytes_per_s: 0.0,
+            slope_ci_bytes_per_s: [0.0, 0.0],
+            p_value: 1.0,
+            live_bytes_at_end: 0,
+            live_bytes_before_exit: 0,
+            frames: vec![frame(function, Some("app.c"), Some(3))],
+            stack_truncated: false,
+        }
+    }
+
+    /// Sites without a verdict are counted under the table, not dropped without a word (the
+    /// busiest site of a program, a buffer filled and freed in a fast cycle, just was not
+    /// there).
+    #[test]
+    fn growth_says_how_many_sites_are_inconclusive() {
+        let growth = GrowthView {
+            samples: 256,
+            sites: vec![
+                growth_site("leak", "leak_one"),
+                growth_site("inconclusive", "sawtooth"),
+                growth_site("inconclusive", "burst"),
+            ],
+        };
+        let mut out = String::new();
+        render_growth(&mut out, &growth);
+        assert!(
+            out.contains("leak_one") && !out.contains("sawtooth"),
+            "{out}"
+        );
+        assert!(out.contains("… and 2 inconclusive"), "{out}");
+        let mut out = String::new();
+        render_growth(
+            &mut out,
+            &GrowthView {
+                samples: 256,
+                sites: vec![growth_site("inconclusive", "sawtooth")],
+            },
+        );
+        assert!(out.contains("inconclusive at every site"), "{out}");
+    }
+
     #[test]
     fn allocator_notes_say_who_served_the_malloc_family() {
         let jemalloc = allocator_note("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2");
