@@ -119,6 +119,9 @@ pub struct Symbolizer<'t> {
     recorded_at: Option<u64>,
     blazesym: blazesym::symbolize::Symbolizer,
     files: FxHashMap<ModuleId, SymbolFile>,
+    /// Modules whose file was read but left addresses without a symbol (a stripped binary of
+    /// the recorded build), with why, for [`Symbolizer::unresolved_modules`].
+    symbolless: FxHashMap<ModuleId, String>,
     cache: FxHashMap<u64, Vec<Frame>>,
 }
 
@@ -155,6 +158,7 @@ impl<'t> Symbolizer<'t> {
             recorded_at: None,
             blazesym,
             files: FxHashMap::default(),
+            symbolless: FxHashMap::default(),
             cache: FxHashMap::default(),
         }
     }
@@ -183,6 +187,17 @@ impl<'t> Symbolizer<'t> {
                 }),
                 SymbolFile::Found(_) => None,
             })
+            .chain(self.symbolless.iter().map(|(id, reason)| {
+                UnresolvedModule {
+                    module: self
+                        .modules
+                        .iter()
+                        .rev()
+                        .find(|m| m.id == *id)
+                        .map_or_else(|| UNKNOWN.to_string(), |m| m.path.clone()),
+                    reason: reason.clone(),
+                }
+            }))
             .collect();
         unresolved.sort_by(|a, b| (&a.module, &a.reason).cmp(&(&b.module, &b.reason)));
         unresolved
@@ -259,14 +274,26 @@ impl<'t> Symbolizer<'t> {
             .blazesym
             .symbolize(&source, Input::VirtOffset(offsets.as_slice()))
         {
-            Ok(results) => results
-                .into_iter()
-                .zip(&offsets)
-                .map(|(result, &offset)| match result {
-                    Symbolized::Sym(sym) => sym_frames(&sym, module, offset),
-                    Symbolized::Unknown(_) => vec![unknown_frame(Some(module), offset)],
-                })
-                .collect(),
+            Ok(results) => {
+                let mut symbolless = false;
+                let frames = results
+                    .into_iter()
+                    .zip(&offsets)
+                    .map(|(result, &offset)| match result {
+                        Symbolized::Sym(sym) => sym_frames(&sym, module, offset),
+                        Symbolized::Unknown(_) => {
+                            symbolless = true;
+                            vec![unknown_frame(Some(module), offset)]
+                        }
+                    })
+                    .collect();
+                if symbolless {
+                    self.symbolless
+                        .entry(module.id)
+                        .or_insert_with(|| symbolless_reason(&path, module, &self.debug_dirs));
+                }
+                frames
+            }
             Err(error) => {
                 self.files.insert(
                     module.id,
@@ -357,6 +384,29 @@ fn find_symbol_file(
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// Why addresses of `module` have no symbol in `path`, the file of its recorded build: it was
+/// stripped (or the code has no symbol), and no debug file was found (a stripped binary gave
+/// `??` frames with no word on why, while a deleted one named the directories searched).
+fn symbolless_reason(path: &Path, module: &Module, debug_dirs: &[PathBuf]) -> String {
+    let searched = debug_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let debug_file = match module.build_id.as_deref().filter(|id| id.len() >= 2) {
+        Some(id) => {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            format!("no .build-id/{}/{}.debug", &hex[..2], &hex[2..])
+        }
+        None => "no build-id recorded to find a debug file by, and nothing".to_string(),
+    };
+    format!(
+        "{} has no symbol for some addresses (stripped?), and {debug_file} under {searched} \
+         (install its debug package, or give the directory with --debug-dir)",
+        path.display()
+    )
 }
 
 /// How many seconds after `recorded_at` the file at `path` was last modified, when it was.

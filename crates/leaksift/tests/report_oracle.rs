@@ -1000,3 +1000,29 @@ fn fail_on_leak_budget_and_suppression_edges() {
     assert_eq!(status, 1);
     assert_eq!(json["unsuppressed"]["definitely_lost"]["bytes"], 237 * 32);
 }
+
+/// The recorded build itself, stripped after the run (`objcopy --strip-all`, as a release
+/// pipeline does): its frames are `??`, and the report now says why and where it looked for
+/// the debug file (it listed nothing, while a deleted binary was explained).
+#[test]
+fn a_stripped_binary_of_the_recorded_build_is_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile_c(dir.path(), &programs().join("counts.c"), "stripped", &[]);
+    let trace = record(dir.path(), &binary);
+    let status = std::process::Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(&binary)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let json = report_json(&trace, &[]);
+    let unresolved = json["unresolved_modules"].as_array().unwrap();
+    assert!(
+        unresolved
+            .iter()
+            .any(|m| m["module"].as_str() == binary.to_str()
+                && m["reason"].as_str().unwrap().contains("no symbol")
+                && m["reason"].as_str().unwrap().contains(".build-id/")),
+        "{unresolved:?}"
+    );
+}
