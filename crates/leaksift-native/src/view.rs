@@ -33,12 +33,14 @@ impl Default for ViewOptions {
 }
 
 /// The trend engine's thresholds for one call site's live bytes: growth of 1 KiB is material
-/// (the default 256 KiB suits a whole process's RSS), and a site that frees everything is not a
-/// restart, so drops do not split the series.
+/// (the default 256 KiB suits a whole process's RSS), a site that frees everything is not a
+/// restart, so drops do not split the series, and "stable" is judged against what the site
+/// holds on average (`stable_level_is_mean`: a buffer cycling from zero has a zero baseline).
 pub fn site_trend_config() -> leaksift_stats::Config {
     leaksift_stats::Config {
         min_growth_bytes: 1024.0,
         restart_drop: None,
+        stable_level_is_mean: true,
         ..leaksift_stats::Config::default()
     }
 }

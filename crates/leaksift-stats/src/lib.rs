@@ -96,6 +96,12 @@ pub struct Config {
     /// process tree marks its restarts, and a call site's live bytes that fall to zero are
     /// freed, not restarted: those keep the troughs' verdict.
     pub deep_drops_undecided: bool,
+    /// The level `stable_fraction` applies to is the mean of all samples instead of the
+    /// baseline's median. Default false; a call site's live bytes set it: a buffer filled and
+    /// freed in cycles has a baseline near zero, so "stable" had to rule out growth of 1 KiB
+    /// over the run and the site was always `inconclusive`, while a quarter of what it holds on
+    /// average is the scale its growth is judged at.
+    pub stable_level_is_mean: bool,
 }
 
 impl Default for Config {
@@ -115,6 +121,7 @@ impl Default for Config {
             limit: None,
             one_point_per_sample: false,
             deep_drops_undecided: false,
+            stable_level_is_mean: false,
         }
     }
 }
@@ -409,7 +416,12 @@ pub fn analyze_with_breaks(
         .max(config.min_growth_fraction * level.abs());
     let rank_test_sees_growth = p_value < config.alpha;
     let significant = rank_test_sees_growth && slope_ci.0 > 0.0;
-    let stable_bound = threshold.max(config.stable_fraction * level.abs());
+    let stable_level = if config.stable_level_is_mean {
+        bytes.iter().sum::<f64>() / n as f64
+    } else {
+        level
+    };
+    let stable_bound = threshold.max(config.stable_fraction * stable_level.abs());
     (analysis.verdict, analysis.reason) = if significant && growth >= threshold {
         match tail_slope {
             Some(tail) if tail < config.tail_ratio * slope => {

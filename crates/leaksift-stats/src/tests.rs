@@ -530,3 +530,40 @@ fn the_tail_window_takes_its_boundary_point_in_any_time_unit() {
         );
     }
 }
+
+/// A call site's buffer filled and freed faster than it is sampled: each sample catches the
+/// cycle at another phase, so its live bytes jump between 0 and 512 KiB, and its baseline (the
+/// windows' minima) is about zero. Judged against that baseline, "stable" had to rule out
+/// growth of 1 KiB over the run: `inconclusive`. Against what the site holds on average
+/// (`stable_level_is_mean`, as `report` sets for call sites) it is `stable`; a steady leak
+/// under the same churn is still a leak.
+#[test]
+fn a_site_cycling_from_zero_is_stable_against_its_mean_level() {
+    let mut rng = Noise(7);
+    let t: Vec<f64> = (0..300).map(|i| i as f64 * 0.033).collect();
+    let churn: Vec<f64> = t
+        .iter()
+        .map(|_| ((rng.next() + 1.0) * 32.0).floor() * 8192.0)
+        .collect();
+    let site = Config {
+        min_growth_bytes: 1024.0,
+        restart_drop: None,
+        stable_level_is_mean: true,
+        ..Config::default()
+    };
+    let baseline_level = Config {
+        stable_level_is_mean: false,
+        ..site.clone()
+    };
+    assert_eq!(analyze(&t, &churn, &site).unwrap().verdict, Verdict::Stable);
+    assert_eq!(
+        analyze(&t, &churn, &baseline_level).unwrap().verdict,
+        Verdict::Inconclusive
+    );
+    let leaking: Vec<f64> = churn
+        .iter()
+        .zip(&t)
+        .map(|(b, t)| b + 200_000.0 * t)
+        .collect();
+    assert_eq!(analyze(&t, &leaking, &site).unwrap().verdict, Verdict::Leak);
+}
