@@ -172,32 +172,27 @@ impl<'t> Symbolizer<'t> {
 
     /// The modules looked up so far whose symbols could not be read, in recorded-path order.
     pub fn unresolved_modules(&self) -> Vec<UnresolvedModule> {
+        let unresolved = |id: &ModuleId, reason: &String| UnresolvedModule {
+            module: self
+                .modules
+                .iter()
+                .rev()
+                .find(|m| m.id == *id)
+                .map_or_else(|| UNKNOWN.to_string(), |m| m.path.clone()),
+            reason: reason.clone(),
+        };
         let mut unresolved: Vec<UnresolvedModule> = self
             .files
             .iter()
             .filter_map(|(id, file)| match file {
-                SymbolFile::Missing(reason) => Some(UnresolvedModule {
-                    module: self
-                        .modules
-                        .iter()
-                        .rev()
-                        .find(|m| m.id == *id)
-                        .map_or_else(|| UNKNOWN.to_string(), |m| m.path.clone()),
-                    reason: reason.clone(),
-                }),
+                SymbolFile::Missing(reason) => Some(unresolved(id, reason)),
                 SymbolFile::Found(_) => None,
             })
-            .chain(self.symbolless.iter().map(|(id, reason)| {
-                UnresolvedModule {
-                    module: self
-                        .modules
-                        .iter()
-                        .rev()
-                        .find(|m| m.id == *id)
-                        .map_or_else(|| UNKNOWN.to_string(), |m| m.path.clone()),
-                    reason: reason.clone(),
-                }
-            }))
+            .chain(
+                self.symbolless
+                    .iter()
+                    .map(|(id, reason)| unresolved(id, reason)),
+            )
             .collect();
         unresolved.sort_by(|a, b| (&a.module, &a.reason).cmp(&(&b.module, &b.reason)));
         unresolved
