@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use crate::dominators::Dominators;
-use crate::graph::{ClassId, EdgeIndex, EdgeName, HeapGraph, NodeIndex, NodeKind, SourceLocation};
+use crate::graph::{
+    ClassId, EdgeIndex, EdgeKind, EdgeName, HeapGraph, NodeIndex, NodeKind, SourceLocation,
+};
 use crate::histogram::ClassStats;
 use crate::paths::{PathTree, RetainingPath};
 
@@ -406,9 +408,49 @@ fn is_engine_class(name: &str) -> bool {
     name.starts_with('(') || name.starts_with("system / ")
 }
 
+/// Writes a property (or other) edge name with the parts that differ from key to key of one
+/// dictionary folded to `#`: a UUID whole, and every run of hex digits that holds a decimal
+/// digit (`user_17` → `user_#`, `3f2a9c1e-4b7d-…` → `#`, `0x7ffd` → `#x#`). Objects stored as
+/// `sessions[randomUUID()]` were 400 leak groups of one object each, not one group.
+fn push_generic_key(out: &mut String, name: &str) {
+    if is_uuid(name) {
+        out.push('#');
+        return;
+    }
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.bytes().any(|b| b.is_ascii_digit()) {
+            out.push('#');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for ch in name.chars() {
+        if ch.is_ascii_hexdigit() {
+            run.push(ch);
+        } else {
+            flush(&mut run, out);
+            out.push(ch);
+        }
+    }
+    flush(&mut run, out);
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex digits.
+fn is_uuid(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(part, len)| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Retaining-path signatures of many nodes, built along the BFS tree so that every node's
 /// signature is worked out once: a node's signature is its parent's plus one step (edge kind,
-/// edge name with indices as `[]` and digit runs as `#`, class name). A step, or a pair of
+/// edge name with indices as `[]` and generated key parts as `#` ([`push_generic_key`];
+/// closure variables as named), class name). A step, or a pair of
 /// steps, that repeats the one just before it is absorbed, so that the members of a linked list
 /// (`_idleNext` → `_idleNext` → …) share one signature whatever their position.
 struct Signatures<'g> {
@@ -503,20 +545,12 @@ impl<'g> Signatures<'g> {
             out.push(':');
             match graph.edge_name(edge) {
                 EdgeName::Index(_) => out.push_str("[]"),
-                EdgeName::Named(name) => {
-                    let mut in_digits = false;
-                    for ch in graph.string(name).chars() {
-                        if ch.is_ascii_digit() {
-                            if !in_digits {
-                                out.push('#');
-                            }
-                            in_digits = true;
-                        } else {
-                            in_digits = false;
-                            out.push(ch);
-                        }
-                    }
+                // A closure variable is named by the programmer: `cacheV1` and `cacheV2` are two
+                // caches, and read as one leak when their digits were folded.
+                EdgeName::Named(name) if graph.edge_kind(edge) == EdgeKind::Context => {
+                    out.push_str(&graph.string(name));
                 }
+                EdgeName::Named(name) => push_generic_key(&mut out, &graph.string(name)),
             }
             out.push_str("-> ");
         } else {
@@ -574,6 +608,22 @@ impl<'g> Signatures<'g> {
 mod tests {
     use super::*;
     use crate::graph::*;
+
+    #[test]
+    fn generated_key_parts_fold_and_names_stay() {
+        let folded = |name: &str| {
+            let mut out = String::new();
+            push_generic_key(&mut out, name);
+            out
+        };
+        assert_eq!(folded("3f2a9c1e-4b7d-4abe-9f1d-0a1b2c3d4e5f"), "#");
+        assert_eq!(folded("abcdefab-4b7d-4abe-abcd-0a1b2c3d4e5f"), "#");
+        assert_eq!(folded("user_17"), "user_#");
+        assert_eq!(folded("item42x"), "item#x");
+        assert_eq!(folded("0x7ffd"), "#x#");
+        assert_eq!(folded("_idleNext"), "_idleNext");
+        assert_eq!(folded("cacheV1"), "cacheV#");
+    }
 
     /// Adds a node of class `name`: the synthetic root when `id` is 1, else an object.
     fn node(b: &mut GraphBuilder, name: &str, id: u64, size: u64) -> NodeIndex {

@@ -95,28 +95,41 @@ pub fn detect_format(bytes: &[u8]) -> Option<HeapFormat> {
         .then_some(HeapFormat::V8)
 }
 
+/// How many bytes [`sniff`] reads from the start of a file, and [`sniff_head`] looks at.
+pub const SNIFF_BYTES: usize = 64 << 10;
+
 /// Detects the format of the file at `path` from its first bytes, looking inside gzip, without
 /// reading the whole file.
 pub fn sniff(path: &Path) -> Result<HeapFormat, InputError> {
-    let mut file = File::open(path)?;
-    let mut head = Vec::with_capacity(4096);
-    (&mut file).take(4096).read_to_end(&mut head)?;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    File::open(path)?
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)?;
+    sniff_head(&head)
+}
+
+/// Detects the format from the first bytes of a file or stream (up to [`SNIFF_BYTES`]), looking
+/// inside gzip: the first 4 KiB these bytes inflate to decide (a gzip stream cut where the head
+/// ends is not an error here).
+pub fn sniff_head(head: &[u8]) -> Result<HeapFormat, InputError> {
+    let inflated;
     let content = if head.starts_with(&GZIP_MAGIC) {
-        let mut inflated = Vec::with_capacity(4096);
-        let file = File::open(path)?;
-        let mut decoder =
-            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)).take(4096);
-        decoder
-            .read_to_end(&mut inflated)
-            .map_err(|cause| InputError::Gzip {
-                inflated: inflated.len() as u64,
+        let mut out = Vec::with_capacity(4096);
+        let mut decoder = flate2::read::MultiGzDecoder::new(head).take(4096);
+        if let Err(cause) = decoder.read_to_end(&mut out)
+            && (cause.kind() != std::io::ErrorKind::UnexpectedEof || out.is_empty())
+        {
+            return Err(InputError::Gzip {
+                inflated: out.len() as u64,
                 cause,
-            })?;
-        inflated
+            });
+        }
+        inflated = out;
+        &inflated[..]
     } else {
         head
     };
-    detect_format(&content).ok_or_else(|| InputError::UnknownFormat {
+    detect_format(content).ok_or_else(|| InputError::UnknownFormat {
         start: String::from_utf8_lossy(&content[..content.len().min(24)]).into_owned(),
     })
 }

@@ -81,7 +81,8 @@ impl Suppressions {
 /// outside the allocator and the C and C++ runtime libraries (`strdup`, `getline`, a
 /// `std::string` growing in libstdc++…, whose pattern would silence every such leak of the
 /// program), so the pattern names the code that allocated, anchored at both ends. Characters the template syntax
-/// gives a meaning (`*`, `$`, `^`) become `*`, which matches them. Without a symbolized frame,
+/// gives a meaning (`*`, `$`, `^`) and control characters (a newline would end the `leak:` line)
+/// become `*`, which matches them. Without a symbolized frame,
 /// the innermost module outside the allocator; `None` when there is none either.
 pub fn suppression_for(frames: &[Frame]) -> Option<String> {
     let candidates = || frames.iter().filter(|f| !f.is_in_allocator());
@@ -102,7 +103,13 @@ pub fn suppression_for(frames: &[Frame]) -> Option<String> {
     let anchored = |name: &str| {
         let escaped: String = name
             .chars()
-            .map(|c| if matches!(c, '*' | '$' | '^') { '*' } else { c })
+            .map(|c| {
+                if matches!(c, '*' | '$' | '^') || c.is_control() {
+                    '*'
+                } else {
+                    c
+                }
+            })
             .collect();
         format!("^{escaped}$")
     };

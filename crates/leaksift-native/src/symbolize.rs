@@ -324,15 +324,24 @@ fn find_symbol_file(
         .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
     // A build-id debug file under a directory the user named comes first: the recorded file
     // may be the same build but stripped (its debug information moved out, as distributions
-    // ship it), and would give `??` frames.
-    if let Some(hex) = &hex {
+    // ship it), and would give `??` frames. One that is no ELF file of this build (corrupt,
+    // truncated, misplaced) is passed over: taking it lost every symbol of a binary that had
+    // them.
+    let mut passed_over = Vec::new();
+    if let (Some(hex), Some(recorded)) = (&hex, &module.build_id) {
         for dir in debug_dirs {
             let candidate = dir
                 .join(".build-id")
                 .join(&hex[..2])
                 .join(format!("{}.debug", &hex[2..]));
-            if candidate.is_file() {
-                return SymbolFile::Found(candidate);
+            if !candidate.is_file() {
+                continue;
+            }
+            match blazesym::helper::read_elf_build_id(&candidate) {
+                Ok(Some(id)) if id.as_ref() == recorded.as_slice() => {
+                    return SymbolFile::Found(candidate);
+                }
+                _ => passed_over.push(candidate.display().to_string()),
             }
         }
     }
@@ -369,8 +378,16 @@ fn find_symbol_file(
     let Some(hex) = hex else {
         return SymbolFile::Missing(format!("{on_disk_problem}, and no build-id was recorded"));
     };
+    let passed_over = if passed_over.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} not an ELF file of this build: passed over)",
+            passed_over.join(", ")
+        )
+    };
     SymbolFile::Missing(format!(
-        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under {}",
+        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under {}{passed_over}",
         &hex[..2],
         &hex[2..],
         debug_dirs

@@ -112,6 +112,40 @@ fn symbolizes_from_the_recorded_path_and_from_a_build_id_debug_dir() {
     assert_eq!(unknown[0].offset, inner_alloc + 8);
 }
 
+/// A corrupt file at the build-id debug path (random bytes) was taken over the binary itself,
+/// which still had every symbol: all frames became `??`. It is now passed over.
+#[test]
+fn a_corrupt_build_id_debug_file_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, inner_alloc) = build(dir.path());
+    let id = build_id(&binary);
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let debug_root = dir.path().join("garbage");
+    let debug_file = debug_root
+        .join(".build-id")
+        .join(&hex[..2])
+        .join(format!("{}.debug", &hex[2..]));
+    std::fs::create_dir_all(debug_file.parent().unwrap()).unwrap();
+    std::fs::write(&debug_file, b"\x7fELF but not really an ELF file at all").unwrap();
+    let address = BIAS + inner_alloc + 9;
+    let modules = [module(&binary, Some(id.clone()))];
+    let mut symbolizer = Symbolizer::new(&modules, std::slice::from_ref(&debug_root));
+    assert_eq!(symbolizer.stack(&[address])[0].function, "inner_alloc");
+    assert_eq!(symbolizer.unresolved_modules(), vec![]);
+
+    // With the binary gone too, the reason names the file passed over.
+    let gone = [module(&dir.path().join("gone/stacks"), Some(id))];
+    let mut symbolizer = Symbolizer::new(&gone, &[debug_root]);
+    assert_eq!(symbolizer.stack(&[address])[0].function, UNKNOWN);
+    let unresolved = symbolizer.unresolved_modules();
+    assert!(
+        unresolved[0]
+            .reason
+            .contains("not an ELF file of this build: passed over"),
+        "{unresolved:?}"
+    );
+}
+
 #[test]
 fn addresses_outside_every_module_are_unknown_not_errors() {
     let modules = [module(Path::new("/nonexistent/lib.so"), None)];

@@ -5,8 +5,9 @@ use std::fmt::Write;
 
 /// Escapes `text` for use in XML/SVG/HTML text nodes and double- or single-quoted attributes.
 ///
-/// Control characters other than tab, newline and carriage return are not allowed in XML 1.0
-/// at all, so they are replaced by U+FFFD rather than escaped.
+/// Characters an XML 1.0 document cannot hold at all (control characters other than tab,
+/// newline and carriage return) and the bidirectional formatting characters ([`hidden`]) are
+/// written as visible `\u{…}` text, as [`terminal`] writes them.
 pub fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
@@ -16,7 +17,7 @@ pub fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if not_xml(c) => out.push('\u{fffd}'),
+            c if not_xml(c) || hidden(c) => push_visible(&mut out, c),
             c => out.push(c),
         }
     }
@@ -29,23 +30,49 @@ fn not_xml(c: char) -> bool {
     (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
 }
 
-/// `text` with the characters [`xml`] replaces by U+FFFD replaced, and nothing escaped: for
+/// The bidirectional formatting characters (ALM, LRM, RLM, the embeddings and overrides
+/// U+202A–U+202E, the isolates U+2066–U+2069): a name holding one displays its text in another
+/// order than it is (the "Trojan Source" trick, CVE-2021-42574), so none is shown raw. Also the
+/// line and paragraph separators U+2028, U+2029, which some viewers break a line at.
+fn hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Writes `c` as visible text: `\r` for a carriage return, else `\u{1b}` style, as Rust's
+/// `escape_debug` writes it (the form the HPROF string values already take).
+fn push_visible(out: &mut String, c: char) {
+    if c == '\r' {
+        out.push_str("\\r");
+    } else {
+        let _ = write!(out, "\\u{{{:x}}}", c as u32);
+    }
+}
+
+/// `text` with the characters [`xml`] writes as `\u{…}` so written, and nothing escaped: for
 /// strings handed to a writer that escapes markup itself (inferno's flamegraphs escape `<`, `>`,
 /// `&` and quotes, not control characters, which made the SVG not well-formed).
 pub fn xml_chars(text: &str) -> Cow<'_, str> {
-    replaced(text, not_xml)
+    made_visible(text, |c| not_xml(c) || hidden(c))
 }
 
-/// `text` with every character `unwanted` picks replaced by U+FFFD (borrowed when there is none).
-fn replaced(text: &str, unwanted: impl Fn(char) -> bool) -> Cow<'_, str> {
+/// `text` with every character `unwanted` picks written as visible text ([`push_visible`];
+/// borrowed when there is none).
+fn made_visible(text: &str, unwanted: impl Fn(char) -> bool) -> Cow<'_, str> {
     if !text.contains(&unwanted) {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(
-        text.chars()
-            .map(|c| if unwanted(c) { '\u{fffd}' } else { c })
-            .collect(),
-    )
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unwanted(c) {
+            push_visible(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A command line as a shell reads it back: each word bare when it holds only characters no
@@ -65,7 +92,7 @@ pub fn shell_words(words: &[String]) -> String {
 
 /// One word of [`shell_words`].
 pub fn shell_word(word: &str) -> Cow<'_, str> {
-    let control = |c: char| c.is_control();
+    let control = |c: char| c.is_control() || hidden(c);
     let plain = |(i, c): (usize, char)| {
         c.is_ascii_alphanumeric()
             || "%+,-./:@_".contains(c)
@@ -102,12 +129,13 @@ pub fn shell_word(word: &str) -> Cow<'_, str> {
 
 /// Makes `text` safe to print on a terminal: control characters other than tab and newline (ESC
 /// starts the sequences that recolour, move the cursor or retitle the window; CR overwrites the
-/// line), DEL and the C1 controls U+0080–U+009F (U+009B is a one-character CSI to terminals that
-/// honour 8-bit controls) become U+FFFD. Names from dumps and traces reach the text reports
-/// unchanged otherwise. JSON text is unaffected: it never holds these characters raw.
+/// line), DEL, the C1 controls U+0080–U+009F (U+009B is a one-character CSI to terminals that
+/// honour 8-bit controls) and the bidirectional formatting characters ([`hidden`]) are written
+/// as visible `\u{1b}`-style text (`\r` for CR). Names from dumps and traces reach the text
+/// reports unchanged otherwise. JSON text is unaffected: it never holds these characters raw.
 pub fn terminal(text: &str) -> Cow<'_, str> {
-    replaced(text, |c| {
-        (c < ' ' && c != '\t' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c)
+    made_visible(text, |c| {
+        (c < ' ' && c != '\t' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c) || hidden(c)
     })
 }
 
@@ -138,8 +166,12 @@ mod tests {
     #[test]
     fn terminal_text_loses_control_sequences_only() {
         assert_eq!(
-            terminal("a\u{1b}[2Jb\rc\u{0}d\te\nf\u{7f}g\u{9b}2Jh\u{a0}é"),
-            "a\u{fffd}[2Jb\u{fffd}c\u{fffd}d\te\nf\u{fffd}g\u{fffd}2Jh\u{a0}é"
+            terminal("a\u{1b}[2Jb\rc\u{0}d\te\nf\u{7f}g\u{9b}2Jh\u{a0}é\u{202e}x"),
+            r"a\u{1b}[2Jb\rc\u{0}d".to_string()
+                + "\te\nf"
+                + r"\u{7f}g\u{9b}2Jh"
+                + "\u{a0}é"
+                + r"\u{202e}x"
         );
         assert!(matches!(terminal("plain\n"), std::borrow::Cow::Borrowed(_)));
     }
@@ -163,14 +195,17 @@ mod tests {
 
     #[test]
     fn replaces_control_characters() {
-        assert_eq!(xml("a\u{0}b\u{1b}c\td"), "a\u{fffd}b\u{fffd}c\td");
+        assert_eq!(
+            xml("a\u{0}b\u{1b}c\td\u{202e}e\u{2066}"),
+            r"a\u{0}b\u{1b}c".to_string() + "\td" + r"\u{202e}e\u{2066}"
+        );
     }
 
     #[test]
     fn xml_chars_replaces_what_xml_forbids_and_escapes_nothing() {
         assert_eq!(
             xml_chars("a<b>&\u{1}\u{1b}[31m\t\u{7f}é"),
-            "a<b>&\u{fffd}\u{fffd}[31m\t\u{fffd}é"
+            r"a<b>&\u{1}\u{1b}[31m".to_string() + "\t" + r"\u{7f}é"
         );
         assert!(matches!(xml_chars("main"), std::borrow::Cow::Borrowed(_)));
     }

@@ -44,7 +44,7 @@ pub fn write_svg(
 
 /// inferno's folded format: frames joined by `;`, then a space and the weight. A `;` inside a
 /// name would split the frame, so it becomes `:`; newlines would split the line; characters
-/// XML cannot hold become U+FFFD.
+/// XML cannot hold are written as visible `\u{…}` text.
 fn folded_line(stack: &WeightedStack) -> String {
     let mut line = String::new();
     for (i, frame) in stack.frames.iter().enumerate() {
@@ -106,8 +106,8 @@ mod tests {
             .chars()
             .find(|&c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}');
         assert_eq!(bad, None, "{out}");
-        assert!(out.contains("odd\u{fffd}\u{fffd}[31mred\u{fffd}"));
-        assert!(out.contains("./prog arg\u{fffd}[31m\u{fffd}"));
+        assert!(out.contains(r"odd\u{1}\u{1b}[31mred\u{7f}"), "{out}");
+        assert!(out.contains(r"./prog arg\u{1b}[31m\u{8}"), "{out}");
     }
 
     #[test]

@@ -277,7 +277,7 @@ pub fn render_summary(s: &HeapSummary) -> String {
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut out = format!(
         "{} ({}): {}, {}, {} reachable total\n",
-        s.file,
+        escape::one_line(&s.file),
         s.format,
         plural(s.object_count, "object", "objects"),
         plural(s.edge_count, "reference", "references"),

@@ -27,7 +27,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
     let _ = writeln!(
         out,
         "trace {}: pid {}, `{}`",
-        label.trace,
+        crate::escape::one_line(label.trace),
         label.pid,
         crate::escape::shell_words(label.command)
     );
@@ -242,7 +242,11 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             );
             match &stack.suppressed_by {
                 Some(pattern) => {
-                    let _ = writeln!(out, " (suppressed by leak:{pattern})");
+                    let _ = writeln!(
+                        out,
+                        " (suppressed by leak:{})",
+                        crate::escape::one_line(pattern)
+                    );
                 }
                 None => out.push('\n'),
             }
@@ -456,10 +460,11 @@ fn hotspot_table(out: &mut String, title: &str, rows: &[Hotspot]) {
     out.push_str(&table.render());
 }
 
-/// `function (file:line)`, or `?? (module+0xoffset)` when unresolved.
+/// `function (file:line)`, or `?? (module+0xoffset)` when unresolved, on one line
+/// ([`crate::escape::one_line`]: a name may hold a newline or a tab).
 pub fn frame_text(frame: &Frame) -> String {
     let inlined = if frame.inlined { " [inlined]" } else { "" };
-    match (&frame.file, frame.line) {
+    let text = match (&frame.file, frame.line) {
         _ if frame.function == UNKNOWN => format!("?? ({}+{:#x})", frame.module, frame.offset),
         (Some(file), Some(line)) => {
             format!("{}{inlined} ({}:{line})", frame.function, short_file(file))
@@ -471,7 +476,8 @@ pub fn frame_text(frame: &Frame) -> String {
             short_file(&frame.module),
             frame.offset
         ),
-    }
+    };
+    crate::escape::one_line(&text).into_owned()
 }
 
 fn short_file(path: &str) -> &str {
@@ -549,6 +555,17 @@ mod tests {
             offset: 0x1234,
             inlined: false,
         }
+    }
+
+    /// A tab or newline in a function, file or module name split a lost-block stack's line in
+    /// the text report (the tables already wrote them `\t`, `\n`).
+    #[test]
+    fn frame_text_stays_on_one_line() {
+        let text = frame_text(&frame("tab\tnew\nline", Some("dir/a\nb.c"), Some(7)));
+        assert_eq!(text, r"tab\tnew\nline (a\nb.c:7)");
+        let mut unknown = frame(UNKNOWN, None, None);
+        unknown.module = "/lib/evil\n.so".to_string();
+        assert_eq!(frame_text(&unknown), r"?? (/lib/evil\n.so+0x1234)");
     }
 
     /// jemalloc leaves glibc serving under the tracer; tcmalloc and mimalloc keep serving.

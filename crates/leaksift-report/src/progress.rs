@@ -7,6 +7,12 @@
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
+/// `text` on one line of a terminal: control characters escaped, line breaks and tabs written
+/// `\n`, `\t` (a file name may hold any of them).
+fn one_line_shown(text: &str) -> String {
+    crate::escape::one_line(&crate::escape::terminal(text)).into_owned()
+}
+
 /// A stderr progress reporter for one command run.
 #[derive(Debug)]
 pub struct Progress {
@@ -25,14 +31,16 @@ impl Progress {
         }
     }
 
-    /// Starts a named phase, finishing the previous one.
+    /// Starts a named phase, finishing the previous one. The name may hold a file name: it is
+    /// shown on one line with control characters escaped ([`one_line_shown`]).
     pub fn phase(&mut self, name: &str) {
         self.finish();
+        let name = one_line_shown(name);
         if self.enabled && self.interactive {
             eprint!("\r\x1b[2K{name}…");
             let _ = std::io::stderr().flush();
         }
-        self.phase = Some((name.to_string(), Instant::now()));
+        self.phase = Some((name, Instant::now()));
     }
 
     /// Updates the current line (terminals only), e.g. with a percentage or a live figure.
@@ -41,7 +49,7 @@ impl Progress {
             return;
         }
         if let Some((name, _)) = &self.phase {
-            eprint!("\r\x1b[2K{name}… {detail}");
+            eprint!("\r\x1b[2K{name}… {}", one_line_shown(detail));
             let _ = std::io::stderr().flush();
         }
     }
@@ -54,7 +62,7 @@ impl Progress {
         if self.interactive {
             eprint!("\r\x1b[2K");
         }
-        eprintln!("{text}");
+        eprintln!("{}", crate::escape::terminal(text));
     }
 
     /// Finishes the current phase, printing its duration.

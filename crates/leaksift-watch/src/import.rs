@@ -226,6 +226,14 @@ fn mprof(text: &str, column: Option<&str>) -> Result<(Series, &'static str), Csv
             }
         }
     }
+    if pick == Pick::Children && !has_children {
+        return Err(err(
+            1,
+            "--column CHLD: the file has no CHLD line (mprof writes them with `mprof run \
+             --multiprocess`, for a process that started children)"
+                .to_string(),
+        ));
+    }
     // mprof records one run of one command: no restart is in its file.
     let mut series = Series {
         marks_restarts: true,
@@ -432,6 +440,9 @@ mod tests {
         assert_eq!(tree.series.t, vec![0.0, 0.5]);
         assert_eq!(tree.series.bytes, vec![6.0 * MIB, 10.0 * MIB]);
         let children = read_series(dat, Some("CHLD")).unwrap();
+        let no_children = "CMDLINE x\nMEM 1.0 100.0\nMEM 2.0 101.0\n";
+        let e = read_series(no_children, Some("CHLD")).unwrap_err();
+        assert!(e.message.contains("no CHLD line"), "{}", e.message);
         assert_eq!(children.series.bytes, vec![5.0 * MIB, 9.0 * MIB]);
         let parent = read_series(dat, Some("mem")).unwrap();
         assert_eq!(parent.series.bytes, vec![1.0 * MIB, 1.0 * MIB]);

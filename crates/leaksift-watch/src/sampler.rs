@@ -34,6 +34,16 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// The quantity a [`Sampler`] of `target` analyses (known before the sampler opens).
+    pub fn of(target: &Target) -> Signal {
+        match target {
+            Target::Process { pss: false, .. } => Signal::Rss,
+            Target::Process { pss: true, .. } => Signal::Pss,
+            Target::Tree { .. } => Signal::TreePss,
+            Target::Cgroup { .. } => Signal::WorkingSet,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Rss => "rss",

@@ -747,3 +747,108 @@ fn diff_refuses_mixed_formats_and_three_dumps_before_reading_them() {
         assert_eq!(stderr.trim_end(), expected, "no loading phase first");
     }
 }
+
+/// A dump whose one thread has `depth` frames and holds one object in a local of frame
+/// `held_at` (written here: no JVM makes a 2,000-frame stack quickly and reproducibly).
+fn deep_thread_dump(depth: u32, held_at: u32) -> Vec<u8> {
+    fn record(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
+        out.push(tag);
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
+    }
+    let id = |v: u64| v.to_be_bytes();
+    let mut out = b"JAVA PROFILE 1.0.2\0".to_vec();
+    out.extend_from_slice(&8u32.to_be_bytes());
+    out.extend_from_slice(&0u64.to_be_bytes());
+    for (string, text) in [
+        (1, "java/lang/Thread"),
+        (2, "recurse"),
+        (3, "Deep.java"),
+        (4, "java/lang/Object"),
+    ] {
+        record(&mut out, 0x01, &[&id(string)[..], text.as_bytes()].concat());
+    }
+    for (serial, class, name) in [(1u32, 0x100u64, 1u64), (2, 0x200, 4)] {
+        record(
+            &mut out,
+            0x02,
+            &[
+                &serial.to_be_bytes()[..],
+                &id(class),
+                &0u32.to_be_bytes(),
+                &id(name),
+            ]
+            .concat(),
+        );
+    }
+    let frames: Vec<u64> = (0..u64::from(depth)).map(|i| 0x10_0000 + i).collect();
+    for (line, &frame) in frames.iter().enumerate() {
+        let body = [
+            &id(frame)[..],
+            &id(2),
+            &id(0),
+            &id(3),
+            &1u32.to_be_bytes(),
+            &(line as i32 + 1).to_be_bytes(),
+        ]
+        .concat();
+        record(&mut out, 0x04, &body);
+    }
+    let mut trace = [1u32.to_be_bytes(), 1u32.to_be_bytes(), depth.to_be_bytes()].concat();
+    for &frame in &frames {
+        trace.extend_from_slice(&id(frame));
+    }
+    record(&mut out, 0x05, &trace);
+    let mut heap = Vec::new();
+    for (class, superclass) in [(0x200u64, 0u64), (0x100, 0x200)] {
+        heap.push(0x20);
+        heap.extend_from_slice(&id(class));
+        heap.extend_from_slice(&0u32.to_be_bytes());
+        heap.extend_from_slice(&id(superclass));
+        for _ in 0..5 {
+            heap.extend_from_slice(&id(0));
+        }
+        heap.extend_from_slice(&0u32.to_be_bytes());
+        heap.extend_from_slice(&[0; 6]);
+    }
+    for (object, class) in [(0x1000u64, 0x100u64), (0x2000, 0x200)] {
+        heap.push(0x21);
+        heap.extend_from_slice(&id(object));
+        heap.extend_from_slice(&0u32.to_be_bytes());
+        heap.extend_from_slice(&id(class));
+        heap.extend_from_slice(&0u32.to_be_bytes());
+    }
+    heap.push(0x08);
+    heap.extend_from_slice(&id(0x1000));
+    heap.extend_from_slice(&[1u32.to_be_bytes(), 1u32.to_be_bytes()].concat());
+    heap.push(0x03);
+    heap.extend_from_slice(&id(0x2000));
+    heap.extend_from_slice(&[1u32.to_be_bytes(), held_at.to_be_bytes()].concat());
+    record(&mut out, 0x0c, &heap);
+    record(&mut out, 0x2c, &[]);
+    out
+}
+
+/// One thread of 200,000 frames made `heap` use 469 MB for an 11 MB dump (41× its size), all
+/// of it JSON built for the text report too, and 769 MB with `--json`. The JSON lists the
+/// 1,024 innermost frames and the deeper ones with locals, and counts the rest.
+#[test]
+fn a_very_deep_thread_stack_is_listed_in_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deep.hprof");
+    std::fs::write(&file, deep_thread_dump(2000, 1500)).unwrap();
+    let heap = json(&["heap"], &file);
+    let thread = &heap["extra"]["threads"][0];
+    let frames = thread["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 1025, "{thread}");
+    assert_eq!(frames[1023]["depth"], 1023);
+    assert_eq!(frames[1024]["depth"], 1500);
+    assert_eq!(frames[1024]["locals"].as_array().map(Vec::len), Some(1));
+    assert_eq!(thread["frames_left_out"], 2000 - 1025);
+    let text = heap_text(&file);
+    assert!(
+        text.contains("at java.lang.Thread.recurse (Deep.java:1501)"),
+        "{text}"
+    );
+}

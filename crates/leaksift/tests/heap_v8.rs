@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 #[path = "support/json_command.rs"]
 mod json_command;
 use json_command::{json_of, stdout_of};
+mod one_line_error;
+use one_line_error::assert_one_line_error;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -695,6 +697,45 @@ fn emitter_listener_leak_is_ranked_first_with_the_event_in_its_path() {
     assert_eq!(request["deleted_count"], 0);
 }
 
+/// Objects stored under random UUID keys were one leak group per key (only digit runs of a
+/// key were folded), and two caches named `cacheV1` and `cacheV2` were one group naming only
+/// the first (the digit of a variable name was folded too).
+#[test]
+fn uuid_keys_make_one_group_and_numbered_variables_two() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_snapshots("leak-keys.js", dir.path());
+    let json = three_way(&files);
+    let leaks = json["leaks"].as_array().unwrap();
+    let holding = |class: &str| -> Vec<&Value> {
+        leaks
+            .iter()
+            .filter(|leak| {
+                leak["contents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["class"] == class && c["count"].as_u64() >= Some(300))
+            })
+            .collect()
+    };
+    let sessions = holding("Session");
+    assert_eq!(sessions.len(), 1, "{leaks:#?}");
+    assert!(path_edges(sessions[0]).iter().any(|e| e == "sessions"));
+    for (class, variable) in [("UserRecord", "cacheV1"), ("TokenRecord", "cacheV2")] {
+        let groups = holding(class);
+        assert_eq!(groups.len(), 1, "{class}: {leaks:#?}");
+        assert!(
+            path_edges(groups[0]).iter().any(|e| e == variable),
+            "{class}: {:?}",
+            path_edges(groups[0])
+        );
+    }
+}
+
 #[test]
 fn growing_map_leak_is_ranked_first_with_the_owner_in_its_path() {
     if !node_available() {
@@ -824,6 +865,31 @@ fn a_snapshot_or_dump_piped_to_stdin_reads_as_the_file_does() {
         direct["file"] = Value::Null;
         assert_eq!(piped, direct, "{}", file.display());
     }
+}
+
+/// An endless stream that is no heap file (`yes | leaksift heap /dev/stdin`) was copied to a
+/// temporary file until the disk was full, and `/dev/zero` too. Now the stream's first bytes are
+/// checked before anything is copied, and a device is refused.
+#[test]
+fn an_endless_stream_or_a_device_is_refused_before_any_copy() {
+    let mut child = leaksift()
+        .args(["heap", "-q", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Writes until leaksift closes the pipe (an error then ends the feeder).
+    let feeder = std::thread::spawn(move || {
+        let line = b"y\n".repeat(4096);
+        while std::io::Write::write_all(&mut stdin, &line).is_ok() {}
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_one_line_error(&out, "/dev/stdin: not a heap snapshot or heap dump");
+    let out = leaksift().args(["heap", "/dev/zero"]).output().unwrap();
+    assert_one_line_error(&out, "/dev/zero: a device, not a file to read");
 }
 
 /// Two constructors named `Handler` defined in two places: the text tables of `heap` and `diff`

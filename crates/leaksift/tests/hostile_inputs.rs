@@ -277,8 +277,8 @@ fn names_from_a_dump_cannot_drive_the_terminal() {
     let text = run(&["heap", "-q", path(&file)]);
     assert_eq!(text.status.code(), Some(0), "{text:?}");
     let stdout = String::from_utf8(text.stdout).unwrap();
-    // ESC is replaced; the carriage return inside a name is written `\r`, as a line break.
-    assert!(stdout.contains("Lonely\u{fffd}[2J\\rfake"), "{stdout}");
+    // ESC is written `\u{1b}`; the carriage return inside a name is written `\r`.
+    assert!(stdout.contains(r"Lonely\u{1b}[2J\rfake"), "{stdout}");
     assert!(!stdout.contains(['\u{1b}', '\r']), "{stdout:?}");
     // JSON keeps the name exactly (escaped by JSON itself).
     let json = run(&["heap", "-q", "--json", path(&file)]);

@@ -513,3 +513,27 @@ fn a_deep_sawtooth_is_stable_for_any_number_of_periods() {
     let (_, json) = trend_json(&path, &[]);
     assert_eq!(json["verdict"], "leak", "{json}");
 }
+
+/// A gzipped series gave "header has no `t` column"; it is read inflated, with the verdict of
+/// the plain file.
+#[test]
+fn a_gzipped_series_reads_as_the_plain_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = csv(dir.path(), "leak.csv", 120, |t| {
+        (100.0 * MIB + MIB * t, None)
+    });
+    let gzipped = dir.path().join("leak.csv.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gzipped).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut encoder, &std::fs::read(&plain).unwrap()).unwrap();
+    encoder.finish().unwrap();
+    let (code, mut from_gzip) = trend_json(&gzipped, &[]);
+    let (_, mut from_plain) = trend_json(&plain, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(from_gzip["verdict"], "leak", "{from_gzip}");
+    from_gzip["file"] = serde_json::Value::Null;
+    from_plain["file"] = serde_json::Value::Null;
+    assert_eq!(from_gzip, from_plain);
+}

@@ -424,3 +424,49 @@ fn a_killed_leaksift_takes_its_command_with_it() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A command that exits before the first sample printed nothing, wrote no `--out`/`--svg` file
+/// and exited 0 even when those paths could not be written. Now the verdict (no samples,
+/// inconclusive) and the files are written and the command's code passed on; an unwritable
+/// output is refused before the command runs.
+#[test]
+fn a_command_that_exits_at_once_still_gets_its_verdict_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, svg) = (dir.path().join("w.csv"), dir.path().join("w.svg"));
+    let out = leaksift()
+        .args(["watch", "--quiet", "--json", "--out"])
+        .arg(&csv)
+        .arg("--svg")
+        .arg(&svg)
+        .args(["--", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["samples"], 0, "{json}");
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    assert_eq!(json["stopped"], "command_exited", "{json}");
+    assert_eq!(json["exit_code"], 3, "{json}");
+    let header = std::fs::read_to_string(&csv).unwrap();
+    assert!(header.starts_with("t,bytes,"), "{header}");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("</svg>"));
+
+    let marker = dir.path().join("ran");
+    let out = leaksift()
+        .args([
+            "watch",
+            "--quiet",
+            "--svg",
+            "/nonexistent/dir/w.svg",
+            "--",
+            "touch",
+        ])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "/nonexistent/dir/w.svg");
+    assert!(
+        !marker.exists(),
+        "the command ran although its output could not be written"
+    );
+}

@@ -108,11 +108,13 @@ impl AllocationStacks {
         self.node_trace.get(node.get()).copied().unwrap_or(0)
     }
 
+    /// The innermost [`MAX_ALLOCATION_FRAMES`] frames of the stack of trace node `id`.
     fn stack_of_trace(&self, mut id: u64) -> Vec<&AllocationFrame> {
         let mut frames = Vec::new();
-        // A hostile tree could loop: no stack is longer than the tree.
+        // A deep recursion (or a hostile tree 300 000 nodes deep in a 4 MB file) would put
+        // its every frame in every report row: 378 MB of JSON. A loop ends there too.
         while let Some(&(caller, function)) = self.callers.get(&id) {
-            if frames.len() > self.callers.len() {
+            if frames.len() >= MAX_ALLOCATION_FRAMES {
                 break;
             }
             frames.extend(self.functions.get(function));
@@ -121,6 +123,10 @@ impl AllocationStacks {
         frames
     }
 }
+
+/// How many frames of an allocation stack are kept, innermost first (the native recorder keeps
+/// as many).
+pub const MAX_ALLOCATION_FRAMES: usize = 64;
 
 /// The allocation sites of a tracked snapshot, largest `allocated_bytes` first (DevTools'
 /// order; ties keep the function order of the file), and every node's allocation stack.
@@ -362,6 +368,32 @@ mod tests {
                 .map(|n| (n.id, n.parent, n.function, n.size))
                 .collect()
         })
+    }
+
+    /// A trace tree 300 000 nodes deep made every report row carry 300 000 frames.
+    #[test]
+    fn a_deep_stack_keeps_its_innermost_frames() {
+        let deep = 1000u64;
+        let stacks = AllocationStacks {
+            functions: vec![AllocationFrame {
+                function: "recurse".to_string(),
+                script: "x.js".to_string(),
+                script_id: 1,
+                line: 1,
+                column: 1,
+            }],
+            // Node i is called by node i - 1; node 1 is the root.
+            callers: (1..=deep).map(|i| (i, (i - 1, 0))).collect(),
+            node_trace: vec![deep],
+        };
+        assert_eq!(stacks.stack(NodeIndex(0)).len(), MAX_ALLOCATION_FRAMES);
+        // A loop ends at the cap too.
+        let looping = AllocationStacks {
+            callers: [(1, (2, 0)), (2, (1, 0))].into_iter().collect(),
+            node_trace: vec![1],
+            ..stacks
+        };
+        assert_eq!(looping.stack(NodeIndex(0)).len(), MAX_ALLOCATION_FRAMES);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod traces;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use leaksift_report::escape::one_line;
 
 use leaksift_heap::HeapFormat;
 use leaksift_heap::diff::{
@@ -187,8 +188,8 @@ fn two_way(
     } else {
         output::println(&format!(
             "{} → {}: {} classes changed (objects matched by id)",
-            base.display(),
-            compared.display(),
+            one_line(&base.display().to_string()),
+            one_line(&compared.display().to_string()),
             diffs.len(),
         ))?;
         let mut seen = std::collections::HashSet::new();
@@ -240,8 +241,8 @@ fn growth_by_class(
         output::println(&format!(
             "{} → {}: {} classes changed (class totals; object ids are addresses); \
              heap {} → {}",
-            base.display(),
-            compared.display(),
+            one_line(&base.display().to_string()),
+            one_line(&compared.display().to_string()),
             growth.len(),
             leaksift_report::units::bytes(a.total_bytes() as f64),
             leaksift_report::units::bytes(b.total_bytes() as f64),

@@ -209,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut extra_sections = analysis.heap.extra_sections.clone();
     if let (Some(hprof), Some(garbage)) = (&analysis.heap.hprof, analysis.garbage()) {
         extra_sections.push(heapfile::hprof_dump_section(&hprof.info, garbage));
-        extra_sections.push(threads::section(&analysis, &hprof.threads));
+        extra_sections.push(threads::section(&analysis, &hprof.threads, args.json));
     }
 
     let summary = HeapSummary {

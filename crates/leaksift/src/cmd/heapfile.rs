@@ -72,8 +72,8 @@ pub fn load(
     progress: &mut Progress,
 ) -> anyhow::Result<LoadedHeap> {
     let shown = path.display();
-    // Bytes from a pipe go to a temporary file, which is then read in place of `path`; its name
-    // goes once the file is mapped (the mapping keeps the bytes).
+    // Bytes from a pipe go to an unlinked temporary file, which is then read in place of
+    // `path`; it is closed once the file is mapped (the mapping keeps the bytes).
     let spooled = spool_stream(path, progress).with_context(|| format!("{shown}"))?;
     let read_path = spooled.as_ref().map_or(path, |spool| spool.path());
     let format = input::sniff(read_path).map_err(|error| {
@@ -179,30 +179,59 @@ pub fn hprof_dump_section(
 /// Functions listed in the text of a tracked snapshot's allocation sites (the JSON has all).
 const ALLOCATION_SITE_ROWS: usize = 15;
 
-/// A heap file given as a pipe or another stream (`<(zcat …)`, `/dev/stdin`): its bytes copied
-/// into a temporary file (in `TMPDIR`), as the readers map their input and read it more than
-/// once; `None` for anything else (a regular file is read in place, and other errors come from
-/// the readers).
-fn spool_stream(
-    path: &Path,
-    progress: &mut Progress,
-) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
-    let streamed = std::fs::metadata(path).is_ok_and(|m| {
-        use std::os::unix::fs::FileTypeExt;
-        let kind = m.file_type();
-        kind.is_fifo() || kind.is_char_device() || kind.is_socket()
-    });
-    if !streamed {
+/// A heap file given as a pipe or a socket (`<(zcat …)`, `/dev/stdin`): its bytes copied into
+/// an unlinked temporary file (in `TMPDIR`), as the readers map their input and read it more
+/// than once. Its first bytes are checked first, so a stream that is no heap file is refused
+/// before anything is copied, and the copy leaves nothing behind however leaksift ends. A
+/// device is refused (`/dev/zero` would be copied until the disk is full). `None` for a regular
+/// file, read in place (other errors come from the readers).
+fn spool_stream(path: &Path, progress: &mut Progress) -> anyhow::Result<Option<Spooled>> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(kind) = std::fs::metadata(path).map(|m| m.file_type()) else {
+        return Ok(None);
+    };
+    if kind.is_char_device() || kind.is_block_device() {
+        anyhow::bail!("a device, not a file to read");
+    }
+    if !(kind.is_fifo() || kind.is_socket()) {
         return Ok(None);
     }
+    let mut source = std::fs::File::open(path).context("cannot read")?;
+    let mut head = Vec::with_capacity(input::SNIFF_BYTES);
+    (&mut source)
+        .take(input::SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .context("cannot read")?;
+    input::sniff_head(&head)?;
     progress.phase(&format!(
         "copying {} (a stream) to a temporary file",
         path.display()
     ));
-    let mut source = std::fs::File::open(path).context("cannot read")?;
-    let mut spool = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
-    std::io::copy(&mut source, &mut spool).context("copying the stream to a temporary file")?;
-    Ok(Some(spool))
+    let mut file = tempfile::tempfile().context("cannot create a temporary file")?;
+    file.write_all(&head)
+        .and_then(|()| std::io::copy(&mut source, &mut file).map(drop))
+        .context("copying the stream to a temporary file")?;
+    Ok(Some(Spooled::new(file)))
+}
+
+/// An unlinked temporary file, opened again by the readers through `/proc/self/fd`.
+struct Spooled {
+    /// Held open: the file has no other name.
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Spooled {
+    fn new(file: std::fs::File) -> Spooled {
+        use std::os::fd::AsRawFd;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        Spooled { _file: file, path }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Reads a V8 snapshot from `read_path`, named `path` in messages.

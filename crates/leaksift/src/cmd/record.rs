@@ -153,7 +153,7 @@ fn check_name_length(output: &Path) -> anyhow::Result<()> {
             "-o {}: its file name is {length} bytes long, so the control file beside it, \
              OUTPUT{SCAN_SUFFIX} (touched to request a leak scan), would exceed the file \
              system's {max}-byte limit on file names: use a file name of at most {} bytes",
-            output.display(),
+            shown(output),
             max.saturating_sub(SCAN_SUFFIX.len())
         );
     }
@@ -163,7 +163,7 @@ fn check_name_length(output: &Path) -> anyhow::Result<()> {
              file system's {max}-byte limit, for OUTPUT.<pid>[.<n>]: if the command execs \
              another program, or starts one under --follow-fork, that one goes untraced (a \
              name of at most {} bytes avoids it)",
-            output.display(),
+            shown(output),
             max.saturating_sub(COMPANION_SUFFIX_MAX)
         );
     }
@@ -211,7 +211,7 @@ fn cannot_be_preloaded(program: &OsString) -> Option<String> {
     {
         return Some(format!(
             "{} is setuid or setgid: the dynamic loader ignores LD_PRELOAD for it, so it cannot be traced",
-            path.display()
+            shown(&path)
         ));
     }
     let mut header = [0u8; 64];
@@ -221,13 +221,13 @@ fn cannot_be_preloaded(program: &OsString) -> Option<String> {
         return Some(format!(
             "{} is built for {architecture}: the tracer is an x86-64 library, which its \
              dynamic loader would refuse to preload, so it cannot be traced",
-            path.display()
+            shown(&path)
         ));
     }
     if !is_dynamically_linked(&header, &mut file)? {
         return Some(format!(
             "{} is statically linked: no dynamic loader runs in it to preload the tracer, so it cannot be traced",
-            path.display()
+            shown(&path)
         ));
     }
     None
@@ -370,15 +370,15 @@ fn describe_sibling(path: &Path, traced_pid: u32) -> String {
             "before an exec, pid {} ran `{}`: its trace is {}",
             header.pid,
             leaksift_report::escape::shell_words(&header.command),
-            path.display()
+            shown(path)
         ),
         Some(header) => format!(
             "process {} (`{}`), started by the traced one, wrote {}",
             header.pid,
             leaksift_report::escape::shell_words(&header.command),
-            path.display()
+            shown(path)
         ),
-        None => format!("another traced process wrote {}", path.display()),
+        None => format!("another traced process wrote {}", shown(path)),
     }
 }
 
@@ -578,8 +578,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     job::eprintln_from_background(&format!(
         "leaksift: recording pid {} to {}\nleaksift: create {} to request a leak scan{}",
         child.id(),
-        output.display(),
-        control.display(),
+        shown(&output),
+        shown(&control),
         python_hint(&args.command[0])
     ));
     let status = match job.as_mut() {
@@ -614,16 +614,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     eprintln!(
         "leaksift: trace written to {} ({}); analyse it with `leaksift report {}`",
-        output.display(),
+        shown(&output),
         leaksift_report::units::bytes(size as f64),
-        output.display()
+        shown(&output)
     );
     if status.code().is_some() && file_system_is_full(&output) {
         eprintln!(
             "leaksift: the file system holding {} is full: the tracer stopped when a write \
              failed, so the trace ends early (the report says TRUNCATED and covers what was \
              written)",
-            output.display()
+            shown(&output)
         );
     }
     let siblings = sibling_traces(&output);
@@ -634,6 +634,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         eprintln!("leaksift: note: {note}");
     }
     Ok(Outcome::ChildExit(code))
+}
+
+/// A path in a status line, as a shell reads it back (quoted when it holds spaces, in `$'…'`
+/// form when it holds control characters): it pastes back, and nothing raw reaches the
+/// terminal.
+fn shown(path: &Path) -> String {
+    leaksift_report::escape::shell_word(&path.to_string_lossy()).into_owned()
 }
 
 /// The pid in the header of the trace at `path`.
@@ -682,7 +689,7 @@ fn untraced_exec_note(
         return format!(
             "pid {pid} exec'd another program after its trace {} ended, and that program left \
              no trace: it was not traced",
-            path.display()
+            shown(path)
         );
     };
     let program = if call.program.is_empty() {
@@ -714,6 +721,6 @@ fn untraced_exec_note(
         "pid {pid} exec'd {program} (`{}`), which was not traced, so no trace of it follows \
          {}: {why}",
         shell_words(&call.args),
-        path.display()
+        shown(path)
     )
 }

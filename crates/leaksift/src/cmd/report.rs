@@ -10,6 +10,7 @@ use leaksift_native::replay::{Analysis, Replay};
 use leaksift_native::suppress::{Suppressions, suppression_for};
 use leaksift_native::symbolize::{Symbolizer, UnresolvedModule};
 use leaksift_native::view::{self, FlameMetric, NativeReport, ViewOptions};
+use leaksift_report::escape::{one_line, terminal};
 use leaksift_report::flamegraph::{self, WeightedStack};
 use leaksift_report::native::{TraceLabel, frame_text, render_text};
 use leaksift_report::progress::Progress;
@@ -195,8 +196,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             command: &header.command,
             report: &report,
             fail_on_leak: fail_check,
-            flamegraph: args.flamegraph.as_ref().map(|p| p.display().to_string()),
-            generated_suppressions: generated.as_ref().map(|(json, _)| json.clone()),
+            // Only files actually written are named (the error follows the JSON).
+            flamegraph: args
+                .flamegraph
+                .as_ref()
+                .filter(|_| flamegraph_written.is_ok())
+                .map(|p| p.display().to_string()),
+            generated_suppressions: generated
+                .as_ref()
+                .filter(|(_, written)| written.is_ok())
+                .map(|(json, _)| json.clone()),
             unresolved_modules: &unresolved,
         };
         output::println(&serde_json::to_string(&json)?)?;
@@ -210,7 +219,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         if !unresolved.is_empty() {
             text.push_str("\nFrames shown as ?? (no symbols):\n");
             for module in &unresolved {
-                text.push_str(&format!("  {}: {}\n", module.module, module.reason));
+                text.push_str(&format!(
+                    "  {}: {}\n",
+                    one_line(&module.module),
+                    one_line(&module.reason)
+                ));
             }
         }
         if let Some((generated, Ok(()))) = &generated {
@@ -353,6 +366,8 @@ fn generated_suppressions(report: &NativeReport, command: &[String]) -> (String,
             .map(frame_text)
             .collect::<Vec<_>>()
             .join(" ← ");
+        // Only a comment, but one a terminal may show: no control character raw.
+        let site = terminal(&site);
         text.push_str(&format!(
             "\n# {}: {} B in {} block{} at {site}\n",
             stack.kind.replace('_', " "),

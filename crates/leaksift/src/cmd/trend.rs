@@ -68,6 +68,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!(advice);
     }
     let text = file_kind::read_whole(&args.file).with_context(|| format!("reading {name}"))?;
+    // A gzipped series (`mprof` and CSV exports are often kept compressed) is read inflated;
+    // it gave "header has no `t` column". Line numbers in errors count inflated lines.
+    let text = if text.starts_with(&[0x1f, 0x8b]) {
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&text[..]),
+            &mut inflated,
+        )
+        .with_context(|| format!("{name}: gzip data is corrupt or truncated"))?;
+        inflated
+    } else {
+        text
+    };
     let text = String::from_utf8_lossy(&text);
     let imported = leaksift_watch::import::read_series(&text, args.column.as_deref())
         .map_err(|e| anyhow::anyhow!("{name}:{}: {}", e.line, e.message))?;

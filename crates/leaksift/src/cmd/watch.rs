@@ -15,7 +15,7 @@ use leaksift_report::units;
 use leaksift_stats::{Analysis, Config, Verdict as StatsVerdict};
 use leaksift_watch::check::Runtime;
 use leaksift_watch::child::{self, Launched, Streams};
-use leaksift_watch::record::{self, RecordOptions, Stop};
+use leaksift_watch::record::{self, RecordOptions, Recording, Stop};
 use leaksift_watch::sampler::Signal;
 use leaksift_watch::{Pid, Sample, Sampler, Target};
 use serde::Serialize;
@@ -168,36 +168,47 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             ("--svg", args.svg.as_deref()),
         ],
     )?;
+    // Refused before the command runs, which could take long; nothing is created yet.
+    render::check_writable(args.out.as_deref())?;
+    render::check_writable(args.svg.as_deref())?;
     let interrupted = interrupt_flag()?;
     let mut watched = start(&args)?;
+    let signal = Signal::of(&watched.target);
+    // A launched command that exits before the first sample leaves nothing to sample: the
+    // verdict (inconclusive, no samples) and the files are still written, with its exit code.
     let mut sampler = match Sampler::new(&watched.target) {
-        Ok(sampler) => sampler,
+        Ok(sampler) => Ok(sampler),
         Err(error) => {
-            // A launched command that exits at once leaves nothing to sample: pass its code on.
             let exited = watched
                 .child
                 .as_mut()
                 .and_then(|c| c.wait_for(Duration::from_millis(500)));
-            if let Some(status) = exited {
-                let code = child::exit_code(status);
-                eprintln!(
-                    "leaksift: {} exited with code {code} before the first sample",
-                    watched.label
-                );
-                return Ok(Outcome::ChildExit(code));
+            match exited {
+                Some(status) => {
+                    eprintln!(
+                        "leaksift: {} exited with code {} before the first sample",
+                        watched.label,
+                        child::exit_code(status)
+                    );
+                    Err(status)
+                }
+                None => {
+                    return Err(
+                        anyhow::Error::new(error).context(format!("watching {}", watched.label))
+                    );
+                }
             }
-            return Err(anyhow::Error::new(error).context(format!("watching {}", watched.label)));
         }
     };
-    let limit = match args.limit {
-        Some(l) => Some(l),
-        None => sampler
+    let limit = match (args.limit, &sampler) {
+        (Some(l), _) => Some(l),
+        (None, Ok(sampler)) => sampler
             .limit()
             .with_context(|| format!("watching {}", watched.label))?,
+        (None, Err(_)) => None,
     };
     let config = args.thresholds.config(limit);
     let mut csv = CsvOut::create(args.out.as_deref())?;
-    render::check_writable(args.svg.as_deref())?;
     // While the command holds the terminal (a REPL, a pager), leaksift writes nothing to it
     // until the verdict, as `time CMD` does.
     let mut progress = Progress::stderr(args.quiet || leaksift_watch::job::command_has_terminal());
@@ -209,21 +220,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         interval: args.interval,
         duration: args.duration,
     };
-    let recording = record::record(
-        &mut sampler,
-        watched.child.as_mut(),
-        &options,
-        &interrupted,
-        |samples| {
-            if let Some(last) = samples.last() {
-                csv.row(last);
-            }
-            if live && last_update.elapsed() >= Duration::from_millis(250) {
-                last_update = Instant::now();
-                progress.update(&live_line(samples, &config));
-            }
+    let recording = match sampler.as_mut() {
+        Ok(sampler) => record::record(
+            sampler,
+            watched.child.as_mut(),
+            &options,
+            &interrupted,
+            |samples| {
+                if let Some(last) = samples.last() {
+                    csv.row(last);
+                }
+                if live && last_update.elapsed() >= Duration::from_millis(250) {
+                    last_update = Instant::now();
+                    progress.update(&live_line(samples, &config));
+                }
+            },
+        ),
+        Err(status) => Recording {
+            samples: Vec::new(),
+            stop: Stop::ChildExited(*status),
         },
-    );
+    };
     progress.finish();
     let csv_result = csv.finish();
     let exit_status = match &recording.stop {
@@ -279,8 +296,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             analysis.verdict
         );
     }
-    let signal = format!("{} of {}", signal_name(sampler.signal()), watched.label);
-    let axis = axis_name(sampler.signal());
+    let axis = axis_name(signal);
+    let signal_kind = signal;
+    let signal = format!("{} of {}", signal_name(signal_kind), watched.label);
     let verdict = Verdict {
         analysis: &analysis,
         t: &t,
@@ -307,7 +325,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let json = WatchJson {
             schema: "leaksift.watch.v1",
             target: watched.json,
-            signal: sampler.signal().as_str(),
+            signal: signal_kind.as_str(),
             headline: verdict.headline(),
             interval_s: args.interval.as_secs_f64(),
             stopped,
