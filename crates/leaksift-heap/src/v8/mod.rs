@@ -30,10 +30,12 @@ pub enum V8Error {
     Syntax { offset: u64, expected: &'static str },
     #[error("at byte {offset}: {what}")]
     Shape { offset: u64, what: String },
-    #[error("snapshot meta: {0}")]
-    Meta(String),
-    #[error("missing the `{0}` section")]
-    MissingSection(&'static str),
+    /// `offset`: where the `snapshot` object (holding the meta) starts.
+    #[error("at byte {offset}: snapshot meta: {what}")]
+    Meta { offset: u64, what: String },
+    /// `offset`: the end of the file, where the section was looked for last.
+    #[error("at byte {offset} (the end): missing the `{section}` section")]
+    MissingSection { offset: u64, section: &'static str },
     #[error(transparent)]
     Graph(#[from] GraphError),
 }
@@ -115,33 +117,37 @@ struct Meta {
     extra_native_bytes: u64,
 }
 
-fn str_list<'a>(meta: &'a Value, key: &str) -> Result<Vec<&'a str>, V8Error> {
+/// What is wrong with the snapshot meta (given its offset by the reader: [`V8Error::Meta`]).
+#[derive(Debug)]
+struct MetaProblem(String);
+
+fn str_list<'a>(meta: &'a Value, key: &str) -> Result<Vec<&'a str>, MetaProblem> {
     meta.get(key)
         .and_then(Value::as_array)
-        .ok_or_else(|| V8Error::Meta(format!("`{key}` is missing or not a list")))?
+        .ok_or_else(|| MetaProblem(format!("`{key}` is missing or not a list")))?
         .iter()
         .map(|v| {
             v.as_str()
-                .ok_or_else(|| V8Error::Meta(format!("`{key}` holds a non-string")))
+                .ok_or_else(|| MetaProblem(format!("`{key}` holds a non-string")))
         })
         .collect()
 }
 
-fn position(list: &[&str], name: &str, key: &str) -> Result<usize, V8Error> {
+fn position(list: &[&str], name: &str, key: &str) -> Result<usize, MetaProblem> {
     list.iter()
         .position(|f| *f == name)
-        .ok_or_else(|| V8Error::Meta(format!("`{key}` has no `{name}` field")))
+        .ok_or_else(|| MetaProblem(format!("`{key}` has no `{name}` field")))
 }
 
-fn type_names<'a>(meta: &'a Value, key: &str, index: usize) -> Result<Vec<&'a str>, V8Error> {
+fn type_names<'a>(meta: &'a Value, key: &str, index: usize) -> Result<Vec<&'a str>, MetaProblem> {
     meta.get(key)
         .and_then(|t| t.get(index))
         .and_then(Value::as_array)
-        .ok_or_else(|| V8Error::Meta(format!("`{key}[{index}]` is not the list of type names")))?
+        .ok_or_else(|| MetaProblem(format!("`{key}[{index}]` is not the list of type names")))?
         .iter()
         .map(|v| {
             v.as_str()
-                .ok_or_else(|| V8Error::Meta(format!("`{key}` holds a non-string type")))
+                .ok_or_else(|| MetaProblem(format!("`{key}` holds a non-string type")))
         })
         .collect()
 }
@@ -150,14 +156,14 @@ fn type_names<'a>(meta: &'a Value, key: &str, index: usize) -> Result<Vec<&'a st
 fn trace_fields(
     meta: &Value,
     function_count: usize,
-) -> Result<Option<allocations::TraceFields>, V8Error> {
+) -> Result<Option<allocations::TraceFields>, MetaProblem> {
     if function_count == 0 {
         return Ok(None);
     }
     let function = str_list(meta, "trace_function_info_fields")?;
     let node = str_list(meta, "trace_node_fields")?;
     if function.len() > 16 || node.len() > 16 {
-        return Err(V8Error::Meta(
+        return Err(MetaProblem(
             "more than 16 fields per trace function or trace node".into(),
         ));
     }
@@ -181,16 +187,16 @@ fn trace_fields(
 }
 
 impl Meta {
-    fn parse(snapshot: &[u8]) -> Result<Meta, V8Error> {
+    fn parse(snapshot: &[u8]) -> Result<Meta, MetaProblem> {
         let value: Value = serde_json::from_slice(snapshot)
-            .map_err(|e| V8Error::Meta(format!("the `snapshot` object is not valid JSON: {e}")))?;
+            .map_err(|e| MetaProblem(format!("the `snapshot` object is not valid JSON: {e}")))?;
         let meta = value
             .get("meta")
-            .ok_or_else(|| V8Error::Meta("no `meta` object".into()))?;
+            .ok_or_else(|| MetaProblem("no `meta` object".into()))?;
         let node_fields = str_list(meta, "node_fields")?;
         let edge_fields = str_list(meta, "edge_fields")?;
         if node_fields.len() > 16 || edge_fields.len() > 16 {
-            return Err(V8Error::Meta("more than 16 fields per node or edge".into()));
+            return Err(MetaProblem("more than 16 fields per node or edge".into()));
         }
         let node_type = position(&node_fields, "type", "node_fields")?;
         let edge_type = position(&edge_fields, "type", "edge_fields")?;
@@ -207,15 +213,15 @@ impl Meta {
             None => vec!["object_index", "script_id", "line", "column"],
         };
         if location_fields.len() > 16 {
-            return Err(V8Error::Meta("more than 16 fields per location".into()));
+            return Err(MetaProblem("more than 16 fields per location".into()));
         }
-        let optional_index = |key: &str| -> Result<Option<usize>, V8Error> {
+        let optional_index = |key: &str| -> Result<Option<usize>, MetaProblem> {
             match value.get(key) {
                 None => Ok(None),
                 Some(v) => v
                     .as_u64()
                     .map(|n| Some(n as usize))
-                    .ok_or_else(|| V8Error::Meta(format!("`{key}` is not a non-negative integer"))),
+                    .ok_or_else(|| MetaProblem(format!("`{key}` is not a non-negative integer"))),
             }
         };
         Ok(Meta {
@@ -258,26 +264,21 @@ pub fn read(
     on_phase("scanning snapshot");
     let data: &[u8] = (*bytes).as_ref();
     let mut sections = scan::sections(data, true)?;
-    let meta = Meta::parse(
-        &data[sections
-            .snapshot
-            .clone()
-            .ok_or(V8Error::MissingSection("snapshot"))?],
-    )?;
-    let nodes = sections
-        .nodes
-        .clone()
-        .ok_or(V8Error::MissingSection("nodes"))?;
+    let missing = |section| V8Error::MissingSection {
+        offset: data.len() as u64,
+        section,
+    };
+    let snapshot_object = sections.snapshot.clone().ok_or(missing("snapshot"))?;
+    let meta_offset = snapshot_object.start as u64;
+    let meta = Meta::parse(&data[snapshot_object]).map_err(|MetaProblem(what)| V8Error::Meta {
+        offset: meta_offset,
+        what,
+    })?;
+    let nodes = sections.nodes.clone().ok_or(missing("nodes"))?;
     let nodes_body = nodes.body.clone();
-    let edges = sections
-        .edges
-        .clone()
-        .ok_or(V8Error::MissingSection("edges"))?;
+    let edges = sections.edges.clone().ok_or(missing("edges"))?;
     let edges_body = edges.body.clone();
-    let strings_body = sections
-        .strings
-        .clone()
-        .ok_or(V8Error::MissingSection("strings"))?;
+    let strings_body = sections.strings.clone().ok_or(missing("strings"))?;
 
     // The strings are listed on one core while the nodes are parsed on all; node names are
     // checked against the string count afterwards.
@@ -359,10 +360,7 @@ pub fn read(
         // The strings array was not the last section after all: scan the whole file.
         Err(_) if sections.strings_assumed_last => {
             sections = scan::sections(data, false)?;
-            let body = sections
-                .strings
-                .clone()
-                .ok_or(V8Error::MissingSection("strings"))?;
+            let body = sections.strings.clone().ok_or(missing("strings"))?;
             read_strings(&bytes, body)?
         }
         strings => strings?,
@@ -463,10 +461,10 @@ pub fn read(
     bytes.release(edges_body.clone());
 
     if meta.root_index % meta.node_fields != 0 || meta.root_index / meta.node_fields >= node_count {
-        return Err(V8Error::Meta(format!(
-            "root_index {} is not a node",
-            meta.root_index
-        )));
+        return Err(V8Error::Meta {
+            offset: meta_offset,
+            what: format!("root_index {} is not a node", meta.root_index),
+        });
     }
     // Provisional classes, one per node type in order of first use; DevTools' naming replaces
     // them below.
@@ -729,10 +727,13 @@ mod tests {
     #[test]
     fn reports_meta_errors() {
         let broken = String::from_utf8_lossy(HANDMADE).replace("\"to_node\"", "\"target\"");
-        assert!(matches!(
-            read_bytes(broken.into_bytes()),
-            Err(V8Error::Meta(_))
-        ));
+        let error = read_bytes(broken.into_bytes()).unwrap_err();
+        assert!(matches!(error, V8Error::Meta { .. }));
+        // Where the meta is, as every other error says where it is.
+        assert!(
+            error.to_string().starts_with("at byte 12: snapshot meta:"),
+            "{error}"
+        );
         let bad_target = String::from_utf8_lossy(HANDMADE).replacen(",1,14,", ",1,15,", 1);
         assert!(read_bytes(bad_target.into_bytes()).is_err());
         // A location record wider than the parser's 16 fields is refused, not an index panic.
@@ -745,7 +746,7 @@ mod tests {
         );
         assert!(matches!(
             read_bytes(wide.into_bytes()),
-            Err(V8Error::Meta(_))
+            Err(V8Error::Meta { .. })
         ));
     }
 
