@@ -351,24 +351,38 @@ fn three_way(
 /// Classes listed per leak group in `contents` (JSON).
 const CONTENTS_LISTED: usize = 10;
 
+/// The width a group's label keeps to in the text report (it clips longer labels, and a
+/// label cut inside its list read `150000 (string… × 450000 objects`).
+const LABEL_WIDTH: usize = 80;
+
 /// A leak group's class, followed by its most numerous leaked classes when it holds others (a
 /// Map leak's top-level object is the Map's backing `(array)`; memlab's trace continues into
-/// the entries, so the label names them).
+/// the entries, so the label names them): at most three, and only as many as fit in
+/// [`LABEL_WIDTH`] with the list closed.
 fn group_label(graph: &leaksift_heap::graph::HeapGraph, group: &LeakGroup) -> String {
     let class = graph.class_name(group.class).into_owned();
     if group.contents.len() < 2 {
         return class;
     }
-    let listed: Vec<String> = group
+    let mut label = format!("{class} (with ");
+    let mut listed = 0;
+    for (count, name) in group
         .contents
         .iter()
         .take(3)
-        .map(|(class, count)| format!("{count} {}", graph.class_name(*class)))
-        .collect();
-    let more = if group.contents.len() > 3 {
-        ", …"
-    } else {
-        ""
-    };
-    format!("{class} (with {}{more})", listed.join(", "))
+        .map(|(class, count)| (count, graph.class_name(*class)))
+    {
+        let item = format!("{}{count} {name}", if listed > 0 { ", " } else { "" });
+        // Room for ", …)" after it.
+        if listed > 0 && label.chars().count() + item.chars().count() + 4 > LABEL_WIDTH {
+            break;
+        }
+        label.push_str(&item);
+        listed += 1;
+    }
+    if group.contents.len() > listed {
+        label.push_str(", …");
+    }
+    label.push(')');
+    label
 }
