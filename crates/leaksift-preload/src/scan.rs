@@ -122,7 +122,8 @@ static MEM_FILE: AtomicI32 = AtomicI32::new(-1);
 
 /// Picks how this scan reads memory: `process_vm_readv`, or `/proc/self/mem` where that is
 /// refused (a seccomp filter, such as systemd's `SystemCallFilter=`, that applies to every
-/// thread: reads then failed and every block read as definitely lost). Returns false when
+/// thread: reads then failed and every block read as definitely lost) or may kill the process
+/// (any seccomp filter: only `/proc/self/mem` is tried). Returns false when
 /// neither can read a word of this thread's own stack: then there is no scan.
 fn choose_reader() -> bool {
     let probe = [0x5au8, 1, 2, 3, 4, 5, 6, 0xa5];
@@ -132,7 +133,12 @@ fn choose_reader() -> bool {
         let mut copy = [0u8; 8];
         read_memory(probe.as_ptr() as u64, &mut copy) == 8 && copy == probe
     };
-    if reads_probe() {
+    // Under a seccomp filter (systemd's `SystemCallFilter=`, a container runtime's profile)
+    // `process_vm_readv` may be denied by killing the process (systemd's default action, and
+    // the call is in `@debug`, outside `@system-service`): it is not tried at all then.
+    // SAFETY: PR_GET_SECCOMP takes no pointer; it returns 2 when a filter applies to this thread.
+    let filtered = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } == 2;
+    if !filtered && reads_probe() {
         return true;
     }
     let Ok(file) = std::fs::File::open(crate::sys::own_proc_file("mem")) else {

@@ -320,6 +320,16 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32) {
     };
 }
 
+/// Ends the calling thread only (the `exit` system call, not `exit_group`) with `code`,
+/// skipping every cleanup of glibc's. When it is the process's last thread, `code` is the
+/// process's exit status.
+pub fn exit_thread(code: i32) -> ! {
+    loop {
+        // SAFETY: ends this thread; nothing of it is used afterwards.
+        unsafe { libc::syscall(libc::SYS_exit, code) };
+    }
+}
+
 pub fn gettid() -> u32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }

@@ -1317,22 +1317,28 @@ fn mostly_untouched_reservations_and_blocks_are_scanned_through_their_touched_pa
 }
 
 /// A seccomp filter on every thread (as systemd's `SystemCallFilter=` sets up) that refuses
-/// `process_vm_readv`: the exit scan read nothing and called every block definitely lost. It
+/// `process_vm_readv`: the exit scan read nothing and called every block definitely lost (and
+/// a filter that kills the process on it got the program killed). It
 /// now reads through `/proc/self/mem`; when that is refused too (`pread64`), the trace has no
 /// scan, and `report --fail-on-leak` says why instead of failing the leak check.
 #[test]
 fn a_seccomp_filter_refusing_memory_reads_gives_true_classes_or_no_scan() {
     let dir = tempfile::tempdir().unwrap();
     let program = compile_c("seccomp_filter.c", &["-O0"], dir.path(), "seccomp");
-    let trace = record_clean(&dir.path().join("readv.lks"), &[], &program, &[]);
-    let ours = trace.leak_summary(ScanTrigger::Exit);
-    assert_eq!(
-        ours,
-        HashMap::from([
-            (LeakClass::DefinitelyLost, (1, 50)),
-            (LeakClass::StillReachable, (2, 100 + 4096)),
-        ])
-    );
+    // Refused with EPERM, or with the process killed (systemd's default action): the tracer
+    // must then not try `process_vm_readv` at all (it killed the program before).
+    for mode in [&[][..], &["kill"][..]] {
+        let trace = record_clean(&dir.path().join("readv.lks"), &[], &program, mode);
+        let ours = trace.leak_summary(ScanTrigger::Exit);
+        assert_eq!(
+            ours,
+            HashMap::from([
+                (LeakClass::DefinitelyLost, (1, 50)),
+                (LeakClass::StillReachable, (2, 100 + 4096)),
+            ]),
+            "{mode:?}"
+        );
+    }
 
     let trace_path = dir.path().join("no_reads.lks");
     let out = record(&trace_path, &[], &program, &["pread"]);
@@ -2052,4 +2058,34 @@ fn a_command_that_cannot_run_is_one_error_line() {
         stderr.starts_with("leaksift: error: cannot run"),
         "{stderr}"
     );
+}
+
+/// A main thread that ends with `syscall(SYS_exit, n)` left the tracer's writer as the last
+/// thread, and `record` waited for ever (SIGTERM could not end it). The writer now notices that
+/// no thread of the program is left, ends the trace with the leader's status and leaves with
+/// it. (Bounded by `timeout`, so the old behaviour fails instead of hanging the suite.)
+#[test]
+fn a_main_thread_ending_with_a_raw_exit_ends_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("raw_exit.c", &["-O1"], dir.path(), "raw_exit");
+    let trace = dir.path().join("raw.lks");
+    ensure_preload();
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "60"])
+        .arg(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&program)
+        .output()
+        .expect("running timeout (coreutils)");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = report_output(&trace, &[]);
+    assert!(text.contains("exited with status 3"), "{text}");
+    assert!(text.contains("1 allocations (111 B), 0 frees"), "{text}");
 }
