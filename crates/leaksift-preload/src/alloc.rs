@@ -1,6 +1,11 @@
 //! The library's own allocator: Rust allocations go straight to glibc (never through our hooks);
 //! big ones get their own mappings, registered so the leak scan can skip the tracer's memory.
 //!
+//! When the system refuses the tracer memory (the program reached its `RLIMIT_AS`, or
+//! exhausted memory), tracing stops and what the tracer still needs to stop comes from a
+//! reserve: a failed Rust allocation would abort the program, which without the tool would
+//! have seen `malloc` return NULL and gone on.
+//!
 //! What the tracer hands back to glibc is zeroed first: its tables and buffers hold the
 //! program's block addresses, and glibc gives that memory to the program's next mallocs. A
 //! block the program never writes would then keep such an address, and the leak scan, which
@@ -8,7 +13,8 @@
 //! reference the program does not have.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::sys;
 
@@ -109,6 +115,75 @@ fn round_to_pages(len: usize) -> usize {
     (len + 4095) & !4095
 }
 
+/// Memory for the tracer once the system refuses it: enough for the writer to flush what is
+/// queued and stop. In `.bss`, so it is part of the library's image (mapped, and counted in
+/// the address space, before the program can lower its limit) and costs nothing until used.
+struct Reserve(UnsafeCell<[u8; RESERVE_BYTES]>);
+// SAFETY: bytes are handed out once each, by an atomic bump of `RESERVE_USED`.
+unsafe impl Sync for Reserve {}
+const RESERVE_BYTES: usize = 1 << 20;
+static RESERVE: Reserve = Reserve(UnsafeCell::new([0; RESERVE_BYTES]));
+static RESERVE_USED: AtomicUsize = AtomicUsize::new(0);
+/// Set when the system first refused the tracer memory.
+static OUT_OF_MEMORY: AtomicBool = AtomicBool::new(false);
+
+/// Whether the system has refused the tracer memory: tracing has stopped.
+pub fn out_of_memory() -> bool {
+    OUT_OF_MEMORY.load(Ordering::Acquire)
+}
+
+/// An allocation the system refused: stops tracing (once) and serves it from the reserve;
+/// null when the reserve is spent too.
+#[cold]
+fn from_reserve(layout: Layout) -> *mut u8 {
+    if !OUT_OF_MEMORY.swap(true, Ordering::AcqRel) {
+        crate::runtime::stop_tracing();
+        crate::buffers::wake_writer();
+    }
+    let base = RESERVE.0.get() as usize;
+    let mut used = RESERVE_USED.load(Ordering::Relaxed);
+    loop {
+        let start = (base + used).next_multiple_of(layout.align()) - base;
+        let Some(end) = start
+            .checked_add(layout.size())
+            .filter(|&end| end <= RESERVE_BYTES)
+        else {
+            return beyond_reserve();
+        };
+        match RESERVE_USED.compare_exchange_weak(used, end, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return (base + start) as *mut u8,
+            Err(now) => used = now,
+        }
+    }
+}
+
+/// A refused allocation the reserve cannot serve either. Returning null would abort the
+/// program (Rust's allocation error handler). On the writer thread, which alone makes big
+/// allocations (its tables grow while it drains), the writer is given up instead: marked
+/// stopped, so that nothing waits for it, and parked for good, its signals blocked; the program
+/// goes on untraced and its exit ends the thread. Elsewhere null is all there is.
+#[cold]
+fn beyond_reserve() -> *mut u8 {
+    if crate::runtime::WRITER_TID.load(Ordering::Acquire) == sys::gettid() {
+        crate::runtime::WRITER_RUNNING.store(false, Ordering::Release);
+        crate::runtime::stop_tracing();
+        // An exit that was already waiting for the writer's exit scan waits no more.
+        crate::runtime::EXIT_DONE.store(1, Ordering::Release);
+        sys::futex_wake(&crate::runtime::EXIT_DONE);
+        let parked = core::sync::atomic::AtomicU32::new(0);
+        loop {
+            sys::futex_wait(&parked, 0, u64::MAX / 2);
+        }
+    }
+    core::ptr::null_mut()
+}
+
+/// Whether `ptr` was served by [`from_reserve`] (such memory is never given back).
+fn in_reserve(ptr: *mut u8) -> bool {
+    let base = RESERVE.0.get() as usize;
+    (base..base + RESERVE_BYTES).contains(&(ptr as usize))
+}
+
 pub struct TracerAllocator;
 
 // SAFETY: every path returns memory from glibc or a fresh mapping, sized and aligned per `layout`
@@ -118,9 +193,10 @@ unsafe impl GlobalAlloc for TracerAllocator {
         if layout.size() >= OWN_MAPPING_MIN && layout.align() <= 4096 {
             let len = round_to_pages(layout.size());
             let ptr = sys::map_anonymous(len);
-            if !ptr.is_null() {
-                register_own_mapping(ptr, len);
+            if ptr.is_null() {
+                return from_reserve(layout);
             }
+            register_own_mapping(ptr, len);
             return ptr;
         }
         let ptr = if layout.align() <= 16 {
@@ -130,13 +206,17 @@ unsafe impl GlobalAlloc for TracerAllocator {
             // SAFETY: plain glibc allocation; align is a power of two.
             unsafe { sys::__libc_memalign(layout.align(), layout.size()) as *mut u8 }
         };
-        if !ptr.is_null() {
-            account(layout.size(), true);
+        if ptr.is_null() {
+            return from_reserve(layout);
         }
+        account(layout.size(), true);
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if in_reserve(ptr) {
+            return;
+        }
         if layout.size() >= OWN_MAPPING_MIN && layout.align() <= 4096 {
             unregister_own_mapping(ptr);
             // SAFETY: `ptr` came from `map_anonymous` with this rounded length.

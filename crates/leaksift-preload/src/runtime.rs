@@ -742,9 +742,10 @@ extern "C" fn exit_scan(
     EXIT_STATUS.store(status as u32, Ordering::Release);
     EXIT_REQUESTED.store(true, Ordering::Release);
     buffers::wake_writer();
-    // Wait for the writer (bounded: a wedged writer must not hang the exit forever).
+    // Wait for the writer (bounded: a wedged writer must not hang the exit forever). A writer
+    // that stopped meanwhile (a failed write, no memory left) will not answer.
     for _ in 0..600 {
-        if EXIT_DONE.load(Ordering::Acquire) != 0 {
+        if EXIT_DONE.load(Ordering::Acquire) != 0 || !WRITER_RUNNING.load(Ordering::Acquire) {
             break;
         }
         sys::futex_wait(&EXIT_DONE, 0, 100_000_000);

@@ -844,6 +844,14 @@ impl Writer {
                 self.check(result);
                 acknowledge_flush(requested);
             }
+            if crate::alloc::out_of_memory() {
+                // Tracing has stopped: what is queued is written, with no scan to follow (it
+                // would need memory), and the trace ends there (reported as truncated).
+                self.cycle(true);
+                let result = self.sink.trace.flush();
+                self.check(result);
+                self.failed = true;
+            }
             if self.failed {
                 runtime::stop_tracing();
                 runtime::WRITER_RUNNING.store(false, Ordering::Release);

@@ -2089,3 +2089,21 @@ fn a_main_thread_ending_with_a_raw_exit_ends_the_process() {
     assert!(text.contains("exited with status 3"), "{text}");
     assert!(text.contains("1 allocations (111 B), 0 frees"), "{text}");
 }
+
+/// A program that exhausts its `RLIMIT_AS` was aborted by the tracer ("memory allocation of N
+/// bytes failed"): the tracer's own allocations failed too. Tracing now stops instead, and the
+/// program sees its `malloc` return NULL and ends as it would without the tool.
+#[test]
+fn a_program_out_of_address_space_is_not_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("address_space_limit.c", &["-O1"], dir.path(), "as_limit");
+    let out = record(&dir.path().join("as.lks"), &[], &program, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("malloc returned NULL after"), "{stdout}");
+}
