@@ -23,6 +23,15 @@
 //! theirs. So no semidominator is computed for it (its own number stands in), and the rest of
 //! the tree is that of the graph with the extra edges, as for DevTools.
 //!
+//! HPROF graphs add one rule before the nodes are attached one by one: every `referent` target
+//! (a non-essential `Weak` edge from a node that is not inert) the root does not reach is
+//! searched from too, and gets an edge from the root: its semidominator is the root whether or
+//! not an earlier search reached it. So each object held only through `java.lang.ref`
+//! references is a top-level dominator retaining what only it holds, also when its own parts
+//! point back at it (a cycle, which the DevTools rule attaches node by node) or another
+//! referent's parts hold it too ([`held_only_by_references`]). The proofs below hold for the
+//! graph with those root edges.
+//!
 //! Nodes can be made *inert* ([`Dominators::compute_packing_beside`]): their outgoing edges
 //! take no part, exactly as if they were not essential (HPROF garbage, found on the core the
 //! search from the root leaves idle). They are left out of the reverse CSR and their edges are
@@ -518,6 +527,38 @@ fn class_candidates(graph: &HeapGraph) -> Vec<u32> {
     suitable
 }
 
+/// The HPROF objects held only through `java.lang.ref` references: the `referent` targets
+/// (non-essential `Weak` edges from nodes that are not inert) that the search from the root
+/// did not reach (`visited`, by vertex number). Each gets an edge from the root, so each is a
+/// top-level dominator that retains what only it holds (docs/json.md). Searching only from
+/// referents without any essential retainer, as DevTools does for V8, missed a referent in a
+/// cycle (a cached object its parts point back to): the cycle was attached to the root node by
+/// node, and the referent retained only itself. `None` for V8 graphs, whose unreached nodes
+/// follow DevTools.
+fn held_only_by_references(graph: &HeapGraph, visited: &Bits, inert: &Bits) -> Option<Bits> {
+    if graph.format() != crate::HeapFormat::Hprof {
+        return None;
+    }
+    let first_edge = graph.first_edges();
+    let targets = graph.edge_targets();
+    let kinds = graph.edge_kind_bytes();
+    let weak = EdgeKind::Weak.to_byte(false);
+    let mut held = Bits::new(graph.node_count());
+    // Referent edges are few: found by a byte search over the kinds, each source by a binary
+    // search (a pass over every node's edges took tens of milliseconds on a 16 M-node dump).
+    for edge in memchr::memchr_iter(weak, kinds) {
+        let to = targets[edge] as usize;
+        if visited.get(to + 1) || inert.get(to) {
+            continue;
+        }
+        let source = first_edge.partition_point(|&first| first as usize <= edge) - 1;
+        if !inert.get(source) {
+            held.set(to);
+        }
+    }
+    Some(held)
+}
+
 /// Computes idom per ordinal, the preorder of ordinals, and how many nodes the root does not
 /// reach, over the essential edges `cut` keeps from nodes that are not inert; then places the
 /// candidates, or returns the candidates for which leaving them out was not exact. Finds the
@@ -561,6 +602,9 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut, inert: &mut Inert) -> Result<Lt
     // the roots reach).
     let numberable = n - cut.candidates.len();
     let reached_from_root;
+    // HPROF referents no strong path reaches: an edge from the root into each (see
+    // `held_only_by_references`).
+    let mut root_held: Option<Bits> = None;
     let retainers;
     let columns: [Option<Vec<u32>>; 2];
     {
@@ -641,12 +685,13 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut, inert: &mut Inert) -> Result<Lt
         }
         reached_from_root = count;
         if (count as usize) < numberable {
+            root_held = held_only_by_references(graph, &visited, &inert.bits);
             for v in 1..=n as u32 {
                 let o = v as usize - 1;
                 if !visited.get(v as usize)
                     && !cut.candidate.get(o)
-                    && retainers.first.range(o).is_empty()
-                    && !retainers.single.get(o)
+                    && ((retainers.first.range(o).is_empty() && !retainers.single.get(o))
+                        || root_held.as_ref().is_some_and(|held| held.get(o)))
                 {
                     dfs(
                         v,
@@ -692,8 +737,16 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut, inert: &mut Inert) -> Result<Lt
             .or(label_column)
             .unwrap_or_else(|| written_column(n + 1)),
     );
-    // Whether a searched vertex's semidominator is its DFS parent (a single retainer).
-    let parent_is_semi = |w: u32, vertex: &[u32]| single.get(vertex[w as usize] as usize - 1);
+    let held_by_root = |w: u32, vertex: &[u32]| {
+        root_held
+            .as_ref()
+            .is_some_and(|held| held.get(vertex[w as usize] as usize - 1))
+    };
+    // Whether a searched vertex's semidominator is its DFS parent (a single retainer; the root
+    // is one more for a vertex it holds).
+    let parent_is_semi = |w: u32, vertex: &[u32]| {
+        single.get(vertex[w as usize] as usize - 1) && !held_by_root(w, vertex)
+    };
     // `ancestor` is compressed as vertices are linked, so the DFS parents are kept aside: the
     // last pass turns them into immediate dominators in place.
     let mut dom = dom_column.unwrap_or_else(|| written_column(n + 1));
@@ -740,6 +793,10 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut, inert: &mut Inert) -> Result<Lt
         } else if parent_is_semi(w, &vertex) {
             // The only retainer is the DFS parent: not linked yet, so it evaluates to itself.
             ancestor[w as usize]
+        } else if held_by_root(w, &vertex) {
+            // The root is a retainer: no semidominator is lower.
+            semis.push(root_number);
+            root_number
         } else {
             let preds = &retainers[first_retainer.range(vertex[w as usize] as usize - 1)];
             // Orphans have the root as their only predecessor.
@@ -773,7 +830,7 @@ fn lengauer_tarjan(graph: &HeapGraph, cut: &Cut, inert: &mut Inert) -> Result<Lt
         }
         dom[w as usize] = d;
     }
-    drop((semis, single));
+    drop((semis, single, root_held));
     let mut unreachable = n as u32 - reached_from_root;
     let (vertex, [sizes, spare]) = if cut.candidates.is_empty() {
         (vertex, [ancestor, label])
@@ -1589,6 +1646,63 @@ mod tests {
 
     fn idoms(d: &Dominators, n: usize) -> Vec<u32> {
         (0..n as u32).map(|i| d.idom(NodeIndex(i)).0).collect()
+    }
+
+    /// HPROF referents no strong path reaches are top-level dominators retaining what only they
+    /// hold. A referent whose parts point back at it (a cycle: every node of it has an
+    /// essential retainer) was attached to the root node by node, retaining only itself; one
+    /// also held by another referent's parts hung under those parts.
+    #[test]
+    fn hprof_referents_hang_under_the_root_even_in_a_cycle() {
+        // 0 root -> 1 Reference; 1 =weak=> 2 A; A -> 3 payload, A -> 4 B, B -> A (cycle);
+        // 1 =weak=> 5 N; N -> 6 S; 1 =weak=> 6 S (S is a referent too).
+        let n = 7;
+        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), n, 8);
+        let name = b.strings_mut().intern("N").unwrap();
+        let class = b.intern_class(ClassInfo::named(name)).unwrap();
+        for i in 0..n as u64 {
+            b.add_node(NodeData {
+                id: ObjectId(i * 8),
+                class,
+                name,
+                self_size: 10 * (i + 1),
+                kind: if i == 0 {
+                    NodeKind::Root
+                } else {
+                    NodeKind::Instance
+                },
+                flags: NodeFlags::default(),
+            })
+            .unwrap();
+        }
+        let edges = [
+            (0, 1, EdgeKind::GcRoot(GcRootKind::StickyClass)),
+            (1, 2, EdgeKind::Weak),
+            (1, 5, EdgeKind::Weak),
+            (1, 6, EdgeKind::Weak),
+            (2, 3, EdgeKind::Field),
+            (2, 4, EdgeKind::Field),
+            (4, 2, EdgeKind::Field),
+            (5, 6, EdgeKind::Field),
+        ];
+        for (from, to, kind) in edges {
+            b.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(to),
+                    kind,
+                    name: EdgeName::Named(name),
+                    essential: kind != EdgeKind::Weak,
+                },
+            );
+        }
+        let g = b.finish().unwrap();
+        for prune in [false, true] {
+            let d = computed(&g, prune);
+            assert_eq!(idoms(&d, n), vec![0, 0, 0, 2, 2, 0, 0], "prune {prune}");
+            assert_eq!(d.retained(NodeIndex(2)), 30 + 40 + 50);
+            assert_eq!(d.retained(NodeIndex(5)), 60);
+        }
     }
 
     #[test]
