@@ -1518,6 +1518,17 @@ mod tests {
     /// edge to a class is its `<class>` edge, a class's edge a class link or, when `to` is not
     /// a class and `from` is 3 mod 4, a static field).
     fn hprof_graph(n: usize, classes: u32, edges: &[(u32, u32, bool)]) -> HeapGraph {
+        hprof_graph_with_referents(n, classes, edges, &[])
+    }
+
+    /// [`hprof_graph`] plus `referents`: `Reference.referent` edges `(from, to)` (non-essential
+    /// `Weak`).
+    fn hprof_graph_with_referents(
+        n: usize,
+        classes: u32,
+        edges: &[(u32, u32, bool)],
+        referents: &[(u32, u32)],
+    ) -> HeapGraph {
         let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), n, edges.len());
         let name = b.strings_mut().intern("N").unwrap();
         let class = b.intern_class(ClassInfo::named(name)).unwrap();
@@ -1552,6 +1563,17 @@ mod tests {
                     kind,
                     name: EdgeName::Named(name),
                     essential,
+                },
+            );
+        }
+        for &(from, to) in referents {
+            b.add_edge(
+                NodeIndex(from),
+                EdgeData {
+                    to: NodeIndex(to),
+                    kind: EdgeKind::Weak,
+                    name: EdgeName::Named(name),
+                    essential: false,
                 },
             );
         }
@@ -1657,46 +1679,14 @@ mod tests {
         // 0 root -> 1 Reference; 1 =weak=> 2 A; A -> 3 payload, A -> 4 B, B -> A (cycle);
         // 1 =weak=> 5 N; N -> 6 S; 1 =weak=> 6 S (S is a referent too).
         let n = 7;
-        let mut b = GraphBuilder::new(HeapFormat::Hprof, StringTable::new(), n, 8);
-        let name = b.strings_mut().intern("N").unwrap();
-        let class = b.intern_class(ClassInfo::named(name)).unwrap();
-        for i in 0..n as u64 {
-            b.add_node(NodeData {
-                id: ObjectId(i * 8),
-                class,
-                name,
-                self_size: 10 * (i + 1),
-                kind: if i == 0 {
-                    NodeKind::Root
-                } else {
-                    NodeKind::Instance
-                },
-                flags: NodeFlags::default(),
-            })
-            .unwrap();
-        }
-        let edges = [
-            (0, 1, EdgeKind::GcRoot(GcRootKind::StickyClass)),
-            (1, 2, EdgeKind::Weak),
-            (1, 5, EdgeKind::Weak),
-            (1, 6, EdgeKind::Weak),
-            (2, 3, EdgeKind::Field),
-            (2, 4, EdgeKind::Field),
-            (4, 2, EdgeKind::Field),
-            (5, 6, EdgeKind::Field),
+        let strong = [
+            (0, 1, true),
+            (2, 3, true),
+            (2, 4, true),
+            (4, 2, true),
+            (5, 6, true),
         ];
-        for (from, to, kind) in edges {
-            b.add_edge(
-                NodeIndex(from),
-                EdgeData {
-                    to: NodeIndex(to),
-                    kind,
-                    name: EdgeName::Named(name),
-                    essential: kind != EdgeKind::Weak,
-                },
-            );
-        }
-        let g = b.finish().unwrap();
+        let g = hprof_graph_with_referents(n, 0, &strong, &[(1, 2), (1, 5), (1, 6)]);
         for prune in [false, true] {
             let d = computed(&g, prune);
             assert_eq!(idoms(&d, n), vec![0, 0, 0, 2, 2, 0, 0], "prune {prune}");

@@ -615,6 +615,19 @@ fn path_edges(leak: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Runs a leak program (when node is installed) and its three-way `diff --json`: the directory
+/// holding the snapshots, the snapshots, and the JSON.
+fn leak_program_diff(program: &str) -> Option<(tempfile::TempDir, [PathBuf; 3], Value)> {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_snapshots(program, dir.path());
+    let json = three_way(&files);
+    Some((dir, files, json))
+}
+
 fn three_way(files: &[PathBuf; 3]) -> Value {
     let args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
     let (code, json, stderr) = run(&["diff", "--json", "-q", args[0], args[1], args[2]]);
@@ -625,13 +638,9 @@ fn three_way(files: &[PathBuf; 3]) -> Value {
 
 #[test]
 fn emitter_listener_leak_is_ranked_first_with_the_event_in_its_path() {
-    if !node_available() {
-        eprintln!("skipped: node is not installed");
+    let Some((_dir, files, json)) = leak_program_diff("leak-emitter.js") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let files = three_snapshots("leak-emitter.js", dir.path());
-    let json = three_way(&files);
+    };
     let leaks = json["leaks"].as_array().unwrap();
     let first = &leaks[0];
     let edges = path_edges(first);
@@ -702,13 +711,9 @@ fn emitter_listener_leak_is_ranked_first_with_the_event_in_its_path() {
 /// the first (the digit of a variable name was folded too).
 #[test]
 fn uuid_keys_make_one_group_and_numbered_variables_two() {
-    if !node_available() {
-        eprintln!("skipped: node is not installed");
+    let Some((_dir, _, json)) = leak_program_diff("leak-keys.js") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let files = three_snapshots("leak-keys.js", dir.path());
-    let json = three_way(&files);
+    };
     let leaks = json["leaks"].as_array().unwrap();
     let holding = |class: &str| -> Vec<&Value> {
         leaks
@@ -738,13 +743,9 @@ fn uuid_keys_make_one_group_and_numbered_variables_two() {
 
 #[test]
 fn growing_map_leak_is_ranked_first_with_the_owner_in_its_path() {
-    if !node_available() {
-        eprintln!("skipped: node is not installed");
+    let Some((_dir, _, json)) = leak_program_diff("leak-map.js") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let files = three_snapshots("leak-map.js", dir.path());
-    let json = three_way(&files);
+    };
     let first = &json["leaks"][0];
     let edges = path_edges(first);
     assert!(edges.iter().any(|e| e == "sessionStore"), "path {edges:?}");
