@@ -831,6 +831,20 @@ fn diff_takes_options_between_its_files() {
     assert_eq!(between["files"].as_array().map(Vec::len), Some(2));
 }
 
+/// `leaksift ARGS` started with its stdin a pipe, the pipe's writing end, and its output
+/// captured.
+fn reading_stdin(args: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = leaksift()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
 /// `heap /dev/stdin` fed by a pipe (as `zcat x | leaksift heap /dev/stdin` or `<(…)`): the
 /// stream is copied to a temporary file first, and the report is the file's. Before, the format
 /// sniffing consumed the stream's first bytes ("invalid gzip header") and a plain snapshot could
@@ -842,14 +856,7 @@ fn a_snapshot_or_dump_piped_to_stdin_reads_as_the_file_does() {
         repo().join("tests/fixtures/hprof/shape.hprof.gz"),
     ] {
         let bytes = std::fs::read(&file).unwrap();
-        let mut child = leaksift()
-            .args(["heap", "--json", "-q", "/dev/stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
+        let (child, mut stdin) = reading_stdin(&["heap", "--json", "-q", "/dev/stdin"]);
         let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
         let out = child.wait_with_output().unwrap();
         feeder.join().unwrap().unwrap();
@@ -873,14 +880,7 @@ fn a_snapshot_or_dump_piped_to_stdin_reads_as_the_file_does() {
 /// checked before anything is copied, and a device is refused.
 #[test]
 fn an_endless_stream_or_a_device_is_refused_before_any_copy() {
-    let mut child = leaksift()
-        .args(["heap", "-q", "/dev/stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, mut stdin) = reading_stdin(&["heap", "-q", "/dev/stdin"]);
     // Writes until leaksift closes the pipe (an error then ends the feeder).
     let feeder = std::thread::spawn(move || {
         let line = b"y\n".repeat(4096);
