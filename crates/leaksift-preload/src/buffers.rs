@@ -193,6 +193,9 @@ pub struct ThreadState {
     exited: AtomicBool,
     /// The exited thread's dead stack `[block start, its sp at exit)` (0, 0 until known).
     dead_stack: (AtomicU64, AtomicU64),
+    /// The exited thread's descriptor (its thread pointer), which tells whether its stack block
+    /// is still the same one when the dead range is used.
+    descriptor: AtomicU64,
     /// Writer only: every event of this thread stamped before this is with the writer.
     complete_until: AtomicU64,
     next: UnsafeCell<*mut ThreadState>,
@@ -230,6 +233,7 @@ impl ThreadState {
             clock: UnsafeCell::new(StampClock::default()),
             exited: AtomicBool::new(false),
             dead_stack: (AtomicU64::new(0), AtomicU64::new(0)),
+            descriptor: AtomicU64::new(0),
             complete_until: AtomicU64::new(0),
             next: UnsafeCell::new(ptr::null_mut()),
             unwind: UnsafeCell::new((bounds, cache)),
@@ -254,15 +258,16 @@ impl ThreadState {
         unsafe { (*self.unwind.get()).1.as_mut() }
     }
 
-    /// The thread is exiting: records its dead stack range (`stack`), drops its unwinder (returned to
-    /// the caller for reuse) and hands its buffer to the writer. Events it still records get
-    /// one-frame stacks and are handed over one by one.
+    /// The thread is exiting: records its dead stack range (`stack`) and its descriptor (thread
+    /// pointer), drops its unwinder (returned to the caller for reuse) and hands its buffer to
+    /// the writer. Events it still records get one-frame stacks and are handed over one by one.
     ///
     /// # Safety
     /// Only the owning thread may call this.
-    pub unsafe fn retire(&self, stack: (u64, u64)) -> *mut ThreadUnwinder {
+    pub unsafe fn retire(&self, stack: (u64, u64), descriptor: u64) -> *mut ThreadUnwinder {
         self.dead_stack.0.store(stack.0, Ordering::Relaxed);
         self.dead_stack.1.store(stack.1, Ordering::Relaxed);
+        self.descriptor.store(descriptor, Ordering::Relaxed);
         self.exited.store(true, Ordering::Release);
         let buffer = self.buffer.load(Ordering::Relaxed);
         if !buffer.is_null() {
@@ -688,8 +693,13 @@ pub fn prepare_writer_barrier() {
 
 /// Dead stack ranges of exited threads whose block no live thread has reused (glibc caches thread
 /// stacks): their contents are stale, so the leak scan does not treat them as roots, like
-/// memcheck, for which memory below a stack pointer is inaccessible.
-pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
+/// memcheck, for which memory below a stack pointer is inaccessible. A range counts only while
+/// its block is still there: `still_descriptor(tp)` must say that the thread's descriptor is
+/// still at its thread pointer. glibc unmaps stacks its cache has no room for, and a later
+/// stack mapped over the addresses had its own descriptor (its DTV pointer among others)
+/// inside the old range: in a program creating threads in a loop, the DTVs of cached stacks
+/// read as definitely lost in most runs.
+pub fn dead_thread_stacks(still_descriptor: impl Fn(u64) -> bool) -> Vec<(u64, u64)> {
     let mut dead = Vec::new();
     for_each_thread(|s| {
         if s.exited.load(Ordering::Acquire) {
@@ -697,7 +707,8 @@ pub fn dead_thread_stacks() -> Vec<(u64, u64)> {
                 s.dead_stack.0.load(Ordering::Relaxed),
                 s.dead_stack.1.load(Ordering::Relaxed),
             );
-            if low < high {
+            let descriptor = s.descriptor.load(Ordering::Relaxed);
+            if low < high && still_descriptor(descriptor) {
                 dead.push((low, high));
             }
         }

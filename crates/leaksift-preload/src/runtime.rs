@@ -253,7 +253,7 @@ extern "C" fn thread_exiting(state: *mut c_void) {
     let marker = 0u8;
     let below_sp = (current_stack_block().0, &marker as *const u8 as u64);
     // SAFETY: we are the owning thread.
-    let unwinder = unsafe { state.retire(below_sp) };
+    let unwinder = unsafe { state.retire(below_sp, thread_pointer()) };
     unwind::give_back_thread_unwinder(unwinder);
 }
 

@@ -625,6 +625,27 @@ fn is_libc(path: &str) -> bool {
     name.starts_with("libc.so") || name.starts_with("libc-")
 }
 
+/// The size of the glibc arena heap starting at the 64 MiB-aligned `aligned`, when the words
+/// there are a `heap_info`: `ar_ptr` just past a heap_info of some heap (a real address, not a
+/// small number), `prev` null or another heap's start, `size` a page multiple up to 64 MiB and
+/// `mprotect_size` at least `size`. The looser test before (any `ar_ptr` whose low bits were
+/// small, such as the number 8, and any `size`) could take a thread stack holding small numbers
+/// at a 64 MiB boundary for a heap, and leave the rest of that stack, glibc's thread descriptor
+/// at its top included, out of the roots.
+fn arena_heap_size(aligned: u64) -> Option<u64> {
+    let word = |i: u64| read_word(aligned + i * WORD);
+    let (arena, prev, size, protected) = (word(0)?, word(1)?, word(2)?, word(3)?);
+    let heap_like = arena >= ARENA_HEAP_ALIGN
+        && arena & (ARENA_HEAP_ALIGN - 1) <= 64
+        && prev & (ARENA_HEAP_ALIGN - 1) == 0
+        && size >= 4096
+        && size % 4096 == 0
+        && size <= ARENA_HEAP_ALIGN
+        && protected >= size
+        && protected <= ARENA_HEAP_ALIGN;
+    heap_like.then_some(size)
+}
+
 /// Root ranges: rw mappings of `maps` (but those [`parse_smaps`] marks as skipped) minus glibc
 /// heaps, live blocks, the tracer's memory, exited threads' stacks, the unused part of the
 /// requester's stack and the `dead` ranges (below blocked threads' stack pointers).
@@ -644,12 +665,8 @@ fn roots(
         // past a heap_info (first heap) or into another heap of the same arena.
         let mut aligned = (m.start + ARENA_HEAP_ALIGN - 1) & !(ARENA_HEAP_ALIGN - 1);
         while aligned < m.end {
-            if let (Some(arena), Some(size)) = (read_word(aligned), read_word(aligned + 2 * WORD))
-                && arena & (ARENA_HEAP_ALIGN - 1) <= 64
-                && arena != 0
-                && size <= ARENA_HEAP_ALIGN
-            {
-                excluded.push((aligned, aligned + size.max(4096)));
+            if let Some(size) = arena_heap_size(aligned) {
+                excluded.push((aligned, aligned + size));
             }
             aligned += ARENA_HEAP_ALIGN;
         }
@@ -673,7 +690,11 @@ fn roots(
             .map(|(s, e)| (s as u64, e as u64)),
     );
     excluded.push(scanner_stack);
-    excluded.extend(crate::buffers::dead_thread_stacks());
+    // x86-64 TLS: a descriptor's first word (`tcbhead_t.tcb`) and third (`self`) hold its
+    // own address.
+    excluded.extend(crate::buffers::dead_thread_stacks(|tp| {
+        tp != 0 && read_word(tp) == Some(tp) && read_word(tp + 2 * WORD) == Some(tp)
+    }));
     excluded.sort_unstable();
 
     let mut out = Vec::new();
