@@ -272,6 +272,10 @@ pub fn step_kind(step: &PathStepRow) -> String {
     }
 }
 
+/// Suspects shown in the text report (MAT's threshold leaves a handful; `--threshold 0` made every
+/// object one, 18,480 of them on a small snapshot). The JSON has all.
+const TEXT_SUSPECTS: usize = 20;
+
 /// Renders the whole `heap` report.
 pub fn render_summary(s: &HeapSummary) -> String {
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -322,7 +326,7 @@ pub fn render_summary(s: &HeapSummary) -> String {
     if s.suspects.is_empty() {
         out.push_str("  none: no object or class retains the threshold share of the heap\n");
     }
-    for (i, suspect) in s.suspects.iter().enumerate() {
+    for (i, suspect) in s.suspects.iter().take(TEXT_SUSPECTS).enumerate() {
         out.push_str(&format!(
             "{}. {} — {} ({})\n",
             i + 1,
@@ -382,6 +386,12 @@ pub fn render_summary(s: &HeapSummary) -> String {
             out.push_str(line);
             out.push('\n');
         }
+    }
+    if s.suspects.len() > TEXT_SUSPECTS {
+        out.push_str(&format!(
+            "… {} more suspects (a low --threshold; all in --json)\n",
+            s.suspects.len() - TEXT_SUSPECTS
+        ));
     }
     out.push_str(&format!(
         "\nClasses by retained size (top {} of {})\n",

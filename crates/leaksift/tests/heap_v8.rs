@@ -945,3 +945,52 @@ fn same_named_classes_are_told_apart_by_location_in_text() {
     assert_eq!(labels(&diff, "300 "), three, "{diff}");
     assert_eq!(labels(&diff, "200 "), two, "{diff}");
 }
+
+/// `--threshold 0` makes every top-level object a suspect: the text report printed thousands of
+/// them (18,480 lines on one snapshot). It shows 20 and counts the rest; the JSON has all.
+#[test]
+fn a_low_threshold_lists_twenty_suspects_in_text() {
+    let file = fixture("shapes.heapsnapshot.gz");
+    let text = String::from_utf8(stdout_of(
+        leaksift()
+            .args(["heap", "-q", "--threshold", "0"])
+            .arg(&file),
+    ))
+    .unwrap();
+    let numbered = text
+        .lines()
+        .filter(|l| {
+            l.split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+        .count();
+    assert_eq!(numbered, 20, "{text}");
+    let json = json_of(
+        leaksift()
+            .args(["heap", "-q", "--json", "--threshold", "0"])
+            .arg(&file),
+    );
+    let all = json["suspects"].as_array().unwrap().len();
+    assert!(all > 20, "{all}");
+    assert!(
+        text.contains(&format!("… {} more suspects", all - 20)),
+        "{text}"
+    );
+}
+
+/// A snapshot cut just before its final `}` read "expected `,` or `}` between top-level
+/// sections", with nothing saying the file was cut short.
+#[test]
+fn a_snapshot_missing_its_last_byte_is_called_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(fixture("handmade.heapsnapshot")).unwrap();
+    while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+        bytes.pop();
+    }
+    bytes.pop();
+    let cut = dir.path().join("cut.heapsnapshot");
+    std::fs::write(&cut, &bytes).unwrap();
+    let out = leaksift().args(["heap", "-q"]).arg(&cut).output().unwrap();
+    let line = assert_one_line_error(&out, "truncated");
+    assert!(line.contains(&format!("at byte {}", bytes.len())), "{line}");
+}

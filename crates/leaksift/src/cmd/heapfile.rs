@@ -248,8 +248,22 @@ fn load_v8(
         Some(ClassScheme::V8Interfaces(defs)) => Some(defs.as_slice()),
         _ => None,
     };
-    let snapshot = v8::read(bytes, interfaces, &mut |phase| progress.phase(phase))
-        .with_context(|| format!("{shown}"))?;
+    let len = AsRef::<[u8]>::as_ref(&*bytes).len() as u64;
+    let snapshot =
+        v8::read(bytes, interfaces, &mut |phase| progress.phase(phase)).map_err(|error| {
+            // An error where the file ends is a file cut short, not a malformed one.
+            let at_end = matches!(
+                error,
+                v8::V8Error::Syntax { offset, .. } | v8::V8Error::Shape { offset, .. }
+                    if offset + 1 >= len
+            ) && !error.to_string().contains("truncated");
+            let context = if at_end {
+                format!("{shown} (the file ends at byte {len}: truncated?)")
+            } else {
+                format!("{shown}")
+            };
+            anyhow::Error::new(error).context(context)
+        })?;
     let extra_sections = snapshot
         .allocation_sites
         .iter()
