@@ -1221,7 +1221,6 @@ impl Writer {
         self.check(result);
     }
 
-    /// Exit: write everything, sample RSS, scan, write `End`, flush, stop tracing and release the exiting thread.
     /// Ends the trace of a program whose every thread left with a raw `exit` system call (the
     /// leader's `syscall(SYS_exit, n)`, a strict-seccomp program): no exit scan (there is no
     /// thread to stop, and glibc's exit path did not run), the leader's status when it exited.
@@ -1242,6 +1241,7 @@ impl Writer {
         runtime::WRITER_RUNNING.store(false, Ordering::Release);
     }
 
+    /// Exit: write everything, sample RSS, scan, write `End`, flush, stop tracing and release the exiting thread.
     fn finish(&mut self) {
         // The module list as the gate closes: afterwards the loader is not asked (see
         // `runtime::exit_gate_closed`), and the `dlopen` hooks' own snapshots still arrive.
