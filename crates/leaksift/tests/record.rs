@@ -402,11 +402,26 @@ fn blocks_lost_before_main_returns_are_lost_despite_stale_copies_on_the_stack() 
             assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)), "{name} {args:?}");
             let ours = trace.leak_summary(ScanTrigger::Exit);
             assert_eq!(&ours, expected, "{name} {args:?}");
-            assert_eq!(
-                ours,
-                valgrind_summary(&program, args),
-                "{name} {args:?}: valgrind"
-            );
+            let valgrind = valgrind_summary(&program, args);
+            if args == ["3"] {
+                // The 8 KiB block's only reference is gone, but in some stack layouts (the
+                // temporary directory's name is in the environment) valgrind finds a stale
+                // word pointing into it and says "possibly lost" (seen once in CI; 40 of 40
+                // runs here say definitely). The lost blocks and bytes must agree.
+                let lost = |summary: &HashMap<LeakClass, (u64, u64)>| {
+                    [LeakClass::DefinitelyLost, LeakClass::PossiblyLost]
+                        .iter()
+                        .filter_map(|class| summary.get(class))
+                        .fold((0, 0), |(b, s), &(blocks, bytes)| (b + blocks, s + bytes))
+                };
+                assert_eq!(
+                    lost(&ours),
+                    lost(&valgrind),
+                    "{name} {args:?}: {valgrind:?}"
+                );
+            } else {
+                assert_eq!(ours, valgrind, "{name} {args:?}: valgrind");
+            }
         }
     }
 }
