@@ -466,6 +466,9 @@ pub fn spawn_in_child(sink: Sink) {
     w.next_module_id = 0;
     w.module_generation = (u64::MAX, u64::MAX);
     w.failed = false;
+    // The child's times count from the fork, as an exec'd image's count from its start (a
+    // child that exec'd at once read "after 468 ms": its parent's age).
+    w.clock.origin = sys::timestamp();
     w.refresh_modules(true);
     let inherited: Vec<(u64, LiveBlock)> = w.live.iter().map(|(a, b)| (*a, *b)).collect();
     for (address, block) in inherited {

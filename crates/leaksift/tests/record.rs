@@ -196,6 +196,14 @@ impl Trace {
         summary.expect("the trace has a leak scan")
     }
 
+    /// When the last `End` record was written, in nanoseconds since tracing started.
+    fn end_time(&self) -> Option<u64> {
+        self.events.iter().rev().find_map(|e| match e {
+            Event::End { time, .. } => Some(time.0),
+            _ => None,
+        })
+    }
+
     /// The last `End` record (an exec that failed leaves one before the program's later events).
     fn end(&self) -> Option<ProcessEnd> {
         self.events.iter().rev().find_map(|e| match e {
@@ -1047,6 +1055,10 @@ fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trac
     );
     assert!(stderr.contains(&child_line), "{stderr}");
     assert_eq!(child.end(), Some(ProcessEnd::Exited(0)));
+    // Its times count from the fork, not from the parent's start 500 ms before (it "exec'd
+    // after 468 ms" when it did at once).
+    let ended = child.end_time().expect("the child's end record");
+    assert!(ended < 400_000_000, "child ended at {ended} ns");
     assert_eq!(
         child.allocs(1111).len(),
         1,

@@ -1,4 +1,6 @@
-/* fork then exec: the parent allocates 1111 bytes, the fork child 2222, the exec'd image 4444. */
+/* fork then exec: the parent allocates 1111 bytes, the fork child 2222, the exec'd image 4444.
+ * The parent sleeps 500 ms before it forks: a followed child's trace times count from the fork,
+ * so the child's exit is stamped within milliseconds, not after the parent's 500 ms. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@ int main(int argc, char **argv) {
     }
     sink = malloc(1111);
     fflush(stdout);
+    usleep(500000);
     pid_t child = fork();
     if (child == 0) {
         sink = malloc(2222);
