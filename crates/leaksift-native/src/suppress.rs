@@ -308,6 +308,12 @@ mod proptests {
                 Some("^/opt/vendor/libblob.so$"),
             ),
             (vec![at("??", "??")], None),
+            // Control characters (a newline ended the `leak:` line, and the file written was
+            // refused when read back).
+            (
+                vec![at("malloc", libc), at("tab\tnew\nline\u{1b}x", "/app/bin")],
+                Some("^tab*new*line*x$"),
+            ),
         ];
         for (frames, expected) in stacks {
             let pattern = suppression_for(&frames);

@@ -994,3 +994,26 @@ fn a_snapshot_missing_its_last_byte_is_called_truncated() {
     let line = assert_one_line_error(&out, "truncated");
     assert!(line.contains(&format!("at byte {}", bytes.len())), "{line}");
 }
+
+/// A file name with a newline and an escape sequence split the report's first line and the
+/// progress lines, and the escape reached the terminal.
+#[test]
+fn a_file_name_with_control_characters_stays_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad\nname\u{1b}[31m.heapsnapshot");
+    std::fs::copy(fixture("handmade.heapsnapshot"), &file).unwrap();
+    let out = leaksift().arg("heap").arg(&file).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.contains(r"bad\nname\u{1b}[31m.heapsnapshot (v8):"),
+        "{first}"
+    );
+    assert!(!stderr.contains('\u{1b}') && !stdout.contains('\u{1b}'));
+    assert!(
+        stderr.lines().all(|line| line.contains(": ")),
+        "a progress line was split: {stderr}"
+    );
+}

@@ -2169,3 +2169,29 @@ fn dtvs_of_cached_thread_stacks_are_never_definitely_lost() {
         );
     }
 }
+
+/// `record`'s status lines printed the trace's name (made from the program's) raw: a newline
+/// split a line and an escape sequence reached the terminal. It is shell-quoted now.
+#[test]
+fn status_lines_quote_names_with_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = compile_c("raw_exit.c", &["-O1"], dir.path(), "raw_exit");
+    let name = "e<v&i\"l\nx\u{1b}[31m";
+    std::fs::rename(&built, dir.path().join(name)).unwrap();
+    ensure_preload();
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["record", "--", &format!("./{name}")])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    for line in stderr.lines() {
+        assert!(line.starts_with("leaksift: "), "{stderr}");
+    }
+    assert!(
+        stderr.contains(r#"leaksift.e<v&i"l\nx\e[31m.lks'"#),
+        "{stderr}"
+    );
+}

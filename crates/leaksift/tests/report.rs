@@ -293,6 +293,31 @@ fn json_report_of_a_synthetic_trace() {
     assert_eq!(json["hotspots"][0]["allocations"], 3);
 }
 
+/// `--json` named the flamegraph and suppressions files it had failed to write; it names only
+/// files written, and the run still ends with the write error (exit 2).
+#[test]
+fn json_names_only_the_files_it_wrote() {
+    let t = synthetic(true);
+    let output = report(
+        &t.trace,
+        &[
+            "--json",
+            "--flamegraph",
+            "/nonexistent/dir/f.svg",
+            "--gen-suppressions",
+            "/nonexistent/dir/g.supp",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let json = json_of(&output);
+    assert_eq!(json["flamegraph"], Value::Null);
+    assert_eq!(json["generated_suppressions"], Value::Null);
+    let svg = t.dir.join("f.svg");
+    let output = report(&t.trace, &["--json", "--flamegraph", path(&svg)]);
+    assert!(output.status.success());
+    assert_eq!(json_of(&output)["flamegraph"], path(&svg));
+}
+
 #[test]
 fn memory_from_outside_malloc_is_pointed_out_unless_it_is_traced() {
     // untraced.c maps and touches 96 MiB and mallocs 64 bytes.
