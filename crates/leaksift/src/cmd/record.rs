@@ -625,14 +625,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
              written)",
             shown(&output)
         );
-    } else if status.code().is_some() && trace_has_end(&output, size) == Some(false) {
-        eprintln!(
-            "leaksift: note: the program exited with code {code}, but its trace {} ends before \
-             that: the tracer stopped early (a write to the trace was refused, as by a seccomp \
-             filter, or the system refused the tracer memory); the report says TRUNCATED and \
-             covers what was written",
-            shown(&output)
-        );
     }
     let siblings = sibling_traces(&output);
     for other in &siblings {
@@ -642,28 +634,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         eprintln!("leaksift: note: {note}");
     }
     Ok(Outcome::ChildExit(code))
-}
-
-/// Traces up to this size are read back after a normal exit to see that they end with it.
-const END_CHECKED_BYTES: u64 = 64 << 20;
-
-/// Whether the trace at `path` (`size` bytes) holds an end record (the exit, or an exec);
-/// `None` when it is not checked (bigger than [`END_CHECKED_BYTES`], or unreadable).
-fn trace_has_end(path: &Path, size: u64) -> Option<bool> {
-    if size > END_CHECKED_BYTES {
-        return None;
-    }
-    let file = std::fs::File::open(path).ok()?;
-    let mut reader = leaksift_trace::TraceReader::new(std::io::BufReader::new(file)).ok()?;
-    let mut ended = false;
-    loop {
-        match reader.next_event() {
-            Ok(Some(leaksift_trace::model::Event::End { .. })) => ended = true,
-            Ok(Some(_)) => {}
-            Ok(None) => return Some(ended),
-            Err(_) => return None,
-        }
-    }
 }
 
 /// A path in a status line, as a shell reads it back (quoted when it holds spaces, in `$'…'`
