@@ -37,7 +37,7 @@ impl Progress {
         self.finish();
         let name = one_line_shown(name);
         if self.enabled && self.interactive {
-            eprint!("\r\x1b[2K{name}…");
+            crate::stderr_print!("\r\x1b[2K{name}…");
             let _ = std::io::stderr().flush();
         }
         self.phase = Some((name, Instant::now()));
@@ -49,7 +49,7 @@ impl Progress {
             return;
         }
         if let Some((name, _)) = &self.phase {
-            eprint!("\r\x1b[2K{name}… {}", one_line_shown(detail));
+            crate::stderr_print!("\r\x1b[2K{name}… {}", one_line_shown(detail));
             let _ = std::io::stderr().flush();
         }
     }
@@ -60,9 +60,9 @@ impl Progress {
             return;
         }
         if self.interactive {
-            eprint!("\r\x1b[2K");
+            crate::stderr_print!("\r\x1b[2K");
         }
-        eprintln!("{}", crate::escape::terminal(text));
+        crate::stderr_line!("{}", crate::escape::terminal(text));
     }
 
     /// Finishes the current phase, printing its duration.
@@ -72,9 +72,9 @@ impl Progress {
         {
             let took = crate::units::duration(started.elapsed().as_secs_f64());
             if self.interactive {
-                eprintln!("\r\x1b[2K{name}: {took}");
+                crate::stderr_line!("\r\x1b[2K{name}: {took}");
             } else {
-                eprintln!("{name}: {took}");
+                crate::stderr_line!("{name}: {took}");
             }
         }
     }

@@ -249,7 +249,10 @@ impl Drop for Job {
 /// Prints `text` as a line on stderr, also while a command holds the terminal: on a terminal with
 /// `stty tostop`, a write from the background would stop leaksift (SIGTTOU, blocked for it).
 pub fn eprintln_from_background(text: &str) {
-    with_sigttou_blocked(|| eprintln!("{text}"));
+    // A message that cannot be written (stderr a closed pipe) is dropped: `eprintln!` would panic.
+    with_sigttou_blocked(|| {
+        let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("{text}\n"));
+    });
 }
 
 /// The terminal is leaksift's standard input.

@@ -87,7 +87,7 @@ fn usage_error(error: clap::Error) -> ExitCode {
 /// could hold a newline or a terminal control sequence.
 fn error_line(message: &str) {
     let message = message.replace(['\n', '\r'], " ");
-    eprintln!(
+    leaksift_report::stderr_line!(
         "leaksift: error: {}",
         leaksift_report::escape::terminal(&message)
     );

@@ -159,6 +159,41 @@ fn report_to_a_closed_pipe_keeps_the_verdicts_exit_status() {
     }
 }
 
+/// Runs `command` with stderr a pipe whose reader is already gone (`cmd 2>&1 | true`).
+fn with_stderr_to_a_closed_pipe(command: &mut Command) -> std::process::ExitStatus {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap()
+}
+
+/// Every message on stderr was `eprintln!`, which panics when the write fails; the panic's own
+/// message failed too, so leaksift aborted (exit 134), and `record` took the traced program down
+/// with it (SIGTERM to a child still sleeping).
+#[test]
+fn stderr_to_a_closed_pipe_changes_no_exit_status() {
+    support::ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("finished");
+    let trace = dir.path().join("app.lks");
+    let status = with_stderr_to_a_closed_pipe(
+        leaksift()
+            .args(["record", "-o", path(&trace), "--", "sh", "-c"])
+            .arg(format!("sleep 0.3; touch '{}'; exit 4", marker.display())),
+    );
+    assert_eq!(status.code(), Some(4), "record: {status}");
+    assert!(marker.exists(), "the traced program did not finish");
+    let status = with_stderr_to_a_closed_pipe(leaksift().arg("report").arg(&trace));
+    assert_eq!(status.code(), Some(0), "report: {status}");
+    let status = with_stderr_to_a_closed_pipe(leaksift().args(["report", "no-such-trace.lks"]));
+    assert_eq!(status.code(), Some(2), "report of a missing file: {status}");
+    let status = with_stderr_to_a_closed_pipe(leaksift().arg("--no-such-option"));
+    assert_eq!(status.code(), Some(2), "usage error: {status}");
+}
+
 #[test]
 fn record_refuses_an_output_it_cannot_create_before_running_the_program() {
     support::ensure_preload();

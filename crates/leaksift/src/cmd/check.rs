@@ -247,7 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let failed = analysis.p_value < args.alpha && analysis.slope_ci.0 > args.budget as f64;
     let warnings = warnings(&args, runtime, analysis.verdict);
     for warning in &warnings {
-        eprintln!("leaksift: warning: {warning}");
+        leaksift_report::stderr_line!("leaksift: warning: {warning}");
     }
     let (signal, signal_text, axis) = match measure(&args) {
         Measure::JvmHeap => (

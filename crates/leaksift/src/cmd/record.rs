@@ -158,7 +158,7 @@ fn check_name_length(output: &Path) -> anyhow::Result<()> {
         );
     }
     if length + COMPANION_SUFFIX_MAX > max {
-        eprintln!(
+        leaksift_report::stderr_line!(
             "leaksift: note: the file name of {} ({length} bytes) leaves no room, within the \
              file system's {max}-byte limit, for OUTPUT.<pid>[.<n>]: if the command execs \
              another program, or starts one under --follow-fork, that one goes untraced (a \
@@ -591,7 +591,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,
         (None, Some(signal)) => {
-            eprintln!(
+            leaksift_report::stderr_line!(
                 "leaksift: the command was killed by signal {signal}; the trace ends at its last flush"
             );
             128u8.wrapping_add(signal as u8)
@@ -612,14 +612,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             output.display()
         );
     };
-    eprintln!(
+    leaksift_report::stderr_line!(
         "leaksift: trace written to {} ({}); analyse it with `leaksift report {}`",
         shown(&output),
         leaksift_report::units::bytes(size as f64),
         shown(&output)
     );
     if status.code().is_some() && file_system_is_full(&output) {
-        eprintln!(
+        leaksift_report::stderr_line!(
             "leaksift: the file system holding {} is full: the tracer stopped when a write \
              failed, so the trace ends early (the report says TRUNCATED and covers what was \
              written)",
@@ -628,10 +628,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let siblings = sibling_traces(&output);
     for other in &siblings {
-        eprintln!("leaksift: {}", describe_sibling(other, child.id()));
+        leaksift_report::stderr_line!("leaksift: {}", describe_sibling(other, child.id()));
     }
     for note in untraced_execs(&output, &siblings) {
-        eprintln!("leaksift: note: {note}");
+        leaksift_report::stderr_line!("leaksift: note: {note}");
     }
     Ok(Outcome::ChildExit(code))
 }

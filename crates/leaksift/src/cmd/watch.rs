@@ -185,7 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 .and_then(|c| c.wait_for(Duration::from_millis(500)));
             match exited {
                 Some(status) => {
-                    eprintln!(
+                    leaksift_report::stderr_line!(
                         "leaksift: {} exited with code {} before the first sample",
                         watched.label,
                         child::exit_code(status)
@@ -287,7 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Runtime::Jvm => "leaksift check --jvm-heap",
             Runtime::Node => "leaksift check --sample-cmd",
         };
-        eprintln!(
+        leaksift_report::stderr_line!(
             "leaksift: warning: the watched process runs on {}: its resident memory grows while \
              the collector pages in and sizes its heap, also without a leak; trust a {} verdict \
              only over a run long enough for the heap to reach its steady size, or compare the \
