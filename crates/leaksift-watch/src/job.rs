@@ -255,6 +255,19 @@ pub fn eprintln_from_background(text: &str) {
     });
 }
 
+/// Whether `signal` is ignored in this process (as `nohup`, `trap ''` or a shell's background
+/// job leave SIGHUP, SIGINT and SIGQUIT). Such a signal gets no handler of leaksift's: a handler
+/// would end the ignoring, and exec would start the command with the default action, so
+/// `nohup leaksift record -- server` would die at the hangup that plain `nohup server` survives.
+pub fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current disposition.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// The terminal is leaksift's standard input.
 fn stdin() -> BorrowedFd<'static> {
     rustix::stdio::stdin()

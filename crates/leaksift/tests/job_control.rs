@@ -537,3 +537,46 @@ fn ctrl_z_stops_the_command_and_fg_resumes_it_under_watch_and_record() {
     ctrl_z_without_the_terminal(watch_line(), "verdict");
     ctrl_z_without_the_terminal(record_line(), "trace written to");
 }
+
+/// The `SigIgn` mask (`/proc/PID/status`) of `leaksift ARGS -- grep SigIgn /proc/self/status`
+/// started with SIGHUP and SIGQUIT ignored, as `nohup` and a script's background job leave them.
+fn ignored_mask_under(args: &[&str]) -> u64 {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leaksift"));
+    command
+        .args(args)
+        .args(["--", "grep", "SigIgn", "/proc/self/status"])
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls (signal) are made.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = command.output().expect("running leaksift");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mask = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .unwrap_or_else(|| panic!("no SigIgn line in {text:?}"));
+    u64::from_str_radix(mask.trim(), 16).unwrap()
+}
+
+/// leaksift installed its signal handlers also over signals it inherited ignored, and exec then
+/// started the command with their default action: `nohup leaksift record -- server` died at
+/// the hangup that plain `nohup server` survives.
+#[test]
+fn signals_ignored_by_the_caller_stay_ignored_in_the_command() {
+    ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("grep.lks");
+    let wanted = (1 << (libc::SIGHUP - 1)) | (1 << (libc::SIGQUIT - 1));
+    for args in [
+        vec!["record", "-o", trace.to_str().unwrap()],
+        vec!["watch", "-q", "--interval", "0.1"],
+    ] {
+        let mask = ignored_mask_under(&args);
+        assert_eq!(mask & wanted, wanted, "{args:?}: SigIgn {mask:x}");
+    }
+}

@@ -450,9 +450,13 @@ extern "C" fn forward_signal(
 }
 
 /// Installs the forwarding handler for [`FORWARDED_SIGNALS`] (before the command starts, so that
-/// none is lost: they are held until [`forward_signals_to`]).
+/// none is lost: they are held until [`forward_signals_to`]), except those leaksift inherited
+/// ignored: the command inherits the ignoring as it would without leaksift.
 fn forward_signals() {
     for signal in FORWARDED_SIGNALS {
+        if leaksift_watch::job::ignored(signal) {
+            continue;
+        }
         // SAFETY: installs an async-signal-safe handler (atomics and kill) in our own process;
         // exec resets it to the default in the command.
         unsafe {

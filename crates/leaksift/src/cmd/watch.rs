@@ -367,7 +367,8 @@ fn outcome(analysis: &Analysis, fail_on_leak: bool, exit_code: Option<u8>) -> Ou
 }
 
 /// SIGINT/SIGTERM/SIGHUP set a flag: sampling stops, the command is stopped (the terminal given
-/// back to leaksift's group) and the verdict is still printed.
+/// back to leaksift's group) and the verdict is still printed. One leaksift inherited ignored
+/// (`nohup`) stays ignored, in leaksift and in the command it starts.
 pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [
@@ -375,6 +376,9 @@ pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
+        if leaksift_watch::job::ignored(signal) {
+            continue;
+        }
         signal_hook::flag::register(signal, Arc::clone(&flag))
             .context("installing the Ctrl-C handler")?;
     }
