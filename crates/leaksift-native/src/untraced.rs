@@ -18,6 +18,9 @@ const ALLOCATOR_LIBRARIES: [&str; 7] = [
     "libtbbmalloc",
 ];
 
+/// The file name of the tracer library (`libleaksift_preload.so`), by which its module is known.
+const TRACER_LIBRARY: &str = "libleaksift_preload";
+
 /// Whether the allocator library at `path` (one of [`ALLOCATOR_LIBRARIES`]) leaves glibc's
 /// internal `__libc_malloc`/`__libc_free` entry points alone, so that under the tracer, whose hooks
 /// call those, glibc's allocator serves the program's malloc family and the leak classes are
@@ -80,6 +83,11 @@ pub struct UntracedMemory {
     /// Loaded libraries that are allocators of their own (what they hand out through entry
     /// points of their own is not traced; see [`leaves_glibc_serving`]).
     pub allocator_modules: Vec<String>,
+    /// An allocator library that comes before the tracer in the loader's search order (listed
+    /// before it in `LD_PRELOAD`, as `LD_PRELOAD="liballoc.so $LD_PRELOAD"` in a start script
+    /// puts it): the program's `malloc` family was that library's, so no allocation of it
+    /// reached the tracer and the report holds none of them.
+    pub allocator_before_tracer: Option<String>,
     /// The managed runtime the program runs on, if leaksift knows it (`python`, `node`, `jvm`).
     pub managed_runtime: Option<ManagedRuntime>,
     /// Peak RSS over the peak traced heap, when it is at least [`RSS_OVER_HEAP_RATIO`] and the
@@ -95,15 +103,30 @@ impl UntracedMemory {
         peak_heap_bytes: u64,
         peak_rss_bytes: Option<u64>,
     ) -> Option<UntracedMemory> {
+        let file_name = |m: &Module| m.path.rsplit('/').next().unwrap_or(&m.path).to_string();
+        let is_allocator = |m: &Module| {
+            let name = file_name(m);
+            ALLOCATOR_LIBRARIES.iter().any(|lib| {
+                name.strip_prefix(lib)
+                    .is_some_and(|rest| rest.starts_with(['.', '_', '-']))
+            })
+        };
+        // The modules come in the loader's order (`dl_iterate_phdr`'s, at the start: the
+        // executable, then `LD_PRELOAD` in order, then the libraries they need), which is the
+        // order a symbol such as `malloc` is looked up in.
+        let allocator_before_tracer = modules
+            .iter()
+            .take_while(|m| !file_name(m).starts_with(TRACER_LIBRARY))
+            .find(|m| is_allocator(m))
+            .filter(|_| {
+                modules
+                    .iter()
+                    .any(|m| file_name(m).starts_with(TRACER_LIBRARY))
+            })
+            .map(|m| m.path.clone());
         let mut allocator_modules: Vec<String> = modules
             .iter()
-            .filter(|m| {
-                let name = m.path.rsplit('/').next().unwrap_or(&m.path);
-                ALLOCATOR_LIBRARIES.iter().any(|lib| {
-                    name.strip_prefix(lib)
-                        .is_some_and(|rest| rest.starts_with(['.', '_', '-']))
-                })
-            })
+            .filter(|m| is_allocator(m))
             .map(|m| m.path.clone())
             .collect();
         allocator_modules.sort();
@@ -120,6 +143,7 @@ impl UntracedMemory {
         (!allocator_modules.is_empty() || managed_runtime.is_some() || rss_over_heap.is_some())
             .then_some(UntracedMemory {
                 allocator_modules,
+                allocator_before_tracer,
                 managed_runtime,
                 rss_over_heap,
             })
@@ -158,6 +182,28 @@ mod tests {
             ]
         );
         assert_eq!(found.rss_over_heap, None);
+    }
+
+    #[test]
+    fn an_allocator_before_the_tracer_in_the_search_order_is_named() {
+        let tracer = module("/opt/leaksift/libleaksift_preload.so");
+        let mimalloc = module("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2");
+        let libc = module("/usr/lib/x86_64-linux-gnu/libc.so.6");
+        let app = module("/opt/app/server");
+        let first = [app.clone(), mimalloc.clone(), tracer.clone(), libc.clone()];
+        let found = UntracedMemory::detect(&first, 0, None).unwrap();
+        assert_eq!(
+            found.allocator_before_tracer.as_deref(),
+            Some(mimalloc.path.as_str())
+        );
+        // After the tracer (`LD_PRELOAD="$LD_PRELOAD liballoc.so"`, or linked): traced.
+        let after = [app.clone(), tracer, mimalloc.clone(), libc];
+        let found = UntracedMemory::detect(&after, 0, None).unwrap();
+        assert_eq!(found.allocator_before_tracer, None);
+        assert_eq!(found.allocator_modules, [mimalloc.path.clone()]);
+        // No tracer module at all (a hand-made trace): nothing to say about the order.
+        let found = UntracedMemory::detect(&[app, mimalloc], 0, None).unwrap();
+        assert_eq!(found.allocator_before_tracer, None);
     }
 
     #[test]

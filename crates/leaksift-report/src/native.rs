@@ -120,6 +120,18 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
     if let Some(untraced) = &report.untraced_memory {
         untraced_notes(&mut out, untraced, report, label.pid);
     }
+    let allocator_first = report
+        .untraced_memory
+        .as_ref()
+        .is_some_and(|u| u.allocator_before_tracer.is_some());
+    if report.allocations == 0 && !allocator_first {
+        let _ = writeln!(
+            out,
+            "note: no allocation reached the tracer: the program allocates nothing through the \
+             malloc family, or has an allocator of its own built in (a statically linked \
+             jemalloc or mimalloc, a Rust #[global_allocator]), whose blocks are not traced"
+        );
+    }
 
     out.push('\n');
     match &report.scan {
@@ -394,16 +406,33 @@ fn allocator_note(module: &str) -> String {
 
 /// Says what memory the report cannot show, and why leaksift thinks there is some.
 fn untraced_notes(out: &mut String, untraced: &UntracedMemory, report: &NativeReport, pid: u32) {
+    if let Some(first) = &untraced.allocator_before_tracer {
+        let _ = writeln!(
+            out,
+            "warning: {first}, an allocator of its own, comes before the tracer in the loader's \
+             search order (it is listed before it in LD_PRELOAD, as LD_PRELOAD=\"liballoc.so \
+             $LD_PRELOAD\" puts it): the program's malloc family was its, not the tracer's, so \
+             its allocations are not in this report and its leaks cannot be judged; add the \
+             library after the tracer instead (LD_PRELOAD=\"$LD_PRELOAD liballoc.so\")"
+        );
+    }
     for module in &untraced.allocator_modules {
-        let _ = writeln!(out, "{}", allocator_note(module));
+        if untraced.allocator_before_tracer.as_ref() != Some(module) {
+            let _ = writeln!(out, "{}", allocator_note(module));
+        }
     }
     if let Some(runtime) = untraced.managed_runtime {
         let _ = writeln!(out, "note: {}", runtime_advice(runtime, pid));
     }
     if let (Some(ratio), Some(rss)) = (untraced.rss_over_heap, report.peak_rss_bytes) {
+        let times = if report.peak_bytes == 0 {
+            "far above".to_string()
+        } else {
+            format!("{ratio:.0}×")
+        };
         let _ = writeln!(
             out,
-            "note: peak RSS {} is {ratio:.0}× the peak traced heap ({}): most of the memory did \
+            "note: peak RSS {} is {times} the peak traced heap ({}): most of the memory did \
              not come from malloc and friends (mmap — `record --mmap` traces it —, an allocator \
              linked into the program, a JIT or interpreter arenas) and is not in this report",
             units::bytes(rss as f64),

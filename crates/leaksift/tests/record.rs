@@ -1558,6 +1558,58 @@ fn a_program_linked_with_another_allocator_runs_and_is_traced() {
     }
 }
 
+/// A start script that puts an allocator before the tracer (`LD_PRELOAD="liballoc.so
+/// $LD_PRELOAD"`) gives the program that allocator's `malloc`: nothing reaches the tracer. The
+/// report said "0 allocations", no leak, and that the malloc family "was traced (the tracer's
+/// malloc comes first)", and `--fail-on-leak` passed. It now warns, and `--fail-on-leak` refuses
+/// to judge (exit 2).
+#[test]
+fn an_allocator_preloaded_before_the_tracer_is_reported_and_fails_the_leak_check() {
+    let library = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
+    if !Path::new(library).exists() {
+        eprintln!("skipped: {library} is missing (Debian package libmimalloc2.0)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("other_allocator.c", &["-O1"], dir.path(), "plain");
+    let trace_path = dir.path().join("first.lks");
+    let script = format!(
+        "LD_PRELOAD=\"{library} $LD_PRELOAD\" exec '{}'",
+        program.display()
+    );
+    let out = record(&trace_path, &[], Path::new("sh"), &["-c", &script]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The shell's own trace is the `.PID` one; after its exec the program's is `first.lks`.
+    let report = report_output(&trace_path, &[]);
+    assert!(
+        report.contains(&format!(
+            "warning: {library}, an allocator of its own, comes before the tracer"
+        )),
+        "{report}"
+    );
+    assert!(
+        !report.contains("the tracer's malloc comes first"),
+        "{report}"
+    );
+    let checked = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["report", "-q"])
+        .arg(&trace_path)
+        .arg("--fail-on-leak")
+        .output()
+        .unwrap();
+    assert_eq!(checked.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&checked.stderr).contains("cannot check --fail-on-leak"),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
 /// Children forked back to back under `--follow-fork` (the writer is held at a safe point while
 /// each fork runs, and a second request arrives before it woke from the first): every child has
 /// its own complete trace with its one lost block, and the parent's trace is complete.

@@ -170,10 +170,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     progress.finish();
     let unresolved = symbolizer.unresolved_modules();
 
-    // Without a reachability scan there are no lost bytes to check: an error below.
+    // Without a reachability scan, or when the program's allocator came before the tracer,
+    // there are no lost bytes to check: an error below.
+    let allocator_before_tracer = report
+        .untraced_memory
+        .as_ref()
+        .and_then(|u| u.allocator_before_tracer.clone());
     let fail_check = args
         .fail_on_leak
-        .filter(|_| report.scan.is_some())
+        .filter(|_| report.scan.is_some() && allocator_before_tracer.is_none())
         .map(|budget| {
             let lost = report
                 .unsuppressed
@@ -241,7 +246,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 if check.failed { "FAIL" } else { "ok" }
             ));
         } else if args.fail_on_leak.is_some() {
-            text.push_str("\n--fail-on-leak: not checked (no reachability scan)\n");
+            text.push_str(if allocator_before_tracer.is_some() {
+                "\n--fail-on-leak: not checked (the allocations were not traced)\n"
+            } else {
+                "\n--fail-on-leak: not checked (no reachability scan)\n"
+            });
         }
         output::print(&text)?;
     }
@@ -252,6 +261,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     if let Some(error) = read_error {
         return Err(anyhow!(error).context(format!("trace {trace_name} is corrupt")));
+    }
+    if let (Some(_), Some(first)) = (args.fail_on_leak, &allocator_before_tracer) {
+        return Err(anyhow!(
+            "cannot check --fail-on-leak: in trace {trace_name}, {first} came before the tracer \
+             in the loader's search order, so the program's allocations went to it untraced \
+             (list it after the tracer in LD_PRELOAD)"
+        ));
     }
     if args.fail_on_leak.is_some() && report.scan.is_none() {
         let why = if report.exec {
