@@ -6,8 +6,8 @@ use leaksift_trace::model::Module;
 
 /// Library name prefixes of allocators that replace glibc's malloc family. Loaded as a library,
 /// such an allocator comes after the tracer, whose hooks serve the malloc family from glibc's
-/// allocator; what it hands out through entry points of its own (C++ `new`, `mallocx`) never
-/// reaches the hooks.
+/// allocator (C++ `operator new` and `mallocx` are the tracer's too); what it hands out through
+/// other entry points of its own (`tc_malloc`, `mi_malloc`) never reaches the hooks.
 const ALLOCATOR_LIBRARIES: [&str; 7] = [
     "libjemalloc",
     "libtcmalloc",

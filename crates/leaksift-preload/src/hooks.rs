@@ -47,6 +47,8 @@ macro_rules! trampoline {
     };
 }
 
+pub(crate) use trampoline;
+
 trampoline!(malloc(size: usize) -> *mut c_void, malloc_impl, "rsi");
 trampoline!(calloc(count: usize, size: usize) -> *mut c_void, calloc_impl, "rdx");
 trampoline!(realloc(ptr: *mut c_void, size: usize) -> *mut c_void, realloc_impl, "rdx");
@@ -151,7 +153,7 @@ fn record_free(address: u64) {
     }
 }
 
-extern "C" fn malloc_impl(size: usize, frame: *const u64) -> *mut c_void {
+pub(crate) extern "C" fn malloc_impl(size: usize, frame: *const u64) -> *mut c_void {
     // SAFETY: glibc's allocator.
     let ptr = unsafe { sys::__libc_malloc(size) };
     if !ptr.is_null()
@@ -234,7 +236,11 @@ fn traced_realloc(ptr: *mut c_void, size: usize, frame: *const u64) -> *mut c_vo
     result
 }
 
-extern "C" fn realloc_impl(ptr: *mut c_void, size: usize, frame: *const u64) -> *mut c_void {
+pub(crate) extern "C" fn realloc_impl(
+    ptr: *mut c_void,
+    size: usize,
+    frame: *const u64,
+) -> *mut c_void {
     traced_realloc(ptr, size, frame)
 }
 
@@ -360,7 +366,11 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     usable
 }
 
-extern "C" fn memalign_impl(align: usize, size: usize, frame: *const u64) -> *mut c_void {
+pub(crate) extern "C" fn memalign_impl(
+    align: usize,
+    size: usize,
+    frame: *const u64,
+) -> *mut c_void {
     aligned(kind::MEMALIGN, size, frame, || real_memalign(align, size))
 }
 

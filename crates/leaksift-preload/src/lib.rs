@@ -5,6 +5,7 @@
 
 mod alloc;
 mod buffers;
+mod cxx;
 mod exec_call;
 mod hooks;
 mod modules;

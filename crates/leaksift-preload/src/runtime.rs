@@ -326,26 +326,40 @@ pub fn next_symbol(name: &CStr) -> Option<*mut c_void> {
 /// `RTLD_NOLOAD` through the next `dlopen` (not this library's hook) and left open: it is never
 /// unloaded.
 fn allocator_symbol(name: &CStr) -> Option<*mut c_void> {
+    let library = {
+        let _guard = ReentryGuard::enter();
+        // SAFETY: dladdr fills `info` for an address inside a loaded object (the function the
+        // hooks call), whose path stays valid while the object is loaded (for ever: see above).
+        unsafe {
+            let mut info: libc::Dl_info = core::mem::zeroed();
+            let free_fn = sys::__libc_free as unsafe extern "C" fn(*mut c_void);
+            if libc::dladdr(free_fn as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
+                return None;
+            }
+            CStr::from_ptr(info.dli_fname)
+        }
+    };
+    let handle = loaded_library(library)?;
+    let _guard = ReentryGuard::enter();
+    // SAFETY: dlsym with a handle from dlopen and a NUL-terminated name.
+    let ptr = unsafe { libc::dlsym(handle, name.as_ptr()) };
+    (!ptr.is_null()).then_some(ptr)
+}
+
+/// The handle of `library` (a file name or path) if it is loaded, opened with `RTLD_NOLOAD`
+/// through the next `dlopen` (not this library's hook) and left open.
+pub fn loaded_library(library: &CStr) -> Option<*mut c_void> {
     type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
     let dlopen = next_symbol(c"dlopen")?;
     let _guard = ReentryGuard::enter();
-    // SAFETY: dladdr fills `info` for an address inside a loaded object (the function the hooks
-    // call); dlopen with RTLD_NOLOAD of that object's own path and dlsym with NUL-terminated
-    // names only look objects up.
-    unsafe {
-        let mut info: libc::Dl_info = core::mem::zeroed();
-        let free_fn = sys::__libc_free as unsafe extern "C" fn(*mut c_void);
-        if libc::dladdr(free_fn as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
-            return None;
-        }
-        let open = core::mem::transmute::<*mut c_void, DlopenFn>(dlopen);
-        let handle = open(info.dli_fname, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
-        if handle.is_null() {
-            return None;
-        }
-        let ptr = libc::dlsym(handle, name.as_ptr());
-        (!ptr.is_null()).then_some(ptr)
-    }
+    // SAFETY: glibc's dlopen, this signature; RTLD_NOLOAD only looks the object up.
+    let handle = unsafe {
+        core::mem::transmute::<*mut c_void, DlopenFn>(dlopen)(
+            library.as_ptr(),
+            libc::RTLD_LAZY | libc::RTLD_NOLOAD,
+        )
+    };
+    (!handle.is_null()).then_some(handle)
 }
 
 /// An allocator entry point the hooks forward to, resolved with [`allocator_symbol`] by the
@@ -451,6 +465,7 @@ extern "C" fn constructor() {
     }
     ALIGNED_ALLOC.resolve();
     MALLOC_USABLE_SIZE.resolve();
+    crate::cxx::find_cxx_runtime();
     let Some(output) = env(c"LEAKSIFT_OUTPUT") else {
         stop_tracing();
         return;

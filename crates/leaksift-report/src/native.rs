@@ -399,8 +399,8 @@ fn allocator_note(module: &str) -> String {
     };
     format!(
         "note: the program loaded {module}, an allocator of its own: {served}; what it hands out \
-         through entry points of its own (C++ new/delete when it defines them, mallocx…) is not \
-         traced"
+         through entry points of its own beyond the malloc family, C++ new/delete and mallocx \
+         (tc_malloc, mi_malloc…) is not traced"
     )
 }
 
