@@ -194,6 +194,28 @@ fn stderr_to_a_closed_pipe_changes_no_exit_status() {
     assert_eq!(status.code(), Some(2), "usage error: {status}");
 }
 
+/// A trace removed while the command ran (a temporary-file cleaner) was reported as "did not
+/// start the tracer … statically linked or setuid programs cannot be traced", and record's exit
+/// status became 2 instead of the command's.
+#[test]
+fn a_trace_removed_while_the_command_runs_is_named_and_the_status_kept() {
+    support::ensure_preload();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("gone.lks");
+    let out = leaksift()
+        .args(["record", "-o", path(&trace), "--", "sh", "-c"])
+        .arg(format!("sleep 0.5; rm '{}'; exit 5", trace.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("was removed or renamed while the command ran"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("did not start the tracer"), "{stderr}");
+}
+
 #[test]
 fn record_refuses_an_output_it_cannot_create_before_running_the_program() {
     support::ensure_preload();

@@ -5,7 +5,9 @@ use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use leaksift_native::untraced::ManagedRuntime;
@@ -586,11 +588,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         shown(&control),
         python_hint(&args.command[0])
     ));
+    let watch = TraceWatch::start(&output);
     let status = match job.as_mut() {
         Some(job) => job.wait(&mut child),
         None => child.wait(),
     }
     .context("waiting for the traced command")?;
+    let trace_appeared = watch.finish();
     let _ = std::fs::remove_file(&control);
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,
@@ -603,6 +607,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         _ => 1,
     };
     let Ok(size) = std::fs::metadata(&output).map(|m| m.len()) else {
+        if trace_appeared {
+            // The program ran traced: its status stays record's.
+            leaksift_report::stderr_line!(
+                "leaksift: error: the trace {} was removed or renamed while the command ran \
+                 (a temporary-file cleaner, another process): there is nothing to report",
+                shown(&output)
+            );
+            return Ok(Outcome::ChildExit(code));
+        }
         let why = if links_address_sanitizer(&args.command[0]) {
             "it is built with AddressSanitizer (libasan.so), whose runtime replaces malloc itself \
              and refuses to run unless it is the first library loaded; use its own leak report \
@@ -638,6 +651,46 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         leaksift_report::stderr_line!("leaksift: note: {note}");
     }
     Ok(Outcome::ChildExit(code))
+}
+
+/// Looks for the trace every 50 ms while the command runs, so that a trace missing at the end
+/// can be told apart: never written (the tracer did not start), or removed or renamed meanwhile.
+struct TraceWatch {
+    appeared: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl TraceWatch {
+    fn start(trace: &Path) -> TraceWatch {
+        let appeared = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (trace, appeared, stop) = (trace.to_path_buf(), appeared.clone(), stop.clone());
+            move || {
+                while !stop.load(Ordering::Acquire) {
+                    if trace.exists() {
+                        appeared.store(true, Ordering::Release);
+                        return;
+                    }
+                    std::thread::park_timeout(Duration::from_millis(50));
+                }
+            }
+        });
+        TraceWatch {
+            appeared,
+            stop,
+            thread,
+        }
+    }
+
+    /// Whether the trace was seen (stops the watch).
+    fn finish(self) -> bool {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+        self.appeared.load(Ordering::Acquire)
+    }
 }
 
 /// A path in a status line, as a shell reads it back (quoted when it holds spaces, in `$'…'`
