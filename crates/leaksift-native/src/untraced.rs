@@ -200,7 +200,10 @@ mod tests {
         let after = [app.clone(), tracer, mimalloc.clone(), libc];
         let found = UntracedMemory::detect(&after, 0, None).unwrap();
         assert_eq!(found.allocator_before_tracer, None);
-        assert_eq!(found.allocator_modules, [mimalloc.path.clone()]);
+        assert_eq!(
+            found.allocator_modules,
+            std::slice::from_ref(&mimalloc.path)
+        );
         // No tracer module at all (a hand-made trace): nothing to say about the order.
         let found = UntracedMemory::detect(&[app, mimalloc], 0, None).unwrap();
         assert_eq!(found.allocator_before_tracer, None);

@@ -1,6 +1,7 @@
 //! The `leaksift` command line: parses flags, calls an engine, picks a renderer, maps outcomes to exit codes.
 
 mod cmd;
+mod out_of_memory;
 mod outcome;
 mod output;
 
@@ -41,7 +42,11 @@ enum Command {
     Demo(cmd::demo::Args),
 }
 
+#[global_allocator]
+static ALLOCATOR: out_of_memory::NotingAllocator = out_of_memory::NotingAllocator;
+
 fn main() -> ExitCode {
+    out_of_memory::report_as_an_error(&std::env::args_os().collect::<Vec<_>>());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),

@@ -216,6 +216,62 @@ fn a_trace_removed_while_the_command_runs_is_named_and_the_status_kept() {
     assert!(!stderr.contains("did not start the tracer"), "{stderr}");
 }
 
+/// Out of memory under an address-space limit (`ulimit -v`, as on hosts that do not
+/// overcommit): Rust's allocation error handler aborted (SIGABRT, exit status 134, a core dump)
+/// wherever an allocation failed outside the readers' own checks. Under every limit tried, the
+/// run now succeeds or ends with an error naming the file and exit status 2.
+#[test]
+fn running_out_of_memory_is_an_error_not_an_abort() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("rss.csv");
+    let mut text = String::from("time,rss\n");
+    for i in 0..1_000_000u64 {
+        text.push_str(&format!(
+            "{}.{},{}\n",
+            i / 10,
+            i % 10,
+            1_000_000 + i * 10 + (i * 7919) % 5000
+        ));
+    }
+    std::fs::write(&series, text).unwrap();
+    let mut out_of_memory = 0;
+    for mib in (20..=120).step_by(10) {
+        let mut command = leaksift();
+        command
+            .arg("trend")
+            .arg(&series)
+            .env_remove("RUST_BACKTRACE");
+        // SAFETY: setrlimit is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: mib << 20,
+                    rlim_max: mib << 20,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &limit);
+                Ok(())
+            });
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), None, "{mib} MiB: {stderr}");
+        if out.status.code() == Some(2) {
+            let last = stderr.lines().last().unwrap_or_default();
+            assert!(
+                last.starts_with("leaksift: error: ")
+                    && last.contains("rss.csv")
+                    && last.contains("out of memory"),
+                "{mib} MiB: {stderr}"
+            );
+            out_of_memory += 1;
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{mib} MiB: {stderr}");
+        }
+    }
+    assert!(out_of_memory > 0, "no limit was tight enough");
+}
+
 #[test]
 fn record_refuses_an_output_it_cannot_create_before_running_the_program() {
     support::ensure_preload();
