@@ -55,3 +55,38 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+/// Writes a whole output file (a chart, a flamegraph, a suppressions or JUnit file) so that a
+/// failed write leaves the previous file as it was: an existing regular file is replaced by
+/// renaming a complete copy written beside it (same directory, same permissions), which a full
+/// disk or a kill cannot leave half-written. A new file, or anything else (a FIFO, a device,
+/// `/dev/stdout`), is written in place; a new file that could not be written whole is removed.
+pub fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let existing = std::fs::symlink_metadata(path).ok();
+    let Some(metadata) = existing.filter(|m| m.file_type().is_file()) else {
+        let new = !path.exists();
+        let written = std::fs::write(path, bytes);
+        if written.is_err() && new {
+            let _ = std::fs::remove_file(path);
+        }
+        return written;
+    };
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".leaksift-{}", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(std::os::unix::fs::PermissionsExt::mode(
+            &metadata.permissions(),
+        ))
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_data()))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}

@@ -272,6 +272,48 @@ fn running_out_of_memory_is_an_error_not_an_abort() {
     assert!(out_of_memory > 0, "no limit was tight enough");
 }
 
+/// A flamegraph or suppressions file that cannot be written whole (a full disk; here a file
+/// size limit) replaced the existing file with a truncated one. The old file now stays as it
+/// was, and the error names the file.
+#[test]
+fn an_output_file_that_cannot_be_written_whole_leaves_the_old_one() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = trace_with_one_lost_block(dir.path());
+    for option in ["--flamegraph", "--gen-suppressions"] {
+        let existing = dir.path().join(format!("kept{option}"));
+        std::fs::write(&existing, "the previous run's file\n").unwrap();
+        let mut command = leaksift();
+        command.args(["report", "-q"]).arg(&trace).arg(option).arg(&existing);
+        // SAFETY: setrlimit and signal are async-signal-safe. SIGXFSZ ignored: a write past
+        // the limit fails with EFBIG instead of killing the process, as a full disk fails.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 40,
+                    rlim_max: 40,
+                };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let out = command.output().unwrap();
+        assert_one_line_error(&out, &existing.file_name().unwrap().to_string_lossy());
+        assert_eq!(
+            std::fs::read_to_string(&existing).unwrap(),
+            "the previous run's file\n",
+            "{option}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains(".leaksift-"))
+            .collect();
+        assert!(left.is_empty(), "{option}: temporary files left: {left:?}");
+    }
+}
+
 #[test]
 fn record_refuses_an_output_it_cannot_create_before_running_the_program() {
     support::ensure_preload();

@@ -1,8 +1,6 @@
 //! `leaksift report`: replays a native trace, symbolizes it and prints leaks by class, peak,
 //! hotspots, temporaries and growth by call site; optionally a flamegraph and a CI verdict.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
@@ -159,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let generated = args.gen_suppressions.as_ref().map(|path| {
         let (text, patterns) = generated_suppressions(&report, &header.command);
-        let written = std::fs::write(path, text)
+        let written = crate::output::replace_file(path, text.as_bytes())
             .with_context(|| format!("cannot write suppressions file {}", path.display()));
         let json = GeneratedSuppressions {
             file: path.display().to_string(),
@@ -425,10 +423,8 @@ fn write_flamegraph(
     title: &str,
     unit: &str,
 ) -> anyhow::Result<()> {
-    let file = File::create(path)
-        .with_context(|| format!("cannot create flamegraph {}", path.display()))?;
-    let mut out = BufWriter::new(file);
-    flamegraph::write_svg(stacks, title, unit, &mut out)
-        .and_then(|()| out.flush())
+    let mut svg = Vec::new();
+    flamegraph::write_svg(stacks, title, unit, &mut svg)
+        .and_then(|()| crate::output::replace_file(path, &svg))
         .with_context(|| format!("cannot write flamegraph {}", path.display()))
 }

@@ -323,8 +323,10 @@ pub fn check_writable<'a>(
     Ok(())
 }
 
-/// Writes `text` to `path`, naming the file on failure.
+/// Writes `text` to `path` whole or not at all (see [`crate::output::replace_file`]), naming
+/// the file on failure.
 pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use anyhow::Context;
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    crate::output::replace_file(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
