@@ -15,6 +15,13 @@ pub enum TraceError {
     },
     #[error("not a leaksift trace: bad magic bytes at byte 0")]
     BadMagic,
+    /// A trace file with no byte at all: `record`'s tracer wrote nothing (a disk full before
+    /// its first write, a tracer that stopped at once).
+    #[error(
+        "empty trace (0 bytes): nothing was recorded (a disk full before the first write, or a \
+         tracer that stopped at once)"
+    )]
+    Empty,
     #[error(
         "unsupported trace format version {version} at byte {offset} (this build reads versions {} to {})",
         crate::format::OLDEST_READABLE_VERSION,
@@ -32,7 +39,7 @@ impl TraceError {
             TraceError::Io { offset, .. }
             | TraceError::UnsupportedVersion { offset, .. }
             | TraceError::Corrupt { offset, .. } => *offset,
-            TraceError::BadMagic => 0,
+            TraceError::BadMagic | TraceError::Empty => 0,
         }
     }
 }

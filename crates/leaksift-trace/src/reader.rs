@@ -414,7 +414,10 @@ impl<R: Read> TraceReader<R> {
 fn read_header(input: &mut impl Read) -> Result<(TraceHeader, u64), TraceError> {
     let mut fixed = [0u8; 16];
     let n = read_full(input, &mut fixed, 0)?;
-    if n < 8 || fixed[..8] != MAGIC {
+    if n == 0 {
+        return Err(TraceError::Empty);
+    }
+    if fixed[..n.min(8)] != MAGIC[..n.min(8)] {
         return Err(TraceError::BadMagic);
     }
     if n < 16 {

@@ -250,6 +250,12 @@ fn bad_magic_version_and_checksums_are_named_errors() {
         decode(b"not a trace at all"),
         Err(TraceError::BadMagic)
     ));
+    // Nothing written (a disk full at once) and a header cut short are said as such.
+    assert!(matches!(decode(b""), Err(TraceError::Empty)));
+    assert!(matches!(
+        decode(b"LKSF"),
+        Err(TraceError::Corrupt { offset: 4, .. })
+    ));
     let mut bytes = encode(&sample_events(), 1 << 20);
     bytes[8] = 9;
     let err = decode(&bytes).unwrap_err();

@@ -284,7 +284,11 @@ fn an_output_file_that_cannot_be_written_whole_leaves_the_old_one() {
         let existing = dir.path().join(format!("kept{option}"));
         std::fs::write(&existing, "the previous run's file\n").unwrap();
         let mut command = leaksift();
-        command.args(["report", "-q"]).arg(&trace).arg(option).arg(&existing);
+        command
+            .args(["report", "-q"])
+            .arg(&trace)
+            .arg(option)
+            .arg(&existing);
         // SAFETY: setrlimit and signal are async-signal-safe. SIGXFSZ ignored: a write past
         // the limit fails with EFBIG instead of killing the process, as a full disk fails.
         unsafe {

@@ -635,7 +635,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         leaksift_report::units::bytes(size as f64),
         shown(&output)
     );
-    if status.code().is_some() && file_system_is_full(&output) {
+    if status.code().is_some() && size == 0 && file_system_is_full(&output) {
+        leaksift_report::stderr_line!(
+            "leaksift: the file system holding {} is full: the tracer could not write anything, \
+             so there is nothing to report",
+            shown(&output)
+        );
+    } else if status.code().is_some() && file_system_is_full(&output) {
         leaksift_report::stderr_line!(
             "leaksift: the file system holding {} is full: the tracer stopped when a write \
              failed, so the trace ends early (the report says TRUNCATED and covers what was \
