@@ -1369,6 +1369,17 @@ fn a_seccomp_filter_refusing_memory_reads_gives_true_classes_or_no_scan() {
         );
     }
 
+    // Writes refused: the trace ends after its header, and `record` says so, where before
+    // only `report`'s TRUNCATED ("crash, kill, a cut file") hinted at it.
+    let out = record(&dir.path().join("no_writes.lks"), &[], &program, &["write"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the program exited with code 0, but its trace")
+            && stderr.contains("a write to the trace was refused"),
+        "{stderr}"
+    );
+
     let trace_path = dir.path().join("no_reads.lks");
     let out = record(&trace_path, &[], &program, &["pread"]);
     assert!(
