@@ -16,8 +16,9 @@
 //! which the tracer cannot do. When the hooks' allocation fails, the trampoline jumps to the C++
 //! runtime's own operator (a tail call: nothing of the tracer is left on the stack an exception
 //! unwinds), which retries through the hooks' `malloc`, calls the handler and throws. It is
-//! looked up in libstdc++ or libc++ by the constructor; without either loaded by then, a failed
-//! `new` aborts with a message (a nothrow `new` returns null).
+//! looked up in libstdc++ or libc++ with the other symbols the tracer needs, before the program
+//! runs; without either loaded by then (a C program that `dlopen`s C++ later), a failed `new`
+//! aborts with a message (a nothrow `new` returns null).
 
 use core::ffi::{CStr, c_int, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -54,19 +55,25 @@ static FALLBACKS: [(&CStr, &AtomicUsize); 8] = [
 /// C++ runtimes whose `operator new` a failed allocation goes on to, in the order tried.
 const CXX_RUNTIMES: [&CStr; 2] = [c"libstdc++.so.6", c"libc++.so.1"];
 
-/// Finds the C++ runtime's operators (constructor; the runtime must already be loaded).
-pub fn find_cxx_runtime() {
+/// Finds the C++ runtime's operators (from `runtime::resolve_symbols`, under the re-entry
+/// guard; the runtime must already be loaded). Whether every lookup succeeded: a failed one
+/// leaves a `dlerror` message for the caller to drop (a C program has no C++ runtime at all).
+pub fn find_cxx_runtime() -> bool {
+    let mut clean = true;
     for library in CXX_RUNTIMES {
         let Some(handle) = runtime::loaded_library(library) else {
+            clean = false;
             continue;
         };
         for (name, address) in &FALLBACKS {
             // SAFETY: dlsym with a handle from dlopen and a NUL-terminated name.
             let found = unsafe { libc::dlsym(handle, name.as_ptr()) };
+            clean &= !found.is_null();
             address.store(found as usize, Ordering::Release);
         }
-        return;
+        break;
     }
+    clean
 }
 
 /// A throwing `operator new` failed and no C++ runtime was found to throw `std::bad_alloc`.

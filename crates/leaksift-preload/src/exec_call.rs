@@ -34,7 +34,8 @@ unsafe fn c_strings(array: *const *const c_char) -> Vec<&'static [u8]> {
     strings
 }
 
-/// The file this library was loaded from (as `LD_PRELOAD` named it).
+/// The file this library was loaded from (as `LD_PRELOAD` named it). `dladdr`, unlike `dlsym`
+/// and `dlopen`, leaves the thread's `dlerror` state alone (see `runtime::resolve_symbols`).
 fn own_library() -> Option<PathBuf> {
     // SAFETY: dladdr fills `info` for an address inside a loaded object (this function).
     unsafe {

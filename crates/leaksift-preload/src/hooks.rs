@@ -2,7 +2,10 @@
 //! frame and passes its address to the Rust implementation, so stack capture starts from an exact
 //! (return address, stack pointer, caller frame pointer) triple whatever the compiler did with
 //! this crate's own frames. Implementations forward to glibc's `__libc_*` functions and record
-//! free/realloc before the block can be reused by another thread.
+//! free/realloc before the block can be reused by another thread. The other calls wrapped here
+//! (`dlopen`, `exit`, the exec family, ...) forward to the definitions the constructor looked up
+//! ([`runtime::resolve_symbols`]): a hook never calls `dlsym`, which would replace the program's
+//! `dlerror` state.
 
 use core::ffi::{c_char, c_int, c_void};
 use core::mem::MaybeUninit;
@@ -427,7 +430,7 @@ extern "C" fn munmap_impl(addr: *mut c_void, len: usize, _frame: *const u64) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> *mut c_void {
     type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
-    let Some(real) = runtime::next_symbol(c"dlopen") else {
+    let Some(real) = runtime::NEXT_DLOPEN.get() else {
         return core::ptr::null_mut();
     };
     let since = runtime::module_change_started();
@@ -443,7 +446,7 @@ pub unsafe extern "C" fn dlopen(filename: *const libc::c_char, flags: c_int) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> c_int;
-    let Some(real) = runtime::next_symbol(c"dlclose") else {
+    let Some(real) = runtime::NEXT_DLCLOSE.get() else {
         return -1;
     };
     // SAFETY: glibc's dlclose has this signature; the caller's handle passes through.
@@ -452,13 +455,47 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     result
 }
 
-/// `exit`: clears the dead stack below the caller ([`runtime::clear_dead_stack`]) so that the
-/// frames glibc's exit path builds there, which the exit scan reads, hold no stale block
-/// addresses, then runs glibc's `exit`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn exit(status: c_int) -> ! {
+/// Defines an exported naked `$name` taking one `int` that zeroes the caller-saved registers
+/// other than its argument, then jumps to `$imp` (same argument, same return address).
+///
+/// The exit scan reads the frames of the `exit` hooks (they are above its start), and a Rust
+/// body may pad its frame with `push rax`: the caller's rax, often the address of a block it
+/// just allocated and lost (`p = malloc(99); p = NULL; exit(0);`), which made that block still
+/// reachable. memcheck reads no frame of ours, and glibc's `exit` saves no such register.
+macro_rules! scrubbed_entry {
+    ($(#[$attr:meta])* fn $name:ident($arg:ident: c_int) -> !, $imp:path) => {
+        $(#[$attr])*
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($arg: c_int) -> ! {
+            core::arch::naked_asm!(
+                "xor eax, eax",
+                "xor ecx, ecx",
+                "xor edx, edx",
+                "xor esi, esi",
+                "xor r8d, r8d",
+                "xor r9d, r9d",
+                "xor r10d, r10d",
+                "xor r11d, r11d",
+                "jmp {imp}",
+                imp = sym $imp,
+            )
+        }
+    };
+}
+
+scrubbed_entry!(
+    /// `exit`: clears the dead stack below the caller ([`runtime::clear_dead_stack`]) so that
+    /// the frames glibc's exit path builds there, which the exit scan reads, hold no stale
+    /// block addresses, then runs glibc's `exit` (in [`exit_impl`]).
+    fn exit(status: c_int) -> !,
+    exit_impl
+);
+
+/// `exit`'s work, entered through [`scrubbed_entry`].
+extern "C" fn exit_impl(status: c_int) -> ! {
     type ExitFn = unsafe extern "C" fn(c_int) -> !;
-    let real = runtime::next_symbol(c"exit");
+    let real = runtime::NEXT_EXIT.get();
     runtime::clear_dead_stack();
     match real {
         // SAFETY: glibc's exit has this signature; it does not return.
@@ -495,7 +532,7 @@ pub unsafe extern "C" fn __libc_start_main(
         *mut c_void,
         *mut c_void,
     ) -> c_int;
-    let Some(real) = runtime::next_symbol(c"__libc_start_main") else {
+    let Some(real) = runtime::NEXT_LIBC_START_MAIN.get() else {
         // SAFETY: no glibc entry to forward to: run the program as `_start` would have it run.
         unsafe {
             let envp = argv.add(argc as usize + 1);
@@ -606,14 +643,20 @@ pub unsafe extern "C" fn daemon(nochdir: c_int, noclose: c_int) -> c_int {
     0
 }
 
-/// `quick_exit`: runs the program's `at_quick_exit` handlers and ends the process through
-/// glibc's internal `_exit`, which our `_exit` never sees. The status is kept for the exit
-/// scan, which the handler registered first (so run last) by the constructor starts.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn quick_exit(status: c_int) -> ! {
+scrubbed_entry!(
+    /// `quick_exit`: runs the program's `at_quick_exit` handlers and ends the process through
+    /// glibc's internal `_exit`, which our `_exit` never sees. The status is kept for the exit
+    /// scan, which the handler registered first (so run last) by the constructor starts (in
+    /// [`quick_exit_impl`]).
+    fn quick_exit(status: c_int) -> !,
+    quick_exit_impl
+);
+
+/// `quick_exit`'s work, entered through [`scrubbed_entry`].
+extern "C" fn quick_exit_impl(status: c_int) -> ! {
     type QuickExitFn = unsafe extern "C" fn(c_int) -> !;
     runtime::quick_exit_called(status);
-    let real = runtime::next_symbol(c"quick_exit");
+    let real = runtime::NEXT_QUICK_EXIT.get();
     runtime::clear_dead_stack();
     if let Some(real) = real {
         // SAFETY: glibc's quick_exit has this signature; it does not return.
@@ -694,7 +737,7 @@ pub unsafe extern "C" fn execvpe(
         // SAFETY: the caller's exec arguments.
         || unsafe { exec_call::of_search(file, argv, envp) },
         || {
-            call_next(c"execvpe", |real| {
+            call_next(&runtime::NEXT_EXECVPE, |real| {
                 // SAFETY: glibc's execvpe has this signature; the caller's arguments pass through.
                 unsafe { core::mem::transmute::<*mut c_void, ExecvpeFn>(real)(file, argv, envp) }
             })
@@ -717,7 +760,7 @@ pub unsafe extern "C" fn fexecve(
         // SAFETY: the caller's exec arguments.
         || unsafe { exec_call::of_descriptor(fd, argv, envp) },
         || {
-            call_next(c"fexecve", |real| {
+            call_next(&runtime::NEXT_FEXECVE, |real| {
                 // SAFETY: glibc's fexecve has this signature; the caller's arguments pass through.
                 unsafe { core::mem::transmute::<*mut c_void, FexecveFn>(real)(fd, argv, envp) }
             })
@@ -742,9 +785,9 @@ pub unsafe extern "C" fn execveat(
     )
 }
 
-/// Calls the next definition of `name` (glibc's), or fails with ENOSYS when there is none.
-fn call_next(name: &core::ffi::CStr, call: impl FnOnce(*mut c_void) -> c_int) -> c_int {
-    match runtime::next_symbol(name) {
+/// Calls `next` (glibc's definition), or fails with ENOSYS when there is none.
+fn call_next(next: &runtime::Forward, call: impl FnOnce(*mut c_void) -> c_int) -> c_int {
+    match next.get() {
         Some(real) => call(real),
         None => {
             runtime::set_errno(libc::ENOSYS);

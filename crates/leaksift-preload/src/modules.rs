@@ -75,9 +75,11 @@ fn make_paths_absolute(modules: &mut [LoadedModule]) {
     if !modules.iter().any(relative) {
         return;
     }
-    let Ok(maps) = std::fs::read_to_string(crate::sys::own_proc_file("maps")) else {
+    // Bytes: a mapped file's path need not be UTF-8.
+    let Ok(maps) = std::fs::read(crate::sys::own_proc_file("maps")) else {
         return;
     };
+    let maps = String::from_utf8_lossy(&maps);
     for module in modules.iter_mut().filter(|m| relative(m)) {
         if let Some(path) = module
             .ranges

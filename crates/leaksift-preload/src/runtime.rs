@@ -1,16 +1,20 @@
 //! Process-wide tracer state: lazy core initialisation from the first hook, the constructor that
-//! reads the configuration and starts the writer thread, thread states, fork and exit handling.
+//! looks up the functions the hooks forward to, reads the configuration and starts the writer
+//! thread, thread states, fork and exit handling.
 //!
 //! Configuration comes from the environment set by `leaksift record`:
 //! `LEAKSIFT_OUTPUT` (trace path; unset = tracing off), `LEAKSIFT_MMAP=1`, `LEAKSIFT_FOLLOW_FORK=1`,
 //! `LEAKSIFT_CONTROL` (a path: creating it requests a leak scan), `LEAKSIFT_SCAN_SIGNAL` (a signal
-//! number whose delivery requests a leak scan; unset = no handler installed).
+//! number whose delivery requests a leak scan; unset = no handler installed). Paths are kept as
+//! the environment's bytes, never decoded: a trace path need not be UTF-8.
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
-use std::ffi::CStr;
+use std::ffi::{CStr, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use crate::buffers::{self, ThreadState};
 use crate::stacks::{StackTable, UNKNOWN_STACK};
@@ -308,50 +312,159 @@ fn main_stack_bounds() -> StackBounds {
     StackBounds { low, high }
 }
 
-/// The next definition of `name` after this library (glibc's), resolved under the guard
-/// (dlsym may allocate). Not cached: only used on rare calls (dlopen, exec).
-pub fn next_symbol(name: &CStr) -> Option<*mut c_void> {
-    let _guard = ReentryGuard::enter();
-    // SAFETY: dlsym with a NUL-terminated name.
-    let ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
-    (!ptr.is_null()).then_some(ptr)
+/// A function (or object) of another library that this one uses, looked up once by
+/// [`resolve_symbols`].
+pub struct Forward {
+    name: &'static CStr,
+    resolved: AtomicPtr<c_void>,
 }
 
-/// The definition of `name` in the library whose `__libc_free` the hooks call (glibc's, or an
-/// allocator that overrides glibc's internal entry points too, such as tcmalloc), resolved under
-/// the guard. Not `dlsym(RTLD_NEXT)`: an allocator loaded after this library but serving none of
-/// the hooks' blocks (jemalloc preloaded or linked: the hooks take its `malloc` over) also
-/// defines `aligned_alloc` and `malloc_usable_size`, and its versions would hand out, or read, a
-/// block the hooks' `free` then gives to another allocator: a crash. The library is opened with
-/// `RTLD_NOLOAD` through the next `dlopen` (not this library's hook) and left open: it is never
-/// unloaded.
-fn allocator_symbol(name: &CStr) -> Option<*mut c_void> {
-    let library = {
-        let _guard = ReentryGuard::enter();
-        // SAFETY: dladdr fills `info` for an address inside a loaded object (the function the
-        // hooks call), whose path stays valid while the object is loaded (for ever: see above).
-        unsafe {
-            let mut info: libc::Dl_info = core::mem::zeroed();
-            let free_fn = sys::__libc_free as unsafe extern "C" fn(*mut c_void);
-            if libc::dladdr(free_fn as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
-                return None;
-            }
-            CStr::from_ptr(info.dli_fname)
+impl Forward {
+    const fn new(name: &'static CStr) -> Forward {
+        Forward {
+            name,
+            resolved: AtomicPtr::new(core::ptr::null_mut()),
         }
+    }
+
+    /// Its address, if it was found.
+    pub fn get(&self) -> Option<*mut c_void> {
+        resolve_symbols();
+        let ptr = self.resolved.load(Ordering::Acquire);
+        (!ptr.is_null()).then_some(ptr)
+    }
+}
+
+/// glibc's `dlopen`, which the `dlopen` hook wraps.
+pub static NEXT_DLOPEN: Forward = Forward::new(c"dlopen");
+/// glibc's `dlclose`.
+pub static NEXT_DLCLOSE: Forward = Forward::new(c"dlclose");
+/// glibc's `exit`.
+pub static NEXT_EXIT: Forward = Forward::new(c"exit");
+/// glibc's `quick_exit`.
+pub static NEXT_QUICK_EXIT: Forward = Forward::new(c"quick_exit");
+/// glibc's `__libc_start_main`.
+pub static NEXT_LIBC_START_MAIN: Forward = Forward::new(c"__libc_start_main");
+/// glibc's `execvpe` (it searches `PATH`).
+pub static NEXT_EXECVPE: Forward = Forward::new(c"execvpe");
+/// glibc's `fexecve`.
+pub static NEXT_FEXECVE: Forward = Forward::new(c"fexecve");
+/// glibc's count of running threads, an `unsigned int` (see `writer::adjust_thread_count`).
+pub static THREAD_COUNT: Forward = Forward::new(c"__nptl_nthreads");
+/// `aligned_alloc` of the hooks' allocator (its argument checks differ between glibc versions).
+pub static ALIGNED_ALLOC: Forward = Forward::new(c"aligned_alloc");
+/// `malloc_usable_size` of the hooks' allocator.
+pub static MALLOC_USABLE_SIZE: Forward = Forward::new(c"malloc_usable_size");
+
+/// The definitions after this library (`dlsym(RTLD_NEXT)`): glibc's, for the calls the hooks
+/// wrap.
+static NEXT: [&Forward; 7] = [
+    &NEXT_DLOPEN,
+    &NEXT_DLCLOSE,
+    &NEXT_EXIT,
+    &NEXT_QUICK_EXIT,
+    &NEXT_LIBC_START_MAIN,
+    &NEXT_EXECVPE,
+    &NEXT_FEXECVE,
+];
+
+/// Set once every [`Forward`] has been looked up.
+static SYMBOLS_RESOLVED: AtomicBool = AtomicBool::new(false);
+
+/// Looks every [`Forward`] up, once: from the constructor, before the program runs, or from the
+/// first hook that needs one if that comes earlier (another library's constructor). Never
+/// later, because glibc's `dlsym` and `dlopen` replace the calling thread's `dlerror` state:
+/// they free the message of the program's last failed call (still reachable from that state,
+/// as memcheck sees it). Looked up lazily, under the re-entry guard, by the hooks of `exit`,
+/// `dlopen` and the exec calls (and `__gnu_cxx::__freeres` at exit), that free went
+/// unrecorded, and the message ended the trace "definitely lost" (any C program that made a
+/// `dlsym` fail, at its exit).
+///
+/// The `dlsym` lookups run without the guard, so that such a free (only possible in that early
+/// case: a message of the constructor that called the hook) is recorded; they allocate nothing
+/// that stays. The allocator's library is then opened under the guard: `dlopen` keeps the
+/// dependency list it builds for it, which is the tracer's (the thread has no message left to
+/// free by then). A failed lookup leaves a message of its own, which the program's `dlerror`
+/// would return: it is taken and dropped again ([`drop_dlerror_message`]).
+pub fn resolve_symbols() {
+    if SYMBOLS_RESOLVED.load(Ordering::Acquire) {
+        return;
+    }
+    let next = look_up(Some(libc::RTLD_NEXT), &NEXT);
+    let default = look_up(Some(libc::RTLD_DEFAULT), &[&THREAD_COUNT]);
+    if !(next && default) {
+        drop_dlerror_message();
+    }
+    {
+        let _guard = ReentryGuard::enter();
+        let allocator = look_up(allocator_library(), &[&ALIGNED_ALLOC, &MALLOC_USABLE_SIZE]);
+        // Also the C++ runtime's `operator new`s, which the tracer's go on to (`cxx`).
+        let cxx_runtime = crate::cxx::find_cxx_runtime();
+        if !(allocator && cxx_runtime) {
+            drop_dlerror_message();
+        }
+    }
+    SYMBOLS_RESOLVED.store(true, Ordering::Release);
+}
+
+/// Looks `forwards` up with `dlsym` in `handle` (none: nothing is found). Whether all were found.
+fn look_up(handle: Option<*mut c_void>, forwards: &[&Forward]) -> bool {
+    let mut found = true;
+    for forward in forwards {
+        let ptr = handle.map_or(core::ptr::null_mut(), |handle| {
+            // SAFETY: dlsym with a NUL-terminated name, and RTLD_NEXT, RTLD_DEFAULT or a handle
+            // glibc's dlopen returned.
+            unsafe { libc::dlsym(handle, forward.name.as_ptr()) }
+        });
+        found &= !ptr.is_null();
+        forward.resolved.store(ptr, Ordering::Release);
+    }
+    found
+}
+
+/// Clears the calling thread's `dlerror` state: the first `dlerror` call formats the pending
+/// message, the second frees it and the state. Nothing happens when no message is pending.
+fn drop_dlerror_message() {
+    // SAFETY: dlerror takes no arguments; the strings it returns are not used.
+    unsafe {
+        libc::dlerror();
+        libc::dlerror();
+    }
+}
+
+/// The library whose `__libc_free` the hooks call (glibc's, or an allocator that overrides
+/// glibc's internal entry points too, such as tcmalloc), opened with [`loaded_library`]. None if
+/// it cannot be told.
+///
+/// Its `aligned_alloc` and `malloc_usable_size` are the ones the hooks forward to, not those
+/// `dlsym(RTLD_NEXT)` finds: an allocator loaded after this library but serving none of the
+/// hooks' blocks (jemalloc preloaded or linked: the hooks take its `malloc` over) also defines
+/// them, and its versions would hand out, or read, a block the hooks' `free` then gives to
+/// another allocator: a crash.
+fn allocator_library() -> Option<*mut c_void> {
+    // SAFETY: dladdr fills `info` for an address inside a loaded object (the function the hooks
+    // call), whose path stays valid while the object is loaded (for ever: it is never unloaded).
+    let path = unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        let free_fn = sys::__libc_free as unsafe extern "C" fn(*mut c_void);
+        if libc::dladdr(free_fn as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        CStr::from_ptr(info.dli_fname)
     };
-    let handle = loaded_library(library)?;
-    let _guard = ReentryGuard::enter();
-    // SAFETY: dlsym with a handle from dlopen and a NUL-terminated name.
-    let ptr = unsafe { libc::dlsym(handle, name.as_ptr()) };
-    (!ptr.is_null()).then_some(ptr)
+    loaded_library(path)
 }
 
 /// The handle of `library` (a file name or path) if it is loaded, opened with `RTLD_NOLOAD`
-/// through the next `dlopen` (not this library's hook) and left open.
+/// through glibc's `dlopen` (not this library's hook) and left open: it is never unloaded. Call
+/// it under the re-entry guard from [`resolve_symbols`]: `dlopen` keeps a dependency list it
+/// builds (the tracer's), and a failed lookup leaves a `dlerror` message to drop.
 pub fn loaded_library(library: &CStr) -> Option<*mut c_void> {
     type DlopenFn = unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void;
-    let dlopen = next_symbol(c"dlopen")?;
-    let _guard = ReentryGuard::enter();
+    let dlopen = NEXT_DLOPEN.resolved.load(Ordering::Acquire);
+    if dlopen.is_null() {
+        return None;
+    }
     // SAFETY: glibc's dlopen, this signature; RTLD_NOLOAD only looks the object up.
     let handle = unsafe {
         core::mem::transmute::<*mut c_void, DlopenFn>(dlopen)(
@@ -361,43 +474,6 @@ pub fn loaded_library(library: &CStr) -> Option<*mut c_void> {
     };
     (!handle.is_null()).then_some(handle)
 }
-
-/// An allocator entry point the hooks forward to, resolved with [`allocator_symbol`] by the
-/// constructor (or on first use, if that comes first).
-pub struct AllocatorFn {
-    name: &'static CStr,
-    resolved: AtomicPtr<c_void>,
-}
-
-impl AllocatorFn {
-    const fn new(name: &'static CStr) -> AllocatorFn {
-        AllocatorFn {
-            name,
-            resolved: AtomicPtr::new(core::ptr::null_mut()),
-        }
-    }
-
-    fn resolve(&self) -> *mut c_void {
-        let ptr = self.resolved.load(Ordering::Acquire);
-        if !ptr.is_null() {
-            return ptr;
-        }
-        let ptr = allocator_symbol(self.name).unwrap_or(core::ptr::null_mut());
-        self.resolved.store(ptr, Ordering::Release);
-        ptr
-    }
-
-    /// The entry point, if the allocator has it.
-    pub fn get(&self) -> Option<*mut c_void> {
-        let ptr = self.resolve();
-        (!ptr.is_null()).then_some(ptr)
-    }
-}
-
-/// `aligned_alloc` of the hooks' allocator (its argument checks differ between glibc versions).
-pub static ALIGNED_ALLOC: AllocatorFn = AllocatorFn::new(c"aligned_alloc");
-/// `malloc_usable_size` of the hooks' allocator.
-pub static MALLOC_USABLE_SIZE: AllocatorFn = AllocatorFn::new(c"malloc_usable_size");
 
 /// Module lists captured by the `dlopen`/`dlclose` hooks with the timestamp they take effect,
 /// for the writer to log in time order (a module may be gone before the writer looks).
@@ -426,25 +502,26 @@ pub fn modules_changed(since: u64) {
     }
 }
 
-/// Settings read from the environment by the constructor.
+/// Settings read from the environment by the constructor. The paths are the environment's
+/// bytes as they are: a path need not be UTF-8, and one decoded lossily named another file (a
+/// trace under a directory whose name is Latin-1 was never created).
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub output: String,
+    pub output: PathBuf,
     pub follow_fork: bool,
-    pub control: Option<String>,
+    pub control: Option<PathBuf>,
 }
 
-fn env(name: &CStr) -> Option<String> {
+/// The value of the environment variable `name`, unless unset or empty.
+fn env(name: &CStr) -> Option<OsString> {
     // SAFETY: getenv with a NUL-terminated name; the result is copied immediately.
     let value = unsafe { libc::getenv(name.as_ptr()) };
     if value.is_null() {
         return None;
     }
     // SAFETY: getenv returns a NUL-terminated string.
-    let s = unsafe { CStr::from_ptr(value) }
-        .to_string_lossy()
-        .into_owned();
-    (!s.is_empty()).then_some(s)
+    let bytes = unsafe { CStr::from_ptr(value) }.to_bytes();
+    (!bytes.is_empty()).then(|| OsStr::from_bytes(bytes).to_os_string())
 }
 
 static CONFIG: AtomicPtr<Config> = AtomicPtr::new(core::ptr::null_mut());
@@ -457,23 +534,22 @@ pub fn config() -> Option<&'static Config> {
 
 /// Runs from `.init_array` when the library is loaded, before the program's constructors.
 extern "C" fn constructor() {
+    // Before the guard is taken: see `resolve_symbols`.
+    resolve_symbols();
     let _guard = ReentryGuard::enter();
     // SAFETY: sysconf is always safe.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if page > 0 {
         PAGE_SIZE.store(page as usize, Ordering::Relaxed);
     }
-    ALIGNED_ALLOC.resolve();
-    MALLOC_USABLE_SIZE.resolve();
-    crate::cxx::find_cxx_runtime();
     let Some(output) = env(c"LEAKSIFT_OUTPUT") else {
         stop_tracing();
         return;
     };
     let config = Config {
-        output,
+        output: PathBuf::from(output),
         follow_fork: env(c"LEAKSIFT_FOLLOW_FORK").is_some_and(|v| v == "1"),
-        control: env(c"LEAKSIFT_CONTROL"),
+        control: env(c"LEAKSIFT_CONTROL").map(PathBuf::from),
     };
     TRACE_MMAP.store(
         env(c"LEAKSIFT_MMAP").is_some_and(|v| v == "1"),
@@ -504,7 +580,9 @@ extern "C" fn constructor() {
         stop_tracing();
         return;
     };
-    if let Some(signal) = env(c"LEAKSIFT_SCAN_SIGNAL").and_then(|s| s.parse::<c_int>().ok()) {
+    if let Some(signal) =
+        env(c"LEAKSIFT_SCAN_SIGNAL").and_then(|s| s.to_str()?.parse::<c_int>().ok())
+    {
         install_scan_signal(signal);
     }
     // SAFETY: registering plain extern "C" callbacks with glibc.
@@ -858,20 +936,20 @@ extern "C" fn quick_exit_scan(
     );
 }
 
+unsafe extern "C" {
+    /// Calls `__gnu_cxx::__freeres()` if the program has libstdc++ (freeres.c).
+    fn leaksift_cxx_freeres();
+}
+
 /// Lets libstdc++ free its emergency exception pool (and other once-per-process buffers) before
 /// the exit scan, as valgrind does (`--run-cxx-freeres=yes`, its default): otherwise every C++
-/// program shows a 70 KiB "still reachable" block that is not the program's.
+/// program shows a 70 KiB "still reachable" block that is not the program's. Found through a
+/// weak reference the loader bound, as valgrind finds it, not with `dlsym`, which would free the
+/// program's last `dlerror` message here unrecorded (see [`resolve_symbols`]).
 fn release_cxx_pools() {
-    let symbol = {
-        let _guard = ReentryGuard::enter();
-        // SAFETY: dlsym with a NUL-terminated name (outside any allocation hook).
-        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_ZN9__gnu_cxx9__freeresEv".as_ptr()) }
-    };
-    if !symbol.is_null() {
-        // SAFETY: `__gnu_cxx::__freeres()` takes nothing and returns nothing; its frees are
-        // recorded (no guard is held here).
-        unsafe { core::mem::transmute::<*mut c_void, extern "C" fn()>(symbol)() };
-    }
+    // SAFETY: a C function without arguments; `__gnu_cxx::__freeres()` takes nothing and
+    // returns nothing, and its frees are recorded (no guard is held here).
+    unsafe { leaksift_cxx_freeres() };
 }
 
 /// Only a followed child needs the writer parked (it takes the writer's state over).

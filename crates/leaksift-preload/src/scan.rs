@@ -556,23 +556,30 @@ fn mappings_to_scan() -> Vec<Mapping> {
     parsed
 }
 
-/// The process's mappings from maps (none marked `skipped`).
+/// The process's mappings from maps (none marked `skipped`). Read as bytes, as smaps is.
 fn mappings() -> Vec<Mapping> {
-    let maps = std::fs::read_to_string(crate::sys::own_proc_file("maps")).unwrap_or_default();
-    maps.lines().filter_map(Mapping::from_header).collect()
+    let maps = std::fs::read(crate::sys::own_proc_file("maps")).unwrap_or_default();
+    String::from_utf8_lossy(&maps)
+        .lines()
+        .filter_map(Mapping::from_header)
+        .collect()
 }
 
-/// Parses smaps: a header line per mapping, then `Name: value` lines, `VmFlags` last.
+/// Parses smaps: a header line per mapping, then `Name: value` lines, `VmFlags` last. Lines are
+/// bytes (decoded lossily): a mapped file's path need not be UTF-8, and read as text, the first
+/// such path (the program's, run from a directory named in Latin-1) ended the list, maps ended
+/// the same way, and the scan had no roots: every block was lost.
 fn parse_smaps(text: impl std::io::BufRead) -> Vec<Mapping> {
     let mut out: Vec<Mapping> = Vec::new();
     // Resident plus swapped kB of the current mapping.
     let mut touched_kb = 0u64;
-    for line in text.lines() {
+    for line in text.split(b'\n') {
         // A read error leaves the list incomplete: none then (the caller reads maps instead).
         let Ok(line) = line else {
             return Vec::new();
         };
-        let line = line.as_str();
+        let line = String::from_utf8_lossy(&line);
+        let line = line.as_ref();
         let Some((name, value)) = line.split_once(':').filter(|(name, _)| !name.contains(' '))
         else {
             if let Some(mapping) = Mapping::from_header(line) {
@@ -782,8 +789,9 @@ impl BlockedThread {
     }
 
     fn switches(tid: u32) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
-        parse_context_switches(&status)
+        // Bytes: the thread's name (`Name:`) need not be UTF-8.
+        let status = std::fs::read(format!("/proc/self/task/{tid}/status")).ok()?;
+        parse_context_switches(&String::from_utf8_lossy(&status))
     }
 
     /// Whether the thread has not run since it was first seen.

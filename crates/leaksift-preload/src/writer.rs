@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use leaksift_trace::TraceWriter;
@@ -45,7 +46,7 @@ pub struct Sink {
 pub struct GuardedFile {
     /// `None` only while being dropped.
     file: Option<File>,
-    path: std::path::PathBuf,
+    path: PathBuf,
     identity: FileIdentity,
 }
 
@@ -57,7 +58,7 @@ struct FileIdentity {
 }
 
 impl GuardedFile {
-    fn new(file: File, path: std::path::PathBuf) -> Option<GuardedFile> {
+    fn new(file: File, path: PathBuf) -> Option<GuardedFile> {
         let (identity, _) = file_identity(&file)?;
         Some(GuardedFile {
             file: Some(file),
@@ -342,7 +343,7 @@ pub fn open_output(config: &Config, fork_child: bool) -> Option<Sink> {
 }
 
 /// pid in the header of an existing trace at `path`.
-fn trace_owner(path: &str) -> Option<u32> {
+fn trace_owner(path: &Path) -> Option<u32> {
     let mut bytes = Vec::with_capacity(4096);
     File::open(path)
         .ok()?
@@ -355,7 +356,7 @@ fn trace_owner(path: &str) -> Option<u32> {
 }
 
 /// Creates the trace file, returning it with its absolute path (to reopen it by).
-fn create_new(path: &str) -> Option<(File, std::path::PathBuf)> {
+fn create_new(path: &Path) -> Option<(File, PathBuf)> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -391,15 +392,19 @@ fn out_of_the_way(file: File) -> File {
     file
 }
 
-fn per_pid_path(output: &str, pid: u32, n: u32) -> String {
+/// `output.<pid>` (`output.<pid>.<n>` for `n` > 0), built on the bytes of `output` as they are:
+/// a path need not be UTF-8.
+fn per_pid_path(output: &Path, pid: u32, n: u32) -> PathBuf {
+    let mut path = output.as_os_str().to_os_string();
     if n == 0 {
-        format!("{output}.{pid}")
+        path.push(format!(".{pid}"));
     } else {
-        format!("{output}.{pid}.{n}")
+        path.push(format!(".{pid}.{n}"));
     }
+    PathBuf::from(path)
 }
 
-fn create_per_pid(output: &str, pid: u32) -> Option<(File, std::path::PathBuf)> {
+fn create_per_pid(output: &Path, pid: u32) -> Option<(File, PathBuf)> {
     (0..100).find_map(|n| create_new(&per_pid_path(output, pid, n)))
 }
 
@@ -545,27 +550,18 @@ fn start_thread(writer: *mut Writer, calibrate: bool) {
     }
 }
 
-/// glibc's count of running threads (`__nptl_nthreads`), or null if this libc has none.
-static THREAD_COUNT: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
-
 /// Takes the writer thread out of glibc's count of running threads (`delta` -1 once it runs, +1
 /// just before it ends): when the program's last thread exits — `main` may end with
 /// `pthread_exit` — glibc ends the process with `exit(0)` only if that count drops to zero, so
-/// the writer would otherwise keep the process alive for ever.
+/// the writer would otherwise keep the process alive for ever. Nothing to do with a libc that
+/// has no `__nptl_nthreads`.
 fn adjust_thread_count(delta: i32) {
-    let mut count = THREAD_COUNT.load(Ordering::Acquire);
-    if count.is_null() {
-        // SAFETY: dlsym with a NUL-terminated name; glibc's symbol is an `unsigned int` that it
-        // only changes atomically.
-        count = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__nptl_nthreads".as_ptr()) }
-            as *mut AtomicU32;
-        if count.is_null() {
-            return;
-        }
-        THREAD_COUNT.store(count, Ordering::Release);
-    }
-    // SAFETY: a valid, suitably aligned `unsigned int` of glibc's, for the process's lifetime.
-    let count = unsafe { &*count };
+    let Some(count) = runtime::THREAD_COUNT.get() else {
+        return;
+    };
+    // SAFETY: a valid, suitably aligned `unsigned int` of glibc's, for the process's lifetime,
+    // that glibc only changes atomically.
+    let count = unsafe { &*(count as *const AtomicU32) };
     if delta < 0 {
         count.fetch_sub(1, Ordering::AcqRel);
     } else {
@@ -759,10 +755,14 @@ fn orphaned_exit_status() -> Option<i32> {
 
 /// A thread's state letter and exit status (fields 3 and 52 of `/proc/self/task/TID/stat`).
 fn task_state(tid: u32) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold anything: fields follow the
-    // last `)`.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let stat = std::fs::read(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold anything, bytes that are not
+    // UTF-8 too: fields follow the last `)`.
+    let after_name = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let fields: Vec<&str> = std::str::from_utf8(after_name)
+        .ok()?
+        .split_whitespace()
+        .collect();
     let state = fields.first()?.chars().next()?;
     let status = fields.get(49).and_then(|s| s.parse().ok()).unwrap_or(0);
     Some((state, status))

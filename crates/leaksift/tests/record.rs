@@ -849,6 +849,53 @@ fn a_library_loaded_by_a_relative_path_is_symbolized_from_any_directory() {
     }
 }
 
+/// The message of a failed `dlsym` or `dlopen`, kept by glibc in the thread's `dlerror` state,
+/// is still reachable at exit, as memcheck says. The tracer looked up the functions it wraps
+/// (`exit`, `dlopen`, the exec calls, `__gnu_cxx::__freeres` at exit) with `dlsym` when it first
+/// needed them, under its re-entry guard: glibc freed the program's message then, unrecorded,
+/// and the trace called it definitely lost, so `report --fail-on-leak` failed every program
+/// whose `dlsym` had once failed. The constructor looks them all up now.
+#[test]
+fn the_message_of_a_failed_dlsym_or_dlopen_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c(
+        "dlerror_state.c",
+        &["-O1", "-ldl"],
+        dir.path(),
+        "dlerror_state",
+    );
+    for mode in ["dlsym", "dlopen"] {
+        let trace_path = dir.path().join(format!("{mode}.lks"));
+        let trace = record_clean(&trace_path, &[], &program, &[mode]);
+        assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)), "{mode}");
+        let ours = trace.leak_summary(ScanTrigger::Exit);
+        for class in [
+            LeakClass::DefinitelyLost,
+            LeakClass::IndirectlyLost,
+            LeakClass::PossiblyLost,
+        ] {
+            assert_eq!(ours.get(&class), None, "{mode}: {ours:?}");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["report", "-q"])
+            .arg(&trace_path)
+            .arg("--fail-on-leak")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(
+            ours,
+            valgrind_summary(&program, &[mode]),
+            "{mode}: leaksift vs valgrind"
+        );
+    }
+}
+
 #[test]
 fn cxx_new_and_delete_reach_malloc_and_free() {
     let dir = tempfile::tempdir().unwrap();
@@ -2222,31 +2269,46 @@ fn a_command_that_cannot_run_is_one_error_line() {
 /// A main thread that ends with `syscall(SYS_exit, n)` left the tracer's writer as the last
 /// thread, and `record` waited for ever (SIGTERM could not end it). The writer now notices that
 /// no thread of the program is left, ends the trace with the leader's status and leaves with
-/// it. (Bounded by `timeout`, so the old behaviour fails instead of hanging the suite.)
+/// it. It reads that in the threads' `stat` files, which hold the program's name: read as text,
+/// a name that is not UTF-8 hid the program's end, and `record` waited for ever again. (Bounded
+/// by `timeout`, so the old behaviour fails instead of hanging the suite: `record`'s output
+/// goes to files, which the program left running cannot hold open as it would hold pipes.)
 #[test]
 fn a_main_thread_ending_with_a_raw_exit_ends_the_process() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();
-    let program = compile_c("raw_exit.c", &["-O1"], dir.path(), "raw_exit");
-    let trace = dir.path().join("raw.lks");
+    let built = compile_c("raw_exit.c", &["-O1"], dir.path(), "raw_exit");
+    let renamed = dir.path().join(OsStr::from_bytes(b"raw\xe9exit"));
+    std::fs::copy(&built, &renamed).unwrap();
     ensure_preload();
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "60"])
-        .arg(env!("CARGO_BIN_EXE_leaksift"))
-        .args(["record", "-o"])
-        .arg(&trace)
-        .arg("--")
-        .arg(&program)
-        .output()
-        .expect("running timeout (coreutils)");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = report_output(&trace, &[]);
-    assert!(text.contains("exited with status 3"), "{text}");
-    assert!(text.contains("1 allocations (111 B), 0 frees"), "{text}");
+    for (n, program) in [built, renamed].iter().enumerate() {
+        let trace = dir.path().join(format!("raw{n}.lks"));
+        let stderr = dir.path().join(format!("raw{n}.stderr"));
+        let status = Command::new("timeout")
+            .args(["-s", "KILL", "60"])
+            .arg(env!("CARGO_BIN_EXE_leaksift"))
+            .args(["record", "-o"])
+            .arg(&trace)
+            .arg("--")
+            .arg(program)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .status()
+            .expect("running timeout (coreutils)");
+        assert_eq!(
+            status.code(),
+            Some(3),
+            "{program:?}: {}",
+            String::from_utf8_lossy(&std::fs::read(&stderr).unwrap())
+        );
+        let text = report_output(&trace, &[]);
+        assert!(text.contains("exited with status 3"), "{program:?}: {text}");
+        assert!(
+            text.contains("1 allocations (111 B), 0 frees"),
+            "{program:?}: {text}"
+        );
+    }
 }
 
 /// A program that exhausts its `RLIMIT_AS` was aborted by the tracer ("memory allocation of N
@@ -2326,4 +2388,102 @@ fn status_lines_quote_names_with_control_characters() {
         stderr.contains(r#"leaksift.e<v&i"l\nx\e[31m.lks'"#),
         "{stderr}"
     );
+}
+
+/// A trace path that is not UTF-8 (a directory named in Latin-1, `-o $'trace\xff.lks'`): the
+/// tracer decoded `LEAKSIFT_OUTPUT` lossily, so it created another file (`trace\u{fffd}.lks`) or
+/// none at all, and `record` said the program "did not start the tracer" and exited 2. The
+/// trace, the image's before an exec (`OUTPUT.<pid>`) and a followed child's now carry the
+/// path's bytes as given. A program in such a directory gets its true leak classes: the scan
+/// read `/proc/self/smaps` as text, stopped at the program's path, and found every block lost.
+#[test]
+fn a_trace_path_that_is_not_utf8_is_written_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let programs = dir.path().join(OsStr::from_bytes(b"bin\xe9"));
+    std::fs::create_dir(&programs).unwrap();
+    let leaks = compile_c("leaks.c", &["-O0"], &programs, "leaks");
+    let classes =
+        record_clean(&programs.join("leaks.lks"), &[], &leaks, &[]).leak_summary(ScanTrigger::Exit);
+    assert_eq!(
+        classes.get(&LeakClass::DefinitelyLost),
+        Some(&(2, 132)),
+        "{classes:?}"
+    );
+    assert_eq!(
+        classes.get(&LeakClass::IndirectlyLost),
+        Some(&(1, 48)),
+        "{classes:?}"
+    );
+    assert_eq!(
+        classes.get(&LeakClass::PossiblyLost),
+        Some(&(1, 64)),
+        "{classes:?}"
+    );
+    let program = compile_c("fork_exec.c", &["-O1"], dir.path(), "fork_exec");
+    let traces = dir.path().join(OsStr::from_bytes(b"dir\xe9"));
+    std::fs::create_dir(&traces).unwrap();
+    let name = b"trace\xff.lks";
+    let trace_path = traces.join(OsStr::from_bytes(name));
+    let out = record(&trace_path, &["--follow-fork"], &program, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the exec'd image's status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = Trace::read(&trace_path);
+    assert_eq!(image.allocs(4444).len(), 1);
+    assert_eq!(image.end(), Some(ProcessEnd::Exited(5)));
+    let mut companions = Vec::new();
+    for entry in std::fs::read_dir(&traces).unwrap() {
+        let file_name = entry.unwrap().file_name();
+        let bytes = file_name.as_bytes();
+        if bytes == name {
+            continue;
+        }
+        let pid = bytes
+            .strip_prefix(&name[..])
+            .and_then(|rest| rest.strip_prefix(b"."))
+            .and_then(|pid| std::str::from_utf8(pid).ok()?.parse::<u32>().ok());
+        assert!(pid.is_some(), "unexpected file {file_name:?}");
+        companions.push(Trace::read(&traces.join(&file_name)));
+    }
+    let before_exec = companions.iter().find(|t| t.pid == image.pid);
+    assert!(
+        before_exec.is_some_and(|t| t.allocs(1111).len() == 1),
+        "the image before the exec has its trace"
+    );
+    assert!(
+        companions
+            .iter()
+            .any(|t| t.pid != image.pid && t.allocs(2222).len() == 1),
+        "the followed child has its trace"
+    );
+    report_output(&trace_path, &[]);
+}
+
+/// The control file of a trace path that is not UTF-8 (`OUTPUT.scan`, which `record` names in
+/// `LEAKSIFT_CONTROL`): the tracer watched a lossily decoded name, so touching the real one
+/// never requested a scan.
+#[test]
+fn the_control_file_of_a_trace_path_that_is_not_utf8_requests_a_scan() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("crash.c", &["-O1"], dir.path(), "crash");
+    let trace_path = dir.path().join(OsStr::from_bytes(b"scan\xff.lks"));
+    let (mut record, _stdout, _pid) = start_waiting(&program, &trace_path, &[], "scan");
+    std::fs::write(
+        dir.path().join(OsStr::from_bytes(b"scan\xff.lks.scan")),
+        b"",
+    )
+    .unwrap();
+    let trace = wait_for_trace(&trace_path, |t| t.on_demand_scan().is_some());
+    assert!(!trace.allocs(7777).is_empty());
+    use std::io::Write;
+    record.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert_eq!(record.wait().unwrap().code(), Some(0));
+    assert!(!Trace::read(&trace_path).truncated);
 }

@@ -1,7 +1,8 @@
 //! `leaksift record`: runs a command with the LD_PRELOAD allocation tracer and reports where the
 //! trace went; exits with the command's exit status (128 + signal when it was killed).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -332,14 +333,19 @@ fn is_dynamically_linked(header: &[u8; 64], file: &mut std::fs::File) -> Option<
     )
 }
 
+/// The traces beside `output`: `NAME.<pid>` or `NAME.<pid>.<n>`, told by the bytes of their
+/// names (decoded lossily, `trace\xfe.lks.12` passed for a companion of `trace\xff.lks`).
 fn sibling_traces(output: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
         return Vec::new();
     };
-    let prefix = format!("{}.", name.to_string_lossy());
-    // `NAME.<pid>` or `NAME.<pid>.<n>`, in numeric order: a process's images in the order they ran.
-    let order = |file_name: &str| -> Option<(u64, u64)> {
-        let mut parts = file_name.strip_prefix(&prefix)?.split('.');
+    // In numeric order: a process's images in the order they ran.
+    let order = |file_name: &OsStr| -> Option<(u64, u64)> {
+        let suffix = file_name
+            .as_bytes()
+            .strip_prefix(name.as_bytes())?
+            .strip_prefix(b".")?;
+        let mut parts = std::str::from_utf8(suffix).ok()?.split('.');
         let number = |part: &str| {
             (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| part.parse::<u64>().ok())
@@ -353,7 +359,7 @@ fn sibling_traces(output: &Path) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|entry| Some((order(&entry.file_name().to_string_lossy())?, entry.path())))
+        .filter_map(|entry| Some((order(&entry.file_name())?, entry.path())))
         .collect();
     found.sort();
     found.into_iter().map(|(_, path)| path).collect()
