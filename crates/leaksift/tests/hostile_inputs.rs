@@ -318,6 +318,26 @@ fn an_output_file_that_cannot_be_written_whole_leaves_the_old_one() {
     }
 }
 
+/// A `LEAKSIFT_PRELOAD` naming another library (here glibc) ran the program untraced and blamed
+/// it: "statically linked or setuid programs cannot be traced". The variable is named now.
+#[test]
+fn a_wrong_tracer_library_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("none.lks");
+    let out = leaksift()
+        .env("LEAKSIFT_PRELOAD", "/lib/x86_64-linux-gnu/libc.so.6")
+        .args(["record", "-o", path(&trace), "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("leaksift: error: ") && last.contains("is not leaksift's tracer library"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn record_refuses_an_output_it_cannot_create_before_running_the_program() {
     support::ensure_preload();

@@ -208,7 +208,12 @@ fn spool_stream(path: &Path, progress: &mut Progress) -> anyhow::Result<Option<S
         "copying {} (a stream) to a temporary file",
         path.display()
     ));
-    let mut file = tempfile::tempfile().context("cannot create a temporary file")?;
+    let mut file = tempfile::tempfile().with_context(|| {
+        format!(
+            "cannot create a temporary file in {} (TMPDIR)",
+            std::env::temp_dir().display()
+        )
+    })?;
     file.write_all(&head)
         .and_then(|()| std::io::copy(&mut source, &mut file).map(drop))
         .context("copying the stream to a temporary file")?;

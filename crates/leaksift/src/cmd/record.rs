@@ -626,8 +626,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "it is built with AddressSanitizer (libasan.so), whose runtime replaces malloc itself \
              and refuses to run unless it is the first library loaded; use its own leak report \
              instead"
+                .to_string()
+        } else if std::env::var_os("LEAKSIFT_PRELOAD").is_some() {
+            format!(
+                "LEAKSIFT_PRELOAD={} is not leaksift's tracer library, or the program is \
+                 statically linked or setuid and cannot be traced",
+                preload.display()
+            )
         } else {
-            "statically linked or setuid programs cannot be traced"
+            "statically linked or setuid programs cannot be traced".to_string()
         };
         bail!(
             "{} did not start the tracer, no trace at {} ({why})",
