@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use quick_xml::events::Event;
 
+#[path = "support/default_signals.rs"]
+mod default_signals;
+use default_signals::with_default_signals;
+
 fn leaksift() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leaksift"))
 }
@@ -229,8 +233,7 @@ fn failing_scenario_is_an_error_and_stops_the_server() {
 #[test]
 fn ctrl_c_stops_the_server() {
     let run = Run::new();
-    let child = run
-        .command("free", "sleep 0.2", "1000", &[])
+    let child = with_default_signals(&mut run.command("free", "sleep 0.2", "1000", &[]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -284,7 +287,7 @@ fn a_signal_stops_the_running_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let scenario_pid = dir.path().join("scenario.pid");
     let scenario = format!("echo $$ > '{}'; exec sleep 60", scenario_pid.display());
-    let child = leaksift()
+    let child = with_default_signals(&mut leaksift())
         .args(["check", "-q", "--ready-delay", "100ms", "--warmup", "0"])
         .args(["--iterations", "5", "--scenario", &scenario])
         .args(["--", "sleep", "600"])

@@ -7,9 +7,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "support/default_signals.rs"]
+mod default_signals;
 #[path = "support/gcc.rs"]
 mod gcc;
 mod support;
+use default_signals::with_default_signals;
 use support::ensure_preload;
 
 /// Compiles `tests/programs/record/<name>.c` into `dir`.
@@ -32,7 +35,7 @@ fn start_recording(name: &str, dir: &Path, prefix: &str) -> Started {
     ensure_preload();
     let program = build(name, dir);
     let trace = dir.join(format!("{name}.lks"));
-    let mut record = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+    let mut record = with_default_signals(&mut Command::new(env!("CARGO_BIN_EXE_leaksift")))
         .arg("record")
         .arg("-o")
         .arg(&trace)
