@@ -1,24 +1,31 @@
 //! C++ `operator new`/`delete` and jemalloc's non-standard API (`mallocx`, `sdallocx` …),
-//! exported so that every allocation entry point a program reaches serves from the hooks'
-//! allocator and is traced.
+//! exported so that a program linked with an allocator library, whose `malloc` the hooks take
+//! over, does not mix two allocators.
 //!
-//! An allocator library linked into the program or preloaded after the tracer defines these
-//! too, and reached them, the program mixed two allocators: Debian's jemalloc, whose `malloc`
-//! the hooks take over (glibc's allocator then serves the malloc family), handed out `new int[n]`
-//! from its own heap and `delete[]` gave that block to the hooks' `free`, i.e. to glibc: abort;
-//! its aligned `operator new` took a block from the hooks' `aligned_alloc` that its sized
-//! `delete` gave back to jemalloc: crash; `free(mallocx(…))` and `sdallocx(malloc(…))` likewise.
-//! Defined here, before it in the search order, all of them reach the hooks; C++ `new` under
-//! tcmalloc or mimalloc, which kept their own `operator new`, is traced too. A program that
-//! defines its own `operator new` keeps it (the executable comes first in the search order).
+//! Debian's jemalloc defines its own `operator new`/`delete`, and reached, they mixed heaps: its
+//! `new[]` served from jemalloc's heap while its `delete[]` is `free@plt`, the hooks' `free`,
+//! which gave the block to glibc (abort); its aligned `new` took the hooks' `aligned_alloc`
+//! (glibc) blocks that its sized `delete` gave back to jemalloc (crash); `free(mallocx(…))` and
+//! `sdallocx(malloc(…))` likewise.
 //!
-//! `operator new` must call the new-handler and throw `std::bad_alloc` when memory runs out,
-//! which the tracer cannot do. When the hooks' allocation fails, the trampoline jumps to the C++
-//! runtime's own operator (a tail call: nothing of the tracer is left on the stack an exception
-//! unwinds), which retries through the hooks' `malloc`, calls the handler and throws. It is
-//! looked up in libstdc++ or libc++ with the other symbols the tracer needs, before the program
-//! runs; without either loaded by then (a C program that `dlopen`s C++ later), a failed `new`
-//! aborts with a message (a nothrow `new` returns null).
+//! Each operator here is a dispatch on the definition the program would have reached without
+//! the tracer: the next one in the search order (`dlsym(RTLD_NEXT)`, looked up with the other
+//! symbols before the program runs, [`resolve_operators`]). When that definition belongs to an
+//! allocator library ([`ALLOCATOR_LIBRARIES`]: jemalloc, tcmalloc, mimalloc…), the operator is
+//! the tracer's own, over the hooks, so every block comes from the one allocator behind them and
+//! C++ `new` is traced. Otherwise (libstdc++'s, libc++'s, a program's or a library's own
+//! replacement — C++ lets a program replace only `operator new(size_t)` and `delete(void*)`, the
+//! runtime's other forms calling those) the call jumps on to that definition unchanged, as if
+//! the tracer defined none. A definition only found later (a C++ extension of a C program: its
+//! libstdc++ is loaded outside the global search order) is looked up on the first call
+//! ([`resolve_late`]), in the C++ runtime that is loaded.
+//!
+//! The tracer's own `operator new` must call the new-handler and throw `std::bad_alloc` when
+//! memory runs out, which it cannot do: when the hooks' allocation fails, it jumps on (a tail
+//! call: nothing of the tracer is left on the stack an exception unwinds) to the C++ runtime's
+//! operator, which retries through the hooks' `malloc`, calls the handler and throws. Without a
+//! C++ runtime loaded at start, a failed `new` aborts with a message (a nothrow `new` returns
+//! null).
 
 use core::ffi::{CStr, c_int, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -26,54 +33,129 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::hooks::{self, free, trampoline};
 use crate::runtime;
 
-// The C++ runtime's own version of each replaced `operator new` (0: not found), where a failed
-// allocation goes on to. Plain words: the trampolines load them with one `mov`.
-static NEW: AtomicUsize = AtomicUsize::new(0);
-static NEW_ARRAY: AtomicUsize = AtomicUsize::new(0);
-static NEW_NOTHROW: AtomicUsize = AtomicUsize::new(0);
-static NEW_ARRAY_NOTHROW: AtomicUsize = AtomicUsize::new(0);
-static NEW_ALIGNED: AtomicUsize = AtomicUsize::new(0);
-static NEW_ARRAY_ALIGNED: AtomicUsize = AtomicUsize::new(0);
-static NEW_ALIGNED_NOTHROW: AtomicUsize = AtomicUsize::new(0);
-static NEW_ARRAY_ALIGNED_NOTHROW: AtomicUsize = AtomicUsize::new(0);
-
-/// Each fallback with the mangled name it is looked up by.
-static FALLBACKS: [(&CStr, &AtomicUsize); 8] = [
-    (c"_Znwm", &NEW),
-    (c"_Znam", &NEW_ARRAY),
-    (c"_ZnwmRKSt9nothrow_t", &NEW_NOTHROW),
-    (c"_ZnamRKSt9nothrow_t", &NEW_ARRAY_NOTHROW),
-    (c"_ZnwmSt11align_val_t", &NEW_ALIGNED),
-    (c"_ZnamSt11align_val_t", &NEW_ARRAY_ALIGNED),
-    (c"_ZnwmSt11align_val_tRKSt9nothrow_t", &NEW_ALIGNED_NOTHROW),
-    (
-        c"_ZnamSt11align_val_tRKSt9nothrow_t",
-        &NEW_ARRAY_ALIGNED_NOTHROW,
-    ),
+/// The replaceable operators, by mangled name, in the order of [`OPERATOR_STATES`]; the first
+/// eight are the `operator new`s.
+static OPERATORS: [&CStr; 20] = [
+    c"_Znwm",
+    c"_Znam",
+    c"_ZnwmRKSt9nothrow_t",
+    c"_ZnamRKSt9nothrow_t",
+    c"_ZnwmSt11align_val_t",
+    c"_ZnamSt11align_val_t",
+    c"_ZnwmSt11align_val_tRKSt9nothrow_t",
+    c"_ZnamSt11align_val_tRKSt9nothrow_t",
+    c"_ZdlPv",
+    c"_ZdaPv",
+    c"_ZdlPvm",
+    c"_ZdaPvm",
+    c"_ZdlPvRKSt9nothrow_t",
+    c"_ZdaPvRKSt9nothrow_t",
+    c"_ZdlPvSt11align_val_t",
+    c"_ZdaPvSt11align_val_t",
+    c"_ZdlPvmSt11align_val_t",
+    c"_ZdaPvmSt11align_val_t",
+    c"_ZdlPvSt11align_val_tRKSt9nothrow_t",
+    c"_ZdaPvSt11align_val_tRKSt9nothrow_t",
 ];
 
-/// C++ runtimes whose `operator new` a failed allocation goes on to, in the order tried.
+/// Where each operator goes: [`UNRESOLVED`], [`OURS`] (the tracer's own, over the hooks), or the
+/// address of the definition it jumps on to. Plain words: the trampolines load them with one
+/// `mov`.
+static OPERATOR_STATES: [AtomicUsize; 20] = [const { AtomicUsize::new(UNRESOLVED) }; 20];
+const UNRESOLVED: usize = 0;
+const OURS: usize = 1;
+
+/// The C++ runtime's own `operator new`s (the first eight of [`OPERATORS`]), where the tracer's
+/// go on to when an allocation fails (0: none found).
+static FALLBACKS: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+
+/// Library name prefixes of allocators that define `malloc` and C++ operators of their own (the
+/// list `leaksift_native::untraced` reports them by).
+const ALLOCATOR_LIBRARIES: [&str; 7] = [
+    "libjemalloc",
+    "libtcmalloc",
+    "libmimalloc",
+    "libhoard",
+    "libsnmalloc",
+    "librpmalloc",
+    "libtbbmalloc",
+];
+
+/// C++ runtimes, in the order tried: for the fallbacks, and for operators found late.
 const CXX_RUNTIMES: [&CStr; 2] = [c"libstdc++.so.6", c"libc++.so.1"];
 
-/// Finds the C++ runtime's operators (from `runtime::resolve_symbols`, under the re-entry
-/// guard; the runtime must already be loaded). Whether every lookup succeeded: a failed one
-/// leaves a `dlerror` message for the caller to drop (a C program has no C++ runtime at all).
-pub fn find_cxx_runtime() -> bool {
+/// Whether `address` lies in one of [`ALLOCATOR_LIBRARIES`].
+fn in_allocator_library(address: *mut c_void) -> bool {
+    // SAFETY: dladdr fills `info` for an address inside a loaded object (it does not touch the
+    // dlerror state); the name it points to lives as long as the object.
+    unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        if libc::dladdr(address, &mut info) == 0 || info.dli_fname.is_null() {
+            return false;
+        }
+        let path = CStr::from_ptr(info.dli_fname).to_bytes();
+        let name = path.rsplit(|b| *b == b'/').next().unwrap_or(path);
+        ALLOCATOR_LIBRARIES
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_bytes()))
+    }
+}
+
+/// Decides where each operator goes and finds the C++ runtime's fallbacks (from
+/// `runtime::resolve_symbols`, under the re-entry guard, before the program runs). Whether every
+/// lookup succeeded: a failed one leaves a `dlerror` message for the caller to drop.
+pub fn resolve_operators() -> bool {
     let mut clean = true;
+    for (name, state) in OPERATORS.iter().zip(&OPERATOR_STATES) {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+        let next = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+        clean &= !next.is_null();
+        let to = if next.is_null() {
+            UNRESOLVED
+        } else if in_allocator_library(next) {
+            OURS
+        } else {
+            next as usize
+        };
+        state.store(to, Ordering::Release);
+    }
     for library in CXX_RUNTIMES {
         let Some(handle) = runtime::loaded_library(library) else {
             clean = false;
             continue;
         };
-        for (name, address) in &FALLBACKS {
+        for (name, fallback) in OPERATORS.iter().zip(&FALLBACKS) {
             // SAFETY: dlsym with a handle from dlopen and a NUL-terminated name.
             let found = unsafe { libc::dlsym(handle, name.as_ptr()) };
             clean &= !found.is_null();
-            address.store(found as usize, Ordering::Release);
+            fallback.store(found as usize, Ordering::Release);
         }
         break;
     }
     clean
+}
+
+/// Where operator `index` goes when it was not resolved: what [`resolve_operators`] finds when
+/// it has not run yet, else the loaded C++ runtime's definition, else the tracer's own. Called
+/// from the operator's trampoline (once per operator), outside the re-entry guard.
+extern "C" fn resolve_late(index: usize) -> usize {
+    // Called before the constructor (another library's static constructor allocating): the
+    // lookups it would make come first.
+    runtime::resolve_symbols();
+    let state = OPERATOR_STATES[index].load(Ordering::Acquire);
+    if state != UNRESOLVED {
+        return state;
+    }
+    let name = OPERATORS[index];
+    let found = CXX_RUNTIMES.iter().find_map(|library| {
+        let handle = runtime::loaded_library(library)?;
+        // SAFETY: dlsym with a handle from dlopen and a NUL-terminated name.
+        let found = unsafe { libc::dlsym(handle, name.as_ptr()) };
+        (!found.is_null()).then_some(found as usize)
+    });
+    let to = found.unwrap_or(OURS);
+    OPERATOR_STATES[index].store(to, Ordering::Release);
+    to
 }
 
 /// A throwing `operator new` failed and no C++ runtime was found to throw `std::bad_alloc`.
@@ -92,104 +174,140 @@ extern "C" fn new_nothrow_failed_without_runtime() -> *mut c_void {
     core::ptr::null_mut()
 }
 
-/// An `operator new` whose arguments (`rdi`, `rsi`, `rdx`, `rcx`) are saved, `$setup` puts the
-/// arguments of `$imp` (a hook implementation taking the trampoline frame, `rbp`, as its last
-/// argument) in place, and a null result goes on to `$fallback` with the original arguments, or
-/// to `$missing` when the C++ runtime was not found. The setups: `(size)` and `(size, nothrow)`
-/// call `malloc_impl(size, frame)`; `(size, align)` and `(size, align, nothrow)` call
-/// `memalign_impl(align, size, frame)`.
-macro_rules! operator_new {
-    ($symbol:literal, $name:ident ( $($arg:ident : $ty:ty),* ), $setup:literal, $imp:path,
-     $fallback:ident, $missing:path) => {
+/// A replaceable operator: its state word ([`OPERATOR_STATES`]`[$index]`) says whether to jump
+/// on to another definition, to resolve one first ([`resolve_late`], the arguments saved), or
+/// to run `$ours` (the tracer's own), whose operands follow.
+macro_rules! replaceable_operator {
+    ($symbol:literal, $name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)?, $index:literal,
+     [$($ours:literal),*] $(, $operand:ident = sym $target:path)*) => {
         #[unsafe(naked)]
         #[unsafe(export_name = $symbol)]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> *mut c_void {
+        pub unsafe extern "C" fn $name($($arg: $ty),*) $(-> $ret)? {
             core::arch::naked_asm!(
-                "push rbp",
-                "mov rbp, rsp",
-                "push rdi",
-                "push rsi",
-                "push rdx",
-                "push rcx",
-                $setup,
-                "call {imp}",
-                "pop rcx",
-                "pop rdx",
-                "pop rsi",
-                "pop rdi",
-                "pop rbp",
-                "test rax, rax",
-                "jz 2f",
-                "ret",
-                "2:",
-                "mov rax, qword ptr [rip + {fallback}]",
+                "mov rax, qword ptr [rip + {states} + {offset}]",
+                "cmp rax, 1",
+                "je 1f",
                 "test rax, rax",
                 "jz 3f",
                 "jmp rax",
                 "3:",
-                "jmp {missing}",
-                imp = sym $imp,
-                fallback = sym $fallback,
-                missing = sym $missing,
+                "push rdi",
+                "push rsi",
+                "push rdx",
+                "push rcx",
+                "push rcx",
+                "mov edi, {index}",
+                "call {late}",
+                "mov r11, rax",
+                "pop rcx",
+                "pop rcx",
+                "pop rdx",
+                "pop rsi",
+                "pop rdi",
+                "cmp r11, 1",
+                "je 1f",
+                "jmp r11",
+                "1:",
+                $($ours),*,
+                states = sym OPERATOR_STATES,
+                offset = const $index * 8,
+                index = const $index,
+                late = sym resolve_late,
+                $($operand = sym $target),*
             )
         }
     };
 }
 
-operator_new!("_Znwm", operator_new(size: usize), "mov rsi, rbp", hooks::malloc_impl, NEW,
-    new_failed_without_runtime);
-operator_new!("_Znam", operator_new_array(size: usize), "mov rsi, rbp", hooks::malloc_impl,
-    NEW_ARRAY, new_failed_without_runtime);
-operator_new!("_ZnwmRKSt9nothrow_t", operator_new_nothrow(size: usize, nothrow: *const c_void),
-    "mov rsi, rbp", hooks::malloc_impl, NEW_NOTHROW, new_nothrow_failed_without_runtime);
-operator_new!("_ZnamRKSt9nothrow_t",
-    operator_new_array_nothrow(size: usize, nothrow: *const c_void), "mov rsi, rbp",
-    hooks::malloc_impl, NEW_ARRAY_NOTHROW, new_nothrow_failed_without_runtime);
-operator_new!("_ZnwmSt11align_val_t", operator_new_aligned(size: usize, align: usize),
-    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, NEW_ALIGNED, new_failed_without_runtime);
-operator_new!("_ZnamSt11align_val_t", operator_new_array_aligned(size: usize, align: usize),
-    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, NEW_ARRAY_ALIGNED, new_failed_without_runtime);
-operator_new!("_ZnwmSt11align_val_tRKSt9nothrow_t",
-    operator_new_aligned_nothrow(size: usize, align: usize, nothrow: *const c_void),
-    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, NEW_ALIGNED_NOTHROW,
-    new_nothrow_failed_without_runtime);
-operator_new!("_ZnamSt11align_val_tRKSt9nothrow_t",
-    operator_new_array_aligned_nothrow(size: usize, align: usize, nothrow: *const c_void),
-    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, NEW_ARRAY_ALIGNED_NOTHROW,
-    new_nothrow_failed_without_runtime);
-
-/// An `operator delete` (any of its forms: the size, alignment and nothrow arguments change
-/// nothing for the hooks' allocator): a tail call to the `free` hook.
-macro_rules! operator_delete {
-    ($symbol:literal, $name:ident) => {
-        #[unsafe(naked)]
-        #[unsafe(export_name = $symbol)]
-        pub unsafe extern "C" fn $name(ptr: *mut c_void) {
-            core::arch::naked_asm!("jmp {free}", free = sym free)
-        }
+/// The tracer's own `operator new`: its arguments (`rdi`, `rsi`, `rdx`, `rcx`) saved, `$setup`
+/// puts those of `$imp` (a hook implementation taking the trampoline frame, `rbp`, last) in
+/// place, and a null result goes on to the C++ runtime's operator (`[FALLBACKS + $index * 8]`)
+/// with the original arguments, or to `$missing` without one. The setups: `(size)` and
+/// `(size, nothrow)` call `malloc_impl(size, frame)`; `(size, align)` and
+/// `(size, align, nothrow)` call `memalign_impl(align, size, frame)`.
+macro_rules! operator_new {
+    ($symbol:literal, $name:ident ( $($arg:ident : $ty:ty),* ), $index:literal, $setup:literal,
+     $imp:path, $missing:path) => {
+        replaceable_operator!($symbol, $name($($arg: $ty),*) -> *mut c_void, $index, [
+            "push rbp",
+            "mov rbp, rsp",
+            "push rdi",
+            "push rsi",
+            "push rdx",
+            "push rcx",
+            $setup,
+            "call {imp}",
+            "pop rcx",
+            "pop rdx",
+            "pop rsi",
+            "pop rdi",
+            "pop rbp",
+            "test rax, rax",
+            "jz 2f",
+            "ret",
+            "2:",
+            "mov rax, qword ptr [rip + {fallbacks} + {offset}]",
+            "test rax, rax",
+            "jz 4f",
+            "jmp rax",
+            "4:",
+            "jmp {missing}"
+        ], imp = sym $imp, fallbacks = sym FALLBACKS, missing = sym $missing);
     };
 }
 
-operator_delete!("_ZdlPv", operator_delete);
-operator_delete!("_ZdaPv", operator_delete_array);
-operator_delete!("_ZdlPvm", operator_delete_sized);
-operator_delete!("_ZdaPvm", operator_delete_array_sized);
-operator_delete!("_ZdlPvRKSt9nothrow_t", operator_delete_nothrow);
-operator_delete!("_ZdaPvRKSt9nothrow_t", operator_delete_array_nothrow);
-operator_delete!("_ZdlPvSt11align_val_t", operator_delete_aligned);
-operator_delete!("_ZdaPvSt11align_val_t", operator_delete_array_aligned);
-operator_delete!("_ZdlPvmSt11align_val_t", operator_delete_sized_aligned);
+operator_new!("_Znwm", operator_new(size: usize), 0, "mov rsi, rbp", hooks::malloc_impl,
+    new_failed_without_runtime);
+operator_new!("_Znam", operator_new_array(size: usize), 1, "mov rsi, rbp", hooks::malloc_impl,
+    new_failed_without_runtime);
+operator_new!("_ZnwmRKSt9nothrow_t", operator_new_nothrow(size: usize, nothrow: *const c_void),
+    2, "mov rsi, rbp", hooks::malloc_impl, new_nothrow_failed_without_runtime);
+operator_new!("_ZnamRKSt9nothrow_t",
+    operator_new_array_nothrow(size: usize, nothrow: *const c_void), 3, "mov rsi, rbp",
+    hooks::malloc_impl, new_nothrow_failed_without_runtime);
+operator_new!("_ZnwmSt11align_val_t", operator_new_aligned(size: usize, align: usize), 4,
+    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, new_failed_without_runtime);
+operator_new!("_ZnamSt11align_val_t", operator_new_array_aligned(size: usize, align: usize), 5,
+    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, new_failed_without_runtime);
+operator_new!("_ZnwmSt11align_val_tRKSt9nothrow_t",
+    operator_new_aligned_nothrow(size: usize, align: usize, nothrow: *const c_void), 6,
+    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, new_nothrow_failed_without_runtime);
+operator_new!("_ZnamSt11align_val_tRKSt9nothrow_t",
+    operator_new_array_aligned_nothrow(size: usize, align: usize, nothrow: *const c_void), 7,
+    "xchg rdi, rsi\nmov rdx, rbp", hooks::memalign_impl, new_nothrow_failed_without_runtime);
+
+/// The tracer's own `operator delete` (any form: the size, alignment and nothrow arguments
+/// change nothing for the hooks' allocator): a tail call to the `free` hook.
+macro_rules! operator_delete {
+    ($symbol:literal, $name:ident, $index:literal) => {
+        replaceable_operator!($symbol, $name(ptr: *mut c_void), $index, ["jmp {free}"],
+            free = sym free);
+    };
+}
+
+operator_delete!("_ZdlPv", operator_delete, 8);
+operator_delete!("_ZdaPv", operator_delete_array, 9);
+operator_delete!("_ZdlPvm", operator_delete_sized, 10);
+operator_delete!("_ZdaPvm", operator_delete_array_sized, 11);
+operator_delete!("_ZdlPvRKSt9nothrow_t", operator_delete_nothrow, 12);
+operator_delete!("_ZdaPvRKSt9nothrow_t", operator_delete_array_nothrow, 13);
+operator_delete!("_ZdlPvSt11align_val_t", operator_delete_aligned, 14);
+operator_delete!("_ZdaPvSt11align_val_t", operator_delete_array_aligned, 15);
+operator_delete!("_ZdlPvmSt11align_val_t", operator_delete_sized_aligned, 16);
 operator_delete!(
     "_ZdaPvmSt11align_val_t",
-    operator_delete_array_sized_aligned
+    operator_delete_array_sized_aligned,
+    17
 );
 operator_delete!(
     "_ZdlPvSt11align_val_tRKSt9nothrow_t",
-    operator_delete_aligned_nothrow
+    operator_delete_aligned_nothrow,
+    18
 );
 operator_delete!(
     "_ZdaPvSt11align_val_tRKSt9nothrow_t",
-    operator_delete_array_aligned_nothrow
+    operator_delete_array_aligned_nothrow,
+    19
 );
 
 /// jemalloc's `flags` argument: `MALLOCX_LG_ALIGN(la)`/`MALLOCX_ALIGN(a)` in the low six bits
@@ -212,23 +330,51 @@ impl MallocxFlags {
     }
 }
 
-/// `mallocx(size, flags)` through the hooks (traced as `malloc`, `memalign` when aligned).
-extern "C" fn mallocx_impl(size: usize, flags: c_int, frame: *const u64) -> *mut c_void {
-    let flags = MallocxFlags(flags);
-    let ptr = match flags.alignment() {
-        Some(align) => hooks::memalign_impl(align, size, frame),
-        None => hooks::malloc_impl(size, frame),
+/// Zeroes `len` bytes at `ptr`, writing only words that are not zero already: the fresh pages
+/// of a large block are zero, and writing them would make them all resident (a zeroed 1 GiB
+/// `mallocx` or `rallocx` took 1 GiB of memory, where jemalloc's takes none). Reading an
+/// untouched page maps the shared zero page, which counts for nothing.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes.
+unsafe fn zero_where_not_zero(ptr: *mut u8, len: usize) {
+    let (head, words, tail) = {
+        // SAFETY: per the contract; the slice is the caller's block.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(ptr, len) };
+        // SAFETY: any bit pattern is a valid u64.
+        unsafe { bytes.align_to_mut::<u64>() }
     };
-    if flags.zeroed() && !ptr.is_null() {
-        // SAFETY: the block just allocated holds at least `size` bytes.
-        unsafe { core::ptr::write_bytes(ptr.cast::<u8>(), 0, size) };
+    head.fill(0);
+    tail.fill(0);
+    for word in words {
+        if *word != 0 {
+            *word = 0;
+        }
     }
-    ptr
 }
 
-/// `rallocx(ptr, size, flags)`: a traced `realloc` when no alignment beyond malloc's is asked,
-/// else a new aligned block with the contents copied. With `MALLOCX_ZERO` the bytes past the
-/// old size are zero.
+/// `mallocx(size, flags)` through the hooks (traced as `malloc`, `calloc` when zeroed,
+/// `memalign` when aligned).
+extern "C" fn mallocx_impl(size: usize, flags: c_int, frame: *const u64) -> *mut c_void {
+    let flags = MallocxFlags(flags);
+    match (flags.alignment(), flags.zeroed()) {
+        // calloc, which leaves fresh pages untouched (they are zero).
+        (None, true) => hooks::calloc_impl(1, size, frame),
+        (None, false) => hooks::malloc_impl(size, frame),
+        (Some(align), zeroed) => {
+            let ptr = hooks::memalign_impl(align, size, frame);
+            if zeroed && !ptr.is_null() {
+                // SAFETY: the block just allocated holds at least `size` bytes.
+                unsafe { zero_where_not_zero(ptr.cast(), size) };
+            }
+            ptr
+        }
+    }
+}
+
+/// `rallocx(ptr, size, flags)`: a traced `realloc`, or, with an alignment beyond malloc's, a new
+/// aligned block with the contents copied and the old one freed. With `MALLOCX_ZERO` the bytes
+/// past the old size are zero.
 extern "C" fn rallocx_impl(
     ptr: *mut c_void,
     size: usize,
@@ -243,7 +389,8 @@ extern "C" fn rallocx_impl(
         Some(align) => {
             let new = hooks::memalign_impl(align, size, frame);
             if !new.is_null() {
-                // SAFETY: both blocks are live and hold at least the bytes copied.
+                // SAFETY: both blocks are live and hold at least the bytes copied; the old one
+                // is freed once, as rallocx's success does.
                 unsafe {
                     core::ptr::copy_nonoverlapping(
                         ptr.cast::<u8>(),
@@ -258,7 +405,7 @@ extern "C" fn rallocx_impl(
     };
     if flags.zeroed() && !new.is_null() && size > old_size {
         // SAFETY: the new block holds at least `size` bytes.
-        unsafe { core::ptr::write_bytes(new.cast::<u8>().add(old_size), 0, size - old_size) };
+        unsafe { zero_where_not_zero(new.cast::<u8>().add(old_size), size - old_size) };
     }
     new
 }

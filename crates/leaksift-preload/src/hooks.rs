@@ -168,7 +168,7 @@ pub(crate) extern "C" fn malloc_impl(size: usize, frame: *const u64) -> *mut c_v
     ptr
 }
 
-extern "C" fn calloc_impl(count: usize, size: usize, frame: *const u64) -> *mut c_void {
+pub(crate) extern "C" fn calloc_impl(count: usize, size: usize, frame: *const u64) -> *mut c_void {
     // SAFETY: glibc's allocator (it checks the multiplication for overflow).
     let ptr = unsafe { sys::__libc_calloc(count, size) };
     if !ptr.is_null()

@@ -398,8 +398,8 @@ pub fn resolve_symbols() {
     {
         let _guard = ReentryGuard::enter();
         let allocator = look_up(allocator_library(), &[&ALIGNED_ALLOC, &MALLOC_USABLE_SIZE]);
-        // Also the C++ runtime's `operator new`s, which the tracer's go on to (`cxx`).
-        let cxx_runtime = crate::cxx::find_cxx_runtime();
+        // Where the C++ operators go, and the C++ runtime's `operator new`s (`cxx`).
+        let cxx_runtime = crate::cxx::resolve_operators();
         if !(allocator && cxx_runtime) {
             drop_dlerror_message();
         }

@@ -27,6 +27,17 @@ struct alignas(64) Aligned {
 
 void *volatile sink;
 
+// VmRSS of this process, in KiB.
+static long resident_kib() {
+    FILE *status = std::fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (status && std::fgets(line, sizeof line, status))
+        if (std::sscanf(line, "VmRSS: %ld", &kib) == 1) break;
+    if (status) std::fclose(status);
+    return kib;
+}
+
 int main() {
     for (int i = 0; i < 1000; i++) {
         int *numbers = new int[10 + i];
@@ -49,6 +60,12 @@ int main() {
         if (xallocx(grown, 6000, 0, 0) < 5000 || nallocx(77, 0) < 77) return 5;
         dallocx(grown, 0);
     }
+    // Zeroed blocks of 1 GiB stay unresident, as with jemalloc: the tracer's mallocx(ZERO) and
+    // rallocx(ZERO) wrote the zeros and made every page resident.
+    char *huge = static_cast<char *>(mallocx(size_t(1) << 30, MALLOCX_ZERO));
+    huge = static_cast<char *>(rallocx(huge, size_t(3) << 29, MALLOCX_ZERO));
+    if (!huge || resident_kib() > 256 * 1024) return 6;
+    dallocx(huge, 0);
     sink = mallocx(1234, 0);
     sink = new char[4444];
     sink = nullptr;
