@@ -2,21 +2,8 @@
 //! loaded as a library, a managed runtime whose objects live in its own heap, or a resident set
 //! far above the traced heap.
 
+use leaksift_trace::allocators::ALLOCATOR_LIBRARIES;
 use leaksift_trace::model::Module;
-
-/// Library name prefixes of allocators that replace glibc's malloc family. Loaded as a library,
-/// such an allocator comes after the tracer, whose hooks serve the malloc family from glibc's
-/// allocator (C++ `operator new` and `mallocx` are the tracer's too); what it hands out through
-/// other entry points of its own (`tc_malloc`, `mi_malloc`) never reaches the hooks.
-const ALLOCATOR_LIBRARIES: [&str; 7] = [
-    "libjemalloc",
-    "libtcmalloc",
-    "libmimalloc",
-    "libhoard",
-    "libsnmalloc",
-    "librpmalloc",
-    "libtbbmalloc",
-];
 
 /// The file name of the tracer library (`libleaksift_preload.so`), by which its module is known.
 const TRACER_LIBRARY: &str = "libleaksift_preload";

@@ -30,6 +30,8 @@
 use core::ffi::{CStr, c_int, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use leaksift_trace::allocators::ALLOCATOR_LIBRARIES;
+
 use crate::hooks::{self, free, trampoline};
 use crate::runtime;
 
@@ -68,18 +70,6 @@ const OURS: usize = 1;
 /// The C++ runtime's own `operator new`s (the first eight of [`OPERATORS`]), where the tracer's
 /// go on to when an allocation fails (0: none found).
 static FALLBACKS: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
-
-/// Library name prefixes of allocators that define `malloc` and C++ operators of their own (the
-/// list `leaksift_native::untraced` reports them by).
-const ALLOCATOR_LIBRARIES: [&str; 7] = [
-    "libjemalloc",
-    "libtcmalloc",
-    "libmimalloc",
-    "libhoard",
-    "libsnmalloc",
-    "librpmalloc",
-    "libtbbmalloc",
-];
 
 /// C++ runtimes, in the order tried: for the fallbacks, and for operators found late.
 const CXX_RUNTIMES: [&CStr; 2] = [c"libstdc++.so.6", c"libc++.so.1"];

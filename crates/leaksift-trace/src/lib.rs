@@ -30,6 +30,7 @@
 //! resolution (the recorder uses 1 ms): an event's `time` is at most that much earlier than when it
 //! happened.
 
+pub mod allocators;
 pub mod error;
 pub mod format;
 pub mod model;

@@ -71,6 +71,22 @@ fn report_output(trace: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The lost classes of `leaks.c` (two blocks definitely lost, one indirectly through them, one
+/// possibly through an interior pointer), as memcheck counts them.
+fn assert_leaks_c_classes(classes: &HashMap<LeakClass, (u64, u64)>, context: &str) {
+    for (class, expected) in [
+        (LeakClass::DefinitelyLost, (2, 132)),
+        (LeakClass::IndirectlyLost, (1, 48)),
+        (LeakClass::PossiblyLost, (1, 64)),
+    ] {
+        assert_eq!(
+            classes.get(&class),
+            Some(&expected),
+            "{context}: {classes:?}"
+        );
+    }
+}
+
 fn record_clean(trace: &Path, extra: &[&str], program: &Path, args: &[&str]) -> Trace {
     let out = record(trace, extra, program, args);
     assert_eq!(
@@ -362,21 +378,7 @@ fn leak_classes_match_valgrind_with_and_without_frame_pointers() {
         assert!(!trace.truncated);
         assert_eq!(trace.end(), Some(ProcessEnd::Exited(0)));
         let ours = trace.leak_summary(ScanTrigger::Exit);
-        assert_eq!(
-            ours.get(&LeakClass::DefinitelyLost),
-            Some(&(2, 132)),
-            "{name}: {ours:?}"
-        );
-        assert_eq!(
-            ours.get(&LeakClass::IndirectlyLost),
-            Some(&(1, 48)),
-            "{name}: {ours:?}"
-        );
-        assert_eq!(
-            ours.get(&LeakClass::PossiblyLost),
-            Some(&(1, 64)),
-            "{name}: {ours:?}"
-        );
+        assert_leaks_c_classes(&ours, name);
         let valgrind = valgrind_summary(&program, &[]);
         assert_eq!(ours, valgrind, "{name}: leaksift vs valgrind");
     }
@@ -1048,23 +1050,30 @@ fn traces_with_size(dir: &Path, prefix: &str, size: u64) -> Vec<PathBuf> {
     found
 }
 
-#[test]
-fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trace() {
-    let dir = tempfile::tempdir().unwrap();
-    let program = compile_c("fork_exec.c", &["-O1"], dir.path(), "fork_exec");
-
-    let trace_path = dir.path().join("plain.lks");
-    let out = record(&trace_path, &[], &program, &[]);
+/// Records `fork_exec.c` (built as `program`) into `trace_path` with `extra` options: exit
+/// status 5 from the image it execs, whose trace (the main one) holds its 4444-byte block and
+/// its exit. Returns that trace and `record`'s output.
+fn record_fork_exec(program: &Path, trace_path: &Path, extra: &[&str]) -> (Trace, Output) {
+    let out = record(trace_path, extra, program, &[]);
     assert_eq!(
         out.status.code(),
         Some(5),
         "the exec'd image's status: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The exec'd image takes the main trace over; the image before exec moves to OUTPUT.<pid>.
-    let image = Trace::read(&trace_path);
+    let image = Trace::read(trace_path);
     assert_eq!(image.allocs(4444).len(), 1);
     assert_eq!(image.end(), Some(ProcessEnd::Exited(5)));
+    (image, out)
+}
+
+#[test]
+fn fork_children_are_untraced_unless_followed_and_exec_images_get_their_own_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile_c("fork_exec.c", &["-O1"], dir.path(), "fork_exec");
+
+    // The exec'd image takes the main trace over; the image before exec moves to OUTPUT.<pid>.
+    let (image, out) = record_fork_exec(&program, &dir.path().join("plain.lks"), &[]);
     let before_exec = Trace::read(&dir.path().join(format!("plain.lks.{}", image.pid)));
     assert_eq!(before_exec.pid, image.pid);
     assert_eq!(
@@ -1571,6 +1580,16 @@ const OTHER_ALLOCATORS: [(&str, &str); 2] = [
     ),
 ];
 
+/// Whether the allocator library `library` is there; if not, says so (the tests that need it
+/// are skipped: `.ci/run` installs Debian's `package`).
+fn installed(library: &str, package: &str) -> bool {
+    let there = Path::new(library).exists();
+    if !there {
+        eprintln!("skipped: {library} is missing (Debian package {package})");
+    }
+    there
+}
+
 /// A program linked with another allocator runs as it does without the tracer (whose `malloc`
 /// comes first): `malloc_usable_size` and `aligned_alloc` must come from the allocator behind the
 /// hooks' `free` (with jemalloc both crashed: its versions were found first). Its blocks are
@@ -1579,10 +1598,7 @@ const OTHER_ALLOCATORS: [(&str, &str); 2] = [
 fn a_program_linked_with_another_allocator_runs_and_is_traced() {
     let dir = tempfile::tempdir().unwrap();
     for (library, note) in OTHER_ALLOCATORS {
-        if !Path::new(library).exists() {
-            eprintln!(
-                "skipped: {library} is missing (Debian packages libjemalloc2, libmimalloc2.0)"
-            );
+        if !installed(library, "libjemalloc2, libmimalloc2.0") {
             continue;
         }
         let name = Path::new(library).file_name().unwrap().to_string_lossy();
@@ -1625,8 +1641,7 @@ fn a_program_linked_with_another_allocator_runs_and_is_traced() {
 #[test]
 fn a_cxx_program_linked_with_jemalloc_runs_and_its_new_is_traced() {
     let library = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
-    if !Path::new(library).exists() {
-        eprintln!("skipped: {library} is missing (Debian package libjemalloc2)");
+    if !installed(library, "libjemalloc2") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -1726,8 +1741,8 @@ fn replaced_cxx_operators_are_kept() {
     );
 }
 
-/// `operator new` is the tracer's, which cannot throw: when memory runs out it goes on to
-/// libstdc++'s, so the new-handler is called and `std::bad_alloc` thrown as without the tool.
+/// `operator new` when memory runs out: the new-handler is called and `std::bad_alloc` thrown as
+/// without the tool (the tracer's operators go on to libstdc++'s, whose failure path it is).
 #[test]
 fn operator_new_out_of_memory_throws_as_without_the_tracer() {
     let dir = tempfile::tempdir().unwrap();
@@ -1738,18 +1753,11 @@ fn operator_new_out_of_memory_throws_as_without_the_tracer() {
         dir.path(),
         "new_oom",
     );
-    let expected = "new[]: bad_alloc\nnew: bad_alloc after 1 new-handler call(s)\n\
-                    nothrow new: null\naligned new[]: bad_alloc\n";
-    let plain = Command::new(&program).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&plain.stdout), expected);
-    let out = record(&dir.path().join("oom.lks"), &[], &program, &[]);
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        runs_as_without_the_tracer(&program, &dir.path().join("oom.lks")),
+        "new[]: bad_alloc\nnew: bad_alloc after 1 new-handler call(s)\n\
+         nothrow new: null\naligned new[]: bad_alloc\n"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }
 
 /// A start script that puts an allocator before the tracer (`LD_PRELOAD="liballoc.so
@@ -1760,8 +1768,7 @@ fn operator_new_out_of_memory_throws_as_without_the_tracer() {
 #[test]
 fn an_allocator_preloaded_before_the_tracer_is_reported_and_fails_the_leak_check() {
     let library = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
-    if !Path::new(library).exists() {
-        eprintln!("skipped: {library} is missing (Debian package libmimalloc2.0)");
+    if !installed(library, "libmimalloc2.0") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -2473,36 +2480,13 @@ fn a_trace_path_that_is_not_utf8_is_written_byte_for_byte() {
     let leaks = compile_c("leaks.c", &["-O0"], &programs, "leaks");
     let classes =
         record_clean(&programs.join("leaks.lks"), &[], &leaks, &[]).leak_summary(ScanTrigger::Exit);
-    assert_eq!(
-        classes.get(&LeakClass::DefinitelyLost),
-        Some(&(2, 132)),
-        "{classes:?}"
-    );
-    assert_eq!(
-        classes.get(&LeakClass::IndirectlyLost),
-        Some(&(1, 48)),
-        "{classes:?}"
-    );
-    assert_eq!(
-        classes.get(&LeakClass::PossiblyLost),
-        Some(&(1, 64)),
-        "{classes:?}"
-    );
+    assert_leaks_c_classes(&classes, "under bin\\xe9");
     let program = compile_c("fork_exec.c", &["-O1"], dir.path(), "fork_exec");
     let traces = dir.path().join(OsStr::from_bytes(b"dir\xe9"));
     std::fs::create_dir(&traces).unwrap();
     let name = b"trace\xff.lks";
     let trace_path = traces.join(OsStr::from_bytes(name));
-    let out = record(&trace_path, &["--follow-fork"], &program, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "the exec'd image's status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let image = Trace::read(&trace_path);
-    assert_eq!(image.allocs(4444).len(), 1);
-    assert_eq!(image.end(), Some(ProcessEnd::Exited(5)));
+    let (image, _) = record_fork_exec(&program, &trace_path, &["--follow-fork"]);
     let mut companions = Vec::new();
     for entry in std::fs::read_dir(&traces).unwrap() {
         let file_name = entry.unwrap().file_name();
