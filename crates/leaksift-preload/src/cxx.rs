@@ -91,36 +91,52 @@ fn in_allocator_library(address: *mut c_void) -> bool {
     }
 }
 
+/// The indices in [`OPERATORS`] of the two operators a program replaces (`new(size_t)`,
+/// `delete(void*)`): the C++ runtime's other forms call these.
+const BASIC_NEW: usize = 0;
+const BASIC_DELETE: usize = 8;
+
 /// Decides where each operator goes and finds the C++ runtime's fallbacks (from
 /// `runtime::resolve_symbols`, under the re-entry guard, before the program runs). Whether every
 /// lookup succeeded: a failed one leaves a `dlerror` message for the caller to drop.
+///
+/// When the next definition is an allocator library's, the two basic operators are the
+/// tracer's, and the other forms go to the C++ runtime's, which call the basic two as the
+/// standard's defaults do: through the search order, so to a program's own replacement of
+/// them if it has one (jemalloc's sized `delete` would skip it; the tracer's own would have given
+/// the replacement's block to glibc), else to the tracer's.
 pub fn resolve_operators() -> bool {
     let mut clean = true;
-    for (name, state) in OPERATORS.iter().zip(&OPERATOR_STATES) {
-        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
-        let next = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
-        clean &= !next.is_null();
-        let to = if next.is_null() {
-            UNRESOLVED
-        } else if in_allocator_library(next) {
-            OURS
-        } else {
-            next as usize
-        };
-        state.store(to, Ordering::Release);
-    }
+    let mut runtime_operators = [0usize; 20];
     for library in CXX_RUNTIMES {
         let Some(handle) = runtime::loaded_library(library) else {
             clean = false;
             continue;
         };
-        for (name, fallback) in OPERATORS.iter().zip(&FALLBACKS) {
+        for (name, found) in OPERATORS.iter().zip(&mut runtime_operators) {
             // SAFETY: dlsym with a handle from dlopen and a NUL-terminated name.
-            let found = unsafe { libc::dlsym(handle, name.as_ptr()) };
-            clean &= !found.is_null();
-            fallback.store(found as usize, Ordering::Release);
+            *found = unsafe { libc::dlsym(handle, name.as_ptr()) } as usize;
+            clean &= *found != 0;
         }
         break;
+    }
+    for (fallback, found) in FALLBACKS.iter().zip(runtime_operators) {
+        fallback.store(found, Ordering::Release);
+    }
+    for (index, (name, state)) in OPERATORS.iter().zip(&OPERATOR_STATES).enumerate() {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+        let next = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+        clean &= !next.is_null();
+        let to = if next.is_null() {
+            UNRESOLVED
+        } else if !in_allocator_library(next) {
+            next as usize
+        } else if index == BASIC_NEW || index == BASIC_DELETE || runtime_operators[index] == 0 {
+            OURS
+        } else {
+            runtime_operators[index]
+        };
+        state.store(to, Ordering::Release);
     }
     clean
 }

@@ -1698,7 +1698,9 @@ fn runs_as_without_the_tracer(program: &Path, trace: &Path) -> String {
 /// replacing them with its own calls bound to its own (`-Bsymbolic-functions`), had their blocks
 /// freed by the tracer's `delete` (glibc aborted); a library's static constructor whose `new`
 /// failed before the tracer's constructor ran aborted the process. Each operator now goes on to
-/// the definition the program would have reached without the tracer.
+/// the definition the program would have reached without the tracer; under an allocator library
+/// whose operators the tracer takes over, the forms a program did not replace reach its
+/// replacements (the tracer's sized `delete` gave their blocks to glibc).
 #[test]
 fn replaced_cxx_operators_are_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -1711,6 +1713,36 @@ fn replaced_cxx_operators_are_kept() {
     );
     let printed = runs_as_without_the_tracer(&program, &dir.path().join("replaced.lks"));
     assert!(printed.starts_with("news="), "{printed}");
+    // Linked with jemalloc too, whose operators the tracer's take over: the forms the program
+    // did not replace still reach its replacements (the C++ runtime's defaults route them
+    // there), not glibc's free. jemalloc's own sized delete skips the replacement (the program
+    // counts no delete without the tool), so only the tracer's run is checked.
+    let jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    if installed(jemalloc, "libjemalloc2") {
+        let program = compile(
+            "g++",
+            "replaced_operators.cpp",
+            &["-O1", "-g", "-Wl,--no-as-needed", jemalloc],
+            dir.path(),
+            "replaced_jemalloc",
+        );
+        let out = record(&dir.path().join("replaced_je.lks"), &[], &program, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(
+                &Command::new(dir.path().join("replaced"))
+                    .output()
+                    .unwrap()
+                    .stdout
+            )
+        );
+    }
     let library = compile(
         "g++",
         "library_operators.cpp",
