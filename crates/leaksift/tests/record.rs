@@ -2417,6 +2417,39 @@ fn a_main_thread_ending_with_a_raw_exit_ends_the_process() {
     }
 }
 
+/// A command killed before the tracer started (a library's constructor aborting) left no trace,
+/// and `record` said "did not start the tracer … statically linked or setuid" with exit status 2;
+/// the status is now the command's, 128 + the signal, and the message says what happened.
+#[test]
+fn a_command_killed_before_the_tracer_started_keeps_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = compile_c(
+        "early_abort.c",
+        &["-O1", "-shared", "-fPIC", "-DLIBRARY"],
+        dir.path(),
+        "libearly.so",
+    );
+    let program = compile_c(
+        "early_abort.c",
+        &["-O1", "-Wl,--no-as-needed", library.to_str().unwrap()],
+        dir.path(),
+        "early_abort",
+    );
+    ensure_preload();
+    let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
+        .args(["record", "-o"])
+        .arg(dir.path().join("early.lks"))
+        .arg("--")
+        .arg(&program)
+        .env("EARLY_ABORT", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + 6), "{stderr}");
+    assert!(stderr.contains("before the tracer started"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
 /// A program that exhausts its `RLIMIT_AS` was aborted by the tracer ("memory allocation of N
 /// bytes failed"): the tracer's own allocations failed too. Tracing now stops instead, and the
 /// program sees its `malloc` return NULL and ends as it would without the tool.

@@ -602,8 +602,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     .context("waiting for the traced command")?;
     let trace_appeared = watch.finish();
     let _ = std::fs::remove_file(&control);
+    let trace_exists = output.exists();
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,
+        (None, Some(signal)) if !trace_exists && !trace_appeared => {
+            // Before the tracer's constructor (a library's constructor crashed): no trace, and
+            // the status is still the command's, not an error of record's.
+            leaksift_report::stderr_line!(
+                "leaksift: the command was killed by signal {signal} before the tracer started \
+                 (in a library's constructor, say): there is no trace"
+            );
+            return Ok(Outcome::ChildExit(128u8.wrapping_add(signal as u8)));
+        }
         (None, Some(signal)) => {
             leaksift_report::stderr_line!(
                 "leaksift: the command was killed by signal {signal}; the trace ends at its last flush"
