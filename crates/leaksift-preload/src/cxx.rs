@@ -11,9 +11,10 @@
 //! Each operator here is a dispatch on the definition the program would have reached without
 //! the tracer: the next one in the search order (`dlsym(RTLD_NEXT)`, looked up with the other
 //! symbols before the program runs, [`resolve_operators`]). When that definition belongs to an
-//! allocator library ([`ALLOCATOR_LIBRARIES`]: jemalloc, tcmalloc, mimalloc…), the operator is
-//! the tracer's own, over the hooks, so every block comes from the one allocator behind them and
-//! C++ `new` is traced. Otherwise (libstdc++'s, libc++'s, a program's or a library's own
+//! allocator library ([`ALLOCATOR_LIBRARIES`]: jemalloc, tcmalloc, mimalloc…), `new(size_t)` and
+//! `delete(void*)` are the tracer's own, over the hooks, and the other forms go to the C++
+//! runtime's, which call those two: every block comes from the one allocator behind the hooks
+//! and C++ `new` is traced. Otherwise (libstdc++'s, libc++'s, a program's or a library's own
 //! replacement — C++ lets a program replace only `operator new(size_t)` and `delete(void*)`, the
 //! runtime's other forms calling those) the call jumps on to that definition unchanged, as if
 //! the tracer defined none. A definition only found later (a C++ extension of a C program: its

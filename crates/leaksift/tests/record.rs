@@ -33,6 +33,28 @@ fn compile(compiler: &str, source: &str, flags: &[&str], dir: &Path, name: &str)
     out
 }
 
+/// Builds `source` twice with `compiler`: with `-DLIBRARY` as the shared library `lib<name>.so`
+/// (`library_flags` added), and as the program `name` linked with it. Returns the program.
+fn compile_with_library(
+    compiler: &str,
+    source: &str,
+    library_flags: &[&str],
+    dir: &Path,
+    name: &str,
+) -> PathBuf {
+    let mut flags = vec!["-O1", "-g", "-shared", "-fPIC", "-DLIBRARY"];
+    flags.extend_from_slice(library_flags);
+    let library = compile(compiler, source, &flags, dir, &format!("lib{name}.so"));
+    let library = library.to_str().expect("a UTF-8 temporary directory");
+    compile(
+        compiler,
+        source,
+        &["-O1", "-g", "-Wl,--no-as-needed", library],
+        dir,
+        name,
+    )
+}
+
 fn compile_c(source: &str, flags: &[&str], dir: &Path, name: &str) -> PathBuf {
     let mut all = vec!["-g", "-pthread"];
     all.extend_from_slice(flags);
@@ -1743,27 +1765,12 @@ fn replaced_cxx_operators_are_kept() {
             )
         );
     }
-    let library = compile(
+    let program = compile_with_library(
         "g++",
         "library_operators.cpp",
-        &[
-            "-O1",
-            "-g",
-            "-shared",
-            "-fPIC",
-            "-DLIBRARY",
-            "-Wl,-Bsymbolic-functions",
-        ],
+        &["-Wl,-Bsymbolic-functions"],
         dir.path(),
-        "liboperators.so",
-    );
-    let library_flag = library.to_str().unwrap();
-    let program = compile(
-        "g++",
-        "library_operators.cpp",
-        &["-O1", "-g", "-Wl,--no-as-needed", library_flag],
-        dir.path(),
-        "uses_library",
+        "operators",
     );
     let printed = runs_as_without_the_tracer(&program, &dir.path().join("library.lks"));
     assert_eq!(
@@ -2423,18 +2430,7 @@ fn a_main_thread_ending_with_a_raw_exit_ends_the_process() {
 #[test]
 fn a_command_killed_before_the_tracer_started_keeps_its_status() {
     let dir = tempfile::tempdir().unwrap();
-    let library = compile_c(
-        "early_abort.c",
-        &["-O1", "-shared", "-fPIC", "-DLIBRARY"],
-        dir.path(),
-        "libearly.so",
-    );
-    let program = compile_c(
-        "early_abort.c",
-        &["-O1", "-Wl,--no-as-needed", library.to_str().unwrap()],
-        dir.path(),
-        "early_abort",
-    );
+    let program = compile_with_library("gcc", "early_abort.c", &[], dir.path(), "early");
     ensure_preload();
     let out = Command::new(env!("CARGO_BIN_EXE_leaksift"))
         .args(["record", "-o"])
