@@ -8,6 +8,7 @@
 pub mod compare;
 mod cxa_demangle;
 pub mod growth;
+pub mod modules;
 pub mod replay;
 pub mod suppress;
 pub mod symbolize;

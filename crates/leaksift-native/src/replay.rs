@@ -17,6 +17,7 @@ pub use leaksift_trace::model::LeakClass;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::growth::SiteSampler;
+use crate::modules::ModuleMap;
 
 /// Dense index of a stack in the replay's tables, assigned in order of definition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -387,7 +388,7 @@ pub struct Replay {
     peak: Peak,
     /// Per thread: the address of its latest allocation, 0 once it freed anything since.
     last_alloc: IdMap<u64>,
-    modules: Vec<Module>,
+    modules: ModuleMap,
     allocations: u64,
     allocated_bytes: u64,
     frees: u64,
@@ -421,10 +422,10 @@ impl Replay {
     pub fn event(&mut self, event: &Event) {
         match event {
             Event::Stack { id, frames } => {
-                let index = self.stacks.define(*id, frames);
+                let index = self.stacks.define(*id, &self.modules.place(frames));
                 self.grow_tables(index);
             }
-            Event::ModuleLoaded(module) => self.modules.push(Module::clone(module)),
+            Event::ModuleLoaded(module) => self.modules.load(module),
             Event::ModuleUnloaded { time, .. } => self.advance(*time),
             Event::Alloc {
                 time,
@@ -531,7 +532,7 @@ impl Replay {
         Analysis {
             stacks: self.stacks,
             stack_stats: stats,
-            modules: self.modules,
+            modules: self.modules.into_modules(),
             truncated: end.is_none(),
             exec_call: self
                 .exec_call
@@ -706,8 +707,8 @@ impl Replay {
     }
 }
 
-/// Looks up the module an absolute address falls in; the latest loaded module wins when a range
-/// was reused after a dlclose.
+/// Looks up the module an absolute address falls in (as [`ModuleMap`] placed it); the latest
+/// loaded module wins where ranges are shared.
 pub fn module_of(modules: &[Module], address: u64) -> Option<&Module> {
     modules.iter().rev().find(|m| {
         m.ranges

@@ -337,6 +337,16 @@ impl ThreadState {
         clock.last
     }
 
+    /// A timestamp taken now, before every later event of the owner: its next event reads the
+    /// clock again instead of adding a tick to a stamp that may be older than this one. Owner
+    /// only.
+    pub fn fresh_stamp(&self) -> u64 {
+        // SAFETY: only the owning thread stamps; a plain store that at worst makes one more
+        // event read the clock.
+        unsafe { (*self.clock.get()).reuses_left = 0 };
+        sys::timestamp()
+    }
+
     /// Writes `event` into the current buffer and publishes it. When that fills the buffer (or
     /// the thread has exited) the buffer is handed over, and the number of queued buffers
     /// returned.

@@ -191,7 +191,7 @@ pub fn stacks() -> Option<&'static StackTable> {
 
 #[inline(always)]
 pub fn intern_stack(frames: &[u64]) -> u32 {
-    stacks().map_or(UNKNOWN_STACK, |t| t.intern(frames))
+    stacks().map_or(UNKNOWN_STACK, |t| t.intern(frames, crate::stacks::epoch()))
 }
 
 pub fn page_size() -> usize {
@@ -480,9 +480,17 @@ pub fn loaded_library(library: &CStr) -> Option<*mut c_void> {
 pub static MODULE_SNAPSHOTS: std::sync::Mutex<Vec<(u64, Vec<modules::LoadedModule>)>> =
     std::sync::Mutex::new(Vec::new());
 
-/// The current timestamp, for a `dlopen`/`dlclose` hook to take before calling glibc.
+/// The current timestamp, for a `dlopen`/`dlclose` hook to take before calling glibc. No later
+/// event of the calling thread is stamped before it, so the module records come before the
+/// allocations made by the library's constructors and by the code it loaded (while one thread
+/// records, most events are stamped from an earlier clock read).
 pub fn module_change_started() -> u64 {
-    sys::timestamp()
+    let state = sys::thread_state_ptr() as *const ThreadState;
+    if state.is_null() {
+        return sys::timestamp();
+    }
+    // SAFETY: thread states are never freed, and this is the owning thread.
+    unsafe { (*state).fresh_stamp() }
 }
 
 /// After `dlopen`/`dlclose` returned (no loader lock held): rebuild the unwinder now and hand
@@ -496,6 +504,8 @@ pub fn modules_changed(since: u64) {
         return;
     };
     let current = modules::loaded_modules();
+    // Before the unwinder changes: a stack captured with it is interned in the new epoch.
+    crate::stacks::note_unloads(modules::generation().1);
     unwind::publish(&current);
     if let Ok(mut snapshots) = MODULE_SNAPSHOTS.lock() {
         snapshots.push((since, current));

@@ -1110,6 +1110,7 @@ impl Writer {
         let first = self.module_generation == (u64::MAX, u64::MAX);
         self.module_generation = generation;
         let current = modules::loaded_modules();
+        crate::stacks::note_unloads(generation.1);
         if !first {
             unwind::publish(&current);
         }

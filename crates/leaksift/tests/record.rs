@@ -769,6 +769,68 @@ fn dlopened_modules_are_logged_and_unwound_through() {
     assert!(unloaded, "dlclose is logged");
 }
 
+/// Two plugins with the same code layout, each leaking one block from the same call site, loaded
+/// one after the other at the same address (the second after `dlclose` of the first). Their
+/// leaks have the same return addresses. The report gave both to the plugin loaded last (one
+/// 3,333-byte group at `plugin_two_leak`), and once the reader resolved each stack against the
+/// modules loaded when it was defined, both to the first (the recorder interned the second
+/// plugin's stack as the first's, and wrote the second plugin's load record after the events of
+/// its code, stamped from an earlier clock read).
+#[test]
+fn plugins_loaded_at_the_same_address_keep_their_own_leaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins: Vec<PathBuf> = ["0", "1"]
+        .iter()
+        .map(|second| {
+            compile_c(
+                "reloaded_plugin.c",
+                &["-O1", "-shared", "-fPIC", &format!("-DSECOND={second}")],
+                dir.path(),
+                &format!("libreload{second}.so"),
+            )
+        })
+        .collect();
+    let program = compile_c("reload_main.c", &["-O1"], dir.path(), "reload_main");
+    let args: Vec<&str> = plugins.iter().map(|p| p.to_str().unwrap()).collect();
+    let trace_path = dir.path().join("reload.lks");
+    let trace = record_clean(&trace_path, &[], &program, &args);
+    let bases: Vec<u64> = plugins
+        .iter()
+        .map(|plugin| {
+            module_of(&trace, plugin)
+                .expect("each plugin is logged")
+                .base
+        })
+        .collect();
+    assert_eq!(
+        bases[0], bases[1],
+        "the second plugin was expected where the first was"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&report_output(&trace_path, &["--json"])).unwrap();
+    let mut lost: Vec<(u64, String)> = json["leak_stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "definitely_lost")
+        .map(|s| {
+            (
+                s["bytes"].as_u64().unwrap(),
+                s["frames"][0]["function"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    lost.sort();
+    assert_eq!(
+        lost,
+        [
+            (1111, "plugin_one_leak".to_string()),
+            (2222, "plugin_two_leak".to_string())
+        ],
+        "{json:#}"
+    );
+}
+
 /// A library loaded by a relative path (`dlopen("./librelplug.so")`, or found through
 /// `LD_LIBRARY_PATH=.`) was recorded with that path, so `report` run from another directory
 /// looked for another file: `??` frames and "the file is gone". The trace now names the file
