@@ -2,10 +2,15 @@
 //! mapped when gzip. Pages already read are released from the process (MADV_DONTNEED) as a pass
 //! moves on, so the mapping does not count towards the resident set (but for the first
 //! [`KEPT_FOR_SECOND_PASS`] bytes the first pass reads, which the second pass reads first).
+//!
+//! A dump that is mostly not in the page cache (copied from another machine) is read ahead on a
+//! thread of its own while the first pass runs: see [`ReadAhead`].
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
@@ -22,6 +27,9 @@ fn is_gzip(data: &[u8]) -> bool {
 pub struct DumpFile {
     map: Option<Mmap>,
     compressed: bool,
+    /// The plain file mapped, for [`ReadAhead`] (none for gzip input, whose decompressed copy
+    /// was just written and is in the page cache).
+    plain: Option<File>,
 }
 
 fn io_error(offset: u64, error: &std::io::Error) -> HprofError {
@@ -53,7 +61,11 @@ impl DumpFile {
             let _ = map.advise(Advice::Sequential);
             Some(map)
         };
-        Ok(DumpFile { map, compressed })
+        Ok(DumpFile {
+            map,
+            compressed,
+            plain: (!compressed).then_some(backing),
+        })
     }
 
     /// The (decompressed) dump bytes.
@@ -75,7 +87,18 @@ impl DumpFile {
             keep: 0,
             walked: 0,
         };
-        let dump = crate::read_unswept(self.bytes(), &mut releasing);
+        let stop = AtomicBool::new(false);
+        let dump = std::thread::scope(|scope| {
+            if let (Some(file), Some(map)) = (&self.plain, &self.map)
+                && ReadAhead::worth_it(map)
+            {
+                let stop = &stop;
+                scope.spawn(move || ReadAhead::run(file, map.len(), stop));
+            }
+            let dump = crate::read_unswept(self.bytes(), &mut releasing);
+            stop.store(true, Ordering::Relaxed);
+            dump
+        });
         releasing.release(0..self.bytes().len());
         dump
     }
@@ -107,6 +130,70 @@ impl DumpFile {
         releasing.release(0..self.bytes().len());
         rows
     }
+}
+
+/// Reading a cold dump ahead of the first pass.
+///
+/// The first pass starts with a walk over the top-level records, which reads one page per
+/// heap-dump segment (HotSpot writes segments of about 1 MiB), each depending on the one before:
+/// on a dump not in the page cache, every such read waited for the disk, and the walk alone took
+/// 0.77–0.88 s of the 753 MiB benchmark dump's first pass, which reads the whole file in
+/// 0.4–0.6 s (`dd bs=1M`). A thread reading the file front to back in 1 MiB blocks meanwhile
+/// keeps the disk streaming, and the walk and the workers after it find the pages in the cache.
+/// On a warm cache this would only copy the file once more for nothing, so it runs only when
+/// most of the file is not resident (`mincore`), and only when the file fits in half the memory
+/// available: a larger one would push its own first pages out before the workers read them.
+struct ReadAhead;
+
+impl ReadAhead {
+    const BLOCK: usize = 1 << 20;
+
+    /// Pages sampled to tell whether a file is in the page cache (checking every page of the
+    /// 753 MiB benchmark dump took 11 ms).
+    const SAMPLES: usize = 64;
+
+    /// Whether `map`'s file is worth reading ahead.
+    fn worth_it(map: &Mmap) -> bool {
+        let pages = map.len().div_ceil(PAGE);
+        let resident = (0..Self::SAMPLES)
+            .filter(|i| {
+                let page = pages * i / Self::SAMPLES;
+                let mut state = 0u8;
+                // SAFETY: `map` is a live mapping of whole pages from a page boundary and `page`
+                // is one of them; mincore writes one byte for the one page asked about.
+                let status = unsafe {
+                    libc::mincore(
+                        map.as_ptr().add(page * PAGE) as *mut libc::c_void,
+                        1,
+                        &mut state,
+                    )
+                };
+                status == 0 && state & 1 != 0
+            })
+            .count();
+        resident * 2 < Self::SAMPLES && (map.len() as u64) < available_memory().unwrap_or(0) / 2
+    }
+
+    /// Reads `file` up to `len` in blocks until done or `stop` is set; errors end it quietly
+    /// (the pass reads the same bytes and reports them).
+    fn run(file: &File, len: usize, stop: &AtomicBool) {
+        let mut block = vec![0u8; Self::BLOCK];
+        let mut at = 0usize;
+        while at < len && !stop.load(Ordering::Relaxed) {
+            match file.read_at(&mut block, at as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => at += n,
+            }
+        }
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Decompresses a gzip stream (all members) into an unlinked temporary file.
@@ -201,5 +288,31 @@ impl Observer for Releasing<'_, '_> {
             self.release(done.clone());
         }
         self.inner.consumed(done, read, total);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    /// A file dropped from the page cache is read ahead, and not once it is back in the cache.
+    #[test]
+    fn only_a_file_mostly_out_of_the_page_cache_is_read_ahead() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![7u8; 4 << 20]).unwrap();
+        file.sync_all().unwrap();
+        // SAFETY: fadvise on an open descriptor; it only drops clean cached pages.
+        let dropped =
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(dropped, 0);
+        // SAFETY: a private read-only mapping of a file nobody else changes.
+        let map = unsafe { Mmap::map(&file) }.unwrap();
+        assert!(ReadAhead::worth_it(&map), "a file out of the cache");
+        let stop = AtomicBool::new(false);
+        ReadAhead::run(&file, map.len(), &stop);
+        assert!(!ReadAhead::worth_it(&map), "the same file read");
     }
 }
