@@ -80,10 +80,15 @@ impl Suppressions {
 /// valgrind's `--gen-suppressions` writes one per leak: the function of the innermost frame
 /// outside the allocator and the C and C++ runtime libraries (`strdup`, `getline`, a
 /// `std::string` growing in libstdc++…, whose pattern would silence every such leak of the
-/// program), so the pattern names the code that allocated, anchored at both ends. Characters the template syntax
-/// gives a meaning (`*`, `$`, `^`) and control characters (a newline would end the `leak:` line)
-/// become `*`, which matches them. Without a symbolized frame,
-/// the innermost module outside the allocator; `None` when there is none either.
+/// program), so the pattern names the code that allocated, anchored at both ends. Characters
+/// the template syntax gives a meaning (`*`, `$`, `^`) and control characters (a newline would
+/// end the `leak:` line) become `*`, which matches them.
+///
+/// When that frame has no symbol (a stripped library), the pattern is its module's path, as
+/// valgrind writes an `obj:` line: naming the next function outwards instead gave `^main$`,
+/// which silences every leak of the program. A frame in no known module (JIT code) gives
+/// `None` for the same reason. When every frame is in the runtime libraries, the innermost
+/// with a symbol, else the innermost module; `None` when there is none either.
 pub fn suppression_for(frames: &[Frame]) -> Option<String> {
     let candidates = || frames.iter().filter(|f| !f.is_in_allocator());
     let in_runtime_library = |frame: &Frame| {
@@ -100,6 +105,7 @@ pub fn suppression_for(frames: &[Frame]) -> Option<String> {
         .any(|library| name.starts_with(library))
     };
     let named = |frame: &&Frame| frame.function != crate::symbolize::UNKNOWN;
+    let in_module = |frame: &&Frame| frame.module != crate::symbolize::UNKNOWN;
     let anchored = |name: &str| {
         let escaped: String = name
             .chars()
@@ -113,16 +119,14 @@ pub fn suppression_for(frames: &[Frame]) -> Option<String> {
             .collect();
         format!("^{escaped}$")
     };
-    candidates()
-        .filter(named)
-        .find(|f| !in_runtime_library(f))
-        .or_else(|| candidates().find(named))
-        .map(|f| anchored(&f.function))
-        .or_else(|| {
-            candidates()
-                .find(|f| f.module != crate::symbolize::UNKNOWN)
-                .map(|f| anchored(&f.module))
-        })
+    match candidates().find(|f| !in_runtime_library(f)) {
+        Some(frame) if named(&frame) => Some(anchored(&frame.function)),
+        Some(frame) => in_module(&frame).then(|| anchored(&frame.module)),
+        None => candidates()
+            .find(named)
+            .map(|f| anchored(&f.function))
+            .or_else(|| candidates().find(in_module).map(|f| anchored(&f.module))),
+    }
 }
 
 /// sanitizer_common's `TemplateMatch`: substring match with `*` wildcards and `^`/`$` anchors.
@@ -308,6 +312,30 @@ mod proptests {
                 Some("^/opt/vendor/libblob.so$"),
             ),
             (vec![at("??", "??")], None),
+            // The allocating frame in a stripped library: its module, not the next function
+            // outwards (`^main$` silenced every leak of the program), nor the C library's
+            // start-up code when `main` has no symbol either.
+            (
+                vec![
+                    at("malloc", libc),
+                    at("??", "/app/libplug.so"),
+                    at("main", "/app/bin"),
+                ],
+                Some("^/app/libplug.so$"),
+            ),
+            (
+                vec![
+                    at("malloc", libc),
+                    at("??", "/app/bin"),
+                    at("__libc_start_call_main", libc),
+                ],
+                Some("^/app/bin$"),
+            ),
+            // Allocated from code in no module (JIT): nothing narrower than `main` to name.
+            (
+                vec![at("malloc", libc), at("??", "??"), at("main", "/app/bin")],
+                None,
+            ),
             // Control characters (a newline ended the `leak:` line, and the file written was
             // refused when read back).
             (
