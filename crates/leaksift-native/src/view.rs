@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use crate::replay::{Analysis, BlocksBytes, LeakTotals, ScanInfo, StackIndex, StackStats};
 use crate::suppress::Suppressions;
-use crate::symbolize::{Frame, Symbolizer};
+use crate::symbolize::{Frame, Symbolizer, UNKNOWN};
 use crate::untraced::UntracedMemory;
 
 /// How much of the analysis the report lists.
@@ -527,12 +527,25 @@ pub struct FlameStack {
     pub weight: u64,
 }
 
-/// The stacks with a nonzero `metric`, symbolized.
+/// A frame's name in a flamegraph: its function, or for a frame without a symbol its module's
+/// file name and offset, so that different unsymbolized functions are not one `??` box.
+fn flame_label(frame: Frame) -> String {
+    if frame.function != UNKNOWN {
+        return frame.function;
+    }
+    let module = frame.module.rsplit('/').next().unwrap_or(&frame.module);
+    format!("{UNKNOWN} ({module}+{:#x})", frame.offset)
+}
+
+/// The stacks with a nonzero `metric`, symbolized. For [`FlameMetric::Leaked`] after a scan,
+/// the stacks `suppressions` match are left out, as they are from the unsuppressed totals.
 pub fn flame_stacks(
     analysis: &Analysis,
     symbolizer: &mut Symbolizer<'_>,
+    suppressions: &Suppressions,
     metric: FlameMetric,
 ) -> Vec<FlameStack> {
+    let suppressible = metric == FlameMetric::Leaked && analysis.scan.is_some();
     let mut weights = vec![0u64; analysis.stacks.len()];
     match metric {
         FlameMetric::Leaked if analysis.scan.is_some() => {
@@ -567,17 +580,20 @@ pub fn flame_stacks(
     };
     symbolizer.resolve(shown().flat_map(|s| analysis.stacks.frames(s).iter().copied()));
     shown()
-        .map(|s| {
+        .filter_map(|s| {
             let symbolized = trim_below_main(symbolizer.stack(analysis.stacks.frames(s)));
+            if suppressible && suppressions.matching(&symbolized).is_some() {
+                return None;
+            }
             let root =
                 stack_truncated(analysis, symbolizer, s).then(|| TRUNCATED_FLAME_ROOT.to_string());
-            FlameStack {
+            Some(FlameStack {
                 frames: root
                     .into_iter()
-                    .chain(symbolized.into_iter().rev().map(|frame| frame.function))
+                    .chain(symbolized.into_iter().rev().map(flame_label))
                     .collect(),
                 weight: weights[s.0 as usize],
-            }
+            })
         })
         .collect()
 }
@@ -644,10 +660,11 @@ mod tests {
 
     fn weights(analysis: &Analysis, metric: FlameMetric) -> Vec<(usize, u64)> {
         let mut symbolizer = Symbolizer::new(&analysis.modules, &[]);
-        let mut stacks: Vec<(usize, u64)> = flame_stacks(analysis, &mut symbolizer, metric)
-            .into_iter()
-            .map(|s| (s.frames.len(), s.weight))
-            .collect();
+        let mut stacks: Vec<(usize, u64)> =
+            flame_stacks(analysis, &mut symbolizer, &Suppressions::default(), metric)
+                .into_iter()
+                .map(|s| (s.frames.len(), s.weight))
+                .collect();
         stacks.sort();
         stacks
     }
@@ -667,6 +684,28 @@ mod tests {
             weights(&analysis(false), FlameMetric::Leaked),
             [(1, 40), (2, 100)]
         );
+    }
+
+    /// Suppressed leaks were still drawn in the leaked-bytes flamegraph, and every frame
+    /// without a symbol was one `??` box, whatever its address.
+    #[test]
+    fn flamegraphs_leave_suppressed_leaks_out_and_tell_unsymbolized_frames_apart() {
+        let analysis = analysis(true);
+        let mut symbolizer = Symbolizer::new(&analysis.modules, &[]);
+        let everything = Suppressions::parse("leak:^??$").unwrap();
+        let leaked = flame_stacks(&analysis, &mut symbolizer, &everything, FlameMetric::Leaked);
+        assert_eq!(leaked, []);
+        let peak = flame_stacks(&analysis, &mut symbolizer, &everything, FlameMetric::Peak);
+        assert_eq!(peak.len(), 2, "only lost bytes are suppressed");
+        let innermost: Vec<&str> = peak
+            .iter()
+            .map(|s| s.frames.last().unwrap().as_str())
+            .collect();
+        assert!(
+            innermost.iter().all(|f| f.starts_with("?? (??+0x")),
+            "{innermost:?}"
+        );
+        assert_ne!(innermost[0], innermost[1]);
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub fn write_svg(
 }
 
 /// inferno's folded format: frames joined by `;`, then a space and the weight. A `;` inside a
-/// name would split the frame, so it becomes `:`; newlines would split the line; characters
-/// XML cannot hold are written as visible `\u{…}` text.
+/// name would split the frame (the format has no escape), so it becomes U+037E, which looks
+/// the same; newlines would split the line; characters XML cannot hold are written as visible
+/// `\u{…}` text.
 fn folded_line(stack: &WeightedStack) -> String {
     let mut line = String::new();
     for (i, frame) in stack.frames.iter().enumerate() {
@@ -52,7 +53,7 @@ fn folded_line(stack: &WeightedStack) -> String {
             line.push(';');
         }
         line.extend(xml_chars(frame).chars().map(|c| match c {
-            ';' => ':',
+            ';' => '\u{37e}',
             '\n' | '\r' => ' ',
             c => c,
         }));
@@ -116,7 +117,7 @@ mod tests {
             frames: vec!["main".into(), "f;g".into(), "h\ni".into()],
             weight: 7,
         };
-        assert_eq!(folded_line(&stack), "main;f:g;h i 7");
+        assert_eq!(folded_line(&stack), "main;f\u{37e}g;h i 7");
         let empty = WeightedStack {
             frames: vec![],
             weight: 1,

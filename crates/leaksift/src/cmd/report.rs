@@ -63,7 +63,8 @@ pub struct Args {
 /// `--flamegraph-metric` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MetricArg {
-    /// Bytes lost at exit (all live bytes when the trace has no leak scan).
+    /// Bytes lost at exit, suppressed stacks left out (all live bytes when the trace has no
+    /// leak scan).
     Leaked,
     /// Bytes held at the heap's peak.
     Peak,
@@ -142,13 +143,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             MetricArg::Peak => (FlameMetric::Peak, "Bytes held at the heap peak", "bytes"),
             MetricArg::Allocations => (FlameMetric::Allocations, "Allocations", "allocations"),
         };
-        let stacks: Vec<WeightedStack> = view::flame_stacks(&analysis, &mut symbolizer, metric)
-            .into_iter()
-            .map(|s| WeightedStack {
-                frames: s.frames,
-                weight: s.weight,
-            })
-            .collect();
+        let stacks: Vec<WeightedStack> =
+            view::flame_stacks(&analysis, &mut symbolizer, &suppressions, metric)
+                .into_iter()
+                .map(|s| WeightedStack {
+                    frames: s.frames,
+                    weight: s.weight,
+                })
+                .collect();
         let title = format!(
             "{title}: {}",
             leaksift_report::escape::shell_words(&header.command)
