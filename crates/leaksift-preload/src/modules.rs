@@ -63,16 +63,46 @@ pub fn loaded_modules() -> Vec<LoadedModule> {
     modules
 }
 
+/// Names every module by an absolute path.
+///
 /// The loader names a library loaded by a relative path (`dlopen("./libplug.so")`, a relative
 /// `LD_LIBRARY_PATH` or `RPATH` entry) by that path, relative to the directory the program was
 /// in at the time: `report`, run from another directory, looked for another file. Such a
 /// module's path becomes that of the file mapped at its first segment, which
 /// `/proc/self/maps` gives absolutely whatever the program's directory is now (read only when
-/// a relative path is there, and never in a hook: it allocates). Names without a `/` are left
-/// alone: the vDSO's (`linux-vdso.so.1`) is the one the loader reports.
+/// needed, and never in a hook: it allocates). Names without a `/` are left alone: the vDSO's
+/// (`linux-vdso.so.1`) is the one the loader reports.
+///
+/// The main program has no name: it is `/proc/self/exe`, unless the program was run through
+/// the loader as a command (`/lib64/ld-linux-x86-64.so.2 ./prog`), when that is the loader,
+/// which is listed as itself too: the program's frames were symbolized in the loader's file.
+/// Then it is the file mapped at its first segment as well.
 fn make_paths_absolute(modules: &mut [LoadedModule]) {
+    let main = modules.iter().position(|m| m.path.is_empty());
+    if let Some(main) = main {
+        modules[main].path = std::fs::read_link(crate::sys::own_proc_file("exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    let loader_as_main = main.is_some_and(|main| {
+        let exe = &modules[main].path;
+        let file_name = |path: &str| path.rsplit('/').next().unwrap_or_default().to_string();
+        // The loader is listed by the name programs give it (`/lib64/…`), the link
+        // `/proc/self/exe` by its target (`/usr/lib/…`): the same file.
+        let same_file = |a: &str, b: &str| {
+            use std::os::unix::fs::MetadataExt;
+            match (std::fs::metadata(a), std::fs::metadata(b)) {
+                (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+                _ => false,
+            }
+        };
+        !exe.is_empty()
+            && modules.iter().enumerate().any(|(i, m)| {
+                i != main && file_name(&m.path) == file_name(exe) && same_file(&m.path, exe)
+            })
+    });
     let relative = |m: &LoadedModule| !m.path.starts_with('/') && m.path.contains('/');
-    if !modules.iter().any(relative) {
+    if !loader_as_main && !modules.iter().any(relative) {
         return;
     }
     // Bytes: a mapped file's path need not be UTF-8.
@@ -80,7 +110,10 @@ fn make_paths_absolute(modules: &mut [LoadedModule]) {
         return;
     };
     let maps = String::from_utf8_lossy(&maps);
-    for module in modules.iter_mut().filter(|m| relative(m)) {
+    for (i, module) in modules.iter_mut().enumerate() {
+        if !(relative(module) || (loader_as_main && Some(i) == main)) {
+            continue;
+        }
         if let Some(path) = module
             .ranges
             .first()
@@ -126,15 +159,9 @@ unsafe fn describe(info: &libc::dl_phdr_info) -> Option<LoadedModule> {
             .to_string_lossy()
             .into_owned()
     };
-    let path = if name.is_empty() {
-        std::fs::read_link(crate::sys::own_proc_file("exe"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    } else {
-        name
-    };
+    // The main program's empty name is filled in by `make_paths_absolute`.
     let mut module = LoadedModule {
-        path,
+        path: name,
         build_id: None,
         base,
         ranges: Vec::new(),

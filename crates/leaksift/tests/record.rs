@@ -2309,6 +2309,42 @@ fn a_program_for_another_architecture_is_refused_with_the_reason() {
     assert!(stderr.contains("trace written to"), "{stderr}");
 }
 
+/// The dynamic loader run as a command (`/lib64/ld-linux-x86-64.so.2 ./prog`) has no
+/// interpreter of its own, and was refused as statically linked; it preloads the tracer into
+/// the program it runs like any other.
+#[test]
+fn a_program_run_through_the_dynamic_loader_is_traced() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = compile_c(
+        "reloaded_plugin.c",
+        &["-O1", "-shared", "-fPIC", "-DSECOND=0"],
+        dir.path(),
+        "libreload0.so",
+    );
+    let program = compile_c("reload_main.c", &["-O1"], dir.path(), "reload_main");
+    let loader = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+    let trace_path = dir.path().join("loader.lks");
+    let out = record(
+        &trace_path,
+        &[],
+        &loader,
+        &[program.to_str().unwrap(), plugin.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&report_output(&trace_path, &["--json"])).unwrap();
+    let lost = &json["leak_stacks"][0];
+    assert_eq!(lost["kind"], "definitely_lost", "{json:#}");
+    assert_eq!(lost["bytes"], 1111, "{json:#}");
+    assert_eq!(lost["frames"][0]["function"], "plugin_one_leak", "{json:#}");
+    assert_eq!(lost["frames"][2]["function"], "main", "{json:#}");
+}
+
 #[test]
 fn a_static_binary_is_reported_as_untraceable() {
     let dir = tempfile::tempdir().unwrap();

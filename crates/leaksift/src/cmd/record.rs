@@ -227,7 +227,7 @@ fn cannot_be_preloaded(program: &OsString) -> Option<String> {
             shown(&path)
         ));
     }
-    if !is_dynamically_linked(&header, &mut file)? {
+    if program_interpreter(&header, &mut file)?.is_none() && !is_the_dynamic_loader(&path) {
         return Some(format!(
             "{} is statically linked: no dynamic loader runs in it to preload the tracer, so it cannot be traced",
             shown(&path)
@@ -308,10 +308,10 @@ fn foreign_architecture(header: &[u8; 64]) -> Option<String> {
     Some(name)
 }
 
-/// Whether a 64-bit little-endian ELF file (`header`: its first 64 bytes) has a `PT_INTERP`
-/// program header; `None` when it is no such ELF file (a script, another architecture) or
-/// cannot be read.
-fn is_dynamically_linked(header: &[u8; 64], file: &mut std::fs::File) -> Option<bool> {
+/// The `PT_INTERP` path of the 64-bit little-endian ELF file whose first 64 bytes are
+/// `header`: `Some(None)` for an ELF without one (statically linked), `None` when the file is
+/// not such an ELF or cannot be read.
+fn program_interpreter(header: &[u8; 64], file: &mut std::fs::File) -> Option<Option<Vec<u8>>> {
     use std::io::{Read, Seek, SeekFrom};
     const PT_INTERP: u32 = 3;
     if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
@@ -320,17 +320,44 @@ fn is_dynamically_linked(header: &[u8; 64], file: &mut std::fs::File) -> Option<
     let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
     let phoff = u64::from_le_bytes(header[0x20..0x28].try_into().ok()?);
     let (entry_size, count) = (usize::from(u16_at(0x36)), usize::from(u16_at(0x38)));
-    if entry_size < 4 || count == 0 {
-        return Some(false);
+    if entry_size < 0x28 || count == 0 {
+        return Some(None);
     }
     let mut table = vec![0u8; entry_size.checked_mul(count)?];
     file.seek(SeekFrom::Start(phoff)).ok()?;
     file.read_exact(&mut table).ok()?;
-    Some(
-        table
-            .chunks_exact(entry_size)
-            .any(|entry| u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) == PT_INTERP),
-    )
+    let Some(entry) = table
+        .chunks_exact(entry_size)
+        .find(|entry| u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) == PT_INTERP)
+    else {
+        return Some(None);
+    };
+    let u64_at = |at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().unwrap_or_default());
+    // p_offset and p_filesz; a path longer than PATH_MAX is no path.
+    let (offset, size) = (u64_at(8), u64_at(0x20).min(4096));
+    let mut path = vec![0u8; size as usize];
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    file.read_exact(&mut path).ok()?;
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    path.truncate(end);
+    Some(Some(path))
+}
+
+/// Whether `path` is the dynamic loader this system's programs name (the one leaksift itself
+/// runs under): it has no interpreter of its own, but run as a command
+/// (`/lib64/ld-linux-x86-64.so.2 ./prog`) it loads the program and preloads `LD_PRELOAD` into
+/// it like any other.
+fn is_the_dynamic_loader(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let own_loader = || -> Option<PathBuf> {
+        let mut header = [0u8; 64];
+        let mut own = std::fs::File::open("/proc/self/exe").ok()?;
+        std::io::Read::read_exact(&mut own, &mut header).ok()?;
+        let interpreter = program_interpreter(&header, &mut own)??;
+        std::fs::canonicalize(OsStr::from_bytes(&interpreter)).ok()
+    };
+    let loader = own_loader();
+    loader.is_some() && std::fs::canonicalize(path).ok() == loader
 }
 
 /// The traces beside `output`: `NAME.<pid>` or `NAME.<pid>.<n>`, told by the bytes of their
