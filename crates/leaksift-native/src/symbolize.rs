@@ -7,7 +7,9 @@
 //! itself follows `.gnu_debuglink` into the same debug directories. An address that cannot be
 //! resolved becomes a frame named `??` carrying its module and offset, never an error; why a
 //! module's symbols could not be read is kept ([`Symbolizer::unresolved_modules`]) so the report
-//! can say it instead of showing a wall of `??`.
+//! can say it instead of showing a wall of `??`. A module whose debug information cannot be read
+//! (corrupt, or compressed in a way blazesym does not know) keeps the function names of its
+//! symbol tables.
 //!
 //! A module recorded without a build-id cannot be matched by content. Its file is trusted only if
 //! it was not modified after the trace started ([`Symbolizer::recorded_at`]): a binary rebuilt
@@ -122,6 +124,9 @@ pub struct Symbolizer<'t> {
     /// Modules whose file was read but left addresses without a symbol (a stripped binary of
     /// the recorded build), with why, for [`Symbolizer::unresolved_modules`].
     symbolless: FxHashMap<ModuleId, String>,
+    /// Modules whose debug information could not be read (their frames have function names from
+    /// the symbol tables only), with blazesym's error.
+    unreadable_debug_info: FxHashMap<ModuleId, String>,
     cache: FxHashMap<u64, Vec<Frame>>,
 }
 
@@ -159,6 +164,7 @@ impl<'t> Symbolizer<'t> {
             blazesym,
             files: FxHashMap::default(),
             symbolless: FxHashMap::default(),
+            unreadable_debug_info: FxHashMap::default(),
             cache: FxHashMap::default(),
         }
     }
@@ -264,11 +270,20 @@ impl<'t> Symbolizer<'t> {
             return unknown(&offsets);
         };
         let path = path.clone();
-        let source = Source::Elf(Elf::new(path.clone()));
-        match self
+        let input = Input::VirtOffset(offsets.as_slice());
+        let symbolized = self
             .blazesym
-            .symbolize(&source, Input::VirtOffset(offsets.as_slice()))
-        {
+            .symbolize(&elf_source(&path, true), input)
+            .or_else(|debug_error| {
+                // Debug information that cannot be read (a compression blazesym lacks, a
+                // corrupt section, a debuglink target of another build) failed the whole
+                // module: the symbol tables still name its functions.
+                let symbols = self.blazesym.symbolize(&elf_source(&path, false), input)?;
+                self.unreadable_debug_info
+                    .insert(module.id, debug_error.to_string());
+                Ok::<_, blazesym::Error>(symbols)
+            });
+        match symbolized {
             Ok(results) => {
                 let mut symbolless = false;
                 let frames = results
@@ -283,9 +298,10 @@ impl<'t> Symbolizer<'t> {
                     })
                     .collect();
                 if symbolless {
-                    self.symbolless
-                        .entry(module.id)
-                        .or_insert_with(|| symbolless_reason(&path, module, &self.debug_dirs));
+                    let unreadable = self.unreadable_debug_info.get(&module.id);
+                    self.symbolless.entry(module.id).or_insert_with(|| {
+                        symbolless_reason(&path, module, &self.debug_dirs, unreadable)
+                    });
                 }
                 frames
             }
@@ -401,7 +417,12 @@ fn find_symbol_file(
 /// Why addresses of `module` have no symbol in `path`, the file of its recorded build: it was
 /// stripped (or the code has no symbol), and no debug file was found (a stripped binary gave
 /// `??` frames with no word on why, while a deleted one named the directories searched).
-fn symbolless_reason(path: &Path, module: &Module, debug_dirs: &[PathBuf]) -> String {
+fn symbolless_reason(
+    path: &Path,
+    module: &Module,
+    debug_dirs: &[PathBuf],
+    unreadable_debug_info: Option<&String>,
+) -> String {
     let searched = debug_dirs
         .iter()
         .map(|d| d.display().to_string())
@@ -414,11 +435,22 @@ fn symbolless_reason(path: &Path, module: &Module, debug_dirs: &[PathBuf]) -> St
         }
         None => "no build-id recorded to find a debug file by, and nothing".to_string(),
     };
+    let unreadable = unreadable_debug_info
+        .map(|error| format!("; its debug information could not be read ({error})"))
+        .unwrap_or_default();
     format!(
         "{} has no symbol for some addresses (stripped?), and {debug_file} under {searched} \
-         (install its debug package, or give the directory with --debug-dir)",
+         (install its debug package, or give the directory with --debug-dir){unreadable}",
         path.display()
     )
+}
+
+/// An ELF source for blazesym: with `debug_syms`, DWARF (and the debug files it links to) first,
+/// else the symbol tables (`.symtab`, `.dynsym`) only.
+fn elf_source(path: &Path, debug_syms: bool) -> Source<'static> {
+    let mut elf = Elf::new(path);
+    elf.debug_syms = debug_syms;
+    Source::Elf(elf)
 }
 
 /// How many seconds after `recorded_at` the file at `path` was last modified, when it was.

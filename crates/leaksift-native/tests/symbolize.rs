@@ -193,3 +193,76 @@ fn follows_gnu_debuglink_into_a_debug_dir() {
     assert!(with[0].file.as_deref().unwrap().ends_with("stacks.c"));
     assert!(with[0].line.is_some());
 }
+
+/// Debug sections compressed with zstd (`objcopy --compress-debug-sections=zstd`, gcc
+/// `-gz=zstd`) made the whole module `??` ("failed to read ELF section"): blazesym was built
+/// without zstd.
+#[test]
+fn zstd_compressed_debug_sections_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, inner_alloc) = build(dir.path());
+    run(Command::new("objcopy")
+        .arg("--compress-debug-sections=zstd")
+        .arg(&binary));
+    let modules = [module(&binary, Some(build_id(&binary)))];
+    let frames = Symbolizer::new(&modules, &[]).stack(&[BIAS + inner_alloc + 9]);
+    assert_eq!(frames[0].function, "inner_alloc");
+    assert!(frames[0].file.as_deref().unwrap().ends_with("stacks.c"));
+    assert!(frames[0].line.is_some(), "{frames:?}");
+}
+
+/// The file offset of section `name` in `binary`, from `readelf -S -W`.
+fn section_offset(binary: &Path, name: &str) -> u64 {
+    let readelf = Command::new("readelf")
+        .args(["-S", "-W"])
+        .arg(binary)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(readelf.stdout).unwrap();
+    listing
+        .lines()
+        .find_map(|line| {
+            // `  [28] .debug_info  PROGBITS  0000000000000000 003035 0000a1 00  C  0   0  8`
+            let fields: Vec<&str> = line.split(']').nth(1)?.split_whitespace().collect();
+            (fields.first() == Some(&name)).then(|| u64::from_str_radix(fields[3], 16).unwrap())
+        })
+        .unwrap_or_else(|| panic!("{name} in readelf output:\n{listing}"))
+}
+
+/// Debug information blazesym cannot read (here a compressed `.debug_info` whose compression
+/// header names an unknown algorithm) failed the whole module, every frame `??`: the symbol
+/// table still names the functions.
+#[test]
+fn unreadable_debug_information_still_gives_symbol_table_names() {
+    use std::io::{Seek, SeekFrom, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, inner_alloc) = build(dir.path());
+    run(Command::new("objcopy")
+        .arg("--compress-debug-sections=zlib")
+        .arg(&binary));
+    // Elf64_Chdr.ch_type, the section's first word: 1 is zlib, 2 zstd, 0x7f nothing known.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&binary)
+        .unwrap();
+    file.seek(SeekFrom::Start(section_offset(&binary, ".debug_info")))
+        .unwrap();
+    file.write_all(&0x7f_u32.to_le_bytes()).unwrap();
+    drop(file);
+
+    let modules = [module(&binary, Some(build_id(&binary)))];
+    let mut symbolizer = Symbolizer::new(&modules, &[]);
+    let frames = symbolizer.stack(&[BIAS + inner_alloc + 9, BIAS + 0x5]);
+    assert_eq!(frames[0].function, "inner_alloc", "{frames:?}");
+    assert_eq!(frames[0].line, None);
+    // An address no symbol covers is `??`, and the reason says the debug information is unreadable.
+    assert_eq!(frames[1].function, UNKNOWN);
+    let unresolved = symbolizer.unresolved_modules();
+    assert!(
+        unresolved[0]
+            .reason
+            .contains("its debug information could not be read"),
+        "{unresolved:?}"
+    );
+}
