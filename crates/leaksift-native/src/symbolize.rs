@@ -274,6 +274,10 @@ impl<'t> Symbolizer<'t> {
         let symbolized = self
             .blazesym
             .symbolize(&elf_source(&path, true), input)
+            .map(|mut results| {
+                qualify_bare_names(&self.blazesym, &path, &offsets, &mut results);
+                results
+            })
             .or_else(|debug_error| {
                 // Debug information that cannot be read (a compression blazesym lacks, a
                 // corrupt section, a debuglink target of another build) failed the whole
@@ -443,6 +447,50 @@ fn symbolless_reason(
          (install its debug package, or give the directory with --debug-dir){unreadable}",
         path.display()
     )
+}
+
+/// Gives the functions DWARF names only by their bare `DW_AT_name` their qualified name from the
+/// symbol table. gcc emits no `DW_AT_linkage_name` for a C++ function with internal linkage (a
+/// member of an anonymous namespace, a lambda's `operator()`, a template instantiated on a
+/// lambda), so blazesym named `(anonymous namespace)::Alpha::make(int)` and `Beta::make` alike
+/// `make`, and `main::{lambda(int)#1}::operator()(int) const` just `operator()`; its local
+/// `.symtab` symbol is mangled in full (valgrind and addr2line show that one). A symbol is taken
+/// only when it starts where the DWARF function does and its demangled name contains the bare
+/// one (not another function folded onto the same code). Inlined functions keep their DWARF
+/// names: they have no symbol of their own.
+fn qualify_bare_names<'s>(
+    blazesym: &'s blazesym::symbolize::Symbolizer,
+    path: &Path,
+    offsets: &[u64],
+    results: &mut [Symbolized<'s>],
+) {
+    let bare: Vec<usize> = (0..results.len())
+        .filter(|&i| matches!(&results[i], Symbolized::Sym(sym) if !is_mangled(&sym.name)))
+        .collect();
+    if bare.is_empty() {
+        return;
+    }
+    let bare_offsets: Vec<u64> = bare.iter().map(|&i| offsets[i]).collect();
+    let Ok(symbols) = blazesym.symbolize(
+        &elf_source(path, false),
+        Input::VirtOffset(bare_offsets.as_slice()),
+    ) else {
+        return;
+    };
+    for (i, symbol) in bare.into_iter().zip(symbols) {
+        if let (Symbolized::Sym(sym), Symbolized::Sym(symbol)) = (&mut results[i], symbol)
+            && symbol.addr == sym.addr
+            && is_mangled(&symbol.name)
+            && demangle(&symbol.name).contains(sym.name.as_ref())
+        {
+            sym.name = symbol.name;
+        }
+    }
+}
+
+/// Whether `name` is a mangled C++ (`_Z…`) or Rust (`_R…`, legacy `_ZN…`) symbol name.
+fn is_mangled(name: &str) -> bool {
+    name.starts_with("_Z") || name.starts_with("_R")
 }
 
 /// An ELF source for blazesym: with `debug_syms`, DWARF (and the debug files it links to) first,

@@ -266,3 +266,55 @@ fn unreadable_debug_information_still_gives_symbol_table_names() {
         "{unresolved:?}"
     );
 }
+
+/// gcc's DWARF names a C++ function with internal linkage by its bare name (no
+/// `DW_AT_linkage_name`): both anonymous-namespace `make`s were `make`, both lambdas
+/// `operator()`. The symbol table's mangled name gives the qualified one, as in valgrind and
+/// `addr2line -C`.
+#[test]
+fn internal_linkage_cxx_functions_get_their_qualified_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("internal_linkage");
+    run(Command::new("g++")
+        .args(["-g", "-O0", "-Wl,--build-id", "-o"])
+        .arg(&binary)
+        .arg(programs().join("internal_linkage.cpp")));
+    let nm = Command::new("nm").arg(&binary).output().unwrap();
+    let listing = String::from_utf8(nm.stdout).unwrap();
+    let address_of = |symbol: &str| {
+        listing
+            .lines()
+            .find_map(|line| {
+                let (address, name) = line.split_once(' ')?;
+                (name.ends_with(&format!(" {symbol}")))
+                    .then(|| u64::from_str_radix(address, 16).unwrap())
+            })
+            .unwrap_or_else(|| panic!("{symbol} in nm output:\n{listing}"))
+    };
+    let modules = [module(&binary, Some(build_id(&binary)))];
+    let mut symbolizer = Symbolizer::new(&modules, &[]);
+    for (symbol, expected) in [
+        (
+            "_ZN12_GLOBAL__N_15Alpha4makeEi",
+            "(anonymous namespace)::Alpha::make(int)",
+        ),
+        (
+            "_ZN12_GLOBAL__N_14Beta4makeEi",
+            "(anonymous namespace)::Beta::make(int)",
+        ),
+        (
+            "_ZZ4mainENKUliE_clEi",
+            "main::{lambda(int)#1}::operator()(int) const",
+        ),
+        (
+            "_ZZ4mainENKUliE0_clEi",
+            "main::{lambda(int)#2}::operator()(int) const",
+        ),
+        ("main", "main"),
+    ] {
+        let frames = symbolizer.stack(&[BIAS + address_of(symbol) + 5]);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0].function, expected);
+        assert!(frames[0].line.is_some(), "{frames:?}");
+    }
+}
