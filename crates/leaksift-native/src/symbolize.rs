@@ -3,8 +3,10 @@
 //!
 //! The trace holds each module's path, GNU build-id and load bias, so symbolization can run later
 //! or on another machine: a module is read from its recorded path only when that file's build-id
-//! matches the recorded one; otherwise `<debug dir>/.build-id/xx/yyyy.debug` is tried. blazesym
-//! itself follows `.gnu_debuglink` into the same debug directories. An address that cannot be
+//! matches the recorded one; otherwise `<debug dir>/.build-id/xx/yyyy.debug` is tried. A file
+//! with a `.gnu_debuglink` is replaced by the linked debug file when one with the recorded CRC is
+//! in gdb's places (the binary's directory, its `.debug/` subdirectory, each debug directory under
+//! the binary's absolute directory and at its top). An address that cannot be
 //! resolved becomes a frame named `??` carrying its module and offset, never an error; why a
 //! module's symbols could not be read is kept ([`Symbolizer::unresolved_modules`]) so the report
 //! can say it instead of showing a wall of `??`. A module whose debug information cannot be read
@@ -26,6 +28,7 @@ use leaksift_trace::model::{Module, ModuleId};
 use rustc_hash::FxHashMap;
 
 use crate::cxa_demangle;
+use crate::debuglink;
 use crate::replay::module_of;
 
 /// The directories searched for separate debug files by default (as gdb and blazesym do).
@@ -99,7 +102,12 @@ impl Frame {
 /// Where a module's symbols are read from, decided once per module.
 #[derive(Debug)]
 enum SymbolFile {
-    Found(PathBuf),
+    Found {
+        path: PathBuf,
+        /// Why the file's debuglink target is not used (not found, or of another build), for
+        /// the report when some addresses have no symbol.
+        debuglink: Option<String>,
+    },
     /// No usable file; the reason, for the report.
     Missing(String),
 }
@@ -192,7 +200,7 @@ impl<'t> Symbolizer<'t> {
             .iter()
             .filter_map(|(id, file)| match file {
                 SymbolFile::Missing(reason) => Some(unresolved(id, reason)),
-                SymbolFile::Found(_) => None,
+                SymbolFile::Found { .. } => None,
             })
             .chain(
                 self.symbolless
@@ -266,10 +274,10 @@ impl<'t> Symbolizer<'t> {
             .files
             .entry(module.id)
             .or_insert_with(|| find_symbol_file(module, debug_dirs, recorded_at));
-        let SymbolFile::Found(path) = file else {
+        let SymbolFile::Found { path, debuglink } = file else {
             return unknown(&offsets);
         };
-        let path = path.clone();
+        let (path, debuglink) = (path.clone(), debuglink.clone());
         let input = Input::VirtOffset(offsets.as_slice());
         let symbolized = self
             .blazesym
@@ -304,7 +312,13 @@ impl<'t> Symbolizer<'t> {
                 if symbolless {
                     let unreadable = self.unreadable_debug_info.get(&module.id);
                     self.symbolless.entry(module.id).or_insert_with(|| {
-                        symbolless_reason(&path, module, &self.debug_dirs, unreadable)
+                        symbolless_reason(
+                            &path,
+                            module,
+                            &self.debug_dirs,
+                            debuglink.as_deref(),
+                            unreadable,
+                        )
                     });
                 }
                 frames
@@ -359,7 +373,10 @@ fn find_symbol_file(
             }
             match blazesym::helper::read_elf_build_id(&candidate) {
                 Ok(Some(id)) if id.as_ref() == recorded.as_slice() => {
-                    return SymbolFile::Found(candidate);
+                    return SymbolFile::Found {
+                        path: candidate,
+                        debuglink: None,
+                    };
                 }
                 _ => passed_over.push(candidate.display().to_string()),
             }
@@ -377,7 +394,7 @@ fn find_symbol_file(
         let on_disk = blazesym::helper::read_elf_build_id(path).ok().flatten();
         match (&module.build_id, &on_disk) {
             (Some(recorded), Some(found)) if recorded.as_slice() == found.as_ref() => {
-                return SymbolFile::Found(path.to_path_buf());
+                return with_debuglink(path, debug_dirs);
             }
             (Some(_), Some(found)) => format!(
                 "the file is another build (build-id {})",
@@ -391,7 +408,7 @@ fn find_symbol_file(
                          the trace started, so it may be another build: not used"
                     ));
                 }
-                None => return SymbolFile::Found(path.to_path_buf()),
+                None => return with_debuglink(path, debug_dirs),
             },
         }
     };
@@ -407,15 +424,82 @@ fn find_symbol_file(
         )
     };
     SymbolFile::Missing(format!(
-        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under {}{passed_over}",
+        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under \
+         {}{passed_over}",
         &hex[..2],
         &hex[2..],
-        debug_dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        display_list(debug_dirs),
     ))
+}
+
+/// The directories gdb searches for a separate debug file of the binary at `binary`: the
+/// binary's own, its `.debug/` subdirectory, and each debug directory, under the binary's
+/// absolute directory (`/usr/lib/debug/usr/bin/`) and at its top.
+fn debug_file_dirs(binary: &Path, debug_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let dir = binary.parent().unwrap_or(Path::new("/"));
+    let relative = dir.strip_prefix("/").unwrap_or(dir);
+    let mut dirs = vec![dir.to_path_buf(), dir.join(".debug")];
+    for debug_dir in debug_dirs {
+        dirs.push(debug_dir.join(relative));
+        dirs.push(debug_dir.clone());
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|dir| seen.insert(dir.clone()));
+    dirs
+}
+
+/// The symbol file of `binary`, the recorded build: the target of its `.gnu_debuglink` when
+/// one with the recorded CRC is in gdb's places ([`debug_file_dirs`]), else `binary` itself,
+/// with where the target was looked for. blazesym's own debuglink search leaves out the
+/// `.debug/` subdirectory, and cannot say where it looked.
+fn with_debuglink(binary: &Path, debug_dirs: &[PathBuf]) -> SymbolFile {
+    let Some(link) = debuglink::read(binary) else {
+        return SymbolFile::Found {
+            path: binary.to_path_buf(),
+            debuglink: None,
+        };
+    };
+    let dirs = debug_file_dirs(binary, debug_dirs);
+    let mut other_builds = Vec::new();
+    for candidate in dirs.iter().map(|dir| dir.join(&link.name)) {
+        if candidate == binary || !candidate.is_file() {
+            continue;
+        }
+        match debuglink::crc32(&candidate) {
+            Ok(crc) if crc == link.crc => {
+                return SymbolFile::Found {
+                    path: candidate,
+                    debuglink: None,
+                };
+            }
+            _ => other_builds.push(candidate),
+        }
+    }
+    let other_builds = if other_builds.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} with another CRC, another build: passed over)",
+            display_list(&other_builds)
+        )
+    };
+    SymbolFile::Found {
+        path: binary.to_path_buf(),
+        debuglink: Some(format!(
+            "no debuglink target {} of this build in {}{other_builds}",
+            link.name,
+            display_list(&dirs)
+        )),
+    }
+}
+
+/// Paths joined by `, ` for a reason.
+fn display_list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why addresses of `module` have no symbol in `path`, the file of its recorded build: it was
@@ -425,13 +509,10 @@ fn symbolless_reason(
     path: &Path,
     module: &Module,
     debug_dirs: &[PathBuf],
+    debuglink: Option<&str>,
     unreadable_debug_info: Option<&String>,
 ) -> String {
-    let searched = debug_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let searched = display_list(debug_dirs);
     let debug_file = match module.build_id.as_deref().filter(|id| id.len() >= 2) {
         Some(id) => {
             let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
@@ -439,12 +520,16 @@ fn symbolless_reason(
         }
         None => "no build-id recorded to find a debug file by, and nothing".to_string(),
     };
+    let debuglink = debuglink
+        .map(|debuglink| format!(", {debuglink}"))
+        .unwrap_or_default();
     let unreadable = unreadable_debug_info
         .map(|error| format!("; its debug information could not be read ({error})"))
         .unwrap_or_default();
     format!(
-        "{} has no symbol for some addresses (stripped?), and {debug_file} under {searched} \
-         (install its debug package, or give the directory with --debug-dir){unreadable}",
+        "{} has no symbol for some addresses (stripped?), and {debug_file} under \
+         {searched}{debuglink} (install its debug package, or give the directory with \
+         --debug-dir){unreadable}",
         path.display()
     )
 }

@@ -21,9 +21,17 @@ fn run(command: &mut Command) {
 
 /// Builds `stacks.c` with debug info and returns the binary and `inner_alloc`'s ELF address.
 fn build(dir: &Path) -> (PathBuf, u64) {
-    let binary = dir.join("stacks");
+    build_as(dir, "stacks", &[])
+}
+
+/// Builds `stacks.c` with debug info and `flags` into `dir/name`, and returns it and
+/// `inner_alloc`'s ELF address.
+fn build_as(dir: &Path, name: &str, flags: &[&str]) -> (PathBuf, u64) {
+    let binary = dir.join(name);
     run(Command::new("cc")
-        .args(["-g", "-O0", "-Wl,--build-id", "-o"])
+        .args(["-g", "-O0", "-Wl,--build-id"])
+        .args(flags)
+        .arg("-o")
         .arg(&binary)
         .arg(programs().join("stacks.c")));
     let nm = Command::new("nm").arg(&binary).output().unwrap();
@@ -317,4 +325,80 @@ fn internal_linkage_cxx_functions_get_their_qualified_names() {
         assert_eq!(frames[0].function, expected);
         assert!(frames[0].line.is_some(), "{frames:?}");
     }
+}
+
+/// Splits `binary` as distributions do: its debug information into `debug_file`, the binary
+/// stripped of everything but `.dynsym` (`--strip-all`) with a debuglink naming the file.
+fn split_debug_file(binary: &Path, debug_file: &Path) {
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(binary)
+        .arg(debug_file));
+    run(Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(format!("--add-gnu-debuglink={}", debug_file.display()))
+        .arg(binary));
+}
+
+/// A debuglink target in the binary's `.debug/` subdirectory (gdb's second place, after the
+/// binary's own directory) was not found, and the reason named only the build-id path.
+#[test]
+fn finds_a_debuglink_target_in_the_binarys_debug_subdirectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, inner_alloc) = build(dir.path());
+    let id = build_id(&binary);
+    let subdir = dir.path().join(".debug");
+    std::fs::create_dir(&subdir).unwrap();
+    split_debug_file(&binary, &subdir.join("stacks.debug"));
+    let modules = [module(&binary, Some(id))];
+    let address = BIAS + inner_alloc + 9;
+
+    let frames = Symbolizer::new(&modules, &[]).stack(&[address]);
+    assert_eq!(frames[0].function, "inner_alloc", "{frames:?}");
+    assert!(frames[0].line.is_some(), "{frames:?}");
+
+    // Without it, the reason lists where the debuglink target was looked for.
+    std::fs::remove_file(subdir.join("stacks.debug")).unwrap();
+    let mut symbolizer = Symbolizer::new(&modules, &[]);
+    assert_eq!(symbolizer.stack(&[address])[0].function, UNKNOWN);
+    let reason = &symbolizer.unresolved_modules()[0].reason;
+    let binary_dir = dir.path().display().to_string();
+    for place in [
+        format!("no debuglink target stacks.debug of this build in {binary_dir}, "),
+        format!("{binary_dir}/.debug, /usr/lib/debug{binary_dir}, /usr/lib/debug"),
+    ] {
+        assert!(reason.contains(&place), "{place:?} not in {reason}");
+    }
+}
+
+/// A debuglink target of another build (a stale debug file of the same name) is rightly
+/// rejected by its CRC, but the error lost the whole module, even the stripped library's own
+/// `.dynsym` names: `??` where, with no debug file at all, the function was named.
+#[test]
+fn a_debuglink_target_of_another_build_leaves_the_binarys_own_symbols() {
+    let dir = tempfile::tempdir().unwrap();
+    let (library, inner_alloc) = build_as(dir.path(), "libstacks.so", &["-shared", "-fPIC"]);
+    let id = build_id(&library);
+    let debug_file = dir.path().join("libstacks.so.debug");
+    split_debug_file(&library, &debug_file);
+    // Another build's debug file under the same name.
+    let other = build_as(dir.path(), "other.so", &["-shared", "-fPIC", "-O1"]).0;
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&other)
+        .arg(&debug_file));
+    let modules = [module(&library, Some(id))];
+    let mut symbolizer = Symbolizer::new(&modules, &[]);
+    let frames = symbolizer.stack(&[BIAS + inner_alloc + 9, BIAS + 0x5]);
+    assert_eq!(frames[0].function, "inner_alloc", "{frames:?}");
+    assert_eq!(frames[0].line, None);
+    assert_eq!(frames[1].function, UNKNOWN);
+    let reason = &symbolizer.unresolved_modules()[0].reason;
+    assert!(
+        reason.contains(&format!(
+            "({} with another CRC, another build: passed over)",
+            debug_file.display()
+        )),
+        "{reason}"
+    );
 }
