@@ -6,7 +6,8 @@
 //! matches the recorded one; otherwise `<debug dir>/.build-id/xx/yyyy.debug` is tried. A file
 //! with a `.gnu_debuglink` is replaced by the linked debug file when one with the recorded CRC is
 //! in gdb's places (the binary's directory, its `.debug/` subdirectory, each debug directory under
-//! the binary's absolute directory and at its top). An address that cannot be
+//! the binary's absolute directory and at its top); with the file gone, `<name>.debug` or `<name>`
+//! in those places is taken if its build-id is the recorded one. An address that cannot be
 //! resolved becomes a frame named `??` carrying its module and offset, never an error; why a
 //! module's symbols could not be read is kept ([`Symbolizer::unresolved_modules`]) so the report
 //! can say it instead of showing a wall of `??`. A module whose debug information cannot be read
@@ -412,8 +413,34 @@ fn find_symbol_file(
             },
         }
     };
-    let Some(hex) = hex else {
+    let (Some(hex), Some(recorded)) = (hex, &module.build_id) else {
         return SymbolFile::Missing(format!("{on_disk_problem}, and no build-id was recorded"));
+    };
+    // The trace does not record the debuglink name: the usual ones (`prog.debug`, or a copy of
+    // `prog` itself) are tried in gdb's places, and taken only if of the recorded build.
+    let base = path.file_name().map(|name| name.to_string_lossy());
+    let by_name = base
+        .as_ref()
+        .map(|base| [format!("{base}.debug"), base.to_string()]);
+    let dirs = debug_file_dirs(path, debug_dirs);
+    for name in by_name.iter().flatten() {
+        for candidate in dirs.iter().map(|dir| dir.join(name)) {
+            if candidate.is_file()
+                && blazesym::helper::read_elf_build_id(&candidate)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|id| id.as_ref() == recorded.as_slice())
+            {
+                return with_debuglink(&candidate, debug_dirs);
+            }
+        }
+    }
+    let by_name = match by_name {
+        Some([debug, base]) => format!(
+            ", nor {debug} or {base} of that build in {}",
+            display_list(&dirs)
+        ),
+        None => String::new(),
     };
     let passed_over = if passed_over.is_empty() {
         String::new()
@@ -425,7 +452,7 @@ fn find_symbol_file(
     };
     SymbolFile::Missing(format!(
         "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under \
-         {}{passed_over}",
+         {}{by_name}{passed_over}",
         &hex[..2],
         &hex[2..],
         display_list(debug_dirs),

@@ -402,3 +402,51 @@ fn a_debuglink_target_of_another_build_leaves_the_binarys_own_symbols() {
         "{reason}"
     );
 }
+
+/// Symbolizing elsewhere: the binary is gone and `--debug-dir` holds its debuglink target by
+/// name (the trace does not record the debuglink), flat or under the binary's absolute
+/// directory. Only a file of the recorded build-id is taken.
+#[test]
+fn a_gone_binarys_debug_file_is_found_by_name_in_a_debug_dir_when_its_build_id_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, inner_alloc) = build(dir.path());
+    let id = build_id(&binary);
+    let debug_root = dir.path().join("debug");
+    let gone = dir.path().join("gone/bin/stacks");
+    let mirrored = debug_root.join(gone.parent().unwrap().strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&mirrored).unwrap();
+    let address = BIAS + inner_alloc + 9;
+    for place in [
+        debug_root.join("stacks.debug"),
+        mirrored.join("stacks.debug"),
+    ] {
+        run(Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(&binary)
+            .arg(&place));
+        let modules = [module(&gone, Some(id.clone()))];
+        let mut symbolizer = Symbolizer::new(&modules, std::slice::from_ref(&debug_root));
+        let frames = symbolizer.stack(&[address]);
+        assert_eq!(frames[0].function, "inner_alloc", "{place:?}: {frames:?}");
+        assert!(frames[0].line.is_some(), "{place:?}: {frames:?}");
+        std::fs::remove_file(&place).unwrap();
+    }
+
+    // Another build's file of that name is not taken, and the reason says where it looked.
+    let other = build_as(dir.path(), "other", &["-O1"]).0;
+    std::fs::rename(&other, debug_root.join("stacks")).unwrap();
+    let modules = [module(&gone, Some(id))];
+    let mut symbolizer = Symbolizer::new(&modules, std::slice::from_ref(&debug_root));
+    assert_eq!(symbolizer.stack(&[address])[0].function, UNKNOWN);
+    let reason = &symbolizer.unresolved_modules()[0].reason;
+    assert!(
+        reason.contains(&format!(
+            "nor stacks.debug or stacks of that build in {}/gone/bin, {}/gone/bin/.debug, {}, {}",
+            dir.path().display(),
+            dir.path().display(),
+            mirrored.display(),
+            debug_root.display()
+        )),
+        "{reason}"
+    );
+}
