@@ -7,6 +7,7 @@
 
 pub mod compare;
 mod cxa_demangle;
+mod debuglink;
 pub mod growth;
 pub mod modules;
 pub mod replay;

@@ -3,11 +3,16 @@
 //!
 //! The trace holds each module's path, GNU build-id and load bias, so symbolization can run later
 //! or on another machine: a module is read from its recorded path only when that file's build-id
-//! matches the recorded one; otherwise `<debug dir>/.build-id/xx/yyyy.debug` is tried. blazesym
-//! itself follows `.gnu_debuglink` into the same debug directories. An address that cannot be
+//! matches the recorded one; otherwise `<debug dir>/.build-id/xx/yyyy.debug` is tried. A file
+//! with a `.gnu_debuglink` is replaced by the linked debug file when one with the recorded CRC is
+//! in gdb's places (the binary's directory, its `.debug/` subdirectory, each debug directory under
+//! the binary's absolute directory and at its top); with the file gone, `<name>.debug` or `<name>`
+//! in those places is taken if its build-id is the recorded one. An address that cannot be
 //! resolved becomes a frame named `??` carrying its module and offset, never an error; why a
 //! module's symbols could not be read is kept ([`Symbolizer::unresolved_modules`]) so the report
-//! can say it instead of showing a wall of `??`.
+//! can say it instead of showing a wall of `??`. A module whose debug information cannot be read
+//! (corrupt, or compressed in a way blazesym does not know) keeps the function names of its
+//! symbol tables.
 //!
 //! A module recorded without a build-id cannot be matched by content. Its file is trusted only if
 //! it was not modified after the trace started ([`Symbolizer::recorded_at`]): a binary rebuilt
@@ -24,6 +29,7 @@ use leaksift_trace::model::{Module, ModuleId};
 use rustc_hash::FxHashMap;
 
 use crate::cxa_demangle;
+use crate::debuglink;
 use crate::replay::module_of;
 
 /// The directories searched for separate debug files by default (as gdb and blazesym do).
@@ -97,7 +103,12 @@ impl Frame {
 /// Where a module's symbols are read from, decided once per module.
 #[derive(Debug)]
 enum SymbolFile {
-    Found(PathBuf),
+    Found {
+        path: PathBuf,
+        /// Why the file's debuglink target is not used (not found, or of another build), for
+        /// the report when some addresses have no symbol.
+        debuglink: Option<String>,
+    },
     /// No usable file; the reason, for the report.
     Missing(String),
 }
@@ -122,6 +133,9 @@ pub struct Symbolizer<'t> {
     /// Modules whose file was read but left addresses without a symbol (a stripped binary of
     /// the recorded build), with why, for [`Symbolizer::unresolved_modules`].
     symbolless: FxHashMap<ModuleId, String>,
+    /// Modules whose debug information could not be read (their frames have function names from
+    /// the symbol tables only), with blazesym's error.
+    unreadable_debug_info: FxHashMap<ModuleId, String>,
     cache: FxHashMap<u64, Vec<Frame>>,
 }
 
@@ -159,6 +173,7 @@ impl<'t> Symbolizer<'t> {
             blazesym,
             files: FxHashMap::default(),
             symbolless: FxHashMap::default(),
+            unreadable_debug_info: FxHashMap::default(),
             cache: FxHashMap::default(),
         }
     }
@@ -186,7 +201,7 @@ impl<'t> Symbolizer<'t> {
             .iter()
             .filter_map(|(id, file)| match file {
                 SymbolFile::Missing(reason) => Some(unresolved(id, reason)),
-                SymbolFile::Found(_) => None,
+                SymbolFile::Found { .. } => None,
             })
             .chain(
                 self.symbolless
@@ -260,15 +275,28 @@ impl<'t> Symbolizer<'t> {
             .files
             .entry(module.id)
             .or_insert_with(|| find_symbol_file(module, debug_dirs, recorded_at));
-        let SymbolFile::Found(path) = file else {
+        let SymbolFile::Found { path, debuglink } = file else {
             return unknown(&offsets);
         };
-        let path = path.clone();
-        let source = Source::Elf(Elf::new(path.clone()));
-        match self
+        let (path, debuglink) = (path.clone(), debuglink.clone());
+        let input = Input::VirtOffset(offsets.as_slice());
+        let symbolized = self
             .blazesym
-            .symbolize(&source, Input::VirtOffset(offsets.as_slice()))
-        {
+            .symbolize(&elf_source(&path, true), input)
+            .map(|mut results| {
+                qualify_bare_names(&self.blazesym, &path, &offsets, &mut results);
+                results
+            })
+            .or_else(|debug_error| {
+                // Debug information that cannot be read (a compression blazesym lacks, a
+                // corrupt section, a debuglink target of another build) failed the whole
+                // module: the symbol tables still name its functions.
+                let symbols = self.blazesym.symbolize(&elf_source(&path, false), input)?;
+                self.unreadable_debug_info
+                    .insert(module.id, debug_error.to_string());
+                Ok::<_, blazesym::Error>(symbols)
+            });
+        match symbolized {
             Ok(results) => {
                 let mut symbolless = false;
                 let frames = results
@@ -283,9 +311,16 @@ impl<'t> Symbolizer<'t> {
                     })
                     .collect();
                 if symbolless {
-                    self.symbolless
-                        .entry(module.id)
-                        .or_insert_with(|| symbolless_reason(&path, module, &self.debug_dirs));
+                    let unreadable = self.unreadable_debug_info.get(&module.id);
+                    self.symbolless.entry(module.id).or_insert_with(|| {
+                        symbolless_reason(
+                            &path,
+                            module,
+                            &self.debug_dirs,
+                            debuglink.as_deref(),
+                            unreadable,
+                        )
+                    });
                 }
                 frames
             }
@@ -339,7 +374,10 @@ fn find_symbol_file(
             }
             match blazesym::helper::read_elf_build_id(&candidate) {
                 Ok(Some(id)) if id.as_ref() == recorded.as_slice() => {
-                    return SymbolFile::Found(candidate);
+                    return SymbolFile::Found {
+                        path: candidate,
+                        debuglink: None,
+                    };
                 }
                 _ => passed_over.push(candidate.display().to_string()),
             }
@@ -357,7 +395,7 @@ fn find_symbol_file(
         let on_disk = blazesym::helper::read_elf_build_id(path).ok().flatten();
         match (&module.build_id, &on_disk) {
             (Some(recorded), Some(found)) if recorded.as_slice() == found.as_ref() => {
-                return SymbolFile::Found(path.to_path_buf());
+                return with_debuglink(path, debug_dirs);
             }
             (Some(_), Some(found)) => format!(
                 "the file is another build (build-id {})",
@@ -371,12 +409,38 @@ fn find_symbol_file(
                          the trace started, so it may be another build: not used"
                     ));
                 }
-                None => return SymbolFile::Found(path.to_path_buf()),
+                None => return with_debuglink(path, debug_dirs),
             },
         }
     };
-    let Some(hex) = hex else {
+    let (Some(hex), Some(recorded)) = (hex, &module.build_id) else {
         return SymbolFile::Missing(format!("{on_disk_problem}, and no build-id was recorded"));
+    };
+    // The trace does not record the debuglink name: the usual ones (`prog.debug`, or a copy of
+    // `prog` itself) are tried in gdb's places, and taken only if of the recorded build.
+    let base = path.file_name().map(|name| name.to_string_lossy());
+    let by_name = base
+        .as_ref()
+        .map(|base| [format!("{base}.debug"), base.to_string()]);
+    let dirs = debug_file_dirs(path, debug_dirs);
+    for name in by_name.iter().flatten() {
+        for candidate in dirs.iter().map(|dir| dir.join(name)) {
+            if candidate.is_file()
+                && blazesym::helper::read_elf_build_id(&candidate)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|id| id.as_ref() == recorded.as_slice())
+            {
+                return with_debuglink(&candidate, debug_dirs);
+            }
+        }
+    }
+    let by_name = match by_name {
+        Some([debug, base]) => format!(
+            ", nor {debug} or {base} of that build in {}",
+            display_list(&dirs)
+        ),
+        None => String::new(),
     };
     let passed_over = if passed_over.is_empty() {
         String::new()
@@ -387,26 +451,95 @@ fn find_symbol_file(
         )
     };
     SymbolFile::Missing(format!(
-        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under {}{passed_over}",
+        "{on_disk_problem}, and no .build-id/{}/{}.debug (recorded build-id) under \
+         {}{by_name}{passed_over}",
         &hex[..2],
         &hex[2..],
-        debug_dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        display_list(debug_dirs),
     ))
+}
+
+/// The directories gdb searches for a separate debug file of the binary at `binary`: the
+/// binary's own, its `.debug/` subdirectory, and each debug directory, under the binary's
+/// absolute directory (`/usr/lib/debug/usr/bin/`) and at its top.
+fn debug_file_dirs(binary: &Path, debug_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let dir = binary.parent().unwrap_or(Path::new("/"));
+    let relative = dir.strip_prefix("/").unwrap_or(dir);
+    let mut dirs = vec![dir.to_path_buf(), dir.join(".debug")];
+    for debug_dir in debug_dirs {
+        dirs.push(debug_dir.join(relative));
+        dirs.push(debug_dir.clone());
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|dir| seen.insert(dir.clone()));
+    dirs
+}
+
+/// The symbol file of `binary`, the recorded build: the target of its `.gnu_debuglink` when
+/// one with the recorded CRC is in gdb's places ([`debug_file_dirs`]), else `binary` itself,
+/// with where the target was looked for. blazesym's own debuglink search leaves out the
+/// `.debug/` subdirectory, and cannot say where it looked.
+fn with_debuglink(binary: &Path, debug_dirs: &[PathBuf]) -> SymbolFile {
+    let Some(link) = debuglink::read(binary) else {
+        return SymbolFile::Found {
+            path: binary.to_path_buf(),
+            debuglink: None,
+        };
+    };
+    let dirs = debug_file_dirs(binary, debug_dirs);
+    let mut other_builds = Vec::new();
+    for candidate in dirs.iter().map(|dir| dir.join(&link.name)) {
+        if candidate == binary || !candidate.is_file() {
+            continue;
+        }
+        match debuglink::crc32(&candidate) {
+            Ok(crc) if crc == link.crc => {
+                return SymbolFile::Found {
+                    path: candidate,
+                    debuglink: None,
+                };
+            }
+            _ => other_builds.push(candidate),
+        }
+    }
+    let other_builds = if other_builds.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} with another CRC, another build: passed over)",
+            display_list(&other_builds)
+        )
+    };
+    SymbolFile::Found {
+        path: binary.to_path_buf(),
+        debuglink: Some(format!(
+            "no debuglink target {} of this build in {}{other_builds}",
+            link.name,
+            display_list(&dirs)
+        )),
+    }
+}
+
+/// Paths joined by `, ` for a reason.
+fn display_list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why addresses of `module` have no symbol in `path`, the file of its recorded build: it was
 /// stripped (or the code has no symbol), and no debug file was found (a stripped binary gave
 /// `??` frames with no word on why, while a deleted one named the directories searched).
-fn symbolless_reason(path: &Path, module: &Module, debug_dirs: &[PathBuf]) -> String {
-    let searched = debug_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+fn symbolless_reason(
+    path: &Path,
+    module: &Module,
+    debug_dirs: &[PathBuf],
+    debuglink: Option<&str>,
+    unreadable_debug_info: Option<&String>,
+) -> String {
+    let searched = display_list(debug_dirs);
     let debug_file = match module.build_id.as_deref().filter(|id| id.len() >= 2) {
         Some(id) => {
             let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
@@ -414,11 +547,70 @@ fn symbolless_reason(path: &Path, module: &Module, debug_dirs: &[PathBuf]) -> St
         }
         None => "no build-id recorded to find a debug file by, and nothing".to_string(),
     };
+    let debuglink = debuglink
+        .map(|debuglink| format!(", {debuglink}"))
+        .unwrap_or_default();
+    let unreadable = unreadable_debug_info
+        .map(|error| format!("; its debug information could not be read ({error})"))
+        .unwrap_or_default();
     format!(
-        "{} has no symbol for some addresses (stripped?), and {debug_file} under {searched} \
-         (install its debug package, or give the directory with --debug-dir)",
+        "{} has no symbol for some addresses (stripped?), and {debug_file} under \
+         {searched}{debuglink} (install its debug package, or give the directory with \
+         --debug-dir){unreadable}",
         path.display()
     )
+}
+
+/// Gives the functions DWARF names only by their bare `DW_AT_name` their qualified name from the
+/// symbol table. gcc emits no `DW_AT_linkage_name` for a C++ function with internal linkage (a
+/// member of an anonymous namespace, a lambda's `operator()`, a template instantiated on a
+/// lambda), so blazesym named `(anonymous namespace)::Alpha::make(int)` and `Beta::make` alike
+/// `make`, and `main::{lambda(int)#1}::operator()(int) const` just `operator()`; its local
+/// `.symtab` symbol is mangled in full (valgrind and addr2line show that one). A symbol is taken
+/// only when it starts where the DWARF function does and its demangled name contains the bare
+/// one (not another function folded onto the same code). Inlined functions keep their DWARF
+/// names: they have no symbol of their own.
+fn qualify_bare_names<'s>(
+    blazesym: &'s blazesym::symbolize::Symbolizer,
+    path: &Path,
+    offsets: &[u64],
+    results: &mut [Symbolized<'s>],
+) {
+    let bare: Vec<usize> = (0..results.len())
+        .filter(|&i| matches!(&results[i], Symbolized::Sym(sym) if !is_mangled(&sym.name)))
+        .collect();
+    if bare.is_empty() {
+        return;
+    }
+    let bare_offsets: Vec<u64> = bare.iter().map(|&i| offsets[i]).collect();
+    let Ok(symbols) = blazesym.symbolize(
+        &elf_source(path, false),
+        Input::VirtOffset(bare_offsets.as_slice()),
+    ) else {
+        return;
+    };
+    for (i, symbol) in bare.into_iter().zip(symbols) {
+        if let (Symbolized::Sym(sym), Symbolized::Sym(symbol)) = (&mut results[i], symbol)
+            && symbol.addr == sym.addr
+            && is_mangled(&symbol.name)
+            && demangle(&symbol.name).contains(sym.name.as_ref())
+        {
+            sym.name = symbol.name;
+        }
+    }
+}
+
+/// Whether `name` is a mangled C++ (`_Z…`) or Rust (`_R…`, legacy `_ZN…`) symbol name.
+fn is_mangled(name: &str) -> bool {
+    name.starts_with("_Z") || name.starts_with("_R")
+}
+
+/// An ELF source for blazesym: with `debug_syms`, DWARF (and the debug files it links to) first,
+/// else the symbol tables (`.symtab`, `.dynsym`) only.
+fn elf_source(path: &Path, debug_syms: bool) -> Source<'static> {
+    let mut elf = Elf::new(path);
+    elf.debug_syms = debug_syms;
+    Source::Elf(elf)
 }
 
 /// How many seconds after `recorded_at` the file at `path` was last modified, when it was.
