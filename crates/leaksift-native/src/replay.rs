@@ -848,6 +848,7 @@ mod tests {
             pid: 1,
             command: Vec::new(),
             start_unix_s: 0,
+            start_subsec_nanos: None,
             page_size: 4096,
             traces_mmap: false,
         };

@@ -127,7 +127,7 @@ pub struct Symbolizer<'t> {
     debug_dirs: Vec<PathBuf>,
     /// When tracing started (Unix seconds), if known: files without a recorded build-id that
     /// were modified later are not trusted.
-    recorded_at: Option<u64>,
+    recorded_at: Option<RecordedAt>,
     blazesym: blazesym::symbolize::Symbolizer,
     files: FxHashMap<ModuleId, SymbolFile>,
     /// Modules whose file was read but left addresses without a symbol (a stripped binary of
@@ -178,10 +178,14 @@ impl<'t> Symbolizer<'t> {
         }
     }
 
-    /// Sets when tracing started (the trace header's Unix time): a module recorded without a
-    /// build-id is then read from its path only if that file was not modified after it.
-    pub fn recorded_at(mut self, start_unix_s: u64) -> Self {
-        self.recorded_at = Some(start_unix_s);
+    /// Sets when tracing started (the trace header's Unix time, with its nanoseconds when the
+    /// trace has them): a module recorded without a build-id is then read from its path only
+    /// if that file was not modified after it.
+    pub fn recorded_at(mut self, start_unix_s: u64, start_subsec_nanos: Option<u32>) -> Self {
+        self.recorded_at = Some(RecordedAt {
+            seconds: start_unix_s,
+            nanos: start_subsec_nanos,
+        });
         self
     }
 
@@ -349,7 +353,7 @@ fn lookup_address(return_address: u64) -> u64 {
 fn find_symbol_file(
     module: &Module,
     debug_dirs: &[PathBuf],
-    recorded_at: Option<u64>,
+    recorded_at: Option<RecordedAt>,
 ) -> SymbolFile {
     let path = Path::new(&module.path);
     let hex: Option<String> = module
@@ -405,8 +409,9 @@ fn find_symbol_file(
             (None, _) => match modified_after(path, recorded_at) {
                 Some(modified) => {
                     return SymbolFile::Missing(format!(
-                        "recorded without a build-id and the file was modified {modified} s after \
-                         the trace started, so it may be another build: not used"
+                        "recorded without a build-id and the file was modified {} after the \
+                         trace started, so it may be another build: not used",
+                        human_duration(modified)
                     ));
                 }
                 None => return with_debuglink(path, debug_dirs),
@@ -613,15 +618,40 @@ fn elf_source(path: &Path, debug_syms: bool) -> Source<'static> {
     Source::Elf(elf)
 }
 
-/// How many seconds after `recorded_at` the file at `path` was last modified, when it was.
-fn modified_after(path: &Path, recorded_at: Option<u64>) -> Option<u64> {
+/// When tracing started: to the second in traces before format version 6.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordedAt {
+    seconds: u64,
+    nanos: Option<u32>,
+}
+
+/// How long after `recorded_at` the file at `path` was last modified, when it was. Without the
+/// start's nanoseconds, a file modified within the second the trace started counts as not
+/// modified after it (it may have been built just before the run).
+fn modified_after(path: &Path, recorded_at: Option<RecordedAt>) -> Option<std::time::Duration> {
     let recorded_at = recorded_at?;
-    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
-    let modified = modified
-        .duration_since(std::time::UNIX_EPOCH)
+    let modified = std::fs::metadata(path)
         .ok()?
-        .as_secs();
-    (modified > recorded_at).then(|| modified - recorded_at)
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let started = match recorded_at.nanos {
+        Some(nanos) => std::time::Duration::new(recorded_at.seconds, nanos),
+        None => std::time::Duration::from_secs(recorded_at.seconds.saturating_add(1)),
+    };
+    modified
+        .checked_sub(started)
+        .filter(|after| !after.is_zero())
+}
+
+/// A duration for a person: milliseconds under a second, else seconds.
+fn human_duration(duration: std::time::Duration) -> String {
+    if duration.as_secs() == 0 {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{} s", duration.as_secs())
+    }
 }
 
 fn unknown_frame(module: Option<&Module>, offset: u64) -> Frame {

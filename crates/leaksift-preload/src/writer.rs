@@ -324,13 +324,15 @@ pub fn open_output(config: &Config, fork_child: bool) -> Option<Sink> {
     } else {
         create_per_pid(&config.output, pid)?
     };
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let header = TraceHeader {
         format_version: FORMAT_VERSION,
         pid,
         command: command_line(),
-        start_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        start_unix_s: started.as_secs(),
+        start_subsec_nanos: Some(started.subsec_nanos()),
         page_size: runtime::page_size() as u64,
         traces_mmap: runtime::tracing_mmap(),
     };

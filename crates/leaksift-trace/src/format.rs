@@ -1,4 +1,4 @@
-//! On-disk layout constants of the trace format (version 5); `docs/trace-format.md` is the prose form.
+//! On-disk layout constants of the trace format (version 6); `docs/trace-format.md` is the prose form.
 //!
 //! ```text
 //! file    = MAGIC (8) | version u32le | header_len u32le | header (header_len) | header_crc u32le | chunk*
@@ -18,7 +18,7 @@
 //! | 7 | free | Δ address (a block of an earlier chunk) |
 //! | 8 | realloc | old block (0 none, 1 + Δ address of an earlier chunk's block, d + 1 for the chunk's d-th latest block), size, stack |
 //! | 9 | RSS sample | bytes |
-//! | 10 | leak scan | trigger u8 (0 exit, 1 on demand), block count, (Δ address from the previous block, class u8)* |
+//! | 10 | leak scan | trigger u8 (0 exit, 1 on demand; bit 7, version 6: the scan goes on in the next leak-scan record), block count, (Δ address from the previous block, class u8)* |
 //! | 11 | end | kind u8: 0 exited, then Δ status from 0; 1 exec (version 4), no fields |
 //! | 12 | thread | thread id that the following allocation records belong to (0 at chunk start) |
 //! | 13 | chunk free | distance d ≥ 1: frees the chunk's d-th latest block (allocation or realloc result) |
@@ -35,9 +35,10 @@ pub const RECORDER_MAX_FRAMES: usize = 64;
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"LKSFTRC\0";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u32 = 5;
-/// The oldest version this crate reads: version 4 only added the `exec` end kind and version 5
-/// the exec call record, so a version 3 or 4 trace is a version 5 trace without them.
+pub const FORMAT_VERSION: u32 = 6;
+/// The oldest version this crate reads: version 4 only added the `exec` end kind, version 5
+/// the exec call record and version 6 the header's start nanoseconds and scans split over
+/// several records, so a version 3, 4 or 5 trace is a version 6 trace without them.
 pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Upper bound on a header's length: anything larger is corruption.
 pub const MAX_HEADER_LEN: u32 = 1 << 20;
@@ -133,6 +134,14 @@ pub(crate) fn leak_class_code(class: LeakClass) -> u8 {
 pub(crate) fn leak_class_from_code(code: u8) -> Option<LeakClass> {
     LEAK_CLASSES.get(usize::from(code)).copied()
 }
+
+/// Set in a leak-scan record's trigger byte when the scan goes on in the next leak-scan record
+/// (version 6): a scan of millions of blocks is written in pieces, since one record must fit in
+/// a chunk ([`MAX_CHUNK_LEN`]).
+pub(crate) const SCAN_CONTINUES: u8 = 0x80;
+/// Blocks per leak-scan record: at most 11 bytes each (a 10-byte varint and the class), so a
+/// piece stays far below [`MAX_CHUNK_LEN`].
+pub(crate) const SCAN_PIECE_BLOCKS: usize = 1 << 19;
 
 pub(crate) fn trigger_code(trigger: ScanTrigger) -> u8 {
     match trigger {

@@ -30,6 +30,9 @@ pub struct TraceHeader {
     pub command: Vec<String>,
     /// Wall-clock start of tracing, seconds since the Unix epoch.
     pub start_unix_s: u64,
+    /// The nanoseconds of that start past `start_unix_s` (format version 6; `None` in older
+    /// traces, which know the second only).
+    pub start_subsec_nanos: Option<u32>,
     pub page_size: u64,
     /// Whether mmap/munmap were traced (`record --mmap`).
     pub traces_mmap: bool,

@@ -76,6 +76,8 @@ struct Chunks<R: Read> {
     payload: Vec<u8>,
     /// The file's zstd stream, continued by every compressed chunk.
     decompressor: zstd::stream::raw::Decoder<'static>,
+    /// A leak scan whose later records (and chunks) are still to come.
+    scan_in_progress: Option<Box<LeakScan>>,
 }
 
 /// Stands in for events moved out of a batch.
@@ -110,6 +112,7 @@ impl TraceReader<BufReader<File>> {
             stored: Vec::new(),
             payload: Vec::new(),
             decompressor: zstd_decompressor(offset)?,
+            scan_in_progress: None,
         };
         let (sender, batches) = std::sync::mpsc::sync_channel(PREFETCH_BATCHES);
         let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Event>>();
@@ -271,6 +274,7 @@ impl<R: Read> TraceReader<R> {
             stored: Vec::new(),
             payload: Vec::new(),
             decompressor: zstd_decompressor(offset)?,
+            scan_in_progress: None,
         };
         Ok(TraceReader::with_source(header, Source::Inline(chunks)))
     }
@@ -464,9 +468,12 @@ impl<R: Read> Chunks<R> {
     /// Decodes every record of the loaded payload, stopping at the first bad one. `events` (a
     /// spent batch) is overwritten slot by slot: each old event is dropped as its slot is
     /// written, a single pass over memory instead of a clear and a refill.
-    fn decode_chunk(&self, start: u64, mut events: Vec<Event>) -> Batch {
+    fn decode_chunk(&mut self, start: u64, mut events: Vec<Event>) -> Batch {
         let mut cursor = Cursor::new(&self.payload);
-        let mut state = ChunkState::default();
+        let mut state = ChunkState {
+            scan_in_progress: self.scan_in_progress.take(),
+            ..ChunkState::default()
+        };
         let mut error = None;
         while !cursor.is_empty() {
             let record_pos = cursor.pos;
@@ -484,6 +491,7 @@ impl<R: Read> Chunks<R> {
             }
         }
         events.truncate(state.events);
+        self.scan_in_progress = state.scan_in_progress.take();
         Batch::Events {
             events,
             error,
@@ -606,6 +614,17 @@ fn decode_header(body: &[u8], format_version: u32) -> Result<TraceHeader, Decode
         let len = c.count()?;
         command.push(String::from_utf8_lossy(c.bytes(len)?).into_owned());
     }
+    let start_subsec_nanos = if format_version >= 6 {
+        let nanos = c.varint()?;
+        Some(
+            u32::try_from(nanos)
+                .ok()
+                .filter(|&n| n < 1_000_000_000)
+                .ok_or("start time nanoseconds out of range")?,
+        )
+    } else {
+        None
+    };
     if !c.is_empty() {
         return Err("trailing bytes after the header fields");
     }
@@ -614,6 +633,7 @@ fn decode_header(body: &[u8], format_version: u32) -> Result<TraceHeader, Decode
         pid,
         command,
         start_unix_s,
+        start_subsec_nanos,
         page_size,
         traces_mmap: flags & FLAG_TRACES_MMAP != 0,
     })
@@ -639,6 +659,8 @@ struct ChunkState {
     has_end: bool,
     /// Events decoded so far (the batch vector's first slots; the rest are stale).
     events: usize,
+    /// A leak scan whose later records are still to come (carried over from chunk to chunk).
+    scan_in_progress: Option<Box<LeakScan>>,
 }
 
 /// Where a chunk block's address appears in the decoded events.
@@ -834,23 +856,36 @@ fn decode_record(
             rss_bytes: c.varint()?,
         },
         TAG_LEAK_SCAN => {
-            let trigger = trigger_from_code(c.u8()?).ok_or("unknown scan trigger")?;
+            let code = c.u8()?;
+            let trigger =
+                trigger_from_code(code & !SCAN_CONTINUES).ok_or("unknown scan trigger")?;
             let n = c.count()?;
-            let mut blocks = Vec::with_capacity(n);
+            let mut scan = match state.scan_in_progress.take() {
+                Some(scan) if scan.trigger != trigger => {
+                    return Err("a leak scan goes on in a record of another trigger");
+                }
+                Some(scan) => scan,
+                None => Box::new(LeakScan {
+                    time: now,
+                    trigger,
+                    blocks: Vec::new(),
+                }),
+            };
+            scan.blocks.reserve(n);
             let mut previous = 0u64;
             for _ in 0..n {
                 previous = c.delta(previous)?;
                 let class = leak_class_from_code(c.u8()?).ok_or("unknown leak class")?;
-                blocks.push(ScannedBlock {
+                scan.blocks.push(ScannedBlock {
                     address: previous,
                     class,
                 });
             }
-            Event::LeakScan(Box::new(LeakScan {
-                time: now,
-                trigger,
-                blocks,
-            }))
+            if code & SCAN_CONTINUES != 0 {
+                state.scan_in_progress = Some(scan);
+                return Ok(());
+            }
+            Event::LeakScan(scan)
         }
         TAG_EXEC_CALL => {
             let keeps_tracer = c.u8()? & EXEC_KEEPS_TRACER != 0;

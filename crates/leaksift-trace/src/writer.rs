@@ -110,6 +110,7 @@ impl<W: Write> TraceWriter<W> {
             put(&mut body, arg.len() as u64);
             body.extend_from_slice(arg.as_bytes());
         }
+        put(&mut body, u64::from(header.start_subsec_nanos.unwrap_or(0)));
         let mut head = Vec::with_capacity(body.len() + 20);
         head.extend_from_slice(&MAGIC);
         head.extend_from_slice(&header.format_version.to_le_bytes());
@@ -421,21 +422,31 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// Writes a leak scan. It starts a new chunk, so that every block it lists has its real
-    /// address in the trace.
+    /// address in the trace, and goes over as many records (and chunks) as it takes
+    /// ([`SCAN_PIECE_BLOCKS`] blocks each): a scan of 8.4 M blocks in one record made a chunk
+    /// over [`MAX_CHUNK_LEN`], which readers refuse.
     pub fn leak_scan(&mut self, scan: &LeakScan) -> io::Result<()> {
         self.write_chunk()?;
-        self.tick(scan.time);
-        let p = &mut self.payload;
-        p.push(TAG_LEAK_SCAN);
-        p.push(trigger_code(scan.trigger));
-        put(p, scan.blocks.len() as u64);
-        let mut previous = 0u64;
-        for block in &scan.blocks {
-            put_delta(p, previous, block.address);
-            previous = block.address;
-            p.push(leak_class_code(block.class));
+        let mut pieces = scan.blocks.chunks(SCAN_PIECE_BLOCKS).peekable();
+        loop {
+            let piece = pieces.next().unwrap_or_default();
+            let continues = pieces.peek().is_some();
+            self.tick(scan.time);
+            let p = &mut self.payload;
+            p.push(TAG_LEAK_SCAN);
+            p.push(trigger_code(scan.trigger) | if continues { SCAN_CONTINUES } else { 0 });
+            put(p, piece.len() as u64);
+            let mut previous = 0u64;
+            for block in piece {
+                put_delta(p, previous, block.address);
+                previous = block.address;
+                p.push(leak_class_code(block.class));
+            }
+            self.record_done()?;
+            if !continues {
+                return Ok(());
+            }
         }
-        self.record_done()
     }
 
     /// Writes what an `exec` is about to run; the `end` record of kind exec follows. (The

@@ -12,6 +12,7 @@ fn header() -> TraceHeader {
         pid: 4242,
         command: vec!["./prog".into(), "--flag".into(), "ünïcode".into()],
         start_unix_s: 1_700_000_000,
+        start_subsec_nanos: Some(250_000_000),
         page_size: 4096,
         traces_mmap: true,
     }
@@ -358,21 +359,60 @@ fn version_2_traces_are_refused_by_name() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("this build reads versions 3 to 5"),
+        err.to_string().contains("this build reads versions 3 to 6"),
         "{err}"
     );
 }
 
-/// Version 4 only added the exec end kind, version 5 the exec call record: a version 3 or 4
-/// trace (the same bytes with that version, without what came later) still reads.
+/// Version 4 only added the exec end kind, version 5 the exec call record, version 6 the
+/// header's start nanoseconds and split scans: a version 3, 4 or 5 trace (the same records
+/// with that version, without what came later) still reads.
+/// `events` encoded as format `version` (3 to 5) writes them: the header without the start
+/// nanoseconds of version 6 (written as 0 here, one byte at the end of the header).
+fn encode_as(version: u32, events: &[Event]) -> Vec<u8> {
+    let mut writer = TraceWriter::new(
+        Vec::new(),
+        &TraceHeader {
+            start_subsec_nanos: Some(0),
+            ..header()
+        },
+    )
+    .expect("writing to a Vec");
+    for event in events {
+        writer.write(event).expect("writing to a Vec");
+    }
+    let bytes = writer.finish().expect("writing to a Vec");
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let body = &bytes[16..16 + header_len];
+    assert_eq!(body.last(), Some(&0), "the nanoseconds come last");
+    let old_body = &body[..header_len - 1];
+    let mut old = bytes[..8].to_vec();
+    old.extend_from_slice(&version.to_le_bytes());
+    old.extend_from_slice(&(header_len as u32 - 1).to_le_bytes());
+    old.extend_from_slice(old_body);
+    old.extend_from_slice(&crc32fast::hash(old_body).to_le_bytes());
+    old.extend_from_slice(&bytes[16 + header_len + 4..]);
+    old
+}
+
 #[test]
-fn version_3_and_4_traces_still_read() {
+fn version_3_to_5_traces_still_read() {
     let without_exec_calls: Vec<Event> = sample_events()
         .into_iter()
         .filter(|e| !matches!(e, Event::Exec(_)))
         .collect();
-    let mut bytes = encode(&without_exec_calls, 1 << 20);
-    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+    let bytes = encode_as(5, &sample_events());
+    let mut reader = TraceReader::from_bytes(&bytes).unwrap();
+    assert_eq!(reader.header().format_version, 5);
+    assert_eq!(
+        reader.header().start_subsec_nanos,
+        None,
+        "version 5 knows the second"
+    );
+    let decoded: Vec<Event> = reader.events().map(Result::unwrap).collect();
+    assert_eq!(decoded, sample_events());
+
+    let bytes = encode_as(4, &without_exec_calls);
     let (decoded, _) = decode(&bytes).unwrap();
     assert_eq!(decoded, without_exec_calls);
 
@@ -388,10 +428,48 @@ fn version_3_and_4_traces_still_read() {
             )
         })
         .collect();
-    let mut bytes = encode(&events, 1 << 20);
-    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let bytes = encode_as(3, &events);
     let (decoded, _) = decode(&bytes).unwrap();
     assert_eq!(decoded, events);
+}
+
+/// A scan of millions of blocks went into one record, whose chunk (16.8 MB at 8.4 M blocks)
+/// was over the readers' limit: the whole trace then read as corrupt, without its scan. It is
+/// written over several records now and read back as one scan.
+#[test]
+fn a_scan_of_millions_of_blocks_reads_back_whole() {
+    let classes = [
+        LeakClass::DefinitelyLost,
+        LeakClass::IndirectlyLost,
+        LeakClass::PossiblyLost,
+        LeakClass::StillReachable,
+    ];
+    let blocks: Vec<ScannedBlock> = (0..9_000_000u64)
+        .map(|i| ScannedBlock {
+            address: 0x1000 + i * 32,
+            class: classes[(i % 4) as usize],
+        })
+        .collect();
+    let events = vec![
+        Event::LeakScan(Box::new(LeakScan {
+            time: TraceTime(5),
+            trigger: ScanTrigger::OnDemand,
+            blocks,
+        })),
+        Event::LeakScan(Box::new(LeakScan {
+            time: TraceTime(6),
+            trigger: ScanTrigger::Exit,
+            blocks: Vec::new(),
+        })),
+        Event::End {
+            time: TraceTime(7),
+            end: ProcessEnd::Exited(0),
+        },
+    ];
+    let bytes = encode(&events, 1 << 20);
+    let (decoded, truncation) = decode(&bytes).unwrap();
+    assert!(decoded == events, "the scans differ");
+    assert_eq!(truncation, Truncation::Complete);
 }
 
 /// The recorder ends an exec'd image's trace with `end_with_exec`: the exec call and end records

@@ -135,6 +135,7 @@ fn header(command: &str) -> TraceHeader {
         pid: 4242,
         command: vec![command.to_string()],
         start_unix_s: 1_700_000_000,
+        start_subsec_nanos: Some(250_000_000),
         page_size: 4096,
         traces_mmap: false,
     }

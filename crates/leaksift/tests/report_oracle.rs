@@ -325,7 +325,8 @@ fn deep_recursion_says_the_stack_was_cut() {
 }
 
 /// A module recorded without a build-id, rebuilt from changed source after the trace: before the
-/// fix the report read the new binary and printed its (wrong) functions and lines silently.
+/// fix the report read the new binary and printed its (wrong) functions and lines silently, and
+/// until format version 6 it still did for a rebuild in the second the trace started.
 #[test]
 fn binary_rebuilt_without_build_id_is_not_used() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,13 +343,19 @@ fn binary_rebuilt_without_build_id_is_not_used() {
     )
     .unwrap();
     compile_c(dir.path(), &shifted, "nobuildid", &["-Wl,--build-id=none"]);
-    // The rebuild may fall in the second the trace started: date it clearly after.
-    let later = SystemTime::now() + Duration::from_secs(120);
+    // A rebuild 1 ms after the trace started, within the same second: the trace's start
+    // nanoseconds tell it apart (to the second, it was trusted and its lines printed).
+    let header = leaksift_trace::TraceReader::open(&trace)
+        .unwrap()
+        .header()
+        .clone();
+    let started = SystemTime::UNIX_EPOCH
+        + Duration::new(header.start_unix_s, header.start_subsec_nanos.unwrap());
     std::fs::File::options()
         .write(true)
         .open(&binary)
         .unwrap()
-        .set_modified(later)
+        .set_modified(started + Duration::from_millis(1))
         .unwrap();
 
     let json = report_json(&trace, &[]);

@@ -322,7 +322,7 @@ pub(crate) fn symbolizer_for<'a>(
 ) -> Symbolizer<'a> {
     let symbolizer = Symbolizer::new(&analysis.modules, debug_dirs);
     if header.start_unix_s != 0 {
-        symbolizer.recorded_at(header.start_unix_s)
+        symbolizer.recorded_at(header.start_unix_s, header.start_subsec_nanos)
     } else {
         symbolizer
     }
