@@ -71,6 +71,10 @@ pub struct NativeReport {
     pub exec_into: Option<ExecInto>,
     pub duration_s: f64,
     pub allocations: u64,
+    /// Allocations recorded without a call stack: the tracer's table of distinct stacks was full
+    /// (it holds about 2 M stacks, fewer deep ones: 512 MiB of frames), or they came before its
+    /// table existed. Their rows have no frames.
+    pub allocations_without_stack: u64,
     pub frees: u64,
     pub allocated_bytes: u64,
     pub temporary_allocations: u64,
@@ -413,6 +417,12 @@ pub fn build(
         }),
         duration_s: seconds(analysis.duration.0),
         allocations: analysis.allocations,
+        allocations_without_stack: analysis
+            .stacks
+            .indices()
+            .filter(|&s| analysis.stacks.frames(s).is_empty())
+            .map(|s| analysis.stack_stats[s.0 as usize].allocations)
+            .sum(),
         frees: analysis.frees,
         allocated_bytes: analysis.allocated_bytes,
         temporary_allocations: analysis.temporaries,
@@ -684,6 +694,45 @@ mod tests {
             weights(&analysis(false), FlameMetric::Leaked),
             [(1, 40), (2, 100)]
         );
+    }
+
+    /// Allocations the recorder could give no stack (its stack table full) were one frameless
+    /// row at the top of every table, and nothing said why.
+    #[test]
+    fn allocations_without_a_stack_are_counted() {
+        let mut replay = Replay::new();
+        let events = [
+            Event::Stack {
+                id: StackId(0),
+                frames: vec![],
+            },
+            Event::Stack {
+                id: StackId(1),
+                frames: vec![0x10],
+            },
+        ]
+        .into_iter()
+        .chain((0..3u64).map(|i| Event::Alloc {
+            time: TraceTime(i),
+            thread: ThreadId(0),
+            address: 0x100 + i * 16,
+            size: 8,
+            stack: StackId(u32::from(i == 2)),
+            kind: AllocKind::Malloc,
+        }));
+        for event in events {
+            replay.event(&event);
+        }
+        let analysis = replay.finish();
+        let mut symbolizer = Symbolizer::new(&analysis.modules, &[]);
+        let report = build(
+            &analysis,
+            &mut symbolizer,
+            &Suppressions::default(),
+            &ViewOptions::default(),
+        );
+        assert_eq!(report.allocations, 3);
+        assert_eq!(report.allocations_without_stack, 2);
     }
 
     /// Suppressed leaks were still drawn in the leaked-bytes flamegraph, and every frame

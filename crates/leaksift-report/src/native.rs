@@ -124,6 +124,15 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
         .untraced_memory
         .as_ref()
         .is_some_and(|u| u.allocator_before_tracer.is_some());
+    if report.allocations_without_stack > 0 {
+        let _ = writeln!(
+            out,
+            "note: {} of the allocations have no call stack (rows without frames): the tracer's \
+             table of distinct stacks was full (about 2 M stacks, fewer deep ones: 512 MiB of \
+             frames), or they came before it existed; the totals still count them",
+            report.allocations_without_stack
+        );
+    }
     if report.allocations == 0 && !allocator_first {
         let _ = writeln!(
             out,
