@@ -232,6 +232,12 @@ pub struct ScanInfo {
     pub trigger: ScanTrigger,
     /// Scanned blocks whose allocation was never seen in the trace (not counted in any class).
     pub unmatched_blocks: u64,
+    /// Blocks live when the scan was written that it does not list: allocated while it ran
+    /// (the program runs on during an on-demand scan, other threads during the exit scan).
+    /// The scan took them as roots, since the program had just made them; no class counts
+    /// them. A churning program replaces most of its blocks during a scan of some
+    /// milliseconds.
+    pub allocated_during: BlocksBytes,
 }
 
 /// A scan a later one replaced (an on-demand scan of the running program, before the exit
@@ -679,15 +685,12 @@ impl Replay {
         self.leaks = LeakTotals::default();
         self.leak_groups.clear();
         self.pending_scanned.clear();
-        self.scan = Some(ScanInfo {
-            time: scan.time,
-            trigger: scan.trigger,
-            unmatched_blocks: 0,
-        });
+        let mut listed = BlocksBytes::default();
         for scanned in &scan.blocks {
             match self.live.get(scanned.address) {
                 Some(block) => {
                     let (size, stack) = (block.size, block.stack);
+                    listed.add(size);
                     self.classify(scanned.class, size, stack);
                 }
                 None => self.pending_scanned.push(PendingScanned {
@@ -696,6 +699,15 @@ impl Replay {
                 }),
             }
         }
+        self.scan = Some(ScanInfo {
+            time: scan.time,
+            trigger: scan.trigger,
+            unmatched_blocks: 0,
+            allocated_during: BlocksBytes {
+                blocks: (self.live.len() as u64).saturating_sub(listed.blocks),
+                bytes: self.live_bytes.saturating_sub(listed.bytes),
+            },
+        });
     }
 
     fn classify(&mut self, class: LeakClass, size: u64, stack: StackIndex) {
@@ -1129,6 +1141,16 @@ mod tests {
         );
         let scan = analysis.scan.unwrap();
         assert_eq!(scan.unmatched_blocks, 1);
+        assert_eq!(scan.allocated_during, BlocksBytes::default());
+        // The blocks live at the first scan that it does not list were allocated while it ran:
+        // an on-demand scan of a churning program listed 0 of 1,000 and said nothing.
+        assert_eq!(
+            analysis.earlier_scans[0].scan.allocated_during,
+            BlocksBytes {
+                blocks: 3,
+                bytes: 248
+            }
+        );
         let groups: Vec<(LeakClass, StackId, u64, u64)> = analysis
             .leak_groups
             .iter()

@@ -108,6 +108,9 @@ pub struct ScanView {
     pub trigger: &'static str,
     /// Scanned blocks whose allocation is not in the trace.
     pub unmatched_blocks: u64,
+    /// Blocks allocated while the scan ran, which it does not classify (see
+    /// [`ScanInfo::allocated_during`]).
+    pub allocated_during_scan: BlocksBytes,
 }
 
 /// A scan a later one replaced, with its class totals.
@@ -467,6 +470,7 @@ fn scan_view(scan: ScanInfo) -> ScanView {
             ScanTrigger::OnDemand => "on_demand",
         },
         unmatched_blocks: scan.unmatched_blocks,
+        allocated_during_scan: scan.allocated_during,
     }
 }
 

@@ -199,6 +199,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
                     scan.unmatched_blocks
                 );
             }
+            allocated_during_scan_note(&mut out, scan);
         }
         None if report.exit_status.is_some() => {
             // An exited process gets its scan unless its memory could not be read at all.
@@ -239,6 +240,7 @@ pub fn render_text(report: &NativeReport, label: TraceLabel<'_>, top: usize) -> 
             class("possibly lost", leaks.possibly_lost),
             class("still reachable", leaks.still_reachable),
         );
+        allocated_during_scan_note(&mut out, &earlier.scan);
     }
 
     let lost: Vec<_> = report
@@ -578,6 +580,20 @@ pub(crate) fn site_labels(rows: &[&[Frame]]) -> Vec<String> {
         }
     }
     labels
+}
+
+/// The blocks a scan left unclassified because the program allocated them while it ran.
+fn allocated_during_scan_note(out: &mut String, scan: &leaksift_native::view::ScanView) {
+    let during = scan.allocated_during_scan;
+    if during.blocks > 0 {
+        let _ = writeln!(
+            out,
+            "({} blocks, {}, were allocated while the scan ran and are in no class: the program \
+             had just made them, so the scan took them as roots)",
+            during.blocks,
+            units::bytes(during.bytes as f64)
+        );
+    }
 }
 
 #[cfg(test)]
