@@ -19,6 +19,7 @@ fn file_head() -> &'static [u8] {
             pid: 1,
             command: vec!["./fuzzed".into()],
             start_unix_s: 0,
+            start_subsec_nanos: None,
             page_size: 4096,
             traces_mmap: false,
         };
