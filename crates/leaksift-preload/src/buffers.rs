@@ -218,6 +218,16 @@ static WRITER_SLEEPING: AtomicBool = AtomicBool::new(false);
 const MAX_QUEUED: usize = 256;
 /// Every this many queued buffers the writer is woken.
 const WAKE_BATCH: usize = 32;
+/// Bumped by the writer whenever it takes queued buffers; threads waiting for the queue to
+/// drain sleep on it.
+static DRAINED: AtomicU32 = AtomicU32::new(0);
+/// Threads sleeping on [`DRAINED`] (the writer makes the wake system call only when some do).
+static DRAIN_WAITERS: AtomicU32 = AtomicU32::new(0);
+/// A waiting thread gives up after this long with the queue still full (then checks whether
+/// this process has a writer at all; see `runtime::in_copy_of_traced_process`).
+const MAX_DRAIN_WAIT_NS: u64 = 2_000_000_000;
+/// Each wait is bounded, so a lost wake costs at most this.
+const DRAIN_WAIT_SLICE_NS: u64 = 20_000_000;
 
 impl ThreadState {
     /// Creates and registers the calling thread's state (allocates: call under the guard).
@@ -563,21 +573,56 @@ fn after_enqueue(queued: usize) {
     if queued.is_multiple_of(WAKE_BATCH) || queued > MAX_QUEUED {
         wake_writer();
     }
-    // Back-pressure: never let an allocation storm outrun the writer without bound.
-    let mut waited = 0;
-    while FULL_COUNT.load(Ordering::Relaxed) > MAX_QUEUED && queued > MAX_QUEUED && waited < 10_000
-    {
-        if waited == 0 && crate::runtime::in_copy_of_traced_process(false) {
-            // No writer in this process (a child made by `_Fork` or a raw `clone`): waiting
-            // for one would last for ever.
-            crate::runtime::leave_copy_untraced();
-            return;
-        }
-        sys::sleep_ns(200_000);
-        waited += 1;
+    if queued > MAX_QUEUED && FULL_COUNT.load(Ordering::Relaxed) > MAX_QUEUED {
+        wait_for_drain();
     }
-    if waited == 10_000 && crate::runtime::in_copy_of_traced_process(true) {
+}
+
+/// Back-pressure: never lets an allocation storm outrun the writer without bound. Sleeps until
+/// the writer has taken the queue ([`drained`] wakes the sleepers), not in a polling loop: a
+/// 200 µs sleep-and-look loop cost every waiting thread 5000 wake-ups a second, and with
+/// hundreds of threads those wake-ups (over a million a second, each a context switch that
+/// preempted the writer) were what the program spent its time on (see ARCHITECTURE.md).
+#[cold]
+#[inline(never)]
+fn wait_for_drain() {
+    if crate::runtime::in_copy_of_traced_process(false) {
+        // No writer in this process (a child made by `_Fork` or a raw `clone`): waiting for one
+        // would last for ever.
         crate::runtime::leave_copy_untraced();
+        return;
+    }
+    DRAIN_WAITERS.fetch_add(1, Ordering::SeqCst);
+    let start = sys::monotonic_ns();
+    let mut waited_out = false;
+    loop {
+        // Either this sees the writer's bump (and the count it lowered before it), or the
+        // writer sees this thread among the waiters and wakes it.
+        let seen = DRAINED.load(Ordering::SeqCst);
+        if FULL_COUNT.load(Ordering::SeqCst) <= MAX_QUEUED {
+            break;
+        }
+        if sys::monotonic_ns().saturating_sub(start) >= MAX_DRAIN_WAIT_NS {
+            waited_out = true;
+            break;
+        }
+        // A raw futex wait, not a cancellation point: `pthread_cancel` must not find one
+        // inside `malloc`. Bounded, so that the limit above is checked however long the
+        // writer takes.
+        sys::futex_wait(&DRAINED, seen, DRAIN_WAIT_SLICE_NS);
+    }
+    DRAIN_WAITERS.fetch_sub(1, Ordering::SeqCst);
+    if waited_out && crate::runtime::in_copy_of_traced_process(true) {
+        crate::runtime::leave_copy_untraced();
+    }
+}
+
+/// The writer took queued buffers and lowered [`FULL_COUNT`]: wakes the threads waiting in
+/// [`wait_for_drain`] (a system call only when there are some).
+fn drained() {
+    DRAINED.fetch_add(1, Ordering::SeqCst);
+    if DRAIN_WAITERS.load(Ordering::SeqCst) != 0 {
+        sys::futex_wake(&DRAINED);
     }
 }
 
@@ -629,6 +674,7 @@ pub fn drain_all(out: &mut Vec<Segment>, collect: Option<u64>) -> u64 {
     // Swapped after the completeness marks: the buffers they promise are already queued.
     let partials = out.len();
     let mut full = FULL.swap(ptr::null_mut(), Ordering::AcqRel);
+    let took = !full.is_null();
     while !full.is_null() {
         // SAFETY: taken from the queue, exclusively ours now; its owner published `len`
         // before queueing it, and owners are never freed.
@@ -661,6 +707,9 @@ pub fn drain_all(out: &mut Vec<Segment>, collect: Option<u64>) -> u64 {
             FULL_COUNT.fetch_sub(1, Ordering::Relaxed);
             full = (*full).next;
         }
+    }
+    if took {
+        drained();
     }
     let mut complete = u64::MAX;
     for_each_thread(|s| complete = complete.min(s.complete_until.load(Ordering::Relaxed)));
@@ -749,4 +798,5 @@ pub fn reset_after_fork() {
     POOL.reset();
     FULL.store(ptr::null_mut(), Ordering::Release);
     FULL_COUNT.store(0, Ordering::Release);
+    DRAIN_WAITERS.store(0, Ordering::Release);
 }

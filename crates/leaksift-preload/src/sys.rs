@@ -281,15 +281,9 @@ pub fn membarrier() -> bool {
     unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) == 0 }
 }
 
-/// Sleeps for `ns` nanoseconds in a raw system call (a futex wait nobody wakes): unlike glibc's
-/// `usleep` and `nanosleep`, not a cancellation point, so a `pthread_cancel`led thread is never
-/// cancelled inside the tracer (its own code has no cancellation point, as `malloc` has none).
-pub fn sleep_ns(ns: u64) {
-    let never_woken = core::sync::atomic::AtomicU32::new(0);
-    futex_wait(&never_woken, 0, ns);
-}
-
-/// Sleeps on `word` until it differs from `expected`, a wake, or `timeout_ns`.
+/// Sleeps on `word` until it differs from `expected`, a wake, or `timeout_ns`. A raw system
+/// call: unlike glibc's `usleep` and `nanosleep`, not a cancellation point, so a
+/// `pthread_cancel`led thread is never cancelled inside the tracer (`malloc` has none).
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: u64) {
     let ts = libc::timespec {
         tv_sec: (timeout_ns / 1_000_000_000) as i64,

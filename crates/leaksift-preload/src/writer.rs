@@ -250,6 +250,8 @@ pub struct Writer {
     /// How many leading `pending` events are known to be in time order.
     sorted: usize,
     drained: Vec<Segment>,
+    /// Scratch for `cycle`: the earliest first stamp of each suffix of `drained`.
+    later: Vec<u64>,
     /// Trace stack id + 1 per stack-table slot (0: not defined in this trace yet).
     stack_ids: Vec<u32>,
     next_stack_id: u32,
@@ -430,6 +432,7 @@ pub fn spawn(sink: Sink) {
         pending: Vec::new(),
         sorted: 0,
         drained: Vec::new(),
+        later: Vec::new(),
         stack_ids: Vec::new(),
         next_stack_id: 0,
         live: LiveMap::default(),
@@ -917,7 +920,20 @@ impl Writer {
         // Segment by segment, so that buffers go back to the pool (and `pending` stays small)
         // while a backlog is worked off.
         let mut segments = std::mem::take(&mut self.drained);
+        // Later segments may hold older events: only what precedes them all can be written.
+        // `later[i]` is the earliest first stamp of `segments[i..]`.
+        let mut later = std::mem::take(&mut self.later);
+        later.clear();
+        later.resize(segments.len() + 1, u64::MAX);
+        for i in (0..segments.len()).rev() {
+            let first = segments[i]
+                .events()
+                .first()
+                .map_or(u64::MAX, |e| e.timestamp);
+            later[i] = later[i + 1].min(first);
+        }
         let mut finished = true;
+        let mut next_attempt = EVENTS_PER_SLICE;
         for i in 0..segments.len() {
             let segment = segments[i];
             self.pending.extend(segment_events(&segment));
@@ -925,17 +941,16 @@ impl Writer {
                 // SAFETY: handed over full and copied out above.
                 unsafe { RawBuffer::recycle(segment.buffer) };
             }
-            if finished && self.pending.len() >= EVENTS_PER_SLICE {
-                // Later segments may hold older events: write only what precedes them all.
-                let later = segments[i + 1..]
-                    .iter()
-                    .filter_map(|s| s.events().first())
-                    .map(|e| e.timestamp)
-                    .min()
-                    .unwrap_or(u64::MAX);
-                finished = self.write_ready(limit.min(later), everything);
+            if finished && self.pending.len() >= next_attempt {
+                finished = self.write_ready(limit.min(later[i + 1]), everything);
+                // Not again before another slice has arrived: ordering what is pending costs
+                // its length, and while many threads' segments interleave little of it is
+                // ready. Trying after every 2000-event segment sorted a pending list of
+                // hundreds of thousands of events hundreds of times a cycle.
+                next_attempt = self.pending.len() + EVENTS_PER_SLICE;
             }
         }
+        self.later = later;
         segments.clear();
         self.drained = segments;
         if finished && self.write_ready(limit, everything) {
