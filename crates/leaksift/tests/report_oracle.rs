@@ -951,7 +951,12 @@ fn json_keys_equal_docs() {
     );
     assert_eq!(
         keys(&json["scan"]),
-        strings(&["time_s", "trigger", "unmatched_blocks"])
+        strings(&[
+            "time_s",
+            "trigger",
+            "unmatched_blocks",
+            "allocated_during_scan"
+        ])
     );
     assert_eq!(keys(&json["growth"]), strings(&["samples", "sites"]));
 }
