@@ -277,6 +277,11 @@ impl CallSites {
         CallSites { sites, site_of }
     }
 
+    /// The stack whose frames are shown for site `i` (its first).
+    pub(crate) fn first_stack(&self, i: usize) -> StackIndex {
+        self.sites[i].stacks[0]
+    }
+
     /// The frames shown for site `i`: its first stack's, down to `main`.
     pub(crate) fn frames(
         &self,

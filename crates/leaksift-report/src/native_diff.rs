@@ -76,12 +76,12 @@ pub fn render_trace_diff(
         let mut rows: Vec<&SiteChange> = comparison
             .sites
             .iter()
-            .filter(|s| pick(&s.delta) != 0)
+            .filter(|s| pick(&s.delta()) != 0)
             .collect();
         if rows.is_empty() {
             continue;
         }
-        rows.sort_by_key(|s| std::cmp::Reverse(pick(&s.delta).unsigned_abs()));
+        rows.sort_by_key(|s| std::cmp::Reverse(pick(&s.delta()).unsigned_abs()));
         rows.truncate(top);
         let _ = writeln!(out, "\n{title}");
         let mut table = Table::new(&[
@@ -90,9 +90,14 @@ pub fn render_trace_diff(
             ("new", Align::Right),
             ("allocated at", Align::Left),
         ]);
-        let frames: Vec<&[_]> = rows.iter().map(|s| &s.frames[..]).collect();
+        // Frames are shared between sites (`TraceComparison::frames`): copied for the rows shown.
+        let frames: Vec<Vec<_>> = rows
+            .iter()
+            .map(|s| comparison.frames(s).cloned().collect())
+            .collect();
+        let frames: Vec<&[_]> = frames.iter().map(Vec::as_slice).collect();
         for (row, label) in rows.iter().zip(site_labels(&frames)) {
-            let (change, old, new) = (pick(&row.delta), shown(&row.old), shown(&row.new));
+            let (change, old, new) = (pick(&row.delta()), shown(&row.old), shown(&row.new));
             let [change, old, new] = if in_bytes {
                 [
                     signed_bytes(i128::from(change)),

@@ -45,6 +45,60 @@ pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints one JSON value, pretty, on stdout as [`print_json`] does, but written as it is
+/// serialized (in chunks of about 64 KiB, each through [`print`]) rather than built whole first:
+/// for outputs of hundreds of megabytes. The text is the same as [`print_json`]'s of the value
+/// `serde_json::to_value` makes of `value` (with `preserve_order`, fields in declaration order).
+pub fn print_json_streamed<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    /// Buffers serialized bytes and prints them at UTF-8 boundaries ([`terminal`] escapes
+    /// character by character, so chunks print as the whole would).
+    ///
+    /// [`terminal`]: leaksift_report::escape::terminal
+    struct Chunks(Vec<u8>);
+    const CHUNK: usize = 64 * 1024;
+    impl Chunks {
+        fn print_valid_prefix(&mut self) -> std::io::Result<()> {
+            let valid = match std::str::from_utf8(&self.0) {
+                Ok(text) => text.len(),
+                Err(error) => error.valid_up_to(),
+            };
+            print(std::str::from_utf8(&self.0[..valid]).unwrap_or_default())?;
+            self.0.drain(..valid);
+            if STDOUT_CLOSED.load(Ordering::Relaxed) {
+                // Nobody reads the rest: stop serializing (reported as a closed pipe below).
+                return Err(std::io::Error::from(ErrorKind::BrokenPipe));
+            }
+            Ok(())
+        }
+    }
+    impl Write for Chunks {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.extend_from_slice(bytes);
+            if self.0.len() >= CHUNK {
+                self.print_valid_prefix()?;
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Chunks(Vec::with_capacity(2 * CHUNK));
+    let written = serde_json::to_writer_pretty(&mut out, value).and_then(|()| {
+        out.0.push(b'\n');
+        out.print_valid_prefix().map_err(serde_json::Error::io)
+    });
+    match written {
+        Err(error)
+            if error.io_error_kind() == Some(ErrorKind::BrokenPipe)
+                && STDOUT_CLOSED.load(Ordering::Relaxed) =>
+        {
+            Ok(())
+        }
+        written => Ok(written?),
+    }
+}
+
 /// `println!` through [`println`]: evaluates to `std::io::Result<()>`, quiet on a closed stdout.
 macro_rules! outln {
     () => {

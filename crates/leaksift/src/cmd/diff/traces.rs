@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use leaksift_native::compare::compare;
+use leaksift_native::compare::{FigureDeltas, TraceTotals, compare};
 use leaksift_report::native_diff::render_trace_diff;
 use leaksift_report::progress::Progress;
 
@@ -45,17 +45,31 @@ pub fn compare_traces(
     progress.finish();
     let (old_name, new_name) = (old.display().to_string(), new.display().to_string());
     if args.json {
-        output::print_json(&serde_json::json!({
-            "schema": "leaksift.diff.v1",
-            "mode": "traces",
-            "matched_by": "frames",
-            "files": [old_name, new_name],
-            "commands": [old_header.command, new_header.command],
-            "old": comparison.old,
-            "new": comparison.new,
-            "delta": comparison.delta,
-            "sites": comparison.sites,
-        }))?;
+        // Written as it is serialized: a `serde_json::Value` of every site's frames took
+        // gigabytes for a few hundred thousand sites (the fields in the order `json!` gave).
+        #[derive(serde::Serialize)]
+        struct Json<'a, S> {
+            schema: &'static str,
+            mode: &'static str,
+            matched_by: &'static str,
+            files: [&'a str; 2],
+            commands: [&'a [String]; 2],
+            old: &'a TraceTotals,
+            new: &'a TraceTotals,
+            delta: &'a FigureDeltas,
+            sites: S,
+        }
+        output::print_json_streamed(&Json {
+            schema: "leaksift.diff.v1",
+            mode: "traces",
+            matched_by: "frames",
+            files: [&old_name, &new_name],
+            commands: [&old_header.command, &new_header.command],
+            old: &comparison.old,
+            new: &comparison.new,
+            delta: &comparison.delta,
+            sites: comparison.sites_serialized(),
+        })?;
     } else {
         output::print(&render_trace_diff(
             &comparison,
