@@ -22,49 +22,14 @@ passes $LEAKSIFT_PRELOAD on (to time another tracer build).
 import argparse
 import json
 import os
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from timing import interleaved_medians, remove, run_timed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_timed(cmd, ok_codes=(0,)):
-    """Wall seconds and CPU seconds (user + sys of the command and all its descendants)."""
-    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.monotonic() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
-    if result.returncode not in ok_codes:
-        sys.exit(f"failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr.decode(errors='replace')[-2000:]}")
-    return elapsed, cpu
-
-
-def interleaved_medians(jobs):
-    """Median wall and CPU seconds of each job {name: (cmd, runs, before)}, run round-robin so
-    that load from other processes on a shared machine falls on every job alike."""
-    times = {name: ([], []) for name in jobs}
-    for round_ in range(max(runs for _, runs, _ in jobs.values())):
-        for name, (cmd, runs, before) in jobs.items():
-            if round_ >= runs:
-                continue
-            if before:
-                before()
-            wall, cpu = run_timed(cmd)
-            times[name][0].append(wall)
-            times[name][1].append(cpu)
-    return {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in times.items() if w}
-
-
-def remove(path):
-    if os.path.exists(path):
-        os.remove(path)
 
 
 def main():
@@ -104,11 +69,11 @@ def main():
         print(f"{count} threads...", file=sys.stderr)
         command = [exe, str(count), str(args.pairs)]
         jobs = {
-            "plain": (command, args.runs, None),
-            "record": ([leaksift, "record", "-o", trace, "--"] + command, args.runs, None),
+            "plain": (command, args.runs, None, (0,)),
+            "record": ([leaksift, "record", "-o", trace, "--"] + command, args.runs, None, (0,)),
         }
         if heaptrack:
-            jobs["heaptrack"] = (["heaptrack", "-o", heaptrack_out] + command, args.heaptrack_runs, clean_heaptrack)
+            jobs["heaptrack"] = (["heaptrack", "-o", heaptrack_out] + command, args.heaptrack_runs, clean_heaptrack, (0,))
         medians = interleaved_medians(jobs)
         clean_heaptrack()
         report = subprocess.run([leaksift, "report", "-q", "--json", trace], stdout=subprocess.PIPE,

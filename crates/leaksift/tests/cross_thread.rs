@@ -46,6 +46,17 @@ struct Replay {
 
 /// Replays `trace`, checking that every free names a live block, that no block is allocated
 /// while live, that time never goes backwards and that the trace is complete.
+/// Runs `program` with the tracer preloaded, tracing into `trace`; it must print `done`.
+fn run_traced(program: &Path, library: &Path, trace: &Path) {
+    let output = Command::new(program)
+        .env("LD_PRELOAD", library)
+        .env("LEAKSIFT_OUTPUT", trace)
+        .output()
+        .expect("running the program");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "done\n");
+}
+
 fn replay(trace: &Path, run: &str) -> Replay {
     let mut reader = TraceReader::open(trace).unwrap();
     let (mut live, mut allocations, mut last_time) = (HashMap::new(), 0u64, 0u64);
@@ -115,13 +126,7 @@ fn blocks_freed_on_other_threads_replay_exactly_and_in_time_order() {
     let library = preload_library();
     for run in 0..3 {
         let trace = dir.path().join(format!("handoff{run}.lks"));
-        let output = Command::new(&program)
-            .env("LD_PRELOAD", &library)
-            .env("LEAKSIFT_OUTPUT", &trace)
-            .output()
-            .expect("running the program");
-        assert!(output.status.success(), "{output:?}");
-        assert_eq!(String::from_utf8_lossy(&output.stdout), "done\n");
+        run_traced(&program, &library, &trace);
 
         let Replay {
             live, allocations, ..
@@ -149,13 +154,7 @@ fn many_concurrent_threads_waiting_for_the_writer_lose_no_event() {
     let program = compile(dir.path(), "many_threads");
     let library = preload_library();
     let trace = dir.path().join("many.lks");
-    let output = Command::new(&program)
-        .env("LD_PRELOAD", &library)
-        .env("LEAKSIFT_OUTPUT", &trace)
-        .output()
-        .expect("running the program");
-    assert!(output.status.success(), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "done\n");
+    run_traced(&program, &library, &trace);
     let Replay { live, by_size, .. } = replay(&trace, "many threads");
     // Exactly the 300 x 2000 worker blocks in the workers' sizes.
     let workers: u64 = (1000..1016).filter_map(|size| by_size.get(&size)).sum();
