@@ -93,7 +93,10 @@ impl DumpFile {
                 && ReadAhead::worth_it(map)
             {
                 let stop = &stop;
-                scope.spawn(move || ReadAhead::run(file, map.len(), stop));
+                // Only a speed-up: without a thread (a process limit reached), the read goes on.
+                let _ = std::thread::Builder::new()
+                    .name("hprof read-ahead".into())
+                    .spawn_scoped(scope, move || ReadAhead::run(file, map.len(), stop));
             }
             let dump = crate::read_unswept(self.bytes(), &mut releasing);
             stop.store(true, Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! Running out of memory ends leaksift with one error line and exit status 2, not an abort.
+//! Running out of memory, or of threads, ends leaksift with one error line and exit status 2,
+//! not an abort.
 //!
 //! Rust's allocation error handler prints "memory allocation of N bytes failed" and aborts
 //! (SIGABRT, exit status 134, a core dump where they are on): what a user with a dump larger than
@@ -9,6 +10,10 @@
 //! backtrace with `RUST_BACKTRACE`) may allocate fine before it aborts. A SIGABRT after a panic
 //! (panics abort: a bug), or with no allocation failed (glibc's heap checks), keeps its default
 //! action.
+//!
+//! A thread that cannot be started (the user's or container's process limit: `ulimit -u`, a
+//! cgroup's `pids.max`) panics in std's `spawn` and in rayon's first use; the panic hook tells
+//! that panic from the others and turns it into the error line too.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::OsString;
@@ -76,6 +81,32 @@ extern "C" fn on_abort(_signal: libc::c_int) {
     }
 }
 
+/// The operating system's reason when `info` is the panic of a thread that could not be
+/// started: std's `spawn` (`failed to spawn thread: Os { … }`) and rayon's first use
+/// (`ThreadPoolBuildError`) panic when the process limit is reached, which is no bug of ours.
+fn thread_limit_reached(info: &std::panic::PanicHookInfo<'_>) -> Option<String> {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())?;
+    thread_limit_reason(message)
+}
+
+/// [`thread_limit_reached`] for a panic's message.
+fn thread_limit_reason(message: &str) -> Option<String> {
+    if !(message.starts_with("failed to spawn thread") || message.contains("ThreadPoolBuildError"))
+    {
+        return None;
+    }
+    // The `message: "…"` of the io::Error's debug form, else the whole text.
+    let reason = message
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or(message, |(reason, _)| reason);
+    Some(reason.to_string())
+}
+
 /// Installs the handler; the error line names the arguments that are files (the inputs).
 pub fn report_as_an_error(arguments: &[OsString]) {
     let files: Vec<String> = arguments
@@ -96,6 +127,14 @@ pub fn report_as_an_error(arguments: &[OsString]) {
     let _ = MESSAGE.set(line.into_bytes());
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if let Some(reason) = thread_limit_reached(info) {
+            // Not a bug: the process may create no more threads. One line, status 2.
+            crate::error_line(&format!(
+                "{subject}cannot start a thread ({reason}): this user or container may run no \
+                 more processes (ulimit -u, a cgroup's pids.max)"
+            ));
+            std::process::exit(2);
+        }
         PANICKED.store(true, Ordering::Relaxed);
         default_hook(info);
     }));
@@ -106,5 +145,30 @@ pub fn report_as_an_error(arguments: &[OsString]) {
             libc::SIGABRT,
             on_abort as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thread_limit_reason;
+
+    #[test]
+    fn a_thread_that_could_not_start_is_told_from_other_panics() {
+        assert_eq!(
+            thread_limit_reason(
+                "failed to spawn thread: Os { code: 11, kind: WouldBlock, message: \"Resource \
+                 temporarily unavailable\" }"
+            )
+            .as_deref(),
+            Some("Resource temporarily unavailable")
+        );
+        assert!(
+            thread_limit_reason(
+                "The global thread pool has not been initialized.: ThreadPoolBuildError { kind: \
+                 IOError(...) }"
+            )
+            .is_some()
+        );
+        assert_eq!(thread_limit_reason("index out of bounds"), None);
     }
 }

@@ -852,3 +852,53 @@ fn a_very_deep_thread_stack_is_listed_in_part() {
         "{text}"
     );
 }
+
+/// A process that may start no thread (the user's or the container's process limit reached)
+/// got a panic and an abort (status 134, a backtrace) from the first worker thread it started;
+/// it is one error line and status 2 now. Needs root, to run as another user whose limit
+/// applies (root's does not).
+#[test]
+fn no_thread_left_to_start_is_an_error_line() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: a getter of the process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the process limit cannot be put on another user here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = dir.path().join("leaksift");
+    std::fs::copy(env!("CARGO_BIN_EXE_leaksift"), &binary).unwrap();
+    let dump = dir.path().join("static_leak.hprof.gz");
+    std::fs::copy(fixture("static_leak.hprof.gz"), &dump).unwrap();
+    std::fs::set_permissions(&dump, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = Command::new(&binary);
+    command.arg("heap").arg(&dump).current_dir(dir.path());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let one = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &one) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("leaksift: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("cannot start a thread"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
